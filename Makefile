@@ -1,0 +1,38 @@
+# Needs only Python >= 3.11, pip and make: uv is installed with pip when missing.
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+export UV_PYTHON_DOWNLOADS := never
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: install test check lint demo serve bench clean
+
+install: $(BIN)/opslab
+
+$(BIN)/opslab: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
+		|| $(PYTHON) -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+test: install
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+check: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+lint: check
+
+demo: install
+	$(BIN)/opslab demo
+
+serve: install
+	$(BIN)/opslab serve
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) .opslab .pytest_cache .mypy_cache .ruff_cache

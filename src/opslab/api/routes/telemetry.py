@@ -1,0 +1,93 @@
+"""Agent-run telemetry: ingest (single, batch, OTLP), read, list, timeline."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import AwareDatetime
+
+from opslab.api.deps import IngestGuard, TelemetryDep, body_schema, read_json
+from opslab.telemetry import (
+    AgentRunIn,
+    BatchResult,
+    IngestResult,
+    RunFilter,
+    RunPage,
+    RunStatus,
+    RunSummary,
+    Timeline,
+)
+from opslab.telemetry.otlp import decode_protobuf
+
+router = APIRouter(tags=["telemetry"])
+
+
+@router.post(
+    "/agent-runs",
+    status_code=201,
+    dependencies=[IngestGuard],
+    openapi_extra=body_schema(AgentRunIn),
+    responses={200: {"description": "An existing run was replaced (upsert by run_id)."}},
+)
+async def ingest_run(request: Request, response: Response, svc: TelemetryDep) -> IngestResult:
+    """Ingest one agent run; upsert by ``run_id`` (a re-ingest replaces its children atomically)."""
+    data = await read_json(request)
+    result = await run_in_threadpool(svc.ingest, data)
+    if result.status == "updated":
+        response.status_code = 200
+    return result
+
+
+@router.post(
+    "/agent-runs/batch",
+    dependencies=[IngestGuard],
+    openapi_extra=body_schema(AgentRunIn, array=True),
+    responses={207: {"description": "Some items failed; see each item's result."}},
+)
+async def ingest_batch(request: Request, svc: TelemetryDep) -> BatchResult:
+    """Ingest many runs: one result per item; a bad item never blocks or half-writes the good ones."""
+    data = await read_json(request)
+    result = await run_in_threadpool(svc.ingest_batch, data)
+    if result.failed:
+        return JSONResponse(status_code=207, content=result.model_dump(mode="json"))  # type: ignore[return-value]
+    return result
+
+
+@router.post("/v1/traces", dependencies=[IngestGuard])
+async def ingest_otlp(request: Request, svc: TelemetryDep) -> Response:
+    """OTLP/HTTP trace export (JSON or protobuf) of OpenTelemetry GenAI spans."""
+    if request.headers.get("content-type", "").startswith("application/x-protobuf"):
+        body = decode_protobuf(await request.body())
+        await run_in_threadpool(svc.ingest_otlp, body)
+        return Response(content=b"", media_type="application/x-protobuf")
+    result = await run_in_threadpool(svc.ingest_otlp, await read_json(request))
+    return JSONResponse({"partialSuccess": {}, "opslab": result.model_dump(mode="json")})
+
+
+@router.get("/agent-runs")
+def list_runs(
+    svc: TelemetryDep,
+    status: RunStatus | None = None,
+    agent_name: str | None = None,
+    environment: str | None = None,
+    since: AwareDatetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> RunPage:
+    flt = RunFilter(status=status, agent_name=agent_name, environment=environment, since=since)
+    return svc.list_runs(flt, cursor=cursor, limit=limit)
+
+
+@router.get("/agent-runs/{run_id}")
+def get_run(run_id: str, svc: TelemetryDep) -> RunSummary:
+    """Run metadata with counts of steps, tool calls, failed tool calls and guardrail events."""
+    return svc.summary(run_id)
+
+
+@router.get("/agent-runs/{run_id}/timeline")
+def get_timeline(run_id: str, svc: TelemetryDep) -> Timeline:
+    """Steps, tool calls and guardrail events merged in time order, for replay."""
+    return svc.timeline(run_id)

@@ -1,0 +1,57 @@
+"""Run an ASGI app on uvicorn in a background thread: for ``opslab demo``, the sandbox and tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from opslab.errors import Unavailable
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerThread:
+    """``with ServerThread(app) as server: httpx.get(server.url)`` — starts, waits until ready, stops."""
+
+    def __init__(
+        self, app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning"
+    ) -> None:
+        self.host, self.port = host, port or free_port(host)
+        config = uvicorn.Config(
+            app, host=self.host, port=self.port, log_level=log_level, access_log=False, lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, name=f"uvicorn:{self.port}", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise Unavailable(f"server on {self.url} did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc: object | TracebackType | None) -> None:
+        self.stop()

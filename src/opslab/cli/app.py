@@ -1,0 +1,34 @@
+"""The ``opslab`` command: one Typer app, one mapping from the exception tree to exit codes."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+
+from opslab.cli import core, runs
+from opslab.cli.context import err_console
+from opslab.errors import OpslabError
+
+app = typer.Typer(
+    name="opslab",
+    help="The operations lab for AI agents and the services they run on.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(core.serve)
+app.command()(core.version)
+app.add_typer(core.db_app, name="db")
+app.add_typer(runs.runs_app, name="runs")
+app.add_typer(runs.metrics_app, name="metrics")
+
+
+def main() -> None:
+    try:
+        app()
+    except OpslabError as exc:
+        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
+        raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        raise SystemExit(130) from None

@@ -1,0 +1,32 @@
+"""What every command shares: settings (built once, lazily), consoles, the service client or local runtime."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from opslab.config import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@functools.cache
+def settings() -> Settings:
+    return Settings()
+
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", help="Service URL (default: OPSLAB_URL); without one, the local database is used."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def print_json(data: Any) -> None:
+    # Plain print: machine output must not be re-wrapped or highlighted by Rich.
+    typer.echo(json.dumps(data, indent=2, default=str))

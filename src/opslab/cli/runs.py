@@ -1,0 +1,283 @@
+"""``opslab runs …`` and ``opslab metrics …``: ingest files, show runs, replay timelines, fleet metrics."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from opslab.cli.backend import open_backend
+from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.errors import InvalidInput
+from opslab.telemetry import RunFilter, RunStatus
+
+runs_app = typer.Typer(help="Agent runs: ingest, show, list, replay.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Fleet metrics.", no_args_is_help=True)
+
+BATCH = 500
+
+
+def _read_items(source: str) -> Iterator[tuple[int, Any]]:
+    """Yield (bytes read so far, item) from a JSON object, a JSON array or JSON Lines; '-' is stdin."""
+    if source == "-":
+        text = sys.stdin.read()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise InvalidInput.for_field("FILE", f"{source}: no such file")
+        text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    if not stripped:
+        raise InvalidInput.for_field("FILE", "empty input; expected JSON or JSON Lines")
+    if stripped[0] in "[{":
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if stripped[0] == "[" or "Extra data" not in str(exc):
+                raise InvalidInput.for_field("FILE", f"malformed JSON: {exc}") from None
+        else:
+            items = whole if isinstance(whole, list) else [whole]
+            for item in items:
+                yield len(text), item
+            return
+    done = 0
+    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
+        done += len(line)
+        if not line.strip():
+            continue
+        try:
+            yield done, json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield done, _BadLine(lineno, str(exc))
+
+
+class _BadLine:
+    def __init__(self, lineno: int, message: str) -> None:
+        self.lineno, self.message = lineno, message
+
+
+@runs_app.command("ingest")
+def ingest(
+    source: Annotated[str, typer.Argument(metavar="FILE|-", help="JSON object, JSON array or JSON Lines.")],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Ingest agent runs from a file or stdin (upsert by run_id)."""
+    backend = open_backend(url, settings())
+    total_bytes = max(1, Path(source).stat().st_size) if source != "-" and Path(source).is_file() else None
+    created = updated = 0
+    failures: list[dict[str, Any]] = []
+    index = 0
+    batch: list[Any] = []
+    batch_index: list[int] = []
+
+    def flush() -> None:
+        nonlocal created, updated
+        if not batch:
+            return
+        result = backend.ingest_batch(list(batch))
+        for item in result["results"]:
+            if item["status"] == "created":
+                created += 1
+            elif item["status"] == "updated":
+                updated += 1
+            else:
+                failures.append(
+                    {
+                        "item": batch_index[item["index"]],
+                        "run_id": item.get("run_id"),
+                        "error": item.get("error"),
+                    }
+                )
+        batch.clear()
+        batch_index.clear()
+
+    progress = Progress(
+        TextColumn("ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    )
+    try:
+        with progress:
+            task = progress.add_task("ingest", total=total_bytes)
+            for done, item in _read_items(source):
+                if isinstance(item, _BadLine):
+                    failures.append(
+                        {
+                            "item": index,
+                            "line": item.lineno,
+                            "error": {
+                                "code": "invalid_input",
+                                "message": f"line {item.lineno}: {item.message}",
+                            },
+                        }
+                    )
+                else:
+                    batch.append(item)
+                    batch_index.append(index)
+                    if len(batch) >= BATCH:
+                        flush()
+                index += 1
+                progress.update(task, completed=done)
+            flush()
+    finally:
+        backend.close()
+    summary = {"created": created, "updated": updated, "failed": len(failures), "failures": failures[:50]}
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"ingested {created + updated} run(s): {created} created, {updated} updated, "
+            f"{len(failures)} failed"
+        )
+        for f in failures[:20]:
+            who = escape(str(f.get("run_id") or ""))
+            err_console.print(f"  [red]item {f['item']}[/red] {who}: {escape(f['error']['message'])}")
+    if failures:
+        raise typer.Exit(InvalidInput.exit_code)
+
+
+@runs_app.command("show")
+def show(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Run metadata with counts."""
+    backend = open_backend(url, settings())
+    try:
+        run = backend.summary(run_id)
+    finally:
+        backend.close()
+    if as_json:
+        print_json(run)
+        return
+    table = Table(show_header=False, box=None)
+    for key in (
+        "run_id",
+        "agent_name",
+        "agent_version",
+        "model",
+        "environment",
+        "status",
+        "started_at",
+        "ended_at",
+        "error_type",
+        "error_message",
+        "trace_id",
+        "total_cost_usd",
+        "source",
+    ):
+        if run.get(key) is not None:
+            table.add_row(f"[bold]{key}[/bold]", str(run[key]))
+    counts = run["counts"]
+    table.add_row("[bold]counts[/bold]", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    console.print(table)
+
+
+_STATUS_STYLE = {"failure": "red", "timeout": "red", "triggered": "yellow", "success": "green"}
+
+
+@runs_app.command("timeline")
+def timeline(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Replay a run: steps, tool calls and guardrail events in time order."""
+    backend = open_backend(url, settings())
+    try:
+        data = backend.timeline(run_id)
+    finally:
+        backend.close()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"timeline of {run_id}")
+    for col in ("#", "at", "kind", "id", "name", "status", "step"):
+        table.add_column(col, no_wrap=True, max_width=24)
+    table.add_column("summary", overflow="fold", ratio=1, min_width=20)
+    for i, item in enumerate(data["items"], start=1):
+        style = _STATUS_STYLE.get(item["status"], "")
+        table.add_row(
+            str(i),
+            (item["started_at"] or "")[11:19],
+            item["kind"],
+            item["id"],
+            item["name"],
+            f"[{style}]{item['status']}[/{style}]" if style else item["status"],
+            item["step_id"] or "",
+            (item["summary"] or "")[:120],
+        )
+    console.print(table)
+
+
+@runs_app.command("list")
+def list_runs(
+    status: Annotated[RunStatus | None, typer.Option(help="Only runs with this status.")] = None,
+    agent_name: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    environment: Annotated[str | None, typer.Option(help="Only this environment.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    cursor: Annotated[str | None, typer.Option(help="Continue from a previous page.")] = None,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Most recent runs first."""
+    backend = open_backend(url, settings())
+    try:
+        page = backend.list_runs(
+            RunFilter(status=status, agent_name=agent_name, environment=environment),
+            cursor=cursor,
+            limit=limit,
+        )
+    finally:
+        backend.close()
+    if as_json:
+        print_json(page)
+        return
+    table = Table()
+    for col in ("run_id", "agent", "version", "env", "status", "started_at", "steps", "failed tools"):
+        table.add_column(col)
+    for r in page["items"]:
+        table.add_row(
+            r["run_id"],
+            r["agent_name"],
+            r["agent_version"] or "",
+            r["environment"] or "",
+            r["status"],
+            r["started_at"][:19],
+            str(r["counts"]["steps"]),
+            str(r["counts"]["failed_tool_calls"]),
+        )
+    console.print(table)
+    if page.get("next_cursor"):
+        console.print(f"more: --cursor {page['next_cursor']}")
+
+
+@metrics_app.command("overview")
+def overview(
+    hours: Annotated[int, typer.Option(min=1, help="Window: runs started in the last N hours.")] = 24,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Total runs, success rate, top failing tools, p95 step latency, cost."""
+    backend = open_backend(url, settings())
+    try:
+        data = backend.overview(hours)
+    finally:
+        backend.close()
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title=f"last {hours} h", show_header=False)
+    table.add_row("total runs", str(data["total_runs"]))
+    table.add_row("success rate", f"{data['success_rate']:.2f} %")
+    p95 = data["p95_step_latency_ms"]
+    table.add_row("p95 step latency", "—" if p95 is None else f"{p95:.0f} ms")
+    table.add_row("total cost", f"${data['total_cost_usd']:.4f}")
+    tools = ", ".join(f"{t['tool']} ({t['count']})" for t in data["top_failing_tools"]) or "none"
+    table.add_row("top failing tools", tools)
+    console.print(table)

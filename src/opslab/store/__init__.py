@@ -1,0 +1,11 @@
+"""Storage: SQLAlchemy 2 engine factory, tables, repositories and Alembic migrations.
+
+SQLite (WAL) under the data dir by default; PostgreSQL by URL. The same migrations and the same
+tests run on both.
+"""
+
+from opslab.store.engine import make_engine, write_tx
+from opslab.store.migrate import current_revision, head_revision, upgrade
+from opslab.store.runs import SqlRunRepository
+
+__all__ = ["SqlRunRepository", "current_revision", "head_revision", "make_engine", "upgrade", "write_tx"]

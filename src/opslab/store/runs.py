@@ -1,0 +1,380 @@
+"""Agent-run repository: keyword-only functions over a Connection, and ``SqlRunRepository`` wrapping them.
+
+Fleet metrics are computed in SQL; only the aggregates cross into Python.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, case, delete, func, insert, or_, select
+
+from opslab.errors import InvalidInput
+from opslab.store.engine import write_tx
+from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, otel_spans, run_steps, tool_calls
+from opslab.telemetry import (
+    AgentRunIn,
+    FailingTool,
+    Overview,
+    PreparedRun,
+    RunCounts,
+    RunFilter,
+    RunPage,
+    RunSummary,
+    UpsertStatus,
+)
+from opslab.telemetry.otlp import Span
+
+_CHUNK = 500
+FAILED_TOOL_STATUSES = ("failure", "timeout")
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
+    ids = [p.run.run_id for p in runs]
+    existing: set[str] = set()
+    for chunk in _chunks(ids):
+        existing.update(conn.scalars(select(agent_runs.c.run_id).where(agent_runs.c.run_id.in_(chunk))))
+    if existing:
+        for chunk in _chunks(sorted(existing)):
+            for table in (*CHILD_TABLES, agent_runs):
+                conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    now = datetime.now(UTC)
+    run_rows: list[dict[str, Any]] = []
+    step_rows: list[dict[str, Any]] = []
+    call_rows: list[dict[str, Any]] = []
+    guard_rows: list[dict[str, Any]] = []
+    for p in runs:
+        r = p.run
+        run_rows.append(
+            {
+                "run_id": r.run_id,
+                "agent_name": r.agent_name,
+                "agent_version": r.agent_version,
+                "model": r.model,
+                "environment": r.environment,
+                "started_at": r.started_at,
+                "ended_at": r.ended_at,
+                "status": r.status,
+                "error_type": r.error_type,
+                "error_message": r.error_message,
+                "trace_id": r.trace_id,
+                "correlation_ids": r.correlation_ids,
+                "tokens_prompt": r.cost.tokens_prompt,
+                "tokens_completion": r.cost.tokens_completion,
+                "total_cost_usd": r.cost.total_cost_usd,
+                "attributes": r.attributes,
+                "source": p.source,
+                "content_hash": p.content_hash,
+                "ingested_at": now,
+            }
+        )
+        for seq, s in enumerate(r.steps):
+            step_rows.append(
+                {
+                    "run_id": r.run_id,
+                    "seq": seq,
+                    "step_id": s.step_id,
+                    "name": s.name,
+                    "status": s.status,
+                    "started_at": s.started_at,
+                    "ended_at": s.ended_at,
+                    "input_summary": s.input_summary,
+                    "output_summary": s.output_summary,
+                    "retries": s.retries,
+                    "latency_ms": s.latency_ms,
+                    "agent": s.agent,
+                    "run_started_at": r.started_at,
+                }
+            )
+        for seq, c in enumerate(r.tool_calls):
+            call_rows.append(
+                {
+                    "run_id": r.run_id,
+                    "seq": seq,
+                    "call_id": c.call_id,
+                    "step_id": c.step_id,
+                    "tool_name": c.tool_name,
+                    "status": c.status,
+                    "args_json": c.args_json,
+                    "args_hash": c.args_hash,
+                    "result_summary": c.result_summary,
+                    "error_class": c.error_class,
+                    "error_message": c.error_message,
+                    "status_code": c.status_code,
+                    "retries": c.retries,
+                    "latency_ms": c.latency_ms,
+                    "started_at": c.started_at,
+                    "ended_at": c.ended_at,
+                    "run_started_at": r.started_at,
+                }
+            )
+        for seq, g in enumerate(r.guardrail_events):
+            guard_rows.append(
+                {
+                    "run_id": r.run_id,
+                    "seq": seq,
+                    "event_id": g.event_id,
+                    "type": g.type,
+                    "message": g.message,
+                    "step_id": g.step_id,
+                    "call_id": g.call_id,
+                    "created_at": g.created_at,
+                }
+            )
+    for table, rows in (
+        (agent_runs, run_rows),
+        (run_steps, step_rows),
+        (tool_calls, call_rows),
+        (guardrail_events, guard_rows),
+    ):
+        if rows:
+            conn.execute(insert(table), rows)
+    return {i: ("updated" if i in existing else "created") for i in ids}
+
+
+def _counts_query(run_ids: Sequence[str]) -> Any:
+    def count_of(table: Any, *extra: Any) -> Any:
+        return (
+            select(table.c.run_id, func.count().label("n"))
+            .where(table.c.run_id.in_(run_ids), *extra)
+            .group_by(table.c.run_id)
+        )
+
+    return {
+        "steps": count_of(run_steps),
+        "tool_calls": count_of(tool_calls),
+        "failed_tool_calls": count_of(tool_calls, tool_calls.c.status.in_(FAILED_TOOL_STATUSES)),
+        "guardrail_events": count_of(guardrail_events),
+    }
+
+
+def _counts(conn: Connection, run_ids: Sequence[str]) -> dict[str, RunCounts]:
+    out = {rid: RunCounts() for rid in run_ids}
+    for name, query in _counts_query(run_ids).items():
+        for rid, n in conn.execute(query):
+            setattr(out[rid], name, n)
+    return out
+
+
+def _summary(row: Any, counts: RunCounts) -> RunSummary:
+    m = row._mapping
+    return RunSummary(
+        run_id=m["run_id"],
+        agent_name=m["agent_name"],
+        agent_version=m["agent_version"],
+        model=m["model"],
+        environment=m["environment"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        status=m["status"],
+        error_type=m["error_type"],
+        error_message=m["error_message"],
+        trace_id=m["trace_id"],
+        correlation_ids=m["correlation_ids"] or [],
+        total_cost_usd=m["total_cost_usd"],
+        tokens_prompt=m["tokens_prompt"],
+        tokens_completion=m["tokens_completion"],
+        source=m["source"],
+        content_hash=m["content_hash"],
+        ingested_at=m["ingested_at"],
+        counts=counts,
+    )
+
+
+def get_summary(*, conn: Connection, run_id: str) -> RunSummary | None:
+    row = conn.execute(select(agent_runs).where(agent_runs.c.run_id == run_id)).first()
+    if row is None:
+        return None
+    return _summary(row, _counts(conn, [run_id])[run_id])
+
+
+def load_run(*, conn: Connection, run_id: str) -> AgentRunIn | None:
+    row = conn.execute(select(agent_runs).where(agent_runs.c.run_id == run_id)).first()
+    if row is None:
+        return None
+    m = dict(row._mapping)
+
+    def children(table: Any, drop: tuple[str, ...]) -> list[dict[str, Any]]:
+        rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.seq))
+        return [{k: v for k, v in r._mapping.items() if k not in drop} for r in rows]
+
+    common = ("run_id", "seq", "run_started_at")
+    return AgentRunIn.model_validate(
+        {
+            "run_id": m["run_id"],
+            "agent_name": m["agent_name"],
+            "agent_version": m["agent_version"],
+            "model": m["model"],
+            "environment": m["environment"],
+            "started_at": m["started_at"],
+            "ended_at": m["ended_at"],
+            "status": m["status"],
+            "error_type": m["error_type"],
+            "error_message": m["error_message"],
+            "trace_id": m["trace_id"],
+            "correlation_ids": m["correlation_ids"] or [],
+            "steps": children(run_steps, common),
+            "tool_calls": children(tool_calls, common),
+            "guardrail_events": children(guardrail_events, common),
+            "cost": {
+                "tokens_prompt": m["tokens_prompt"],
+                "tokens_completion": m["tokens_completion"],
+                "total_cost_usd": m["total_cost_usd"],
+            },
+            "attributes": m["attributes"] or {},
+        }
+    )
+
+
+def encode_cursor(started_at: datetime, run_id: str) -> str:
+    raw = json.dumps([started_at.isoformat(), run_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, run_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(run_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput.for_field("cursor", "not a cursor this service issued") from exc
+
+
+def list_runs(*, conn: Connection, flt: RunFilter, cursor: str | None, limit: int) -> RunPage:
+    q = select(agent_runs)
+    if flt.status:
+        q = q.where(agent_runs.c.status == flt.status)
+    if flt.agent_name:
+        q = q.where(agent_runs.c.agent_name == flt.agent_name)
+    if flt.environment:
+        q = q.where(agent_runs.c.environment == flt.environment)
+    if flt.since:
+        q = q.where(agent_runs.c.started_at >= flt.since)
+    if cursor:
+        at, rid = decode_cursor(cursor)
+        q = q.where(
+            or_(agent_runs.c.started_at < at, and_(agent_runs.c.started_at == at, agent_runs.c.run_id < rid))
+        )
+    rows = list(
+        conn.execute(q.order_by(agent_runs.c.started_at.desc(), agent_runs.c.run_id.desc()).limit(limit + 1))
+    )
+    page, more = rows[:limit], len(rows) > limit
+    counts = _counts(conn, [r._mapping["run_id"] for r in page]) if page else {}
+    items = [_summary(r, counts[r._mapping["run_id"]]) for r in page]
+    nxt = encode_cursor(items[-1].started_at, items[-1].run_id) if more and items else None
+    return RunPage(items=items, next_cursor=nxt)
+
+
+def overview(*, conn: Connection, since: datetime, hours: int, top_tools: int = 5) -> Overview:
+    total, successes, cost = conn.execute(
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((agent_runs.c.status == "success", 1), else_=0)), 0),
+            func.coalesce(func.sum(agent_runs.c.total_cost_usd), 0.0),
+        ).where(agent_runs.c.started_at >= since)
+    ).one()
+    failing = conn.execute(
+        select(tool_calls.c.tool_name, func.count().label("n"))
+        .where(tool_calls.c.status.in_(FAILED_TOOL_STATUSES), tool_calls.c.run_started_at >= since)
+        .group_by(tool_calls.c.tool_name)
+        .order_by(func.count().desc(), tool_calls.c.tool_name)
+        .limit(top_tools)
+    ).all()
+    return Overview(
+        hours=hours,
+        total_runs=total,
+        success_rate=round(100.0 * successes / total, 2) if total else 0.0,
+        top_failing_tools=[FailingTool(tool=name, count=n) for name, n in failing],
+        p95_step_latency_ms=_p95_step_latency(conn, since),
+        total_cost_usd=round(float(cost), 6),
+    )
+
+
+def _p95_step_latency(conn: Connection, since: datetime) -> float | None:
+    """Nearest-rank p95 (``percentile_disc``): the same definition on both databases."""
+    window = and_(run_steps.c.run_started_at >= since, run_steps.c.latency_ms.is_not(None))
+    if conn.dialect.name == "postgresql":
+        value = conn.scalar(
+            select(func.percentile_disc(0.95).within_group(run_steps.c.latency_ms)).where(window)
+        )
+        return None if value is None else float(value)
+    n = conn.scalar(select(func.count()).where(window)) or 0
+    if n == 0:
+        return None
+    rank = math.ceil(0.95 * n)
+    value = conn.scalar(
+        select(run_steps.c.latency_ms)
+        .where(window)
+        .order_by(run_steps.c.latency_ms)
+        .limit(1)
+        .offset(rank - 1)
+    )
+    return None if value is None else float(value)
+
+
+def add_spans(*, conn: Connection, spans: Sequence[Span]) -> set[str]:
+    keys = {(s.trace_id, s.span_id): s for s in spans}
+    for trace_id, span_id in keys:
+        conn.execute(
+            delete(otel_spans).where(otel_spans.c.trace_id == trace_id, otel_spans.c.span_id == span_id)
+        )
+    now = datetime.now(UTC)
+    if keys:
+        conn.execute(
+            insert(otel_spans),
+            [
+                {"trace_id": t, "span_id": sid, "payload": s.to_json(), "received_at": now}
+                for (t, sid), s in keys.items()
+            ],
+        )
+    return {t for t, _ in keys}
+
+
+def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
+    rows = conn.scalars(select(otel_spans.c.payload).where(otel_spans.c.trace_id == trace_id))
+    return [Span.from_json(p) for p in rows]
+
+
+class SqlRunRepository:
+    """``telemetry.RunRepository`` on a SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
+        with write_tx(self.engine) as conn:
+            return upsert_runs(conn=conn, runs=runs)
+
+    def get_summary(self, run_id: str) -> RunSummary | None:
+        with self.engine.connect() as conn:
+            return get_summary(conn=conn, run_id=run_id)
+
+    def load_run(self, run_id: str) -> AgentRunIn | None:
+        with self.engine.connect() as conn:
+            return load_run(conn=conn, run_id=run_id)
+
+    def list_runs(self, flt: RunFilter, *, cursor: str | None, limit: int) -> RunPage:
+        with self.engine.connect() as conn:
+            return list_runs(conn=conn, flt=flt, cursor=cursor, limit=limit)
+
+    def overview(self, *, since: datetime, hours: int, top_tools: int = 5) -> Overview:
+        with self.engine.connect() as conn:
+            return overview(conn=conn, since=since, hours=hours, top_tools=top_tools)
+
+    def add_spans(self, spans: Sequence[Span]) -> set[str]:
+        with write_tx(self.engine) as conn:
+            return add_spans(conn=conn, spans=spans)
+
+    def trace_spans(self, trace_id: str) -> list[Span]:
+        with self.engine.connect() as conn:
+            return trace_spans(conn=conn, trace_id=trace_id)

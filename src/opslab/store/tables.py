@@ -1,0 +1,118 @@
+"""Tables (SQLAlchemy Core). Migrations in ``migrations/versions`` create exactly these.
+
+Steps and tool calls carry a copy of their run's ``started_at`` so that fleet metrics filter by
+time without a join.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from opslab.store.types import UTCDateTime
+
+metadata = MetaData()
+
+ID = 200
+
+agent_runs = Table(
+    "agent_runs",
+    metadata,
+    Column("run_id", String(ID), primary_key=True),
+    Column("agent_name", String(ID), nullable=False),
+    Column("agent_version", String(ID)),
+    Column("model", String(ID)),
+    Column("environment", String(ID)),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("status", String(20), nullable=False),
+    Column("error_type", Text),
+    Column("error_message", Text),
+    Column("trace_id", String(ID)),
+    Column("correlation_ids", JSON, nullable=False),
+    Column("tokens_prompt", Integer),
+    Column("tokens_completion", Integer),
+    Column("total_cost_usd", Float),
+    Column("attributes", JSON, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("ingested_at", UTCDateTime(), nullable=False),
+    Index("ix_agent_runs_started_at", "started_at", "run_id"),
+    Index("ix_agent_runs_agent", "agent_name", "agent_version"),
+)
+
+run_steps = Table(
+    "run_steps",
+    metadata,
+    Column("run_id", String(ID), ForeignKey("agent_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("step_id", String(ID), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("input_summary", Text),
+    Column("output_summary", Text),
+    Column("retries", Integer, nullable=False),
+    Column("latency_ms", Float),
+    Column("agent", Text),
+    Column("run_started_at", UTCDateTime(), nullable=False),
+    Index("ix_run_steps_window", "run_started_at", "latency_ms"),
+)
+
+tool_calls = Table(
+    "tool_calls",
+    metadata,
+    Column("run_id", String(ID), ForeignKey("agent_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("call_id", String(ID), nullable=False),
+    Column("step_id", String(ID)),
+    Column("tool_name", String(ID), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("args_json", JSON),
+    Column("args_hash", Text),
+    Column("result_summary", Text),
+    Column("error_class", Text),
+    Column("error_message", Text),
+    Column("status_code", Integer),
+    Column("retries", Integer, nullable=False),
+    Column("latency_ms", Float),
+    Column("started_at", UTCDateTime()),
+    Column("ended_at", UTCDateTime()),
+    Column("run_started_at", UTCDateTime(), nullable=False),
+    Index("ix_tool_calls_failing", "status", "run_started_at", "tool_name"),
+)
+
+guardrail_events = Table(
+    "guardrail_events",
+    metadata,
+    Column("run_id", String(ID), ForeignKey("agent_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("event_id", String(ID), nullable=False),
+    Column("type", String(ID), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("step_id", String(ID)),
+    Column("call_id", String(ID)),
+    Column("created_at", UTCDateTime()),
+)
+
+otel_spans = Table(
+    "otel_spans",
+    metadata,
+    Column("trace_id", String(64), primary_key=True),
+    Column("span_id", String(64), primary_key=True),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)
+
+CHILD_TABLES = (run_steps, tool_calls, guardrail_events)

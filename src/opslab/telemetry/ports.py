@@ -1,0 +1,34 @@
+"""What telemetry needs from storage: one Protocol, implemented by ``opslab.store``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal, Protocol
+
+from opslab.telemetry.ingest import PreparedRun
+from opslab.telemetry.otlp import Span
+from opslab.telemetry.schema import AgentRunIn
+from opslab.telemetry.views import Overview, RunFilter, RunPage, RunSummary
+
+UpsertStatus = Literal["created", "updated"]
+
+
+class RunRepository(Protocol):
+    def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
+        """Write all runs in one transaction; a re-ingested run's children are replaced atomically."""
+        ...
+
+    def get_summary(self, run_id: str) -> RunSummary | None: ...
+
+    def load_run(self, run_id: str) -> AgentRunIn | None: ...
+
+    def list_runs(self, flt: RunFilter, *, cursor: str | None, limit: int) -> RunPage: ...
+
+    def overview(self, *, since: datetime, hours: int, top_tools: int = 5) -> Overview: ...
+
+    def add_spans(self, spans: Sequence[Span]) -> set[str]:
+        """Keep OTLP spans (a re-sent span replaces the earlier copy); return the trace ids touched."""
+        ...
+
+    def trace_spans(self, trace_id: str) -> list[Span]: ...

@@ -1,0 +1,109 @@
+"""Read models of stored runs: what the API returns and the CLI prints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from opslab.telemetry.schema import RunSource, RunStatus
+
+
+class RunCounts(BaseModel):
+    steps: int = 0
+    tool_calls: int = 0
+    failed_tool_calls: int = 0
+    guardrail_events: int = 0
+
+
+class RunSummary(BaseModel):
+    run_id: str
+    agent_name: str
+    agent_version: str | None
+    model: str | None
+    environment: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    status: RunStatus
+    error_type: str | None
+    error_message: str | None
+    trace_id: str | None
+    correlation_ids: list[str]
+    total_cost_usd: float | None
+    tokens_prompt: int | None
+    tokens_completion: int | None
+    source: RunSource
+    content_hash: str
+    ingested_at: datetime
+    counts: RunCounts
+
+
+class RunFilter(BaseModel):
+    status: RunStatus | None = None
+    agent_name: str | None = None
+    environment: str | None = None
+    since: datetime | None = None
+
+
+class RunPage(BaseModel):
+    items: list[RunSummary]
+    next_cursor: str | None = None
+
+
+TimelineKind = Literal["step", "tool_call", "guardrail"]
+
+
+class TimelineItem(BaseModel):
+    kind: TimelineKind
+    id: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    status: str
+    summary: str
+    step_id: str | None = Field(description="The step this item belongs to (a step links to itself).")
+    name: str
+
+
+class Timeline(BaseModel):
+    run_id: str
+    items: list[TimelineItem]
+
+
+class FailingTool(BaseModel):
+    tool: str
+    count: int
+
+
+class Overview(BaseModel):
+    hours: int
+    total_runs: int
+    success_rate: float = Field(description="Percent of runs with status success, 0-100.")
+    top_failing_tools: list[FailingTool]
+    p95_step_latency_ms: float | None
+    total_cost_usd: float
+
+
+class IngestResult(BaseModel):
+    run_id: str
+    status: Literal["created", "updated"]
+    content_hash: str
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    run_id: str | None
+    status: Literal["created", "updated", "error"]
+    error: dict[str, object] | None = None
+
+
+class BatchResult(BaseModel):
+    ok: int
+    failed: int
+    results: list[BatchItemResult]
+
+
+class OtlpResult(BaseModel):
+    spans: int
+    traces: int
+    runs: list[IngestResult] = Field(description="Runs created or updated from the traces touched.")

@@ -1,0 +1,124 @@
+"""Shared fixtures: real SQLite and PostgreSQL, real Redis, real HTTP servers on free ports.
+
+PostgreSQL and Redis come from ``OPSLAB_TEST_POSTGRES_URL`` / ``OPSLAB_TEST_REDIS_URL``. Absent, their
+tests are skipped; with ``OPSLAB_TEST_REQUIRE_SERVICES=1`` (CI) a skip of that kind is a failure.
+Each test session gets a database of its own on the PostgreSQL server, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, delete, text
+from sqlalchemy.engine import make_url
+
+from opslab.config import Settings
+from opslab.store import make_engine, upgrade
+from opslab.store.tables import metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REQUIRE = os.environ.get("OPSLAB_TEST_REQUIRE_SERVICES") == "1"
+
+
+def need_service(var: str) -> str:
+    url = os.environ.get(var)
+    if not url:
+        if REQUIRE:
+            pytest.fail(f"{var} is not set but OPSLAB_TEST_REQUIRE_SERVICES=1")
+        pytest.skip(f"{var} not set")
+    return url
+
+
+def load_fixture(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return data
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server for this session (dropped afterwards)."""
+    base = make_url(need_service("OPSLAB_TEST_POSTGRES_URL")).set(drivername="postgresql+psycopg")
+    name = f"opslab_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # server down: a clear failure, not a hang
+        if REQUIRE:
+            pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} unusable: {exc}")
+        pytest.skip(f"PostgreSQL unusable: {exc}")
+    url = base.set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = need_service("OPSLAB_TEST_REDIS_URL")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        if REQUIRE:
+            pytest.fail(f"Redis at {url} unusable: {exc}")
+        pytest.skip(f"Redis unusable: {exc}")
+    return url
+
+
+@pytest.fixture(scope="session")
+def _pg_engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(delete(table))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test using this runs twice: on a fresh SQLite file and on the (emptied) PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'opslab.db'}"
+        return
+    engine: Engine = request.getfixturevalue("_pg_engine")
+    _truncate(engine)
+    yield engine.url.render_as_string(hide_password=False)
+    _truncate(engine)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=db_url)
+
+
+@pytest.fixture
+def run_001() -> dict[str, Any]:
+    return load_fixture("run-001-sufficient.json")
+
+
+@pytest.fixture
+def run_002() -> dict[str, Any]:
+    return load_fixture("run-002-insufficient.json")
