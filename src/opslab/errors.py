@@ -110,3 +110,28 @@ def invalid_from_pydantic(errors: list[Any], *, loc_prefix: tuple[Any, ...] = ()
     head = fields[0] if fields else {"field": "body", "message": "invalid"}
     more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
     return InvalidInput(f"{head['field']}: {head['message']}{more}", details={"errors": fields})
+
+
+def from_wire(status: int, body: object) -> OpslabError:
+    """Rebuild the exception a service raised from its ``{"error": …}`` body (clients re-raise it)."""
+    by_code = {
+        cls.code: cls
+        for cls in (
+            InvalidInput,
+            PayloadTooLarge,
+            Unauthorized,
+            PolicyViolation,
+            NotFound,
+            Conflict,
+            Unavailable,
+            OperationFailed,
+        )
+    }
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return OperationFailed(f"HTTP {status}: {str(body)[:300]}")
+    cls = by_code.get(str(err.get("code")), OperationFailed)
+    details = err.get("details")
+    return cls(
+        str(err.get("message") or f"HTTP {status}"), details=details if isinstance(details, dict) else {}
+    )

@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.command()(core.serve)
 app.command()(core.version)
+app.command()(core.demo)
 app.add_typer(core.db_app, name="db")
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(runs.metrics_app, name="metrics")
@@ -27,7 +28,9 @@ def main() -> None:
     try:
         app()
     except OpslabError as exc:
-        err_console.print(f"[red]error[/red] {escape(f'[{exc.code}] {exc.message}')}", highlight=False)
+        err_console.print(
+            f"[red]error[/red] {escape(f'[{exc.code}] {exc.message}')}", highlight=False, soft_wrap=True
+        )
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")

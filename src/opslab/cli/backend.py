@@ -9,22 +9,7 @@ import httpx
 
 from opslab import errors
 from opslab.config import Settings
-from opslab.runtime import Runtime
 from opslab.telemetry import RunFilter
-
-_BY_CODE: dict[str, type[errors.OpslabError]] = {
-    cls.code: cls
-    for cls in (
-        errors.InvalidInput,
-        errors.PayloadTooLarge,
-        errors.Unauthorized,
-        errors.PolicyViolation,
-        errors.NotFound,
-        errors.Conflict,
-        errors.Unavailable,
-        errors.OperationFailed,
-    )
-}
 
 
 class TelemetryBackend(Protocol):
@@ -41,11 +26,10 @@ def raise_for_error(response: httpx.Response) -> None:
     if response.status_code < 400:
         return
     try:
-        err = response.json()["error"]
-        cls = _BY_CODE.get(err.get("code"), errors.OperationFailed)
-        raise cls(err.get("message", response.reason_phrase), details=err.get("details") or {})
-    except (ValueError, KeyError, TypeError):
-        raise errors.OperationFailed(f"HTTP {response.status_code}: {response.text[:300]}") from None
+        body = response.json()
+    except ValueError:
+        body = response.text
+    raise errors.from_wire(response.status_code, body)
 
 
 class HttpBackend:
@@ -95,6 +79,8 @@ class HttpBackend:
 
 class LocalBackend:
     def __init__(self, settings: Settings) -> None:
+        from opslab.runtime import Runtime
+
         self.runtime = Runtime.build(settings, migrate=True)
         self.svc = self.runtime.telemetry
 

@@ -1,15 +1,16 @@
-"""``opslab serve``, ``opslab db …``, ``opslab version``."""
+"""``opslab serve``, ``opslab db …``, ``opslab version``, ``opslab demo``.
+
+Heavy imports live inside the commands so that every ``opslab`` invocation starts fast.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 import typer
-import uvicorn
 
 from opslab import __version__
 from opslab.cli.context import console, settings
-from opslab.store import current_revision, head_revision, make_engine, upgrade
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -20,6 +21,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (migrations are applied on start)."""
+    import uvicorn
+
     from opslab.api import create_app
 
     app = create_app(settings())
@@ -34,6 +37,8 @@ def version() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from opslab.store import make_engine, upgrade
+
     s = settings()
     s.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(s.resolved_database_url)
@@ -47,9 +52,22 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's revision and the newest one this version knows."""
+    from opslab.store import current_revision, head_revision, make_engine
+
     s = settings()
     engine = make_engine(s.resolved_database_url)
     try:
         console.print(f"current: {current_revision(engine)}  head: {head_revision()}")
     finally:
         engine.dispose()
+
+
+def demo(
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port for the service (default: free).")
+    ] = None,
+) -> None:
+    """Start the service on the embedded default, run every capability against it, stop cleanly."""
+    from opslab.demo import run_demo
+
+    run_demo(settings(), console, port=port)

@@ -143,7 +143,9 @@ def ingest(
         )
         for f in failures[:20]:
             who = escape(str(f.get("run_id") or ""))
-            err_console.print(f"  [red]item {f['item']}[/red] {who}: {escape(f['error']['message'])}")
+            err_console.print(
+                f"  [red]item {f['item']}[/red] {who}: {escape(f['error']['message'])}", soft_wrap=True
+            )
     if failures:
         raise typer.Exit(InvalidInput.exit_code)
 

@@ -6,15 +6,16 @@ The result, a ``PreparedRun``, is what a ``RunRepository`` upserts. Nothing here
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import from_json
 
 from opslab.errors import InvalidInput, format_loc, invalid_from_pydantic
 from opslab.telemetry.redact import Redactor
-from opslab.telemetry.schema import AgentRunIn, RunSource, reference_errors
+from opslab.telemetry.schema import ID_PATTERN, ID_PATTERN_MESSAGE, AgentRunIn, RunSource, check_run
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,73 +32,125 @@ def parse_run(data: Any, *, loc_prefix: tuple[Any, ...] = ()) -> AgentRunIn:
     try:
         run = AgentRunIn.model_validate(data)
     except ValidationError as exc:
-        raise invalid_from_pydantic(exc.errors(include_url=False), loc_prefix=loc_prefix) from None
-    errors = reference_errors(run)
+        raise invalid_from_pydantic(_friendly(exc), loc_prefix=loc_prefix) from None
+    check_semantics(run, loc_prefix=loc_prefix)
+    return run
+
+
+def _friendly(exc: ValidationError) -> list[Any]:
+    errors = exc.errors(include_url=False)
+    for e in errors:
+        if e.get("type") == "string_pattern_mismatch" and (e.get("ctx") or {}).get("pattern") == ID_PATTERN:
+            e["msg"] = ID_PATTERN_MESSAGE
+    return list(errors)
+
+
+def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> None:
+    """Cross-field checks and UTC normalisation (``check_run``), raised as one ``InvalidInput``."""
+    errors = check_run(run)
     if errors:
         prefix = format_loc(loc_prefix)
         if prefix != "body":
             errors = [{"field": f"{prefix}.{e['field']}", "message": e["message"]} for e in errors]
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise InvalidInput(f"{errors[0]['field']}: {errors[0]['message']}{more}", details={"errors": errors})
-    return run
 
 
 def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunSource = "native") -> PreparedRun:
+    """Redact (in place: the run is taken over) and fingerprint a validated run."""
     if redactor.enabled:
-        run = redact_run(run, redactor)
+        redact_run(run, redactor)
     digest = hashlib.sha256(run.model_dump_json(exclude={"attributes"}).encode()).hexdigest()
     return PreparedRun(run=run, content_hash=digest, source=source)
 
 
-def redact_run(run: AgentRunIn, redactor: Redactor) -> AgentRunIn:
+def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
+    """Mask secrets in every free-text field, the tool arguments and the attributes, in place."""
     t = redactor.text
+    for obj, fields in _text_fields(run):
+        for name in fields:
+            value = getattr(obj, name)
+            if value:
+                masked = t(value)
+                if masked is not value:  # assignment on a model is not free: only when something changed
+                    setattr(obj, name, masked)
+    for c in run.tool_calls:
+        if c.args_json:
+            args = redactor.value(c.args_json)
+            if args is not c.args_json:
+                c.args_json = args
+    if run.attributes:
+        attributes = redactor.value(run.attributes)
+        if attributes is not run.attributes:
+            run.attributes = attributes
 
-    def opt(value: str | None) -> str | None:
-        return None if value is None else t(value)
 
-    steps = [
-        s.model_copy(update={"input_summary": opt(s.input_summary), "output_summary": opt(s.output_summary)})
-        for s in run.steps
-    ]
-    calls = [
-        c.model_copy(
-            update={
-                "args_json": redactor.value(c.args_json),
-                "result_summary": opt(c.result_summary),
-                "error_message": opt(c.error_message),
-            }
-        )
-        for c in run.tool_calls
-    ]
-    guards = [g.model_copy(update={"message": t(g.message)}) for g in run.guardrail_events]
-    return run.model_copy(
-        update={
-            "error_message": opt(run.error_message),
-            "steps": steps,
-            "tool_calls": calls,
-            "guardrail_events": guards,
-            "attributes": redactor.value(run.attributes),
-        }
-    )
+def _text_fields(run: AgentRunIn) -> Iterator[tuple[Any, tuple[str, ...]]]:
+    yield run, ("error_message",)
+    for s in run.steps:
+        yield s, ("input_summary", "output_summary")
+    for c in run.tool_calls:
+        yield c, ("result_summary", "error_message")
+    for g in run.guardrail_events:
+        yield g, ("message",)
+
+
+_RUN_LIST: TypeAdapter[list[AgentRunIn]] = TypeAdapter(list[AgentRunIn])
 
 
 def prepare_many(
     items: Iterable[Any], *, redactor: Redactor, source: RunSource = "native"
 ) -> list[PreparedRun | InvalidInput]:
     """Each item parsed on its own: a bad one yields its error and never blocks the good ones."""
+
+    def parse(i: int, item: Any) -> AgentRunIn | InvalidInput:
+        try:
+            return parse_run(item, loc_prefix=(i,))
+        except InvalidInput as exc:
+            return exc
+
+    return _prepare_each([parse(i, item) for i, item in enumerate(items)], redactor=redactor, source=source)
+
+
+def prepare_many_json(
+    raw: bytes, *, redactor: Redactor, source: RunSource = "native"
+) -> list[PreparedRun | InvalidInput]:
+    """A JSON array of runs straight from bytes: one fast validation pass when every item is well-formed
+    (the usual case), the item-by-item path otherwise so each bad item gets its own error."""
+    try:
+        runs = _RUN_LIST.validate_json(raw)
+    except ValidationError:
+        try:
+            items = from_json(raw)
+        except ValueError as exc:
+            raise InvalidInput.for_field("body", f"malformed JSON: {exc}") from None
+        if not isinstance(items, list):
+            raise InvalidInput.for_field("body", "expected a JSON array of agent runs") from None
+        return prepare_many(items, redactor=redactor, source=source)
+
+    def check(i: int, run: AgentRunIn) -> AgentRunIn | InvalidInput:
+        try:
+            check_semantics(run, loc_prefix=(i,))
+            return run
+        except InvalidInput as exc:
+            return exc
+
+    return _prepare_each([check(i, r) for i, r in enumerate(runs)], redactor=redactor, source=source)
+
+
+def _prepare_each(
+    parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunSource
+) -> list[PreparedRun | InvalidInput]:
     out: list[PreparedRun | InvalidInput] = []
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        try:
-            run = parse_run(item, loc_prefix=(i,))
-        except InvalidInput as exc:
-            out.append(exc)
-            continue
-        if run.run_id in seen:
+    for i, run in enumerate(parsed):
+        if isinstance(run, InvalidInput):
+            out.append(run)
+        elif run.run_id in seen:
             out.append(
                 InvalidInput.for_field(f"[{i}].run_id", f"{run.run_id!r} appears earlier in this batch")
             )
-            continue
-        seen.add(run.run_id)
-        out.append(prepare_run(run, redactor=redactor, source=source))
+        else:
+            seen.add(run.run_id)
+            out.append(prepare_run(run, redactor=redactor, source=source))
     return out

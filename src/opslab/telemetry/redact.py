@@ -28,9 +28,14 @@ _DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"(://[^:/\s]+:)[^@/\s]+@", r"\1" + MASK + "@"),  # credentials inside URLs
 )
 
+# Every default pattern needs one of these (lower-cased) substrings; checking them first is ~7x cheaper
+# than running the patterns on the many strings that hold no secret.
+_MARKERS = re.compile(r"sk-|akia|asia|gh|xox|eyj|bearer|basic|pass|pwd|secret|key|token|://")
+
+# Matched against the lower-cased key (an inline (?i) makes this alternation several times slower).
 _SECRET_KEY = re.compile(
-    r"(?i)(passw(or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|authorization|private[_-]?key|"
-    r"credential|^token$|[_-]token$|^cookie$|session[_-]?id)"
+    r"passw(or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|authorization|private[_-]?key|"
+    r"credential|^token$|[_-]token$|^cookie$|session[_-]?id"
 )
 
 
@@ -39,36 +44,41 @@ class Redactor:
     enabled: bool = True
     extra_patterns: tuple[str, ...] = ()
     _rules: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
-    _any: re.Pattern[str] = field(init=False, repr=False)
+    _extra: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         rules = [(re.compile(p), r) for p, r in _DEFAULT_PATTERNS]
-        rules += [(re.compile(p), MASK) for p in self.extra_patterns]
-        object.__setattr__(self, "_rules", tuple(rules))
-        # One combined search first: most strings hold no secret, and one scan is cheaper than eight.
-        object.__setattr__(self, "_any", re.compile("|".join(f"(?:{r.pattern})" for r, _ in rules)))
+        extra = [(re.compile(p), MASK) for p in self.extra_patterns]
+        object.__setattr__(self, "_rules", tuple(rules + extra))
+        object.__setattr__(self, "_extra", tuple(extra))
 
     def text(self, value: str) -> str:
-        if not self.enabled or not self._any.search(value):
+        if not self.enabled:
             return value
-        for pattern, replacement in self._rules:
+        rules = self._rules if _MARKERS.search(value.lower()) else self._extra
+        for pattern, replacement in rules:
             value = pattern.sub(replacement, value)
         return value
 
     def value(self, value: Any) -> Any:
+        """Redact a JSON-like value; returns the very same object when nothing needed masking."""
         if not self.enabled:
             return value
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {
-                k: (
+            out: dict[Any, Any] = {}
+            changed = False
+            for k, v in value.items():
+                new = (
                     MASK
-                    if isinstance(k, str) and _SECRET_KEY.search(k) and v not in (None, "")
+                    if isinstance(k, str) and v not in (None, "") and _SECRET_KEY.search(k.lower())
                     else self.value(v)
                 )
-                for k, v in value.items()
-            }
+                changed = changed or new is not v
+                out[k] = new
+            return out if changed else value
         if isinstance(value, list):
-            return [self.value(v) for v in value]
+            items = [self.value(v) for v in value]
+            return items if any(a is not b for a, b in zip(items, value, strict=True)) else value
         return value

@@ -6,15 +6,16 @@ characters. Unknown fields are refused so that a typo never silently drops data.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 MAX_ID_LEN = 200
 # Path segments the API gives a meaning of their own under /agent-runs/.
 RESERVED_IDS = frozenset({"batch", "rca-runs"})
+ZERO = timedelta(0)
 
 RunStatus = Literal["success", "failure", "running", "timeout", "cancelled"]
 StepStatus = Literal["success", "failure", "running", "timeout", "skipped"]
@@ -22,26 +23,14 @@ ToolStatus = Literal["success", "failure", "timeout"]
 RunSource = Literal["native", "otlp", "import", "lab"]
 
 
-def _check_id(value: str) -> str:
-    if not value or not value.strip():
-        raise ValueError("must not be empty")
-    if any(sep in value for sep in ("/", "\\")) or value in {".", ".."}:
-        raise ValueError("must not contain path separators or be '.'/'..'")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
+# Ids end up in URLs and file names: no path separators, no control characters. Checked by pydantic's
+# (Rust) pattern so that validating a large batch makes no Python call per id.
+ID_PATTERN = r"^[^/\\\x00-\x1f\x7f]+$"
+ID_PATTERN_MESSAGE = "must not contain path separators or control characters"
 
-
-def _check_run_id(value: str) -> str:
-    if value in RESERVED_IDS:
-        raise ValueError(f"{value!r} is reserved")
-    return _check_id(value)
-
-
-Id = Annotated[str, Field(max_length=MAX_ID_LEN), AfterValidator(_check_id)]
-RunId = Annotated[str, Field(max_length=MAX_ID_LEN), AfterValidator(_check_run_id)]
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=ID_PATTERN)]
 Text = Annotated[str, Field(max_length=100_000)]
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))]
+UtcDatetime = AwareDatetime  # normalised to UTC by ``check_run``
 
 
 class _Model(BaseModel):
@@ -59,14 +48,6 @@ class StepIn(_Model):
     retries: int = Field(default=0, ge=0)
     latency_ms: float | None = Field(default=None, ge=0)
     agent: Text | None = Field(default=None, description="Which agent acted (multi-agent traces).")
-
-    @model_validator(mode="after")
-    def _times_in_order(self) -> StepIn:
-        if self.started_at and self.ended_at and self.ended_at < self.started_at:
-            raise ValueError("ended_at is before started_at")
-        if self.latency_ms is None and self.started_at and self.ended_at:
-            self.latency_ms = (self.ended_at - self.started_at).total_seconds() * 1000
-        return self
 
 
 class ToolCallIn(_Model):
@@ -104,7 +85,7 @@ class CostIn(_Model):
 class AgentRunIn(_Model):
     """One agent run: the unit every capability shares (ingested, imported or produced by a lab trial)."""
 
-    run_id: RunId
+    run_id: Id
     agent_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN)]
     agent_version: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
     model: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
@@ -122,41 +103,65 @@ class AgentRunIn(_Model):
     cost: CostIn = Field(default_factory=CostIn)
     attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form extension data.")
 
-    @model_validator(mode="after")
-    def _ends_after_start(self) -> AgentRunIn:
-        if self.ended_at and self.ended_at < self.started_at:
-            raise ValueError("ended_at is before started_at")
-        return self
 
+def check_run(run: AgentRunIn) -> list[dict[str, str]]:
+    """The checks pydantic cannot place on one field, and normalisation, in one pass per run.
 
-def reference_errors(run: AgentRunIn) -> list[dict[str, str]]:
-    """Ids that repeat or name nothing: the cross-field checks pydantic cannot place on a field."""
+    Returns the errors (field path + message); on success the run has every timestamp in UTC and
+    step latencies derived from their times where missing.
+    """
     errors: list[dict[str, str]] = []
+
+    def err(field: str, message: str) -> None:
+        errors.append({"field": field, "message": message})
 
     def unique(ids: list[str], collection: str, field: str) -> set[str]:
         seen: set[str] = set()
         for i, value in enumerate(ids):
             if value in seen:
-                errors.append({"field": f"{collection}[{i}].{field}", "message": f"{value!r} appears twice"})
+                err(f"{collection}[{i}].{field}", f"{value!r} appears twice")
+            if value in (".", "..") or not value.strip():
+                err(f"{collection}[{i}].{field}", "must not be blank, '.' or '..'")
             seen.add(value)
         return seen
 
+    if run.run_id in RESERVED_IDS:
+        err("run_id", f"{run.run_id!r} is reserved")
+    if run.run_id in (".", "..") or not run.run_id.strip():
+        err("run_id", "must not be blank, '.' or '..'")
+    _to_utc(run, ("started_at", "ended_at"))
+    if run.ended_at and run.ended_at < run.started_at:
+        err("ended_at", "is before started_at")
     step_ids = unique([s.step_id for s in run.steps], "steps", "step_id")
     call_ids = unique([c.call_id for c in run.tool_calls], "tool_calls", "call_id")
     unique([g.event_id for g in run.guardrail_events], "guardrail_events", "event_id")
-    for i, call in enumerate(run.tool_calls):
-        if call.step_id is not None and call.step_id not in step_ids:
-            errors.append({"field": f"tool_calls[{i}].step_id", "message": f"{call.step_id!r} names no step"})
-    for i, ev in enumerate(run.guardrail_events):
-        if ev.step_id is not None and ev.step_id not in step_ids:
-            errors.append(
-                {"field": f"guardrail_events[{i}].step_id", "message": f"{ev.step_id!r} names no step"}
-            )
-        if ev.call_id is not None and ev.call_id not in call_ids:
-            errors.append(
-                {"field": f"guardrail_events[{i}].call_id", "message": f"{ev.call_id!r} names no tool call"}
-            )
+    for i, s in enumerate(run.steps):
+        _to_utc(s, ("started_at", "ended_at"))
+        if s.started_at and s.ended_at:
+            if s.ended_at < s.started_at:
+                err(f"steps[{i}].ended_at", "is before started_at")
+            elif s.latency_ms is None:
+                s.latency_ms = (s.ended_at - s.started_at).total_seconds() * 1000
+    for i, c in enumerate(run.tool_calls):
+        _to_utc(c, ("started_at", "ended_at"))
+        if c.started_at and c.ended_at and c.ended_at < c.started_at:
+            err(f"tool_calls[{i}].ended_at", "is before started_at")
+        if c.step_id is not None and c.step_id not in step_ids:
+            err(f"tool_calls[{i}].step_id", f"{c.step_id!r} names no step")
+    for i, g in enumerate(run.guardrail_events):
+        _to_utc(g, ("created_at",))
+        if g.step_id is not None and g.step_id not in step_ids:
+            err(f"guardrail_events[{i}].step_id", f"{g.step_id!r} names no step")
+        if g.call_id is not None and g.call_id not in call_ids:
+            err(f"guardrail_events[{i}].call_id", f"{g.call_id!r} names no tool call")
     return errors
+
+
+def _to_utc(obj: BaseModel, fields: tuple[str, ...]) -> None:
+    for name in fields:
+        value = getattr(obj, name)
+        if value is not None and value.utcoffset() != ZERO:  # assign only what changes: it is not free
+            setattr(obj, name, value.astimezone(UTC))
 
 
 def utcnow() -> datetime:

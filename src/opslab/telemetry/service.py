@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opslab.errors import InvalidInput, NotFound
-from opslab.telemetry.ingest import PreparedRun, parse_run, prepare_many, prepare_run
+from opslab.telemetry.ingest import (
+    PreparedRun,
+    check_semantics,
+    parse_run,
+    prepare_many,
+    prepare_many_json,
+    prepare_run,
+)
 from opslab.telemetry.otlp import map_trace, parse_request
 from opslab.telemetry.ports import RunRepository
 from opslab.telemetry.redact import Redactor
@@ -42,7 +49,9 @@ class TelemetryService:
         return self.store([prepared])[0]
 
     def ingest_runs(self, runs: Sequence[AgentRunIn], *, source: RunSource) -> list[IngestResult]:
-        """Already-validated runs (OTLP mapping, importers, lab trials)."""
+        """Runs built in code (OTLP mapping, importers, lab trials): same checks, same redaction."""
+        for run in runs:
+            check_semantics(run)
         return self.store([prepare_run(r, redactor=self.redactor, source=source) for r in runs])
 
     def store(self, prepared: Sequence[PreparedRun]) -> list[IngestResult]:
@@ -57,7 +66,14 @@ class TelemetryService:
     def ingest_batch(self, items: Any) -> BatchResult:
         if not isinstance(items, list):
             raise InvalidInput.for_field("body", "expected a JSON array of agent runs")
-        parsed = prepare_many(items, redactor=self.redactor)
+        return self._store_batch(prepare_many(items, redactor=self.redactor), items)
+
+    def ingest_batch_json(self, raw: bytes) -> BatchResult:
+        """The batch route's path: validation straight from the request bytes."""
+        parsed = prepare_many_json(raw, redactor=self.redactor)
+        return self._store_batch(parsed, None)
+
+    def _store_batch(self, parsed: list[PreparedRun | InvalidInput], items: list[Any] | None) -> BatchResult:
         good = [p for p in parsed if isinstance(p, PreparedRun)]
         statuses = self.repo.upsert_runs(good) if good else {}
         if good and self._on_ingest:
@@ -67,7 +83,8 @@ class TelemetryService:
             if isinstance(p, PreparedRun):
                 results.append(BatchItemResult(index=i, run_id=p.run.run_id, status=statuses[p.run.run_id]))
             else:
-                run_id = items[i].get("run_id") if isinstance(items[i], dict) else None
+                item = items[i] if items is not None else None
+                run_id = item.get("run_id") if isinstance(item, dict) else None
                 results.append(
                     BatchItemResult(
                         index=i,

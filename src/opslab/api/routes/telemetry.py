@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import AwareDatetime
 
 from opslab.api.deps import IngestGuard, TelemetryDep, body_schema, read_json
+from opslab.errors import InvalidInput
 from opslab.telemetry import (
     AgentRunIn,
     BatchResult,
@@ -49,8 +50,10 @@ async def ingest_run(request: Request, response: Response, svc: TelemetryDep) ->
 )
 async def ingest_batch(request: Request, svc: TelemetryDep) -> BatchResult:
     """Ingest many runs: one result per item; a bad item never blocks or half-writes the good ones."""
-    data = await read_json(request)
-    result = await run_in_threadpool(svc.ingest_batch, data)
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidInput.for_field("body", "empty body; expected a JSON array of agent runs")
+    result = await run_in_threadpool(svc.ingest_batch_json, raw)
     if result.failed:
         return JSONResponse(status_code=207, content=result.model_dump(mode="json"))  # type: ignore[return-value]
     return result

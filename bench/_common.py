@@ -1,0 +1,103 @@
+"""Helpers shared by the benchmarks: a service process, a scratch PostgreSQL database, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from opslab.api.server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+OPSLAB = str(Path(sys.executable).parent / "opslab")
+SEED_RUN = ROOT / "tests" / "fixtures" / "run-001-sufficient.json"
+
+
+def seed_run() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(SEED_RUN.read_text())
+    return data
+
+
+def postgres_base_url() -> str | None:
+    return os.environ.get("OPSLAB_BENCH_POSTGRES_URL") or os.environ.get("OPSLAB_TEST_POSTGRES_URL")
+
+
+@contextmanager
+def scratch_postgres() -> Iterator[str | None]:
+    base = postgres_base_url()
+    if not base:
+        yield None
+        return
+    url = make_url(base).set(drivername="postgresql+psycopg")
+    name = f"opslab_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def service(env: dict[str, str], log: Path) -> Iterator[str]:
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_")}
+    full_env.update(env)
+    proc = subprocess.Popen(
+        [OPSLAB, "serve", "--port", str(port), "--log-level", "warning"],
+        env=full_env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(url + "/", timeout=1)
+            break
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(log.read_text()[-2000:]) from None
+            time.sleep(0.1)
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def write_result(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {
+        "benchmark": name,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        **result,
+    }
+    path = RESULTS / f"{name}-{datetime.now(UTC):%Y%m%d}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return path

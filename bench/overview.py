@@ -1,0 +1,175 @@
+"""GET /metrics/overview over 100,000 stored runs, on SQLite and PostgreSQL. Target: < 200 ms.
+
+Runs are written straight through the repository (the ingest path is bench/ingest.py's business);
+the overview is then timed over HTTP against `opslab serve`, beside the floor of the same
+aggregates as hand-written SQL on the same database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from bench._common import scratch_postgres, service, write_result
+from opslab.store import SqlRunRepository, make_engine, upgrade
+from opslab.telemetry import AgentRunIn, Redactor, prepare_run
+
+TOOLS = ["order_lookup_api", "payment_api", "inventory_check", "shipping_status_api", "search", "crm_update"]
+
+
+def synth_runs(n: int, *, offset: int) -> list[AgentRunIn]:
+    rng = random.Random(offset)
+    now = datetime.now(UTC)
+    runs = []
+    for i in range(n):
+        start = now - timedelta(minutes=rng.randint(0, 60 * 24 * 7))  # a week: the 24 h window holds ~1/7
+        steps, calls = [], []
+        for s in range(4):
+            steps.append(
+                {
+                    "step_id": f"s{s}",
+                    "name": f"step {s}",
+                    "status": "success",
+                    "latency_ms": rng.lognormvariate(7.5, 0.8),
+                }
+            )
+            if s % 2:
+                calls.append(
+                    {
+                        "call_id": f"c{s}",
+                        "step_id": f"s{s}",
+                        "tool_name": rng.choice(TOOLS),
+                        "status": "failure" if rng.random() < 0.1 else "success",
+                    }
+                )
+        runs.append(
+            AgentRunIn.model_validate(
+                {
+                    "run_id": f"ov-{offset + i}",
+                    "agent_name": "bench-agent",
+                    "started_at": start,
+                    "status": "success" if rng.random() < 0.8 else "failure",
+                    "steps": steps,
+                    "tool_calls": calls,
+                    "cost": {"total_cost_usd": rng.random() / 100},
+                }
+            )
+        )
+    return runs
+
+
+def fill(url: str, runs: int) -> float:
+    engine = make_engine(url)
+    upgrade(engine)
+    repo = SqlRunRepository(engine)
+    redactor = Redactor(enabled=False)
+    start = time.perf_counter()
+    for i in range(0, runs, 2000):
+        repo.upsert_runs(
+            [prepare_run(r, redactor=redactor) for r in synth_runs(min(2000, runs - i), offset=i)]
+        )
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))  # fresh statistics, as autovacuum / a long-lived database would have
+    engine.dispose()
+    return time.perf_counter() - start
+
+
+def naive_sql(url: str, since: datetime) -> float:
+    """The peer: the same aggregates written the obvious way (sort every latency for the p95)."""
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        start = time.perf_counter()
+        p = {
+            "since": since if conn.dialect.name == "postgresql" else since.replace(tzinfo=None).isoformat(" ")
+        }
+        conn.execute(
+            text(
+                "SELECT count(*), sum(CASE WHEN status = 'success' THEN 1 ELSE 0 END), sum(total_cost_usd) "
+                "FROM agent_runs WHERE started_at >= :since"
+            ),
+            p,
+        ).all()
+        conn.execute(
+            text(
+                "SELECT tool_name, count(*) FROM tool_calls WHERE status IN ('failure','timeout') "
+                "AND run_started_at >= :since GROUP BY tool_name ORDER BY 2 DESC LIMIT 5"
+            ),
+            p,
+        ).all()
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text(
+                    "SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM run_steps "
+                    "WHERE run_started_at >= :since"
+                ),
+                p,
+            ).all()
+        else:
+            conn.execute(
+                text("SELECT latency_ms FROM run_steps WHERE run_started_at >= :since ORDER BY latency_ms"), p
+            ).all()
+        elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def measure(url: str, data_dir: Path, runs: int, repeats: int) -> dict[str, Any]:
+    fill_s = fill(url, runs)
+    timings: dict[str, list[float]] = {"24h": [], "all": []}
+    with (
+        service(
+            {"OPSLAB_DATA_DIR": str(data_dir), "OPSLAB_DATABASE_URL": url}, data_dir.with_suffix(".log")
+        ) as base,
+        httpx.Client(base_url=base, timeout=60) as client,
+    ):
+        for label, hours in (("24h", 24), ("all", 24 * 30)):
+            client.get("/metrics/overview", params={"hours": hours})  # warm caches
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                r = client.get("/metrics/overview", params={"hours": hours})
+                timings[label].append((time.perf_counter() - t0) * 1000)
+                r.raise_for_status()
+            total = r.json()["total_runs"]
+            timings[f"{label}_total_runs"] = [total]
+    floor = [naive_sql(url, datetime.now(UTC) - timedelta(days=30)) * 1000 for _ in range(repeats)]
+    return {
+        "stored_runs": runs,
+        "fill_s": round(fill_s, 1),
+        "overview_24h_ms": {
+            "p50": round(statistics.median(timings["24h"]), 1),
+            "max": round(max(timings["24h"]), 1),
+            "runs_in_window": timings["24h_total_runs"][0],
+        },
+        "overview_all_ms": {
+            "p50": round(statistics.median(timings["all"]), 1),
+            "max": round(max(timings["all"]), 1),
+            "runs_in_window": timings["all_total_runs"][0],
+        },
+        "naive_sql_all_ms_p50": round(statistics.median(floor), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--repeats", type=int, default=15)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="opslab-bench-overview-"))
+    result: dict[str, Any] = {"target_ms": 200}
+    result["sqlite"] = measure(f"sqlite:///{work / 'ov.db'}", work / "sqlite", args.runs, args.repeats)
+    with scratch_postgres() as pg:
+        result["postgres"] = measure(pg, work / "pg", args.runs, args.repeats) if pg else None
+    write_result("overview", result)
+
+
+if __name__ == "__main__":
+    main()
