@@ -12,7 +12,7 @@ from opslab import __version__
 from opslab.api.deps import require_api_token
 from opslab.api.errors import install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import metrics, root, telemetry
+from opslab.api.routes import metrics, rca, root, telemetry
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -34,9 +34,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await run_in_threadpool(upgrade, runtime.engine)
+        await run_in_threadpool(runtime.backend.start)
         try:
             yield
         finally:
+            await run_in_threadpool(runtime.backend.stop)
             runtime.close()
 
     app = FastAPI(
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
-    for module in (root, telemetry, metrics):
+    # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
+    for module in (root, rca, telemetry, metrics):
         app.include_router(module.router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from opslab.cli import core, runs
+from opslab.cli import core, jobs, runs
 from opslab.cli.context import err_console
 from opslab.errors import OpslabError
 
@@ -22,6 +22,8 @@ app.command()(core.demo)
 app.add_typer(core.db_app, name="db")
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(runs.metrics_app, name="metrics")
+app.command()(jobs.worker)
+app.add_typer(jobs.rca_app, name="rca")
 
 
 def main() -> None:

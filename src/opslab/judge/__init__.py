@@ -3,6 +3,7 @@
 from opslab.judge.stats import (
     Interval,
     MannWhitney,
+    ProportionTest,
     SampleRatio,
     bootstrap_ci,
     bootstrap_relative_delta_ci,
@@ -12,12 +13,14 @@ from opslab.judge.stats import (
     relative_delta,
     sample_ratio_mismatch,
     t_interval,
+    two_proportion_test,
     wilson_interval,
 )
 
 __all__ = [
     "Interval",
     "MannWhitney",
+    "ProportionTest",
     "SampleRatio",
     "bootstrap_ci",
     "bootstrap_relative_delta_ci",
@@ -27,5 +30,6 @@ __all__ = [
     "relative_delta",
     "sample_ratio_mismatch",
     "t_interval",
+    "two_proportion_test",
     "wilson_interval",
 ]

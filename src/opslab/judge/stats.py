@@ -180,3 +180,20 @@ def sample_ratio_mismatch(
     return SampleRatio(
         tuple(int(x) for x in obs), tuple(shares.tolist()), float(res.statistic), float(res.pvalue), imbalance
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ProportionTest:
+    rate_a: float
+    rate_b: float
+    odds_ratio: float
+    p_value: float
+
+
+def two_proportion_test(successes_a: int, n_a: int, successes_b: int, n_b: int) -> ProportionTest:
+    """Fisher's exact test (two-sided) of rate a = successes_a/n_a against rate b: exact at small counts."""
+    if n_a <= 0 or n_b <= 0:
+        return ProportionTest(math.nan, math.nan, math.nan, 1.0)
+    table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
+    res = sps.fisher_exact(table, alternative="two-sided")
+    return ProportionTest(successes_a / n_a, successes_b / n_b, float(res.statistic), float(res.pvalue))

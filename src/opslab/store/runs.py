@@ -16,6 +16,7 @@ from pydantic_core import to_json
 from sqlalchemy import Connection, Engine, Table, and_, case, delete, func, insert, or_, select
 
 from opslab.errors import InvalidInput
+from opslab.rca.evidence import VersionStat
 from opslab.store.engine import write_tx
 from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, otel_spans, run_steps, tool_calls
 from opslab.telemetry import (
@@ -377,6 +378,26 @@ def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
     return [Span.from_json(p) for p in rows]
 
 
+def version_stats(*, conn: Connection, agent_name: str) -> list[VersionStat]:
+    """Runs and failures per version of one agent, oldest version first (by its first run)."""
+    first = func.min(agent_runs.c.started_at)
+    rows = conn.execute(
+        select(
+            agent_runs.c.agent_version,
+            func.count(),
+            func.sum(case((agent_runs.c.status != "success", 1), else_=0)),
+            first,
+        )
+        .where(agent_runs.c.agent_name == agent_name, agent_runs.c.agent_version.is_not(None))
+        .group_by(agent_runs.c.agent_version)
+        .order_by(first)
+    ).all()
+    return [
+        VersionStat(version=v, runs=n, failures=int(f or 0), first_seen_order=i)
+        for i, (v, n, f, _) in enumerate(rows)
+    ]
+
+
 class SqlRunRepository:
     """``telemetry.RunRepository`` on a SQLAlchemy engine."""
 
@@ -410,3 +431,7 @@ class SqlRunRepository:
     def trace_spans(self, trace_id: str) -> list[Span]:
         with self.engine.connect() as conn:
             return trace_spans(conn=conn, trace_id=trace_id)
+
+    def version_stats(self, agent_name: str) -> list[VersionStat]:
+        with self.engine.connect() as conn:
+            return version_stats(conn=conn, agent_name=agent_name)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from opslab.store.types import UTCDateTime
@@ -117,6 +118,44 @@ otel_spans = Table(
     Column("span_id", String(64), primary_key=True),
     Column("payload", JSON, nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(50), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("pct", Float, nullable=False),
+    Column("step", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("result", JSON),
+    Column("error", JSON),
+    Column("subject", String(ID)),
+    Column("dedupe_key", String(ID)),
+    Column("idempotency_key", String(ID)),
+    Column("owner", String(ID)),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("heartbeat_at", UTCDateTime()),
+    Index("ix_jobs_subject", "kind", "subject", "created_at"),
+    Index("ix_jobs_status", "status", "heartbeat_at"),
+    Index("uq_jobs_idempotency", "kind", "idempotency_key", unique=True),
+    # At most one live-or-done job per dedupe key: concurrent identical requests converge on one job.
+    Index(
+        "uq_jobs_dedupe_live",
+        "kind",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=text("status != 'failed' AND dedupe_key IS NOT NULL"),
+        postgresql_where=text("status != 'failed' AND dedupe_key IS NOT NULL"),
+    ),
 )
 
 CHILD_TABLES = (run_steps, tool_calls, guardrail_events)

@@ -1,0 +1,146 @@
+"""``opslab worker`` and ``opslab rca …``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+
+from opslab.cli.backend import HttpBackend
+from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.errors import InvalidInput, OperationFailed
+
+rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
+
+
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid).")] = None,
+) -> None:
+    """Run jobs from Redis (needs OPSLAB_REDIS_URL); start as many as you like, on any machine."""
+    s = settings()
+    if not s.redis_url:
+        raise InvalidInput.for_field(
+            "OPSLAB_REDIS_URL",
+            "`opslab worker` needs Redis; the embedded backend runs jobs inside `opslab serve`",
+        )
+    from opslab.jobs.rq_backend import RqBackend, run_worker
+    from opslab.runtime import Runtime
+
+    rt = Runtime.build(s, migrate=True)
+    assert isinstance(rt.backend, RqBackend)
+    runner, reaper = rt.worker_runner()
+    console.print(f"opslab worker on {s.redis_url} ({runner.owner})")
+    try:
+        run_worker(rt.backend, runner, reaper, burst=burst, name=name)
+    finally:
+        rt.close()
+
+
+def _client(url: str | None) -> HttpBackend:
+    target = url or settings().url
+    if not target:
+        raise InvalidInput.for_field(
+            "--url", "RCA runs as a job of the service: pass --url or set OPSLAB_URL"
+        )
+    return HttpBackend(target, settings())
+
+
+@rca_app.command("run")
+def rca_run(
+    run_id: str,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the progress stream until the report is ready.")
+    ] = False,
+    force: Annotated[bool, typer.Option(help="Start a new RCA even if one of this content exists.")] = False,
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start an RCA of RUN_ID (idempotent); with --wait, show its progress and print the report."""
+    client = _client(url)
+    try:
+        created = client.request(
+            "POST", f"/agent-runs/{run_id}/rca-runs", params={"force": str(force).lower()}
+        )
+        rca_id = created["rca_run_id"]
+        if not wait:
+            if as_json:
+                print_json(created)
+            else:
+                console.print(f"rca_run_id {rca_id} ({created['status']})")
+            return
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            console=err_console,
+            transient=True,
+            disable=as_json,
+        ) as bar:
+            task = bar.add_task("queued", total=100)
+            with client.client.stream("GET", f"/rca-runs/{rca_id}/stream", timeout=None) as stream:
+                for line in stream.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    event = json.loads(line[5:])
+                    bar.update(task, completed=event["pct"], description=event["step"])
+                    if event["status"] in ("done", "failed"):
+                        break
+        view = client.request("GET", f"/agent-runs/rca-runs/{rca_id}")
+    finally:
+        client.close()
+    _show(view, as_json)
+    if view["status"] == "failed":
+        raise typer.Exit(OperationFailed.exit_code)
+
+
+@rca_app.command("show")
+def rca_show(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """An RCA run's status and report."""
+    client = _client(url)
+    try:
+        view = client.request("GET", f"/agent-runs/rca-runs/{rca_run_id}")
+    finally:
+        client.close()
+    _show(view, as_json)
+
+
+def _show(view: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(view)
+        return
+    console.print(
+        f"[bold]RCA {view['rca_run_id']}[/bold] of {view['run_id']}: {view['status']} ({view['step']})"
+    )
+    report = view.get("report")
+    if not report:
+        if view.get("error"):
+            err_console.print(f"error: {view['error'].get('message')}")
+        return
+    console.print(
+        f"category: [bold]{report['category']}[/bold]   confidence: {report['confidence']}   "
+        f"insufficient evidence: {report['insufficient_evidence']}"
+    )
+    console.print(report["summary"])
+    if report.get("root_cause"):
+        rc = report["root_cause"]
+        console.print(f"root cause: step {rc['step_id']} ({rc['agent']}) — {', '.join(rc['evidence_ids'])}")
+    table = Table(title="evidence")
+    for col in ("id", "title", "snippet"):
+        table.add_column(col, overflow="fold")
+    for ev in report["evidence_index"]:
+        table.add_row(ev["evidence_id"], ev["title"], ev["snippet"][:100])
+    if report["evidence_index"]:
+        console.print(table)
+    for h in report["hypotheses"]:
+        console.print(
+            f"• [bold]{h['title']}[/bold] ({h['confidence']}): cites {', '.join(h['evidence_ids'])}"
+        )
+    for a in report["action_items"]:
+        console.print(f"→ {escape('[' + a['priority'] + ']')} {a['title']}: {a['description']}")
+    if report.get("insufficient_reason"):
+        console.print(f"insufficient: {report['insufficient_reason']}")

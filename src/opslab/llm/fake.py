@@ -1,0 +1,58 @@
+"""A real chat-completions HTTP server with scripted answers, for tests and the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+Script = Callable[[list[dict[str, Any]]], str | None]
+
+
+def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
+    """``script(messages)`` returns the assistant's content, or None for a 500 response."""
+    app = FastAPI()
+    app.state.requests = []
+
+    @app.post("/chat/completions")
+    @app.post("/v1/chat/completions")
+    async def complete(request: Request) -> JSONResponse:
+        body = await request.json()
+        app.state.requests.append(body)
+        if delay_s:
+            await asyncio.sleep(delay_s)
+        content = script(body.get("messages", []))
+        if content is None:
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=500)
+        return JSONResponse(
+            {
+                "id": "chatcmpl-fake",
+                "object": "chat.completion",
+                "model": body.get("model", "fake"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": content},
+                    }
+                ],
+            }
+        )
+
+    return app
+
+
+def evidence_ids_in_prompt(messages: list[dict[str, Any]]) -> list[str]:
+    """The evidence ids the RCA prompt offered (so a script can cite real ones and invent others)."""
+    for m in messages:
+        if m.get("role") == "user":
+            try:
+                data = json.loads(m["content"])
+            except (ValueError, TypeError):
+                continue
+            return [e["evidence_id"] for e in data.get("evidence_index", [])]
+    return []

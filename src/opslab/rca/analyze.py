@@ -1,0 +1,161 @@
+"""Evidence-first RCA of one run: collect evidence, classify, locate the root cause, write the report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from opslab.rca.classify import classify
+from opslab.rca.evidence import VersionStat, category_hint, collect_evidence, version_evidence
+from opslab.rca.model import (
+    PRECEDENCE,
+    Category,
+    Confidence,
+    Evidence,
+    Hypothesis,
+    RcaReport,
+    RootCause,
+    enforce_citations,
+)
+from opslab.rca.templates import INSUFFICIENT_ACTIONS, INSUFFICIENT_VERIFICATION, TEMPLATES
+from opslab.telemetry import AgentRunIn
+
+INSUFFICIENT_REASON = "Limited telemetry: no tool failures or specific error details captured"
+# Evidence that names a concrete failure (a root cause can sit there); loops and version history
+# are patterns over many items and only explain a run when nothing concrete does.
+_PATTERN_ONLY: frozenset[Category] = frozenset({"planner_loop", "prompt_regression"})
+
+Progress = Callable[[str, float], None]
+
+
+def _noop(step: str, pct: float) -> None:
+    return None
+
+
+def analyze_run(
+    run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: Progress = _noop
+) -> RcaReport:
+    progress("Collecting evidence", 30)
+    evidence = collect_evidence(run)
+    if history:
+        regression = version_evidence(run, history)
+        if regression:
+            evidence.append(regression)
+    progress("Classifying failure", 55)
+    evidence = classify(evidence, category_hint(run))
+    progress("Generating report", 85)
+    return build_report(run, evidence)
+
+
+def _agent_of(run: AgentRunIn, step_id: str | None) -> str | None:
+    step = next((s for s in run.steps if s.step_id == step_id), None)
+    return (step.agent if step and step.agent else None) or run.agent_name
+
+
+def locate_root_cause(run: AgentRunIn, evidence: list[Evidence]) -> RootCause | None:
+    """The earliest decisive failure, with the evidence on the same step that corroborates it."""
+    concrete = [
+        e for e in evidence if e.kind != "run_error" and any(c not in _PATTERN_ONLY for c in e.categories)
+    ]
+    candidates = concrete or [e for e in evidence if e.kind in ("tool_call", "guardrail", "step")] or evidence
+    if not candidates:
+        return None
+    # Order by the step an item belongs to, then the most specific kind: a step and its failing tool
+    # call start together, and the call says why.
+    step_order = {e.step_id: e.order for e in evidence if e.kind == "step" and e.step_id}
+    rank = {"tool_call": 0, "guardrail": 1, "step": 2}
+
+    def position(e: Evidence) -> tuple[int, int, int]:
+        anchor = min(e.order, step_order.get(e.step_id, e.order)) if e.step_id else e.order
+        return anchor, rank.get(e.kind, 3), e.order
+
+    first = min(candidates, key=position)
+    category: Category = first.categories[0] if first.categories else "unknown"
+    same_step = [
+        e
+        for e in evidence
+        if first.step_id is not None
+        and e.step_id == first.step_id
+        and (category in e.categories or e.kind == "guardrail")
+    ]
+    ids = list(dict.fromkeys([first.evidence_id, *(e.evidence_id for e in same_step)]))
+    where = f"step {first.step_id}" if first.step_id else "the run"
+    return RootCause(
+        step_id=first.step_id,
+        agent=_agent_of(run, first.step_id),
+        category=category,
+        evidence_ids=ids,
+        at=first.at,
+        reason=f"{first.title} at {where}: {first.snippet}",
+    )
+
+
+def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
+    if not evidence:
+        succeeded = run.status == "success"
+        reason = (
+            "The run succeeded and recorded no failures: there is nothing to explain"
+            if succeeded
+            else INSUFFICIENT_REASON
+        )
+        return RcaReport(
+            run_id=run.run_id,
+            category="unknown",
+            insufficient_evidence=True,
+            insufficient_reason=reason,
+            summary=f"Insufficient evidence to explain run {run.run_id}: {reason.lower()}.",
+            evidence_index=[],
+            hypotheses=[],
+            confidence="low",
+            verification_steps=list(INSUFFICIENT_VERIFICATION),
+            action_items=list(INSUFFICIENT_ACTIONS),
+        )
+    root = locate_root_cause(run, evidence)
+    found = [c for c in PRECEDENCE if any(c in e.categories for e in evidence)]
+    category: Category = (
+        root.category if root and root.category != "unknown" else (found[0] if found else "unknown")
+    )
+    hypotheses: list[Hypothesis] = []
+    for i, cat in enumerate([category, *[c for c in found if c != category]]):
+        support = [e for e in evidence if cat in e.categories]
+        if cat == category and root:
+            support = [
+                *(e for e in evidence if e.evidence_id in root.evidence_ids),
+                *(e for e in support if e.evidence_id not in root.evidence_ids),
+            ]
+        if not support:
+            continue
+        t = TEMPLATES[cat]
+        confidence: Confidence = (
+            "low"
+            if cat == "unknown"
+            else ("high" if i == 0 and len(support) >= 2 else "medium" if i == 0 else "low")
+        )
+        hypotheses.append(
+            Hypothesis(
+                title=t.title,
+                description=f"{t.description} Evidence: {support[0].title} — {support[0].snippet}",
+                evidence_ids=[e.evidence_id for e in support[:6]],
+                confidence=confidence,
+                verification_steps=list(t.verification_steps),
+            )
+        )
+    hypotheses, _ = enforce_citations(hypotheses, evidence)
+    primary = TEMPLATES[category]
+    overall: Confidence = hypotheses[0].confidence if hypotheses else "low"
+    where = f" at step {root.step_id}" if root and root.step_id else ""
+    summary = (
+        f"Run {run.run_id} of {run.agent_name} failed: {category.replace('_', ' ')}{where}. "
+        f"{root.reason if root else ''}"
+    ).strip()
+    return RcaReport(
+        run_id=run.run_id,
+        category=category,
+        insufficient_evidence=False,
+        summary=summary,
+        root_cause=root,
+        evidence_index=evidence,
+        hypotheses=hypotheses,
+        confidence=overall,
+        verification_steps=list(primary.verification_steps),
+        action_items=list(primary.actions),
+    )

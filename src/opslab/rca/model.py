@@ -1,0 +1,98 @@
+"""The RCA report: a versioned, typed value. Hypotheses may only cite evidence in the index."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+REPORT_SCHEMA_VERSION = 1
+
+Category = Literal[
+    "tool_schema_mismatch",
+    "rate_limited",
+    "tool_permission",
+    "timeout",
+    "planner_loop",
+    "retrieval_empty",
+    "prompt_regression",
+    "unknown",
+]
+# When one piece of evidence matches several rules, the earlier category wins (docs/rca.md says why).
+PRECEDENCE: tuple[Category, ...] = (
+    "tool_permission",
+    "rate_limited",
+    "timeout",
+    "tool_schema_mismatch",
+    "retrieval_empty",
+    "planner_loop",
+    "prompt_regression",
+    "unknown",
+)
+Confidence = Literal["high", "medium", "low"]
+EvidenceKind = Literal["tool_call", "guardrail", "step", "run_error", "version_history"]
+
+
+class Evidence(BaseModel):
+    evidence_id: str
+    kind: EvidenceKind
+    ref_id: str
+    title: str
+    snippet: str
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    step_id: str | None = None
+    at: datetime | None = None
+    order: int = Field(0, description="Position in the run's timeline (earlier is smaller).")
+    categories: list[Category] = Field(default_factory=list)
+
+
+class Hypothesis(BaseModel):
+    title: str
+    description: str
+    evidence_ids: list[str]
+    confidence: Confidence
+    verification_steps: list[str] = Field(default_factory=list)
+    source: Literal["rules", "llm"] = "rules"
+
+
+class ActionItem(BaseModel):
+    type: Literal["code_change", "config_change", "monitoring", "process", "investigation"]
+    title: str
+    description: str
+    priority: Literal["high", "medium", "low"]
+
+
+class RootCause(BaseModel):
+    """The earliest decisive failure: where a reader of a long trace should look first."""
+
+    step_id: str | None
+    agent: str | None
+    category: Category
+    evidence_ids: list[str]
+    at: datetime | None = None
+    reason: str
+
+
+class RcaReport(BaseModel):
+    schema_version: int = REPORT_SCHEMA_VERSION
+    run_id: str
+    category: Category
+    insufficient_evidence: bool
+    insufficient_reason: str | None = None
+    summary: str
+    root_cause: RootCause | None = None
+    evidence_index: list[Evidence]
+    hypotheses: list[Hypothesis]
+    confidence: Confidence
+    verification_steps: list[str]
+    action_items: list[ActionItem]
+    generated_by: Literal["rules", "rules+llm"] = "rules"
+    notes: list[str] = Field(default_factory=list)
+
+
+def enforce_citations(hypotheses: list[Hypothesis], index: list[Evidence]) -> tuple[list[Hypothesis], int]:
+    """Keep only hypotheses citing at least one evidence id, every one of which is in the index."""
+    known = {e.evidence_id for e in index}
+    kept = [h for h in hypotheses if h.evidence_ids and all(i in known for i in h.evidence_ids)]
+    return kept, len(hypotheses) - len(kept)
