@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a job is failed.")
     job_timeout_s: float = Field(default=600.0, gt=0, description="Longest a single job attempt may run.")
+    job_queue: str = Field(default="opslab", min_length=1, max_length=100, description="RQ queue name.")
+    job_lease_s: float = Field(
+        default=15.0, gt=0, description="A running job whose worker is silent this long is given to another."
+    )
 
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; off when unset.")
     llm_model: str | None = Field(default=None)

@@ -28,7 +28,6 @@ from opslab.store.jobs import SqlJobStore
 from opslab.telemetry import PreparedRun, Redactor, TelemetryService
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
-LEASE_S = 15.0
 
 
 @dataclass
@@ -45,7 +44,8 @@ class Runtime:
     ingest_observers: list[IngestObserver] = field(default_factory=list)
 
     @classmethod
-    def build(cls, settings: Settings, *, migrate: bool = False, lease_s: float = LEASE_S) -> Runtime:
+    def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
+        lease_s = settings.job_lease_s
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.resolved_database_url)
         if migrate:
@@ -67,7 +67,9 @@ class Runtime:
             from opslab.jobs.rq_backend import RqBackend
 
             bus = RedisBus(settings.redis_url)
-            rq = RqBackend(settings.redis_url, job_timeout_s=settings.job_timeout_s)
+            rq = RqBackend(
+                settings.redis_url, job_timeout_s=settings.job_timeout_s, queue_name=settings.job_queue
+            )
             rq.bind_reaper(Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=rq.submit))
             backend = rq
         else:
@@ -126,8 +128,9 @@ class Runtime:
         )
         return LlmEnhancer(client)
 
-    def worker_runner(self, *, lease_s: float = LEASE_S) -> tuple[JobRunner, Reaper]:
+    def worker_runner(self) -> tuple[JobRunner, Reaper]:
         """For `opslab worker`: a runner and reaper that resubmit through this runtime's backend."""
+        lease_s = self.settings.job_lease_s
         runner = JobRunner(
             store=self.job_store,
             bus=self.bus,
