@@ -165,3 +165,18 @@ def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001
         for job in (queued, running):
             body = wait_done(api, job.id)
             assert body["status"] == "done" and body["report"]["category"] == "tool_schema_mismatch"
+
+
+def test_api_token_guards_rca_creation(tmp_path: Any, db_url: str, run_001: dict[str, Any]) -> None:
+    settings = Settings(data_dir=tmp_path / "t", database_url=db_url, api_token="tok-abcdef")
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+        api.post("/agent-runs", json=run_001).raise_for_status()  # ingestion needs no token
+        r = api.post("/agent-runs/run-001-sufficient/rca-runs")
+        assert r.status_code == 401 and r.json()["error"]["details"]["header"] == "Authorization"
+        wrong = api.post("/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = api.post(
+            "/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer tok-abcdef"}
+        )
+        assert ok.status_code == 202
+        assert api.get(f"/rca-runs/{ok.json()['rca_run_id']}").status_code == 200  # reads stay open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -144,3 +145,39 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         console.print(f"→ {escape('[' + a['priority'] + ']')} {a['title']}: {a['description']}")
     if report.get("insufficient_reason"):
         console.print(f"insufficient: {report['insufficient_reason']}")
+
+
+@rca_app.command("eval")
+def rca_eval(
+    path: Annotated[Path, typer.Argument(help="The trajectories (file or folder).")],
+    fmt: Annotated[str, typer.Option("--format", help="tau-bench | magentic")] = "tau-bench",
+    ground_truth: Annotated[Path, typer.Option("--ground-truth", help="AgentRx ground-truth JSON.")] = Path(),
+    as_json: JsonOption = False,
+) -> None:
+    """Run RCA over every trajectory and score the root-cause step and agent against the ground truth."""
+    from opslab.rca import analyze_run
+    from opslab.rca.evaluate import load_ground_truth, score
+    from opslab.telemetry.importers import import_runs
+    from opslab.telemetry.ingest import check_semantics
+
+    if fmt not in ("tau-bench", "magentic"):
+        raise InvalidInput.for_field("--format", f"{fmt!r}: expected tau-bench or magentic")
+    if not ground_truth.is_file():
+        raise InvalidInput.for_field("--ground-truth", f"{ground_truth}: no such file")
+    truth = load_ground_truth(ground_truth)
+    reports = {}
+    for run in import_runs(fmt, path):  # type: ignore[arg-type]
+        check_semantics(run)
+        reports[str(run.attributes.get("trajectory_id"))] = analyze_run(run)
+    result = score(reports, truth)
+    if as_json:
+        print_json(result.headline())
+        return
+    table = Table(title=f"RCA on {result.n} {fmt} trajectories")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in result.headline().items():
+        table.add_row(key, f"{value:.1%}" if isinstance(value, float) else str(value))
+    console.print(table)
+    if result.missing:
+        err_console.print(f"{len(result.missing)} ground-truth trajectories had no transcript")

@@ -283,3 +283,31 @@ def overview(
     tools = ", ".join(f"{t['tool']} ({t['count']})" for t in data["top_failing_tools"]) or "none"
     table.add_row("top failing tools", tools)
     console.print(table)
+
+
+@runs_app.command("import")
+def import_runs(
+    path: Annotated[Path, typer.Argument(help="A trajectory file or folder.")],
+    fmt: Annotated[str, typer.Option("--format", help="tau-bench | magentic")] = "tau-bench",
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Turn public agent transcripts (τ-bench, Magentic-One) into runs: messages become steps."""
+    from opslab.telemetry.importers import import_runs as read_runs
+
+    if fmt not in ("tau-bench", "magentic"):
+        raise InvalidInput.for_field("--format", f"{fmt!r}: expected tau-bench or magentic")
+    runs = [r.model_dump(mode="json") for r in read_runs(fmt, path)]  # type: ignore[arg-type]
+    backend = open_backend(url, settings())
+    try:
+        results = [backend.ingest_batch(runs[i : i + BATCH]) for i in range(0, len(runs), BATCH)]
+    finally:
+        backend.close()
+    ok = sum(r["ok"] for r in results)
+    failed = sum(r["failed"] for r in results)
+    if as_json:
+        print_json({"format": fmt, "runs": len(runs), "ok": ok, "failed": failed})
+    else:
+        console.print(f"imported {ok} run(s) from {path} ({fmt}); {failed} failed")
+    if failed:
+        raise typer.Exit(InvalidInput.exit_code)

@@ -52,9 +52,37 @@ def demo_telemetry(client: httpx.Client, console: Console) -> None:
     console.print(f"overview (10 years): {overview}")
 
 
+def demo_rca(client: httpx.Client, console: Console) -> None:
+    console.rule("[bold]RCA[/bold]: evidence-first root cause as a job, progress over SSE")
+    for run_id in ("run-001-sufficient", "run-002-insufficient"):
+        created = _call(client, "POST", f"/agent-runs/{run_id}/rca-runs")
+        rca_id = created["rca_run_id"]
+        with client.stream("GET", f"/rca-runs/{rca_id}/stream") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    console.print(f"  {run_id}: {event['pct']:>3}%  {event['step']}", highlight=False)
+        view = _call(client, "GET", f"/agent-runs/rca-runs/{rca_id}")
+        report = view["report"]
+        console.print(
+            f"{run_id}: category [bold]{report['category']}[/bold], insufficient evidence "
+            f"{report['insufficient_evidence']}, {len(report['evidence_index'])} evidence item(s)"
+        )
+        for h in report["hypotheses"]:
+            console.print(
+                f"  hypothesis: {h['title']} ({h['confidence']}) cites {', '.join(h['evidence_ids'])}"
+            )
+        if report.get("root_cause"):
+            rc = report["root_cause"]
+            console.print(f"  root cause: step {rc['step_id']} of {rc['agent']}")
+        for a in report["action_items"]:
+            console.print(f"  action ({a['priority']}): {a['title']}")
+
+
 def run_demo(settings: Settings, console: Console, *, port: int | None = None) -> None:
     app = create_app(settings)
     with ServerThread(app, port=port) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
         demo_telemetry(client, console)
+        demo_rca(client, console)
     console.rule("done: the service stopped cleanly")

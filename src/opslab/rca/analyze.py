@@ -118,8 +118,9 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
     for i, cat in enumerate([category, *[c for c in found if c != category]]):
         support = [e for e in evidence if cat in e.categories]
         if cat == category and root:
+            by_id = {e.evidence_id: e for e in evidence}
             support = [
-                *(e for e in evidence if e.evidence_id in root.evidence_ids),
+                *(by_id[i] for i in root.evidence_ids),
                 *(e for e in support if e.evidence_id not in root.evidence_ids),
             ]
         if not support:

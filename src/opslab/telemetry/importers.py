@@ -1,0 +1,164 @@
+"""Importers: public agent-trace datasets -> agent runs (τ-bench and Magentic-One, as AgentRx ships them).
+
+Messages become steps, numbered from 1 in transcript order (τ-bench's own ``index`` field; the
+position for Magentic-One), so ``step-7`` is the 7th message — the numbering AgentRx's ground truth
+uses. The speaker becomes the step's agent ("Orchestrator (thought)" -> "Orchestrator"). τ-bench tool
+calls and their results become tool calls; a result starting with "Error" is a failed call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from opslab.errors import InvalidInput
+from opslab.telemetry.schema import AgentRunIn, StepIn, ToolCallIn
+
+Format = Literal["tau-bench", "magentic"]
+EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # transcripts carry no clock: one second per message from here
+_SUFFIX = re.compile(r"\s*\(.*\)\s*$")
+SUMMARY = 4000
+
+
+def agent_name(role: str) -> str:
+    """'Orchestrator (thought)' -> 'Orchestrator'; 'assistant' -> 'Assistant'."""
+    name = _SUFFIX.sub("", role).strip() or role
+    return name[:1].upper() + name[1:]
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _at(n: int) -> datetime:
+    return EPOCH + timedelta(seconds=n)
+
+
+def tau_bench_runs(path: Path) -> Iterator[AgentRunIn]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, list):
+        raise InvalidInput.for_field("PATH", f"{path}: expected a JSON list of τ-bench trajectories")
+    for i, item in enumerate(data):
+        if not isinstance(item, dict) or "traj" not in item:
+            raise InvalidInput.for_field(f"[{i}].traj", "missing: not a τ-bench trajectory")
+        yield _tau_run(item)
+
+
+def _tau_run(item: dict[str, Any]) -> AgentRunIn:
+    traj = item["traj"]
+    steps: list[StepIn] = []
+    calls: dict[str, ToolCallIn] = {}
+    for pos, msg in enumerate(traj):
+        n = int(msg.get("index") or pos + 1)
+        step_id = f"step-{n}"
+        content = _text(msg.get("content"))
+        tool_calls = msg.get("tool_calls") or []
+        summary = (
+            content
+            if content and content != "None"
+            else "; ".join(
+                f"{(tc.get('function') or {}).get('name')}({(tc.get('function') or {}).get('arguments')})"
+                for tc in tool_calls
+            )
+        )
+        failed = msg.get("role") == "tool" and content.lower().startswith("error")
+        steps.append(
+            StepIn(
+                step_id=step_id,
+                name=f"{msg.get('role')} message",
+                status="failure" if failed else "success",
+                started_at=_at(n),
+                ended_at=_at(n),
+                output_summary=summary[:SUMMARY],
+                agent=agent_name(str(msg.get("role") or "unknown")),
+            )
+        )
+        for tc in tool_calls:
+            fn = tc.get("function") or {}
+            try:
+                args = json.loads(fn.get("arguments") or "{}")
+            except ValueError:
+                args = {"raw": fn.get("arguments")}
+            call_id = str(tc.get("id") or f"call-{n}-{len(calls)}")
+            calls[call_id] = ToolCallIn(
+                call_id=call_id,
+                step_id=step_id,
+                tool_name=str(fn.get("name") or "tool"),
+                status="success",
+                args_json=args if isinstance(args, dict | list) else None,
+                started_at=_at(n),
+            )
+        if msg.get("role") == "tool" and msg.get("tool_call_id") in calls:
+            call = calls[msg["tool_call_id"]]
+            call.result_summary = content[:SUMMARY]
+            call.ended_at = _at(n)
+            if failed:
+                call.status, call.error_message = "failure", content[:SUMMARY]
+    reward = float(item.get("reward") or 0.0)
+    task = item.get("task_id")
+    trial = item.get("trial")
+    run_id = f"tau-{task}" if trial in (None, 0) else f"tau-{task}-{trial}"
+    return AgentRunIn(
+        run_id=run_id,
+        agent_name="tau-bench-retail-agent",
+        environment="tau-bench",
+        started_at=_at(0),
+        ended_at=_at(len(traj) + 1),
+        status="success" if reward >= 1.0 else "failure",
+        error_message=None if reward >= 1.0 else f"task not solved (reward {reward})",
+        steps=steps,
+        tool_calls=list(calls.values()),
+        attributes={"dataset": "tau-bench", "trajectory_id": task, "reward": reward},
+    )
+
+
+def magentic_runs(path: Path) -> Iterator[AgentRunIn]:
+    files = sorted(path.glob("*.json")) if path.is_dir() else [path]
+    for f in files:
+        data = json.loads(f.read_text())
+        if not isinstance(data, list):
+            continue  # index files (steps_by_id.json) are not trajectories
+        if not all(isinstance(m, dict) and "role" in m for m in data):
+            raise InvalidInput.for_field("PATH", f"{f}: expected a list of {{content, role}} messages")
+        steps = [
+            StepIn(
+                step_id=f"step-{n}",
+                name=f"{m['role']} message",
+                status="success",
+                started_at=_at(n),
+                ended_at=_at(n),
+                output_summary=_text(m.get("content"))[:SUMMARY],
+                agent=agent_name(m["role"]),
+            )
+            for n, m in enumerate(data, start=1)
+        ]
+        yield AgentRunIn(
+            run_id=f"magentic-{f.stem}"[:200],
+            agent_name="magentic-one",
+            environment="magentic-one",
+            started_at=_at(0),
+            ended_at=_at(len(data) + 1),
+            status="failure",
+            error_message="task not solved",
+            steps=steps,
+            attributes={"dataset": "magentic", "trajectory_id": f.stem},
+        )
+
+
+def import_runs(fmt: Format, path: Path) -> Iterator[AgentRunIn]:
+    if not path.exists():
+        raise InvalidInput.for_field("PATH", f"{path}: no such file or directory")
+    if fmt == "tau-bench":
+        if path.is_dir():
+            for f in sorted(path.glob("*.json")):
+                yield from tau_bench_runs(f)
+        else:
+            yield from tau_bench_runs(path)
+    else:
+        yield from magentic_runs(path)
