@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from opslab.cli import core, jobs, runs
+from opslab.cli import core, jobs, lab, runs
 from opslab.cli.context import err_console
 from opslab.errors import OpslabError
 
@@ -24,6 +24,7 @@ app.add_typer(runs.runs_app, name="runs")
 app.add_typer(runs.metrics_app, name="metrics")
 app.command()(jobs.worker)
 app.add_typer(jobs.rca_app, name="rca")
+app.add_typer(lab.lab_app, name="lab")
 
 
 def main() -> None:

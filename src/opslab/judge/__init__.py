@@ -1,5 +1,13 @@
 """Statistics and decision rules shared by lab, canary and autoops. Pure functions, no I/O."""
 
+from opslab.judge.compare import (
+    PairedBinary,
+    PairedDifference,
+    clustered_mean_interval,
+    mcnemar,
+    paired_difference,
+    pass_at_k,
+)
 from opslab.judge.stats import (
     Interval,
     MannWhitney,
@@ -18,6 +26,12 @@ from opslab.judge.stats import (
 )
 
 __all__ = [
+    "PairedBinary",
+    "PairedDifference",
+    "clustered_mean_interval",
+    "mcnemar",
+    "paired_difference",
+    "pass_at_k",
     "Interval",
     "MannWhitney",
     "ProportionTest",

@@ -1,0 +1,225 @@
+"""`.lab/experiment.yaml`: the experiment contract, its validation and its pathing rules.
+
+Pathing (the seed's): the project root is the parent of `.lab/` (or the experiment file's folder when
+it is not inside `.lab/`); the harness command runs from the project root and its script path resolves
+against it; the dataset path resolves against the folder holding `experiment.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opslab.errors import InvalidInput, invalid_from_pydantic
+
+CONFIG_SCHEMA_VERSION = 1
+NetworkMode = Literal["none", "allowlist_enforced", "full"]
+IntegrationLevel = Literal["cli_basic", "cli_events", "otel", "sdk_control", "sdk_full"]
+WorkloadType = Literal["agent_harness", "trainer"]
+SanitizationProfile = Literal["hermetic_functional_v2", "passthrough"]
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExperimentMeta(_M):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1)
+    description: str = ""
+    workload_type: WorkloadType = "agent_harness"
+
+
+class DatasetSpec(_M):
+    path: str = Field(min_length=1)
+    suite_id: str = "default"
+    split_id: str = "dev"
+    limit: int | None = Field(default=None, ge=1)
+
+
+class Design(_M):
+    replications: int = Field(default=1, ge=1, le=10_000)
+    random_seed: int = 0
+    sanitization_profile: SanitizationProfile = "hermetic_functional_v2"
+    trial_timeout_s: float = Field(default=600.0, gt=0, description="Per-trial wall-clock limit.")
+
+
+class Harness(_M):
+    command: list[str] = Field(min_length=1)
+    integration_level: IntegrationLevel = "cli_basic"
+
+    @field_validator("command")
+    @classmethod
+    def _non_empty(cls, v: list[str]) -> list[str]:
+        if not v[0].strip():
+            raise ValueError("the first element must name a program")
+        return v
+
+
+class Sandbox(_M):
+    image: str | None = None
+
+
+class Network(_M):
+    mode: NetworkMode = "none"
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+class RuntimeSpec(_M):
+    harness: Harness
+    sandbox: Sandbox = Field(default_factory=Sandbox)
+    network: Network = Field(default_factory=Network)
+
+
+class Variant(_M):
+    id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    bindings: dict[str, Any] = Field(default_factory=dict)
+
+
+class Variants(_M):
+    baseline: Variant
+    treatments: list[Variant] = Field(default_factory=list)
+
+    def all(self) -> list[Variant]:
+        return [self.baseline, *self.treatments]
+
+
+class Analysis(_M):
+    primary_metrics: list[str] = Field(default_factory=lambda: ["success"])
+    secondary_metrics: list[str] = Field(default_factory=list)
+
+
+class ExperimentConfig(_M):
+    experiment: ExperimentMeta
+    dataset: DatasetSpec
+    design: Design = Field(default_factory=Design)
+    runtime: RuntimeSpec
+    variants: Variants
+    analysis: Analysis = Field(default_factory=Analysis)
+
+    @field_validator("variants")
+    @classmethod
+    def _unique_variants(cls, v: Variants) -> Variants:
+        ids = [x.id for x in v.all()]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"variant ids must be unique, got {ids}")
+        return v
+
+
+class Resolved(BaseModel):
+    """A validated config plus the paths it resolves to."""
+
+    config: ExperimentConfig
+    experiment_path: Path
+    project_root: Path
+    dataset_path: Path
+    tasks: list[dict[str, Any]]
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.project_root / ".lab"
+
+
+def project_root_of(experiment_path: Path) -> Path:
+    parent = experiment_path.resolve().parent
+    return parent.parent if parent.name == ".lab" else parent
+
+
+def parse_config(data: Any) -> ExperimentConfig:
+    if not isinstance(data, dict):
+        raise InvalidInput.for_field("experiment", "expected a YAML mapping at the top level")
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(list(exc.errors(include_url=False))) from None
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise InvalidInput.for_field("EXPERIMENT", f"{path}: no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInput.for_field("EXPERIMENT", f"{path}: not valid YAML: {exc}") from None
+
+
+def load_tasks(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise InvalidInput.for_field("dataset.path", f"{path}: no such file")
+    tasks: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            task = json.loads(line)
+        except ValueError as exc:
+            raise InvalidInput.for_field("dataset.path", f"{path.name} line {n}: not JSON: {exc}") from None
+        if not isinstance(task, dict) or not isinstance(task.get("task_id"), str | int):
+            raise InvalidInput.for_field("dataset.path", f"{path.name} line {n}: each task needs a task_id")
+        tid = str(task["task_id"])
+        if tid in seen:
+            raise InvalidInput.for_field("dataset.path", f"{path.name} line {n}: task_id {tid!r} repeats")
+        seen.add(tid)
+        tasks.append(task)
+        if limit and len(tasks) >= limit:
+            break
+    if not tasks:
+        raise InvalidInput.for_field("dataset.path", f"{path}: no tasks")
+    return tasks
+
+
+def resolve(experiment_path: Path, data: Any | None = None) -> Resolved:
+    config = parse_config(read_yaml(experiment_path) if data is None else data)
+    root = project_root_of(experiment_path)
+    dataset = (experiment_path.resolve().parent / config.dataset.path).resolve()
+    return Resolved(
+        config=config,
+        experiment_path=experiment_path.resolve(),
+        project_root=root,
+        dataset_path=dataset,
+        tasks=load_tasks(dataset, config.dataset.limit),
+    )
+
+
+SKELETON = """\
+# opslab lab experiment. Fill in every field marked REQUIRED, then: opslab lab describe .lab/experiment.yaml
+experiment:
+  id: my_experiment                 # REQUIRED: letters, digits, _ . -
+  name: My experiment               # REQUIRED
+  description: ""
+  workload_type: agent_harness      # agent_harness | trainer
+dataset:
+  path: ../data/tasks.jsonl         # REQUIRED: JSONL, one task per line with a task_id; relative to this file
+  suite_id: default
+  split_id: dev
+  limit: null                       # run only the first N tasks
+design:
+  replications: 1                   # REQUIRED: trials per (variant, task)
+  random_seed: 42                   # REQUIRED: each trial's seed derives from it
+  sanitization_profile: hermetic_functional_v2   # hermetic_functional_v2 | passthrough
+  trial_timeout_s: 600
+runtime:
+  harness:
+    command: [python3, ./harness.py]   # REQUIRED: your program, run from the project root
+    integration_level: cli_basic       # cli_basic | cli_events | otel | sdk_control | sdk_full
+  sandbox:
+    image: null                        # container image (container isolation is not available yet)
+  network:
+    mode: none                         # none | allowlist_enforced | full
+    allowed_hosts: []
+variants:
+  baseline:
+    id: control                        # REQUIRED
+    bindings: {}                       # REQUIRED: what your harness reads to behave as this variant
+  treatments:
+    - id: treatment
+      bindings: {}
+analysis:
+  primary_metrics: [success]
+  secondary_metrics: []
+"""

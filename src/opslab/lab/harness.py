@@ -1,0 +1,153 @@
+"""Running the user's harness for one trial: argv (never a shell), sanitized environment, process-group
+timeout, output validated against the harness protocol's JSON Schema. Every failure is a value."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["outcome"],
+    "properties": {
+        "schema_version": {"type": "integer"},
+        "outcome": {"enum": ["success", "failure", "error", "timeout", "skipped"]},
+        "metrics": {"type": "object", "additionalProperties": {"type": ["number", "boolean", "null"]}},
+        "result": {},
+        "error": {"type": ["string", "object", "null"]},
+        "objective": {
+            "type": "object",
+            "required": ["name", "value", "direction"],
+            "properties": {
+                "name": {"type": "string"},
+                "value": {"type": "number"},
+                "direction": {"enum": ["minimize", "maximize"]},
+            },
+        },
+        "train_loss": {"type": ["number", "null"]},
+        "val_acc": {"type": ["number", "null"]},
+        "wall_time_s": {"type": ["number", "null"]},
+        "checkpoints": {"type": "array"},
+    },
+}
+TRAINER_REQUIRED = ["objective"]
+MAX_OUTPUT_BYTES = 50 * 1024 * 1024
+# hermetic_functional_v2: only these pass through from the runner's environment.
+ENV_ALLOWLIST = ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONHASHSEED")
+
+
+@dataclass
+class HarnessResult:
+    outcome: str
+    output: dict[str, Any]
+    exit_code: int | None
+    duration_ms: float
+    error: str | None
+
+
+def build_argv(command: list[str], input_path: Path, output_path: Path) -> list[str]:
+    placeholders = any("{input}" in a or "{output}" in a for a in command)
+    argv = [a.replace("{input}", str(input_path)).replace("{output}", str(output_path)) for a in command]
+    return argv if placeholders else [*argv, "--input", str(input_path), "--output", str(output_path)]
+
+
+def trial_env(profile: str, base: dict[str, str], trial_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    if profile == "passthrough":
+        return {**base, **extra}
+    home, tmp = trial_dir / "home", trial_dir / "tmp"
+    home.mkdir(exist_ok=True)
+    tmp.mkdir(exist_ok=True)
+    env = {k: base[k] for k in ENV_ALLOWLIST if k in base}
+    env.update(
+        HOME=str(home),
+        TMPDIR=str(tmp),
+        TZ="UTC",
+        LC_ALL="C.UTF-8",
+        LANG="C.UTF-8",
+        PYTHONDONTWRITEBYTECODE="1",
+        **extra,
+    )
+    return env
+
+
+def run_harness(
+    *,
+    argv: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    timeout_s: float,
+    stdout: Path,
+    stderr: Path,
+    output_path: Path,
+    trainer: bool,
+) -> HarnessResult:
+    start = time.perf_counter()
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return HarnessResult("error", {}, None, 0.0, f"could not start harness {argv[0]!r}: {exc}")
+        try:
+            code = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return HarnessResult(
+                "error",
+                {},
+                None,
+                (time.perf_counter() - start) * 1000,
+                f"timeout: no exit within {timeout_s:g} s (process group killed)",
+            )
+    duration = (time.perf_counter() - start) * 1000
+    if code != 0:
+        return HarnessResult("error", {}, code, duration, f"harness exited with code {code}")
+    if not output_path.is_file():
+        return HarnessResult("error", {}, code, duration, "harness wrote no trial_output.json")
+    if output_path.stat().st_size > MAX_OUTPUT_BYTES:
+        return HarnessResult(
+            "error", {}, code, duration, f"trial_output.json is over {MAX_OUTPUT_BYTES} bytes"
+        )
+    try:
+        output = json.loads(output_path.read_text())
+        jsonschema.validate(output, OUTPUT_SCHEMA)
+        if trainer:
+            missing = [k for k in TRAINER_REQUIRED if k not in output]
+            if missing:
+                raise jsonschema.ValidationError(f"trainer output needs {missing}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        return HarnessResult("error", {}, code, duration, f"trial_output.json is not JSON: {exc}")
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
+        return HarnessResult(
+            "error", {}, code, duration, f"trial_output.json invalid at {where}: {exc.message}"
+        )
+    return HarnessResult(str(output["outcome"]), output, code, duration, None)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(2)
+            return
+        except subprocess.TimeoutExpired:
+            continue

@@ -1,0 +1,49 @@
+"""The trial plan: variants × tasks × replications in a fixed order, each trial with a derived seed."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel
+
+from opslab.lab.config import Resolved
+
+
+class Trial(BaseModel):
+    trial_id: str
+    index: int
+    variant_id: str
+    bindings: dict[str, Any]
+    task_id: str
+    task: dict[str, Any]
+    replication: int
+    seed: int
+
+
+def trial_seed(random_seed: int, variant_id: str, task_id: str, replication: int) -> int:
+    digest = hashlib.sha256(f"{random_seed}:{variant_id}:{task_id}:{replication}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def expand_trials(resolved: Resolved) -> list[Trial]:
+    cfg = resolved.config
+    trials: list[Trial] = []
+    for variant in cfg.variants.all():
+        for task in resolved.tasks:
+            for rep in range(1, cfg.design.replications + 1):
+                n = len(trials) + 1
+                tid = str(task["task_id"])
+                trials.append(
+                    Trial(
+                        trial_id=f"trial_{n}",
+                        index=n,
+                        variant_id=variant.id,
+                        bindings=variant.bindings,
+                        task_id=tid,
+                        task=task,
+                        replication=rep,
+                        seed=trial_seed(cfg.design.random_seed, variant.id, tid, rep),
+                    )
+                )
+    return trials
