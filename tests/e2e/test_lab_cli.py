@@ -1,0 +1,128 @@
+"""`opslab lab` as a user runs it: JSON envelopes, refusals, kill -9 then --resume, --retry-errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import OPSLAB, clean_env, run_cli
+
+
+def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
+    r = run_cli("lab", *args, "--json", env=clean_env(), cwd=cwd, timeout=300)
+    lines = [line for line in r.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print exactly one line of JSON: {r.stdout!r} {r.stderr[-500:]}"
+    return r.returncode, json.loads(lines[0])
+
+
+def project(tmp_path: Path, **design: Any) -> Path:
+    dest = tmp_path / "proj"
+    shutil.copytree(FIXTURES / "lab" / "proj", dest)
+    exp = yaml.safe_load((dest / ".lab" / "experiment.yaml").read_text())
+    exp["variants"]["treatments"] = []
+    exp["design"].update(design)
+    (dest / ".lab" / "experiment.yaml").write_text(yaml.safe_dump(exp))
+    return dest
+
+
+def test_init_describe_and_clean(tmp_path: Path) -> None:
+    code, out = lab("init", cwd=tmp_path)
+    assert code == 0 and out == {"ok": True, "command": "init", "path": ".lab/experiment.yaml"}
+    assert "REQUIRED" in (tmp_path / ".lab" / "experiment.yaml").read_text()
+    code, out = lab("init", cwd=tmp_path)
+    assert code != 0 and out["ok"] is False and out["error"]["code"] == "invalid_input"
+    proj = project(tmp_path, replications=2)
+    code, out = lab("describe", ".lab/experiment.yaml", cwd=proj)
+    s = out["summary"]
+    assert code == 0 and s["total_trials"] == 6 and s["harness_script_exists"] is True
+    assert s["harness_script_resolved"] == str(proj / "harness.py") and s["network_mode"] == "full"
+    assert s["sandbox_mode"] == "local"
+    code, out = lab("clean", "--runs", cwd=proj)
+    assert code == 0 and out["ok"]
+
+
+def test_bad_config_and_refusals_are_enveloped(tmp_path: Path) -> None:
+    proj = project(tmp_path)
+    exp_path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(exp_path.read_text())
+    exp["design"]["replications"] = 0
+    exp["runtime"]["network"]["mode"] = "sideways"
+    exp_path.write_text(yaml.safe_dump(exp))
+    code, out = lab("describe", ".lab/experiment.yaml", cwd=proj)
+    fields = {e["field"] for e in out["error"]["details"]["errors"]}
+    assert code == 2 and {"design.replications", "runtime.network.mode"} <= fields
+    exp["design"]["replications"] = 1
+    exp["runtime"]["network"]["mode"] = "full"
+    exp_path.write_text(yaml.safe_dump(exp))
+    code, out = lab("run-experiment", ".lab/experiment.yaml", cwd=proj)
+    assert (
+        code != 0 and out["error"]["code"] == "policy_violation" and "network.mode" in out["error"]["message"]
+    )
+    code, out = lab("run-dev", ".lab/experiment.yaml", cwd=proj)
+    assert code != 0 and "container" in out["error"]["message"]
+    code, out = lab("describe", "nope.yaml", cwd=proj)
+    assert code == 2 and out["ok"] is False
+
+
+def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> None:
+    ledger = tmp_path / "ledger.txt"
+    proj = project(tmp_path, replications=8, random_seed=3)
+    exp_path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(exp_path.read_text())
+    exp["variants"]["baseline"]["bindings"] = {"mode": "slow", "sleep": 0.4, "ledger": str(ledger)}
+    exp_path.write_text(yaml.safe_dump(exp))
+    proc = subprocess.Popen(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", "2", "--json"],
+        cwd=proj,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    run_dir = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = list((proj / ".lab" / "runs").glob("*/trials/*/trial_output.json"))
+        if len(runs) >= 6:
+            run_dir = runs[0].parents[2]
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run_dir is not None
+    finished_before = {p.parent.name for p in run_dir.glob("trials/*/trial_output.json")}
+    assert 6 <= len(finished_before) < 24
+    time.sleep(1)  # harnesses orphaned by the kill finish or die; their trials were not recorded
+    code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+    assert code == 0 and out["run"]["run_id"] == run_dir.name and out["run"]["total_trials"] == 24
+    rows = [json.loads(line) for line in (run_dir / "analysis/tables/trials.jsonl").read_text().splitlines()]
+    assert sorted(r["trial_id"] for r in rows) == sorted(f"trial_{i}" for i in range(1, 25))
+    starts = [line.split()[1] for line in ledger.read_text().splitlines() if line.startswith("start")]
+    for trial_id in finished_before:
+        assert starts.count(trial_id) == 1, f"{trial_id} finished before the kill and ran again"
+    assert all(r["outcome"] == "success" for r in rows)
+
+
+def test_retry_errors_reruns_only_errored_trials(tmp_path: Path) -> None:
+    proj = project(tmp_path)
+    exp_path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(exp_path.read_text())
+    exp["variants"]["treatments"] = [{"id": "crash", "bindings": {"mode": "crash"}}]
+    exp_path.write_text(yaml.safe_dump(exp))
+    code, out = lab("run", ".lab/experiment.yaml", cwd=proj)
+    assert code == 0 and out["run"]["outcomes"] == {"success": 3, "error": 3}
+    run_id = out["run"]["run_id"]
+    code, out = lab("run", ".lab/experiment.yaml", "--resume", run_id, "--retry-errors", cwd=proj)
+    manifest = json.loads((proj / ".lab" / "runs" / run_id / "manifest.json").read_text())
+    assert code == 0 and out["run"]["retried"] == 3 and len(manifest["retries"]) == 3
+    assert all("exited with code 3" in r["previous_error"] for r in manifest["retries"])
+    code, out = lab("run", ".lab/experiment.yaml", "--retry-errors", cwd=proj)
+    assert code == 2 and "--resume" in out["error"]["message"]

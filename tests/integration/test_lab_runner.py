@@ -1,0 +1,102 @@
+"""The lab runner with real subprocess harnesses: every way a harness can behave, artifacts, DuckDB."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from opslab.lab import build_tables, compare, execute, expand_trials, load_outputs, prepare_run, resolve
+from tests.conftest import FIXTURES
+
+PROJ = FIXTURES / "lab" / "proj"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    dest = tmp_path / "proj"
+    shutil.copytree(PROJ, dest)
+    return dest
+
+
+def run_all(project: Path, concurrency: int = 4) -> tuple[Path, list[dict[str, Any]]]:
+    resolved = resolve(project / ".lab" / "experiment.yaml")
+    run_dir = prepare_run(resolved)
+    env = {**os.environ, "OPSLAB_SECRET_FOR_TEST": "must-not-leak"}
+    execute(resolved, run_dir, concurrency=concurrency, env_base=env)
+    outputs = load_outputs(run_dir, [t.trial_id for t in expand_trials(resolved)])
+    variants = [v.id for v in resolved.config.variants.all()]
+    build_tables(run_dir, outputs, variants)
+    compare(run_dir, outputs, variants, ["success", "accuracy", "latency_ms"])
+    return run_dir, outputs
+
+
+def test_every_harness_behaviour_is_recorded_and_the_run_goes_on(project: Path) -> None:
+    run_dir, outputs = run_all(project)
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for o in outputs:
+        by_variant.setdefault(o["variant_id"], []).append(o)
+    assert len(outputs) == 21
+    assert {o["outcome"] for o in by_variant["normal"]} == {"success"}
+    assert [o["outcome"] for o in by_variant["odd"]] == ["success", "failure", "success"]
+    reasons = {v: by_variant[v][0]["error"] for v in ("crash", "hang", "garbage", "silent")}
+    assert all(o["outcome"] == "error" for v in reasons for o in by_variant[v])
+    assert "exited with code 3" in reasons["crash"]
+    assert "timeout" in reasons["hang"] and "killed" in reasons["hang"]
+    assert "not JSON" in reasons["garbage"]
+    assert "no trial_output.json" in reasons["silent"]
+    assert {o["outcome"] for o in by_variant["huge"]} == {"success"}
+    assert (
+        run_dir / "trials" / by_variant["huge"][0]["trial_id"] / "out" / "stdout.log"
+    ).stat().st_size > 10**7
+    first = by_variant["normal"][0]
+    tdir = run_dir / "trials" / first["trial_id"]
+    for name in (
+        "trial_input.json",
+        "trial_output.json",
+        "workspace/harness.py",
+        "state/pre.json",
+        "state/post.json",
+        "state/diff.json",
+        "out/stdout.log",
+    ):
+        assert (tdir / name).exists(), name
+    assert json.loads((tdir / "state" / "diff.json").read_text())["added"] == ["scratch.txt"]
+    assert not (tdir / "workspace" / ".lab").exists()
+    raw = json.loads((tdir / "out" / "trial_output.json").read_text())
+    assert raw["tz"] == "UTC" and raw["env_home"] == str(tdir / "home") and raw["leak"] is None
+    assert first["event_counts"] == {"step": 1, "tool_call": 1}
+    trial_input = json.loads((tdir / "trial_input.json").read_text())
+    assert trial_input["task"] == {"task_id": "t1", "a": 1, "b": 1} and trial_input["schema_version"] == 1
+
+
+def test_tables_load_in_duckdb_and_the_seed_query_runs(project: Path) -> None:
+    run_dir, _ = run_all(project)
+    analysis = run_dir / "analysis"
+    con = duckdb.connect()
+    cwd = os.getcwd()
+    os.chdir(analysis)
+    try:
+        con.execute((analysis / "tables" / "load_duckdb.sql").read_text())
+    finally:
+        os.chdir(cwd)
+    rows = con.execute(
+        "SELECT variant_id, COUNT(*) as trials, SUM(CASE WHEN outcome = 'success' THEN 1 ELSE 0 END) "
+        "as successes FROM trials GROUP BY variant_id ORDER BY variant_id"
+    ).fetchall()
+    assert ("normal", 3, 3) in rows and ("odd", 3, 2) in rows and ("crash", 3, 0) in rows
+    assert con.execute("SELECT COUNT(*) FROM metrics_long WHERE metric = 'success'").fetchone() == (21,)
+    assert con.execute(
+        "SELECT SUM(count) FROM event_counts_by_variant WHERE variant_id='normal'"
+    ).fetchone() == (6,)
+    comparison = json.loads((analysis / "comparison.json").read_text())
+    odd = next(c for c in comparison["comparisons"] if c["treatment"] == "odd")
+    assert odd["metrics"]["success"]["mean_difference"] == pytest.approx(-1 / 3)
+    assert odd["pass_fail"]["baseline_only"] == 1 and odd["pass_fail"]["treatment_only"] == 0
+    assert comparison["variants"]["normal"]["success_ci"][1] == pytest.approx(1.0)
+    assert "## odd vs normal" in (analysis / "report.md").read_text()
