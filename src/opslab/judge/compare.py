@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from opslab.judge.stats import Interval, t_interval
+from opslab.judge.stats import Interval, _scipy_stats, t_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +51,7 @@ def mcnemar(baseline: Mapping[str, bool], treatment: Mapping[str, bool]) -> Pair
     tasks = sorted(set(baseline) & set(treatment))
     b = sum(1 for t in tasks if baseline[t] and not treatment[t])
     c = sum(1 for t in tasks if treatment[t] and not baseline[t])
-    p = 1.0 if b + c == 0 else float(sps.binomtest(min(b, c), b + c, 0.5).pvalue)
+    p = 1.0 if b + c == 0 else float(_scipy_stats().binomtest(min(b, c), b + c, 0.5).pvalue)
     return PairedBinary(len(tasks), b, c, p, "exact McNemar (binomial on discordant tasks)")
 
 

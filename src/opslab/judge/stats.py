@@ -9,10 +9,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats as sps
+
+
+def _scipy_stats() -> Any:
+    """SciPy's stats module, imported on first use: it costs a second or more, which a CLI that only
+    plans trials or prints a table should not pay."""
+    from scipy import stats
+
+    return stats
+
 
 Statistic = Callable[[NDArray[np.float64]], float]
 
@@ -48,7 +57,7 @@ def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> Interval:
         return Interval(0.0, 1.0, level)
     if not 0 <= successes <= n:
         raise ValueError("successes must be in [0, n]")
-    z = float(sps.norm.ppf(0.5 + level / 2))
+    z = float(_scipy_stats().norm.ppf(0.5 + level / 2))
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -65,7 +74,7 @@ def t_interval(values: Sequence[float], *, level: float = 0.95) -> Interval:
     if a.size == 1:
         return Interval(mean, mean, level)
     sem = float(a.std(ddof=1) / math.sqrt(a.size))
-    half = float(sps.t.ppf(0.5 + level / 2, df=a.size - 1)) * sem
+    half = float(_scipy_stats().t.ppf(0.5 + level / 2, df=a.size - 1)) * sem
     return Interval(mean - half, mean + half, level)
 
 
@@ -142,7 +151,7 @@ def mann_whitney(baseline: Sequence[float], candidate: Sequence[float]) -> MannW
     a, b = _arr(baseline), _arr(candidate)
     if a.size == 0 or b.size == 0:
         return MannWhitney(math.nan, math.nan, math.nan)
-    res = sps.mannwhitneyu(b, a, alternative="two-sided")
+    res = _scipy_stats().mannwhitneyu(b, a, alternative="two-sided")
     if a.size * b.size <= 4_000_000:
         shift = float(np.median(np.subtract.outer(b, a)))
     else:  # bound memory on huge windows: the shift from a seeded subsample of pairs
@@ -175,7 +184,7 @@ def sample_ratio_mismatch(
     if total == 0:
         return SampleRatio(tuple(int(x) for x in obs), tuple(shares.tolist()), 0.0, 1.0, 0.0)
     expected = shares * total
-    res = sps.chisquare(obs, expected)
+    res = _scipy_stats().chisquare(obs, expected)
     imbalance = float(np.max(np.abs(obs - expected) / expected) * 100)
     return SampleRatio(
         tuple(int(x) for x in obs), tuple(shares.tolist()), float(res.statistic), float(res.pvalue), imbalance
@@ -195,5 +204,5 @@ def two_proportion_test(successes_a: int, n_a: int, successes_b: int, n_b: int) 
     if n_a <= 0 or n_b <= 0:
         return ProportionTest(math.nan, math.nan, math.nan, 1.0)
     table = [[successes_a, n_a - successes_a], [successes_b, n_b - successes_b]]
-    res = sps.fisher_exact(table, alternative="two-sided")
+    res = _scipy_stats().fisher_exact(table, alternative="two-sided")
     return ProportionTest(successes_a / n_a, successes_b / n_b, float(res.statistic), float(res.pvalue))

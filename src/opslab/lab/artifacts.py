@@ -16,14 +16,17 @@ from opslab import __version__
 SCHEMA_VERSION = 1
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, *, durable: bool = False) -> None:
+    """Atomic write (temp file + rename). ``durable`` also fsyncs: for records whose presence is a promise
+    (a finished trial, the manifest), not for every intermediate file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     with tmp.open("w") as f:
         json.dump(data, f, indent=2, default=str)
         f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     },
 }
 TRAINER_REQUIRED = ["objective"]
+# Built once: jsonschema.validate() re-checks the schema and rebuilds a validator on every call.
+_VALIDATOR = jsonschema.Draft202012Validator(OUTPUT_SCHEMA)
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 # hermetic_functional_v2: only these pass through from the runner's environment.
 ENV_ALLOWLIST = ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONHASHSEED")
@@ -103,10 +106,22 @@ def run_harness(
             )
         except OSError as exc:
             return HarnessResult("error", {}, None, 0.0, f"could not start harness {argv[0]!r}: {exc}")
-        try:
-            code = proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
+        # A timer kills the group at the deadline while wait() blocks in waitpid: Popen.wait(timeout)
+        # would poll with sleeps and add milliseconds to every trial.
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
             _kill_group(proc)
+
+        timer = threading.Timer(timeout_s, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            code = proc.wait()
+        finally:
+            timer.cancel()
+        if timed_out.is_set():
             return HarnessResult(
                 "error",
                 {},
@@ -125,7 +140,7 @@ def run_harness(
         )
     try:
         output = json.loads(output_path.read_text())
-        jsonschema.validate(output, OUTPUT_SCHEMA)
+        _VALIDATOR.validate(output)
         if trainer:
             missing = [k for k in TRAINER_REQUIRED if k not in output]
             if missing:

@@ -4,6 +4,7 @@ resumable after any interruption (even kill -9), errored trials re-runnable."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import threading
 from collections.abc import Callable
@@ -152,12 +153,18 @@ def execute(
         list(pool.map(one, pending))
     final: dict[str, Any] = read_json(run_dir / "manifest.json")
     final.update(status="completed", finished_at=now())
-    write_json(run_dir / "manifest.json", final)
+    write_json(run_dir / "manifest.json", final, durable=True)
     return final
 
 
 def run_trial(
-    resolved: Resolved, run_dir: Path, t: Trial, *, env_base: dict[str, str], attempt: int = 1
+    resolved: Resolved,
+    run_dir: Path,
+    t: Trial,
+    *,
+    env_base: dict[str, str],
+    attempt: int = 1,
+    pre: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     cfg = resolved.config
     tdir = run_dir / "trials" / t.trial_id
@@ -182,9 +189,10 @@ def run_trial(
         "seed": t.seed,
     }
     write_json(tdir / "trial_input.json", trial_input)
-    write_json(out_dir / "trial_input.json", trial_input)
+    os.link(tdir / "trial_input.json", out_dir / "trial_input.json")  # the harness's copy, for free
     workspace.copy_project(resolved.project_root, ws)
-    pre = workspace.snapshot(ws)
+    if pre is None:
+        pre = workspace.snapshot(ws)
     write_json(state_dir / "pre.json", pre)
     events_path = out_dir / "harness_events.jsonl"
     env = trial_env(
@@ -236,7 +244,7 @@ def run_trial(
             if k in res.output
         },
     }
-    write_json(tdir / "trial_output.json", record)  # written last: its presence means the trial is done
+    write_json(tdir / "trial_output.json", record, durable=True)  # written last: its presence = trial done
     return record
 
 

@@ -1,0 +1,101 @@
+"""Runner overhead: 1,000 trials of a no-op shell harness at concurrency 8, beside the floor of
+`xargs -P 8` running the same script on pre-written inputs, in the same run. Target: ratio <= 2.0.
+Also the runner's peak memory (max RSS)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import OPSLAB, write_result
+
+NOOP = """#!/bin/sh
+# --input IN --output OUT: copy the input beside the output and report success
+cp "$2" "$4.input"
+printf '{"outcome": "success", "metrics": {"ok": 1}}' > "$4"
+"""
+
+
+def make_project(root: Path, trials: int) -> Path:
+    proj = root / "proj"
+    (proj / ".lab").mkdir(parents=True)
+    (proj / "data").mkdir()
+    (proj / "noop.sh").write_text(NOOP)
+    (proj / "noop.sh").chmod(0o755)
+    (proj / "data" / "tasks.jsonl").write_text(
+        "".join(json.dumps({"task_id": f"t{i}"}) + "\n" for i in range(trials))
+    )
+    (proj / ".lab" / "experiment.yaml").write_text(
+        "experiment: {id: overhead, name: overhead}\n"
+        f"dataset: {{path: ../data/tasks.jsonl, limit: {trials}}}\n"
+        "design: {replications: 1, random_seed: 1}\n"
+        "runtime: {harness: {command: [sh, ./noop.sh]}, network: {mode: full}}\n"
+        "variants: {baseline: {id: only, bindings: {}}}\n"
+    )
+    return proj
+
+
+def floor(root: Path, trials: int, concurrency: int) -> float:
+    work = root / "floor"
+    work.mkdir()
+    script = root / "noop.sh"
+    script.write_text(NOOP)
+    lines = []
+    for i in range(trials):
+        inp = work / f"in_{i}.json"
+        inp.write_text(json.dumps({"task_id": f"t{i}", "bindings": {}}))
+        lines.append(f"--input {inp} --output {work / f'out_{i}.json'}")
+    start = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P", str(concurrency), "-n", "4", "sh", str(script)],
+        input="\n".join(lines),
+        text=True,
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="opslab-bench-lab-"))
+    proj = make_project(root, args.trials)
+    floor_s = floor(root, args.trials, args.concurrency)
+    start = time.perf_counter()
+    out = subprocess.run(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(args.concurrency), "--json"],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lab_s = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    run = json.loads(out.stdout)["run"]
+    result: dict[str, Any] = {
+        "trials": args.trials,
+        "concurrency": args.concurrency,
+        "outcomes": run["outcomes"],
+        "opslab_wall_s": round(lab_s, 2),
+        "floor_xargs_wall_s": round(floor_s, 2),
+        "ratio": round(lab_s / floor_s, 2),
+        "target_ratio": 2.0,
+        "peak_rss_mib": round(peak_kib / 1024, 1),
+        "per_trial_ms": {
+            "opslab": round(1000 * lab_s / args.trials, 2),
+            "floor": round(1000 * floor_s / args.trials, 2),
+        },
+    }
+    write_result("lab_overhead", result)
+
+
+if __name__ == "__main__":
+    main()
