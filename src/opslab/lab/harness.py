@@ -3,12 +3,17 @@ timeout, output validated against the harness protocol's JSON Schema. Every fail
 
 from __future__ import annotations
 
+import functools
+import heapq
+import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,21 +111,19 @@ def run_harness(
             )
         except OSError as exc:
             return HarnessResult("error", {}, None, 0.0, f"could not start harness {argv[0]!r}: {exc}")
-        # A timer kills the group at the deadline while wait() blocks in waitpid: Popen.wait(timeout)
-        # would poll with sleeps and add milliseconds to every trial.
+        # One shared watchdog kills the group at the deadline while wait() blocks in waitpid:
+        # Popen.wait(timeout) would poll with sleeps, and a timer thread per trial costs a millisecond.
         timed_out = threading.Event()
 
         def expire() -> None:
             timed_out.set()
             _kill_group(proc)
 
-        timer = threading.Timer(timeout_s, expire)
-        timer.daemon = True
-        timer.start()
+        ticket = WATCHDOG.arm(timeout_s, expire)
         try:
             code = proc.wait()
         finally:
-            timer.cancel()
+            WATCHDOG.disarm(ticket)
         if timed_out.is_set():
             return HarnessResult(
                 "error",
@@ -153,6 +156,58 @@ def run_harness(
             "error", {}, code, duration, f"trial_output.json invalid at {where}: {exc.message}"
         )
     return HarnessResult(str(output["outcome"]), output, code, duration, None)
+
+
+class Watchdog:
+    """A single thread that runs callbacks at their deadlines (for thousands of short trials)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, callback: Callable[[], None]) -> int:
+        ticket = next(self._seq)
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="opslab-lab-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        with self._cond:
+            self._cancelled.add(ticket)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] in self._cancelled:
+                    self._cancelled.discard(heapq.heappop(self._heap)[1])
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, ticket, callback = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            callback()
+
+
+WATCHDOG = Watchdog()
+
+
+@functools.lru_cache(maxsize=64)
+def resolve_program(program: str, path: str) -> str:
+    """argv[0] resolved against PATH once per run, not by every exec."""
+    if os.sep in program:
+        return program
+    return shutil.which(program, path=path) or program
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -25,7 +25,7 @@ from opslab.lab.artifacts import (
     write_json,
 )
 from opslab.lab.config import Resolved
-from opslab.lab.harness import build_argv, run_harness, trial_env
+from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
 from opslab.lab.plan import Trial, expand_trials
 
 
@@ -128,33 +128,65 @@ def execute(
     if retried:
         manifest["retries"] = [*manifest.get("retries", []), *retried]
         write_json(run_dir / "manifest.json", manifest)
-    lock = threading.Lock()
-    done = len(trials) - len(pending)
-    failed = 0
-
-    def one(t: Trial) -> None:
-        nonlocal done, failed
-        result = run_trial(
-            resolved,
-            run_dir,
-            t,
-            env_base=env_base,
-            attempt=2 if any(r["trial_id"] == t.trial_id for r in retried) else 1,
-        )
-        with lock:
-            done += 1
-            failed += result["outcome"] == "error"
-            if progress:
-                progress(LabProgress(done, failed, len(trials), f"{t.trial_id} {result['outcome']}"))
-
+    retried_ids = {r["trial_id"] for r in retried}
+    # Every workspace starts as a copy of the project: snapshot the project once, not each copy.
+    pre = workspace.snapshot(resolved.project_root)
+    total, already = len(trials), len(trials) - len(pending)
     if progress:
-        progress(LabProgress(done, 0, len(trials), "starting"))
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-        list(pool.map(one, pending))
+        progress(LabProgress(already, 0, total, "starting"))
+    _run_chunk(
+        resolved,
+        run_dir,
+        pending,
+        max(1, concurrency),
+        env_base,
+        pre,
+        retried_ids,
+        _counter(already, total, progress),
+    )
     final: dict[str, Any] = read_json(run_dir / "manifest.json")
     final.update(status="completed", finished_at=now())
     write_json(run_dir / "manifest.json", final, durable=True)
     return final
+
+
+def _counter(already: int, total: int, progress: ProgressFn | None) -> Callable[[dict[str, Any]], None]:
+    lock = threading.Lock()
+    state = {"done": already, "failed": 0}
+
+    def count(result: dict[str, Any]) -> None:
+        with lock:
+            state["done"] += 1
+            state["failed"] += result["outcome"] == "error"
+            if progress:
+                progress(
+                    LabProgress(
+                        state["done"], state["failed"], total, f"{result['trial_id']} {result['outcome']}"
+                    )
+                )
+
+    return count
+
+
+def _run_chunk(
+    resolved: Resolved,
+    run_dir: Path,
+    trials: list[Trial],
+    threads: int,
+    env_base: dict[str, str],
+    pre: dict[str, str],
+    retried: set[str],
+    on_done: Callable[[dict[str, Any]], None] | None,
+) -> None:
+    def one(t: Trial) -> None:
+        result = run_trial(
+            resolved, run_dir, t, env_base=env_base, pre=pre, attempt=2 if t.trial_id in retried else 1
+        )
+        if on_done:
+            on_done(result)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, trials))
 
 
 def run_trial(
@@ -209,6 +241,7 @@ def run_trial(
     argv = build_argv(
         cfg.runtime.harness.command, out_dir / "trial_input.json", out_dir / "trial_output.json"
     )
+    argv[0] = resolve_program(argv[0], env.get("PATH", ""))
     res = run_harness(
         argv=argv,
         cwd=ws,
