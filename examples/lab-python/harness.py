@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 
-def solve(question: dict, strategy: str, rng: random.Random) -> int:
-    a, b, op = question["a"], question["b"], question["op"]
+def solve(question: dict[str, object], strategy: str, rng: random.Random) -> int:
+    a, b, op = int(str(question["a"])), int(str(question["b"])), str(question["op"])
     exact = {"+": a + b, "-": a - b, "*": a * b}[op]
     if strategy == "careful":
         return exact

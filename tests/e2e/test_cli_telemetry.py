@@ -95,4 +95,5 @@ def test_version_and_demo(tmp_path: Path) -> None:
     assert r.returncode == 0 and r.stdout.startswith("opslab ")
     r = run_cli("demo", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path / "demo"), COLUMNS="160"), timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "run-001-sufficient" in r.stdout and "stopped cleanly" in r.stdout
+    assert "run-001-sufficient" in r.stdout and "tool_schema_mismatch" in r.stdout
+    assert "hasty vs careful" in r.stdout and "stopped cleanly" in r.stdout

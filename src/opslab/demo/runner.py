@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -79,10 +82,47 @@ def demo_rca(client: httpx.Client, console: Console) -> None:
             console.print(f"  action ({a['priority']}): {a['title']}")
 
 
+def demo_lab(console: Console, workdir: Path) -> None:
+    console.rule("[bold]lab[/bold]: an A/B experiment over a harness, 72 trials, analysed")
+    from opslab.lab import build_tables, compare, execute, expand_trials, load_outputs, prepare_run, resolve
+
+    src = resources.files("opslab.demo") / "lab_project"
+    proj = workdir / "lab-demo"
+    (proj / ".lab").mkdir(parents=True, exist_ok=True)
+    (proj / "data").mkdir(exist_ok=True)
+    (proj / "harness.py").write_text((src / "harness.py").read_text())
+    (proj / "data" / "tasks.jsonl").write_text((src / "data" / "tasks.jsonl").read_text())
+    (proj / ".lab" / "experiment.yaml").write_text((src / "experiment.yaml").read_text())
+    resolved = resolve(proj / ".lab" / "experiment.yaml")
+    run_dir = prepare_run(resolved)
+    execute(
+        resolved,
+        run_dir,
+        concurrency=4,
+        env_base={"PATH": os.defpath + os.pathsep + str(Path(sys.executable).parent)},
+    )
+    variants = [v.id for v in resolved.config.variants.all()]
+    outputs = load_outputs(run_dir, [t.trial_id for t in expand_trials(resolved)])
+    build_tables(run_dir, outputs, variants)
+    result = compare(run_dir, outputs, variants, ["success", "accuracy"])
+    for vid, v in result["variants"].items():
+        lo, hi = v["success_ci"]
+        console.print(f"  {vid}: {v['successes']}/{v['n']} succeeded ({lo:.0%}–{hi:.0%} Wilson 95%)")
+    for comp in result["comparisons"]:
+        d = comp["metrics"]["success"]
+        console.print(
+            f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
+            f"(bootstrap 95% [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
+            f"McNemar p={comp['pass_fail']['p_value']:.3g}"
+        )
+    console.print(f"  artifacts: {run_dir}")
+
+
 def run_demo(settings: Settings, console: Console, *, port: int | None = None) -> None:
     app = create_app(settings)
     with ServerThread(app, port=port) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
         demo_telemetry(client, console)
         demo_rca(client, console)
+    demo_lab(console, settings.data_dir / "demo")
     console.rule("done: the service stopped cleanly")
