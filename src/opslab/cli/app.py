@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from opslab.cli import core, jobs, lab, runs
+from opslab.cli import canary, core, jobs, lab, runs
 from opslab.cli.context import err_console
 from opslab.errors import OpslabError
 
@@ -25,6 +25,8 @@ app.add_typer(runs.metrics_app, name="metrics")
 app.command()(jobs.worker)
 app.add_typer(jobs.rca_app, name="rca")
 app.add_typer(lab.lab_app, name="lab")
+app.add_typer(canary.canary_app, name="canary")
+app.add_typer(canary.sandbox_app, name="sandbox")
 
 
 def main() -> None:

@@ -24,8 +24,14 @@ from opslab.judge.stats import (
     two_proportion_test,
     wilson_interval,
 )
+from opslab.judge.verdict import Decision, Thresholds, Verdict, be_careful, decide
 
 __all__ = [
+    "Decision",
+    "Thresholds",
+    "Verdict",
+    "be_careful",
+    "decide",
     "PairedBinary",
     "PairedDifference",
     "clustered_mean_interval",

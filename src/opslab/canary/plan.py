@@ -1,0 +1,91 @@
+"""The canary plan: the seed's YAML plus target, time budget and seed. Refused before anything runs
+when malformed or contradictory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opslab.errors import InvalidInput, invalid_from_pydantic
+from opslab.judge import Thresholds
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Experiment(_M):
+    qps: float = Field(gt=0, le=5000)
+    window_sec: float = Field(gt=0, le=3600)
+    rounds: int = Field(ge=1, le=100)
+    flow_policy: Literal["aimd", "static"]
+    target_p95: float = Field(gt=0)
+    routing_mode: Literal["rules", "default"]
+    topk_threshold: int = Field(ge=1, le=1024)
+    warmup_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of each window discarded.")
+
+
+class ThresholdSpec(_M):
+    pass_delta_p95_max: float = -10.0
+    edge_delta_p95_max: float = -5.0
+    max_error_rate: float = Field(default=1.0, ge=0, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ThresholdSpec:
+        if self.pass_delta_p95_max > self.edge_delta_p95_max:
+            raise ValueError(
+                "pass_delta_p95_max must not be above edge_delta_p95_max (PASS is the stricter bar)"
+            )
+        return self
+
+    def judge(self) -> Thresholds:
+        return Thresholds(self.pass_delta_p95_max, self.edge_delta_p95_max, self.max_error_rate)
+
+
+class Target(_M):
+    base_url: str = "http://127.0.0.1:8100"
+    flags_path: str = "/api/flags"
+    health_path: str = "/api/lab/config"
+    request_path: str = "/api/search?q=canary"
+    timeout_s: float = Field(default=5.0, gt=0)
+
+
+class Plan(_M):
+    experiment: Experiment
+    thresholds: ThresholdSpec = Field(default_factory=ThresholdSpec)
+    target: Target = Field(default_factory=Target)
+    time_budget: float = Field(default=600, gt=0)
+    seed: int = 42
+    min_samples_per_arm: int = Field(default=100, ge=1)
+
+    def candidate_flags(self) -> dict[str, Any]:
+        e = self.experiment
+        return {
+            "control": {"flow_policy": e.flow_policy, "target_p95": e.target_p95},
+            "routing": {"mode": e.routing_mode, "topk_threshold": e.topk_threshold},
+        }
+
+    def planned_seconds(self) -> float:
+        return 2 * self.experiment.rounds * self.experiment.window_sec
+
+
+def load_plan(path: Path) -> Plan:
+    if not path.is_file():
+        raise InvalidInput.for_field("--config", f"{path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidInput.for_field("--config", f"{path}: not valid YAML: {exc}") from None
+    return parse_plan(data)
+
+
+def parse_plan(data: Any) -> Plan:
+    if not isinstance(data, dict):
+        raise InvalidInput.for_field("plan", "expected a YAML mapping")
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(list(exc.errors(include_url=False))) from None

@@ -1,0 +1,69 @@
+"""PASS / EDGE / FAIL from the seed's decision table; statistics may only make a verdict more careful.
+
+    PASS  ΔP95 ≤ pass_max (−10 %)            and error rate < max_error_rate (1 %)
+    EDGE  pass_max < ΔP95 ≤ edge_max (−5 %)  and error rate < max_error_rate
+    FAIL  otherwise
+
+A PASS becomes EDGE ("inconclusive") when an arm has too few samples, the arms' sizes mismatch the
+plan (SRM), or the bootstrap interval of ΔP95 does not exclude 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Decision = Literal["PASS", "EDGE", "FAIL"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    pass_delta_p95_max: float = -10.0
+    edge_delta_p95_max: float = -5.0
+    max_error_rate: float = 1.0  # percent
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    reason: str
+    cautions: list[str] = field(default_factory=list)
+
+
+def decide(delta_p95_pct: float, error_rate_pct: float, t: Thresholds) -> Verdict:
+    if error_rate_pct >= t.max_error_rate:
+        return Verdict("FAIL", f"error rate {error_rate_pct:.2f}% is not below {t.max_error_rate:g}%")
+    if delta_p95_pct <= t.pass_delta_p95_max:
+        return Verdict("PASS", f"P95 improved by {-delta_p95_pct:.1f}% (≥{-t.pass_delta_p95_max:g}%)")
+    if delta_p95_pct <= t.edge_delta_p95_max:
+        return Verdict(
+            "EDGE",
+            f"P95 improved by {-delta_p95_pct:.1f}%: between {-t.edge_delta_p95_max:g}% and "
+            f"{-t.pass_delta_p95_max:g}%, manual review",
+        )
+    return Verdict(
+        "FAIL", f"ΔP95 {delta_p95_pct:+.1f}% is above {t.edge_delta_p95_max:g}%: no worthwhile improvement"
+    )
+
+
+def be_careful(
+    verdict: Verdict,
+    *,
+    samples: tuple[int, int],
+    min_samples: int,
+    srm_p: float,
+    delta_ci: tuple[float, float],
+    alpha_srm: float = 0.001,
+) -> Verdict:
+    """Downgrade a PASS to EDGE when the evidence behind it is weak; say why."""
+    cautions = []
+    if min(samples) < min_samples:
+        cautions.append(f"too few samples ({min(samples)} < {min_samples} in an arm)")
+    if srm_p < alpha_srm:
+        cautions.append(f"sample-ratio mismatch between arms (chi-square p={srm_p:.2g})")
+    lo, hi = delta_ci
+    if not (hi < 0 or lo > 0):
+        cautions.append(f"95% CI of ΔP95 [{lo:+.1f}%, {hi:+.1f}%] does not exclude 0")
+    if verdict.decision == "PASS" and cautions:
+        return Verdict("EDGE", f"inconclusive: {verdict.reason}, but {'; '.join(cautions)}", cautions)
+    return Verdict(verdict.decision, verdict.reason, cautions)
