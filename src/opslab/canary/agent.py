@@ -160,6 +160,18 @@ def run_canary(
     b_windows: list[Window] = []
     total = 2 * e.rounds
     try:
+        if e.warmup_seconds() > 0:
+            # Cold connections and caches would inflate the first A window: warm up at A, count nothing.
+            target.set_flags(previous)
+            progress("Execute", 8, f"warm-up {e.warmup_seconds():g}s")
+            window(
+                target.request_url(),
+                arm="warmup",
+                qps=e.qps,
+                seconds=e.warmup_seconds(),
+                warmup_s=0.0,
+                timeout_s=plan.target.timeout_s,
+            )
         for i in range(total):
             arm = "A" if i % 2 == 0 else "B"
             if cancel.is_set():

@@ -26,6 +26,15 @@ class Experiment(_M):
     routing_mode: Literal["rules", "default"]
     topk_threshold: int = Field(ge=1, le=1024)
     warmup_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of each window discarded.")
+    warmup_sec: float | None = Field(
+        default=None,
+        ge=0,
+        le=600,
+        description="Load before the first window, discarded (default: a quarter window, ≤ 10 s).",
+    )
+
+    def warmup_seconds(self) -> float:
+        return self.warmup_sec if self.warmup_sec is not None else min(10.0, self.window_sec / 4)
 
 
 class ThresholdSpec(_M):

@@ -143,11 +143,18 @@ def up(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Target service port.")] = 8100,
     seed: Annotated[int, typer.Option(help="Seed of the latency and error model.")] = 42,
+    base_median_ms: Annotated[float, typer.Option(min=0.1, help="Median latency at neutral flags.")] = 20.0,
+    sigma: Annotated[float, typer.Option(min=0.01, max=3.0, help="Log-normal shape of the latency.")] = 0.35,
 ) -> None:
     """Run the sandbox target service (flags, health, search endpoint, Prometheus metrics)."""
     import uvicorn
 
-    from opslab.sandbox import create_target_app
+    from opslab.sandbox import LatencyModel, create_target_app
 
-    console.print(f"sandbox target on http://{host}:{port} (seed {seed})")
-    uvicorn.run(create_target_app(seed=seed), host=host, port=port, log_level="warning", access_log=False)
+    model = LatencyModel(base_median_ms=base_median_ms, sigma=sigma)
+    console.print(
+        f"sandbox target on http://{host}:{port} (seed {seed}, median {base_median_ms:g} ms, σ {sigma:g})"
+    )
+    uvicorn.run(
+        create_target_app(seed=seed, model=model), host=host, port=port, log_level="warning", access_log=False
+    )

@@ -1,0 +1,157 @@
+"""End-to-end canary runs against the real sandbox target with real open-loop load (short windows)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opslab.api.server import free_port
+from opslab.canary import HttpTarget, parse_plan, run_canary
+from opslab.canary.history import read
+from tests.e2e.conftest import OPSLAB, wait_http
+
+BASE_FLAGS = {
+    "control": {"flow_policy": "static", "target_p95": 1200},
+    "routing": {"mode": "default", "topk_threshold": 32},
+}
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[str]:
+    """`opslab sandbox up` as its own process (the load generator must not share its event loop), with a
+    narrow distribution well above the client's own overhead so 2 s windows measure a 7% effect."""
+    port = free_port()
+    log = (tmp_path / "sandbox.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            OPSLAB,
+            "sandbox",
+            "up",
+            "--port",
+            str(port),
+            "--seed",
+            "7",
+            "--base-median-ms",
+            "100",
+            "--sigma",
+            "0.12",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/api/lab/config", proc, tmp_path / "sandbox.log")
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def plan_for(url: str, **candidate: Any) -> Any:
+    exp = {
+        "qps": 150.0,
+        "window_sec": 2.0,
+        "rounds": 2,
+        "flow_policy": "static",
+        "target_p95": 1200,
+        "routing_mode": "default",
+        "topk_threshold": 32,
+        **candidate,
+    }
+    return parse_plan(
+        {
+            "experiment": exp,
+            "target": {"base_url": url},
+            "time_budget": 60,
+            "seed": 1,
+            "min_samples_per_arm": 100,
+        }
+    )
+
+
+def canary(url: str, tmp_path: Path, **candidate: Any) -> dict[str, Any]:
+    httpx.post(f"{url}/api/flags", json=BASE_FLAGS).raise_for_status()
+    target = HttpTarget(plan_for(url, **candidate).target)
+    try:
+        return run_canary(
+            plan_for(url, **candidate),
+            target,
+            reports_dir=tmp_path / "reports",
+            history_path=tmp_path / "data" / "canary" / "history.jsonl",
+        )
+    finally:
+        target.close()
+
+
+def test_a_real_20_percent_improvement_passes_and_is_applied(sandbox: str, tmp_path: Path) -> None:
+    r = canary(sandbox, tmp_path, routing_mode="rules", topk_threshold=20)  # 0.85 × 0.94 ≈ −20%
+    assert r["decision"] == "PASS" and r["applied"] is True, r["reason"]
+    assert -25 < r["delta_p95_pct"] < -15 and r["error_rate_pct"] < 1
+    flags = httpx.get(f"{sandbox}/api/flags").json()
+    assert flags["routing"] == {"mode": "rules", "topk_threshold": 20}
+    summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+    assert "Decision: PASS" in summary and len(summary.splitlines()) <= 60
+    assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").exists()
+    assert read(tmp_path / "data" / "canary" / "history.jsonl")[-1]["decision"] == "PASS"
+
+
+def test_a_7_percent_improvement_is_edge_and_nothing_changes(sandbox: str, tmp_path: Path) -> None:
+    r = canary(sandbox, tmp_path, topk_threshold=18)  # 1 + 0.005 × (18 − 32) = 0.93
+    assert r["decision"] == "EDGE" and not r["applied"], (r["delta_p95_pct"], r["reason"])
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+
+
+def test_no_effect_fails(sandbox: str, tmp_path: Path) -> None:
+    r = canary(sandbox, tmp_path)
+    assert r["decision"] == "FAIL" and abs(r["delta_p95_pct"]) < 5
+
+
+def test_errors_fail_and_stop_early(sandbox: str, tmp_path: Path) -> None:
+    httpx.post(f"{sandbox}/api/sandbox/faults", json={"error_rate": 0.02}).raise_for_status()
+    r = canary(sandbox, tmp_path, routing_mode="rules", topk_threshold=20)
+    assert r["decision"] == "FAIL" and not r["applied"]
+    assert r.get("early_stop") or r["error_rate_pct"] >= 1.0
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+
+
+def test_unhealthy_dependency_blocks_before_any_change(sandbox: str, tmp_path: Path) -> None:
+    httpx.post(f"{sandbox}/api/sandbox/health", json={"qdrant": False}).raise_for_status()
+    r = canary(sandbox, tmp_path, routing_mode="rules")
+    assert r["blocked"] and r["decision"] == "FAIL" and "qdrant" in r["reason"]
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+    assert "Fix the unhealthy dependencies" in (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+
+
+def test_dry_run_sends_nothing(sandbox: str, tmp_path: Path) -> None:
+    before = httpx.get(f"{sandbox}/metrics").text
+    plan = plan_for(sandbox, routing_mode="rules")
+    target = HttpTarget(plan.target)
+    r = run_canary(plan, target, reports_dir=tmp_path / "r", history_path=tmp_path / "h.jsonl", dry_run=True)
+    assert r["decision"] == "DRY-RUN" and target.calls == []
+    assert (
+        "sandbox_requests_total{" not in before
+        and "sandbox_requests_total{" not in httpx.get(f"{sandbox}/metrics").text
+    )
+
+
+def test_cancel_restores_flags_and_writes_a_partial_report(sandbox: str, tmp_path: Path) -> None:
+    httpx.post(f"{sandbox}/api/flags", json=BASE_FLAGS).raise_for_status()
+    plan = plan_for(sandbox, routing_mode="rules", topk_threshold=20)
+    cancel = threading.Event()
+    target = HttpTarget(plan.target)
+    timer = threading.Timer(1.0, cancel.set)
+    timer.start()
+    r = run_canary(plan, target, reports_dir=tmp_path / "r", history_path=tmp_path / "h.jsonl", cancel=cancel)
+    assert "cancelled" in r["partial"] and not r["applied"]
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+    assert "Partial run" in (tmp_path / "r" / "LABOPS_AGENT_SUMMARY.txt").read_text()
