@@ -3,6 +3,7 @@ worker; nothing else constructs these."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +111,34 @@ class Runtime:
         def run_rca(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
             return svc.handle(payload, lambda step, pct: progress.report(step, pct))
 
-        return {rca.KIND: JobKind(rca.KIND, run_rca, done_step=rca.DONE_STEP, failed_step="RCA failed")}
+        def run_canary_job(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+            from opslab.canary import HttpTarget, parse_plan, run_canary
+
+            plan = parse_plan(payload["plan"])
+            target = HttpTarget(plan.target)
+            reports = self.settings.data_dir / "canary" / "reports" / str(payload["run_key"])
+            try:
+                result = run_canary(
+                    plan,
+                    target,
+                    reports_dir=reports,
+                    history_path=self.settings.data_dir / "canary" / "history.jsonl",
+                    dry_run=bool(payload.get("dry_run")),
+                    progress=lambda step, pct, msg: progress.report(step, pct, msg),
+                )
+            finally:
+                target.close()
+            out: dict[str, Any] = json.loads(
+                json.dumps({k: v for k, v in result.items() if k != "plan"}, default=str)
+            )
+            return out
+
+        return {
+            rca.KIND: JobKind(rca.KIND, run_rca, done_step=rca.DONE_STEP, failed_step="RCA failed"),
+            "canary": JobKind(
+                "canary", run_canary_job, done_step="Canary complete", failed_step="Canary failed"
+            ),
+        }
 
     def llm_enhancer(self) -> Any:
         """The optional LLM pass over RCA reports, when ``OPSLAB_LLM_BASE_URL`` is set."""

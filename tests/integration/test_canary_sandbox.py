@@ -155,3 +155,32 @@ def test_cancel_restores_flags_and_writes_a_partial_report(sandbox: str, tmp_pat
     assert "cancelled" in r["partial"] and not r["applied"]
     assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
     assert "Partial run" in (tmp_path / "r" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+
+
+def test_canary_runs_as_a_job_through_the_api(sandbox: str, tmp_path: Path) -> None:
+    from opslab.api import create_app
+    from opslab.api.server import ServerThread
+    from opslab.config import Settings
+
+    httpx.post(f"{sandbox}/api/flags", json=BASE_FLAGS).raise_for_status()
+    plan = plan_for(sandbox, routing_mode="rules", topk_threshold=20).model_dump(mode="json")
+    plan["experiment"].update(qps=80.0, window_sec=1.5, rounds=1)
+    plan["min_samples_per_arm"] = 50
+    with (
+        ServerThread(create_app(Settings(data_dir=tmp_path / "svc"))) as server,
+        httpx.Client(base_url=server.url, timeout=60) as api,
+    ):
+        bad = api.post(
+            "/canary/runs", json={"plan": {**plan, "experiment": {**plan["experiment"], "qps": -1}}}
+        )
+        assert bad.status_code == 422 and "experiment.qps" in bad.json()["error"]["message"]
+        created = api.post("/canary/runs", json={"plan": plan})
+        assert created.status_code == 202
+        run_id = created.json()["canary_run_id"]
+        with api.stream("GET", f"/canary/runs/{run_id}/stream") as r:
+            steps = [line for line in r.iter_lines() if line.startswith("data:")]
+        assert '"done"' in steps[-1]
+        body = api.get(f"/canary/runs/{run_id}").json()
+        assert body["status"] == "done" and body["result"]["decision"] in ("PASS", "EDGE")
+        assert api.get("/canary/runs/nope").status_code == 404
+    assert (tmp_path / "svc" / "canary" / "history.jsonl").exists()

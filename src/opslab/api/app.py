@@ -12,7 +12,7 @@ from opslab import __version__
 from opslab.api.deps import require_api_token
 from opslab.api.errors import install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import metrics, rca, root, telemetry
+from opslab.api.routes import canary, metrics, rca, root, telemetry
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -54,6 +54,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, metrics):
+    for module in (root, rca, telemetry, metrics, canary):
         app.include_router(module.router)
     return app
