@@ -40,9 +40,9 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
             "--seed",
             "7",
             "--base-median-ms",
-            "100",
+            "200",
             "--sigma",
-            "0.12",
+            "0.1",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -59,7 +59,7 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
 
 def plan_for(url: str, **candidate: Any) -> Any:
     exp = {
-        "qps": 150.0,
+        "qps": 100.0,
         "window_sec": 2.0,
         "rounds": 2,
         "flow_policy": "static",

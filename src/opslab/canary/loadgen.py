@@ -42,8 +42,14 @@ async def _window(
     out = Window(arm=arm)
     start = time.perf_counter() + 0.01
     tasks = []
+    first_sent = last_sent = 0.0
 
     async def one(scheduled: float, keep: bool) -> None:
+        nonlocal first_sent, last_sent
+        sent_at = time.perf_counter()
+        if keep:
+            first_sent = first_sent or sent_at
+            last_sent = max(last_sent, sent_at)
         ok = True
         try:
             r = await client.get(url, timeout=timeout_s)
@@ -64,7 +70,11 @@ async def _window(
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(scheduled, keep=i * interval >= warmup_s)))
     await asyncio.gather(*tasks)
-    out.duration_s = max(1e-9, (n * interval) - warmup_s)
+    # Achieved rate from the actual send times: a client that falls behind its schedule shows it here.
+    kept = out.sent
+    out.duration_s = (
+        (last_sent - first_sent) * kept / (kept - 1) if kept > 1 and last_sent > first_sent else 1e-9
+    )
     return out
 
 

@@ -1,0 +1,148 @@
+"""Canary load generator and verdicts against the sandbox (its own process, as in production):
+achieved/target QPS at 200 and 1,000 QPS (target within 2%), measured p95 against the sandbox's
+configured p95, and a verdict-correctness matrix over seeds per effect size."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench._common import OPSLAB, write_result
+from opslab.api.server import free_port
+from opslab.canary import HttpTarget, parse_plan, run_canary, run_window
+from opslab.judge import percentile
+
+BASE = {
+    "control": {"flow_policy": "static", "target_p95": 1200},
+    "routing": {"mode": "default", "topk_threshold": 32},
+}
+EFFECTS = {
+    "-20%": {"routing_mode": "rules", "topk_threshold": 20},
+    "-7%": {"topk_threshold": 18},
+    "0%": {},
+    "+2% errors": {"routing_mode": "rules", "topk_threshold": 20},
+}
+EXPECTED = {"-20%": "PASS", "-7%": "EDGE", "0%": "FAIL", "+2% errors": "FAIL"}
+
+
+def sandbox(port: int, seed: int, median: float, sigma: float) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [
+            OPSLAB,
+            "sandbox",
+            "up",
+            "--port",
+            str(port),
+            "--seed",
+            str(seed),
+            "--base-median-ms",
+            str(median),
+            "--sigma",
+            str(sigma),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/lab/config", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise RuntimeError("sandbox did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(10)
+
+
+def qps_accuracy(seconds: float) -> dict[str, Any]:
+    port = free_port()
+    proc = sandbox(port, 1, 20.0, 0.35)
+    out: dict[str, Any] = {}
+    try:
+        url = f"http://127.0.0.1:{port}"
+        configured = httpx.get(f"{url}/api/sandbox/model").json()["p95_ms"]
+        run_window(f"{url}/api/search", arm="warm", qps=200, seconds=1.0)
+        for qps in (200, 1000):
+            w = run_window(f"{url}/api/search", arm="bench", qps=qps, seconds=seconds, warmup_s=0.5)
+            out[str(qps)] = {
+                "target_qps": qps,
+                "achieved_qps": round(w.achieved_qps, 1),
+                "qps_error_pct": round(100 * (w.achieved_qps - qps) / qps, 2),
+                "measured_p95_ms": round(percentile(w.latencies_ms, 95), 2),
+                "configured_p95_ms": round(configured, 2),
+                "p95_error_ms": round(percentile(w.latencies_ms, 95) - configured, 2),
+                "errors": w.errors,
+                "samples": len(w.latencies_ms),
+            }
+    finally:
+        stop(proc)
+    return out
+
+
+def verdict_matrix(seeds: int, workdir: Path) -> dict[str, Any]:
+    matrix: dict[str, Any] = {}
+    for name, candidate in EFFECTS.items():
+        decisions: dict[str, int] = {}
+        for seed in range(seeds):
+            port = free_port()
+            proc = sandbox(port, seed, 200.0, 0.1)
+            try:
+                url = f"http://127.0.0.1:{port}"
+                httpx.post(f"{url}/api/flags", json=BASE).raise_for_status()
+                if "errors" in name:
+                    httpx.post(f"{url}/api/sandbox/faults", json={"error_rate": 0.02}).raise_for_status()
+                exp = {
+                    "qps": 100.0,
+                    "window_sec": 2.0,
+                    "rounds": 2,
+                    "flow_policy": "static",
+                    "target_p95": 1200,
+                    "routing_mode": "default",
+                    "topk_threshold": 32,
+                    **candidate,
+                }
+                plan = parse_plan(
+                    {"experiment": exp, "target": {"base_url": url}, "seed": seed, "min_samples_per_arm": 100}
+                )
+                target = HttpTarget(plan.target)
+                r = run_canary(plan, target, reports_dir=workdir / "r", history_path=workdir / "h.jsonl")
+                target.close()
+                decisions[r["decision"]] = decisions.get(r["decision"], 0) + 1
+            finally:
+                stop(proc)
+        matrix[name] = {
+            "expected": EXPECTED[name],
+            "decisions": decisions,
+            "correct": round(decisions.get(EXPECTED[name], 0) / seeds, 3),
+        }
+    return matrix
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seeds", type=int, default=20)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="opslab-bench-canary-"))
+    result = {
+        "loadgen": qps_accuracy(args.seconds),
+        "verdicts": verdict_matrix(args.seeds, work),
+        "targets": {"qps_error_pct": 2.0, "p95_error_ms": 1.0},
+    }
+    write_result("canary", result)
+
+
+if __name__ == "__main__":
+    main()
