@@ -12,7 +12,9 @@ install: $(BIN)/opslab
 $(BIN)/opslab: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv \
 		|| $(PYTHON) -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	@# Compiled once here: CLI start-up must not recompile sources (PYTHONDONTWRITEBYTECODE is common in CI).
+	$(BIN)/python -m compileall -q src
 	@touch $@
 
 test: install

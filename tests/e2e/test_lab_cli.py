@@ -101,6 +101,9 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     finished_before = {p.parent.name for p in run_dir.glob("trials/*/trial_output.json")}
     assert 6 <= len(finished_before) < 24
     time.sleep(1)  # harnesses orphaned by the kill finish or die; their trials were not recorded
+    started = ledger.read_text().count("start ")
+    time.sleep(1)
+    assert ledger.read_text().count("start ") == started, "a worker outlived the runner and took a trial"
     code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
     assert code == 0 and out["run"]["run_id"] == run_dir.name and out["run"]["total_trials"] == 24
     rows = [json.loads(line) for line in (run_dir / "analysis/tables/trials.jsonl").read_text().splitlines()]

@@ -11,6 +11,7 @@ from typing import Any
 import duckdb
 import pytest
 
+from opslab.errors import OperationFailed
 from opslab.lab import build_tables, compare, execute, expand_trials, load_outputs, prepare_run, resolve
 from tests.conftest import FIXTURES
 
@@ -100,3 +101,28 @@ def test_tables_load_in_duckdb_and_the_seed_query_runs(project: Path) -> None:
     assert odd["pass_fail"]["baseline_only"] == 1 and odd["pass_fail"]["treatment_only"] == 0
     assert comparison["variants"]["normal"]["success_ci"][1] == pytest.approx(1.0)
     assert "## odd vs normal" in (analysis / "report.md").read_text()
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_runner_failure_stops_the_run_and_names_the_trial(project: Path, concurrency: int) -> None:
+    exp_path = project / ".lab" / "experiment.yaml"
+    exp = exp_path.read_text().split("variants:")[0]
+    exp_path.write_text(exp + "variants:\n  baseline: {id: vandal, bindings: {mode: vandal}}\n")
+    resolved = resolve(exp_path)
+    run_dir = prepare_run(resolved)
+    with pytest.raises(OperationFailed, match=r"trial_\d+: FileNotFoundError.*--resume"):
+        execute(resolved, run_dir, concurrency=concurrency, env_base=dict(os.environ))
+    assert not list(run_dir.glob("trials/*/trial_output.json"))
+
+
+def test_threads_and_processes_record_the_same_trials(project: Path) -> None:
+    exp_path = project / ".lab" / "experiment.yaml"
+    exp = exp_path.read_text().split("variants:")[0]
+    exp_path.write_text(
+        exp + "variants:\n  baseline: {id: normal, bindings: {mode: normal}}\n"
+        "  treatments: [{id: odd, bindings: {mode: odd_fails}}, {id: garbage, bindings: {mode: garbage}}]\n"
+    )
+    _, sequential = run_all(project, concurrency=1)
+    _, parallel = run_all(project, concurrency=4)
+    keep = ("trial_id", "variant_id", "task_id", "seed", "outcome", "metrics", "error", "event_counts")
+    assert [{k: o[k] for k in keep} for o in sequential] == [{k: o[k] for k in keep} for o in parallel]

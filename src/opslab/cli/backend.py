@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from opslab import errors
-from opslab.config import Settings
 from opslab.telemetry import RunFilter
+
+if TYPE_CHECKING:
+    from opslab.config import Settings
 
 
 class TelemetryBackend(Protocol):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
-from opslab.config import Settings
+if TYPE_CHECKING:
+    from opslab.config import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -17,6 +18,9 @@ err_console = Console(stderr=True)
 
 @functools.cache
 def settings() -> Settings:
+    # Imported here: pydantic-settings costs every CLI start ~0.1 s, and commands like `lab` never need it.
+    from opslab.config import Settings
+
     return Settings()
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
-from opslab.cli.backend import HttpBackend
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
 from opslab.errors import InvalidInput, OperationFailed
+
+if TYPE_CHECKING:
+    from opslab.cli.backend import HttpBackend
 
 rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
 
@@ -48,6 +50,8 @@ def _client(url: str | None) -> HttpBackend:
         raise InvalidInput.for_field(
             "--url", "RCA runs as a job of the service: pass --url or set OPSLAB_URL"
         )
+    from opslab.cli.backend import HttpBackend  # httpx, imported by the commands that talk HTTP
+
     return HttpBackend(target, settings())
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -228,6 +229,10 @@ def _run(
 
             def on_progress(p: Any) -> None:
                 bar.update(task, completed=p.done, failed=p.failed)
+                if p.message != "starting" and prefetch.ident is None:
+                    prefetch.start()  # workers are forked by now: import the analysis while trials run
+
+            prefetch = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
 
             manifest = execute(
                 resolved,
@@ -280,6 +285,13 @@ def _run(
         }
 
     _emit(command, as_json, body)
+
+
+def _import_analysis() -> None:
+    import opslab.lab.analysis  # noqa: F401  (NumPy)
+    from opslab.judge import stats
+
+    stats._t_quantile(0.975, 10)  # SciPy
 
 
 def _attest(run_dir: Path, resolved: Any, outputs: list[dict[str, Any]]) -> None:

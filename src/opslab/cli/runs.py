@@ -13,7 +13,6 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from opslab.cli.backend import open_backend
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
 from opslab.errors import InvalidInput
 from opslab.telemetry import RunFilter, RunStatus
@@ -22,6 +21,12 @@ runs_app = typer.Typer(help="Agent runs: ingest, show, list, replay.", no_args_i
 metrics_app = typer.Typer(help="Fleet metrics.", no_args_is_help=True)
 
 BATCH = 500
+
+
+def open_backend(url: str | None, s: Any) -> Any:
+    from opslab.cli.backend import open_backend as open_  # httpx and the store: only for these commands
+
+    return open_(url, s)
 
 
 def _read_items(source: str) -> Iterator[tuple[int, Any]]:

@@ -3,6 +3,7 @@ timeout, output validated against the harness protocol's JSON Schema. Every fail
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
@@ -10,15 +11,15 @@ import json
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import jsonschema
+import fastjsonschema
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -45,11 +46,30 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     },
 }
 TRAINER_REQUIRED = ["objective"]
-# Built once: jsonschema.validate() re-checks the schema and rebuilds a validator on every call.
-_VALIDATOR = jsonschema.Draft202012Validator(OUTPUT_SCHEMA)
 MAX_OUTPUT_BYTES = 50 * 1024 * 1024
 # hermetic_functional_v2: only these pass through from the runner's environment.
 ENV_ALLOWLIST = ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONHASHSEED")
+
+
+@functools.cache
+def _validator() -> Callable[[Any], Any]:
+    # Compiled to Python once: ~20x faster per trial than a generic validator walking the schema.
+    return fastjsonschema.compile(OUTPUT_SCHEMA)
+
+
+def output_problem(output: Any, *, trainer: bool) -> str | None:
+    """Where and how ``output`` breaks the harness protocol (``"metrics/a: must be number…"``), or None."""
+    try:
+        _validator()(output)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        where = "/".join(str(p) for p in exc.path[1:]) or "(root)"
+        name = exc.name if isinstance(exc.name, str) else "data"
+        return f"{where}: {exc.message.removeprefix(name).strip()}"
+    if trainer:
+        missing = [k for k in TRAINER_REQUIRED if k not in output]
+        if missing:
+            return f"(root): trainer output needs {missing}"
+    return None
 
 
 @dataclass
@@ -61,22 +81,28 @@ class HarnessResult:
     error: str | None
 
 
-def build_argv(command: list[str], input_path: Path, output_path: Path) -> list[str]:
+StrPath = str | os.PathLike[str]
+
+
+def build_argv(command: list[str], input_path: StrPath, output_path: StrPath) -> list[str]:
     placeholders = any("{input}" in a or "{output}" in a for a in command)
     argv = [a.replace("{input}", str(input_path)).replace("{output}", str(output_path)) for a in command]
     return argv if placeholders else [*argv, "--input", str(input_path), "--output", str(output_path)]
 
 
-def trial_env(profile: str, base: dict[str, str], trial_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+def trial_env(
+    profile: str, base: dict[str, str], trial_dir: StrPath, extra: dict[str, str]
+) -> dict[str, str]:
     if profile == "passthrough":
         return {**base, **extra}
-    home, tmp = trial_dir / "home", trial_dir / "tmp"
-    home.mkdir(exist_ok=True)
-    tmp.mkdir(exist_ok=True)
+    home, tmp = os.path.join(trial_dir, "home"), os.path.join(trial_dir, "tmp")
+    for d in (home, tmp):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d)
     env = {k: base[k] for k in ENV_ALLOWLIST if k in base}
     env.update(
-        HOME=str(home),
-        TMPDIR=str(tmp),
+        HOME=home,
+        TMPDIR=tmp,
         TZ="UTC",
         LC_ALL="C.UTF-8",
         LANG="C.UTF-8",
@@ -89,16 +115,16 @@ def trial_env(profile: str, base: dict[str, str], trial_dir: Path, extra: dict[s
 def run_harness(
     *,
     argv: list[str],
-    cwd: Path,
+    cwd: StrPath,
     env: dict[str, str],
     timeout_s: float,
-    stdout: Path,
-    stderr: Path,
-    output_path: Path,
+    stdout: StrPath,
+    stderr: StrPath,
+    output_path: StrPath,
     trainer: bool,
 ) -> HarnessResult:
     start = time.perf_counter()
-    with stdout.open("wb") as out, stderr.open("wb") as err:
+    with open(stdout, "wb") as out, open(stderr, "wb") as err:
         try:
             proc = subprocess.Popen(
                 argv,
@@ -135,26 +161,24 @@ def run_harness(
     duration = (time.perf_counter() - start) * 1000
     if code != 0:
         return HarnessResult("error", {}, code, duration, f"harness exited with code {code}")
-    if not output_path.is_file():
+    try:
+        st = os.stat(output_path)
+    except OSError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
         return HarnessResult("error", {}, code, duration, "harness wrote no trial_output.json")
-    if output_path.stat().st_size > MAX_OUTPUT_BYTES:
+    if st.st_size > MAX_OUTPUT_BYTES:
         return HarnessResult(
             "error", {}, code, duration, f"trial_output.json is over {MAX_OUTPUT_BYTES} bytes"
         )
     try:
-        output = json.loads(output_path.read_text())
-        _VALIDATOR.validate(output)
-        if trainer:
-            missing = [k for k in TRAINER_REQUIRED if k not in output]
-            if missing:
-                raise jsonschema.ValidationError(f"trainer output needs {missing}")
-    except (ValueError, UnicodeDecodeError) as exc:
+        with open(output_path, "rb") as f:
+            output = json.loads(f.read())
+    except ValueError as exc:  # includes UnicodeDecodeError
         return HarnessResult("error", {}, code, duration, f"trial_output.json is not JSON: {exc}")
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        return HarnessResult(
-            "error", {}, code, duration, f"trial_output.json invalid at {where}: {exc.message}"
-        )
+    problem = output_problem(output, trainer=trainer)
+    if problem:
+        return HarnessResult("error", {}, code, duration, f"trial_output.json invalid at {problem}")
     return HarnessResult(str(output["outcome"]), output, code, duration, None)
 
 
@@ -200,6 +224,15 @@ class Watchdog:
 
 
 WATCHDOG = Watchdog()
+
+
+def _fresh_watchdog_after_fork() -> None:
+    # A forked worker inherits the watchdog object but not its thread: give it its own.
+    global WATCHDOG
+    WATCHDOG = Watchdog()
+
+
+os.register_at_fork(after_in_child=_fresh_watchdog_after_fork)
 
 
 @functools.lru_cache(maxsize=64)

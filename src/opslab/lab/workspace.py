@@ -1,10 +1,17 @@
-"""Trial workspaces: a copy of the project without run state or bulk, and file-digest snapshots."""
+"""Trial workspaces: a copy of the project without run state or bulk, and file-digest snapshots.
+
+The project is scanned once per run (`Template`); each trial's workspace is materialised from that list,
+and its post-run snapshot re-hashes only files whose size or mtime differ from the project's (copies
+keep the original mtime, so any write by the harness shows), as git and rsync decide what changed.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,24 +32,106 @@ SKIP = {
 }
 
 
+# Files up to this size are kept in memory by the template and written straight into each workspace.
+INLINE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    digest: str
+    size: int
+    mtime_ns: int
+    atime_ns: int
+    mode: int
+    content: bytes | None  # None: copied from the project file
+
+
+@dataclass
+class Template:
+    """The project's copyable tree: directories, files with digests, and symlinks, scanned once."""
+
+    root: str
+    dirs: list[str] = field(default_factory=list)
+    files: dict[str, Entry] = field(default_factory=dict)
+    links: list[str] = field(default_factory=list)
+
+    @classmethod
+    def scan(cls, root: Path) -> Template:
+        t = cls(str(root))
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
+            rel_dir = os.path.relpath(dirpath, root)
+            for d in dirnames:
+                full = os.path.join(dirpath, d)
+                rel = os.path.normpath(os.path.join(rel_dir, d))
+                if os.path.islink(full):
+                    t.links.append(rel)
+                else:
+                    t.dirs.append(rel)
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                st = os.lstat(full)
+                if stat.S_ISLNK(st.st_mode):
+                    t.links.append(rel)
+                elif stat.S_ISREG(st.st_mode):
+                    t.files[rel] = _entry(full, st)
+        return t
+
+    def digests(self) -> dict[str, str]:
+        return {rel: e.digest for rel, e in self.files.items()}
+
+    def materialize(self, dest: str | os.PathLike[str]) -> None:
+        """Copy the project into ``dest`` (contents, mode and mtime; symlinks as symlinks)."""
+        base = os.fspath(dest)
+        os.mkdir(base)
+        for rel in self.dirs:
+            os.mkdir(os.path.join(base, rel))
+        for rel, e in self.files.items():
+            target = os.path.join(base, rel)
+            if e.content is None:
+                shutil.copyfile(os.path.join(self.root, rel), target)
+                os.chmod(target, e.mode)
+                os.utime(target, ns=(e.atime_ns, e.mtime_ns))
+                continue
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, e.mode)
+            try:
+                view = memoryview(e.content)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.utime(fd, ns=(e.atime_ns, e.mtime_ns))
+                os.fchmod(fd, e.mode)  # the mode given to open() is filtered by the umask
+            finally:
+                os.close(fd)
+        for rel in self.links:
+            os.symlink(os.readlink(os.path.join(self.root, rel)), os.path.join(base, rel))
+
+    def snapshot(self, ws: str | os.PathLike[str]) -> dict[str, str]:
+        """Digests of the regular files under ``ws``, hashing only those that differ from the template."""
+        digests: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(ws):
+            dirnames[:] = [d for d in dirnames if d not in SKIP]
+            rel_dir = os.path.relpath(dirpath, ws)
+            for name in filenames:
+                full = os.path.join(dirpath, name)
+                st = os.lstat(full)
+                if not stat.S_ISREG(st.st_mode):
+                    continue
+                rel = os.path.normpath(os.path.join(rel_dir, name))
+                known = self.files.get(rel)
+                if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+                    digests[rel] = known.digest
+                else:
+                    digests[rel] = _digest(full)
+        return digests
+
+
 def copy_project(root: Path, dest: Path) -> None:
-    shutil.copytree(root, dest, ignore=lambda _d, names: [n for n in names if n in SKIP], symlinks=True)
+    Template.scan(root).materialize(dest)
 
 
 def snapshot(root: Path) -> dict[str, str]:
-    digests: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d not in SKIP]
-        for name in filenames:
-            p = Path(dirpath) / name
-            if p.is_symlink() or not p.is_file():
-                continue
-            h = hashlib.sha256()
-            with p.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            digests[str(p.relative_to(root))] = h.hexdigest()
-    return digests
+    return Template.scan(root).digests()
 
 
 def diff(pre: dict[str, str], post: dict[str, str]) -> dict[str, Any]:
@@ -51,3 +140,22 @@ def diff(pre: dict[str, str], post: dict[str, str]) -> dict[str, Any]:
         "removed": sorted(set(pre) - set(post)),
         "modified": sorted(k for k in set(pre) & set(post) if pre[k] != post[k]),
     }
+
+
+def _entry(path: str, st: os.stat_result) -> Entry:
+    mode = stat.S_IMODE(st.st_mode)
+    if st.st_size <= INLINE_BYTES:
+        with open(path, "rb") as f:
+            content = f.read()
+        return Entry(
+            hashlib.sha256(content).hexdigest(), len(content), st.st_mtime_ns, st.st_atime_ns, mode, content
+        )
+    return Entry(_digest(path), st.st_size, st.st_mtime_ns, st.st_atime_ns, mode, None)
+
+
+def _digest(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

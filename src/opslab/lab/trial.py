@@ -1,0 +1,165 @@
+"""One trial, start to finish: a fresh workspace, `trial_input.json`, the harness, the state snapshots and
+`trial_output.json`, written last (its presence means the trial is done). Paths are plain strings here:
+this runs thousands of times per run and pathlib's per-call cost shows."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opslab.lab.artifacts import SCHEMA_VERSION
+from opslab.lab.config import Resolved
+from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
+from opslab.lab.plan import Trial
+from opslab.lab.workspace import Template, diff
+
+TRAINER_FIELDS = ("objective", "train_loss", "val_acc", "wall_time_s", "checkpoints")
+
+
+@dataclass
+class TrialContext:
+    """What every trial of a run shares, computed once: the project template and its snapshot."""
+
+    resolved: Resolved
+    run_dir: Path
+    env_base: dict[str, str]
+    template: Template = field(init=False)
+    pre: dict[str, str] = field(init=False)
+    pre_json: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        os.makedirs(os.path.join(self.run_dir, "trials"), exist_ok=True)
+        self.template = Template.scan(self.resolved.project_root)
+        self.pre = self.template.digests()
+        self.pre_json = _dumps(self.pre)
+
+
+def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any]:
+    cfg = ctx.resolved.config
+    run_id = ctx.run_dir.name
+    tdir = os.path.join(ctx.run_dir, "trials", t.trial_id)
+    if os.path.lexists(tdir):
+        shutil.rmtree(tdir, ignore_errors=True)  # an interrupted or errored attempt: start clean
+    out_dir, state_dir, ws = tdir + "/out", tdir + "/state", tdir + "/workspace"
+    os.mkdir(tdir)
+    os.mkdir(out_dir)
+    os.mkdir(state_dir)
+    trial_input = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "trial_id": t.trial_id,
+        "experiment_id": cfg.experiment.id,
+        "suite_id": cfg.dataset.suite_id,
+        "split_id": cfg.dataset.split_id,
+        "task_id": t.task_id,
+        "task": t.task,
+        "variant": {"id": t.variant_id, "bindings": t.bindings},
+        "variant_id": t.variant_id,
+        "bindings": t.bindings,
+        "replication": t.replication,
+        "seed": t.seed,
+    }
+    input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
+    _write(tdir + "/trial_input.json", json.dumps(trial_input))
+    os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
+    ctx.template.materialize(ws)
+    _write(state_dir + "/pre.json", ctx.pre_json)
+    events_path = out_dir + "/harness_events.jsonl"
+    env = trial_env(
+        cfg.design.sanitization_profile,
+        ctx.env_base,
+        tdir,
+        {
+            "OPSLAB_TRIAL_ID": t.trial_id,
+            "OPSLAB_RUN_ID": run_id,
+            "OPSLAB_TRIAL_SEED": str(t.seed),
+            "OPSLAB_EVENTS_PATH": events_path,
+        },
+    )
+    argv = build_argv(cfg.runtime.harness.command, input_path, output_path)
+    argv[0] = resolve_program(argv[0], env.get("PATH", ""))
+    res = run_harness(
+        argv=argv,
+        cwd=ws,
+        env=env,
+        timeout_s=cfg.design.trial_timeout_s,
+        stdout=out_dir + "/stdout.log",
+        stderr=out_dir + "/stderr.log",
+        output_path=output_path,
+        trainer=cfg.experiment.workload_type == "trainer",
+    )
+    post = ctx.template.snapshot(ws)
+    _write(state_dir + "/post.json", _dumps(post))
+    _write(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)))
+    events = (
+        _events(events_path, ws + "/harness_events.jsonl")
+        if cfg.runtime.harness.integration_level != "cli_basic"
+        else []
+    )
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        **{k: trial_input[k] for k in ("trial_id", "variant_id", "task_id", "replication", "seed")},
+        "outcome": res.outcome,
+        "metrics": res.output.get("metrics") or {},
+        "result": res.output.get("result"),
+        "error": res.error or res.output.get("error"),
+        "exit_code": res.exit_code,
+        "duration_ms": round(res.duration_ms, 3),
+        "attempt": attempt,
+        "event_counts": _count(events),
+        **{k: res.output[k] for k in TRAINER_FIELDS if k in res.output},
+    }
+    _write(
+        tdir + "/trial_output.json", json.dumps(record, default=str), durable=True
+    )  # last: presence = done
+    return record
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def _write(path: str, text: str, *, durable: bool = False) -> None:
+    """Write a trial file; ``durable``: atomically (temp + rename) and fsynced, for the record whose
+    presence means the trial is done."""
+    target, path = path, (f"{path}.{os.getpid()}.{threading.get_ident()}.tmp" if durable else path)
+    with open(path, "w") as f:
+        f.write(text)
+        f.write("\n")
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+    if durable:
+        os.replace(path, target)
+
+
+def _events(*paths: str) -> list[dict[str, Any]]:
+    for p in paths:
+        try:
+            with open(p, errors="replace") as f:
+                lines = f.read().splitlines()
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        out = []
+        for line in lines:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                out.append(ev)
+        return out
+    return []
+
+
+def _count(events: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for ev in events:
+        kind = str(ev.get("type") or ev.get("event") or "event")
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
