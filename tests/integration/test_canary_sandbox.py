@@ -200,3 +200,56 @@ def test_canary_runs_as_a_job_through_the_api(sandbox: str, tmp_path: Path) -> N
         assert body["result"]["measured"] is True
         assert api.get("/canary/runs/nope").status_code == 404
     assert (tmp_path / "svc" / "canary" / "history.jsonl").exists()
+
+
+def sweep(url: str, tmp_path: Path, params: dict[str, Any], trials: int) -> dict[str, Any]:
+    from opslab.canary.sweep import Space, run_sweep
+
+    httpx.post(f"{url}/api/flags", json=BASE_FLAGS).raise_for_status()
+    plan = plan_for(url).model_copy(update={"time_budget": 30})
+    plan = plan.model_copy(update={"experiment": plan.experiment.model_copy(update={"rounds": 1})})
+    space = Space.model_validate({"params": params})
+    space.check(plan.experiment)
+    target = HttpTarget(plan.target)
+    try:
+        return run_sweep(
+            plan,
+            space,
+            target,
+            trials=trials,
+            reports_dir=tmp_path / "reports",
+            history_path=tmp_path / "history.jsonl",
+        )
+    finally:
+        target.close()
+
+
+def test_a_sweep_applies_only_its_confirmed_best_pass(sandbox: str, tmp_path: Path) -> None:
+    # Both points are large real improvements (−20 % and −24 %): PASS, robustly.
+    r = sweep(
+        sandbox,
+        tmp_path,
+        {"routing_mode": {"choices": ["rules"]}, "topk_threshold": {"choices": [12, 20]}},
+        2,
+    )
+    assert [row["decision"] for row in r["trials"]] == ["PASS", "PASS"]
+    assert not any(row["applied"] for row in r["trials"])
+    best = min(r["trials"], key=lambda row: row["delta_p95_pct"])
+    assert r["best"]["trial"] == best["trial"]
+    assert r["confirmation"]["decision"] == "PASS" and r["applied"] is True
+    flags = httpx.get(f"{sandbox}/api/flags").json()
+    assert flags["routing"] == {"mode": "rules", "topk_threshold": best["params"]["topk_threshold"]}
+    rows = read(tmp_path / "history.jsonl")
+    assert [row.get("sweep_trial") for row in rows] == [1, 2, None]
+    assert [row["applied"] for row in rows] == [False, False, True]
+    assert rows[-1]["sweep_confirmation_of"] == best["trial"]
+    assert "flags applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
+    assert (tmp_path / "reports" / "sweep" / "trial_1" / "LABOPS_AGENT_SUMMARY.txt").is_file()
+
+
+def test_a_sweep_without_a_pass_changes_nothing(sandbox: str, tmp_path: Path) -> None:
+    r = sweep(sandbox, tmp_path, {"topk_threshold": {"low": 48, "high": 64, "step": 16}}, 2)  # +8 %, +16 %
+    assert {row["decision"] for row in r["trials"]} == {"FAIL"}
+    assert r["best"] is None and r["confirmation"] is None and r["applied"] is False
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+    assert "nothing applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()

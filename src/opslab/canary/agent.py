@@ -103,11 +103,16 @@ def run_canary(
     progress: Progress = _quiet,
     cancel: threading.Event | None = None,
     window: WindowRunner = run_window,
+    apply_on_pass: bool = True,
+    labels: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One canary. ``apply_on_pass=False`` judges without applying (a sweep's trial: only its confirmation
+    run may apply); ``labels`` are recorded with the run in the history."""
     cancel = cancel or threading.Event()
     started = time.monotonic()
     candidate = plan.candidate_flags()
     result: dict[str, Any] = {
+        **(labels or {}),
         "started_at": datetime.now(UTC).isoformat(),
         "plan": plan.model_dump(),
         "candidate_flags": candidate,
@@ -214,7 +219,9 @@ def run_canary(
         result.update(decision="FAIL", reason=f"early stop: {result['early_stop']}")
     elif result.get("partial") and result["decision"] == "PASS":
         result.update(decision="EDGE", reason=f"inconclusive (partial run): {result['reason']}")
-    if result["decision"] == "PASS" and not result.get("restore_failed"):
+    if result["decision"] == "PASS" and not apply_on_pass:
+        result["apply_deferred"] = "flags are applied only after a confirmation run"
+    elif result["decision"] == "PASS" and not result.get("restore_failed"):
         try:
             target.set_flags(candidate)
             result["applied"] = True

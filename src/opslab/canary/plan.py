@@ -81,14 +81,18 @@ class Plan(_M):
         return 2 * self.experiment.rounds * self.experiment.window_sec
 
 
-def load_plan(path: Path) -> Plan:
+def read_yaml(path: Path, option: str) -> Any:
+    """A YAML file named by a CLI option; errors name the option."""
     if not path.is_file():
-        raise InvalidInput.for_field("--config", f"{path}: no such file")
+        raise InvalidInput.for_field(option, f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise InvalidInput.for_field("--config", f"{path}: not valid YAML: {exc}") from None
-    return parse_plan(data)
+        raise InvalidInput.for_field(option, f"{path}: not valid YAML: {exc}") from None
+
+
+def load_plan(path: Path) -> Plan:
+    return parse_plan(read_yaml(path, "--config"))
 
 
 def parse_plan(data: Any) -> Plan:

@@ -50,7 +50,8 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
         "VERDICT",
         f"- Decision: {r['decision']}",
         f"- Reason: {r['reason']}",
-        f"- Flags Applied: {'YES' if r['applied'] else 'NO'}",
+        f"- Flags Applied: {'YES' if r['applied'] else 'NO'}"
+        + (f" ({r['apply_deferred']})" if r.get("apply_deferred") else ""),
     ]
     if r.get("partial"):
         lines.append(f"- Partial run: {r['partial']}")
@@ -63,6 +64,8 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
     }[r["decision"]]
     if r.get("blocked"):
         nxt = "Fix the unhealthy dependencies, then rerun"
+    elif r.get("apply_deferred"):
+        nxt = "The sweep's confirmation run decides whether these flags are applied"
     lines += [
         "",
         "NEXT STEP",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from opslab.cli.context import JsonOption, console, print_json, settings
+from opslab.cli.context import JsonOption, console, err_console, print_json, settings
 
 canary_app = typer.Typer(help="A/B canary experiments on a live service.", no_args_is_help=True)
 sandbox_app = typer.Typer(
@@ -26,6 +27,28 @@ def _plan_path(config: Path | None) -> Path:
     if DEFAULT_PLAN.is_file():
         return DEFAULT_PLAN
     return Path(str(resources.files("opslab.canary") / "plan_combo.yaml"))
+
+
+def _until_done(
+    work: Callable[[], dict[str, Any]], cancel: threading.Event, target: Any, interrupted: str
+) -> dict[str, Any]:
+    """Run ``work`` on a thread so Ctrl-C reaches us: then set ``cancel`` and wait for it to clean up."""
+    holder: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: holder.update(result=work()), name="canary")
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.2)
+    except KeyboardInterrupt:
+        cancel.set()
+        err_console.print(interrupted)
+        thread.join()
+    finally:
+        target.close()
+    if "result" not in holder:
+        raise typer.Exit(1)
+    result: dict[str, Any] = holder["result"]
+    return result
 
 
 @canary_app.command("run")
@@ -77,10 +100,9 @@ def run(
         return
     target = HttpTarget(plan.target)
     cancel = threading.Event()
-    holder: dict[str, Any] = {}
 
-    def work() -> None:
-        holder["result"] = run_canary(
+    def work() -> dict[str, Any]:
+        return run_canary(
             plan,
             target,
             reports_dir=reports_dir,
@@ -91,26 +113,74 @@ def run(
             ),
         )
 
-    thread = threading.Thread(target=work, name="canary")
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()  # the agent stops after the current window, restores the flags, writes a partial report
-        console.print("interrupted: restoring flags and writing a partial report…")
-        thread.join()
-    finally:
-        target.close()
-    result = holder.get("result")
-    if result is None:
-        raise typer.Exit(1)
+    # The agent stops after the current window, restores the flags and writes a partial report.
+    result = _until_done(work, cancel, target, "interrupted: restoring flags and writing a partial report…")
     if as_json:
         print_json({k: v for k, v in result.items() if k != "plan"})
     else:
         console.print(Path(result["summary_path"]).read_text(), highlight=False, markup=False)
     if result.get("blocked"):
         raise typer.Exit(3)
+
+
+@canary_app.command("sweep")
+def sweep(
+    space: Annotated[Path, typer.Option("--space", help="Flag space YAML (`params:` choices or ranges).")],
+    trials: Annotated[int, typer.Option("--trials", min=1, max=500, help="Canaries to run.")] = 10,
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Plan YAML: target, windows, thresholds, seed.")
+    ] = None,
+    reports_dir: Annotated[Path, typer.Option("--reports-dir", help="Where the reports go.")] = Path(
+        "reports"
+    ),
+    time_budget: Annotated[
+        float | None,
+        typer.Option(
+            "--time-budget", min=1, help="Seconds for the whole sweep (default: plan's × (trials+1))."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Optuna (TPE, seeded) over the flag space; each point a judged canary; the best PASS is confirmed by
+    one more canary and only then applied."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from opslab.canary import HttpTarget, load_plan
+    from opslab.canary.sweep import load_space, run_sweep
+
+    plan = load_plan(_plan_path(config))
+    spec = load_space(space, plan.experiment)
+    target = HttpTarget(plan.target)
+    cancel = threading.Event()
+    bar = Progress(
+        TextColumn("sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=err_console,
+        disable=as_json,
+    )
+    task = bar.add_task("sweep", total=trials, note="")
+
+    def work() -> dict[str, Any]:
+        return run_sweep(
+            plan,
+            spec,
+            target,
+            trials=trials,
+            reports_dir=reports_dir,
+            history_path=settings().data_dir / "canary" / "history.jsonl",
+            time_budget=time_budget,
+            cancel=cancel,
+            progress=lambda done, total, note: bar.update(task, completed=done, note=note),
+        )
+
+    with bar:  # on Ctrl-C the running canary restores its flags, and nothing is applied
+        result = _until_done(work, cancel, target, "interrupted: restoring flags…")
+    if as_json:
+        print_json(result)
+    else:
+        console.print(Path(result["report_path"]).read_text(), highlight=False, markup=False)
 
 
 @canary_app.command("history")
