@@ -253,3 +253,33 @@ def test_a_sweep_without_a_pass_changes_nothing(sandbox: str, tmp_path: Path) ->
     assert r["best"] is None and r["confirmation"] is None and r["applied"] is False
     assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
     assert "nothing applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
+
+
+def test_report_mode_judges_the_targets_own_experiment(sandbox: str, tmp_path: Path) -> None:
+    assert httpx.get(f"{sandbox}/api/lab/report?mini=1").status_code == 404  # nothing has run yet
+    httpx.post(f"{sandbox}/api/flags", json=BASE_FLAGS).raise_for_status()
+    plan = plan_for(sandbox, routing_mode="rules", topk_threshold=20).model_copy(update={"mode": "report"})
+    target = HttpTarget(plan.target)
+    try:
+        r = run_canary(plan, target, reports_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl")
+    finally:
+        target.close()
+    assert r["source"] == "report" and r["decision"] == "PASS" and r["applied"], r["reason"]
+    assert -25 < r["delta_p95_pct"] < -15
+    assert "POST /api/lab/run" in target.calls and not any("/api/search" in c for c in target.calls)
+    mini = httpx.get(f"{sandbox}/api/lab/report?mini=1").text
+    assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text() == mini
+    summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+    assert "Source: the target's report" in summary and "no CI, SRM" in summary
+    assert httpx.get(f"{sandbox}/api/flags").json()["routing"] == {"mode": "rules", "topk_threshold": 20}
+
+
+def test_report_mode_without_a_report_fails_within_the_budget(sandbox: str, tmp_path: Path) -> None:
+    plan = plan_for(sandbox, routing_mode="rules").model_copy(update={"mode": "report", "time_budget": 1.5})
+    plan = plan.model_copy(update={"target": plan.target.model_copy(update={"experiment_path": None})})
+    target = HttpTarget(plan.target)
+    try:
+        r = run_canary(plan, target, reports_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl")
+    finally:
+        target.close()
+    assert r["decision"] == "FAIL" and "time budget" in r["reason"] and not r["applied"]

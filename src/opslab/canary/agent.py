@@ -19,6 +19,7 @@ import numpy as np
 from opslab.canary import history
 from opslab.canary.loadgen import Window, run_window
 from opslab.canary.plan import Plan
+from opslab.canary.report_parser import parse_mini_report
 from opslab.canary.summary import render_mini, render_summary
 from opslab.canary.target import TargetClient, unhealthy
 from opslab.errors import OpslabError
@@ -37,6 +38,7 @@ from opslab.judge import (
 Progress = Callable[[str, float, str], None]
 WindowRunner = Callable[..., Window]
 SUMMARY = "LABOPS_AGENT_SUMMARY.txt"
+REPORT_POLL_S = 0.5
 MINI = "LAB_COMBO_REPORT_MINI.txt"
 
 
@@ -160,6 +162,38 @@ def run_canary(
             measured=False,
         )
         return _finish(plan, result, reports_dir, history_path)
+    if plan.mode == "report":
+        result.update(_from_target_report(plan, target, candidate, cancel, started, progress))
+    else:
+        _execute_load(plan, target, candidate, previous, result, started, cancel, progress, window)
+    if result.get("early_stop"):
+        result.update(decision="FAIL", reason=f"early stop: {result['early_stop']}")
+    elif result.get("partial") and result["decision"] == "PASS":
+        result.update(decision="EDGE", reason=f"inconclusive (partial run): {result['reason']}")
+    if result["decision"] == "PASS" and not apply_on_pass:
+        result["apply_deferred"] = "flags are applied only after a confirmation run"
+    elif result["decision"] == "PASS" and not result.get("restore_failed"):
+        try:
+            target.set_flags(candidate)
+            result["applied"] = True
+        except OpslabError as exc:
+            result["warnings"] = [*result.get("warnings", []), f"could not apply flags: {exc.message}"]
+    progress("Report", 97, result["decision"])
+    return _finish(plan, result, reports_dir, history_path)
+
+
+def _execute_load(
+    plan: Plan,
+    target: TargetClient,
+    candidate: dict[str, Any],
+    previous: dict[str, Any],
+    result: dict[str, Any],
+    started: float,
+    cancel: threading.Event,
+    progress: Progress,
+    window: WindowRunner,
+) -> None:
+    """Execute (ABAB windows of our own open-loop load, flags switched each window) and Judge."""
     e = plan.experiment
     a_windows: list[Window] = []
     b_windows: list[Window] = []
@@ -215,20 +249,81 @@ def run_canary(
             reason="not enough windows ran to compare A and B",
             error_rate_pct=0.0,
         )
-    if result.get("early_stop"):
-        result.update(decision="FAIL", reason=f"early stop: {result['early_stop']}")
-    elif result.get("partial") and result["decision"] == "PASS":
-        result.update(decision="EDGE", reason=f"inconclusive (partial run): {result['reason']}")
-    if result["decision"] == "PASS" and not apply_on_pass:
-        result["apply_deferred"] = "flags are applied only after a confirmation run"
-    elif result["decision"] == "PASS" and not result.get("restore_failed"):
-        try:
-            target.set_flags(candidate)
-            result["applied"] = True
-        except OpslabError as exc:
-            result["warnings"] = [*result.get("warnings", []), f"could not apply flags: {exc.message}"]
-    progress("Report", 97, result["decision"])
-    return _finish(plan, result, reports_dir, history_path)
+
+
+def _from_target_report(
+    plan: Plan,
+    target: TargetClient,
+    candidate: dict[str, Any],
+    cancel: threading.Event,
+    started: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    """The seed's original integration: the target runs the A/B itself (optionally started by a POST) and
+    serves a mini report; its three numbers are judged by the same table. There are no per-request
+    samples, so the statistical checks cannot run, and the summary says so."""
+    e = plan.experiment
+    try:
+        if plan.target.experiment_path:
+            progress(
+                "Execute", 10, f"asking the target to run its experiment ({plan.target.experiment_path})"
+            )
+            target.start_experiment(
+                {
+                    "candidate_flags": candidate,
+                    "qps": e.qps,
+                    "window_sec": e.window_sec,
+                    "rounds": e.rounds,
+                    "seed": plan.seed,
+                }
+            )
+        text = None
+        while text is None:
+            if cancel.is_set():
+                return {
+                    "measured": False,
+                    "decision": "FAIL",
+                    "reason": "cancelled before the target's report",
+                }
+            if time.monotonic() - started > plan.time_budget:
+                return {
+                    "measured": False,
+                    "decision": "FAIL",
+                    "reason": f"no report from the target within the time budget ({plan.time_budget:g}s)",
+                    "partial": "time budget reached while waiting for the target's report",
+                }
+            text = target.fetch_report()
+            if text is None:
+                progress("Execute", 50, "waiting for the target's report")
+                cancel.wait(REPORT_POLL_S)
+        report = parse_mini_report(text)
+    except OpslabError as exc:
+        return {
+            "measured": False,
+            "decision": "FAIL",
+            "reason": f"target report: {exc.message}",
+            "error_rate_pct": 0.0,
+        }
+    progress("Judge", 92, "judging the target's report")
+    found = {
+        "source": "report",
+        "report_text": text,
+        "delta_p95_pct": report.delta_p95_pct,
+        "delta_qps_pct": report.delta_qps_pct,
+        "error_rate_pct": report.error_rate_pct or 0.0,
+        "ab_imbalance_pct": report.ab_imbalance_pct,
+        "warnings": [
+            "judged from the target's own report: no samples, so no CI, SRM or minimum-sample checks"
+        ],
+    }
+    if not report.measured or report.delta_p95_pct is None:
+        return found | {
+            "measured": False,
+            "decision": "FAIL",
+            "reason": "the target's report has no measurement",
+        }
+    verdict = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
+    return found | {"measured": True, "decision": verdict.decision, "reason": verdict.reason}
 
 
 def _early_stop(plan: Plan, w: Window, target: TargetClient) -> str | None:

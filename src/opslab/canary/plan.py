@@ -60,10 +60,20 @@ class Target(_M):
     health_path: str = "/api/lab/config"
     request_path: str = "/api/search?q=canary"
     timeout_s: float = Field(default=5.0, gt=0)
+    # mode: report — the target runs the A/B itself and serves the seed's mini report.
+    report_path: str = "/api/lab/report?mini=1"
+    experiment_path: str | None = Field(
+        default="/api/lab/run", description="POSTed to start the target's experiment; null: only read"
+    )
 
 
 class Plan(_M):
     experiment: Experiment
+    mode: Literal["load", "report"] = Field(
+        default="load",
+        description="load: our open-loop load generator runs the ABAB; report: the target runs it and "
+        "serves a mini report (the seed's original integration)",
+    )
     thresholds: ThresholdSpec = Field(default_factory=ThresholdSpec)
     target: Target = Field(default_factory=Target)
     time_budget: float = Field(default=600, gt=0)

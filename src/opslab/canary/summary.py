@@ -25,7 +25,16 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
         "",
     ]
     lines += ["RESULTS"]
-    if r.get("measured"):
+    if r.get("source") == "report":
+        imbalance = r.get("ab_imbalance_pct")
+        lines += [
+            f"- ΔP95: {_pct(r.get('delta_p95_pct'), '+.1f')}",
+            f"- ΔQPS: {_pct(r.get('delta_qps_pct'), '+.1f')}",
+            f"- Error Rate: {r.get('error_rate_pct') or 0.0:.2f}%",
+            f"- AB Imbalance: {_pct(imbalance, '.1f')}",
+            f"- Source: the target's report ({plan.target.report_path})",
+        ]
+    elif r.get("measured"):
         lines += [
             f"- ΔP95: {r['delta_p95_pct']:+.1f}% "
             f"(95% CI {r['delta_p95_ci'][0]:+.1f}% .. {r['delta_p95_ci'][1]:+.1f}%)",
@@ -79,7 +88,13 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
     return "\n".join(lines[:60]) + "\n"
 
 
+def _pct(value: float | None, spec: str) -> str:
+    return "n/a" if value is None else f"{value:{spec}}%"
+
+
 def render_mini(r: dict[str, Any]) -> str:
+    if r.get("source") == "report":
+        return str(r["report_text"]).rstrip("\n") + "\n"
     if not r.get("measured"):
         err = r.get("error_rate_pct", 0.0)
         return f"COMBO MINI REPORT\nΔP95: n/a\nΔQPS: n/a\nErr%: {err:.2f}\nVerdict: {r['decision']}\n"

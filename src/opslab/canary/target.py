@@ -15,6 +15,8 @@ class TargetClient(Protocol):
     def get_flags(self) -> dict[str, Any]: ...
     def set_flags(self, flags: dict[str, Any]) -> dict[str, Any]: ...
     def request_url(self) -> str: ...
+    def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def fetch_report(self) -> str | None: ...
 
 
 class HttpTarget:
@@ -44,6 +46,23 @@ class HttpTarget:
 
     def request_url(self) -> str:
         return self.target.base_url.rstrip("/") + self.target.request_path
+
+    def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", self.target.experiment_path or "", json=body)
+
+    def fetch_report(self) -> str | None:
+        """The target's mini report, or None while its experiment is still running (202, 404, 409)."""
+        path = self.target.report_path
+        self.calls.append(f"GET {path}")
+        try:
+            r = self.http.get(path)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"target {self.target.base_url}{path}: {exc}") from exc
+        if r.status_code in (202, 404, 409):
+            return None
+        if r.status_code >= 400:
+            raise Unavailable(f"target {self.target.base_url}{path}: HTTP {r.status_code}: {r.text[:200]}")
+        return r.text
 
     def close(self) -> None:
         self.http.close()

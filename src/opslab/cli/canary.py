@@ -81,12 +81,25 @@ def run(
             "planned_seconds": plan.planned_seconds(),
             "time_budget": plan.time_budget,
             "thresholds": plan.thresholds.model_dump(),
+            "mode": plan.mode,
             "would": [
                 f"check health at {plan.target.health_path}",
                 "read the current flags (A)",
-                f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS "
-                f"on {plan.target.request_path}",
-                "restore A, judge ΔP95 / error rate",
+                *(
+                    [
+                        f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS "
+                        f"on {plan.target.request_path}",
+                        "restore A, judge ΔP95 / error rate",
+                    ]
+                    if plan.mode == "load"
+                    else [
+                        *(
+                            [f"POST {plan.target.experiment_path} (the target runs the ABAB)"]
+                            * bool(plan.target.experiment_path)
+                        ),
+                        f"read ΔP95, ΔQPS, Err% from {plan.target.report_path}",
+                    ]
+                ),
                 "apply B only on PASS",
                 f"write {reports_dir}/",
             ],

@@ -21,6 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opslab.errors import invalid_from_pydantic
+from opslab.sandbox.lab import add_lab_routes
 
 Z95 = 1.6448536269514722
 
@@ -85,6 +86,7 @@ def create_target_app(*, seed: int = 42, model: LatencyModel | None = None) -> F
         buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0),
     )
     app.state.sandbox = state
+    add_lab_routes(app, state)
 
     def bad(exc: ValidationError) -> JSONResponse:
         err = invalid_from_pydantic(list(exc.errors(include_url=False)))
