@@ -134,7 +134,7 @@ def test_overview_is_computed_in_sql_and_matches_a_reference(svc: TelemetryServi
 
 
 def test_p95_walks_the_index_from_the_top_with_the_same_answer(svc: TelemetryService, engine: Engine) -> None:
-    from opslab.store.runs import _p95_step_latency
+    from opslab.store.fleet import _p95_step_latency
 
     now = datetime(2026, 1, 2, tzinfo=UTC)
     runs = _runs(60, now - timedelta(hours=2))

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from opslab.errors import InvalidInput
-from opslab.telemetry.otlp import map_trace, parse_request
+from opslab.telemetry.genai import map_trace
+from opslab.telemetry.otlp import parse_request
 
 T = "5b8efff798038103d269b633813fc60c"
 NS = 1_700_000_000_000_000_000

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opslab.canary.agent import WindowRunner, run_canary
+from opslab.canary.agent import run_canary
+from opslab.canary.execute import WindowRunner
 from opslab.canary.loadgen import run_window
 from opslab.canary.plan import Experiment, Plan, read_yaml
 from opslab.canary.target import TargetClient

@@ -67,54 +67,6 @@ def _resolve(experiment: Path, overrides: Path | None) -> tuple[Any, dict[str, A
     return resolve(experiment, data), applied
 
 
-def _harness_script(command: list[str]) -> str | None:
-    """The file the harness command runs: `python ./h.py` -> ./h.py, `python -m a.b` -> a/b.py, `./bin/x`."""
-    args = command[1:]
-    if "-m" in args and args.index("-m") + 1 < len(args):
-        return args[args.index("-m") + 1].replace(".", "/") + ".py"
-    for arg in args:
-        if not arg.startswith("-") and "{" not in arg:
-            return arg
-    return command[0] if "/" in command[0] else None
-
-
-def _summary(resolved: Any, applied: dict[str, Any]) -> dict[str, Any]:
-    from opslab.lab import expand_trials, isolation_note
-
-    cfg = resolved.config
-    command = cfg.runtime.harness.command
-    script = _harness_script(command)
-    script_path = (resolved.project_root / script).resolve() if script else None
-    trials = expand_trials(resolved)
-    return {
-        "experiment_id": cfg.experiment.id,
-        "workload_type": cfg.experiment.workload_type,
-        "project_root": str(resolved.project_root),
-        "dataset_path": str(resolved.dataset_path),
-        "tasks": len(resolved.tasks),
-        "variants": [v.id for v in cfg.variants.all()],
-        "replications": cfg.design.replications,
-        "total_trials": len(trials),
-        "harness_command": command,
-        "harness_cwd": str(resolved.project_root),
-        "harness_script_resolved": str(script_path) if script_path else None,
-        "harness_script_exists": bool(script_path and script_path.exists())
-        if script_path
-        else shutil.which(command[0]) is not None,
-        "integration_level": cfg.runtime.harness.integration_level,
-        "sanitization_profile": cfg.design.sanitization_profile,
-        "network_mode": cfg.runtime.network.mode,
-        "allowed_hosts": cfg.runtime.network.allowed_hosts,
-        "sandbox_mode": "container" if cfg.runtime.sandbox.image else "local",
-        "isolation": isolation_note(resolved),
-        "overrides": applied,
-        "first_trials": [
-            t.model_dump(include={"trial_id", "variant_id", "task_id", "replication", "seed"})
-            for t in trials[:5]
-        ],
-    }
-
-
 @lab_app.command("init")
 def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Overwrite.")] = False) -> None:
     """Write a skeleton .lab/experiment.yaml with every REQUIRED field marked."""
@@ -139,9 +91,11 @@ def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Ov
 def describe(experiment: ExperimentArg, overrides: OverridesOpt = None, as_json: JsonFlag = False) -> None:
     """Pre-flight: the resolved config, the harness path check and the trial plan."""
 
+    from opslab.lab.describe import describe as describe_experiment
+
     def body() -> dict[str, Any]:
         resolved, applied = _resolve(experiment, overrides)
-        summary = _summary(resolved, applied)
+        summary = describe_experiment(resolved, applied)
         if not as_json:
             table = Table(show_header=False, title=f"experiment {summary['experiment_id']}")
             for key in (
@@ -180,16 +134,7 @@ def _run(
     retry_errors: bool,
     as_json: bool,
 ) -> None:
-    from opslab.lab import (
-        build_tables,
-        compare,
-        execute,
-        expand_trials,
-        find_run,
-        load_outputs,
-        prepare_run,
-        resolved_for_run,
-    )
+    from opslab.lab import execute, expand_trials, find_run, prepare_run, resolved_for_run
 
     def body() -> dict[str, Any]:
         resolved, applied = _resolve(experiment, overrides)
@@ -242,20 +187,10 @@ def _run(
                 retry_errors=retry_errors,
                 progress=on_progress,
             )
-        trial_ids = [t.trial_id for t in expand_trials(resolved)]
-        outputs = load_outputs(run_dir, trial_ids)
-        variants = [v.id for v in resolved.config.variants.all()]
-        counts = build_tables(run_dir, outputs, variants)
-        metrics = list(
-            dict.fromkeys(
-                [*resolved.config.analysis.primary_metrics, *resolved.config.analysis.secondary_metrics]
-            )
-        )
-        comparison = compare(run_dir, outputs, variants, metrics)
-        _attest(run_dir, resolved, outputs)
-        outcomes: dict[str, int] = {}
-        for o in outputs:
-            outcomes[o["outcome"]] = outcomes.get(o["outcome"], 0) + 1
+        from opslab.lab.finish import finish_run  # NumPy and SciPy: imported while the trials ran
+
+        done = finish_run(resolved, run_dir)
+        comparison, outcomes = done["comparison"], done["outcomes"]
         if not as_json:
             table = Table(title=f"run {run_dir.name}")
             for col in ("variant", "n", "success", "95% CI", "errors"):
@@ -277,9 +212,9 @@ def _run(
                 "run_id": run_dir.name,
                 "run_dir": str(run_dir),
                 "status": manifest["status"],
-                "total_trials": len(trial_ids),
+                "total_trials": len(done["outputs"]),
                 "outcomes": outcomes,
-                "tables": counts,
+                "tables": done["tables"],
                 "retried": len(manifest.get("retries", [])),
             }
         }
@@ -288,33 +223,10 @@ def _run(
 
 
 def _import_analysis() -> None:
-    import opslab.lab.analysis  # noqa: F401  (NumPy)
+    import opslab.lab.finish  # noqa: F401  (NumPy)
     from opslab.judge import stats
 
     stats._t_quantile(0.975, 10)  # SciPy
-
-
-def _attest(run_dir: Path, resolved: Any, outputs: list[dict[str, Any]]) -> None:
-    from opslab.lab.artifacts import canonical_digest, file_digest, now, runner_info, write_json
-
-    command = resolved.config.runtime.harness.command
-    scripts = {
-        a: file_digest(resolved.project_root / a) for a in command if (resolved.project_root / a).is_file()
-    }
-    write_json(
-        run_dir / "attestation.json",
-        {
-            "schema_version": 1,
-            "run_id": run_dir.name,
-            "created_at": now(),
-            "resolved_experiment_digest": (run_dir / "resolved_experiment.digest").read_text().strip(),
-            "dataset_digest": file_digest(resolved.dataset_path),
-            "harness_command": command,
-            "harness_digests": scripts,
-            "trial_outputs_digest": canonical_digest(outputs),
-            **runner_info(),
-        },
-    )
 
 
 @lab_app.command("run")

@@ -84,7 +84,8 @@ def demo_rca(client: httpx.Client, console: Console) -> None:
 
 def demo_lab(console: Console, workdir: Path) -> None:
     console.rule("[bold]lab[/bold]: an A/B experiment over a harness, 72 trials, analysed")
-    from opslab.lab import build_tables, compare, execute, expand_trials, load_outputs, prepare_run, resolve
+    from opslab.lab import execute, prepare_run, resolve
+    from opslab.lab.finish import finish_run
 
     src = resources.files("opslab.demo") / "lab_project"
     proj = workdir / "lab-demo"
@@ -101,10 +102,7 @@ def demo_lab(console: Console, workdir: Path) -> None:
         concurrency=4,
         env_base={"PATH": os.defpath + os.pathsep + str(Path(sys.executable).parent)},
     )
-    variants = [v.id for v in resolved.config.variants.all()]
-    outputs = load_outputs(run_dir, [t.trial_id for t in expand_trials(resolved)])
-    build_tables(run_dir, outputs, variants)
-    result = compare(run_dir, outputs, variants, ["success", "accuracy"])
+    result = finish_run(resolved, run_dir)["comparison"]
     for vid, v in result["variants"].items():
         lo, hi = v["success_ci"]
         console.print(f"  {vid}: {v['successes']}/{v['n']} succeeded ({lo:.0%}–{hi:.0%} Wilson 95%)")

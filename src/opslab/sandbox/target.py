@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from opslab.canary.loadgen import SERVER_TIME_HEADER
 from opslab.errors import invalid_from_pydantic
 from opslab.sandbox.lab import add_lab_routes
 
@@ -92,21 +93,29 @@ def create_target_app(*, seed: int = 42, model: LatencyModel | None = None) -> F
         err = invalid_from_pydantic(list(exc.errors(include_url=False)))
         return JSONResponse(status_code=422, content={"error": err.to_dict()})
 
-    @app.get("/api/search")
-    async def search(q: str = "") -> JSONResponse:
+    async def search(request: Request) -> Response:
+        # A plain Starlette endpoint: FastAPI's parameter machinery would add its own time to every request.
+        q = request.query_params.get("q", "")
         flags, faults, m = state["flags"], state["faults"], state["model"]
         rng: np.random.Generator = state["rng"]
         delay = float(rng.lognormal(math.log(m.median_ms(flags, faults)), m.sigma)) / 1000
         failed = bool(rng.random() < faults.error_rate)
         start = time.perf_counter()
         await asyncio.sleep(delay)
-        latency.observe(time.perf_counter() - start)
+        took = time.perf_counter() - start
+        latency.observe(took)
         requests.labels("error" if failed else "ok").inc()
+        # The time spent in the handler, so a load generator can tell its own overhead from ours.
+        headers = {SERVER_TIME_HEADER: f"{took * 1000:.3f}"}
         if failed:
             return JSONResponse(
-                status_code=500, content={"error": {"code": "injected", "message": "injected fault"}}
+                status_code=500,
+                content={"error": {"code": "injected", "message": "injected fault"}},
+                headers=headers,
             )
-        return JSONResponse({"q": q, "hits": [{"id": i} for i in range(3)]})
+        return JSONResponse({"q": q, "hits": [{"id": i} for i in range(3)]}, headers=headers)
+
+    app.add_route("/api/search", search, methods=["GET"])
 
     @app.get("/api/flags")
     def get_flags() -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opslab.errors import InvalidInput, NotFound
+from opslab.telemetry.genai import map_trace
 from opslab.telemetry.ingest import (
     PreparedRun,
     check_semantics,
@@ -15,7 +16,7 @@ from opslab.telemetry.ingest import (
     prepare_many_json,
     prepare_run,
 )
-from opslab.telemetry.otlp import map_trace, parse_request
+from opslab.telemetry.otlp import parse_request
 from opslab.telemetry.ports import RunRepository
 from opslab.telemetry.redact import Redactor
 from opslab.telemetry.schema import AgentRunIn, RunSource

@@ -1,0 +1,69 @@
+"""Judge: the seed's table decides from ΔP95 and the error rate; the statistics (bootstrap CI of ΔP95,
+sample-ratio mismatch, Mann-Whitney with Hodges-Lehmann, minimum samples) can only make it more careful."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opslab.canary.loadgen import Window
+from opslab.canary.plan import Plan
+from opslab.judge import (
+    Verdict,
+    be_careful,
+    bootstrap_relative_delta_ci,
+    decide,
+    mann_whitney,
+    p95,
+    percentile,
+    relative_delta,
+    sample_ratio_mismatch,
+)
+
+
+def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any]:
+    la = [x for w in a for x in w.latencies_ms]
+    lb = [x for w in b for x in w.latencies_ms]
+    sent_a, sent_b = sum(w.sent for w in a), sum(w.sent for w in b)
+    errors_b = sum(w.errors for w in b)
+    qps_a = sent_a / max(1e-9, sum(w.duration_s for w in a))
+    qps_b = sent_b / max(1e-9, sum(w.duration_s for w in b))
+    p95_a, p95_b = percentile(la, 95), percentile(lb, 95)
+    delta = relative_delta(p95_a, p95_b)
+    error_rate = 100.0 * errors_b / sent_b if sent_b else 100.0
+    ci = bootstrap_relative_delta_ci(la, lb, p95, resamples=1000, seed=plan.seed)
+    srm = sample_ratio_mismatch([sent_a, sent_b])
+    mw = mann_whitney(la, lb)
+    if not la or not lb:
+        verdict = Verdict("FAIL", "no successful requests in an arm")
+    else:
+        verdict = decide(delta, error_rate, plan.thresholds.judge())
+        verdict = be_careful(
+            verdict,
+            samples=(len(la), len(lb)),
+            min_samples=plan.min_samples_per_arm,
+            srm_p=srm.p_value,
+            delta_ci=(ci.low, ci.high),
+        )
+    warnings = list(verdict.cautions)
+    if srm.imbalance_pct > 5:
+        warnings.append(f"AB imbalance {srm.imbalance_pct:.1f}% > 5%")
+    return {
+        "measured": bool(la and lb),
+        "delta_p95_pct": delta,
+        "delta_p95_ci": [ci.low, ci.high],
+        "delta_qps_pct": relative_delta(qps_a, qps_b),
+        "error_rate_pct": error_rate,
+        "error_rate_a_pct": 100.0 * sum(w.errors for w in a) / sent_a if sent_a else 0.0,
+        "ab_imbalance_pct": srm.imbalance_pct,
+        "srm_p": srm.p_value,
+        "p95_a_ms": p95_a,
+        "p95_b_ms": p95_b,
+        "qps_a": qps_a,
+        "qps_b": qps_b,
+        "samples": [len(la), len(lb)],
+        "mw_p": mw.p_value,
+        "hl_shift_ms": mw.hodges_lehmann,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+        "warnings": warnings,
+    }

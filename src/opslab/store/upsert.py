@@ -1,0 +1,153 @@
+"""Writing runs: one upsert per batch (replace a run and its children), rows bound in bulk through the
+driver's executemany, values converted once per batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_json
+from sqlalchemy import Connection, Table, delete, select
+
+from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, tool_calls
+from opslab.telemetry import PreparedRun, UpsertStatus
+
+_CHUNK = 500
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
+    ids = [p.run.run_id for p in runs]
+    existing: set[str] = set()
+    for chunk in _chunks(ids):
+        existing.update(conn.scalars(select(agent_runs.c.run_id).where(agent_runs.c.run_id.in_(chunk))))
+    if existing:
+        for chunk in _chunks(sorted(existing)):
+            for table in (*CHILD_TABLES, agent_runs):
+                conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    dt = _datetime_param(conn)
+    js = _json_param
+    now = dt(datetime.now(UTC))
+    run_rows: list[tuple[Any, ...]] = []
+    step_rows: list[tuple[Any, ...]] = []
+    call_rows: list[tuple[Any, ...]] = []
+    guard_rows: list[tuple[Any, ...]] = []
+    # Tuples in each table's column order (tables.py); checked by bulk_insert.
+    for p in runs:
+        r, rid = p.run, p.run.run_id
+        run_at = dt(r.started_at)
+        run_rows.append(
+            (
+                rid,
+                r.agent_name,
+                r.agent_version,
+                r.model,
+                r.environment,
+                run_at,
+                dt(r.ended_at),
+                r.status,
+                r.error_type,
+                r.error_message,
+                r.trace_id,
+                js(r.correlation_ids),
+                r.cost.tokens_prompt,
+                r.cost.tokens_completion,
+                r.cost.total_cost_usd,
+                js(r.attributes),
+                p.source,
+                p.content_hash,
+                now,
+            )
+        )
+        step_rows.extend(
+            (
+                rid,
+                seq,
+                s.step_id,
+                s.name,
+                s.status,
+                dt(s.started_at),
+                dt(s.ended_at),
+                s.input_summary,
+                s.output_summary,
+                s.retries,
+                s.latency_ms,
+                s.agent,
+                run_at,
+            )
+            for seq, s in enumerate(r.steps)
+        )
+        call_rows.extend(
+            (
+                rid,
+                seq,
+                c.call_id,
+                c.step_id,
+                c.tool_name,
+                c.status,
+                js(c.args_json),
+                c.args_hash,
+                c.result_summary,
+                c.error_class,
+                c.error_message,
+                c.status_code,
+                c.retries,
+                c.latency_ms,
+                dt(c.started_at),
+                dt(c.ended_at),
+                run_at,
+            )
+            for seq, c in enumerate(r.tool_calls)
+        )
+        guard_rows.extend(
+            (rid, seq, g.event_id, g.type, g.message, g.step_id, g.call_id, dt(g.created_at))
+            for seq, g in enumerate(r.guardrail_events)
+        )
+    for table, rows in (
+        (agent_runs, run_rows),
+        (run_steps, step_rows),
+        (tool_calls, call_rows),
+        (guardrail_events, guard_rows),
+    ):
+        bulk_insert(conn=conn, table=table, rows=rows)
+    return {i: ("updated" if i in existing else "created") for i in ids}
+
+
+def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``executemany`` straight on the driver, rows as tuples in the table's column order.
+
+    Core's per-value bind processing costs several times the database's own insert time on
+    ingest-sized batches; callers convert values once with ``_datetime_param``/``_json_param``.
+    """
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    if len(rows[0]) != len(names):
+        raise ValueError(f"{table.name}: rows have {len(rows[0])} values for {len(names)} columns")
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def _datetime_param(conn: Connection) -> Callable[[datetime | None], Any]:
+    if conn.dialect.name != "sqlite":
+        return lambda value: value
+
+    def sqlite_text(value: datetime | None) -> str | None:
+        # The text SQLAlchemy's SQLite DATETIME type writes (naive UTC), so both paths read back alike.
+        if value is None:
+            return None
+        if value.utcoffset():
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+    return sqlite_text
+
+
+def _json_param(value: Any) -> str | None:
+    return None if value is None else to_json(value).decode()
