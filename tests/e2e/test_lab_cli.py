@@ -129,3 +129,39 @@ def test_retry_errors_reruns_only_errored_trials(tmp_path: Path) -> None:
     assert all("exited with code 3" in r["previous_error"] for r in manifest["retries"])
     code, out = lab("run", ".lab/experiment.yaml", "--retry-errors", cwd=proj)
     assert code == 2 and "--resume" in out["error"]["message"]
+
+
+def test_knobs_init_validate_and_run_with_overrides(tmp_path: Path) -> None:
+    proj = project(tmp_path, replications=1)
+    code, out = lab("knobs-init", cwd=proj)
+    assert code == 0 and out["paths"] == [".lab/knobs/manifest.json", ".lab/knobs/overrides.json"]
+    code, out = lab("knobs-init", cwd=proj)
+    assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "--force"
+    overrides = proj / ".lab" / "knobs" / "overrides.json"
+    doc = json.loads(overrides.read_text())
+    doc["values"] = {"design.replications": 2, "design.random_seed": 7}
+    overrides.write_text(json.dumps(doc))
+    code, out = lab("knobs-validate", cwd=proj)
+    assert code == 0 and out["values"] == {"design.replications": 2, "design.random_seed": 7}
+    assert out["pointers_checked"] is True and "dataset.limit" in out["knobs"]
+    code, out = lab("describe", ".lab/experiment.yaml", "--overrides", str(overrides), cwd=proj)
+    assert code == 0 and out["summary"]["total_trials"] == 6 and out["summary"]["replications"] == 2
+
+    doc["values"] = {"design.replications": 0}
+    overrides.write_text(json.dumps(doc))
+    code, out = lab("knobs-validate", cwd=proj)
+    assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "values.design.replications"
+    assert "minimum" in out["error"]["message"]
+    manifest = proj / ".lab" / "knobs" / "manifest.json"
+    bad = json.loads(manifest.read_text())
+    bad["knobs"][0]["type"] = "float"
+    bad["knobs"].append({"id": "ghost", "json_pointer": "/nowhere/x", "type": "integer"})
+    manifest.write_text(json.dumps(bad))
+    code, out = lab("knobs-validate", cwd=proj)
+    assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "knobs[0].type"
+    bad["knobs"][0]["type"] = "integer"
+    manifest.write_text(json.dumps(bad))
+    doc["values"] = {}
+    overrides.write_text(json.dumps(doc))
+    code, out = lab("knobs-validate", cwd=proj)
+    assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "ghost.json_pointer"

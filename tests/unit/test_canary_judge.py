@@ -41,6 +41,7 @@ def test_statistics_only_make_a_pass_more_careful() -> None:
         ({"samples": (50, 500)}, "too few"),
         ({"srm_p": 1e-6}, "sample-ratio"),
         ({"delta_ci": (-25, 3)}, "does not exclude 0"),
+        ({"error_upper_pct": 2.3, "max_error_rate": 1.0}, "upper bound 2.30%"),
     ):
         args: dict[str, Any] = {
             "samples": (500, 500),
@@ -128,3 +129,32 @@ def test_summary_has_the_three_numbers_and_fits_60_lines() -> None:
     assert '"flow_policy":"static"' in text
     mini = render_mini(result)
     assert "ΔP95: -12.50%" in mini and "ΔQPS: -5.20%" in mini and "Err%: 0.50" in mini
+
+
+def test_a_pass_needs_the_error_rate_confidently_under_the_threshold() -> None:
+    from opslab.judge import wilson_interval
+
+    passing = decide(-20, 0.83, T)  # 3 errors in 360 requests: under 1 %, but not convincingly
+    upper = 100 * wilson_interval(3, 360, level=0.90).high
+    v = be_careful(
+        passing,
+        samples=(360, 360),
+        min_samples=100,
+        srm_p=0.5,
+        delta_ci=(-25, -15),
+        error_upper_pct=upper,
+        max_error_rate=1.0,
+    )
+    assert v.decision == "EDGE" and upper > 2
+    clean = 100 * wilson_interval(0, 360, level=0.90).high
+    assert clean < 1.0
+    v = be_careful(
+        decide(-20, 0.0, T),
+        samples=(360, 360),
+        min_samples=100,
+        srm_p=0.5,
+        delta_ci=(-25, -15),
+        error_upper_pct=clean,
+        max_error_rate=1.0,
+    )
+    assert v.decision == "PASS"

@@ -72,3 +72,12 @@ def test_step_latency_is_derived_when_missing(run_001: dict[str, Any]) -> None:
     body = copy.deepcopy(run_001)
     del body["steps"][0]["latency_ms"]
     assert parse_run(body).steps[0].latency_ms == 5000
+
+
+def test_the_cli_status_choices_are_the_schema_statuses() -> None:
+    from typing import get_args
+
+    from opslab.cli.runs import RunStatusChoice
+    from opslab.telemetry import RunStatus
+
+    assert get_args(RunStatusChoice) == get_args(RunStatus)

@@ -17,6 +17,7 @@ from opslab.judge import (
     percentile,
     relative_delta,
     sample_ratio_mismatch,
+    wilson_interval,
 )
 
 
@@ -43,6 +44,8 @@ def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any
             min_samples=plan.min_samples_per_arm,
             srm_p=srm.p_value,
             delta_ci=(ci.low, ci.high),
+            error_upper_pct=100.0 * wilson_interval(errors_b, sent_b, level=0.90).high,
+            max_error_rate=plan.thresholds.max_error_rate,
         )
     warnings = list(verdict.cautions)
     if srm.imbalance_pct > 5:

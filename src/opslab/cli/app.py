@@ -5,7 +5,14 @@ from __future__ import annotations
 import typer
 from rich.markup import escape
 
-from opslab.cli import canary, core, jobs, lab, runs
+from opslab.cli import (
+    canary,
+    core,
+    jobs,
+    lab,
+    lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
+    runs,
+)
 from opslab.cli.context import err_console
 from opslab.errors import OpslabError
 

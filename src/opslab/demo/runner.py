@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
+from opslab.api.server import ServerThread, free_port
 from opslab.cli.backend import raise_for_error
 from opslab.config import Settings
 
@@ -116,11 +119,66 @@ def demo_lab(console: Console, workdir: Path) -> None:
     console.print(f"  artifacts: {run_dir}")
 
 
+def demo_canary(client: httpx.Client, console: Console) -> None:
+    console.rule("[bold]canary[/bold]: a flag change judged by an ABAB experiment on a live service")
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "opslab", "sandbox", "up", "--port", str(port), "--base-median-ms", "200"]
+        + ["--sigma", "0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/api/lab/config", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        console.print(f"  sandbox target on {url}: routing `default`, topk 32; candidate: `rules`, topk 20")
+        plan = {
+            "experiment": {
+                "qps": 100,
+                "window_sec": 3.5,
+                "rounds": 1,
+                "flow_policy": "static",
+                "target_p95": 1200,
+                "routing_mode": "rules",
+                "topk_threshold": 20,
+            },
+            "target": {"base_url": url},
+            "time_budget": 60,
+            "min_samples_per_arm": 100,
+        }
+        created = _call(client, "POST", "/canary/runs", json={"plan": plan})
+        run_id = created["canary_run_id"]
+        with client.stream("GET", f"/canary/runs/{run_id}/stream") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    event = json.loads(line[5:])
+                    console.print(
+                        f"  {event['pct']:>3}%  {event['step']}: {event['message']}", highlight=False
+                    )
+        r = _call(client, "GET", f"/canary/runs/{run_id}")["result"]
+        console.print(
+            f"verdict [bold]{r['decision']}[/bold]: ΔP95 {r['delta_p95_pct']:+.1f}% "
+            f"(95% CI {r['delta_p95_ci'][0]:+.1f} .. {r['delta_p95_ci'][1]:+.1f}), errors "
+            f"{r['error_rate_pct']:.2f}%, flags applied: {'yes' if r['applied'] else 'no'}"
+        )
+        console.print(f"  summary: {r['summary_path']}")
+    finally:
+        os.killpg(sandbox.pid, signal.SIGTERM)
+        sandbox.wait(10)
+
+
 def run_demo(settings: Settings, console: Console, *, port: int | None = None) -> None:
     app = create_app(settings)
     with ServerThread(app, port=port) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
         demo_telemetry(client, console)
         demo_rca(client, console)
+        demo_canary(client, console)
     demo_lab(console, settings.data_dir / "demo")
     console.rule("done: the service stopped cleanly")
