@@ -69,6 +69,9 @@ def test_every_harness_behaviour_is_recorded_and_the_run_goes_on(project: Path) 
         assert (tdir / name).exists(), name
     assert json.loads((tdir / "state" / "diff.json").read_text())["added"] == ["scratch.txt"]
     assert not (tdir / "workspace" / ".lab").exists()
+    assert (tdir / "workspace" / "data").is_dir() and not (
+        tdir / "workspace" / "data" / "tasks.jsonl"
+    ).exists()
     raw = json.loads((tdir / "out" / "trial_output.json").read_text())
     assert raw["tz"] == "UTC" and raw["env_home"] == str(tdir / "home") and raw["leak"] is None
     assert first["event_counts"] == {"step": 1, "tool_call": 1}

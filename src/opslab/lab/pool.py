@@ -13,6 +13,7 @@ the trials without an output.
 from __future__ import annotations
 
 import ctypes
+import gc
 import json
 import math
 import multiprocessing
@@ -32,7 +33,7 @@ from opslab.lab.trial import TrialContext, run_trial
 _PR_SET_PDEATHSIG = 1
 # Threads per worker process once there are more slots than this many processes per core: trials that
 # mostly wait (remote APIs) need concurrency, not one process each.
-PROCESSES_PER_CPU = 4
+PROCESSES_PER_CPU = 2
 
 
 def run_pool(
@@ -78,10 +79,13 @@ def _processes(
         )
         for i in range(processes)
     ]
+    # Objects the collector would otherwise walk in every worker, dirtying copy-on-write pages.
+    gc.freeze()
     try:
         for w in workers:
             w.start()
     finally:
+        gc.unfreeze()
         os.close(write_fd)  # from here on, EOF on the pipe means every worker has exited
     failure: str | None = None
     reported = 0

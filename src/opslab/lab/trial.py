@@ -30,13 +30,16 @@ class TrialContext:
     env_base: dict[str, str]
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
-    pre_json: str = field(init=False)
+    pre_json: str = field(init=False)  # path of the shared pre-run snapshot
 
     def __post_init__(self) -> None:
-        os.makedirs(os.path.join(self.run_dir, "trials"), exist_ok=True)
-        self.template = Template.scan(self.resolved.project_root)
+        trials = os.path.join(self.run_dir, "trials")
+        os.makedirs(trials, exist_ok=True)
+        self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
         self.pre = self.template.digests()
-        self.pre_json = _dumps(self.pre)
+        # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
+        self.pre_json = os.path.join(trials, ".project_snapshot.json")
+        _write(self.pre_json, _dumps(self.pre), durable=True)
 
 
 def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any]:
@@ -68,7 +71,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
     _write(tdir + "/trial_input.json", json.dumps(trial_input))
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
-    _write(state_dir + "/pre.json", ctx.pre_json)
+    os.link(ctx.pre_json, state_dir + "/pre.json")
     events_path = out_dir + "/harness_events.jsonl"
     env = trial_env(
         cfg.design.sanitization_profile,

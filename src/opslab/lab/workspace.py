@@ -56,8 +56,11 @@ class Template:
     links: list[str] = field(default_factory=list)
 
     @classmethod
-    def scan(cls, root: Path) -> Template:
+    def scan(cls, root: Path, *, exclude: tuple[Path, ...] = ()) -> Template:
+        """``exclude``: files left out of every workspace (the dataset: each trial gets its task in
+        ``trial_input.json``, and a dataset can be gigabytes)."""
         t = cls(str(root))
+        skip_files = {os.path.realpath(p) for p in exclude}
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
             rel_dir = os.path.relpath(dirpath, root)
@@ -71,6 +74,8 @@ class Template:
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
                 rel = os.path.normpath(os.path.join(rel_dir, name))
+                if skip_files and os.path.realpath(full) in skip_files:
+                    continue
                 st = os.lstat(full)
                 if stat.S_ISLNK(st.st_mode):
                     t.links.append(rel)
