@@ -101,9 +101,10 @@ def qps_accuracy(seconds: dict[int, float]) -> dict[str, Any]:
     return out
 
 
-def verdict_matrix(seeds: int, workdir: Path) -> dict[str, Any]:
+def verdict_matrix(seeds: int, workdir: Path, window_sec: float) -> dict[str, Any]:
     """One sandbox per seed (its latency draws), every effect size judged against it."""
     decisions: dict[str, dict[str, int]] = {name: {} for name in EFFECTS}
+    applied: dict[str, int] = dict.fromkeys(EFFECTS, 0)
     deltas: dict[str, list[float]] = {name: [] for name in EFFECTS}
     for seed in range(seeds):
         port = free_port()
@@ -116,7 +117,7 @@ def verdict_matrix(seeds: int, workdir: Path) -> dict[str, Any]:
                 httpx.post(f"{url}/api/sandbox/faults", json=faults).raise_for_status()
                 exp = {
                     "qps": 100.0,
-                    "window_sec": 2.0,
+                    "window_sec": window_sec,
                     "rounds": 2,
                     "flow_policy": "static",
                     "target_p95": 1200,
@@ -133,6 +134,7 @@ def verdict_matrix(seeds: int, workdir: Path) -> dict[str, Any]:
                 finally:
                     target.close()
                 decisions[name][r["decision"]] = decisions[name].get(r["decision"], 0) + 1
+                applied[name] += bool(r.get("applied"))
                 if r.get("delta_p95_pct") is not None:
                     deltas[name].append(r["delta_p95_pct"])
         finally:
@@ -142,6 +144,7 @@ def verdict_matrix(seeds: int, workdir: Path) -> dict[str, Any]:
             "expected": EXPECTED[name],
             "decisions": decisions[name],
             "correct": round(decisions[name].get(EXPECTED[name], 0) / seeds, 3),
+            "applied": applied[name],
             "delta_p95_pct": {
                 "min": round(min(deltas[name]), 2) if deltas[name] else None,
                 "median": round(percentile(deltas[name], 50), 2) if deltas[name] else None,
@@ -158,11 +161,15 @@ def main() -> None:
         "--seconds", type=float, default=20.0, help="Window per QPS level (more samples, less noise)."
     )
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument(
+        "--matrix-window", type=float, default=3.0, help="Window seconds of the matrix's canaries."
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="opslab-bench-canary-"))
     result = {
         "loadgen": qps_accuracy({200: args.seconds, 1000: args.seconds / 2}),
-        "verdicts": verdict_matrix(args.seeds, work),
+        "verdicts": verdict_matrix(args.seeds, work, args.matrix_window),
+        "matrix_plan": {"qps": 100, "window_sec": args.matrix_window, "rounds": 2, "sandbox_median_ms": 200},
         "targets": {"qps_error_pct": 2.0, "p95_error_ms": 1.0},
     }
     write_result("canary", result)

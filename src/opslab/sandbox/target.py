@@ -101,7 +101,9 @@ def create_target_app(*, seed: int = 42, model: LatencyModel | None = None) -> F
         delay = float(rng.lognormal(math.log(m.median_ms(flags, faults)), m.sigma)) / 1000
         failed = bool(rng.random() < faults.error_rate)
         start = time.perf_counter()
-        await asyncio.sleep(delay)
+        # Event-loop timers fire on whole milliseconds, late by up to one: aim half a tick early so the
+        # served latency follows the model on average (see GET /api/sandbox/model).
+        await asyncio.sleep(max(0.0, delay - 0.0005))
         took = time.perf_counter() - start
         latency.observe(took)
         requests.labels("error" if failed else "ok").inc()
