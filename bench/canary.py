@@ -33,7 +33,11 @@ EFFECTS = {
 EXPECTED = {"-20%": "PASS", "-7%": "EDGE", "0%": "FAIL", "+2% errors": "FAIL"}
 
 
-def sandbox(port: int, seed: int, median: float, sigma: float) -> subprocess.Popen[bytes]:
+def sandbox(
+    port: int, seed: int, median: float, sigma: float, cpu: int | None = None
+) -> subprocess.Popen[bytes]:
+    """``cpu``: pin the service to one core (and this process, the load generator, to the others), as
+    load tests isolate the system under test from the client."""
     proc = subprocess.Popen(
         [
             OPSLAB,
@@ -51,6 +55,7 @@ def sandbox(port: int, seed: int, median: float, sigma: float) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu})),
     )
     for _ in range(200):
         try:
@@ -66,9 +71,13 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     proc.wait(10)
 
 
-def qps_accuracy(seconds: dict[int, float]) -> dict[str, Any]:
+def qps_accuracy(seconds: dict[int, float], *, pin: bool) -> dict[str, Any]:
     port = free_port()
-    proc = sandbox(port, 1, 20.0, 0.35)
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = pin and len(cpus) >= 2
+    proc = sandbox(port, 1, 20.0, 0.35, cpu=cpus[-1] if pinned else None)
+    if pinned:
+        os.sched_setaffinity(0, set(cpus[:-1]))
     out: dict[str, Any] = {}
     try:
         url = f"http://127.0.0.1:{port}"
@@ -98,6 +107,8 @@ def qps_accuracy(seconds: dict[int, float]) -> dict[str, Any]:
             }
     finally:
         stop(proc)
+        os.sched_setaffinity(0, set(cpus))
+    out["pinned"] = pinned
     return out
 
 
@@ -161,18 +172,20 @@ def main() -> None:
         "--seconds", type=float, default=20.0, help="Window per QPS level (more samples, less noise)."
     )
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--pin", action="store_true", help="Pin the sandbox to one core, the client to the rest.")
+    ap.add_argument("--loadgen-only", action="store_true", help="Skip the verdict matrix.")
     ap.add_argument(
         "--matrix-window", type=float, default=3.0, help="Window seconds of the matrix's canaries."
     )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="opslab-bench-canary-"))
     result = {
-        "loadgen": qps_accuracy({200: args.seconds, 1000: args.seconds / 2}),
-        "verdicts": verdict_matrix(args.seeds, work, args.matrix_window),
+        "loadgen": qps_accuracy({200: args.seconds, 1000: args.seconds / 2}, pin=args.pin),
+        "verdicts": None if args.loadgen_only else verdict_matrix(args.seeds, work, args.matrix_window),
         "matrix_plan": {"qps": 100, "window_sec": args.matrix_window, "rounds": 2, "sandbox_median_ms": 200},
         "targets": {"qps_error_pct": 2.0, "p95_error_ms": 1.0},
     }
-    write_result("canary", result)
+    write_result("canary_loadgen" if args.loadgen_only else "canary", result)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,15 @@ BASE_FLAGS = {
 def sandbox(tmp_path: Path) -> Iterator[str]:
     """`opslab sandbox up` as its own process (the load generator must not share its event loop), with a
     narrow distribution well above the client's own overhead so 2 s windows measure a 7% effect."""
+    proc, url = start_sandbox(tmp_path)
+    try:
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def start_sandbox(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = (tmp_path / "sandbox.log").open("wb")
     proc = subprocess.Popen(
@@ -49,12 +58,8 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(url + "/api/lab/config", proc, tmp_path / "sandbox.log")
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
+    wait_http(url + "/api/lab/config", proc, tmp_path / "sandbox.log")
+    return proc, url
 
 
 def plan_for(url: str, **candidate: Any) -> Any:
@@ -275,3 +280,28 @@ def test_report_mode_without_a_report_fails_within_the_budget(sandbox: str, tmp_
     finally:
         target.close()
     assert r["decision"] == "FAIL" and "time budget" in r["reason"] and not r["applied"]
+
+
+def test_a_target_that_dies_mid_run_fails_the_canary_and_nothing_is_applied(tmp_path: Path) -> None:
+    proc, url = start_sandbox(tmp_path)
+    try:
+        httpx.post(f"{url}/api/flags", json=BASE_FLAGS).raise_for_status()
+        plan = plan_for(url, routing_mode="rules", topk_threshold=20)
+        target = HttpTarget(plan.target)
+        killer = threading.Timer(
+            1.5, lambda: os.killpg(proc.pid, signal.SIGKILL)
+        )  # during the first A window
+        killer.start()
+        try:
+            r = run_canary(plan, target, reports_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl")
+        finally:
+            killer.cancel()
+            target.close()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert r["decision"] == "FAIL" and not r["applied"], r["reason"]
+    assert "target" in r["reason"] or "no successful requests" in r["reason"]
+    assert any("restore" in w for w in r.get("warnings", [])) or r.get("early_stop")
+    assert "Decision: FAIL" in (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()

@@ -99,6 +99,7 @@ def test_summary_has_the_three_numbers_and_fits_60_lines() -> None:
         "delta_p95_pct": -12.5,
         "delta_p95_ci": [-15.0, -10.0],
         "delta_qps_pct": -5.2,
+        "delta_qps_ci": [-6.0, -4.4],
         "error_rate_pct": 0.5,
         "ab_imbalance_pct": 4.5,
         "srm_p": 0.3,

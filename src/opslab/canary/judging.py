@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from opslab.canary.loadgen import Window
 from opslab.canary.plan import Plan
 from opslab.judge import (
@@ -21,6 +24,10 @@ from opslab.judge import (
 )
 
 
+def _mean(values: NDArray[np.float64]) -> float:
+    return float(values.mean())
+
+
 def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any]:
     la = [x for w in a for x in w.latencies_ms]
     lb = [x for w in b for x in w.latencies_ms]
@@ -32,6 +39,10 @@ def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any
     delta = relative_delta(p95_a, p95_b)
     error_rate = 100.0 * errors_b / sent_b if sent_b else 100.0
     ci = bootstrap_relative_delta_ci(la, lb, p95, resamples=1000, seed=plan.seed)
+    # ΔQPS varies by window, not by request: resample the arms' per-window achieved rates.
+    qps_ci = bootstrap_relative_delta_ci(
+        [w.achieved_qps for w in a], [w.achieved_qps for w in b], _mean, resamples=1000, seed=plan.seed
+    )
     srm = sample_ratio_mismatch([sent_a, sent_b])
     mw = mann_whitney(la, lb)
     if not la or not lb:
@@ -55,6 +66,7 @@ def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any
         "delta_p95_pct": delta,
         "delta_p95_ci": [ci.low, ci.high],
         "delta_qps_pct": relative_delta(qps_a, qps_b),
+        "delta_qps_ci": [qps_ci.low, qps_ci.high],
         "error_rate_pct": error_rate,
         "error_rate_a_pct": 100.0 * sum(w.errors for w in a) / sent_a if sent_a else 0.0,
         "ab_imbalance_pct": srm.imbalance_pct,

@@ -38,7 +38,8 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
         lines += [
             f"- ΔP95: {r['delta_p95_pct']:+.1f}% "
             f"(95% CI {r['delta_p95_ci'][0]:+.1f}% .. {r['delta_p95_ci'][1]:+.1f}%)",
-            f"- ΔQPS: {r['delta_qps_pct']:+.1f}%",
+            f"- ΔQPS: {r['delta_qps_pct']:+.1f}% "
+            f"(95% CI {r['delta_qps_ci'][0]:+.1f}% .. {r['delta_qps_ci'][1]:+.1f}%, by window)",
             f"- Error Rate: {r['error_rate_pct']:.2f}%",
             f"- AB Imbalance: {r['ab_imbalance_pct']:.1f}% (SRM chi-square p={r['srm_p']:.3g})",
             f"- P95 A/B: {r['p95_a_ms']:.1f}ms / {r['p95_b_ms']:.1f}ms; "
