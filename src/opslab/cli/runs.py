@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.sources import BadLine, read_items
 from opslab.errors import InvalidInput
 
 runs_app = typer.Typer(help="Agent runs: ingest, show, list, replay.", no_args_is_help=True)
@@ -35,45 +33,6 @@ def open_backend(url: str | None, s: Any) -> Any:
     from opslab.cli.backend import open_backend as open_  # httpx and the store: only for these commands
 
     return open_(url, s)
-
-
-def _read_items(source: str) -> Iterator[tuple[int, Any]]:
-    """Yield (bytes read so far, item) from a JSON object, a JSON array or JSON Lines; '-' is stdin."""
-    if source == "-":
-        text = sys.stdin.read()
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise InvalidInput.for_field("FILE", f"{source}: no such file")
-        text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if not stripped:
-        raise InvalidInput.for_field("FILE", "empty input; expected JSON or JSON Lines")
-    if stripped[0] in "[{":
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as exc:
-            if stripped[0] == "[" or "Extra data" not in str(exc):
-                raise InvalidInput.for_field("FILE", f"malformed JSON: {exc}") from None
-        else:
-            items = whole if isinstance(whole, list) else [whole]
-            for item in items:
-                yield len(text), item
-            return
-    done = 0
-    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
-        done += len(line)
-        if not line.strip():
-            continue
-        try:
-            yield done, json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield done, _BadLine(lineno, str(exc))
-
-
-class _BadLine:
-    def __init__(self, lineno: int, message: str) -> None:
-        self.lineno, self.message = lineno, message
 
 
 @runs_app.command("ingest")
@@ -124,8 +83,8 @@ def ingest(
     try:
         with progress:
             task = progress.add_task("ingest", total=total_bytes)
-            for done, item in _read_items(source):
-                if isinstance(item, _BadLine):
+            for done, item in read_items(source):
+                if isinstance(item, BadLine):
                     failures.append(
                         {
                             "item": index,
