@@ -114,7 +114,7 @@ def demo_lab(console: Console, workdir: Path) -> None:
         console.print(
             f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
             f"(bootstrap 95% [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
-            f"McNemar p={comp['pass_fail']['p_value']:.3g}"
+            f"{comp['pass_fail']['test'].split(' (')[0]} p={comp['pass_fail']['p_value']:.3g}"
         )
     console.print(f"  artifacts: {run_dir}")
 

@@ -7,6 +7,7 @@ from opslab.judge.compare import (
     mcnemar,
     paired_difference,
     pass_at_k,
+    sign_test,
 )
 from opslab.judge.stats import (
     Interval,
@@ -36,6 +37,7 @@ __all__ = [
     "PairedDifference",
     "clustered_mean_interval",
     "mcnemar",
+    "sign_test",
     "paired_difference",
     "pass_at_k",
     "Interval",

@@ -48,11 +48,29 @@ class PairedBinary:
 
 def mcnemar(baseline: Mapping[str, bool], treatment: Mapping[str, bool]) -> PairedBinary:
     """Exact McNemar test on tasks' pass/fail: only tasks where the variants disagree carry information."""
+    return _binomial_on_disagreements(
+        {k: float(v) for k, v in baseline.items()},
+        {k: float(v) for k, v in treatment.items()},
+        "exact McNemar (binomial on discordant tasks)",
+    )
+
+
+def sign_test(baseline: Mapping[str, float], treatment: Mapping[str, float]) -> PairedBinary:
+    """Exact sign test on tasks' success rates (with replications): tasks where one variant did better
+    count, ties drop out. On 0/1 rates it is McNemar's test."""
+    return _binomial_on_disagreements(
+        baseline, treatment, "exact sign test (binomial on tasks whose rates differ)"
+    )
+
+
+def _binomial_on_disagreements(
+    baseline: Mapping[str, float], treatment: Mapping[str, float], test: str
+) -> PairedBinary:
     tasks = sorted(set(baseline) & set(treatment))
-    b = sum(1 for t in tasks if baseline[t] and not treatment[t])
-    c = sum(1 for t in tasks if treatment[t] and not baseline[t])
+    b = sum(1 for t in tasks if baseline[t] > treatment[t])
+    c = sum(1 for t in tasks if treatment[t] > baseline[t])
     p = 1.0 if b + c == 0 else float(_scipy_stats().binomtest(min(b, c), b + c, 0.5).pvalue)
-    return PairedBinary(len(tasks), b, c, p, "exact McNemar (binomial on discordant tasks)")
+    return PairedBinary(len(tasks), b, c, p, test)
 
 
 def clustered_mean_interval(

@@ -12,6 +12,7 @@ from opslab.judge import (
     mcnemar,
     paired_difference,
     pass_at_k,
+    sign_test,
     t_interval,
     wilson_interval,
 )
@@ -88,9 +89,17 @@ def compare(
                 "ci": [d.ci.low, d.ci.high],
                 "ci_excludes_zero": d.ci.excludes_zero(),
             }
-        bp = {k: (sum(v) / len(v)) >= 0.5 for k, v in by_task(baseline, "success").items()}
-        tp = {k: (sum(v) / len(v)) >= 0.5 for k, v in by_task(vid, "success").items()}
-        mc = mcnemar(bp, tp)
+        # One trial per task: McNemar on pass/fail; with replications: the sign test on success rates
+        # (a majority vote per task would hide a failing replication).
+        b_runs, t_runs = by_task(baseline, "success"), by_task(vid, "success")
+        bp = {k: sum(v) / len(v) for k, v in b_runs.items()}
+        tp = {k: sum(v) / len(v) for k, v in t_runs.items()}
+        replicated = any(len(v) > 1 for v in (*b_runs.values(), *t_runs.values()))
+        mc = (
+            sign_test(bp, tp)
+            if replicated
+            else mcnemar({k: v >= 1 for k, v in bp.items()}, {k: v >= 1 for k, v in tp.items()})
+        )
         entry["pass_fail"] = {
             "test": mc.test,
             "n_tasks": mc.n_tasks,
