@@ -28,10 +28,10 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
     if r.get("source") == "report":
         imbalance = r.get("ab_imbalance_pct")
         lines += [
-            f"- ΔP95: {_pct(r.get('delta_p95_pct'), '+.1f')}",
-            f"- ΔQPS: {_pct(r.get('delta_qps_pct'), '+.1f')}",
+            f"- ΔP95: {pct(r.get('delta_p95_pct'), '+.1f')}",
+            f"- ΔQPS: {pct(r.get('delta_qps_pct'), '+.1f')}",
             f"- Error Rate: {r.get('error_rate_pct') or 0.0:.2f}%",
-            f"- AB Imbalance: {_pct(imbalance, '.1f')}",
+            f"- AB Imbalance: {pct(imbalance, '.1f')}",
             f"- Source: the target's report ({plan.target.report_path})",
         ]
     elif r.get("measured"):
@@ -89,7 +89,7 @@ def render_summary(plan: Plan, r: dict[str, Any]) -> str:
     return "\n".join(lines[:60]) + "\n"
 
 
-def _pct(value: float | None, spec: str) -> str:
+def pct(value: float | None, spec: str) -> str:
     return "n/a" if value is None else f"{value:{spec}}%"
 
 

@@ -23,6 +23,7 @@ from opslab.canary.agent import run_canary
 from opslab.canary.execute import WindowRunner
 from opslab.canary.loadgen import run_window
 from opslab.canary.plan import Experiment, Plan, read_yaml
+from opslab.canary.summary import pct
 from opslab.canary.target import TargetClient
 from opslab.errors import InvalidInput, invalid_from_pydantic
 
@@ -165,7 +166,7 @@ def run_sweep(
         study.tell(trial, score)
         rows.append(_row(n, values, r, score))
         if progress:
-            progress(n, trials, f"trial {n}: {r['decision']} ΔP95 {_pct(r.get('delta_p95_pct'))}")
+            progress(n, trials, f"trial {n}: {r['decision']} ΔP95 {_delta(r.get('delta_p95_pct'))}")
         if r.get("blocked"):
             stopped = f"blocked by the health gate: {r['reason']}"
             break
@@ -222,8 +223,8 @@ def _row(n: int, values: dict[str, Any], r: dict[str, Any], score: float) -> dic
     }
 
 
-def _pct(value: Any) -> str:
-    return "n/a" if value is None else f"{value:+.1f}%"
+def _delta(value: float | None) -> str:
+    return pct(value, "+.1f")
 
 
 def render_sweep(plan: Plan, space: Space, result: dict[str, Any]) -> str:
@@ -243,8 +244,8 @@ def render_sweep(plan: Plan, space: Space, result: dict[str, Any]) -> str:
         ci = row.get("delta_p95_ci")
         ci_text = f"{ci[0]:+.1f} .. {ci[1]:+.1f}" if ci else "n/a"
         lines.append(
-            f"| {row['trial']} | {_params(row['params'])} | {row['decision']} | {_pct(row['delta_p95_pct'])} "
-            f"| {ci_text} | {row['error_rate_pct'] or 0:.2f}% |"
+            f"| {row['trial']} | {_params(row['params'])} | {row['decision']} "
+            f"| {_delta(row['delta_p95_pct'])} | {ci_text} | {row['error_rate_pct'] or 0:.2f}% |"
         )
     lines.append("")
     best, confirmation = result["best"], result["confirmation"]
@@ -255,13 +256,14 @@ def render_sweep(plan: Plan, space: Space, result: dict[str, Any]) -> str:
     else:
         lines.append(
             f"Best PASS: trial {best['trial']} ({_params(best['params'])}), "
-            f"ΔP95 {_pct(best['delta_p95_pct'])}."
+            f"ΔP95 {_delta(best['delta_p95_pct'])}."
         )
         if confirmation is None:
             lines.append("Not confirmed (the sweep was cancelled): nothing applied.")
         else:
             lines.append(
-                f"Confirmation run: {confirmation['decision']}, ΔP95 {_pct(confirmation['delta_p95_pct'])} — "
+                f"Confirmation run: {confirmation['decision']}, "
+                f"ΔP95 {_delta(confirmation['delta_p95_pct'])} — "
                 + ("flags applied." if confirmation["applied"] else "nothing applied.")
             )
     return "\n".join(lines) + "\n"

@@ -51,6 +51,17 @@ def _until_done(
     return result
 
 
+def _execute_steps(plan: Any) -> list[str]:
+    e, t = plan.experiment, plan.target
+    if plan.mode == "load":
+        return [
+            f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS on {t.request_path}",
+            "restore A, judge ΔP95 / error rate",
+        ]
+    steps = [f"POST {t.experiment_path} (the target runs the ABAB)"] if t.experiment_path else []
+    return [*steps, f"read ΔP95, ΔQPS, Err% from {t.report_path}"]
+
+
 @canary_app.command("run")
 def run(
     config: Annotated[
@@ -85,21 +96,7 @@ def run(
             "would": [
                 f"check health at {plan.target.health_path}",
                 "read the current flags (A)",
-                *(
-                    [
-                        f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS "
-                        f"on {plan.target.request_path}",
-                        "restore A, judge ΔP95 / error rate",
-                    ]
-                    if plan.mode == "load"
-                    else [
-                        *(
-                            [f"POST {plan.target.experiment_path} (the target runs the ABAB)"]
-                            * bool(plan.target.experiment_path)
-                        ),
-                        f"read ΔP95, ΔQPS, Err% from {plan.target.report_path}",
-                    ]
-                ),
+                *_execute_steps(plan),
                 "apply B only on PASS",
                 f"write {reports_dir}/",
             ],

@@ -20,14 +20,24 @@ def write_json(path: Path, data: Any, *, durable: bool = False) -> None:
     """Atomic write (temp file + rename). ``durable`` also fsyncs: for records whose presence is a promise
     (a finished trial, the manifest), not for every intermediate file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with tmp.open("w") as f:
-        json.dump(data, f, indent=2, default=str)
+    write_text(path, json.dumps(data, indent=2, default=str), durable=durable)
+
+
+def write_text(
+    path: str | os.PathLike[str], text: str, *, atomic: bool = True, durable: bool = False
+) -> None:
+    """``text`` and a newline. ``atomic``: through a temp file and a rename, so readers never see half a
+    file; ``durable``: fsynced first. A trial's scratch files (in a folder cleared on retry) need neither."""
+    target = os.fspath(path)
+    out = f"{target}.{os.getpid()}.{secrets.token_hex(4)}.tmp" if atomic or durable else target
+    with open(out, "w") as f:
+        f.write(text)
         f.write("\n")
         if durable:
             f.flush()
             os.fsync(f.fileno())
-    os.replace(tmp, path)
+    if out != target:
+        os.replace(out, target)
 
 
 def read_json(path: Path) -> Any:

@@ -162,14 +162,7 @@ def check_pointers(config: dict[str, Any], knobs: dict[str, dict[str, Any]]) -> 
     """Every knob points into the experiment (its parent exists), so an override can never go astray."""
     probe = copy.deepcopy(config)
     for knob_id, knob in knobs.items():
-        parts = _pointer_parts(str(knob["json_pointer"]), f"{knob_id}.json_pointer")
-        node = probe
-        for part in parts[:-1]:
-            if not isinstance(node, dict) or part not in node:
-                raise InvalidInput.for_field(
-                    f"{knob_id}.json_pointer", f"{knob['json_pointer']}: {part!r} is not in the experiment"
-                )
-            node = node[part]
+        _set_pointer(probe, str(knob["json_pointer"]), None, f"{knob_id}.json_pointer")
 
 
 def init_files(*, force: bool) -> list[str]:

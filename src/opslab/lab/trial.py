@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opslab.lab.artifacts import SCHEMA_VERSION
+from opslab.lab.artifacts import SCHEMA_VERSION, write_text
 from opslab.lab.config import Resolved
 from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
 from opslab.lab.plan import Trial
@@ -39,7 +38,7 @@ class TrialContext:
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
         self.pre_json = os.path.join(trials, ".project_snapshot.json")
-        _write(self.pre_json, _dumps(self.pre), durable=True)
+        write_text(self.pre_json, _dumps(self.pre), durable=True)
 
 
 def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any]:
@@ -68,7 +67,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
         "seed": t.seed,
     }
     input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
-    _write(tdir + "/trial_input.json", json.dumps(trial_input))
+    write_text(tdir + "/trial_input.json", json.dumps(trial_input), atomic=False)
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
     os.link(ctx.pre_json, state_dir + "/pre.json")
@@ -97,8 +96,8 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
         trainer=cfg.experiment.workload_type == "trainer",
     )
     post = ctx.template.snapshot(ws)
-    _write(state_dir + "/post.json", _dumps(post))
-    _write(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)))
+    write_text(state_dir + "/post.json", _dumps(post), atomic=False)
+    write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
     events = (
         _events(events_path, ws + "/harness_events.jsonl")
         if cfg.runtime.harness.integration_level != "cli_basic"
@@ -117,28 +116,13 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
         "event_counts": _count(events),
         **{k: res.output[k] for k in TRAINER_FIELDS if k in res.output},
     }
-    _write(
-        tdir + "/trial_output.json", json.dumps(record, default=str), durable=True
-    )  # last: presence = done
+    # Written last, atomically and fsynced: its presence means the trial is done.
+    write_text(tdir + "/trial_output.json", json.dumps(record, default=str), durable=True)
     return record
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
-
-def _write(path: str, text: str, *, durable: bool = False) -> None:
-    """Write a trial file; ``durable``: atomically (temp + rename) and fsynced, for the record whose
-    presence means the trial is done."""
-    target, path = path, (f"{path}.{os.getpid()}.{threading.get_ident()}.tmp" if durable else path)
-    with open(path, "w") as f:
-        f.write(text)
-        f.write("\n")
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    if durable:
-        os.replace(path, target)
 
 
 def _events(*paths: str) -> list[dict[str, Any]]:

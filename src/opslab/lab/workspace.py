@@ -131,14 +131,6 @@ class Template:
         return digests
 
 
-def copy_project(root: Path, dest: Path) -> None:
-    Template.scan(root).materialize(dest)
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    return Template.scan(root).digests()
-
-
 def diff(pre: dict[str, str], post: dict[str, str]) -> dict[str, Any]:
     return {
         "added": sorted(set(post) - set(pre)),

@@ -6,16 +6,14 @@ the canary's `mode: report` reads."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opslab.errors import invalid_from_pydantic
-
-if TYPE_CHECKING:
-    from opslab.canary.loadgen import Window
 
 
 class LabRun(BaseModel):
@@ -74,20 +72,43 @@ def add_lab_routes(app: FastAPI, state: dict[str, Any]) -> None:
         return JSONResponse(lab["result"])
 
 
-def _experiment(base: str, run: LabRun, candidate: Any, state: dict[str, Any], lab: dict[str, Any]) -> None:
-    from opslab.canary import judge_windows, parse_plan, run_window
+class _Self:
+    """The sandbox as the canary's target, reached in-process for flags and over HTTP for load."""
 
-    previous = state["flags"]
-    url = f"{base}/api/search?q=lab"
-    a: list[Window] = []
-    b: list[Window] = []
+    def __init__(self, base: str, state: dict[str, Any]) -> None:
+        self.base, self.state = base, state
+
+    def health(self) -> dict[str, Any]:
+        return {"ok": all(self.state["health"].values())}
+
+    def get_flags(self) -> dict[str, Any]:
+        flags: dict[str, Any] = self.state["flags"].model_dump()
+        return flags
+
+    def set_flags(self, flags: dict[str, Any]) -> dict[str, Any]:
+        from opslab.sandbox.target import Flags
+
+        self.state["flags"] = Flags.model_validate(flags)
+        return flags
+
+    def request_url(self) -> str:
+        return f"{self.base}/api/search?q=lab"
+
+    def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError("the sandbox's own experiment runs on its own load")
+
+    def fetch_report(self) -> str | None:
+        raise NotImplementedError("the sandbox's own experiment runs on its own load")
+
+
+def _experiment(base: str, run: LabRun, candidate: Any, state: dict[str, Any], lab: dict[str, Any]) -> None:
+    """The canary's own Execute and Judge (ABAB windows of open-loop load), run against this sandbox."""
+    from opslab.canary import parse_plan, run_window
+    from opslab.canary.execute import execute_load
+
+    target = _Self(base, state)
+    previous = target.get_flags()
     try:
-        run_window(url, arm="warmup", qps=run.qps, seconds=min(10.0, run.window_sec / 4))
-        for i in range(2 * run.rounds):
-            arm = "A" if i % 2 == 0 else "B"
-            state["flags"] = previous if arm == "A" else candidate
-            w = run_window(url, arm=arm, qps=run.qps, seconds=run.window_sec, warmup_s=run.window_sec * 0.1)
-            (a if arm == "A" else b).append(w)
         flags = candidate.model_dump()
         plan = parse_plan(
             {
@@ -102,11 +123,24 @@ def _experiment(base: str, run: LabRun, candidate: Any, state: dict[str, Any], l
                 },
                 "target": {"base_url": base},
                 "seed": run.seed,
+                "time_budget": 2 * run.rounds * run.window_sec + 60,
             }
         )
-        lab.update(result=judge_windows(plan, a, b))
+        result: dict[str, Any] = {}
+        execute_load(
+            plan,
+            target,
+            flags,
+            previous,
+            result,
+            time.monotonic(),
+            threading.Event(),
+            lambda *_: None,
+            run_window,
+        )
+        lab.update(result=result)
     except Exception as exc:  # reported on the report endpoint, never lost in a thread
         lab.update(error=f"{type(exc).__name__}: {exc}")
     finally:
-        state["flags"] = previous
+        target.set_flags(previous)
         lab["status"] = "done"
