@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from opslab import proc
 from opslab.api.server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,12 +61,11 @@ def service(env: dict[str, str], log: Path) -> Iterator[str]:
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_")}
     full_env.update(env)
-    proc = subprocess.Popen(
+    child = proc.spawn(
         [OPSLAB, "serve", "--port", str(port), "--log-level", "warning"],
         env=full_env,
-        stdout=log.open("wb"),
+        stdout=log,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -75,14 +74,13 @@ def service(env: dict[str, str], log: Path) -> Iterator[str]:
             httpx.get(url + "/", timeout=1)
             break
         except httpx.HTTPError:
-            if proc.poll() is not None or time.monotonic() > deadline:
+            if not child.alive or time.monotonic() > deadline:
                 raise RuntimeError(log.read_text()[-2000:]) from None
             time.sleep(0.1)
     try:
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+        child.stop(grace_s=20)
 
 
 def write_result(name: str, result: dict[str, Any]) -> Path:

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy import text
 
 from bench._common import scratch_postgres, service, write_result
+from opslab.client import OpslabClient
 from opslab.store import SqlRunRepository, make_engine, upgrade
 from opslab.telemetry import AgentRunIn, Redactor, prepare_run
 
@@ -129,16 +129,15 @@ def measure(url: str, data_dir: Path, runs: int, repeats: int) -> dict[str, Any]
         service(
             {"OPSLAB_DATA_DIR": str(data_dir), "OPSLAB_DATABASE_URL": url}, data_dir.with_suffix(".log")
         ) as base,
-        httpx.Client(base_url=base, timeout=60) as client,
+        OpslabClient(base, timeout=60) as client,
     ):
         for label, hours in (("24h", 24), ("all", 24 * 30)):
-            client.get("/metrics/overview", params={"hours": hours})  # warm caches
+            client.overview(hours)  # warm caches
             for _ in range(repeats):
                 t0 = time.perf_counter()
-                r = client.get("/metrics/overview", params={"hours": hours})
+                ov = client.overview(hours)
                 timings[label].append((time.perf_counter() - t0) * 1000)
-                r.raise_for_status()
-            total = r.json()["total_runs"]
+            total = ov.total_runs
             timings[f"{label}_total_runs"] = [total]
     floor = [naive_sql(url, datetime.now(UTC) - timedelta(days=30)) * 1000 for _ in range(repeats)]
     return {

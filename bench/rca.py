@@ -10,39 +10,34 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench._common import OPSLAB, seed_run, service, write_result
+from opslab import proc
+from opslab.client import OpslabClient
 
 
-def wait(client: httpx.Client, rca_id: str) -> None:
-    while client.get(f"/agent-runs/rca-runs/{rca_id}").json()["status"] not in ("done", "failed"):
+def wait(client: OpslabClient, rca_id: str) -> None:
+    while client.get_rca(rca_id).status not in ("done", "failed"):
         time.sleep(0.002)
 
 
 def latency(samples: int, work: Path) -> dict[str, Any]:
     with (
         service({"OPSLAB_DATA_DIR": str(work / "emb")}, work / "emb.log") as url,
-        httpx.Client(base_url=url) as c,
+        OpslabClient(url) as c,
     ):
-        c.post("/agent-runs", json=seed_run()).raise_for_status()
-        wait(c, c.post("/agent-runs/run-001-sufficient/rca-runs").json()["rca_run_id"])  # warm-up
+        c.ingest_run(seed_run())
+        wait(c, c.create_rca("run-001-sufficient").rca_run_id)  # warm-up
         times = []
         for _ in range(samples):
             t0 = time.perf_counter()
-            rid = c.post("/agent-runs/run-001-sufficient/rca-runs", params={"force": "true"}).json()[
-                "rca_run_id"
-            ]
-            wait(c, rid)
+            wait(c, c.create_rca("run-001-sufficient", force=True).rca_run_id)
             times.append((time.perf_counter() - t0) * 1000)
     times.sort()
     return {
@@ -56,7 +51,7 @@ def latency(samples: int, work: Path) -> dict[str, Any]:
 def throughput(jobs: int, work: Path, redis_url: str) -> dict[str, Any]:
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     env = {"OPSLAB_DATA_DIR": str(work / "rq"), "OPSLAB_REDIS_URL": redis_url, "OPSLAB_JOB_QUEUE": queue}
-    with service(env, work / "rq.log") as url, httpx.Client(base_url=url, timeout=60) as c:
+    with service(env, work / "rq.log") as url, OpslabClient(url, timeout=60) as c:
         base = seed_run()
         runs = []
         for i in range(jobs):
@@ -64,30 +59,20 @@ def throughput(jobs: int, work: Path, redis_url: str) -> dict[str, Any]:
             run["run_id"] = f"rq-{i}"
             runs.append(run)
         for i in range(0, jobs, 500):
-            c.post("/agent-runs/batch", json=runs[i : i + 500]).raise_for_status()
+            c.ingest_batch(runs[i : i + 500])
         full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_")}, **env}
-        workers = [
-            subprocess.Popen(
-                [OPSLAB, "worker"],
-                env=full_env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            for _ in range(2)
-        ]
+        workers = [proc.spawn([OPSLAB, "worker"], env=full_env) for _ in range(2)]
         try:
             time.sleep(3)  # workers up
             t0 = time.perf_counter()
-            ids = [c.post(f"/agent-runs/rq-{i}/rca-runs").json()["rca_run_id"] for i in range(jobs)]
+            ids = [c.create_rca(f"rq-{i}").rca_run_id for i in range(jobs)]
             for rid in ids:
                 wait(c, rid)
             wall = time.perf_counter() - t0
-            failed = sum(1 for rid in ids if c.get(f"/rca-runs/{rid}").json()["status"] != "done")
+            failed = sum(1 for rid in ids if c.get_rca(rid).status != "done")
         finally:
             for w in workers:
-                os.killpg(w.pid, signal.SIGTERM)
-                w.wait(20)
+                w.stop(grace_s=20)
     return {
         "jobs": jobs,
         "workers": 2,

@@ -1,15 +1,19 @@
 """Wiring: Settings -> engine, repositories, services and job kinds. Built by ``create_app``, the CLI and the
-worker; nothing else constructs these."""
+worker; nothing else constructs these.
+
+Every capability that runs long work has a ``job.py`` with ``KIND`` and ``job_kind(deps) -> JobKind``;
+``JOB_KINDS`` lists the factories and the runtime passes itself as their deps (``jobs.JobDeps``). A new
+job kind is its ``job.py`` plus one line here."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from opslab import canary, rca
 from opslab.config import Settings
 from opslab.jobs import (
     Backend,
@@ -17,18 +21,26 @@ from opslab.jobs import (
     JobKind,
     JobRunner,
     JobService,
+    KindFactory,
     LocalBus,
-    Progress,
     ProgressBus,
     Reaper,
     RedisBus,
+    RqBackend,
     owner_id,
 )
-from opslab.store import SqlRunRepository, make_engine, upgrade
-from opslab.store.jobs import SqlJobStore
+from opslab.store import SqlJobStore, SqlRunRepository, make_engine, upgrade
 from opslab.telemetry import PreparedRun, Redactor, TelemetryService
 
+if TYPE_CHECKING:
+    from opslab.llm import ChatClient
+
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
+
+JOB_KINDS: tuple[KindFactory, ...] = (
+    rca.job_kind,
+    canary.job_kind,
+)
 
 
 @dataclass
@@ -51,7 +63,11 @@ class Runtime:
         engine = make_engine(settings.resolved_database_url)
         if migrate:
             upgrade(engine)
-        redactor = Redactor(enabled=settings.redact_secrets, extra_patterns=tuple(settings.redact_patterns))
+        redactor = Redactor(
+            enabled=settings.redact_secrets,
+            extra_patterns=tuple(settings.redact_patterns),
+            known_secrets=settings.secret_values(),
+        )
         observers: list[IngestObserver] = []
 
         def notify(runs: Sequence[PreparedRun]) -> None:
@@ -65,8 +81,6 @@ class Runtime:
         backend: Backend
         bus: ProgressBus
         if settings.redis_url:
-            from opslab.jobs.rq_backend import RqBackend
-
             bus = RedisBus(settings.redis_url)
             rq = RqBackend(
                 settings.redis_url, job_timeout_s=settings.job_timeout_s, queue_name=settings.job_queue
@@ -99,62 +113,24 @@ class Runtime:
             kinds=kinds,
             ingest_observers=observers,
         )
-        kinds.update(rt.job_kinds())
+        for factory in JOB_KINDS:
+            kind = factory(rt)
+            kinds[kind.name] = kind
         return rt
 
-    def job_kinds(self) -> dict[str, JobKind]:
-        import opslab.judge  # noqa: F401 - loads NumPy/SciPy now, not inside the first RCA
-        from opslab.rca import service as rca
-
-        svc = rca.RcaService(self.runs, enhancer=self.llm_enhancer())
-
-        def run_rca(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-            return svc.handle(payload, lambda step, pct: progress.report(step, pct))
-
-        def run_canary_job(payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-            from opslab.canary import HttpTarget, parse_plan, run_canary
-
-            plan = parse_plan(payload["plan"])
-            target = HttpTarget(plan.target)
-            reports = self.settings.data_dir / "canary" / "reports" / str(payload["run_key"])
-            try:
-                result = run_canary(
-                    plan,
-                    target,
-                    reports_dir=reports,
-                    history_path=self.settings.data_dir / "canary" / "history.jsonl",
-                    dry_run=bool(payload.get("dry_run")),
-                    progress=lambda step, pct, msg: progress.report(step, pct, msg),
-                )
-            finally:
-                target.close()
-            out: dict[str, Any] = json.loads(
-                json.dumps({k: v for k, v in result.items() if k != "plan"}, default=str)
-            )
-            return out
-
-        return {
-            rca.KIND: JobKind(rca.KIND, run_rca, done_step=rca.DONE_STEP, failed_step="RCA failed"),
-            "canary": JobKind(
-                "canary", run_canary_job, done_step="Canary complete", failed_step="Canary failed"
-            ),
-        }
-
-    def llm_enhancer(self) -> Any:
-        """The optional LLM pass over RCA reports, when ``OPSLAB_LLM_BASE_URL`` is set."""
+    def chat_model(self) -> ChatClient | None:
+        """The OpenAI-compatible model of ``OPSLAB_LLM_BASE_URL``, or None when no LLM is configured."""
         if not self.settings.llm_base_url:
             return None
         from opslab.llm import ChatClient
-        from opslab.rca.llm import LlmEnhancer
 
         key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
-        client = ChatClient(
+        return ChatClient(
             self.settings.llm_base_url,
             model=self.settings.llm_model or "default",
             api_key=key,
             timeout_s=self.settings.llm_timeout_s,
         )
-        return LlmEnhancer(client)
 
     def worker_runner(self) -> tuple[JobRunner, Reaper]:
         """For `opslab worker`: a runner and reaper that resubmit through this runtime's backend."""

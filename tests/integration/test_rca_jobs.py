@@ -143,8 +143,22 @@ def test_sse_stream_reaches_done_and_honours_last_event_id(api: httpx.Client) ->
     seqs = [int(i) for i, _ in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert sse(api, f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": str(seqs[-1])}) == []
-    bad = api.get(f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": "x"})
-    assert bad.status_code == 422
+    for bad_id in ("x", "\u00b2", "-1", "1.5"):
+        bad = api.get(f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": bad_id.encode()})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["details"]["errors"][0]["field"] == "header.Last-Event-ID"
+
+
+def test_a_client_connecting_after_the_rca_finished_sees_its_whole_progress(api: httpx.Client) -> None:
+    rca_id = api.post("/agent-runs/run-001-sufficient/rca-runs").json()["rca_run_id"]
+    wait_done(api, rca_id)
+    events = sse(api, f"/rca-runs/{rca_id}/stream")
+    steps = [data["step"] for _, data in events]
+    assert steps[0] == "Queued" and steps[-1] == "RCA complete"
+    assert [s for s in STEPS if s in steps] == STEPS  # every step, in order
+    assert [int(i) for i, _ in events] == list(range(1, len(events) + 1))
+    resumed = sse(api, f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": "3"})
+    assert [int(i) for i, _ in resumed] == list(range(4, len(events) + 1))
 
 
 def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001: dict[str, Any]) -> None:
@@ -179,4 +193,6 @@ def test_api_token_guards_rca_creation(tmp_path: Any, db_url: str, run_001: dict
             "/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer tok-abcdef"}
         )
         assert ok.status_code == 202
-        assert api.get(f"/rca-runs/{ok.json()['rca_run_id']}").status_code == 200  # reads stay open
+        rca = ok.json()["rca_run_id"]
+        assert api.get(f"/rca-runs/{rca}").status_code == 401  # telemetry holds prompts: reads need it too
+        assert api.get(f"/rca-runs/{rca}", headers={"Authorization": "Bearer tok-abcdef"}).status_code == 200

@@ -9,6 +9,7 @@ from opslab.cli import (
     canary,
     core,
     jobs,
+    kb,
     lab,
     lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
     runs,
@@ -34,6 +35,7 @@ app.add_typer(jobs.rca_app, name="rca")
 app.add_typer(lab.lab_app, name="lab")
 app.add_typer(canary.canary_app, name="canary")
 app.add_typer(canary.sandbox_app, name="sandbox")
+app.add_typer(kb.kb_app, name="kb")
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ def settings() -> Settings:
     # Imported here: pydantic-settings costs every CLI start ~0.1 s, and commands like `lab` never need it.
     from opslab.config import Settings
 
-    return Settings()
+    return Settings.load()
 
 
 UrlOption = Annotated[

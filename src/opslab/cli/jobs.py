@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,7 +14,7 @@ from opslab.cli.context import JsonOption, UrlOption, console, err_console, prin
 from opslab.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
-    from opslab.cli.backend import HttpBackend
+    from opslab.client import OpslabClient
 
 rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
 
@@ -31,7 +30,7 @@ def worker(
             "OPSLAB_REDIS_URL",
             "`opslab worker` needs Redis; the embedded backend runs jobs inside `opslab serve`",
         )
-    from opslab.jobs.rq_backend import RqBackend, run_worker
+    from opslab.jobs import RqBackend, run_worker
     from opslab.runtime import Runtime
 
     rt = Runtime.build(s, migrate=True)
@@ -44,15 +43,14 @@ def worker(
         rt.close()
 
 
-def _client(url: str | None) -> HttpBackend:
-    target = url or settings().url
-    if not target:
+def _client(url: str | None) -> OpslabClient:
+    from opslab.client import OpslabClient  # httpx, imported by the commands that talk HTTP
+
+    if not (url or settings().url):
         raise InvalidInput.for_field(
             "--url", "RCA runs as a job of the service: pass --url or set OPSLAB_URL"
         )
-    from opslab.cli.backend import HttpBackend  # httpx, imported by the commands that talk HTTP
-
-    return HttpBackend(target, settings())
+    return OpslabClient.from_settings(settings(), url)
 
 
 @rca_app.command("run")
@@ -66,17 +64,13 @@ def rca_run(
     as_json: JsonOption = False,
 ) -> None:
     """Start an RCA of RUN_ID (idempotent); with --wait, show its progress and print the report."""
-    client = _client(url)
-    try:
-        created = client.request(
-            "POST", f"/agent-runs/{run_id}/rca-runs", params={"force": str(force).lower()}
-        )
-        rca_id = created["rca_run_id"]
+    with _client(url) as client:
+        created = client.create_rca(run_id, force=force)
         if not wait:
             if as_json:
-                print_json(created)
+                print_json(created.model_dump(mode="json"))
             else:
-                console.print(f"rca_run_id {rca_id} ({created['status']})")
+                console.print(f"rca_run_id {created.rca_run_id} ({created.status})")
             return
         with Progress(
             TextColumn("{task.description}"),
@@ -87,17 +81,9 @@ def rca_run(
             disable=as_json,
         ) as bar:
             task = bar.add_task("queued", total=100)
-            with client.client.stream("GET", f"/rca-runs/{rca_id}/stream", timeout=None) as stream:
-                for line in stream.iter_lines():
-                    if not line.startswith("data:"):
-                        continue
-                    event = json.loads(line[5:])
-                    bar.update(task, completed=event["pct"], description=event["step"])
-                    if event["status"] in ("done", "failed"):
-                        break
-        view = client.request("GET", f"/agent-runs/rca-runs/{rca_id}")
-    finally:
-        client.close()
+            for event in client.stream_rca(created.rca_run_id):
+                bar.update(task, completed=event.pct, description=event.step)
+        view = client.get_rca(created.rca_run_id).model_dump(mode="json")
     _show(view, as_json)
     if view["status"] == "failed":
         raise typer.Exit(OperationFailed.exit_code)
@@ -106,11 +92,8 @@ def rca_run(
 @rca_app.command("show")
 def rca_show(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
     """An RCA run's status and report."""
-    client = _client(url)
-    try:
-        view = client.request("GET", f"/agent-runs/rca-runs/{rca_run_id}")
-    finally:
-        client.close()
+    with _client(url) as client:
+        view = client.get_rca(rca_run_id).model_dump(mode="json")
     _show(view, as_json)
 
 
@@ -159,10 +142,8 @@ def rca_eval(
     as_json: JsonOption = False,
 ) -> None:
     """Run RCA over every trajectory and score the root-cause step and agent against the ground truth."""
-    from opslab.rca import analyze_run
-    from opslab.rca.evaluate import load_ground_truth, score
-    from opslab.telemetry.importers import import_runs
-    from opslab.telemetry.ingest import check_semantics
+    from opslab.rca import analyze_run, load_ground_truth, score
+    from opslab.telemetry import check_semantics, import_runs
 
     if fmt not in ("tau-bench", "magentic"):
         raise InvalidInput.for_field("--format", f"{fmt!r}: expected tau-bench or magentic")

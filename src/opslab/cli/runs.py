@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,10 @@ from rich.table import Table
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
 from opslab.cli.sources import BadLine, read_items
 from opslab.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from opslab.cli.backend import TelemetryBackend
+    from opslab.config import Settings
 
 runs_app = typer.Typer(help="Agent runs: ingest, show, list, replay.", no_args_is_help=True)
 metrics_app = typer.Typer(help="Fleet metrics.", no_args_is_help=True)
@@ -29,7 +33,7 @@ def _run_filter(status: str | None, agent_name: str | None, environment: str | N
     return RunFilter(status=status, agent_name=agent_name, environment=environment)
 
 
-def open_backend(url: str | None, s: Any) -> Any:
+def open_backend(url: str | None, s: Settings) -> TelemetryBackend:
     from opslab.cli.backend import open_backend as open_  # httpx and the store: only for these commands
 
     return open_(url, s)
@@ -54,7 +58,7 @@ def ingest(
         nonlocal created, updated
         if not batch:
             return
-        result = backend.ingest_batch(list(batch))
+        result = backend.ingest_batch(list(batch)).model_dump(mode="json")
         for item in result["results"]:
             if item["status"] == "created":
                 created += 1
@@ -127,7 +131,7 @@ def show(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> Non
     """Run metadata with counts."""
     backend = open_backend(url, settings())
     try:
-        run = backend.summary(run_id)
+        run = backend.get_run(run_id).model_dump(mode="json")
     finally:
         backend.close()
     if as_json:
@@ -164,7 +168,7 @@ def timeline(run_id: str, url: UrlOption = None, as_json: JsonOption = False) ->
     """Replay a run: steps, tool calls and guardrail events in time order."""
     backend = open_backend(url, settings())
     try:
-        data = backend.timeline(run_id)
+        data = backend.timeline(run_id).model_dump(mode="json")
     finally:
         backend.close()
     if as_json:
@@ -206,7 +210,7 @@ def list_runs(
             _run_filter(status, agent_name, environment),
             cursor=cursor,
             limit=limit,
-        )
+        ).model_dump(mode="json")
     finally:
         backend.close()
     if as_json:
@@ -240,7 +244,7 @@ def overview(
     """Total runs, success rate, top failing tools, p95 step latency, cost."""
     backend = open_backend(url, settings())
     try:
-        data = backend.overview(hours)
+        data = backend.overview(hours).model_dump(mode="json")
     finally:
         backend.close()
     if as_json:
@@ -248,7 +252,8 @@ def overview(
         return
     table = Table(title=f"last {hours} h", show_header=False)
     table.add_row("total runs", str(data["total_runs"]))
-    table.add_row("success rate", f"{data['success_rate']:.2f} %")
+    rate = data["success_rate"]
+    table.add_row("success rate", "—" if rate is None else f"{rate:.2f} %")
     p95 = data["p95_step_latency_ms"]
     table.add_row("p95 step latency", "—" if p95 is None else f"{p95:.0f} ms")
     table.add_row("total cost", f"${data['total_cost_usd']:.4f}")
@@ -265,14 +270,17 @@ def import_runs(
     as_json: JsonOption = False,
 ) -> None:
     """Turn public agent transcripts (τ-bench, Magentic-One) into runs: messages become steps."""
-    from opslab.telemetry.importers import import_runs as read_runs
+    from opslab.telemetry import import_runs as read_runs
 
     if fmt not in ("tau-bench", "magentic"):
         raise InvalidInput.for_field("--format", f"{fmt!r}: expected tau-bench or magentic")
     runs = [r.model_dump(mode="json") for r in read_runs(fmt, path)]  # type: ignore[arg-type]
     backend = open_backend(url, settings())
     try:
-        results = [backend.ingest_batch(runs[i : i + BATCH]) for i in range(0, len(runs), BATCH)]
+        results = [
+            backend.ingest_batch(runs[i : i + BATCH]).model_dump(mode="json")
+            for i in range(0, len(runs), BATCH)
+        ]
     finally:
         backend.close()
     ok = sum(r["ok"] for r in results)

@@ -8,28 +8,39 @@ Redis pub/sub) to SSE clients.
 
 from opslab.jobs.bus import LocalBus, RedisBus
 from opslab.jobs.embedded import EmbeddedBackend
+from opslab.jobs.kinds import Handler, JobDeps, JobKind, JobProgress, KindFactory
 from opslab.jobs.model import ACTIVE, TERMINAL, Job, JobStatus, NewJob, ProgressEvent
 from opslab.jobs.ports import Backend, JobStore, ProgressBus
-from opslab.jobs.runner import JobKind, JobRunner, Progress, Reaper, owner_id
+from opslab.jobs.rq_backend import RqBackend, run_worker
+from opslab.jobs.runner import JobRunner, Reaper, owner_id
 from opslab.jobs.service import JobService
+from opslab.jobs.views import ErrorBody, JobEvent, JobView
 
 __all__ = [
     "ACTIVE",
     "TERMINAL",
     "Backend",
     "EmbeddedBackend",
+    "ErrorBody",
     "Job",
+    "Handler",
+    "JobDeps",
+    "JobEvent",
     "JobKind",
+    "JobProgress",
     "JobRunner",
     "JobService",
     "JobStatus",
     "JobStore",
+    "JobView",
+    "KindFactory",
     "LocalBus",
     "NewJob",
-    "Progress",
     "ProgressBus",
     "ProgressEvent",
     "Reaper",
     "RedisBus",
+    "RqBackend",
     "owner_id",
+    "run_worker",
 ]

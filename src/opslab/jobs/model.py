@@ -78,7 +78,7 @@ class NewJob(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict)
     subject: str | None = None
     dedupe_key: str | None = None
-    idempotency_key: str | None = None
+    idempotency_key: str | None = Field(None, min_length=1, max_length=200)
     max_attempts: int = 3
     force: bool = Field(
         False, description="Create a new job even when an active or done one has this dedupe key."

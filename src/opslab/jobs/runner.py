@@ -8,11 +8,11 @@ import socket
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from opslab.errors import InvalidInput, NotFound, OpslabError, PolicyViolation
+from opslab.jobs.kinds import JobKind
 from opslab.jobs.model import Job
 from opslab.jobs.ports import JobStore, ProgressBus
 
@@ -22,8 +22,8 @@ log = logging.getLogger("opslab.jobs")
 PERMANENT = (InvalidInput, NotFound, PolicyViolation)
 
 
-class Progress:
-    """Handed to a job's handler: ``progress.report("Collecting evidence", 30)``."""
+class _Progress:
+    """The ``JobProgress`` a runner hands to a handler: persists each report, then publishes it."""
 
     def __init__(self, runner: JobRunner, job: Job) -> None:
         self._runner, self.job = runner, job
@@ -35,17 +35,6 @@ class Progress:
         if updated is not None:
             self.job = updated
             self._runner.bus.publish(updated.event())
-
-
-Handler = Callable[[dict[str, Any], Progress], dict[str, Any]]
-
-
-@dataclass(frozen=True)
-class JobKind:
-    name: str
-    handler: Handler
-    done_step: str = "Complete"
-    failed_step: str = "Failed"
 
 
 def owner_id(suffix: str = "") -> str:
@@ -100,7 +89,7 @@ class JobRunner:
         )
         beat.start()
         try:
-            result = kind.handler(job.payload, Progress(self, job))
+            result = kind.handler(job.payload, _Progress(self, job))
         except Exception as exc:  # noqa: BLE001 - a failed job is data, recorded below
             error = (
                 exc.to_dict()

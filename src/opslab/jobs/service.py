@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 
-from fastapi.concurrency import run_in_threadpool
+from anyio import to_thread
 
 from opslab.errors import NotFound, Unavailable
-from opslab.jobs.model import Job, NewJob, ProgressEvent
+from opslab.jobs.model import TERMINAL, Job, NewJob, ProgressEvent
 from opslab.jobs.ports import Backend, JobStore, ProgressBus
+
+_JOB_ID = re.compile(r"[0-9a-fA-F-]{1,36}")
 
 
 class JobService:
@@ -31,7 +34,9 @@ class JobService:
         return job, created
 
     def get(self, job_id: str, *, kind: str | None = None) -> Job:
-        job = self.store.get(job_id)
+        # Job ids are hex: anything else names no job and never reaches the database (a NUL would
+        # be an error on PostgreSQL and nothing on SQLite; both now answer 404).
+        job = self.store.get(job_id) if _JOB_ID.fullmatch(job_id) else None
         if job is None or (kind is not None and job.kind != kind):
             what = f"{kind} run" if kind else "job"
             raise NotFound(f"no {what} {job_id!r}", details={"id": job_id})
@@ -43,33 +48,41 @@ class JobService:
     async def events(
         self, job_id: str, *, after: int = 0, poll_s: float = 1.0
     ) -> AsyncIterator[ProgressEvent]:
-        """The job's state now (if newer than ``after``), then each change until it is done or failed.
+        """Every progress event of the job after ``after`` (from the first when 0), then each new one live,
+        until it is done or failed.
 
-        Subscribes before reading the state, so no change falls between the two; events repeat nothing
-        (each carries the job's ``seq``). When the bus is silent the database is polled, so a lost
-        message or a retried job on another machine still reaches the client.
+        Subscribes before reading the persisted events, so no change falls between the two; events
+        repeat nothing and skip nothing (each carries the job's ``seq``; a gap in what the bus delivers
+        is filled from the database). When the bus is silent the database is polled, so a lost message
+        or a retried job on another machine still reaches the client.
         """
         sub = self.bus.subscribe(job_id)
+        last = after
+
+        async def persisted() -> list[ProgressEvent]:
+            return await to_thread.run_sync(lambda: self.store.events(job_id, after=last))
+
         try:
-            job = await run_in_threadpool(self.get, job_id)
-            last = after
-            if job.seq > last:
-                last = job.seq
-                yield job.event()
-            if job.terminal:
-                return
+            job = await to_thread.run_sync(lambda: self.get(job_id))
+            if job.terminal and job.seq <= last:
+                return  # the client has seen the end already
             while True:
-                event = await sub.get(poll_s)
-                if event is None:
-                    fresh = await run_in_threadpool(self.store.get, job_id)
-                    if fresh is None:
+                for event in await persisted():
+                    last = event.seq
+                    yield event
+                    if event.status in TERMINAL:
                         return
-                    event = fresh.event()
-                if event.seq <= last:
-                    continue
-                last = event.seq
-                yield event
-                if event.status in ("done", "failed"):
-                    return
+                live = await sub.get(poll_s)
+                while live is not None and live.seq == last + 1:
+                    last = live.seq
+                    yield live
+                    if live.status in TERMINAL:
+                        return
+                    live = await sub.get(0)
+                if live is None or live.seq > last:
+                    # Silence (poll) or a gap (fill it): the database has everything in order.
+                    fresh = await to_thread.run_sync(lambda: self.store.get(job_id))
+                    if fresh is None or (fresh.terminal and fresh.seq <= last):
+                        return
         finally:
             await sub.close()

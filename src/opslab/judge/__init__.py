@@ -14,6 +14,7 @@ from opslab.judge.stats import (
     MannWhitney,
     ProportionTest,
     SampleRatio,
+    binomial_test,
     bootstrap_ci,
     bootstrap_relative_delta_ci,
     mann_whitney,
@@ -23,6 +24,7 @@ from opslab.judge.stats import (
     sample_ratio_mismatch,
     t_interval,
     two_proportion_test,
+    warm_up,
     wilson_interval,
 )
 from opslab.judge.verdict import Decision, Thresholds, Verdict, be_careful, decide
@@ -51,7 +53,9 @@ __all__ = [
     "percentile",
     "relative_delta",
     "sample_ratio_mismatch",
+    "binomial_test",
     "t_interval",
     "two_proportion_test",
+    "warm_up",
     "wilson_interval",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opslab.judge.stats import Interval, _scipy_stats, t_interval
+from opslab.judge.stats import Interval, binomial_test, t_interval
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +69,7 @@ def _binomial_on_disagreements(
     tasks = sorted(set(baseline) & set(treatment))
     b = sum(1 for t in tasks if baseline[t] > treatment[t])
     c = sum(1 for t in tasks if treatment[t] > baseline[t])
-    p = 1.0 if b + c == 0 else float(_scipy_stats().binomtest(min(b, c), b + c, 0.5).pvalue)
+    p = binomial_test(min(b, c), b + c)
     return PairedBinary(len(tasks), b, c, p, test)
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opslab.errors import Conflict
-from opslab.jobs.model import Job, NewJob
+from opslab.jobs import Job, NewJob, ProgressEvent
 from opslab.store.engine import write_tx
-from opslab.store.tables import jobs
+from opslab.store.tables import job_events, jobs
 
 
 def _now() -> datetime:
@@ -27,6 +27,21 @@ def _job(row: Any) -> Job:
 def _get(conn: Connection, job_id: str) -> Job | None:
     row = conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
     return _job(row) if row else None
+
+
+def _record_event(conn: Connection, job: Job) -> None:
+    """Keep the job's new state as one progress event (same transaction as the change itself)."""
+    conn.execute(
+        insert(job_events).values(
+            job_id=job.id,
+            seq=job.seq,
+            status=job.status,
+            step=job.step,
+            pct=job.pct,
+            message=job.message,
+            updated_at=job.updated_at,
+        )
+    )
 
 
 def _find_existing(conn: Connection, new: NewJob) -> Job | None:
@@ -88,7 +103,9 @@ def create_job(*, conn: Connection, new: NewJob) -> tuple[Job, bool]:
         "updated_at": now,
     }
     conn.execute(insert(jobs).values(**values))
-    return Job.model_validate(values), True
+    job = Job.model_validate(values)
+    _record_event(conn, job)
+    return job, True
 
 
 class SqlJobStore:
@@ -123,6 +140,7 @@ class SqlJobStore:
 
     def delete(self, job_id: str) -> None:
         with write_tx(self.engine) as conn:
+            conn.execute(delete(job_events).where(job_events.c.job_id == job_id))
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
 
     def _change(self, job_id: str, where: Sequence[Any], **values: Any) -> Job | None:
@@ -132,7 +150,22 @@ class SqlJobStore:
             res = conn.execute(
                 update(jobs).where(jobs.c.id == job_id, *where).values(seq=jobs.c.seq + 1, **values)
             )
-            return _get(conn, job_id) if res.rowcount else None
+            if not res.rowcount:
+                return None
+            job = _get(conn, job_id)
+            if job is not None:
+                _record_event(conn, job)
+            return job
+
+    def events(self, job_id: str, *, after: int = 0) -> list[ProgressEvent]:
+        """The job's progress events with ``seq`` above ``after``, oldest first."""
+        q = (
+            select(job_events)
+            .where(job_events.c.job_id == job_id, job_events.c.seq > after)
+            .order_by(job_events.c.seq)
+        )
+        with self.engine.connect() as conn:
+            return [ProgressEvent.model_validate(dict(r._mapping)) for r in conn.execute(q)]
 
     def claim(self, job_id: str, owner: str) -> Job | None:
         """queued -> running for ``owner``; None when someone else has it or it is finished."""

@@ -158,4 +158,17 @@ jobs = Table(
     ),
 )
 
+# Every state change of a job (its progress events), so a late SSE client sees the whole story.
+job_events = Table(
+    "job_events",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("step", Text, nullable=False),
+    Column("pct", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
 CHILD_TABLES = (run_steps, tool_calls, guardrail_events)

@@ -1,0 +1,226 @@
+"""The typed HTTP client of the opslab service, for the CLI, the demo, the benchmarks and UI tests.
+
+    client = OpslabClient("http://127.0.0.1:8000", api_token=…, ingest_secret=…)
+    client.ingest_run(run)                      -> IngestResult
+    rca = client.create_rca("run-001")          -> RcaRunCreated
+    for event in client.stream_rca(rca.rca_run_id): …   (JobEvent, from the first, until done/failed)
+    client.get_rca(rca.rca_run_id).report       -> RcaReport
+
+Errors come back as the exception the service raised (``errors.from_wire``): a 404 is ``NotFound``, a
+422 ``InvalidInput`` naming the field; an unreachable service is ``Unavailable``. Server-sent events
+are read with httpx-sse. ``transport`` is the one I/O seam (tests may pass an ASGI or mock transport).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+from httpx_sse import SSEError, connect_sse
+from pydantic import BaseModel
+
+from opslab import errors
+from opslab.jobs import JobEvent
+from opslab.rca import RcaRunCreated, RcaRunList, RcaRunView
+from opslab.telemetry import (
+    AgentRunIn,
+    BatchResult,
+    IngestResult,
+    Overview,
+    RunFilter,
+    RunPage,
+    RunSummary,
+    Timeline,
+)
+
+if TYPE_CHECKING:
+    from opslab.canary import CanaryRunCreated, CanaryRunView
+    from opslab.config import Settings
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def raise_for_error(response: httpx.Response) -> None:
+    """Turn the service's ``{"error": …}`` body back into the same exception the service raised."""
+    if response.status_code < 400:
+        return
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    raise errors.from_wire(response.status_code, body)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class OpslabClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_token: str | None = None,
+        ingest_secret: str | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {}
+        if api_token:
+            headers["Authorization"] = f"Bearer {api_token}"
+        if ingest_secret:
+            headers["X-Ingest-Secret"] = ingest_secret
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, url: str | None = None, *, timeout: float = 60.0
+    ) -> OpslabClient:
+        """A client of ``url`` (default ``OPSLAB_URL``) with the configured API token and ingest secret."""
+        target = url or settings.url
+        if not target:
+            raise errors.InvalidInput.for_field("--url", "no service URL: pass --url or set OPSLAB_URL")
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        secret = settings.ingest_secret.get_secret_value() if settings.ingest_secret else None
+        return cls(target, api_token=token, ingest_secret=secret, timeout=timeout)
+
+    # -- plumbing ---------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(f"cannot reach the service at {self.base_url}: {exc}") from None
+        raise_for_error(response)
+        return response
+
+    def _get(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate_json(self.request("GET", path, **kwargs).content)
+
+    def _post(self, model: type[M], path: str, **kwargs: Any) -> M:
+        return model.model_validate_json(self.request("POST", path, **kwargs).content)
+
+    def stream(self, path: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        """The progress events of a job stream (``…/{id}/stream``), until its done or failed event."""
+        headers = {"Last-Event-ID": str(last_event_id)} if last_event_id else {}
+        try:
+            with connect_sse(self.http, "GET", path, headers=headers, timeout=None) as source:
+                raise_for_error(_read(source.response))
+                for sse in source.iter_sse():
+                    if not sse.data:
+                        continue
+                    event = JobEvent.model_validate({**json.loads(sse.data), "seq": int(sse.id or 0)})
+                    yield event
+                    if event.terminal:
+                        return
+        except (httpx.HTTPError, SSEError) as exc:
+            raise errors.Unavailable(f"progress stream {path} broke: {exc}") from None
+
+    # -- telemetry --------------------------------------------------------------------------------
+
+    def ingest_run(self, run: AgentRunIn | Mapping[str, Any]) -> IngestResult:
+        body = _plain(run)
+        return self._post(IngestResult, "/agent-runs", json=body)
+
+    def ingest_batch(self, items: Sequence[AgentRunIn | Mapping[str, Any]]) -> BatchResult:
+        """One result per item (a 207 with failed items is an answer, not an error)."""
+        body = [
+            i.model_dump(mode="json", exclude_none=True) if isinstance(i, AgentRunIn) else i for i in items
+        ]
+        return self._post(BatchResult, "/agent-runs/batch", json=body)
+
+    def get_run(self, run_id: str) -> RunSummary:
+        return self._get(RunSummary, f"/agent-runs/{_segment(run_id)}")
+
+    def timeline(self, run_id: str) -> Timeline:
+        return self._get(Timeline, f"/agent-runs/{_segment(run_id)}/timeline")
+
+    def list_runs(
+        self, flt: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50
+    ) -> RunPage:
+        params: dict[str, Any] = {}
+        if flt is not None:
+            params = {k: v for k, v in flt.model_dump(mode="json").items() if v is not None}
+        params["limit"] = limit
+        if cursor:
+            params["cursor"] = cursor
+        return self._get(RunPage, "/agent-runs", params=params)
+
+    def overview(self, hours: int = 24) -> Overview:
+        return self._get(Overview, "/metrics/overview", params={"hours": hours})
+
+    def health(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.request("GET", "/healthz").json()
+        return body
+
+    # -- RCA --------------------------------------------------------------------------------------
+
+    def create_rca(
+        self, run_id: str, *, force: bool = False, idempotency_key: str | None = None
+    ) -> RcaRunCreated:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._post(
+            RcaRunCreated,
+            f"/agent-runs/{_segment(run_id)}/rca-runs",
+            params={"force": str(force).lower()},
+            headers=headers,
+        )
+
+    def get_rca(self, rca_run_id: str) -> RcaRunView:
+        return self._get(RcaRunView, f"/agent-runs/rca-runs/{_segment(rca_run_id)}")
+
+    def list_rca(self, run_id: str, *, limit: int = 50) -> RcaRunList:
+        return self._get(RcaRunList, f"/agent-runs/{_segment(run_id)}/rca-runs", params={"limit": limit})
+
+    def stream_rca(self, rca_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        return self.stream(f"/rca-runs/{_segment(rca_run_id)}/stream", last_event_id=last_event_id)
+
+    # -- canary -----------------------------------------------------------------------------------
+
+    def create_canary(
+        self, plan: Mapping[str, Any], *, dry_run: bool = False, idempotency_key: str | None = None
+    ) -> CanaryRunCreated:
+        from opslab.canary import CanaryRunCreated  # the canary's models load NumPy: only when used
+
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"plan": dict(plan), "dry_run": dry_run}
+        return self._post(CanaryRunCreated, "/canary/runs", json=body, headers=headers)
+
+    def get_canary(self, canary_run_id: str) -> CanaryRunView:
+        from opslab.canary import CanaryRunView
+
+        return self._get(CanaryRunView, f"/canary/runs/{_segment(canary_run_id)}")
+
+    def stream_canary(self, canary_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        return self.stream(f"/canary/runs/{_segment(canary_run_id)}/stream", last_event_id=last_event_id)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> OpslabClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _plain(run: AgentRunIn | Mapping[str, Any]) -> Mapping[str, Any]:
+    return run.model_dump(mode="json", exclude_none=True) if isinstance(run, AgentRunIn) else run
+
+
+def _read(response: httpx.Response) -> httpx.Response:
+    """An error answer to a stream request carries a JSON body: read it before it is raised."""
+    if response.status_code >= 400:
+        response.read()
+    return response

@@ -1,0 +1,266 @@
+"""The one subprocess helper: argv lists (never a shell), a process group per child, mandatory timeouts,
+kill of the whole group, and children that die with their parent.
+
+    run(argv, timeout_s=…)   a short-lived program to completion -> ``ProcResult`` (a value, never raised)
+    spawn(argv)              a long-lived child (a sandbox service, a supervised target) -> ``Child``
+
+Deadlines of ``run`` are kept by one shared watchdog thread that kills the group while ``wait()`` blocks
+in waitpid: ``Popen.wait(timeout)`` polls with sleeps, and a timer thread per call costs a millisecond,
+which a lab run of thousands of short trials feels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import heapq
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from opslab.errors import Unavailable
+
+StrPath = str | os.PathLike[str]
+Sink = StrPath | int | IO[bytes] | None
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    argv: tuple[str, ...]
+    returncode: int | None
+    duration_s: float
+    timed_out: bool = False
+    start_error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and self.start_error is None
+
+
+def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
+    """In a child (or a forked worker): ask Linux to send ``sig`` when the parent thread exits. A worker
+    that runs programs asks for SIGTERM and, in its handler, ``kill_running()`` before it exits."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
+
+
+_running: set[subprocess.Popen[bytes]] = set()
+_running_lock = threading.Lock()
+
+
+def kill_running() -> None:
+    """SIGKILL the process group of every ``run`` child of this process still running (a dying worker's
+    last act, so that no program outlives it unsupervised). Safe from a signal handler."""
+    for p in list(_running):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(p.pid, signal.SIGKILL)
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    cwd: StrPath | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout: Sink = subprocess.DEVNULL,
+    stderr: Sink = subprocess.DEVNULL,
+    tie_to_parent: bool = False,
+) -> ProcResult:
+    """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
+
+    ``stdout``/``stderr`` may be paths (opened for writing), descriptors or files. ``tie_to_parent``
+    kills the child when this process dies (at the cost of a fork instead of a vfork per call)."""
+    start = time.perf_counter()
+    with _opened(stdout) as out, _opened(stderr) as err:
+        try:
+            proc = _popen(argv, cwd, env, out, err, tie_to_parent)
+        except OSError as exc:
+            return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
+        with _running_lock:
+            _running.add(proc)
+        timed_out = threading.Event()
+
+        def expire() -> None:
+            timed_out.set()
+            kill_group(proc)
+
+        ticket = WATCHDOG.arm(timeout_s, expire)
+        try:
+            code = proc.wait()
+        finally:
+            WATCHDOG.disarm(ticket)
+            with _running_lock:
+                _running.discard(proc)
+    duration = time.perf_counter() - start
+    if timed_out.is_set():
+        return ProcResult(tuple(argv), None, duration, timed_out=True)
+    return ProcResult(tuple(argv), code, duration)
+
+
+class Child:
+    """A long-lived child in its own process group; ``stop()`` ends the whole group (TERM, then KILL)."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """The exit code, or None when the child still runs after ``timeout_s``."""
+        try:
+            return self.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, grace_s: float = 5.0) -> int | None:
+        kill_group(self.popen, grace_s=grace_s)
+        return self.popen.poll()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    cwd: StrPath | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout: Sink = subprocess.DEVNULL,
+    stderr: Sink = subprocess.DEVNULL,
+    tie_to_parent: bool = True,
+) -> Child:
+    """Start a long-lived child in a new process group; by default it dies with this process."""
+    with _opened(stdout, mode="ab") as out, _opened(stderr, mode="ab") as err:
+        try:
+            popen = _popen(argv, cwd, env, out, err, tie_to_parent)
+        except OSError as exc:
+            raise Unavailable(f"could not start {argv[0]!r}: {exc}", details={"argv": list(argv)}) from None
+    return Child(popen)
+
+
+def _popen(
+    argv: Sequence[str],
+    cwd: StrPath | None,
+    env: Mapping[str, str] | None,
+    out: int | IO[bytes] | None,
+    err: int | IO[bytes] | None,
+    tie_to_parent: bool,
+) -> subprocess.Popen[bytes]:
+    """A child in a process group of its own (so the group can be killed), stdin closed, never a shell."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdout=out,
+        stderr=err,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509 - signal-safe
+    )
+
+
+def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 2.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after ``grace_s``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            proc.poll()
+            return
+        try:
+            proc.wait(grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+class _opened:
+    """A sink given as a path is opened (and closed) here; descriptors and files pass through."""
+
+    def __init__(self, sink: Sink, mode: str = "wb") -> None:
+        self.sink, self.mode = sink, mode
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> int | IO[bytes] | None:
+        if isinstance(self.sink, str | os.PathLike):
+            self.file = open(self.sink, self.mode)  # noqa: SIM115 - closed in __exit__
+            return self.file
+        return self.sink
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+class Watchdog:
+    """A single thread that runs callbacks at their deadlines (for thousands of short children)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._cancelled: set[int] = set()
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, callback: Callable[[], None]) -> int:
+        ticket = next(self._seq)
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, callback))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="opslab-proc-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+        return ticket
+
+    def disarm(self, ticket: int) -> None:
+        with self._cond:
+            self._cancelled.add(ticket)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._heap and self._heap[0][1] in self._cancelled:
+                    self._cancelled.discard(heapq.heappop(self._heap)[1])
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, ticket, callback = self._heap[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            callback()
+
+
+WATCHDOG = Watchdog()
+
+
+def _fresh_watchdog_after_fork() -> None:
+    # A forked worker inherits the watchdog object but not its thread: give it its own.
+    global WATCHDOG
+    WATCHDOG = Watchdog()
+
+
+os.register_at_fork(after_in_child=_fresh_watchdog_after_fork)
