@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from opslab.rca import Hypothesis, VersionStat, analyze_run, enforce_citations
-from opslab.telemetry import parse_run
+from opslab.rca import Hypothesis, analyze_run, enforce_citations
+from opslab.telemetry import VersionStat, parse_run
 
 
 def test_workflow_1_is_a_cited_tool_schema_mismatch(run_001: dict[str, Any]) -> None:
@@ -115,8 +115,8 @@ def test_permission_outranks_schema_on_the_same_evidence(run_001: dict[str, Any]
 def test_prompt_regression_comes_from_version_history(run_002: dict[str, Any]) -> None:
     run = parse_run(run_002)
     history = [
-        VersionStat("0.9.0", runs=40, failures=2, first_seen_order=0),
-        VersionStat("1.0.0", runs=30, failures=15, first_seen_order=1),
+        VersionStat(version="0.9.0", runs=40, failures=2, first_seen_order=0),
+        VersionStat(version="1.0.0", runs=30, failures=15, first_seen_order=1),
     ]
     report = analyze_run(run, history=history)
     assert report.category == "prompt_regression" and not report.insufficient_evidence
@@ -124,8 +124,8 @@ def test_prompt_regression_comes_from_version_history(run_002: dict[str, Any]) -
     assert ev.kind == "version_history" and ev.attributes["previous_version"] == "0.9.0"
     assert ev.attributes["p_value"] < 0.05
     same = [
-        VersionStat("0.9.0", runs=40, failures=10, first_seen_order=0),
-        VersionStat("1.0.0", runs=30, failures=8, first_seen_order=1),
+        VersionStat(version="0.9.0", runs=40, failures=10, first_seen_order=0),
+        VersionStat(version="1.0.0", runs=30, failures=8, first_seen_order=1),
     ]
     assert analyze_run(run, history=same).insufficient_evidence is True
 

@@ -5,7 +5,9 @@ and writes a report whose hypotheses may only cite evidence in its index.
 """
 
 from opslab.rca.analyze import INSUFFICIENT_REASON, analyze_run, build_report, locate_root_cause
-from opslab.rca.evidence import VersionStat, collect_evidence, is_generic
+from opslab.rca.evaluate import EvalResult, load_ground_truth, score
+from opslab.rca.evidence import collect_evidence, is_generic
+from opslab.rca.job import KIND, job_kind
 from opslab.rca.model import (
     PRECEDENCE,
     REPORT_SCHEMA_VERSION,
@@ -17,22 +19,30 @@ from opslab.rca.model import (
     RootCause,
     enforce_citations,
 )
+from opslab.rca.views import RcaRunCreated, RcaRunList, RcaRunView
 
 __all__ = [
+    "KIND",
     "INSUFFICIENT_REASON",
     "PRECEDENCE",
     "REPORT_SCHEMA_VERSION",
     "ActionItem",
     "Category",
+    "EvalResult",
     "Evidence",
     "Hypothesis",
     "RcaReport",
+    "RcaRunCreated",
+    "RcaRunList",
+    "RcaRunView",
     "RootCause",
-    "VersionStat",
     "analyze_run",
     "build_report",
     "collect_evidence",
     "enforce_citations",
     "is_generic",
+    "load_ground_truth",
+    "job_kind",
     "locate_root_cause",
+    "score",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opslab.rca.classify import classify
-from opslab.rca.evidence import VersionStat, category_hint, collect_evidence, version_evidence
+from opslab.rca.evidence import category_hint, collect_evidence, version_evidence
 from opslab.rca.model import (
     PRECEDENCE,
     Category,
@@ -16,15 +16,15 @@ from opslab.rca.model import (
     RootCause,
     enforce_citations,
 )
-from opslab.rca.templates import INSUFFICIENT_ACTIONS, INSUFFICIENT_VERIFICATION, TEMPLATES
-from opslab.telemetry import AgentRunIn
+from opslab.rca.templates import insufficient_template, template_for
+from opslab.telemetry import AgentRunIn, VersionStat
 
 INSUFFICIENT_REASON = "Limited telemetry: no tool failures or specific error details captured"
 # Evidence that names a concrete failure (a root cause can sit there); loops and version history
 # are patterns over many items and only explain a run when nothing concrete does.
 _PATTERN_ONLY: frozenset[Category] = frozenset({"planner_loop", "prompt_regression"})
 
-Progress = Callable[[str, float], None]
+RcaProgress = Callable[[str, float], None]
 
 
 def _noop(step: str, pct: float) -> None:
@@ -32,7 +32,7 @@ def _noop(step: str, pct: float) -> None:
 
 
 def analyze_run(
-    run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: Progress = _noop
+    run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: RcaProgress = _noop
 ) -> RcaReport:
     progress("Collecting evidence", 30)
     evidence = collect_evidence(run)
@@ -97,6 +97,7 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             if succeeded
             else INSUFFICIENT_REASON
         )
+        runbook = insufficient_template()
         return RcaReport(
             run_id=run.run_id,
             category="unknown",
@@ -106,8 +107,9 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             evidence_index=[],
             hypotheses=[],
             confidence="low",
-            verification_steps=list(INSUFFICIENT_VERIFICATION),
-            action_items=list(INSUFFICIENT_ACTIONS),
+            verification_steps=list(runbook.verification_steps),
+            action_items=[a.model_copy() for a in runbook.actions],
+            runbook=runbook.runbook,
         )
     root = locate_root_cause(run, evidence)
     found = [c for c in PRECEDENCE if any(c in e.categories for e in evidence)]
@@ -125,7 +127,7 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             ]
         if not support:
             continue
-        t = TEMPLATES[cat]
+        t = template_for(cat)
         confidence: Confidence = (
             "low"
             if cat == "unknown"
@@ -138,10 +140,11 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
                 evidence_ids=[e.evidence_id for e in support[:6]],
                 confidence=confidence,
                 verification_steps=list(t.verification_steps),
+                runbook_id=t.runbook.id,
             )
         )
     hypotheses, _ = enforce_citations(hypotheses, evidence)
-    primary = TEMPLATES[category]
+    primary = template_for(category)
     overall: Confidence = hypotheses[0].confidence if hypotheses else "low"
     where = f" at step {root.step_id}" if root and root.step_id else ""
     summary = (
@@ -158,5 +161,6 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
         hypotheses=hypotheses,
         confidence=overall,
         verification_steps=list(primary.verification_steps),
-        action_items=list(primary.actions),
+        action_items=[a.model_copy() for a in primary.actions],
+        runbook=primary.runbook,
     )

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from opslab.errors import InvalidInput
 from opslab.rca.model import RcaReport
-from opslab.telemetry.importers import agent_name
+from opslab.telemetry import agent_name
 
 _STEP_NO = re.compile(r"(\d+)$")
 

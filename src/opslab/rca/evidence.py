@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from opslab.rca.model import Category, Evidence
-from opslab.telemetry import AgentRunIn, build_timeline
+from opslab.telemetry import AgentRunIn, VersionStat, build_timeline
 
 SNIPPET = 300
 _GENERIC = re.compile(
@@ -29,14 +28,6 @@ _EMPTY_RESULT = re.compile(
 def is_generic(text: str | None) -> bool:
     """True for messages that say only that something failed ("Internal Server Error")."""
     return text is None or bool(_GENERIC.match(text))
-
-
-@dataclass(frozen=True)
-class VersionStat:
-    version: str
-    runs: int
-    failures: int
-    first_seen_order: int
 
 
 def _clip(text: str | None) -> str:

@@ -7,7 +7,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-REPORT_SCHEMA_VERSION = 1
+# 2: the report cites the runbook it used (``runbook``, ``Hypothesis.runbook_id``); version 1
+# reports, stored before, have neither and still validate.
+REPORT_SCHEMA_VERSION = 2
 
 Category = Literal[
     "tool_schema_mismatch",
@@ -54,6 +56,7 @@ class Hypothesis(BaseModel):
     confidence: Confidence
     verification_steps: list[str] = Field(default_factory=list)
     source: Literal["rules", "llm"] = "rules"
+    runbook_id: str | None = Field(None, description="The knowledge-base runbook this hypothesis came from.")
 
 
 class ActionItem(BaseModel):
@@ -61,6 +64,13 @@ class ActionItem(BaseModel):
     title: str
     description: str
     priority: Literal["high", "medium", "low"]
+
+
+class RunbookRef(BaseModel):
+    """The runbook a report's verification steps and actions come from (``opslab kb show ID``)."""
+
+    id: str
+    title: str
 
 
 class RootCause(BaseModel):
@@ -89,6 +99,7 @@ class RcaReport(BaseModel):
     action_items: list[ActionItem]
     generated_by: Literal["rules", "rules+llm"] = "rules"
     notes: list[str] = Field(default_factory=list)
+    runbook: RunbookRef | None = Field(None, description="The runbook the steps and actions come from.")
 
 
 def enforce_citations(hypotheses: list[Hypothesis], index: list[Evidence]) -> tuple[list[Hypothesis], int]:

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from opslab.errors import NotFound
-from opslab.rca.analyze import Progress, analyze_run
-from opslab.rca.evidence import VersionStat
+from opslab.rca.analyze import RcaProgress, analyze_run
 from opslab.rca.model import RcaReport
-from opslab.telemetry import AgentRunIn
+from opslab.telemetry import AgentRunIn, VersionStat
 
-KIND = "rca"
 STEPS = ("Starting RCA", "Collecting evidence", "Classifying failure", "Generating report")
-DONE_STEP = "RCA complete"
 
 
-class RunSource(Protocol):
+class RunLoader(Protocol):
+    """Where the RCA reads runs from (the telemetry store implements it)."""
+
     def load_run(self, run_id: str) -> AgentRunIn | None: ...
     def version_stats(self, agent_name: str) -> list[VersionStat]: ...
 
@@ -25,10 +24,10 @@ Enhancer = Callable[[AgentRunIn, RcaReport], RcaReport]
 
 
 class RcaService:
-    def __init__(self, runs: RunSource, *, enhancer: Enhancer | None = None) -> None:
+    def __init__(self, runs: RunLoader, *, enhancer: Enhancer | None = None) -> None:
         self.runs, self.enhancer = runs, enhancer
 
-    def analyze(self, run_id: str, progress: Progress) -> RcaReport:
+    def analyze(self, run_id: str, progress: RcaProgress) -> RcaReport:
         progress(STEPS[0], 5)
         run = self.runs.load_run(run_id)
         if run is None:
@@ -38,7 +37,3 @@ class RcaService:
         if self.enhancer is not None and not report.insufficient_evidence:
             report = self.enhancer(run, report)
         return report
-
-    def handle(self, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-        """Job handler: payload ``{"run_id"}`` -> the report as JSON."""
-        return self.analyze(str(payload["run_id"]), progress).model_dump(mode="json")

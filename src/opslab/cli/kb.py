@@ -1,0 +1,145 @@
+"""``opslab kb …``: search, add, list and show runbooks and past incidents.
+
+The knowledge base is the runbooks shipped with opslab plus the user folder
+(``OPSLAB_KNOWLEDGE_DIR``, default ``<data_dir>/knowledge``). The domain lives in
+``opslab.knowledge``; these commands parse arguments and print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from opslab.cli.context import JsonOption, console, print_json, settings
+
+if TYPE_CHECKING:
+    from opslab.knowledge import Document, KnowledgeBase
+
+kb_app = typer.Typer(help="Runbooks and past incidents: search, add, list.", no_args_is_help=True)
+
+# opslab.knowledge.DocumentKind, spelled here so that `opslab --help` does not import the knowledge models.
+KindChoice = Literal["runbook", "incident"]
+KindOption = Annotated[KindChoice | None, typer.Option("--kind", help="Only documents of this kind.")]
+
+
+def _knowledge() -> KnowledgeBase:
+    from opslab.knowledge import KnowledgeBase
+
+    return KnowledgeBase.load(settings().resolved_knowledge_dir)
+
+
+def _source(kb: KnowledgeBase, doc: Document) -> str:
+    return "builtin" if kb.is_builtin(doc.id) else "user"
+
+
+def _record(kb: KnowledgeBase, doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc.id,
+        "title": doc.title,
+        "kind": doc.kind,
+        "categories": doc.categories,
+        "tags": doc.tags,
+        "source": _source(kb, doc),
+        "path": str(doc.path) if doc.path else None,
+    }
+
+
+@kb_app.command("search")
+def search(
+    query: Annotated[list[str], typer.Argument(metavar="QUERY...", help="Symptoms, error text, keywords.")],
+    k: Annotated[int, typer.Option("--k", "-k", min=1, max=100, help="How many results.")] = 5,
+    kind: KindOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The documents most relevant to QUERY (BM25), best first."""
+    text = " ".join(query)
+    kb = _knowledge()
+    hits = kb.search(text, k=k, kind=kind)
+    if as_json:
+        print_json(
+            {
+                "query": text,
+                "hits": [
+                    {"rank": h.rank, "score": h.score, **_record(kb, h.document), "snippet": h.snippet}
+                    for h in hits
+                ],
+            }
+        )
+        return
+    if not hits:
+        console.print(f"no document matches {escape(text)!r}")
+        return
+    table = Table(title=f"knowledge: {escape(text)}")
+    table.add_column("rank", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("title")
+    table.add_column("score", justify="right")
+    table.add_column("snippet", ratio=1)
+    for h in hits:
+        table.add_row(
+            str(h.rank), h.document.id, escape(h.document.title), f"{h.score:.2f}", escape(h.snippet)
+        )
+    console.print(table)
+
+
+@kb_app.command("add")
+def add(
+    file: Annotated[
+        Path, typer.Argument(help="A Markdown file with YAML front matter (see docs/knowledge.md).")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Validate FILE and add it to your knowledge folder (refuses an id already in use)."""
+    from opslab.knowledge import add_document
+
+    doc = add_document(file, settings().resolved_knowledge_dir)
+    if as_json:
+        print_json({"ok": True, "id": doc.id, "title": doc.title, "kind": doc.kind, "path": str(doc.path)})
+        return
+    console.print(f"added {doc.kind} [bold]{escape(doc.id)}[/bold] ({escape(doc.title)}) -> {doc.path}")
+
+
+@kb_app.command("list")
+def list_documents(kind: KindOption = None, as_json: JsonOption = False) -> None:
+    """Every document: the built-in runbooks, then yours."""
+    kb = _knowledge()
+    docs = kb.list(kind=kind)
+    if as_json:
+        print_json({"documents": [_record(kb, d) for d in docs]})
+        return
+    table = Table(title=f"knowledge ({len(docs)} documents)")
+    table.add_column("id", no_wrap=True)
+    for column in ("kind", "title", "categories", "source"):
+        table.add_column(column, overflow="fold")
+    for d in docs:
+        table.add_row(d.id, d.kind, escape(d.title), ", ".join(d.categories), _source(kb, d))
+    console.print(table)
+
+
+@kb_app.command("show")
+def show(doc_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOption = False) -> None:
+    """One document: its front matter and its Markdown text."""
+    kb = _knowledge()
+    doc = kb.get(doc_id)
+    if as_json:
+        print_json({**doc.model_dump(mode="json"), "source": _source(kb, doc)})
+        return
+    from rich.markdown import Markdown
+
+    console.print(f"[bold]{escape(doc.title)}[/bold]  ({doc.kind} {doc.id}, {_source(kb, doc)})")
+    if doc.categories:
+        console.print(f"categories: {', '.join(doc.categories)}")
+    if doc.verification_steps:
+        console.print("verify:")
+        for step in doc.verification_steps:
+            console.print(f"  - {escape(step)}")
+    if doc.actions:
+        console.print("actions:")
+        for a in doc.actions:
+            line = f"[{a.priority}] {a.title} ({a.type}): {a.description}"
+            console.print(f"  - {escape(line)}")
+    console.print(Markdown(doc.body))

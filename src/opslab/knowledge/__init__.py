@@ -1,0 +1,33 @@
+"""Runbooks and past incidents as Markdown documents with front matter, indexed for BM25 retrieval.
+
+Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
+with opslab plus a user folder; ``search`` ranks them for a free-text symptom, ``by_category`` gives
+the runbook an RCA category cites, and ``add_document`` stores a validated new document atomically.
+"""
+
+from opslab.knowledge.document import (
+    DOCUMENT_SCHEMA_VERSION,
+    ActionType,
+    Document,
+    DocumentKind,
+    RunbookAction,
+    parse_document,
+    read_document,
+)
+from opslab.knowledge.index import Hit, KnowledgeBase, add_document, builtin_documents
+from opslab.knowledge.retrieval import tokenize
+
+__all__ = [
+    "DOCUMENT_SCHEMA_VERSION",
+    "ActionType",
+    "Document",
+    "DocumentKind",
+    "Hit",
+    "KnowledgeBase",
+    "RunbookAction",
+    "add_document",
+    "builtin_documents",
+    "parse_document",
+    "read_document",
+    "tokenize",
+]
