@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from bench._common import OPSLAB, write_result
-from opslab.api.server import free_port
-from opslab.canary import HttpTarget, parse_plan, run_canary, run_window
+from opslab.api import free_port
+from opslab.canary import HttpTarget, measure, parse_plan, run_canary
 from opslab.judge import percentile
 
 BASE = {
@@ -82,9 +82,9 @@ def qps_accuracy(seconds: dict[int, float], *, pin: bool) -> dict[str, Any]:
     try:
         url = f"http://127.0.0.1:{port}"
         configured = httpx.get(f"{url}/api/sandbox/model").json()["p95_ms"]
-        run_window(f"{url}/api/search", arm="warm", qps=200, seconds=1.0)
+        measure(f"{url}/api/search", arm="warm", qps=200, seconds=1.0)
         for qps, secs in seconds.items():
-            w = run_window(f"{url}/api/search", arm="bench", qps=qps, seconds=secs, warmup_s=0.5)
+            w = measure(f"{url}/api/search", arm="bench", qps=qps, seconds=secs, warmup_s=0.5)
             measured = percentile(w.latencies_ms, 95)
             # The server's own time for the same requests: the p95 it really served, sampling noise and all.
             served = percentile([lat - o for lat, o in zip(w.latencies_ms, w.overhead_ms, strict=True)], 95)
@@ -144,10 +144,10 @@ def verdict_matrix(seeds: int, workdir: Path, window_sec: float) -> dict[str, An
                     r = run_canary(plan, target, reports_dir=workdir / "r", history_path=workdir / "h.jsonl")
                 finally:
                     target.close()
-                decisions[name][r["decision"]] = decisions[name].get(r["decision"], 0) + 1
-                applied[name] += bool(r.get("applied"))
-                if r.get("delta_p95_pct") is not None:
-                    deltas[name].append(r["delta_p95_pct"])
+                decisions[name][r.decision] = decisions[name].get(r.decision, 0) + 1
+                applied[name] += bool(r.applied)
+                if r.delta_p95_pct is not None:
+                    deltas[name].append(r.delta_p95_pct)
         finally:
             stop(proc)
     return {

@@ -1,4 +1,6 @@
-"""End-to-end canary runs against the real sandbox target with real open-loop load (short windows)."""
+"""End-to-end canary runs against the real sandbox target with real open-loop load (short windows): they
+prove the wiring (HTTP target, load generator, sandbox, job, sweep); the verdict logic, early stops,
+cancellation and restores are covered deterministically in tests/unit/test_canary_agent.py."""
 
 from __future__ import annotations
 
@@ -14,8 +16,7 @@ import httpx
 import pytest
 
 from opslab.api.server import free_port
-from opslab.canary import HttpTarget, parse_plan, run_canary
-from opslab.canary.history import read
+from opslab.canary import CanaryResult, HttpTarget, SweepResult, parse_plan, read_history, run_canary
 from tests.e2e.conftest import OPSLAB, wait_http
 
 BASE_FLAGS = {
@@ -84,7 +85,7 @@ def plan_for(url: str, **candidate: Any) -> Any:
     )
 
 
-def canary(url: str, tmp_path: Path, **candidate: Any) -> dict[str, Any]:
+def canary(url: str, tmp_path: Path, **candidate: Any) -> CanaryResult:
     httpx.post(f"{url}/api/flags", json=BASE_FLAGS).raise_for_status()
     target = HttpTarget(plan_for(url, **candidate).target)
     try:
@@ -100,70 +101,36 @@ def canary(url: str, tmp_path: Path, **candidate: Any) -> dict[str, Any]:
 
 def test_a_real_20_percent_improvement_passes_and_is_applied(sandbox: str, tmp_path: Path) -> None:
     r = canary(sandbox, tmp_path, routing_mode="rules", topk_threshold=20)  # 0.85 × 0.94 ≈ −20%
-    assert r["decision"] == "PASS" and r["applied"] is True, r["reason"]
-    assert -25 < r["delta_p95_pct"] < -15 and r["error_rate_pct"] < 1
+    assert r.decision == "PASS" and r.applied is True, r.reason
+    assert -25 < (r.delta_p95_pct or 0) < -15 and (r.error_rate_pct or 0) < 1
     flags = httpx.get(f"{sandbox}/api/flags").json()
     assert flags["routing"] == {"mode": "rules", "topk_threshold": 20}
     summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
     assert "Decision: PASS" in summary and len(summary.splitlines()) <= 60
     assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").exists()
-    assert read(tmp_path / "data" / "canary" / "history.jsonl")[-1]["decision"] == "PASS"
-
-
-def test_an_effect_in_the_edge_band_is_never_applied(sandbox: str, tmp_path: Path) -> None:
-    # Nominal −7.5 % (1 + 0.005 × (17 − 32)); at this window size the measured ΔP95 carries about ±2 points
-    # of noise, so the verdict is EDGE or, at the band's edge, FAIL — never PASS, never applied. The exact
-    # EDGE rate over seeds is the benchmark's verdict matrix (bench/canary.py).
-    r = canary(sandbox, tmp_path, topk_threshold=17)
-    assert r["decision"] in ("EDGE", "FAIL") and not r["applied"], (r["delta_p95_pct"], r["reason"])
-    assert -11.5 < r["delta_p95_pct"] < -3.5
-    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
+    assert read_history(tmp_path / "data" / "canary" / "history.jsonl")[-1].decision == "PASS"
 
 
 def test_no_effect_fails(sandbox: str, tmp_path: Path) -> None:
     r = canary(sandbox, tmp_path)
-    assert r["decision"] == "FAIL" and abs(r["delta_p95_pct"]) < 5
+    assert r.decision == "FAIL" and abs(r.delta_p95_pct or 99) < 5 and not r.applied
+    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
 
 
 def test_errors_fail_and_stop_early(sandbox: str, tmp_path: Path) -> None:
     httpx.post(f"{sandbox}/api/sandbox/faults", json={"error_rate": 0.02}).raise_for_status()
     r = canary(sandbox, tmp_path, routing_mode="rules", topk_threshold=20)
-    assert r["decision"] == "FAIL" and not r["applied"]
-    assert r.get("early_stop") or r["error_rate_pct"] >= 1.0
+    assert r.decision == "FAIL" and not r.applied
+    assert r.early_stop or (r.error_rate_pct or 0) >= 1.0
     assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
 
 
 def test_unhealthy_dependency_blocks_before_any_change(sandbox: str, tmp_path: Path) -> None:
     httpx.post(f"{sandbox}/api/sandbox/health", json={"qdrant": False}).raise_for_status()
     r = canary(sandbox, tmp_path, routing_mode="rules")
-    assert r["blocked"] and r["decision"] == "FAIL" and "qdrant" in r["reason"]
+    assert r.blocked and r.decision == "FAIL" and "qdrant" in r.reason
     assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
     assert "Fix the unhealthy dependencies" in (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
-
-
-def test_dry_run_sends_nothing(sandbox: str, tmp_path: Path) -> None:
-    before = httpx.get(f"{sandbox}/metrics").text
-    plan = plan_for(sandbox, routing_mode="rules")
-    target = HttpTarget(plan.target)
-    r = run_canary(plan, target, reports_dir=tmp_path / "r", history_path=tmp_path / "h.jsonl", dry_run=True)
-    assert r["decision"] == "DRY-RUN" and target.calls == []
-    assert (
-        "sandbox_requests_total{" not in before
-        and "sandbox_requests_total{" not in httpx.get(f"{sandbox}/metrics").text
-    )
-
-
-def test_cancel_restores_flags_and_writes_a_partial_report(sandbox: str, tmp_path: Path) -> None:
-    httpx.post(f"{sandbox}/api/flags", json=BASE_FLAGS).raise_for_status()
-    plan = plan_for(sandbox, routing_mode="rules", topk_threshold=20)
-    cancel = threading.Event()
-    target = HttpTarget(plan.target)
-    timer = threading.Timer(1.0, cancel.set)
-    timer.start()
-    r = run_canary(plan, target, reports_dir=tmp_path / "r", history_path=tmp_path / "h.jsonl", cancel=cancel)
-    assert "cancelled" in r["partial"] and not r["applied"]
-    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
-    assert "Partial run" in (tmp_path / "r" / "LABOPS_AGENT_SUMMARY.txt").read_text()
 
 
 def test_canary_runs_as_a_job_through_the_api(sandbox: str, tmp_path: Path) -> None:
@@ -191,13 +158,28 @@ def test_canary_runs_as_a_job_through_the_api(sandbox: str, tmp_path: Path) -> N
         assert '"done"' in steps[-1]
         body = api.get(f"/canary/runs/{run_id}").json()
         assert body["status"] == "done" and body["result"]["decision"] in ("PASS", "EDGE", "FAIL")
-        assert body["result"]["measured"] is True
+        assert body["result"]["measured"] is True and body["result"]["source"] == "load"
+        keys = {
+            "decision",
+            "reason",
+            "delta_p95_pct",
+            "delta_p95_ci",
+            "error_rate_pct",
+            "applied",
+            "summary_path",
+        }
+        assert set(body["result"]) >= keys and Path(body["result"]["summary_path"]).is_file()
+        dry = api.post("/canary/runs", json={"plan": plan, "dry_run": True}).json()["canary_run_id"]
+        with api.stream("GET", f"/canary/runs/{dry}/stream") as r:
+            assert '"done"' in [line for line in r.iter_lines() if line.startswith("data:")][-1]
+        result = api.get(f"/canary/runs/{dry}").json()["result"]
+        assert result["decision"] == "DRY-RUN" and result["would"][0].startswith("check health")
         assert api.get("/canary/runs/nope").status_code == 404
     assert (tmp_path / "svc" / "canary" / "history.jsonl").exists()
 
 
-def sweep(url: str, tmp_path: Path, params: dict[str, Any], trials: int) -> dict[str, Any]:
-    from opslab.canary.sweep import Space, run_sweep
+def sweep(url: str, tmp_path: Path, params: dict[str, Any], trials: int) -> SweepResult:
+    from opslab.canary import Space, run_sweep
 
     httpx.post(f"{url}/api/flags", json=BASE_FLAGS).raise_for_status()
     plan = plan_for(url).model_copy(update={"time_budget": 30})
@@ -229,27 +211,19 @@ def test_a_sweep_applies_only_its_confirmed_best_pass(sandbox: str, tmp_path: Pa
         {"routing_mode": {"choices": ["rules"]}, "topk_threshold": {"choices": [12, 20]}},
         2,
     )
-    assert [row["decision"] for row in r["trials"]] == ["PASS", "PASS"]
-    assert not any(row["applied"] for row in r["trials"])
-    best = min(r["trials"], key=lambda row: row["delta_p95_pct"])
-    assert r["best"]["trial"] == best["trial"]
-    assert r["confirmation"]["decision"] == "PASS" and r["applied"] is True
+    assert [row.decision for row in r.trials] == ["PASS", "PASS"]
+    assert not any(row.applied for row in r.trials)
+    best = min(r.trials, key=lambda row: row.delta_p95_pct or 0)
+    assert r.best is not None and r.best.trial == best.trial
+    assert r.confirmation is not None and r.confirmation.decision == "PASS" and r.applied is True
     flags = httpx.get(f"{sandbox}/api/flags").json()
-    assert flags["routing"] == {"mode": "rules", "topk_threshold": best["params"]["topk_threshold"]}
-    rows = read(tmp_path / "history.jsonl")
-    assert [row.get("sweep_trial") for row in rows] == [1, 2, None]
-    assert [row["applied"] for row in rows] == [False, False, True]
-    assert rows[-1]["sweep_confirmation_of"] == best["trial"]
+    assert flags["routing"] == {"mode": "rules", "topk_threshold": best.params["topk_threshold"]}
+    rows = read_history(tmp_path / "history.jsonl")
+    assert [row.sweep_trial for row in rows] == [1, 2, None]
+    assert [row.applied for row in rows] == [False, False, True]
+    assert rows[-1].sweep_confirmation_of == best.trial
     assert "flags applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
     assert (tmp_path / "reports" / "sweep" / "trial_1" / "LABOPS_AGENT_SUMMARY.txt").is_file()
-
-
-def test_a_sweep_without_a_pass_changes_nothing(sandbox: str, tmp_path: Path) -> None:
-    r = sweep(sandbox, tmp_path, {"topk_threshold": {"low": 48, "high": 64, "step": 16}}, 2)  # +8 %, +16 %
-    assert {row["decision"] for row in r["trials"]} == {"FAIL"}
-    assert r["best"] is None and r["confirmation"] is None and r["applied"] is False
-    assert httpx.get(f"{sandbox}/api/flags").json() == BASE_FLAGS
-    assert "nothing applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
 
 
 def test_report_mode_judges_the_targets_own_experiment(sandbox: str, tmp_path: Path) -> None:
@@ -261,8 +235,8 @@ def test_report_mode_judges_the_targets_own_experiment(sandbox: str, tmp_path: P
         r = run_canary(plan, target, reports_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl")
     finally:
         target.close()
-    assert r["source"] == "report" and r["decision"] == "PASS" and r["applied"], r["reason"]
-    assert -25 < r["delta_p95_pct"] < -15
+    assert r.source == "report" and r.decision == "PASS" and r.applied, r.reason
+    assert -25 < (r.delta_p95_pct or 0) < -15
     assert "POST /api/lab/run" in target.calls and not any("/api/search" in c for c in target.calls)
     mini = httpx.get(f"{sandbox}/api/lab/report?mini=1").text
     assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text() == mini
@@ -279,7 +253,7 @@ def test_report_mode_without_a_report_fails_within_the_budget(sandbox: str, tmp_
         r = run_canary(plan, target, reports_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl")
     finally:
         target.close()
-    assert r["decision"] == "FAIL" and "time budget" in r["reason"] and not r["applied"]
+    assert r.decision == "FAIL" and "time budget" in r.reason and not r.applied
 
 
 def test_a_target_that_dies_mid_run_fails_the_canary_and_nothing_is_applied(tmp_path: Path) -> None:
@@ -301,7 +275,7 @@ def test_a_target_that_dies_mid_run_fails_the_canary_and_nothing_is_applied(tmp_
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    assert r["decision"] == "FAIL" and not r["applied"], r["reason"]
-    assert "target" in r["reason"] or "no successful requests" in r["reason"]
-    assert any("restore" in w for w in r.get("warnings", [])) or r.get("early_stop")
+    assert r.decision == "FAIL" and not r.applied, r.reason
+    assert "target" in r.reason or "no successful requests" in r.reason
+    assert any("restore" in w for w in r.warnings) or r.early_stop
     assert "Decision: FAIL" in (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from opslab.canary.plan import parse_plan
-from opslab.canary.summary import render_mini, render_summary
+from opslab.canary import CanaryResult, Judgement, parse_plan, render_mini, render_summary
 from opslab.errors import InvalidInput
 from opslab.judge import Thresholds, be_careful, decide
 
@@ -80,6 +80,7 @@ PLAN = {
         (lambda p: p["thresholds"].update(pass_delta_p95_max=-2.0), "thresholds"),
         (lambda p: p["experiment"].pop("rounds"), "experiment.rounds"),
         (lambda p: p.update(time_budget=0), "time_budget"),
+        (lambda p: p["experiment"].update(target_p95=float("inf")), "experiment.target_p95"),
     ],
 )
 def test_bad_plans_are_refused(mutate: Any, field: str) -> None:
@@ -94,26 +95,36 @@ def test_bad_plans_are_refused(mutate: Any, field: str) -> None:
 
 def test_summary_has_the_three_numbers_and_fits_60_lines() -> None:
     plan = parse_plan(PLAN)
-    result = {
-        "measured": True,
-        "delta_p95_pct": -12.5,
-        "delta_p95_ci": [-15.0, -10.0],
-        "delta_qps_pct": -5.2,
-        "delta_qps_ci": [-6.0, -4.4],
-        "error_rate_pct": 0.5,
-        "ab_imbalance_pct": 4.5,
-        "srm_p": 0.3,
-        "p95_a_ms": 40.0,
-        "p95_b_ms": 35.0,
-        "samples": [1000, 1000],
-        "mw_p": 1e-9,
-        "hl_shift_ms": -3.0,
-        "decision": "PASS",
-        "reason": "P95 improved by 12.5% (≥10%)",
-        "applied": True,
-        "warnings": ["w"] * 30,
-        "previous_flags": {"control": {"flow_policy": "static"}},
-    }
+    judgement = Judgement(
+        measured=True,
+        delta_p95_pct=-12.5,
+        delta_p95_ci=(-15.0, -10.0),
+        delta_qps_pct=-5.2,
+        delta_qps_ci=(-6.0, -4.4),
+        error_rate_pct=0.5,
+        error_rate_a_pct=0.4,
+        ab_imbalance_pct=4.5,
+        srm_p=0.3,
+        p95_a_ms=40.0,
+        p95_b_ms=35.0,
+        qps_a=10.0,
+        qps_b=9.5,
+        samples=(1000, 1000),
+        mw_p=1e-9,
+        hl_shift_ms=-3.0,
+        decision="PASS",
+        reason="P95 improved by 12.5% (≥10%)",
+    )
+    result = CanaryResult(
+        decision="PASS",
+        reason=judgement.reason,
+        judgement=judgement,
+        applied=True,
+        warnings=["w"] * 30,
+        started_at=datetime.now(UTC),
+        candidate_flags=plan.candidate_flags(),
+        previous_flags={"control": {"flow_policy": "static"}},
+    )
     text = render_summary(plan, result)
     assert len(text.splitlines()) <= 60
     for needle in (

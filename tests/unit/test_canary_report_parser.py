@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opslab.canary.report_parser import parse_mini_report
+from opslab.canary import parse_mini_report
 from opslab.errors import InvalidInput
 
 SEED_STYLE = """RESULTS

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from opslab.canary.plan import Experiment
-from opslab.canary.sweep import PENALTY, load_space, objective
+from opslab.canary import SWEEP_PENALTY as PENALTY
+from opslab.canary import Experiment, MiniReport, Outcome, load_space, sweep_objective
 from opslab.errors import InvalidInput
 
 BASE = Experiment(
@@ -52,14 +51,20 @@ def test_the_example_space_loads() -> None:
     assert set(space.params) == {"flow_policy", "routing_mode", "topk_threshold", "target_p95"}
 
 
+def outcome(delta: float | None, error: float, early_stop: str | None = None) -> Outcome:
+    report = MiniReport(delta_p95_pct=delta, delta_qps_pct=0.0, error_rate_pct=error)
+    return Outcome(decision="FAIL", reason="", report=report, early_stop=early_stop)
+
+
 @pytest.mark.parametrize(
     ("result", "score"),
     [
-        ({"measured": True, "delta_p95_pct": -12.0, "error_rate_pct": 0.2}, -12.0),
-        ({"measured": True, "delta_p95_pct": -30.0, "error_rate_pct": 2.0}, PENALTY + 2.0),
-        ({"measured": False, "error_rate_pct": 0.0}, PENALTY),
-        ({"measured": True, "delta_p95_pct": -30.0, "error_rate_pct": 0.0, "early_stop": "x"}, PENALTY),
+        (outcome(-12.0, 0.2), -12.0),
+        (outcome(-30.0, 2.0), PENALTY + 2.0),
+        (outcome(None, 0.0), PENALTY),
+        (outcome(-30.0, 0.0, early_stop="x"), PENALTY),
+        (Outcome(decision="FAIL", reason="not enough windows ran"), PENALTY),
     ],
 )
-def test_objective_penalises_what_must_never_win(result: dict[str, Any], score: float) -> None:
-    assert objective(result, 1.0) == score
+def test_objective_penalises_what_must_never_win(result: Outcome, score: float) -> None:
+    assert sweep_objective(result, 1.0) == score

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from opslab.canary import history
-from opslab.canary.execute import Progress, WindowRunner, execute_load, read_target_report
-from opslab.canary.loadgen import run_window
+from opslab.canary.execute import (
+    CanaryProgress,
+    RunContext,
+    WindowRunner,
+    execute_load,
+    quiet,
+    read_target_report,
+)
+from opslab.canary.history import HistoryRecord, append_history
+from opslab.canary.loadgen import measure
+from opslab.canary.model import CanaryResult, DryRun, Flags, Outcome
 from opslab.canary.plan import Plan
 from opslab.canary.summary import render_mini, render_summary
 from opslab.canary.target import TargetClient, unhealthy
@@ -25,10 +31,7 @@ from opslab.errors import OpslabError
 
 SUMMARY = "LABOPS_AGENT_SUMMARY.txt"
 MINI = "LAB_COMBO_REPORT_MINI.txt"
-
-
-def _quiet(step: str, pct: float, message: str) -> None:
-    return None
+DEFERRED = "flags are applied only after a confirmation run"
 
 
 def run_canary(
@@ -37,106 +40,122 @@ def run_canary(
     *,
     reports_dir: Path,
     history_path: Path,
-    dry_run: bool = False,
-    progress: Progress = _quiet,
+    progress: CanaryProgress = quiet,
     cancel: threading.Event | None = None,
-    window: WindowRunner = run_window,
+    window: WindowRunner = measure,
+    clock: Callable[[], float] = time.monotonic,
     apply_on_pass: bool = True,
-    labels: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    sweep_trial: int | None = None,
+    sweep_confirmation_of: int | None = None,
+) -> CanaryResult:
     """One canary. ``apply_on_pass=False`` judges without applying (a sweep's trial: only its confirmation
-    run may apply); ``labels`` are recorded with the run in the history."""
-    cancel = cancel or threading.Event()
-    started = time.monotonic()
-    candidate = plan.candidate_flags()
-    result: dict[str, Any] = {
-        **(labels or {}),
-        "started_at": datetime.now(UTC).isoformat(),
-        "plan": plan.model_dump(),
-        "candidate_flags": candidate,
-        "applied": False,
-        "dry_run": dry_run,
-    }
-    progress(
-        "Plan",
-        5,
-        f"{plan.experiment.rounds} ABAB round(s) of {plan.experiment.window_sec:g}s at "
-        f"{plan.experiment.qps:g} QPS",
-    )
-    if dry_run:
-        result.update(
-            decision="DRY-RUN",
-            reason="dry run: no load sent, no flag changed",
-            windows=2 * plan.experiment.rounds,
-            planned_seconds=plan.planned_seconds(),
+    run may apply); the sweep labels are recorded with the run in the history. The time budget counts on
+    ``clock`` from the call."""
+    ctx = RunContext(cancel=cancel or threading.Event(), progress=progress, window=window, clock=clock)
+    started_at = datetime.now(UTC)
+    e = plan.experiment
+    progress("Plan", 5, f"{e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS")
+
+    def result(outcome: Outcome, previous: Flags, *, blocked: bool = False) -> CanaryResult:
+        return CanaryResult(
+            **dict(outcome),
+            started_at=started_at,
+            candidate_flags=plan.candidate_flags(),
+            previous_flags=previous,
+            blocked=blocked,
+            sweep_trial=sweep_trial,
+            sweep_confirmation_of=sweep_confirmation_of,
         )
-        return result
+
     try:
         health = target.health()
         previous = target.get_flags()
     except OpslabError as exc:
-        return _finish(
-            plan,
-            result
-            | {
-                "decision": "FAIL",
-                "reason": f"target unreachable: {exc.message}",
-                "previous_flags": {},
-                "measured": False,
-                "blocked": True,
-            },
-            reports_dir,
-            history_path,
-        )
-    result["previous_flags"] = previous
+        unreachable = Outcome(decision="FAIL", reason=f"target unreachable: {exc.message}")
+        return _report(plan, result(unreachable, {}, blocked=True), reports_dir, history_path)
     bad = unhealthy(health)
     if bad:
-        result.update(
-            decision="FAIL",
-            reason=f"health gate: unhealthy dependencies {', '.join(bad)}; nothing ran",
-            blocked=True,
-            measured=False,
-        )
-        return _finish(plan, result, reports_dir, history_path)
+        reason = f"health gate: unhealthy dependencies {', '.join(bad)}; nothing ran"
+        gated = result(Outcome(decision="FAIL", reason=reason), previous, blocked=True)
+        return _report(plan, gated, reports_dir, history_path)
     if plan.mode == "report":
-        result.update(read_target_report(plan, target, candidate, cancel, started, progress))
+        outcome = read_target_report(plan, target, ctx)
     else:
-        execute_load(plan, target, candidate, previous, result, started, cancel, progress, window)
-    if result.get("early_stop"):
-        result.update(decision="FAIL", reason=f"early stop: {result['early_stop']}")
-    elif result.get("partial") and result["decision"] == "PASS":
-        result.update(decision="EDGE", reason=f"inconclusive (partial run): {result['reason']}")
-    if result["decision"] == "PASS" and not apply_on_pass:
-        result["apply_deferred"] = "flags are applied only after a confirmation run"
-    elif result["decision"] == "PASS" and not result.get("restore_failed"):
-        try:
-            target.set_flags(candidate)
-            result["applied"] = True
-        except OpslabError as exc:
-            result["warnings"] = [*result.get("warnings", []), f"could not apply flags: {exc.message}"]
-    progress("Report", 97, result["decision"])
-    return _finish(plan, result, reports_dir, history_path)
+        outcome = execute_load(plan, target, previous, ctx)
+    done = _apply(plan, target, result(outcome.settled(), previous), apply_on_pass)
+    progress("Report", 97, done.decision)
+    return _report(plan, done, reports_dir, history_path)
 
 
-def _finish(plan: Plan, result: dict[str, Any], reports_dir: Path, history_path: Path) -> dict[str, Any]:
-    result["finished_at"] = datetime.now(UTC).isoformat()
+def run_experiment(plan: Plan, target: TargetClient, *, ctx: RunContext | None = None) -> CanaryResult:
+    """Execute and Judge only — ABAB windows of open-loop load against ``target``, A restored after — for
+    a target that runs the experiment on itself (the sandbox's own lab). No health gate, no apply, no
+    report files, no history."""
+    ctx = ctx or RunContext()
+    started_at = datetime.now(UTC)
+    previous = target.get_flags()
+    outcome = execute_load(plan, target, previous, ctx).settled()
+    return CanaryResult(
+        **dict(outcome),
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        candidate_flags=plan.candidate_flags(),
+        previous_flags=previous,
+    )
+
+
+def dry_run(plan: Plan, reports_dir: Path) -> DryRun:
+    """The plan and what a run would do, step by step; nothing is sent and nothing changed."""
+    e, t = plan.experiment, plan.target
+    if plan.mode == "load":
+        execute = [
+            f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS on {t.request_path}",
+            "restore A, judge ΔP95 / error rate",
+        ]
+    else:
+        start = [f"POST {t.experiment_path} (the target runs the ABAB)"] if t.experiment_path else []
+        execute = [*start, f"read ΔP95, ΔQPS, Err% from {t.report_path}"]
+    return DryRun(
+        started_at=datetime.now(UTC),
+        mode=plan.mode,
+        target=t.base_url,
+        candidate_flags=plan.candidate_flags(),
+        windows=2 * e.rounds,
+        window_sec=e.window_sec,
+        qps=e.qps,
+        planned_seconds=plan.planned_seconds(),
+        time_budget=plan.time_budget,
+        thresholds=plan.thresholds,
+        would=[
+            f"check health at {t.health_path}",
+            "read the current flags (A)",
+            *execute,
+            "apply B only on PASS",
+            f"write {reports_dir}/{SUMMARY} and {MINI}",
+        ],
+    )
+
+
+def _apply(plan: Plan, target: TargetClient, result: CanaryResult, apply_on_pass: bool) -> CanaryResult:
+    """B is applied on a PASS only, and never when A could not be restored (the target is in doubt)."""
+    if result.decision != "PASS" or result.restore_failed:
+        return result
+    if not apply_on_pass:
+        return result.model_copy(update={"apply_deferred": DEFERRED})
+    try:
+        target.set_flags(plan.candidate_flags())
+    except OpslabError as exc:
+        warning = f"could not apply flags: {exc.message}"
+        return result.model_copy(update={"warnings": [*result.warnings, warning]})
+    return result.model_copy(update={"applied": True})
+
+
+def _report(plan: Plan, result: CanaryResult, reports_dir: Path, history_path: Path) -> CanaryResult:
     reports_dir.mkdir(parents=True, exist_ok=True)
-    result.setdefault("previous_flags", {})
+    result = result.model_copy(
+        update={"finished_at": datetime.now(UTC), "summary_path": str(reports_dir / SUMMARY)}
+    )
     (reports_dir / SUMMARY).write_text(render_summary(plan, result))
     (reports_dir / MINI).write_text(render_mini(result))
-    result["summary_path"] = str(reports_dir / SUMMARY)
-    record = {k: v for k, v in result.items() if k not in ("plan",)}
-    record["experiment"] = plan.experiment.model_dump()
-    history.append(history_path, _plain(record))
+    append_history(history_path, HistoryRecord.of_run(result, plan.experiment))
     return result
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.floating | float):
-        f = float(value)
-        return None if f != f else f
-    return value

@@ -3,12 +3,10 @@ sample-ratio mismatch, Mann-Whitney with Hodges-Lehmann, minimum samples) can on
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 from numpy.typing import NDArray
 
-from opslab.canary.loadgen import Window
+from opslab.canary.model import Judgement, Measurement
 from opslab.canary.plan import Plan
 from opslab.judge import (
     Verdict,
@@ -28,7 +26,8 @@ def _mean(values: NDArray[np.float64]) -> float:
     return float(values.mean())
 
 
-def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any]:
+def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Judgement:
+    """Pool each arm's windows; ΔP95 is B's p95 against A's, the error rate is B's."""
     la = [x for w in a for x in w.latencies_ms]
     lb = [x for w in b for x in w.latencies_ms]
     sent_a, sent_b = sum(w.sent for w in a), sum(w.sent for w in b)
@@ -61,24 +60,24 @@ def judge_windows(plan: Plan, a: list[Window], b: list[Window]) -> dict[str, Any
     warnings = list(verdict.cautions)
     if srm.imbalance_pct > 5:
         warnings.append(f"AB imbalance {srm.imbalance_pct:.1f}% > 5%")
-    return {
-        "measured": bool(la and lb),
-        "delta_p95_pct": delta,
-        "delta_p95_ci": [ci.low, ci.high],
-        "delta_qps_pct": relative_delta(qps_a, qps_b),
-        "delta_qps_ci": [qps_ci.low, qps_ci.high],
-        "error_rate_pct": error_rate,
-        "error_rate_a_pct": 100.0 * sum(w.errors for w in a) / sent_a if sent_a else 0.0,
-        "ab_imbalance_pct": srm.imbalance_pct,
-        "srm_p": srm.p_value,
-        "p95_a_ms": p95_a,
-        "p95_b_ms": p95_b,
-        "qps_a": qps_a,
-        "qps_b": qps_b,
-        "samples": [len(la), len(lb)],
-        "mw_p": mw.p_value,
-        "hl_shift_ms": mw.hodges_lehmann,
-        "decision": verdict.decision,
-        "reason": verdict.reason,
-        "warnings": warnings,
-    }
+    return Judgement(
+        measured=bool(la and lb),
+        delta_p95_pct=delta,
+        delta_p95_ci=(ci.low, ci.high),
+        delta_qps_pct=relative_delta(qps_a, qps_b),
+        delta_qps_ci=(qps_ci.low, qps_ci.high),
+        error_rate_pct=error_rate,
+        error_rate_a_pct=100.0 * sum(w.errors for w in a) / sent_a if sent_a else 0.0,
+        ab_imbalance_pct=srm.imbalance_pct,
+        srm_p=srm.p_value,
+        p95_a_ms=p95_a,
+        p95_b_ms=p95_b,
+        qps_a=qps_a,
+        qps_b=qps_b,
+        samples=(len(la), len(lb)),
+        mw_p=mw.p_value,
+        hl_shift_ms=mw.hodges_lehmann,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        warnings=warnings,
+    )

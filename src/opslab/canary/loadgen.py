@@ -14,37 +14,17 @@ import gc
 import resource
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
 
-SERVER_TIME_HEADER = "X-Server-Time-Ms"
+from opslab.canary.model import Measurement
+from opslab.wire import SERVER_TIME_HEADER
+
 T = TypeVar("T")
 # Event-loop timers fire on whole milliseconds, late by up to one: aim half a tick early, so sends are
 # on schedule on average rather than half a millisecond late every time.
 EARLY_S = 0.0005
-
-
-@dataclass
-class Window:
-    arm: str
-    latencies_ms: list[float] = field(default_factory=list)
-    errors: int = 0
-    sent: int = 0
-    duration_s: float = 0.0
-    # Per request, measured latency minus the server's own time, when the target reports it.
-    overhead_ms: list[float] = field(default_factory=list)
-    # How far behind its schedule the generator sent (0 for a generator that keeps up).
-    max_send_lag_ms: float = 0.0
-
-    @property
-    def achieved_qps(self) -> float:
-        return self.sent / self.duration_s if self.duration_s else 0.0
-
-    @property
-    def error_rate_pct(self) -> float:
-        return 100.0 * self.errors / self.sent if self.sent else 0.0
 
 
 def _connection_limit(qps: float, timeout_s: float) -> int:
@@ -62,16 +42,20 @@ async def _window(
     seconds: float,
     warmup_s: float,
     timeout_s: float,
-) -> Window:
+) -> Measurement:
     n = max(1, int(qps * seconds))
     interval = 1.0 / qps
-    out = Window(arm=arm)
+    latencies: list[float] = []
+    overheads: list[float] = []
     sends: list[float] = []
+    errors = 0
+    max_lag_ms = 0.0
     connector = aiohttp.TCPConnector(limit=_connection_limit(qps, timeout_s), keepalive_timeout=30)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def one(scheduled: float, keep: bool) -> None:
+            nonlocal errors, max_lag_ms
             sent_at = time.perf_counter()
             # Late (the generator fell behind): count from the schedule, as open-loop load must. Early
             # (timer wake-ups are aimed half a tick ahead): count from the actual send.
@@ -89,14 +73,13 @@ async def _window(
             if not keep:
                 return
             sends.append(sent_at)
-            out.sent += 1
-            out.max_send_lag_ms = max(out.max_send_lag_ms, (sent_at - scheduled) * 1000, 0.0)
+            max_lag_ms = max(max_lag_ms, (sent_at - scheduled) * 1000)
             if ok:
-                out.latencies_ms.append(latency)
+                latencies.append(latency)
                 if server_ms is not None:
-                    out.overhead_ms.append(latency - server_ms)
+                    overheads.append(latency - server_ms)
             else:
-                out.errors += 1
+                errors += 1
 
         start = time.perf_counter() + 0.01
         tasks = []
@@ -109,12 +92,18 @@ async def _window(
         await asyncio.gather(*tasks)
     # Achieved rate from the actual send times: a client that falls behind its schedule shows it here.
     kept = len(sends)
-    if kept > 1:
-        first, last = min(sends), max(sends)
-        out.duration_s = (last - first) * kept / (kept - 1) if last > first else 1e-9
-    else:
-        out.duration_s = 1e-9
-    return out
+    duration_s = 1e-9
+    if kept > 1 and max(sends) > min(sends):
+        duration_s = (max(sends) - min(sends)) * kept / (kept - 1)
+    return Measurement(
+        arm=arm,
+        latencies_ms=latencies,
+        errors=errors,
+        sent=kept,
+        duration_s=duration_s,
+        overhead_ms=overheads,
+        max_send_lag_ms=max_lag_ms,
+    )
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -125,10 +114,11 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def run_window(
+def measure(
     url: str, *, arm: str, qps: float, seconds: float, warmup_s: float = 0.0, timeout_s: float = 5.0
-) -> Window:
-    """One arm's window at ``qps`` for ``seconds`` (the first ``warmup_s`` are sent but not counted)."""
+) -> Measurement:
+    """One arm's window of open-loop GETs of ``url`` at ``qps`` for ``seconds`` (the first ``warmup_s`` are
+    sent but not counted)."""
     # A cyclic-GC pass over thousands of live tasks stalls the schedule for tens of milliseconds; a
     # window's garbage is reference-counted away, and the collector runs again right after.
     enabled = gc.isenabled()

@@ -4,17 +4,19 @@ when malformed or contradictory."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
 
 from opslab.errors import InvalidInput, invalid_from_pydantic
 from opslab.judge import Thresholds
 
 
 class _M(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: `seed: false` is not 0 and `topk_threshold: 2.0` is not 2 (YAML and JSON give real types);
+    # `.inf` (YAML) and `1e999` (JSON) are not numbers a plan can use.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class Experiment(_M):
@@ -80,7 +82,8 @@ class Plan(_M):
     seed: int = 42
     min_samples_per_arm: int = Field(default=100, ge=1)
 
-    def candidate_flags(self) -> dict[str, Any]:
+    def candidate_flags(self) -> dict[str, JsonValue]:
+        """Flags B, in the sandbox's shape (``POST flags_path`` body)."""
         e = self.experiment
         return {
             "control": {"flow_policy": e.flow_policy, "target_p95": e.target_p95},
@@ -91,7 +94,7 @@ class Plan(_M):
         return 2 * self.experiment.rounds * self.experiment.window_sec
 
 
-def read_yaml(path: Path, option: str) -> Any:
+def read_yaml(path: Path, option: str) -> object:
     """A YAML file named by a CLI option; errors name the option."""
     if not path.is_file():
         raise InvalidInput.for_field(option, f"{path}: no such file")
@@ -105,7 +108,7 @@ def load_plan(path: Path) -> Plan:
     return parse_plan(read_yaml(path, "--config"))
 
 
-def parse_plan(data: Any) -> Plan:
+def parse_plan(data: object) -> Plan:
     if not isinstance(data, dict):
         raise InvalidInput.for_field("plan", "expected a YAML mapping")
     try:

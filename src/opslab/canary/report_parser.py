@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
+from opslab.canary.model import MiniReport
 from opslab.errors import InvalidInput
 
 NAMES = {
@@ -22,19 +22,6 @@ _LINE = re.compile(r"^\s*[-*•]?\s*(?P<key>[^:=]+?)\s*[:=]\s*(?P<value>\S+)")
 _NUMBER = re.compile(r"^(?P<n>[+\-−]?\d+(?:\.\d+)?)\s*%?$")
 REQUIRED = ("delta_p95_pct", "delta_qps_pct", "error_rate_pct")
 LABELS = {"delta_p95_pct": "ΔP95", "delta_qps_pct": "ΔQPS", "error_rate_pct": "Err%"}
-
-
-@dataclass(frozen=True)
-class MiniReport:
-    delta_p95_pct: float | None
-    delta_qps_pct: float | None
-    error_rate_pct: float | None
-    ab_imbalance_pct: float | None = None
-    other: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def measured(self) -> bool:
-        return self.delta_p95_pct is not None and self.error_rate_pct is not None
 
 
 def _key(raw: str) -> str:
@@ -85,9 +72,10 @@ def parse_mini_report(text: str) -> MiniReport:
             "report", f"the mini report has no {', '.join(missing)} (found: {found})"
         )
     return MiniReport(
-        values["delta_p95_pct"],
-        values["delta_qps_pct"],
-        values["error_rate_pct"],
-        values.get("ab_imbalance_pct"),
-        other,
+        delta_p95_pct=values["delta_p95_pct"],
+        delta_qps_pct=values["delta_qps_pct"],
+        error_rate_pct=values["error_rate_pct"],
+        ab_imbalance_pct=values.get("ab_imbalance_pct"),
+        other=other,
+        text=text,
     )

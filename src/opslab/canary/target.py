@@ -5,17 +5,23 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import httpx
+from pydantic import JsonValue
 
+from opslab.canary.model import Flags
 from opslab.canary.plan import Target
 from opslab.errors import Unavailable
 
+Json = dict[str, JsonValue]
+
 
 class TargetClient(Protocol):
-    def health(self) -> dict[str, Any]: ...
-    def get_flags(self) -> dict[str, Any]: ...
-    def set_flags(self, flags: dict[str, Any]) -> dict[str, Any]: ...
+    """The service under test. Every method raises ``opslab.errors.Unavailable`` when it cannot reach it."""
+
+    def health(self) -> Json: ...
+    def get_flags(self) -> Flags: ...
+    def set_flags(self, flags: Flags) -> Flags: ...
     def request_url(self) -> str: ...
-    def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def start_experiment(self, body: Json) -> Json: ...
     def fetch_report(self) -> str | None: ...
 
 
@@ -25,29 +31,33 @@ class HttpTarget:
         self.http = httpx.Client(base_url=target.base_url.rstrip("/"), timeout=target.timeout_s)
         self.calls: list[str] = []
 
-    def _call(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
+    def _call(self, method: str, path: str, **kw: Any) -> Json:
         self.calls.append(f"{method} {path}")
         try:
             r = self.http.request(method, path, **kw)
             r.raise_for_status()
-            body: dict[str, Any] = r.json()
-            return body
+            body = r.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise Unavailable(f"target {self.target.base_url}{path}: {exc}") from exc
+        if not isinstance(body, dict):
+            raise Unavailable(
+                f"target {self.target.base_url}{path}: expected a JSON object, got {body!r:.80}"
+            )
+        return body
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> Json:
         return self._call("GET", self.target.health_path)
 
-    def get_flags(self) -> dict[str, Any]:
+    def get_flags(self) -> Flags:
         return self._call("GET", self.target.flags_path)
 
-    def set_flags(self, flags: dict[str, Any]) -> dict[str, Any]:
+    def set_flags(self, flags: Flags) -> Flags:
         return self._call("POST", self.target.flags_path, json=flags)
 
     def request_url(self) -> str:
         return self.target.base_url.rstrip("/") + self.target.request_path
 
-    def start_experiment(self, body: dict[str, Any]) -> dict[str, Any]:
+    def start_experiment(self, body: Json) -> Json:
         return self._call("POST", self.target.experiment_path or "", json=body)
 
     def fetch_report(self) -> str | None:
@@ -68,10 +78,12 @@ class HttpTarget:
         self.http.close()
 
 
-def unhealthy(health: dict[str, Any]) -> list[str]:
+def unhealthy(health: Json) -> list[str]:
     """Names of unhealthy dependencies in a ``{"ok", "health": {name: {"ok"}}}`` answer."""
-    deps = health.get("health") or {}
-    bad = [name for name, h in deps.items() if not (h.get("ok") if isinstance(h, dict) else h)]
+    deps = health.get("health")
+    bad = []
+    if isinstance(deps, dict):
+        bad = [name for name, h in deps.items() if not (h.get("ok") if isinstance(h, dict) else h)]
     if not bad and health.get("ok") is False:
         bad = ["service"]
     return bad

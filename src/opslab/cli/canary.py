@@ -7,18 +7,22 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.table import Table
 
 from opslab.cli.context import JsonOption, console, err_console, print_json, settings
 
+if TYPE_CHECKING:
+    from opslab.canary import HttpTarget
+
 canary_app = typer.Typer(help="A/B canary experiments on a live service.", no_args_is_help=True)
 sandbox_app = typer.Typer(
     help="The sandbox services the canary (and responder) act on.", no_args_is_help=True
 )
 DEFAULT_PLAN = Path("examples/canary/plan_combo.yaml")
+T = TypeVar("T")
 
 
 def _plan_path(config: Path | None) -> Path:
@@ -29,12 +33,10 @@ def _plan_path(config: Path | None) -> Path:
     return Path(str(resources.files("opslab.canary") / "plan_combo.yaml"))
 
 
-def _until_done(
-    work: Callable[[], dict[str, Any]], cancel: threading.Event, target: Any, interrupted: str
-) -> dict[str, Any]:
+def _until_done(work: Callable[[], T], cancel: threading.Event, target: HttpTarget, interrupted: str) -> T:
     """Run ``work`` on a thread so Ctrl-C reaches us: then set ``cancel`` and wait for it to clean up."""
-    holder: dict[str, Any] = {}
-    thread = threading.Thread(target=lambda: holder.update(result=work()), name="canary")
+    done: list[T] = []
+    thread = threading.Thread(target=lambda: done.append(work()), name="canary")
     thread.start()
     try:
         while thread.is_alive():
@@ -45,21 +47,9 @@ def _until_done(
         thread.join()
     finally:
         target.close()
-    if "result" not in holder:
+    if not done:
         raise typer.Exit(1)
-    result: dict[str, Any] = holder["result"]
-    return result
-
-
-def _execute_steps(plan: Any) -> list[str]:
-    e, t = plan.experiment, plan.target
-    if plan.mode == "load":
-        return [
-            f"run {e.rounds} ABAB round(s) of {e.window_sec:g}s at {e.qps:g} QPS on {t.request_path}",
-            "restore A, judge ΔP95 / error rate",
-        ]
-    steps = [f"POST {t.experiment_path} (the target runs the ABAB)"] if t.experiment_path else []
-    return [*steps, f"read ΔP95, ΔQPS, Err% from {t.report_path}"]
+    return done[0]
 
 
 @canary_app.command("run")
@@ -76,31 +66,11 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Plan → health gate → ABAB load → judge → apply on PASS → report (reports/LABOPS_AGENT_SUMMARY.txt)."""
-    from opslab.canary import HttpTarget, load_plan, run_canary
+    from opslab import canary
 
-    plan = load_plan(_plan_path(config))
-    history_path = settings().data_dir / "canary" / "history.jsonl"
+    plan = canary.load_plan(_plan_path(config))
     if dry_run:
-        e = plan.experiment
-        info = {
-            "dry_run": True,
-            "target": plan.target.base_url,
-            "candidate_flags": plan.candidate_flags(),
-            "windows": 2 * e.rounds,
-            "window_sec": e.window_sec,
-            "qps": e.qps,
-            "planned_seconds": plan.planned_seconds(),
-            "time_budget": plan.time_budget,
-            "thresholds": plan.thresholds.model_dump(),
-            "mode": plan.mode,
-            "would": [
-                f"check health at {plan.target.health_path}",
-                "read the current flags (A)",
-                *_execute_steps(plan),
-                "apply B only on PASS",
-                f"write {reports_dir}/",
-            ],
-        }
+        info = canary.dry_run(plan, reports_dir).model_dump(mode="json")
         if as_json:
             print_json(info)
         else:
@@ -108,15 +78,15 @@ def run(
                 f"[bold]dry run[/bold]: nothing will be sent or changed\n{json.dumps(info, indent=2)}"
             )
         return
-    target = HttpTarget(plan.target)
+    target = canary.HttpTarget(plan.target)
     cancel = threading.Event()
 
-    def work() -> dict[str, Any]:
-        return run_canary(
+    def work() -> canary.CanaryResult:
+        return canary.run_canary(
             plan,
             target,
             reports_dir=reports_dir,
-            history_path=history_path,
+            history_path=canary.history_file(settings().data_dir),
             cancel=cancel,
             progress=lambda step, pct, msg: (
                 None if as_json else console.print(f"[{pct:3.0f}%] {step}: {msg}", highlight=False)
@@ -126,10 +96,10 @@ def run(
     # The agent stops after the current window, restores the flags and writes a partial report.
     result = _until_done(work, cancel, target, "interrupted: restoring flags and writing a partial report…")
     if as_json:
-        print_json({k: v for k, v in result.items() if k != "plan"})
-    else:
-        console.print(Path(result["summary_path"]).read_text(), highlight=False, markup=False)
-    if result.get("blocked"):
+        print_json(canary.RunRecord.of(result).model_dump(mode="json"))
+    elif result.summary_path:
+        console.print(Path(result.summary_path).read_text(), highlight=False, markup=False)
+    if result.blocked:
         raise typer.Exit(3)
 
 
@@ -155,12 +125,11 @@ def sweep(
     one more canary and only then applied."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from opslab.canary import HttpTarget, load_plan
-    from opslab.canary.sweep import load_space, run_sweep
+    from opslab import canary
 
-    plan = load_plan(_plan_path(config))
-    spec = load_space(space, plan.experiment)
-    target = HttpTarget(plan.target)
+    plan = canary.load_plan(_plan_path(config))
+    spec = canary.load_space(space, plan.experiment)
+    target = canary.HttpTarget(plan.target)
     cancel = threading.Event()
     bar = Progress(
         TextColumn("sweep"),
@@ -172,14 +141,14 @@ def sweep(
     )
     task = bar.add_task("sweep", total=trials, note="")
 
-    def work() -> dict[str, Any]:
-        return run_sweep(
+    def work() -> canary.SweepResult:
+        return canary.run_sweep(
             plan,
             spec,
             target,
             trials=trials,
             reports_dir=reports_dir,
-            history_path=settings().data_dir / "canary" / "history.jsonl",
+            history_path=canary.history_file(settings().data_dir),
             time_budget=time_budget,
             cancel=cancel,
             progress=lambda done, total, note: bar.update(task, completed=done, note=note),
@@ -188,32 +157,32 @@ def sweep(
     with bar:  # on Ctrl-C the running canary restores its flags, and nothing is applied
         result = _until_done(work, cancel, target, "interrupted: restoring flags…")
     if as_json:
-        print_json(result)
-    else:
-        console.print(Path(result["report_path"]).read_text(), highlight=False, markup=False)
+        print_json(result.model_dump(mode="json"))
+    elif result.report_path:
+        console.print(Path(result.report_path).read_text(), highlight=False, markup=False)
 
 
 @canary_app.command("history")
 def show_history(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False) -> None:
     """Past canary runs, newest last."""
-    from opslab.canary import history
+    from opslab import canary
 
-    rows = history.read(settings().data_dir / "canary" / "history.jsonl")[-limit:]
+    rows = canary.read_history(canary.history_file(settings().data_dir))[-limit:]
     if as_json:
-        print_json(rows)
+        print_json([row.model_dump(mode="json") for row in rows])
         return
     table = Table()
     for col in ("finished", "decision", "ΔP95", "error", "applied", "reason"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        d = r.get("delta_p95_pct")
+        d = r.delta_p95_pct
         table.add_row(
-            str(r.get("finished_at", ""))[:19],
-            str(r.get("decision")),
+            r.finished_at.isoformat()[:19] if r.finished_at else "",
+            r.decision,
             "—" if d is None else f"{d:+.1f}%",
-            f"{r.get('error_rate_pct') or 0:.2f}%",
-            "yes" if r.get("applied") else "no",
-            str(r.get("reason", ""))[:80],
+            f"{r.error_rate_pct or 0:.2f}%",
+            "yes" if r.applied else "no",
+            r.reason[:80],
         )
     console.print(table)
 
@@ -227,14 +196,10 @@ def up(
     sigma: Annotated[float, typer.Option(min=0.01, max=3.0, help="Log-normal shape of the latency.")] = 0.35,
 ) -> None:
     """Run the sandbox target service (flags, health, search endpoint, Prometheus metrics)."""
-    import uvicorn
-
-    from opslab.sandbox import LatencyModel, create_target_app
+    from opslab.sandbox import LatencyModel, create_target_app, run_app
 
     model = LatencyModel(base_median_ms=base_median_ms, sigma=sigma)
     console.print(
         f"sandbox target on http://{host}:{port} (seed {seed}, median {base_median_ms:g} ms, σ {sigma:g})"
     )
-    uvicorn.run(
-        create_target_app(seed=seed, model=model), host=host, port=port, log_level="warning", access_log=False
-    )
+    run_app(create_target_app(seed=seed, model=model), host, port)

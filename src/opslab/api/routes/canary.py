@@ -2,103 +2,74 @@
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from anyio import to_thread
+from fastapi import APIRouter, Request, Response
+from sse_starlette import EventSourceResponse
 
-from opslab.api.deps import RuntimeDep, read_json
-from opslab.canary.plan import Plan, parse_plan
-from opslab.errors import InvalidInput
-from opslab.jobs import Job, NewJob
+from opslab import egress
+from opslab.api.deps import IdempotencyKey, RuntimeDep
+from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
+from opslab.canary import KIND, CanaryRunCreated, CanaryRunIn, CanaryRunView
+from opslab.jobs import NewJob
 
 router = APIRouter(tags=["canary"])
-KIND = "canary"
-
-
-def view(job: Job) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "canary_run_id": job.id,
-        "status": job.status,
-        "step": job.step,
-        "pct": job.pct,
-        "message": job.message,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
-    if job.status == "done":
-        out["result"] = job.result
-    if job.status == "failed":
-        out["error"] = job.error
-    return out
 
 
 @router.post(
     "/canary/runs",
     status_code=202,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"plan": Plan.model_json_schema(), "dry_run": {"type": "boolean"}},
-                        "required": ["plan"],
-                    }
-                }
-            }
-        }
-    },
+    responses={200: {"description": "A request with this Idempotency-Key was already accepted."}},
 )
 async def create_canary_run(
-    request: Request, rt: RuntimeDep, idempotency_key: Annotated[str | None, Header(max_length=200)] = None
-) -> JSONResponse:
-    """Start a canary run as a job: body ``{"plan": {…the plan YAML as JSON…}, "dry_run": false}``."""
-    body = await read_json(request)
-    if not isinstance(body, dict) or "plan" not in body:
-        raise InvalidInput.for_field("plan", "required: the canary plan")
-    plan = parse_plan(body["plan"])  # refused before anything runs
+    body: CanaryRunIn,
+    rt: RuntimeDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> CanaryRunCreated:
+    """Start a canary run as a job: body ``{"plan": {…the plan YAML as JSON…}, "dry_run": false}``; the plan
+    is validated (422 naming the field) and its target and volume checked against the service's limits
+    (403: ``OPSLAB_CANARY_ALLOWED_TARGETS``, ``OPSLAB_CANARY_MAX_REQUESTS``) before anything runs."""
+    s, e = rt.settings, body.plan.experiment
+    egress.check_target(
+        body.plan.target.base_url,
+        s.canary_allowed_targets,
+        field="plan.target.base_url",
+        setting="OPSLAB_CANARY_ALLOWED_TARGETS",
+    )
+    egress.check_volume(
+        e.qps * (body.plan.planned_seconds() + e.warmup_seconds()),
+        s.canary_max_requests,
+        field="plan.experiment.qps",
+        setting="OPSLAB_CANARY_MAX_REQUESTS",
+    )
     payload = {
-        "plan": plan.model_dump(mode="json"),
-        "dry_run": bool(body.get("dry_run")),
+        "plan": body.plan.model_dump(mode="json"),
+        "dry_run": body.dry_run,
         "run_key": uuid.uuid4().hex[:12],
     }
-    job, created = await run_in_threadpool(
-        rt.jobs.submit,
-        NewJob(
-            kind=KIND,
-            payload=payload,
-            subject=plan.target.base_url,
-            idempotency_key=idempotency_key,
-            max_attempts=1,
-        ),
+    new = NewJob(
+        kind=KIND,
+        payload=payload,
+        subject=body.plan.target.base_url,
+        idempotency_key=idempotency_key,
+        max_attempts=1,
     )
-    return JSONResponse(
-        status_code=202 if created else 200,
-        content={"canary_run_id": job.id, "status": job.status, "created": created},
-    )
+    job, created = await to_thread.run_sync(lambda: rt.jobs.submit(new))
+    response.status_code = 202 if created else 200
+    return CanaryRunCreated(canary_run_id=job.id, status=job.status, created=created)
 
 
 @router.get("/canary/runs/{run_id}")
-def get_canary_run(run_id: str, rt: RuntimeDep) -> dict[str, Any]:
-    return view(rt.jobs.get(run_id, kind=KIND))
+def get_canary_run(run_id: str, rt: RuntimeDep) -> CanaryRunView:
+    """Status, progress and (when done) the canary's result."""
+    return CanaryRunView.of(rt.jobs.get(run_id, kind=KIND))
 
 
-@router.get("/canary/runs/{run_id}/stream")
+@router.get("/canary/runs/{run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)
 async def stream_canary_run(
-    run_id: str, request: Request, rt: RuntimeDep, last_event_id: Annotated[str | None, Header()] = None
+    run_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
 ) -> EventSourceResponse:
-    after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    await run_in_threadpool(rt.jobs.get, run_id, kind=KIND)
-
-    async def events() -> Any:
-        async for event in rt.jobs.events(run_id, after=after):
-            if await request.is_disconnected():
-                return
-            yield ServerSentEvent(data=json.dumps(event.data(), separators=(",", ":")), id=str(event.seq))
-
-    return EventSourceResponse(events(), ping=10, sep="\n")
+    """SSE: the canary's progress events, from the first (or after ``Last-Event-ID``), ending after done."""
+    return await stream_job(rt.jobs, KIND, run_id, request, last_event_id)

@@ -1,0 +1,52 @@
+"""A canary started from the API, as a job kind: payload ``{"plan", "dry_run", "run_key"}`` -> the result
+(``RunRecord``, or ``DryRun`` for a dry run), the same JSON ``opslab canary run --json`` prints.
+
+Reports go to ``<data dir>/canary/reports/<run_key>/``; every run is appended to the same history the
+CLI writes (``<data dir>/canary/history.jsonl``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opslab.canary.agent import dry_run, run_canary
+from opslab.canary.history import RunRecord
+from opslab.canary.plan import parse_plan
+from opslab.canary.target import HttpTarget
+from opslab.jobs import JobDeps, JobKind, JobProgress
+
+KIND = "canary"
+DONE_STEP = "Canary complete"
+
+
+def history_file(data_dir: Path) -> Path:
+    return data_dir / "canary" / "history.jsonl"
+
+
+def reports_dir(data_dir: Path, run_key: str) -> Path:
+    return data_dir / "canary" / "reports" / run_key
+
+
+def job_kind(deps: JobDeps) -> JobKind:
+    data_dir = deps.settings.data_dir
+
+    def handle(payload: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+        plan = parse_plan(payload["plan"])
+        reports = reports_dir(data_dir, str(payload["run_key"]))
+        if payload.get("dry_run"):
+            progress.report("Plan", 50, "dry run: no load sent, no flag changed")
+            return dry_run(plan, reports).model_dump(mode="json")
+        target = HttpTarget(plan.target)
+        try:
+            result = run_canary(
+                plan,
+                target,
+                reports_dir=reports,
+                history_path=history_file(data_dir),
+                progress=lambda step, pct, msg: progress.report(step, pct, msg),
+            )
+        finally:
+            target.close()
+        return RunRecord.of(result).model_dump(mode="json")
+
+    return JobKind(KIND, handle, done_step=DONE_STEP, failed_step="Canary failed")

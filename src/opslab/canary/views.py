@@ -1,0 +1,34 @@
+"""What the canary routes answer: the request to start a canary, and a canary run (a job) with its result."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from opslab.canary.history import RunRecord
+from opslab.canary.model import DryRun
+from opslab.canary.plan import Plan
+from opslab.jobs import Job, JobStatus, JobView
+
+
+class CanaryRunIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    plan: Plan = Field(description="The canary plan (the plan YAML as JSON).")
+    dry_run: StrictBool = Field(False, description="Plan only: send no load, change no flag.")
+
+
+class CanaryRunCreated(BaseModel):
+    canary_run_id: str
+    status: JobStatus
+    created: bool
+
+
+class CanaryRunView(JobView):
+    canary_run_id: str
+    result: RunRecord | DryRun | None = Field(
+        None, description="Once done: the run as the history records it, or what a dry run would do."
+    )
+
+    @classmethod
+    def of(cls, job: Job) -> CanaryRunView:
+        result = job.result if job.status == "done" else None
+        return cls.model_validate({**JobView.fields_of(job), "canary_run_id": job.id, "result": result})

@@ -1,0 +1,99 @@
+"""The sandbox target over real HTTP (in-process on a free port): its latency model as configured, one
+error body for every refusal, naming the field, and its own experiment refusing a second run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from opslab.api.server import ServerThread
+from opslab.sandbox import LatencyModel, create_target_app
+
+
+@pytest.fixture
+def target() -> Iterator[httpx.Client]:
+    app = create_target_app(seed=3, model=LatencyModel(base_median_ms=2.0, sigma=0.1))
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        yield client
+
+
+def refused(r: httpx.Response, status: int, field: str | None = None) -> dict[str, object]:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) == {"code", "message", "details"}
+    if field is not None:
+        assert field in error["message"], error
+        assert field in [e["field"] for e in error["details"]["errors"]], error
+    return dict(error)
+
+
+def test_health_flags_and_the_latency_model(target: httpx.Client) -> None:
+    assert target.get("/healthz").json() == {"ok": True, "service": "target"}
+    assert target.get("/api/lab/config").json()["ok"] is True
+    changed = target.post("/api/flags", json={"routing": {"mode": "rules"}}).json()
+    assert (
+        changed["routing"] == {"mode": "rules", "topk_threshold": 32}
+        and changed["control"]["flow_policy"] == "static"
+    )
+    model = target.get("/api/sandbox/model").json()
+    assert model["multiplier"] == pytest.approx(0.85) and model["median_ms"] == pytest.approx(1.7)
+    r = target.get("/api/search?q=x")
+    assert r.status_code == 200 and float(r.headers["X-Server-Time-Ms"]) > 0
+    target.post("/api/sandbox/health", json={"qdrant": False}).raise_for_status()
+    config = target.get("/api/lab/config").json()
+    assert config["ok"] is False and config["health"]["qdrant"] == {"ok": False}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/flags", {"routing": {"mode": "turbo"}}, "routing.mode"),
+        ("/api/flags", {"control": {"target_p95": -1}}, "control.target_p95"),
+        ("/api/flags", {"cache": {"size": 1}}, "cache"),
+        ("/api/flags", ["not", "an", "object"], "body"),
+        ("/api/sandbox/faults", {"error_rate": 2}, "error_rate"),
+        ("/api/sandbox/faults", {"latency": 2}, "latency"),
+        ("/api/sandbox/health", {"qdrant": "maybe"}, "qdrant"),
+        ("/api/lab/run", {"candidate_flags": {}, "qps": -1, "window_sec": 1, "rounds": 1}, "qps"),
+        (
+            "/api/lab/run",
+            {
+                "candidate_flags": {"control": {"flow_policy": "yolo"}},
+                "qps": 10,
+                "window_sec": 1,
+                "rounds": 1,
+            },
+            "candidate_flags.control.flow_policy",
+        ),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    target: httpx.Client, path: str, body: object, field: str
+) -> None:
+    before = target.get("/api/flags").json()
+    error = refused(target.post(path, json=body), 422, field)
+    assert error["code"] == "invalid_input"
+    assert target.get("/api/flags").json() == before
+
+
+def test_malformed_json_and_unknown_routes_get_the_same_error_body(target: httpx.Client) -> None:
+    r = target.post("/api/flags", content=b"{nope", headers={"Content-Type": "application/json"})
+    refused(r, 422, "body")
+    assert refused(target.get("/api/nope"), 404)["code"] == "not_found"
+    assert refused(target.get("/api/lab/report?mini=1"), 404)["code"] == "not_found"  # nothing ran yet
+
+
+def test_the_targets_own_experiment_runs_one_at_a_time(target: httpx.Client) -> None:
+    run = {"candidate_flags": {"routing": {"mode": "rules"}}, "qps": 20, "window_sec": 0.5, "rounds": 1}
+    assert target.post("/api/lab/run", json=run).status_code == 202
+    assert refused(target.post("/api/lab/run", json=run), 409)["code"] == "conflict"
+    deadline = time.monotonic() + 30
+    while (r := target.get("/api/lab/report?mini=1")).status_code == 202 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.text.startswith("COMBO MINI REPORT") and "ΔP95:" in r.text
+    full = target.get("/api/lab/report").json()
+    assert full["source"] == "load" and full["decision"] in ("PASS", "EDGE", "FAIL")
+    assert target.get("/api/flags").json()["routing"]["mode"] == "default"  # the baseline restored

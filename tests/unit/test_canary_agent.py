@@ -1,0 +1,181 @@
+"""The canary agent, deterministically: an in-memory target (the ``TargetClient`` Protocol) and a window
+runner drawing latencies from a seeded NumPy generator, with a known effect whenever the target's flags
+are the candidate's. No network, no sleeps, no timing assertions."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opslab.canary import CanaryResult, Plan, read_history, run_canary
+from tests.unit.canary_fakes import BASE, FakeTarget, SeededLoad, plan_for
+
+
+def canary(
+    tmp_path: Path, target: FakeTarget, load: SeededLoad | None = None, plan: Plan | None = None, **kw: Any
+) -> CanaryResult:
+    return run_canary(
+        plan or plan_for(),
+        target,
+        reports_dir=tmp_path / "reports",
+        history_path=tmp_path / "history.jsonl",
+        window=load or SeededLoad(target, effect=0.0),
+        **kw,
+    )
+
+
+def summary(tmp_path: Path) -> str:
+    return (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+
+
+def test_a_20_percent_faster_candidate_passes_and_is_applied(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20)
+    r = canary(tmp_path, target, load)
+    assert r.decision == "PASS" and r.applied, r.reason
+    assert r.judgement is not None and r.judgement.samples == (540, 540)
+    assert -22 < (r.delta_p95_pct or 0) < -18
+    assert r.judgement.delta_p95_ci[1] < 0 and r.error_rate_pct == 0.0
+    assert load.arms == ["warmup", "A", "B", "A", "B"]
+    assert target.flags == plan_for().candidate_flags()
+    assert "Decision: PASS" in summary(tmp_path) and len(summary(tmp_path).splitlines()) <= 60
+    mini = (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text()
+    assert "ΔP95: -" in mini and "Verdict: PASS" in mini
+
+
+def test_a_7_percent_improvement_is_edge_and_not_applied(tmp_path: Path) -> None:
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=-0.07))
+    assert r.decision == "EDGE" and not r.applied, r.reason
+    assert -10 < (r.delta_p95_pct or 0) < -5
+    assert target.flags == BASE
+
+
+def test_no_effect_fails_and_keeps_the_baseline(tmp_path: Path) -> None:
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=0.0))
+    assert r.decision == "FAIL" and not r.applied and abs(r.delta_p95_pct or 99) < 5
+    assert target.flags == BASE
+    assert "Keep current flags" in summary(tmp_path)
+
+
+def test_two_percent_errors_on_b_fail_a_faster_candidate(tmp_path: Path) -> None:
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=-0.20, b_error_rate=0.02))
+    assert r.decision == "FAIL" and not r.applied, r.reason
+    assert r.early_stop is None and (r.error_rate_pct or 0) >= 1.0 and "error rate" in r.reason
+    assert target.flags == BASE
+
+
+def test_the_health_gate_blocks_before_anything_changes(tmp_path: Path) -> None:
+    target = FakeTarget(qdrant=False)
+    load = SeededLoad(target, effect=-0.20)
+    r = canary(tmp_path, target, load)
+    assert r.blocked and r.decision == "FAIL" and "qdrant" in r.reason and not r.applied
+    assert target.calls == ["health", "get_flags"] and load.arms == []
+    assert "Fix the unhealthy dependencies" in summary(tmp_path)
+
+
+def test_an_unreachable_target_is_blocked_with_nothing_sent(tmp_path: Path) -> None:
+    target = FakeTarget()
+    target.down = True
+    r = canary(tmp_path, target)
+    assert r.blocked and r.decision == "FAIL" and r.reason.startswith("target unreachable")
+    assert r.previous_flags == {} and target.calls == ["health"]
+
+
+def test_errors_on_b_stop_the_run_early_and_restore_a(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20, b_error_rate=0.10)
+    r = canary(tmp_path, target, load)
+    assert r.decision == "FAIL" and not r.applied
+    assert r.early_stop and "well above 1%" in r.early_stop and r.reason.startswith("early stop")
+    assert load.arms == ["warmup", "A", "B"]  # the second round never ran
+    assert target.flags == BASE and target.calls[-1] == "set_flags"
+    assert "Early stop" in summary(tmp_path)
+
+
+def test_a_target_that_fails_mid_run_fails_the_canary_and_gets_its_flags_back(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20)
+    # The call after the first B window (its health check) fails: a blip; the restore then succeeds.
+    load.on_window = lambda n: target.fail_calls.add(len(target.calls) + 1) if n == 3 else None
+    r = canary(tmp_path, target, load)
+    assert r.decision == "FAIL" and not r.applied
+    assert r.early_stop and "target health lost" in r.early_stop and not r.restore_failed
+    assert target.flags == BASE
+
+
+def test_a_target_that_dies_mid_run_fails_and_applies_nothing(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20)
+    load.on_window = lambda n: setattr(target, "down", n == 2)  # gone during the first A window
+    r = canary(tmp_path, target, load)
+    assert r.decision == "FAIL" and not r.applied and r.restore_failed
+    assert r.early_stop and r.early_stop.startswith("target failed mid-run")
+    assert any("could not restore baseline flags" in w for w in r.warnings)
+    assert "Decision: FAIL" in summary(tmp_path)
+
+
+def test_cancel_stops_after_the_current_window_restores_a_and_reports_partial(tmp_path: Path) -> None:
+    target = FakeTarget()
+    cancel = threading.Event()
+    load = SeededLoad(target, effect=-0.20)
+    load.on_window = lambda n: cancel.set() if n == 2 else None  # Ctrl-C during the first A window
+    r = canary(tmp_path, target, load, cancel=cancel)
+    assert r.partial == "cancelled after 1 of 4 windows" and r.decision == "FAIL" and not r.applied
+    assert load.arms == ["warmup", "A"] and target.flags == BASE
+    assert "Partial run" in summary(tmp_path)
+
+
+def test_the_time_budget_cuts_the_run_and_a_partial_pass_is_only_edge(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20)
+    # A clock that advances only by the load sent: 0.75 s warm-up + four 3 s windows = 12.75 s; a fifth
+    # window would end past the 13 s budget.
+    plan = plan_for(time_budget=13).model_copy(
+        update={"experiment": plan_for().experiment.model_copy(update={"rounds": 3})}
+    )
+    r = canary(tmp_path, target, load, plan=plan, clock=load.clock)
+    assert r.partial == "time budget 13s reached after 4 of 6 windows"
+    assert r.decision == "EDGE" and r.reason.startswith("inconclusive (partial run)") and not r.applied
+    assert load.arms == ["warmup", "A", "B", "A", "B"] and target.flags == BASE
+
+
+def test_a_pass_is_not_applied_when_apply_on_pass_is_off(tmp_path: Path) -> None:
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=-0.20), apply_on_pass=False, sweep_trial=3)
+    assert r.decision == "PASS" and not r.applied and r.apply_deferred
+    assert target.flags == BASE
+    assert "confirmation run decides" in summary(tmp_path)
+    assert read_history(tmp_path / "history.jsonl")[-1].sweep_trial == 3
+
+
+def test_report_mode_judges_the_targets_numbers_without_sending_load(tmp_path: Path) -> None:
+    target = FakeTarget(report="RESULTS\n- ΔP95: -12.5%\n- ΔQPS: -0.4%\n- Error Rate: 0.50%\n")
+    load = SeededLoad(target, effect=0.0)
+    r = canary(tmp_path, target, load, plan=plan_for(mode="report"))
+    assert r.decision == "PASS" and r.applied and r.source == "report" and r.delta_p95_pct == -12.5
+    assert load.arms == [] and "start_experiment" in target.calls
+    assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text() == target.report
+
+
+def test_a_report_missing_a_number_fails_naming_it(tmp_path: Path) -> None:
+    target = FakeTarget(report="ΔP95: -20%\nErr%: 0\n")
+    r = canary(tmp_path, target, plan=plan_for(mode="report"))
+    assert r.decision == "FAIL" and "ΔQPS" in r.reason and not r.applied and target.flags == BASE
+
+
+@pytest.mark.parametrize("effect", [-0.20, 0.0])
+def test_every_run_appends_one_readable_history_line(tmp_path: Path, effect: float) -> None:
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=effect))
+    canary(tmp_path, FakeTarget(qdrant=False))
+    first, second = read_history(tmp_path / "history.jsonl")
+    assert first.schema_version == 2 and first.decision == r.decision and first.applied == r.applied
+    assert first.delta_p95_pct == r.delta_p95_pct and first.samples == (540, 540)
+    assert first.experiment == plan_for().experiment and first.summary_path == r.summary_path
+    assert second.blocked and second.delta_p95_pct is None and second.source is None
