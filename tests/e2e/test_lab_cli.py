@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.conftest import FIXTURES
@@ -112,6 +113,77 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     for trial_id in finished_before:
         assert starts.count(trial_id) == 1, f"{trial_id} finished before the kill and ran again"
     assert all(r["outcome"] == "success" for r in rows)
+
+
+def _held_run(tmp_path: Path, concurrency: int) -> tuple[Path, Path, Path, subprocess.Popen[bytes]]:
+    """A run whose harnesses wait on a hold file, started in the background; returns when two have."""
+    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+    hold.touch()
+    proj = project(tmp_path, replications=4, trial_timeout_s=60)
+    exp_path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(exp_path.read_text())
+    exp["variants"]["baseline"]["bindings"] = {"ledger": str(ledger), "hold": str(hold)}
+    exp_path.write_text(yaml.safe_dump(exp))
+    runner = subprocess.Popen(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
+        cwd=proj,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if ledger.exists() and ledger.read_text().count("start ") >= min(2, concurrency):
+            break
+        time.sleep(0.05)
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    return proj, run_dir, hold, runner
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead; its parent (init here) just has not reaped it yet.
+    stat = Path(f"/proc/{pid}/stat").read_text() if Path(f"/proc/{pid}/stat").exists() else ""
+    return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("concurrency", [1, 3], ids=["runner-threads", "worker-processes"])
+def test_kill_9_of_the_runner_takes_its_harnesses_down(tmp_path: Path, concurrency: int) -> None:
+    proj, run_dir, hold, runner = _held_run(tmp_path, concurrency)
+    pids = [int(line.split()[2]) for line in (tmp_path / "ledger.txt").read_text().splitlines()]
+    assert pids and all(_alive(p) for p in pids)
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in pids if _alive(p)], "a harness outlived the runner that started it"
+    hold.unlink()
+    code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+    assert code == 0 and out["run"]["total_trials"] == 12 and out["run"]["outcomes"] == {"success": 12}
+
+
+def test_a_second_runner_on_the_same_run_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    proj, run_dir, hold, runner = _held_run(tmp_path, 2)
+    try:
+        code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+        assert code == 5 and out["error"]["code"] == "conflict"
+        assert str(runner.pid) in out["error"]["message"] and "--resume" in out["error"]["message"]
+    finally:
+        hold.unlink()
+    assert runner.wait(timeout=60) == 0
+    code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+    assert code == 0 and out["run"]["outcomes"] == {"success": 12}
+
+
+def test_resume_of_an_id_that_cannot_exist_is_not_found(tmp_path: Path) -> None:
+    proj = project(tmp_path)
+    for bad in ("x" * 300, "../../etc", "run/../x"):
+        code, out = lab("run", ".lab/experiment.yaml", "--resume", bad, cwd=proj)
+        assert code == 4 and out["error"]["code"] == "not_found", (bad, out)
 
 
 def test_retry_errors_reruns_only_errored_trials(tmp_path: Path) -> None:

@@ -6,13 +6,23 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
-from opslab.errors import OperationFailed
-from opslab.lab import build_tables, compare, execute, expand_trials, load_outputs, prepare_run, resolve
+from opslab.errors import OperationFailed, PolicyViolation
+from opslab.lab import (
+    TrialRecord,
+    build_tables,
+    compare,
+    execute,
+    expand_trials,
+    load_outputs,
+    prepare_run,
+    resolve,
+    run_experiment,
+)
+from opslab.telemetry import AgentRunIn
 from tests.conftest import FIXTURES
 
 PROJ = FIXTURES / "lab" / "proj"
@@ -25,7 +35,7 @@ def project(tmp_path: Path) -> Path:
     return dest
 
 
-def run_all(project: Path, concurrency: int = 4) -> tuple[Path, list[dict[str, Any]]]:
+def run_all(project: Path, concurrency: int = 4) -> tuple[Path, list[TrialRecord]]:
     resolved = resolve(project / ".lab" / "experiment.yaml")
     run_dir = prepare_run(resolved)
     env = {**os.environ, "OPSLAB_SECRET_FOR_TEST": "must-not-leak"}
@@ -39,24 +49,22 @@ def run_all(project: Path, concurrency: int = 4) -> tuple[Path, list[dict[str, A
 
 def test_every_harness_behaviour_is_recorded_and_the_run_goes_on(project: Path) -> None:
     run_dir, outputs = run_all(project)
-    by_variant: dict[str, list[dict[str, Any]]] = {}
+    by_variant: dict[str, list[TrialRecord]] = {}
     for o in outputs:
-        by_variant.setdefault(o["variant_id"], []).append(o)
+        by_variant.setdefault(o.variant_id, []).append(o)
     assert len(outputs) == 21
-    assert {o["outcome"] for o in by_variant["normal"]} == {"success"}
-    assert [o["outcome"] for o in by_variant["odd"]] == ["success", "failure", "success"]
-    reasons = {v: by_variant[v][0]["error"] for v in ("crash", "hang", "garbage", "silent")}
-    assert all(o["outcome"] == "error" for v in reasons for o in by_variant[v])
+    assert {o.outcome for o in by_variant["normal"]} == {"success"}
+    assert [o.outcome for o in by_variant["odd"]] == ["success", "failure", "success"]
+    reasons = {v: by_variant[v][0].error_text() or "" for v in ("crash", "hang", "garbage", "silent")}
+    assert all(o.outcome == "error" for v in reasons for o in by_variant[v])
     assert "exited with code 3" in reasons["crash"]
     assert "timeout" in reasons["hang"] and "killed" in reasons["hang"]
     assert "not JSON" in reasons["garbage"]
     assert "no trial_output.json" in reasons["silent"]
-    assert {o["outcome"] for o in by_variant["huge"]} == {"success"}
-    assert (
-        run_dir / "trials" / by_variant["huge"][0]["trial_id"] / "out" / "stdout.log"
-    ).stat().st_size > 10**7
+    assert {o.outcome for o in by_variant["huge"]} == {"success"}
+    assert (run_dir / "trials" / by_variant["huge"][0].trial_id / "out" / "stdout.log").stat().st_size > 10**7
     first = by_variant["normal"][0]
-    tdir = run_dir / "trials" / first["trial_id"]
+    tdir = run_dir / "trials" / first.trial_id
     for name in (
         "trial_input.json",
         "trial_output.json",
@@ -74,7 +82,7 @@ def test_every_harness_behaviour_is_recorded_and_the_run_goes_on(project: Path) 
     ).exists()
     raw = json.loads((tdir / "out" / "trial_output.json").read_text())
     assert raw["tz"] == "UTC" and raw["env_home"] == str(tdir / "home") and raw["leak"] is None
-    assert first["event_counts"] == {"step": 1, "tool_call": 1}
+    assert first.event_counts == {"step": 1, "tool_call": 1}
     trial_input = json.loads((tdir / "trial_input.json").read_text())
     assert trial_input["task"] == {"task_id": "t1", "a": 1, "b": 1} and trial_input["schema_version"] == 1
 
@@ -127,5 +135,52 @@ def test_threads_and_processes_record_the_same_trials(project: Path) -> None:
     )
     _, sequential = run_all(project, concurrency=1)
     _, parallel = run_all(project, concurrency=4)
-    keep = ("trial_id", "variant_id", "task_id", "seed", "outcome", "metrics", "error", "event_counts")
-    assert [{k: o[k] for k in keep} for o in sequential] == [{k: o[k] for k in keep} for o in parallel]
+    keep = {"trial_id", "variant_id", "task_id", "seed", "outcome", "metrics", "error", "event_counts"}
+    assert [o.model_dump(include=keep) for o in sequential] == [o.model_dump(include=keep) for o in parallel]
+
+
+class Keep:
+    def __init__(self) -> None:
+        self.runs: list[AgentRunIn] = []
+
+    def report(self, run: AgentRunIn) -> None:
+        self.runs.append(run)
+
+
+def test_run_experiment_runs_reports_and_analyses(project: Path) -> None:
+    exp_path = project / ".lab" / "experiment.yaml"
+    exp = exp_path.read_text().split("variants:")[0]
+    exp_path.write_text(
+        exp + "variants:\n  baseline: {id: normal, bindings: {mode: normal}}\n"
+        "  treatments: [{id: odd, bindings: {mode: odd_fails}}, {id: crash, bindings: {mode: crash}}]\n"
+    )
+    keep, seen = Keep(), []
+    run = run_experiment(
+        exp_path, env_base=dict(os.environ), concurrency=3, progress=seen.append, reporter=keep
+    )
+    assert run.status == "completed" and run.total_trials == 9 and run.retried == 0
+    assert run.outcomes == {"success": 5, "failure": 1, "error": 3}
+    assert (run.reported, run.report_failures) == (9, 0)
+    assert run.variants["odd"].successes == 2 and run.variants["crash"].errors == 3
+    assert run.tables["trials"] == 9 and (run.run_dir / "analysis" / "comparison.json").is_file()
+    assert seen[0].message == "starting" and seen[-1].done == 9 and seen[-1].failed == 3
+    assert sorted(r.attributes["lab.trial_id"] for r in keep.runs) == sorted(
+        f"trial_{i}" for i in range(1, 10)
+    )
+    assert {r.run_id.split(".")[0] for r in keep.runs} == {run.run_id}
+    assert set(run.envelope()) == {
+        "run_id",
+        "run_dir",
+        "status",
+        "total_trials",
+        "outcomes",
+        "tables",
+        "retried",
+        "reported",
+        "report_failures",
+        "report_error",
+    }
+    with pytest.raises(PolicyViolation, match="network.mode"):
+        run_experiment(exp_path, mode="run-experiment", env_base={})
+    with pytest.raises(PolicyViolation, match="container"):
+        run_experiment(exp_path, mode="run-dev", env_base={})

@@ -1,27 +1,30 @@
 """``opslab lab …``: init, describe, run, run-dev, run-experiment, clean.
 
 With ``--json`` every command prints exactly one JSON object on stdout — ``{"ok": true, "command": …}``
-or ``{"ok": false, "error": {"code", "message", "details"}}`` — and nothing else.
+or ``{"ok": false, "error": {"code", "message", "details"}}`` — and nothing else. The use cases live in
+``opslab.lab``; this module parses options, shows progress and prints.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from opslab.cli.context import console, err_console
-from opslab.errors import InvalidInput, OpslabError, PolicyViolation
+from opslab.cli.context import console, err_console, settings
+from opslab.errors import InvalidInput, OpslabError
+
+if TYPE_CHECKING:
+    from opslab.client import OpslabClient
+    from opslab.lab import LabProgress, LabRun, RunMode, TrialReporter
 
 lab_app = typer.Typer(
     help="Experiments: your harness over tasks × variants × replications.", no_args_is_help=True
@@ -31,6 +34,14 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Exactly one JSON object 
 ExperimentArg = Annotated[Path, typer.Argument(metavar="EXPERIMENT", help="Path to .lab/experiment.yaml")]
 OverridesOpt = Annotated[
     Path | None, typer.Option("--overrides", help="Knob overrides file (overrides.json).")
+]
+ReportToOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--report-to",
+        metavar="URL",
+        help="Post each finished trial to this opslab service as an agent run (default: OPSLAB_URL).",
+    ),
 ]
 
 
@@ -45,27 +56,10 @@ def _emit(command: str, as_json: bool, body: Callable[[], dict[str, Any]]) -> No
         typer.echo(json.dumps({"ok": False, "command": command, "error": exc.to_dict()}))
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:  # noqa: BLE001 - the envelope promises JSON even for the unexpected
-        typer.echo(
-            json.dumps(
-                {
-                    "ok": False,
-                    "command": command,
-                    "error": {"code": "command_failed", "message": str(exc), "details": {}},
-                }
-            )
-        )
+        error = {"code": "command_failed", "message": str(exc), "details": {}}
+        typer.echo(json.dumps({"ok": False, "command": command, "error": error}))
         raise typer.Exit(1) from None
     typer.echo(json.dumps({"ok": True, "command": command, **result}, default=str))
-
-
-def _resolve(experiment: Path, overrides: Path | None) -> tuple[Any, dict[str, Any]]:
-    from opslab.lab import apply_overrides, resolve
-    from opslab.lab.config import read_yaml
-
-    if overrides is None:
-        return resolve(experiment), {}
-    data, applied = apply_overrides(read_yaml(experiment), overrides)
-    return resolve(experiment, data), applied
 
 
 @lab_app.command("init")
@@ -88,31 +82,21 @@ def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Ov
     _emit("init", as_json, body)
 
 
+DESCRIBED = ("project_root", "dataset_path", "tasks", "variants", "replications", "total_trials")
+DESCRIBED_TOO = ("harness_command", "harness_script_resolved", "harness_script_exists", "network_mode")
+DESCRIBED_LAST = ("sandbox_mode", "sanitization_profile")
+
+
 @lab_app.command("describe")
 def describe(experiment: ExperimentArg, overrides: OverridesOpt = None, as_json: JsonFlag = False) -> None:
     """Pre-flight: the resolved config, the harness path check and the trial plan."""
-
-    from opslab.lab.describe import describe as describe_experiment
+    from opslab.lab import describe_experiment, resolve_with_overrides
 
     def body() -> dict[str, Any]:
-        resolved, applied = _resolve(experiment, overrides)
-        summary = describe_experiment(resolved, applied)
+        summary = describe_experiment(*resolve_with_overrides(experiment, overrides))
         if not as_json:
             table = Table(show_header=False, title=f"experiment {summary['experiment_id']}")
-            for key in (
-                "project_root",
-                "dataset_path",
-                "tasks",
-                "variants",
-                "replications",
-                "total_trials",
-                "harness_command",
-                "harness_script_resolved",
-                "harness_script_exists",
-                "network_mode",
-                "sandbox_mode",
-                "sanitization_profile",
-            ):
+            for key in (*DESCRIBED, *DESCRIBED_TOO, *DESCRIBED_LAST):
                 table.add_row(key, str(summary[key]))
             console.print(table)
             if not summary["harness_script_exists"]:
@@ -126,41 +110,32 @@ def describe(experiment: ExperimentArg, overrides: OverridesOpt = None, as_json:
 
 
 def _run(
-    command: str,
+    mode: RunMode,
     experiment: Path,
-    *,
-    concurrency: int | None,
     overrides: Path | None,
-    resume: str | None,
-    retry_errors: bool,
+    report_to: str | None,
     as_json: bool,
+    concurrency: int | None = None,
+    resume: str | None = None,
+    retry_errors: bool = False,
 ) -> None:
-    from opslab.lab import execute, expand_trials, find_run, prepare_run, resolved_for_run
+    from opslab.lab import run_experiment
+
+    clients: list[OpslabClient] = []
+
+    def connect() -> TrialReporter | None:
+        # Called by the run from its reporting thread once the first trial is done: settings and the
+        # client load off the trials' critical path. No --report-to and no OPSLAB_URL: reporting is off.
+        url = report_to or settings().url
+        if not url:
+            return None
+        from opslab.client import OpslabClient
+        from opslab.lab import IngestReporter
+
+        clients.append(OpslabClient.from_settings(settings(), url=url, timeout=10.0))
+        return IngestReporter(clients[0])
 
     def body() -> dict[str, Any]:
-        resolved, applied = _resolve(experiment, overrides)
-        if command == "run-experiment" and resolved.config.runtime.network.mode != "none":
-            raise PolicyViolation(
-                f"network.mode: run-experiment requires 'none', the experiment says "
-                f"{resolved.config.runtime.network.mode!r}",
-                details={"field": "runtime.network.mode"},
-            )
-        if command in ("run-dev", "run-experiment"):
-            raise PolicyViolation(
-                f"{command} runs trials in containers, and no container isolation backend is available yet; "
-                "use `opslab lab run` for local trials (network mode is recorded, not enforced)",
-                details={"command": command, "available": ["run"]},
-            )
-        if retry_errors and not resume:
-            raise InvalidInput.for_field("--retry-errors", "needs --resume RUN_ID")
-        if resume:
-            run_dir = find_run(resolved, resume)
-            resolved_for_run(run_dir, resolved)
-        else:
-            run_dir = prepare_run(resolved, overrides=applied)
-        workers = concurrency or os.cpu_count() or 1
-        # The child environment starts from the runner's own; the sanitization profile then filters it.
-        env_base = dict(os.environ)
         bar = Progress(
             TextColumn("trials"),
             BarColumn(),
@@ -170,66 +145,53 @@ def _run(
             console=err_console,
             disable=as_json or not sys.stderr.isatty(),
         )
-        with bar:
-            task = bar.add_task("trials", total=len(expand_trials(resolved)), failed=0)
+        task = bar.add_task("trials", total=None, failed=0)
 
-            def on_progress(p: Any) -> None:
-                bar.update(task, completed=p.done, failed=p.failed)
-                if p.message != "starting" and prefetch.ident is None:
-                    prefetch.start()  # workers are forked by now: import the analysis while trials run
+        def on_progress(p: LabProgress) -> None:
+            bar.update(task, completed=p.done, total=p.total, failed=p.failed)
 
-            prefetch = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
-
-            manifest = execute(
-                resolved,
-                run_dir,
-                concurrency=workers,
-                env_base=env_base,
-                retry_errors=retry_errors,
-                progress=on_progress,
-            )
-        from opslab.lab.finish import finish_run  # NumPy and SciPy: imported while the trials ran
-
-        done = finish_run(resolved, run_dir)
-        comparison, outcomes = done["comparison"], done["outcomes"]
-        if not as_json:
-            table = Table(title=f"run {run_dir.name}")
-            for col in ("variant", "n", "success", "95% CI", "errors"):
-                table.add_column(col)
-            for vid, v in comparison["variants"].items():
-                lo, hi = v["success_ci"]
-                rate = v["success_rate"]
-                table.add_row(
-                    vid,
-                    str(v["n"]),
-                    "—" if rate is None else f"{rate:.1%}",
-                    f"{lo:.1%} – {hi:.1%}",
-                    str(v["errors"]),
+        try:
+            with bar:
+                run = run_experiment(
+                    experiment,
+                    mode=mode,
+                    overrides=overrides,
+                    resume=resume,
+                    retry_errors=retry_errors,
+                    concurrency=concurrency,
+                    # The trials' environment starts from the runner's own and the sanitization profile
+                    # filters it: passed through to the harness, never read as configuration.
+                    env_base=os.environ,  # noqa: TID251
+                    progress=on_progress,
+                    reporter=connect,
                 )
-            console.print(table)
-            console.print(f"artifacts: {run_dir}")
-        return {
-            "run": {
-                "run_id": run_dir.name,
-                "run_dir": str(run_dir),
-                "status": manifest["status"],
-                "total_trials": len(done["outputs"]),
-                "outcomes": outcomes,
-                "tables": done["tables"],
-                "retried": len(manifest.get("retries", [])),
-            }
-        }
+        finally:
+            for client in clients:
+                client.close()
+        if not as_json:
+            _print_run(run, clients[0].base_url if clients else None)
+        return {"run": run.envelope()}
 
-    _emit(command, as_json, body)
+    _emit(mode, as_json, body)
 
 
-def _import_analysis() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # Linux: nice this thread alone, not the runner
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    import opslab.lab.finish  # noqa: F401  (NumPy)
-    from opslab.judge import stats
-
-    stats._t_quantile(0.975, 10)  # SciPy
+def _print_run(run: LabRun, report_url: str | None) -> None:
+    table = Table(title=f"run {run.run_id}")
+    for col in ("variant", "n", "success", "95% CI", "errors"):
+        table.add_column(col)
+    for vid, v in run.variants.items():
+        lo, hi = v.success_ci
+        rate = "—" if v.success_rate is None else f"{v.success_rate:.1%}"
+        table.add_row(vid, str(v.n), rate, f"{lo:.1%} – {hi:.1%}", str(v.errors))
+    console.print(table)
+    console.print(f"artifacts: {run.run_dir}")
+    if run.report_failures:
+        err_console.print(
+            f"[yellow]warning[/yellow]: {run.report_failures} trial(s) not reported to {report_url}: "
+            f"{run.report_error}"
+        )
+    if run.reported:
+        console.print(f"reported {run.reported} trial(s) as agent runs to {report_url}")
 
 
 @lab_app.command("run")
@@ -243,48 +205,33 @@ def run(
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors", help="With --resume: re-run errored trials.")
     ] = False,
+    report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Execute every trial locally, then build the analysis tables."""
-    _run(
-        "run",
-        experiment,
-        concurrency=concurrency,
-        overrides=overrides,
-        resume=resume,
-        retry_errors=retry_errors,
-        as_json=as_json,
-    )
+    _run("run", experiment, overrides, report_to, as_json, concurrency, resume, retry_errors)
 
 
 @lab_app.command("run-dev")
-def run_dev(experiment: ExperimentArg, overrides: OverridesOpt = None, as_json: JsonFlag = False) -> None:
+def run_dev(
+    experiment: ExperimentArg,
+    overrides: OverridesOpt = None,
+    report_to: ReportToOpt = None,
+    as_json: JsonFlag = False,
+) -> None:
     """Full network, container forced (refused until a container backend exists)."""
-    _run(
-        "run-dev",
-        experiment,
-        concurrency=None,
-        overrides=overrides,
-        resume=None,
-        retry_errors=False,
-        as_json=as_json,
-    )
+    _run("run-dev", experiment, overrides, report_to, as_json)
 
 
 @lab_app.command("run-experiment")
 def run_experiment(
-    experiment: ExperimentArg, overrides: OverridesOpt = None, as_json: JsonFlag = False
+    experiment: ExperimentArg,
+    overrides: OverridesOpt = None,
+    report_to: ReportToOpt = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Strict: network mode must be none, container forced (refused until a container backend exists)."""
-    _run(
-        "run-experiment",
-        experiment,
-        concurrency=None,
-        overrides=overrides,
-        resume=None,
-        retry_errors=False,
-        as_json=as_json,
-    )
+    _run("run-experiment", experiment, overrides, report_to, as_json)
 
 
 @lab_app.command("clean")

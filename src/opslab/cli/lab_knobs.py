@@ -16,10 +16,10 @@ def knobs_init(
     as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Overwrite.")] = False
 ) -> None:
     """Write .lab/knobs/manifest.json (tunable fields, types, bounds) and an empty overrides.json."""
-    from opslab.lab.knobs import init_files
+    from opslab.lab import init_knob_files
 
     def body() -> dict[str, Any]:
-        written = init_files(force=force)
+        written = init_knob_files(force=force)
         if not as_json:
             console.print(
                 f"wrote {', '.join(written)}: declare knobs in the manifest, set values in the overrides, "
@@ -42,8 +42,7 @@ def knobs_validate(
 ) -> None:
     """Check the manifest and every override (declared, typed, in bounds) and that each knob points into
     the experiment; nothing runs."""
-    from opslab.lab.config import read_yaml
-    from opslab.lab.knobs import check_pointers, load_overrides
+    from opslab.lab import check_pointers, load_overrides, read_yaml
 
     def body() -> dict[str, Any]:
         manifest_path, knobs, values = load_overrides(overrides)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 from importlib import resources
@@ -16,9 +14,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from opslab.api import create_app
-from opslab.api.server import ServerThread, free_port
-from opslab.cli.backend import raise_for_error
+from opslab import proc
+from opslab.api import ServerThread, create_app, free_port
+from opslab.canary import RunRecord
+from opslab.client import OpslabClient
 from opslab.config import Settings
 
 SEED_RUNS = ("run-001-sufficient.json", "run-002-insufficient.json")
@@ -29,66 +28,54 @@ def seed_runs() -> list[dict[str, Any]]:
     return [json.loads((pkg / name).read_text()) for name in SEED_RUNS]
 
 
-def _call(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
-    response = client.request(method, path, **kwargs)
-    raise_for_error(response)
-    return response.json()
-
-
-def demo_telemetry(client: httpx.Client, console: Console) -> None:
+def demo_telemetry(client: OpslabClient, console: Console) -> None:
     console.rule("[bold]telemetry[/bold]: ingest the seed's runs, replay one, fleet metrics")
     for run in seed_runs():
-        result = _call(client, "POST", "/agent-runs", json=run)
-        console.print(f"POST /agent-runs {run['run_id']} -> {result['status']}")
-    summary = _call(client, "GET", "/agent-runs/run-001-sufficient")
-    console.print(f"run-001-sufficient: {summary['status']}, counts {summary['counts']}")
+        result = client.ingest_run(run)
+        console.print(f"POST /agent-runs {run['run_id']} -> {result.status}")
+    summary = client.get_run("run-001-sufficient")
+    console.print(f"run-001-sufficient: {summary.status}, counts {summary.counts.model_dump()}")
     table = Table(title="timeline of run-001-sufficient")
     for col in ("at", "kind", "id", "status", "summary"):
         table.add_column(col, overflow="fold")
-    for item in _call(client, "GET", "/agent-runs/run-001-sufficient/timeline")["items"]:
+    for item in client.timeline("run-001-sufficient").items:
         table.add_row(
-            (item["started_at"] or "")[11:19],
-            item["kind"],
-            item["id"],
-            item["status"],
-            (item["summary"] or "")[:70],
+            item.started_at.strftime("%H:%M:%S") if item.started_at else "",
+            item.kind,
+            item.id,
+            item.status,
+            (item.summary or "")[:70],
         )
     console.print(table)
-    overview = _call(client, "GET", "/metrics/overview", params={"hours": 24 * 365 * 10})
-    console.print(f"overview (10 years): {overview}")
+    overview = client.overview(hours=24 * 365 * 10)
+    console.print(f"overview (10 years): {overview.model_dump(mode='json')}")
 
 
-def demo_rca(client: httpx.Client, console: Console) -> None:
+def demo_rca(client: OpslabClient, console: Console) -> None:
     console.rule("[bold]RCA[/bold]: evidence-first root cause as a job, progress over SSE")
     for run_id in ("run-001-sufficient", "run-002-insufficient"):
-        created = _call(client, "POST", f"/agent-runs/{run_id}/rca-runs")
-        rca_id = created["rca_run_id"]
-        with client.stream("GET", f"/rca-runs/{rca_id}/stream") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    console.print(f"  {run_id}: {event['pct']:>3}%  {event['step']}", highlight=False)
-        view = _call(client, "GET", f"/agent-runs/rca-runs/{rca_id}")
-        report = view["report"]
+        created = client.create_rca(run_id)
+        for event in client.stream_rca(created.rca_run_id):
+            console.print(f"  {run_id}: {event.pct:>5.0f}%  {event.step}", highlight=False)
+        report = client.get_rca(created.rca_run_id).report
+        if report is None:
+            console.print(f"{run_id}: the RCA did not finish")
+            continue
         console.print(
-            f"{run_id}: category [bold]{report['category']}[/bold], insufficient evidence "
-            f"{report['insufficient_evidence']}, {len(report['evidence_index'])} evidence item(s)"
+            f"{run_id}: category [bold]{report.category}[/bold], insufficient evidence "
+            f"{report.insufficient_evidence}, {len(report.evidence_index)} evidence item(s)"
         )
-        for h in report["hypotheses"]:
-            console.print(
-                f"  hypothesis: {h['title']} ({h['confidence']}) cites {', '.join(h['evidence_ids'])}"
-            )
-        if report.get("root_cause"):
-            rc = report["root_cause"]
-            console.print(f"  root cause: step {rc['step_id']} of {rc['agent']}")
-        for a in report["action_items"]:
-            console.print(f"  action ({a['priority']}): {a['title']}")
+        for h in report.hypotheses:
+            console.print(f"  hypothesis: {h.title} ({h.confidence}) cites {', '.join(h.evidence_ids)}")
+        if report.root_cause:
+            console.print(f"  root cause: step {report.root_cause.step_id} of {report.root_cause.agent}")
+        for a in report.action_items:
+            console.print(f"  action ({a.priority}): {a.title}")
 
 
 def demo_lab(console: Console, workdir: Path) -> None:
     console.rule("[bold]lab[/bold]: an A/B experiment over a harness, 72 trials, analysed")
-    from opslab.lab import execute, prepare_run, resolve
-    from opslab.lab.finish import finish_run
+    from opslab.lab import run_experiment
 
     src = resources.files("opslab.demo") / "lab_project"
     proj = workdir / "lab-demo"
@@ -97,46 +84,33 @@ def demo_lab(console: Console, workdir: Path) -> None:
     (proj / "harness.py").write_text((src / "harness.py").read_text())
     (proj / "data" / "tasks.jsonl").write_text((src / "data" / "tasks.jsonl").read_text())
     (proj / ".lab" / "experiment.yaml").write_text((src / "experiment.yaml").read_text())
-    resolved = resolve(proj / ".lab" / "experiment.yaml")
-    run_dir = prepare_run(resolved)
-    execute(
-        resolved,
-        run_dir,
+    run = run_experiment(
+        proj / ".lab" / "experiment.yaml",
         concurrency=4,
         env_base={"PATH": os.defpath + os.pathsep + str(Path(sys.executable).parent)},
     )
-    result = finish_run(resolved, run_dir)["comparison"]
-    for vid, v in result["variants"].items():
-        lo, hi = v["success_ci"]
-        console.print(f"  {vid}: {v['successes']}/{v['n']} succeeded ({lo:.0%}–{hi:.0%} Wilson 95%)")
-    for comp in result["comparisons"]:
-        d = comp["metrics"]["success"]
+    for vid, v in run.variants.items():
+        lo, hi = v.success_ci
+        console.print(f"  {vid}: {v.successes}/{v.n} succeeded ({lo:.0%}–{hi:.0%} Wilson 95%)")
+    for comp in run.comparisons:
+        d: Any = comp["metrics"]
+        d = d["success"]
+        pf: Any = comp["pass_fail"]
         console.print(
             f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
             f"(bootstrap 95% [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
-            f"{comp['pass_fail']['test'].split(' (')[0]} p={comp['pass_fail']['p_value']:.3g}"
+            f"{pf['test'].split(' (')[0]} p={pf['p_value']:.3g}"
         )
-    console.print(f"  artifacts: {run_dir}")
+    console.print(f"  artifacts: {run.run_dir}")
 
 
-def demo_canary(client: httpx.Client, console: Console) -> None:
+def demo_canary(client: OpslabClient, console: Console) -> None:
     console.rule("[bold]canary[/bold]: a flag change judged by an ABAB experiment on a live service")
     port = free_port()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "opslab", "sandbox", "up", "--port", str(port), "--base-median-ms", "200"]
-        + ["--sigma", "0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    argv = [sys.executable, "-m", "opslab", "sandbox", "up", "--port", str(port)]
     url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/api/lab/config", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    with proc.spawn([*argv, "--base-median-ms", "200", "--sigma", "0.1"]):
+        _wait_ready(f"{url}/api/lab/config")
         console.print(f"  sandbox target on {url}: routing `default`, topk 32; candidate: `rules`, topk 20")
         plan = {
             "experiment": {
@@ -152,30 +126,37 @@ def demo_canary(client: httpx.Client, console: Console) -> None:
             "time_budget": 60,
             "min_samples_per_arm": 100,
         }
-        created = _call(client, "POST", "/canary/runs", json={"plan": plan})
-        run_id = created["canary_run_id"]
-        with client.stream("GET", f"/canary/runs/{run_id}/stream") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data:"):
-                    event = json.loads(line[5:])
-                    console.print(
-                        f"  {event['pct']:>3}%  {event['step']}: {event['message']}", highlight=False
-                    )
-        r = _call(client, "GET", f"/canary/runs/{run_id}")["result"]
+        created = client.create_canary(plan)
+        for event in client.stream_canary(created.canary_run_id):
+            console.print(f"  {event.pct:>5.0f}%  {event.step}: {event.message}", highlight=False)
+        r = client.get_canary(created.canary_run_id).result
+        if not isinstance(r, RunRecord) or r.delta_p95_pct is None:
+            console.print(f"  the canary measured nothing: {r.reason if r else 'no result'}")
+            return
+        low, high = r.delta_p95_ci or (None, None)
         console.print(
-            f"verdict [bold]{r['decision']}[/bold]: ΔP95 {r['delta_p95_pct']:+.1f}% "
-            f"(95% CI {r['delta_p95_ci'][0]:+.1f} .. {r['delta_p95_ci'][1]:+.1f}), errors "
-            f"{r['error_rate_pct']:.2f}%, flags applied: {'yes' if r['applied'] else 'no'}"
+            f"verdict [bold]{r.decision}[/bold]: ΔP95 {r.delta_p95_pct:+.1f}% "
+            f"(95% CI {low or 0:+.1f} .. {high or 0:+.1f}), errors "
+            f"{r.error_rate_pct or 0:.2f}%, flags applied: {'yes' if r.applied else 'no'}"
         )
-        console.print(f"  summary: {r['summary_path']}")
-    finally:
-        os.killpg(sandbox.pid, signal.SIGTERM)
-        sandbox.wait(10)
+        console.print(f"  summary: {r.summary_path}")
+
+
+def _wait_ready(url: str, timeout_s: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            httpx.get(url, timeout=1).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def run_demo(settings: Settings, console: Console, *, port: int | None = None) -> None:
     app = create_app(settings)
-    with ServerThread(app, port=port) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+    with ServerThread(app, port=port) as server, OpslabClient.from_settings(settings, server.url) as client:
         console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
         demo_telemetry(client, console)
         demo_rca(client, console)

@@ -6,11 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from opslab.judge import (
-    wilson_interval,
-)
-from opslab.lab.artifacts import read_json
+from opslab.judge import wilson_interval
+from opslab.lab.artifacts import read_model
 from opslab.lab.comparison import compare
+from opslab.lab.records import TrialRecord
 
 TABLES: dict[str, dict[str, str]] = {
     "trials": {
@@ -66,83 +65,77 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
     path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
 
 
-def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[dict[str, Any]]:
-    return [
-        read_json(run_dir / "trials" / tid / "trial_output.json")
-        for tid in trial_ids
-        if (run_dir / "trials" / tid / "trial_output.json").is_file()
-    ]
+def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[TrialRecord]:
+    """The records of the trials that finished, in plan order."""
+    paths = (run_dir / "trials" / tid / "trial_output.json" for tid in trial_ids)
+    return [read_model(p, TrialRecord) for p in paths if p.is_file()]
 
 
-def build_tables(run_dir: Path, outputs: list[dict[str, Any]], variant_order: list[str]) -> dict[str, int]:
+def build_tables(run_dir: Path, outputs: list[TrialRecord], variant_order: list[str]) -> dict[str, int]:
     run_id = run_dir.name
     tables_dir = run_dir / "analysis" / "tables"
     tables_dir.mkdir(parents=True, exist_ok=True)
-    trials, metrics, ev_trial = [], [], []
+    trials: list[dict[str, Any]] = []
+    metrics: list[dict[str, Any]] = []
+    ev_trial: list[dict[str, Any]] = []
     ev_variant: dict[tuple[str, str], int] = {}
     for o in outputs:
-        error = o.get("error")
         trials.append(
             {
                 "run_id": run_id,
-                **{
-                    k: o.get(k)
-                    for k in (
-                        "trial_id",
-                        "variant_id",
-                        "task_id",
-                        "replication",
-                        "seed",
-                        "outcome",
-                        "duration_ms",
-                        "exit_code",
-                        "attempt",
-                    )
-                },
-                "error": error if isinstance(error, str) or error is None else json.dumps(error),
+                "trial_id": o.trial_id,
+                "variant_id": o.variant_id,
+                "task_id": o.task_id,
+                "replication": o.replication,
+                "seed": o.seed,
+                "outcome": o.outcome,
+                "duration_ms": o.duration_ms,
+                "exit_code": o.exit_code,
+                "attempt": o.attempt,
+                "error": o.error if isinstance(o.error, str) or o.error is None else json.dumps(o.error),
             }
         )
         values = {
-            "success": 1.0 if o["outcome"] == "success" else 0.0,
-            **{k: float(v) for k, v in (o.get("metrics") or {}).items() if isinstance(v, int | float)},
+            "success": 1.0 if o.outcome == "success" else 0.0,
+            **{k: float(v) for k, v in o.metrics.items() if isinstance(v, int | float)},
         }
         for name, value in values.items():
             metrics.append(
                 {
                     "run_id": run_id,
-                    "trial_id": o["trial_id"],
-                    "variant_id": o["variant_id"],
-                    "task_id": o["task_id"],
-                    "replication": o["replication"],
+                    "trial_id": o.trial_id,
+                    "variant_id": o.variant_id,
+                    "task_id": o.task_id,
+                    "replication": o.replication,
                     "metric": name,
                     "value": value,
                 }
             )
-        for kind, n in (o.get("event_counts") or {}).items():
+        for kind, n in o.event_counts.items():
             ev_trial.append(
                 {
                     "run_id": run_id,
-                    "trial_id": o["trial_id"],
-                    "variant_id": o["variant_id"],
+                    "trial_id": o.trial_id,
+                    "variant_id": o.variant_id,
                     "event_type": kind,
                     "count": n,
                 }
             )
-            key = (o["variant_id"], kind)
+            key = (o.variant_id, kind)
             ev_variant[key] = ev_variant.get(key, 0) + n
     summary = []
     for vid in variant_order:
-        mine = [o for o in outputs if o["variant_id"] == vid]
-        wins = sum(1 for o in mine if o["outcome"] == "success")
+        mine = [o for o in outputs if o.variant_id == vid]
+        wins = sum(1 for o in mine if o.outcome == "success")
         ci = wilson_interval(wins, len(mine))
-        durations = [float(o.get("duration_ms") or 0) for o in mine]
+        durations = [o.duration_ms for o in mine]
         summary.append(
             {
                 "run_id": run_id,
                 "variant_id": vid,
                 "n": len(mine),
                 "successes": wins,
-                "errors": sum(1 for o in mine if o["outcome"] == "error"),
+                "errors": sum(1 for o in mine if o.outcome == "error"),
                 "success_rate": wins / len(mine) if mine else None,
                 "success_ci_low": ci.low,
                 "success_ci_high": ci.high,

@@ -1,19 +1,21 @@
-"""Run artifacts in the seed's layout, each file written atomically (temp file + rename + fsync)."""
+"""Run artifacts in the seed's layout, each file written atomically (temp file + rename + fsync), and the
+typed records (``records``) read back with errors that name the file and the field."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import platform
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from opslab import __version__
+from pydantic import BaseModel, ValidationError
 
-SCHEMA_VERSION = 1
+from opslab.errors import NotFound, invalid_from_pydantic
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def write_json(path: Path, data: Any, *, durable: bool = False) -> None:
@@ -21,6 +23,25 @@ def write_json(path: Path, data: Any, *, durable: bool = False) -> None:
     (a finished trial, the manifest), not for every intermediate file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(data, indent=2, default=str), durable=durable)
+
+
+def write_model(path: Path, model: BaseModel, *, durable: bool = False) -> None:
+    """A record as indented JSON, atomically (``durable``: fsynced first)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, model.model_dump_json(indent=2), durable=durable)
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    """A record read back; a missing file is ``NotFound``, a broken one ``InvalidInput`` naming the file
+    and the field (``manifest.json.status: Input should be 'running' or 'completed'``)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"{path}: no such file", details={"path": str(path)}) from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(list(exc.errors(include_url=False)), loc_prefix=(path.name,)) from None
 
 
 def write_text(
@@ -60,14 +81,5 @@ def new_run_id() -> str:
     return f"run_{datetime.now(UTC):%Y%m%d_%H%M%S}_{secrets.token_hex(2)}"
 
 
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def runner_info() -> dict[str, str]:
-    return {
-        "runner": "opslab",
-        "runner_version": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

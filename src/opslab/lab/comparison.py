@@ -16,32 +16,33 @@ from opslab.judge import (
     t_interval,
     wilson_interval,
 )
-from opslab.lab.artifacts import SCHEMA_VERSION, write_json
+from opslab.lab.artifacts import write_json
+from opslab.lab.records import SCHEMA_VERSION, TrialRecord
 
 
 def compare(
-    run_dir: Path, outputs: list[dict[str, Any]], variant_order: list[str], metrics: list[str]
+    run_dir: Path, outputs: list[TrialRecord], variant_order: list[str], metrics: list[str]
 ) -> dict[str, Any]:
     baseline = variant_order[0]
 
     def by_task(vid: str, metric: str) -> dict[str, list[float]]:
         out: dict[str, list[float]] = {}
         for o in outputs:
-            if o["variant_id"] != vid or o["outcome"] == "error":
+            if o.variant_id != vid or o.outcome == "error":
                 continue
             value = (
                 1.0
-                if metric == "success" and o["outcome"] == "success"
-                else (0.0 if metric == "success" else (o.get("metrics") or {}).get(metric))
+                if metric == "success" and o.outcome == "success"
+                else (0.0 if metric == "success" else o.metrics.get(metric))
             )
             if isinstance(value, int | float):
-                out.setdefault(o["task_id"], []).append(float(value))
+                out.setdefault(o.task_id, []).append(float(value))
         return out
 
     variants: dict[str, Any] = {}
     for vid in variant_order:
-        mine = [o for o in outputs if o["variant_id"] == vid]
-        wins = sum(1 for o in mine if o["outcome"] == "success")
+        mine = [o for o in outputs if o.variant_id == vid]
+        wins = sum(1 for o in mine if o.outcome == "success")
         ci = wilson_interval(wins, len(mine))
         per_task = by_task(vid, "success")
         k_max = min((len(v) for v in per_task.values()), default=0)
@@ -65,7 +66,7 @@ def compare(
         variants[vid] = {
             "n": len(mine),
             "successes": wins,
-            "errors": sum(1 for o in mine if o["outcome"] == "error"),
+            "errors": sum(1 for o in mine if o.outcome == "error"),
             "success_rate": wins / len(mine) if mine else None,
             "success_ci": [ci.low, ci.high],
             "pass_at_k": {

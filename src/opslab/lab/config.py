@@ -142,8 +142,8 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise InvalidInput.for_field("EXPERIMENT", f"{path}: no such file")
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidInput.for_field("EXPERIMENT", f"{path}: not valid YAML: {exc}") from None
 
 

@@ -48,7 +48,7 @@ def describe(resolved: Resolved, applied: dict[str, Any]) -> dict[str, Any]:
         "network_mode": cfg.runtime.network.mode,
         "allowed_hosts": cfg.runtime.network.allowed_hosts,
         "sandbox_mode": "container" if cfg.runtime.sandbox.image else "local",
-        "isolation": isolation_note(resolved),
+        "isolation": isolation_note(resolved).model_dump(mode="json"),
         "overrides": applied,
         "first_trials": [
             t.model_dump(include={"trial_id", "variant_id", "task_id", "replication", "seed"})

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opslab.lab.analysis import build_tables, compare, load_outputs
-from opslab.lab.artifacts import canonical_digest, file_digest, now, runner_info, write_json
+from opslab.lab.artifacts import canonical_digest, file_digest, now, write_model
 from opslab.lab.config import Resolved
 from opslab.lab.plan import expand_trials
+from opslab.lab.records import Attestation, TrialRecord, runner_info
 
 
-def finish_run(resolved: Resolved, run_dir: Path) -> dict[str, Any]:
-    """Analyse a run whose trials are all on disk; returns outputs, table counts, comparison, outcomes."""
+@dataclass(frozen=True)
+class RunAnalysis:
+    """A finished run analysed: its trial records, table row counts, comparison, outcome counts."""
+
+    outputs: list[TrialRecord]
+    tables: dict[str, int]
+    comparison: dict[str, Any]  # as written to analysis/comparison.json
+    outcomes: dict[str, int]
+
+
+def analyse_run(resolved: Resolved, run_dir: Path) -> RunAnalysis:
+    """Analyse a run whose trials are all on disk: tables, comparison, report and attestation."""
     cfg = resolved.config
     outputs = load_outputs(run_dir, [t.trial_id for t in expand_trials(resolved)])
     variants = [v.id for v in cfg.variants.all()]
@@ -22,27 +34,28 @@ def finish_run(resolved: Resolved, run_dir: Path) -> dict[str, Any]:
     attest(run_dir, resolved, outputs)
     outcomes: dict[str, int] = {}
     for o in outputs:
-        outcomes[o["outcome"]] = outcomes.get(o["outcome"], 0) + 1
-    return {"outputs": outputs, "tables": tables, "comparison": comparison, "outcomes": outcomes}
+        outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
+    return RunAnalysis(outputs=outputs, tables=tables, comparison=comparison, outcomes=outcomes)
 
 
-def attest(run_dir: Path, resolved: Resolved, outputs: list[dict[str, Any]]) -> None:
-    """``attestation.json``: digests of the experiment, dataset, harness scripts and every trial output."""
+def attest(run_dir: Path, resolved: Resolved, outputs: list[TrialRecord]) -> Attestation:
+    """``attestation.json``: digests of the experiment, dataset, harness scripts and every trial record."""
     command = resolved.config.runtime.harness.command
     scripts = {
         a: file_digest(resolved.project_root / a) for a in command if (resolved.project_root / a).is_file()
     }
-    write_json(
-        run_dir / "attestation.json",
-        {
-            "schema_version": 1,
-            "run_id": run_dir.name,
-            "created_at": now(),
-            "resolved_experiment_digest": (run_dir / "resolved_experiment.digest").read_text().strip(),
-            "dataset_digest": file_digest(resolved.dataset_path),
-            "harness_command": command,
-            "harness_digests": scripts,
-            "trial_outputs_digest": canonical_digest(outputs),
-            **runner_info(),
-        },
+    attestation = Attestation(
+        **runner_info(),
+        run_id=run_dir.name,
+        created_at=now(),
+        resolved_experiment_digest=(run_dir / "resolved_experiment.digest").read_text().strip(),
+        dataset_digest=file_digest(resolved.dataset_path),
+        harness_command=command,
+        harness_digests=scripts,
+        # Each record as written (the fields it holds), so the digest can be recomputed from the files.
+        trial_outputs_digest=canonical_digest(
+            [o.model_dump(mode="json", exclude_unset=True) for o in outputs]
+        ),
     )
+    write_model(run_dir / "attestation.json", attestation)
+    return attestation

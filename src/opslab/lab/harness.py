@@ -1,32 +1,30 @@
 """Running the user's harness for one trial: argv (never a shell), sanitized environment, process-group
-timeout, output validated against the harness protocol's JSON Schema. Every failure is a value."""
+timeout (through ``opslab.proc``), output validated against the harness protocol's JSON Schema. Every
+failure is a value."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import heapq
-import itertools
 import json
 import os
 import shutil
-import signal
 import stat
-import subprocess
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import fastjsonschema
 
+from opslab import proc
+from opslab.lab.records import OUTCOMES, Outcome
+
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["outcome"],
     "properties": {
         "schema_version": {"type": "integer"},
-        "outcome": {"enum": ["success", "failure", "error", "timeout", "skipped"]},
+        "outcome": {"enum": list(OUTCOMES)},
         "metrics": {"type": "object", "additionalProperties": {"type": ["number", "boolean", "null"]}},
         "result": {},
         "error": {"type": ["string", "object", "null"]},
@@ -74,7 +72,7 @@ def output_problem(output: Any, *, trainer: bool) -> str | None:
 
 @dataclass
 class HarnessResult:
-    outcome: str
+    outcome: Outcome
     output: dict[str, Any]
     exit_code: int | None
     duration_ms: float
@@ -122,43 +120,25 @@ def run_harness(
     stderr: StrPath,
     output_path: StrPath,
     trainer: bool,
+    tie_to_parent: bool = False,
 ) -> HarnessResult:
-    start = time.perf_counter()
-    with open(stdout, "wb") as out, open(stderr, "wb") as err:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return HarnessResult("error", {}, None, 0.0, f"could not start harness {argv[0]!r}: {exc}")
-        # One shared watchdog kills the group at the deadline while wait() blocks in waitpid:
-        # Popen.wait(timeout) would poll with sleeps, and a timer thread per trial costs a millisecond.
-        timed_out = threading.Event()
-
-        def expire() -> None:
-            timed_out.set()
-            _kill_group(proc)
-
-        ticket = WATCHDOG.arm(timeout_s, expire)
-        try:
-            code = proc.wait()
-        finally:
-            WATCHDOG.disarm(ticket)
-        if timed_out.is_set():
-            return HarnessResult(
-                "error",
-                {},
-                None,
-                (time.perf_counter() - start) * 1000,
-                f"timeout: no exit within {timeout_s:g} s (process group killed)",
-            )
-    duration = (time.perf_counter() - start) * 1000
+    res = proc.run(
+        argv,
+        timeout_s=timeout_s,
+        cwd=cwd,
+        env=env,
+        stdout=stdout,
+        stderr=stderr,
+        tie_to_parent=tie_to_parent,
+    )
+    duration = res.duration_s * 1000
+    if res.start_error:
+        return HarnessResult("error", {}, None, 0.0, f"harness: {res.start_error}")
+    if res.timed_out:
+        return HarnessResult(
+            "error", {}, None, duration, f"timeout: no exit within {timeout_s:g} s (process group killed)"
+        )
+    code = res.returncode
     if code != 0:
         return HarnessResult("error", {}, code, duration, f"harness exited with code {code}")
     try:
@@ -179,60 +159,7 @@ def run_harness(
     problem = output_problem(output, trainer=trainer)
     if problem:
         return HarnessResult("error", {}, code, duration, f"trial_output.json invalid at {problem}")
-    return HarnessResult(str(output["outcome"]), output, code, duration, None)
-
-
-class Watchdog:
-    """A single thread that runs callbacks at their deadlines (for thousands of short trials)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Callable[[], None]]] = []
-        self._cancelled: set[int] = set()
-        self._seq = itertools.count()
-        self._thread: threading.Thread | None = None
-
-    def arm(self, seconds: float, callback: Callable[[], None]) -> int:
-        ticket = next(self._seq)
-        with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, callback))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="opslab-lab-watchdog", daemon=True)
-                self._thread.start()
-            self._cond.notify()
-        return ticket
-
-    def disarm(self, ticket: int) -> None:
-        with self._cond:
-            self._cancelled.add(ticket)
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while self._heap and self._heap[0][1] in self._cancelled:
-                    self._cancelled.discard(heapq.heappop(self._heap)[1])
-                if not self._heap:
-                    self._cond.wait()
-                    continue
-                deadline, ticket, callback = self._heap[0]
-                wait = deadline - time.monotonic()
-                if wait > 0:
-                    self._cond.wait(wait)
-                    continue
-                heapq.heappop(self._heap)
-            callback()
-
-
-WATCHDOG = Watchdog()
-
-
-def _fresh_watchdog_after_fork() -> None:
-    # A forked worker inherits the watchdog object but not its thread: give it its own.
-    global WATCHDOG
-    WATCHDOG = Watchdog()
-
-
-os.register_at_fork(after_in_child=_fresh_watchdog_after_fork)
+    return HarnessResult(output["outcome"], output, code, duration, None)  # schema-checked
 
 
 @functools.lru_cache(maxsize=64)
@@ -241,16 +168,3 @@ def resolve_program(program: str, path: str) -> str:
     if os.sep in program:
         return program
     return shutil.which(program, path=path) or program
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(2)
-            return
-        except subprocess.TimeoutExpired:
-            continue

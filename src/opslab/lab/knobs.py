@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -102,13 +103,16 @@ def validate_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
         if knob_id in knobs:
             raise InvalidInput.for_field(f"{where}.id", f"{knob_id!r} is declared twice")
         _pointer_parts(str(knob.get("json_pointer", "")), f"{where}.json_pointer")
-        if knob.get("type") not in _TYPES:
+        if not isinstance(knob.get("type"), str) or knob["type"] not in _TYPES:
             raise InvalidInput.for_field(
                 f"{where}.type", f"one of {sorted(_TYPES)}, got {knob.get('type')!r}"
             )
         for bound in ("minimum", "maximum"):
-            if bound in knob and (not isinstance(knob[bound], int | float) or isinstance(knob[bound], bool)):
-                raise InvalidInput.for_field(f"{where}.{bound}", "must be a number")
+            b = knob.get(bound)
+            if bound in knob and (
+                not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b)
+            ):
+                raise InvalidInput.for_field(f"{where}.{bound}", "must be a finite number")
         if "minimum" in knob and "maximum" in knob and knob["minimum"] > knob["maximum"]:
             raise InvalidInput.for_field(f"{where}.minimum", "is above the maximum")
         for key, allowed in (("role", ROLES), ("scientific_role", SCIENTIFIC_ROLES)):
@@ -122,6 +126,8 @@ def _check_value(knob: dict[str, Any], value: Any, field: str) -> None:
     expected = _TYPES[knob["type"]]
     if not isinstance(value, expected) or (knob["type"] != "boolean" and isinstance(value, bool)):
         raise InvalidInput.for_field(field, f"expected {knob['type']}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInput.for_field(field, f"must be a finite number, got {value!r}")
     if "minimum" in knob and value < knob["minimum"]:
         raise InvalidInput.for_field(field, f"{value} is below the minimum {knob['minimum']}")
     if "maximum" in knob and value > knob["maximum"]:

@@ -6,47 +6,53 @@ The process pool is deliberately thin: workers take the next trial index from a 
 report each finished trial as one line on a pipe (``concurrent.futures.ProcessPoolExecutor`` pickles a
 call and a result per trial through two queues and a manager thread; measured here, that cost the runner
 as much CPU as the trials' own bookkeeping). Worker processes die with the runner (PR_SET_PDEATHSIG on
-Linux), so a runner killed mid-run leaves nothing starting new trials; `--resume` then runs exactly
-the trials without an output.
+Linux) and take their running harnesses with them, so a runner killed mid-run leaves nothing running;
+`--resume` then runs exactly the trials without an output.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import json
 import math
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import traceback
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
+from opslab import proc
 from opslab.errors import OperationFailed
 from opslab.lab.plan import Trial
+from opslab.lab.records import Outcome
 from opslab.lab.trial import TrialContext, run_trial
 
-_PR_SET_PDEATHSIG = 1
 # Threads per worker process once there are more slots than this many processes per core: trials that
 # mostly wait (remote APIs) need concurrency, not one process each.
 PROCESSES_PER_CPU = 2
 
 
+class TrialDone(NamedTuple):
+    """A finished trial as the pool reports it; its full record is on disk by then."""
+
+    trial_id: str
+    outcome: Outcome
+
+
 def run_pool(
     ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], concurrency: int
-) -> Iterator[dict[str, Any]]:
-    """Run ``trials`` with at most ``concurrency`` at once; yield ``{trial_id, outcome}`` as each finishes
-    (the full record is on disk by then)."""
+) -> Iterator[TrialDone]:
+    """Run ``trials`` with at most ``concurrency`` at once; yield each as it finishes."""
     if not trials:
         return
     slots = min(concurrency, len(trials))
     if slots > 1 and "fork" in multiprocessing.get_all_start_methods():
         yield from _processes(ctx, trials, attempts, slots)
         return
+    ctx.tie_to_runner = True
     with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="opslab-trial") as pool:
         futures = [(t.trial_id, pool.submit(run_trial, ctx, t, attempt=attempts[t.trial_id])) for t in trials]
         try:
@@ -55,7 +61,7 @@ def run_pool(
                     record = f.result()
                 except Exception as exc:
                     raise _failed(f"{trial_id}: {_describe(exc)}") from exc
-                yield {"trial_id": record["trial_id"], "outcome": record["outcome"]}
+                yield TrialDone(record.trial_id, record.outcome)
         finally:
             for _, f in futures:
                 f.cancel()
@@ -63,7 +69,7 @@ def run_pool(
 
 def _processes(
     ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[TrialDone]:
     mp = multiprocessing.get_context("fork")
     processes = min(slots, PROCESSES_PER_CPU * (os.cpu_count() or 1))
     threads = math.ceil(slots / processes)
@@ -99,7 +105,7 @@ def _processes(
                         counter.value = len(trials)  # stop handing out trials
                     continue
                 reported += 1
-                yield msg
+                yield TrialDone(msg["trial_id"], msg["outcome"])
     finally:
         with counter.get_lock():
             counter.value = len(trials)
@@ -129,8 +135,10 @@ def _worker_main(
 ) -> None:
     # Ctrl-C is the runner's to handle; the worker stops when the runner stops handing out trials.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    # The runner gone (kill -9 included): take the running harnesses down too, then go. Without this
+    # they would run on, re-parented, with no deadline, writing into workspaces a resume reuses.
+    signal.signal(signal.SIGTERM, _runner_gone)
+    proc.die_with_parent(signal.SIGTERM)
     if os.getppid() != parent:  # the runner died before the line above took effect
         os._exit(1)
 
@@ -144,7 +152,7 @@ def _worker_main(
             t = trials[i]
             try:
                 record = run_trial(ctx, t, attempt=attempts[t.trial_id])
-                msg: dict[str, Any] = {"trial_id": t.trial_id, "outcome": record["outcome"]}
+                msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome}
             except BaseException as exc:  # report, then stop this worker: the runner decides
                 msg = {"trial_id": t.trial_id, "exception": _describe(exc)}
             # One line well under PIPE_BUF: a single write, never interleaved with another worker's.
@@ -160,6 +168,11 @@ def _worker_main(
         th.start()
     for th in pool:
         th.join()
+
+
+def _runner_gone(signum: int, frame: object) -> None:
+    proc.kill_running()
+    os._exit(1)
 
 
 def _describe(exc: BaseException) -> str:

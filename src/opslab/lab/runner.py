@@ -3,24 +3,31 @@ resumable after any interruption (even kill -9), errored trials re-runnable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import fcntl
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from opslab.errors import InvalidInput, NotFound
+from pydantic import JsonValue
+
+from opslab.errors import Conflict, InvalidInput, NotFound
 from opslab.lab.artifacts import (
-    SCHEMA_VERSION,
     canonical_digest,
     new_run_id,
     now,
     read_json,
-    runner_info,
+    read_model,
     write_json,
+    write_model,
 )
 from opslab.lab.config import Resolved
 from opslab.lab.plan import Trial, expand_trials
-from opslab.lab.pool import run_pool
+from opslab.lab.pool import TrialDone, run_pool
+from opslab.lab.records import Isolation, Manifest, Retry, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
 
@@ -32,51 +39,45 @@ class LabProgress:
     message: str
 
 
-ProgressFn = Callable[[LabProgress], None]
+LabProgressFn = Callable[[LabProgress], None]
+TrialDoneFn = Callable[[TrialDone], None]
 
 
-def isolation_note(resolved: Resolved) -> dict[str, Any]:
+def isolation_note(resolved: Resolved) -> Isolation:
     mode = resolved.config.runtime.network.mode
-    return {
-        "sandbox": "local",
-        "container_image": resolved.config.runtime.sandbox.image,
-        "network_mode": mode,
-        "network_enforced": False,
-        "note": (
+    return Isolation(
+        sandbox="local",
+        container_image=resolved.config.runtime.sandbox.image,
+        network_mode=mode,
+        network_enforced=False,
+        note=(
             "trials run as local processes; network mode is recorded, not enforced"
             if mode != "full"
             else "trials run as local processes with full network"
         ),
-    }
+    )
 
 
-def prepare_run(resolved: Resolved, *, overrides: dict[str, Any] | None = None) -> Path:
+def prepare_run(resolved: Resolved, *, overrides: Mapping[str, JsonValue] | None = None) -> Path:
     run_id = new_run_id()
     run_dir = resolved.lab_dir / "runs" / run_id
     run_dir.mkdir(parents=True)
     data = resolved.config.model_dump(mode="json")
     write_json(run_dir / "resolved_experiment.json", data)
     (run_dir / "resolved_experiment.digest").write_text(canonical_digest(data) + "\n")
-    trials = expand_trials(resolved)
-    write_json(
-        run_dir / "manifest.json",
-        {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_id,
-            "experiment_id": resolved.config.experiment.id,
-            "experiment_path": str(resolved.experiment_path),
-            "project_root": str(resolved.project_root),
-            "dataset_path": str(resolved.dataset_path),
-            "created_at": now(),
-            "finished_at": None,
-            "status": "running",
-            "total_trials": len(trials),
-            "overrides": overrides or {},
-            "isolation": isolation_note(resolved),
-            "retries": [],
-            **runner_info(),
-        },
+    manifest = Manifest(
+        **runner_info(),
+        run_id=run_id,
+        experiment_id=resolved.config.experiment.id,
+        experiment_path=str(resolved.experiment_path),
+        project_root=str(resolved.project_root),
+        dataset_path=str(resolved.dataset_path),
+        created_at=now(),
+        total_trials=len(expand_trials(resolved)),
+        overrides=dict(overrides or {}),
+        isolation=isolation_note(resolved),
     )
+    write_model(run_dir / "manifest.json", manifest)
     return run_dir
 
 
@@ -90,11 +91,44 @@ def resolved_for_run(run_dir: Path, resolved_now: Resolved) -> Resolved:
     return resolved_now
 
 
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
 def find_run(resolved: Resolved, run_id: str) -> Path:
+    """The directory of an existing run; an id that cannot name one (too long, a path) is not found."""
     run_dir = resolved.lab_dir / "runs" / run_id
-    if "/" in run_id or not (run_dir / "manifest.json").is_file():
-        raise NotFound(f"no lab run {run_id!r} under {resolved.lab_dir / 'runs'}", details={"run_id": run_id})
+    if not RUN_ID.fullmatch(run_id) or not (run_dir / "manifest.json").is_file():
+        shown = run_id if len(run_id) <= 80 else run_id[:77] + "..."
+        raise NotFound(f"no lab run {shown!r} under {resolved.lab_dir / 'runs'}", details={"run_id": shown})
     return run_dir
+
+
+@contextlib.contextmanager
+def own_run(run_dir: Path, *, wait_s: float = 5.0) -> Iterator[None]:
+    """Hold the run directory's lock while running it: a second runner (or a resume) waits up to
+    ``wait_s`` for the owner to go, then refuses. The lock is an flock, so the kernel drops it when the
+    owner dies, kill -9 included — and only once its trial workers, which share it, are gone too."""
+    fd = os.open(run_dir / "runner.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise Conflict(
+                        f"lab run {run_dir.name} is being run by another runner (pid {owner}); "
+                        "wait for it to finish or stop it, then --resume",
+                        details={"run_id": run_dir.name, "pid": owner},
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def execute(
@@ -104,51 +138,52 @@ def execute(
     concurrency: int,
     env_base: dict[str, str],
     retry_errors: bool = False,
-    progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+    progress: LabProgressFn | None = None,
+    on_trial: TrialDoneFn | None = None,
+) -> Manifest:
+    """Run every trial of the plan without a record yet (and, with ``retry_errors``, those that errored).
+    ``on_trial`` hears of each trial as it finishes, in this process."""
     trials = expand_trials(resolved)
-    manifest = read_json(run_dir / "manifest.json")
+    manifest_path = run_dir / "manifest.json"
+    manifest = read_model(manifest_path, Manifest)
     pending: list[Trial] = []
-    retried: list[dict[str, Any]] = []
+    retried: list[Retry] = []
     for t in trials:
         out = run_dir / "trials" / t.trial_id / "trial_output.json"
         if not out.is_file():
             pending.append(t)
             continue
         if retry_errors:
-            previous = read_json(out)
-            if previous.get("outcome") == "error":
-                retried.append({"trial_id": t.trial_id, "previous_error": previous.get("error"), "at": now()})
+            previous = read_model(out, TrialRecord)
+            if previous.outcome == "error":
+                retried.append(Retry(trial_id=t.trial_id, previous_error=previous.error, at=now()))
                 pending.append(t)
     if retried:
-        manifest["retries"] = [*manifest.get("retries", []), *retried]
-        write_json(run_dir / "manifest.json", manifest)
-    retried_ids = {r["trial_id"] for r in retried}
+        manifest.retries = [*manifest.retries, *retried]
+        write_model(manifest_path, manifest)
+    retried_ids = {r.trial_id for r in retried}
     total, already = len(trials), len(trials) - len(pending)
     if progress:
         progress(LabProgress(already, 0, total, "starting"))
     ctx = TrialContext(resolved, run_dir, env_base)
     attempts = {t.trial_id: 2 if t.trial_id in retried_ids else 1 for t in pending}
-    count = _counter(already, total, progress)
-    for record in run_pool(ctx, pending, attempts, max(1, concurrency)):
-        count(record)
-    final: dict[str, Any] = read_json(run_dir / "manifest.json")
-    final.update(status="completed", finished_at=now())
-    write_json(run_dir / "manifest.json", final, durable=True)
+    tally = _Tally(already, total, progress)
+    for done in run_pool(ctx, pending, attempts, max(1, concurrency)):
+        tally.count(done)
+        if on_trial:
+            on_trial(done)
+    final = read_model(manifest_path, Manifest)
+    final.status, final.finished_at = "completed", now()
+    write_model(manifest_path, final, durable=True)
     return final
 
 
-def _counter(already: int, total: int, progress: ProgressFn | None) -> Callable[[dict[str, Any]], None]:
-    state = {"done": already, "failed": 0}
+class _Tally:
+    def __init__(self, already: int, total: int, progress: LabProgressFn | None) -> None:
+        self.done, self.failed, self.total, self.progress = already, 0, total, progress
 
-    def count(result: dict[str, Any]) -> None:
-        state["done"] += 1
-        state["failed"] += result["outcome"] == "error"
-        if progress:
-            progress(
-                LabProgress(
-                    state["done"], state["failed"], total, f"{result['trial_id']} {result['outcome']}"
-                )
-            )
-
-    return count
+    def count(self, done: TrialDone) -> None:
+        self.done += 1
+        self.failed += done.outcome == "error"
+        if self.progress:
+            self.progress(LabProgress(self.done, self.failed, self.total, f"{done.trial_id} {done.outcome}"))

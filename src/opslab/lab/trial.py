@@ -7,17 +7,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opslab.lab.artifacts import SCHEMA_VERSION, write_text
+from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
+from opslab.lab.events import count_events, read_events
 from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
 from opslab.lab.plan import Trial
+from opslab.lab.records import (
+    SCHEMA_VERSION,
+    TRAINER_FIELDS,
+    Objective,
+    TrialInput,
+    TrialRecord,
+    VariantRef,
+)
 from opslab.lab.workspace import Template, diff
 
-TRAINER_FIELDS = ("objective", "train_loss", "val_acc", "wall_time_s", "checkpoints")
+_INPUT_FIELDS = frozenset(TrialInput.model_fields)  # every field, always set
+_RECORD_FIELDS = frozenset(
+    ("schema_version", "trial_id", "variant_id", "task_id", "replication", "seed", "outcome", "metrics")
+    + ("result", "error", "exit_code", "duration_ms", "attempt", "event_counts", "started_at", "ended_at")
+)
 
 
 @dataclass
@@ -27,6 +42,9 @@ class TrialContext:
     resolved: Resolved
     run_dir: Path
     env_base: dict[str, str]
+    # Harnesses started on the runner's own threads die with it (PR_SET_PDEATHSIG); worker processes
+    # take theirs down themselves when the runner goes (see pool).
+    tie_to_runner: bool = False
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
     pre_json: str = field(init=False)  # path of the shared pre-run snapshot
@@ -41,7 +59,7 @@ class TrialContext:
         write_text(self.pre_json, _dumps(self.pre), durable=True)
 
 
-def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any]:
+def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
     cfg = ctx.resolved.config
     run_id = ctx.run_dir.name
     tdir = os.path.join(ctx.run_dir, "trials", t.trial_id)
@@ -51,23 +69,25 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
     os.mkdir(tdir)
     os.mkdir(out_dir)
     os.mkdir(state_dir)
-    trial_input = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "trial_id": t.trial_id,
-        "experiment_id": cfg.experiment.id,
-        "suite_id": cfg.dataset.suite_id,
-        "split_id": cfg.dataset.split_id,
-        "task_id": t.task_id,
-        "task": t.task,
-        "variant": {"id": t.variant_id, "bindings": t.bindings},
-        "variant_id": t.variant_id,
-        "bindings": t.bindings,
-        "replication": t.replication,
-        "seed": t.seed,
-    }
+    # Built by the runner from validated config and plan: constructed, not validated again.
+    trial_input = TrialInput.model_construct(
+        set(_INPUT_FIELDS),
+        schema_version=SCHEMA_VERSION,
+        run_id=run_id,
+        trial_id=t.trial_id,
+        experiment_id=cfg.experiment.id,
+        suite_id=cfg.dataset.suite_id,
+        split_id=cfg.dataset.split_id,
+        task_id=t.task_id,
+        task=t.task,
+        variant=VariantRef.model_construct(id=t.variant_id, bindings=t.bindings),
+        variant_id=t.variant_id,
+        bindings=t.bindings,
+        replication=t.replication,
+        seed=t.seed,
+    )
     input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
-    write_text(tdir + "/trial_input.json", json.dumps(trial_input), atomic=False)
+    write_text(tdir + "/trial_input.json", trial_input.model_dump_json(), atomic=False)
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
     os.link(ctx.pre_json, state_dir + "/pre.json")
@@ -85,6 +105,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
     )
     argv = build_argv(cfg.runtime.harness.command, input_path, output_path)
     argv[0] = resolve_program(argv[0], env.get("PATH", ""))
+    started = time.time()
     res = run_harness(
         argv=argv,
         cwd=ws,
@@ -94,59 +115,46 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> dict[str, Any
         stderr=out_dir + "/stderr.log",
         output_path=output_path,
         trainer=cfg.experiment.workload_type == "trainer",
+        tie_to_parent=ctx.tie_to_runner,
     )
     post = ctx.template.snapshot(ws)
     write_text(state_dir + "/post.json", _dumps(post), atomic=False)
     write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
     events = (
-        _events(events_path, ws + "/harness_events.jsonl")
+        read_events(events_path, ws + "/harness_events.jsonl")
         if cfg.runtime.harness.integration_level != "cli_basic"
         else []
     )
-    record: dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        **{k: trial_input[k] for k in ("trial_id", "variant_id", "task_id", "replication", "seed")},
-        "outcome": res.outcome,
-        "metrics": res.output.get("metrics") or {},
-        "result": res.output.get("result"),
-        "error": res.error or res.output.get("error"),
-        "exit_code": res.exit_code,
-        "duration_ms": round(res.duration_ms, 3),
-        "attempt": attempt,
-        "event_counts": _count(events),
-        **{k: res.output[k] for k in TRAINER_FIELDS if k in res.output},
-    }
-    # Written last, atomically and fsynced: its presence means the trial is done.
-    write_text(tdir + "/trial_output.json", json.dumps(record, default=str), durable=True)
+    output = res.output
+    trainer = {k: output[k] for k in TRAINER_FIELDS if k in output}
+    if isinstance(trainer.get("objective"), dict):
+        trainer["objective"] = Objective.model_construct(**trainer["objective"])
+    # The harness's output passed the protocol's JSON Schema: constructed, not validated again.
+    record = TrialRecord.model_construct(
+        set(_RECORD_FIELDS.union(trainer)),
+        schema_version=SCHEMA_VERSION,
+        trial_id=t.trial_id,
+        variant_id=t.variant_id,
+        task_id=t.task_id,
+        replication=t.replication,
+        seed=t.seed,
+        outcome=res.outcome,
+        metrics=output.get("metrics") or {},
+        result=output.get("result"),
+        error=res.error or output.get("error"),
+        exit_code=res.exit_code,
+        duration_ms=round(res.duration_ms, 3),
+        attempt=attempt,
+        event_counts=count_events(events),
+        started_at=datetime.fromtimestamp(started, UTC),
+        ended_at=datetime.fromtimestamp(started + res.duration_ms / 1000, UTC),
+        **trainer,
+    )
+    # Written last, atomically and fsynced: its presence means the trial is done. Only the fields set
+    # are written: the trainer fields appear when the harness reported them.
+    write_text(tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=True)
     return record
 
 
 def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
-
-
-def _events(*paths: str) -> list[dict[str, Any]]:
-    for p in paths:
-        try:
-            with open(p, errors="replace") as f:
-                lines = f.read().splitlines()
-        except (FileNotFoundError, IsADirectoryError):
-            continue
-        out = []
-        for line in lines:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-        return out
-    return []
-
-
-def _count(events: list[dict[str, Any]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for ev in events:
-        kind = str(ev.get("type") or ev.get("event") or "event")
-        counts[kind] = counts.get(kind, 0) + 1
-    return counts

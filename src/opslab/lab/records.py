@@ -1,0 +1,186 @@
+"""The lab's files as typed models, each carrying a ``schema_version``: the trial input the harness reads
+(``trial_input.json``), the trial record the runner writes (``trial_output.json``), the run's manifest
+and its attestation.
+
+Written with ``model_dump_json``, read with ``model_validate_json``. Reading is lenient one way only:
+fields added since a file was written take their defaults, and keys this version does not know are kept
+(a newer runner's, or a harness's where the seed lets it add its own). The runner builds its own records
+with ``model_construct`` — values it made itself need no second validation on the per-trial path.
+"""
+
+from __future__ import annotations
+
+import platform
+from datetime import datetime
+from typing import Annotated, Literal, get_args
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, PlainSerializer
+
+from opslab import __version__
+from opslab.lab.config import NetworkMode
+
+SCHEMA_VERSION = 1
+
+Outcome = Literal["success", "failure", "error", "timeout", "skipped"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+RunStatus = Literal["running", "completed"]
+# A harness metric: the protocol's JSON Schema allows numbers, booleans and null. Order matters: a
+# union tries exact types first, so 1 stays 1 and true stays true when a record is read back.
+Metric = bool | int | float | None
+TrialError = str | dict[str, JsonValue] | None
+
+
+def _seconds(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+def _millis(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds")
+
+
+# UTC timestamps as the files have always held them (``2026-01-02T03:04:05+00:00``).
+Timestamp = Annotated[AwareDatetime, PlainSerializer(_seconds, return_type=str)]
+PreciseTimestamp = Annotated[AwareDatetime, PlainSerializer(_millis, return_type=str)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class VariantRef(_Record):
+    id: str
+    bindings: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class TrialInput(_Record):
+    """``trial_input.json``: what the harness gets — the task verbatim, the variant, the ids, the seed."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    trial_id: str
+    experiment_id: str
+    suite_id: str
+    split_id: str
+    task_id: str
+    task: dict[str, JsonValue]
+    variant: VariantRef
+    variant_id: str
+    bindings: dict[str, JsonValue] = Field(default_factory=dict)
+    replication: int
+    seed: int
+
+
+class Objective(_Record):
+    """A trainer workload's objective (required of ``trainer`` harness outputs)."""
+
+    name: str
+    value: float
+    direction: Literal["minimize", "maximize"]
+
+
+TRAINER_FIELDS = ("objective", "train_loss", "val_acc", "wall_time_s", "checkpoints")
+
+
+class TrialRecord(_Record):
+    """``trials/<id>/trial_output.json``: one finished trial, written last (its presence means done).
+
+    ``started_at`` / ``ended_at`` (the harness process) were added after the first records were written:
+    older records read with None. The trainer fields are written only when the harness reported them.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    trial_id: str
+    variant_id: str
+    task_id: str
+    replication: int
+    seed: int
+    outcome: Outcome
+    metrics: dict[str, Metric] = Field(default_factory=dict)
+    result: JsonValue = None
+    error: TrialError = None
+    exit_code: int | None = None
+    duration_ms: float = 0.0
+    attempt: int = 1
+    event_counts: dict[str, int] = Field(default_factory=dict)
+    objective: Objective | None = None
+    train_loss: float | None = None
+    val_acc: float | None = None
+    wall_time_s: float | None = None
+    checkpoints: list[JsonValue] | None = None
+    started_at: PreciseTimestamp | None = None
+    ended_at: PreciseTimestamp | None = None
+
+    def error_text(self) -> str | None:
+        """The error as one string (a harness may report an object)."""
+        if self.error is None or isinstance(self.error, str):
+            return self.error
+        message = self.error.get("message")
+        return message if isinstance(message, str) else str(self.error)
+
+
+class Isolation(_Record):
+    """How trials were isolated; the network mode is recorded, and whether it was enforced."""
+
+    sandbox: Literal["local", "container"] = "local"
+    container_image: str | None = None
+    network_mode: NetworkMode = "none"
+    network_enforced: bool = False
+    note: str = ""
+
+
+class Retry(_Record):
+    """A trial re-run by ``--retry-errors``: which, the error it had, when."""
+
+    trial_id: str
+    previous_error: TrialError = None
+    at: Timestamp
+
+
+def runner_info() -> dict[str, str]:
+    """The runner fields of a manifest or attestation: which runner, on which Python and platform."""
+    return {
+        "runner": "opslab",
+        "runner_version": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+class Manifest(_Record):
+    """``manifest.json``: the run's metadata — experiment, paths, timestamps, status, overrides, isolation,
+    retries, and the runner that made it."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    experiment_id: str
+    experiment_path: str
+    project_root: str
+    dataset_path: str
+    created_at: Timestamp
+    finished_at: Timestamp | None = None
+    status: RunStatus = "running"
+    total_trials: int = 0
+    overrides: dict[str, JsonValue] = Field(default_factory=dict)
+    isolation: Isolation = Field(default_factory=Isolation)
+    retries: list[Retry] = Field(default_factory=list)
+    runner: str = "opslab"
+    runner_version: str = ""
+    python: str = ""
+    platform: str = ""
+
+
+class Attestation(_Record):
+    """``attestation.json``: digests of the experiment, dataset, harness files and every trial record."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    created_at: Timestamp
+    resolved_experiment_digest: str
+    dataset_digest: str | None = None
+    harness_command: list[str] = Field(default_factory=list)
+    harness_digests: dict[str, str | None] = Field(default_factory=dict)
+    trial_outputs_digest: str
+    runner: str = "opslab"
+    runner_version: str = ""
+    python: str = ""
+    platform: str = ""

@@ -1,0 +1,204 @@
+"""The lab's use case: run an experiment, start to finish — what ``opslab lab run`` (and its strict and dev
+siblings) do, for the CLI, the API's jobs and a dashboard alike.
+
+``run_experiment`` resolves the experiment (with knob overrides), applies the run mode's network policy,
+starts or resumes the run, executes the trials (reporting each finished one as an agent run when a
+reporter is given), analyses the run and returns a ``LabRun``. It prints nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, JsonValue
+
+from opslab.errors import InvalidInput, PolicyViolation
+from opslab.lab.config import Resolved, read_yaml, resolve
+from opslab.lab.knobs import apply_overrides
+from opslab.lab.records import Outcome, RunStatus
+from opslab.lab.report import ReporterSource, ReportQueue, ReportTally, TrialSource
+from opslab.lab.runner import (
+    LabProgress,
+    LabProgressFn,
+    execute,
+    find_run,
+    own_run,
+    prepare_run,
+    resolved_for_run,
+)
+
+RunMode = Literal["run", "run-dev", "run-experiment"]
+
+
+class VariantResult(BaseModel):
+    """One variant's line of the run's table: trials, successes (with a Wilson 95% interval), errors."""
+
+    n: int
+    successes: int
+    errors: int
+    success_rate: float | None
+    success_ci: tuple[float, float]
+
+
+class LabRun(BaseModel):
+    """A finished lab run, as ``opslab lab run --json`` reports it (less ``variants``, ``comparisons``)."""
+
+    run_id: str
+    run_dir: Path
+    status: RunStatus
+    total_trials: int
+    outcomes: dict[Outcome, int]
+    tables: dict[str, int]
+    retried: int
+    reported: int = 0  # trials stored as agent runs by the reporter
+    report_failures: int = 0
+    report_error: str | None = None
+    variants: dict[str, VariantResult]
+    comparisons: list[dict[str, JsonValue]] = []  # treatment vs baseline, as in analysis/comparison.json
+
+    def envelope(self) -> dict[str, JsonValue]:
+        """The ``run`` object of the CLI's ``--json`` envelope."""
+        return self.model_dump(mode="json", exclude={"variants", "comparisons"})
+
+
+def resolve_with_overrides(
+    experiment_path: Path, overrides: Path | None
+) -> tuple[Resolved, dict[str, JsonValue]]:
+    """The experiment resolved with its knob overrides applied, and the overrides applied."""
+    if overrides is None:
+        return resolve(experiment_path), {}
+    data, applied = apply_overrides(read_yaml(experiment_path), overrides)
+    return resolve(experiment_path, data), applied
+
+
+def check_mode(mode: RunMode, resolved: Resolved) -> None:
+    """The run modes' policy: ``run-experiment`` requires network mode ``none`` (checked first, so that is
+    the reason given); ``run-dev`` and ``run-experiment`` need container isolation, which does not exist
+    yet — refused rather than pretended."""
+    network = resolved.config.runtime.network.mode
+    if mode == "run-experiment" and network != "none":
+        raise PolicyViolation(
+            f"network.mode: run-experiment requires 'none', the experiment says {network!r}",
+            details={"field": "runtime.network.mode"},
+        )
+    if mode in ("run-dev", "run-experiment"):
+        raise PolicyViolation(
+            f"{mode} runs trials in containers, and no container isolation backend is available yet; "
+            "use `opslab lab run` for local trials (network mode is recorded, not enforced)",
+            details={"command": mode, "available": ["run"]},
+        )
+
+
+def run_experiment(
+    experiment_path: Path,
+    *,
+    mode: RunMode = "run",
+    overrides: Path | None = None,
+    resume: str | None = None,
+    retry_errors: bool = False,
+    concurrency: int | None = None,
+    env_base: Mapping[str, str],
+    progress: LabProgressFn | None = None,
+    reporter: ReporterSource | None = None,
+) -> LabRun:
+    """Run (or, with ``resume``, continue) the experiment at ``experiment_path``; see the module docstring.
+
+    ``env_base`` is the environment trials start from (the sanitization profile then filters it);
+    ``reporter`` receives every trial finished by this call as an agent run.
+    """
+    resolved, applied = resolve_with_overrides(experiment_path, overrides)
+    check_mode(mode, resolved)
+    if retry_errors and not resume:
+        raise InvalidInput.for_field("--retry-errors", "needs --resume RUN_ID")
+    if concurrency is not None and concurrency < 1:
+        raise InvalidInput.for_field("concurrency", f"at least 1, got {concurrency}")
+    if resume:
+        run_dir = find_run(resolved, resume)
+        resolved_for_run(run_dir, resolved)
+    else:
+        run_dir = prepare_run(resolved, overrides=applied)
+    prefetch = _Prefetch()
+
+    def on_progress(p: LabProgress) -> None:
+        if progress:
+            progress(p)
+        if p.message != "starting":
+            prefetch.start()  # the workers are forked by now: import the analysis while trials run
+
+    reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
+    try:
+        with own_run(run_dir):
+            manifest = execute(
+                resolved,
+                run_dir,
+                concurrency=concurrency or os.cpu_count() or 1,
+                env_base=dict(env_base),
+                retry_errors=retry_errors,
+                progress=on_progress,
+                on_trial=reports.submit if reports else None,
+            )
+            from opslab.lab.finish import analyse_run  # NumPy and SciPy: imported while the trials ran
+
+            analysis = analyse_run(resolved, run_dir)
+    except KeyboardInterrupt:
+        if reports:
+            reports.close(wait=False)
+        raise
+    except Exception:
+        if reports:
+            reports.close()  # what finished is still worth reporting
+        raise
+    tally = reports.close() if reports else ReportTally()
+    comparison = analysis.comparison
+    return LabRun(
+        run_id=run_dir.name,
+        run_dir=run_dir,
+        status=manifest.status,
+        total_trials=len(analysis.outputs),
+        outcomes=analysis.outcomes,
+        tables=analysis.tables,
+        retried=len(manifest.retries),
+        reported=tally.reported,
+        report_failures=tally.failures,
+        report_error=tally.error,
+        variants={
+            vid: VariantResult.model_validate(v, strict=False) for vid, v in comparison["variants"].items()
+        },
+        comparisons=comparison["comparisons"],
+    )
+
+
+def _trial_source(resolved: Resolved, run_dir: Path) -> TrialSource:
+    cfg = resolved.config
+    return TrialSource(
+        run_dir=run_dir,
+        experiment_id=cfg.experiment.id,
+        harness_command=list(cfg.runtime.harness.command),
+        bindings={v.id: dict(v.bindings) for v in cfg.variants.all()},
+        with_events=cfg.runtime.harness.integration_level != "cli_basic",
+    )
+
+
+class _Prefetch:
+    """Imports the analysis (NumPy, SciPy) on a low-priority thread while the trials run."""
+
+    def __init__(self) -> None:
+        self._thread = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
+
+    def start(self) -> None:
+        if self._thread.ident is None:
+            self._thread.start()
+
+
+def _import_analysis() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # Linux: nice this thread alone, not the runner
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    import opslab.lab.finish  # noqa: F401  (NumPy)
+    from opslab.judge import warm_up
+
+    warm_up()  # SciPy
