@@ -46,7 +46,8 @@ def postgres_url() -> Iterator[str]:
     """A fresh database on the test PostgreSQL server for this session (dropped afterwards)."""
     base = make_url(need_service("OPSLAB_TEST_POSTGRES_URL")).set(drivername="postgresql+psycopg")
     name = f"opslab_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    # pre-ping: the PostgreSQL restart drill drops every connection mid-session
+    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))

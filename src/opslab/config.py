@@ -7,29 +7,65 @@ each build one and pass it down.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from opslab.errors import InvalidInput
+
 MIB = 1024 * 1024
+PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "token", "xxx", "todo"})
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPSLAB_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="OPSLAB_", extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="production: refuse to start without an API token and an ingest secret.",
+    )
 
     data_dir: Path = Field(default=Path(".opslab"), description="Where the default database and state live.")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
     )
     redis_url: str | None = Field(default=None, description="Set to run jobs on RQ workers through Redis.")
-    ingest_secret: SecretStr | None = Field(default=None, description="Required X-Ingest-Secret when set.")
+    ingest_secret: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPSLAB_INGEST_SECRET", "APP_INGEST_SECRET", "ingest_secret"),
+        description="Required X-Ingest-Secret on ingestion when set (the seed's APP_INGEST_SECRET too).",
+    )
     api_token: SecretStr | None = Field(
-        default=None, description="Bearer token required by every non-GET route except ingestion."
+        default=None,
+        description="Bearer token required by every route but ingestion and health (reads too, unless "
+        "OPSLAB_PUBLIC_READS=true).",
+    )
+    read_token: SecretStr | None = Field(
+        default=None,
+        description="A second bearer token that may only read (GET), for dashboards and scrapers.",
+    )
+    public_reads: bool = Field(
+        default=False,
+        description="With a token set, leave reads (GET) open to anyone: telemetry holds prompts.",
+    )
+    canary_allowed_targets: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
+        description="Hosts the service may send canary load to (host or host:port); others are refused.",
+    )
+    canary_max_requests: int = Field(
+        default=200_000,
+        ge=1,
+        description="Most requests one canary started from the API may send (QPS x time).",
     )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
     url: str | None = Field(default=None, description="Service URL the CLI talks to (OPSLAB_URL).")
+    knowledge_dir: Path | None = Field(
+        default=None,
+        description="Folder of your own runbooks and incidents (Markdown); default: <data_dir>/knowledge.",
+    )
 
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
     redact_patterns: list[str] = Field(
@@ -51,18 +87,66 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(default=None)
     llm_timeout_s: float = Field(default=20.0, gt=0)
 
-    @field_validator("ingest_secret", "api_token", "llm_api_key")
+    @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key")
     @classmethod
-    def _refuse_empty_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty variable means "not set"; a placeholder secret would silently protect nothing.
-        if value is None or not value.get_secret_value():
+    def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty or placeholder secret would silently protect nothing: refuse it rather than run open.
+        if value is None:
             return None
-        if value.get_secret_value() in {"changeme", "secret", "change-me"}:
-            raise ValueError("refusing a placeholder secret; set a real value or leave it unset")
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise ValueError("empty: set a real value or leave the variable unset")
+        if secret.lower() in PLACEHOLDERS:
+            raise ValueError("a placeholder: set a real value or leave the variable unset")
         return value
+
+    @model_validator(mode="after")
+    def _production_is_protected(self) -> Self:
+        if self.env == "production":
+            missing = [
+                name
+                for name, value in (
+                    ("OPSLAB_API_TOKEN", self.api_token),
+                    ("OPSLAB_INGEST_SECRET", self.ingest_secret),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"OPSLAB_ENV=production needs {' and '.join(missing)}")
+        return self
+
+    @classmethod
+    def load(cls) -> Settings:
+        """Settings from the environment; a refused value is one ``InvalidInput`` naming the variable."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            errors = [
+                {
+                    "field": _variable(err.get("loc", ())),
+                    "message": str(err.get("msg", "")).removeprefix("Value error, "),
+                }
+                for err in exc.errors(include_url=False)
+            ]
+            head = errors[0]
+            raise InvalidInput(f"{head['field']}: {head['message']}", details={"errors": errors}) from None
 
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'opslab.db').resolve()}"
+
+    def secret_values(self) -> tuple[str, ...]:
+        """The secrets this service holds, to mask wherever they would be stored or shown."""
+        found = (self.api_token, self.read_token, self.ingest_secret, self.llm_api_key)
+        return tuple(s.get_secret_value() for s in found if s is not None)
+
+    @property
+    def resolved_knowledge_dir(self) -> Path:
+        return self.knowledge_dir if self.knowledge_dir is not None else self.data_dir / "knowledge"
+
+
+def _variable(loc: tuple[object, ...] | list[object]) -> str:
+    name = str(loc[0]) if loc else "settings"
+    return name if name.isupper() else f"OPSLAB_{name.upper()}"

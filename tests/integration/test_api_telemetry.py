@@ -163,8 +163,10 @@ def test_ingest_secret_token_and_body_cap(guarded: httpx.Client, run_001: dict[s
         guarded.post("/agent-runs", json=run_001, headers={"X-Ingest-Secret": "s3cret-ingest"}).status_code
         == 201
     )
-    # Ingestion needs no API token; reads stay open; any other write needs the bearer token.
-    assert guarded.get("/agent-runs/run-001-sufficient").status_code == 200
+    # Ingestion needs no API token; reads and any other write need the bearer token.
+    assert guarded.get("/agent-runs/run-001-sufficient").status_code == 401
+    auth = {"Authorization": "Bearer tok-123456"}
+    assert guarded.get("/agent-runs/run-001-sufficient", headers=auth).status_code == 200
     big = copy.deepcopy(run_001)
     big["run_id"] = "big"
     big["error_message"] = "x" * 30_000
@@ -179,4 +181,4 @@ def test_ingest_secret_token_and_body_cap(guarded: httpx.Client, run_001: dict[s
 
     r = guarded.post("/agent-runs", content=chunks(), headers={"X-Ingest-Secret": "s3cret-ingest"})
     assert r.status_code == 413
-    assert guarded.get("/agent-runs/big").status_code == 404
+    assert guarded.get("/agent-runs/big", headers=auth).status_code == 404

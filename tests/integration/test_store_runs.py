@@ -130,7 +130,7 @@ def test_overview_is_computed_in_sql_and_matches_a_reference(svc: TelemetryServi
     assert [t.tool for t in ov.top_failing_tools] == ["t0", "t1", "t2"]
     assert sum(t.count for t in ov.top_failing_tools) == 10
     empty = svc.overview(1, now=now + timedelta(days=300))
-    assert (empty.total_runs, empty.success_rate, empty.p95_step_latency_ms) == (0, 0.0, None)
+    assert (empty.total_runs, empty.success_rate, empty.p95_step_latency_ms) == (0, None, None)
 
 
 def test_p95_walks_the_index_from_the_top_with_the_same_answer(svc: TelemetryService, engine: Engine) -> None:

@@ -66,3 +66,12 @@ def test_content_hash_is_stable_and_content_sensitive(run_001: dict[str, Any]) -
     changed = copy.deepcopy(run_001)
     changed["tool_calls"][0]["status_code"] = 429
     assert a != prepare_run(parse_run(changed), redactor=Redactor()).content_hash
+
+
+def test_the_services_own_secrets_are_masked_even_with_redaction_off() -> None:
+    from opslab.telemetry import Redactor
+
+    for enabled in (True, False):
+        r = Redactor(enabled=enabled, known_secrets=("plain-looking-value-123",))
+        assert r.text("leaked plain-looking-value-123 here") == "leaked [REDACTED] here"
+        assert r.value({"note": ["plain-looking-value-123"]}) == {"note": ["[REDACTED]"]}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
+from anyio import to_thread
 from fastapi import Depends, FastAPI
-from fastapi.concurrency import run_in_threadpool
 
 from opslab import __version__
-from opslab.api.deps import require_api_token
-from opslab.api.errors import install_error_handlers
+from opslab.api.deps import add_body_schemas, require_api_token
+from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from opslab.api.routes import canary, metrics, rca, root, telemetry
 from opslab.config import Settings
@@ -20,7 +21,7 @@ from opslab.telemetry import PreparedRun
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or Settings.load()
     runtime = Runtime.build(settings)
     api_metrics = ApiMetrics()
 
@@ -33,12 +34,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if migrate:
-            await run_in_threadpool(upgrade, runtime.engine)
-        await run_in_threadpool(runtime.backend.start)
+            await to_thread.run_sync(upgrade, runtime.engine)
+        await to_thread.run_sync(runtime.backend.start)
         try:
             yield
         finally:
-            await run_in_threadpool(runtime.backend.stop)
+            await to_thread.run_sync(runtime.backend.stop)
             runtime.close()
 
     app = FastAPI(
@@ -47,10 +48,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         description="The operations lab for AI agents and the services they run on.",
         lifespan=lifespan,
         dependencies=[Depends(require_api_token)],
+        responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
     app.state.metrics = api_metrics
     install_error_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_body_schemas(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…

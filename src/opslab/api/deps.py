@@ -5,7 +5,8 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
 from pydantic_core import from_json
 
 from opslab.errors import InvalidInput, Unauthorized
@@ -14,6 +15,8 @@ from opslab.telemetry import TelemetryService
 
 # Ingestion is guarded by the ingest secret, not by the API token: agents in the field hold the former.
 INGEST_PATHS = frozenset({"/agent-runs", "/agent-runs/batch", "/v1/traces"})
+# Deliberately open whatever is configured: who the service is, and whether it is up.
+OPEN_PATHS = frozenset({"/", "/healthz"})
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -52,26 +55,61 @@ def require_ingest_secret(request: Request, runtime: RuntimeDep) -> None:
 
 
 def require_api_token(request: Request) -> None:
-    """App-wide: with ``OPSLAB_API_TOKEN`` set, every non-GET route but ingestion needs the bearer token."""
-    token = request.app.state.runtime.settings.api_token
-    if token is None or request.method in ("GET", "HEAD", "OPTIONS") or request.url.path in INGEST_PATHS:
+    """App-wide: with ``OPSLAB_API_TOKEN`` set, every route needs the bearer token, except ingestion
+    (guarded by the ingest secret), the service's identity and health, and — only with
+    ``OPSLAB_PUBLIC_READS=true`` — reads. ``OPSLAB_READ_TOKEN`` is a second token good for reads only."""
+    settings = request.app.state.runtime.settings
+    token = settings.api_token
+    path, method = request.url.path, request.method
+    if token is None or path in OPEN_PATHS or (method == "POST" and path in INGEST_PATHS):
         return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not _same(given.strip(), token.get_secret_value()):
-        raise Unauthorized(
-            "Authorization: a valid Bearer token is required", details={"header": "Authorization"}
-        )
+    reading = method in ("GET", "HEAD", "OPTIONS")
+    if reading and settings.public_reads:
+        return
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = value.strip() if scheme.lower() == "bearer" else None
+    if _same(given, token.get_secret_value()):
+        return
+    if reading and settings.read_token is not None and _same(given, settings.read_token.get_secret_value()):
+        return
+    raise Unauthorized("Authorization: a valid Bearer token is required", details={"header": "Authorization"})
 
 
 IngestGuard = Depends(require_ingest_secret)
 
 
-def body_schema(model: Any, *, array: bool = False) -> dict[str, Any]:
-    """OpenAPI request body for routes that read raw JSON (so docs still show the contract)."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    defs = schema.pop("$defs", {})
-    body = {"type": "array", "items": schema} if array else schema
-    return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
-        "x-components": defs,
-    }
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Repeat a request safely: the same key returns the job first created with it. "
+        "1-200 visible ASCII characters; an empty key is refused (422).",
+    ),
+]
+
+# Models documented in the OpenAPI components although their routes read raw JSON (for speed).
+DOCUMENTED_BODIES: list[type[BaseModel]] = []
+
+
+def body_schema(model: type[BaseModel], *, array: bool = False) -> dict[str, Any]:
+    """OpenAPI request body for a route that reads raw JSON: a reference to ``model``'s schema, which
+    ``create_app`` adds (with the models it uses) to the document's components."""
+    if model not in DOCUMENTED_BODIES:
+        DOCUMENTED_BODIES.append(model)
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    body = {"type": "array", "items": ref} if array else ref
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": body}}}}
+
+
+def add_body_schemas(document: dict[str, Any]) -> dict[str, Any]:
+    """Put every ``body_schema`` model (and the models it refers to) under ``components.schemas``."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in DOCUMENTED_BODIES:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            schemas.setdefault(name, definition)
+        schemas.setdefault(model.__name__, schema)
+    return document

@@ -3,17 +3,49 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
-from opslab.errors import OpslabError, invalid_from_pydantic
+from opslab.errors import InvalidInput, OpslabError, Unavailable, invalid_from_pydantic
+from opslab.jobs import ErrorBody
 
 log = logging.getLogger("opslab.api")
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 413: "payload_too_large"}
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error the service answers: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorBody
+
+
+# Documented on every operation: the answers the one exception handler may give anywhere.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorEnvelope, "description": description}
+    for status, description in (
+        (400, "A malformed request (e.g. a Content-Length that is not a number)."),
+        (401, "Unauthorized: a token or the ingest secret is missing or wrong."),
+        (403, "Refused by policy (e.g. a canary target that is not allowed)."),
+        (404, "No such resource."),
+        (405, "Method not allowed (the Allow header names the methods)."),
+        (409, "Conflict (e.g. an Idempotency-Key reused for another request)."),
+        (413, "The body is larger than the service accepts."),
+        (422, "Invalid input: details.errors names every offending field."),
+        (503, "A dependency (database, job queue) is unavailable; retry later."),
+    )
+}
+
+
+RETRY_AFTER_S = 2
 
 
 def error_response(
@@ -24,10 +56,37 @@ def error_response(
     )
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the first route's)."""
+    matched = [r for r in _routes(request.app.router.routes) if r.matches(request.scope)[0] != Match.NONE]
+    # A literal path (/agent-runs/batch) owns it over a template that would also match (/agent-runs/{id}).
+    literal = [r for r in matched if "{" not in getattr(r, "path", "{")]
+    methods: set[str] = set()
+    for route in literal or matched:
+        methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def _routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
+    # Included routers (added without a prefix, as every router here is) hold their routes inside.
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner.routes)
+        else:
+            yield route
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpslabError)
     async def _opslab(_: Request, exc: OpslabError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = (
+            {"WWW-Authenticate": "Bearer"}
+            if exc.http_status == 401
+            else {"Retry-After": str(RETRY_AFTER_S)}
+            if exc.http_status == 503
+            else None
+        )
         return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -36,9 +95,30 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            err = InvalidInput.for_field("body", "malformed JSON")
+            return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def _database(request: Request, exc: OperationalError) -> JSONResponse:
+        # The database went away (restart, network, disk full): the transaction was rolled back, so
+        # nothing is half-applied; the client may retry. Connections heal by themselves (pre-ping).
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        err = Unavailable(
+            "the database is unavailable; retry shortly", details={"reason": str(exc.orig).strip()[:200]}
+        )
+        return JSONResponse(
+            status_code=err.http_status,
+            content={"error": err.to_dict()},
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

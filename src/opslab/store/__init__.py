@@ -5,7 +5,16 @@ tests run on both.
 """
 
 from opslab.store.engine import make_engine, write_tx
+from opslab.store.jobs import SqlJobStore
 from opslab.store.migrate import current_revision, head_revision, upgrade
 from opslab.store.runs import SqlRunRepository
 
-__all__ = ["SqlRunRepository", "current_revision", "head_revision", "make_engine", "upgrade", "write_tx"]
+__all__ = [
+    "SqlJobStore",
+    "SqlRunRepository",
+    "current_revision",
+    "head_revision",
+    "make_engine",
+    "upgrade",
+    "write_tx",
+]

@@ -8,9 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, case, func, select
 
-from opslab.rca.evidence import VersionStat
 from opslab.store.tables import agent_runs, run_steps, tool_calls
-from opslab.telemetry import FailingTool, Overview
+from opslab.telemetry import FailingTool, Overview, VersionStat
 
 FAILED_TOOL_STATUSES = ("failure", "timeout")
 
@@ -33,7 +32,7 @@ def overview(*, conn: Connection, since: datetime, hours: int, top_tools: int = 
     return Overview(
         hours=hours,
         total_runs=total,
-        success_rate=round(100.0 * successes / total, 2) if total else 0.0,
+        success_rate=round(100.0 * successes / total, 2) if total else None,
         top_failing_tools=[FailingTool(tool=name, count=n) for name, n in failing],
         p95_step_latency_ms=_p95_step_latency(conn, since),
         total_cost_usd=round(float(cost), 6),

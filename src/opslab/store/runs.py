@@ -6,19 +6,20 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from opslab.errors import InvalidInput
-from opslab.rca.evidence import VersionStat
 from opslab.store.engine import write_tx
 from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, version_stats
 from opslab.store.spans import add_spans, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_steps, tool_calls
 from opslab.store.upsert import upsert_runs
 from opslab.telemetry import (
+    MAX_YEAR,
+    MIN_YEAR,
     AgentRunIn,
     Overview,
     PreparedRun,
@@ -26,9 +27,10 @@ from opslab.telemetry import (
     RunFilter,
     RunPage,
     RunSummary,
+    Span,
     UpsertStatus,
+    VersionStat,
 )
-from opslab.telemetry.otlp import Span
 
 
 def _counts_query(run_ids: Sequence[str]) -> Any:
@@ -133,9 +135,15 @@ def encode_cursor(started_at: datetime, run_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, run_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(run_id)
-    except (ValueError, TypeError) as exc:
+        at_text, run_id = json.loads(raw)
+        at = datetime.fromisoformat(at_text)
+        if at.tzinfo is None or not isinstance(run_id, str) or "\x00" in run_id:
+            raise ValueError("a cursor holds an aware time and a run id")
+        utc = at.astimezone(UTC)  # OverflowError at the ends of the calendar
+        if not MIN_YEAR <= utc.year <= MAX_YEAR:
+            raise ValueError("out of range")
+        return utc, run_id
+    except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput.for_field("cursor", "not a cursor this service issued") from exc
 
 

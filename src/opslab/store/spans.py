@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, delete, insert, select
 
 from opslab.store.tables import otel_spans
-from opslab.telemetry.otlp import Span
+from opslab.telemetry import Span
 
 
 def add_spans(*, conn: Connection, spans: Sequence[Span]) -> set[str]:

@@ -4,20 +4,27 @@ Every agent run, whether posted over HTTP, mapped from OpenTelemetry spans, impo
 dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 """
 
-from opslab.telemetry.ingest import PreparedRun, parse_run, prepare_many, prepare_run
+from opslab.telemetry.importers import agent_name, import_runs
+from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
+from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response
 from opslab.telemetry.ports import RunRepository, UpsertStatus
 from opslab.telemetry.redact import Redactor
 from opslab.telemetry.schema import (
+    ID_PATTERN,
+    MAX_YEAR,
+    MIN_YEAR,
     SCHEMA_VERSION,
     AgentRunIn,
     CostIn,
     GuardrailEventIn,
-    RunSource,
+    Name,
+    RunOrigin,
     RunStatus,
     StepIn,
     ToolCallIn,
+    UtcDatetime,
 )
-from opslab.telemetry.service import TelemetryService
+from opslab.telemetry.service import MAX_HOURS, TelemetryService
 from opslab.telemetry.timeline import build_timeline
 from opslab.telemetry.views import (
     BatchItemResult,
@@ -32,9 +39,16 @@ from opslab.telemetry.views import (
     RunSummary,
     Timeline,
     TimelineItem,
+    VersionStat,
 )
 
 __all__ = [
+    "ID_PATTERN",
+    "MAX_YEAR",
+    "MIN_YEAR",
+    "Name",
+    "UtcDatetime",
+    "MAX_HOURS",
     "SCHEMA_VERSION",
     "AgentRunIn",
     "BatchItemResult",
@@ -51,16 +65,23 @@ __all__ = [
     "RunFilter",
     "RunPage",
     "RunRepository",
-    "RunSource",
+    "RunOrigin",
     "RunStatus",
     "RunSummary",
+    "Span",
     "StepIn",
     "TelemetryService",
     "Timeline",
     "TimelineItem",
     "ToolCallIn",
     "UpsertStatus",
+    "VersionStat",
+    "agent_name",
     "build_timeline",
+    "check_semantics",
+    "decode_protobuf",
+    "encode_export_response",
+    "import_runs",
     "parse_run",
     "prepare_many",
     "prepare_run",

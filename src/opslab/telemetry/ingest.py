@@ -15,14 +15,14 @@ from pydantic_core import from_json
 
 from opslab.errors import InvalidInput, format_loc, invalid_from_pydantic
 from opslab.telemetry.redact import Redactor
-from opslab.telemetry.schema import ID_PATTERN, ID_PATTERN_MESSAGE, AgentRunIn, RunSource, check_run
+from opslab.telemetry.schema import ID_PATTERN, ID_PATTERN_MESSAGE, AgentRunIn, RunOrigin, check_run
 
 
 @dataclass(frozen=True, slots=True)
 class PreparedRun:
     run: AgentRunIn
     content_hash: str
-    source: RunSource = "native"
+    source: RunOrigin = "native"
 
 
 def parse_run(data: Any, *, loc_prefix: tuple[Any, ...] = ()) -> AgentRunIn:
@@ -56,7 +56,7 @@ def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> Non
         raise InvalidInput(f"{errors[0]['field']}: {errors[0]['message']}{more}", details={"errors": errors})
 
 
-def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunSource = "native") -> PreparedRun:
+def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native") -> PreparedRun:
     """Redact (in place: the run is taken over) and fingerprint a validated run."""
     if redactor.enabled:
         redact_run(run, redactor)
@@ -99,7 +99,7 @@ _RUN_LIST: TypeAdapter[list[AgentRunIn]] = TypeAdapter(list[AgentRunIn])
 
 
 def prepare_many(
-    items: Iterable[Any], *, redactor: Redactor, source: RunSource = "native"
+    items: Iterable[Any], *, redactor: Redactor, source: RunOrigin = "native"
 ) -> list[PreparedRun | InvalidInput]:
     """Each item parsed on its own: a bad one yields its error and never blocks the good ones."""
 
@@ -113,7 +113,7 @@ def prepare_many(
 
 
 def prepare_many_json(
-    raw: bytes, *, redactor: Redactor, source: RunSource = "native"
+    raw: bytes, *, redactor: Redactor, source: RunOrigin = "native"
 ) -> list[PreparedRun | InvalidInput]:
     """A JSON array of runs straight from bytes: one fast validation pass when every item is well-formed
     (the usual case), the item-by-item path otherwise so each bad item gets its own error."""
@@ -139,7 +139,7 @@ def prepare_many_json(
 
 
 def _prepare_each(
-    parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunSource
+    parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunOrigin
 ) -> list[PreparedRun | InvalidInput]:
     out: list[PreparedRun | InvalidInput] = []
     seen: set[str] = set()

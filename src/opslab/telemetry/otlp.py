@@ -84,8 +84,11 @@ def parse_request(body: Any) -> list[Span]:
     if not isinstance(body, dict):
         raise InvalidInput.for_field("body", "expected an ExportTraceServiceRequest JSON object")
     spans: list[Span] = []
+    resource_spans = body.get("resourceSpans", [])
+    if not isinstance(resource_spans, list):
+        raise InvalidInput.for_field("resourceSpans", "expected an array")
     try:
-        for ri, rs in enumerate(body.get("resourceSpans") or []):
+        for ri, rs in enumerate(resource_spans):
             resource = decode_attributes((rs.get("resource") or {}).get("attributes") or [])
             for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
                 for pi, sp in enumerate(ss.get("spans") or []):
@@ -131,6 +134,18 @@ def _span(sp: Mapping[str, Any], resource: dict[str, Any], where: str) -> Span:
         status_message=str(status.get("message") or ""),
         events=events,
     )
+
+
+def encode_export_response(rejected_spans: int, error_message: str) -> bytes:
+    """An ``ExportTraceServiceResponse`` (protobuf), with OTLP's partial success when spans were refused."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    answer = ExportTraceServiceResponse()
+    if rejected_spans:
+        answer.partial_success.rejected_spans = rejected_spans
+        answer.partial_success.error_message = error_message
+    data: bytes = answer.SerializeToString()
+    return data
 
 
 def decode_protobuf(raw: bytes) -> dict[str, Any]:

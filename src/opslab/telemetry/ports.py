@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from opslab.telemetry.ingest import PreparedRun
 from opslab.telemetry.otlp import Span
 from opslab.telemetry.schema import AgentRunIn
-from opslab.telemetry.views import Overview, RunFilter, RunPage, RunSummary
+from opslab.telemetry.views import Overview, RunFilter, RunPage, RunSummary, VersionStat
 
 UpsertStatus = Literal["created", "updated"]
 
@@ -32,3 +32,7 @@ class RunRepository(Protocol):
         ...
 
     def trace_spans(self, trace_id: str) -> list[Span]: ...
+
+    def version_stats(self, agent_name: str) -> list[VersionStat]:
+        """Runs and failures per version of ``agent_name``, in the order the versions first appeared."""
+        ...

@@ -43,6 +43,9 @@ _SECRET_KEY = re.compile(
 class Redactor:
     enabled: bool = True
     extra_patterns: tuple[str, ...] = ()
+    # The service's own secrets (its tokens, its ingest secret): masked wherever they appear, even with
+    # redaction turned off — a run that quotes them must not make the database hold them.
+    known_secrets: tuple[str, ...] = ()
     _rules: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
     _extra: tuple[tuple[re.Pattern[str], str], ...] = field(init=False, repr=False)
 
@@ -53,6 +56,9 @@ class Redactor:
         object.__setattr__(self, "_extra", tuple(extra))
 
     def text(self, value: str) -> str:
+        for secret in self.known_secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
         if not self.enabled:
             return value
         rules = self._rules if _MARKERS.search(value.lower()) else self._extra
@@ -62,7 +68,7 @@ class Redactor:
 
     def value(self, value: Any) -> Any:
         """Redact a JSON-like value; returns the very same object when nothing needed masking."""
-        if not self.enabled:
+        if not self.enabled and not self.known_secrets:
             return value
         if isinstance(value, str):
             return self.text(value)
@@ -72,7 +78,10 @@ class Redactor:
             for k, v in value.items():
                 new = (
                     MASK
-                    if isinstance(k, str) and v not in (None, "") and _SECRET_KEY.search(k.lower())
+                    if self.enabled
+                    and isinstance(k, str)
+                    and v not in (None, "")
+                    and _SECRET_KEY.search(k.lower())
                     else self.value(v)
                 )
                 changed = changed or new is not v

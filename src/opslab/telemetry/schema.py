@@ -1,26 +1,45 @@
 """The agent-run wire contract (``POST /agent-runs``), exactly the seed's payload plus optional extensions.
 
-Closed sets are ``Literal``; timestamps must carry a timezone; ids are path-safe and at most 200
-characters. Unknown fields are refused so that a typo never silently drops data.
+Closed sets are ``Literal``; ids are path-safe and at most 200 characters. Unknown fields are refused so
+that a typo never silently drops data. Every number is strict and bounded: integers fit the database's
+32-bit columns, floats are finite, ``false`` is not 0 and ``"1.5"`` is not 1.5. Timestamps are RFC 3339
+strings with a timezone (a bare number is refused, not read as Unix time) and fall in 1970–9999 once
+converted to UTC. No text, anywhere in a run (``attributes`` and ``args_json`` included), may hold a NUL
+character, and free-form values may not hold non-finite numbers: PostgreSQL stores neither, and the same
+input must get the same answer on every database.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 MAX_ID_LEN = 200
 # Path segments the API gives a meaning of their own under /agent-runs/.
 RESERVED_IDS = frozenset({"batch", "rca-runs"})
 ZERO = timedelta(0)
+# A run may say it started a little ahead of this service's clock (clocks drift), not more.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 RunStatus = Literal["success", "failure", "running", "timeout", "cancelled"]
 StepStatus = Literal["success", "failure", "running", "timeout", "skipped"]
 ToolStatus = Literal["success", "failure", "timeout"]
-RunSource = Literal["native", "otlp", "import", "lab"]
+RunOrigin = Literal["native", "otlp", "import", "lab"]
 
 
 # Ids end up in URLs and file names: no path separators, no control characters. Checked by pydantic's
@@ -29,8 +48,35 @@ ID_PATTERN = r"^[^/\\\x00-\x1f\x7f]+$"
 ID_PATTERN_MESSAGE = "must not contain path separators or control characters"
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=ID_PATTERN)]
-Text = Annotated[str, Field(max_length=100_000)]
-UtcDatetime = AwareDatetime  # normalised to UTC by ``check_run``
+# No NUL: PostgreSQL text cannot hold it (checked by the Rust pattern engine, no Python call per field).
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(max_length=100_000, pattern=NO_NUL)]
+Name = Annotated[str, Field(max_length=MAX_ID_LEN, pattern=NO_NUL)]
+INT_MAX = 2**31 - 1  # the database's INTEGER columns
+Count = Annotated[StrictInt, Field(ge=0, le=INT_MAX)]
+Millis = Annotated[StrictFloat, Field(ge=0, le=1e12, allow_inf_nan=False)]  # up to ~31 years
+MIN_YEAR, MAX_YEAR = 1970, 9999
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _timestamp_text(value: Any) -> Any:
+    # pydantic would read 12345 or "0.5" as Unix time: a number is almost always a unit mistake here.
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError("expected an RFC 3339 timestamp string with a timezone, e.g. 2024-05-01T12:00:00Z")
+    return value
+
+
+def _in_range_utc(value: datetime) -> datetime:
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"out of range once converted to UTC (years {MIN_YEAR}–{MAX_YEAR})") from None
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"out of range: years {MIN_YEAR}–{MAX_YEAR} (UTC)")
+    return value
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_in_range_utc)]
 
 
 class _Model(BaseModel):
@@ -45,31 +91,39 @@ class StepIn(_Model):
     ended_at: UtcDatetime | None = None
     input_summary: Text | None = None
     output_summary: Text | None = None
-    retries: int = Field(default=0, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
+    retries: Count = 0
+    latency_ms: Millis | None = None
     agent: Text | None = Field(default=None, description="Which agent acted (multi-agent traces).")
 
 
 class ToolCallIn(_Model):
     call_id: Id
     step_id: Id | None = None
-    tool_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN)]
+    tool_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
     status: ToolStatus
     args_json: dict[str, Any] | list[Any] | None = None
     args_hash: Text | None = None
     result_summary: Text | None = None
     error_class: Text | None = None
     error_message: Text | None = None
-    status_code: int | None = Field(default=None, ge=0, le=999)
-    retries: int = Field(default=0, ge=0)
-    latency_ms: float | None = Field(default=None, ge=0)
+    status_code: Annotated[StrictInt, Field(ge=0, le=999)] | None = None
+    retries: Count = 0
+    latency_ms: Millis | None = None
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
+
+    @field_validator("args_json")
+    @classmethod
+    def _storable(cls, value: dict[str, Any] | list[Any] | None) -> dict[str, Any] | list[Any] | None:
+        problem = unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class GuardrailEventIn(_Model):
     event_id: Id
-    type: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN)]
+    type: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
     message: Text = ""
     step_id: Id | None = None
     call_id: Id | None = None
@@ -77,31 +131,60 @@ class GuardrailEventIn(_Model):
 
 
 class CostIn(_Model):
-    tokens_prompt: int | None = Field(default=None, ge=0)
-    tokens_completion: int | None = Field(default=None, ge=0)
-    total_cost_usd: float | None = Field(default=None, ge=0)
+    tokens_prompt: Count | None = None
+    tokens_completion: Count | None = None
+    total_cost_usd: Annotated[StrictFloat, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
 
 
 class AgentRunIn(_Model):
     """One agent run: the unit every capability shares (ingested, imported or produced by a lab trial)."""
 
     run_id: Id
-    agent_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN)]
-    agent_version: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
-    model: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
-    environment: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
+    agent_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
+    agent_version: Name | None = None
+    model: Name | None = None
+    environment: Name | None = None
     started_at: UtcDatetime
     ended_at: UtcDatetime | None = None
     status: RunStatus
     error_type: Text | None = None
     error_message: Text | None = None
-    trace_id: Annotated[str, Field(max_length=MAX_ID_LEN)] | None = None
-    correlation_ids: list[Annotated[str, Field(max_length=MAX_ID_LEN)]] = Field(default_factory=list)
+    trace_id: Name | None = None
+    correlation_ids: list[Name] = Field(default_factory=list)
     steps: list[StepIn] = Field(default_factory=list, max_length=100_000)
     tool_calls: list[ToolCallIn] = Field(default_factory=list, max_length=100_000)
     guardrail_events: list[GuardrailEventIn] = Field(default_factory=list, max_length=100_000)
     cost: CostIn = Field(default_factory=CostIn)
     attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form extension data.")
+
+    @field_validator("attributes")
+    @classmethod
+    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = unstorable(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why a free-form JSON value cannot be stored the same way on every database, or None."""
+    if isinstance(value, str):
+        return "text must not contain NUL (\\u0000)" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "numbers must be finite (no Infinity or NaN)"
+    if depth > 64:
+        return "nested more than 64 levels deep"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            problem = unstorable(k, depth + 1) or unstorable(v, depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for v in value:
+            problem = unstorable(v, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 def check_run(run: AgentRunIn) -> list[dict[str, str]]:
@@ -132,6 +215,11 @@ def check_run(run: AgentRunIn) -> list[dict[str, str]]:
     _to_utc(run, ("started_at", "ended_at"))
     if run.ended_at and run.ended_at < run.started_at:
         err("ended_at", "is before started_at")
+    ahead = utcnow() + MAX_CLOCK_SKEW
+    for name in ("started_at", "ended_at"):
+        at = getattr(run, name)
+        if at is not None and at > ahead:
+            err(name, "is in the future (more than 5 minutes ahead of the service's clock)")
     step_ids = unique([s.step_id for s in run.steps], "steps", "step_id")
     call_ids = unique([c.call_id for c in run.tool_calls], "tool_calls", "call_id")
     unique([g.event_id for g in run.guardrail_events], "guardrail_events", "event_id")

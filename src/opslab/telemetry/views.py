@@ -7,7 +7,16 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from opslab.telemetry.schema import RunSource, RunStatus
+from opslab.telemetry.schema import Name, RunOrigin, RunStatus, UtcDatetime
+
+
+class VersionStat(BaseModel):
+    """How often runs of one agent version failed (for regressions between versions)."""
+
+    version: str
+    runs: int
+    failures: int
+    first_seen_order: int
 
 
 class RunCounts(BaseModel):
@@ -33,7 +42,7 @@ class RunSummary(BaseModel):
     total_cost_usd: float | None
     tokens_prompt: int | None
     tokens_completion: int | None
-    source: RunSource
+    source: RunOrigin
     content_hash: str
     ingested_at: datetime
     counts: RunCounts
@@ -41,9 +50,9 @@ class RunSummary(BaseModel):
 
 class RunFilter(BaseModel):
     status: RunStatus | None = None
-    agent_name: str | None = None
-    environment: str | None = None
-    since: datetime | None = None
+    agent_name: Name | None = None
+    environment: Name | None = None
+    since: UtcDatetime | None = None
 
 
 class RunPage(BaseModel):
@@ -78,7 +87,9 @@ class FailingTool(BaseModel):
 class Overview(BaseModel):
     hours: int
     total_runs: int
-    success_rate: float = Field(description="Percent of runs with status success, 0-100.")
+    success_rate: float | None = Field(
+        description="Percent of runs with status success, 0-100 (null when there are no runs)."
+    )
     top_failing_tools: list[FailingTool]
     p95_step_latency_ms: float | None
     total_cost_usd: float
@@ -107,3 +118,5 @@ class OtlpResult(BaseModel):
     spans: int
     traces: int
     runs: list[IngestResult] = Field(description="Runs created or updated from the traces touched.")
+    rejected_spans: int = Field(0, description="Spans refused (OTLP partial success); the rest are kept.")
+    errors: list[str] = Field(default_factory=list, description="Why spans were refused (first 20).")

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from opslab.api.deps import TelemetryDep
-from opslab.telemetry import Overview
-from opslab.telemetry.service import MAX_HOURS
+from opslab.telemetry import MAX_HOURS, Overview
 
 router = APIRouter(tags=["metrics"])
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from anyio import to_thread
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
 from sqlalchemy import text
 
 from opslab import __version__
@@ -12,16 +15,29 @@ from opslab.api.deps import RuntimeDep
 router = APIRouter(tags=["service"])
 
 
+class ServiceInfo(BaseModel):
+    status: Literal["ok"] = "ok"
+    service: Literal["opslab"] = "opslab"
+    version: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    database: str
+
+
 @router.get("/")
-def root() -> dict[str, str]:
-    return {"status": "ok", "service": "opslab", "version": __version__}
+def root() -> ServiceInfo:
+    return ServiceInfo(version=__version__)
 
 
 @router.get("/healthz")
-async def health(runtime: RuntimeDep) -> dict[str, object]:
+async def health(runtime: RuntimeDep) -> Health:
+    """The service answers and reaches its database."""
+
     def ping() -> None:
         with runtime.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    await run_in_threadpool(ping)
-    return {"status": "ok", "database": runtime.engine.dialect.name}
+    await to_thread.run_sync(ping)
+    return Health(database=runtime.engine.dialect.name)

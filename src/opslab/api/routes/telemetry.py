@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime
 
 from opslab.api.deps import IngestGuard, TelemetryDep, body_schema, read_json
 from opslab.errors import InvalidInput
@@ -15,13 +14,16 @@ from opslab.telemetry import (
     AgentRunIn,
     BatchResult,
     IngestResult,
+    Name,
     RunFilter,
     RunPage,
     RunStatus,
     RunSummary,
     Timeline,
+    UtcDatetime,
+    decode_protobuf,
+    encode_export_response,
 )
-from opslab.telemetry.otlp import decode_protobuf
 
 router = APIRouter(tags=["telemetry"])
 
@@ -36,7 +38,7 @@ router = APIRouter(tags=["telemetry"])
 async def ingest_run(request: Request, response: Response, svc: TelemetryDep) -> IngestResult:
     """Ingest one agent run; upsert by ``run_id`` (a re-ingest replaces its children atomically)."""
     data = await read_json(request)
-    result = await run_in_threadpool(svc.ingest, data)
+    result = await to_thread.run_sync(svc.ingest, data)
     if result.status == "updated":
         response.status_code = 200
     return result
@@ -53,30 +55,53 @@ async def ingest_batch(request: Request, svc: TelemetryDep) -> BatchResult:
     raw = await request.body()
     if not raw.strip():
         raise InvalidInput.for_field("body", "empty body; expected a JSON array of agent runs")
-    result = await run_in_threadpool(svc.ingest_batch_json, raw)
+    result = await to_thread.run_sync(svc.ingest_batch_json, raw)
     if result.failed:
         return JSONResponse(status_code=207, content=result.model_dump(mode="json"))  # type: ignore[return-value]
     return result
 
 
-@router.post("/v1/traces", dependencies=[IngestGuard])
+OTLP_BODY: dict[str, object] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "An OTLP ExportTraceServiceRequest (OTLP/HTTP JSON mapping).",
+                    "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+                }
+            },
+            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post("/v1/traces", dependencies=[IngestGuard], openapi_extra=OTLP_BODY)
 async def ingest_otlp(request: Request, svc: TelemetryDep) -> Response:
     """OTLP/HTTP trace export (JSON or protobuf) of OpenTelemetry GenAI spans."""
     if request.headers.get("content-type", "").startswith("application/x-protobuf"):
         body = decode_protobuf(await request.body())
-        await run_in_threadpool(svc.ingest_otlp, body)
-        return Response(content=b"", media_type="application/x-protobuf")
-    result = await run_in_threadpool(svc.ingest_otlp, await read_json(request))
-    return JSONResponse({"partialSuccess": {}, "opslab": result.model_dump(mode="json")})
+        result = await to_thread.run_sync(svc.ingest_otlp, body)
+        answer = encode_export_response(result.rejected_spans, "; ".join(result.errors))
+        return Response(content=answer, media_type="application/x-protobuf")
+    result = await to_thread.run_sync(svc.ingest_otlp, await read_json(request))
+    partial = (
+        {"rejectedSpans": result.rejected_spans, "errorMessage": "; ".join(result.errors)}
+        if result.rejected_spans
+        else {}
+    )
+    return JSONResponse({"partialSuccess": partial, "opslab": result.model_dump(mode="json")})
 
 
 @router.get("/agent-runs")
 def list_runs(
     svc: TelemetryDep,
     status: RunStatus | None = None,
-    agent_name: str | None = None,
-    environment: str | None = None,
-    since: AwareDatetime | None = None,
+    agent_name: Name | None = None,
+    environment: Name | None = None,
+    since: UtcDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> RunPage:
