@@ -3,7 +3,7 @@ every check (two reasoned exceptions in schemathesis.toml beside this file), sta
 finds them. No response may be >= 500, every error must carry the JSON error body, every answer must
 match the document.
 
-Bounded by ``OPSLAB_FUZZ_EXAMPLES`` examples per operation (20 by default) so it stays within minutes;
+Bounded by ``OPSLAB_FUZZ_EXAMPLES`` examples per operation (10 by default) so it stays within minutes;
 run it harder with e.g. ``OPSLAB_FUZZ_EXAMPLES=500 pytest tests/fuzz``.
 """
 
@@ -19,7 +19,7 @@ from opslab.config import Settings
 
 HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
-EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES", "20")
+EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES", "10")
 
 
 def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path) -> None:
