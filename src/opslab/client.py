@@ -40,6 +40,7 @@ from opslab.telemetry import (
 if TYPE_CHECKING:
     from opslab.canary import CanaryRunCreated, CanaryRunView
     from opslab.config import Settings
+    from opslab.responder import AgentStatus, Incident, IncidentList, TriggerResult
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -200,6 +201,47 @@ class OpslabClient:
 
     def stream_canary(self, canary_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         return self.stream(f"/canary/runs/{_segment(canary_run_id)}/stream", last_event_id=last_event_id)
+
+    # -- responder --------------------------------------------------------------------------------
+
+    def agent_status(self) -> AgentStatus:
+        from opslab.responder import AgentStatus  # the responder's models load LangGraph: only when used
+
+        return self._get(AgentStatus, "/agent/status")
+
+    def agent_trigger(self, *, wait: bool = True) -> TriggerResult:
+        from opslab.responder import TriggerResult
+
+        return self._post(TriggerResult, "/agent/trigger", params={"wait": str(wait).lower()}, timeout=None)
+
+    def list_incidents(self, *, status: str | None = None, limit: int = 100) -> IncidentList:
+        from opslab.responder import IncidentList
+
+        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        return self._get(IncidentList, "/agent/incidents", params=params)
+
+    def get_incident(self, incident_id: str) -> Incident:
+        from opslab.responder import Incident
+
+        return self._get(Incident, f"/agent/incidents/{_segment(incident_id)}")
+
+    def approve_incident(
+        self, incident_id: str, *, approver: str, approved: bool = True, wait: bool = False
+    ) -> Incident:
+        from opslab.responder import Incident
+
+        return self._post(
+            Incident,
+            f"/agent/incidents/{_segment(incident_id)}/approve",
+            json={"approver": approver, "approved": approved},
+            params={"wait": str(wait).lower()},
+            timeout=None,
+        )
+
+    def kill_switch(self, *, engaged: bool, reason: str = "") -> AgentStatus:
+        from opslab.responder import AgentStatus
+
+        return self._post(AgentStatus, "/agent/kill-switch", json={"engaged": engaged, "reason": reason})
 
     # -- lifecycle --------------------------------------------------------------------------------
 

@@ -18,6 +18,11 @@ MIB = 1024 * 1024
 PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "token", "xxx", "todo"})
 
 
+def _alias(name: str, seed_name: str) -> AliasChoices:
+    """``OPSLAB_<NAME>``, the seed's own variable name, and the field name (for keyword construction)."""
+    return AliasChoices(f"OPSLAB_{name.upper()}", seed_name, name)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPSLAB_", extra="ignore", populate_by_name=True)
 
@@ -87,7 +92,69 @@ class Settings(BaseSettings):
     llm_api_key: SecretStr | None = Field(default=None)
     llm_timeout_s: float = Field(default=20.0, gt=0)
 
-    @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key")
+    # The responder; each seed setting name (TARGET_API_BASE_URL …) works as an alias.
+    responder_enabled: bool = Field(
+        default=False, description="Run the autonomous incident responder inside `opslab serve`."
+    )
+    responder_target_url: str | None = Field(
+        default=None,
+        validation_alias=_alias("responder_target_url", "TARGET_API_BASE_URL"),
+        description="The service the responder watches; default: the sandbox's endpoints.json.",
+    )
+    responder_action_url: str | None = Field(
+        default=None,
+        validation_alias=_alias("responder_action_url", "ACTION_SERVER_URL"),
+        description="The action server the responder acts through; default: the sandbox's endpoints.json.",
+    )
+    action_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token of the action server; default: the sandbox's generated action-token.",
+    )
+    responder_poll_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        validation_alias=_alias("responder_poll_interval_s", "POLL_INTERVAL_SECONDS"),
+        description="Seconds between two polls of the target.",
+    )
+    responder_error_rate_threshold: float = Field(
+        default=10.0,
+        gt=0,
+        le=100,
+        validation_alias=_alias("responder_error_rate_threshold", "ANOMALY_THRESHOLD_ERROR_RATE"),
+        description="Error rate (percent) that is anomalous whatever the baseline.",
+    )
+    responder_runbooks_path: Path | None = Field(
+        default=None,
+        validation_alias=_alias("responder_runbooks_path", "RUNBOOKS_PATH"),
+        description="A folder of your own runbooks, searched beside the built-in ones and the knowledge dir.",
+    )
+    responder_consecutive: int = Field(
+        default=2, ge=1, le=20, description="Bad polls in a row before an incident opens."
+    )
+    responder_settle_s: float = Field(
+        default=-1.0,
+        description="Seconds to wait after an action before verifying; negative: two poll intervals, capped "
+        "at 30 s.",
+    )
+    responder_dry_run: bool = Field(default=False, description="Plan actions but never execute them.")
+    responder_kill_switch: bool = Field(
+        default=False, description="Start halted: watch and diagnose, execute nothing."
+    )
+    responder_auto_approve: bool = Field(
+        default=False, description="Execute high-risk actions without waiting for an approval."
+    )
+    responder_max_actions: int = Field(default=3, ge=1, le=20, description="Most actions per incident.")
+    responder_cooldown_s: float = Field(
+        default=60.0, ge=0, description="Least time between two runs of the same action."
+    )
+    responder_webhook_url: str | None = Field(
+        default=None,
+        description="Slack-compatible webhook told when an incident opens, awaits approval, resolves or "
+        "escalates.",
+    )
+
+    @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key", "action_token")
     @classmethod
     def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty or placeholder secret would silently protect nothing: refuse it rather than run open.
@@ -139,7 +206,7 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> tuple[str, ...]:
         """The secrets this service holds, to mask wherever they would be stored or shown."""
-        found = (self.api_token, self.read_token, self.ingest_secret, self.llm_api_key)
+        found = (self.api_token, self.read_token, self.ingest_secret, self.llm_api_key, self.action_token)
         return tuple(s.get_secret_value() for s in found if s is not None)
 
     @property

@@ -7,14 +7,19 @@ job kind is its ``job.py`` plus one line here."""
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from opslab import canary, rca
 from opslab.config import Settings
+from opslab.errors import Conflict, InvalidInput
 from opslab.jobs import (
     Backend,
     EmbeddedBackend,
@@ -29,11 +34,20 @@ from opslab.jobs import (
     RqBackend,
     owner_id,
 )
-from opslab.store import SqlJobStore, SqlRunRepository, make_engine, upgrade
+from opslab.store import (
+    SqlIncidentStore,
+    SqlJobStore,
+    SqlRunRepository,
+    make_engine,
+    open_checkpointer,
+    upgrade,
+)
 from opslab.telemetry import PreparedRun, Redactor, TelemetryService
 
 if TYPE_CHECKING:
     from opslab.llm import ChatClient
+    from opslab.responder import Responder, ResponderConfig
+    from opslab.telemetry import AgentRunIn
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
 
@@ -55,6 +69,9 @@ class Runtime:
     backend: Backend
     kinds: dict[str, JobKind]
     ingest_observers: list[IngestObserver] = field(default_factory=list)
+    _responder: Responder | None = None
+    _responder_lock: threading.Lock = field(default_factory=threading.Lock)
+    _closing: ExitStack = field(default_factory=ExitStack)
 
     @classmethod
     def build(cls, settings: Settings, *, migrate: bool = False) -> Runtime:
@@ -147,5 +164,118 @@ class Runtime:
             store=self.job_store, bus=self.bus, lease_s=lease_s, resubmit=self.backend.submit
         )
 
+    @property
+    def incidents(self) -> SqlIncidentStore:
+        return SqlIncidentStore(self.engine)
+
+    def responder(self) -> Responder:
+        """The one responder of this process, built on first use (target and action server from the
+        settings, else from the sandbox's ``endpoints.json`` in the data dir)."""
+        with self._responder_lock:
+            if self._responder is None:
+                self._responder = self._build_responder()
+            return self._responder
+
+    def _build_responder(self) -> Responder:
+        from opslab.knowledge import KnowledgeBase
+        from opslab.responder import HttpActionExecutor, HttpTargetProbe, Responder, WebhookNotifier
+
+        s = self.settings
+        target, actions, token = responder_endpoints(s)
+        knowledge_dir = s.resolved_knowledge_dir
+        extra = [s.responder_runbooks_path] if s.responder_runbooks_path else []
+        checkpointer = self._closing.enter_context(open_checkpointer(s.resolved_database_url))
+        notify = WebhookNotifier(s.responder_webhook_url) if s.responder_webhook_url else None
+        if notify is not None:
+            self._closing.callback(notify.close)
+
+        def record_run(run: AgentRunIn) -> None:
+            self.telemetry.ingest_runs([run], source="native")
+
+        return Responder(
+            probe=HttpTargetProbe(target),
+            actions=HttpActionExecutor(actions, token),
+            store=self.incidents,
+            knowledge=KnowledgeBase.load(knowledge_dir, extra=extra),
+            knowledge_dir=knowledge_dir,
+            extra_knowledge=extra,
+            checkpointer=checkpointer,
+            config=responder_config(s),
+            chat=self.chat_model(),
+            record_run=record_run,
+            on_progress=notify,
+        )
+
     def close(self) -> None:
+        self._closing.close()
         self.engine.dispose()
+
+
+def responder_config(settings: Settings) -> ResponderConfig:
+    """The responder's knobs from the settings (the seed's names are aliases there)."""
+    from opslab.responder import ResponderConfig
+
+    s = settings
+    poll = s.responder_poll_interval_s
+    settle = s.responder_settle_s if s.responder_settle_s >= 0 else min(2 * poll, 30.0)
+    return ResponderConfig(
+        poll_interval_s=poll,
+        error_rate_threshold=s.responder_error_rate_threshold,
+        consecutive=s.responder_consecutive,
+        settle_s=settle,
+        verify_interval_s=min(poll, 10.0),
+        dry_run=s.responder_dry_run,
+        auto_approve=s.responder_auto_approve,
+        max_actions=s.responder_max_actions,
+        cooldown_s=s.responder_cooldown_s,
+    )
+
+
+def responder_endpoints(settings: Settings) -> tuple[str, str, str]:
+    """Target URL, action server URL and its token: from the settings, or else from what ``opslab sandbox
+    up`` wrote under the same data dir (``sandbox/endpoints.json``, ``sandbox/action-token``). Never the
+    chaos server: the responder does not know it exists."""
+    folder = settings.data_dir / "sandbox"
+    found: dict[str, object] = {}
+    endpoints = folder / "endpoints.json"
+    if endpoints.is_file():
+        try:
+            loaded = json.loads(endpoints.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InvalidInput.for_field(str(endpoints), f"unreadable: {exc}") from None
+        found = loaded if isinstance(loaded, dict) else {}
+    target = settings.responder_target_url or _str(found.get("target"))
+    actions = settings.responder_action_url or _str(found.get("actions"))
+    token = (
+        settings.action_token.get_secret_value()
+        if settings.action_token is not None
+        else _read_token(folder / "action-token")
+    )
+    missing = [
+        name
+        for name, value in (
+            ("OPSLAB_RESPONDER_TARGET_URL", target),
+            ("OPSLAB_RESPONDER_ACTION_URL", actions),
+            ("OPSLAB_ACTION_TOKEN", token),
+        )
+        if not value
+    ]
+    if missing:
+        # A state of this service, not an outage: 409, the same answer every time until it is configured.
+        raise Conflict(
+            f"the responder is not configured: no {missing[0]}; set it, or start `opslab sandbox up` with "
+            f"the same OPSLAB_DATA_DIR ({settings.data_dir})",
+            details={"missing": missing},
+        )
+    return str(target), str(actions), str(token)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _read_token(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None

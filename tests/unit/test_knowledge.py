@@ -269,6 +269,30 @@ SYMPTOM_QUERIES: dict[str, list[str]] = {
         "run marked failed but the trace is empty, no spans and no error message were recorded",
         "we cannot tell why it failed: no instrumentation, tracing is off",
     ],
+    "db-pool-exhaustion": [
+        "QueuePool limit reached, connection timed out",
+        "every database connection is checked out and requests wait until they get a 503",
+    ],
+    "bad-deploy": [
+        "right after the release the service throws TypeError and answers 500",
+        "errors started with the new version; the previous build was fine",
+    ],
+    "latency-regression-flag": [
+        "p95 latency jumped since new_ranking was enabled",
+        "responses got slow after a feature flag was switched on, no errors",
+    ],
+    "memory-leak": [
+        "resident memory keeps climbing until MemoryError",
+        "the process grows by megabytes every second and gets close to its memory limit",
+    ],
+    "dependency-outage": [
+        "upstream dependency is down: connection refused",
+        "the pricing service we call is unreachable and our requests fail with 502",
+    ],
+    "traffic-spike": [
+        "request rate quadrupled but errors and latency are normal",
+        "legitimate surge of users: traffic far above normal while responses stay healthy",
+    ],
 }
 
 

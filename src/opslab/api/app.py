@@ -10,10 +10,11 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from opslab import __version__
+from opslab.api.background import ResponderLoop
 from opslab.api.deps import add_body_schemas, require_api_token
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import canary, metrics, rca, root, telemetry
+from opslab.api.routes import agent, canary, metrics, rca, root, telemetry
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -36,9 +37,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             await to_thread.run_sync(upgrade, runtime.engine)
         await to_thread.run_sync(runtime.backend.start)
+        watcher = ResponderLoop(runtime) if settings.responder_enabled else None
+        if watcher is not None:
+            watcher.start()
         try:
             yield
         finally:
+            if watcher is not None:
+                await to_thread.run_sync(watcher.stop)
             await to_thread.run_sync(runtime.backend.stop)
             runtime.close()
 
@@ -63,6 +69,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, metrics, canary):
+    for module in (root, rca, telemetry, metrics, canary, agent):
         app.include_router(module.router)
     return app

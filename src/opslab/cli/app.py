@@ -12,7 +12,9 @@ from opslab.cli import (
     kb,
     lab,
     lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
+    responder,
     runs,
+    sandbox,
 )
 from opslab.cli.context import err_console
 from opslab.errors import OpslabError
@@ -34,8 +36,9 @@ app.command()(jobs.worker)
 app.add_typer(jobs.rca_app, name="rca")
 app.add_typer(lab.lab_app, name="lab")
 app.add_typer(canary.canary_app, name="canary")
-app.add_typer(canary.sandbox_app, name="sandbox")
+app.add_typer(sandbox.sandbox_app, name="sandbox")
 app.add_typer(kb.kb_app, name="kb")
+app.add_typer(responder.responder_app, name="responder")
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""``opslab canary run|history`` and ``opslab sandbox up``."""
+"""``opslab canary run|sweep|history`` (the sandbox they run against: ``cli/sandbox.py``)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     from opslab.canary import HttpTarget
 
 canary_app = typer.Typer(help="A/B canary experiments on a live service.", no_args_is_help=True)
-sandbox_app = typer.Typer(
-    help="The sandbox services the canary (and responder) act on.", no_args_is_help=True
-)
 DEFAULT_PLAN = Path("examples/canary/plan_combo.yaml")
 T = TypeVar("T")
 
@@ -185,21 +182,3 @@ def show_history(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonO
             r.reason[:80],
         )
     console.print(table)
-
-
-@sandbox_app.command("up")
-def up(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Target service port.")] = 8100,
-    seed: Annotated[int, typer.Option(help="Seed of the latency and error model.")] = 42,
-    base_median_ms: Annotated[float, typer.Option(min=0.1, help="Median latency at neutral flags.")] = 20.0,
-    sigma: Annotated[float, typer.Option(min=0.01, max=3.0, help="Log-normal shape of the latency.")] = 0.35,
-) -> None:
-    """Run the sandbox target service (flags, health, search endpoint, Prometheus metrics)."""
-    from opslab.sandbox import LatencyModel, create_target_app, run_app
-
-    model = LatencyModel(base_median_ms=base_median_ms, sigma=sigma)
-    console.print(
-        f"sandbox target on http://{host}:{port} (seed {seed}, median {base_median_ms:g} ms, σ {sigma:g})"
-    )
-    run_app(create_target_app(seed=seed, model=model), host, port)

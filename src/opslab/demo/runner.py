@@ -107,7 +107,8 @@ def demo_lab(console: Console, workdir: Path) -> None:
 def demo_canary(client: OpslabClient, console: Console) -> None:
     console.rule("[bold]canary[/bold]: a flag change judged by an ABAB experiment on a live service")
     port = free_port()
-    argv = [sys.executable, "-m", "opslab", "sandbox", "up", "--port", str(port)]
+    argv = [sys.executable, "-m", "opslab", "sandbox", "up", "--only", "target", "--traffic-rps", "0"]
+    argv += ["--port", str(port)]
     url = f"http://127.0.0.1:{port}"
     with proc.spawn([*argv, "--base-median-ms", "200", "--sigma", "0.1"]):
         _wait_ready(f"{url}/api/lab/config")

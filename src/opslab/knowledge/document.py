@@ -24,7 +24,7 @@ from typing import Literal
 
 import frontmatter
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
 
 from opslab.errors import InvalidInput, invalid_from_pydantic
 
@@ -50,6 +50,18 @@ class RunbookAction(BaseModel):
     priority: Priority
 
 
+class Remediation(BaseModel):
+    """One typed action an automated responder may call for this failure: an action server's action
+    ``name`` with its ``params``, and the ``risk`` of running it. Listed in order of preference."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    params: dict[str, JsonValue] = Field(default_factory=dict)
+    risk: Risk = "low"
+    description: str = ""
+
+
 class Document(BaseModel):
     """A runbook (how to confirm and fix a kind of failure) or a past incident (what happened once)."""
 
@@ -66,6 +78,9 @@ class Document(BaseModel):
     signals: list[str] = Field(default_factory=list, description="Telemetry that shows it: codes, errors.")
     verification_steps: list[str] = Field(default_factory=list)
     actions: list[RunbookAction] = Field(default_factory=list)
+    remediation: list[Remediation] = Field(
+        default_factory=list, description="Typed actions for the responder, in order of preference."
+    )
     risk: Risk = Field("low", description="Risk of applying the actions.")
     body: str = Field("", description="The Markdown text after the front matter.")
     path: Path | None = Field(None, description="Where the document was read from.")

@@ -80,10 +80,13 @@ class KnowledgeBase:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, folder: Path | None = None) -> KnowledgeBase:
-        """The built-in runbooks, plus the documents of ``folder`` when given."""
+    def load(cls, folder: Path | None = None, *, extra: Sequence[Path] = ()) -> KnowledgeBase:
+        """The built-in runbooks, plus the documents of ``folder`` when given and of each ``extra`` folder
+        (e.g. the responder's ``RUNBOOKS_PATH``)."""
         shipped = builtin_documents()
         user = folder_documents(folder) if folder is not None else []
+        for more in extra:
+            user.extend(folder_documents(more))
         return cls([*shipped, *user], builtin_ids=(d.id for d in shipped))
 
     def __len__(self) -> int:

@@ -8,16 +8,21 @@ A sandbox service raises ``opslab.errors`` exceptions (``InvalidInput.for_field`
 from __future__ import annotations
 
 import logging
+import secrets
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from opslab.errors import InvalidInput, OpslabError, invalid_from_pydantic
+from opslab.errors import InvalidInput, OpslabError, PolicyViolation, Unauthorized, invalid_from_pydantic
 
 log = logging.getLogger("opslab.sandbox")
+TOKEN_HEADER = "X-Sandbox-Token"
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
@@ -29,9 +34,12 @@ def error_response(
     )
 
 
-def create_service_app(name: str) -> FastAPI:
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def create_service_app(name: str, *, lifespan: Lifespan | None = None) -> FastAPI:
     """A FastAPI app for the sandbox service ``name`` with the shared error body and ``GET /healthz``."""
-    app = FastAPI(title=f"opslab sandbox {name}")
+    app = FastAPI(title=f"opslab sandbox {name}", lifespan=lifespan)
 
     @app.exception_handler(OpslabError)
     async def _opslab(_: Request, exc: OpslabError) -> JSONResponse:
@@ -64,6 +72,20 @@ def create_service_app(name: str) -> FastAPI:
         return {"ok": True, "service": name}
 
     return app
+
+
+def admin_guard(token: str | None) -> params.Depends:
+    """A route dependency for the admin routes: 401 without ``X-Sandbox-Token``, 403 with a wrong one (and
+    always 403 when the service was started without a token: its admin routes are then closed)."""
+
+    def check(x_sandbox_token: Annotated[str | None, Header()] = None) -> None:
+        if not x_sandbox_token:
+            raise Unauthorized(f"the admin routes need the {TOKEN_HEADER} header")
+        if token is None or not secrets.compare_digest(x_sandbox_token.encode(), token.encode()):
+            raise PolicyViolation(f"wrong {TOKEN_HEADER}")
+
+    guard: params.Depends = Depends(check)
+    return guard
 
 
 def run_app(app: FastAPI, host: str, port: int) -> None:

@@ -4,17 +4,21 @@ SQLite (WAL) under the data dir by default; PostgreSQL by URL. The same migratio
 tests run on both.
 """
 
+from opslab.store.checkpoint import open_checkpointer
 from opslab.store.engine import make_engine, write_tx
+from opslab.store.incidents import SqlIncidentStore
 from opslab.store.jobs import SqlJobStore
 from opslab.store.migrate import current_revision, head_revision, upgrade
 from opslab.store.runs import SqlRunRepository
 
 __all__ = [
+    "SqlIncidentStore",
     "SqlJobStore",
     "SqlRunRepository",
     "current_revision",
     "head_revision",
     "make_engine",
+    "open_checkpointer",
     "upgrade",
     "write_tx",
 ]

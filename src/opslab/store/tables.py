@@ -172,3 +172,30 @@ job_events = Table(
 )
 
 CHILD_TABLES = (run_steps, tool_calls, guardrail_events)
+
+# The responder's incidents: the whole typed record as JSON, with the columns lists filter on beside it.
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("category", String(64)),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("resolved_at", UTCDateTime()),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("document", JSON, nullable=False),
+    Index("ix_incidents_opened", "opened_at", "id"),
+    Index("ix_incidents_status", "status"),
+)
+
+# Every decision and action of the responder, appended and never updated.
+responder_audit = Table(
+    "responder_audit",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("incident_id", String(64)),
+    Column("decision", String(64), nullable=False),
+    Column("record", JSON, nullable=False),
+    Index("ix_responder_audit_incident", "incident_id", "seq"),
+)

@@ -4,13 +4,18 @@ analytically known (see ``model.py``), so a flag change has a known effect on p9
 Routes: ``GET /api/search``; ``GET|POST /api/flags``; ``GET /api/lab/config`` (dependency health, the
 seed's health gate); ``GET /metrics``; ``POST /api/lab/run`` + ``GET /api/lab/report`` (its own
 experiment); and for experiments on it ``POST /api/sandbox/health``, ``POST /api/sandbox/faults``,
-``GET /api/sandbox/model``.
+``GET /api/sandbox/model``. The operational side the responder works on (``/api/v1/*`` orders, health,
+metrics, pool, logs, flags; ``/admin/*`` faults, deploys, pool) lives in ``ops.py`` and ``ops_routes.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -21,6 +26,8 @@ from pydantic import JsonValue
 from opslab.sandbox.app import create_service_app
 from opslab.sandbox.target.experiment import add_experiment_routes
 from opslab.sandbox.target.model import Faults, LatencyModel, TargetState
+from opslab.sandbox.target.ops import OpsOptions, OpsWorld
+from opslab.sandbox.target.ops_routes import add_ops_routes
 from opslab.wire import SERVER_TIME_HEADER
 
 # Event-loop timers fire on whole milliseconds, late by up to one: aim half a tick early so the served
@@ -28,11 +35,30 @@ from opslab.wire import SERVER_TIME_HEADER
 EARLY_S = 0.0005
 
 
-def create_target_app(*, seed: int = 42, model: LatencyModel | None = None) -> FastAPI:
-    app = create_service_app("target")
+def create_target_app(
+    *, seed: int = 42, model: LatencyModel | None = None, ops: OpsOptions | None = None
+) -> FastAPI:
+    """The target. Without ``ops`` (the canary's own tests) its orders side runs without background
+    traffic, in a temporary state dir, with admin routes closed."""
+    ops = ops or OpsOptions(traffic_rps=0)
+    scratch = tempfile.TemporaryDirectory(prefix="opslab-target-") if ops.state_dir is None else None
+    registry = CollectorRegistry()
+    world = OpsWorld(ops, ops.state_dir or Path(scratch.name if scratch else "."), registry)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await world.start()
+        try:
+            yield
+        finally:
+            await world.stop()
+            if scratch is not None:
+                scratch.cleanup()
+
+    app = create_service_app("target", lifespan=lifespan)
     state = TargetState(model=model or LatencyModel(), rng=np.random.default_rng(seed))
     app.state.sandbox = state
-    registry = CollectorRegistry()
+    app.state.ops = world
     requests = Counter("sandbox_requests_total", "Search requests by outcome", ["outcome"], registry=registry)
     latency = Histogram(
         "sandbox_request_latency_seconds",
@@ -59,6 +85,7 @@ def create_target_app(*, seed: int = 42, model: LatencyModel | None = None) -> F
 
     app.add_route("/api/search", search, methods=["GET"])
     add_experiment_routes(app, state)
+    add_ops_routes(app, world, ops.token)
 
     @app.get("/api/flags")
     def get_flags() -> dict[str, JsonValue]:

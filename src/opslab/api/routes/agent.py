@@ -1,0 +1,179 @@
+"""The incident responder inside the service: status, manual trigger, incidents (each with its whole
+state history), approvals, the kill switch, the audit trail, and an SSE stream of an incident's progress.
+
+The responder watches the target on its own only with ``OPSLAB_RESPONDER_ENABLED=true``; these routes
+work either way (a trigger runs one response now). Long work (a trigger, an approved action and its
+verification) runs in the background: the route answers 202 at once unless ``?wait=true``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Literal
+
+from anyio import to_thread
+from fastapi import APIRouter, Query, Request, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from opslab.api.deps import RuntimeDep
+from opslab.api.jobs import PING_S, LastEventId, parse_last_event_id
+from opslab.errors import Conflict
+from opslab.responder import (
+    AgentStatus,
+    Approval,
+    AuditList,
+    Incident,
+    IncidentList,
+    IncidentSummary,
+    KillSwitch,
+    TriggerResult,
+)
+from opslab.runtime import Runtime
+
+router = APIRouter(prefix="/agent", tags=["responder"])
+log = logging.getLogger("opslab.api")
+FINISHED: frozenset[str] = frozenset({"resolved", "escalated"})
+POLL_S = 0.5
+
+
+Wait = Annotated[bool, Query(description="Answer when the response is over, not at once.")]
+
+
+def _status(rt: Runtime) -> AgentStatus:
+    common = {
+        "enabled": rt.settings.responder_enabled,
+        "poll_interval_s": rt.settings.responder_poll_interval_s,
+    }
+    try:
+        base = rt.responder().status()
+    except Conflict as exc:
+        return AgentStatus(state="not_configured", configured=False, message=exc.message, **common)
+    return AgentStatus(**base.model_dump(), **common)
+
+
+def _background(name: str, work: Callable[[], object]) -> None:
+    def run() -> None:
+        try:
+            work()
+        except Exception:  # noqa: BLE001 - a background response is logged; its incident says the rest
+            log.exception("responder %s failed", name)
+
+    threading.Thread(target=run, name=f"opslab-responder-{name}", daemon=True).start()
+
+
+@router.get("/status")
+async def agent_status(rt: RuntimeDep) -> AgentStatus:
+    """What the responder is doing, what it last saw, its baseline, open incidents and the kill switch."""
+    return await to_thread.run_sync(lambda: _status(rt))
+
+
+@router.post("/trigger", status_code=202, responses={200: {"description": "With ?wait=true: done."}})
+async def trigger(rt: RuntimeDep, response: Response, wait: Wait = False) -> TriggerResult:
+    """Respond now: poll the target and, if anything is anomalous, run the whole workflow."""
+    responder = await to_thread.run_sync(rt.responder)
+    if not wait:
+        _background("trigger", responder.trigger)
+        return TriggerResult(accepted=True, message="responding in the background; see GET /agent/incidents")
+    incident = await to_thread.run_sync(responder.trigger)
+    response.status_code = 200
+    message = f"incident {incident.id}: {incident.status}" if incident else "target healthy: no incident"
+    return TriggerResult(accepted=True, incident=incident, message=message)
+
+
+@router.get("/incidents")
+async def list_incidents(
+    rt: RuntimeDep,
+    status: Annotated[Literal["open", "resolved", "escalated", "awaiting_approval"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> IncidentList:
+    """Incidents, newest first."""
+    found = await to_thread.run_sync(lambda: rt.incidents.list(limit=limit, status=status))
+    return IncidentList(incidents=[IncidentSummary.of(i) for i in found])
+
+
+@router.get("/incidents/{incident_id}")
+async def get_incident(incident_id: str, rt: RuntimeDep) -> Incident:
+    """One incident with its full state history (every step, tool call and action)."""
+    return await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
+
+
+@router.post("/incidents/{incident_id}/approve", status_code=202, responses={200: {"description": "Done."}})
+async def approve(
+    incident_id: str, body: Approval, rt: RuntimeDep, response: Response, wait: Wait = False
+) -> Incident:
+    """Approve (or, with ``"approved": false``, reject) the high-risk action an incident waits for; 409 if
+    it waits for none. The approved action runs and is verified in the background unless ``?wait=true``."""
+    incident = await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
+    responder = await to_thread.run_sync(rt.responder)
+    if incident.status != "awaiting_approval":
+        raise Conflict(
+            f"incident {incident_id!r} is {incident.status}, not awaiting approval",
+            details={"id": incident_id, "status": incident.status},
+        )
+
+    def decide() -> Incident:
+        if body.approved:
+            return responder.approve(incident_id, approver=body.approver)
+        return responder.reject(incident_id, approver=body.approver)
+
+    if wait:
+        response.status_code = 200
+        return await to_thread.run_sync(decide)
+    _background("approve", decide)
+    return incident
+
+
+@router.post("/kill-switch")
+async def kill_switch(body: KillSwitch, rt: RuntimeDep) -> AgentStatus:
+    """Engage (no action is executed; watching and diagnosing go on) or release the kill switch."""
+    responder = await to_thread.run_sync(rt.responder)
+    if body.engaged:
+        await to_thread.run_sync(lambda: responder.halt(reason=body.reason or "kill switch via API"))
+    else:
+        await to_thread.run_sync(responder.unhalt)
+    return await to_thread.run_sync(lambda: _status(rt))
+
+
+@router.get("/audit")
+async def audit(
+    rt: RuntimeDep,
+    incident_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> AuditList:
+    """The append-only trail of every decision and action, oldest first."""
+    records = await to_thread.run_sync(lambda: rt.incidents.audit(limit=limit, incident_id=incident_id))
+    return AuditList(records=records)
+
+
+@router.get("/incidents/{incident_id}/stream", response_class=EventSourceResponse)
+async def stream_incident(
+    incident_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
+) -> EventSourceResponse:
+    """SSE: the incident's steps from the first (or after ``Last-Event-ID``), then each new one live;
+    ends once the incident is resolved or escalated. Each event: ``id: <n>``, ``data: {"node", "message",
+    "at", "status"}``."""
+    after = parse_last_event_id(last_event_id)
+    await to_thread.run_sync(lambda: rt.incidents.get(incident_id))  # 404 before the stream starts
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        sent = after
+        while True:
+            incident = await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
+            for n, step in enumerate(incident.steps[sent:], start=sent + 1):
+                data = {
+                    "node": step.node,
+                    "message": step.message,
+                    "at": step.at.isoformat(),
+                    "status": incident.status,
+                }
+                yield ServerSentEvent(data=json.dumps(data, separators=(",", ":")), id=str(n))
+                sent = n
+            if incident.status in FINISHED or await request.is_disconnected():
+                return
+            await asyncio.sleep(POLL_S)
+
+    return EventSourceResponse(events(), ping=PING_S, sep="\n")

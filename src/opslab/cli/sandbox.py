@@ -1,0 +1,309 @@
+"""``opslab sandbox up|target|dependency|chaos|actions|scenarios``: the demo world, whole or one part."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+
+if TYPE_CHECKING:
+    from opslab.sandbox import ScenarioScore
+
+sandbox_app = typer.Typer(help="The sandbox world the canary and the responder act on.", no_args_is_help=True)
+
+HostOption = Annotated[str, typer.Option(help="Interface to bind.")]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--token-file", help="The admin token (default: <data dir>/sandbox/sandbox-token)."),
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of the latency and error model.")]
+MedianOption = Annotated[float, typer.Option(min=0.1, help="Median search latency at neutral flags.")]
+SigmaOption = Annotated[float, typer.Option(min=0.01, max=3.0, help="Log-normal shape of the latency.")]
+TrafficOption = Annotated[
+    float, typer.Option(min=0, max=1000, help="Background orders per second the target serves (0: none).")
+]
+WindowOption = Annotated[
+    float, typer.Option(min=0.1, max=600, help="Seconds of the sliding window of /api/v1/metrics.")
+]
+HeadroomOption = Annotated[
+    float, typer.Option(min=1, help="Memory limit of the target: its resident set at start plus this (MB).")
+]
+
+
+def _token(path: Path | None, default: Path, option: str = "--token-file") -> str:
+    from opslab.sandbox import read_token
+
+    return read_token(path or default, option=option)
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops the world as Ctrl-C does (children stopped, not orphaned)."""
+
+    def interrupt(_sig: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+@sandbox_app.command("up")
+def up(
+    only: Annotated[
+        str, typer.Option(help="Parts to start, comma-separated: target,dependency,chaos,actions.")
+    ] = "target,dependency,chaos,actions",
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Target port (0: a free one).")] = 8100,
+    dependency_port: Annotated[int, typer.Option(min=0, max=65535, help="Dependency port.")] = 8101,
+    chaos_port: Annotated[int, typer.Option(min=0, max=65535, help="Chaos server port.")] = 8180,
+    actions_port: Annotated[int, typer.Option(min=0, max=65535, help="Action server port.")] = 8190,
+    seed: SeedOption = 42,
+    base_median_ms: MedianOption = 20.0,
+    sigma: SigmaOption = 0.35,
+    traffic_rps: TrafficOption = 20.0,
+    window_s: WindowOption = 5.0,
+    memory_headroom_mb: HeadroomOption = 150.0,
+) -> None:
+    """Run the sandbox world (target, dependency, chaos server, action server) until Ctrl-C; files in
+    <data dir>/sandbox/ (tokens, endpoints.json, audit.jsonl, logs)."""
+    from opslab.sandbox import TargetOptions, World, WorldPorts
+
+    _interrupt_on_sigterm()
+    world = World.start(
+        settings().data_dir,
+        ports=WorldPorts(port, dependency_port, chaos_port, actions_port),
+        only=only,
+        host=host,
+        target=TargetOptions(
+            seed=seed,
+            base_median_ms=base_median_ms,
+            sigma=sigma,
+            traffic_rps=traffic_rps,
+            window_s=window_s,
+            memory_headroom_mb=memory_headroom_mb,
+        ),
+    )
+    try:
+        for part in world.parts:
+            console.print(f"sandbox {part:<10} {world.url(part)}", highlight=False)
+        console.print(
+            f"files in {world.files.root} (endpoints.json, sandbox-token, action-token, audit.jsonl, logs/); "
+            f"target: seed {seed}, median {base_median_ms:g} ms, σ {sigma:g}, {traffic_rps:g} orders/s. "
+            "Ctrl-C stops.",
+            highlight=False,
+        )
+        while True:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping the sandbox…")
+    finally:
+        world.stop()
+
+
+@sandbox_app.command("target")
+def target(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8100,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Deploy and flags state (default: <data dir>/sandbox/target).")
+    ] = None,
+    dependency_url: Annotated[str, typer.Option(help="The pricing service.")] = "http://127.0.0.1:8101",
+    token_file: Annotated[
+        Path | None, typer.Option("--token-file", help="Admin token file (without one: admin routes closed).")
+    ] = None,
+    seed: SeedOption = 42,
+    base_median_ms: MedianOption = 20.0,
+    sigma: SigmaOption = 0.35,
+    traffic_rps: TrafficOption = 20.0,
+    window_s: WindowOption = 5.0,
+    memory_headroom_mb: HeadroomOption = 150.0,
+) -> None:
+    """Run the target alone in the foreground (search and canary routes, orders, health, admin)."""
+    from opslab.sandbox import LatencyModel, OpsOptions, SandboxFiles, create_target_app, read_token, run_app
+
+    ops = OpsOptions(
+        state_dir=state_dir or SandboxFiles.under(settings().data_dir).target_dir,
+        dependency_url=dependency_url.rstrip("/"),
+        token=read_token(token_file) if token_file else None,
+        traffic_rps=traffic_rps,
+        window_s=window_s,
+        memory_headroom_mb=memory_headroom_mb,
+        seed=seed,
+    )
+    model = LatencyModel(base_median_ms=base_median_ms, sigma=sigma)
+    console.print(f"sandbox target on http://{host}:{port} (seed {seed}, {traffic_rps:g} orders/s)")
+    run_app(create_target_app(seed=seed, model=model, ops=ops), host, port)
+
+
+@sandbox_app.command("dependency")
+def dependency(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8101,
+    token_file: TokenFileOption = None,
+) -> None:
+    """Run the pricing service alone in the foreground."""
+    from opslab.sandbox import SandboxFiles, create_dependency_app, run_app
+
+    token = _token(token_file, SandboxFiles.under(settings().data_dir).sandbox_token)
+    console.print(f"sandbox dependency on http://{host}:{port}")
+    run_app(create_dependency_app(token=token), host, port)
+
+
+@sandbox_app.command("chaos")
+def chaos(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8180,
+    target_url: Annotated[str, typer.Option(help="The target.")] = "http://127.0.0.1:8100",
+    dependency_url: Annotated[str, typer.Option(help="The dependency.")] = "http://127.0.0.1:8101",
+    token_file: TokenFileOption = None,
+) -> None:
+    """Run the chaos server alone in the foreground."""
+    from opslab.sandbox import SandboxFiles, create_chaos_app, run_app
+
+    token = _token(token_file, SandboxFiles.under(settings().data_dir).sandbox_token)
+    console.print(f"sandbox chaos server on http://{host}:{port}")
+    app = create_chaos_app(
+        target_url=target_url.rstrip("/"), dependency_url=dependency_url.rstrip("/"), token=token
+    )
+    run_app(app, host, port)
+
+
+@sandbox_app.command("actions")
+def actions(
+    host: HostOption = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8190,
+    target_url: Annotated[str, typer.Option(help="The target.")] = "http://127.0.0.1:8100",
+    token_file: TokenFileOption = None,
+    action_token_file: Annotated[
+        Path | None, typer.Option(help="The bearer token (default: <data dir>/sandbox/action-token).")
+    ] = None,
+    audit_file: Annotated[
+        Path | None, typer.Option(help="The audit (default: <data dir>/sandbox/audit.jsonl).")
+    ] = None,
+) -> None:
+    """Run the action server alone in the foreground (restarts need `sandbox up`: they answer an error)."""
+    from opslab.sandbox import SandboxFiles, create_action_app, run_app
+
+    files = SandboxFiles.under(settings().data_dir)
+    app = create_action_app(
+        target_url=target_url.rstrip("/"),
+        sandbox_token=_token(token_file, files.sandbox_token),
+        action_token=_token(action_token_file, files.action_token, "--action-token-file"),
+        audit_path=audit_file or files.audit,
+    )
+    console.print(f"sandbox action server on http://{host}:{port}")
+    run_app(app, host, port)
+
+
+@sandbox_app.command("scenarios")
+def scenarios(
+    folder: Annotated[
+        Path | None, typer.Option(help="A folder of scenario YAML files (default: the packaged ones).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The chaos scenarios and what a responder is expected to find and do."""
+    from opslab.sandbox import load_scenarios
+
+    found = load_scenarios(folder)
+    if as_json:
+        print_json([s.model_dump(mode="json", by_alias=True) for s in found])
+        return
+    table = Table()
+    for col in ("name", "faults", "category", "remediations", "control"):
+        table.add_column(col, overflow="fold")
+    for s in found:
+        e = s.expected
+        table.add_row(
+            s.name, ", ".join(s.faults), e.category, ", ".join(e.remediations), "yes" if e.control else ""
+        )
+    console.print(table)
+
+
+@sandbox_app.command("chaos-suite")
+def chaos_suite(
+    repeat: Annotated[int, typer.Option(min=1, max=50, help="Run every scenario this many times.")] = 1,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.2, max=60, help="The responder's poll interval, in seconds.")
+    ] = 1.0,
+    drills: Annotated[
+        bool, typer.Option("--drills", help="Also run the escalation drills (faults no action can hold).")
+    ] = False,
+    scenario: Annotated[
+        list[str] | None, typer.Option("--scenario", help="Only this scenario (repeatable).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON result to this file.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every chaos scenario against the blind responder on a world of its own (free ports), scored by
+    each scenario's hidden key: detected, time to detect, diagnosis, resolved, time to recover, actions."""
+    import tempfile
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from opslab.sandbox import run_suite, suite_scenarios
+
+    chosen = suite_scenarios(drills=drills, only=scenario)
+    data_dir = settings().data_dir / "chaos-suite"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=data_dir))
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("chaos suite", total=len(chosen) * repeat)
+
+        def progress(name: str, score: ScenarioScore | None) -> None:
+            if score is None:
+                bar.update(task, description=f"chaos suite: {name}")
+                return
+            bar.advance(task)
+            mark = "[green]ok[/]" if score.outcome_correct and not score.false_actions else "[red]miss[/]"
+            bar.console.print(
+                f"{mark} {score.name:<22} {score.outcome:<10} diagnosis {'/'.join(score.diagnosis) or '-'}"
+                f"  actions {', '.join(score.action_names) or '-'}",
+                highlight=False,
+            )
+
+        result = run_suite(
+            work, poll_interval_s=poll_interval, repeat=repeat, scenarios=chosen, progress=progress
+        )
+    data = result.model_dump(mode="json")
+    if out is not None:
+        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        print_json(data)
+        return
+    table = Table(
+        "scenario", "fault", "detected", "MTTD s", "diagnosis", "outcome", "MTTR s", "actions", "false"
+    )
+    for s in result.scenarios:
+        table.add_row(
+            s.name,
+            s.fault,
+            "yes" if s.detected else "no",
+            f"{s.mttd_s:.1f}" if s.mttd_s is not None else "-",
+            ("[green]" if s.diagnosis_correct else "[red]") + ("/".join(s.diagnosis) or "-") + "[/]",
+            ("[green]" if s.outcome_correct else "[red]") + s.outcome + "[/]",
+            f"{s.mttr_s:.1f}" if s.mttr_s is not None else "-",
+            ", ".join(s.action_names) or "-",
+            str(s.false_actions),
+        )
+    console.print(table)
+    m = result.summary
+    console.print(
+        f"resolved {m.resolved_rate:.0%} · diagnosis {m.diagnosis_rate:.0%} · "
+        f"detected {m.detected_rate:.0%} · false actions {m.false_actions} · "
+        f"median MTTD {m.median_mttd_s} s · median MTTR {m.median_mttr_s} s",
+        highlight=False,
+    )

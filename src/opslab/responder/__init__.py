@@ -1,0 +1,125 @@
+"""The autonomous responder: watch a target, detect incidents from symptoms alone, diagnose them with
+rules, retrieval and an optional LLM, act through an action server, verify, and learn.
+
+Pure domain: I/O comes in through the Protocols of ``ports`` (HTTP adapters in ``probe`` and
+``actions``); the workflow is a LangGraph graph checkpointed per incident.
+"""
+
+from opslab.responder.actions import HttpActionExecutor
+from opslab.responder.config import ResponderConfig
+from opslab.responder.detect import Baseline, Detector, check
+from opslab.responder.diagnose import Diagnoser, score_rules
+from opslab.responder.evidence import gather_evidence, symptoms_text
+from opslab.responder.investigate import Investigation, investigate
+from opslab.responder.learn import incident_document, learn_incident
+from opslab.responder.model import (
+    CATEGORIES,
+    INCIDENT_SCHEMA_VERSION,
+    ActionResult,
+    ActionSpec,
+    AgentState,
+    Assessment,
+    AuditRecord,
+    Category,
+    Check,
+    Diagnosis,
+    Evidence,
+    Incident,
+    IncidentStatus,
+    LogLine,
+    Observation,
+    PlannedAction,
+    PoolStatus,
+    ProgressEvent,
+    ResponderStatus,
+    Signal,
+    Step,
+    ToolUse,
+)
+from opslab.responder.nodes import WorkflowDeps
+from opslab.responder.notify import WebhookNotifier
+from opslab.responder.plan import PlanDecision, plan_next
+from opslab.responder.ports import (
+    ActionExecutor,
+    Chat,
+    Clock,
+    IncidentStore,
+    InMemoryIncidentStore,
+    SystemClock,
+    TargetProbe,
+)
+from opslab.responder.probe import HttpTargetProbe
+from opslab.responder.responder import Responder
+from opslab.responder.telemetry import AGENT_NAME, incident_run
+from opslab.responder.views import (
+    AgentStatus,
+    Approval,
+    AuditList,
+    IncidentList,
+    IncidentSummary,
+    KillSwitch,
+    TriggerResult,
+)
+from opslab.responder.workflow import NODES, build_workflow
+
+__all__ = [
+    "AgentStatus",
+    "Approval",
+    "AuditList",
+    "IncidentList",
+    "IncidentSummary",
+    "KillSwitch",
+    "TriggerResult",
+    "AGENT_NAME",
+    "CATEGORIES",
+    "INCIDENT_SCHEMA_VERSION",
+    "NODES",
+    "WebhookNotifier",
+    "ActionExecutor",
+    "ActionResult",
+    "ActionSpec",
+    "AgentState",
+    "Assessment",
+    "AuditRecord",
+    "Baseline",
+    "Category",
+    "Chat",
+    "Check",
+    "Clock",
+    "Detector",
+    "Diagnoser",
+    "Diagnosis",
+    "Evidence",
+    "HttpActionExecutor",
+    "HttpTargetProbe",
+    "InMemoryIncidentStore",
+    "Incident",
+    "IncidentStatus",
+    "IncidentStore",
+    "Investigation",
+    "LogLine",
+    "Observation",
+    "PlanDecision",
+    "PlannedAction",
+    "PoolStatus",
+    "ProgressEvent",
+    "Responder",
+    "ResponderConfig",
+    "ResponderStatus",
+    "Signal",
+    "Step",
+    "SystemClock",
+    "TargetProbe",
+    "ToolUse",
+    "WorkflowDeps",
+    "build_workflow",
+    "check",
+    "gather_evidence",
+    "incident_document",
+    "incident_run",
+    "investigate",
+    "learn_incident",
+    "plan_next",
+    "score_rules",
+    "symptoms_text",
+]

@@ -1,0 +1,230 @@
+"""The acting half of the workflow: plan the next action, execute it (pausing for approval, honouring
+the kill switch), verify the recovery, then learn from it or escalate. ``workflow.py`` wires these
+nodes with the sensing ones into the graph.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from langgraph.types import interrupt
+
+from opslab.responder.detect import check
+from opslab.responder.learn import learn_incident
+from opslab.responder.model import AgentState, Observation, PlannedAction
+from opslab.responder.nodes import NodeKit, State
+from opslab.responder.plan import plan_next
+
+
+class ActingNodes(NodeKit):
+    def plan(self, state: AgentState) -> State:
+        inc = self.incident(state)
+        kb = self.deps.knowledge()
+        diagnosis = self.diagnosis(state)
+        runbook = (
+            kb.get(diagnosis.runbook_id) if diagnosis.runbook_id and diagnosis.runbook_id in kb else None
+        )
+        similar = [kb.get(i) for i in diagnosis.similar_incidents if i in kb]
+        catalog = self.deps.actions.catalog()
+        self.tool(inc, "plan", "action_catalog", ok=bool(catalog), detail=f"{len(catalog)} actions")
+        decision = plan_next(
+            diagnosis=diagnosis,
+            runbook=runbook,
+            similar=similar,
+            catalog=catalog,
+            tried=list(state.get("tried", [])),
+            executed=len(inc.actions),
+            last_run=self._last_runs(),
+            now=self.now(),
+            config=self.deps.config,
+        )
+        if decision.action is None:
+            self.audit(inc, "no_action", decision.reason)
+            return {
+                "incident": self.step(inc, "plan", decision.reason),
+                "outcome": "exhausted",
+                "recommendation": decision.reason,
+                "next_action": None,
+            }
+        action = decision.action
+        plan = [a.model_dump(mode="json") for a in [action, *decision.remaining]]
+        if self.deps.config.dry_run:
+            why = f"dry run: would run {action.key} ({action.risk} risk); {decision.reason}"
+            self.audit(inc, "planned", why, action=action.name, params=action.params)
+            return {
+                "incident": self.step(inc, "plan", why),
+                "outcome": "dry_run",
+                "recommendation": why,
+                "action_plan": plan,
+                "next_action": None,
+            }
+        self.audit(inc, "planned", decision.reason, action=action.name, params=action.params)
+        status = None
+        if decision.needs_approval:
+            inc.pending_action = action
+            status = "awaiting_approval"
+            self.audit(
+                inc,
+                "approval_required",
+                f"{action.key} is {action.risk} risk",
+                action=action.name,
+                params=action.params,
+            )
+        return {
+            "incident": self.step(inc, "plan", decision.reason, status=status),  # type: ignore[arg-type]
+            "outcome": "planned",
+            "action_plan": plan,
+            "next_action": action.model_dump(mode="json"),
+            "needs_approval": decision.needs_approval,
+        }
+
+    def execute(self, state: AgentState) -> State:
+        action = PlannedAction.model_validate(state["next_action"])
+        if state.get("needs_approval"):
+            # Nothing happens before this line: on resume LangGraph re-runs the node up to here.
+            answer: Any = interrupt(
+                {"incident_id": state["incident_id"], "action": action.model_dump(mode="json")}
+            )
+            inc = self.incident(state)
+            inc.pending_action = None
+            approver = str(answer.get("approver", "?")) if isinstance(answer, dict) else "?"
+            if not (isinstance(answer, dict) and answer.get("approved") is True):
+                why = f"{action.key} rejected by {approver}"
+                self.audit(inc, "rejected", why, action=action.name, params=action.params)
+                return {
+                    "incident": self.step(inc, "execute", why, status="open"),
+                    "outcome": "rejected",
+                    "recommendation": why,
+                    "needs_approval": False,
+                }
+            self.audit(
+                inc,
+                "approved",
+                f"{action.key} approved by {approver}",
+                action=action.name,
+                params=action.params,
+            )
+            inc.status = "open"
+        else:
+            inc = self.incident(state)
+        if self.deps.halted():
+            why = f"kill switch on: {action.key} not executed"
+            self.audit(inc, "halted", why, action=action.name, params=action.params)
+            return {
+                "incident": self.step(inc, "execute", why),
+                "outcome": "halted",
+                "recommendation": why,
+                "needs_approval": False,
+            }
+        tried = list(state.get("tried", []))
+        attempt = len(tried) + 1
+        result = self.deps.actions.execute(action.name, action.params, key=f"{inc.id}:{attempt}:{action.key}")
+        result = result.model_copy(update={"attempt": attempt})
+        inc.actions.append(result)
+        self.tool(
+            inc,
+            "execute",
+            f"action:{action.name}",
+            ok=result.status == "success",
+            args=dict(action.params),
+            detail=result.detail,
+        )
+        self.audit(
+            inc, "executed", f"{result.status}: {result.detail}", action=action.name, params=action.params
+        )
+        return {
+            "incident": self.step(inc, "execute", f"{action.key}: {result.status} {result.detail}".strip()),
+            "tried": [*tried, action.key],
+            "execution_results": [*state.get("execution_results", []), result.model_dump(mode="json")],
+            "outcome": "executed" if result.status == "success" else "action_failed",
+            "needs_approval": False,
+        }
+
+    def verify(self, state: AgentState) -> State:
+        inc = self.incident(state)
+        cfg = self.deps.config
+        self.deps.clock.sleep(cfg.settle_s)
+        baseline = self.baseline(state)
+        seen: list[Observation] = []
+        problems: list[str] = []
+        still: list[str] = []
+        for i in range(cfg.verify_polls):
+            if i:
+                self.deps.clock.sleep(cfg.verify_interval_s)
+            obs = self.deps.probe.observe()
+            self.tool(inc, "verify", "probe_target", ok=not obs.errors, detail="; ".join(obs.errors))
+            signals, reasons = check(obs, baseline, cfg, seen)
+            seen.append(obs)
+            if signals:
+                problems.extend(reasons)
+                still = list(signals)
+                break
+        server = self.deps.actions.verify()
+        healthy = server.get("is_healthy") is True
+        self.tool(inc, "verify", "verify_target_health", ok=healthy, detail=str(server)[:300])
+        if not healthy:
+            problems.append(
+                f"action server: target not healthy ({server.get('status', server.get('error'))})"
+            )
+        resolved = not problems
+        attempts = int(state.get("attempts", 0)) + 1
+        inc.attempts = attempts
+        message = "recovered" if resolved else "not recovered: " + "; ".join(problems)
+        self.audit(inc, "verified" if resolved else "not_recovered", message)
+        history = [*state.get("history", []), *(o.model_dump(mode="json") for o in seen)]
+        return {
+            "incident": self.step(inc, "verify", message),
+            "is_resolved": resolved,
+            "attempts": attempts,
+            "observation": seen[-1].model_dump(mode="json"),
+            "history": history[-cfg.history_size :],
+            "recommendation": "" if resolved else message,
+            "verify_signals": still,
+            "verify_reasons": problems,
+        }
+
+    def learn(self, state: AgentState) -> State:
+        inc = self.incident(state)
+        inc.status, inc.resolved_at, inc.pending_action = "resolved", self.now(), None
+        worked = [a for a in inc.actions if a.status == "success"][-1:]
+        inc.recommendation = f"resolved by {worked[0].action}" if worked else "resolved"
+        message = inc.recommendation
+        folder = self.deps.knowledge_dir
+        if folder is not None:
+            symptoms = self.assessment(state).reasons
+            doc, error = self.safe_learn(
+                lambda: learn_incident(inc, symptoms=symptoms, evidence=self.evidence(state), folder=folder)
+            )
+            if doc is not None:
+                inc.learned_document = doc.id
+                if self.deps.on_learned is not None:
+                    self.deps.on_learned(doc)
+                self.audit(inc, "learned", f"wrote {doc.id}")
+                message += f"; learned {doc.id}"
+            else:
+                message += f"; not learned ({error})"
+        self.audit(inc, "resolved", message)
+        return {
+            "incident": self.step(inc, "learn", message),
+            "is_resolved": True,
+            "outcome": "resolved",
+            "recommendation": inc.recommendation,
+        }
+
+    def escalate(self, state: AgentState) -> State:
+        inc = self.incident(state)
+        inc.pending_action = None
+        inc.recommendation = str(state.get("recommendation") or "escalated to a human")
+        self.audit(inc, "escalated", inc.recommendation)
+        return {
+            "incident": self.step(inc, "escalate", inc.recommendation, status="escalated"),
+            "outcome": "escalated",
+        }
+
+    def _last_runs(self) -> dict[str, datetime]:
+        last: dict[str, datetime] = {}
+        for record in self.deps.store.audit():
+            if record.decision == "executed" and record.action:
+                last[record.action] = max(record.at, last.get(record.action, record.at))
+        return last

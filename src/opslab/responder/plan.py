@@ -1,0 +1,104 @@
+"""Planning: the next action for a diagnosis, or the reason there is none.
+
+Candidates are the typed ``remediation`` of the actions that fixed similar past incidents, then the
+runbook's own, in order. A candidate is skipped when it was already tried in this incident, when the
+action server does not offer it, or while it cools down (it ran less than ``cooldown_s`` ago, in any
+incident). Its risk is the higher of the runbook's and the catalog's; at ``approval_risk`` or above it
+needs a human unless ``auto_approve``. No more than ``max_actions`` run per incident; with nothing
+left the incident is escalated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel, Field
+
+from opslab.knowledge import Document, Remediation
+from opslab.responder.config import ResponderConfig
+from opslab.responder.model import ActionSpec, Diagnosis, PlannedAction, Risk
+
+RISK_RANK: dict[Risk, int] = {"low": 0, "medium": 1, "high": 2}
+
+
+class PlanDecision(BaseModel):
+    action: PlannedAction | None = None
+    needs_approval: bool = False
+    remaining: list[PlannedAction] = Field(default_factory=list, description="Later candidates, in order.")
+    skipped: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+def higher(a: Risk, b: Risk) -> Risk:
+    return a if RISK_RANK[a] >= RISK_RANK[b] else b
+
+
+def candidates(runbook: Document | None, similar: Sequence[Document]) -> list[tuple[Remediation, str]]:
+    """(remediation, source document id) in preference order, each action+params once."""
+    out: list[tuple[Remediation, str]] = []
+    seen: set[str] = set()
+    for doc in [*similar, *([runbook] if runbook else [])]:
+        for rem in doc.remediation:
+            key = PlannedAction(name=rem.name, params=rem.params).key
+            if key not in seen:
+                seen.add(key)
+                out.append((rem, doc.id))
+    return out
+
+
+def plan_next(
+    *,
+    diagnosis: Diagnosis,
+    runbook: Document | None,
+    similar: Sequence[Document] = (),
+    catalog: Sequence[ActionSpec],
+    tried: Sequence[str],
+    executed: int,
+    last_run: Mapping[str, datetime],
+    now: datetime,
+    config: ResponderConfig,
+) -> PlanDecision:
+    if diagnosis.category == "unknown" or runbook is None:
+        return PlanDecision(reason=f"no runbook for {diagnosis.category}: a human must look")
+    if diagnosis.confidence < config.min_confidence:
+        return PlanDecision(
+            reason=f"confidence {diagnosis.confidence:.2f} below {config.min_confidence:.2f}: not acting"
+        )
+    if executed >= config.max_actions:
+        return PlanDecision(reason=f"max actions per incident ({config.max_actions}) reached")
+    offered = {a.name: a for a in catalog}
+    chosen: list[PlannedAction] = []
+    skipped: list[str] = []
+    for rem, source in candidates(runbook, similar):
+        planned = PlannedAction(
+            name=rem.name,
+            params=rem.params,
+            risk=rem.risk,
+            reason=rem.description or f"from {source}",
+            runbook_id=source,
+        )
+        if planned.key in tried:
+            skipped.append(f"{planned.key}: already tried")
+            continue
+        spec = offered.get(rem.name)
+        if spec is None:
+            skipped.append(f"{planned.key}: not offered by the action server")
+            continue
+        ran = last_run.get(rem.name)
+        if ran is not None and now - ran < timedelta(seconds=config.cooldown_s):
+            skipped.append(f"{planned.key}: cooling down (ran {(now - ran).total_seconds():.0f}s ago)")
+            continue
+        chosen.append(planned.model_copy(update={"risk": higher(rem.risk, spec.risk)}))
+    if not chosen:
+        reason = "; ".join(skipped) if skipped else f"runbook {runbook.id} lists no remediation"
+        return PlanDecision(skipped=skipped, reason=f"nothing left to try ({reason})")
+    first = chosen[0]
+    needs = RISK_RANK[first.risk] >= RISK_RANK[config.approval_risk] and not config.auto_approve
+    return PlanDecision(
+        action=first,
+        needs_approval=needs,
+        remaining=chosen[1:],
+        skipped=skipped,
+        reason=f"{first.key} ({first.risk} risk) from {first.runbook_id}",
+    )

@@ -1,0 +1,103 @@
+"""The responder's seams: the target it watches, the action server it calls, where incidents are kept,
+the clock it waits on, and an optional chat model. Tests swap each for a fake; nothing here does I/O
+except ``SystemClock`` and the in-memory store (a dict behind a lock)."""
+
+from __future__ import annotations
+
+import builtins
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+from pydantic import JsonValue
+
+from opslab.errors import NotFound
+from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident, Observation
+
+
+class TargetProbe(Protocol):
+    def observe(self) -> Observation:
+        """One poll of the target; an unreachable target is an Observation with ``errors``, not a raise."""
+        ...
+
+
+class ActionExecutor(Protocol):
+    def catalog(self) -> list[ActionSpec]: ...
+
+    def execute(self, name: str, params: dict[str, JsonValue], *, key: str | None = None) -> ActionResult:
+        """Run one action; a refusal or failure is ``ActionResult(status="error")``. The same ``key``
+        twice acts once (the action server's ``Idempotency-Key``), so a resumed step is safe to repeat."""
+        ...
+
+    def verify(self) -> dict[str, JsonValue]:
+        """The action server's view of the target (``is_healthy`` …); unreachable is not healthy."""
+        ...
+
+
+class IncidentStore(Protocol):
+    def save(self, incident: Incident) -> None: ...
+
+    def get(self, incident_id: str) -> Incident: ...
+
+    def list(self, *, limit: int = 100) -> list[Incident]: ...
+
+    def append_audit(self, record: AuditRecord) -> None: ...
+
+    def audit(self, *, limit: int = 1000) -> builtins.list[AuditRecord]: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class Chat(Protocol):
+    """An OpenAI-compatible chat model (``opslab.llm.ChatClient``)."""
+
+    def complete(
+        self, messages: list[dict[str, str]], *, temperature: float = 0.0, json_mode: bool = True
+    ) -> str: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class InMemoryIncidentStore:
+    """Incidents by id (newest first in ``list``) and an append-only audit list, for tests and the CLI."""
+
+    def __init__(self) -> None:
+        self._incidents: dict[str, Incident] = {}
+        self._audit: list[AuditRecord] = []
+        self._lock = threading.Lock()
+
+    def save(self, incident: Incident) -> None:
+        with self._lock:
+            self._incidents[incident.id] = incident.model_copy(deep=True)
+
+    def get(self, incident_id: str) -> Incident:
+        with self._lock:
+            found = self._incidents.get(incident_id)
+        if found is None:
+            raise NotFound(f"no incident {incident_id!r}", details={"id": incident_id})
+        return found.model_copy(deep=True)
+
+    def list(self, *, limit: int = 100) -> list[Incident]:
+        with self._lock:
+            ordered = sorted(self._incidents.values(), key=lambda i: (i.opened_at, i.id), reverse=True)
+        return [i.model_copy(deep=True) for i in ordered[:limit]]
+
+    def append_audit(self, record: AuditRecord) -> None:
+        with self._lock:
+            self._audit.append(record)
+
+    def audit(self, *, limit: int = 1000) -> builtins.list[AuditRecord]:
+        with self._lock:
+            return list(self._audit[-limit:])

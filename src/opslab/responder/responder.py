@@ -1,0 +1,289 @@
+"""``Responder``: the facade the service, the CLI and the tests drive.
+
+``poll_once`` is one monitor + detect; a confirmed anomaly opens an incident and runs the workflow
+(``workflow.py``) to its end or to a pause for approval. ``watch`` repeats that every poll interval.
+``trigger`` is the manual button: it responds to anything anomalous now. ``approve``/``reject`` resume a
+paused incident; ``resume_unfinished`` continues, after a restart, every incident whose checkpointed
+thread still has steps to run. ``halt`` is the kill switch: while it is on, no action is executed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.types import Command
+
+from opslab.errors import Conflict
+from opslab.knowledge import Document, KnowledgeBase
+from opslab.responder.config import ResponderConfig
+from opslab.responder.detect import Detector
+from opslab.responder.model import (
+    Assessment,
+    AuditRecord,
+    Incident,
+    Observation,
+    ProgressEvent,
+    ResponderStatus,
+    Step,
+    ToolUse,
+)
+from opslab.responder.nodes import WorkflowDeps, symptoms_of
+from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, SystemClock, TargetProbe
+from opslab.responder.telemetry import incident_run
+from opslab.responder.workflow import build_workflow
+from opslab.telemetry import AgentRunIn
+
+log = logging.getLogger("opslab.responder")
+
+
+class Responder:
+    def __init__(
+        self,
+        *,
+        probe: TargetProbe,
+        actions: ActionExecutor,
+        store: IncidentStore,
+        knowledge: KnowledgeBase,
+        knowledge_dir: Path | None,
+        extra_knowledge: Sequence[Path] = (),
+        checkpointer: BaseCheckpointSaver[Any],
+        config: ResponderConfig,
+        clock: Clock | None = None,
+        chat: Chat | None = None,
+        record_run: Callable[[AgentRunIn], None] | None = None,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+    ) -> None:
+        self.probe, self.actions, self.store, self.config = probe, actions, store, config
+        self.clock: Clock = clock or SystemClock()
+        self.knowledge_dir = knowledge_dir
+        self.extra_knowledge = tuple(extra_knowledge)
+        self.checkpointer = checkpointer
+        self.record_run = record_run
+        self._listeners: list[Callable[[ProgressEvent], None]] = [on_progress] if on_progress else []
+        self.detector = Detector(config)
+        self._knowledge = knowledge
+        self._halted = threading.Event()
+        self._lock = threading.RLock()  # one workflow run at a time (watch thread, API threads)
+        self._responding = False
+        self._history: deque[Observation] = deque(maxlen=config.history_size)
+        self._last: tuple[Observation, Assessment] | None = None
+        deps = WorkflowDeps(
+            probe=probe,
+            actions=actions,
+            store=store,
+            detector=self.detector,
+            config=config,
+            clock=self.clock,
+            knowledge=lambda: self._knowledge,
+            halted=self._halted.is_set,
+            knowledge_dir=knowledge_dir,
+            on_learned=self._reload_knowledge,
+            chat=chat,
+            on_progress=self._progress,
+        )
+        self.graph = build_workflow(deps, checkpointer)
+
+    def add_progress_listener(self, listener: Callable[[ProgressEvent], None]) -> None:
+        """Also tell ``listener`` each step of every incident (the CLI prints them)."""
+        self._listeners.append(listener)
+
+    def _progress(self, event: ProgressEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - a listener's failure never stops a response
+                log.exception("progress listener failed")
+
+    @property
+    def knowledge(self) -> KnowledgeBase:
+        return self._knowledge
+
+    # --- watching ------------------------------------------------------------------------------------
+
+    def poll_once(self) -> Incident | None:
+        """One monitor + detect; a confirmed incident is opened and responded to."""
+        with self._lock:
+            obs, assessment = self._observe()
+            if not assessment.is_incident or self._awaiting():
+                return None
+            self.detector.reset()
+            return self._open(obs, assessment)
+
+    def trigger(self) -> Incident | None:
+        """Respond now to anything anomalous, confirmed or not (an incident awaiting approval is returned)."""
+        with self._lock:
+            awaiting = self._awaiting()
+            if awaiting:
+                return awaiting[0]
+            obs, assessment = self._observe()
+            if not assessment.anomalous:
+                return None
+            self.detector.reset()
+            return self._open(obs, assessment.model_copy(update={"is_incident": True}))
+
+    def watch(self, stop: threading.Event) -> None:
+        """Poll every ``poll_interval_s`` until ``stop`` is set; a failing poll is logged, never fatal."""
+        while not stop.is_set():
+            try:
+                self.poll_once()
+            except Exception:  # noqa: BLE001 - the watcher outlives any one bad poll
+                log.exception("responder poll failed")
+            stop.wait(self.config.poll_interval_s)
+
+    # --- incidents -----------------------------------------------------------------------------------
+
+    def approve(self, incident_id: str, *, approver: str) -> Incident:
+        return self._decide(incident_id, approved=True, approver=approver)
+
+    def reject(self, incident_id: str, *, approver: str) -> Incident:
+        return self._decide(incident_id, approved=False, approver=approver)
+
+    def resume_unfinished(self) -> list[Incident]:
+        """Continue every checkpointed incident with steps left (paused ones keep waiting for a human)."""
+        resumed: list[Incident] = []
+        with self._lock:
+            for thread_id in self._threads():
+                snapshot = self.graph.get_state(_config(thread_id))
+                if not snapshot.next or not snapshot.values.get("incident"):
+                    continue
+                if snapshot.interrupts:
+                    self.store.save(Incident.model_validate(snapshot.values["incident"]))
+                    continue
+                log.info("resuming incident %s at %s", thread_id, ", ".join(snapshot.next))
+                resumed.append(self._run(thread_id, None))
+        return resumed
+
+    def incident(self, incident_id: str) -> Incident:
+        return self.store.get(incident_id)
+
+    # --- kill switch and status ----------------------------------------------------------------------
+
+    def halt(self, *, reason: str = "") -> None:
+        self._halted.set()
+        self.store.append_audit(
+            AuditRecord(at=self.clock.now(), incident_id=None, decision="halted", detail=reason)
+        )
+
+    def unhalt(self) -> None:
+        self._halted.clear()
+        self.store.append_audit(AuditRecord(at=self.clock.now(), incident_id=None, decision="unhalted"))
+
+    @property
+    def halted(self) -> bool:
+        return self._halted.is_set()
+
+    def status(self) -> ResponderStatus:
+        incidents = self.store.list(limit=100)
+        last = self._last
+        return ResponderStatus(
+            state="halted" if self.halted else "responding" if self._responding else "watching",
+            halted=self.halted,
+            dry_run=self.config.dry_run,
+            last_observation=symptoms_of(*last) if last else None,
+            last_assessment=last[1] if last else None,
+            baseline=self.detector.baseline().model_dump(mode="json"),
+            open_incidents=[i.id for i in incidents if i.status == "open"],
+            awaiting_approval=[i.id for i in incidents if i.status == "awaiting_approval"],
+        )
+
+    # --- internals -----------------------------------------------------------------------------------
+
+    def _observe(self) -> tuple[Observation, Assessment]:
+        obs = self.probe.observe()
+        assessment = self.detector.assess(obs)
+        self._history.append(obs)
+        self._last = (obs, assessment)
+        return obs, assessment
+
+    def _awaiting(self) -> list[Incident]:
+        return [i for i in self.store.list(limit=100) if i.status == "awaiting_approval"]
+
+    def _open(self, obs: Observation, assessment: Assessment) -> Incident:
+        now = self.clock.now()
+        incident_id = f"inc-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        why = "; ".join(assessment.reasons)
+        incident = Incident(
+            id=incident_id,
+            opened_at=now,
+            signals=assessment.signals,
+            steps=[
+                Step(at=obs.timestamp, node="monitor", message=f"polled: health {obs.health_status}"),
+                Step(
+                    at=now,
+                    node="detect",
+                    message=f"incident confirmed after {assessment.consecutive} poll(s): {why}",
+                ),
+            ],
+            tools=[
+                ToolUse(
+                    at=obs.timestamp,
+                    node="monitor",
+                    tool="probe_target",
+                    status="error" if obs.errors else "success",
+                )
+            ],
+        )
+        self.store.save(incident)
+        self.store.append_audit(AuditRecord(at=now, incident_id=incident_id, decision="opened", detail=why))
+        state = {
+            "incident_id": incident_id,
+            "incident": incident.model_dump(mode="json"),
+            "observation": obs.model_dump(mode="json"),
+            "history": [o.model_dump(mode="json") for o in self._history],
+            "baseline": self.detector.baseline().model_dump(mode="json"),
+            "assessment": assessment.model_dump(mode="json"),
+            "is_unhealthy": True,
+            "polls": 1,
+            "tried": [],
+            "attempts": 0,
+            "execution_results": [],
+        }
+        # The facade did monitor + detect; the thread starts as if the graph's detect had just run.
+        self.graph.update_state(_config(incident_id), state, as_node="detect")
+        return self._run(incident_id, None)
+
+    def _decide(self, incident_id: str, *, approved: bool, approver: str) -> Incident:
+        with self._lock:
+            snapshot = self.graph.get_state(_config(incident_id))
+            if not snapshot.interrupts:
+                raise Conflict(
+                    f"incident {incident_id!r} is not awaiting approval", details={"id": incident_id}
+                )
+            return self._run(incident_id, Command(resume={"approved": approved, "approver": approver}))
+
+    def _run(self, incident_id: str, command: Command[Any] | None) -> Incident:
+        self._responding = True
+        try:
+            self.graph.invoke(command, _config(incident_id), durability="sync")
+        finally:
+            self._responding = False
+        values = self.graph.get_state(_config(incident_id)).values
+        incident = Incident.model_validate(values["incident"])
+        self.store.save(incident)  # the checkpoint is the truth (a resumed thread may predate the store)
+        if incident.finished and self.record_run is not None:
+            self.record_run(incident_run(incident))
+        return incident
+
+    def _threads(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for item in self.checkpointer.list(None):
+            thread_id = item.config.get("configurable", {}).get("thread_id")
+            if isinstance(thread_id, str):
+                seen.setdefault(thread_id, None)
+        return list(seen)
+
+    def _reload_knowledge(self, _doc: Document) -> None:
+        if self.knowledge_dir is not None:
+            self._knowledge = KnowledgeBase.load(self.knowledge_dir, extra=self.extra_knowledge)
+
+
+def _config(incident_id: str) -> RunnableConfig:
+    return {"configurable": {"thread_id": incident_id}}

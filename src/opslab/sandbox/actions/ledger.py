@@ -1,0 +1,96 @@
+"""What the action server keeps: each action's result, the append-only audit (``audit.jsonl``, one JSON
+object a line, each flushed to disk before the answer leaves), and the results by ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, JsonValue, ValidationError
+
+from opslab.errors import Conflict
+
+
+class ActionResult(BaseModel):
+    id: str
+    action: str
+    params: dict[str, JsonValue]
+    status: Literal["success", "error"]
+    detail: str
+    started_at: datetime
+    ended_at: datetime
+
+
+class AuditRecord(BaseModel):
+    at: datetime
+    id: str
+    action: str
+    params: dict[str, JsonValue]
+    status: Literal["success", "error"]
+    detail: str
+    caller: str
+
+    @classmethod
+    def of(cls, result: ActionResult, caller: str) -> AuditRecord:
+        return cls(at=result.ended_at, caller=caller, **result.model_dump(exclude={"started_at", "ended_at"}))
+
+
+class AuditLog:
+    """``audit.jsonl``: appended, fsync'd, never rewritten."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+
+    def append(self, record: AuditRecord) -> None:
+        line = record.model_dump_json() + "\n"
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def tail(self, limit: int) -> list[AuditRecord]:
+        """The last ``limit`` records, oldest first (a line that does not parse is skipped, not fatal)."""
+        if not self.path.exists():
+            return []
+        with self._lock, self.path.open(encoding="utf-8") as f:
+            lines = deque(f, maxlen=limit)
+        records: list[AuditRecord] = []
+        for line in lines:
+            try:
+                records.append(AuditRecord.model_validate_json(line))
+            except ValidationError:
+                continue
+        return records
+
+
+class Idempotency:
+    """The first result per ``Idempotency-Key`` (in memory: the keys live as long as the server)."""
+
+    def __init__(self) -> None:
+        self._results: dict[str, ActionResult] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str, action: str, params: dict[str, JsonValue]) -> ActionResult | None:
+        with self._lock:
+            first = self._results.get(key)
+        if first is not None and (first.action, _canon(first.params)) != (action, _canon(params)):
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used for {first.action} with other params",
+                details={"field": "Idempotency-Key"},
+            )
+        return first
+
+    def put(self, key: str, result: ActionResult) -> None:
+        with self._lock:
+            self._results.setdefault(key, result)
+
+
+def _canon(params: dict[str, JsonValue]) -> str:
+    return json.dumps(params, sort_keys=True)

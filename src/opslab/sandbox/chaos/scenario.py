@@ -1,0 +1,163 @@
+"""Chaos scenarios: YAML files in chaostoolkit's experiment shape (``title``, ``description``,
+``steady-state-hypothesis``, ``method``, ``rollbacks``) plus an ``expected`` block the scorer alone reads.
+
+``load_scenarios()`` reads and validates every ``*.yaml`` of a folder (the packaged ``scenarios/`` by
+default); a bad file is an ``InvalidInput`` naming the file and the field. ``run_method`` performs a
+scenario's method against a chaos server and returns the ids of the breaks it started."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+
+from opslab.errors import InvalidInput, OperationFailed, Unavailable, from_wire, invalid_from_pydantic
+from opslab.sandbox.actions import ACTION_NAMES
+from opslab.sandbox.chaos.breaks import FAULT_NAMES
+
+Category = Literal[
+    "db_pool_exhaustion", "bad_deploy", "latency_regression", "memory_leak", "dependency_outage", "none"
+]
+BREAK_PREFIX = "/api/v1/break/"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Pauses(_Model):
+    before: float = Field(default=0.0, ge=0, le=600)
+    after: float = Field(default=0.0, ge=0, le=600)
+
+
+class HttpProvider(_Model):
+    type: Literal["http"] = "http"
+    url: str
+    method: Literal["GET", "POST"] = "POST"
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    timeout: float = Field(default=10.0, gt=0, le=120)
+
+
+class Probe(_Model):
+    type: Literal["probe"] = "probe"
+    name: str
+    tolerance: JsonValue = None
+    provider: HttpProvider
+
+
+class SteadyState(_Model):
+    title: str
+    probes: list[Probe] = Field(default_factory=list)
+
+
+class Activity(_Model):
+    """One step of the method: a chaos-server call (``url`` is ``/api/v1/break/<fault>``)."""
+
+    type: Literal["action"] = "action"
+    name: str
+    provider: HttpProvider
+    pauses: Pauses = Field(default_factory=Pauses)
+
+    @field_validator("provider")
+    @classmethod
+    def _breaks_a_known_fault(cls, provider: HttpProvider) -> HttpProvider:
+        if not provider.url.startswith(BREAK_PREFIX):
+            raise ValueError(f"url must be {BREAK_PREFIX}<fault> on the chaos server")
+        fault = provider.url.removeprefix(BREAK_PREFIX).split("/")[0]
+        if fault not in FAULT_NAMES:
+            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULT_NAMES)})")
+        return provider
+
+
+class Expected(_Model):
+    category: Category
+    also: list[Category] = Field(
+        default_factory=list, description="More categories a right diagnosis names (faults at once)."
+    )
+    root_cause: str
+    remediations: list[str] = Field(default_factory=list)
+    control: bool = False
+    outcome: Literal["resolved", "escalated"] = Field(
+        "resolved", description="escalated: no available action can hold (a drill of the escalation path)."
+    )
+
+    @property
+    def categories(self) -> list[str]:
+        return [c for c in (self.category, *self.also) if c != "none"]
+
+    @field_validator("remediations")
+    @classmethod
+    def _known_actions(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in ACTION_NAMES]
+        if unknown:
+            raise ValueError(f"unknown actions {unknown} (known: {', '.join(ACTION_NAMES)})")
+        return names
+
+
+class Scenario(_Model):
+    name: str = Field(description="The file's stem: `db-pool-exhaustion`.")
+    title: str
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    steady_state_hypothesis: SteadyState | None = Field(default=None, alias="steady-state-hypothesis")
+    method: list[Activity] = Field(min_length=1)
+    rollbacks: list[Activity] = Field(default_factory=list)
+    expected: Expected
+
+    @property
+    def faults(self) -> list[str]:
+        return [a.provider.url.removeprefix(BREAK_PREFIX).split("/")[0] for a in self.method]
+
+
+def scenarios_folder() -> Path:
+    return Path(str(resources.files("opslab.sandbox.chaos") / "scenarios"))
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput.for_field(str(path), f"not a readable YAML file: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput.for_field(str(path), "must be a mapping (a chaostoolkit experiment)")
+    try:
+        return Scenario.model_validate({"name": path.stem, **data})
+    except ValidationError as exc:
+        err = invalid_from_pydantic(list(exc.errors(include_url=False)))
+        raise InvalidInput(
+            f"{path.name}: {err.message}", details={"file": str(path), **err.details}
+        ) from None
+
+
+def load_scenarios(folder: Path | None = None) -> list[Scenario]:
+    """Every scenario of ``folder`` (default: the packaged ones), sorted by name."""
+    folder = folder or scenarios_folder()
+    if not folder.is_dir():
+        raise InvalidInput.for_field("folder", f"not a folder: {folder}")
+    return [load_scenario(p) for p in sorted(folder.glob("*.yaml"))]
+
+
+def run_method(scenario: Scenario, chaos_url: str) -> list[str]:
+    """Perform the scenario's method on the chaos server at ``chaos_url``; the ids of the breaks started."""
+    ids: list[str] = []
+    with httpx.Client(base_url=chaos_url.rstrip("/")) as client:
+        for activity in scenario.method:
+            time.sleep(activity.pauses.before)
+            p = activity.provider
+            try:
+                r = client.request(p.method, p.url, json=p.arguments, timeout=p.timeout)
+            except httpx.HTTPError as exc:
+                raise Unavailable(f"chaos server unreachable at {chaos_url}: {exc}") from None
+            if r.status_code >= 400:
+                raise from_wire(r.status_code, r.json())
+            brk = r.json()
+            if not isinstance(brk, dict) or "id" not in brk:
+                raise OperationFailed(f"{activity.name}: the chaos server answered no break id")
+            ids.append(str(brk["id"]))
+            time.sleep(activity.pauses.after)
+    return ids

@@ -1,0 +1,89 @@
+"""The responder on the project's database, SQLite and PostgreSQL: incidents and the audit trail in the
+store, and LangGraph checkpoints through ``store.open_checkpointer`` that a second process (here: a fresh
+checkpointer and a fresh responder) resumes from where the first stopped."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from opslab.errors import NotFound
+from opslab.knowledge import KnowledgeBase
+from opslab.responder import AuditRecord, Incident, Responder
+from opslab.store import SqlIncidentStore, open_checkpointer
+from tests.unit.responder_fakes import T0, FakeClock, FakeExecutor, FakeProbe, World, fast_config, warm_up
+
+
+def incident(n: int, status: str = "open") -> Incident:
+    return Incident.model_validate(
+        {"id": f"inc-{n}", "status": status, "opened_at": T0 + timedelta(minutes=n)}
+    )
+
+
+def test_incidents_are_saved_whole_listed_newest_first_and_filtered(engine: Engine) -> None:
+    store = SqlIncidentStore(engine)
+    for n in range(3):
+        store.save(incident(n))
+    resolved = incident(1, "resolved").model_copy(update={"resolved_at": T0 + timedelta(hours=1)})
+    store.save(resolved)  # a save of a known id replaces it
+    assert [i.id for i in store.list()] == ["inc-2", "inc-1", "inc-0"]
+    assert [i.id for i in store.list(status="resolved")] == ["inc-1"]
+    assert store.get("inc-1") == resolved
+    with pytest.raises(NotFound):
+        store.get("inc-9")
+
+
+def test_the_audit_trail_keeps_the_newest_records_in_order(engine: Engine) -> None:
+    store = SqlIncidentStore(engine)
+    for n in range(5):
+        store.append_audit(
+            AuditRecord(
+                at=T0 + timedelta(seconds=n), incident_id="inc-1" if n % 2 else "inc-2", decision=f"d{n}"
+            )
+        )
+    assert [r.decision for r in store.audit()] == ["d0", "d1", "d2", "d3", "d4"]
+    assert [r.decision for r in store.audit(limit=2)] == ["d3", "d4"]
+    assert [r.decision for r in store.audit(incident_id="inc-1")] == ["d1", "d3"]
+
+
+def responder(world: World, store: SqlIncidentStore, checkpointer: object, **config: object) -> Responder:
+    return Responder(
+        probe=FakeProbe(world),
+        actions=FakeExecutor(world),
+        store=store,
+        knowledge=KnowledgeBase.load(),
+        knowledge_dir=None,
+        checkpointer=checkpointer,  # type: ignore[arg-type]
+        config=fast_config(**config),
+        clock=world.clock,
+    )
+
+
+def test_a_paused_incident_survives_a_restart_and_resumes_on_the_database(
+    db_url: str, engine: Engine
+) -> None:
+    """An incident waiting for approval is checkpointed in the database; a new responder process (new
+    checkpointer, new store object) approves it and it completes without repeating a step."""
+    world = World(FakeClock())
+    store = SqlIncidentStore(engine)
+    with open_checkpointer(db_url) as checkpointer:
+        first = responder(world, store, checkpointer)
+        warm_up(first)
+        world.inject("memory_leak")  # restart-target is high risk: the incident pauses for a human
+        world.clock.sleep(30)
+        first.poll_once()
+        world.clock.sleep(30)
+        paused = first.poll_once()
+        assert paused is not None and paused.status == "awaiting_approval"
+    with open_checkpointer(db_url) as checkpointer:
+        second = responder(world, store, checkpointer)
+        assert second.resume_unfinished() == []  # a paused incident keeps waiting for its human
+        done = second.approve(paused.id, approver="oncall")
+    assert done.status == "resolved", done.recommendation
+    assert [a.action for a in done.actions] == ["restart-target"]
+    assert [s.node for s in done.steps].count("diagnose") == 1
+    assert store.get(paused.id).status == "resolved"
+    decisions = [r.decision for r in store.audit(incident_id=paused.id)]
+    assert decisions.index("approval_required") < decisions.index("approved") < decisions.index("executed")
