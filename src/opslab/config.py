@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
     url: str | None = Field(default=None, description="Service URL the CLI talks to (OPSLAB_URL).")
+    knowledge_retrieval: Literal["bm25", "dense", "hybrid"] = Field(
+        default="bm25",
+        description="How knowledge is searched: BM25, embeddings (the `dense` extra) or both fused.",
+    )
     knowledge_dir: Path | None = Field(
         default=None,
         description="Folder of your own runbooks and incidents (Markdown); default: <data_dir>/knowledge.",

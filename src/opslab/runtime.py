@@ -192,11 +192,11 @@ class Runtime:
         def record_run(run: AgentRunIn) -> None:
             self.telemetry.ingest_runs([run], source="native")
 
-        return Responder(
+        responder = Responder(
             probe=HttpTargetProbe(target),
             actions=HttpActionExecutor(actions, token),
             store=self.incidents,
-            knowledge=KnowledgeBase.load(knowledge_dir, extra=extra),
+            knowledge=KnowledgeBase.load(knowledge_dir, extra=extra, retrieval=s.knowledge_retrieval),
             knowledge_dir=knowledge_dir,
             extra_knowledge=extra,
             checkpointer=checkpointer,
@@ -205,6 +205,9 @@ class Runtime:
             record_run=record_run,
             on_progress=notify,
         )
+        if s.responder_kill_switch:
+            responder.halt(reason="started with OPSLAB_RESPONDER_KILL_SWITCH=true")
+        return responder
 
     def close(self) -> None:
         self._closing.close()

@@ -23,13 +23,15 @@ kb_app = typer.Typer(help="Runbooks and past incidents: search, add, list.", no_
 
 # opslab.knowledge.DocumentKind, spelled here so that `opslab --help` does not import the knowledge models.
 KindChoice = Literal["runbook", "incident"]
+RetrievalChoice = Literal["bm25", "dense", "hybrid"]
 KindOption = Annotated[KindChoice | None, typer.Option("--kind", help="Only documents of this kind.")]
 
 
-def _knowledge() -> KnowledgeBase:
+def _knowledge(retrieval: RetrievalChoice | None = None) -> KnowledgeBase:
     from opslab.knowledge import KnowledgeBase
 
-    return KnowledgeBase.load(settings().resolved_knowledge_dir)
+    s = settings()
+    return KnowledgeBase.load(s.resolved_knowledge_dir, retrieval=retrieval or s.knowledge_retrieval)
 
 
 def _source(kb: KnowledgeBase, doc: Document) -> str:
@@ -53,11 +55,17 @@ def search(
     query: Annotated[list[str], typer.Argument(metavar="QUERY...", help="Symptoms, error text, keywords.")],
     k: Annotated[int, typer.Option("--k", "-k", min=1, max=100, help="How many results.")] = 5,
     kind: KindOption = None,
+    retrieval: Annotated[
+        RetrievalChoice | None,
+        typer.Option(
+            help="bm25, dense (needs the `dense` extra) or hybrid; default OPSLAB_KNOWLEDGE_RETRIEVAL."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The documents most relevant to QUERY (BM25), best first."""
+    """The documents most relevant to QUERY (BM25 by default), best first."""
     text = " ".join(query)
-    kb = _knowledge()
+    kb = _knowledge(retrieval)
     hits = kb.search(text, k=k, kind=kind)
     if as_json:
         print_json(

@@ -1,10 +1,12 @@
-"""Runbooks and past incidents as Markdown documents with front matter, indexed for BM25 retrieval.
+"""Runbooks and past incidents as Markdown documents with front matter, indexed for BM25 retrieval
+(optionally dense embeddings, or both fused).
 
 Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
 with opslab plus a user folder; ``search`` ranks them for a free-text symptom, ``by_category`` gives
 the runbook an RCA category cites, and ``add_document`` stores a validated new document atomically.
 """
 
+from opslab.knowledge.dense import dense_available
 from opslab.knowledge.document import (
     DOCUMENT_SCHEMA_VERSION,
     ActionType,
@@ -15,7 +17,7 @@ from opslab.knowledge.document import (
     parse_document,
     read_document,
 )
-from opslab.knowledge.index import Hit, KnowledgeBase, add_document, builtin_documents
+from opslab.knowledge.index import Hit, KnowledgeBase, Retrieval, add_document, builtin_documents
 from opslab.knowledge.retrieval import tokenize
 
 __all__ = [
@@ -26,9 +28,11 @@ __all__ = [
     "Hit",
     "KnowledgeBase",
     "Remediation",
+    "Retrieval",
     "RunbookAction",
     "add_document",
     "builtin_documents",
+    "dense_available",
     "parse_document",
     "read_document",
     "tokenize",

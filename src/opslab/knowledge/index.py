@@ -23,10 +23,12 @@ import threading
 from collections.abc import Iterable, Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from opslab.errors import Conflict, InvalidInput, NotFound
+from opslab.knowledge.dense import DenseIndex, fuse
 from opslab.knowledge.document import Document, DocumentKind, parse_document, read_document, read_text
 from opslab.knowledge.retrieval import Bm25Index, snippet
 
@@ -34,11 +36,14 @@ _BUILTIN_PACKAGE = "opslab.knowledge"
 _BUILTIN_FOLDER = "runbooks"
 
 
+Retrieval = Literal["bm25", "dense", "hybrid"]
+
+
 class Hit(BaseModel):
     """One search result: ``rank`` 1 is the best; ``snippet`` is the line that matched most."""
 
     document: Document
-    score: float = Field(description="BM25 score (only comparable within one search).")
+    score: float = Field(description="BM25, cosine or fused score (only comparable within one search).")
     rank: int = Field(ge=1)
     snippet: str
 
@@ -63,7 +68,13 @@ def folder_documents(folder: Path) -> list[Document]:
 class KnowledgeBase:
     """Documents by id, by RCA category, and by BM25 relevance to a free-text query."""
 
-    def __init__(self, documents: Iterable[Document], *, builtin_ids: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        documents: Iterable[Document],
+        *,
+        builtin_ids: Iterable[str] = (),
+        retrieval: Retrieval = "bm25",
+    ) -> None:
         self._documents: builtins.list[Document] = []
         self._by_id: dict[str, Document] = {}
         for doc in documents:
@@ -77,17 +88,21 @@ class KnowledgeBase:
             self._documents.append(doc)
         self._builtin_ids = frozenset(builtin_ids)
         self._index: Bm25Index | None = None
+        self._dense: DenseIndex | None = None
         self._lock = threading.Lock()
+        self.retrieval: Retrieval = retrieval
 
     @classmethod
-    def load(cls, folder: Path | None = None, *, extra: Sequence[Path] = ()) -> KnowledgeBase:
+    def load(
+        cls, folder: Path | None = None, *, extra: Sequence[Path] = (), retrieval: Retrieval = "bm25"
+    ) -> KnowledgeBase:
         """The built-in runbooks, plus the documents of ``folder`` when given and of each ``extra`` folder
-        (e.g. the responder's ``RUNBOOKS_PATH``)."""
+        (e.g. the responder's ``RUNBOOKS_PATH``); ``retrieval`` picks how ``search`` ranks."""
         shipped = builtin_documents()
         user = folder_documents(folder) if folder is not None else []
         for more in extra:
             user.extend(folder_documents(more))
-        return cls([*shipped, *user], builtin_ids=(d.id for d in shipped))
+        return cls([*shipped, *user], builtin_ids=(d.id for d in shipped), retrieval=retrieval)
 
     def __len__(self) -> int:
         return len(self._documents)
@@ -109,12 +124,13 @@ class KnowledgeBase:
         return next((d for d in self._documents if d.kind == "runbook" and category in d.categories), None)
 
     def search(self, query: str, *, k: int = 5, kind: DocumentKind | None = None) -> builtins.list[Hit]:
-        """The ``k`` documents most relevant to ``query`` (only those sharing a word with it)."""
+        """The ``k`` documents most relevant to ``query``: by BM25 (only documents sharing a word with it),
+        by embedding similarity (``dense``), or both fused by reciprocal rank (``hybrid``)."""
         if not query or not query.strip():
             raise InvalidInput.for_field("query", "must not be empty")
         if k < 1:
             raise InvalidInput.for_field("k", "must be at least 1")
-        scores = self._bm25().scores(query)
+        scores = self._scores(query)
         ranked = sorted(
             (
                 (score, doc)
@@ -128,6 +144,23 @@ class KnowledgeBase:
             for i, (score, doc) in enumerate(ranked[:k], start=1)
         ]
 
+    def _scores(self, query: str) -> builtins.list[float]:
+        if self.retrieval == "bm25":
+            return self._bm25().scores(query)
+        dense = self._dense_index().scores(query)
+        if self.retrieval == "dense":
+            return [max(s, 0.0) for s in dense]
+        lexical = self._bm25().scores(query)
+        rankings = [_ranking(lexical), _ranking(dense)]
+        fused = fuse(rankings)
+        return [fused.get(i, 0.0) for i in range(len(self._documents))]
+
+    def _dense_index(self) -> DenseIndex:
+        with self._lock:
+            if self._dense is None:
+                self._dense = DenseIndex([d.searchable_text() for d in self._documents])
+            return self._dense
+
     def _bm25(self) -> Bm25Index:
         with self._lock:
             if self._index is None:
@@ -138,6 +171,11 @@ class KnowledgeBase:
     def list(self, *, kind: DocumentKind | None = None) -> builtins.list[Document]:
         """Every document (optionally of one kind): built-in ones first, then the user's."""
         return [d for d in self._documents if kind is None or d.kind == kind]
+
+
+def _ranking(scores: Sequence[float]) -> builtins.list[int]:
+    """Positions with a positive score, best first."""
+    return sorted((i for i, s in enumerate(scores) if s > 0), key=lambda i: -scores[i])
 
 
 def _snippet_lines(doc: Document) -> Sequence[str]:

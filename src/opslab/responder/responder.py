@@ -282,7 +282,9 @@ class Responder:
 
     def _reload_knowledge(self, _doc: Document) -> None:
         if self.knowledge_dir is not None:
-            self._knowledge = KnowledgeBase.load(self.knowledge_dir, extra=self.extra_knowledge)
+            self._knowledge = KnowledgeBase.load(
+                self.knowledge_dir, extra=self.extra_knowledge, retrieval=self._knowledge.retrieval
+            )
 
 
 def _config(incident_id: str) -> RunnableConfig:
