@@ -158,6 +158,10 @@ class Settings(BaseSettings):
         "escalates.",
     )
 
+    autoops_seed: int = Field(
+        default=0, ge=0, description="Seed of the simulated CI runner and the optimizer's sampling."
+    )
+
     @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key", "action_token")
     @classmethod
     def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:

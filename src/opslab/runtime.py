@@ -45,6 +45,9 @@ from opslab.store import (
 from opslab.telemetry import PreparedRun, Redactor, TelemetryService
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from opslab.autoops import AutoOps
     from opslab.llm import ChatClient
     from opslab.responder import Responder, ResponderConfig
     from opslab.telemetry import AgentRunIn
@@ -69,6 +72,9 @@ class Runtime:
     backend: Backend
     kinds: dict[str, JobKind]
     ingest_observers: list[IngestObserver] = field(default_factory=list)
+    metrics_registry: CollectorRegistry | None = None
+    _autoops: AutoOps | None = None
+    _autoops_lock: threading.Lock = field(default_factory=threading.Lock)
     _responder: Responder | None = None
     _responder_lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: ExitStack = field(default_factory=ExitStack)
@@ -208,6 +214,27 @@ class Runtime:
         if s.responder_kill_switch:
             responder.halt(reason="started with OPSLAB_RESPONDER_KILL_SWITCH=true")
         return responder
+
+    def autoops(self) -> AutoOps:
+        """The AutoOps controller of this process: the simulated CI runner, the optimizer with its state in
+        the database, the knowledge base, the build log; its series on the service's registry."""
+        with self._autoops_lock:
+            if self._autoops is None:
+                from opslab.autoops import AutoOps, BuildMetrics, ThompsonOptimizer
+                from opslab.knowledge import KnowledgeBase
+                from opslab.sandbox import BuildSimulator
+                from opslab.store import SqlBanditStore, SqlBuildLog
+
+                s = self.settings
+                self._autoops = AutoOps(
+                    runner=BuildSimulator(seed=s.autoops_seed),
+                    optimizer=ThompsonOptimizer(store=SqlBanditStore(self.engine), seed=s.autoops_seed),
+                    knowledge=KnowledgeBase.load(s.resolved_knowledge_dir, retrieval=s.knowledge_retrieval),
+                    builds=SqlBuildLog(self.engine),
+                    observer=BuildMetrics(registry=self.metrics_registry),
+                    chat=self.chat_model(),
+                )
+            return self._autoops
 
     def close(self) -> None:
         self._closing.close()

@@ -293,6 +293,34 @@ SYMPTOM_QUERIES: dict[str, list[str]] = {
         "request rate quadrupled but errors and latency are normal",
         "legitimate surge of users: traffic far above normal while responses stay healthy",
     ],
+    "build-oom": [
+        "the ci job was OOMKilled with exit code 137 while compiling",
+        "webpack ran out of heap memory on the runner during the build",
+    ],
+    "build-image-pull": [
+        "the pipeline could not fetch its docker base image, manifest unknown",
+        "registry rate limit: toomanyrequests when pulling the image",
+    ],
+    "build-dependency-resolution": [
+        "npm ERESOLVE could not resolve the dependency tree after the upgrade",
+        "pip ResolutionImpossible: conflicting package versions in the lockfile",
+    ],
+    "build-flaky-test": [
+        "a test fails sometimes and passes when we rerun the job",
+        "intermittent test failures on a busy ci runner",
+    ],
+    "build-timeout": [
+        "the ci job exceeded its maximum execution time",
+        "builds get slower and slower until the job limit kills them",
+    ],
+    "prometheus-target-down": [
+        "prometheus shows up == 0 for our service scrape",
+        "scrape failed with connection refused, the exporter target is down",
+    ],
+    "metrics-endpoint-404": [
+        "GET /metrics answers 404 not found on our fastapi app",
+        "our fastapi service never mounted the prometheus client: /metrics is not found",
+    ],
 }
 
 

@@ -10,11 +10,11 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from opslab import __version__
-from opslab.api.background import ResponderLoop
+from opslab.api.background import AutoOpsLoop, ResponderLoop
 from opslab.api.deps import add_body_schemas, require_api_token
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import agent, canary, metrics, rca, root, telemetry
+from opslab.api.routes import agent, autoops, canary, metrics, rca, root, telemetry
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         try:
             yield
         finally:
+            await to_thread.run_sync(app.state.autoops_loop.stop)
             if watcher is not None:
                 await to_thread.run_sync(watcher.stop)
             await to_thread.run_sync(runtime.backend.stop)
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.state.runtime = runtime
     app.state.metrics = api_metrics
+    app.state.autoops_loop = AutoOpsLoop(runtime)
+    runtime.metrics_registry = api_metrics.registry
     install_error_handlers(app)
 
     def openapi() -> dict[str, Any]:
@@ -69,6 +72,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, metrics, canary, agent):
+    for module in (root, rca, telemetry, metrics, canary, agent, autoops):
         app.include_router(module.router)
     return app

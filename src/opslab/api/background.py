@@ -1,11 +1,14 @@
-"""The responder's autonomous loop inside ``opslab serve`` (``OPSLAB_RESPONDER_ENABLED=true``): a thread
-that first resumes any incident a crash interrupted, then polls the target every poll interval."""
+"""Background loops inside ``opslab serve``: the responder's (``OPSLAB_RESPONDER_ENABLED=true``: first
+resume any incident a crash interrupted, then poll the target every poll interval) and AutoOps'
+continuous mode (started and stopped through ``/autoops/loop``)."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
+from opslab.autoops import LoopState
+from opslab.errors import Conflict
 from opslab.runtime import Runtime
 
 log = logging.getLogger("opslab.api")
@@ -41,3 +44,63 @@ class ResponderLoop:
             log.info("responder watching %s", responder.probe)
             responder.watch(self._stop)
             return
+
+
+class AutoOpsLoop:
+    """The continuous mode: build, learn, ask the responder on failure, up to a budget; stoppable, and a
+    new loop continues from the persisted learning."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._state = LoopState(state="idle")
+
+    def state(self) -> LoopState:
+        with self._lock:
+            return self._state.model_copy()
+
+    def start(self, builds: int, interval_s: float) -> LoopState:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                raise Conflict(
+                    "an autoops loop is already running; stop it first", details=self._state.model_dump()
+                )
+            self._stop.clear()
+            self._state = LoopState(state="running", budget=builds)
+            self._thread = threading.Thread(
+                target=self._run, args=(builds, interval_s), name="opslab-autoops", daemon=True
+            )
+            self._thread.start()
+            return self._state.model_copy()
+
+    def stop(self, timeout_s: float = 30.0) -> LoopState:
+        self._stop.set()
+        with self._lock:
+            thread = self._thread
+            if thread is not None and thread.is_alive():
+                self._state.state = "stopping"
+        if thread is not None:
+            thread.join(timeout_s)
+        return self.state()
+
+    def _run(self, builds: int, interval_s: float) -> None:
+        auto = self.runtime.autoops()
+        for _ in range(builds):
+            if self._stop.is_set():
+                break
+            try:
+                step = auto.run_once()
+            except Exception as exc:  # noqa: BLE001 - one bad build is recorded, the loop goes on
+                log.exception("autoops build failed to run")
+                with self._lock:
+                    self._state.last_error = str(exc)[:500]
+            else:
+                with self._lock:
+                    self._state.done += 1
+                    self._state.succeeded += step.build.result.status == "success"
+            if interval_s:
+                self._stop.wait(interval_s)
+        with self._lock:
+            self._state.state = "finished" if self._state.done >= builds else "idle"

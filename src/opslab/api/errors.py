@@ -91,7 +91,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        err = invalid_from_pydantic(list(exc.errors()))
+        errors = list(exc.errors())
+        if any(e.get("type") == "json_invalid" for e in errors):
+            err = InvalidInput.for_field("body", "malformed JSON")
+        else:
+            err = invalid_from_pydantic(errors)
         return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
 
     @app.exception_handler(StarletteHTTPException)

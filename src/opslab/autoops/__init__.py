@@ -1,6 +1,10 @@
 """AutoOps (seed: autoops.md): a build monitor, an optimizer that learns the best build configuration per
 pipeline (a contextual Thompson-sampling bandit), a fix responder over the knowledge base, a controller."""
 
+from opslab.autoops.bandit_state import BanditState, BanditStateStore, InMemoryBanditStore
+from opslab.autoops.controller import AutoOps, BuildLog, BuildRecord, BuildRunner, PipelinePass
+from opslab.autoops.fixes import FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.metrics import SERIES, BuildMetrics
 from opslab.autoops.model import (
     ACTIONS,
     ERROR_CLASSES,
@@ -13,16 +17,49 @@ from opslab.autoops.model import (
     ErrorClass,
     features,
 )
+from opslab.autoops.optimizer import Choice, ThompsonOptimizer, bucket_chain
+from opslab.autoops.views import (
+    AutoOpsStatus,
+    BuildAccepted,
+    BuildIn,
+    LoopIn,
+    LoopState,
+    SimulateBuildIn,
+    SimulatedBuild,
+)
 
 __all__ = [
+    "AutoOps",
+    "AutoOpsStatus",
+    "BuildAccepted",
+    "BuildIn",
+    "BuildLog",
+    "BuildRecord",
+    "BuildRunner",
+    "FixRequest",
+    "FixSuggestion",
+    "LoopIn",
+    "LoopState",
+    "PipelinePass",
+    "SimulateBuildIn",
+    "SimulatedBuild",
+    "suggest_fix",
     "ACTIONS",
     "ERROR_CLASSES",
     "ERROR_TEXTS",
+    "SERIES",
     "Action",
+    "BanditState",
+    "BanditStateStore",
     "BuildConfig",
     "BuildContext",
+    "BuildMetrics",
     "BuildResult",
     "BuildStatus",
+    "Choice",
     "ErrorClass",
+    "InMemoryBanditStore",
+    "ThompsonOptimizer",
+    "bucket_chain",
     "features",
 ]

@@ -22,7 +22,7 @@ ERROR_TEXTS: dict[ErrorClass, str] = {
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BuildConfig(_Model):

@@ -6,6 +6,7 @@ import typer
 from rich.markup import escape
 
 from opslab.cli import (
+    autoops,
     canary,
     core,
     jobs,
@@ -39,6 +40,7 @@ app.add_typer(canary.canary_app, name="canary")
 app.add_typer(sandbox.sandbox_app, name="sandbox")
 app.add_typer(kb.kb_app, name="kb")
 app.add_typer(responder.responder_app, name="responder")
+app.add_typer(autoops.autoops_app, name="autoops")
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ SQLite (WAL) under the data dir by default; PostgreSQL by URL. The same migratio
 tests run on both.
 """
 
-from opslab.store.checkpoint import open_checkpointer
+from opslab.store.autoops import SqlBanditStore, SqlBuildLog
+from opslab.store.checkpoint import CHECKPOINT_TABLES, open_checkpointer
 from opslab.store.engine import make_engine, write_tx
 from opslab.store.incidents import SqlIncidentStore
 from opslab.store.jobs import SqlJobStore
@@ -12,6 +13,9 @@ from opslab.store.migrate import current_revision, head_revision, upgrade
 from opslab.store.runs import SqlRunRepository
 
 __all__ = [
+    "CHECKPOINT_TABLES",
+    "SqlBanditStore",
+    "SqlBuildLog",
     "SqlIncidentStore",
     "SqlJobStore",
     "SqlRunRepository",

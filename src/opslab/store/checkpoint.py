@@ -18,6 +18,11 @@ from sqlalchemy.engine import make_url
 from opslab.errors import InvalidInput
 from opslab.store.engine import SQLITE_BUSY_TIMEOUT_MS
 
+# Created and migrated by LangGraph's savers themselves (``setup()``), not by our Alembic revisions.
+CHECKPOINT_TABLES = frozenset(
+    {"checkpoints", "checkpoint_blobs", "checkpoint_writes", "checkpoint_migrations", "writes"}
+)
+
 
 @contextmanager
 def open_checkpointer(database_url: str) -> Iterator[BaseCheckpointSaver[str]]:

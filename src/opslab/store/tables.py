@@ -199,3 +199,25 @@ responder_audit = Table(
     Column("record", JSON, nullable=False),
     Index("ix_responder_audit_incident", "incident_id", "seq"),
 )
+
+# AutoOps: the optimizer's posterior (one JSON document per named optimizer) and every build it learned from.
+autoops_state = Table(
+    "autoops_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+autoops_builds = Table(
+    "autoops_builds",
+    metadata,
+    Column("build_id", String(64), primary_key=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error_class", String(40)),
+    Column("action_id", Integer),
+    Column("record", JSON, nullable=False),
+    Index("ix_autoops_builds_at", "at", "build_id"),
+)

@@ -43,7 +43,7 @@ class OpsOptions(BaseModel):
     memory_headroom_mb: float = Field(default=150.0, gt=0)
     pool_size: int = Field(default=5, ge=1, le=50)
     pool_timeout_s: float = Field(default=0.5, gt=0)
-    dependency_timeout_s: float = Field(default=0.3, gt=0)
+    dependency_timeout_s: float = Field(default=1.0, gt=0)
     seed: int = 42
 
 

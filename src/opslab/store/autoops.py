@@ -1,0 +1,66 @@
+"""AutoOps on SQLAlchemy: the optimizer's state (``autoops.BanditStateStore``) and the build log
+(``autoops.BuildLog``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, update
+
+from opslab.autoops import BuildRecord
+from opslab.store.engine import write_tx
+from opslab.store.tables import autoops_builds, autoops_state
+
+
+class SqlBanditStore:
+    def __init__(self, engine: Engine, *, name: str = "default") -> None:
+        self.engine, self.name = engine, name
+
+    def load(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(autoops_state.c.state).where(autoops_state.c.name == self.name)).first()
+        return dict(row.state) if row else None
+
+    def save(self, state: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        with write_tx(self.engine) as conn:
+            found = conn.execute(
+                update(autoops_state)
+                .where(autoops_state.c.name == self.name)
+                .values(state=state, updated_at=now)
+            )
+            if found.rowcount == 0:
+                conn.execute(insert(autoops_state).values(name=self.name, state=state, updated_at=now))
+
+
+class SqlBuildLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def append(self, record: BuildRecord) -> None:
+        with write_tx(self.engine) as conn:
+            conn.execute(
+                insert(autoops_builds).values(
+                    build_id=record.build_id,
+                    at=record.at,
+                    source=record.source,
+                    status=record.result.status,
+                    error_class=record.result.error_class,
+                    action_id=record.action_id,
+                    record=record.model_dump(mode="json"),
+                )
+            )
+
+    def recent(self, *, limit: int = 100) -> list[BuildRecord]:
+        query = select(autoops_builds.c.record).order_by(
+            autoops_builds.c.at.desc(), autoops_builds.c.build_id
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [BuildRecord.model_validate(r.record) for r in rows]
+
+    def count(self) -> dict[str, int]:
+        query = select(autoops_builds.c.status, func.count()).group_by(autoops_builds.c.status)
+        with self.engine.connect() as conn:
+            return {str(status): int(n) for status, n in conn.execute(query).all()}
