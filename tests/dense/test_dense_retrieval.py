@@ -56,7 +56,7 @@ def test_dense_alone_ranks_nearly_every_fault_symptom_runbook_first() -> None:
 
 def test_dense_finds_a_paraphrase_that_shares_no_word_with_the_runbook() -> None:
     kb = KnowledgeBase.load(retrieval="dense")
-    query = "the process keeps getting fatter until it dies"
+    query = "the service slowly eats all the ram until it crashes"  # BM25 ranks dependency-outage first
     assert kb.search(query, k=3)[0].document.id == "memory-leak"
 
 
