@@ -73,16 +73,19 @@ def run(
     stdout: Sink = subprocess.DEVNULL,
     stderr: Sink = subprocess.DEVNULL,
     tie_to_parent: bool = False,
+    pre_exec: Callable[[], None] | None = None,
 ) -> ProcResult:
     """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
 
     ``stdout``/``stderr`` may be paths (opened for writing), descriptors or files. ``tie_to_parent``
-    kills the child when this process dies (at the cost of a fork instead of a vfork per call)."""
+    kills the child when this process dies (at the cost of a fork instead of a vfork per call).
+    ``pre_exec`` runs in the child before exec (a namespace to enter); if it raises, the child never
+    execs and the result carries the ``start_error``."""
     start = time.perf_counter()
     with _opened(stdout) as out, _opened(stderr) as err:
         try:
-            proc = _popen(argv, cwd, env, out, err, tie_to_parent)
-        except OSError as exc:
+            proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec)
+        except (OSError, subprocess.SubprocessError) as exc:
             return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
         with _running_lock:
             _running.add(proc)
@@ -166,8 +169,12 @@ def _popen(
     out: int | IO[bytes] | None,
     err: int | IO[bytes] | None,
     tie_to_parent: bool,
+    pre_exec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A child in a process group of its own (so the group can be killed), stdin closed, never a shell."""
+    before_exec: Callable[[], None] | None = die_with_parent if tie_to_parent else None
+    if pre_exec is not None:
+        before_exec = pre_exec if not tie_to_parent else _both(die_with_parent, pre_exec)
     return subprocess.Popen(
         list(argv),
         cwd=cwd,
@@ -176,8 +183,16 @@ def _popen(
         stderr=err,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=die_with_parent if tie_to_parent else None,  # noqa: PLW1509 - signal-safe
+        preexec_fn=before_exec,  # noqa: PLW1509 - ctypes calls and an ioctl, nothing that takes a lock
     )
+
+
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def run_both() -> None:
+        first()
+        second()
+
+    return run_both
 
 
 def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 2.0) -> None:

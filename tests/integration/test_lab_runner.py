@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from opslab.errors import OperationFailed, PolicyViolation
+from opslab.errors import InvalidInput, OperationFailed, PolicyViolation
 from opslab.lab import (
     TrialRecord,
     build_tables,
@@ -182,5 +182,5 @@ def test_run_experiment_runs_reports_and_analyses(project: Path) -> None:
     }
     with pytest.raises(PolicyViolation, match="network.mode"):
         run_experiment(exp_path, mode="run-experiment", env_base={})
-    with pytest.raises(PolicyViolation, match="container"):
+    with pytest.raises(InvalidInput, match="needs a container"):  # no image configured
         run_experiment(exp_path, mode="run-dev", env_base={})

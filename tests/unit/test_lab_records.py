@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from opslab.errors import InvalidInput, NotFound
-from opslab.lab import Manifest, TrialRecord
+from opslab.lab import Attestation, Manifest, TrialRecord
 from opslab.lab.artifacts import read_model, write_model
+from opslab.lab.records import LabRunPredicate, ResourceDescriptor
 
 # A manifest as the first runner wrote it: no overrides, isolation, retries or runner fields.
 OLD_MANIFEST = {
@@ -74,3 +76,35 @@ def test_a_trial_record_reads_back_as_written() -> None:
     assert json.loads(rec.model_dump_json(exclude_unset=True)) == old
     assert rec.error_text() is None
     assert TrialRecord.model_validate({**old, "error": {"message": "boom"}}).error_text() == "boom"
+
+
+def test_an_attestation_is_an_in_toto_statement_that_reads_back(tmp_path: Path) -> None:
+    predicate = LabRunPredicate(
+        run_id="run_1",
+        created_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        materials=[ResourceDescriptor(name="resolved_experiment.json", digest={"sha256": "ab"})],
+        resolved_experiment_digest="cd",
+        isolation={"sandbox": "local", "network_enforced": True, "from_a_newer_runner": [1]},
+        trial_outputs_digest="ef",
+    )
+    subject = ResourceDescriptor(name="trials/trial_1/trial_output.json", digest={"sha256": "12"})
+    write_model(tmp_path / "attestation.json", Attestation(subject=[subject], predicate=predicate))
+    raw = json.loads((tmp_path / "attestation.json").read_text())
+    assert raw["_type"] == "https://in-toto.io/Statement/v1"
+    assert raw["predicateType"] == "https://opslab.dev/lab-run/v1"
+    assert raw["subject"] == [
+        {"name": "trials/trial_1/trial_output.json", "digest": {"sha256": "12"}, "annotations": {}}
+    ]
+    assert (
+        raw["predicate"]["schema_version"] == 1
+        and raw["predicate"]["created_at"] == "2026-01-02T03:04:05+00:00"
+    )
+    back = read_model(tmp_path / "attestation.json", Attestation)
+    assert back.predicate.isolation["from_a_newer_runner"] == [1] and back.subject[0].digest == {
+        "sha256": "12"
+    }
+    raw["_type"] = "https://in-toto.io/Statement/v0.1"
+    (tmp_path / "attestation.json").write_text(json.dumps(raw))
+    with pytest.raises(InvalidInput) as err:
+        read_model(tmp_path / "attestation.json", Attestation)
+    assert err.value.details["errors"][0]["field"] == "attestation.json._type"

@@ -12,6 +12,8 @@ from opslab.cli import (
     jobs,
     kb,
     lab,
+    lab_analysis,  # noqa: F401  (adds compare and query to `opslab lab`)
+    lab_control,  # noqa: F401  (adds replay, fork, pause, resume, publish, validate-* to `opslab lab`)
     lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
     responder,
     runs,

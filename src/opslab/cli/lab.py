@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from opslab.cli.context import console, err_console, settings
-from opslab.errors import InvalidInput, OpslabError
+from opslab.errors import InvalidInput, OperationFailed, OpslabError
 
 if TYPE_CHECKING:
     from opslab.client import OpslabClient
@@ -46,16 +46,39 @@ ReportToOpt = Annotated[
 
 
 def _emit(command: str, as_json: bool, body: Callable[[], dict[str, Any]]) -> None:
-    """Run a command body; in JSON mode turn every outcome, errors included, into one envelope."""
-    if not as_json:
-        body()
-        return
+    """Run a command body; in JSON mode turn every outcome, errors included, into one envelope.
+
+    SIGTERM interrupts like Ctrl-C (a runner then stops its trials and records why): an interrupt ends
+    the command with the ``interrupted`` error (its envelope in JSON mode) and exit code 130."""
+    from rich.markup import escape
+
+    from opslab.lab import RunInterrupted, interrupt_on_signals
+
     try:
-        result = body()
+        with interrupt_on_signals():
+            if not as_json:
+                body()
+                return
+            result = body()
+    except KeyboardInterrupt as exc:
+        stop = exc if isinstance(exc, RunInterrupted) else RunInterrupted("SIGINT")
+        if as_json:
+            typer.echo(json.dumps({"ok": False, "command": command, "error": stop.to_dict()}))
+        else:
+            err_console.print(f"[yellow]interrupted[/yellow] {escape(stop.message)}", soft_wrap=True)
+        # Ends here, without the interpreter's shutdown: a daemon thread may be importing a C extension
+        # (the analysis prefetch), and finalizing under it can crash the process (SIGSEGV, not 130).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(stop.exit_code)
     except OpslabError as exc:
+        if not as_json:
+            raise  # printed by the CLI's one handler
         typer.echo(json.dumps({"ok": False, "command": command, "error": exc.to_dict()}))
         raise typer.Exit(exc.exit_code) from None
     except Exception as exc:  # noqa: BLE001 - the envelope promises JSON even for the unexpected
+        if not as_json:
+            raise
         error = {"code": "command_failed", "message": str(exc), "details": {}}
         typer.echo(json.dumps({"ok": False, "command": command, "error": error}))
         raise typer.Exit(1) from None
@@ -118,6 +141,8 @@ def _run(
     concurrency: int | None = None,
     resume: str | None = None,
     retry_errors: bool = False,
+    container: bool = False,
+    setup: str | None = None,
 ) -> None:
     from opslab.lab import run_experiment
 
@@ -164,12 +189,21 @@ def _run(
                     env_base=os.environ,  # noqa: TID251
                     progress=on_progress,
                     reporter=connect,
+                    container=container,
+                    setup=setup,
                 )
         finally:
             for client in clients:
                 client.close()
         if not as_json:
             _print_run(run, clients[0].base_url if clients else None)
+        errored = run.outcomes.get("error", 0)
+        if run.total_trials and errored == run.total_trials:
+            raise OperationFailed(
+                f"every trial errored ({errored} of {run.total_trials}); see the trials' out/stderr.log "
+                f"under {run.run_dir}/trials",
+                details={"run": run.envelope()},
+            )
         return {"run": run.envelope()}
 
     _emit(mode, as_json, body)
@@ -194,44 +228,61 @@ def _print_run(run: LabRun, report_url: str | None) -> None:
         console.print(f"reported {run.reported} trial(s) as agent runs to {report_url}")
 
 
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Trials at once (default: CPUs).")
+]
+ResumeOpt = Annotated[
+    str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue an interrupted run.")
+]
+
+
 @lab_app.command("run")
 def run(
     experiment: ExperimentArg,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, help="Trials at once (default: CPUs).")
-    ] = None,
+    concurrency: ConcurrencyOpt = None,
     overrides: OverridesOpt = None,
-    resume: Annotated[str | None, typer.Option("--resume", help="Continue an interrupted run.")] = None,
+    resume: ResumeOpt = None,
     retry_errors: Annotated[
         bool, typer.Option("--retry-errors", help="With --resume: re-run errored trials.")
+    ] = False,
+    container: Annotated[
+        bool, typer.Option("--container", help="Run trials in runtime.sandbox.image (refused without one).")
     ] = False,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Execute every trial locally, then build the analysis tables."""
-    _run("run", experiment, overrides, report_to, as_json, concurrency, resume, retry_errors)
+    """Execute every trial with the configured isolation, then build the analysis tables."""
+    _run("run", experiment, overrides, report_to, as_json, concurrency, resume, retry_errors, container)
 
 
 @lab_app.command("run-dev")
 def run_dev(
     experiment: ExperimentArg,
+    setup: Annotated[
+        str | None,
+        typer.Option("--setup", metavar="CMD", help="Run once in the container before the trials (npm ci)."),
+    ] = None,
+    concurrency: ConcurrencyOpt = None,
     overrides: OverridesOpt = None,
+    resume: ResumeOpt = None,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Full network, container forced (refused until a container backend exists)."""
-    _run("run-dev", experiment, overrides, report_to, as_json)
+    """Iterate: network forced to full, trials in the container, an optional --setup command first."""
+    _run("run-dev", experiment, overrides, report_to, as_json, concurrency, resume, setup=setup)
 
 
 @lab_app.command("run-experiment")
 def run_experiment(
     experiment: ExperimentArg,
+    concurrency: ConcurrencyOpt = None,
     overrides: OverridesOpt = None,
+    resume: ResumeOpt = None,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Strict: network mode must be none, container forced (refused until a container backend exists)."""
-    _run("run-experiment", experiment, overrides, report_to, as_json)
+    """Strict: network mode must be none, trials in the container (refused without an image)."""
+    _run("run-experiment", experiment, overrides, report_to, as_json, concurrency, resume)
 
 
 @lab_app.command("clean")

@@ -42,11 +42,12 @@ def knobs_validate(
 ) -> None:
     """Check the manifest and every override (declared, typed, in bounds) and that each knob points into
     the experiment; nothing runs."""
-    from opslab.lab import check_pointers, load_overrides, read_yaml
+    from opslab.lab import check_pointers, load_overrides, project_root_of, read_yaml
 
     def body() -> dict[str, Any]:
-        manifest_path, knobs, values = load_overrides(overrides)
         checked = experiment.is_file()
+        root = project_root_of(experiment) if checked else None
+        manifest_path, knobs, values = load_overrides(overrides, root)
         if checked:
             config = read_yaml(experiment)
             check_pointers(config if isinstance(config, dict) else {}, knobs)

@@ -98,7 +98,7 @@ def demo_lab(console: Console, workdir: Path) -> None:
         pf: Any = comp["pass_fail"]
         console.print(
             f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
-            f"(bootstrap 95% [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
+            f"({d.get('method') or '95%'} [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
             f"{pf['test'].split(' (')[0]} p={pf['p_value']:.3g}"
         )
     console.print(f"  artifacts: {run.run_dir}")

@@ -9,6 +9,14 @@ from opslab.judge.compare import (
     pass_at_k,
     sign_test,
 )
+from opslab.judge.kinds import Difference, Estimate, MetricKind, difference, estimate, kind_of
+from opslab.judge.rates import (
+    RateDifference,
+    clustered_wilson_interval,
+    design_effect,
+    paired_mean_difference,
+    paired_rate_difference,
+)
 from opslab.judge.stats import (
     Interval,
     MannWhitney,
@@ -42,6 +50,17 @@ __all__ = [
     "sign_test",
     "paired_difference",
     "pass_at_k",
+    "Difference",
+    "Estimate",
+    "MetricKind",
+    "difference",
+    "estimate",
+    "kind_of",
+    "RateDifference",
+    "clustered_wilson_interval",
+    "design_effect",
+    "paired_mean_difference",
+    "paired_rate_difference",
     "Interval",
     "MannWhitney",
     "ProportionTest",

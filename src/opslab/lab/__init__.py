@@ -38,7 +38,16 @@ from opslab.lab.session import LabRun, RunMode, VariantResult, resolve_with_over
 if TYPE_CHECKING:
     from opslab.lab.agent_run import agent_run_id, trial_to_agent_run
     from opslab.lab.analysis import build_tables, compare, load_outputs
+    from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
+    from opslab.lab.control import ControlFile, RunInterrupted, interrupt_on_signals, read_control
     from opslab.lab.finish import RunAnalysis, analyse_run
+    from opslab.lab.fork import Fork, fork_trial, parse_sets
+    from opslab.lab.hooks import HarnessManifest, validate_hooks
+    from opslab.lab.pause import ControlResult, pause_run, resume_run
+    from opslab.lab.publish import Bundle, publish_run
+    from opslab.lab.query import QueryResult, query_run
+    from opslab.lab.replay import Replay, replay_trial
+    from opslab.lab.validate import SCHEMAS, validate_schema
 
 # Imported on first use: the analysis needs NumPy and SciPy, the agent-run mapping the telemetry
 # package; planning and running trials start faster without either.
@@ -46,10 +55,24 @@ _LAZY = {
     "build_tables": "opslab.lab.analysis",
     "compare": "opslab.lab.analysis",
     "load_outputs": "opslab.lab.analysis",
+    "RunsComparison": "opslab.lab.compare_runs",
+    "compare_run_dirs": "opslab.lab.compare_runs",
+    "QueryResult": "opslab.lab.query",
+    "query_run": "opslab.lab.query",
     "RunAnalysis": "opslab.lab.finish",
     "analyse_run": "opslab.lab.finish",
     "agent_run_id": "opslab.lab.agent_run",
     "trial_to_agent_run": "opslab.lab.agent_run",
+    # Controlling runs: replay, fork, pause and resume, publish, validate.
+    **dict.fromkeys(
+        ("ControlFile", "RunInterrupted", "interrupt_on_signals", "read_control"), "opslab.lab.control"
+    ),
+    **dict.fromkeys(("Fork", "fork_trial", "parse_sets"), "opslab.lab.fork"),
+    **dict.fromkeys(("HarnessManifest", "validate_hooks"), "opslab.lab.hooks"),
+    **dict.fromkeys(("ControlResult", "pause_run", "resume_run"), "opslab.lab.pause"),
+    **dict.fromkeys(("Bundle", "publish_run"), "opslab.lab.publish"),
+    **dict.fromkeys(("Replay", "replay_trial"), "opslab.lab.replay"),
+    **dict.fromkeys(("SCHEMAS", "validate_schema"), "opslab.lab.validate"),
 }
 
 
@@ -62,6 +85,24 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "SCHEMAS",
+    "Bundle",
+    "ControlFile",
+    "ControlResult",
+    "Fork",
+    "HarnessManifest",
+    "Replay",
+    "RunInterrupted",
+    "fork_trial",
+    "interrupt_on_signals",
+    "parse_sets",
+    "pause_run",
+    "publish_run",
+    "read_control",
+    "replay_trial",
+    "resume_run",
+    "validate_hooks",
+    "validate_schema",
     "OUTCOMES",
     "SKELETON",
     "Attestation",
@@ -73,9 +114,11 @@ __all__ = [
     "LabRun",
     "Manifest",
     "Outcome",
+    "QueryResult",
     "ReporterSource",
     "Resolved",
     "RunIngest",
+    "RunsComparison",
     "RunAnalysis",
     "RunMode",
     "RunStatus",
@@ -91,6 +134,7 @@ __all__ = [
     "build_tables",
     "check_pointers",
     "compare",
+    "compare_run_dirs",
     "describe_experiment",
     "execute",
     "expand_trials",
@@ -100,6 +144,7 @@ __all__ = [
     "load_outputs",
     "load_overrides",
     "prepare_run",
+    "query_run",
     "project_root_of",
     "read_yaml",
     "resolve",

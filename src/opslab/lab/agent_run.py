@@ -6,8 +6,10 @@ The mapping: ``run_id`` = ``<lab run id>.<trial id>``; ``agent_name`` = the expe
 outcome (success → success, failure and error → failure, timeout → timeout, skipped → cancelled); the
 trial's error as ``error_type`` / ``error_message``; one step for the harness process (exit code, duration,
 the tail of its stderr when it failed), then one step per harness event, and a tool call for each event
-that names a tool; ``attributes`` label the run (``lab.experiment``, ``lab.run_id``, ``lab.variant``,
-``lab.trial_id``, ``lab.task_id``, ``lab.replication``) and carry its metrics.
+that names a tool; then the harness's OpenTelemetry spans (integration level ``otel``) as steps, tool
+calls and guardrail events, mapped as the service maps any OTLP trace (``span_steps``); ``attributes``
+label the run (``lab.experiment``, ``lab.run_id``, ``lab.variant``, ``lab.trial_id``, ``lab.task_id``,
+``lab.replication``) and carry its metrics.
 """
 
 from __future__ import annotations
@@ -15,14 +17,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import ValidationError
 
 from opslab.errors import InvalidInput
 from opslab.lab.events import HarnessEvent
 from opslab.lab.records import Outcome, TrialRecord
-from opslab.telemetry import AgentRunIn, CostIn, RunStatus, StepIn, ToolCallIn
+from opslab.lab.span_steps import span_parts
+from opslab.telemetry import AgentRunIn, CostIn, GuardrailEventIn, RunStatus, StepIn, ToolCallIn
+
+if TYPE_CHECKING:
+    from opslab.telemetry import Span
 
 HarnessStatus = Literal["success", "failure", "timeout"]
 
@@ -61,9 +67,11 @@ def trial_to_agent_run(
     harness_command: Sequence[str] = (),
     bindings: Mapping[str, object] | None = None,
     finished_at: datetime | None = None,
+    spans: Sequence[Span] = (),
 ) -> AgentRunIn:
     """The agent run of one finished trial. ``finished_at`` stands in for the end time of records written
-    before trials recorded their times (the file's modification time, say)."""
+    before trials recorded their times (the file's modification time, say); ``spans`` are the ones the
+    harness exported (``span_steps.read_spans`` of its ``otel_spans.jsonl``)."""
     ended = record.ended_at or finished_at
     if ended is None:
         raise InvalidInput.for_field("ended_at", "the trial record has no time: pass finished_at")
@@ -107,8 +115,20 @@ def trial_to_agent_run(
         )
         if ev.tool:
             calls.append(_tool_call(ev, f"call-{i}", step_id, at, end))
+    guards: list[GuardrailEventIn] = []
     metrics = {k: v for k, v in record.metrics.items() if v is None or isinstance(v, bool) or _finite(v)}
     model = (bindings or {}).get("model")
+    cost, otel, trace_id = _cost(metrics), None, None
+    if spans:
+        parts = span_parts(spans, latest=latest, taken_call_ids=[c.call_id for c in calls])
+        steps += parts.steps
+        calls += parts.tool_calls
+        guards = parts.guardrail_events
+        model = model or parts.model
+        if cost.tokens_prompt is None and cost.tokens_completion is None:  # the metrics say more
+            cost.tokens_prompt, cost.tokens_completion = parts.tokens_prompt, parts.tokens_completion
+        trace_id = parts.trace_ids[0] if len(parts.trace_ids) == 1 else None
+        otel = {"spans": parts.spans, "traces": len(parts.trace_ids), "dropped": parts.dropped}
     attributes: dict[str, object] = {
         "lab.experiment": experiment_id,
         "lab.run_id": lab_run_id,
@@ -126,6 +146,8 @@ def trial_to_agent_run(
     }
     if len(events) > MAX_EVENTS:
         attributes["lab.events_dropped"] = len(events) - MAX_EVENTS
+    if otel is not None:
+        attributes["lab.otel"] = otel
     return AgentRunIn(
         run_id=agent_run_id(lab_run_id, record.trial_id),
         agent_name=experiment_id,
@@ -139,10 +161,12 @@ def trial_to_agent_run(
         error_message=_clip_or_none(
             _with_last_line(message, stderr_tail if harness_status != "success" else "")
         ),
+        trace_id=trace_id,
         correlation_ids=[lab_run_id],
         steps=steps,
         tool_calls=calls,
-        cost=_cost(metrics),
+        guardrail_events=guards,
+        cost=cost,
         attributes=attributes,
     )
 

@@ -8,6 +8,7 @@ against it; the dataset path resolves against the folder holding `experiment.yam
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from opslab.errors import InvalidInput, invalid_from_pydantic
 
 CONFIG_SCHEMA_VERSION = 1
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NetworkMode = Literal["none", "allowlist_enforced", "full"]
 IntegrationLevel = Literal["cli_basic", "cli_events", "otel", "sdk_control", "sdk_full"]
 WorkloadType = Literal["agent_harness", "trainer"]
@@ -73,6 +75,17 @@ class RuntimeSpec(_M):
     harness: Harness
     sandbox: Sandbox = Field(default_factory=Sandbox)
     network: Network = Field(default_factory=Network)
+    # Variables passed to the harness from the runner's environment whatever the sanitization profile
+    # (an API key): their values are never written to artifacts, bundles or logs.
+    env_allow: list[str] = Field(default_factory=list)
+
+    @field_validator("env_allow")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        bad = [n for n in v if not ENV_NAME.fullmatch(n)]
+        if bad:
+            raise ValueError(f"not environment variable names: {bad}")
+        return v
 
 
 class Variant(_M):
@@ -208,10 +221,12 @@ runtime:
     command: [python3, ./harness.py]   # REQUIRED: your program, run from the project root
     integration_level: cli_basic       # cli_basic | cli_events | otel | sdk_control | sdk_full
   sandbox:
-    image: null                        # container image (container isolation is not available yet)
+    image: null                        # a root filesystem (directory or exported tarball), or an image
+                                       # for podman/docker; null: trials run on the host
   network:
-    mode: none                         # none | allowlist_enforced | full
-    allowed_hosts: []
+    mode: none                         # none | allowlist_enforced | full (enforced: see docs/lab.md)
+    allowed_hosts: []                  # allowlist_enforced: host, host:port or *.domain
+  env_allow: []                        # e.g. [OPENAI_API_KEY]: passed to the harness, never written out
 variants:
   baseline:
     id: control                        # REQUIRED

@@ -3,6 +3,12 @@
 The events are the harness's own, one JSON object a line, in no fixed shape. The runner counts them by
 ``type``; ``HarnessEvent.of`` reads the fields most harnesses write (a name, a status, timestamps, a tool
 name, inputs and outputs) under their common spellings, so that a trial can become an agent run.
+
+A harness at integration level ``otel`` sends OpenTelemetry spans instead (or as well); the collector
+keeps them in ``out/otel_spans.jsonl`` and ``span_events`` reads each as one event of the same shape, its
+``type`` from the GenAI operation (``execute_tool`` → ``tool_call``, ``chat`` → ``llm_call``, …), so
+that ``event_counts`` and the event tables count them. Nothing here imports the telemetry package: the
+runner reads events for every trial.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
+
+SPANS_FILE = "otel_spans.jsonl"  # in the trial's out/: one OTLP span a line (telemetry.Span's JSON)
 
 EventStatus = Literal["success", "failure", "running", "timeout", "skipped"]
 _STATUS: dict[str, EventStatus] = {
@@ -151,3 +159,97 @@ def parse_time(value: object) -> datetime | None:
     except (ValueError, OverflowError, OSError):
         return None
     return None
+
+
+# GenAI operations (gen_ai.operation.name, else the span name's first word) and OpenInference span
+# kinds -> event types, in the vocabulary harnesses use in harness_events.jsonl.
+_SPAN_TYPES = {
+    "execute_tool": "tool_call",
+    "chat": "llm_call",
+    "text_completion": "llm_call",
+    "generate_content": "llm_call",
+    "embeddings": "embeddings",
+    "invoke_agent": "agent",
+    "create_agent": "agent",
+}
+_SPAN_KINDS = {
+    "TOOL": "tool_call",
+    "LLM": "llm_call",
+    "EMBEDDING": "embeddings",
+    "AGENT": "agent",
+    "RETRIEVER": "retrieval",
+    "RERANKER": "retrieval",
+    "GUARDRAIL": "guardrail",
+}
+
+
+def read_span_events(path: str) -> list[dict[str, object]]:
+    """The spans of a trial's ``otel_spans.jsonl`` as events, in order of their start."""
+    spans = read_events(path)
+    spans.sort(key=_start_ns)
+    return [span_event(sp) for sp in spans]
+
+
+def _start_ns(span: Mapping[str, object]) -> int:
+    start = span.get("start_ns")
+    return start if isinstance(start, int) else 0
+
+
+def span_event(span: Mapping[str, object]) -> dict[str, object]:
+    """One span (``telemetry.Span.to_json``) as a harness event that ``HarnessEvent.of`` reads."""
+    raw_attrs = span.get("attributes")
+    a: Mapping[str, object] = raw_attrs if isinstance(raw_attrs, dict) else {}
+    name = str(span.get("name") or "")
+    operation = str(a.get("gen_ai.operation.name") or name.split(" ", 1)[0])
+    by_kind = _SPAN_KINDS.get(str(a.get("openinference.span.kind") or "").upper())
+    kind = "guardrail" if by_kind == "guardrail" else _SPAN_TYPES.get(operation) or by_kind or "span"
+    failed = span.get("error") is True
+    ev: dict[str, object] = {
+        "type": kind,
+        "name": name,
+        "status": "error" if failed else "ok",
+        "source": "otel",
+        "trace_id": span.get("trace_id"),
+        "span_id": span.get("span_id"),
+        "parent_span_id": span.get("parent_span_id"),
+    }
+    start, end = span.get("start_ns"), span.get("end_ns")
+    if isinstance(start, int) and start > 0:
+        ev["started_at"] = _iso(start)
+        if isinstance(end, int) and end >= start:
+            ev["ended_at"] = _iso(end)
+            ev["duration_ms"] = (end - start) / 1e6
+    if kind == "tool_call":
+        ev["tool"] = a.get("gen_ai.tool.name") or name.removeprefix("execute_tool ").strip() or None
+        args = a.get("gen_ai.tool.call.arguments") or a.get("input.value")
+        ev["args"] = _json_or_text(args)
+        ev["output"] = a.get("gen_ai.tool.call.result") or a.get("output.value")
+    if failed:
+        ev["error"] = span.get("status_message") or a.get("exception.message") or "span status ERROR"
+    for key, field in (
+        ("error.type", "error_type"),
+        ("http.response.status_code", "status_code"),
+        ("gen_ai.request.model", "model"),
+        ("gen_ai.usage.input_tokens", "input_tokens"),
+        ("gen_ai.usage.output_tokens", "output_tokens"),
+    ):
+        if a.get(key) is not None:
+            ev[field] = a[key]
+    return {k: v for k, v in ev.items() if v is not None}
+
+
+def _iso(ns: int) -> str | None:
+    try:
+        return datetime.fromtimestamp(ns / 1e9, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _json_or_text(value: object) -> object:
+    """Tool arguments arrive as a JSON string (GenAI conventions): parsed when they are JSON."""
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value

@@ -7,10 +7,17 @@ from pathlib import Path
 from typing import Any
 
 from opslab.lab.analysis import build_tables, compare, load_outputs
-from opslab.lab.artifacts import canonical_digest, file_digest, now, write_model
+from opslab.lab.artifacts import canonical_digest, file_digest, now, read_json, write_model
 from opslab.lab.config import Resolved
 from opslab.lab.plan import expand_trials
-from opslab.lab.records import Attestation, TrialRecord, runner_info
+from opslab.lab.records import (
+    Attestation,
+    LabRunPredicate,
+    ResourceDescriptor,
+    RunnerRef,
+    TrialRecord,
+    runner_info,
+)
 
 
 @dataclass(frozen=True)
@@ -39,23 +46,69 @@ def analyse_run(resolved: Resolved, run_dir: Path) -> RunAnalysis:
 
 
 def attest(run_dir: Path, resolved: Resolved, outputs: list[TrialRecord]) -> Attestation:
-    """``attestation.json``: digests of the experiment, dataset, harness scripts and every trial record."""
-    command = resolved.config.runtime.harness.command
-    scripts = {
-        a: file_digest(resolved.project_root / a) for a in command if (resolved.project_root / a).is_file()
-    }
-    attestation = Attestation(
-        **runner_info(),
+    """``attestation.json``: an in-toto Statement over every trial record, its predicate naming the
+    materials (resolved config, dataset, harness files) by digest, the isolation the manifest records and
+    the runner."""
+    cfg = resolved.config
+    root = resolved.project_root
+    subjects = [
+        ResourceDescriptor(
+            name=f"trials/{o.trial_id}/trial_output.json",
+            digest=_sha256(run_dir / "trials" / o.trial_id / "trial_output.json"),
+            annotations={"trial_id": o.trial_id, "variant_id": o.variant_id, "outcome": o.outcome},
+        )
+        for o in outputs
+    ]
+    materials = [
+        ResourceDescriptor(
+            name="resolved_experiment.json",
+            digest=_sha256(run_dir / "resolved_experiment.json"),
+            annotations={"role": "config"},
+        ),
+        ResourceDescriptor(
+            name=_relative(resolved.dataset_path, root),
+            digest=_sha256(resolved.dataset_path),
+            annotations={"role": "dataset"},
+        ),
+    ]
+    for arg in dict.fromkeys(cfg.runtime.harness.command):
+        if (root / arg).is_file():
+            materials.append(
+                ResourceDescriptor(name=arg, digest=_sha256(root / arg), annotations={"role": "harness"})
+            )
+    info = runner_info()
+    manifest = read_json(run_dir / "manifest.json")
+    predicate = LabRunPredicate(
         run_id=run_dir.name,
+        experiment_id=cfg.experiment.id,
         created_at=now(),
+        materials=materials,
         resolved_experiment_digest=(run_dir / "resolved_experiment.digest").read_text().strip(),
-        dataset_digest=file_digest(resolved.dataset_path),
-        harness_command=command,
-        harness_digests=scripts,
+        harness_command=list(cfg.runtime.harness.command),
+        isolation=manifest.get("isolation") or {},  # as the runner wrote it, fields it knows or not
+        runner=RunnerRef(
+            name=info["runner"],
+            version=info["runner_version"],
+            python=info["python"],
+            platform=info["platform"],
+        ),
         # Each record as written (the fields it holds), so the digest can be recomputed from the files.
         trial_outputs_digest=canonical_digest(
             [o.model_dump(mode="json", exclude_unset=True) for o in outputs]
         ),
     )
+    attestation = Attestation(subject=subjects, predicate=predicate)
     write_model(run_dir / "attestation.json", attestation)
     return attestation
+
+
+def _sha256(path: Path) -> dict[str, str]:
+    digest = file_digest(path)
+    return {"sha256": digest} if digest else {}
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)

@@ -121,6 +121,7 @@ def run_harness(
     output_path: StrPath,
     trainer: bool,
     tie_to_parent: bool = False,
+    pre_exec: Callable[[], None] | None = None,
 ) -> HarnessResult:
     res = proc.run(
         argv,
@@ -130,6 +131,7 @@ def run_harness(
         stdout=stdout,
         stderr=stderr,
         tie_to_parent=tie_to_parent,
+        pre_exec=pre_exec,
     )
     duration = res.duration_s * 1000
     if res.start_error:

@@ -76,16 +76,33 @@ def _pointer_parts(pointer: str, field: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
 
 
+def _step(node: Any, part: str, pointer: str, field: str) -> tuple[Any, str | int]:
+    """The container ``part`` indexes in ``node`` and the key or index (RFC 6901: arrays by index)."""
+    if isinstance(node, dict):
+        return node, part
+    if isinstance(node, list):
+        if not (part.isdigit() and (part == "0" or not part.startswith("0"))):
+            raise InvalidInput.for_field(field, f"{pointer}: {part!r} is not an array index (0, 1, …)")
+        if int(part) >= len(node):
+            raise InvalidInput.for_field(
+                field, f"{pointer}: index {part} is past the end ({len(node)} items)"
+            )
+        return node, int(part)
+    raise InvalidInput.for_field(
+        field, f"{pointer}: {part!r} indexes a value that is neither object nor array"
+    )
+
+
 def _set_pointer(doc: Any, pointer: str, value: Any, field: str) -> None:
     parts = _pointer_parts(pointer, field)
     node = doc
     for part in parts[:-1]:
-        if not isinstance(node, dict) or part not in node:
+        container, key = _step(node, part, pointer, field)
+        if isinstance(container, dict) and key not in container:
             raise InvalidInput.for_field(field, f"{pointer}: {part!r} does not exist in the experiment")
-        node = node[part]
-    if not isinstance(node, dict):
-        raise InvalidInput.for_field(field, f"{pointer}: parent is not a mapping")
-    node[parts[-1]] = value
+        node = container[key]
+    container, key = _step(node, parts[-1], pointer, field)
+    container[key] = value
 
 
 def validate_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
@@ -134,19 +151,29 @@ def _check_value(knob: dict[str, Any], value: Any, field: str) -> None:
         raise InvalidInput.for_field(field, f"{value} is above the maximum {knob['maximum']}")
 
 
-def load_overrides(overrides_path: Path) -> tuple[Path, dict[str, dict[str, Any]], dict[str, Any]]:
-    """The manifest's path and knobs and the override values, all validated."""
+def load_overrides(
+    overrides_path: Path, project_root: Path | None = None
+) -> tuple[Path, dict[str, dict[str, Any]], dict[str, Any]]:
+    """The manifest's path and knobs and the override values, all validated.
+
+    A relative ``manifest_path`` resolves against the project root (the parent of ``.lab/``), as every
+    path of the seed does: the experiment's project when known, else the project the overrides file
+    sits in (``.lab/knobs/overrides.json``), else the current directory."""
     overrides = _read(overrides_path, "--overrides")
     if not isinstance(overrides, dict) or not isinstance(overrides.get("values"), dict):
         raise InvalidInput.for_field("--overrides", 'expected {"manifest_path": …, "values": {…}}')
     manifest_ref = overrides.get("manifest_path") or str(MANIFEST)
+    if not isinstance(manifest_ref, str):
+        raise InvalidInput.for_field("manifest_path", f"expected a path, got {manifest_ref!r}")
     manifest_path = Path(manifest_ref)
     if not manifest_path.is_absolute():
-        # Relative to the project root: the overrides file lives in .lab/knobs/ by convention.
-        root = overrides_path.resolve().parent
-        while root.name in ("knobs", ".lab") and root.parent != root:
-            root = root.parent
+        root = project_root or _project_of(overrides_path)
         manifest_path = root / manifest_ref
+        if not manifest_path.is_file():
+            raise InvalidInput.for_field(
+                "manifest_path",
+                f"{manifest_path}: no such file (relative paths resolve against the project root {root})",
+            )
     knobs = validate_manifest(_read(manifest_path, "manifest_path"))
     for knob_id, value in overrides["values"].items():
         if knob_id not in knobs:
@@ -155,9 +182,19 @@ def load_overrides(overrides_path: Path) -> tuple[Path, dict[str, dict[str, Any]
     return manifest_path, knobs, dict(overrides["values"])
 
 
-def apply_overrides(config: dict[str, Any], overrides_path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _project_of(overrides_path: Path) -> Path:
+    here = overrides_path.resolve().parent
+    for folder in (here, *here.parents):
+        if folder.name == ".lab":
+            return folder.parent
+    return Path.cwd()
+
+
+def apply_overrides(
+    config: dict[str, Any], overrides_path: Path, project_root: Path | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """The config with every override applied, and the applied values; aborts on any invalid override."""
-    _, knobs, values = load_overrides(overrides_path)
+    _, knobs, values = load_overrides(overrides_path, project_root)
     out = copy.deepcopy(config)
     for knob_id, value in values.items():
         _set_pointer(out, str(knobs[knob_id]["json_pointer"]), value, f"values.{knob_id}")

@@ -8,10 +8,17 @@ call and a result per trial through two queues and a manager thread; measured he
 as much CPU as the trials' own bookkeeping). Worker processes die with the runner (PR_SET_PDEATHSIG on
 Linux) and take their running harnesses with them, so a runner killed mid-run leaves nothing running;
 `--resume` then runs exactly the trials without an output.
+
+Before taking a trial, a worker asks the run's ``Gate``: while the run is paused it waits, so no trial
+starts and running ones finish. Closing the pool's iterator early (the runner interrupted) stops it at
+once: no trial starts, the running harnesses' process groups are killed, and the trials they ran leave
+no record — workers are told with SIGTERM and exit without writing one; on threads, the trials' folders
+are moved out of ``trials/`` before their harnesses are killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -19,15 +26,15 @@ import multiprocessing
 import os
 import signal
 import threading
-import traceback
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Iterator
 from typing import Any, NamedTuple
 
 from opslab import proc
 from opslab.errors import OperationFailed
+from opslab.lab.control import Gate
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
+from opslab.lab.thread_pool import STOP_GRACE_S, describe, failed, run_threads
 from opslab.lab.trial import TrialContext, run_trial
 
 # Threads per worker process once there are more slots than this many processes per core: trials that
@@ -43,32 +50,27 @@ class TrialDone(NamedTuple):
 
 
 def run_pool(
-    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], concurrency: int
-) -> Iterator[TrialDone]:
-    """Run ``trials`` with at most ``concurrency`` at once; yield each as it finishes."""
+    ctx: TrialContext,
+    trials: list[Trial],
+    attempts: dict[str, int],
+    concurrency: int,
+    gate: Gate | None = None,
+) -> Generator[TrialDone, None, None]:
+    """Run ``trials`` with at most ``concurrency`` at once; yield each as it finishes. Close the iterator
+    to stop early (see the module docstring)."""
     if not trials:
         return
     slots = min(concurrency, len(trials))
     if slots > 1 and "fork" in multiprocessing.get_all_start_methods():
-        yield from _processes(ctx, trials, attempts, slots)
-        return
-    ctx.tie_to_runner = True
-    with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="opslab-trial") as pool:
-        futures = [(t.trial_id, pool.submit(run_trial, ctx, t, attempt=attempts[t.trial_id])) for t in trials]
-        try:
-            for trial_id, f in futures:
-                try:
-                    record = f.result()
-                except Exception as exc:
-                    raise _failed(f"{trial_id}: {_describe(exc)}") from exc
-                yield TrialDone(record.trial_id, record.outcome)
-        finally:
-            for _, f in futures:
-                f.cancel()
+        yield from _processes(ctx, trials, attempts, slots, gate)
+    else:
+        with contextlib.closing(run_threads(ctx, trials, attempts, slots, gate)) as done:
+            for trial_id, outcome in done:
+                yield TrialDone(trial_id, outcome)
 
 
 def _processes(
-    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int
+    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int, gate: Gate | None
 ) -> Iterator[TrialDone]:
     mp = multiprocessing.get_context("fork")
     processes = min(slots, PROCESSES_PER_CPU * (os.cpu_count() or 1))
@@ -79,7 +81,7 @@ def _processes(
     workers = [
         mp.Process(
             target=_worker_main,
-            args=(ctx, trials, attempts, counter, write_fd, threads, parent),
+            args=(ctx, trials, attempts, counter, write_fd, threads, parent, gate),
             name=f"opslab-trial-worker-{i}",
             daemon=True,
         )
@@ -95,27 +97,38 @@ def _processes(
         os.close(write_fd)  # from here on, EOF on the pipe means every worker has exited
     failure: str | None = None
     reported = 0
+    aborted = False
+    # Kept open until the workers are gone: one that finishes a trial meanwhile must not hit a closed pipe.
+    reader = os.fdopen(read_fd, "rb", buffering=1 << 16)
     try:
-        with os.fdopen(read_fd, "rb", buffering=1 << 16) as reader:
-            for line in reader:
-                msg = json.loads(line)
-                if "exception" in msg:
-                    failure = failure or f"{msg['trial_id']}: {msg['exception']}"
-                    with counter.get_lock():
-                        counter.value = len(trials)  # stop handing out trials
-                    continue
-                reported += 1
-                yield TrialDone(msg["trial_id"], msg["outcome"])
+        for line in reader:
+            msg = json.loads(line)
+            if "exception" in msg:
+                failure = failure or f"{msg['trial_id']}: {msg['exception']}"
+                with counter.get_lock():
+                    counter.value = len(trials)  # stop handing out trials
+                continue
+            reported += 1
+            yield TrialDone(msg["trial_id"], msg["outcome"])
+    except BaseException:  # closed early or interrupted: stop now
+        aborted = True
+        raise
     finally:
         with counter.get_lock():
             counter.value = len(trials)
+        if aborted:
+            for w in workers:
+                if w.is_alive() and w.pid is not None:
+                    os.kill(w.pid, signal.SIGTERM)  # the worker kills its harnesses' groups, then exits
         for w in workers:
-            w.join(timeout=None if failure or reported == len(trials) else 30)
+            wait = STOP_GRACE_S if aborted else None if failure or reported == len(trials) else 30
+            w.join(timeout=wait)
             if w.is_alive():
                 w.kill()
                 w.join()
+        reader.close()
     if failure:
-        raise _failed(failure)
+        raise failed(failure)
     if reported < len(trials):
         codes = sorted({w.exitcode for w in workers if w.exitcode})
         raise OperationFailed(
@@ -132,18 +145,25 @@ def _worker_main(
     write_fd: int,
     threads: int,
     parent: int,
+    gate: Gate | None,
 ) -> None:
     # Ctrl-C is the runner's to handle; the worker stops when the runner stops handing out trials.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # The runner gone (kill -9 included): take the running harnesses down too, then go. Without this
-    # they would run on, re-parented, with no deadline, writing into workspaces a resume reuses.
+    # The runner gone (kill -9 included) or stopping: take the running harnesses down too, then go.
+    # Without this they would run on, re-parented, with no deadline, writing into workspaces a resume
+    # reuses.
     signal.signal(signal.SIGTERM, _runner_gone)
     proc.die_with_parent(signal.SIGTERM)
     if os.getppid() != parent:  # the runner died before the line above took effect
         os._exit(1)
 
+    def stopping() -> bool:
+        return bool(counter.value >= len(trials))
+
     def loop() -> None:
         while True:
+            if gate is not None and not gate.wait(stopping):
+                return
             with counter.get_lock():
                 i = counter.value
                 if i >= len(trials):
@@ -154,7 +174,7 @@ def _worker_main(
                 record = run_trial(ctx, t, attempt=attempts[t.trial_id])
                 msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome}
             except BaseException as exc:  # report, then stop this worker: the runner decides
-                msg = {"trial_id": t.trial_id, "exception": _describe(exc)}
+                msg = {"trial_id": t.trial_id, "exception": describe(exc)}
             # One line well under PIPE_BUF: a single write, never interleaved with another worker's.
             os.write(write_fd, json.dumps(msg).encode() + b"\n")
             if "exception" in msg:
@@ -172,12 +192,24 @@ def _worker_main(
 
 def _runner_gone(signum: int, frame: object) -> None:
     proc.kill_running()
+    _kill_children()
     os._exit(1)
 
 
-def _describe(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(exc)).strip()[:500]
-
-
-def _failed(what: str) -> OperationFailed:
-    return OperationFailed(f"the runner failed on trial {what}; fix the cause and continue with --resume")
+def _kill_children() -> None:
+    """Kill this worker's children and their groups: a harness being started as the signal came is not
+    yet among those ``kill_running`` knows, and would live on (Linux: read from /proc)."""
+    me = os.getpid()
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == me:
+                for kill in (os.killpg, os.kill):  # its group once it has one, itself before
+                    with contextlib.suppress(OSError):
+                        kill(int(entry), signal.SIGKILL)

@@ -23,7 +23,9 @@ SCHEMA_VERSION = 1
 
 Outcome = Literal["success", "failure", "error", "timeout", "skipped"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
-RunStatus = Literal["running", "completed"]
+# running: a runner holds it (or died without a word); paused: stopped by `opslab lab pause` with no runner
+# left; interrupted: its runner stopped by a signal; both continue with `resume` / `run --resume`.
+RunStatus = Literal["running", "paused", "interrupted", "completed"]
 # A harness metric: the protocol's JSON Schema allows numbers, booleans and null. Order matters: a
 # union tries exact types first, so 1 stays 1 and true stays true when a record is read back.
 Metric = bool | int | float | None
@@ -119,12 +121,19 @@ class TrialRecord(_Record):
 
 
 class Isolation(_Record):
-    """How trials were isolated; the network mode is recorded, and whether it was enforced."""
+    """How trials were isolated, as applied: the sandbox and its backend (``local``, ``rootfs`` =
+    bubblewrap over an image's root filesystem, ``oci`` = podman/docker), the network mode and how it
+    was enforced. Manifests written before enforcement existed read with ``network_enforced`` False."""
 
     sandbox: Literal["local", "container"] = "local"
+    sandbox_backend: Literal["local", "rootfs", "oci"] = "local"
+    sandbox_mechanism: str = "host process"
     container_image: str | None = None
+    rootfs: str | None = None
     network_mode: NetworkMode = "none"
     network_enforced: bool = False
+    network_mechanism: str = ""
+    allowed_hosts: list[str] = Field(default_factory=list)
     note: str = ""
 
 
@@ -169,18 +178,51 @@ class Manifest(_Record):
     platform: str = ""
 
 
-class Attestation(_Record):
-    """``attestation.json``: digests of the experiment, dataset, harness files and every trial record."""
+StatementType = Literal["https://in-toto.io/Statement/v1"]
+STATEMENT_TYPE: StatementType = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://opslab.dev/lab-run/v1"
+
+
+class ResourceDescriptor(_Record):
+    """An in-toto resource descriptor: a file by name (relative to the run or the project) and digest."""
+
+    name: str
+    digest: dict[str, str] = Field(default_factory=dict)  # {"sha256": …}
+    annotations: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class RunnerRef(_Record):
+    name: str = "opslab"
+    version: str = ""
+    python: str = ""
+    platform: str = ""
+
+
+class LabRunPredicate(_Record):
+    """What the run was made from and how: the materials (the resolved config, the dataset, the harness
+    files), the isolation the runner applied (``manifest.isolation`` as written) and the runner."""
 
     schema_version: int = SCHEMA_VERSION
     run_id: str
+    experiment_id: str = ""
     created_at: Timestamp
-    resolved_experiment_digest: str
-    dataset_digest: str | None = None
+    materials: list[ResourceDescriptor] = Field(default_factory=list)
+    resolved_experiment_digest: str  # SHA-256 of the canonical JSON (``resolved_experiment.digest``)
     harness_command: list[str] = Field(default_factory=list)
-    harness_digests: dict[str, str | None] = Field(default_factory=dict)
-    trial_outputs_digest: str
-    runner: str = "opslab"
-    runner_version: str = ""
-    python: str = ""
-    platform: str = ""
+    isolation: dict[str, JsonValue] = Field(default_factory=dict)
+    runner: RunnerRef = Field(default_factory=RunnerRef)
+    trial_outputs_digest: str  # over every record as written, in plan order
+
+
+class Attestation(_Record):
+    """``attestation.json``: an in-toto Statement v1 whose subjects are the trial records (one per
+    ``trials/<id>/trial_output.json``, by SHA-256 of the file) and whose predicate is ``LabRunPredicate``."""
+
+    model_config = ConfigDict(
+        extra="allow", serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+    )
+
+    statement_type: StatementType = Field(STATEMENT_TYPE, alias="_type")
+    subject: list[ResourceDescriptor]
+    predicate_type: str = Field(PREDICATE_TYPE, alias="predicateType")
+    predicate: LabRunPredicate

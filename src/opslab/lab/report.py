@@ -204,11 +204,13 @@ class ReportQueue:
 
 
 def load_agent_run(trials: TrialSource, trial_id: str) -> AgentRunIn:
-    """A finished trial's agent run, from its files: the record, the harness events, the stderr tail."""
+    """A finished trial's agent run, from its files: the record, the harness events and spans, the stderr
+    tail."""
     from opslab.lab.agent_run import trial_to_agent_run
     from opslab.lab.artifacts import read_model
-    from opslab.lab.events import read_events
+    from opslab.lab.events import SPANS_FILE, read_events
     from opslab.lab.records import TrialRecord
+    from opslab.lab.span_steps import read_spans
 
     tdir = trials.run_dir / "trials" / trial_id
     output = tdir / "trial_output.json"
@@ -229,6 +231,7 @@ def load_agent_run(trials: TrialSource, trial_id: str) -> AgentRunIn:
         harness_command=trials.harness_command,
         bindings=trials.bindings.get(record.variant_id),
         finished_at=datetime.fromtimestamp(output.stat().st_mtime, UTC),
+        spans=read_spans(str(tdir / "out" / SPANS_FILE)) if trials.with_events else (),
     )
 
 

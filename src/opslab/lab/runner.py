@@ -25,9 +25,11 @@ from opslab.lab.artifacts import (
     write_model,
 )
 from opslab.lab.config import Resolved
+from opslab.lab.control import Gate, RunInterrupted, interrupt_on_signals, write_control
+from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
-from opslab.lab.records import Isolation, Manifest, Retry, TrialRecord, runner_info
+from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
 
@@ -43,22 +45,17 @@ LabProgressFn = Callable[[LabProgress], None]
 TrialDoneFn = Callable[[TrialDone], None]
 
 
-def isolation_note(resolved: Resolved) -> Isolation:
-    mode = resolved.config.runtime.network.mode
-    return Isolation(
-        sandbox="local",
-        container_image=resolved.config.runtime.sandbox.image,
-        network_mode=mode,
-        network_enforced=False,
-        note=(
-            "trials run as local processes; network mode is recorded, not enforced"
-            if mode != "full"
-            else "trials run as local processes with full network"
-        ),
-    )
+def isolation_note(resolved: Resolved, plan: IsolationPlan | None = None) -> Isolation:
+    """The isolation trials get (``plan``, or the config's own when there is no run yet)."""
+    return Isolation.model_validate((plan or plan_of(resolved)).describe())
 
 
-def prepare_run(resolved: Resolved, *, overrides: Mapping[str, JsonValue] | None = None) -> Path:
+def prepare_run(
+    resolved: Resolved,
+    *,
+    overrides: Mapping[str, JsonValue] | None = None,
+    isolation: IsolationPlan | None = None,
+) -> Path:
     run_id = new_run_id()
     run_dir = resolved.lab_dir / "runs" / run_id
     run_dir.mkdir(parents=True)
@@ -75,7 +72,7 @@ def prepare_run(resolved: Resolved, *, overrides: Mapping[str, JsonValue] | None
         created_at=now(),
         total_trials=len(expand_trials(resolved)),
         overrides=dict(overrides or {}),
-        isolation=isolation_note(resolved),
+        isolation=isolation_note(resolved, isolation),
     )
     write_model(run_dir / "manifest.json", manifest)
     return run_dir
@@ -140,9 +137,16 @@ def execute(
     retry_errors: bool = False,
     progress: LabProgressFn | None = None,
     on_trial: TrialDoneFn | None = None,
+    isolation: IsolationPlan | None = None,
 ) -> Manifest:
     """Run every trial of the plan without a record yet (and, with ``retry_errors``, those that errored).
-    ``on_trial`` hears of each trial as it finishes, in this process."""
+    ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
+    (with the services the runner started), else the config's.
+
+    The run's control file is obeyed (no trial starts while it is paused) and set to running when this
+    call starts: a runner started on a paused run was asked to run it. On SIGINT or SIGTERM the running
+    harnesses are killed, the manifest says ``interrupted`` (``paused`` if the run was paused) and
+    ``RunInterrupted`` is raised; ``--resume`` continues."""
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
@@ -160,20 +164,38 @@ def execute(
                 pending.append(t)
     if retried:
         manifest.retries = [*manifest.retries, *retried]
-        write_model(manifest_path, manifest)
+    gate = Gate(run_dir)
+    if gate.paused():
+        write_control(run_dir, "running", "resumed by a new runner")
+    if retried or manifest.status != "running":
+        manifest.status, manifest.finished_at = "running", None
+        write_model(manifest_path, manifest, durable=True)
     retried_ids = {r.trial_id for r in retried}
     total, already = len(trials), len(trials) - len(pending)
     if progress:
         progress(LabProgress(already, 0, total, "starting"))
-    ctx = TrialContext(resolved, run_dir, env_base)
     attempts = {t.trial_id: 2 if t.trial_id in retried_ids else 1 for t in pending}
     tally = _Tally(already, total, progress)
-    for done in run_pool(ctx, pending, attempts, max(1, concurrency)):
-        tally.count(done)
-        if on_trial:
-            on_trial(done)
+    with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
+        try:
+            ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
+            pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
+            with contextlib.closing(pool):  # closed at once on an interrupt: that stops the trials
+                for done in pool:
+                    tally.count(done)
+                    if on_trial:
+                        on_trial(done)
+        except KeyboardInterrupt as exc:
+            status: RunStatus = "paused" if gate.paused() else "interrupted"
+            _set_status(manifest_path, status)
+            name = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
+            raise RunInterrupted(name, run_dir=run_dir, status=status) from None
+    return _set_status(manifest_path, "completed")
+
+
+def _set_status(manifest_path: Path, status: RunStatus) -> Manifest:
     final = read_model(manifest_path, Manifest)
-    final.status, final.finished_at = "completed", now()
+    final.status, final.finished_at = status, now()
     write_model(manifest_path, final, durable=True)
     return final
 

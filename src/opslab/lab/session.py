@@ -18,9 +18,12 @@ from typing import Literal
 from pydantic import BaseModel, JsonValue
 
 from opslab.errors import InvalidInput, PolicyViolation
-from opslab.lab.config import Resolved, read_yaml, resolve
+from opslab.lab.artifacts import read_model
+from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
+from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.knobs import apply_overrides
-from opslab.lab.records import Outcome, RunStatus
+from opslab.lab.preflight import check_harness
+from opslab.lab.records import Manifest, Outcome, RunStatus
 from opslab.lab.report import ReporterSource, ReportQueue, ReportTally, TrialSource
 from opslab.lab.runner import (
     LabProgress,
@@ -31,6 +34,8 @@ from opslab.lab.runner import (
     prepare_run,
     resolved_for_run,
 )
+from opslab.lab.services import RunServicesScope
+from opslab.lab.setup import run_setup
 
 RunMode = Literal["run", "run-dev", "run-experiment"]
 
@@ -72,26 +77,32 @@ def resolve_with_overrides(
     """The experiment resolved with its knob overrides applied, and the overrides applied."""
     if overrides is None:
         return resolve(experiment_path), {}
-    data, applied = apply_overrides(read_yaml(experiment_path), overrides)
+    data, applied = apply_overrides(read_yaml(experiment_path), overrides, project_root_of(experiment_path))
     return resolve(experiment_path, data), applied
 
 
-def check_mode(mode: RunMode, resolved: Resolved) -> None:
-    """The run modes' policy: ``run-experiment`` requires network mode ``none`` (checked first, so that is
-    the reason given); ``run-dev`` and ``run-experiment`` need container isolation, which does not exist
-    yet — refused rather than pretended."""
+def effective(mode: RunMode, resolved: Resolved) -> Resolved:
+    """The experiment as the run mode runs it: ``run-dev`` forces network ``full`` (the frozen
+    ``resolved_experiment.json`` then says so); ``run-experiment`` refuses any network but ``none``."""
     network = resolved.config.runtime.network.mode
     if mode == "run-experiment" and network != "none":
         raise PolicyViolation(
             f"network.mode: run-experiment requires 'none', the experiment says {network!r}",
             details={"field": "runtime.network.mode"},
         )
-    if mode in ("run-dev", "run-experiment"):
-        raise PolicyViolation(
-            f"{mode} runs trials in containers, and no container isolation backend is available yet; "
-            "use `opslab lab run` for local trials (network mode is recorded, not enforced)",
-            details={"command": mode, "available": ["run"]},
-        )
+    if mode == "run-dev" and network != "full":
+        config = resolved.config.model_copy(deep=True)
+        config.runtime.network.mode = "full"
+        return resolved.model_copy(update={"config": config})
+    return resolved
+
+
+def isolation_for(mode: RunMode, resolved: Resolved, *, container: bool = False) -> IsolationPlan:
+    """The run's isolation plan, checked on this machine: ``run-dev``, ``run-experiment`` and
+    ``--container`` need an image and refuse without one; a plan that cannot be established refuses."""
+    plan = plan_of(resolved, force_container=container or mode in ("run-dev", "run-experiment"))
+    preflight(plan)
+    return plan
 
 
 def run_experiment(
@@ -105,14 +116,20 @@ def run_experiment(
     env_base: Mapping[str, str],
     progress: LabProgressFn | None = None,
     reporter: ReporterSource | None = None,
+    container: bool = False,
+    setup: str | None = None,
 ) -> LabRun:
     """Run (or, with ``resume``, continue) the experiment at ``experiment_path``; see the module docstring.
 
     ``env_base`` is the environment trials start from (the sanitization profile then filters it);
-    ``reporter`` receives every trial finished by this call as an agent run.
+    ``reporter`` receives every trial finished by this call as an agent run; ``container`` runs the
+    trials in the configured image (``run-dev`` and ``run-experiment`` always do); ``setup`` is
+    ``run-dev``'s command, run once in the container before the trials (see ``setup``).
     """
     resolved, applied = resolve_with_overrides(experiment_path, overrides)
-    check_mode(mode, resolved)
+    resolved = effective(mode, resolved)
+    if setup is not None and mode != "run-dev":
+        raise InvalidInput.for_field("--setup", "only run-dev runs a setup command")
     if retry_errors and not resume:
         raise InvalidInput.for_field("--retry-errors", "needs --resume RUN_ID")
     if concurrency is not None and concurrency < 1:
@@ -120,8 +137,16 @@ def run_experiment(
     if resume:
         run_dir = find_run(resolved, resume)
         resolved_for_run(run_dir, resolved)
-    else:
-        run_dir = prepare_run(resolved, overrides=applied)
+        # A resumed run keeps the sandbox it started with.
+        container = (
+            container or read_model(run_dir / "manifest.json", Manifest).isolation.sandbox == "container"
+        )
+    plan = isolation_for(mode, resolved, container=container)
+    check_harness(resolved, plan)
+    if not resume:
+        run_dir = prepare_run(resolved, overrides=applied, isolation=plan)
+        if setup is not None:
+            run_setup(resolved, run_dir, plan, setup, env_base=dict(env_base))
     prefetch = _Prefetch()
 
     def on_progress(p: LabProgress) -> None:
@@ -132,7 +157,7 @@ def run_experiment(
 
     reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
     try:
-        with own_run(run_dir):
+        with own_run(run_dir), RunServicesScope(resolved, run_dir, plan) as services:
             manifest = execute(
                 resolved,
                 run_dir,
@@ -141,6 +166,7 @@ def run_experiment(
                 retry_errors=retry_errors,
                 progress=on_progress,
                 on_trial=reports.submit if reports else None,
+                isolation=services,
             )
             from opslab.lab.finish import analyse_run  # NumPy and SciPy: imported while the trials ran
 

@@ -15,8 +15,11 @@ from typing import Any
 
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
-from opslab.lab.events import count_events, read_events
+from opslab.lab.derived import TrialExtras
+from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
 from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
+from opslab.lab.isolation import IsolationPlan, plan_of
+from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
 from opslab.lab.records import (
     SCHEMA_VERSION,
@@ -26,8 +29,10 @@ from opslab.lab.records import (
     TrialRecord,
     VariantRef,
 )
+from opslab.lab.secrets import scrub_dir, scrub_value, secret_values
 from opslab.lab.workspace import Template, diff
 
+SETUP_SKIP = frozenset({".lab", ".git"})
 _INPUT_FIELDS = frozenset(TrialInput.model_fields)  # every field, always set
 _RECORD_FIELDS = frozenset(
     ("schema_version", "trial_id", "variant_id", "task_id", "replication", "seed", "outcome", "metrics")
@@ -45,33 +50,51 @@ class TrialContext:
     # Harnesses started on the runner's own threads die with it (PR_SET_PDEATHSIG); worker processes
     # take theirs down themselves when the runner goes (see pool).
     tie_to_runner: bool = False
+    # How trials are isolated (the runner decides it once, with its services); None: from the config.
+    isolation: IsolationPlan | None = None
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
     pre_json: str = field(init=False)  # path of the shared pre-run snapshot
 
     def __post_init__(self) -> None:
+        if self.isolation is None:
+            self.isolation = plan_of(self.resolved)
         trials = os.path.join(self.run_dir, "trials")
         os.makedirs(trials, exist_ok=True)
-        self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
+        # After run-dev's --setup, trials start from the set-up copy, dependencies included.
+        set_up = os.path.join(self.run_dir, "setup", "workspace")
+        if os.path.isdir(set_up):
+            self.template = Template.scan(Path(set_up), skip=SETUP_SKIP)
+        else:
+            self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
-        self.pre_json = os.path.join(trials, ".project_snapshot.json")
+        # Beside trials/, not in it: trials/ holds one folder per trial and nothing else.
+        self.pre_json = os.path.join(self.run_dir, "project_snapshot.json")
         write_text(self.pre_json, _dumps(self.pre), durable=True)
 
 
-def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
+_NO_EXTRAS = TrialExtras()
+
+
+def run_trial(
+    ctx: TrialContext, t: Trial, *, attempt: int = 1, extras: TrialExtras | None = None
+) -> TrialRecord:
+    """``extras``: a replay's or a fork's folder, trial-input fields and files (see ``TrialExtras``)."""
     cfg = ctx.resolved.config
     run_id = ctx.run_dir.name
-    tdir = os.path.join(ctx.run_dir, "trials", t.trial_id)
+    extra = extras or _NO_EXTRAS
+    tdir = extra.trial_dir or os.path.join(ctx.run_dir, "trials", t.trial_id)
     if os.path.lexists(tdir):
         shutil.rmtree(tdir, ignore_errors=True)  # an interrupted or errored attempt: start clean
     out_dir, state_dir, ws = tdir + "/out", tdir + "/state", tdir + "/workspace"
     os.mkdir(tdir)
     os.mkdir(out_dir)
     os.mkdir(state_dir)
+    extra.place(out_dir)
     # Built by the runner from validated config and plan: constructed, not validated again.
     trial_input = TrialInput.model_construct(
-        set(_INPUT_FIELDS),
+        set(_INPUT_FIELDS).union(extra.fields),
         schema_version=SCHEMA_VERSION,
         run_id=run_id,
         trial_id=t.trial_id,
@@ -85,6 +108,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
         bindings=t.bindings,
         replication=t.replication,
         seed=t.seed,
+        **extra.fields,
     )
     input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
     write_text(tdir + "/trial_input.json", trial_input.model_dump_json(), atomic=False)
@@ -92,6 +116,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
     ctx.template.materialize(ws)
     os.link(ctx.pre_json, state_dir + "/pre.json")
     events_path = out_dir + "/harness_events.jsonl"
+    secrets = secret_values(cfg.runtime.env_allow, ctx.env_base)
     env = trial_env(
         cfg.design.sanitization_profile,
         ctx.env_base,
@@ -101,15 +126,21 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
             "OPSLAB_RUN_ID": run_id,
             "OPSLAB_TRIAL_SEED": str(t.seed),
             "OPSLAB_EVENTS_PATH": events_path,
+            **secrets,
         },
     )
-    argv = build_argv(cfg.runtime.harness.command, input_path, output_path)
-    argv[0] = resolve_program(argv[0], env.get("PATH", ""))
+    plan = ctx.isolation
+    assert plan is not None  # set in __post_init__
+    argv = build_argv(cfg.runtime.harness.command, *plan.seen_paths(out_dir))
+    if plan.sandbox == "local":
+        argv[0] = resolve_program(argv[0], env.get("PATH", ""))
+    launch = plan.launch(argv, ws=ws, out_dir=out_dir, env=env, trial_id=t.trial_id)
     started = time.time()
     res = run_harness(
-        argv=argv,
-        cwd=ws,
-        env=env,
+        argv=launch.argv,
+        cwd=launch.cwd,
+        env=launch.env,
+        pre_exec=launch.pre_exec,
         timeout_s=cfg.design.trial_timeout_s,
         stdout=out_dir + "/stdout.log",
         stderr=out_dir + "/stderr.log",
@@ -117,21 +148,23 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
         trainer=cfg.experiment.workload_type == "trainer",
         tie_to_parent=ctx.tie_to_runner,
     )
+    if secrets:
+        scrub_dir(out_dir, secrets)
+        res.output, res.error = scrub_value(res.output, secrets), scrub_value(res.error, secrets)
     post = ctx.template.snapshot(ws)
     write_text(state_dir + "/post.json", _dumps(post), atomic=False)
     write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
-    events = (
-        read_events(events_path, ws + "/harness_events.jsonl")
-        if cfg.runtime.harness.integration_level != "cli_basic"
-        else []
-    )
+    level = cfg.runtime.harness.integration_level
+    events = read_events(events_path, ws + "/harness_events.jsonl") if level != "cli_basic" else []
+    if level in OTEL_LEVELS:  # counted with the events; the agent run reads the spans themselves
+        events += read_span_events(out_dir + "/" + SPANS_FILE)
     output = res.output
     trainer = {k: output[k] for k in TRAINER_FIELDS if k in output}
     if isinstance(trainer.get("objective"), dict):
         trainer["objective"] = Objective.model_construct(**trainer["objective"])
     # The harness's output passed the protocol's JSON Schema: constructed, not validated again.
     record = TrialRecord.model_construct(
-        set(_RECORD_FIELDS.union(trainer)),
+        set(_RECORD_FIELDS.union(trainer, extra.fields)),
         schema_version=SCHEMA_VERSION,
         trial_id=t.trial_id,
         variant_id=t.variant_id,
@@ -149,6 +182,7 @@ def run_trial(ctx: TrialContext, t: Trial, *, attempt: int = 1) -> TrialRecord:
         started_at=datetime.fromtimestamp(started, UTC),
         ended_at=datetime.fromtimestamp(started + res.duration_ms / 1000, UTC),
         **trainer,
+        **dict[str, Any](extra.fields),
     )
     # Written last, atomically and fsynced: its presence means the trial is done. Only the fields set
     # are written: the trainer fields appear when the harness reported them.

@@ -56,13 +56,15 @@ class Template:
     links: list[str] = field(default_factory=list)
 
     @classmethod
-    def scan(cls, root: Path, *, exclude: tuple[Path, ...] = ()) -> Template:
+    def scan(
+        cls, root: Path, *, exclude: tuple[Path, ...] = (), skip: frozenset[str] | set[str] = SKIP
+    ) -> Template:
         """``exclude``: files left out of every workspace (the dataset: each trial gets its task in
-        ``trial_input.json``, and a dataset can be gigabytes)."""
+        ``trial_input.json``, and a dataset can be gigabytes); ``skip``: folder names left out."""
         t = cls(str(root))
         skip_files = {os.path.realpath(p) for p in exclude}
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP)
+            dirnames[:] = sorted(d for d in dirnames if d not in skip)
             rel_dir = os.path.relpath(dirpath, root)
             for d in dirnames:
                 full = os.path.join(dirpath, d)

@@ -4,9 +4,10 @@ Every agent run, whether posted over HTTP, mapped from OpenTelemetry spans, impo
 dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 """
 
+from opslab.telemetry.genai import map_trace
 from opslab.telemetry.importers import agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
-from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response
+from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
 from opslab.telemetry.ports import RunRepository, UpsertStatus
 from opslab.telemetry.redact import Redactor
 from opslab.telemetry.schema import (
@@ -82,6 +83,8 @@ __all__ = [
     "decode_protobuf",
     "encode_export_response",
     "import_runs",
+    "map_trace",
+    "parse_request",
     "parse_run",
     "prepare_many",
     "prepare_run",

@@ -1,0 +1,114 @@
+"""What isolation costs per trial: the same no-op harness under every isolation mode, side by side in the
+same run, each against the unisolated host run (network ``full``, no sandbox) as its peer.
+
+Modes: ``none`` (a private network namespace), ``allowlist_enforced`` (the namespace, the bridge and the
+runner's egress proxy), and the daemonless container backend (bubblewrap over a busybox root filesystem)
+with network ``none``. Reports wall time per trial, the cost over the peer in ms per trial, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench._common import OPSLAB, write_result
+
+NOOP = """#!/bin/sh
+while [ $# -gt 0 ]; do case "$1" in --output) OUT="$2"; shift 2;; *) shift;; esac; done
+printf '{"outcome": "success"}' > "$OUT"
+"""
+MODES: dict[str, dict[str, Any]] = {
+    "host_full (peer)": {"network": "full"},
+    "host_none": {"network": "none"},
+    "host_allowlist": {"network": "allowlist_enforced", "allowed_hosts": ["example.invalid"]},
+    "rootfs_none": {"network": "none", "image": "image"},
+}
+
+
+def busybox_rootfs(root: Path) -> bool:
+    busybox = shutil.which("busybox")
+    if not busybox:
+        return False
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(busybox, root / "bin" / "busybox")
+    for applet in ("sh", "printf"):
+        (root / "bin" / applet).symlink_to("busybox")
+    return True
+
+
+def project(root: Path, trials: int, mode: dict[str, Any]) -> Path:
+    proj = root / "proj"
+    (proj / ".lab").mkdir(parents=True)
+    (proj / "data").mkdir()
+    (proj / "noop.sh").write_text(NOOP)
+    (proj / "data" / "tasks.jsonl").write_text(
+        "".join(json.dumps({"task_id": f"t{i}"}) + "\n" for i in range(trials))
+    )
+    runtime: dict[str, Any] = {
+        "harness": {"command": ["sh", "./noop.sh"]},
+        "network": {"mode": mode["network"], "allowed_hosts": mode.get("allowed_hosts", [])},
+    }
+    if "image" in mode:
+        if not busybox_rootfs(proj / "image"):
+            raise SystemExit("busybox is needed for the rootfs mode")
+        runtime["sandbox"] = {"image": "image"}
+    experiment = {
+        "experiment": {"id": "isolation", "name": "isolation"},
+        "dataset": {"path": "../data/tasks.jsonl"},
+        "design": {"replications": 1, "random_seed": 1},
+        "runtime": runtime,
+        "variants": {"baseline": {"id": "only", "bindings": {}}},
+    }
+    (proj / ".lab" / "experiment.yaml").write_text(json.dumps(experiment))
+    return proj
+
+
+def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> float:
+    proj = project(root, trials, mode)
+    start = time.perf_counter()
+    out = subprocess.run(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    run = json.loads(out.stdout)
+    if not run.get("ok") or run["run"]["outcomes"] != {"success": trials}:
+        raise SystemExit(f"{mode}: {out.stdout[-500:]} {out.stderr[-500:]}")
+    return wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--trials", type=int, default=300)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--repeat", type=int, default=3, help="Rounds over every mode; medians are reported.")
+    args = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="opslab-bench-iso-"))
+    walls: dict[str, list[float]] = {name: [] for name in MODES}
+    for r in range(args.repeat):
+        for i, (name, mode) in enumerate(MODES.items()):
+            walls[name].append(one(root / f"r{r}_{i}", args.trials, args.concurrency, mode))
+    peer = statistics.median(walls["host_full (peer)"])
+    modes = {}
+    for name, values in walls.items():
+        wall = statistics.median(values)
+        modes[name] = {
+            "wall_s": round(wall, 3),
+            "per_trial_ms": round(1000 * wall / args.trials, 2),
+            "over_peer_ms_per_trial": round(1000 * (wall - peer) / args.trials, 2),
+            "ratio_to_peer": round(wall / peer, 2),
+        }
+    write_result("lab_isolation", {"trials": args.trials, "concurrency": args.concurrency, "modes": modes})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The run's control file and the runner's stops: how a user steers a run while it executes.
+
+``RUN_DIR/control.json`` (``ControlFile``) is the switch ``opslab lab pause`` and ``resume`` flip::
+
+    {"schema_version": 1, "state": "running" | "paused", "updated_at": "…", "reason": "…"}
+
+No file means running. The runner's pool asks a ``Gate`` before handing out each trial: while the run is
+paused no trial starts, and trials already running finish. Harnesses at integration level ``sdk_control``
+or ``sdk_full`` read the same file (``OPSLAB_CONTROL_PATH``) and may pause themselves at their own safe
+points. Written atomically, so neither ever reads half a file.
+
+``RunInterrupted`` is how a runner stopped by SIGINT or SIGTERM ends: its running harnesses killed, the
+manifest saying ``interrupted`` (``paused`` when it was paused), ``--resume`` to continue. It is a
+``KeyboardInterrupt``, so no ``except Exception`` on the way out swallows it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from opslab.lab.artifacts import now, read_model, write_model
+from opslab.lab.records import RunStatus, Timestamp
+
+CONTROL_FILE = "control.json"
+ControlState = Literal["running", "paused"]
+POLL_S = 0.2  # how often a paused runner looks at the file again
+
+
+class ControlFile(BaseModel):
+    """``control.json``: the state the user asked for, when, and why."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = 1
+    state: ControlState = "running"
+    updated_at: Timestamp | None = None
+    reason: str | None = None
+
+
+def control_path(run_dir: Path) -> Path:
+    return run_dir / CONTROL_FILE
+
+
+def read_control(run_dir: Path) -> ControlFile:
+    """The run's control file; a run without one is running. A broken file is ``InvalidInput``."""
+    path = control_path(run_dir)
+    if not path.is_file():
+        return ControlFile()
+    return read_model(path, ControlFile)
+
+
+def write_control(run_dir: Path, state: ControlState, reason: str | None = None) -> ControlFile:
+    control = ControlFile(state=state, updated_at=now(), reason=reason)
+    write_model(control_path(run_dir), control, durable=True)
+    return control
+
+
+class Gate:
+    """The pool's check before each trial. One ``stat`` when nothing changed: the file is read again only
+    when its inode, size or mtime differ. A file that does not parse leaves the last state in force (a
+    half-edited file must neither stop a run for good nor release a pause)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = os.fspath(control_path(run_dir))
+        self._seen: tuple[int, int, int] | None = None
+        self._paused = False
+
+    def paused(self) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            self._seen, self._paused = None, False
+            return False
+        seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+        if seen != self._seen:
+            try:
+                with open(self.path, "rb") as f:
+                    self._paused = ControlFile.model_validate_json(f.read()).state == "paused"
+                self._seen = seen
+            except (OSError, ValidationError):
+                pass
+        return self._paused
+
+    def wait(self, stopping: Callable[[], bool]) -> bool:
+        """Return at once when the run is not paused; else wait until it is resumed (True) or the runner
+        is stopping (False)."""
+        while self.paused():
+            if stopping():
+                return False
+            time.sleep(POLL_S)
+        return True
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The runner stopped by a signal; ``status`` is what its manifest now says."""
+
+    code = "interrupted"
+    exit_code = 130
+
+    def __init__(
+        self, signal_name: str, *, run_dir: Path | None = None, status: RunStatus | None = None
+    ) -> None:
+        super().__init__(signal_name)
+        self.signal_name, self.run_dir, self.status = signal_name, run_dir, status
+
+    @property
+    def message(self) -> str:
+        if self.run_dir is None:
+            return f"interrupted by {self.signal_name}"
+        return (
+            f"interrupted by {self.signal_name}: run {self.run_dir.name} is {self.status}, its running "
+            f"trials stopped; continue it with `opslab lab resume --run-dir {self.run_dir}` (or "
+            f"`opslab lab run EXPERIMENT --resume {self.run_dir.name}`)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        details: dict[str, Any] = {"signal": self.signal_name}
+        if self.run_dir is not None:
+            details.update(run_id=self.run_dir.name, run_dir=str(self.run_dir), status=self.status)
+        return {"code": self.code, "message": self.message, "details": details}
+
+
+@contextlib.contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM raise ``RunInterrupted`` in the main thread — once: a second
+    signal while the first is being handled is ignored, so the cleanup (killing harnesses, writing the
+    manifest) is not cut short. Off the main thread, where handlers cannot be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise RunInterrupted(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)

@@ -1,0 +1,144 @@
+"""The pool on the runner's own threads (one trial at a time, or where fork is not available): the same
+contract as the worker processes of ``pool`` — plan order, the ``Gate`` asked before each trial, and
+closing the iterator stops at once with no record left by a killed harness."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Generator
+
+from opslab import proc
+from opslab.errors import OperationFailed
+from opslab.lab.control import Gate
+from opslab.lab.plan import Trial
+from opslab.lab.records import Outcome
+from opslab.lab.trial import TrialContext, run_trial
+
+STOP_GRACE_S = 10.0  # for trials told to stop: their harnesses are killed, then they end
+
+
+def run_threads(
+    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int, gate: Gate | None
+) -> Generator[tuple[str, Outcome], None, None]:
+    """``trials`` on ``slots`` threads; yields (trial id, outcome) as each finishes."""
+    ctx.tie_to_runner = True
+    feed = _Feed(trials, gate)
+    results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+
+    def loop() -> None:
+        try:
+            while (t := feed.take()) is not None:
+                try:
+                    record = run_trial(ctx, t, attempt=attempts[t.trial_id])
+                    results.put((t.trial_id, record.outcome, None))
+                except BaseException as exc:  # report and stop handing out: the runner decides
+                    results.put((t.trial_id, None, describe(exc)))
+                    feed.stop()
+                    return
+                finally:
+                    feed.finished(t.trial_id)
+        finally:
+            results.put(None)
+
+    pool = [threading.Thread(target=loop, name=f"opslab-trial-{i}", daemon=True) for i in range(slots)]
+    for th in pool:
+        th.start()
+    failure: str | None = None
+    ended = 0
+    try:
+        while ended < len(pool):
+            item = results.get()
+            if item is None:
+                ended += 1
+            elif item[1] is None:
+                failure = failure or f"{item[0]}: {item[2]}"
+            else:
+                yield item[0], item[1]
+    except BaseException:  # closed early or interrupted: stop now
+        _abandon(ctx, feed, pool)
+        raise
+    if failure:
+        raise failed(failure)
+
+
+def _abandon(ctx: TrialContext, feed: _Feed, pool: list[threading.Thread]) -> None:
+    """Stop the threads' trials so that none leaves a record: each running trial's folder is moved out of
+    ``trials/`` (its remaining writes fail) before its harness is killed; a trial whose record was already
+    written keeps it. Repeated until every thread has ended (one may have been creating its folder), and
+    once more after."""
+    running = feed.stop()
+    trials_dir = os.path.join(ctx.run_dir, "trials")
+    doomed = [t for t in running if not os.path.exists(os.path.join(trials_dir, t, "trial_output.json"))]
+    attic = os.path.join(trials_dir, f".interrupted-{secrets.token_hex(4)}")
+    os.makedirs(attic, exist_ok=True)
+    moves = 0
+
+    def move_aside() -> None:
+        nonlocal moves
+        for trial_id in doomed:
+            moves += 1
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(os.path.join(trials_dir, trial_id), os.path.join(attic, f"{trial_id}.{moves}"))
+
+    deadline = time.monotonic() + STOP_GRACE_S
+    while True:
+        move_aside()
+        proc.kill_running()
+        alive = [th for th in pool if th.is_alive()]
+        if not alive or time.monotonic() > deadline:
+            break
+        alive[0].join(0.05)
+    move_aside()
+    shutil.rmtree(attic, ignore_errors=True)
+
+
+class _Feed:
+    """Hands the runner's threads the next trial in plan order: none once stopped; waits while paused."""
+
+    def __init__(self, trials: list[Trial], gate: Gate | None) -> None:
+        self.trials, self.gate = trials, gate
+        self.lock = threading.Lock()
+        self.next = 0
+        self.stopped = False
+        self.running: set[str] = set()
+
+    def take(self) -> Trial | None:
+        if self.gate is not None and not self.gate.wait(lambda: self.stopped):
+            return None
+        with self.lock:
+            if self.stopped or self.next >= len(self.trials):
+                return None
+            t = self.trials[self.next]
+            self.next += 1
+            self.running.add(t.trial_id)
+            return t
+
+    def finished(self, trial_id: str) -> None:
+        with self.lock:
+            self.running.discard(trial_id)
+
+    def stop(self) -> set[str]:
+        """Hand out nothing more; the trials running now."""
+        with self.lock:
+            self.stopped = True
+            return set(self.running)
+
+
+# (trial id, outcome, None) for a finished trial, (trial id, None, exception) for a runner failure; None
+# when a thread ends.
+_Result = tuple[str, Outcome | None, str | None] | None
+
+
+def describe(exc: BaseException) -> str:
+    return "".join(traceback.format_exception_only(exc)).strip()[:500]
+
+
+def failed(what: str) -> OperationFailed:
+    return OperationFailed(f"the runner failed on trial {what}; fix the cause and continue with --resume")

@@ -1,0 +1,192 @@
+"""The CLI's runner stopped by SIGINT and SIGTERM mid-run, and paused and resumed, as a real subprocess:
+harnesses killed, nothing half-recorded, the envelope and the manifest saying what happened, and the run
+continuing where it stopped."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import FIXTURES
+from tests.e2e.conftest import OPSLAB, clean_env
+from tests.integration.test_lab_control_derived import cli
+
+TRIALS = 12  # 3 tasks x 4 replications
+
+
+def held_project(tmp_path: Path, sleep: float) -> tuple[Path, Path]:
+    proj = tmp_path / "proj"
+    shutil.copytree(FIXTURES / "lab" / "proj", proj)
+    exp_path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(exp_path.read_text())
+    ledger = tmp_path / "ledger.txt"
+    exp["variants"] = {
+        "baseline": {"id": "slow", "bindings": {"mode": "slow", "sleep": sleep, "ledger": str(ledger)}}
+    }
+    exp["design"].update(replications=4, trial_timeout_s=60)
+    exp_path.write_text(yaml.safe_dump(exp))
+    return proj, ledger
+
+
+def start_runner(proj: Path, concurrency: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
+        cwd=proj,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(what: Callable[[], bool], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not what():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def recorded(proj: Path) -> set[str]:
+    return {p.parent.name for p in (proj / ".lab" / "runs").glob("*/trials/*/trial_output.json")}
+
+
+def ledger_of(ledger: Path) -> tuple[list[str], list[str], list[int]]:
+    lines = [line.split() for line in ledger.read_text().splitlines()] if ledger.exists() else []
+    starts = [x[1] for x in lines if x[0] == "start"]
+    ends = [x[1] for x in lines if x[0] == "end"]
+    return starts, ends, [int(x[2]) for x in lines if x[0] == "start"]
+
+
+def quiet(ledger: Path, seconds: float) -> bool:
+    """No harness running and none starting for ``seconds``."""
+    before = ledger.read_text()
+    time.sleep(seconds)
+    starts, ends, _ = ledger_of(ledger)
+    return ledger.read_text() == before and len(starts) == len(ends)
+
+
+def alive(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def envelope(runner: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
+    out, err = runner.communicate(timeout=60)
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1, f"--json must print exactly one line of JSON: {out!r} {err[-800:]}"
+    return runner.returncode, json.loads(lines[0])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("concurrency", [1, 3], ids=["runner-threads", "worker-processes"])
+def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
+    tmp_path: Path, sig: signal.Signals, concurrency: int
+) -> None:
+    proj, ledger = held_project(tmp_path, sleep=0.4)
+    runner = start_runner(proj, concurrency)
+    wait_for(lambda: len(recorded(proj)) >= 2 and len(ledger_of(ledger)[0]) > len(recorded(proj)))
+    runner.send_signal(sig)
+    code, out = envelope(runner)
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    assert code == 130 and out["ok"] is False and out["command"] == "run"
+    error = out["error"]
+    assert error["code"] == "interrupted" and error["details"]["signal"] == sig.name
+    assert error["details"]["status"] == "interrupted" and error["details"]["run_id"] == run_dir.name
+    assert f"--resume {run_dir.name}" in error["message"]
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+
+    starts, ends, pids = ledger_of(ledger)
+    assert not [p for p in pids if alive(p)], "a harness outlived the interrupted runner"
+    before = recorded(proj)
+    assert before <= set(ends), "a killed harness's trial was recorded"
+    assert len(before) < TRIALS
+    assert not list(run_dir.glob("trials/.interrupted-*"))
+    time.sleep(0.5)
+    assert ledger_of(ledger)[0] == starts, "a trial started after the runner stopped"
+
+    code, out = cli("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+    assert code == 0 and out["run"]["status"] == "completed" and out["run"]["outcomes"] == {"success": TRIALS}
+    starts_after = ledger_of(ledger)[0]
+    for trial_id in before:
+        assert starts_after.count(trial_id) == 1, f"{trial_id} was recorded before the stop and ran again"
+
+
+def test_pause_holds_new_trials_back_and_resume_lets_the_runner_go_on(tmp_path: Path) -> None:
+    proj, ledger = held_project(tmp_path, sleep=0.3)
+    runner = start_runner(proj, 2)
+    wait_for(lambda: len(recorded(proj)) >= 2)
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    code, out = cli("pause", "--run-dir", str(run_dir), "--reason", "inspect")
+    control = out["control"]
+    assert code == 0 and control["state"] == "paused" and control["changed"] is True
+    assert control["runner_active"] is True and control["runner_pid"] == runner.pid
+    assert json.loads((run_dir / "control.json").read_text())["reason"] == "inspect"
+    # The running trials finish (one handed out just before the pause included); then nothing starts.
+    wait_for(lambda: quiet(ledger, 1.0))
+    held = ledger_of(ledger)[0]
+    time.sleep(1.5)
+    assert ledger_of(ledger)[0] == held and len(held) < TRIALS, "a trial started while paused"
+    assert runner.poll() is None, "a paused runner waits"
+    code, out = cli("pause", "--run-dir", str(run_dir))
+    assert code == 0 and out["control"]["changed"] is False
+    code, out = cli("resume", "--run-dir", str(run_dir))
+    assert code == 0 and out["control"]["state"] == "running" and out["control"]["runner_active"] is True
+    assert out["run"] is None
+    code, out = envelope(runner)
+    assert code == 0 and out["run"]["status"] == "completed" and out["run"]["outcomes"] == {"success": TRIALS}
+
+
+def test_a_paused_run_survives_its_runner_and_resume_runs_the_rest(tmp_path: Path) -> None:
+    proj, ledger = held_project(tmp_path, sleep=0.3)
+    runner = start_runner(proj, 3)
+    wait_for(lambda: len(recorded(proj)) >= 2)
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    assert cli("pause", "--run-dir", str(run_dir))[0] == 0
+    runner.send_signal(signal.SIGTERM)
+    code, out = envelope(runner)
+    assert code == 130 and out["error"]["details"]["status"] == "paused"
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "paused"
+    before = recorded(proj)
+
+    code, out = cli("resume", "--run-dir", str(run_dir), "--concurrency", "2")
+    assert code == 0 and out["control"]["runner_active"] is False and out["control"]["status"] == "completed"
+    assert out["run"]["status"] == "completed" and out["run"]["outcomes"] == {"success": TRIALS}
+    assert json.loads((run_dir / "control.json").read_text())["state"] == "running"
+    starts = ledger_of(ledger)[0]
+    assert sorted(set(starts)) == sorted(f"trial_{i}" for i in range(1, TRIALS + 1))
+    assert all(starts.count(t) == 1 for t in before)
+
+    for command in ("pause", "resume"):
+        code, out = cli(command, "--run-dir", str(run_dir))
+        assert code == 5 and out["error"]["code"] == "conflict" and "completed" in out["error"]["message"]
+    code, out = cli("pause", "--run-dir", str(tmp_path))
+    assert code == 4 and out["error"]["code"] == "not_found"
+
+
+def test_an_interrupted_run_that_nobody_holds_can_be_paused_then_resumed(tmp_path: Path) -> None:
+    proj, ledger = held_project(tmp_path, sleep=0.2)
+    runner = start_runner(proj, 2)
+    wait_for(lambda: len(recorded(proj)) >= 1)
+    runner.send_signal(signal.SIGINT)
+    assert envelope(runner)[0] == 130
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    code, out = cli("pause", "--run-dir", str(run_dir))
+    assert code == 0 and out["control"]["runner_active"] is False and out["control"]["status"] == "paused"
+    # `run --resume` of a paused run is asked to run it: the control file says running again.
+    code, out = cli("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
+    assert code == 0 and out["run"]["outcomes"] == {"success": TRIALS}
+    assert json.loads((run_dir / "control.json").read_text())["state"] == "running"
+    assert os.path.exists(run_dir / "attestation.json")
