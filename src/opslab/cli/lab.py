@@ -65,7 +65,7 @@ def _emit(command: str, as_json: bool, body: Callable[[], dict[str, Any]]) -> No
         if as_json:
             typer.echo(json.dumps({"ok": False, "command": command, "error": stop.to_dict()}))
         else:
-            err_console.print(f"[yellow]interrupted[/yellow] {escape(stop.message)}", soft_wrap=True)
+            err_console.print(f"[yellow]{escape(stop.message)}[/yellow]", soft_wrap=True)
         # Ends here, without the interpreter's shutdown: a daemon thread may be importing a C extension
         # (the analysis prefetch), and finalizing under it can crash the process (SIGSEGV, not 130).
         sys.stdout.flush()
@@ -161,22 +161,8 @@ def _run(
         return IngestReporter(clients[0])
 
     def body() -> dict[str, Any]:
-        bar = Progress(
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=as_json or not sys.stderr.isatty(),
-        )
-        task = bar.add_task("trials", total=None, failed=0)
-
-        def on_progress(p: LabProgress) -> None:
-            bar.update(task, completed=p.done, total=p.total, failed=p.failed)
-
         try:
-            with bar:
+            with TrialProgress(as_json) as on_progress:
                 run = run_experiment(
                     experiment,
                     mode=mode,
@@ -207,6 +193,33 @@ def _run(
         return {"run": run.envelope()}
 
     _emit(mode, as_json, body)
+
+
+class TrialProgress:
+    """A Rich progress bar of trials on stderr (human mode, on a terminal); entering gives its callback."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=as_json or not sys.stderr.isatty(),
+        )
+        self.task = self.bar.add_task("trials", total=None, failed=0)
+
+    def __enter__(self) -> Callable[[LabProgress], None]:
+        self.bar.__enter__()
+
+        def on_progress(p: LabProgress) -> None:
+            self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
+
+        return on_progress
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
 
 
 def _print_run(run: LabRun, report_url: str | None) -> None:

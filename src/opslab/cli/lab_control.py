@@ -7,21 +7,19 @@ The use cases live in ``opslab.lab`` (``replay_trial``, ``fork_trial``, ``pause_
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from opslab.cli.context import console, err_console
-from opslab.cli.lab import JsonFlag, _emit, lab_app
+from opslab.cli.lab import JsonFlag, TrialProgress, _emit, lab_app
 from opslab.errors import InvalidInput
 
 if TYPE_CHECKING:
-    from opslab.lab import LabProgress
+    pass
 
 T = TypeVar("T")
 RunDirOpt = Annotated[
@@ -133,7 +131,7 @@ def resume(
     from opslab.lab import resume_run
 
     def body() -> dict[str, Any]:
-        with _progress(as_json) as on_progress:
+        with TrialProgress(as_json) as on_progress:
             result, run = resume_run(
                 run_dir,
                 env_base=_env(),
@@ -149,33 +147,6 @@ def resume(
         return {"control": result.model_dump(mode="json"), "run": run.envelope() if run else None}
 
     _emit("resume", as_json, body)
-
-
-class _progress:
-    """A Rich progress bar on stderr in human mode (on a terminal); the callback feeds it."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.bar = Progress(
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=as_json or not sys.stderr.isatty(),
-        )
-        self.task = self.bar.add_task("trials", total=None, failed=0)
-
-    def __enter__(self) -> Callable[[LabProgress], None]:
-        self.bar.__enter__()
-
-        def on_progress(p: LabProgress) -> None:
-            self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
-
-        return on_progress
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
 
 
 @lab_app.command("publish")

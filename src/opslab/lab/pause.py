@@ -27,7 +27,7 @@ from opslab.lab.derived import isolation_of, open_run
 from opslab.lab.records import Manifest, RunStatus
 from opslab.lab.runner import LabProgressFn, execute, own_run
 from opslab.lab.services import RunServicesScope
-from opslab.lab.session import LabRun, VariantResult
+from opslab.lab.session import LabRun
 
 
 class ControlResult(BaseModel):
@@ -93,21 +93,7 @@ def _run_rest(
         )
     from opslab.lab.finish import analyse_run  # NumPy and SciPy
 
-    analysis = analyse_run(run.resolved, run.run_dir)
-    comparison = analysis.comparison
-    return LabRun(
-        run_id=run.run_dir.name,
-        run_dir=run.run_dir,
-        status=manifest.status,
-        total_trials=len(analysis.outputs),
-        outcomes=analysis.outcomes,
-        tables=analysis.tables,
-        retried=len(manifest.retries),
-        variants={
-            vid: VariantResult.model_validate(v, strict=False) for vid, v in comparison["variants"].items()
-        },
-        comparisons=comparison["comparisons"],
-    )
+    return LabRun.of(run.run_dir, manifest, analyse_run(run.resolved, run.run_dir))
 
 
 def _manifest(run_dir: Path, what: str) -> Manifest:

@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, JsonValue
 
@@ -37,6 +37,10 @@ from opslab.lab.runner import (
 from opslab.lab.services import RunServicesScope
 from opslab.lab.setup import run_setup
 
+if TYPE_CHECKING:
+    from opslab.lab.finish import RunAnalysis
+
+PREFETCH_JOIN_S = 10.0
 RunMode = Literal["run", "run-dev", "run-experiment"]
 
 
@@ -65,6 +69,31 @@ class LabRun(BaseModel):
     report_error: str | None = None
     variants: dict[str, VariantResult]
     comparisons: list[dict[str, JsonValue]] = []  # treatment vs baseline, as in analysis/comparison.json
+
+    @classmethod
+    def of(
+        cls, run_dir: Path, manifest: Manifest, analysis: RunAnalysis, tally: ReportTally | None = None
+    ) -> LabRun:
+        """The run as analysed (``analyse_run``), with what the reporter did."""
+        tally = tally or ReportTally()
+        comparison = analysis.comparison
+        return cls(
+            run_id=run_dir.name,
+            run_dir=run_dir,
+            status=manifest.status,
+            total_trials=len(analysis.outputs),
+            outcomes=analysis.outcomes,
+            tables=analysis.tables,
+            retried=len(manifest.retries),
+            reported=tally.reported,
+            report_failures=tally.failures,
+            report_error=tally.error,
+            variants={
+                vid: VariantResult.model_validate(v, strict=False)
+                for vid, v in comparison["variants"].items()
+            },
+            comparisons=comparison["comparisons"],
+        )
 
     def envelope(self) -> dict[str, JsonValue]:
         """The ``run`` object of the CLI's ``--json`` envelope."""
@@ -174,29 +203,15 @@ def run_experiment(
     except KeyboardInterrupt:
         if reports:
             reports.close(wait=False)
+        # The interpreter must not shut down under a thread importing a C extension (it can crash).
+        prefetch.join(PREFETCH_JOIN_S)
         raise
     except Exception:
         if reports:
             reports.close()  # what finished is still worth reporting
         raise
     tally = reports.close() if reports else ReportTally()
-    comparison = analysis.comparison
-    return LabRun(
-        run_id=run_dir.name,
-        run_dir=run_dir,
-        status=manifest.status,
-        total_trials=len(analysis.outputs),
-        outcomes=analysis.outcomes,
-        tables=analysis.tables,
-        retried=len(manifest.retries),
-        reported=tally.reported,
-        report_failures=tally.failures,
-        report_error=tally.error,
-        variants={
-            vid: VariantResult.model_validate(v, strict=False) for vid, v in comparison["variants"].items()
-        },
-        comparisons=comparison["comparisons"],
-    )
+    return LabRun.of(run_dir, manifest, analysis, tally)
 
 
 def _trial_source(resolved: Resolved, run_dir: Path) -> TrialSource:
@@ -219,6 +234,10 @@ class _Prefetch:
     def start(self) -> None:
         if self._thread.ident is None:
             self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
 
 
 def _import_analysis() -> None:
