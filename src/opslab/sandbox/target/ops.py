@@ -30,6 +30,7 @@ from opslab.sandbox.target.release import Release
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 RANKING_S = 0.4  # what the new ranking model costs a request: it re-scores every order
 MAX_IN_FLIGHT = 400  # background requests at once, so a stuck target does not pile up tasks forever
+DEPENDENCY_WAIT_S = 30.0  # at most, before the background traffic starts anyway
 
 
 class OpsOptions(BaseModel):
@@ -186,6 +187,11 @@ class OpsWorld:
         """The target's own users: ``serve_orders`` at ``traffic_rps`` (times a spike), never awaited in
         line, so a slow request does not slow the arrivals (open loop)."""
         loop = asyncio.get_running_loop()
+        # Users arrive once the service is up, pricing included: started together, the dependency may
+        # answer a moment after the target, and those first orders would read as an incident.
+        deadline = loop.time() + DEPENDENCY_WAIT_S
+        while not (await self._check_dependency())[0] and loop.time() < deadline:
+            await asyncio.sleep(0.1)
         in_flight: set[asyncio.Task[tuple[int, dict[str, JsonValue]]]] = set()
         next_at = loop.time()
         while True:
