@@ -22,21 +22,9 @@ if TYPE_CHECKING:
 RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory (.lab/runs/<run_id>).")]
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:.1%}"
-
-
-def _value(x: float, kind: str, signed: bool = False) -> str:
-    if kind == "rate":
-        return f"{100 * x:+.1f} pp" if signed else f"{x:.1%}"
-    return f"{x:+.4g}" if signed else f"{x:.4g}"
-
-
-def _interval(ci: tuple[float, float] | None, kind: str) -> str:
-    return "—" if ci is None else f"[{_value(ci[0], kind, True)}, {_value(ci[1], kind, True)}]"
-
-
 def _print_comparison(c: RunsComparison) -> None:
+    from opslab.lab import format_interval, format_rate, format_value
+
     console.print(
         f"B = {escape(c.run_b)} against A = {escape(c.run_a)}: {c.shared_tasks} shared task(s), "
         "paired by task"
@@ -51,7 +39,7 @@ def _print_comparison(c: RunsComparison) -> None:
                 side,
                 vid,
                 str(s.n),
-                _pct(s.success_rate),
+                format_rate(s.success_rate),
                 f"{lo:.1%} – {hi:.1%}",
                 str(s.failures),
                 str(s.errors),
@@ -64,10 +52,10 @@ def _print_comparison(c: RunsComparison) -> None:
             table.add_row(
                 m,
                 str(d.n_tasks),
-                _value(d.baseline_mean, d.kind),
-                _value(d.treatment_mean, d.kind),
-                _value(d.mean_difference, d.kind, True),
-                _interval(d.ci, d.kind),
+                format_value(d.baseline_mean, d.kind),
+                format_value(d.treatment_mean, d.kind),
+                format_value(d.mean_difference, d.kind, True),
+                format_interval(d.ci, d.kind, signed=True),
                 d.method,
             )
         console.print(table)
@@ -80,7 +68,7 @@ def _print_comparison(c: RunsComparison) -> None:
             verdict = {"treatment": "B is better", "baseline": "A is better"}.get(o.better, "inconclusive")
             console.print(
                 f"objective {o.name} ({o.direction}): {verdict}, improvement {o.improvement:+.4g} "
-                f"{_interval(o.improvement_ci, 'mean')}"
+                f"{format_interval(o.improvement_ci, 'mean', signed=True)}",
             )
     for w in c.warnings:
         err_console.print(f"[yellow]warning[/yellow]: {escape(w)}")

@@ -37,7 +37,14 @@ from opslab.lab.session import LabRun, RunMode, VariantResult, resolve_with_over
 
 if TYPE_CHECKING:
     from opslab.lab.agent_run import agent_run_id, trial_to_agent_run
-    from opslab.lab.analysis import build_tables, compare, load_outputs
+    from opslab.lab.analysis import (
+        build_tables,
+        compare,
+        format_interval,
+        format_rate,
+        format_value,
+        load_outputs,
+    )
     from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
     from opslab.lab.control import ControlFile, RunInterrupted, interrupt_on_signals, read_control
     from opslab.lab.finish import RunAnalysis, analyse_run
@@ -53,6 +60,9 @@ if TYPE_CHECKING:
 # package; planning and running trials start faster without either.
 _LAZY = {
     "build_tables": "opslab.lab.analysis",
+    "format_interval": "opslab.lab.analysis",
+    "format_rate": "opslab.lab.analysis",
+    "format_value": "opslab.lab.analysis",
     "compare": "opslab.lab.analysis",
     "load_outputs": "opslab.lab.analysis",
     "RunsComparison": "opslab.lab.compare_runs",
@@ -139,6 +149,9 @@ __all__ = [
     "execute",
     "expand_trials",
     "find_run",
+    "format_interval",
+    "format_rate",
+    "format_value",
     "init_knob_files",
     "isolation_note",
     "load_outputs",

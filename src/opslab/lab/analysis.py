@@ -213,18 +213,26 @@ def compare(
     return result.model_dump(mode="json")
 
 
-def _pct(x: float | None) -> str:
+def format_rate(x: float | None) -> str:
+    """A rate as the report and the CLI show it (``83.3%``; ``—`` when there is none)."""
     return "—" if x is None else f"{100 * x:.1f}%"
 
 
-def _num(x: float, kind: Kind, signed: bool = False) -> str:
+def format_value(x: float, kind: Kind | str, signed: bool = False) -> str:
+    """A metric value (or, ``signed``, a difference: percentage points for rates)."""
     if kind == "rate":
         return f"{100 * x:+.1f} pp" if signed else f"{100 * x:.1f}%"
     return f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
-def _ci(ci: tuple[float, float] | None, kind: Kind, signed: bool = False) -> str:
-    return "—" if ci is None else f"[{_num(ci[0], kind, signed)}, {_num(ci[1], kind, signed)}]"
+def format_interval(ci: tuple[float, float] | None, kind: Kind | str, signed: bool = False) -> str:
+    if ci is None:
+        return "—"
+    return f"[{format_value(ci[0], kind, signed)}, {format_value(ci[1], kind, signed)}]"
+
+
+# Short names for the report's long table rows.
+_pct, _num, _ci = format_rate, format_value, format_interval
 
 
 def report_md(c: Comparison) -> str:

@@ -18,6 +18,7 @@ anyway, that trial errors. Nothing ever runs with more network than configured.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
@@ -158,6 +159,15 @@ class IsolationPlan:
         return None
 
     def _bwrap(self, ws: str, out_dir: str) -> list[str]:
+        args = [*self._image_mounts]
+        args += ["--bind", ws, WORKSPACE, "--bind", out_dir, OUT, "--chdir", WORKSPACE]
+        if self.integration_level in CONTROL_LEVELS and self.services.control_path:
+            args += ["--ro-bind-try", self.services.control_path, CONTROL]
+        return args
+
+    @functools.cached_property
+    def _image_mounts(self) -> tuple[str, ...]:
+        """bubblewrap's namespaces and the image's mounts: the same for every trial, read once per run."""
         assert self.rootfs is not None
         args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
         args += ["--unshare-cgroup-try", "--tmpfs", "/"]
@@ -173,10 +183,7 @@ class IsolationPlan:
             for name in ("/etc/resolv.conf", "/etc/hosts"):
                 if os.path.isfile(f"{self.rootfs}{name}") and not os.path.islink(f"{self.rootfs}{name}"):
                     args += ["--ro-bind-try", name, name]
-        args += ["--bind", ws, WORKSPACE, "--bind", out_dir, OUT, "--chdir", WORKSPACE]
-        if self.integration_level in CONTROL_LEVELS and self.services.control_path:
-            args += ["--ro-bind-try", self.services.control_path, CONTROL]
-        return args
+        return tuple(args)
 
     def _engine(
         self, argv: list[str], ws: str, out_dir: str, env: dict[str, str]
