@@ -6,6 +6,8 @@ each build one and pass it down.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, Self
 
@@ -57,6 +59,11 @@ class Settings(BaseSettings):
     canary_allowed_targets: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Hosts the service may send canary load to (host or host:port); others are refused.",
+    )
+    canary_plan_env: list[str] = Field(
+        default_factory=lambda: ["CANARY_*"],
+        description="Environment variables a canary plan sent to the service may read as ${NAME} (glob "
+        "patterns); the service's own OPSLAB_* settings never.",
     )
     canary_max_requests: int = Field(
         default=200_000,
@@ -220,6 +227,12 @@ class Settings(BaseSettings):
     @property
     def resolved_knowledge_dir(self) -> Path:
         return self.knowledge_dir if self.knowledge_dir is not None else self.data_dir / "knowledge"
+
+
+def process_environment() -> Mapping[str, str]:
+    """The whole environment, for what a user's file may reference as ``${NAME}`` (a canary plan's
+    headers): read here, where the environment is read, and passed on as data."""
+    return dict(os.environ)  # noqa: TID251
 
 
 def _variable(loc: tuple[object, ...] | list[object]) -> str:

@@ -1,37 +1,29 @@
 """A real Prometheus scrapes a ``BuildMetrics`` registry over HTTP, and the dashboard's PromQL runs on it.
 
-Needs the ``prometheus`` binary (Debian's package; ``.ci/run`` installs it). Absent, the tests are
-skipped, and with ``OPSLAB_TEST_REQUIRE_SERVICES=1`` that skip is a failure.
+Needs the ``prometheus`` binary (see tests/prometheus_support.py).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
-import yaml
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from opslab import proc
-from opslab.api import ServerThread, free_port
+from opslab.api import ServerThread
 from opslab.autoops import BuildMetrics, BuildResult
-from tests.conftest import REQUIRE, ROOT
+from tests.conftest import ROOT
+from tests.prometheus_support import Prometheus, prometheus_binary, run_prometheus
 
-T = TypeVar("T")
 DASHBOARD = ROOT / "deploy" / "grafana" / "autoops-dashboard.json"
-TIMEOUT_S = 30.0
 
 # (status, error_class, duration): sorted durations 2 3 5 8 40 90 1800 -> the median lies in le=10,
 # the 95th percentile in le=1800.
@@ -59,40 +51,6 @@ def metrics_app(metrics: BuildMetrics) -> Starlette:
     return Starlette(routes=[Route("/metrics", exposition)])
 
 
-@dataclass
-class Prometheus:
-    url: str
-    client: httpx.Client
-    log: Path
-
-    def query(self, promql: str) -> list[dict[str, Any]]:
-        response = self.client.get(f"{self.url}/api/v1/query", params={"query": promql})
-        body = response.json()
-        assert body["status"] == "success", f"{promql}: {body}"
-        result: list[dict[str, Any]] = body["data"]["result"]
-        return result
-
-    def until(self, what: str, probe: Callable[[], T | None]) -> T:
-        """Poll ``probe`` until it returns a value (scrapes land once a second)."""
-        deadline = time.monotonic() + TIMEOUT_S
-        while True:
-            value = probe()
-            if value is not None:
-                return value
-            if time.monotonic() > deadline:
-                pytest.fail(f"Prometheus: {what} within {TIMEOUT_S}s\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.25)
-
-
-def prometheus_binary() -> str:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        if REQUIRE:
-            pytest.fail("the prometheus binary is missing but OPSLAB_TEST_REQUIRE_SERVICES=1")
-        pytest.skip("needs the prometheus binary (apt-get install prometheus)")
-    return binary
-
-
 @pytest.fixture
 def metrics() -> BuildMetrics:
     return BuildMetrics()
@@ -100,50 +58,12 @@ def metrics() -> BuildMetrics:
 
 @pytest.fixture
 def prometheus(metrics: BuildMetrics, tmp_path: Path) -> Iterator[Prometheus]:
-    binary = prometheus_binary()
-    with ServerThread(metrics_app(metrics)) as target:
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                    "scrape_configs": [
-                        {
-                            "job_name": "autoops",
-                            "metrics_path": "/metrics",
-                            "static_configs": [{"targets": [f"{target.host}:{target.port}"]}],
-                        }
-                    ],
-                }
-            )
-        )
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        child = proc.spawn(
-            [
-                binary,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--log.level=warn",
-            ],
-            cwd=tmp_path,
-            stdout=log,
-            stderr=log,
-        )
-        with child, httpx.Client(timeout=5.0) as client:
-            server = Prometheus(f"http://127.0.0.1:{port}", client, log)
-
-            def ready() -> bool | None:
-                if not child.alive:
-                    pytest.fail(f"prometheus exited with {child.returncode}\n{log.read_text()[-3000:]}")
-                try:
-                    return client.get(f"{server.url}/-/ready").status_code == 200 or None
-                except httpx.TransportError:
-                    return None
-
-            server.until("ready on /-/ready", ready)
-            yield server
+    prometheus_binary()  # skip (or fail) before starting anything
+    with (
+        ServerThread(metrics_app(metrics)) as target,
+        run_prometheus(tmp_path, job="autoops", targets=[f"{target.host}:{target.port}"]) as server,
+    ):
+        yield server
 
 
 def builds_by_label(server: Prometheus) -> dict[tuple[str, str], float]:

@@ -97,3 +97,21 @@ def test_the_targets_own_experiment_runs_one_at_a_time(target: httpx.Client) -> 
     full = target.get("/api/lab/report").json()
     assert full["source"] == "load" and full["decision"] in ("PASS", "EDGE", "FAIL")
     assert target.get("/api/flags").json()["routing"]["mode"] == "default"  # the baseline restored
+
+
+def test_the_seeds_ops_paths_answer_as_the_api_paths(target: httpx.Client) -> None:
+    assert target.get("/ops/flags").json() == target.get("/api/flags").json()
+    changed = target.post("/ops/flags", json={"routing": {"mode": "rules"}})
+    assert changed.status_code == 200 and changed.json() == target.get("/api/flags").json()
+    assert changed.json()["routing"]["mode"] == "rules"
+    refused(target.post("/ops/flags", json={"routing": {"mode": "turbo"}}), 422, "routing.mode")
+    assert target.get("/ops/lab/report").json() == target.get("/api/lab/report").json()  # both 404
+
+    run = {"candidate_flags": {"routing": {"mode": "default"}}, "qps": 20, "window_sec": 0.5, "rounds": 1}
+    assert target.post("/api/lab/run", json=run).status_code == 202
+    deadline = time.monotonic() + 30
+    while (r := target.get("/ops/lab/report?mini=1")).status_code == 202 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert r.status_code == 200 and r.text == target.get("/api/lab/report?mini=1").text
+    assert r.text.startswith("COMBO MINI REPORT")
+    assert target.get("/ops/lab/report").json() == target.get("/api/lab/report").json()

@@ -4,12 +4,13 @@ window runner drawing latencies from a seeded NumPy generator (``WindowRunner``)
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import numpy as np
 from pydantic import JsonValue
 
-from opslab.canary import Flags, Measurement, Plan, parse_plan
+from opslab.canary import Flags, LiveWindow, LoadSpec, Measurement, Plan, parse_plan
 from opslab.errors import Unavailable
 
 BASE: Flags = {
@@ -50,8 +51,8 @@ class FakeTarget:
         self.flags = copy.deepcopy(flags)
         return flags
 
-    def request_url(self) -> str:
-        return "http://fake.invalid/api/search"
+    def load(self) -> LoadSpec:
+        return LoadSpec.get("http://fake.invalid/api/search")
 
     def start_experiment(self, body: dict[str, JsonValue]) -> dict[str, JsonValue]:
         self._call("start_experiment")
@@ -81,7 +82,16 @@ class SeededLoad:
         return self.now
 
     def __call__(
-        self, url: str, *, arm: str, qps: float, seconds: float, warmup_s: float = 0.0, timeout_s: float = 5.0
+        self,
+        load: LoadSpec,
+        *,
+        arm: str,
+        qps: float,
+        seconds: float,
+        warmup_s: float = 0.0,
+        timeout_s: float = 5.0,
+        cancel: threading.Event | None = None,
+        live: LiveWindow | None = None,
     ) -> Measurement:
         self.arms.append(arm)
         self.now += seconds

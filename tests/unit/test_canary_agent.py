@@ -4,13 +4,12 @@ are the candidate's. No network, no sleeps, no timing assertions."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opslab.canary import CanaryResult, Plan, read_history, run_canary
+from opslab.canary import CanaryResult, Plan, RunRecord, Stop, read_history, run_canary
 from tests.unit.canary_fakes import BASE, FakeTarget, SeededLoad, plan_for
 
 
@@ -94,7 +93,7 @@ def test_errors_on_b_stop_the_run_early_and_restore_a(tmp_path: Path) -> None:
     assert r.decision == "FAIL" and not r.applied
     assert r.early_stop and "well above 1%" in r.early_stop and r.reason.startswith("early stop")
     assert load.arms == ["warmup", "A", "B"]  # the second round never ran
-    assert target.flags == BASE and target.calls[-1] == "set_flags"
+    assert target.flags == BASE and target.calls[-2:] == ["set_flags", "get_flags"]  # restored, read back
     assert "Early stop" in summary(tmp_path)
 
 
@@ -120,15 +119,19 @@ def test_a_target_that_dies_mid_run_fails_and_applies_nothing(tmp_path: Path) ->
     assert "Decision: FAIL" in summary(tmp_path)
 
 
-def test_cancel_stops_after_the_current_window_restores_a_and_reports_partial(tmp_path: Path) -> None:
+def test_a_stop_mid_window_restores_a_reads_it_back_and_reports_interrupted(tmp_path: Path) -> None:
     target = FakeTarget()
-    cancel = threading.Event()
+    cancel = Stop()
     load = SeededLoad(target, effect=-0.20)
-    load.on_window = lambda n: cancel.set() if n == 2 else None  # Ctrl-C during the first A window
+    load.on_window = lambda n: cancel.stop("SIGINT") if n == 3 else None  # during the first B window
     r = canary(tmp_path, target, load, cancel=cancel)
-    assert r.partial == "cancelled after 1 of 4 windows" and r.decision == "FAIL" and not r.applied
-    assert load.arms == ["warmup", "A"] and target.flags == BASE
-    assert "Partial run" in summary(tmp_path)
+    assert r.decision == "INTERRUPTED" and not r.applied and not r.restore_failed
+    assert r.interrupted == "SIGINT after 1 of 4 windows"  # the B window cut short does not count
+    assert load.arms == ["warmup", "A", "B"] and target.flags == BASE
+    assert target.calls[-2:] == ["set_flags", "get_flags"]
+    text = summary(tmp_path)
+    assert "Decision: INTERRUPTED" in text and "baseline flags restored and verified" in text
+    assert RunRecord.of(r).decision == "INTERRUPTED"
 
 
 def test_the_time_budget_cuts_the_run_and_a_partial_pass_is_only_edge(tmp_path: Path) -> None:
@@ -175,7 +178,7 @@ def test_every_run_appends_one_readable_history_line(tmp_path: Path, effect: flo
     r = canary(tmp_path, target, SeededLoad(target, effect=effect))
     canary(tmp_path, FakeTarget(qdrant=False))
     first, second = read_history(tmp_path / "history.jsonl")
-    assert first.schema_version == 2 and first.decision == r.decision and first.applied == r.applied
+    assert first.schema_version == 3 and first.decision == r.decision and first.applied == r.applied
     assert first.delta_p95_pct == r.delta_p95_pct and first.samples == (540, 540)
     assert first.experiment == plan_for().experiment and first.summary_path == r.summary_path
     assert second.blocked and second.delta_p95_pct is None and second.source is None

@@ -108,7 +108,7 @@ def test_a_result_on_the_wire_is_flat_json_without_nan() -> None:
     odd = result.model_copy(update={"previous_flags": {"control": {"target_p95": float("inf")}}})
     assert RunRecord.of(odd).previous_flags == {"control": {"target_p95": None}}  # a target sent 1e999
     line = HistoryRecord.of_run(result, parse_plan(PLAN).experiment).line()
-    assert json.loads(line)["schema_version"] == SCHEMA_VERSION == 2
+    assert json.loads(line)["schema_version"] == SCHEMA_VERSION == 3
 
 
 def test_a_dry_run_says_what_would_happen() -> None:
@@ -120,7 +120,9 @@ def test_a_dry_run_says_what_would_happen() -> None:
         4,
         480,
     )
-    assert d.would[0] == "check health at /api/lab/config" and "apply B only on PASS" in d.would
+    assert (
+        d.would[0] == "check health at /api/lab/config" and "apply B only on PASS: POST /api/flags" in d.would
+    )
     report = dry_run(parse_plan({**PLAN, "mode": "report"}), Path("reports"))
     assert any("/api/lab/report" in step for step in report.would)
 

@@ -4,11 +4,12 @@ applied."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 
-from opslab.canary import Measurement, Space, SweepResult, read_history, run_sweep
+from opslab.canary import LiveWindow, LoadSpec, Measurement, Space, SweepResult, read_history, run_sweep
 from tests.unit.canary_fakes import BASE, MEDIAN_MS, FakeTarget, plan_for
 
 
@@ -20,7 +21,16 @@ class FlagDrivenLoad:
         self.rng = np.random.default_rng(3)
 
     def __call__(
-        self, url: str, *, arm: str, qps: float, seconds: float, warmup_s: float = 0.0, timeout_s: float = 5.0
+        self,
+        load: LoadSpec,
+        *,
+        arm: str,
+        qps: float,
+        seconds: float,
+        warmup_s: float = 0.0,
+        timeout_s: float = 5.0,
+        cancel: threading.Event | None = None,
+        live: LiveWindow | None = None,
     ) -> Measurement:
         routing = self.target.flags["routing"]
         assert isinstance(routing, dict)

@@ -6,26 +6,37 @@ renderers, the sweep, the history, and the typed results.
 """
 
 from opslab.canary.agent import MINI, SUMMARY, dry_run, run_canary, run_experiment
-from opslab.canary.execute import CanaryProgress, RunContext, WindowRunner
+from opslab.canary.execute import CanaryProgress, MetricsReader, RunContext, Stop, WindowRunner
 from opslab.canary.history import SCHEMA_VERSION, HistoryRecord, RunRecord, append_history, read_history
 from opslab.canary.job import KIND, history_file, job_kind, reports_dir
 from opslab.canary.judging import judge_windows
-from opslab.canary.loadgen import measure
+from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
 from opslab.canary.model import (
+    EXIT_BLOCKED,
+    EXIT_EDGE,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_RESTORED,
+    EXIT_PASS,
     CanaryResult,
     Decision,
     DryRun,
+    Final,
     Flags,
     Judgement,
     Measurement,
+    MetricResult,
     MiniReport,
     Outcome,
     Verdict,
+    exit_code_of,
 )
 from opslab.canary.plan import Experiment, Plan, load_plan, parse_plan
+from opslab.canary.prometheus import PrometheusSource, WindowMetrics, WindowSpan
 from opslab.canary.report_parser import parse_mini_report
+from opslab.canary.secrets import RunSecrets, readable, resolve_secrets
 from opslab.canary.space import ParamSpec, Space, load_space
-from opslab.canary.summary import render_mini, render_summary
+from opslab.canary.summary import pct, render_mini, render_summary, rollback_command
 from opslab.canary.sweep import PENALTY as SWEEP_PENALTY
 from opslab.canary.sweep import SweepResult, SweepTrial, run_sweep
 from opslab.canary.sweep import objective as sweep_objective
@@ -33,7 +44,28 @@ from opslab.canary.target import HttpTarget, TargetClient
 from opslab.canary.views import CanaryRunCreated, CanaryRunIn, CanaryRunView
 
 __all__ = [
+    "EXIT_BLOCKED",
+    "EXIT_EDGE",
+    "EXIT_FAIL",
+    "EXIT_INTERRUPTED",
+    "EXIT_NOT_RESTORED",
+    "EXIT_PASS",
     "CanaryProgress",
+    "Final",
+    "LiveWindow",
+    "LoadSpec",
+    "MetricResult",
+    "MetricsReader",
+    "RunSecrets",
+    "Stop",
+    "exit_code_of",
+    "pct",
+    "PrometheusSource",
+    "WindowMetrics",
+    "WindowSpan",
+    "readable",
+    "resolve_secrets",
+    "rollback_command",
     "KIND",
     "MINI",
     "SCHEMA_VERSION",

@@ -1,7 +1,10 @@
-"""Execute, two ways: ABAB windows of our own open-loop load with the flags switched each window (then
-Judge), or the target's own experiment read from its mini report (the seed's original integration).
+"""Execute, two ways: ABAB windows with the flags switched each window — measured by our own open-loop
+load, by Prometheus, or both — then Judge; or the target's own experiment read from its mini report (the
+seed's original integration).
 
-Both return an ``Outcome``: a failure of the target is data (a FAIL saying why), never an exception."""
+Both return an ``Outcome``: a failure of the target is data (a FAIL saying why), never an exception. A
+stop (a signal, a cancel) ends the current window at once; A is then restored and read back like after
+every run, and the outcome is INTERRUPTED."""
 
 from __future__ import annotations
 
@@ -9,19 +12,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
-from opslab.canary.judging import judge_windows
-from opslab.canary.loadgen import measure
-from opslab.canary.model import Flags, Measurement, Outcome
+from opslab.canary.guards import judge_metric, with_guards
+from opslab.canary.judging import judge_prometheus, judge_windows
+from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
+from opslab.canary.model import Flags, Judgement, Measurement, Outcome, Verdict
 from opslab.canary.plan import Plan
+from opslab.canary.prometheus import WindowMetrics, WindowSpan
 from opslab.canary.report_parser import parse_mini_report
-from opslab.canary.target import TargetClient, unhealthy
+from opslab.canary.target import TargetClient, restored, unhealthy
 from opslab.errors import OpslabError
-from opslab.judge import decide
+from opslab.judge import decide, stricter
 
 CanaryProgress = Callable[[str, float, str], None]
 REPORT_POLL_S = 0.5
+RESTORE_ATTEMPTS = 3
 REPORT_ONLY = "judged from the target's own report: no samples, so no CI, SRM or minimum-sample checks"
 
 
@@ -29,8 +35,33 @@ class WindowRunner(Protocol):
     """Runs one window of load (``measure``); tests pass a seeded fake."""
 
     def __call__(
-        self, url: str, *, arm: str, qps: float, seconds: float, warmup_s: float = 0.0, timeout_s: float = 5.0
+        self,
+        load: LoadSpec,
+        *,
+        arm: str,
+        qps: float,
+        seconds: float,
+        warmup_s: float = 0.0,
+        timeout_s: float = 5.0,
+        cancel: threading.Event | None = None,
+        live: LiveWindow | None = None,
     ) -> Measurement: ...
+
+
+class MetricsReader(Protocol):
+    """Reads one window's numbers from where production keeps them (``PrometheusSource``)."""
+
+    def read_window(self, span: WindowSpan) -> WindowMetrics: ...
+
+
+class Stop(threading.Event):
+    """A cancel that says why (which signal; who cancelled)."""
+
+    reason = "cancelled"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
 
 
 def quiet(step: str, pct: float, message: str) -> None:
@@ -39,13 +70,17 @@ def quiet(step: str, pct: float, message: str) -> None:
 
 @dataclass
 class RunContext:
-    """How a run executes: how it is cancelled, where its progress goes, what runs a window, and the clock
-    its time budget is counted on (from when the context is made)."""
+    """How a run executes: how it is stopped, where its progress goes (``watch`` sees each window as it
+    runs), what runs a window, what reads Prometheus, and the clocks (the time budget counts on ``clock``
+    from when the context is made; windows are stamped with ``wall`` for PromQL)."""
 
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=Stop)
     progress: CanaryProgress = quiet
     window: WindowRunner = measure
+    metrics: MetricsReader | None = None
+    watch: Callable[[LiveWindow], None] | None = None
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], float] = time.time
     started: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -54,78 +89,154 @@ class RunContext:
     def over_budget(self, plan: Plan, more_s: float = 0.0) -> bool:
         return self.clock() - self.started + more_s > plan.time_budget
 
+    def stop_reason(self) -> str:
+        return self.cancel.reason if isinstance(self.cancel, Stop) else "cancelled"
+
+
+@dataclass
+class Windows:
+    """What the ABAB windows measured, per arm, and when each ran."""
+
+    load: dict[str, list[Measurement]] = field(default_factory=lambda: {"A": [], "B": []})
+    spans: list[WindowSpan] = field(default_factory=list)
+
+    def read(self, reader: MetricsReader | None) -> dict[str, list[WindowMetrics]]:
+        out: dict[str, list[WindowMetrics]] = {"A": [], "B": []}
+        if reader is not None:
+            for span in self.spans:
+                out[span.arm].append(reader.read_window(span))
+        return out
+
 
 def execute_load(plan: Plan, target: TargetClient, previous: Flags, ctx: RunContext) -> Outcome:
-    """Execute (ABAB windows of our own open-loop load, flags switched each window; A restored after in
-    every case) and Judge."""
+    """Execute (ABAB windows, flags switched each window; A restored and read back after, in every case)
+    and Judge."""
     e, candidate = plan.experiment, plan.candidate_flags()
-    windows: dict[str, list[Measurement]] = {"A": [], "B": []}
+    runs = Windows()
     total = 2 * e.rounds
-    partial = early_stop = None
+    partial = early_stop = interrupted = None
+    load = target.load() if plan.metrics.load else None
     try:
-        if e.warmup_seconds() > 0:
+        if load is not None and e.warmup_seconds() > 0:
             # Cold connections and caches would inflate the first A window: warm up at A, count nothing.
             target.set_flags(previous)
             ctx.progress("Execute", 8, f"warm-up {e.warmup_seconds():g}s")
-            ctx.window(
-                target.request_url(),
-                arm="warmup",
-                qps=e.qps,
-                seconds=e.warmup_seconds(),
-                timeout_s=plan.target.timeout_s,
-            )
+            _window(plan, ctx, load, "warmup", e.warmup_seconds(), 0, total)
         for i in range(total):
-            arm = "A" if i % 2 == 0 else "B"
+            arm: Literal["A", "B"] = "A" if i % 2 == 0 else "B"
             if ctx.cancel.is_set():
-                partial = f"cancelled after {i} of {total} windows"
                 break
             if ctx.over_budget(plan, e.window_sec):
                 partial = f"time budget {plan.time_budget:g}s reached after {i} of {total} windows"
                 break
             target.set_flags(previous if arm == "A" else candidate)
             ctx.progress("Execute", 10 + 80 * i / total, f"round {i // 2 + 1} arm {arm}")
-            w = ctx.window(
-                target.request_url(),
-                arm=arm,
-                qps=e.qps,
-                seconds=e.window_sec,
-                warmup_s=e.window_sec * e.warmup_fraction,
-                timeout_s=plan.target.timeout_s,
-            )
-            windows[arm].append(w)
+            began = ctx.wall()
+            w = _window(plan, ctx, load, arm, e.window_sec, i, total)
+            if ctx.cancel.is_set():
+                break  # a window cut short is not a window
+            runs.spans.append(WindowSpan(arm, began, began + e.window_sec * e.warmup_fraction, ctx.wall()))
+            if w is not None:
+                runs.load[arm].append(w)
+                ctx.progress("Execute", 10 + 80 * (i + 1) / total, _window_line(i, arm, w))
             if arm == "B":
                 early_stop = _early_stop(plan, w, target)
                 if early_stop:
                     break
     except OpslabError as exc:
         early_stop = f"target failed mid-run: {exc.message}"
-    warnings = _restore(target, previous)
+    if ctx.cancel.is_set():
+        interrupted = f"{ctx.stop_reason()} after {len(runs.spans)} of {total} windows"
+    ctx.progress("Restore", 91, "restoring the baseline flags")
+    restore_ok, warnings = restore(target, previous)
     ctx.progress("Judge", 92, "judging")
-    if not (windows["A"] and windows["B"]):
-        return Outcome(
-            decision="FAIL",
-            reason="not enough windows ran to compare A and B",
-            partial=partial,
-            early_stop=early_stop,
-            restore_failed=bool(warnings),
-            warnings=warnings,
-        )
-    judgement = judge_windows(plan, windows["A"], windows["B"])
-    return Outcome(
-        decision=judgement.decision,
-        reason=judgement.reason,
-        judgement=judgement,
+    base = Outcome(
+        decision="FAIL",
+        reason="not enough windows ran to compare A and B",
+        judged_by=plan.metrics.source,
         partial=partial,
         early_stop=early_stop,
-        restore_failed=bool(warnings),
-        warnings=[*judgement.warnings, *warnings],
+        interrupted=interrupted,
+        restore_failed=not restore_ok,
+        warnings=warnings,
     )
+    if not (any(s.arm == "A" for s in runs.spans) and any(s.arm == "B" for s in runs.spans)):
+        return base
+    if interrupted:
+        # What ran is reported, not judged: the run never reached its verdict.
+        return base.model_copy(update={"judgement": _judge_load(plan, runs) if load else None})
+    try:
+        read = runs.read(ctx.metrics)
+    except OpslabError as exc:
+        return base.model_copy(update={"reason": f"metrics: {exc.message}"})
+    judgement = _judge_load(plan, runs) if plan.metrics.source == "load" else None
+    load_check = None
+    if plan.metrics.source == "prometheus":
+        sent = (sum(w.sent for w in runs.load["A"]), sum(w.sent for w in runs.load["B"]))
+        judgement = judge_prometheus(plan, read["A"], read["B"], sent)
+        load_check = _judge_load(plan, runs)
+        if load_check is not None and load_check.decision != judgement.decision:
+            judgement.warnings.append(
+                f"the load generator's own verdict of these windows is {load_check.decision} "
+                f"(ΔP95 {load_check.delta_p95_pct:+.1f}%)"
+            )
+    assert judgement is not None
+    guards = [
+        judge_metric(m, runs.load["A"], runs.load["B"], read["A"], read["B"]) for m in plan.metrics.custom
+    ]
+    decision, reason = with_guards(judgement.decision, judgement.reason, guards)
+    return base.model_copy(
+        update={
+            "decision": decision,
+            "reason": reason,
+            "judgement": judgement,
+            "load_check": load_check,
+            "metrics": guards,
+            "warnings": [*judgement.warnings, *warnings],
+        }
+    )
+
+
+def _judge_load(plan: Plan, runs: Windows) -> Judgement | None:
+    if not (runs.load["A"] and runs.load["B"]):
+        return None
+    return judge_windows(plan, runs.load["A"], runs.load["B"])
+
+
+def _window(
+    plan: Plan, ctx: RunContext, load: LoadSpec | None, arm: str, seconds: float, index: int, total: int
+) -> Measurement | None:
+    """One window: our load, or (Prometheus reading the service's own traffic) a wait that a stop ends."""
+    e = plan.experiment
+    live = LiveWindow(arm=arm, index=index, total=total, seconds=seconds)
+    if ctx.watch is not None:
+        ctx.watch(live)
+    if load is None:
+        ctx.cancel.wait(seconds)
+        return None
+    return ctx.window(
+        load,
+        arm=arm,
+        qps=e.qps,
+        seconds=seconds,
+        warmup_s=0.0 if arm == "warmup" else seconds * e.warmup_fraction,
+        timeout_s=plan.target.timeout_s,
+        cancel=ctx.cancel,
+        live=live,
+    )
+
+
+def _window_line(i: int, arm: str, w: Measurement) -> str:
+    p95 = sorted(w.latencies_ms)[int(0.95 * (len(w.latencies_ms) - 1))] if w.latencies_ms else None
+    shown = f"p95 {p95:.1f} ms" if p95 is not None else "no successful request"
+    return f"round {i // 2 + 1} arm {arm} done: {w.sent} sent, {shown}, {w.errors} errors"
 
 
 def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Outcome:
     """The seed's original integration: the target runs the A/B itself (optionally started by a POST) and
     serves a mini report; its three numbers are judged by the same table. There are no per-request
-    samples, so the statistical checks cannot run, and the summary says so."""
+    samples, so the statistical checks cannot run, and the summary says so. When the report carries a
+    verdict of its own that disagrees with ours, ``plan.report_verdict`` says which wins."""
     e = plan.experiment
     try:
         if plan.target.experiment_path:
@@ -142,9 +253,14 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
                 }
             )
         text = None
+        ctx.progress("Execute", 50, "waiting for the target's report")
         while text is None:
             if ctx.cancel.is_set():
-                return Outcome(decision="FAIL", reason="cancelled before the target's report")
+                return Outcome(
+                    decision="INTERRUPTED",
+                    reason=f"interrupted: {ctx.stop_reason()} before the target's report",
+                    interrupted=ctx.stop_reason(),
+                )
             if ctx.over_budget(plan):
                 return Outcome(
                     decision="FAIL",
@@ -153,7 +269,6 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
                 )
             text = target.fetch_report()
             if text is None:
-                ctx.progress("Execute", 50, "waiting for the target's report")
                 ctx.cancel.wait(REPORT_POLL_S)
         report = parse_mini_report(text)
     except OpslabError as exc:
@@ -166,13 +281,39 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
             report=report,
             warnings=[REPORT_ONLY],
         )
-    verdict = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
-    return Outcome(decision=verdict.decision, reason=verdict.reason, report=report, warnings=[REPORT_ONLY])
+    ours = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
+    theirs = _reported_verdict(report.other)
+    decision, reason = ours.decision, ours.reason
+    if theirs is not None and theirs != ours.decision:
+        winner = {"stricter": stricter(ours.decision, theirs), "ours": ours.decision, "target": theirs}
+        decision = winner[plan.report_verdict]
+        reason = f"{ours.reason}; the target's report says {theirs}, ours {ours.decision}: {decision} wins "
+        reason += f"(report_verdict: {plan.report_verdict})"
+    return Outcome(
+        decision=decision,
+        reason=reason,
+        report=report,
+        target_verdict=theirs,
+        our_verdict=ours.decision,
+        warnings=[REPORT_ONLY],
+    )
 
 
-def _early_stop(plan: Plan, w: Measurement, target: TargetClient) -> str | None:
+def _reported_verdict(other: dict[str, str]) -> Verdict | None:
+    for key, value in other.items():
+        if key.strip().lower() in ("verdict", "decision") and value.strip().upper() in (
+            "PASS",
+            "EDGE",
+            "FAIL",
+        ):
+            found: Verdict = value.strip().upper()  # type: ignore[assignment]
+            return found
+    return None
+
+
+def _early_stop(plan: Plan, w: Measurement | None, target: TargetClient) -> str | None:
     limit = max(2 * plan.thresholds.max_error_rate, plan.thresholds.max_error_rate + 2)
-    if w.sent >= 20 and w.error_rate_pct > limit:
+    if w is not None and w.sent >= 20 and w.error_rate_pct > limit:
         return (
             f"candidate error rate {w.error_rate_pct:.1f}% is well above {plan.thresholds.max_error_rate:g}%"
         )
@@ -183,10 +324,22 @@ def _early_stop(plan: Plan, w: Measurement, target: TargetClient) -> str | None:
     return f"target health lost: {', '.join(bad)}" if bad else None
 
 
-def _restore(target: TargetClient, previous: Flags) -> list[str]:
-    """Back to A; a warning if the target would not take it (then nothing may be applied either)."""
-    try:
-        target.set_flags(previous)
-    except OpslabError as exc:
-        return [f"could not restore baseline flags: {exc.message}"]
-    return []
+def restore(
+    target: TargetClient, previous: Flags, attempts: int = RESTORE_ATTEMPTS
+) -> tuple[bool, list[str]]:
+    """Back to A, read back to be sure; retried, since a target in doubt must not be left so. False (with
+    why) when it would not take A: then nothing may be applied, and the summary says so loudly."""
+    why = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(0.5 * attempt)
+        try:
+            target.set_flags(previous)
+            ok, notes = restored(previous, target.get_flags())
+        except OpslabError as exc:
+            why = exc.message
+            continue
+        if ok:
+            return True, notes
+        why = "the flags read back after the restore are not the baseline"
+    return False, [f"could not restore baseline flags after {attempts} attempts: {why}"]

@@ -9,6 +9,9 @@ History versions, both read:
   ``error_rate_pct``; only a report-mode run had ``source``); a run without windows had ``error_rate_pct``
   0.0.
 - **2**: every key, ``null`` where it does not apply; ``source`` says where the numbers came from.
+- **3**: adds ``decision: INTERRUPTED`` (a signal stopped the run; A restored), ``interrupted`` (why),
+  ``source: prometheus``, the custom ``metrics``, ``target_verdict`` / ``our_verdict`` (report mode), and
+  ``load_check_decision`` / ``load_check_delta_p95_pct`` (Prometheus judged while our load also ran).
 """
 
 from __future__ import annotations
@@ -21,10 +24,10 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from opslab.canary.model import CanaryResult, Flags, Source, Verdict
+from opslab.canary.model import CanaryResult, Final, Flags, MetricResult, Source, Verdict
 from opslab.canary.plan import Experiment
 
-SCHEMA_VERSION: Literal[2] = 2
+SCHEMA_VERSION: Literal[3] = 3
 
 
 def _finite(value: object) -> object:
@@ -46,7 +49,7 @@ class RunRecord(BaseModel):
     started_at: AwareDatetime
     finished_at: AwareDatetime | None = None
     dry_run: bool = False
-    decision: Verdict
+    decision: Final
     reason: str
     measured: bool = False
     source: Source | None = None
@@ -58,7 +61,13 @@ class RunRecord(BaseModel):
     partial: str | None = None
     early_stop: str | None = None
     restore_failed: bool = False
+    interrupted: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    metrics: list[MetricResult] = Field(default_factory=list)
+    target_verdict: Verdict | None = None
+    our_verdict: Verdict | None = None
+    load_check_decision: Verdict | None = None
+    load_check_delta_p95_pct: float | None = None
     delta_p95_pct: float | None = None
     delta_p95_ci: tuple[float | None, float | None] | None = None
     delta_qps_pct: float | None = None
@@ -92,7 +101,7 @@ class RunRecord(BaseModel):
 class HistoryRecord(RunRecord):
     """One line of ``history.jsonl``."""
 
-    schema_version: Literal[1, 2] = SCHEMA_VERSION
+    schema_version: Literal[1, 2, 3] = SCHEMA_VERSION
     experiment: Experiment | None = None
 
     @classmethod
@@ -125,7 +134,13 @@ def _fields(r: CanaryResult) -> dict[str, object]:
         "partial": r.partial,
         "early_stop": r.early_stop,
         "restore_failed": r.restore_failed,
+        "interrupted": r.interrupted,
         "warnings": r.warnings,
+        "metrics": r.metrics,
+        "target_verdict": r.target_verdict,
+        "our_verdict": r.our_verdict,
+        "load_check_decision": r.load_check.decision if r.load_check else None,
+        "load_check_delta_p95_pct": r.load_check.delta_p95_pct if r.load_check else None,
         "delta_p95_pct": r.delta_p95_pct,
         "delta_p95_ci": j.delta_p95_ci if j else None,
         "delta_qps_pct": r.delta_qps_pct,

@@ -12,7 +12,9 @@ from typing import Any
 from opslab.canary.agent import dry_run, run_canary
 from opslab.canary.history import RunRecord
 from opslab.canary.plan import parse_plan
+from opslab.canary.secrets import readable, resolve_secrets
 from opslab.canary.target import HttpTarget
+from opslab.config import process_environment
 from opslab.jobs import JobDeps, JobKind, JobProgress
 
 KIND = "canary"
@@ -36,7 +38,12 @@ def job_kind(deps: JobDeps) -> JobKind:
         if payload.get("dry_run"):
             progress.report("Plan", 50, "dry run: no load sent, no flag changed")
             return dry_run(plan, reports).model_dump(mode="json")
-        target = HttpTarget(plan.target)
+        # ${ENV} references are the service's own environment: a plan sent over the API carries the
+        # reference, never the secret.
+        secrets = resolve_secrets(
+            plan, process_environment(), may_read=readable(deps.settings.canary_plan_env)
+        )
+        target = HttpTarget(plan.target, secrets, seed=plan.seed)
         try:
             result = run_canary(
                 plan,
@@ -44,6 +51,7 @@ def job_kind(deps: JobDeps) -> JobKind:
                 reports_dir=reports,
                 history_path=history_file(data_dir),
                 progress=lambda step, pct, msg: progress.report(step, pct, msg),
+                secrets=secrets,
             )
         finally:
             target.close()

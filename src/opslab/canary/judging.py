@@ -8,6 +8,7 @@ from numpy.typing import NDArray
 
 from opslab.canary.model import Judgement, Measurement
 from opslab.canary.plan import Plan
+from opslab.canary.prometheus import WindowMetrics, aggregate_arm
 from opslab.judge import (
     Verdict,
     be_careful,
@@ -77,6 +78,56 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
         samples=(len(la), len(lb)),
         mw_p=mw.p_value,
         hl_shift_ms=mw.hodges_lehmann,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        warnings=warnings,
+    )
+
+
+PROMETHEUS_ONLY = (
+    "judged from Prometheus, per window: no per-request samples, so no SRM, Mann-Whitney or "
+    "error-rate bound; the ΔP95 interval is by window"
+)
+
+
+def judge_prometheus(
+    plan: Plan, a: list[WindowMetrics], b: list[WindowMetrics], sent: tuple[int, int] = (0, 0)
+) -> Judgement:
+    """ΔP95, the error rate and ΔQPS as Prometheus saw each window (an arm's value: the mean of its
+    windows'); the seed's table decides. ``sent``: what our own load sent per arm, when it ran."""
+    nan = float("nan")
+    p95_a, p95_b = aggregate_arm(a, "p95_ms"), aggregate_arm(b, "p95_ms")
+    err_b, err_a = aggregate_arm(b, "error_rate_pct"), aggregate_arm(a, "error_rate_pct")
+    qps_a, qps_b = aggregate_arm(a, "throughput_qps"), aggregate_arm(b, "throughput_qps")
+    measured = p95_a is not None and p95_b is not None and err_b is not None
+    delta = relative_delta(p95_a, p95_b) if p95_a is not None and p95_b is not None else nan
+    by_window_a = [w.p95_ms for w in a if w.p95_ms is not None]
+    by_window_b = [w.p95_ms for w in b if w.p95_ms is not None]
+    ci = bootstrap_relative_delta_ci(by_window_a, by_window_b, _mean, resamples=1000, seed=plan.seed)
+    warnings = [PROMETHEUS_ONLY]
+    if not measured:
+        verdict = Verdict("FAIL", "Prometheus returned no p95 or error rate for an arm")
+    else:
+        verdict = decide(delta, err_b or 0.0, plan.thresholds.judge())
+        if len(by_window_a) > 1 and not (ci.high < 0 or ci.low > 0):
+            warnings.append(f"by-window 95% CI of ΔP95 [{ci.low:+.1f}%, {ci.high:+.1f}%] does not exclude 0")
+    return Judgement(
+        measured=measured,
+        delta_p95_pct=delta,
+        delta_p95_ci=(ci.low, ci.high),
+        delta_qps_pct=relative_delta(qps_a, qps_b) if qps_a is not None and qps_b is not None else nan,
+        delta_qps_ci=(nan, nan),
+        error_rate_pct=err_b if err_b is not None else nan,
+        error_rate_a_pct=err_a if err_a is not None else nan,
+        ab_imbalance_pct=nan,
+        srm_p=nan,
+        p95_a_ms=p95_a if p95_a is not None else nan,
+        p95_b_ms=p95_b if p95_b is not None else nan,
+        qps_a=qps_a if qps_a is not None else nan,
+        qps_b=qps_b if qps_b is not None else nan,
+        samples=sent,
+        mw_p=nan,
+        hl_shift_ms=nan,
         decision=verdict.decision,
         reason=verdict.reason,
         warnings=warnings,

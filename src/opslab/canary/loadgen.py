@@ -5,18 +5,29 @@ The client is aiohttp on uvloop (plain asyncio where uvloop is missing): httpx's
 about 5 ms of CPU per request at 1,000 QPS here, so the generator fell behind its own schedule; see
 `bench/canary.py`. A target that reports how long it worked on a request (``X-Server-Time-Ms``) lets the
 window also record the client's own overhead.
+
+A window sends a weighted request mix (``LoadSpec``: method, URL, JSON body, weight; the same seeded
+sequence in every window, so A and B see the same mix), with the target's headers. A request is an error
+on a 5xx, a status the plan lists, a timeout or a connection failure. ``cancel`` ends a window at once
+(outstanding requests are abandoned); ``live`` is updated as responses arrive, for a progress display.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import json
+import random
 import resource
+import threading
 import time
-from collections.abc import Coroutine
+from collections import Counter, deque
+from collections.abc import Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
+import numpy as np
 
 from opslab.canary.model import Measurement
 from opslab.wire import SERVER_TIME_HEADER
@@ -27,6 +38,75 @@ T = TypeVar("T")
 EARLY_S = 0.0005
 
 
+@dataclass(frozen=True)
+class LoadRequest:
+    method: str
+    url: str
+    body: bytes | None = None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What a window sends: a weighted mix of requests, the headers on each, and extra error statuses."""
+
+    requests: tuple[LoadRequest, ...]
+    headers: Mapping[str, str] = field(default_factory=dict)
+    error_statuses: frozenset[int] = frozenset()
+    seed: int = 0
+
+    @classmethod
+    def get(cls, url: str) -> LoadSpec:
+        return cls((LoadRequest("GET", url),))
+
+    @classmethod
+    def of(
+        cls,
+        base_url: str,
+        mix: Sequence[tuple[str, str, object, float]],
+        *,
+        headers: Mapping[str, str] | None = None,
+        error_statuses: Sequence[int] = (),
+        seed: int = 0,
+    ) -> LoadSpec:
+        """``mix``: (method, path, JSON body or None, weight) per kind of request."""
+        requests = tuple(
+            LoadRequest(
+                method,
+                base_url.rstrip("/") + path,
+                None if body is None or method in ("GET", "HEAD") else json.dumps(body).encode(),
+                weight,
+            )
+            for method, path, body, weight in mix
+        )
+        return cls(requests, dict(headers or {}), frozenset(error_statuses), seed)
+
+    def sequence(self, n: int) -> list[LoadRequest]:
+        """The first ``n`` requests of the seeded draw (the same for every window of a run)."""
+        if len(self.requests) == 1:
+            return [self.requests[0]] * n
+        rng = random.Random(self.seed)
+        return rng.choices(self.requests, weights=[r.weight for r in self.requests], k=n)
+
+
+@dataclass
+class LiveWindow:
+    """A window as it runs, written by the load generator's thread and read by a progress display."""
+
+    arm: str
+    index: int
+    total: int
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    errors: int = 0
+    recent_ms: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+
+    def p95_ms(self) -> float | None:
+        recent = list(self.recent_ms)
+        return float(np.percentile(recent, 95)) if recent else None
+
+
 def _connection_limit(qps: float, timeout_s: float) -> int:
     """Enough connections for everything that can be outstanding, within the open-file limit."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -35,44 +115,55 @@ def _connection_limit(qps: float, timeout_s: float) -> int:
 
 
 async def _window(
-    url: str,
+    load: LoadSpec,
     *,
     arm: str,
     qps: float,
     seconds: float,
     warmup_s: float,
     timeout_s: float,
+    cancel: threading.Event | None,
+    live: LiveWindow | None,
 ) -> Measurement:
     n = max(1, int(qps * seconds))
     interval = 1.0 / qps
     latencies: list[float] = []
     overheads: list[float] = []
     sends: list[float] = []
+    statuses: Counter[str] = Counter()
     errors = 0
     max_lag_ms = 0.0
+    sequence = load.sequence(n)
+    headers = {**load.headers}
+    if any(r.body is not None for r in load.requests):
+        headers.setdefault("Content-Type", "application/json")
     connector = aiohttp.TCPConnector(limit=_connection_limit(qps, timeout_s), keepalive_timeout=30)
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
 
-        async def one(scheduled: float, keep: bool) -> None:
+        async def one(req: LoadRequest, scheduled: float, keep: bool) -> None:
             nonlocal errors, max_lag_ms
             sent_at = time.perf_counter()
             # Late (the generator fell behind): count from the schedule, as open-loop load must. Early
             # (timer wake-ups are aimed half a tick ahead): count from the actual send.
             origin = min(scheduled, sent_at)
-            ok, server_ms = True, None
+            ok, server_ms, status = True, None, "error"
             try:
-                async with session.get(url) as r:
+                async with session.request(req.method, req.url, data=req.body) as r:
                     await r.read()
-                    ok = r.status < 500
+                    status = str(r.status)
+                    ok = r.status < 500 and r.status not in load.error_statuses
                     header = r.headers.get(SERVER_TIME_HEADER)
                     server_ms = float(header) if header else None
-            except (aiohttp.ClientError, TimeoutError, ValueError):
+            except TimeoutError:
+                ok, status = False, "timeout"
+            except (aiohttp.ClientError, ValueError):
                 ok = False
             latency = (time.perf_counter() - origin) * 1000
             if not keep:
                 return
             sends.append(sent_at)
+            statuses[status] += 1
             max_lag_ms = max(max_lag_ms, (sent_at - scheduled) * 1000)
             if ok:
                 latencies.append(latency)
@@ -80,16 +171,27 @@ async def _window(
                     overheads.append(latency - server_ms)
             else:
                 errors += 1
+            if live is not None:
+                live.sent += 1
+                live.errors += 0 if ok else 1
+                if ok:
+                    live.recent_ms.append(latency)
 
         start = time.perf_counter() + 0.01
         tasks = []
         for i in range(n):
+            if cancel is not None and cancel.is_set():
+                break
             scheduled = start + i * interval
             delay = scheduled - EARLY_S - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(scheduled, keep=i * interval >= warmup_s)))
-        await asyncio.gather(*tasks)
+            task = asyncio.create_task(one(sequence[i], scheduled, keep=i * interval >= warmup_s))
+            tasks.append(task)
+        if cancel is not None and cancel.is_set():
+            for task in tasks:
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     # Achieved rate from the actual send times: a client that falls behind its schedule shows it here.
     kept = len(sends)
     duration_s = 1e-9
@@ -103,6 +205,7 @@ async def _window(
         duration_s=duration_s,
         overhead_ms=overheads,
         max_send_lag_ms=max_lag_ms,
+        statuses=dict(statuses),
     )
 
 
@@ -115,16 +218,36 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def measure(
-    url: str, *, arm: str, qps: float, seconds: float, warmup_s: float = 0.0, timeout_s: float = 5.0
+    load: LoadSpec | str,
+    *,
+    arm: str,
+    qps: float,
+    seconds: float,
+    warmup_s: float = 0.0,
+    timeout_s: float = 5.0,
+    cancel: threading.Event | None = None,
+    live: LiveWindow | None = None,
 ) -> Measurement:
-    """One arm's window of open-loop GETs of ``url`` at ``qps`` for ``seconds`` (the first ``warmup_s`` are
-    sent but not counted)."""
+    """One arm's window of open-loop requests (``load``, or GETs of a URL) at ``qps`` for ``seconds`` (the
+    first ``warmup_s`` are sent but not counted)."""
+    spec = LoadSpec.get(load) if isinstance(load, str) else load
     # A cyclic-GC pass over thousands of live tasks stalls the schedule for tens of milliseconds; a
     # window's garbage is reference-counted away, and the collector runs again right after.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(_window(url, arm=arm, qps=qps, seconds=seconds, warmup_s=warmup_s, timeout_s=timeout_s))
+        return _run(
+            _window(
+                spec,
+                arm=arm,
+                qps=qps,
+                seconds=seconds,
+                warmup_s=warmup_s,
+                timeout_s=timeout_s,
+                cancel=cancel,
+                live=live,
+            )
+        )
     finally:
         if enabled:
             gc.enable()

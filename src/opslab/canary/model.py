@@ -3,6 +3,7 @@
     Measurement   what one window of open-loop load measured (``measure``)
     Judgement     the statistics and verdict over the A and B windows (``judge_windows``)
     MiniReport    the three numbers of a target's own mini report (``mode: report``)
+    MetricResult  one custom metric, B against A, with its own verdict
     Outcome       Execute + Judge: the judgement or the report, and what cut the run short
     CanaryResult  one run: an outcome plus the flags, the health gate, what was applied, where it was written
     DryRun        what a run would do; nothing sent, nothing changed
@@ -20,9 +21,25 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 from opslab.canary.plan import ThresholdSpec
 
 Verdict = Literal["PASS", "EDGE", "FAIL"]
-Decision = Literal["PASS", "EDGE", "FAIL", "DRY-RUN"]
+# A run's decision: a verdict, or INTERRUPTED (a signal or a cancel stopped it; nothing was judged).
+Final = Literal["PASS", "EDGE", "FAIL", "INTERRUPTED"]
+Decision = Literal["PASS", "EDGE", "FAIL", "INTERRUPTED", "DRY-RUN"]
 Flags = dict[str, JsonValue]
-Source = Literal["load", "report"]
+Source = Literal["load", "report", "prometheus"]
+
+# `opslab canary run`'s exit codes, so a pipeline can gate a rollout on them (docs/canary.md).
+EXIT_PASS, EXIT_EDGE, EXIT_FAIL, EXIT_BLOCKED, EXIT_NOT_RESTORED, EXIT_INTERRUPTED = 0, 10, 11, 12, 13, 130
+
+
+def exit_code_of(decision: str, *, blocked: bool = False, restore_failed: bool = False) -> int:
+    """A target left with the candidate flags outranks everything: a pipeline must not carry on."""
+    if restore_failed:
+        return EXIT_NOT_RESTORED
+    if decision == "INTERRUPTED":
+        return EXIT_INTERRUPTED
+    if blocked:
+        return EXIT_BLOCKED
+    return {"PASS": EXIT_PASS, "EDGE": EXIT_EDGE}.get(decision, EXIT_FAIL)
 
 
 class Measurement(BaseModel):
@@ -38,6 +55,8 @@ class Measurement(BaseModel):
     overhead_ms: list[float] = Field(default_factory=list)
     # How far behind its schedule the generator sent (0 for a generator that keeps up).
     max_send_lag_ms: float = 0.0
+    # Responses by HTTP status ("timeout", "error": no response).
+    statuses: dict[str, int] = Field(default_factory=dict)
 
     @property
     def achieved_qps(self) -> float:
@@ -89,22 +108,44 @@ class MiniReport(BaseModel):
         return self.delta_p95_pct is not None and self.error_rate_pct is not None
 
 
-class Outcome(BaseModel):
-    """What Execute and Judge concluded: from our own windows (``judgement``) or the target's report
-    (``report``), or why there is neither; and what cut the run short."""
+class MetricResult(BaseModel):
+    """A custom metric: each arm's value, B's change against A, and the verdict its thresholds give."""
 
+    name: str
+    source: Literal["load", "prometheus"]
+    direction: Literal["lower", "higher"]
+    a: float | None
+    b: float | None
+    delta_pct: float | None
     decision: Verdict
+    critical: bool
+    reason: str
+
+
+class Outcome(BaseModel):
+    """What Execute and Judge concluded: from our own windows (``judgement``, measured by the load
+    generator or read from Prometheus) or the target's report (``report``), or why there is neither; the
+    custom metrics; and what cut the run short."""
+
+    decision: Final
     reason: str
     judgement: Judgement | None = None
+    judged_by: Literal["load", "prometheus"] = "load"
+    # Judged by Prometheus while our load ran: the load generator's own judgement of the same windows.
+    load_check: Judgement | None = None
     report: MiniReport | None = None
+    metrics: list[MetricResult] = Field(default_factory=list)
+    target_verdict: Verdict | None = None
+    our_verdict: Verdict | None = None
     partial: str | None = None
     early_stop: str | None = None
+    interrupted: str | None = None
     restore_failed: bool = False
     warnings: list[str] = Field(default_factory=list)
 
     @property
     def source(self) -> Source | None:
-        return "report" if self.report else "load" if self.judgement else None
+        return "report" if self.report else self.judged_by if self.judgement else None
 
     @property
     def measured(self) -> bool:
@@ -137,7 +178,12 @@ class Outcome(BaseModel):
         return self.report.ab_imbalance_pct if self.report else None
 
     def settled(self) -> Outcome:
-        """An early stop is a FAIL whatever the numbers said; a partial run's PASS is only EDGE."""
+        """An interrupted run is INTERRUPTED whatever it measured; an early stop is a FAIL whatever the
+        numbers said; a partial run's PASS is only EDGE."""
+        if self.interrupted:
+            return self.model_copy(
+                update={"decision": "INTERRUPTED", "reason": f"interrupted: {self.interrupted}"}
+            )
         if self.early_stop:
             return self.model_copy(update={"decision": "FAIL", "reason": f"early stop: {self.early_stop}"})
         if self.partial and self.decision == "PASS":

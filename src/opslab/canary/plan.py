@@ -1,5 +1,8 @@
-"""The canary plan: the seed's YAML plus target, time budget and seed. Refused before anything runs
-when malformed or contradictory."""
+"""The canary plan: the seed's YAML plus target, metrics, notifications, time budget and seed. Refused
+before anything runs when malformed or contradictory, naming every offending field.
+
+The candidate flags are any JSON object (``experiment.flags``); the seed's four keys (``flow_policy``,
+``target_p95``, ``routing_mode``, ``topk_threshold``) stay a shorthand for the sandbox's flags."""
 
 from __future__ import annotations
 
@@ -7,26 +10,29 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+from pydantic import Field, JsonValue, ValidationError, model_validator
 
+from opslab.canary.metrics_plan import MetricsSpec
+from opslab.canary.notify import NotifySpec
+from opslab.canary.strict import Strict
+from opslab.canary.target_plan import Target
 from opslab.errors import InvalidInput, invalid_from_pydantic
 from opslab.judge import Thresholds
 
-
-class _M(BaseModel):
-    # Strict: `seed: false` is not 0 and `topk_threshold: 2.0` is not 2 (YAML and JSON give real types);
-    # `.inf` (YAML) and `1e999` (JSON) are not numbers a plan can use.
-    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+SHORTHAND = ("flow_policy", "target_p95", "routing_mode", "topk_threshold")
 
 
-class Experiment(_M):
+class Experiment(Strict):
     qps: float = Field(gt=0, le=5000)
     window_sec: float = Field(gt=0, le=3600)
     rounds: int = Field(ge=1, le=100)
-    flow_policy: Literal["aimd", "static"]
-    target_p95: float = Field(gt=0)
-    routing_mode: Literal["rules", "default"]
-    topk_threshold: int = Field(ge=1, le=1024)
+    flags: dict[str, JsonValue] | None = Field(
+        default=None, description="The candidate flag document B (any JSON object), written to flags_path."
+    )
+    flow_policy: Literal["aimd", "static"] | None = None
+    target_p95: float | None = Field(default=None, gt=0)
+    routing_mode: Literal["rules", "default"] | None = None
+    topk_threshold: int | None = Field(default=None, ge=1, le=1024)
     warmup_fraction: float = Field(default=0.1, ge=0, lt=1, description="Share of each window discarded.")
     warmup_sec: float | None = Field(
         default=None,
@@ -35,11 +41,34 @@ class Experiment(_M):
         description="Load before the first window, discarded (default: a quarter window, ≤ 10 s).",
     )
 
+    @model_validator(mode="after")
+    def _one_candidate(self) -> Experiment:
+        given = [k for k in SHORTHAND if getattr(self, k) is not None]
+        if self.flags is not None and given:
+            raise ValueError(
+                f"give either flags or the sandbox shorthand ({', '.join(SHORTHAND)}), not both: {given[0]}"
+            )
+        if self.flags is None and len(given) < len(SHORTHAND):
+            missing = [k for k in SHORTHAND if k not in given]
+            raise ValueError(f"no candidate flags: give flags, or all of {', '.join(missing)}")
+        if self.flags == {}:
+            raise ValueError("flags is empty: the candidate must change something")
+        return self
+
+    def candidate_flags(self) -> dict[str, JsonValue]:
+        """Flags B: ``flags`` as given, or the shorthand in the sandbox's shape (its ``POST`` body)."""
+        if self.flags is not None:
+            return self.flags
+        return {
+            "control": {"flow_policy": self.flow_policy, "target_p95": self.target_p95},
+            "routing": {"mode": self.routing_mode, "topk_threshold": self.topk_threshold},
+        }
+
     def warmup_seconds(self) -> float:
         return self.warmup_sec if self.warmup_sec is not None else min(10.0, self.window_sec / 4)
 
 
-class ThresholdSpec(_M):
+class ThresholdSpec(Strict):
     pass_delta_p95_max: float = -10.0
     edge_delta_p95_max: float = -5.0
     max_error_rate: float = Field(default=1.0, ge=0, le=100)
@@ -56,20 +85,7 @@ class ThresholdSpec(_M):
         return Thresholds(self.pass_delta_p95_max, self.edge_delta_p95_max, self.max_error_rate)
 
 
-class Target(_M):
-    base_url: str = "http://127.0.0.1:8100"
-    flags_path: str = "/api/flags"
-    health_path: str = "/api/lab/config"
-    request_path: str = "/api/search?q=canary"
-    timeout_s: float = Field(default=5.0, gt=0)
-    # mode: report — the target runs the A/B itself and serves the seed's mini report.
-    report_path: str = "/api/lab/report?mini=1"
-    experiment_path: str | None = Field(
-        default="/api/lab/run", description="POSTed to start the target's experiment; null: only read"
-    )
-
-
-class Plan(_M):
+class Plan(Strict):
     experiment: Experiment
     mode: Literal["load", "report"] = Field(
         default="load",
@@ -78,17 +94,24 @@ class Plan(_M):
     )
     thresholds: ThresholdSpec = Field(default_factory=ThresholdSpec)
     target: Target = Field(default_factory=Target)
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    report_verdict: Literal["stricter", "ours", "target"] = Field(
+        default="stricter",
+        description="mode: report, when the target's own verdict disagrees with ours: which one wins.",
+    )
+    notify: NotifySpec | None = None
     time_budget: float = Field(default=600, gt=0)
     seed: int = 42
     min_samples_per_arm: int = Field(default=100, ge=1)
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Plan:
+        if self.mode == "report" and self.metrics.source == "prometheus":
+            raise ValueError("mode: report reads the target's own report; metrics.source must be load")
+        return self
+
     def candidate_flags(self) -> dict[str, JsonValue]:
-        """Flags B, in the sandbox's shape (``POST flags_path`` body)."""
-        e = self.experiment
-        return {
-            "control": {"flow_policy": e.flow_policy, "target_p95": e.target_p95},
-            "routing": {"mode": e.routing_mode, "topk_threshold": e.topk_threshold},
-        }
+        return self.experiment.candidate_flags()
 
     def planned_seconds(self) -> float:
         return 2 * self.experiment.rounds * self.experiment.window_sec

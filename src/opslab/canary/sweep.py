@@ -22,8 +22,9 @@ from opslab.canary.agent import run_canary
 from opslab.canary.execute import WindowRunner
 from opslab.canary.history import RunRecord
 from opslab.canary.loadgen import measure
-from opslab.canary.model import CanaryResult, Flags, Outcome, Verdict
+from opslab.canary.model import CanaryResult, Final, Flags, Outcome
 from opslab.canary.plan import Experiment, Plan
+from opslab.canary.secrets import RunSecrets
 from opslab.canary.space import ParamValue, Space, suggest
 from opslab.canary.summary import pct
 from opslab.canary.target import TargetClient
@@ -38,7 +39,7 @@ class SweepTrial(BaseModel):
 
     trial: int
     params: dict[str, ParamValue]
-    decision: Verdict
+    decision: Final
     reason: str
     delta_p95_pct: float | None
     delta_p95_ci: tuple[float | None, float | None] | None
@@ -79,6 +80,7 @@ def run_sweep(
     progress: SweepProgress | None = None,
     cancel: threading.Event | None = None,
     window: WindowRunner = measure,
+    secrets: RunSecrets | None = None,
 ) -> SweepResult:
     import optuna  # a second of imports: only for sweeps
 
@@ -110,6 +112,7 @@ def run_sweep(
             history_path=history_path,
             cancel=cancel,
             window=window,
+            secrets=secrets,
             apply_on_pass=False,
             sweep_trial=n,
         )
@@ -135,6 +138,7 @@ def run_sweep(
             history_path=history_path,
             cancel=cancel,
             window=window,
+            secrets=secrets,
             sweep_confirmation_of=best.trial,
         )
         confirmation = _row(0, best.params, r, objective(r, plan.thresholds.max_error_rate))

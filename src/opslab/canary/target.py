@@ -1,4 +1,6 @@
-"""How the agent reaches the service: flags, health, and the URL load goes to (a Protocol + httpx)."""
+"""How the agent reaches the service: flags (read with GET, written with the plan's method), health, the
+load it sends, the target's own experiment and report — a Protocol, and its httpx implementation that
+sends the plan's headers (resolved secrets) with every request."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from typing import Any, Protocol
 import httpx
 from pydantic import JsonValue
 
+from opslab.canary.loadgen import LoadSpec
 from opslab.canary.model import Flags
-from opslab.canary.plan import Target
+from opslab.canary.secrets import RunSecrets
+from opslab.canary.target_plan import Target
 from opslab.errors import Unavailable
 
 Json = dict[str, JsonValue]
@@ -20,29 +24,37 @@ class TargetClient(Protocol):
     def health(self) -> Json: ...
     def get_flags(self) -> Flags: ...
     def set_flags(self, flags: Flags) -> Flags: ...
-    def request_url(self) -> str: ...
+    def load(self) -> LoadSpec: ...
     def start_experiment(self, body: Json) -> Json: ...
     def fetch_report(self) -> str | None: ...
 
 
 class HttpTarget:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, secrets: RunSecrets | None = None, *, seed: int = 0) -> None:
         self.target = target
-        self.http = httpx.Client(base_url=target.base_url.rstrip("/"), timeout=target.timeout_s)
+        self.secrets = secrets or RunSecrets()
+        self.seed = seed
+        self.http = httpx.Client(
+            base_url=target.base_url, timeout=target.timeout_s, headers=self.secrets.headers
+        )
         self.calls: list[str] = []
 
     def _call(self, method: str, path: str, **kw: Any) -> Json:
         self.calls.append(f"{method} {path}")
+        where = f"target {self.target.base_url}{path}"
         try:
             r = self.http.request(method, path, **kw)
-            r.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+        if r.status_code >= 400:
+            hint = " (check target.headers)" if r.status_code in (401, 403) else ""
+            raise Unavailable(f"{where}: HTTP {r.status_code}{hint}: {r.text[:200]}")
+        try:
             body = r.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise Unavailable(f"target {self.target.base_url}{path}: {exc}") from exc
+        except ValueError:
+            raise Unavailable(f"{where}: not JSON: {r.text[:80]!r}") from None
         if not isinstance(body, dict):
-            raise Unavailable(
-                f"target {self.target.base_url}{path}: expected a JSON object, got {body!r:.80}"
-            )
+            raise Unavailable(f"{where}: expected a JSON object, got {body!r:.80}")
         return body
 
     def health(self) -> Json:
@@ -52,10 +64,16 @@ class HttpTarget:
         return self._call("GET", self.target.flags_path)
 
     def set_flags(self, flags: Flags) -> Flags:
-        return self._call("POST", self.target.flags_path, json=flags)
+        return self._call(self.target.flags_method, self.target.flags_path, json=flags)
 
-    def request_url(self) -> str:
-        return self.target.base_url.rstrip("/") + self.target.request_path
+    def load(self) -> LoadSpec:
+        return LoadSpec.of(
+            self.target.base_url,
+            [(r.method, r.path, r.body, r.weight) for r in self.target.mix()],
+            headers=self.secrets.headers,
+            error_statuses=self.target.error_statuses,
+            seed=self.seed,
+        )
 
     def start_experiment(self, body: Json) -> Json:
         return self._call("POST", self.target.experiment_path or "", json=body)
@@ -87,3 +105,21 @@ def unhealthy(health: Json) -> list[str]:
     if not bad and health.get("ok") is False:
         bad = ["service"]
     return bad
+
+
+def restored(previous: Flags, now: Flags) -> tuple[bool, list[str]]:
+    """Whether ``now`` (read back after a restore) holds ``previous``: equal, or with keys the candidate
+    added and a merging flags route kept (named, as a warning)."""
+    if now == previous:
+        return True, []
+    extra: list[str] = []
+
+    def holds(want: JsonValue, got: JsonValue, path: str) -> bool:
+        if isinstance(want, dict) and isinstance(got, dict):
+            extra.extend(f"{path}{k}" for k in got if k not in want)
+            return all(k in got and holds(v, got[k], f"{path}{k}.") for k, v in want.items())
+        return want == got
+
+    if holds(previous, now, ""):
+        return True, [f"restored, but the target kept keys the candidate added: {', '.join(extra[:5])}"]
+    return False, []

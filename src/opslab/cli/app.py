@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.markup import escape
 
@@ -19,7 +21,7 @@ from opslab.cli import (
     runs,
     sandbox,
 )
-from opslab.cli.context import err_console
+from opslab.cli.context import err_console, print_json
 from opslab.errors import OpslabError
 
 app = typer.Typer(
@@ -49,10 +51,28 @@ def main() -> None:
     try:
         app()
     except OpslabError as exc:
-        err_console.print(
-            f"[red]error[/red] {escape(f'[{exc.code}] {exc.message}')}", highlight=False, soft_wrap=True
-        )
+        report_error(exc, as_json="--json" in sys.argv[1:])
         raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise SystemExit(130) from None
+
+
+def report_error(exc: OpslabError, *, as_json: bool) -> None:
+    """``--json``: the API's error envelope on stdout, every field error in it; otherwise every field
+    error on its own line (not the first one and "and 4 more")."""
+    if as_json:
+        print_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
+        return
+    fields = exc.details.get("errors") if isinstance(exc.details, dict) else None
+    if isinstance(fields, list) and len(fields) > 1:
+        err_console.print(
+            f"[red]error[/red] {escape(f'[{exc.code}] {len(fields)} problems:')}", highlight=False
+        )
+        for f in fields:
+            line = f"  - {f.get('field')}: {f.get('message')}" if isinstance(f, dict) else f"  - {f}"
+            err_console.print(escape(line), highlight=False, soft_wrap=True)
+        return
+    err_console.print(
+        f"[red]error[/red] {escape(f'[{exc.code}] {exc.message}')}", highlight=False, soft_wrap=True
+    )

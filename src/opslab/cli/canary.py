@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -12,10 +10,11 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 from rich.table import Table
 
+from opslab.cli.canary_live import RunDisplay, echo_unwrapped, run_in_thread, stop_on_signals
 from opslab.cli.context import JsonOption, console, err_console, print_json, settings
 
 if TYPE_CHECKING:
-    from opslab.canary import HttpTarget
+    from opslab import canary
 
 canary_app = typer.Typer(help="A/B canary experiments on a live service.", no_args_is_help=True)
 DEFAULT_PLAN = Path("examples/canary/plan_combo.yaml")
@@ -30,23 +29,12 @@ def _plan_path(config: Path | None) -> Path:
     return Path(str(resources.files("opslab.canary") / "plan_combo.yaml"))
 
 
-def _until_done(work: Callable[[], T], cancel: threading.Event, target: HttpTarget, interrupted: str) -> T:
-    """Run ``work`` on a thread so Ctrl-C reaches us: then set ``cancel`` and wait for it to clean up."""
-    done: list[T] = []
-    thread = threading.Thread(target=lambda: done.append(work()), name="canary")
-    thread.start()
-    try:
-        while thread.is_alive():
-            thread.join(0.2)
-    except KeyboardInterrupt:
-        cancel.set()
-        err_console.print(interrupted)
-        thread.join()
-    finally:
-        target.close()
-    if not done:
-        raise typer.Exit(1)
-    return done[0]
+def _target(plan: canary.Plan) -> tuple[canary.HttpTarget, canary.RunSecrets]:
+    from opslab import canary
+    from opslab.config import process_environment
+
+    secrets = canary.resolve_secrets(plan, process_environment())
+    return canary.HttpTarget(plan.target, secrets, seed=plan.seed), secrets
 
 
 @canary_app.command("run")
@@ -60,23 +48,36 @@ def run(
     reports_dir: Annotated[Path, typer.Option("--reports-dir", help="Where the summary goes.")] = Path(
         "reports"
     ),
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Run it as a job of the opslab service at URL and follow its progress."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Plan → health gate → ABAB load → judge → apply on PASS → report (reports/LABOPS_AGENT_SUMMARY.txt)."""
+    """Plan → health gate → ABAB load → judge → apply on PASS → report (reports/LABOPS_AGENT_SUMMARY.txt).
+
+    Exit codes: 0 PASS, 10 EDGE, 11 FAIL, 12 blocked by the health gate, 13 baseline NOT restored,
+    130 / 143 interrupted (SIGINT / SIGTERM; the baseline restored), 2 a bad plan."""
     from opslab import canary
 
     plan = canary.load_plan(_plan_path(config))
+    if url:
+        from opslab.cli.canary_remote import run_remote
+
+        raise typer.Exit(run_remote(plan, url, dry_run=dry_run, as_json=as_json))
     if dry_run:
         info = canary.dry_run(plan, reports_dir).model_dump(mode="json")
         if as_json:
             print_json(info)
         else:
             console.print(
-                f"[bold]dry run[/bold]: nothing will be sent or changed\n{json.dumps(info, indent=2)}"
+                f"[bold]dry run[/bold]: nothing will be sent or changed\n{json.dumps(info, indent=2)}",
+                soft_wrap=True,
             )
         return
-    target = canary.HttpTarget(plan.target)
-    cancel = threading.Event()
+    target, secrets = _target(plan)
+    stop = canary.Stop()
+    display = RunDisplay(err_console if as_json else console, enabled=not as_json)
 
     def work() -> canary.CanaryResult:
         return canary.run_canary(
@@ -84,20 +85,25 @@ def run(
             target,
             reports_dir=reports_dir,
             history_path=canary.history_file(settings().data_dir),
-            cancel=cancel,
-            progress=lambda step, pct, msg: (
-                None if as_json else console.print(f"[{pct:3.0f}%] {step}: {msg}", highlight=False)
-            ),
+            cancel=stop,
+            progress=display.step,
+            watch=display.watch,
+            secrets=secrets,
         )
 
-    # The agent stops after the current window, restores the flags and writes a partial report.
-    result = _until_done(work, cancel, target, "interrupted: restoring flags and writing a partial report…")
+    try:
+        with stop_on_signals(stop, lambda m: err_console.print(m, soft_wrap=True)) as received, display:
+            result = run_in_thread(work, display.refresh)
+    finally:
+        target.close()
     if as_json:
         print_json(canary.RunRecord.of(result).model_dump(mode="json"))
     elif result.summary_path:
-        console.print(Path(result.summary_path).read_text(), highlight=False, markup=False)
-    if result.blocked:
-        raise typer.Exit(3)
+        echo_unwrapped(Path(result.summary_path).read_text())
+    code = canary.exit_code_of(result.decision, blocked=result.blocked, restore_failed=result.restore_failed)
+    if code == canary.EXIT_INTERRUPTED and received:
+        code = 128 + received[0]  # 130 for SIGINT, 143 for SIGTERM
+    raise typer.Exit(code)
 
 
 @canary_app.command("sweep")
@@ -126,8 +132,8 @@ def sweep(
 
     plan = canary.load_plan(_plan_path(config))
     spec = canary.load_space(space, plan.experiment)
-    target = canary.HttpTarget(plan.target)
-    cancel = threading.Event()
+    target, secrets = _target(plan)
+    cancel = canary.Stop()
     bar = Progress(
         TextColumn("sweep"),
         BarColumn(),
@@ -149,10 +155,14 @@ def sweep(
             time_budget=time_budget,
             cancel=cancel,
             progress=lambda done, total, note: bar.update(task, completed=done, note=note),
+            secrets=secrets,
         )
 
-    with bar:  # on Ctrl-C the running canary restores its flags, and nothing is applied
-        result = _until_done(work, cancel, target, "interrupted: restoring flags…")
+    try:  # on Ctrl-C the running canary restores its flags, and nothing is applied
+        with stop_on_signals(cancel, lambda m: err_console.print(m, soft_wrap=True)), bar:
+            result = run_in_thread(work, lambda: None)
+    finally:
+        target.close()
     if as_json:
         print_json(result.model_dump(mode="json"))
     elif result.report_path:

@@ -35,7 +35,15 @@ from opslab.judge.stats import (
     warm_up,
     wilson_interval,
 )
-from opslab.judge.verdict import Decision, Thresholds, Verdict, be_careful, decide
+from opslab.judge.verdict import (
+    Decision,
+    Thresholds,
+    Verdict,
+    be_careful,
+    decide,
+    judge_worsening,
+    stricter,
+)
 
 __all__ = [
     "Decision",
@@ -43,6 +51,8 @@ __all__ = [
     "Verdict",
     "be_careful",
     "decide",
+    "judge_worsening",
+    "stricter",
     "PairedBinary",
     "PairedDifference",
     "clustered_mean_interval",

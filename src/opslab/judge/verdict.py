@@ -76,3 +76,22 @@ def be_careful(
     if verdict.decision == "PASS" and cautions:
         return Verdict("EDGE", f"inconclusive: {verdict.reason}, but {'; '.join(cautions)}", cautions)
     return Verdict(verdict.decision, verdict.reason, cautions)
+
+
+SEVERITY: dict[Decision, int] = {"PASS": 0, "EDGE": 1, "FAIL": 2}
+
+
+def stricter(a: Decision, b: Decision) -> Decision:
+    """The more careful of two verdicts (FAIL over EDGE over PASS)."""
+    return a if SEVERITY[a] >= SEVERITY[b] else b
+
+
+def judge_worsening(worse_by: float, *, fail_above: float, edge_above: float | None = None) -> Decision:
+    """A guard metric's verdict from how much worse the candidate is (in the metric's units or percent;
+    negative: better): FAIL above ``fail_above``, EDGE above ``edge_above``, else PASS. NaN (no data on
+    one side) is a FAIL: a guard that cannot be read guards nothing."""
+    if worse_by != worse_by or worse_by > fail_above:
+        return "FAIL"
+    if edge_above is not None and worse_by > edge_above:
+        return "EDGE"
+    return "PASS"

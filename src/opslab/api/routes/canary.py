@@ -11,7 +11,8 @@ from sse_starlette import EventSourceResponse
 from opslab import egress
 from opslab.api.deps import IdempotencyKey, RuntimeDep
 from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
-from opslab.canary import KIND, CanaryRunCreated, CanaryRunIn, CanaryRunView
+from opslab.canary import KIND, CanaryRunCreated, CanaryRunIn, CanaryRunView, readable, resolve_secrets
+from opslab.config import process_environment
 from opslab.jobs import NewJob
 
 router = APIRouter(tags=["canary"])
@@ -29,15 +30,22 @@ async def create_canary_run(
     idempotency_key: IdempotencyKey = None,
 ) -> CanaryRunCreated:
     """Start a canary run as a job: body ``{"plan": {…the plan YAML as JSON…}, "dry_run": false}``; the plan
-    is validated (422 naming the field) and its target and volume checked against the service's limits
-    (403: ``OPSLAB_CANARY_ALLOWED_TARGETS``, ``OPSLAB_CANARY_MAX_REQUESTS``) before anything runs."""
+    is validated (422 naming the field, an unset ``${ENV}`` reference included: they are read from the
+    service's environment) and every host it reaches (target, Prometheus, webhook) and its volume checked
+    against the service's limits (403: ``OPSLAB_CANARY_ALLOWED_TARGETS``, ``OPSLAB_CANARY_MAX_REQUESTS``)
+    before anything runs."""
     s, e = rt.settings, body.plan.experiment
-    egress.check_target(
-        body.plan.target.base_url,
-        s.canary_allowed_targets,
-        field="plan.target.base_url",
-        setting="OPSLAB_CANARY_ALLOWED_TARGETS",
-    )
+    secrets = resolve_secrets(body.plan, process_environment(), may_read=readable(s.canary_plan_env))
+    reached = {
+        "plan.target.base_url": body.plan.target.base_url,
+        "plan.metrics.prometheus.url": secrets.prometheus_url,
+        "plan.notify.webhook_url": secrets.webhook_url,
+    }
+    for field, url in reached.items():
+        if url:
+            egress.check_target(
+                url, s.canary_allowed_targets, field=field, setting="OPSLAB_CANARY_ALLOWED_TARGETS"
+            )
     egress.check_volume(
         e.qps * (body.plan.planned_seconds() + e.warmup_seconds()),
         s.canary_max_requests,
@@ -45,7 +53,7 @@ async def create_canary_run(
         setting="OPSLAB_CANARY_MAX_REQUESTS",
     )
     payload = {
-        "plan": body.plan.model_dump(mode="json"),
+        "plan": body.plan.model_dump(mode="json", exclude_unset=True),
         "dry_run": body.dry_run,
         "run_key": uuid.uuid4().hex[:12],
     }

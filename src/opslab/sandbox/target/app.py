@@ -3,9 +3,14 @@ analytically known (see ``model.py``), so a flag change has a known effect on p9
 
 Routes: ``GET /api/search``; ``GET|POST /api/flags``; ``GET /api/lab/config`` (dependency health, the
 seed's health gate); ``GET /metrics``; ``POST /api/lab/run`` + ``GET /api/lab/report`` (its own
-experiment); and for experiments on it ``POST /api/sandbox/health``, ``POST /api/sandbox/faults``,
+experiment); ``GET|POST /ops/flags`` and ``GET /ops/lab/report``, the seed's paths for the same two, answering
+exactly as they do; and for experiments on it ``POST /api/sandbox/health``, ``POST /api/sandbox/faults``,
 ``GET /api/sandbox/model``. The operational side the responder works on (``/api/v1/*`` orders, health,
 metrics, pool, logs, flags; ``/admin/*`` faults, deploys, pool) lives in ``ops.py`` and ``ops_routes.py``.
+
+Metrics for a canary that reads Prometheus: ``sandbox_requests_total{outcome="ok"|"error"}`` (both series
+exist from the start, so a window's error rate is 0, not "no data") and the latency histogram
+``sandbox_request_latency_seconds``.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from pydantic import JsonValue
 
@@ -33,6 +39,14 @@ from opslab.wire import SERVER_TIME_HEADER
 # Event-loop timers fire on whole milliseconds, late by up to one: aim half a tick early so the served
 # latency follows the model on average (see GET /api/sandbox/model).
 EARLY_S = 0.0005
+# histogram_quantile interpolates linearly inside a bucket: 2.5 ms steps through the default model's range
+# (median 20 ms, p95 ~36 ms) keep a p95 read from Prometheus within a few percent; 10-20 ms steps did not.
+LATENCY_BUCKETS_S = (
+    0.001,
+    0.0025,
+    *(round(0.005 + 0.0025 * i, 4) for i in range(23)),  # 5 .. 60 ms
+    *(0.075, 0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0),
+)
 
 
 def create_target_app(
@@ -64,8 +78,12 @@ def create_target_app(
         "sandbox_request_latency_seconds",
         "Simulated search latency",
         registry=registry,
-        buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0),
+        buckets=LATENCY_BUCKETS_S,
     )
+    # Both outcomes from the first scrape: a series born mid-window loses its first increments to rate(),
+    # and an error rate over a window without errors must read 0, not no data.
+    for outcome in ("ok", "error"):
+        requests.labels(outcome)
 
     async def search(request: Request) -> Response:
         # A plain Starlette endpoint: FastAPI's parameter machinery would add its own time to every request.
@@ -123,4 +141,30 @@ def create_target_app(
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    # The seed served these under /ops: plans and scripts written for it work here unchanged.
+    for method, path, alias in (
+        ("GET", "/api/flags", "/ops/flags"),
+        ("POST", "/api/flags", "/ops/flags"),
+        ("GET", "/api/lab/report", "/ops/lab/report"),
+    ):
+        add_alias(app, method, path, alias)
     return app
+
+
+def add_alias(app: FastAPI, method: str, path: str, alias: str) -> None:
+    """Serve ``method alias`` by the endpoint of ``method path``, with the same parameters and responses."""
+    for route in app.router.routes:
+        if isinstance(route, APIRoute) and route.path == path and method in (route.methods or ()):
+            app.add_api_route(
+                alias,
+                route.endpoint,
+                methods=[method],
+                status_code=route.status_code,
+                response_model=route.response_model,
+                response_class=route.response_class,
+                dependencies=route.dependencies,
+                summary=route.summary,
+                description=route.description,
+            )
+            return
+    raise LookupError(f"no {method} {path} route to alias as {alias}")

@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from opslab.canary import CanaryResult, Flags, RunRecord, parse_plan, render_mini, run_experiment
+from opslab.canary import CanaryResult, Flags, LoadSpec, RunRecord, parse_plan, render_mini, run_experiment
 from opslab.errors import Conflict, NotFound, OperationFailed
 from opslab.sandbox.target.model import Flags as TargetFlags
 from opslab.sandbox.target.model import TargetState
@@ -57,8 +57,8 @@ class SelfTarget:
         self.state.flags = TargetFlags.model_validate(flags)
         return flags
 
-    def request_url(self) -> str:
-        return self.base_url + SEARCH_PATH
+    def load(self) -> LoadSpec:
+        return LoadSpec.get(self.base_url + SEARCH_PATH)
 
     def start_experiment(self, body: dict[str, JsonValue]) -> dict[str, JsonValue]:
         raise NotImplementedError("the target's own experiment runs on its own load")

@@ -1,0 +1,121 @@
+"""`opslab canary run` as a user and a CI pipeline run it: a real SIGINT during a B window, the exit codes,
+a bad plan under --json, and --url (the plan run as a job of a running service, followed over SSE)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opslab.canary import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
+from tests.e2e.conftest import OPSLAB, clean_env, run_cli
+from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan
+
+
+def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    return path
+
+
+def test_sigint_in_a_b_window_restores_the_baseline_and_leaves_an_interrupted_summary_and_history_row(
+    tmp_path: Path,
+) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"), CANARY_TOKEN=TOKEN)
+    with flag_service() as svc:
+        plan = real_service_plan(svc.url, experiment={"window_sec": 5.0, "rounds": 3, "qps": 40.0})
+        write_plan(tmp_path, plan)
+        proc = subprocess.Popen(
+            [OPSLAB, "canary", "run", "--config", "plan.yaml"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while svc.flags.get("cache_mode") != "warm" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.flags.get("cache_mode") == "warm", "the B window never started"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # a second Ctrl-C only warns: the restore goes on
+        out, err = proc.communicate(timeout=30)
+        assert svc.flags == BASELINE and svc.flag_writes[-1] == BASELINE
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert "interrupted (SIGINT)" in err
+    summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+    assert "Decision: INTERRUPTED" in summary and "restored and verified" in summary
+    (row,) = read_history(tmp_path / "data" / "canary" / "history.jsonl")
+    assert row.decision == "INTERRUPTED" and row.interrupted and row.interrupted.startswith("SIGINT")
+    assert not row.applied and TOKEN not in out + err + summary
+
+
+def test_a_bad_plan_under_json_prints_the_error_envelope_with_every_field(tmp_path: Path) -> None:
+    bad = {
+        "experiment": {"qps": -1, "window_sec": 0, "rounds": 1, "flags": {"a": 1}},
+        "target": {"flags_method": "DELETE", "flags_path": "config", "headers": {"X": "${oops"}},
+    }
+    write_plan(tmp_path, bad)
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"))
+    r = run_cli("canary", "run", "--config", "plan.yaml", "--json", env=env, cwd=tmp_path)
+    assert r.returncode == 2
+    body = json.loads(r.stdout)
+    fields = {e["field"] for e in body["error"]["details"]["errors"]}
+    assert fields == {
+        "experiment.qps",
+        "experiment.window_sec",
+        "target.flags_method",
+        "target.flags_path",
+        "target.headers.X",
+    }
+    plain = run_cli("canary", "run", "--config", "plan.yaml", env=env, cwd=tmp_path)
+    assert plain.returncode == 2 and "5 problems" in plain.stderr
+    assert all(f in plain.stderr for f in fields) and "more)" not in plain.stderr
+
+
+def test_an_unset_header_variable_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    with flag_service() as svc:
+        write_plan(tmp_path, real_service_plan(svc.url))
+        r = run_cli("canary", "run", "--config", "plan.yaml", env=clean_env(), cwd=tmp_path)
+        assert svc.flag_writes == [] and sum(svc.hits.values()) == 0
+    assert r.returncode == 2 and "target.headers.Authorization" in r.stderr and "CANARY_TOKEN" in r.stderr
+
+
+def test_url_runs_the_plan_as_a_job_and_exits_with_the_verdicts_code(
+    tmp_path: Path, start_service: Any
+) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"), CANARY_TOKEN=TOKEN)
+    service = start_service(env=env)
+    cli_env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "cli-data"))  # the token stays with the service
+    with flag_service() as svc:
+        write_plan(tmp_path, real_service_plan(svc.url))
+        r = run_cli("canary", "run", "--config", "plan.yaml", "--url", service.url, env=cli_env, cwd=tmp_path)
+        assert r.returncode == EXIT_PASS, r.stdout + r.stderr
+        assert svc.flags["cache_mode"] == "warm"
+    assert "Decision: PASS" in r.stdout and "Judge" in r.stdout and "curl -X PUT" in r.stdout
+    with flag_service(speedup=0.0) as same:
+        quick = {"window_sec": 1.0, "rounds": 1, "qps": 50.0}
+        write_plan(tmp_path, real_service_plan(same.url, experiment=quick))
+        r = run_cli(
+            "canary",
+            "run",
+            "--config",
+            "plan.yaml",
+            "--url",
+            service.url,
+            "--json",
+            env=cli_env,
+            cwd=tmp_path,
+        )
+        assert r.returncode == EXIT_FAIL, r.stdout + r.stderr
+        assert same.flags == BASELINE
+    view = json.loads(r.stdout)
+    assert view["status"] == "done" and view["result"]["decision"] == "FAIL"
+    assert TOKEN not in r.stdout + service.log.read_text()

@@ -1,0 +1,162 @@
+"""A real Prometheus scrapes the sandbox target while the load generator sends it windows with different
+flags and faults, and ``PrometheusSource`` reads each window's p95, error rate and throughput back: the
+p95 as the sandbox's latency model configures it, the error rate as injected, the throughput as sent.
+
+Needs the ``prometheus`` binary (see tests/prometheus_support.py). About 20 s: three 4 s windows.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+
+from opslab.api import ServerThread
+from opslab.canary import HttpTarget, measure, parse_plan, run_canary
+from opslab.canary.metrics_plan import CustomMetric, PrometheusSpec
+from opslab.canary.prometheus import PrometheusSource, WindowMetrics, WindowSpan
+from opslab.sandbox import LatencyModel, create_target_app
+from tests.prometheus_support import Prometheus, prometheus_binary, run_prometheus
+
+QPS = 300.0
+WINDOW_S = 4.0
+WARMUP_S = 1.0
+P95 = "histogram_quantile(0.95, sum by (le) (rate(sandbox_request_latency_seconds_bucket[{{range}}]))) * 1000"
+SPEC = PrometheusSpec.model_validate(
+    {
+        "url": "${PROMETHEUS_URL}",
+        "p95_ms": P95,
+        "error_rate_pct": (
+            '100 * sum(rate(sandbox_requests_total{outcome="error"}[{{range}}]))'
+            " / sum(rate(sandbox_requests_total[{{range}}]))"
+        ),
+        "throughput_qps": "sum(rate(sandbox_requests_total[{{range}}]))",
+        "settle_sec": 0.5,
+    }
+)
+OK_QPS = CustomMetric(
+    name="ok_qps", query='sum(rate(sandbox_requests_total{outcome="ok"}[{{range}}]))', fail_worse_by=5
+)
+
+
+@dataclass
+class Lab:
+    target: httpx.Client
+    url: str
+    source: PrometheusSource
+
+    def window(self, arm: Literal["A", "B"]) -> tuple[WindowMetrics, float]:
+        """One window of load at the current flags and faults: what Prometheus read, and the p95 the
+        sandbox's model configures for them."""
+        configured = float(self.target.get("/api/sandbox/model").json()["p95_ms"])
+        start = time.time()
+        measure(f"{self.url}/api/search?q=canary", arm=arm, qps=QPS, seconds=WINDOW_S, warmup_s=WARMUP_S)
+        span = WindowSpan(arm=arm, start=start, counted_from=start + WARMUP_S, end=time.time())
+        return self.source.read_window(span), configured
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One sandbox target and one Prometheus for the module (starting Prometheus takes seconds)."""
+    prometheus_binary()  # skip (or fail) before starting anything
+    with (
+        ServerThread(create_target_app(seed=11, model=LatencyModel(sigma=0.2))) as target,
+        run_prometheus(
+            tmp_path_factory.mktemp("prometheus"),
+            job="sandbox",
+            targets=[f"{target.host}:{target.port}"],
+            scrape_interval="500ms",
+        ) as prometheus,
+        httpx.Client(base_url=target.url, timeout=10) as client,
+        closing(PrometheusSource(SPEC, url=prometheus.url, custom=[OK_QPS])) as source,
+    ):
+        scraped(prometheus)
+        yield Lab(client, target.url, source)
+
+
+@pytest.fixture
+def lab(world: Lab) -> Lab:
+    """The shared target back at its defaults: no faults, the default flags."""
+    world.target.post("/api/sandbox/faults", json={"error_rate": 0.0}).raise_for_status()
+    default = {"routing": {"mode": "default", "topk_threshold": 32}}
+    world.target.post(
+        "/api/flags", json={**default, "control": {"flow_policy": "static", "target_p95": 1200}}
+    )
+    return world
+
+
+def scraped(prometheus: Prometheus) -> None:
+    """Wait for the first scrape; both outcomes' series exist from it, errors or not."""
+    outcomes = prometheus.until(
+        "the sandbox's request counters scraped",
+        lambda: {r["metric"]["outcome"] for r in prometheus.query("sandbox_requests_total")} or None,
+    )
+    assert outcomes == {"ok", "error"}
+
+
+def test_windows_read_from_prometheus_follow_the_flags_and_faults(lab: Lab) -> None:
+    a, a_p95 = lab.window("A")
+    lab.target.post("/api/flags", json={"routing": {"mode": "rules"}}).raise_for_status()
+    b, b_p95 = lab.window("B")
+    assert b_p95 == pytest.approx(0.85 * a_p95)
+
+    for read, configured in ((a, a_p95), (b, b_p95)):
+        assert read.p95_ms == pytest.approx(configured, rel=0.10), (read, configured)
+        assert read.error_rate_pct == 0.0
+        assert read.throughput_qps == pytest.approx(QPS, rel=0.10)
+        assert read.custom["ok_qps"] == pytest.approx(QPS, rel=0.10)
+    assert b.p95_ms is not None and a.p95_ms is not None and b.p95_ms < a.p95_ms
+    ran = re.escape(P95).replace(re.escape("{{range}}"), r"\d+s")
+    assert re.fullmatch(ran, b.queries[0]) and len(b.queries) == 4, b.queries
+
+    lab.target.post("/api/sandbox/faults", json={"error_rate": 0.1}).raise_for_status()
+    faulty, _ = lab.window("B")
+    assert faulty.error_rate_pct is not None and 5.0 < faulty.error_rate_pct < 15.0, faulty
+    assert faulty.throughput_qps == pytest.approx(QPS, rel=0.10)
+
+
+def prometheus_plan(lab: Lab, prometheus_url: str, flags: dict[str, object]) -> dict[str, object]:
+    return {
+        "experiment": {"qps": 300.0, "window_sec": 2.5, "rounds": 2, "warmup_sec": 0.5, "flags": flags},
+        "target": {"base_url": lab.url},
+        "metrics": {
+            "source": "prometheus",
+            "prometheus": {**SPEC.model_dump(exclude_unset=True), "url": prometheus_url},
+            "custom": [{"name": "p99", "stat": "p99", "fail_worse_by": 25, "critical": True}],
+        },
+        "time_budget": 120,
+        "seed": 5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("flags", "verdict"),
+    [
+        # rules 0.85 × topk 30 0.99 × target_p95 < 1000 0.95: p95 −20.1 %
+        ({"routing": {"mode": "rules", "topk_threshold": 30}, "control": {"target_p95": 900}}, "PASS"),
+        ({"routing": {"topk_threshold": 32}}, "FAIL"),  # the baseline's own value: no effect
+    ],
+)
+def test_a_prometheus_judged_canary_agrees_with_the_load_generator_on_the_same_windows(
+    lab: Lab, tmp_path: Path, flags: dict[str, object], verdict: str
+) -> None:
+    plan = parse_plan(prometheus_plan(lab, lab.source.url, flags))
+    target = HttpTarget(plan.target)
+    try:
+        r = run_canary(plan, target, reports_dir=tmp_path, history_path=tmp_path / "h.jsonl")
+    finally:
+        target.close()
+    assert r.judged_by == "prometheus" and r.source == "prometheus"
+    assert r.load_check is not None and r.judgement is not None
+    assert (r.decision, r.load_check.decision) == (verdict, verdict), (r.reason, r.load_check.reason)
+    assert r.delta_p95_pct == pytest.approx(r.load_check.delta_p95_pct, abs=5.0)
+    assert [m.name for m in r.metrics] == ["p99"] and r.applied == (verdict == "PASS")
+    text = (tmp_path / "LABOPS_AGENT_SUMMARY.txt").read_text()
+    assert "source: Prometheus" in text and "(agrees)" in text
