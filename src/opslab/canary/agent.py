@@ -24,7 +24,6 @@ from opslab.canary.execute import (
     WindowRunner,
     execute_load,
     quiet,
-    read_target_report,
 )
 from opslab.canary.history import HistoryRecord, append_history
 from opslab.canary.loadgen import LiveWindow, measure
@@ -32,6 +31,7 @@ from opslab.canary.model import CanaryResult, DryRun, Flags, Outcome
 from opslab.canary.notify import Event, send_webhook
 from opslab.canary.plan import Plan
 from opslab.canary.prometheus import PrometheusSource
+from opslab.canary.report_mode import read_target_report
 from opslab.canary.secrets import RunSecrets
 from opslab.canary.summary import render_mini, render_summary, rollback_command
 from opslab.canary.target import TargetClient, unhealthy

@@ -1,6 +1,6 @@
-"""Execute, two ways: ABAB windows with the flags switched each window — measured by our own open-loop
-load, by Prometheus, or both — then Judge; or the target's own experiment read from its mini report (the
-seed's original integration).
+"""Execute: ABAB windows with the flags switched each window — measured by our own open-loop load, by
+Prometheus, or both — then Judge. (The other way, the target's own experiment read from its mini report,
+is ``report_mode.py``.)
 
 Both return an ``Outcome``: a failure of the target is data (a FAIL saying why), never an exception. A
 stop (a signal, a cancel) ends the current window at once; A is then restored and read back like after
@@ -17,18 +17,14 @@ from typing import Literal, Protocol
 from opslab.canary.guards import judge_metric, with_guards
 from opslab.canary.judging import judge_prometheus, judge_windows
 from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
-from opslab.canary.model import Flags, Judgement, Measurement, Outcome, Verdict
+from opslab.canary.model import Flags, Judgement, Measurement, Outcome
 from opslab.canary.plan import Plan
 from opslab.canary.prometheus import WindowMetrics, WindowSpan
-from opslab.canary.report_parser import parse_mini_report
 from opslab.canary.target import TargetClient, restored, unhealthy
 from opslab.errors import OpslabError
-from opslab.judge import decide, stricter
 
 CanaryProgress = Callable[[str, float, str], None]
-REPORT_POLL_S = 0.5
 RESTORE_ATTEMPTS = 3
-REPORT_ONLY = "judged from the target's own report: no samples, so no CI, SRM or minimum-sample checks"
 
 
 class WindowRunner(Protocol):
@@ -230,85 +226,6 @@ def _window_line(i: int, arm: str, w: Measurement) -> str:
     p95 = sorted(w.latencies_ms)[int(0.95 * (len(w.latencies_ms) - 1))] if w.latencies_ms else None
     shown = f"p95 {p95:.1f} ms" if p95 is not None else "no successful request"
     return f"round {i // 2 + 1} arm {arm} done: {w.sent} sent, {shown}, {w.errors} errors"
-
-
-def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Outcome:
-    """The seed's original integration: the target runs the A/B itself (optionally started by a POST) and
-    serves a mini report; its three numbers are judged by the same table. There are no per-request
-    samples, so the statistical checks cannot run, and the summary says so. When the report carries a
-    verdict of its own that disagrees with ours, ``plan.report_verdict`` says which wins."""
-    e = plan.experiment
-    try:
-        if plan.target.experiment_path:
-            ctx.progress(
-                "Execute", 10, f"asking the target to run its experiment ({plan.target.experiment_path})"
-            )
-            target.start_experiment(
-                {
-                    "candidate_flags": plan.candidate_flags(),
-                    "qps": e.qps,
-                    "window_sec": e.window_sec,
-                    "rounds": e.rounds,
-                    "seed": plan.seed,
-                }
-            )
-        text = None
-        ctx.progress("Execute", 50, "waiting for the target's report")
-        while text is None:
-            if ctx.cancel.is_set():
-                return Outcome(
-                    decision="INTERRUPTED",
-                    reason=f"interrupted: {ctx.stop_reason()} before the target's report",
-                    interrupted=ctx.stop_reason(),
-                )
-            if ctx.over_budget(plan):
-                return Outcome(
-                    decision="FAIL",
-                    reason=f"no report from the target within the time budget ({plan.time_budget:g}s)",
-                    partial="time budget reached while waiting for the target's report",
-                )
-            text = target.fetch_report()
-            if text is None:
-                ctx.cancel.wait(REPORT_POLL_S)
-        report = parse_mini_report(text)
-    except OpslabError as exc:
-        return Outcome(decision="FAIL", reason=f"target report: {exc.message}")
-    ctx.progress("Judge", 92, "judging the target's report")
-    if not report.measured or report.delta_p95_pct is None:
-        return Outcome(
-            decision="FAIL",
-            reason="the target's report has no measurement",
-            report=report,
-            warnings=[REPORT_ONLY],
-        )
-    ours = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
-    theirs = _reported_verdict(report.other)
-    decision, reason = ours.decision, ours.reason
-    if theirs is not None and theirs != ours.decision:
-        winner = {"stricter": stricter(ours.decision, theirs), "ours": ours.decision, "target": theirs}
-        decision = winner[plan.report_verdict]
-        reason = f"{ours.reason}; the target's report says {theirs}, ours {ours.decision}: {decision} wins "
-        reason += f"(report_verdict: {plan.report_verdict})"
-    return Outcome(
-        decision=decision,
-        reason=reason,
-        report=report,
-        target_verdict=theirs,
-        our_verdict=ours.decision,
-        warnings=[REPORT_ONLY],
-    )
-
-
-def _reported_verdict(other: dict[str, str]) -> Verdict | None:
-    for key, value in other.items():
-        if key.strip().lower() in ("verdict", "decision") and value.strip().upper() in (
-            "PASS",
-            "EDGE",
-            "FAIL",
-        ):
-            found: Verdict = value.strip().upper()  # type: ignore[assignment]
-            return found
-    return None
 
 
 def _early_stop(plan: Plan, w: Measurement | None, target: TargetClient) -> str | None:
