@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from opslab.canary import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
@@ -119,3 +120,24 @@ def test_url_runs_the_plan_as_a_job_and_exits_with_the_verdicts_code(
     view = json.loads(r.stdout)
     assert view["status"] == "done" and view["result"]["decision"] == "FAIL"
     assert TOKEN not in r.stdout + service.log.read_text()
+
+
+def test_a_service_shutting_down_mid_canary_restores_the_baseline_first(
+    tmp_path: Path, start_service: Any
+) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"), CANARY_TOKEN=TOKEN)
+    service = start_service(env=env)
+    with flag_service() as svc:
+        plan = real_service_plan(svc.url, experiment={"window_sec": 5.0, "rounds": 3, "qps": 40.0})
+        created = httpx.post(f"{service.url}/canary/runs", json={"plan": plan}, timeout=10)
+        assert created.status_code == 202, created.text
+        deadline = time.monotonic() + 30
+        while svc.flags.get("cache_mode") != "warm" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert svc.flags.get("cache_mode") == "warm", "the B window never started"
+        service.stop()  # SIGTERM: the service's shutdown stops the job like a Ctrl-C
+        assert service.proc.returncode is not None
+        assert svc.flags == BASELINE
+    (row,) = read_history(tmp_path / "data" / "canary" / "history.jsonl")
+    assert row.decision == "INTERRUPTED" and row.interrupted
+    assert row.interrupted.startswith("the service is shutting down")

@@ -5,6 +5,7 @@ every key clients read, and a dry run is one typed answer for the CLI and the jo
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ class Deps:
 class Progress:
     def __init__(self) -> None:
         self.steps: list[str] = []
+        self.stopping = threading.Event()
 
     def report(self, step: str, pct: float, message: str | None = None) -> None:
         self.steps.append(step)

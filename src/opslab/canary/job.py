@@ -6,10 +6,12 @@ CLI writes (``<data dir>/canary/history.jsonl``)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from opslab.canary.agent import dry_run, run_canary
+from opslab.canary.execute import Stop
 from opslab.canary.history import RunRecord
 from opslab.canary.plan import parse_plan
 from opslab.canary.secrets import readable, resolve_secrets
@@ -44,6 +46,10 @@ def job_kind(deps: JobDeps) -> JobKind:
             plan, process_environment(), may_read=readable(deps.settings.canary_plan_env)
         )
         target = HttpTarget(plan.target, secrets, seed=plan.seed)
+        # The service shutting down stops the run like a Ctrl-C: the window ends, A is restored.
+        stop, done = Stop(), threading.Event()
+        relay = threading.Thread(target=_relay, args=(progress.stopping, stop, done), daemon=True)
+        relay.start()
         try:
             result = run_canary(
                 plan,
@@ -52,9 +58,18 @@ def job_kind(deps: JobDeps) -> JobKind:
                 history_path=history_file(data_dir),
                 progress=lambda step, pct, msg: progress.report(step, pct, msg),
                 secrets=secrets,
+                cancel=stop,
             )
         finally:
+            done.set()
             target.close()
         return RunRecord.of(result).model_dump(mode="json")
 
     return JobKind(KIND, handle, done_step=DONE_STEP, failed_step="Canary failed")
+
+
+def _relay(stopping: threading.Event, stop: Stop, done: threading.Event) -> None:
+    while not done.is_set():
+        if stopping.wait(0.2):
+            stop.stop("the service is shutting down")
+            return

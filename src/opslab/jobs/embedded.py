@@ -58,6 +58,8 @@ class EmbeddedBackend:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
+        if self.runner is not None:
+            self.runner.stopping.set()
         for _ in range(self.workers):
             self._queue.put(_STOP)
         for t in self._threads:

@@ -7,6 +7,7 @@ and a ``JobProgress`` to report to, and returns the job's result as JSON-able da
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -18,9 +19,14 @@ if TYPE_CHECKING:
 
 
 class JobProgress(Protocol):
-    """Handed to a job's handler: ``progress.report("Collecting evidence", 30)``."""
+    """Handed to a job's handler: ``progress.report("Collecting evidence", 30)``. ``stopping`` is set when
+    the process is shutting down: a handler that leaves something half-changed (a canary's flags) stops
+    and puts it back."""
 
     def report(self, step: str, pct: float, message: str | None = None) -> None: ...
+
+    @property
+    def stopping(self) -> threading.Event: ...
 
 
 Handler = Callable[[dict[str, Any], JobProgress], dict[str, Any]]

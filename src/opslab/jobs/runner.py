@@ -28,6 +28,10 @@ class _Progress:
     def __init__(self, runner: JobRunner, job: Job) -> None:
         self._runner, self.job = runner, job
 
+    @property
+    def stopping(self) -> threading.Event:
+        return self._runner.stopping
+
     def report(self, step: str, pct: float, message: str | None = None) -> None:
         updated = self._runner.store.progress(
             self.job.id, self._runner.owner, step=step, pct=pct, message=message or step
@@ -72,6 +76,8 @@ class JobRunner:
     ) -> None:
         self.store, self.bus, self.kinds, self.owner = store, bus, kinds, owner
         self.lease_s, self.resubmit = lease_s, resubmit
+        # Set on shutdown: handlers that must not be cut off mid-change watch it (JobProgress.stopping).
+        self.stopping = threading.Event()
 
     def execute(self, job_id: str) -> Job | None:
         job = self.store.claim(job_id, self.owner)
