@@ -210,8 +210,7 @@ class Settings(BaseSettings):
                 }
                 for err in exc.errors(include_url=False)
             ]
-            head = errors[0]
-            raise InvalidInput(f"{head['field']}: {head['message']}", details={"errors": errors}) from None
+            raise InvalidInput.for_fields(errors) from None
 
     @property
     def resolved_database_url(self) -> str:

@@ -45,6 +45,13 @@ class InvalidInput(OpslabError):
             f"{field}: {message}", details={"errors": [{"field": field, "message": message}], **details}
         )
 
+    @classmethod
+    def for_fields(cls, fields: list[dict[str, str]], **details: Any) -> InvalidInput:
+        """Every offending field (``{"field", "message"}``) in the details; the first in the message."""
+        head = fields[0] if fields else {"field": "body", "message": "invalid"}
+        more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
+        return cls(f"{head['field']}: {head['message']}{more}", details={"errors": fields, **details})
+
 
 class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
@@ -107,9 +114,7 @@ def invalid_from_pydantic(errors: list[Any], *, loc_prefix: tuple[Any, ...] = ()
         }
         for err in errors
     ]
-    head = fields[0] if fields else {"field": "body", "message": "invalid"}
-    more = f" (and {len(fields) - 1} more)" if len(fields) > 1 else ""
-    return InvalidInput(f"{head['field']}: {head['message']}{more}", details={"errors": fields})
+    return InvalidInput.for_fields(fields)
 
 
 def from_wire(status: int, body: object) -> OpslabError:

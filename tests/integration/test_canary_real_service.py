@@ -69,7 +69,7 @@ def test_a_token_the_target_echoes_back_in_an_error_is_masked(tmp_path: Path) ->
         )
         target.close()
     assert r.decision == "FAIL" and r.blocked and "HTTP 401 (check target.headers)" in r.reason
-    assert "***" in r.reason and TOKEN not in written(tmp_path) and TOKEN not in r.model_dump_json()
+    assert "[REDACTED]" in r.reason and TOKEN not in written(tmp_path) and TOKEN not in r.model_dump_json()
 
 
 def test_a_target_that_cannot_be_restored_says_so_loudly_with_the_rollback_and_tells_the_webhook(

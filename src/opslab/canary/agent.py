@@ -247,12 +247,7 @@ def _notify(plan: Plan, r: CanaryResult, secrets: RunSecrets, reports_dir: Path)
             "error_rate_pct": r.error_rate_pct,
         }
         failure = send_webhook(
-            secrets.webhook_url,
-            event,
-            secrets.redact(text),
-            fields,
-            timeout_s=plan.notify.timeout_s,
-            redact=secrets.redact,
+            secrets.webhook_url, event, secrets.redact(text), fields, timeout_s=plan.notify.timeout_s
         )
         if failure:
             warnings.append(failure)
@@ -269,7 +264,7 @@ def _report(
         update={"finished_at": datetime.now(UTC), "summary_path": str(reports_dir / SUMMARY)}
     )
     if secrets.values:
-        result = CanaryResult.model_validate(secrets.redact_data(result.model_dump()))
+        result = CanaryResult.model_validate(secrets.redactor.value(result.model_dump()))
     (reports_dir / SUMMARY).write_text(secrets.redact(render_summary(plan, result)))
     (reports_dir / MINI).write_text(secrets.redact(render_mini(result)))
     append_history(history_path, HistoryRecord.of_run(result, plan.experiment))

@@ -22,6 +22,7 @@ from opslab.canary.plan import Plan
 from opslab.canary.prometheus import WindowMetrics, WindowSpan
 from opslab.canary.target import TargetClient, restored, unhealthy
 from opslab.errors import OpslabError
+from opslab.judge import percentile
 
 CanaryProgress = Callable[[str, float, str], None]
 RESTORE_ATTEMPTS = 3
@@ -160,23 +161,23 @@ def execute_load(plan: Plan, target: TargetClient, previous: Flags, ctx: RunCont
         return base
     if interrupted:
         # What ran is reported, not judged: the run never reached its verdict.
-        return base.model_copy(update={"judgement": _judge_load(plan, runs) if load else None})
+        return base.model_copy(update={"judgement": _judge_load(plan, runs)})
     try:
         read = runs.read(ctx.metrics)
     except OpslabError as exc:
         return base.model_copy(update={"reason": f"metrics: {exc.message}"})
-    judgement = _judge_load(plan, runs) if plan.metrics.source == "load" else None
-    load_check = None
+    measured = _judge_load(plan, runs)  # None when our load did not run (metrics.load: false)
+    judgement, load_check = measured, None
     if plan.metrics.source == "prometheus":
         sent = (sum(w.sent for w in runs.load["A"]), sum(w.sent for w in runs.load["B"]))
-        judgement = judge_prometheus(plan, read["A"], read["B"], sent)
-        load_check = _judge_load(plan, runs)
+        judgement, load_check = judge_prometheus(plan, read["A"], read["B"], sent), measured
         if load_check is not None and load_check.decision != judgement.decision:
             judgement.warnings.append(
                 f"the load generator's own verdict of these windows is {load_check.decision} "
                 f"(ΔP95 {load_check.delta_p95_pct:+.1f}%)"
             )
-    assert judgement is not None
+    if judgement is None:
+        return base
     guards = [
         judge_metric(m, runs.load["A"], runs.load["B"], read["A"], read["B"]) for m in plan.metrics.custom
     ]
@@ -223,8 +224,7 @@ def _window(
 
 
 def _window_line(i: int, arm: str, w: Measurement) -> str:
-    p95 = sorted(w.latencies_ms)[int(0.95 * (len(w.latencies_ms) - 1))] if w.latencies_ms else None
-    shown = f"p95 {p95:.1f} ms" if p95 is not None else "no successful request"
+    shown = f"p95 {percentile(w.latencies_ms, 95):.1f} ms" if w.latencies_ms else "no successful request"
     return f"round {i // 2 + 1} arm {arm} done: {w.sent} sent, {shown}, {w.errors} errors"
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from opslab.canary.metrics_plan import CustomMetric
 from opslab.canary.model import Measurement, MetricResult, Verdict
 from opslab.canary.prometheus import WindowMetrics, aggregate_custom
-from opslab.judge import judge_worsening, relative_delta
+from opslab.judge import judge_worsening, percentile, relative_delta
 
 
 def load_statistic(stat: str, windows: list[Measurement]) -> float | None:
@@ -26,10 +24,10 @@ def load_statistic(stat: str, windows: list[Measurement]) -> float | None:
     if not latencies:
         return None
     if stat == "mean":
-        return float(np.mean(latencies))
+        return sum(latencies) / len(latencies)
     if stat == "max":
-        return float(np.max(latencies))
-    return float(np.percentile(latencies, float(stat.removeprefix("p"))))
+        return max(latencies)
+    return percentile(latencies, float(stat.removeprefix("p")))
 
 
 def judge_metric(

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-import numpy as np
 
 from opslab.canary.model import Measurement
+from opslab.judge import percentile
 from opslab.wire import SERVER_TIME_HEADER
 
 T = TypeVar("T")
@@ -104,7 +104,7 @@ class LiveWindow:
 
     def p95_ms(self) -> float | None:
         recent = list(self.recent_ms)
-        return float(np.percentile(recent, 95)) if recent else None
+        return percentile(recent, 95) if recent else None
 
 
 def _connection_limit(qps: float, timeout_s: float) -> int:

@@ -4,13 +4,12 @@ summary, never a change of verdict."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Literal
 
-import httpx
 from pydantic import AfterValidator, Field, JsonValue
 
 from opslab.canary.strict import Strict, check_env_refs
+from opslab.egress import post_webhook
 
 Event = Literal["verdict", "interrupted", "restore_failed"]
 EVENTS: tuple[Event, ...] = ("verdict", "interrupted", "restore_failed")
@@ -25,20 +24,8 @@ class NotifySpec(Strict):
 
 
 def send_webhook(
-    url: str,
-    event: Event,
-    text: str,
-    fields: dict[str, JsonValue],
-    *,
-    timeout_s: float,
-    redact: Callable[[str], str],
+    url: str, event: Event, text: str, fields: dict[str, JsonValue], *, timeout_s: float
 ) -> str | None:
-    """POST ``{"text", "event", "canary"}``; on failure the reason (redacted: the URL may hold a secret)."""
-    body = {"text": text, "event": event, "canary": fields}
-    try:
-        r = httpx.post(url, json=body, timeout=timeout_s)
-    except httpx.HTTPError as exc:
-        return redact(f"webhook not delivered ({event}): {type(exc).__name__}")
-    if r.status_code >= 300:
-        return redact(f"webhook not delivered ({event}): HTTP {r.status_code}")
-    return None
+    """POST ``{"text", "event", "canary"}``; on failure a warning saying why."""
+    failure = post_webhook(url, {"text": text, "event": event, "canary": fields}, timeout_s=timeout_s)
+    return f"webhook not delivered ({event}): {failure}" if failure else None

@@ -83,13 +83,12 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
     )
 
 
+VERDICTS: dict[str, Verdict] = {"PASS": "PASS", "EDGE": "EDGE", "FAIL": "FAIL"}
+
+
 def _reported_verdict(other: dict[str, str]) -> Verdict | None:
+    """A ``Verdict:`` or ``Decision:`` line of the report, if it has one."""
     for key, value in other.items():
-        if key.strip().lower() in ("verdict", "decision") and value.strip().upper() in (
-            "PASS",
-            "EDGE",
-            "FAIL",
-        ):
-            found: Verdict = value.strip().upper()  # type: ignore[assignment]
-            return found
+        if key.strip().lower() in ("verdict", "decision") and value.strip().upper() in VERDICTS:
+            return VERDICTS[value.strip().upper()]
     return None

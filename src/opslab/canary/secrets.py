@@ -1,6 +1,7 @@
 """What a run may not write down: header values and a webhook URL taken from ``${ENV}`` references, and
 literal values of headers that carry credentials. They are resolved when the run starts (the plan, the
-job's payload and the history keep the references) and masked in everything the run writes or prints.
+job's payload and the history keep the references) and masked in everything the run writes or prints,
+by the telemetry's ``Redactor`` (its known secrets: the same mask as a stored run's).
 """
 
 from __future__ import annotations
@@ -9,13 +10,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
 
 from opslab.canary.plan import Plan
 from opslab.canary.strict import ENV_REF
 from opslab.errors import InvalidInput
+from opslab.telemetry import Redactor
 
-MASK = "***"
 # A literal (not ${ENV}) value of such a header is a credential too.
 SENSITIVE = re.compile(r"authorization|cookie|token|secret|password|api[-_]?key|session", re.IGNORECASE)
 # Shorter values would mask ordinary words and numbers in a report.
@@ -28,21 +28,14 @@ class RunSecrets:
     webhook_url: str | None = None
     prometheus_url: str | None = None
     values: tuple[str, ...] = ()
+    # Only these values are masked: a canary's report is not free text to pattern-match.
+    redactor: Redactor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "redactor", Redactor(enabled=False, known_secrets=self.values))
 
     def redact(self, text: str) -> str:
-        for value in self.values:
-            text = text.replace(value, MASK)
-        return text
-
-    def redact_data(self, data: object) -> Any:
-        """Every string in a structure (a model's dump) masked, keys included."""
-        if isinstance(data, str):
-            return self.redact(data)
-        if isinstance(data, dict):
-            return {self.redact_data(k): self.redact_data(v) for k, v in data.items()}
-        if isinstance(data, list | tuple):
-            return type(data)(self.redact_data(v) for v in data)
-        return data
+        return self.redactor.text(text)
 
 
 def readable(patterns: Sequence[str]) -> Callable[[str], bool]:
@@ -86,8 +79,6 @@ def resolve_secrets(
     prom = plan.metrics.prometheus
     prom_url = fill(prom.url, "metrics.prometheus.url") if prom else None
     if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        head = errors[0]
-        raise InvalidInput(f"{head['field']}: {head['message']}{more}", details={"errors": errors})
+        raise InvalidInput.for_fields(errors)
     values = sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True)
     return RunSecrets(headers=headers, webhook_url=webhook, prometheus_url=prom_url, values=tuple(values))

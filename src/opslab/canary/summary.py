@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shlex
 
 from opslab.canary.model import CanaryResult, Flags, Judgement, Outcome
@@ -154,7 +155,7 @@ def _num(value: float | None) -> str:
 
 
 def _finite(value: float) -> float | None:
-    return value if value == value and abs(value) != float("inf") else None
+    return value if math.isfinite(value) else None
 
 
 def _ci(ci: tuple[float, float]) -> str:

@@ -11,7 +11,7 @@ from opslab.cli.context import console, err_console, print_json, settings
 from opslab.errors import OperationFailed
 
 if TYPE_CHECKING:
-    from opslab.canary import Plan
+    from opslab.canary import Plan, RunRecord
 
 
 def run_remote(plan: Plan, url: str, *, dry_run: bool, as_json: bool) -> int:
@@ -44,10 +44,9 @@ def run_remote(plan: Plan, url: str, *, dry_run: bool, as_json: bool) -> int:
     return canary.exit_code_of(result.decision, blocked=result.blocked, restore_failed=result.restore_failed)
 
 
-def _summary(r: object, url: str, run_id: str) -> str:
-    from opslab.canary import RunRecord, pct
+def _summary(r: RunRecord, url: str, run_id: str) -> str:
+    from opslab.canary import pct
 
-    assert isinstance(r, RunRecord)
     lines = [
         f"canary run {run_id} on {url}",
         f"- Decision: {r.decision}",

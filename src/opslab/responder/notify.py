@@ -8,6 +8,7 @@ import logging
 
 import httpx
 
+from opslab.egress import post_webhook
 from opslab.responder.model import IncidentStatus, ProgressEvent
 
 log = logging.getLogger("opslab.responder")
@@ -25,7 +26,7 @@ class WebhookNotifier:
     def __init__(
         self, url: str, *, timeout_s: float = 3.0, transport: httpx.BaseTransport | None = None
     ) -> None:
-        self.url = url
+        self.url, self.timeout_s = url, timeout_s
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
         self._last: dict[str, IncidentStatus] = {}
 
@@ -38,10 +39,9 @@ class WebhookNotifier:
             f"opslab responder: incident {event.incident_id} {TITLES[status]} ({event.node}: {event.message})"
         )
         body = {"text": text, "incident_id": event.incident_id, "status": status, "node": event.node}
-        try:
-            self._client.post(self.url, json=body).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("webhook %s failed: %s", self.url, exc)
+        failure = post_webhook(self.url, body, timeout_s=self.timeout_s, client=self._client)
+        if failure:
+            log.warning("webhook %s failed: %s", self.url, failure)
 
     def close(self) -> None:
         self._client.close()

@@ -52,8 +52,7 @@ def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> Non
         prefix = format_loc(loc_prefix)
         if prefix != "body":
             errors = [{"field": f"{prefix}.{e['field']}", "message": e["message"]} for e in errors]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise InvalidInput(f"{errors[0]['field']}: {errors[0]['message']}{more}", details={"errors": errors})
+        raise InvalidInput.for_fields(errors)
 
 
 def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native") -> PreparedRun:
