@@ -80,7 +80,17 @@ def test_import_and_eval_cli(tmp_path: Path) -> None:
     )
     result = json.loads(r.stdout)
     assert result["n"] == 2 and result["step_accuracy"] == 0.5 and result["insufficient_rate"] == 0.5
-    assert result["confident_wrong_rate"] == 0.0
+    assert result["confident_wrong_rate"] == 0.0 and result["method"]
+    r = run_cli(
+        "rca", "eval", "--format", "tau-bench", "--ground-truth", str(truth), str(tau), "--cv", "0",
+        "--ablation", "--json", env=env,
+    )  # fmt: skip
+    result = json.loads(r.stdout)
+    assert result["cross_validated"]["folds"] == 2 and result["cross_validated"]["n"] == 2
+    assert "error" in result["ablation"] and set(result["ablation"]["error"]) >= {
+        "step_accuracy",
+        "agent_accuracy",
+    }
     r = run_cli("rca", "eval", "--format", "nope", "--ground-truth", str(truth), str(tau), env=env)
     assert r.returncode == 2
 

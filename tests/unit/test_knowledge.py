@@ -17,7 +17,7 @@ from opslab.knowledge import (
     read_document,
     tokenize,
 )
-from opslab.rca import PRECEDENCE, RcaReport, analyze_run
+from opslab.rca import PRECEDENCE, REPORT_SCHEMA_VERSION, RcaReport, analyze_run
 from opslab.telemetry import parse_run
 
 GOOD = """---
@@ -130,7 +130,7 @@ def test_rca_reports_cite_the_runbook_their_actions_come_from(
     assert [a.model_dump() for a in report.action_items] == [a.model_dump() for a in runbook.actions]
     insufficient = analyze_run(parse_run(run_002))
     assert insufficient.runbook is not None and insufficient.runbook.id == "insufficient-telemetry"
-    assert insufficient.schema_version == 2
+    assert insufficient.schema_version == REPORT_SCHEMA_VERSION
 
 
 def test_a_stored_version_1_report_without_runbook_fields_still_validates(run_001: dict[str, Any]) -> None:

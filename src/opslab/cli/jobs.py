@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
@@ -116,7 +116,13 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
     console.print(report["summary"])
     if report.get("root_cause"):
         rc = report["root_cause"]
-        console.print(f"root cause: step {rc['step_id']} ({rc['agent']}) — {', '.join(rc['evidence_ids'])}")
+        step = report.get("root_cause_step") or rc["step_id"]
+        who = report.get("responsible_agent") or rc["agent"]
+        p = report.get("step_probability")
+        odds = f", p={p:.2f}" if p is not None else ""
+        console.print(f"root cause: step {step} by {who}{odds} — cites {', '.join(rc['evidence_ids'])}")
+    for alt in report.get("alternatives") or []:
+        console.print(f"  alternative: step {alt['step']} by {alt['agent']} (p={alt['probability']:.2f})")
     table = Table(title="evidence")
     for col in ("id", "title", "snippet"):
         table.add_column(col, overflow="fold")
@@ -139,10 +145,23 @@ def rca_eval(
     path: Annotated[Path, typer.Argument(help="The trajectories (file or folder).")],
     fmt: Annotated[str, typer.Option("--format", help="tau-bench | magentic")] = "tau-bench",
     ground_truth: Annotated[Path, typer.Option("--ground-truth", help="AgentRx ground-truth JSON.")] = Path(),
+    cv: Annotated[
+        int | None,
+        typer.Option(
+            "--cv", help="Also cross-validate: refit the localiser K times (0: leave-one-out).", min=0
+        ),
+    ] = None,
+    ablation: Annotated[
+        bool, typer.Option("--ablation", help="Cross-validated figures without each signal, one at a time.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Run RCA over every trajectory and score the root-cause step and agent against the ground truth."""
-    from opslab.rca import analyze_run, load_ground_truth, score
+    """Run RCA over every trajectory and score the decisive step and agent against the ground truth.
+
+    The headline figures use the shipped localiser (fitted on the AgentRx dev set: in-sample there);
+    --cv and --ablation refit it without the runs they score.
+    """
+    from opslab.rca import analyze_run, load_ground_truth, localizer_meta, score
     from opslab.telemetry import check_semantics, import_runs
 
     if fmt not in ("tau-bench", "magentic"):
@@ -150,19 +169,69 @@ def rca_eval(
     if not ground_truth.is_file():
         raise InvalidInput.for_field("--ground-truth", f"{ground_truth}: no such file")
     truth = load_ground_truth(ground_truth)
+    runs = list(import_runs(fmt, path))  # type: ignore[arg-type]
     reports = {}
-    for run in import_runs(fmt, path):  # type: ignore[arg-type]
-        check_semantics(run)
-        reports[str(run.attributes.get("trajectory_id"))] = analyze_run(run)
-    result = score(reports, truth)
+    with _bar(as_json) as bar:
+        task = bar.add_task("RCA", total=len(runs))
+        for run in runs:
+            check_semantics(run)
+            reports[str(run.attributes.get("trajectory_id"))] = analyze_run(run)
+            bar.advance(task)
+        result = score(reports, truth)
+        out: dict[str, Any] = {**result.headline(), "method": localizer_meta().get("method")}
+        if cv is not None or ablation:
+            from opslab.rca import ablation as ablate
+            from opslab.rca import cross_validated, examples_of
+
+            examples = examples_of(runs, truth, fmt)
+            k = cv if cv is not None else 10
+            out["cross_validated"] = {
+                "folds": k or len(examples),
+                **cross_validated(examples, truth, k).model_dump(),
+            }
+            if ablation:
+                kinds = bar.add_task("ablation", total=len({s.kind for e in examples for s in e.signals}))
+                figs = ablate(examples, truth, k, tick=lambda kind: bar.advance(kinds))
+                out["ablation"] = {kind: f.model_dump() for kind, f in figs.items()}
     if as_json:
-        print_json(result.headline())
+        print_json(out)
         return
-    table = Table(title=f"RCA on {result.n} {fmt} trajectories")
+    table = Table(title=f"RCA on {result.n} {fmt} trajectories ({out['method']})")
     table.add_column("measure")
-    table.add_column("value", justify="right")
+    table.add_column("shipped localiser", justify="right")
+    crossed = out.get("cross_validated")
+    if crossed:
+        table.add_column(f"cross-validated ({crossed['folds']} folds)", justify="right")
     for key, value in result.headline().items():
-        table.add_row(key, f"{value:.1%}" if isinstance(value, float) else str(value))
+        cells = [f"{value:.1%}" if isinstance(value, float) else str(value)]
+        if crossed:
+            v = crossed[key]
+            cells.append(f"{v:.1%}" if isinstance(v, float) else str(v))
+        table.add_row(key, *cells)
     console.print(table)
+    if out.get("ablation") and crossed:
+        abl = Table(title="ablation: cross-validated, without one signal (change in points)")
+        for col in ("signal", "step", "step ±1", "agent"):
+            abl.add_column(col, justify="right" if col != "signal" else "left")
+        for kind, f in sorted(out["ablation"].items()):
+            abl.add_row(
+                kind,
+                *(
+                    f"{100 * (f[m] - crossed[m]):+.1f}"
+                    for m in ("step_accuracy", "step_accuracy_pm1", "agent_accuracy")
+                ),
+            )
+        console.print(abl)
     if result.missing:
         err_console.print(f"{len(result.missing)} ground-truth trajectories had no transcript")
+
+
+def _bar(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+        transient=True,
+    )

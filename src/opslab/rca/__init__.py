@@ -4,6 +4,8 @@
 and writes a report whose hypotheses may only cite evidence in its index.
 """
 
+from typing import Any
+
 from opslab.rca.analyze import INSUFFICIENT_REASON, analyze_run, build_report, locate_root_cause
 from opslab.rca.evaluate import EvalResult, load_ground_truth, score
 from opslab.rca.evidence import collect_evidence, is_generic
@@ -20,6 +22,25 @@ from opslab.rca.model import (
     enforce_citations,
 )
 from opslab.rca.views import RcaRunCreated, RcaRunList, RcaRunView
+
+# Cross-validation and the ablation refit the localiser (scipy): loaded when first used.
+_VALIDATION = {"ablation", "cross_validated", "examples_of"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _VALIDATION:
+        from opslab.rca import validate
+
+        return getattr(validate, name)
+    raise AttributeError(name)
+
+
+def localizer_meta() -> dict[str, Any]:
+    """The shipped localiser's method version and fitting facts (``localizer.json``)."""
+    from opslab.rca.localize import shipped
+
+    return dict(shipped().meta)
+
 
 __all__ = [
     "KIND",
@@ -43,6 +64,7 @@ __all__ = [
     "is_generic",
     "load_ground_truth",
     "job_kind",
+    "localizer_meta",
     "locate_root_cause",
     "score",
 ]

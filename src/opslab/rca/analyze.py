@@ -17,6 +17,8 @@ from opslab.rca.model import (
     enforce_citations,
 )
 from opslab.rca.templates import insufficient_template, template_for
+from opslab.rca.transcript import is_transcript
+from opslab.rca.transcript_report import transcript_report
 from opslab.telemetry import AgentRunIn, VersionStat
 
 INSUFFICIENT_REASON = "Limited telemetry: no tool failures or specific error details captured"
@@ -35,6 +37,13 @@ def analyze_run(
     run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: RcaProgress = _noop
 ) -> RcaReport:
     progress("Collecting evidence", 30)
+    if run.status != "success" and is_transcript(run):
+        # A conversation or multi-agent trace: localise the decisive step among the turns.
+        progress("Classifying failure", 55)
+        report = transcript_report(run)
+        if report is not None:
+            progress("Generating report", 85)
+            return report
     evidence = collect_evidence(run)
     if history:
         regression = version_evidence(run, history)
@@ -87,6 +96,10 @@ def locate_root_cause(run: AgentRunIn, evidence: list[Evidence]) -> RootCause | 
         at=first.at,
         reason=f"{first.title} at {where}: {first.snippet}",
     )
+
+
+def _position(run: AgentRunIn, step_id: str | None) -> int | None:
+    return next((i for i, s in enumerate(run.steps, start=1) if s.step_id == step_id), None)
 
 
 def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
@@ -157,6 +170,8 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
         insufficient_evidence=False,
         summary=summary,
         root_cause=root,
+        root_cause_step=_position(run, root.step_id) if root else None,
+        responsible_agent=root.agent if root else None,
         evidence_index=evidence,
         hypotheses=hypotheses,
         confidence=overall,

@@ -8,7 +8,6 @@ Each ground-truth record names its root-cause failure; that failure's ``step_num
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,8 @@ from pydantic import BaseModel
 
 from opslab.errors import InvalidInput
 from opslab.rca.model import RcaReport
+from opslab.rca.transcript import agent_key
 from opslab.telemetry import agent_name
-
-_STEP_NO = re.compile(r"(\d+)$")
 
 
 class Truth(BaseModel):
@@ -37,13 +35,18 @@ class Scored(BaseModel):
     category: str
 
 
-class EvalResult(BaseModel):
+class Figures(BaseModel):
+    """The headline: rates over all trajectories (an unanswered one counts against accuracy)."""
+
     n: int
     step_accuracy: float
     step_accuracy_pm1: float
     agent_accuracy: float
     insufficient_rate: float
     confident_wrong_rate: float
+
+
+class EvalResult(Figures):
     missing: list[str] = []
     items: list[Scored] = []
 
@@ -85,7 +88,8 @@ def load_ground_truth(path: Path) -> dict[str, Truth]:
 
 
 def same_agent(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and agent_name(a).lower() == agent_name(b).lower()
+    """Names are the same agent when they differ only in case and separators (Websurfer = WebSurfer)."""
+    return a is not None and b is not None and agent_key(agent_name(a)) == agent_key(agent_name(b))
 
 
 def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
@@ -93,15 +97,14 @@ def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
     items: list[Scored] = []
     for tid, t in sorted(truth.items()):
         report = reports.get(tid)
-        rc = report.root_cause if report else None
-        m = _STEP_NO.search(rc.step_id) if rc and rc.step_id else None
+        answers = report is not None and not report.insufficient_evidence
         items.append(
             Scored(
                 trajectory_id=tid,
                 truth_step=t.step_number,
                 truth_agent=t.agent,
-                predicted_step=int(m.group(1)) if m and report and not report.insufficient_evidence else None,
-                predicted_agent=rc.agent if rc and m else None,
+                predicted_step=report.root_cause_step if report and answers else None,
+                predicted_agent=report.responsible_agent if report and answers else None,
                 confidence=report.confidence if report else "low",
                 category=report.category if report else "unknown",
             )

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 
 # 2: the report cites the runbook it used (``runbook``, ``Hypothesis.runbook_id``); version 1
 # reports, stored before, have neither and still validate.
-REPORT_SCHEMA_VERSION = 2
+# 3: ``root_cause_step`` (1-based), ``responsible_agent``, ``alternatives`` and ``step_probability``.
+REPORT_SCHEMA_VERSION = 3
 
 Category = Literal[
     "tool_schema_mismatch",
@@ -33,7 +34,9 @@ PRECEDENCE: tuple[Category, ...] = (
     "unknown",
 )
 Confidence = Literal["high", "medium", "low"]
-EvidenceKind = Literal["tool_call", "guardrail", "step", "run_error", "version_history"]
+EvidenceKind = Literal[
+    "tool_call", "guardrail", "step", "run_error", "version_history", "signal", "candidate"
+]
 
 
 class Evidence(BaseModel):
@@ -84,6 +87,16 @@ class RootCause(BaseModel):
     reason: str
 
 
+class Alternative(BaseModel):
+    """Another step that could be the decisive one, with the scorer's probability."""
+
+    step: int
+    step_id: str
+    agent: str
+    probability: float
+    evidence_ids: list[str]
+
+
 class RcaReport(BaseModel):
     schema_version: int = REPORT_SCHEMA_VERSION
     run_id: str
@@ -92,6 +105,10 @@ class RcaReport(BaseModel):
     insufficient_reason: str | None = None
     summary: str
     root_cause: RootCause | None = None
+    root_cause_step: int | None = Field(None, description="The decisive step, 1-based in the run's order.")
+    responsible_agent: str | None = Field(None, description="The agent who took the decisive step.")
+    step_probability: float | None = Field(None, description="The localiser's probability for that step.")
+    alternatives: list[Alternative] = Field(default_factory=list)
     evidence_index: list[Evidence]
     hypotheses: list[Hypothesis]
     confidence: Confidence

@@ -21,7 +21,7 @@ from opslab.telemetry.schema import AgentRunIn, StepIn, ToolCallIn
 Format = Literal["tau-bench", "magentic"]
 EPOCH = datetime(2025, 1, 1, tzinfo=UTC)  # transcripts carry no clock: one second per message from here
 _SUFFIX = re.compile(r"\s*\(.*\)\s*$")
-SUMMARY = 4000
+SUMMARY = 16_000  # per message; longer ones keep their start and their end (where tracebacks are)
 
 
 def agent_name(role: str) -> str:
@@ -34,6 +34,13 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     return value if isinstance(value, str) else json.dumps(value)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= SUMMARY:
+        return text
+    half = SUMMARY // 2
+    return f"{text[:half]}\n[… {len(text) - SUMMARY} characters …]\n{text[-half:]}"
 
 
 def _at(n: int) -> datetime:
@@ -75,7 +82,7 @@ def _tau_run(item: dict[str, Any]) -> AgentRunIn:
                 status="failure" if failed else "success",
                 started_at=_at(n),
                 ended_at=_at(n),
-                output_summary=summary[:SUMMARY],
+                output_summary=_clip(summary),
                 agent=agent_name(str(msg.get("role") or "unknown")),
             )
         )
@@ -96,10 +103,10 @@ def _tau_run(item: dict[str, Any]) -> AgentRunIn:
             )
         if msg.get("role") == "tool" and msg.get("tool_call_id") in calls:
             call = calls[msg["tool_call_id"]]
-            call.result_summary = content[:SUMMARY]
+            call.result_summary = _clip(content)
             call.ended_at = _at(n)
             if failed:
-                call.status, call.error_message = "failure", content[:SUMMARY]
+                call.status, call.error_message = "failure", _clip(content)
     reward = float(item.get("reward") or 0.0)
     task = item.get("task_id")
     trial = item.get("trial")
@@ -114,8 +121,32 @@ def _tau_run(item: dict[str, Any]) -> AgentRunIn:
         error_message=None if reward >= 1.0 else f"task not solved (reward {reward})",
         steps=steps,
         tool_calls=list(calls.values()),
-        attributes={"dataset": "tau-bench", "trajectory_id": task, "reward": reward},
+        attributes={
+            "dataset": "tau-bench",
+            "trajectory_id": task,
+            "reward": reward,
+            **_expectations(item),
+        },
     )
+
+
+def _expectations(item: dict[str, Any]) -> dict[str, Any]:
+    """What the run was graded against, when the dataset says: the user's instructions, the expected
+    tool actions and outputs (``attributes.expected``). RCA compares the run's actions with them."""
+    info = item.get("info")
+    task = info.get("task") if isinstance(info, dict) else None
+    if not isinstance(task, dict):
+        return {}
+    expected = {
+        "instruction": task.get("instruction"),
+        "actions": [
+            {"name": str(a.get("name")), "arguments": a.get("kwargs") or {}}
+            for a in task.get("actions") or []
+            if isinstance(a, dict) and a.get("name")
+        ],
+        "outputs": [str(o) for o in task.get("outputs") or []],
+    }
+    return {"expected": expected} if any(expected.values()) else {}
 
 
 def magentic_runs(path: Path) -> Iterator[AgentRunIn]:
@@ -133,7 +164,7 @@ def magentic_runs(path: Path) -> Iterator[AgentRunIn]:
                 status="success",
                 started_at=_at(n),
                 ended_at=_at(n),
-                output_summary=_text(m.get("content"))[:SUMMARY],
+                output_summary=_clip(_text(m.get("content"))),
                 agent=agent_name(m["role"]),
             )
             for n, m in enumerate(data, start=1)

@@ -1,0 +1,325 @@
+"""Step signals: what a transcript's steps say about where it went wrong, each one citable evidence.
+
+A signal is a fact about one step that a reader can check in the log: an error in its output, a page
+that blocked the agent, a claim of success right after a failure, the first of a run of repeated
+actions, an instruction its worker then failed on, a planner admitting it is stuck, an action the
+grader did not expect. The scorer (``localize``) weighs them; the report cites them by id
+(``ev_sig_<kind>_<step_id>``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from opslab.rca.transcript import Transcript, Turn, agent_key, next_speaker
+from opslab.telemetry import ToolCallIn
+
+_I = re.I | re.M
+PATTERNS: dict[str, re.Pattern[str]] = {
+    # A failure reported in the step's own output: a traceback, an exception, an error status.
+    "error": re.compile(
+        r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b\s*[:(]|\berror code:? ?\d{3}\b|"
+        r"\bexit (code|status):? ?[1-9]|^error\b|\bstatus(?: code)?:? ?[45]\d\d\b|\bfailed to \w+|"
+        r"\bcommand not found\b|\bunknown (tool|function|action)\b",
+        _I,
+    ),
+    # The world said no: the thing asked for is not there.
+    "not_found": re.compile(
+        r"\b404\b|\bnot found\b|no such file|does not exist|\bcould ?n[o']t (find|locate|access|open|"
+        r"download|retrieve|load)|unable to (find|locate|access|open|download|retrieve|load)|"
+        r"cannot (find|locate|access|open|download)|no (results?|matches|information|data|records)\b|"
+        r"page (is )?not available|\bempty (result|response|page)\b|^\s*(\[\s*\]|\{\s*\}|none|null)\s*$",
+        _I,
+    ),
+    # Something outside the agent refused it: content filters, bot walls, permissions, rate limits.
+    "blocked": re.compile(
+        r"content[_ ]?filter|ResponsibleAIPolicyViolation|policy violation|jailbreak|captcha|"
+        r"are you (a )?robot|verify (that )?you are (a )?human|\bjust a moment\.\.\.|access denied|"
+        r"\b403\b|forbidden|rate.?limit|too many requests|\b429\b|unusual traffic",
+        _I,
+    ),
+    # Claims that the work is done.
+    "success_claim": re.compile(
+        r"request (is )?satisfied|\"is_request_satisfied\":\s*\{[^{}]*\"answer\":\s*true|"
+        r"\bsuccessfully\b|has been (completed|updated|cancelled|canceled|processed|modified|returned)|"
+        r"\bFINAL ANSWER\b|task (is )?(complete|completed|done)\b|\ball (set|done)\b",
+        _I,
+    ),
+    # A planner admitting no progress, a loop, a dead end.
+    "stall": re.compile(
+        r"\"is_progress_being_made\":\s*\{[^{}]*\"answer\":\s*false|"
+        r"\"is_in_loop\":\s*\{[^{}]*\"answer\":\s*true|\b(we are|we're|i am|i'm) (stuck|going in circles)\b|"
+        r"\bno (further )?progress (is being|has been) made\b",
+        _I,
+    ),
+    # The plan was thrown away.
+    "replan": re.compile(
+        r"\b(new|updated|revised) plan\b|\bre-?plan|different approach|change (of )?strategy", _I
+    ),
+    # Made-up specifics: placeholder paths and values, stated assumptions.
+    "invented": re.compile(
+        r"path_to_|/path/to/|<(your|insert)[^>]*>|\bplaceholder\b|\bhypothetical\b|\bI('ll| will)? assume\b|"
+        r"\bassuming\b|\blet'?s say\b|\bexample\.(com|org)\b|\bdummy\b",
+        _I,
+    ),
+    # The run was ended here.
+    "end": re.compile(
+        r"###STOP###|transfer_to_human|termination condition|no agent selected|\bFINAL ANSWER\b|"
+        r"\bgoodbye\b|\bhave a (great|nice) day\b",
+        _I,
+    ),
+}
+# A lead saying its worker did not do what it was asked.
+_BLAME = re.compile(
+    r"\b(did not|didn't|could not|couldn't|was unable to|were unable to|failed to|has not|hasn't|"
+    r"have not|haven't|not (yet )?(been )?able to|instead of)\b[^.\n]{0,80}\b(find|provide|access|open|"
+    r"download|locate|retrieve|follow|complete|extract|identify|load|read|search|click|navigate)",
+    re.I,
+)
+# A lead claiming something was found or settled.
+_PROGRESS = re.compile(
+    r"\"is_progress_being_made\":\s*\{[^{}]*\b(found|identified|located|confirmed|obtained|gathered|"
+    r"determined|retrieved)\b[^{}]*\"answer\":\s*true",
+    re.I,
+)
+_CONFIRM = re.compile(r"\b(yes|yeah|yep|confirm(ed)?|go ahead|proceed|please do|sounds good|correct)\b", re.I)
+_WRITE = re.compile(
+    r"^(modify|update|cancel|delete|remove|return|exchange|create|book|transfer|send|submit|pay|refund|"
+    r"write|set|post|put|place|purchase|order|add|change|edit)",
+    re.I,
+)
+_ENTITY = re.compile(r"#\w+|\b\d[\d,.]*\b|\"[^\"]{2,40}\"|'[^']{2,40}'|\*\*[^*]{2,40}\*\*")
+_WORD = re.compile(r"[a-z]{3,}")
+FAILURE = ("error", "not_found", "blocked")
+SNIPPET = 240
+
+
+@dataclass
+class Signal:
+    kind: str
+    n: int  # the turn's step number
+    step_id: str
+    strength: float
+    snippet: str
+
+    @property
+    def evidence_id(self) -> str:
+        return f"ev_sig_{self.kind}_{self.step_id}"
+
+
+def _snippet(text: str, pattern: re.Pattern[str] | None = None) -> str:
+    m = pattern.search(text) if pattern else None
+    start = max(0, m.start() - 80) if m else 0
+    s = " ".join(text[start : start + SNIPPET].split())
+    return ("…" if start else "") + s
+
+
+def _shingles(text: str) -> set[str]:
+    words = _WORD.findall(re.sub(r"\d+", " ", text.lower()))[:120]
+    return {" ".join(words[i : i + 3]) for i in range(max(0, len(words) - 2))}
+
+
+def _similar(a: set[str], b: set[str]) -> bool:
+    return bool(a and b) and len(a & b) / len(a | b) >= 0.6
+
+
+def _calls_text(turn: Turn) -> str:
+    return " ".join(f"{c.tool_name}({json.dumps(c.args_json, sort_keys=True)})" for c in turn.calls)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: list[Signal] = []
+
+    def add(self, kind: str, turn: Turn, strength: float, snippet: str) -> None:
+        self.items.append(Signal(kind, turn.n, turn.step_id, round(strength, 3), snippet))
+
+
+def detect(tr: Transcript) -> list[Signal]:
+    """Every signal in the transcript, in step order."""
+    out = _Collector()
+    turns = tr.turns
+    given = tr.run.attributes.get("expected")
+    expected: dict[str, object] = given if isinstance(given, dict) else {}
+    failing: list[bool] = []
+    for t in turns:
+        text = t.text if t.role != "system" else ""
+        hits = {k: p for k, p in PATTERNS.items() if p.search(text)}
+        if t.role == "user" and t is turns[0]:
+            hits = {}
+        for kind, pattern in hits.items():
+            out.add(kind, t, 1.0, _snippet(text, pattern))
+        failed_call = any(c.status != "success" for c in t.calls)
+        failing.append(t.failed or failed_call or any(k in hits for k in FAILURE))
+    _context(tr, failing, out)
+    _loops(turns, out)
+    _actions(tr, expected, out)
+    if isinstance(expected, dict):
+        _answers(tr, expected, out)
+        _user_deviation(tr, expected, out)
+    return sorted(out.items, key=lambda s: (s.n, s.kind))
+
+
+def _context(tr: Transcript, failing: list[bool], out: _Collector) -> None:
+    turns = tr.turns
+    last_failure = max((i for i, f in enumerate(failing) if f), default=-1)
+    first_failure = failing.index(True) if True in failing else -1
+    if first_failure >= 0:
+        t = turns[first_failure]
+        out.add("first_failure", t, 1.0, _snippet(t.text))
+    if last_failure >= 0 and last_failure >= len(turns) - 3:
+        # The run ended right after this failure: it did not recover from it.
+        t = turns[last_failure]
+        out.add("terminal_failure", t, 1.0, _snippet(t.text, PATTERNS["error"]))
+    stall_at = next((i for i, t in enumerate(turns) if PATTERNS["stall"].search(t.text)), None)
+    for i, t in enumerate(turns):
+        later = turns[i + 1 : i + 5]
+        if t.role == "instruction":
+            target = [u for u in later if t.addressee and u.key == agent_key(t.addressee)][:1]
+            if target and failing[turns.index(target[0])]:
+                out.add(
+                    "instruction_failed", t, 1.0, f"{t.addressee} then failed: {_snippet(target[0].text)}"
+                )
+        if t.role in ("orchestrator", "assistant", "worker", "instruction") and PATTERNS[
+            "success_claim"
+        ].search(t.text):
+            seen = [j for j in range(max(0, i - 3), i) if turns[j].key != t.key or turns[j].role == "tool"]
+            if any(failing[j] for j in seen):
+                out.add("claim_after_failure", t, 1.0, _snippet(t.text, PATTERNS["success_claim"]))
+        if stall_at is not None and i < stall_at and t.role in ("instruction", "orchestrator", "worker"):
+            gap = stall_at - i
+            if gap <= 6:
+                out.add(
+                    "before_stall", t, 1.0 / gap, f"{gap} step(s) before the planner reported no progress"
+                )
+        if t.role in ("worker", "assistant", "tool") and i + 1 < len(turns):
+            lead = next((u for u in turns[i + 1 : i + 3] if u.role == "orchestrator"), None)
+            if lead is not None and _BLAME.search(lead.text):
+                out.add("blamed_by_lead", t, 1.0, _snippet(lead.text, _BLAME))
+        reads = t.role == "orchestrator" and i and turns[i - 1].role in ("worker", "tool", "assistant")
+        if reads and _PROGRESS.search(t.text) and stall_at is not None and i < stall_at:
+            out.add("progress_then_stall", t, 1.0, _snippet(t.text, _PROGRESS))
+        if t.role in ("orchestrator", "instruction"):
+            who = agent_key(next_speaker(t))
+            if who and failing[i] and who != t.key:
+                out.add("next_speaker_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
+
+
+def _loops(turns: list[Turn], out: _Collector) -> None:
+    """The first of three or more near-identical turns by one agent: where a loop began."""
+    seen: dict[str, list[tuple[Turn, set[str]]]] = {}
+    flagged: set[str] = set()
+    for t in turns:
+        if t.role in ("user", "system", "tool"):
+            continue
+        sh = _shingles(t.text + " " + _calls_text(t))
+        if len(sh) < 3:
+            continue
+        history = seen.setdefault(t.key, [])
+        same = [u for u, s in history if _similar(s, sh)]
+        if len(same) >= 2 and same[0].step_id not in flagged:
+            flagged.add(same[0].step_id)
+            out.add("loop_start", same[0], min(1.0, len(same) / 4), _snippet(same[0].text))
+        history.append((t, sh))
+
+
+def _actions(tr: Transcript, expected: dict[str, object], out: _Collector) -> None:
+    """Consequential tool calls: unconfirmed by the user, or not among the actions the grader expected."""
+    wanted = expected.get("actions") if isinstance(expected, dict) else None
+    wanted_calls = (
+        {
+            (str(a.get("name")), json.dumps(a.get("arguments"), sort_keys=True))
+            for a in wanted
+            if isinstance(a, dict)
+        }
+        if isinstance(wanted, list)
+        else None
+    )
+    first_unexpected = True
+    last_user: Turn | None = None
+    for t in tr.turns:
+        if t.role == "user":
+            last_user = t
+        for c in t.calls:
+            if not _WRITE.match(c.tool_name):
+                continue
+            out.add("write_action", t, 1.0, _calls_text(t)[:SNIPPET])
+            if last_user is not None and not _CONFIRM.search(last_user.text):
+                out.add("unconfirmed_action", t, 1.0, f"no confirmation in: {_snippet(last_user.text)}")
+            if (
+                wanted_calls is not None
+                and (c.tool_name, json.dumps(c.args_json, sort_keys=True)) not in wanted_calls
+            ):
+                out.add("unexpected_action", t, 1.0 + first_unexpected, _calls_text(t)[:SNIPPET])
+                if first_unexpected:
+                    _who_asked(tr, t, c, out)
+                first_unexpected = False
+    if wanted_calls is not None and first_unexpected:
+        writes = [a for a in wanted_calls if _WRITE.match(a[0])]
+        done = {(c.tool_name, json.dumps(c.args_json, sort_keys=True)) for t in tr.turns for c in t.calls}
+        if any(w not in done for w in writes):
+            # An expected action never happened: the agent stopped short. The last acting turn is where.
+            acting = [t for t in tr.turns if t.role in ("assistant", "worker")]
+            if acting:
+                out.add("missing_action", acting[-1], 1.0, "an expected action was never taken")
+
+
+_ID = re.compile(r"#\w+|\b\d{5,}\b")
+_CHOICE = re.compile(
+    r"\b(go with|i'?ll take|i choose|i'?d prefer|i prefer|i'?ll pick|let'?s (do|go with)|instead|"
+    r"i'?d like (to go with|the)|i want the)\b",
+    re.I,
+)
+
+
+def _who_asked(tr: Transcript, action: Turn, call: ToolCallIn, out: _Collector) -> None:
+    """Whether the user dictated an unexpected action: named its specifics, or chose the option."""
+    ids = set(_ID.findall(json.dumps(call.args_json)))
+    users = [u for u in tr.turns[: tr.turns.index(action)] if u.role == "user"][1:]
+    named = [u for u in users if any(i in u.text for i in ids)]
+    if named:
+        out.add("user_directed", named[-1], 1.0, f"asked for {call.tool_name}: {_snippet(named[-1].text)}")
+        return
+    chose = [u for u in users[-3:] if _CHOICE.search(u.text)]
+    if chose:
+        out.add("user_choice", chose[-1], 1.0, _snippet(chose[-1].text, _CHOICE))
+
+
+def _answers(tr: Transcript, expected: dict[str, object], out: _Collector) -> None:
+    """An answer that states a value of the expected kind but not the expected value."""
+    outputs = [str(o).strip() for o in expected.get("outputs") or [] if str(o).strip()]  # type: ignore[attr-defined]
+    if not outputs:
+        return
+    acting = [t for t in tr.turns if t.role in ("assistant", "worker") and t.text and not t.calls]
+    if any(o.lower() in t.text.lower() for o in outputs for t in acting):
+        return
+    numeric = all(re.fullmatch(r"[\d.,]+", o) for o in outputs)
+    for t in acting:
+        if numeric and re.search(r"(?<![#\w])\d{1,4}(?![\w-])", t.text):
+            out.add("answer_mismatch", t, 1.0, _snippet(t.text))
+            return
+
+
+def _user_deviation(tr: Transcript, expected: dict[str, object], out: _Collector) -> None:
+    """A simulated user asking for specifics its instructions never gave: values it made up or chose."""
+    instruction = str(expected.get("instruction") or "")
+    if not instruction:
+        return
+    known = {m.lower().strip("#*\"'") for m in _ENTITY.findall(instruction)}
+    words = set(_WORD.findall(instruction.lower()))
+    said: set[str] = set()
+    users = [t for t in tr.turns if t.role == "user"]
+    for t in tr.turns:
+        if t.role != "user":
+            said |= {m.lower().strip("#*\"'") for m in _ENTITY.findall(t.text)}
+            continue
+        if t is users[0]:
+            continue
+        ents = {m.lower().strip("#*\"'") for m in _ENTITY.findall(t.text)}
+        novel = [e for e in ents if e not in known and e not in said]
+        new_words = set(_WORD.findall(t.text.lower())) - words
+        share = len(new_words) / max(1, len(set(_WORD.findall(t.text.lower()))))
+        if novel or share > 0.8:
+            out.add("user_deviation", t, min(1.0, 0.5 * len(novel) + share), _snippet(t.text))
