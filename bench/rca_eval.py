@@ -11,6 +11,7 @@ Records, with the machine and the method's version:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import sys
@@ -23,7 +24,7 @@ from bench._common import ROOT, write_result
 from opslab.rca import analyze_run, load_ground_truth, score
 from opslab.rca.evaluate import Truth
 from opslab.rca.localize import shipped
-from opslab.rca.train import METHOD_VERSION, Example, fit
+from opslab.rca.train import METHOD_VERSION, Example, cross_validate, fit
 from opslab.rca.validate import cross_validated, examples_of, figures
 from opslab.telemetry import AgentRunIn, import_runs
 
@@ -71,8 +72,7 @@ def main() -> None:
         runs[fmt] = list(import_runs(fmt, path))  # type: ignore[arg-type]
         truths[fmt] = load_ground_truth(truth_file)
         examples += [
-            e.__class__(**{**e.__dict__, "key": f"{fmt}:{e.key}"})
-            for e in examples_of(runs[fmt], truths[fmt], fmt)
+            dataclasses.replace(e, key=f"{fmt}:{e.key}") for e in examples_of(runs[fmt], truths[fmt], fmt)
         ]
     truth_of = {f"{fmt}:{k}": v for fmt, t in truths.items() for k, v in t.items()}
     if "--write-model" in sys.argv:
@@ -80,8 +80,6 @@ def main() -> None:
         sizes = Counter(e.group for e in examples)
         MODEL.write_text(json.dumps({**model.to_json(), "fitted_on_sets": dict(sizes)}, indent=1) + "\n")
         shipped.cache_clear()
-    from opslab.rca.train import cross_validate
-
     t0 = time.perf_counter()
     loo = cross_validate(examples)
     cv_seconds = round(time.perf_counter() - t0, 1)
@@ -98,7 +96,7 @@ def main() -> None:
         result[fmt] = {
             "cross_validated": figures(loo, mine, truth_of).model_dump(),
             "cross_validated_within_set_10_fold": cross_validated(
-                [e.__class__(**{**e.__dict__, "key": e.key.split(":", 1)[1]}) for e in mine], truths[fmt], 10
+                [dataclasses.replace(e, key=e.key.split(":", 1)[1]) for e in mine], truths[fmt], 10
             ).model_dump(),
             "shipped_in_sample": score(reports, truths[fmt]).headline(),
             "majority_agent_baseline": {"agent": majority[0], "accuracy": round(majority[1] / len(mine), 4)},

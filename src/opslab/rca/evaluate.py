@@ -109,6 +109,11 @@ def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
                 category=report.category if report else "unknown",
             )
         )
+    return EvalResult(**summarise(items).model_dump(), missing=sorted(set(truth) - set(reports)), items=items)
+
+
+def summarise(items: list[Scored]) -> Figures:
+    """The rates over scored trajectories: one definition for the shipped and the cross-validated figures."""
     n = len(items)
 
     def rate(k: int) -> float:
@@ -123,13 +128,11 @@ def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
         for s in answered
         if s.confidence in ("high", "medium") and abs((s.predicted_step or 0) - s.truth_step) > 1
     )
-    return EvalResult(
+    return Figures(
         n=n,
         step_accuracy=rate(exact),
         step_accuracy_pm1=rate(near),
         agent_accuracy=rate(agent_ok),
         insufficient_rate=rate(n - len(answered)),
         confident_wrong_rate=rate(confident_wrong),
-        missing=sorted(set(truth) - set(reports)),
-        items=items,
     )

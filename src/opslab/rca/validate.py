@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from opslab.rca.evaluate import Figures, Truth, same_agent
+from opslab.rca.evaluate import Figures, Scored, Truth, summarise
 from opslab.rca.localize import Localized
 from opslab.rca.signals import detect
 from opslab.rca.train import Example, cross_validate, example, without
 from opslab.rca.transcript import read_transcript
-from opslab.rca.transcript_report import MEDIUM
+from opslab.rca.transcript_report import level
 from opslab.telemetry import AgentRunIn
 
 Tick = Callable[[str], None]
@@ -33,30 +33,22 @@ def examples_of(runs: Iterable[AgentRunIn], truth: dict[str, Truth], group: str)
 def figures(
     preds: dict[str, Localized | None], examples: list[Example], truth_of: dict[str, Truth]
 ) -> Figures:
-    n = len(examples)
-    exact = near = agent = abstain = confident_wrong = 0
+    items = []
     for e in examples:
         loc, t = preds.get(e.key), truth_of[e.key]
-        if loc is None or not loc.claims:
-            abstain += 1
-            continue
-        off = abs(loc.step.n - t.step_number)
-        exact += off == 0
-        near += off <= 1
-        agent += same_agent(loc.step.agent, t.agent)
-        confident_wrong += loc.confidence >= MEDIUM and off > 1
-
-    def rate(k: int) -> float:
-        return round(k / n, 4) if n else 0.0
-
-    return Figures(
-        n=n,
-        step_accuracy=rate(exact),
-        step_accuracy_pm1=rate(near),
-        agent_accuracy=rate(agent),
-        insufficient_rate=rate(abstain),
-        confident_wrong_rate=rate(confident_wrong),
-    )
+        answers = loc is not None and bool(loc.claims)
+        items.append(
+            Scored(
+                trajectory_id=e.key,
+                truth_step=t.step_number,
+                truth_agent=t.agent,
+                predicted_step=loc.step.n if loc and answers else None,
+                predicted_agent=loc.step.agent if loc and answers else None,
+                confidence=level(loc.confidence) if loc else "low",
+                category="unknown",
+            )
+        )
+    return summarise(items)
 
 
 def cross_validated(examples: list[Example], truth_of: dict[str, Truth], k: int = 0) -> Figures:
