@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     llm_model: str | None = Field(default=None)
     llm_api_key: SecretStr | None = Field(default=None)
     llm_timeout_s: float = Field(default=20.0, gt=0)
+    rca_llm_strategy: Literal["all_at_once", "step_by_step", "binary_search"] = Field(
+        default="all_at_once",
+        description="How the LLM localises the decisive step of a transcript (when an LLM is configured).",
+    )
 
     # The responder; each seed setting name (TARGET_API_BASE_URL …) works as an alias.
     responder_enabled: bool = Field(

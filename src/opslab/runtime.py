@@ -143,17 +143,9 @@ class Runtime:
 
     def chat_model(self) -> ChatClient | None:
         """The OpenAI-compatible model of ``OPSLAB_LLM_BASE_URL``, or None when no LLM is configured."""
-        if not self.settings.llm_base_url:
-            return None
         from opslab.llm import ChatClient
 
-        key = self.settings.llm_api_key.get_secret_value() if self.settings.llm_api_key else None
-        return ChatClient(
-            self.settings.llm_base_url,
-            model=self.settings.llm_model or "default",
-            api_key=key,
-            timeout_s=self.settings.llm_timeout_s,
-        )
+        return ChatClient.from_settings(self.settings)
 
     def worker_runner(self) -> tuple[JobRunner, Reaper]:
         """For `opslab worker`: a runner and reaper that resubmit through this runtime's backend."""

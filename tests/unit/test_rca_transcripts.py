@@ -189,3 +189,45 @@ def test_importers_keep_the_end_of_long_messages_and_the_task_expectations(tmp_p
         "actions": [{"name": "cancel", "arguments": {"id": 1}}],
         "outputs": ["3"],
     }
+
+
+def test_the_lead_policy_reads_who_answers_for_a_led_run() -> None:
+    from opslab.rca.policy import LeadPolicy, attribute, fit_policy
+
+    plan = [
+        ("human", "What was the highest sale price in Mission Bay in 2021?"),
+        ("Orchestrator (-> WebSurfer)", "Please search for high-rise sales in Mission Bay in 2021."),
+        (
+            "WebSurfer",
+            "I typed 'Mission Bay high-rise sales 2021' into the search box. Results: a news page.",
+        ),
+    ]
+    declared = transcript(
+        [
+            *plan,
+            ("Orchestrator (thought)", "Request satisfied."),
+            ("Orchestrator (thought)", "FINAL ANSWER: 1"),
+        ]
+    )
+    tr = read_transcript(declared)
+    got = attribute(tr, detect(tr), LeadPolicy())
+    assert got is not None and got.agent == "orchestrator" and got.evidence[0].kind == "false_success"
+    stopped = read_transcript(transcript([*plan, ("WebSurfer", FILTERED)]))
+    got = attribute(stopped, detect(stopped), LeadPolicy())
+    assert got is not None and got.agent == "websurfer" and "guardrail" in got.rule
+    nagged = [*plan]
+    for i in range(4):
+        nagged += [
+            ("Orchestrator (thought)", f"WebSurfer did not open the sales page as asked (attempt {i})."),
+            ("Orchestrator (-> WebSurfer)", f"Please open the sales page, attempt {i}."),
+            ("WebSurfer", f"I clicked a banner number {i}."),
+        ]
+    nag = read_transcript(transcript([*nagged, ("Orchestrator (thought)", "FINAL ANSWER: unknown")]))
+    assert attribute(nag, detect(nag), LeadPolicy(blame_min=3)).agent == "websurfer"  # type: ignore[union-attr]
+    assert attribute(nag, detect(nag), LeadPolicy(blame_min=8)).agent == "orchestrator"  # type: ignore[union-attr]
+    # No lead, no policy; the thresholds are fitted to the runs given.
+    assert (
+        attribute(read_transcript(transcript([("user", "hi"), ("assistant", "x")])), [], LeadPolicy()) is None
+    )
+    runs = [(nag, detect(nag), "websurfer"), (tr, detect(tr), "orchestrator")]
+    assert fit_policy(runs).blame_min <= 4

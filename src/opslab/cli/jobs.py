@@ -154,6 +154,14 @@ def rca_eval(
     ablation: Annotated[
         bool, typer.Option("--ablation", help="Cross-validated figures without each signal, one at a time.")
     ] = False,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            "--llm",
+            help="Localise with the configured LLM too (OPSLAB_LLM_BASE_URL): all_at_once | step_by_step | "
+            "binary_search, the shipped ranking as its prior.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run RCA over every trajectory and score the decisive step and agent against the ground truth.
@@ -169,16 +177,20 @@ def rca_eval(
     if not ground_truth.is_file():
         raise InvalidInput.for_field("--ground-truth", f"{ground_truth}: no such file")
     truth = load_ground_truth(ground_truth)
+    enhance = _llm_localizer(llm) if llm is not None else None
     runs = list(import_runs(fmt, path))  # type: ignore[arg-type]
     reports = {}
     with _bar(as_json) as bar:
         task = bar.add_task("RCA", total=len(runs))
         for run in runs:
             check_semantics(run)
-            reports[str(run.attributes.get("trajectory_id"))] = analyze_run(run)
+            report = analyze_run(run)
+            reports[str(run.attributes.get("trajectory_id"))] = enhance(run, report) if enhance else report
             bar.advance(task)
         result = score(reports, truth)
         out: dict[str, Any] = {**result.headline(), "method": localizer_meta().get("method")}
+        if llm is not None:
+            out["llm"] = llm
         if cv is not None or ablation:
             from opslab.rca import ablation as ablate
             from opslab.rca import cross_validated, examples_of
@@ -224,6 +236,20 @@ def rca_eval(
         console.print(abl)
     if result.missing:
         err_console.print(f"{len(result.missing)} ground-truth trajectories had no transcript")
+
+
+def _llm_localizer(strategy: str) -> Any:
+    from opslab.llm import ChatClient
+    from opslab.rca import STRATEGIES, LlmLocalizer
+
+    if strategy not in STRATEGIES:
+        raise InvalidInput.for_field("--llm", f"{strategy!r}: expected one of {', '.join(STRATEGIES)}")
+    chat = ChatClient.from_settings(settings())
+    if chat is None:
+        raise InvalidInput.for_field(
+            "--llm", "needs an LLM endpoint: set OPSLAB_LLM_BASE_URL (and OPSLAB_LLM_MODEL)"
+        )
+    return LlmLocalizer(chat, strategy)
 
 
 def _bar(quiet: bool) -> Progress:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from opslab.errors import Unavailable
+
+if TYPE_CHECKING:
+    from opslab.config import Settings
 
 
 class ChatClient:
@@ -23,6 +26,19 @@ class ChatClient:
         self.model = model
         self.http = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_s, transport=transport
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChatClient | None:
+        """The model of ``OPSLAB_LLM_BASE_URL``, or None when no LLM is configured."""
+        if not settings.llm_base_url:
+            return None
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+        return cls(
+            settings.llm_base_url,
+            model=settings.llm_model or "default",
+            api_key=key,
+            timeout_s=settings.llm_timeout_s,
         )
 
     def complete(

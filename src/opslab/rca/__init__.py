@@ -10,6 +10,7 @@ from opslab.rca.analyze import INSUFFICIENT_REASON, analyze_run, build_report, l
 from opslab.rca.evaluate import EvalResult, load_ground_truth, score
 from opslab.rca.evidence import collect_evidence, is_generic
 from opslab.rca.job import KIND, job_kind
+from opslab.rca.llm_localize import STRATEGIES, LlmLocalizer
 from opslab.rca.model import (
     PRECEDENCE,
     REPORT_SCHEMA_VERSION,
@@ -44,6 +45,8 @@ def localizer_meta() -> dict[str, Any]:
 
 __all__ = [
     "KIND",
+    "STRATEGIES",
+    "LlmLocalizer",
     "INSUFFICIENT_REASON",
     "PRECEDENCE",
     "REPORT_SCHEMA_VERSION",

@@ -40,6 +40,10 @@ SIGNAL_KINDS = (
     "user_choice",
     "blamed_by_lead",
     "progress_then_stall",
+    "false_success",
+    "abrupt_end",
+    "accepted_result",
+    "failed_answer",
 )
 # Signals that something had already gone wrong before a turn.
 _TROUBLE = frozenset({*FAILURE, "stall", "loop_start", "replan", "claim_after_failure"})
@@ -127,6 +131,9 @@ AGENT_SIGNALS = (
     "user_choice",
     "blamed_by_lead",
     "progress_then_stall",
+    "false_success",
+    "abrupt_end",
+    "accepted_result",
 )
 AGENT_FEATURES: tuple[str, ...] = (
     *(f"agent_{r}" for r in AGENT_ROLES),
@@ -168,9 +175,11 @@ def agent_features(
     counts = np.zeros_like(x)
     for s in signals:
         a = of[step_of[s.step_id]]
-        kind = "failure" if s.kind in FAILURE else s.kind
-        if a >= 0 and f"has_{kind}" in idx:
-            counts[a, idx[f"has_{kind}"]] += 1.0
+        if a < 0:
+            continue
+        for kind in ("failure", s.kind) if s.kind in FAILURE else (s.kind,):
+            if f"has_{kind}" in idx:
+                counts[a, idx[f"has_{kind}"]] += 1.0
     x += np.log1p(counts)  # how often, with diminishing weight
     for a, r in enumerate(roles):
         x[a, idx[f"agent_{agent_role(r)}"]] = 1.0

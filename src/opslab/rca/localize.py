@@ -27,11 +27,14 @@ from opslab.rca.features import (
     features,
     responsible,
 )
+from opslab.rca.policy import LeadPolicy, attribute
 from opslab.rca.signals import Signal
 from opslab.rca.transcript import Transcript
 
 # Signals that are only context (where a turn sits), never a claim on their own.
-CONTEXT_ONLY = frozenset({"before_stall", "write_action", "end", "success_claim", "replan"})
+CONTEXT_ONLY = frozenset(
+    {"before_stall", "write_action", "end", "success_claim", "replan", "accepted_result"}
+)
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,24 @@ class Scorer:
 class Localizer:
     step: Scorer
     agent: Scorer
+    policy: LeadPolicy = field(default_factory=LeadPolicy)
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.meta, "step_weights": self.step.to_json(), "agent_weights": self.agent.to_json()}
+        return {
+            **self.meta,
+            "lead_policy": self.policy.to_json(),
+            "step_weights": self.step.to_json(),
+            "agent_weights": self.agent.to_json(),
+        }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Localizer:
-        meta = {k: v for k, v in data.items() if not k.endswith("_weights")}
+        meta = {k: v for k, v in data.items() if not k.endswith("_weights") and k != "lead_policy"}
         return cls(
             Scorer.from_json(FEATURES, data.get("step_weights") or {}),
             Scorer.from_json(AGENT_FEATURES, data.get("agent_weights") or {}),
+            LeadPolicy.from_json(data.get("lead_policy")),
             meta,
         )
 
@@ -111,6 +121,7 @@ class Localized:
     contributions: dict[str, float]  # the decisive step's features, weight × value
     agent_contributions: dict[str, float]
     claims: list[Signal]  # signals that support a claim at all (none: abstain)
+    agent_evidence: list[Signal] = field(default_factory=list)  # the signals the agent's rule stands on
 
     @property
     def confidence(self) -> float:
@@ -119,17 +130,11 @@ class Localized:
 
 
 def role_rule(keys: list[str], ax: np.ndarray) -> tuple[int, str] | None:
-    """Role-aware rules that decide the responsible agent outright, when their facts are there:
-    a user who dictated the action that went wrong answers for it; an acting agent that a guardrail
-    stopped for good answers for that."""
+    """A user who dictated or chose the action that went wrong answers for it."""
     col = {name: ax[:, i] for i, name in enumerate(AGENT_FEATURES)}
     for a in range(len(keys)):
         if col["agent_user"][a] and (col["has_user_directed"][a] or col["has_user_choice"][a]):
             return a, "the user dictated the action that went wrong"
-    for a in range(len(keys)):
-        acting = col["agent_worker"][a] or col["agent_assistant"][a]
-        if acting and col["has_terminal_failure"][a] and col["has_blocked"][a]:
-            return a, "a guardrail stopped this agent and the run never recovered"
     return None
 
 
@@ -144,6 +149,12 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
     keys, of, ax = agent_features(tr, signals, p, mask)
     pa = model.agent.probabilities(ax)
     ruled = role_rule(keys, ax)
+    cited: tuple[Signal, ...] = ()
+    if ruled is None:
+        # A run with a lead: the lead policy names the agent (``policy.py``).
+        att = attribute(tr, signals, model.policy)
+        if att is not None and att.agent in keys:
+            ruled, cited = (keys.index(att.agent), att.rule), att.evidence
     agent, rule = ruled if ruled else (int(np.argmax(pa)), None)
     best = max((i for i in range(len(p)) if of[i] == agent), key=lambda i: p[i])
     failing = failing_turns(tr, signals)
@@ -163,4 +174,5 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
         contributions=model.step.contributions(x[best]),
         agent_contributions=model.agent.contributions(ax[agent]),
         claims=[s for s in signals if s.kind not in CONTEXT_ONLY],
+        agent_evidence=list(cited),
     )

@@ -35,7 +35,7 @@ PRECEDENCE: tuple[Category, ...] = (
 )
 Confidence = Literal["high", "medium", "low"]
 EvidenceKind = Literal[
-    "tool_call", "guardrail", "step", "run_error", "version_history", "signal", "candidate"
+    "tool_call", "guardrail", "step", "run_error", "version_history", "signal", "candidate", "turn"
 ]
 
 

@@ -84,6 +84,14 @@ _PROGRESS = re.compile(
     r"determined|retrieved)\b[^{}]*\"answer\":\s*true",
     re.I,
 )
+# A lead declaring the whole request answered.
+_SATISFIED = re.compile(
+    r"\"is_request_satisfied\":\s*\{[^{}]*\"answer\":\s*true|^\s*request (is )?satisfied\b|"
+    r"\b(the )?(task|request) (is|has been) (complete|completed|fulfilled|satisfied|resolved)\b",
+    re.I | re.M,
+)
+# The answer a run gave.
+_ANSWER = re.compile(r"\bFINAL ANSWER\b|\bfinal[_ ]answer\b|\bthe (final )?answer is\b", re.I)
 _CONFIRM = re.compile(r"\b(yes|yeah|yep|confirm(ed)?|go ahead|proceed|please do|sounds good|correct)\b", re.I)
 _WRITE = re.compile(
     r"^(modify|update|cancel|delete|remove|return|exchange|create|book|transfer|send|submit|pay|refund|"
@@ -154,6 +162,7 @@ def detect(tr: Transcript) -> list[Signal]:
         failed_call = any(c.status != "success" for c in t.calls)
         failing.append(t.failed or failed_call or any(k in hits for k in FAILURE))
     _context(tr, failing, out)
+    _outcome(tr, failing, out)
     _loops(turns, out)
     _actions(tr, expected, out)
     if isinstance(expected, dict):
@@ -205,6 +214,33 @@ def _context(tr: Transcript, failing: list[bool], out: _Collector) -> None:
             who = agent_key(next_speaker(t))
             if who and failing[i] and who != t.key:
                 out.add("next_speaker_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
+
+
+def _outcome(tr: Transcript, failing: list[bool], out: _Collector) -> None:
+    """What a failed run's ending says. The answer it gave was wrong. A lead that declared the request
+    answered in a run that failed accepted a wrong answer: it concluded without the evidence it needed.
+    A run whose last word is an acting agent's, with no conclusion from anyone, was cut short after that
+    turn. A lead building on a worker's report (progress, with something found) is where a misreading
+    of that report would enter."""
+    if tr.run.status == "success":
+        return
+    turns = tr.turns
+    lead = [t for t in turns if t.role in ("orchestrator", "instruction")]
+    declared = next((t for t in lead if _SATISFIED.search(t.text)), None)
+    if declared is not None:
+        out.add("false_success", declared, 1.0, _snippet(declared.text, _SATISFIED))
+    answered = [t for t in turns if t.role != "user" and _ANSWER.search(t.text)]
+    if answered:
+        t = answered[-1]
+        out.add("failed_answer", t, 1.0, f"the run's answer, and the run failed: {_snippet(t.text, _ANSWER)}")
+    last = turns[-1] if turns else None
+    ends = any(PATTERNS["end"].search(t.text) or _SATISFIED.search(t.text) for t in turns[-3:])
+    if last is not None and last.role in ("worker", "assistant", "tool") and not ends and not failing[-1]:
+        out.add("abrupt_end", last, 1.0, f"the run stopped after this turn: {_snippet(last.text)}")
+    for i, t in enumerate(turns):
+        reads = t.role == "orchestrator" and i and turns[i - 1].role in ("worker", "tool", "assistant")
+        if reads and _PROGRESS.search(t.text) and not failing[i - 1]:
+            out.add("accepted_result", t, 1.0, _snippet(t.text, _PROGRESS))
 
 
 def _loops(turns: list[Turn], out: _Collector) -> None:
@@ -321,5 +357,5 @@ def _user_deviation(tr: Transcript, expected: dict[str, object], out: _Collector
         novel = [e for e in ents if e not in known and e not in said]
         new_words = set(_WORD.findall(t.text.lower())) - words
         share = len(new_words) / max(1, len(set(_WORD.findall(t.text.lower()))))
-        if novel or share > 0.8:
+        if novel:
             out.add("user_deviation", t, min(1.0, 0.5 * len(novel) + share), _snippet(t.text))

@@ -18,10 +18,11 @@ from scipy.optimize import minimize
 
 from opslab.rca.features import AGENT_FEATURES, FEATURES, agent_features, features
 from opslab.rca.localize import Localized, Localizer, Scorer, candidates, localize
+from opslab.rca.policy import fit_policy, lead_of
 from opslab.rca.signals import Signal, detect
 from opslab.rca.transcript import Transcript, agent_key
 
-METHOD_VERSION = "localizer-1"
+METHOD_VERSION = "localizer-2"
 L2 = 0.3
 AGENT_L2 = 10.0
 
@@ -81,13 +82,16 @@ def fit(examples: list[Example], *, l2: float = L2, agent_l2: float = AGENT_L2) 
     step = Scorer(FEATURES, _logit(xs, ts, len(FEATURES), l2))
     axs: list[np.ndarray] = []
     ats: list[int] = []
-    for e in examples:
+    # The agent scorer decides runs without a lead (the lead policy decides the others).
+    unled = [e for e in examples if lead_of(e.transcript) is None] or examples
+    for e in unled:
         p = step.probabilities(e.x, e.mask)
         keys, _, ax = agent_features(e.transcript, e.signals, p, e.mask)
         if e.truth_agent in keys:
             axs.append(ax)
             ats.append(keys.index(e.truth_agent))
     agent = Scorer(AGENT_FEATURES, _logit(axs, ats, len(AGENT_FEATURES), agent_l2))
+    policy = fit_policy([(e.transcript, e.signals, e.truth_agent) for e in examples])
     meta = {
         "method": METHOD_VERSION,
         "l2": l2,
@@ -96,7 +100,7 @@ def fit(examples: list[Example], *, l2: float = L2, agent_l2: float = AGENT_L2) 
         "fitted_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
-    return Localizer(step, agent, meta)
+    return Localizer(step, agent, policy, meta)
 
 
 def folds(examples: list[Example], k: int) -> list[list[int]]:

@@ -52,6 +52,10 @@ TITLES = {
     "user_choice": "User chose the option that went wrong",
     "blamed_by_lead": "The lead says this step did not do what was asked",
     "progress_then_stall": "Lead claimed progress, then stalled",
+    "false_success": "Lead declared the request satisfied; the run failed",
+    "abrupt_end": "The run stopped short after this step",
+    "accepted_result": "Lead built on a worker's report",
+    "failed_answer": "The run's answer (the run failed)",
 }
 
 
@@ -115,6 +119,8 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
     step = loc.step
     cited = [f"ev_candidate_{step.step_id}", *by_step.get(step.step_id, [])]
     on_step = [e for e in evidence if e.evidence_id in cited]
+    # The signals the responsible agent's rule stands on are cited too.
+    cited += [s.evidence_id for s in loc.agent_evidence if s.evidence_id not in cited]
     found = [c for c in PRECEDENCE if any(c in e.categories for e in on_step)]
     category: Category = found[0] if found else "unknown"
     confidence = level(loc.confidence)
