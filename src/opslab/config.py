@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         ge=1,
         description="Most requests one canary started from the API may send (QPS x time).",
     )
+    lab_runs_dirs: list[Path] = Field(
+        default_factory=list,
+        description="Folders of lab runs the dashboard lists (JSON list; each a project root, its .lab/runs, "
+        "or a folder of run directories); the data dir's lab/runs is always listed.",
+    )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
@@ -172,6 +177,12 @@ class Settings(BaseSettings):
     autoops_seed: int = Field(
         default=0, ge=0, description="Seed of the simulated CI runner and the optimizer's sampling."
     )
+
+    def lab_run_roots(self) -> list[Path]:
+        """Where lab runs are looked for: each configured folder (a project root means its .lab/runs),
+        then the data dir's own lab/runs."""
+        roots = [p / ".lab" / "runs" if (p / ".lab" / "runs").is_dir() else p for p in self.lab_runs_dirs]
+        return list(dict.fromkeys([*roots, self.data_dir / "lab" / "runs"]))
 
     @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key", "action_token")
     @classmethod

@@ -15,6 +15,7 @@ from opslab.api.deps import add_body_schemas, require_api_token
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from opslab.api.routes import agent, autoops, canary, metrics, rca, root, telemetry
+from opslab.api.ui.routes import install as install_ui
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -74,4 +75,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
     for module in (root, rca, telemetry, metrics, canary, agent, autoops):
         app.include_router(module.router)
+    install_ui(app)
     return app

@@ -17,6 +17,13 @@ from opslab.telemetry import TelemetryService
 INGEST_PATHS = frozenset({"/agent-runs", "/agent-runs/batch", "/v1/traces"})
 # Deliberately open whatever is configured: who the service is, and whether it is up.
 OPEN_PATHS = frozenset({"/", "/healthz"})
+# The dashboard's sign-in cookie, and what it serves to anyone: the sign-in page and its static files.
+COOKIE = "opslab_ui"
+OPEN_PREFIXES = ("/ui/login", "/ui/static/")
+
+
+def is_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -57,20 +64,32 @@ def require_ingest_secret(request: Request, runtime: RuntimeDep) -> None:
 def require_api_token(request: Request) -> None:
     """App-wide: with ``OPSLAB_API_TOKEN`` set, every route needs the bearer token, except ingestion
     (guarded by the ingest secret), the service's identity and health, and — only with
-    ``OPSLAB_PUBLIC_READS=true`` — reads. ``OPSLAB_READ_TOKEN`` is a second token good for reads only."""
+    ``OPSLAB_PUBLIC_READS=true`` — reads. ``OPSLAB_READ_TOKEN`` is a second token good for reads only.
+    The dashboard's sign-in cookie stands for the bearer token on reads and on the dashboard's own forms
+    (which carry a CSRF token; see ``api/ui/auth.py``)."""
     settings = request.app.state.runtime.settings
     token = settings.api_token
     path, method = request.url.path, request.method
     if token is None or path in OPEN_PATHS or (method == "POST" and path in INGEST_PATHS):
         return
+    if path.startswith(OPEN_PREFIXES):
+        return
     reading = method in ("GET", "HEAD", "OPTIONS")
-    if reading and settings.public_reads:
+    if reading and settings.public_reads and not is_ui(path):
         return
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     given = value.strip() if scheme.lower() == "bearer" else None
+    if given is None and (reading or is_ui(path)):
+        given = request.cookies.get(COOKIE)
+        request.state.ui_cookie = given is not None
     if _same(given, token.get_secret_value()):
+        request.state.ui_token = given
         return
     if reading and settings.read_token is not None and _same(given, settings.read_token.get_secret_value()):
+        request.state.ui_token = given
+        request.state.ui_read_only = True
+        return
+    if is_ui(path) and reading and settings.public_reads:
         return
     raise Unauthorized("Authorization: a valid Bearer token is required", details={"header": "Authorization"})
 

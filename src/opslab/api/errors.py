@@ -1,4 +1,5 @@
-"""The one mapping from the exception tree to HTTP: ``{"error": {"code", "message", "details"}}``."""
+"""The one mapping from the exception tree to HTTP: ``{"error": {"code", "message", "details"}}`` (a
+dashboard page under ``/ui`` gets the same error as a page)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
+from opslab.api.ui.auth import is_ui
+from opslab.api.ui.session import error_page
 from opslab.errors import InvalidInput, OpslabError, Unavailable, invalid_from_pydantic
 from opslab.jobs import ErrorBody
 
@@ -79,7 +82,9 @@ def _routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpslabError)
-    async def _opslab(_: Request, exc: OpslabError) -> JSONResponse:
+    async def _opslab(request: Request, exc: OpslabError) -> Response:
+        if is_ui(request.url.path):
+            return error_page(request, exc)
         headers = (
             {"WWW-Authenticate": "Bearer"}
             if exc.http_status == 401
@@ -90,12 +95,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()}, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         errors = list(exc.errors())
         if any(e.get("type") == "json_invalid" for e in errors):
             err = InvalidInput.for_field("body", "malformed JSON")
         else:
             err = invalid_from_pydantic(errors)
+        if is_ui(request.url.path):
+            return error_page(request, err)
         return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
 
     @app.exception_handler(StarletteHTTPException)

@@ -17,7 +17,7 @@ from typing import Literal, Protocol
 from opslab.canary.guards import judge_metric, with_guards
 from opslab.canary.judging import judge_prometheus, judge_windows
 from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
-from opslab.canary.model import Flags, Judgement, Measurement, Outcome
+from opslab.canary.model import Flags, Judgement, Measurement, Outcome, WindowSummary
 from opslab.canary.plan import Plan
 from opslab.canary.prometheus import WindowMetrics, WindowSpan
 from opslab.canary.target import TargetClient, restored, unhealthy
@@ -96,6 +96,7 @@ class Windows:
 
     load: dict[str, list[Measurement]] = field(default_factory=lambda: {"A": [], "B": []})
     spans: list[WindowSpan] = field(default_factory=list)
+    summaries: list[WindowSummary] = field(default_factory=list)
 
     def read(self, reader: MetricsReader | None) -> dict[str, list[WindowMetrics]]:
         out: dict[str, list[WindowMetrics]] = {"A": [], "B": []}
@@ -135,6 +136,7 @@ def execute_load(plan: Plan, target: TargetClient, previous: Flags, ctx: RunCont
             runs.spans.append(WindowSpan(arm, began, began + e.window_sec * e.warmup_fraction, ctx.wall()))
             if w is not None:
                 runs.load[arm].append(w)
+                runs.summaries.append(_summary(i, arm, w))
                 ctx.progress("Execute", 10 + 80 * (i + 1) / total, _window_line(i, arm, w))
             if arm == "B":
                 early_stop = _early_stop(plan, w, target)
@@ -156,6 +158,7 @@ def execute_load(plan: Plan, target: TargetClient, previous: Flags, ctx: RunCont
         interrupted=interrupted,
         restore_failed=not restore_ok,
         warnings=warnings,
+        windows=runs.summaries,
     )
     if not (any(s.arm == "A" for s in runs.spans) and any(s.arm == "B" for s in runs.spans)):
         return base
@@ -220,6 +223,13 @@ def _window(
         timeout_s=plan.target.timeout_s,
         cancel=ctx.cancel,
         live=live,
+    )
+
+
+def _summary(i: int, arm: Literal["A", "B"], w: Measurement) -> WindowSummary:
+    p95 = round(percentile(w.latencies_ms, 95), 3) if w.latencies_ms else None
+    return WindowSummary(
+        index=i, arm=arm, sent=w.sent, errors=w.errors, p95_ms=p95, qps=round(w.achieved_qps, 2)
     )
 
 

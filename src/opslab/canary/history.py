@@ -24,7 +24,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from opslab.canary.model import CanaryResult, Final, Flags, MetricResult, Source, Verdict
+from opslab.canary.model import CanaryResult, Final, Flags, MetricResult, Source, Verdict, WindowSummary
 from opslab.canary.plan import Experiment
 
 SCHEMA_VERSION: Literal[3] = 3
@@ -87,6 +87,7 @@ class RunRecord(BaseModel):
     summary_path: str | None = None
     sweep_trial: int | None = None
     sweep_confirmation_of: int | None = None
+    windows: list[WindowSummary] = Field(default_factory=list)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -160,6 +161,7 @@ def _fields(r: CanaryResult) -> dict[str, object]:
         "summary_path": r.summary_path,
         "sweep_trial": r.sweep_trial,
         "sweep_confirmation_of": r.sweep_confirmation_of,
+        "windows": r.windows,
     }
 
 

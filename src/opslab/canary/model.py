@@ -4,6 +4,7 @@
     Judgement     the statistics and verdict over the A and B windows (``judge_windows``)
     MiniReport    the three numbers of a target's own mini report (``mode: report``)
     MetricResult  one custom metric, B against A, with its own verdict
+    WindowSummary one window as it ran: arm, requests, errors, p95
     Outcome       Execute + Judge: the judgement or the report, and what cut the run short
     CanaryResult  one run: an outcome plus the flags, the health gate, what was applied, where it was written
     DryRun        what a run would do; nothing sent, nothing changed
@@ -122,6 +123,17 @@ class MetricResult(BaseModel):
     reason: str
 
 
+class WindowSummary(BaseModel):
+    """One ABAB window as it ran: its arm, and what our load measured in it (p95 None: no success)."""
+
+    index: int = Field(description="0-based, in the order the windows ran.")
+    arm: Literal["A", "B"]
+    sent: int
+    errors: int
+    p95_ms: float | None
+    qps: float
+
+
 class Outcome(BaseModel):
     """What Execute and Judge concluded: from our own windows (``judgement``, measured by the load
     generator or read from Prometheus) or the target's report (``report``), or why there is neither; the
@@ -142,6 +154,7 @@ class Outcome(BaseModel):
     interrupted: str | None = None
     restore_failed: bool = False
     warnings: list[str] = Field(default_factory=list)
+    windows: list[WindowSummary] = Field(default_factory=list)
 
     @property
     def source(self) -> Source | None:

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         format_value,
         load_outputs,
     )
+    from opslab.lab.browse import RunListing, RunView, TaskRow, TrialView, list_runs, read_run, read_trial
     from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
     from opslab.lab.control import ControlFile, RunInterrupted, interrupt_on_signals, read_control
     from opslab.lab.finish import RunAnalysis, analyse_run
@@ -73,6 +74,11 @@ _LAZY = {
     "analyse_run": "opslab.lab.finish",
     "agent_run_id": "opslab.lab.agent_run",
     "trial_to_agent_run": "opslab.lab.agent_run",
+    # Reading runs back (the dashboard).
+    **dict.fromkeys(
+        ("RunListing", "RunView", "TaskRow", "TrialView", "list_runs", "read_run", "read_trial"),
+        "opslab.lab.browse",
+    ),
     # Controlling runs: replay, fork, pause and resume, publish, validate.
     **dict.fromkeys(
         ("ControlFile", "RunInterrupted", "interrupt_on_signals", "read_control"), "opslab.lab.control"
@@ -95,6 +101,13 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "RunListing",
+    "RunView",
+    "TaskRow",
+    "TrialView",
+    "list_runs",
+    "read_run",
+    "read_trial",
     "SCHEMAS",
     "Bundle",
     "ControlFile",

@@ -4,12 +4,13 @@ nearest-rank value on SQLite and PostgreSQL) and per-version failure counts for 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from sqlalchemy import Connection, and_, case, func, select
 
 from opslab.store.tables import agent_runs, run_steps, tool_calls
-from opslab.telemetry import FailingTool, Overview, VersionStat
+from opslab.telemetry import CostShare, FailingTool, FleetSeries, Overview, SeriesPoint, VersionStat
 
 FAILED_TOOL_STATUSES = ("failure", "timeout")
 
@@ -81,3 +82,44 @@ def version_stats(*, conn: Connection, agent_name: str) -> list[VersionStat]:
         VersionStat(version=v, runs=n, failures=int(f or 0), first_seen_order=i)
         for i, (v, n, f, _) in enumerate(rows)
     ]
+
+
+def _bucket(conn: Connection, unit: str) -> Any:
+    """The start of a run's hour or day, as text ``YYYY-MM-DD HH`` / ``YYYY-MM-DD`` on both databases."""
+    col = agent_runs.c.started_at
+    if conn.dialect.name == "postgresql":
+        fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
+        return func.to_char(func.timezone("UTC", col), fmt)
+    return func.substr(col, 1, 13 if unit == "hour" else 10)  # SQLite keeps naive UTC ISO text
+
+
+def series(*, conn: Connection, since: datetime, hours: int) -> FleetSeries:
+    """Runs, successes and cost per hour over two days or less, per day beyond; cost by model and agent."""
+    unit: Literal["hour", "day"] = "hour" if hours <= 48 else "day"
+    bucket = _bucket(conn, unit).label("bucket")
+    window = agent_runs.c.started_at >= since
+    success = func.coalesce(func.sum(case((agent_runs.c.status == "success", 1), else_=0)), 0)
+    cost = func.coalesce(func.sum(agent_runs.c.total_cost_usd), 0.0)
+    rows = conn.execute(
+        select(bucket, func.count(), success, cost).where(window).group_by(bucket).order_by(bucket)
+    ).all()
+    points = []
+    for key, n, ok, spent in rows:
+        at = datetime.strptime(key, "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d").replace(tzinfo=UTC)
+        rate = round(100.0 * ok / n, 2) if n else None
+        points.append(SeriesPoint(at=at, runs=n, successes=ok, success_rate=rate, cost_usd=round(spent, 6)))
+
+    def by(column: Any) -> list[CostShare]:
+        key = func.coalesce(column, "(none)")
+        found = conn.execute(
+            select(key, func.count(), cost).where(window).group_by(key).order_by(cost.desc(), key).limit(8)
+        ).all()
+        return [CostShare(key=k, runs=n, cost_usd=round(c, 6)) for k, n, c in found]
+
+    return FleetSeries(
+        hours=hours,
+        bucket=unit,
+        points=points,
+        cost_by_model=by(agent_runs.c.model),
+        cost_by_agent=by(agent_runs.c.agent_name),
+    )

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from opslab.errors import InvalidInput
 from opslab.store.engine import write_tx
-from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, version_stats
+from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, series, version_stats
 from opslab.store.spans import add_spans, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_steps, tool_calls
 from opslab.store.upsert import upsert_runs
@@ -21,6 +21,7 @@ from opslab.telemetry import (
     MAX_YEAR,
     MIN_YEAR,
     AgentRunIn,
+    FleetSeries,
     Overview,
     PreparedRun,
     RunCounts,
@@ -147,16 +148,46 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise InvalidInput.for_field("cursor", "not a cursor this service issued") from exc
 
 
-def list_runs(*, conn: Connection, flt: RunFilter, cursor: str | None, limit: int) -> RunPage:
-    q = select(agent_runs)
-    if flt.status:
-        q = q.where(agent_runs.c.status == flt.status)
-    if flt.agent_name:
-        q = q.where(agent_runs.c.agent_name == flt.agent_name)
-    if flt.environment:
-        q = q.where(agent_runs.c.environment == flt.environment)
+def _filtered(q: Any, flt: RunFilter) -> Any:
+    r = agent_runs.c
+    for column, value in (
+        (r.status, flt.status),
+        (r.agent_name, flt.agent_name),
+        (r.agent_version, flt.agent_version),
+        (r.environment, flt.environment),
+    ):
+        if value:
+            q = q.where(column == value)
     if flt.since:
-        q = q.where(agent_runs.c.started_at >= flt.since)
+        q = q.where(r.started_at >= flt.since)
+    if flt.until:
+        q = q.where(r.started_at < flt.until)
+    if flt.experiment:
+        q = q.where(r.attributes["lab.experiment"].as_string() == flt.experiment)
+    if flt.q:
+        failed_call = (
+            select(tool_calls.c.run_id)
+            .where(
+                tool_calls.c.run_id == r.run_id,
+                or_(
+                    tool_calls.c.error_message.icontains(flt.q, autoescape=True),
+                    tool_calls.c.error_class.icontains(flt.q, autoescape=True),
+                ),
+            )
+            .exists()
+        )
+        q = q.where(
+            or_(
+                r.error_message.icontains(flt.q, autoescape=True),
+                r.error_type.icontains(flt.q, autoescape=True),
+                failed_call,
+            )
+        )
+    return q
+
+
+def list_runs(*, conn: Connection, flt: RunFilter, cursor: str | None, limit: int) -> RunPage:
+    q = _filtered(select(agent_runs), flt)
     if cursor:
         at, rid = decode_cursor(cursor)
         q = q.where(
@@ -197,6 +228,10 @@ class SqlRunRepository:
     def overview(self, *, since: datetime, hours: int, top_tools: int = 5) -> Overview:
         with self.engine.connect() as conn:
             return overview(conn=conn, since=since, hours=hours, top_tools=top_tools)
+
+    def series(self, *, since: datetime, hours: int) -> FleetSeries:
+        with self.engine.connect() as conn:
+            return series(conn=conn, since=since, hours=hours)
 
     def add_spans(self, spans: Sequence[Span]) -> set[str]:
         with write_tx(self.engine) as conn:

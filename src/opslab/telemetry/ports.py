@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from opslab.telemetry.ingest import PreparedRun
 from opslab.telemetry.otlp import Span
 from opslab.telemetry.schema import AgentRunIn
-from opslab.telemetry.views import Overview, RunFilter, RunPage, RunSummary, VersionStat
+from opslab.telemetry.views import FleetSeries, Overview, RunFilter, RunPage, RunSummary, VersionStat
 
 UpsertStatus = Literal["created", "updated"]
 
@@ -26,6 +26,10 @@ class RunRepository(Protocol):
     def list_runs(self, flt: RunFilter, *, cursor: str | None, limit: int) -> RunPage: ...
 
     def overview(self, *, since: datetime, hours: int, top_tools: int = 5) -> Overview: ...
+
+    def series(self, *, since: datetime, hours: int) -> FleetSeries:
+        """Runs, successes and cost per hour (per day past two days), cost by model and by agent."""
+        ...
 
     def add_spans(self, spans: Sequence[Span]) -> set[str]:
         """Keep OTLP spans (a re-sent span replaces the earlier copy); return the trace ids touched."""

@@ -29,6 +29,7 @@ from opslab.telemetry.timeline import build_timeline
 from opslab.telemetry.views import (
     BatchItemResult,
     BatchResult,
+    FleetSeries,
     IngestResult,
     OtlpResult,
     Overview,
@@ -170,6 +171,12 @@ class TelemetryService:
             raise InvalidInput.for_field("hours", f"must be between 1 and {MAX_HOURS}")
         since = (now or datetime.now(UTC)) - timedelta(hours=hours)
         return self.repo.overview(since=since, hours=hours)
+
+    def series(self, hours: int = 24, *, now: datetime | None = None) -> FleetSeries:
+        if not 1 <= hours <= MAX_HOURS:
+            raise InvalidInput.for_field("hours", f"must be between 1 and {MAX_HOURS}")
+        since = (now or datetime.now(UTC)) - timedelta(hours=hours)
+        return self.repo.series(since=since, hours=hours)
 
 
 def _possible_id(run_id: str) -> bool:

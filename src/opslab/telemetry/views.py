@@ -51,8 +51,17 @@ class RunSummary(BaseModel):
 class RunFilter(BaseModel):
     status: RunStatus | None = None
     agent_name: Name | None = None
+    agent_version: Name | None = None
     environment: Name | None = None
     since: UtcDatetime | None = None
+    until: UtcDatetime | None = Field(None, description="Runs started before this time.")
+    experiment: Name | None = Field(None, description="Lab runs of this experiment (``lab.experiment``).")
+    q: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="Free text, case-insensitive, in the run's error or a failed tool call's error.",
+    )
 
 
 class RunPage(BaseModel):
@@ -93,6 +102,32 @@ class Overview(BaseModel):
     top_failing_tools: list[FailingTool]
     p95_step_latency_ms: float | None
     total_cost_usd: float
+
+
+class SeriesPoint(BaseModel):
+    """One bucket of the fleet over time: runs started in ``[at, at + bucket)``."""
+
+    at: datetime
+    runs: int
+    successes: int
+    success_rate: float | None = Field(description="Percent, 0-100 (null without runs).")
+    cost_usd: float
+
+
+class CostShare(BaseModel):
+    key: str
+    runs: int
+    cost_usd: float
+
+
+class FleetSeries(BaseModel):
+    """The fleet over a window: runs and success rate per bucket, and cost by model and by agent."""
+
+    hours: int
+    bucket: Literal["hour", "day"]
+    points: list[SeriesPoint]
+    cost_by_model: list[CostShare]
+    cost_by_agent: list[CostShare]
 
 
 class IngestResult(BaseModel):

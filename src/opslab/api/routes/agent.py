@@ -107,6 +107,13 @@ async def approve(
 ) -> Incident:
     """Approve (or, with ``"approved": false``, reject) the high-risk action an incident waits for; 409 if
     it waits for none. The approved action runs and is verified in the background unless ``?wait=true``."""
+    if wait:
+        response.status_code = 200
+    return await decide_approval(rt, incident_id, body, wait=wait)
+
+
+async def decide_approval(rt: Runtime, incident_id: str, body: Approval, *, wait: bool) -> Incident:
+    """Approve or reject what ``incident_id`` waits for (409 if nothing): the API's and the dashboard's."""
     incident = await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
     responder = await to_thread.run_sync(rt.responder)
     if incident.status != "awaiting_approval":
@@ -121,7 +128,6 @@ async def approve(
         return responder.reject(incident_id, approver=body.approver)
 
     if wait:
-        response.status_code = 200
         return await to_thread.run_sync(decide)
     _background("approve", decide)
     return incident

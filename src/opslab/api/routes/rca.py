@@ -24,7 +24,8 @@ def dedupe_key(run_id: str, content_hash: str) -> str:
     return key if len(key) <= 200 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-def _create(rt: Runtime, run_id: str, force: bool, idempotency_key: str | None) -> tuple[Job, bool]:
+def start_rca(rt: Runtime, run_id: str, force: bool, idempotency_key: str | None) -> tuple[Job, bool]:
+    """Submit an RCA of ``run_id`` (the same job back while one of this content lives, unless ``force``)."""
     summary = rt.telemetry.summary(run_id)  # 404 for an unknown run
     new = NewJob(
         kind=KIND,
@@ -52,7 +53,7 @@ async def create_rca_run(
 ) -> RcaRunCreated:
     """Start an RCA (202 ``{"rca_run_id"}``). While an RCA of the same run content is queued, running or
     done, the same id comes back; ``?force=true`` or changed run content starts a new one."""
-    job, created = await to_thread.run_sync(lambda: _create(rt, run_id, force, idempotency_key))
+    job, created = await to_thread.run_sync(lambda: start_rca(rt, run_id, force, idempotency_key))
     response.status_code = 202 if created else 200
     return RcaRunCreated(rca_run_id=job.id, run_id=run_id, status=job.status, created=created)
 

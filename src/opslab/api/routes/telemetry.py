@@ -100,12 +100,31 @@ def list_runs(
     svc: TelemetryDep,
     status: RunStatus | None = None,
     agent_name: Name | None = None,
+    agent_version: Name | None = None,
     environment: Name | None = None,
     since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
+    experiment: Name | None = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1, max_length=200, description="Free text in the run's or a failed tool call's error."
+        ),
+    ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> RunPage:
-    flt = RunFilter(status=status, agent_name=agent_name, environment=environment, since=since)
+    """Runs, newest first, filtered in SQL, a page at a time (``next_cursor``)."""
+    flt = RunFilter(
+        status=status,
+        agent_name=agent_name,
+        agent_version=agent_version,
+        environment=environment,
+        since=since,
+        until=until,
+        experiment=experiment,
+        q=q,
+    )
     return svc.list_runs(flt, cursor=cursor, limit=limit)
 
 

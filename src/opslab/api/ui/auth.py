@@ -1,0 +1,47 @@
+"""The dashboard's auth is the API's: with ``OPSLAB_API_TOKEN`` set, a browser signs in once with the token
+(``/ui/login``) and carries it in an HttpOnly, SameSite=Strict cookie that the API's guard accepts in
+place of the ``Authorization`` header. ``OPSLAB_READ_TOKEN`` signs in for reading only.
+
+A cookie rides along with any request the browser makes, so a cookie is good for reads anywhere and for
+the dashboard's own forms only, and every such form carries a CSRF token derived from the signed-in
+token (an HMAC: unforgeable without it, nothing to store). A request that sends the bearer header needs
+no CSRF token: another site cannot make a browser send one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from fastapi import Request
+
+from opslab.api.deps import COOKIE, is_ui
+from opslab.errors import PolicyViolation, Unauthorized
+
+__all__ = ["COOKIE", "csrf_token", "is_ui", "require_csrf", "require_writer"]
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms post back; empty when the service has no API token (nothing to forge then)."""
+    token: str | None = getattr(request.state, "ui_token", None)
+    if not token:
+        return ""
+    return hmac.new(token.encode(), b"opslab-ui-csrf", hashlib.sha256).hexdigest()[:32]
+
+
+def require_csrf(request: Request, given: str | None) -> None:
+    """Refuse a cookie-authenticated form post without the right CSRF token."""
+    if not getattr(request.state, "ui_cookie", False):
+        return
+    expected = csrf_token(request)
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise PolicyViolation("csrf: the form is stale or from another site; reload the page", details={})
+
+
+def require_writer(request: Request) -> None:
+    """Changing anything needs the API token; a read-token session may only look."""
+    if getattr(request.state, "ui_read_only", False):
+        raise Unauthorized(
+            "this session signed in with the read-only token; sign in with the API token to act",
+            details={"header": "Authorization"},
+        )

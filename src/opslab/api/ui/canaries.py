@@ -1,0 +1,94 @@
+"""Canaries: the history with verdicts (every run, from the CLI or the API) and canary jobs; one canary's
+ABAB windows with p95 per window, its numbers and its summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from opslab import canary
+from opslab.api.deps import RuntimeDep
+from opslab.api.ui.render import page
+from opslab.errors import NotFound
+from opslab.jobs import Job
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+SUMMARY_LIMIT = 256 * 1024
+
+
+def _summary_text(path: str | None) -> str | None:
+    """The run's summary file, when it is still where the run wrote it."""
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        if p.suffix == ".md" and p.is_file() and p.stat().st_size <= SUMMARY_LIMIT:
+            return p.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    return None
+
+
+def _record_of(job: Job) -> canary.RunRecord | None:
+    if job.status != "done" or not job.result or job.result.get("dry_run"):
+        return None
+    try:
+        return canary.RunRecord.model_validate(job.result)
+    except ValueError:
+        return None
+
+
+@router.get("/canaries", response_class=HTMLResponse)
+async def canaries_page(request: Request, rt: RuntimeDep) -> HTMLResponse:
+    history = await to_thread.run_sync(lambda: canary.read_history(canary.history_file(rt.settings.data_dir)))
+    jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=canary.KIND, limit=50))
+    rows = list(enumerate(history, start=1))[::-1][:200]
+    return page(
+        request,
+        "canaries.html",
+        active="canaries",
+        title="Canaries",
+        rows=rows,
+        total=len(history),
+        jobs=[(j, _record_of(j)) for j in jobs],
+    )
+
+
+@router.get("/canaries/history/{n}", response_class=HTMLResponse)
+async def history_page(request: Request, n: int, rt: RuntimeDep) -> HTMLResponse:
+    history = await to_thread.run_sync(lambda: canary.read_history(canary.history_file(rt.settings.data_dir)))
+    if not 1 <= n <= len(history):
+        raise NotFound(f"no canary run #{n} in the history ({len(history)} runs)", details={"n": n})
+    record = history[n - 1]
+    return page(
+        request,
+        "canary.html",
+        active="canaries",
+        title=f"Canary #{n}",
+        heading=f"Canary #{n}",
+        record=record,
+        experiment=record.experiment,
+        job=None,
+        summary=_summary_text(record.summary_path),
+    )
+
+
+@router.get("/canaries/jobs/{job_id}", response_class=HTMLResponse)
+async def job_page(request: Request, job_id: str, rt: RuntimeDep) -> HTMLResponse:
+    job = await to_thread.run_sync(lambda: rt.jobs.get(job_id, kind=canary.KIND))
+    record = _record_of(job)
+    return page(
+        request,
+        "canary.html",
+        active="canaries",
+        title=f"Canary job {job_id}",
+        heading=f"Canary job {job_id}",
+        record=record,
+        experiment=None,
+        job=job,
+        live=not job.terminal,
+        summary=_summary_text(record.summary_path) if record else None,
+    )

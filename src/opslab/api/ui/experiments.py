@@ -1,0 +1,85 @@
+"""Experiments: lab runs found under the configured folders; one run's variant comparison with interval
+plots and per-task results; one trial's input, output, events, logs and state diff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from opslab import lab
+from opslab.api.deps import RuntimeDep
+from opslab.api.ui.render import page
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def success_rows(comparison: dict[str, Any]) -> list[tuple[str, float | None, float | None, float | None]]:
+    """Each variant's success rate with its interval, for the interval plot."""
+    rows = []
+    for name, v in comparison.get("variants", {}).items():
+        ci = v.get("success_ci") or [None, None]
+        rows.append((name, v.get("success_rate"), ci[0], ci[1]))
+    return rows
+
+
+def delta_rows(
+    comparison: dict[str, Any],
+) -> dict[str, list[tuple[str, float | None, float | None, float | None]]]:
+    """Per metric, each treatment's difference from the baseline with its interval."""
+    out: dict[str, list[tuple[str, float | None, float | None, float | None]]] = {}
+    for c in comparison.get("comparisons", []):
+        for metric, m in c.get("metrics", {}).items():
+            ci = m.get("ci") or [None, None]
+            out.setdefault(metric, []).append((c["treatment"], m.get("mean_difference"), ci[0], ci[1]))
+    return out
+
+
+@router.get("/experiments", response_class=HTMLResponse)
+async def experiments_page(request: Request, rt: RuntimeDep, experiment: str | None = None) -> HTMLResponse:
+    roots = rt.settings.lab_run_roots()
+    runs = await to_thread.run_sync(lambda: lab.list_runs(roots, experiment=experiment or None))
+    return page(
+        request,
+        "experiments.html",
+        active="experiments",
+        title="Experiments",
+        runs=runs,
+        roots=roots,
+        experiment=experiment or "",
+    )
+
+
+@router.get("/experiments/{root}/{run_id}", response_class=HTMLResponse)
+async def experiment_page(request: Request, root: int, run_id: str, rt: RuntimeDep) -> HTMLResponse:
+    view = await to_thread.run_sync(lambda: lab.read_run(rt.settings.lab_run_roots(), root, run_id))
+    comparison = view.comparison or {}
+    variants = list(comparison.get("variants", {})) or sorted({v for t in view.tasks for v in t.by_variant})
+    return page(
+        request,
+        "experiment.html",
+        active="experiments",
+        title=f"Experiment run {run_id}",
+        view=view,
+        comparison=comparison,
+        variants=variants,
+        success=success_rows(comparison),
+        deltas=delta_rows(comparison),
+    )
+
+
+@router.get("/experiments/{root}/{run_id}/trials/{trial_id}", response_class=HTMLResponse)
+async def trial_page(request: Request, root: int, run_id: str, trial_id: str, rt: RuntimeDep) -> HTMLResponse:
+    view = await to_thread.run_sync(
+        lambda: lab.read_trial(rt.settings.lab_run_roots(), root, run_id, trial_id)
+    )
+    return page(
+        request,
+        "trial.html",
+        active="experiments",
+        title=f"Trial {trial_id} of {run_id}",
+        view=view,
+        trial_id=trial_id,
+    )

@@ -1,0 +1,72 @@
+"""Signing in to the dashboard with the API token (or the read token), signing out, and error pages."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from opslab.api.ui.auth import COOKIE, require_csrf
+from opslab.api.ui.render import page, security_headers
+from opslab.errors import OpslabError, Unauthorized
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this dashboard: never another host (``//evil``) or scheme."""
+    if target and target.startswith("/ui") and not target.startswith("//"):
+        return target
+    return "/ui"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002 - the query name
+    return page(request, "login.html", title="Sign in", next=_safe_next(next), failed=False)
+
+
+@router.post("/login", response_model=None)
+def login(
+    request: Request,
+    token: Annotated[str, Form(max_length=4096)],
+    next: Annotated[str, Form()] = "/ui",  # noqa: A002
+) -> Response:
+    settings = request.app.state.runtime.settings
+    accepted = [s.get_secret_value() for s in (settings.api_token, settings.read_token) if s is not None]
+    if not any(hmac.compare_digest(token.encode(), a.encode()) for a in accepted):
+        return page(
+            request, "login.html", status_code=401, title="Sign in", next=_safe_next(next), failed=True
+        )
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    secure = request.url.scheme == "https"
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> RedirectResponse:
+    require_csrf(request, csrf)
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+def error_page(request: Request, exc: OpslabError) -> Response:
+    """A dashboard page's error as a page: sign-in for a 401, the message and its fields otherwise."""
+    if isinstance(exc, Unauthorized) and request.method == "GET":
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(
+            f"/ui/login?next={quote(target)}", status_code=303, headers=security_headers()
+        )
+    errors = exc.details.get("errors", []) if isinstance(exc.details.get("errors"), list) else []
+    return page(
+        request,
+        "error.html",
+        status_code=exc.http_status,
+        title=f"{exc.http_status} {exc.code.replace('_', ' ')}",
+        error=exc,
+        fields=errors,
+    )

@@ -1,0 +1,186 @@
+"""Reading lab runs back for people: the runs under some folders, one run's comparison and per-task
+results, one trial's files. Read-only, tolerant of runs still in progress (a run without its analysis
+yet lists with what it has), and never outside the folders it was given."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opslab.errors import NotFound
+from opslab.lab.records import Manifest, TrialRecord
+from opslab.lab.runner import RUN_ID
+
+LOG_LIMIT = 64 * 1024  # bytes of a trial's log shown (its tail)
+EVENTS_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class RunListing:
+    root: int  # index of the folder it was found in
+    run_id: str
+    manifest: Manifest
+    outcomes: dict[str, int]
+    variants: list[str]
+
+    @property
+    def key(self) -> str:
+        return f"{self.root}/{self.run_id}"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task_id: str
+    by_variant: dict[str, list[TrialRecord]]
+
+
+@dataclass(frozen=True)
+class RunView:
+    listing: RunListing
+    comparison: dict[str, Any] | None
+    tasks: list[TaskRow]
+    report_md: str | None
+
+
+@dataclass(frozen=True)
+class TrialView:
+    listing: RunListing
+    record: TrialRecord | None
+    trial_input: Any
+    events: list[Any]
+    logs: dict[str, str]
+    state_diff: Any
+    files: list[str] = field(default_factory=list)
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _listing(root: int, run_dir: Path) -> RunListing | None:
+    data = _read(run_dir / "manifest.json")
+    if not isinstance(data, dict):
+        return None
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValueError:
+        return None
+    summary = _read(run_dir / "analysis" / "comparison.json")
+    variants = list(summary["variants"]) if isinstance(summary, dict) and "variants" in summary else []
+    outcomes: dict[str, int] = {}
+    for line in _lines(run_dir / "analysis" / "tables" / "trials.jsonl"):
+        outcome = str(line.get("outcome"))
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return RunListing(root=root, run_id=run_dir.name, manifest=manifest, outcomes=outcomes, variants=variants)
+
+
+def _lines(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    try:
+        with path.open(encoding="utf-8") as f:
+            for line in f:
+                if limit is not None and len(out) >= limit:
+                    break
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(value, dict):
+                    out.append(value)
+    except OSError:
+        return []
+    return out
+
+
+def list_runs(roots: list[Path], *, experiment: str | None = None) -> list[RunListing]:
+    """Every run under ``roots``, newest first."""
+    found: list[RunListing] = []
+    for i, root in enumerate(roots):
+        if not root.is_dir():
+            continue
+        for run_dir in root.iterdir():
+            if run_dir.is_dir() and RUN_ID.fullmatch(run_dir.name):
+                listing = _listing(i, run_dir)
+                if listing and (experiment is None or listing.manifest.experiment_id == experiment):
+                    found.append(listing)
+    return sorted(found, key=lambda r: (r.manifest.created_at, r.run_id), reverse=True)
+
+
+def _run_dir(roots: list[Path], root: int, run_id: str) -> tuple[Path, RunListing]:
+    if not (0 <= root < len(roots)) or not RUN_ID.fullmatch(run_id):
+        raise NotFound(f"no lab run {run_id[:80]!r}", details={"run": f"{root}/{run_id[:80]}"})
+    run_dir = roots[root] / run_id
+    listing = _listing(root, run_dir) if run_dir.is_dir() else None
+    if listing is None:
+        raise NotFound(f"no lab run {run_id!r} under {roots[root]}", details={"run": f"{root}/{run_id}"})
+    return run_dir, listing
+
+
+def read_run(roots: list[Path], root: int, run_id: str) -> RunView:
+    """One run: its comparison (``analysis/comparison.json``) and every trial by task and variant."""
+    run_dir, listing = _run_dir(roots, root, run_id)
+    comparison = _read(run_dir / "analysis" / "comparison.json")
+    tasks: dict[str, dict[str, list[TrialRecord]]] = {}
+    trials_dir = run_dir / "trials"
+    paths = sorted(trials_dir.glob("*/trial_output.json")) if trials_dir.is_dir() else []
+    for path in paths:
+        data = _read(path)
+        try:
+            record = TrialRecord.model_validate(data)
+        except ValueError:
+            continue
+        tasks.setdefault(record.task_id, {}).setdefault(record.variant_id, []).append(record)
+    rows = [
+        TaskRow(task_id=t, by_variant={v: sorted(rs, key=lambda r: r.replication) for v, rs in by.items()})
+        for t, by in sorted(tasks.items())
+    ]
+    report = run_dir / "analysis" / "report.md"
+    return RunView(
+        listing=listing,
+        comparison=comparison if isinstance(comparison, dict) else None,
+        tasks=rows,
+        report_md=report.read_text(encoding="utf-8") if report.is_file() else None,
+    )
+
+
+def _tail(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            if size > LOG_LIMIT:
+                f.seek(size - LOG_LIMIT)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return (f"… ({size - LOG_LIMIT} bytes before)\n" if size > LOG_LIMIT else "") + text
+
+
+def read_trial(roots: list[Path], root: int, run_id: str, trial_id: str) -> TrialView:
+    """One trial's input, output, events, logs and state diff."""
+    run_dir, listing = _run_dir(roots, root, run_id)
+    trial_dir = run_dir / "trials" / trial_id
+    if not RUN_ID.fullmatch(trial_id) or not trial_dir.is_dir():
+        raise NotFound(f"no trial {trial_id[:80]!r} in run {run_id!r}", details={"trial": trial_id[:80]})
+    out = trial_dir / "out"
+    data = _read(trial_dir / "trial_output.json")
+    try:
+        record = TrialRecord.model_validate(data) if data is not None else None
+    except ValueError:
+        record = None
+    events = _lines(out / "harness_events.jsonl", EVENTS_LIMIT)
+    logs = {name: _tail(out / name) for name in ("stdout.log", "stderr.log") if (out / name).is_file()}
+    files = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    return TrialView(
+        listing=listing,
+        record=record,
+        trial_input=_read(trial_dir / "trial_input.json"),
+        events=events,
+        logs=logs,
+        state_diff=_read(trial_dir / "state" / "diff.json"),
+        files=files,
+    )
