@@ -10,8 +10,8 @@ import yaml
 
 from opslab.errors import InvalidInput
 from opslab.lab import ExperimentBuilder, ExperimentConfig, resolve
+from opslab.lab.sdk.client import fork_sets, opt, repeated
 from opslab.lab.sdk.errors import error_of
-from opslab.lab.sdk.flags import fork_sets, opt, repeated
 
 
 def seed_builder() -> ExperimentBuilder:

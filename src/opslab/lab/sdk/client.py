@@ -12,6 +12,8 @@ The runner: ``runner_bin``, else ``OPSLAB_RUNNER_BIN`` (or the seed's ``AGENTLAB
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import sys
 import tempfile
@@ -24,7 +26,6 @@ from pydantic import BaseModel, JsonValue, ValidationError
 from opslab import proc
 from opslab.config import Settings, process_environment
 from opslab.lab.sdk.errors import LabRunnerError, error_of, parse_object
-from opslab.lab.sdk.flags import StrPath, bool_flag, fork_sets, opt, repeated
 from opslab.lab.sdk.results import (
     DescribeResult,
     ForkResult,
@@ -43,6 +44,7 @@ from opslab.lab.sdk.results import (
 DEFAULT_TIMEOUT_S = 24 * 3600.0
 EXPERIMENT = ".lab/experiment.yaml"
 R = TypeVar("R", bound=BaseModel)
+StrPath = str | os.PathLike[str]
 
 
 def find_runner(runner_bin: StrPath | None = None, settings: Settings | None = None) -> str:
@@ -262,3 +264,26 @@ class LabClient:
                 err.read().decode("utf-8", errors="replace"),
                 result,
             )
+
+
+# Options to flags, as `opslab lab` parses them: an option left at None is no flag.
+
+
+def opt(flag: str, value: StrPath | int | None) -> list[str]:
+    """``--flag VALUE``, or nothing for None."""
+    return [] if value is None else [flag, os.fspath(value) if isinstance(value, os.PathLike) else str(value)]
+
+
+def bool_flag(flag: str, on: bool) -> list[str]:
+    return [flag] if on else []
+
+
+def repeated(flag: str, values: Sequence[str]) -> list[str]:
+    """``--flag A --flag B`` (Typer's list options)."""
+    return [part for value in values for part in (flag, value)]
+
+
+def fork_sets(bindings: Mapping[str, JsonValue] | None) -> list[str]:
+    """``--set key=<JSON>`` per binding: the CLI parses the value as JSON, so a string that looks like a
+    number stays a string."""
+    return repeated("--set", [f"{key}={json.dumps(value)}" for key, value in (bindings or {}).items()])
