@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-dense check lint audit demo serve bench clean
+.PHONY: install test test-dense test-ts check lint audit demo serve bench clean
 
 install: $(BIN)/opslab
 
@@ -25,6 +25,10 @@ test: install
 test-dense: install
 	$(UV) sync --frozen --inexact --extra dense --python $(PYTHON)
 	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
+
+# The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.
+test-ts: install
+	cd sdk/ts && npm ci && OPSLAB_RUNNER_BIN=$(abspath $(BIN)/opslab) npm test
 
 check: install
 	$(BIN)/ruff check src tests bench

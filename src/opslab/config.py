@@ -79,6 +79,12 @@ class Settings(BaseSettings):
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
     url: str | None = Field(default=None, description="Service URL the CLI talks to (OPSLAB_URL).")
+    runner_bin: str | None = Field(
+        default=None,
+        validation_alias=_alias("runner_bin", "AGENTLAB_RUNNER_BIN"),
+        description="The `opslab` executable the lab SDK's LabClient runs; default: the one beside the "
+        "running Python, else on PATH.",
+    )
     knowledge_retrieval: Literal["bm25", "dense", "hybrid"] = Field(
         default="bm25",
         description="How knowledge is searched: BM25, embeddings (the `dense` extra) or both fused.",

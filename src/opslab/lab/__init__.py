@@ -4,6 +4,7 @@
 parts: ``resolve`` validates an experiment and its paths; ``expand_trials`` plans; ``prepare_run`` and
 ``execute`` run; ``analyse_run`` (``build_tables``, ``compare``) analyses; ``trial_to_agent_run`` turns
 a finished trial into an agent run for a ``TrialReporter``. The files are typed records (``records``).
+The SDK (``sdk``): ``ExperimentBuilder`` writes an experiment in code, ``LabClient`` drives the CLI.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,7 @@ if TYPE_CHECKING:
     from opslab.lab.publish import Bundle, publish_run
     from opslab.lab.query import QueryResult, query_run
     from opslab.lab.replay import Replay, replay_trial
+    from opslab.lab.sdk import ExperimentBuilder, LabClient, LabRunnerError
     from opslab.lab.validate import SCHEMAS, validate_schema
 
 # Imported on first use: the analysis needs NumPy and SciPy, the agent-run mapping the telemetry
@@ -89,6 +91,8 @@ _LAZY = {
     **dict.fromkeys(("Bundle", "publish_run"), "opslab.lab.publish"),
     **dict.fromkeys(("Replay", "replay_trial"), "opslab.lab.replay"),
     **dict.fromkeys(("SCHEMAS", "validate_schema"), "opslab.lab.validate"),
+    # The SDK: an experiment built in code, the CLI driven from Python.
+    **dict.fromkeys(("ExperimentBuilder", "LabClient", "LabRunnerError"), "opslab.lab.sdk"),
 }
 
 
@@ -108,6 +112,9 @@ __all__ = [
     "list_runs",
     "read_run",
     "read_trial",
+    "ExperimentBuilder",
+    "LabClient",
+    "LabRunnerError",
     "SCHEMAS",
     "Bundle",
     "ControlFile",
