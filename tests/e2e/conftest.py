@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -64,6 +66,20 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, seconds: float
         except httpx.HTTPError:
             time.sleep(0.1)
     raise AssertionError(f"nothing answered at {url}:\n{log.read_text()[-2000:]}")
+
+
+def wait_for(fetch: Callable[[], Any], ok: Callable[[Any], bool], seconds: float, what: str) -> Any:
+    """Poll ``fetch`` until ``ok`` holds of its answer; fail with the last answer after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if ok(last):
+            return last
+        time.sleep(0.3)
+    raise AssertionError(
+        f"{what} did not happen in {seconds} s; last: {json.dumps(last, default=str)[:3000]}"
+    )
 
 
 @pytest.fixture

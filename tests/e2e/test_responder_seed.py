@@ -18,7 +18,7 @@ import pytest
 
 from opslab.api.server import free_port
 from opslab.responder import NODES
-from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_http
+from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_for, wait_http
 
 
 @pytest.fixture
@@ -52,17 +52,6 @@ def sandbox(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield urls
     finally:
         Service(proc, "", log).stop()
-
-
-def wait_for(fetch: Callable[[], Any], ok: Callable[[Any], bool], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if ok(last):
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"{what} did not happen in {seconds} s; last: {json.dumps(last)[:3000]}")
 
 
 def test_break_the_pool_and_the_responder_fixes_it_by_itself(

@@ -25,6 +25,9 @@ from opslab.canary.prometheus import PrometheusSource, WindowMetrics, WindowSpan
 from opslab.sandbox import LatencyModel, create_target_app
 from tests.prometheus_support import Prometheus, prometheus_binary, run_prometheus
 
+# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
+pytestmark = pytest.mark.serial
+
 QPS = 300.0
 WINDOW_S = 4.0
 WARMUP_S = 1.0

@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from opslab.canary import (
     EXIT_NOT_RESTORED,
     CanaryResult,
@@ -18,6 +20,9 @@ from opslab.canary import (
     run_canary,
 )
 from tests.flag_service import BASELINE, TOKEN, FlagService, flag_service, real_service_plan, webhook_receiver
+
+# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
+pytestmark = pytest.mark.serial
 
 ENV = {"CANARY_TOKEN": TOKEN}
 

@@ -19,6 +19,9 @@ from opslab.api.server import free_port
 from opslab.canary import CanaryResult, HttpTarget, SweepResult, parse_plan, read_history, run_canary
 from tests.e2e.conftest import OPSLAB, wait_http
 
+# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
+pytestmark = pytest.mark.serial
+
 BASE_FLAGS = {
     "control": {"flow_policy": "static", "target_p95": 1200},
     "routing": {"mode": "default", "topk_threshold": 32},

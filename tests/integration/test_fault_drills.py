@@ -131,6 +131,7 @@ def postgres_restart(postgres_url: str) -> Iterator[str]:
     )
 
 
+@pytest.mark.serial  # restarts the shared server: nothing else may run meanwhile
 def test_postgres_restarted_under_load_gives_503_meanwhile_and_heals_without_a_restart(
     postgres_url: str, postgres_restart: str, tmp_path: Path, run_001: dict[str, Any]
 ) -> None:

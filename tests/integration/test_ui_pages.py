@@ -133,6 +133,8 @@ def test_bad_filters_are_an_error_page_naming_the_field(fleet: httpx.Client) -> 
     wrong = fleet.get("/ui/runs", params={"status": "exploded"})
     assert wrong.status_code == 422 and "status" in wrong.text
     assert fleet.get("/agent-runs", params={"q": ""}).status_code == 422
+    assert fleet.get("/agent-runs", params={"q": "a\x00b"}).status_code == 422
+    assert fleet.get("/ui/runs", params={"q": "a\x00b"}).status_code == 422
     missing = fleet.get("/ui/runs/no-such-run")
     assert missing.status_code == 404 and "no-such-run" in missing.text
 

@@ -66,8 +66,11 @@ def demo(
     port: Annotated[
         int | None, typer.Option(min=1, max=65535, help="Port for the service (default: free).")
     ] = None,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Keep the service and its dashboard (/ui) up until Ctrl-C.")
+    ] = False,
 ) -> None:
     """Start the service on the embedded default, run every capability against it, stop cleanly."""
     from opslab.demo import run_demo
 
-    run_demo(settings(), console, port=port)
+    run_demo(settings(), console, port=port, keep_running=keep_running)

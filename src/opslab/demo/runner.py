@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -155,12 +156,26 @@ def _wait_ready(url: str, timeout_s: float = 15.0) -> None:
             time.sleep(0.05)
 
 
-def run_demo(settings: Settings, console: Console, *, port: int | None = None) -> None:
+def run_demo(
+    settings: Settings, console: Console, *, port: int | None = None, keep_running: bool = False
+) -> None:
+    workdir = settings.data_dir / "demo"
+    # The demo's lab project is one of the dashboard's experiment folders.
+    settings = settings.model_copy(update={"lab_runs_dirs": [*settings.lab_runs_dirs, workdir / "lab-demo"]})
     app = create_app(settings)
     with ServerThread(app, port=port) as server, OpslabClient.from_settings(settings, server.url) as client:
         console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
         demo_telemetry(client, console)
         demo_rca(client, console)
         demo_canary(client, console)
-    demo_lab(console, settings.data_dir / "demo")
+        demo_lab(console, workdir)
+        console.print(f"dashboard: {server.url}/ui")
+        if keep_running:
+            console.print("the service keeps running (Ctrl-C stops it)")
+            stop = threading.Event()
+            try:
+                while not stop.wait(3600):
+                    pass
+            except KeyboardInterrupt:
+                console.print("stopping")
     console.rule("done: the service stopped cleanly")

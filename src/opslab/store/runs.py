@@ -165,22 +165,20 @@ def _filtered(q: Any, flt: RunFilter) -> Any:
     if flt.experiment:
         q = q.where(r.attributes["lab.experiment"].as_string() == flt.experiment)
     if flt.q:
-        failed_call = (
-            select(tool_calls.c.run_id)
-            .where(
-                tool_calls.c.run_id == r.run_id,
-                or_(
-                    tool_calls.c.error_message.icontains(flt.q, autoescape=True),
-                    tool_calls.c.error_class.icontains(flt.q, autoescape=True),
-                ),
-            )
-            .exists()
+        # The failed calls matching the text, found once (their status index keeps it to failed calls), not
+        # a correlated subquery per run: with no match anywhere, every run is looked at (bench/ui.py).
+        failed_calls = select(tool_calls.c.run_id).where(
+            tool_calls.c.status.in_(FAILED_TOOL_STATUSES),
+            or_(
+                tool_calls.c.error_message.icontains(flt.q, autoescape=True),
+                tool_calls.c.error_class.icontains(flt.q, autoescape=True),
+            ),
         )
         q = q.where(
             or_(
                 r.error_message.icontains(flt.q, autoescape=True),
                 r.error_type.icontains(flt.q, autoescape=True),
-                failed_call,
+                r.run_id.in_(failed_calls),
             )
         )
     return q

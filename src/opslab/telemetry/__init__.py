@@ -14,6 +14,7 @@ from opslab.telemetry.schema import (
     ID_PATTERN,
     MAX_YEAR,
     MIN_YEAR,
+    NO_NUL,
     SCHEMA_VERSION,
     AgentRunIn,
     CostIn,
@@ -48,6 +49,7 @@ from opslab.telemetry.views import (
 
 __all__ = [
     "ID_PATTERN",
+    "NO_NUL",
     "MAX_YEAR",
     "MIN_YEAR",
     "Name",

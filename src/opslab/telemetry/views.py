@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from opslab.telemetry.schema import Name, RunOrigin, RunStatus, UtcDatetime
+from opslab.telemetry.schema import NO_NUL, Name, RunOrigin, RunStatus, UtcDatetime
 
 
 class VersionStat(BaseModel):
@@ -60,6 +60,7 @@ class RunFilter(BaseModel):
         None,
         min_length=1,
         max_length=200,
+        pattern=NO_NUL,
         description="Free text, case-insensitive, in the run's error or a failed tool call's error.",
     )
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from opslab.api.deps import IngestGuard, TelemetryDep, body_schema, read_json
 from opslab.errors import InvalidInput
 from opslab.telemetry import (
+    NO_NUL,
     AgentRunIn,
     BatchResult,
     IngestResult,
@@ -108,7 +109,10 @@ def list_runs(
     q: Annotated[
         str | None,
         Query(
-            min_length=1, max_length=200, description="Free text in the run's or a failed tool call's error."
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="Free text, case-insensitive, in the run's or a failed tool call's error.",
         ),
     ] = None,
     cursor: str | None = None,

@@ -4,9 +4,10 @@ ABAB windows with p95 per window, its numbers and its summary."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from opslab import canary
@@ -17,6 +18,7 @@ from opslab.jobs import Job
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 SUMMARY_LIMIT = 256 * 1024
+PAGE = 50
 
 
 def _summary_text(path: str | None) -> str | None:
@@ -25,7 +27,7 @@ def _summary_text(path: str | None) -> str | None:
         return None
     p = Path(path)
     try:
-        if p.suffix == ".md" and p.is_file() and p.stat().st_size <= SUMMARY_LIMIT:
+        if p.suffix in (".md", ".txt") and p.is_file() and p.stat().st_size <= SUMMARY_LIMIT:
             return p.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
@@ -42,10 +44,13 @@ def _record_of(job: Job) -> canary.RunRecord | None:
 
 
 @router.get("/canaries", response_class=HTMLResponse)
-async def canaries_page(request: Request, rt: RuntimeDep) -> HTMLResponse:
+async def canaries_page(
+    request: Request, rt: RuntimeDep, page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1
+) -> HTMLResponse:
     history = await to_thread.run_sync(lambda: canary.read_history(canary.history_file(rt.settings.data_dir)))
-    jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=canary.KIND, limit=50))
-    rows = list(enumerate(history, start=1))[::-1][:200]
+    jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=canary.KIND, limit=20))
+    newest_first = list(enumerate(history, start=1))[::-1]
+    rows = newest_first[(page_no - 1) * PAGE : page_no * PAGE]
     return page(
         request,
         "canaries.html",
@@ -53,6 +58,8 @@ async def canaries_page(request: Request, rt: RuntimeDep) -> HTMLResponse:
         title="Canaries",
         rows=rows,
         total=len(history),
+        page_no=page_no,
+        more=len(newest_first) > page_no * PAGE,
         jobs=[(j, _record_of(j)) for j in jobs],
     )
 

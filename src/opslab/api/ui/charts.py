@@ -92,6 +92,9 @@ def intervals(
     lo_axis, hi_axis = min(ends), max(ends)
     margin = (hi_axis - lo_axis) * 0.08 or 0.05
     lo_axis, hi_axis = lo_axis - margin, hi_axis + margin
+    if percent:  # a rate lives in [0, 1], a difference of rates in [-1, 1]: no axis past them
+        floor = 0.0 if reference is None else -1.0
+        lo_axis, hi_axis = max(floor, lo_axis), min(1.0, hi_axis)
 
     def x(v: float) -> float:
         return left + (width - left - right) * (v - lo_axis) / (hi_axis - lo_axis)

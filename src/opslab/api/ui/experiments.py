@@ -3,10 +3,10 @@ plots and per-task results; one trial's input, output, events, logs and state di
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from opslab import lab
@@ -14,6 +14,7 @@ from opslab.api.deps import RuntimeDep
 from opslab.api.ui.render import page
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE = 50
 
 
 def success_rows(comparison: dict[str, Any]) -> list[tuple[str, float | None, float | None, float | None]]:
@@ -38,7 +39,12 @@ def delta_rows(
 
 
 @router.get("/experiments", response_class=HTMLResponse)
-async def experiments_page(request: Request, rt: RuntimeDep, experiment: str | None = None) -> HTMLResponse:
+async def experiments_page(
+    request: Request,
+    rt: RuntimeDep,
+    experiment: str | None = None,
+    page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
     roots = rt.settings.lab_run_roots()
     runs = await to_thread.run_sync(lambda: lab.list_runs(roots, experiment=experiment or None))
     return page(
@@ -46,7 +52,10 @@ async def experiments_page(request: Request, rt: RuntimeDep, experiment: str | N
         "experiments.html",
         active="experiments",
         title="Experiments",
-        runs=runs,
+        runs=runs[(page_no - 1) * PAGE : page_no * PAGE],
+        total=len(runs),
+        page_no=page_no,
+        more=len(runs) > page_no * PAGE,
         roots=roots,
         experiment=experiment or "",
     )

@@ -49,11 +49,7 @@ def ms(value: float | None) -> str:
     if value is None:
         return "—"
     return (
-        f"{value / 1000:.2f} s"
-        if value >= 1000
-        else f"{value:.0f} ms"
-        if value >= 10
-        else f"{value:.1f} ms"
+        f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms"
     )
 
 

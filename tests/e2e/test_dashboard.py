@@ -1,0 +1,199 @@
+"""The dashboard in a real browser (Debian's Chromium, headless, driven by Playwright) against a seeded
+service: every page opens with no serious accessibility violation (axe-core) and no request leaving the
+machine; runs filter in place; a run's RCA runs live and its evidence links land on timeline items; an
+experiment's comparison and a trial open; a canary shows its windows; an incident's action is approved
+with one click and the incident resolves. Screenshots go to ``OPSLAB_UI_SCREENSHOTS`` when it is set
+(``make ui-screenshots`` writes docs/img/)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.conftest import REQUIRE
+from tests.e2e.conftest import wait_for
+from tests.e2e.dashboard_world import World, break_the_pool, build_world
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = os.environ.get("OPSLAB_UI_SCREENSHOTS")
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+axe_api = pytest.importorskip("axe_playwright_python.sync_playwright")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    if not Path(CHROMIUM).exists():
+        if REQUIRE:
+            pytest.fail("chromium is not installed (apt-get install chromium chromium-driver)")
+        pytest.skip("chromium is not installed")
+    yield from build_world(tmp_path_factory.mktemp("dashboard"))
+
+
+@pytest.fixture(scope="module")
+def browser(world: World) -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+class Page:
+    """A browser tab on the service that records every request leaving localhost."""
+
+    def __init__(self, browser: object, base: str) -> None:
+        self.base = base
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", self._request)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+
+    def _request(self, request: object) -> None:
+        host = urlparse(request.url).hostname  # type: ignore[attr-defined]
+        if host not in ("127.0.0.1", "localhost", None) and not request.url.startswith("data:"):  # type: ignore[attr-defined]
+            self.outside.append(request.url)  # type: ignore[attr-defined]
+
+    def open(self, path: str) -> object:
+        self.page.goto(self.base + path)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            self.page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+
+    def serious_violations(self) -> list[str]:
+        results = axe_api.Axe().run(self.page)
+        found = results.response["violations"]
+        return [
+            f"{v['id']}: {v['help']} ({len(v['nodes'])})"
+            for v in found
+            if v["impact"] in ("serious", "critical")
+        ]
+
+
+@pytest.fixture
+def tab(browser: object, world: World) -> Iterator[Page]:
+    page = Page(browser, world.url)
+    yield page
+    page.page.close()
+
+
+def test_every_page_is_accessible_and_stays_on_this_machine(tab: Page, world: World) -> None:
+    pages = {
+        "runs": "/ui/runs?hours=8760",
+        "run": "/ui/runs/run-001-sufficient",
+        "experiments": "/ui/experiments",
+        "experiment": f"/ui/experiments/0/{world.lab_run}",
+        "canaries": "/ui/canaries",
+        "incidents": "/ui/incidents",
+        "builds": "/ui/builds",
+    }
+    for name, path in pages.items():
+        page = tab.open(path)
+        assert page.title().endswith("· opslab"), path  # type: ignore[attr-defined]
+        assert tab.serious_violations() == [], path
+        tab.shot(name)
+    assert tab.outside == [] and tab.errors == []
+
+
+def test_filtering_runs_updates_the_list_in_place(tab: Page) -> None:
+    page = tab.open("/ui/runs")
+    rows = page.locator("#runs-table tbody tr")  # type: ignore[attr-defined]
+    assert rows.count() == 3
+    page.get_by_label("Agent").fill("data-processor")  # type: ignore[attr-defined]
+    page.get_by_label("Agent").press("Enter")  # type: ignore[attr-defined]
+    page.wait_for_url(re.compile(r"agent=data-processor"))  # type: ignore[attr-defined]
+    wait_for(lambda: rows.count(), lambda n: n == 1, 10, "the filtered list")
+    assert "run-002-insufficient" in rows.first.inner_text()
+    page.get_by_label("Error text").fill("no such error anywhere")  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Apply").click()  # type: ignore[attr-defined]
+    page.get_by_text("No runs match").wait_for()  # type: ignore[attr-defined]
+
+
+def test_run_rca_live_then_follow_an_evidence_link(tab: Page) -> None:
+    page = tab.open("/ui/runs")
+    page.get_by_role("link", name=re.compile("^magentic-")).click()  # type: ignore[attr-defined]
+    page.get_by_role("button", name="Run RCA").click()  # type: ignore[attr-defined]
+    page.locator("#rca .summary").wait_for(timeout=30_000)  # type: ignore[attr-defined]
+    facts = page.locator("#rca .facts").inner_text()  # type: ignore[attr-defined]
+    assert "Root-cause step" in facts and "Responsible agent" in facts
+    assert page.locator(".wf.decisive").count() == 1  # type: ignore[attr-defined]
+    tab.shot("run-rca")
+    link = page.locator("#rca .hyp a.cite[href^='#tl-']").first  # type: ignore[attr-defined]
+    target = link.get_attribute("href")[1:]
+    link.click()
+    assert page.evaluate("document.activeElement.id") == target  # type: ignore[attr-defined]
+    assert page.locator(f"[id='{target}']").is_visible()  # type: ignore[attr-defined]
+    assert tab.serious_violations() == [] and tab.errors == []
+
+
+def test_an_experiment_compares_its_variants_and_opens_a_trial(tab: Page, world: World) -> None:
+    page = tab.open("/ui/experiments")
+    page.get_by_role("link", name=world.lab_run).click()  # type: ignore[attr-defined]
+    page.get_by_role("heading", name=re.compile("Variant comparison")).wait_for()  # type: ignore[attr-defined]
+    plot = page.get_by_role("img", name=re.compile("Success rate per variant"))  # type: ignore[attr-defined]
+    label = plot.get_attribute("aria-label")
+    assert "careful" in label and "hasty" in label
+    page.locator("a.status").first.click()  # type: ignore[attr-defined]
+    page.get_by_role("heading", name="Input").wait_for()  # type: ignore[attr-defined]
+    text = page.locator("main").inner_text()  # type: ignore[attr-defined]
+    assert "Output" in text and "Logs" in text and "State diff" in text
+    assert tab.serious_violations() == []
+    tab.shot("trial")
+
+
+def test_a_canary_shows_its_abab_windows(tab: Page) -> None:
+    page = tab.open("/ui/canaries")
+    page.locator("a[href^='/ui/canaries/history/']").first.click()  # type: ignore[attr-defined]
+    chart = page.get_by_role("img", name=re.compile("p95 per window"))  # type: ignore[attr-defined]
+    assert re.search(r"1A [\d.]+ ms, 2B [\d.]+ ms", chart.get_attribute("aria-label"))
+    assert page.locator("table tbody tr").count() >= 4  # type: ignore[attr-defined]
+    assert tab.serious_violations() == []
+    tab.shot("canary")
+
+
+def test_approve_a_pending_action_and_watch_the_incident_resolve(tab: Page, world: World) -> None:
+    incident = break_the_pool(world)
+    page = tab.open("/ui/incidents")
+    page.get_by_role("link", name=incident).click()  # type: ignore[attr-defined]
+    page.get_by_role("heading", name="Waiting for approval").wait_for()  # type: ignore[attr-defined]
+    assert "Knowledge used" in page.locator("main").inner_text()  # type: ignore[attr-defined]
+    assert tab.serious_violations() == []
+    tab.shot("incident")
+    page.get_by_role("button", name="Approve").click()  # type: ignore[attr-defined]
+    page.locator("#incident[data-status='resolved']").wait_for(timeout=90_000)  # type: ignore[attr-defined]
+    assert page.get_by_role("button", name="Approve").count() == 0  # type: ignore[attr-defined]
+    with world.http() as http:
+        audit = http.get("/agent/audit", params={"incident_id": incident}).json()["records"]
+    assert any(r["decision"] == "approved" and "dashboard" in r["detail"] for r in audit), audit
+
+
+def test_the_keyboard_reaches_the_content_first(tab: Page) -> None:
+    page = tab.open("/ui/runs")
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"  # type: ignore[attr-defined]
+    page.keyboard.press("Enter")  # type: ignore[attr-defined]
+    assert page.evaluate("document.activeElement.id") == "main"  # type: ignore[attr-defined]
+    page.keyboard.press("Shift+Tab")  # type: ignore[attr-defined]
+    page.keyboard.press("Tab")  # type: ignore[attr-defined]
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")  # type: ignore[attr-defined]
+    assert outline == "solid"
