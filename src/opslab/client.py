@@ -38,6 +38,7 @@ from opslab.telemetry import (
 )
 
 if TYPE_CHECKING:
+    from opslab.autoops import AutoOpsStatus, Choice, FixSuggestion, LoopState
     from opslab.canary import CanaryRunCreated, CanaryRunView
     from opslab.config import Settings
     from opslab.responder import AgentStatus, Incident, IncidentList, TriggerResult
@@ -242,6 +243,30 @@ class OpslabClient:
         from opslab.responder import AgentStatus
 
         return self._post(AgentStatus, "/agent/kill-switch", json={"engaged": engaged, "reason": reason})
+
+    # -- autoops ----------------------------------------------------------------------------------
+
+    def start_autoops_loop(self, *, builds: int, interval_s: float = 0.0) -> LoopState:
+        from opslab.autoops import LoopState
+
+        return self._post(LoopState, "/autoops/loop", json={"builds": builds, "interval_s": interval_s})
+
+    def autoops_status(self) -> AutoOpsStatus:
+        from opslab.autoops import AutoOpsStatus
+
+        return self._get(AutoOpsStatus, "/autoops/status")
+
+    def best_action(self, **context: float | str) -> Choice:
+        """The optimizer's configuration for a pipeline (``repo_size_mb``, ``dependency_churn`` …)."""
+        from opslab.autoops import Choice
+
+        return self._get(Choice, "/get_best_action", params=context)
+
+    def suggest_fix(self, error: str, *, error_class: str | None = None) -> FixSuggestion:
+        from opslab.autoops import FixSuggestion
+
+        body = {"error": error, "status": "failed", **({"error_class": error_class} if error_class else {})}
+        return self._post(FixSuggestion, "/suggest_fix", json=body)
 
     # -- lifecycle --------------------------------------------------------------------------------
 

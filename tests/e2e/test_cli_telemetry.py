@@ -97,3 +97,9 @@ def test_version_and_demo(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "run-001-sufficient" in r.stdout and "tool_schema_mismatch" in r.stdout
     assert "hasty vs careful" in r.stdout and "stopped cleanly" in r.stdout
+    assert "opslab demo: 5/5 steps ok" in r.stdout, r.stdout[-3000:]
+    for capability in ("RCA", "lab", "canary", "responder", "autoops", "dashboard"):
+        assert f"│ {capability}" in r.stdout
+    assert "decisive step" in r.stdout and "db_pool_exhaustion" in r.stdout and "suggested fix" in r.stdout
+    summary = json.loads((tmp_path / "demo" / "demo" / "summary.json").read_text())
+    assert [s["capability"] for s in summary if s["ok"]] == ["RCA", "lab", "canary", "responder", "autoops"]

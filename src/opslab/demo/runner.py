@@ -1,181 +1,136 @@
-"""The demo: each capability shows itself against the real service, started in-process on a free port."""
+"""The demo: the five capabilities, each shown against the real service on the embedded default (SQLite,
+in-process jobs) and the sandbox world, then a summary table. A step that fails is reported and the
+next still runs; the demo succeeds only if every step did what it says."""
 
 from __future__ import annotations
 
 import json
-import os
+import subprocess
 import sys
 import threading
 import time
-from importlib import resources
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 from rich.console import Console
 from rich.table import Table
 
 from opslab import proc
 from opslab.api import ServerThread, create_app, free_port
-from opslab.canary import RunRecord
 from opslab.client import OpslabClient
-from opslab.config import Settings
+from opslab.config import Settings, process_environment
+from opslab.demo import steps
+from opslab.errors import OpslabError
+from opslab.proc import Child
 
-SEED_RUNS = ("run-001-sufficient.json", "run-002-insufficient.json")
-
-
-def seed_runs() -> list[dict[str, Any]]:
-    pkg = resources.files("opslab.demo") / "data"
-    return [json.loads((pkg / name).read_text()) for name in SEED_RUNS]
+__all__ = ["StepOutcome", "run_demo"]
 
 
-def demo_telemetry(client: OpslabClient, console: Console) -> None:
-    console.rule("[bold]telemetry[/bold]: ingest the seed's runs, replay one, fleet metrics")
-    for run in seed_runs():
-        result = client.ingest_run(run)
-        console.print(f"POST /agent-runs {run['run_id']} -> {result.status}")
-    summary = client.get_run("run-001-sufficient")
-    console.print(f"run-001-sufficient: {summary.status}, counts {summary.counts.model_dump()}")
-    table = Table(title="timeline of run-001-sufficient")
-    for col in ("at", "kind", "id", "status", "summary"):
-        table.add_column(col, overflow="fold")
-    for item in client.timeline("run-001-sufficient").items:
-        table.add_row(
-            item.started_at.strftime("%H:%M:%S") if item.started_at else "",
-            item.kind,
-            item.id,
-            item.status,
-            (item.summary or "")[:70],
-        )
-    console.print(table)
-    overview = client.overview(hours=24 * 365 * 10)
-    console.print(f"overview (10 years): {overview.model_dump(mode='json')}")
+@dataclass
+class StepOutcome:
+    capability: str
+    ok: bool
+    result: str
+    seconds: float
+    where: str
 
 
-def demo_rca(client: OpslabClient, console: Console) -> None:
-    console.rule("[bold]RCA[/bold]: evidence-first root cause as a job, progress over SSE")
-    for run_id in ("run-001-sufficient", "run-002-insufficient"):
-        created = client.create_rca(run_id)
-        for event in client.stream_rca(created.rca_run_id):
-            console.print(f"  {run_id}: {event.pct:>5.0f}%  {event.step}", highlight=False)
-        report = client.get_rca(created.rca_run_id).report
-        if report is None:
-            console.print(f"{run_id}: the RCA did not finish")
-            continue
-        console.print(
-            f"{run_id}: category [bold]{report.category}[/bold], insufficient evidence "
-            f"{report.insufficient_evidence}, {len(report.evidence_index)} evidence item(s)"
-        )
-        for h in report.hypotheses:
-            console.print(f"  hypothesis: {h.title} ({h.confidence}) cites {', '.join(h.evidence_ids)}")
-        if report.root_cause:
-            console.print(f"  root cause: step {report.root_cause.step_id} of {report.root_cause.agent}")
-        for a in report.action_items:
-            console.print(f"  action ({a.priority}): {a.title}")
+def _sandbox(settings: Settings, log: Path) -> tuple[Child, str]:
+    """The sandbox world (target, dependency, chaos and action servers) under the demo's data dir; the
+    service's responder finds it through ``sandbox/endpoints.json``, never the chaos server."""
+    ports = {part: free_port() for part in ("target", "dependency", "chaos", "actions")}
+    argv = [sys.executable, "-m", "opslab", "sandbox", "up", "--port", str(ports["target"])]
+    argv += ["--dependency-port", str(ports["dependency"]), "--chaos-port", str(ports["chaos"])]
+    argv += ["--actions-port", str(ports["actions"])]
+    endpoints = settings.data_dir / "sandbox" / "endpoints.json"
+    endpoints.unlink(missing_ok=True)
+    env = {**process_environment(), "OPSLAB_DATA_DIR": str(settings.data_dir)}
+    child = proc.spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    steps._wait("the sandbox", lambda: endpoints.is_file() or not child.alive, 30, 0.1)
+    if not child.alive:
+        raise OpslabError(f"the sandbox did not start: {log.read_text()[-500:]}")
+    return child, f"http://127.0.0.1:{ports['chaos']}"
 
 
-def demo_lab(console: Console, workdir: Path) -> None:
-    console.rule("[bold]lab[/bold]: an A/B experiment over a harness, 72 trials, analysed")
-    from opslab.lab import run_experiment
-
-    src = resources.files("opslab.demo") / "lab_project"
-    proj = workdir / "lab-demo"
-    (proj / ".lab").mkdir(parents=True, exist_ok=True)
-    (proj / "data").mkdir(exist_ok=True)
-    (proj / "harness.py").write_text((src / "harness.py").read_text())
-    (proj / "data" / "tasks.jsonl").write_text((src / "data" / "tasks.jsonl").read_text())
-    (proj / ".lab" / "experiment.yaml").write_text((src / "experiment.yaml").read_text())
-    run = run_experiment(
-        proj / ".lab" / "experiment.yaml",
-        concurrency=4,
-        env_base={"PATH": os.defpath + os.pathsep + str(Path(sys.executable).parent)},
-    )
-    for vid, v in run.variants.items():
-        lo, hi = v.success_ci
-        console.print(f"  {vid}: {v.successes}/{v.n} succeeded ({lo:.0%}–{hi:.0%} Wilson 95%)")
-    for comp in run.comparisons:
-        d: Any = comp["metrics"]
-        d = d["success"]
-        pf: Any = comp["pass_fail"]
-        console.print(
-            f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
-            f"({d.get('method') or '95%'} [{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}]), "
-            f"{pf['test'].split(' (')[0]} p={pf['p_value']:.3g}"
-        )
-    console.print(f"  artifacts: {run.run_dir}")
-
-
-def demo_canary(client: OpslabClient, console: Console) -> None:
-    console.rule("[bold]canary[/bold]: a flag change judged by an ABAB experiment on a live service")
-    port = free_port()
-    argv = [sys.executable, "-m", "opslab", "sandbox", "up", "--only", "target", "--traffic-rps", "0"]
-    argv += ["--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    with proc.spawn([*argv, "--base-median-ms", "200", "--sigma", "0.1"]):
-        _wait_ready(f"{url}/api/lab/config")
-        console.print(f"  sandbox target on {url}: routing `default`, topk 32; candidate: `rules`, topk 20")
-        plan = {
-            "experiment": {
-                "qps": 100,
-                "window_sec": 3.5,
-                "rounds": 1,
-                "flow_policy": "static",
-                "target_p95": 1200,
-                "routing_mode": "rules",
-                "topk_threshold": 20,
-            },
-            "target": {"base_url": url},
-            "time_budget": 60,
-            "min_samples_per_arm": 100,
+def _demo_settings(settings: Settings, workdir: Path) -> Settings:
+    """The responder on (a 1 s poll, acting without waiting for approval: a demo has nobody to ask), and
+    the demo's lab project among the dashboard's experiment folders."""
+    return settings.model_copy(
+        update={
+            "responder_enabled": True,
+            "responder_poll_interval_s": 1.0,
+            "responder_settle_s": 3.0,
+            "responder_auto_approve": True,
+            "lab_runs_dirs": [*settings.lab_runs_dirs, workdir / "lab-demo"],
         }
-        created = client.create_canary(plan)
-        for event in client.stream_canary(created.canary_run_id):
-            console.print(f"  {event.pct:>5.0f}%  {event.step}: {event.message}", highlight=False)
-        r = client.get_canary(created.canary_run_id).result
-        if not isinstance(r, RunRecord) or r.delta_p95_pct is None:
-            console.print(f"  the canary measured nothing: {r.reason if r else 'no result'}")
-            return
-        low, high = r.delta_p95_ci or (None, None)
-        console.print(
-            f"verdict [bold]{r.decision}[/bold]: ΔP95 {r.delta_p95_pct:+.1f}% "
-            f"(95% CI {low or 0:+.1f} .. {high or 0:+.1f}), errors "
-            f"{r.error_rate_pct or 0:.2f}%, flags applied: {'yes' if r.applied else 'no'}"
-        )
-        console.print(f"  summary: {r.summary_path}")
+    )
 
 
-def _wait_ready(url: str, timeout_s: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            httpx.get(url, timeout=1).raise_for_status()
-            return
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+def _run_step(console: Console, capability: str, title: str, step: Callable[[], steps.Shown]) -> StepOutcome:
+    console.rule(f"[bold]{capability}[/bold]: {title}")
+    t0 = time.monotonic()
+    try:
+        shown = step()
+    except Exception as exc:  # noqa: BLE001 - a failed step is reported; the next one still runs
+        message = exc.message if isinstance(exc, OpslabError) else f"{type(exc).__name__}: {exc}"
+        console.print(f"[bold red]FAILED[/bold red] {message}")
+        return StepOutcome(capability, False, f"FAILED: {message}", time.monotonic() - t0, "")
+    console.print(f"[green]ok[/green] {shown.result}", highlight=False)
+    return StepOutcome(capability, True, shown.result, time.monotonic() - t0, shown.where)
+
+
+def _summary(console: Console, outcomes: list[StepOutcome], url: str, total: float) -> None:
+    table = Table(
+        title=f"opslab demo: {sum(o.ok for o in outcomes)}/{len(outcomes)} steps ok in {total:.0f} s"
+    )
+    for col in ("capability", "result", "time", "where to look"):
+        table.add_column(col, overflow="fold")
+    for o in outcomes:
+        mark = "[green]ok[/green]" if o.ok else "[red]FAILED[/red]"
+        table.add_row(o.capability, f"{mark} {o.result}", f"{o.seconds:.1f} s", o.where)
+    table.add_row("dashboard", "every page above", "", f"{url}/ui")
+    console.print(table)
 
 
 def run_demo(
     settings: Settings, console: Console, *, port: int | None = None, keep_running: bool = False
-) -> None:
+) -> bool:
+    """Run the five steps; True when every one did what it says."""
+    started = time.monotonic()
     workdir = settings.data_dir / "demo"
-    # The demo's lab project is one of the dashboard's experiment folders.
-    settings = settings.model_copy(update={"lab_runs_dirs": [*settings.lab_runs_dirs, workdir / "lab-demo"]})
-    app = create_app(settings)
-    with ServerThread(app, port=port) as server, OpslabClient.from_settings(settings, server.url) as client:
-        console.print(f"opslab service on {server.url} (data in {settings.data_dir.resolve()})")
-        demo_telemetry(client, console)
-        demo_rca(client, console)
-        demo_canary(client, console)
-        demo_lab(console, workdir)
-        console.print(f"dashboard: {server.url}/ui")
-        if keep_running:
-            console.print("the service keeps running (Ctrl-C stops it)")
-            stop = threading.Event()
-            try:
-                while not stop.wait(3600):
-                    pass
-            except KeyboardInterrupt:
-                console.print("stopping")
-    console.rule("done: the service stopped cleanly")
+    workdir.mkdir(parents=True, exist_ok=True)
+    console.print("starting the sandbox world and the service (SQLite, in-process jobs) …")
+    sandbox, chaos = _sandbox(settings, workdir / "sandbox.log")
+    with sandbox:
+        demo = _demo_settings(settings, workdir)
+        with (
+            ServerThread(create_app(demo), port=port) as server,
+            OpslabClient.from_settings(demo, server.url) as c,
+        ):
+            url = server.url
+            console.print(f"opslab service on {url} (data in {settings.data_dir.resolve()})")
+            plan: list[tuple[str, str, Callable[[], steps.Shown]]] = [
+                ("RCA", "ingest the seed's runs, both RCA workflows, a real multi-agent transcript",
+                 lambda: steps.telemetry_and_rca(c, console, url)),
+                ("lab", "examples/lab-python: a harness over tasks × 2 variants × 3 replications",
+                 lambda: steps.lab(console, workdir, url)),
+                ("canary", "a flag change judged by ABAB windows on a sandbox target",
+                 lambda: steps.canary(c, console, url)),
+                ("responder", "the sandbox's db pool broken through the chaos server; the responder alone",
+                 lambda: steps.responder(c, console, chaos, url)),
+                ("autoops", "simulated builds: the optimizer learns, the responder suggests fixes",
+                 lambda: steps.autoops(c, console, url)),
+            ]  # fmt: skip
+            outcomes = [_run_step(console, *p) for p in plan]
+            _summary(console, outcomes, url, time.monotonic() - started)
+            (workdir / "summary.json").write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+            if keep_running:
+                console.print(f"the service keeps running: {url}/ui (Ctrl-C stops it)")
+                try:
+                    while not threading.Event().wait(3600):
+                        pass
+                except KeyboardInterrupt:
+                    console.print("stopping")
+    console.rule("done: the service and the sandbox stopped cleanly")
+    return all(o.ok for o in outcomes)
