@@ -58,8 +58,9 @@ demo: install
 serve: install
 	$(BIN)/opslab serve
 
+# Every benchmark (bounded: about 20 minutes here), then docs/performance.md from their results.
 bench: install
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .opslab .pytest_cache .mypy_cache .ruff_cache

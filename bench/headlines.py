@@ -1,0 +1,319 @@
+"""Each benchmark's headline figures from its result: the figure, the floor or peer measured in the same
+run, their ratio, the target and whether it is met (``docs/performance.md`` lists them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Row:
+    figure: str
+    value: str
+    peer: str = "—"
+    ratio: str = "—"
+    target: str = "—"
+    met: bool | None = None
+
+
+def _g(d: Any, *path: str | int) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def _num(value: Any, unit: str = "", digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def _ratio(a: Any, b: Any, digits: int = 2) -> str:
+    return f"{a / b:.{digits}f}×" if isinstance(a, int | float) and isinstance(b, int | float) and b else "—"
+
+
+def ingest(r: dict[str, Any]) -> list[Row]:
+    floor = _g(r, "floor_sqlite_executemany", "runs_per_s")
+    rows = []
+    for db in ("sqlite", "postgres"):
+        batch = _g(r, db, "batch", "runs_per_s")
+        if batch is None:
+            continue
+        ratio = batch / floor if floor else None
+        rows.append(
+            Row(
+                f"{db}: batch ingest, runs/s",
+                _num(batch, digits=0),
+                f"raw SQLite executemany {_num(floor, digits=0)}",
+                _ratio(batch, floor),
+                "≥ 2,000 runs/s and ≥ 0.3× floor",
+                batch >= 2000 and ratio is not None and ratio >= 0.3,
+            )
+        )
+    return rows
+
+
+def overview(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for db in ("sqlite", "postgres"):
+        p50 = _g(r, db, "overview_all_ms", "p50")
+        floor = _g(r, db, "floor_raw_sql_all_ms_p50") or _g(r, db, "naive_sql_all_ms_p50")
+        if p50 is not None:
+            rows.append(
+                Row(
+                    f"{db}: fleet overview over 100,000 runs, p50",
+                    _num(p50, " ms"),
+                    f"the same aggregates as plain SQL {_num(floor, ' ms')}",
+                    _ratio(p50, floor),
+                    "< 200 ms",
+                    p50 < 200,
+                )
+            )
+    return rows
+
+
+def ui(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for db in ("sqlite", "postgres"):
+        cases = {k: v for k, v in (r.get(db) or {}).items() if isinstance(v, dict)}
+        if not cases:
+            continue
+        name, worst = max(cases.items(), key=lambda kv: kv[1]["page_p50_ms"])
+        rows.append(
+            Row(
+                f"{db}: slowest dashboard runs page ({name}) over 100,000 runs, p50",
+                _num(worst["page_p50_ms"], " ms"),
+                f"JSON API, same filter {_num(worst['api_p50_ms'], ' ms')}",
+                _ratio(worst["page_p50_ms"], worst["api_p50_ms"]),
+                "< 300 ms",
+                worst["page_p50_ms"] < 300,
+            )
+        )
+    return rows
+
+
+def rca(r: dict[str, Any]) -> list[Row]:
+    p50 = _g(r, "embedded_latency", "p50_ms")
+    rows = [
+        Row(
+            "RCA job, submit to report (embedded), p50",
+            _num(p50, " ms"),
+            target="< 200 ms",
+            met=p50 is not None and p50 < 200,
+        )
+    ]
+    if _g(r, "rq_throughput", "jobs_per_s") is not None:
+        rows.append(
+            Row(
+                f"RCA jobs on {_g(r, 'rq_throughput', 'workers')} RQ workers, jobs/s",
+                _num(_g(r, "rq_throughput", "jobs_per_s")),
+                target=f"{_g(r, 'rq_throughput', 'failed')} failed",
+            )
+        )
+    return rows
+
+
+def rca_eval(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    targets = {"tau-bench": (0.80, 0.25), "magentic": (0.65, 0.20)}
+    for name, (agent_t, step_t) in targets.items():
+        cv = _g(r, name, "cross_validated") or {}
+        base = _g(r, name, "majority_agent_baseline", "accuracy")
+        agent, step = cv.get("agent_accuracy"), cv.get("step_accuracy")
+        if agent is None:
+            continue
+        rows.append(
+            Row(
+                f"{name}: responsible agent, cross-validated",
+                f"{agent:.1%}",
+                f"always the majority agent {base:.1%}" if base else "—",
+                _ratio(agent, base),
+                f"≥ {agent_t:.0%}",
+                agent >= agent_t,
+            )
+        )
+        rows.append(
+            Row(
+                f"{name}: decisive step, cross-validated",
+                f"{step:.1%}",
+                target=f"≥ {step_t:.0%}",
+                met=step >= step_t,
+            )
+        )
+    long = _g(r, "latency_long", "300", "p50_ms")
+    if long is not None:
+        rows.append(
+            Row(
+                "RCA of a 300-step transcript (deterministic), p50",
+                _num(long, " ms"),
+                target="< 200 ms",
+                met=long < 200,
+            )
+        )
+    return rows
+
+
+def lab_overhead(r: dict[str, Any]) -> list[Row]:
+    ours, floor = _g(r, "per_trial_ms", "opslab"), _g(r, "per_trial_ms", "floor")
+    ratio = r.get("ratio")
+    rows = [
+        Row(
+            f"{r.get('trials')} no-op trials, ms per trial",
+            _num(ours, " ms", 2),
+            f"xargs -P {r.get('concurrency')} {_num(floor, ' ms', 2)}",
+            _num(ratio, "×", 2),
+            "≤ 1.5×",
+            ratio is not None and ratio <= 1.5,
+        )
+    ]
+    rq = r.get("rq")
+    if isinstance(rq, dict) and rq.get("ratio") is not None:
+        rows.append(
+            Row(
+                f"the same on {rq.get('workers', 2)} RQ workers, ms per trial",
+                _num(rq.get("per_trial_ms"), " ms", 2),
+                "xargs, same trials",
+                _num(rq["ratio"], "×", 2),
+            )
+        )
+    return rows
+
+
+def lab_isolation(r: dict[str, Any]) -> list[Row]:
+    peer = _g(r, "modes", "host_full (peer)", "per_trial_ms")
+    return [
+        Row(
+            f"trial isolation {name}, ms per trial",
+            _num(m.get("per_trial_ms"), " ms"),
+            f"host process, full network {_num(peer, ' ms')}",
+            _num(m.get("ratio_to_peer"), "×", 2),
+        )
+        for name, m in (r.get("modes") or {}).items()
+        if "peer" not in name
+    ]
+
+
+def canary(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    targets = r.get("targets") or {}
+    for qps, m in (r.get("loadgen") or {}).items():
+        if not isinstance(m, dict) or "p95_error_ms" not in m:
+            continue
+        rows.append(
+            Row(
+                f"load generator at {qps} QPS: achieved QPS, p95 error",
+                f"{m['achieved_qps']}, {m['p95_error_ms']:+.2f} ms",
+                f"configured p95 {m['configured_p95_ms']} ms",
+                "—",
+                f"QPS ±{targets.get('qps_error_pct', 2)}%, p95 ±{targets.get('p95_error_ms', 1)} ms",
+                abs(m["qps_error_pct"]) <= targets.get("qps_error_pct", 2)
+                and abs(m["p95_error_ms"]) <= targets.get("p95_error_ms", 1),
+            )
+        )
+    for effect, v in (r.get("verdicts") or {}).items():
+        rows.append(
+            Row(
+                f"verdict matrix {effect} (expected {v['expected']}): correct",
+                f"{v['correct']:.0%}",
+                target="100 %",
+                met=v["correct"] >= 1.0,
+            )
+        )
+    return rows
+
+
+def responder(r: dict[str, Any]) -> list[Row]:
+    s = r.get("summary") or {}
+    if not s:
+        return []
+    return [
+        Row(
+            f"faults resolved ({s.get('faults')} over {r.get('repeat')} repeats)",
+            f"{s.get('resolved_rate', 0):.0%}",
+            target="≥ 90 %",
+            met=s.get("resolved_rate", 0) >= 0.9,
+        ),
+        Row(
+            "median time to detect",
+            _num(s.get("median_mttd_s"), " s"),
+            f"poll interval {r.get('poll_interval_s')} s",
+        ),
+        Row(
+            "median / max time to resolve",
+            f"{s.get('median_mttr_s')} / {s.get('max_mttr_s')} s",
+            target="≤ 30 s",
+            met=(s.get("max_mttr_s") or 99) <= 30,
+        ),
+        Row(
+            "actions on healthy controls",
+            str(s.get("control_actions")),
+            target="0",
+            met=s.get("control_actions") == 0,
+        ),
+    ]
+
+
+def autoops(r: dict[str, Any]) -> list[Row]:
+    ts, dqn = _g(r, "policies", "thompson"), _g(r, "policies", "dqn")
+    if not ts:
+        return []
+    rows = [
+        Row(
+            "optimizer success rate over builds 1–200 (median of seeds)",
+            f"{_g(ts, 'success_1_200', 'median'):.1%}",
+            f"the seed's DQN {_g(dqn, 'success_1_200', 'median'):.1%}" if dqn else "—",
+            _ratio(_g(ts, "success_1_200", "median"), _g(dqn, "success_1_200", "median")),
+            "≥ DQN",
+            _g(r, "targets", "bandit_success_1_200_ge_dqn", "met"),
+        )
+    ]
+    cpu = _g(r, "targets", "bandit_cpu_le_dqn_over_100")
+    if cpu:
+        rows.append(
+            Row(
+                "optimizer CPU for 1,000 builds",
+                _num(cpu["bandit_s"], " s", 3),
+                f"DQN {_num(cpu['dqn_s'], ' s', 2)}",
+                f"1/{cpu['ratio']}",
+                "≤ 1/100 of DQN",
+                cpu["met"],
+            )
+        )
+    return rows
+
+
+def soak(r: dict[str, Any]) -> list[Row]:
+    rows = []
+    for db in ("sqlite", "postgres"):
+        s = _g(r, db, "soak")
+        if not s:
+            continue
+        peer = _g(r, db, "peer_8_clients", "runs_per_s")
+        rows.append(
+            Row(
+                f"{db}: {s['clients']} clients for {s['seconds']:.0f} s, runs/s",
+                _num(s["runs_per_s"]),
+                f"8 clients {_num(peer)}",
+                _ratio(s["runs_per_s"], peer),
+                "every acknowledged run stored, no 5xx",
+                s["acknowledged_missing"] == 0 and not any(k.startswith("5") for k in s["statuses"]),
+            )
+        )
+    return rows
+
+
+HEADLINES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "ingest": ingest,
+    "overview": overview,
+    "ui": ui,
+    "soak": soak,
+    "rca": rca,
+    "rca_eval": rca_eval,
+    "lab_overhead": lab_overhead,
+    "lab_isolation": lab_isolation,
+    "canary": canary,
+    "responder": responder,
+    "autoops": autoops,
+}

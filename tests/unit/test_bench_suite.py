@@ -1,0 +1,26 @@
+"""`make bench` runs every benchmark and the performance page lists each one: a new benchmark cannot be
+left out of either, and the page renders from the stored results."""
+
+from __future__ import annotations
+
+from bench.__main__ import SUITE
+from bench.headlines import HEADLINES
+from bench.performance import render
+
+from tests.conftest import ROOT
+
+HELPERS = {"__init__", "__main__", "_common", "_ingest_load", "headlines", "performance"}
+
+
+def test_every_benchmark_is_in_the_suite_and_on_the_page() -> None:
+    modules = {p.stem for p in (ROOT / "bench").glob("*.py")} - HELPERS
+    assert {name for name, *_ in SUITE} == modules
+    assert set(HEADLINES) == modules
+
+
+def test_the_page_lists_each_benchmark_beside_its_floor_or_peer() -> None:
+    page = render()
+    assert page.startswith("# Performance")
+    for name in HEADLINES:
+        assert f"| {name} |" in page
+    assert "JSON API, same filter" in page and "xargs -P" in page
