@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from opslab.cli.context import console, err_console, settings
+from opslab.cli.lab_remote import Executor, run_remote, trial_queue
 from opslab.errors import InvalidInput, OperationFailed, OpslabError
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def _run(
     retry_errors: bool = False,
     container: bool = False,
     setup: str | None = None,
+    executor: Executor = "local",
 ) -> None:
     from opslab.lab import run_experiment
 
@@ -177,6 +179,7 @@ def _run(
                     reporter=connect,
                     container=container,
                     setup=setup,
+                    queue=trial_queue(executor),
                 )
         finally:
             for client in clients:
@@ -247,6 +250,22 @@ ConcurrencyOpt = Annotated[
 ResumeOpt = Annotated[
     str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue an interrupted run.")
 ]
+ExecutorOpt = Annotated[
+    Executor,
+    typer.Option(
+        "--executor",
+        help="Where trials run: local (this process's pool) or rq (`opslab worker` processes through "
+        "OPSLAB_REDIS_URL, sharing the runs folder).",
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="Run it as a job of this opslab service (the experiment path must be on its allowed roots).",
+    ),
+]
 
 
 @lab_app.command("run")
@@ -261,11 +280,42 @@ def run(
     container: Annotated[
         bool, typer.Option("--container", help="Run trials in runtime.sandbox.image (refused without one).")
     ] = False,
+    executor: ExecutorOpt = "local",
+    url: UrlOpt = None,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Execute every trial with the configured isolation, then build the analysis tables."""
-    _run("run", experiment, overrides, report_to, as_json, concurrency, resume, retry_errors, container)
+    if url is not None:
+        if overrides or resume or retry_errors or container or report_to:
+            raise InvalidInput.for_field(
+                "--url",
+                "a service runs the experiment as it is: no --overrides, --resume, --retry-errors, "
+                "--container or --report-to",
+            )
+        _emit("run", as_json, lambda: _remote(experiment, url, executor, concurrency, as_json))
+        return
+    _run(
+        "run",
+        experiment,
+        overrides,
+        report_to,
+        as_json,
+        concurrency,
+        resume,
+        retry_errors,
+        container,
+        executor=executor,
+    )
+
+
+def _remote(
+    experiment: Path, url: str, executor: Executor, concurrency: int | None, as_json: bool
+) -> dict[str, Any]:
+    job_id, run = run_remote(experiment, url, executor, concurrency, as_json)
+    if not as_json:
+        _print_run(run, None)
+    return {"lab_run_id": job_id, "run": run.envelope()}
 
 
 @lab_app.command("run-dev")

@@ -1,0 +1,189 @@
+"""Short tasks on RQ beside the jobs: many small calls (a lab run's trials) fanned out to `opslab worker`
+processes on the tasks queue, each under a lease.
+
+A task is a call by import path (``module:function``, only within ``opslab``) with string arguments. The
+worker runs it inside ``perform_task``, which
+
+- records the task as started (``<batch>:started``) and holds a lease key refreshed every quarter of
+  ``lease_s`` while the call runs; a worker that dies, kill -9 included, stops refreshing and the key
+  expires;
+- pushes the call's result (or its exception) onto the batch's done list, then keeps the lease a little
+  longer, so a submitter never sees a finished task without a lease before it sees it done.
+
+The submitter (``TaskBatch``) blocks on the done list (no polling per task) and asks ``lost()`` now and
+then: started, not done, no lease. What to do with a lost task (run it again, once) is its own call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opslab.errors import InvalidInput, Unavailable
+from opslab.jobs.runner import owner_id
+
+KEY_TTL_S = 24 * 3600  # a batch's bookkeeping outlives any run, then goes
+
+
+def tasks_queue_name(job_queue: str) -> str:
+    """The tasks queue beside a job queue: `opslab worker` listens on both, tasks first."""
+    return f"{job_queue}-tasks"
+
+
+@dataclass(frozen=True)
+class TaskEnd:
+    """A finished task: its ``result`` (the call's return value as a string), or the ``error`` it raised."""
+
+    task_id: str
+    result: str | None = None
+    error: str | None = None
+
+
+def _keys(batch: str) -> tuple[str, str, str]:
+    base = f"opslab:tasks:{batch}"
+    return f"{base}:done", f"{base}:started", f"{base}:lease:"
+
+
+def perform_task(call: str, batch: str, task_id: str, lease_s: float, *args: str) -> str:
+    """What an RQ worker runs for a task (see the module docstring)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("tasks run inside `opslab worker`")
+    conn: Any = job.connection
+    done_key, started_key, lease_prefix = _keys(batch)
+    lease_key, lease_ms = lease_prefix + task_id, max(1, int(lease_s * 1000))
+    owner = owner_id("task")
+    conn.set(lease_key, owner, px=lease_ms)
+    conn.hset(started_key, task_id, owner)
+    conn.expire(started_key, KEY_TTL_S)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lease_s / 4):
+            # A missed beat is retried: the lease outlasts three of them.
+            with contextlib.suppress(Exception):
+                conn.set(lease_key, owner, px=lease_ms)
+
+    heart = threading.Thread(target=beat, name=f"lease:{task_id}", daemon=True)
+    heart.start()
+    end: dict[str, str] = {"task_id": task_id}
+    try:
+        result = str(_function(call)(*args))
+        end["result"] = result
+        return result
+    except BaseException as exc:
+        end["error"] = f"{type(exc).__name__}: {exc}"[:1000]
+        raise
+    finally:
+        stop.set()
+        heart.join(1)
+        conn.rpush(done_key, json.dumps(end))
+        conn.expire(done_key, KEY_TTL_S)
+        conn.set(lease_key, "finished", px=lease_ms)  # see the module docstring
+
+
+def _function(call: str) -> Callable[..., object]:
+    module, _, name = call.partition(":")
+    if not (module == "opslab" or module.startswith("opslab.")) or not name:
+        raise InvalidInput.for_field("call", f"not an opslab function: {call!r}")
+    fn = getattr(importlib.import_module(module), name)
+    if not callable(fn):
+        raise InvalidInput.for_field("call", f"not callable: {call!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+class RqTasks:
+    """The tasks queue of a job queue on Redis: ``RqTasks(url, queue=…, lease_s=…).batch()``."""
+
+    def __init__(self, redis_url: str, *, queue: str, lease_s: float) -> None:
+        import redis
+        from rq import Queue
+
+        self.connection: Any = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=30)
+        self.queue = Queue(queue, connection=self.connection)
+        self.lease_s = lease_s
+
+    def batch(self) -> TaskBatch:
+        return TaskBatch(self)
+
+
+class TaskBatch:
+    """Tasks submitted together and awaited together (one lab run's trials)."""
+
+    def __init__(self, tasks: RqTasks) -> None:
+        self.tasks, self.conn, self.lease_s = tasks, tasks.connection, tasks.lease_s
+        self.id = secrets.token_hex(8)
+        self.done_key, self.started_key, self.lease_prefix = _keys(self.id)
+        self._rq_ids: dict[str, str] = {}
+
+    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None:
+        """Enqueue one task per ``(task_id, args)``: ``call(*args)`` on a worker."""
+        import redis
+        from rq import Queue
+
+        data = [
+            Queue.prepare_data(
+                perform_task,
+                args=(call, self.id, task_id, self.lease_s, *args),
+                timeout=int(timeout_s) + 60,
+                result_ttl=0,
+                failure_ttl=KEY_TTL_S,
+                description=f"opslab task {task_id}",
+            )
+            for task_id, args in items
+        ]
+        try:
+            jobs = self.tasks.queue.enqueue_many(data)
+        except redis.RedisError as exc:
+            raise Unavailable(f"task queue (Redis) unavailable: {exc}", details={"backend": "rq"}) from exc
+        for (task_id, _), job in zip(items, jobs, strict=True):
+            self._rq_ids[task_id] = job.id
+
+    def wait(self, timeout_s: float) -> list[TaskEnd]:
+        """The tasks finished since the last call: blocks up to ``timeout_s`` for the first."""
+        first = self.conn.blpop([self.done_key], timeout=max(timeout_s, 0.01))
+        if first is None:
+            return []
+        raw = [first[1]]
+        with self.conn.pipeline() as pipe:
+            pipe.lrange(self.done_key, 0, -1)
+            pipe.delete(self.done_key)
+            rest = pipe.execute()[0]
+        raw.extend(rest)
+        return [TaskEnd(**json.loads(item)) for item in raw]
+
+    def lost(self, candidates: Sequence[str]) -> list[str]:
+        """Of ``candidates`` (tasks not seen done), those started whose lease has expired."""
+        if not candidates:
+            return []
+        started = self.conn.hmget(self.started_key, list(candidates))
+        running = [t for t, owner in zip(candidates, started, strict=True) if owner is not None]
+        if not running:
+            return []
+        leases = self.conn.mget([self.lease_prefix + t for t in running])
+        gone = [t for t, lease in zip(running, leases, strict=True) if lease is None]
+        if gone:  # a task that finished meanwhile pushed its end before its lease could lapse
+            ended = {json.loads(i)["task_id"] for i in self.conn.lrange(self.done_key, 0, -1)}
+            gone = [t for t in gone if t not in ended]
+        return gone
+
+    def close(self, unfinished: Sequence[str] = ()) -> None:
+        """Cancel those of ``unfinished`` that have not started; forget the batch's bookkeeping."""
+        from rq.job import Job
+
+        try:
+            ids = [self._rq_ids[t] for t in unfinished if t in self._rq_ids]
+            for job in Job.fetch_many(ids, connection=self.conn):
+                if job is not None and job.get_status(refresh=False) == "queued":
+                    job.cancel()
+            self.conn.delete(self.done_key, self.started_key)
+        except Exception:  # noqa: BLE001 - best effort: leftovers expire with KEY_TTL_S
+            pass
