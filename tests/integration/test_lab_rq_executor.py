@@ -18,6 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from opslab.api import create_app
+from opslab.api.server import ServerThread
+from opslab.client import OpslabClient
+from opslab.config import Settings
 from tests.conftest import FIXTURES
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
@@ -191,6 +195,28 @@ def _ancestors(pid: int) -> set[int]:
         pid = int(stat.rsplit(")", 1)[1].split()[1])
         found.add(pid)
     return found
+
+
+def test_a_lab_run_job_on_a_worker_fans_its_trials_out_to_the_others(
+    cluster: Cluster, tmp_path: Path, redis_url: str
+) -> None:
+    env, _ = cluster(workers=2)  # one runs the job, the other its trials
+    proj = copy_project(tmp_path, "proj")
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=env["OPSLAB_DATABASE_URL"],
+        redis_url=redis_url,
+        job_queue=env["OPSLAB_JOB_QUEUE"],
+        job_lease_s=2,
+        lab_allowed_roots=[tmp_path],
+    )
+    with ServerThread(create_app(settings)) as server, OpslabClient(server.url) as client:
+        created = client.create_lab_run(experiment_path=str(proj / ".lab" / "experiment.yaml"), executor="rq")
+        events = list(client.stream_lab_run(created.lab_run_id))
+        view = client.get_lab_run(created.lab_run_id)
+    assert events[-1].status == "done" and view.result is not None, view.error
+    assert view.result.total_trials == 21 and view.result.run_dir.parent == proj / ".lab" / "runs"
+    assert any("21/21 trials done" in e.message for e in events)
 
 
 def test_executor_rq_without_redis_is_refused_naming_the_setting(tmp_path: Path) -> None:
