@@ -61,9 +61,11 @@ def perform_task(call: str, batch: str, task_id: str, lease_s: float, *args: str
     done_key, started_key, lease_prefix = _keys(batch)
     lease_key, lease_ms = lease_prefix + task_id, max(1, int(lease_s * 1000))
     owner = owner_id("task")
-    conn.set(lease_key, owner, px=lease_ms)
-    conn.hset(started_key, task_id, owner)
-    conn.expire(started_key, KEY_TTL_S)
+    with conn.pipeline(transaction=False) as pipe:  # one round trip: a trial's bookkeeping adds up
+        pipe.set(lease_key, owner, px=lease_ms)
+        pipe.hset(started_key, task_id, owner)
+        pipe.expire(started_key, KEY_TTL_S)
+        pipe.execute()
     stop = threading.Event()
 
     def beat() -> None:
@@ -85,9 +87,11 @@ def perform_task(call: str, batch: str, task_id: str, lease_s: float, *args: str
     finally:
         stop.set()
         heart.join(1)
-        conn.rpush(done_key, json.dumps(end))
-        conn.expire(done_key, KEY_TTL_S)
-        conn.set(lease_key, "finished", px=lease_ms)  # see the module docstring
+        with conn.pipeline(transaction=False) as pipe:
+            pipe.rpush(done_key, json.dumps(end))
+            pipe.expire(done_key, KEY_TTL_S)
+            pipe.set(lease_key, "finished", px=lease_ms)  # see the module docstring
+            pipe.execute()
 
 
 def _function(call: str) -> Callable[..., object]:
