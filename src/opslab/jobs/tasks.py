@@ -21,6 +21,7 @@ import importlib
 import json
 import secrets
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from opslab.errors import InvalidInput, Unavailable
 from opslab.jobs.runner import owner_id
 
 KEY_TTL_S = 24 * 3600  # a batch's bookkeeping outlives any run, then goes
+WORKER_WAIT_S = 15.0
 
 
 def tasks_queue_name(job_queue: str) -> str:
@@ -117,6 +119,29 @@ class RqTasks:
 
     def batch(self) -> TaskBatch:
         return TaskBatch(self)
+
+    def ready(self) -> None:
+        """Refuse, rather than wait forever, when no `opslab worker` serves the queue (one starting
+        gets ``WORKER_WAIT_S`` to register)."""
+        import redis
+        from rq import Worker
+
+        deadline = time.monotonic() + WORKER_WAIT_S
+        while True:
+            try:
+                if Worker.count(connection=self.connection, queue=self.queue):
+                    return
+            except redis.RedisError as exc:
+                raise Unavailable(
+                    f"task queue (Redis) unavailable: {exc}", details={"backend": "rq"}
+                ) from exc
+            if time.monotonic() > deadline:
+                raise Unavailable(
+                    f"no `opslab worker` serves the queue {self.queue.name!r}: start one with the same "
+                    "OPSLAB_REDIS_URL and OPSLAB_JOB_QUEUE",
+                    details={"queue": self.queue.name},
+                )
+            time.sleep(0.2)
 
 
 class TaskBatch:

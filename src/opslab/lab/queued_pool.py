@@ -49,6 +49,10 @@ class TrialQueue(Protocol):
 
     def batch(self) -> TaskBatch: ...
 
+    def ready(self) -> None:
+        """Raise ``Unavailable`` when no worker serves the queue."""
+        ...
+
 
 def check_queueable(resolved: Resolved, plan: IsolationPlan) -> None:
     """Refuse what only the runner's own process can serve its trials: the egress proxy and the

@@ -177,6 +177,7 @@ def run_experiment(
     check_harness(resolved, plan)
     if queue is not None:
         check_queueable(resolved, plan)
+        queue.ready()
     if not resume:
         run_dir = prepare_run(resolved, overrides=applied, isolation=plan)
         if setup is not None:
