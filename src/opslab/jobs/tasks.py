@@ -31,6 +31,7 @@ from opslab.jobs.runner import owner_id
 
 KEY_TTL_S = 24 * 3600  # a batch's bookkeeping outlives any run, then goes
 WORKER_WAIT_S = 15.0
+FAILED_CHECK_S = 5.0
 
 
 def tasks_queue_name(job_queue: str) -> str:
@@ -152,6 +153,7 @@ class TaskBatch:
         self.id = secrets.token_hex(8)
         self.done_key, self.started_key, self.lease_prefix = _keys(self.id)
         self._rq_ids: dict[str, str] = {}
+        self._failed_checked = time.monotonic()
 
     def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None:
         """Enqueue one task per ``(task_id, args)``: ``call(*args)`` on a worker."""
@@ -190,19 +192,32 @@ class TaskBatch:
         return [TaskEnd(**json.loads(item)) for item in raw]
 
     def lost(self, candidates: Sequence[str]) -> list[str]:
-        """Of ``candidates`` (tasks not seen done), those started whose lease has expired."""
+        """Of ``candidates`` (tasks not seen done), those started whose lease has expired, and those RQ
+        failed before they started."""
         if not candidates:
             return []
         started = self.conn.hmget(self.started_key, list(candidates))
         running = [t for t, owner in zip(candidates, started, strict=True) if owner is not None]
-        if not running:
-            return []
-        leases = self.conn.mget([self.lease_prefix + t for t in running])
-        gone = [t for t, lease in zip(running, leases, strict=True) if lease is None]
+        gone = self._failed_unstarted(
+            [t for t, owner in zip(candidates, started, strict=True) if owner is None]
+        )
+        if running:
+            leases = self.conn.mget([self.lease_prefix + t for t in running])
+            gone += [t for t, lease in zip(running, leases, strict=True) if lease is None]
         if gone:  # a task that finished meanwhile pushed its end before its lease could lapse
             ended = {json.loads(i)["task_id"] for i in self.conn.lrange(self.done_key, 0, -1)}
             gone = [t for t in gone if t not in ended]
         return gone
+
+    def _failed_unstarted(self, unstarted: list[str]) -> list[str]:
+        """Tasks RQ failed before they could start (a worker that cannot import them): checked every
+        ``FAILED_CHECK_S``, one registry read for all of them."""
+        now = time.monotonic()
+        if not unstarted or now - self._failed_checked < FAILED_CHECK_S:
+            return []
+        self._failed_checked = now
+        failed = set(self.tasks.queue.failed_job_registry.get_job_ids())
+        return [t for t in unstarted if self._rq_ids.get(t) in failed]
 
     def close(self, unfinished: Sequence[str] = ()) -> None:
         """Cancel those of ``unfinished`` that have not started; forget the batch's bookkeeping."""
