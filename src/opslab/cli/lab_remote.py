@@ -5,13 +5,14 @@ progress the CLI follows over SSE."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from opslab.cli.context import err_console, settings
+from opslab.cli.lab_display import print_run
 from opslab.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
-    from opslab.lab import LabRun, TrialQueue
+    from opslab.lab import TrialQueue
 
 Executor = Literal["local", "rq"]
 
@@ -32,9 +33,9 @@ def trial_queue(executor: Executor) -> TrialQueue | None:
 
 def run_remote(
     experiment: Path, url: str, executor: Executor, concurrency: int | None, as_json: bool
-) -> tuple[str, LabRun]:
+) -> dict[str, Any]:
     """Submit the experiment (its absolute path: the service reads it from its own disk, under its allowed
-    roots) and follow the job to its end; the job's id and the finished run."""
+    roots), follow the job to its end, print the run's table; the ``--json`` envelope's fields."""
     from opslab.client import OpslabClient
 
     with OpslabClient.from_settings(settings(), url) as client:
@@ -54,4 +55,6 @@ def run_remote(
             f"lab run {job_id} failed on {url}: {reason}",
             details={"lab_run_id": job_id, "error": view.error.model_dump() if view.error else None},
         )
-    return job_id, view.result
+    if not as_json:
+        print_run(view.result, None)
+    return {"lab_run_id": job_id, "run": view.result.envelope()}
