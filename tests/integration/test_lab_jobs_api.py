@@ -46,10 +46,10 @@ def allowed(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def api(tmp_path: Path, allowed: Path) -> Iterator[httpx.Client]:
+def api(tmp_path: Path, allowed: Path, db_url: str) -> Iterator[httpx.Client]:
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url=f"sqlite:///{tmp_path / 'api.db'}",
+        database_url=db_url,
         lab_allowed_roots=[allowed],
     )
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=60) as c:

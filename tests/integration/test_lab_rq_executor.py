@@ -141,6 +141,10 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicat
         victim = next(w for w in workers if w.pid in _ancestors(harness_pid))
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(harness_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(harness_pid), "the killed worker's harness must die with it"
         hold.unlink()
         out, err = runner.communicate(timeout=120)
     finally:

@@ -102,7 +102,7 @@ def job_kind(deps: JobDeps) -> JobKind:
             queue = RqTasks(
                 settings.redis_url, queue=tasks_queue_name(settings.job_queue), lease_s=settings.job_lease_s
             )
-        meter = PassRates(resolve(path), progress.report)
+        meter = PassRates.of(resolve(path), progress.report)
         run = run_experiment(
             path,
             concurrency=payload.get("concurrency"),
@@ -119,13 +119,19 @@ def job_kind(deps: JobDeps) -> JobKind:
 class PassRates:
     """A lab progress callback that reports trials done / total and each variant's pass rate so far."""
 
-    def __init__(self, resolved: Resolved, report: Callable[[str, float, str | None], None]) -> None:
-        self.variant_of = {t.trial_id: t.variant_id for t in expand_trials(resolved)}
-        self.order = [v.id for v in resolved.config.variants.all()]
+    def __init__(
+        self, variant_of: dict[str, str], order: list[str], report: Callable[[str, float, str | None], None]
+    ) -> None:
+        self.variant_of, self.order = variant_of, order
         self.passed = dict.fromkeys(self.order, 0)
         self.finished = dict.fromkeys(self.order, 0)
         self.report, self.done, self.total = report, 0, len(self.variant_of)
         self._lock, self._last = threading.Lock(), 0.0
+
+    @classmethod
+    def of(cls, resolved: Resolved, report: Callable[[str, float, str | None], None]) -> PassRates:
+        variant_of = {t.trial_id: t.variant_id for t in expand_trials(resolved)}
+        return cls(variant_of, [v.id for v in resolved.config.variants.all()], report)
 
     def __call__(self, p: LabProgress) -> None:
         with self._lock:
