@@ -21,7 +21,7 @@ from opslab.config import process_environment
 from opslab.errors import InvalidInput, PolicyViolation
 from opslab.jobs import JobDeps, JobKind, JobProgress, NewJob
 from opslab.lab.artifacts import write_text
-from opslab.lab.config import Resolved, resolve
+from opslab.lab.config import Resolved, parse_config, project_root_of, read_yaml, resolve
 from opslab.lab.plan import expand_trials
 from opslab.lab.runner import LabProgress
 from opslab.lab.session import run_experiment
@@ -52,18 +52,20 @@ def new_lab_job(
         path = _allowed(body.experiment_path, "experiment_path", allowed_roots)
         if not path.is_file():
             raise InvalidInput.for_field("experiment_path", f"no experiment file at {path}")
-        resolved = resolve(path)
+        data = read_yaml(path)
     else:
         if body.project_path is None:
             raise InvalidInput.for_field("project_path", "an inline experiment needs the project it runs in")
         project = _allowed(body.project_path, "project_path", allowed_roots)
         if not project.is_dir():
             raise InvalidInput.for_field("project_path", f"no folder at {project}")
-        path = project / ".lab" / f"api-{uuid.uuid4().hex[:12]}.yaml"
-        resolved = resolve(path, body.experiment)  # written by the job, once it runs
-        payload["experiment"] = body.experiment
-    for field, where in (("project_path", resolved.project_root), ("dataset.path", resolved.dataset_path)):
+        path = project / ".lab" / f"api-{uuid.uuid4().hex[:12]}.yaml"  # written by the job, once it runs
+        data = payload["experiment"] = body.experiment
+    # Where it reaches is checked before anything there is read (the dataset).
+    dataset = (path.parent / parse_config(data).dataset.path).resolve()
+    for field, where in (("project_path", project_root_of(path)), ("dataset.path", dataset)):
         _allowed(str(where), field, allowed_roots)
+    resolved = resolve(path, data)
     payload["experiment_path"] = str(path)
     return NewJob(
         kind=KIND,
@@ -96,7 +98,9 @@ def job_kind(deps: JobDeps) -> JobKind:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, yaml.safe_dump(payload["experiment"], sort_keys=False).rstrip("\n"))
         queue = None
-        if payload.get("executor") == "rq" and settings.redis_url:
+        if payload.get("executor") == "rq":
+            if not settings.redis_url:
+                raise InvalidInput.for_field("executor", "rq needs the service's OPSLAB_REDIS_URL")
             from opslab.jobs import RqTasks, tasks_queue_name
 
             queue = RqTasks(
