@@ -22,6 +22,7 @@ from opslab.api import create_app
 from opslab.api.server import ServerThread
 from opslab.client import OpslabClient
 from opslab.config import Settings
+from opslab.lab import LabClient
 from tests.conftest import FIXTURES
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
@@ -116,6 +117,8 @@ def test_two_rq_workers_give_the_tables_of_a_local_run(cluster: Cluster, tmp_pat
     assert queued["total_trials"] == local["total_trials"] == 21
     assert queued["outcomes"] == local["outcomes"] and queued["tables"] == local["tables"]
     assert tables(Path(queued["run_dir"])) == tables(Path(local["run_dir"]))
+    sdk = LabClient(cwd=copy_project(tmp_path, "sdk"), env=env).run(executor="rq")
+    assert tables(sdk.run.run_dir) == tables(Path(local["run_dir"]))
     logs = [(tmp_path / f"worker-{i}.log").read_text() for i in range(2)]
     assert all("opslab worker" in log for log in logs)
 
