@@ -165,6 +165,42 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicat
     assert all(r["attempt"] == 1 for r in rows if r["trial_id"] != trial_id)
 
 
+def test_an_interrupted_rq_run_stops_its_trials_on_the_workers_and_resumes(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    env, _ = cluster(workers=2)
+    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+    hold.write_text("held")
+    proj = copy_project(tmp_path, "proj", ledger=str(ledger), hold=str(hold))
+    runner = subprocess.Popen(
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--json", "--executor", "rq"],
+        cwd=proj,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        held = _wait_for_held(ledger, proj, want=2)
+        runner.send_signal(signal.SIGINT)
+        out, err = runner.communicate(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, out + err[-2000:]
+    body = json.loads(out)
+    assert body["error"]["code"] == "interrupted"
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    assert all(not _alive(pid) for _, pid in held), "the held harnesses must be killed"
+    assert all(not (run_dir / "trials" / trial_id).exists() for trial_id, _ in held)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    hold.unlink()
+    run = lab_run(proj, env, "--executor", "rq", "--resume", run_dir.name)
+    assert run["total_trials"] == 12 and run["outcomes"] == {"success": 12}
+    rows = [json.loads(line) for line in (run_dir / "analysis/tables/trials.jsonl").open()]
+    assert len({r["trial_id"] for r in rows}) == len(rows) == 12
+
+
 def _wait_for_held(ledger: Path, proj: Path, *, want: int) -> list[tuple[str, int]]:
     """The held trials running now (trial id, harness pid), once ``want`` are."""
     deadline = time.monotonic() + 60

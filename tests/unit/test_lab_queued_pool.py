@@ -25,6 +25,8 @@ class FakeBatch:
         self.submitted: list[tuple[str, list[str]]] = []
         self.pending: list[str] = []
         self.closed: list[str] | None = None
+        self.running: set[str] = set()
+        self.stopped = False
 
     def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None:
         assert call == TRIAL_CALL and timeout_s == 5
@@ -45,6 +47,14 @@ class FakeBatch:
         gone = [t for t in candidates if t in self.lose]
         self.pending = [t for t in self.pending if t not in gone]
         return gone
+
+    def started(self, candidates: Sequence[str]) -> list[str]:
+        return [t for t in candidates if t in self.running]
+
+    def stop(self) -> None:
+        self.stopped = True
+        for task_id in self.running:  # the workers kill the harnesses: the trials end at once
+            self.finish[task_id] = "error"
 
     def close(self, unfinished: Sequence[str] = ()) -> None:
         self.closed = list(unfinished)
@@ -109,6 +119,24 @@ def test_a_task_that_raised_stops_the_run_naming_the_trial(tmp_path: Path) -> No
     with pytest.raises(OperationFailed, match="trial_1: boom"):
         list(run_queued(tmp_path, trials(2), {"trial_1": 1, "trial_2": 1}, FakeQueue(batch), timeout_s=5))
     assert batch.closed == ["trial_2#1"]  # what had not finished is cancelled
+
+
+def test_an_interrupted_runner_stops_the_running_trials_and_they_leave_no_record(tmp_path: Path) -> None:
+    batch = FakeBatch(finish={"trial_1#1": "success"}, lose=set())
+    batch.running = {"trial_2#1"}
+    for trial_id in ("trial_1", "trial_2"):
+        (tmp_path / "trials" / trial_id).mkdir(parents=True)
+    pool = run_queued(
+        tmp_path,
+        trials(3),
+        dict.fromkeys(("trial_1", "trial_2", "trial_3"), 1),
+        FakeQueue(batch),
+        timeout_s=5,
+    )
+    assert next(pool) == TrialDone("trial_1", "success")
+    pool.close()
+    assert batch.stopped and batch.closed == ["trial_3#1"]
+    assert (tmp_path / "trials" / "trial_1").is_dir() and not (tmp_path / "trials" / "trial_2").exists()
 
 
 def test_the_lab_jobs_progress_says_trials_done_and_pass_rates() -> None:

@@ -4,11 +4,13 @@ processes on the tasks queue, each under a lease.
 A task is a call by import path (``module:function``, only within ``opslab``) with string arguments. The
 worker runs it inside ``perform_task``, which
 
-- records the task as started (``<batch>:started``) and holds a lease key refreshed every quarter of
-  ``lease_s`` while the call runs; a worker that dies, kill -9 included, stops refreshing and the key
-  expires;
+- records the task as started (``<batch>:started``) and holds a lease key refreshed (every half second,
+  at most a quarter of ``lease_s``) while the call runs; a worker that dies, kill -9 included, stops
+  refreshing and the key expires;
 - pushes the call's result (or its exception) onto the batch's done list, then keeps the lease a little
-  longer, so a submitter never sees a finished task without a lease before it sees it done.
+  longer, so a submitter never sees a finished task without a lease before it sees it done;
+- when the submitter stops the batch (``TaskBatch.stop``), kills the programs the call is running (so the
+  call ends at once), and a task taken after that does not run.
 
 The submitter (``TaskBatch``) blocks on the done list (no polling per task) and asks ``lost()`` now and
 then: started, not done, no lease. What to do with a lost task (run it again, once) is its own call.
@@ -26,11 +28,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from opslab import proc
 from opslab.errors import InvalidInput, Unavailable
 from opslab.jobs.runner import owner_id
 
 KEY_TTL_S = 24 * 3600  # a batch's bookkeeping outlives any run, then goes
 WORKER_WAIT_S = 15.0
+STOP_POLL_S = 0.5
 FAILED_CHECK_S = 5.0
 
 
@@ -48,9 +52,9 @@ class TaskEnd:
     error: str | None = None
 
 
-def _keys(batch: str) -> tuple[str, str, str]:
+def _keys(batch: str) -> tuple[str, str, str, str]:
     base = f"opslab:tasks:{batch}"
-    return f"{base}:done", f"{base}:started", f"{base}:lease:"
+    return f"{base}:done", f"{base}:started", f"{base}:lease:", f"{base}:stop"
 
 
 def perform_task(call: str, batch: str, task_id: str, lease_s: float, *args: str) -> str:
@@ -61,21 +65,30 @@ def perform_task(call: str, batch: str, task_id: str, lease_s: float, *args: str
     if job is None:
         raise RuntimeError("tasks run inside `opslab worker`")
     conn: Any = job.connection
-    done_key, started_key, lease_prefix = _keys(batch)
+    done_key, started_key, lease_prefix, stop_key = _keys(batch)
     lease_key, lease_ms = lease_prefix + task_id, max(1, int(lease_s * 1000))
     owner = owner_id("task")
     with conn.pipeline(transaction=False) as pipe:  # one round trip: a trial's bookkeeping adds up
+        pipe.exists(stop_key)
         pipe.set(lease_key, owner, px=lease_ms)
         pipe.hset(started_key, task_id, owner)
         pipe.expire(started_key, KEY_TTL_S)
-        pipe.execute()
+        stopped_before = pipe.execute()[0]
+    if stopped_before:  # the submitter gave up on the batch as this task was being taken
+        conn.rpush(done_key, json.dumps({"task_id": task_id, "error": "stopped"}))
+        return "stopped"
     stop = threading.Event()
 
     def beat() -> None:
-        while not stop.wait(lease_s / 4):
+        killed = False
+        while not stop.wait(min(lease_s / 4, STOP_POLL_S)):
             # A missed beat is retried: the lease outlasts three of them.
-            with contextlib.suppress(Exception):
-                conn.set(lease_key, owner, px=lease_ms)
+            with contextlib.suppress(Exception), conn.pipeline(transaction=False) as pipe:
+                pipe.set(lease_key, owner, px=lease_ms)
+                pipe.exists(stop_key)
+                if pipe.execute()[1] and not killed:
+                    killed = True
+                    proc.kill_running()  # the submitter stopped: this task's programs end now
 
     heart = threading.Thread(target=beat, name=f"lease:{task_id}", daemon=True)
     heart.start()
@@ -151,7 +164,7 @@ class TaskBatch:
     def __init__(self, tasks: RqTasks) -> None:
         self.tasks, self.conn, self.lease_s = tasks, tasks.connection, tasks.lease_s
         self.id = secrets.token_hex(8)
-        self.done_key, self.started_key, self.lease_prefix = _keys(self.id)
+        self.done_key, self.started_key, self.lease_prefix, self.stop_key = _keys(self.id)
         self._rq_ids: dict[str, str] = {}
         self._failed_checked = time.monotonic()
 
@@ -219,6 +232,17 @@ class TaskBatch:
         failed = set(self.tasks.queue.failed_job_registry.get_job_ids())
         return [t for t in unstarted if self._rq_ids.get(t) in failed]
 
+    def started(self, candidates: Sequence[str]) -> list[str]:
+        """Of ``candidates``, those a worker has taken."""
+        if not candidates:
+            return []
+        owners = self.conn.hmget(self.started_key, list(candidates))
+        return [t for t, owner in zip(candidates, owners, strict=True) if owner is not None]
+
+    def stop(self) -> None:
+        """Tell the workers to kill the programs of this batch's running tasks and start no more."""
+        self.conn.set(self.stop_key, "1", ex=KEY_TTL_S)
+
     def close(self, unfinished: Sequence[str] = ()) -> None:
         """Cancel those of ``unfinished`` that have not started; forget the batch's bookkeeping."""
         from rq.job import Job
@@ -228,6 +252,6 @@ class TaskBatch:
             for job in Job.fetch_many(ids, connection=self.conn):
                 if job is not None and job.get_status(refresh=False) == "queued":
                     job.cancel()
-            self.conn.delete(self.done_key, self.started_key)
+            self.conn.delete(self.done_key, self.started_key)  # the stop key stays: late takers see it
         except Exception:  # noqa: BLE001 - best effort: leftovers expire with KEY_TTL_S
             pass

@@ -5,12 +5,14 @@ A worker runs ``remote.perform_trial``, the same ``run_trial`` a local pool runs
 the same file written the same way: last, atomically, under ``trials/<id>/``. A trial whose worker is lost
 (killed mid-trial; its lease lapses) is submitted once more, as attempt 2: the retry clears the folder
 before it starts, so its record replaces whatever the lost attempt left and the tables hold it once. A
-trial lost twice is recorded as an error (a value, like any failed trial), and the run goes on.
+trial lost twice is recorded as an error (a value, like any failed trial), and the run goes on. An
+interrupted runner stops the trials running on the workers as the local pool stops its own (``_stop``).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
@@ -25,7 +27,7 @@ from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
 from opslab.lab.pool import TrialDone
 from opslab.lab.records import SCHEMA_VERSION, TrialRecord
-from opslab.lab.thread_pool import failed
+from opslab.lab.thread_pool import STOP_GRACE_S, failed
 
 if TYPE_CHECKING:  # opslab.jobs is not loaded by a local run: start-up time counts per run
     from opslab.jobs import TaskEnd
@@ -41,6 +43,8 @@ class TaskBatch(Protocol):
     def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None: ...
     def wait(self, timeout_s: float) -> list[TaskEnd]: ...
     def lost(self, candidates: Sequence[str]) -> list[str]: ...
+    def started(self, candidates: Sequence[str]) -> list[str]: ...
+    def stop(self) -> None: ...
     def close(self, unfinished: Sequence[str] = ()) -> None: ...
 
 
@@ -117,8 +121,29 @@ def run_queued(
                     yield TrialDone(trial_id, record.outcome)
             if again:
                 submit(again)
+    except (KeyboardInterrupt, GeneratorExit):  # interrupted, or closed early: stop the running trials
+        _stop(run_dir, batch, outstanding)
+        raise
     finally:
         batch.close(list(outstanding))
+
+
+def _stop(run_dir: Path, batch: TaskBatch, outstanding: dict[str, str]) -> None:
+    """As the local pool stops: the running trials' harnesses are killed and they leave no record (each
+    runs again on ``--resume``). Their workers are told; each trial that ends within ``STOP_GRACE_S`` has
+    its folder removed. One that does not (its worker gone silent) is left as it is."""
+    batch.stop()
+    running = set(batch.started(list(outstanding)))
+    ended: list[str] = []
+    deadline = time.monotonic() + STOP_GRACE_S
+    while running and time.monotonic() < deadline:
+        for end in batch.wait(0.2):
+            if end.task_id in running:
+                running.discard(end.task_id)
+                ended.append(outstanding.pop(end.task_id))
+        running.difference_update(batch.lost(list(running)))
+    for trial_id in ended:
+        shutil.rmtree(run_dir / "trials" / trial_id, ignore_errors=True)
 
 
 def _lost(run_dir: Path, t: Trial, attempt: int) -> TrialRecord:
