@@ -2,9 +2,9 @@
 `xargs -P 8` running the same script on pre-written inputs, in the same run. Target: ratio <= 1.5.
 Also the runner's peak memory (max RSS).
 
-With ``--redis-url`` (default: Redis on localhost; ``--rq-workers 0`` skips it), each pair also runs the
-same trials with ``--executor rq`` on two `opslab worker` processes started once beforehand, beside a
-floor of ``xargs -P <workers>`` (a worker runs one trial at a time)."""
+With ``--redis-url`` (default: Redis on localhost; ``--rq-workers 0`` or no Redis there skips it), each
+pair also runs the same trials with ``--executor rq`` on two `opslab worker` processes started once
+beforehand, beside a floor of ``xargs -P <workers>`` (a worker runs one trial at a time)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,17 @@ def floor(root: Path, trials: int, concurrency: int) -> float:
         check=True,
     )
     return time.perf_counter() - start
+
+
+def redis_unreachable(url: str) -> str | None:
+    """Why the rq executor cannot be measured here, or None when Redis answers."""
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        return str(exc)
+    return None
 
 
 @contextmanager
@@ -174,7 +185,10 @@ def main() -> None:
         for i in range(args.repeat)
     ]
     rq: dict[str, Any] | None = None
-    if args.rq_workers:
+    unreachable = redis_unreachable(args.redis_url) if args.rq_workers else None
+    if unreachable:
+        rq = {"skipped": f"no Redis at {args.redis_url}: {unreachable}"}
+    elif args.rq_workers:
         with rq_workers(root, args.redis_url, args.rq_workers) as env:
             runs = [rq_run(root / f"pair_{i}", args.trials, env, args.rq_workers) for i in range(args.repeat)]
         rq_ratios = sorted(r["rq_ratio"] for r in runs)
