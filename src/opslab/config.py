@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Folders of lab runs the dashboard lists (JSON list; each a project root, its .lab/runs, "
         "or a folder of run directories); the data dir's lab/runs is always listed.",
     )
+    lab_allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders the service may run lab experiments from (POST /lab/runs; JSON list): the "
+        "experiment, its project and its dataset must lie under one. Empty: the API runs no experiment.",
+    )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
