@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,11 @@ def test_a_lab_run_is_a_job_with_trials_done_and_pass_rates_on_its_stream(
     assert set(result["variants"]) == {"normal", "odd"}
     run_dir = Path(result["run_dir"])
     assert run_dir.parent == proj / ".lab" / "runs" and (run_dir / "analysis" / "tables").is_dir()
+    # The dashboard lists the job and finds its run in the project it ran in, unconfigured.
+    page = api.get("/ui/experiments").text
+    link = re.search(rf'href="(/ui/experiments/\d+/{re.escape(run_dir.name)})"', page)
+    assert lab_run_id in page and link, page[-3000:]
+    assert "Variant comparison" in api.get(link.group(1)).text
 
 
 def test_an_inline_experiment_runs_in_its_project(api: httpx.Client, allowed: Path) -> None:
