@@ -12,17 +12,38 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
-PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "token", "xxx", "todo"})
+PLACEHOLDERS = frozenset(
+    {"changeme", "change-me", "secret", "password", "token", "xxx", "todo", "your-key-here"}
+)
 
 
 def _alias(name: str, seed_name: str) -> AliasChoices:
-    """``OPSLAB_<NAME>``, the seed's own variable name, and the field name (for keyword construction)."""
+    """``OPSLAB_<NAME>``, the seed's own variable name, and the field name (for keyword construction).
+
+    The first name present wins, so ``OPSLAB_<NAME>`` overrides the seed's name when both are set."""
     return AliasChoices(f"OPSLAB_{name.upper()}", seed_name, name)
+
+
+def seed_aliases() -> dict[str, str]:
+    """Each accepted seed variable name -> the field it sets."""
+    found: dict[str, str] = {}
+    for field_name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice.isupper() and not choice.startswith("OPSLAB_"):
+                    found[choice] = field_name
+    return found
 
 
 class Settings(BaseSettings):
@@ -30,18 +51,26 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = Field(
         default="development",
+        validation_alias=_alias("env", "APP_ENV"),
         description="production: refuse to start without an API token and an ingest secret.",
     )
 
     data_dir: Path = Field(default=Path(".opslab"), description="Where the default database and state live.")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
+        default=None,
+        validation_alias=_alias("database_url", "DATABASE_URL"),
+        description="SQLAlchemy URL (`postgresql://…` uses psycopg 3); default: a SQLite file in the data "
+        "dir.",
     )
-    redis_url: str | None = Field(default=None, description="Set to run jobs on RQ workers through Redis.")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_alias("redis_url", "REDIS_URL"),
+        description="Set to run jobs on RQ workers (`opslab worker`) through Redis.",
+    )
     ingest_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("OPSLAB_INGEST_SECRET", "APP_INGEST_SECRET", "ingest_secret"),
-        description="Required X-Ingest-Secret on ingestion when set (the seed's APP_INGEST_SECRET too).",
+        validation_alias=_alias("ingest_secret", "APP_INGEST_SECRET"),
+        description="Required X-Ingest-Secret on ingestion when set.",
     )
     api_token: SecretStr | None = Field(
         default=None,
@@ -104,15 +133,35 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a job is failed.")
     job_timeout_s: float = Field(default=600.0, gt=0, description="Longest a single job attempt may run.")
-    job_queue: str = Field(default="opslab", min_length=1, max_length=100, description="RQ queue name.")
+    job_queue: str = Field(
+        default="opslab",
+        min_length=1,
+        max_length=100,
+        validation_alias=_alias("job_queue", "RQ_QUEUE_NAME"),
+        description="RQ queue name (the service and its workers must agree).",
+    )
     job_lease_s: float = Field(
         default=15.0, gt=0, description="A running job whose worker is silent this long is given to another."
     )
 
-    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; off when unset.")
-    llm_model: str | None = Field(default=None)
-    llm_api_key: SecretStr | None = Field(default=None)
-    llm_timeout_s: float = Field(default=20.0, gt=0)
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1); the LLM is off when unset, "
+        "whatever key is set.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        validation_alias=_alias("llm_model", "LLM_MODEL"),
+        description="Model name sent to that endpoint; default: `default`.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_alias("llm_api_key", "OPENAI_API_KEY"),
+        description="Bearer key for that endpoint.",
+    )
+    llm_timeout_s: float = Field(
+        default=20.0, gt=0, description="Per-call timeout; on timeout the deterministic result stands."
+    )
     rca_llm_strategy: Literal["all_at_once", "step_by_step", "binary_search"] = Field(
         default="all_at_once",
         description="How the LLM localises the decisive step of a transcript (when an LLM is configured).",
@@ -184,6 +233,17 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Seed of the simulated CI runner and the optimizer's sampling."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _SeedAwareEnvSource(settings_cls), dotenv_settings, file_secret_settings)
+
     def lab_run_roots(self) -> list[Path]:
         """Where lab runs are looked for: each configured folder (a project root means its .lab/runs),
         then the data dir's own lab/runs."""
@@ -247,6 +307,21 @@ class Settings(BaseSettings):
     @property
     def resolved_knowledge_dir(self) -> Path:
         return self.knowledge_dir if self.knowledge_dir is not None else self.data_dir / "knowledge"
+
+
+class _SeedAwareEnvSource(EnvSettingsSource):
+    """The environment, where a seed's variable left empty means unset.
+
+    The seeds' .env examples leave a variable empty to mean "off" (``APP_INGEST_SECRET=``,
+    ``OPENAI_API_KEY=``); an empty ``OPSLAB_*`` secret stays an error (it would protect nothing)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        seed_names = {name.lower() for name in seed_aliases()}
+        return {
+            key: value
+            for key, value in super()._load_env_vars().items()
+            if not (key.lower() in seed_names and (value is None or not value.strip()))
+        }
 
 
 def process_environment() -> Mapping[str, str]:
