@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token required by every route but ingestion and health (reads too, unless "
-        "OPSLAB_PUBLIC_READS=true).",
+        description="Bearer token required by every route but ingestion, `/` and `/healthz` (reads too, "
+        "unless OPSLAB_PUBLIC_READS=true).",
     )
     read_token: SecretStr | None = Field(
         default=None,
@@ -83,11 +83,13 @@ class Settings(BaseSettings):
     )
     public_reads: bool = Field(
         default=False,
-        description="With a token set, leave reads (GET) open to anyone: telemetry holds prompts.",
+        description="With a token set, leave reads (GET) open to anyone (telemetry holds prompts and "
+        "outputs: think first).",
     )
     canary_allowed_targets: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
-        description="Hosts the service may send canary load to (host or host:port); others are refused.",
+        description="Hosts (or host:port) a canary started from the API may send load to, plus its "
+        "Prometheus and webhook hosts; others are a 403, dry runs included.",
     )
     canary_plan_env: list[str] = Field(
         default_factory=lambda: ["CANARY_*"],
@@ -97,7 +99,8 @@ class Settings(BaseSettings):
     canary_max_requests: int = Field(
         default=200_000,
         ge=1,
-        description="Most requests one canary started from the API may send (QPS x time).",
+        description="Most requests one canary started from the API may send (QPS x (windows + warm-up)); "
+        "above is a 403.",
     )
     lab_runs_dirs: list[Path] = Field(
         default_factory=list,
@@ -107,7 +110,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
-    url: str | None = Field(default=None, description="Service URL the CLI talks to (OPSLAB_URL).")
+    url: str | None = Field(
+        default=None,
+        description="Service URL the CLI talks to; without it the CLI uses the local database.",
+    )
     runner_bin: str | None = Field(
         default=None,
         validation_alias=_alias("runner_bin", "AGENTLAB_RUNNER_BIN"),
@@ -116,7 +122,8 @@ class Settings(BaseSettings):
     )
     knowledge_retrieval: Literal["bm25", "dense", "hybrid"] = Field(
         default="bm25",
-        description="How knowledge is searched: BM25, embeddings (the `dense` extra) or both fused.",
+        description="How knowledge is searched: BM25, embeddings (`dense`, with the `dense` extra) or both "
+        "rankings fused (`hybrid`).",
     )
     knowledge_dir: Path | None = Field(
         default=None,
@@ -125,7 +132,8 @@ class Settings(BaseSettings):
 
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
     redact_patterns: list[str] = Field(
-        default_factory=list, description="Extra regular expressions whose matches are redacted on ingest."
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted on ingest (JSON list).",
     )
 
     job_workers: int = Field(
@@ -141,7 +149,9 @@ class Settings(BaseSettings):
         description="RQ queue name (the service and its workers must agree).",
     )
     job_lease_s: float = Field(
-        default=15.0, gt=0, description="A running job whose worker is silent this long is given to another."
+        default=15.0,
+        gt=0,
+        description="A running job whose worker stops heartbeating this long goes back to the queue.",
     )
 
     llm_base_url: str | None = Field(
@@ -164,7 +174,8 @@ class Settings(BaseSettings):
     )
     rca_llm_strategy: Literal["all_at_once", "step_by_step", "binary_search"] = Field(
         default="all_at_once",
-        description="How the LLM localises the decisive step of a transcript (when an LLM is configured).",
+        description="How the LLM localises the decisive step of a transcript, when an LLM is configured "
+        "(docs/rca.md).",
     )
 
     # The responder; each seed setting name (TARGET_API_BASE_URL …) works as an alias.
