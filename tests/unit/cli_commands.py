@@ -34,7 +34,7 @@ def opslab_invocations(shell_line: str) -> Iterator[list[str]]:
             words = segment.split()
         while words and ENV_ASSIGNMENT.match(words[0]):
             words = words[1:]
-        if words and words[0] in ("opslab", ".venv/bin/opslab", "$(BIN)/opslab"):
+        if words and (words[0] == "opslab" or words[0].endswith("/opslab")):
             yield words[1:]
 
 

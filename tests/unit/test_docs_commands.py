@@ -26,6 +26,7 @@ HARNESS_VARIABLES = {
     "OPSLAB_EVENTS_PATH",
     "OPSLAB_CONTROL_PATH",
 }
+EXEC_LINE = re.compile(r"^Exec(?:Start|StartPre|StartPost|Stop|Reload)=[-@:+!]*(.+)$")
 INLINE_COMMAND = re.compile(r"`(opslab [^`]+)`")
 TEST_VARIABLE = re.compile(r"^OPSLAB_TEST_[A-Z0-9_]+$")
 
@@ -68,11 +69,20 @@ def inline_commands(page: Path) -> list[tuple[int, str]]:
     return found
 
 
+def unit_commands(page: Path) -> list[tuple[int, str]]:
+    """The commands of systemd units shown on the page (``ExecStart=…``, ``ExecStartPre=…``)."""
+    return [
+        (number, match.group(1))
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1)
+        if (match := EXEC_LINE.match(line.strip()))
+    ]
+
+
 def documented_commands() -> list[tuple[str, list[str]]]:
     return [
         (f"{page.relative_to(ROOT)}:{number}", argv)
         for page in PAGES
-        for number, line in [*shell_lines(page), *inline_commands(page)]
+        for number, line in [*shell_lines(page), *inline_commands(page), *unit_commands(page)]
         for argv in opslab_invocations(line)
     ]
 
@@ -108,6 +118,13 @@ def test_the_harness_variables_are_the_ones_the_lab_sets() -> None:
     assert {name for name in HARNESS_VARIABLES if f'"{name}"' not in lab_source} == set()
 
 
+def test_the_systemd_units_run_existing_commands() -> None:
+    commands = [argv for where, argv in documented_commands() if where.startswith("docs/operations.md")]
+    assert ["serve", "--host", "0.0.0.0", "--port", "8000"] in commands
+    assert ["worker", "--name", "%H-%i"] in commands
+    assert ["sandbox", "up", "--host", "127.0.0.1"] in commands
+
+
 def test_the_checker_catches_a_missing_command_and_flag() -> None:
     assert problems(["db", "migrate"]) == ["`opslab db` has no command 'migrate'"]
     assert problems(["serve", "--bind", "x"]) == ["`opslab serve` has no option --bind"]
@@ -116,3 +133,28 @@ def test_the_checker_catches_a_missing_command_and_flag() -> None:
         ["runs", "list"],
         ["version"],
     ]
+
+
+LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_of_the_docs_reaches_a_file() -> None:
+    broken = [
+        f"{page.relative_to(ROOT)}: {target}"
+        for page in PAGES
+        for target in LINK.findall(page.read_text(encoding="utf-8"))
+        if "://" not in target and not target.startswith("mailto:") and not (page.parent / target).exists()
+    ]
+    assert broken == []
+
+
+def test_the_readme_says_how_to_get_opslab_and_run_every_test() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick_start = readme.split("## Quick start", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in quick_start.splitlines()] == ["make demo", "make test"]
+    for needed in ("source .venv/bin/activate", "uv tool install .", "pipx install .", "bash .ci/run"):
+        assert needed in readme
+    assert "OPSLAB_TEST_POSTGRES_URL" in readme and "OPSLAB_TEST_REDIS_URL" in readme
+    assert "```mermaid" in readme
+    for page in ("docs/operations.md", "docs/api.md", "docs/configuration.md", "docs/img/run-rca.png"):
+        assert f"({page})" in readme
