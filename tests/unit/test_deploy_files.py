@@ -17,7 +17,7 @@ import yaml
 
 from opslab import proc
 from opslab.config import Settings
-from opslab.docgen.configuration import variable_names
+from opslab.docgen import variable_names
 
 from .cli_commands import cli_root, problems
 

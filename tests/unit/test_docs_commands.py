@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opslab.config import Settings
-from opslab.docgen.configuration import variable_names
+from opslab.docgen import variable_names
 
 from .cli_commands import opslab_invocations, problems
 

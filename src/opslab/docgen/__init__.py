@@ -5,7 +5,14 @@
 """
 
 from opslab.docgen.api_reference import render_api
-from opslab.docgen.configuration import render_configuration
+from opslab.docgen.configuration import render_configuration, variable_names
 from opslab.docgen.pages import GENERATED_PAGES, stale_pages, write_pages
 
-__all__ = ["GENERATED_PAGES", "render_api", "render_configuration", "stale_pages", "write_pages"]
+__all__ = [
+    "GENERATED_PAGES",
+    "render_api",
+    "render_configuration",
+    "stale_pages",
+    "variable_names",
+    "write_pages",
+]
