@@ -34,6 +34,8 @@ The projects opslab grew from (the seeds) name some of these settings differentl
 too, so a `.env` written for a seed keeps working: each one in the table sets the setting beside it. When
 both are set, the `OPSLAB_*` name wins. A seed's variable left empty means unset, as in the seeds'
 `.env` examples (`APP_INGEST_SECRET=`, `OPENAI_API_KEY=`); an empty `OPSLAB_*` secret stays an error.
+Generic names such as `DATABASE_URL` or `REDIS_URL` exported in your shell for another project are read
+too: set the `OPSLAB_*` name to override them.
 
 | seed variable | sets |
 |---|---|
