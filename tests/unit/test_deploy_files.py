@@ -238,3 +238,10 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
         stderr=errors,
     )
     assert result.returncode == 0, errors.read_text(encoding="utf-8")
+
+
+def test_only_the_api_is_published_beyond_the_host() -> None:
+    for name, service in services().items():
+        for port in service.get("ports", []):
+            if name != "api":
+                assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
