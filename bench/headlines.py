@@ -168,14 +168,14 @@ def lab_overhead(r: dict[str, Any]) -> list[Row]:
             ratio is not None and ratio <= 1.5,
         )
     ]
-    rq = r.get("rq")
-    if isinstance(rq, dict) and rq.get("ratio") is not None:
+    rq = r.get("rq_executor")
+    if isinstance(rq, dict) and rq.get("ratio_to_floor") is not None:
         rows.append(
             Row(
                 f"the same on {rq.get('workers', 2)} RQ workers, ms per trial",
                 _num(rq.get("per_trial_ms"), " ms", 2),
-                "xargs, same trials",
-                _num(rq["ratio"], "×", 2),
+                str(rq.get("floor", "xargs")),
+                _num(rq["ratio_to_floor"], "×", 2),
             )
         )
     return rows

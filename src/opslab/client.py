@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from opslab.autoops import AutoOpsStatus, Choice, FixSuggestion, LoopState
     from opslab.canary import CanaryRunCreated, CanaryRunView
     from opslab.config import Settings
+    from opslab.lab import Executor, LabRunCreated, LabRunView
     from opslab.responder import AgentStatus, Incident, IncidentList, TriggerResult
 
 M = TypeVar("M", bound=BaseModel)
@@ -202,6 +203,42 @@ class OpslabClient:
 
     def stream_canary(self, canary_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         return self.stream(f"/canary/runs/{_segment(canary_run_id)}/stream", last_event_id=last_event_id)
+
+    # -- lab --------------------------------------------------------------------------------------
+
+    def create_lab_run(
+        self,
+        *,
+        experiment_path: str | None = None,
+        experiment: Mapping[str, Any] | None = None,
+        project_path: str | None = None,
+        executor: Executor = "local",
+        concurrency: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> LabRunCreated:
+        """A lab run as a job of the service: an experiment file on its machine, or an inline experiment
+        and its project (paths under the service's ``OPSLAB_LAB_ALLOWED_ROOTS``)."""
+        from opslab.lab import LabRunCreated
+
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body: dict[str, Any] = {"executor": executor}
+        for key, value in (
+            ("experiment_path", experiment_path),
+            ("experiment", dict(experiment) if experiment is not None else None),
+            ("project_path", project_path),
+            ("concurrency", concurrency),
+        ):
+            if value is not None:
+                body[key] = value
+        return self._post(LabRunCreated, "/lab/runs", json=body, headers=headers)
+
+    def get_lab_run(self, lab_run_id: str) -> LabRunView:
+        from opslab.lab import LabRunView
+
+        return self._get(LabRunView, f"/lab/runs/{_segment(lab_run_id)}")
+
+    def stream_lab_run(self, lab_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        return self.stream(f"/lab/runs/{_segment(lab_run_id)}/stream", last_event_id=last_event_id)
 
     # -- responder --------------------------------------------------------------------------------
 

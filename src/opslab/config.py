@@ -107,6 +107,12 @@ class Settings(BaseSettings):
         description="Folders of lab runs the dashboard lists (JSON list; each a project root, its .lab/runs, "
         "or a folder of run directories); the data dir's lab/runs is always listed.",
     )
+    lab_allowed_roots: list[Path] = Field(
+        default_factory=list,
+        description="Folders the service may run lab experiments from (POST /lab/runs; JSON list): the "
+        "experiment, its project and its dataset must lie under one. Empty: the API runs no experiment (403 "
+        "naming the setting).",
+    )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
@@ -146,12 +152,14 @@ class Settings(BaseSettings):
         min_length=1,
         max_length=100,
         validation_alias=_alias("job_queue", "RQ_QUEUE_NAME"),
-        description="RQ queue name (the service and its workers must agree).",
+        description="RQ queue name (the service and its workers must agree); lab trials (`--executor rq`) "
+        "go to `<queue>-tasks`, which `opslab worker` serves first.",
     )
     job_lease_s: float = Field(
         default=15.0,
         gt=0,
-        description="A running job whose worker stops heartbeating this long goes back to the queue.",
+        description="A running job whose worker stops heartbeating this long goes back to the queue; a lab "
+        "trial whose worker is silent this long is run again, once.",
     )
 
     llm_base_url: str | None = Field(

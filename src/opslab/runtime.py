@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from opslab import canary, rca
+from opslab import canary, lab, rca
 from opslab.config import Settings
 from opslab.errors import Conflict, InvalidInput
 from opslab.jobs import (
@@ -57,6 +57,7 @@ IngestObserver = Callable[[Sequence[PreparedRun]], None]
 JOB_KINDS: tuple[KindFactory, ...] = (
     rca.job_kind,
     canary.job_kind,
+    lab.job_kind,
 )
 
 

@@ -14,7 +14,7 @@ from opslab.api.background import AutoOpsLoop, ResponderLoop
 from opslab.api.deps import add_body_schemas, require_api_token
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import agent, autoops, canary, metrics, rca, root, telemetry
+from opslab.api.routes import agent, autoops, canary, lab, metrics, rca, root, telemetry
 from opslab.api.ui.routes import install as install_ui
 from opslab.config import Settings
 from opslab.runtime import Runtime
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, metrics, canary, agent, autoops):
+    for module in (root, rca, telemetry, metrics, canary, lab, agent, autoops):
         app.include_router(module.router)
     install_ui(app)
     return app

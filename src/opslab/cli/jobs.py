@@ -23,7 +23,8 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
     name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid).")] = None,
 ) -> None:
-    """Run jobs from Redis (needs OPSLAB_REDIS_URL); start as many as you like, on any machine."""
+    """Run jobs and lab trials (`lab run --executor rq`) from Redis (needs OPSLAB_REDIS_URL); start as many
+    as you like, on any machine (lab trials: sharing the runs folder)."""
     s = settings()
     if not s.redis_url:
         raise InvalidInput.for_field(

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from opslab.cli.context import console, err_console, settings
+from opslab.cli.lab_display import TrialProgress, print_run
+from opslab.cli.lab_remote import Executor, run_remote, trial_queue
 from opslab.errors import InvalidInput, OperationFailed, OpslabError
 
 if TYPE_CHECKING:
     from opslab.client import OpslabClient
-    from opslab.lab import LabProgress, LabRun, RunMode, TrialReporter
+    from opslab.lab import RunMode, TrialReporter
 
 lab_app = typer.Typer(
     help="Experiments: your harness over tasks × variants × replications.", no_args_is_help=True
@@ -143,6 +144,7 @@ def _run(
     retry_errors: bool = False,
     container: bool = False,
     setup: str | None = None,
+    executor: Executor = "local",
 ) -> None:
     from opslab.lab import run_experiment
 
@@ -177,12 +179,13 @@ def _run(
                     reporter=connect,
                     container=container,
                     setup=setup,
+                    queue=trial_queue(executor),
                 )
         finally:
             for client in clients:
                 client.close()
         if not as_json:
-            _print_run(run, clients[0].base_url if clients else None)
+            print_run(run, clients[0].base_url if clients else None)
         errored = run.outcomes.get("error", 0)
         if run.total_trials and errored == run.total_trials:
             raise OperationFailed(
@@ -195,57 +198,27 @@ def _run(
     _emit(mode, as_json, body)
 
 
-class TrialProgress:
-    """A Rich progress bar of trials on stderr (human mode, on a terminal); entering gives its callback."""
-
-    def __init__(self, as_json: bool) -> None:
-        self.bar = Progress(
-            TextColumn("trials"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            TimeRemainingColumn(),
-            console=err_console,
-            disable=as_json or not sys.stderr.isatty(),
-        )
-        self.task = self.bar.add_task("trials", total=None, failed=0)
-
-    def __enter__(self) -> Callable[[LabProgress], None]:
-        self.bar.__enter__()
-
-        def on_progress(p: LabProgress) -> None:
-            self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
-
-        return on_progress
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
-
-
-def _print_run(run: LabRun, report_url: str | None) -> None:
-    table = Table(title=f"run {run.run_id}")
-    for col in ("variant", "n", "success", "95% CI", "errors"):
-        table.add_column(col)
-    for vid, v in run.variants.items():
-        lo, hi = v.success_ci
-        rate = "—" if v.success_rate is None else f"{v.success_rate:.1%}"
-        table.add_row(vid, str(v.n), rate, f"{lo:.1%} – {hi:.1%}", str(v.errors))
-    console.print(table)
-    console.print(f"artifacts: {run.run_dir}")
-    if run.report_failures:
-        err_console.print(
-            f"[yellow]warning[/yellow]: {run.report_failures} trial(s) not reported to {report_url}: "
-            f"{run.report_error}"
-        )
-    if run.reported:
-        console.print(f"reported {run.reported} trial(s) as agent runs to {report_url}")
-
-
 ConcurrencyOpt = Annotated[
     int | None, typer.Option("--concurrency", min=1, help="Trials at once (default: CPUs).")
 ]
 ResumeOpt = Annotated[
     str | None, typer.Option("--resume", metavar="RUN_ID", help="Continue an interrupted run.")
+]
+ExecutorOpt = Annotated[
+    Executor,
+    typer.Option(
+        "--executor",
+        help="Where trials run: local (this process's pool) or rq (`opslab worker` processes through "
+        "OPSLAB_REDIS_URL, sharing the runs folder).",
+    ),
+]
+UrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        metavar="URL",
+        help="Run it as a job of this opslab service (the experiment path must be on its allowed roots).",
+    ),
 ]
 
 
@@ -261,11 +234,33 @@ def run(
     container: Annotated[
         bool, typer.Option("--container", help="Run trials in runtime.sandbox.image (refused without one).")
     ] = False,
+    executor: ExecutorOpt = "local",
+    url: UrlOpt = None,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Execute every trial with the configured isolation, then build the analysis tables."""
-    _run("run", experiment, overrides, report_to, as_json, concurrency, resume, retry_errors, container)
+    if url is not None:
+        if overrides or resume or retry_errors or container or report_to:
+            raise InvalidInput.for_field(
+                "--url",
+                "a service runs the experiment as it is: no --overrides, --resume, --retry-errors, "
+                "--container or --report-to",
+            )
+        _emit("run", as_json, lambda: run_remote(experiment, url, executor, concurrency, as_json))
+        return
+    _run(
+        "run",
+        experiment,
+        overrides,
+        report_to,
+        as_json,
+        concurrency,
+        resume,
+        retry_errors,
+        container,
+        executor=executor,
+    )
 
 
 @lab_app.command("run-dev")

@@ -15,7 +15,8 @@ import typer
 from rich.markup import escape
 
 from opslab.cli.context import console, err_console
-from opslab.cli.lab import JsonFlag, TrialProgress, _emit, lab_app
+from opslab.cli.lab import JsonFlag, _emit, lab_app
+from opslab.cli.lab_display import TrialProgress
 from opslab.errors import InvalidInput
 
 if TYPE_CHECKING:

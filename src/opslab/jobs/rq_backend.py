@@ -14,6 +14,7 @@ from typing import Any
 from opslab.errors import Unavailable
 from opslab.jobs.model import Job
 from opslab.jobs.runner import JobRunner, Reaper
+from opslab.jobs.tasks import tasks_queue_name
 
 log = logging.getLogger("opslab.jobs")
 QUEUE = "opslab"
@@ -37,6 +38,8 @@ class RqBackend:
         self.redis_url = redis_url
         self.connection: Any = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=10)
         self.queue = Queue(queue_name, connection=self.connection)
+        # Short tasks (lab trials) beside the jobs; a worker takes them first: a job may be waiting on them.
+        self.tasks_queue = Queue(tasks_queue_name(queue_name), connection=self.connection)
         self.job_timeout_s = job_timeout_s
         self.reaper: Reaper | None = None
         self._stop = threading.Event()
@@ -79,7 +82,8 @@ class RqBackend:
 def run_worker(
     backend: RqBackend, runner: JobRunner, reaper: Reaper, *, burst: bool = False, name: str | None = None
 ) -> None:
-    """The body of `opslab worker`: an RQ SimpleWorker (no fork per job) plus a reaper thread."""
+    """The body of `opslab worker`: an RQ SimpleWorker (no fork per job) plus a reaper thread. It listens
+    on the tasks queue first, then on the jobs queue."""
     from rq import SimpleWorker
 
     global _RUNNER
@@ -89,7 +93,7 @@ def run_worker(
     reaper.sweep(startup=True)
     sweeper.start()
     try:
-        worker = SimpleWorker([backend.queue], connection=backend.connection, name=name)
+        worker = SimpleWorker([backend.tasks_queue, backend.queue], connection=backend.connection, name=name)
         worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
     finally:
         stop.set()

@@ -29,6 +29,7 @@ from opslab.lab.control import Gate, RunInterrupted, interrupt_on_signals, write
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
+from opslab.lab.queued_pool import TrialQueue, run_queued
 from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
@@ -39,6 +40,7 @@ class LabProgress:
     failed: int
     total: int
     message: str
+    trial: TrialDone | None = None  # the trial that just finished, if one did
 
 
 LabProgressFn = Callable[[LabProgress], None]
@@ -138,6 +140,7 @@ def execute(
     progress: LabProgressFn | None = None,
     on_trial: TrialDoneFn | None = None,
     isolation: IsolationPlan | None = None,
+    queue: TrialQueue | None = None,
 ) -> Manifest:
     """Run every trial of the plan without a record yet (and, with ``retry_errors``, those that errored).
     ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
@@ -146,7 +149,8 @@ def execute(
     The run's control file is obeyed (no trial starts while it is paused) and set to running when this
     call starts: a runner started on a paused run was asked to run it. On SIGINT or SIGTERM the running
     harnesses are killed, the manifest says ``interrupted`` (``paused`` if the run was paused) and
-    ``RunInterrupted`` is raised; ``--resume`` continues."""
+    ``RunInterrupted`` is raised; ``--resume`` continues. With a ``queue`` the trials run on its workers
+    (``queued_pool``) instead of this process's pool; ``concurrency`` is then theirs to decide."""
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
@@ -178,8 +182,12 @@ def execute(
     tally = _Tally(already, total, progress)
     with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
         try:
-            ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
-            pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
+            if queue is not None:
+                timeout_s = resolved.config.design.trial_timeout_s
+                pool = run_queued(run_dir, pending, attempts, queue, timeout_s=timeout_s)
+            else:
+                ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
+                pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
             with contextlib.closing(pool):  # closed at once on an interrupt: that stops the trials
                 for done in pool:
                     tally.count(done)
@@ -208,4 +216,5 @@ class _Tally:
         self.done += 1
         self.failed += done.outcome == "error"
         if self.progress:
-            self.progress(LabProgress(self.done, self.failed, self.total, f"{done.trial_id} {done.outcome}"))
+            message = f"{done.trial_id} {done.outcome}"
+            self.progress(LabProgress(self.done, self.failed, self.total, message, done))

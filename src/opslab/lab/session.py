@@ -23,6 +23,7 @@ from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.knobs import apply_overrides
 from opslab.lab.preflight import check_harness
+from opslab.lab.queued_pool import TrialQueue, check_queueable
 from opslab.lab.records import Manifest, Outcome, RunStatus
 from opslab.lab.report import ReporterSource, ReportQueue, ReportTally, TrialSource
 from opslab.lab.runner import (
@@ -147,13 +148,15 @@ def run_experiment(
     reporter: ReporterSource | None = None,
     container: bool = False,
     setup: str | None = None,
+    queue: TrialQueue | None = None,
 ) -> LabRun:
     """Run (or, with ``resume``, continue) the experiment at ``experiment_path``; see the module docstring.
 
     ``env_base`` is the environment trials start from (the sanitization profile then filters it);
     ``reporter`` receives every trial finished by this call as an agent run; ``container`` runs the
     trials in the configured image (``run-dev`` and ``run-experiment`` always do); ``setup`` is
-    ``run-dev``'s command, run once in the container before the trials (see ``setup``).
+    ``run-dev``'s command, run once in the container before the trials (see ``setup``); ``queue`` runs
+    the trials on workers (``--executor rq``, see ``queued_pool``) instead of this process's pool.
     """
     resolved, applied = resolve_with_overrides(experiment_path, overrides)
     resolved = effective(mode, resolved)
@@ -172,6 +175,9 @@ def run_experiment(
         )
     plan = isolation_for(mode, resolved, container=container)
     check_harness(resolved, plan)
+    if queue is not None:
+        check_queueable(resolved, plan)
+        queue.ready()
     if not resume:
         run_dir = prepare_run(resolved, overrides=applied, isolation=plan)
         if setup is not None:
@@ -196,6 +202,7 @@ def run_experiment(
                 progress=on_progress,
                 on_trial=reports.submit if reports else None,
                 isolation=services,
+                queue=queue,
             )
             from opslab.lab.finish import analyse_run  # NumPy and SciPy: imported while the trials ran
 

@@ -3,6 +3,7 @@ plots and per-task results; one trial's input, output, events, logs and state di
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from anyio import to_thread
@@ -12,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from opslab import lab
 from opslab.api.deps import RuntimeDep
 from opslab.api.ui.render import page
+from opslab.runtime import Runtime
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE = 50
@@ -38,6 +40,22 @@ def delta_rows(
     return out
 
 
+def run_roots(rt: Runtime) -> list[Path]:
+    """The configured runs folders, then those of projects that lab jobs of this service ran in."""
+    roots = rt.settings.lab_run_roots()
+    jobs = rt.jobs.list(kind=lab.KIND, limit=500)
+    projects = sorted({Path(j.subject) / ".lab" / "runs" for j in jobs if j.subject})
+    return roots + [p for p in projects if p not in roots]
+
+
+def run_key(roots: list[Path], run_dir: Path | None) -> str | None:
+    """The dashboard's key (``<root>/<run id>``) of a run directory under one of ``roots``."""
+    if run_dir is None:
+        return None
+    parent = run_dir.parent.resolve()
+    return next((f"{i}/{run_dir.name}" for i, root in enumerate(roots) if parent == root.resolve()), None)
+
+
 @router.get("/experiments", response_class=HTMLResponse)
 async def experiments_page(
     request: Request,
@@ -45,8 +63,10 @@ async def experiments_page(
     experiment: str | None = None,
     page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
-    roots = rt.settings.lab_run_roots()
+    roots = await to_thread.run_sync(lambda: run_roots(rt))
     runs = await to_thread.run_sync(lambda: lab.list_runs(roots, experiment=experiment or None))
+    jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=lab.KIND, limit=20))
+    views = [lab.LabRunView.of(j) for j in jobs]
     return page(
         request,
         "experiments.html",
@@ -57,13 +77,14 @@ async def experiments_page(
         page_no=page_no,
         more=len(runs) > page_no * PAGE,
         roots=roots,
+        jobs=[(v, run_key(roots, v.result.run_dir if v.result else None)) for v in views],
         experiment=experiment or "",
     )
 
 
 @router.get("/experiments/{root}/{run_id}", response_class=HTMLResponse)
 async def experiment_page(request: Request, root: int, run_id: str, rt: RuntimeDep) -> HTMLResponse:
-    view = await to_thread.run_sync(lambda: lab.read_run(rt.settings.lab_run_roots(), root, run_id))
+    view = await to_thread.run_sync(lambda: lab.read_run(run_roots(rt), root, run_id))
     comparison = view.comparison or {}
     variants = list(comparison.get("variants", {})) or sorted({v for t in view.tasks for v in t.by_variant})
     return page(
@@ -81,9 +102,7 @@ async def experiment_page(request: Request, root: int, run_id: str, rt: RuntimeD
 
 @router.get("/experiments/{root}/{run_id}/trials/{trial_id}", response_class=HTMLResponse)
 async def trial_page(request: Request, root: int, run_id: str, trial_id: str, rt: RuntimeDep) -> HTMLResponse:
-    view = await to_thread.run_sync(
-        lambda: lab.read_trial(rt.settings.lab_run_roots(), root, run_id, trial_id)
-    )
+    view = await to_thread.run_sync(lambda: lab.read_trial(run_roots(rt), root, run_id, trial_id))
     return page(
         request,
         "trial.html",

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, JsonValue, ValidationError
 
@@ -101,11 +101,14 @@ class LabClient:
         retry_errors: bool = False,
         container: bool = False,
         report_to: str | None = None,
+        executor: Literal["local", "rq"] = "local",
     ) -> RunResult:
-        """Every trial with the configured isolation (``container``: in ``runtime.sandbox.image``)."""
+        """Every trial with the configured isolation (``container``: in ``runtime.sandbox.image``);
+        ``executor="rq"``: on `opslab worker` processes (the environment's ``OPSLAB_REDIS_URL``)."""
         args = [
             *bool_flag("--retry-errors", retry_errors),
             *bool_flag("--container", container),
+            *opt("--executor", None if executor == "local" else executor),
         ]
         return self._run("run", experiment, concurrency, overrides, resume, report_to, args)
 

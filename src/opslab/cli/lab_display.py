@@ -1,0 +1,61 @@
+"""What `opslab lab run` shows a person: a progress bar of trials, then the run's table."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from opslab.cli.context import console, err_console
+
+if TYPE_CHECKING:
+    from opslab.lab import LabProgress, LabRun
+
+
+class TrialProgress:
+    """A Rich progress bar of trials on stderr (human mode, on a terminal); entering gives its callback."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.bar = Progress(
+            TextColumn("trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            TimeRemainingColumn(),
+            console=err_console,
+            disable=as_json or not sys.stderr.isatty(),
+        )
+        self.task = self.bar.add_task("trials", total=None, failed=0)
+
+    def __enter__(self) -> Callable[[LabProgress], None]:
+        self.bar.__enter__()
+
+        def on_progress(p: LabProgress) -> None:
+            self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
+
+        return on_progress
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+
+def print_run(run: LabRun, report_url: str | None) -> None:
+    table = Table(title=f"run {run.run_id}")
+    for col in ("variant", "n", "success", "95% CI", "errors"):
+        table.add_column(col)
+    for vid, v in run.variants.items():
+        lo, hi = v.success_ci
+        rate = "—" if v.success_rate is None else f"{v.success_rate:.1%}"
+        table.add_row(vid, str(v.n), rate, f"{lo:.1%} – {hi:.1%}", str(v.errors))
+    console.print(table)
+    console.print(f"artifacts: {run.run_dir}")
+    if run.report_failures:
+        err_console.print(
+            f"[yellow]warning[/yellow]: {run.report_failures} trial(s) not reported to {report_url}: "
+            f"{run.report_error}"
+        )
+    if run.reported:
+        console.print(f"reported {run.reported} trial(s) as agent runs to {report_url}")

@@ -1,0 +1,162 @@
+"""A lab run started from the API, as a job kind: payload ``{"experiment_path", "experiment"?, "executor",
+"concurrency"}`` -> the ``LabRun`` (the same JSON ``opslab lab run --json`` reports, with its variants).
+
+``new_lab_job`` checks a request before anything is written: the paths must lie under the service's
+allowed roots (none by default: the API runs no experiment until ``OPSLAB_LAB_ALLOWED_ROOTS`` is set), the
+experiment must resolve. The run goes where every run of that project goes, ``<project>/.lab/runs``.
+Progress: trials done / total and each variant's pass rate so far."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from opslab.config import process_environment
+from opslab.errors import InvalidInput, PolicyViolation
+from opslab.jobs import JobDeps, JobKind, JobProgress, NewJob
+from opslab.lab.artifacts import write_text
+from opslab.lab.config import Resolved, parse_config, project_root_of, read_yaml, resolve
+from opslab.lab.plan import expand_trials
+from opslab.lab.runner import LabProgress
+from opslab.lab.session import run_experiment
+from opslab.lab.views import LabRunIn
+
+KIND = "lab"
+DONE_STEP = "Lab run complete"
+RUNNING_STEP = "Running trials"
+REPORT_EVERY_S = 0.5  # progress is persisted and published: at most this often, and at the end
+ROOTS_SETTING = "OPSLAB_LAB_ALLOWED_ROOTS"
+
+
+def new_lab_job(
+    body: LabRunIn, *, allowed_roots: Sequence[Path], workers: bool, idempotency_key: str | None = None
+) -> NewJob:
+    """The job for ``body``, or the 4xx naming what is wrong (``workers``: the service has Redis)."""
+    if not allowed_roots:
+        raise PolicyViolation(
+            f"the service runs no experiment until {ROOTS_SETTING} lists the folders it may run from",
+            details={"field": ROOTS_SETTING},
+        )
+    if (body.experiment_path is None) == (body.experiment is None):
+        raise InvalidInput.for_field("experiment_path", "give either experiment_path or experiment")
+    if body.executor == "rq" and not workers:
+        raise InvalidInput.for_field("executor", "rq needs the service's OPSLAB_REDIS_URL (and workers)")
+    payload: dict[str, Any] = {"executor": body.executor, "concurrency": body.concurrency}
+    if body.experiment_path is not None:
+        path = _allowed(body.experiment_path, "experiment_path", allowed_roots)
+        if not path.is_file():
+            raise InvalidInput.for_field("experiment_path", f"no experiment file at {path}")
+        data = read_yaml(path)
+    else:
+        if body.project_path is None:
+            raise InvalidInput.for_field("project_path", "an inline experiment needs the project it runs in")
+        project = _allowed(body.project_path, "project_path", allowed_roots)
+        if not project.is_dir():
+            raise InvalidInput.for_field("project_path", f"no folder at {project}")
+        path = project / ".lab" / f"api-{uuid.uuid4().hex[:12]}.yaml"  # written by the job, once it runs
+        data = payload["experiment"] = body.experiment
+    # Where it reaches is checked before anything there is read (the dataset).
+    dataset = (path.parent / parse_config(data).dataset.path).resolve()
+    for field, where in (("project_path", project_root_of(path)), ("dataset.path", dataset)):
+        _allowed(str(where), field, allowed_roots)
+    resolved = resolve(path, data)
+    payload["experiment_path"] = str(path)
+    return NewJob(
+        kind=KIND,
+        payload=payload,
+        subject=str(resolved.project_root),
+        idempotency_key=idempotency_key,
+        max_attempts=1,  # a second attempt would start a second run: `opslab lab run --resume` continues one
+    )
+
+
+def _allowed(value: str, field: str, roots: Sequence[Path]) -> Path:
+    path = Path(value)
+    if not path.is_absolute():
+        raise InvalidInput.for_field(field, f"an absolute path on the service's machine, got {value!r}")
+    real = path.resolve()
+    if not any(real.is_relative_to(root.resolve()) for root in roots):
+        raise PolicyViolation(
+            f"{field}: {real} is not under {ROOTS_SETTING}",
+            details={"field": field, "setting": ROOTS_SETTING},
+        )
+    return real
+
+
+def job_kind(deps: JobDeps) -> JobKind:
+    settings = deps.settings
+
+    def handle(payload: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+        path = Path(payload["experiment_path"])
+        if payload.get("experiment") is not None and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, yaml.safe_dump(payload["experiment"], sort_keys=False).rstrip("\n"))
+        queue = None
+        if payload.get("executor") == "rq":
+            if not settings.redis_url:
+                raise InvalidInput.for_field("executor", "rq needs the service's OPSLAB_REDIS_URL")
+            from opslab.jobs import RqTasks, tasks_queue_name
+
+            queue = RqTasks(
+                settings.redis_url, queue=tasks_queue_name(settings.job_queue), lease_s=settings.job_lease_s
+            )
+        meter = PassRates.of(resolve(path), progress.report)
+        run = run_experiment(
+            path,
+            concurrency=payload.get("concurrency"),
+            env_base=dict(process_environment()),
+            progress=meter,
+            queue=queue,
+        )
+        progress.report("Analysed", 99, meter.summary(final=True))
+        return run.model_dump(mode="json")
+
+    return JobKind(KIND, handle, done_step=DONE_STEP, failed_step="Lab run failed")
+
+
+class PassRates:
+    """A lab progress callback that reports trials done / total and each variant's pass rate so far."""
+
+    def __init__(
+        self, variant_of: dict[str, str], order: list[str], report: Callable[[str, float, str | None], None]
+    ) -> None:
+        self.variant_of, self.order = variant_of, order
+        self.passed = dict.fromkeys(self.order, 0)
+        self.finished = dict.fromkeys(self.order, 0)
+        self.report, self.done, self.total = report, 0, len(self.variant_of)
+        self._lock, self._last = threading.Lock(), 0.0
+
+    @classmethod
+    def of(cls, resolved: Resolved, report: Callable[[str, float, str | None], None]) -> PassRates:
+        variant_of = {t.trial_id: t.variant_id for t in expand_trials(resolved)}
+        return cls(variant_of, [v.id for v in resolved.config.variants.all()], report)
+
+    def __call__(self, p: LabProgress) -> None:
+        with self._lock:
+            self.done, self.total = p.done, p.total
+            if p.trial is not None:
+                variant = self.variant_of.get(p.trial.trial_id)
+                if variant is not None:
+                    self.finished[variant] += 1
+                    self.passed[variant] += p.trial.outcome == "success"
+            now = time.monotonic()
+            if p.trial is not None and p.done < p.total and now - self._last < REPORT_EVERY_S:
+                return
+            self._last = now
+        pct = 95.0 * p.done / p.total if p.total else 95.0
+        self.report(RUNNING_STEP, round(pct, 1), self.summary())
+
+    def summary(self, *, final: bool = False) -> str:
+        rates = ", ".join(
+            f"{v} {self.passed[v] / self.finished[v]:.0%} ({self.passed[v]}/{self.finished[v]})"
+            for v in self.order
+            if self.finished[v]
+        )
+        head = f"{self.done}/{self.total} trials done" + (", analysed" if final else "")
+        return f"{head}; pass rate {rates}" if rates else head

@@ -1,0 +1,168 @@
+"""Trials on a task queue (``--executor rq``): every pending trial goes to `opslab worker` processes that
+share the run's folder; the runner waits for them and collects each by trial id.
+
+A worker runs ``remote.perform_trial``, the same ``run_trial`` a local pool runs, so a trial's record is
+the same file written the same way: last, atomically, under ``trials/<id>/``. A trial whose worker is lost
+(killed mid-trial; its lease lapses) is submitted once more, as attempt 2: the retry clears the folder
+before it starts, so its record replaces whatever the lost attempt left and the tables hold it once. A
+trial lost twice is recorded as an error (a value, like any failed trial), and the run goes on. An
+interrupted runner stops the trials running on the workers as the local pool stops its own (``_stop``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Generator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from opslab.errors import InvalidInput
+from opslab.lab.artifacts import write_text
+from opslab.lab.config import Resolved
+from opslab.lab.isolation import IsolationPlan
+from opslab.lab.isolation.plan import OTEL_LEVELS
+from opslab.lab.plan import Trial
+from opslab.lab.pool import TrialDone
+from opslab.lab.records import SCHEMA_VERSION, TrialRecord
+from opslab.lab.thread_pool import STOP_GRACE_S, failed
+
+if TYPE_CHECKING:  # opslab.jobs is not loaded by a local run: start-up time counts per run
+    from opslab.jobs import TaskEnd
+
+TRIAL_CALL = "opslab.lab.remote:perform_trial"
+MAX_TRIES = 2  # a lost trial is retried once
+LOST_CHECK_S = 0.5
+
+
+class TaskBatch(Protocol):
+    """What the runner needs of a task queue (``opslab.jobs.TaskBatch`` on RQ)."""
+
+    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None: ...
+    def wait(self, timeout_s: float) -> list[TaskEnd]: ...
+    def lost(self, candidates: Sequence[str]) -> list[str]: ...
+    def started(self, candidates: Sequence[str]) -> list[str]: ...
+    def stop(self) -> None: ...
+    def close(self, unfinished: Sequence[str] = ()) -> None: ...
+
+
+class TrialQueue(Protocol):
+    """Opens one ``TaskBatch`` per run (``opslab.jobs.RqTasks``)."""
+
+    def batch(self) -> TaskBatch: ...
+
+    def ready(self) -> None:
+        """Raise ``Unavailable`` when no worker serves the queue."""
+        ...
+
+
+def check_queueable(resolved: Resolved, plan: IsolationPlan) -> None:
+    """Refuse what only the runner's own process can serve its trials: the egress proxy and the
+    OpenTelemetry collector live beside the runner, not beside a worker."""
+    if plan.network == "allowlist_enforced":
+        raise InvalidInput.for_field(
+            "--executor", "rq: an allowlisted network needs the runner's egress proxy; run it locally"
+        )
+    if resolved.config.runtime.harness.integration_level in OTEL_LEVELS:
+        raise InvalidInput.for_field(
+            "--executor", "rq: OpenTelemetry levels need the runner's collector; run it locally"
+        )
+
+
+def run_queued(
+    run_dir: Path,
+    trials: list[Trial],
+    attempts: dict[str, int],
+    queue: TrialQueue,
+    *,
+    timeout_s: float,
+) -> Generator[TrialDone, None, None]:
+    """Submit ``trials`` to ``queue``; yield each as a worker finishes it (see the module docstring)."""
+    if not trials:
+        return
+    batch = queue.batch()
+    by_id = {t.trial_id: t for t in trials}
+    tries = dict.fromkeys(by_id, 1)
+    outstanding: dict[str, str] = {}  # task id -> trial id
+
+    def submit(items: list[Trial]) -> None:
+        tasks = []
+        for t in items:
+            attempt = attempts[t.trial_id] + tries[t.trial_id] - 1
+            task_id = f"{t.trial_id}#{tries[t.trial_id]}"
+            outstanding[task_id] = t.trial_id
+            tasks.append((task_id, [str(run_dir), t.trial_id, str(attempt)]))
+        batch.submit(tasks, TRIAL_CALL, timeout_s=timeout_s)
+
+    submit(trials)
+    checked = time.monotonic()
+    try:
+        while outstanding:
+            for end in batch.wait(LOST_CHECK_S):
+                trial_id = outstanding.pop(end.task_id, None)
+                if trial_id is None:
+                    continue  # an attempt already given up on
+                if end.error is not None or end.result is None:
+                    raise failed(f"{trial_id}: {end.error}")
+                yield TrialDone(trial_id, end.result)  # type: ignore[arg-type]
+            if time.monotonic() - checked < LOST_CHECK_S:
+                continue
+            checked = time.monotonic()
+            again: list[Trial] = []
+            for task_id in batch.lost(list(outstanding)):
+                trial_id = outstanding.pop(task_id)
+                if tries[trial_id] < MAX_TRIES:
+                    tries[trial_id] += 1
+                    again.append(by_id[trial_id])
+                else:
+                    record = _lost(run_dir, by_id[trial_id], attempts[trial_id] + tries[trial_id] - 1)
+                    yield TrialDone(trial_id, record.outcome)
+            if again:
+                submit(again)
+    except (KeyboardInterrupt, GeneratorExit):  # interrupted, or closed early: stop the running trials
+        _stop(run_dir, batch, outstanding)
+        raise
+    finally:
+        batch.close(list(outstanding))
+
+
+def _stop(run_dir: Path, batch: TaskBatch, outstanding: dict[str, str]) -> None:
+    """As the local pool stops: the running trials' harnesses are killed and they leave no record (each
+    runs again on ``--resume``). Their workers are told; each trial that ends within ``STOP_GRACE_S`` has
+    its folder removed. One that does not (its worker gone silent) is left as it is."""
+    batch.stop()
+    running = set(batch.started(list(outstanding)))
+    ended: list[str] = []
+    deadline = time.monotonic() + STOP_GRACE_S
+    while running and time.monotonic() < deadline:
+        for end in batch.wait(0.2):
+            if end.task_id in running:
+                running.discard(end.task_id)
+                ended.append(outstanding.pop(end.task_id))
+        running.difference_update(batch.lost(list(running)))
+    for trial_id in ended:
+        shutil.rmtree(run_dir / "trials" / trial_id, ignore_errors=True)
+
+
+def _lost(run_dir: Path, t: Trial, attempt: int) -> TrialRecord:
+    """The record of a trial whose worker was lost on every try."""
+    at = datetime.now(UTC)
+    record = TrialRecord(
+        schema_version=SCHEMA_VERSION,
+        trial_id=t.trial_id,
+        variant_id=t.variant_id,
+        task_id=t.task_id,
+        replication=t.replication,
+        seed=t.seed,
+        outcome="error",
+        error=f"the worker running this trial was lost on each of {MAX_TRIES} tries (killed?)",
+        attempt=attempt,
+        started_at=at,
+        ended_at=at,
+    )
+    tdir = run_dir / "trials" / t.trial_id
+    os.makedirs(tdir, exist_ok=True)
+    write_text(tdir / "trial_output.json", record.model_dump_json(exclude_unset=True), durable=True)
+    return record
