@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-dense test-ts ui-screenshots check lint audit demo serve bench clean
+.PHONY: install test test-dense test-ts ui-screenshots check lint audit demo serve bench docs clean
 
 install: $(BIN)/opslab
 
@@ -61,6 +61,11 @@ serve: install
 # Every benchmark (bounded: about 20 minutes here), then docs/performance.md from their results.
 bench: install
 	$(BIN)/python -m bench
+
+# docs/configuration.md (from Settings) and docs/api.md (from the OpenAPI document); a test fails when the
+# committed pages differ from what the code renders.
+docs: install
+	$(BIN)/python -m opslab.docgen docs
 
 clean:
 	rm -rf $(VENV) .opslab .pytest_cache .mypy_cache .ruff_cache

@@ -12,17 +12,38 @@ from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
-PLACEHOLDERS = frozenset({"changeme", "change-me", "secret", "password", "token", "xxx", "todo"})
+PLACEHOLDERS = frozenset(
+    {"changeme", "change-me", "secret", "password", "token", "xxx", "todo", "your-key-here"}
+)
 
 
 def _alias(name: str, seed_name: str) -> AliasChoices:
-    """``OPSLAB_<NAME>``, the seed's own variable name, and the field name (for keyword construction)."""
+    """``OPSLAB_<NAME>``, the seed's own variable name, and the field name (for keyword construction).
+
+    The first name present wins, so ``OPSLAB_<NAME>`` overrides the seed's name when both are set."""
     return AliasChoices(f"OPSLAB_{name.upper()}", seed_name, name)
+
+
+def seed_aliases() -> dict[str, str]:
+    """Each accepted seed variable name -> the field it sets."""
+    found: dict[str, str] = {}
+    for field_name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            for choice in alias.choices:
+                if isinstance(choice, str) and choice.isupper() and not choice.startswith("OPSLAB_"):
+                    found[choice] = field_name
+    return found
 
 
 class Settings(BaseSettings):
@@ -30,23 +51,31 @@ class Settings(BaseSettings):
 
     env: Literal["development", "production"] = Field(
         default="development",
+        validation_alias=_alias("env", "APP_ENV"),
         description="production: refuse to start without an API token and an ingest secret.",
     )
 
     data_dir: Path = Field(default=Path(".opslab"), description="Where the default database and state live.")
     database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default: a SQLite file in the data dir."
+        default=None,
+        validation_alias=_alias("database_url", "DATABASE_URL"),
+        description="SQLAlchemy URL (`postgresql://…` uses psycopg 3); default: a SQLite file in the data "
+        "dir.",
     )
-    redis_url: str | None = Field(default=None, description="Set to run jobs on RQ workers through Redis.")
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=_alias("redis_url", "REDIS_URL"),
+        description="Set to run jobs on RQ workers (`opslab worker`) through Redis.",
+    )
     ingest_secret: SecretStr | None = Field(
         default=None,
-        validation_alias=AliasChoices("OPSLAB_INGEST_SECRET", "APP_INGEST_SECRET", "ingest_secret"),
-        description="Required X-Ingest-Secret on ingestion when set (the seed's APP_INGEST_SECRET too).",
+        validation_alias=_alias("ingest_secret", "APP_INGEST_SECRET"),
+        description="Required X-Ingest-Secret on ingestion when set.",
     )
     api_token: SecretStr | None = Field(
         default=None,
-        description="Bearer token required by every route but ingestion and health (reads too, unless "
-        "OPSLAB_PUBLIC_READS=true).",
+        description="Bearer token required by every route but ingestion, `/` and `/healthz` (reads too, "
+        "unless OPSLAB_PUBLIC_READS=true).",
     )
     read_token: SecretStr | None = Field(
         default=None,
@@ -54,11 +83,13 @@ class Settings(BaseSettings):
     )
     public_reads: bool = Field(
         default=False,
-        description="With a token set, leave reads (GET) open to anyone: telemetry holds prompts.",
+        description="With a token set, leave reads (GET) open to anyone (telemetry holds prompts and "
+        "outputs: think first).",
     )
     canary_allowed_targets: list[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
-        description="Hosts the service may send canary load to (host or host:port); others are refused.",
+        description="Hosts (or host:port) a canary started from the API may send load to, plus its "
+        "Prometheus and webhook hosts; others are a 403, dry runs included.",
     )
     canary_plan_env: list[str] = Field(
         default_factory=lambda: ["CANARY_*"],
@@ -68,7 +99,8 @@ class Settings(BaseSettings):
     canary_max_requests: int = Field(
         default=200_000,
         ge=1,
-        description="Most requests one canary started from the API may send (QPS x time).",
+        description="Most requests one canary started from the API may send (QPS x (windows + warm-up)); "
+        "above is a 403.",
     )
     lab_runs_dirs: list[Path] = Field(
         default_factory=list,
@@ -78,12 +110,16 @@ class Settings(BaseSettings):
     lab_allowed_roots: list[Path] = Field(
         default_factory=list,
         description="Folders the service may run lab experiments from (POST /lab/runs; JSON list): the "
-        "experiment, its project and its dataset must lie under one. Empty: the API runs no experiment.",
+        "experiment, its project and its dataset must lie under one. Empty: the API runs no experiment (403 "
+        "naming the setting).",
     )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
     )
-    url: str | None = Field(default=None, description="Service URL the CLI talks to (OPSLAB_URL).")
+    url: str | None = Field(
+        default=None,
+        description="Service URL the CLI talks to; without it the CLI uses the local database.",
+    )
     runner_bin: str | None = Field(
         default=None,
         validation_alias=_alias("runner_bin", "AGENTLAB_RUNNER_BIN"),
@@ -92,7 +128,8 @@ class Settings(BaseSettings):
     )
     knowledge_retrieval: Literal["bm25", "dense", "hybrid"] = Field(
         default="bm25",
-        description="How knowledge is searched: BM25, embeddings (the `dense` extra) or both fused.",
+        description="How knowledge is searched: BM25, embeddings (`dense`, with the `dense` extra) or both "
+        "rankings fused (`hybrid`).",
     )
     knowledge_dir: Path | None = Field(
         default=None,
@@ -101,7 +138,8 @@ class Settings(BaseSettings):
 
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
     redact_patterns: list[str] = Field(
-        default_factory=list, description="Extra regular expressions whose matches are redacted on ingest."
+        default_factory=list,
+        description="Extra regular expressions whose matches are redacted on ingest (JSON list).",
     )
 
     job_workers: int = Field(
@@ -109,18 +147,43 @@ class Settings(BaseSettings):
     )
     job_max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts before a job is failed.")
     job_timeout_s: float = Field(default=600.0, gt=0, description="Longest a single job attempt may run.")
-    job_queue: str = Field(default="opslab", min_length=1, max_length=100, description="RQ queue name.")
+    job_queue: str = Field(
+        default="opslab",
+        min_length=1,
+        max_length=100,
+        validation_alias=_alias("job_queue", "RQ_QUEUE_NAME"),
+        description="RQ queue name (the service and its workers must agree); lab trials (`--executor rq`) "
+        "go to `<queue>-tasks`, which `opslab worker` serves first.",
+    )
     job_lease_s: float = Field(
-        default=15.0, gt=0, description="A running job whose worker is silent this long is given to another."
+        default=15.0,
+        gt=0,
+        description="A running job whose worker stops heartbeating this long goes back to the queue; a lab "
+        "trial whose worker is silent this long is run again, once.",
     )
 
-    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint; off when unset.")
-    llm_model: str | None = Field(default=None)
-    llm_api_key: SecretStr | None = Field(default=None)
-    llm_timeout_s: float = Field(default=20.0, gt=0)
+    llm_base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1); the LLM is off when unset, "
+        "whatever key is set.",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        validation_alias=_alias("llm_model", "LLM_MODEL"),
+        description="Model name sent to that endpoint; default: `default`.",
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=_alias("llm_api_key", "OPENAI_API_KEY"),
+        description="Bearer key for that endpoint.",
+    )
+    llm_timeout_s: float = Field(
+        default=20.0, gt=0, description="Per-call timeout; on timeout the deterministic result stands."
+    )
     rca_llm_strategy: Literal["all_at_once", "step_by_step", "binary_search"] = Field(
         default="all_at_once",
-        description="How the LLM localises the decisive step of a transcript (when an LLM is configured).",
+        description="How the LLM localises the decisive step of a transcript, when an LLM is configured "
+        "(docs/rca.md).",
     )
 
     # The responder; each seed setting name (TARGET_API_BASE_URL …) works as an alias.
@@ -189,6 +252,17 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Seed of the simulated CI runner and the optimizer's sampling."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _SeedAwareEnvSource(settings_cls), dotenv_settings, file_secret_settings)
+
     def lab_run_roots(self) -> list[Path]:
         """Where lab runs are looked for: each configured folder (a project root means its .lab/runs),
         then the data dir's own lab/runs."""
@@ -252,6 +326,21 @@ class Settings(BaseSettings):
     @property
     def resolved_knowledge_dir(self) -> Path:
         return self.knowledge_dir if self.knowledge_dir is not None else self.data_dir / "knowledge"
+
+
+class _SeedAwareEnvSource(EnvSettingsSource):
+    """The environment, where a seed's variable left empty means unset.
+
+    The seeds' .env examples leave a variable empty to mean "off" (``APP_INGEST_SECRET=``,
+    ``OPENAI_API_KEY=``); an empty ``OPSLAB_*`` secret stays an error (it would protect nothing)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        seed_names = {name.lower() for name in seed_aliases()}
+        return {
+            key: value
+            for key, value in super()._load_env_vars().items()
+            if not (key.lower() in seed_names and (value is None or not value.strip()))
+        }
 
 
 def process_environment() -> Mapping[str, str]:

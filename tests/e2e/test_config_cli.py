@@ -14,7 +14,8 @@ from tests.e2e.conftest import clean_env, run_cli
     [
         ("OPSLAB_INGEST_SECRET", "", "OPSLAB_INGEST_SECRET: empty"),
         ("OPSLAB_INGEST_SECRET", "changeme", "OPSLAB_INGEST_SECRET: a placeholder"),
-        ("APP_INGEST_SECRET", "", "OPSLAB_INGEST_SECRET: empty"),
+        # The seed's name gets the same checks, but left empty it means unset (the seed's .env example).
+        ("APP_INGEST_SECRET", "changeme", "OPSLAB_INGEST_SECRET: a placeholder"),
         ("OPSLAB_API_TOKEN", " ", "OPSLAB_API_TOKEN: empty"),
         ("OPSLAB_ENV", "production", "OPSLAB_ENV=production needs OPSLAB_API_TOKEN and OPSLAB_INGEST_SECRET"),
         ("OPSLAB_JOB_WORKERS", "zero", "OPSLAB_JOB_WORKERS"),
