@@ -23,9 +23,10 @@ def render() -> str:
     lines = [
         "# Performance",
         "",
-        "Every benchmark compares its figure with a floor or a peer measured in the same run, on the same",
-        "machine. `make bench` runs them all (about 20 minutes here) and rewrites this page from the newest",
-        "result of each (`bench/results/<name>-<date>.json`); `python -m bench.<name>` runs one.",
+        "Each figure stands beside the floor or peer its benchmark measured in the same run on the same",
+        "machine (a dash where the figure is an absolute target: a latency bound, an accuracy, a count).",
+        "`make bench` runs them all (about 16 minutes here) and rewrites this page from the newest result of",
+        "each (`bench/results/<name>-<date>.json`); `python -m bench.<name>` runs one.",
         "",
         "| benchmark | figure | value | floor or peer | ratio | target | met | date, machine |",
         "|---|---|---|---|---|---|---|---|",
