@@ -20,6 +20,16 @@ class Trial(BaseModel):
     replication: int
     seed: int
 
+    def identity(self) -> dict[str, Any]:
+        """What names this trial in its record: trial, variant, task, replication and seed."""
+        return {
+            "trial_id": self.trial_id,
+            "variant_id": self.variant_id,
+            "task_id": self.task_id,
+            "replication": self.replication,
+            "seed": self.seed,
+        }
+
 
 def trial_seed(random_seed: int, variant_id: str, task_id: str, replication: int) -> int:
     digest = hashlib.sha256(f"{random_seed}:{variant_id}:{task_id}:{replication}".encode()).digest()

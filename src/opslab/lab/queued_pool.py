@@ -151,11 +151,7 @@ def _lost(run_dir: Path, t: Trial, attempt: int) -> TrialRecord:
     at = datetime.now(UTC)
     record = TrialRecord(
         schema_version=SCHEMA_VERSION,
-        trial_id=t.trial_id,
-        variant_id=t.variant_id,
-        task_id=t.task_id,
-        replication=t.replication,
-        seed=t.seed,
+        **t.identity(),
         outcome="error",
         error=f"the worker running this trial was lost on each of {MAX_TRIES} tries (killed?)",
         attempt=attempt,

@@ -166,11 +166,7 @@ def run_trial(
     record = TrialRecord.model_construct(
         set(_RECORD_FIELDS.union(trainer, extra.fields)),
         schema_version=SCHEMA_VERSION,
-        trial_id=t.trial_id,
-        variant_id=t.variant_id,
-        task_id=t.task_id,
-        replication=t.replication,
-        seed=t.seed,
+        **t.identity(),
         outcome=res.outcome,
         metrics=output.get("metrics") or {},
         result=output.get("result"),
