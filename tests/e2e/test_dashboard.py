@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from opslab.lab import root_key
 from tests.conftest import REQUIRE
 from tests.e2e.conftest import wait_for
 from tests.e2e.dashboard_world import World, break_the_pool, build_world
@@ -102,7 +103,7 @@ def test_every_page_is_accessible_and_stays_on_this_machine(tab: Page, world: Wo
         "runs": "/ui/runs?hours=8760",
         "run": "/ui/runs/run-001-sufficient",
         "experiments": "/ui/experiments",
-        "experiment": f"/ui/experiments/0/{world.lab_run}",
+        "experiment": f"/ui/experiments/{root_key(world.project / '.lab' / 'runs')}/{world.lab_run}",
         "canaries": "/ui/canaries",
         "incidents": "/ui/incidents",
         "builds": "/ui/builds",

@@ -87,7 +87,7 @@ def test_a_lab_run_is_a_job_with_trials_done_and_pass_rates_on_its_stream(
     assert run_dir.parent == proj / ".lab" / "runs" and (run_dir / "analysis" / "tables").is_dir()
     # The dashboard lists the job and finds its run in the project it ran in, unconfigured.
     page = api.get("/ui/experiments").text
-    link = re.search(rf'href="(/ui/experiments/\d+/{re.escape(run_dir.name)})"', page)
+    link = re.search(rf'href="(/ui/experiments/[0-9a-f]+/{re.escape(run_dir.name)})"', page)
     assert lab_run_id in page and link, page[-3000:]
     assert "Variant comparison" in api.get(link.group(1)).text
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opslab.errors import NotFound
-from opslab.lab import list_runs, read_run, read_trial
+from opslab.lab import list_runs, read_run, read_trial, root_key
 
 
 def _run(root: Path, run_id: str, *, created: str, analysed: bool = True) -> Path:
@@ -61,14 +61,14 @@ def test_runs_are_listed_newest_first_and_an_unanalysed_run_still_shows(tmp_path
     runs = list_runs([tmp_path, tmp_path / "missing"])
     assert [r.run_id for r in runs] == ["run_b", "run_a"]
     assert runs[1].outcomes == {"success": 1} and runs[1].variants == ["base"]
-    assert runs[0].outcomes == {} and runs[0].key == "0/run_b"
-    view = read_run([tmp_path], 0, "run_b")
+    assert runs[0].outcomes == {} and runs[0].key == f"{root_key(tmp_path)}/run_b"
+    view = read_run([tmp_path, tmp_path / "missing"], root_key(tmp_path), "run_b")
     assert view.comparison is None and [t.task_id for t in view.tasks] == ["t1"]
 
 
 def test_a_trial_shows_its_files_with_long_logs_cut_to_their_tail(tmp_path: Path) -> None:
     _run(tmp_path, "run_a", created="2026-11-20T10:00:00+00:00")
-    trial = read_trial([tmp_path], 0, "run_a", "trial_1")
+    trial = read_trial([tmp_path], root_key(tmp_path), "run_a", "trial_1")
     assert trial.record is not None and trial.record.outcome == "success"
     assert trial.trial_input == {"task": {"a": 1}}
     assert trial.events == [{"type": "step"}]
@@ -77,15 +77,26 @@ def test_a_trial_shows_its_files_with_long_logs_cut_to_their_tail(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("root", "run_id", "trial"),
-    [(1, "run_a", None), (-1, "run_a", None), (0, "..", None), (0, "run_a", ".."), (0, "nope", None)],
-)
+    [("secret", "run_a", None), ("nope", "run_a", None), ("runs", "..", None), ("runs", "run_a", ".."),
+     ("runs", "nope", None)],
+)  # fmt: skip
 def test_a_key_outside_the_folders_is_not_found(
-    tmp_path: Path, root: int, run_id: str, trial: str | None
+    tmp_path: Path, root: str, run_id: str, trial: str | None
 ) -> None:
     _run(tmp_path / "runs", "run_a", created="2026-11-20T10:00:00+00:00")
     (tmp_path / "secret").mkdir()
+    _run(tmp_path / "secret", "run_a", created="2026-11-20T10:00:00+00:00")  # a run, but not a listed folder
+    key = root_key(tmp_path / root)
     with pytest.raises(NotFound):
         if trial is None:
-            read_run([tmp_path / "runs"], root, run_id)
+            read_run([tmp_path / "runs"], key, run_id)
         else:
-            read_trial([tmp_path / "runs"], root, run_id, trial)
+            read_trial([tmp_path / "runs"], key, run_id, trial)
+
+
+def test_a_folder_keeps_its_key_whatever_else_is_listed(tmp_path: Path) -> None:
+    _run(tmp_path / "b", "run_b", created="2026-11-20T10:00:00+00:00")
+    (tmp_path / "a").mkdir()
+    alone = list_runs([tmp_path / "b"])[0].key
+    assert list_runs([tmp_path / "a", tmp_path / "b"])[0].key == alone
+    assert read_run([tmp_path / "a", tmp_path / "b"], alone.split("/")[0], "run_b").listing.run_id == "run_b"

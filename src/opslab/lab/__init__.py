@@ -47,7 +47,16 @@ if TYPE_CHECKING:
         format_value,
         load_outputs,
     )
-    from opslab.lab.browse import RunListing, RunView, TaskRow, TrialView, list_runs, read_run, read_trial
+    from opslab.lab.browse import (
+        RunListing,
+        RunView,
+        TaskRow,
+        TrialView,
+        list_runs,
+        read_run,
+        read_trial,
+        root_key,
+    )
     from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
     from opslab.lab.control import ControlFile, RunInterrupted, interrupt_on_signals, read_control
     from opslab.lab.finish import RunAnalysis, analyse_run
@@ -81,7 +90,7 @@ _LAZY = {
     "trial_to_agent_run": "opslab.lab.agent_run",
     # Reading runs back (the dashboard).
     **dict.fromkeys(
-        ("RunListing", "RunView", "TaskRow", "TrialView", "list_runs", "read_run", "read_trial"),
+        ("RunListing", "RunView", "TaskRow", "TrialView", "list_runs", "read_run", "read_trial", "root_key"),
         "opslab.lab.browse",
     ),
     # Controlling runs: replay, fork, pause and resume, publish, validate.
@@ -118,6 +127,7 @@ __all__ = [
     "list_runs",
     "read_run",
     "read_trial",
+    "root_key",
     "ExperimentBuilder",
     "LabClient",
     "LabRunnerError",

@@ -4,6 +4,7 @@ yet lists with what it has), and never outside the folders it was given."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,7 @@ EVENTS_LIMIT = 500
 
 @dataclass(frozen=True)
 class RunListing:
-    root: int  # index of the folder it was found in
+    root: str  # the key of the folder it was found in (``root_key``)
     run_id: str
     manifest: Manifest
     outcomes: dict[str, int]
@@ -62,7 +63,12 @@ def _read(path: Path) -> Any:
         return None
 
 
-def _listing(root: int, run_dir: Path) -> RunListing | None:
+def root_key(root: Path) -> str:
+    """A folder's key in links: stable whatever other folders are listed, and no path in the URL."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+
+
+def _listing(root: str, run_dir: Path) -> RunListing | None:
     data = _read(run_dir / "manifest.json")
     if not isinstance(data, dict):
         return None
@@ -100,28 +106,29 @@ def _lines(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 def list_runs(roots: list[Path], *, experiment: str | None = None) -> list[RunListing]:
     """Every run under ``roots``, newest first."""
     found: list[RunListing] = []
-    for i, root in enumerate(roots):
+    for root in roots:
         if not root.is_dir():
             continue
         for run_dir in root.iterdir():
             if run_dir.is_dir() and RUN_ID.fullmatch(run_dir.name):
-                listing = _listing(i, run_dir)
+                listing = _listing(root_key(root), run_dir)
                 if listing and (experiment is None or listing.manifest.experiment_id == experiment):
                     found.append(listing)
     return sorted(found, key=lambda r: (r.manifest.created_at, r.run_id), reverse=True)
 
 
-def _run_dir(roots: list[Path], root: int, run_id: str) -> tuple[Path, RunListing]:
-    if not (0 <= root < len(roots)) or not RUN_ID.fullmatch(run_id):
-        raise NotFound(f"no lab run {run_id[:80]!r}", details={"run": f"{root}/{run_id[:80]}"})
-    run_dir = roots[root] / run_id
+def _run_dir(roots: list[Path], root: str, run_id: str) -> tuple[Path, RunListing]:
+    folder = next((r for r in roots if root_key(r) == root), None)
+    if folder is None or not RUN_ID.fullmatch(run_id):
+        raise NotFound(f"no lab run {run_id[:80]!r}", details={"run": f"{root[:20]}/{run_id[:80]}"})
+    run_dir = folder / run_id
     listing = _listing(root, run_dir) if run_dir.is_dir() else None
     if listing is None:
-        raise NotFound(f"no lab run {run_id!r} under {roots[root]}", details={"run": f"{root}/{run_id}"})
+        raise NotFound(f"no lab run {run_id!r} under {folder}", details={"run": f"{root}/{run_id}"})
     return run_dir, listing
 
 
-def read_run(roots: list[Path], root: int, run_id: str) -> RunView:
+def read_run(roots: list[Path], root: str, run_id: str) -> RunView:
     """One run: its comparison (``analysis/comparison.json``) and every trial by task and variant."""
     run_dir, listing = _run_dir(roots, root, run_id)
     comparison = _read(run_dir / "analysis" / "comparison.json")
@@ -160,7 +167,7 @@ def _tail(path: Path) -> str:
     return (f"… ({size - LOG_LIMIT} bytes before)\n" if size > LOG_LIMIT else "") + text
 
 
-def read_trial(roots: list[Path], root: int, run_id: str, trial_id: str) -> TrialView:
+def read_trial(roots: list[Path], root: str, run_id: str, trial_id: str) -> TrialView:
     """One trial's input, output, events, logs and state diff."""
     run_dir, listing = _run_dir(roots, root, run_id)
     trial_dir = run_dir / "trials" / trial_id

@@ -49,11 +49,12 @@ def run_roots(rt: Runtime) -> list[Path]:
 
 
 def run_key(roots: list[Path], run_dir: Path | None) -> str | None:
-    """The dashboard's key (``<root>/<run id>``) of a run directory under one of ``roots``."""
+    """The dashboard's key (``<root key>/<run id>``) of a run directory under one of ``roots``."""
     if run_dir is None:
         return None
     parent = run_dir.parent.resolve()
-    return next((f"{i}/{run_dir.name}" for i, root in enumerate(roots) if parent == root.resolve()), None)
+    found = next((root for root in roots if parent == root.resolve()), None)
+    return f"{lab.root_key(found)}/{run_dir.name}" if found is not None else None
 
 
 @router.get("/experiments", response_class=HTMLResponse)
@@ -83,7 +84,7 @@ async def experiments_page(
 
 
 @router.get("/experiments/{root}/{run_id}", response_class=HTMLResponse)
-async def experiment_page(request: Request, root: int, run_id: str, rt: RuntimeDep) -> HTMLResponse:
+async def experiment_page(request: Request, root: str, run_id: str, rt: RuntimeDep) -> HTMLResponse:
     view = await to_thread.run_sync(lambda: lab.read_run(run_roots(rt), root, run_id))
     comparison = view.comparison or {}
     variants = list(comparison.get("variants", {})) or sorted({v for t in view.tasks for v in t.by_variant})
@@ -101,7 +102,7 @@ async def experiment_page(request: Request, root: int, run_id: str, rt: RuntimeD
 
 
 @router.get("/experiments/{root}/{run_id}/trials/{trial_id}", response_class=HTMLResponse)
-async def trial_page(request: Request, root: int, run_id: str, trial_id: str, rt: RuntimeDep) -> HTMLResponse:
+async def trial_page(request: Request, root: str, run_id: str, trial_id: str, rt: RuntimeDep) -> HTMLResponse:
     view = await to_thread.run_sync(lambda: lab.read_trial(run_roots(rt), root, run_id, trial_id))
     return page(
         request,
