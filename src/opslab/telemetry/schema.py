@@ -61,6 +61,8 @@ _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 def _timestamp_text(value: Any) -> Any:
     # pydantic would read 12345 or "0.5" as Unix time: a number is almost always a unit mistake here.
+    if isinstance(value, str) and ":" in value:  # a time of day: never a number (the common case, fast)
+        return value
     if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
         raise ValueError("expected an RFC 3339 timestamp string with a timezone, e.g. 2024-05-01T12:00:00Z")
     return value
