@@ -13,7 +13,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field
 
 from opslab.autoops.fixes import Chat, FixRequest, FixSuggestion, suggest_fix
-from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult
+from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult, BuildStatus
 from opslab.autoops.optimizer import Choice, ThompsonOptimizer
 from opslab.errors import InvalidInput
 from opslab.knowledge import KnowledgeBase
@@ -40,7 +40,12 @@ class BuildRecord(BaseModel):
 
 class BuildLog(Protocol):
     def append(self, record: BuildRecord) -> None: ...
-    def recent(self, *, limit: int = 100) -> list[BuildRecord]: ...
+    def recent(self, *, limit: int = 100, status: BuildStatus | None = None) -> list[BuildRecord]: ...
+
+    def success_rates(self, *, every: int, last: int) -> list[float]:
+        """The success rate of each run of ``every`` builds in order, the newest ``last`` of them."""
+        ...
+
     def count(self) -> dict[str, int]: ...
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, case, func, insert, select, update
 
-from opslab.autoops import BuildRecord
+from opslab.autoops import BuildRecord, BuildStatus
 from opslab.store.engine import write_tx
 from opslab.store.tables import autoops_builds, autoops_state
 
@@ -52,13 +52,29 @@ class SqlBuildLog:
                 )
             )
 
-    def recent(self, *, limit: int = 100) -> list[BuildRecord]:
+    def recent(self, *, limit: int = 100, status: BuildStatus | None = None) -> list[BuildRecord]:
         query = select(autoops_builds.c.record).order_by(
             autoops_builds.c.at.desc(), autoops_builds.c.build_id
         )
+        if status is not None:
+            query = query.where(autoops_builds.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [BuildRecord.model_validate(r.record) for r in rows]
+
+    def success_rates(self, *, every: int, last: int) -> list[float]:
+        """Builds numbered in order, grouped ``every`` at a time from the first, each group's success rate;
+        the newest ``last`` groups, oldest first (the last group may be partial)."""
+        b = autoops_builds.c
+        numbered = select(
+            (func.row_number().over(order_by=(b.at, b.build_id)) - 1).label("n"),
+            case((b.status == "success", 1.0), else_=0.0).label("ok"),
+        ).subquery()
+        group = (numbered.c.n // every).label("g")
+        query = select(group, func.avg(numbered.c.ok)).group_by(group).order_by(group.desc()).limit(last)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [float(rate) for _, rate in reversed(rows)]
 
     def count(self) -> dict[str, int]:
         query = select(autoops_builds.c.status, func.count()).group_by(autoops_builds.c.status)

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 WINDOW = 10  # builds per point of the success-rate line
 SHOWN = 50
 FIXES = 5
+POINTS = 100  # groups of WINDOW builds on the success-rate line
 
 
 @dataclass
@@ -31,13 +32,7 @@ class BuildsView:
 
 def _view(rt: Runtime) -> BuildsView:
     auto = rt.autoops()
-    counts = auto.builds.count()
-    recent = auto.builds.recent(limit=1000)  # newest first
-    oldest_first = recent[::-1]
-    rates = [
-        sum(b.result.status == "success" for b in chunk) / len(chunk)
-        for chunk in (oldest_first[i : i + WINDOW] for i in range(0, len(oldest_first), WINDOW))
-    ]
+    recent = auto.builds.recent(limit=SHOWN)  # newest first
     latest = recent[0] if recent else None
     context = (
         latest.context.model_copy(update={"last_error_class": latest.result.error_class})
@@ -46,11 +41,15 @@ def _view(rt: Runtime) -> BuildsView:
     )
     fixes = [
         (b, auto.suggest(FixRequest(error=b.result.error, status="failed", error_class=b.result.error_class)))
-        for b in [b for b in recent if b.result.status == "failed" and b.result.error][:FIXES]
+        for b in auto.builds.recent(limit=FIXES, status="failed")
         if b.result.error
     ]
     return BuildsView(
-        counts=counts, recent=recent[:SHOWN], rates=list(rates), choice=auto.best(context), fixes=fixes
+        counts=auto.builds.count(),
+        recent=recent,
+        rates=list(auto.builds.success_rates(every=WINDOW, last=POINTS)),
+        choice=auto.best(context),
+        fixes=fixes,
     )
 
 
