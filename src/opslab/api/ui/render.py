@@ -8,6 +8,7 @@ Content-Security-Policy: scripts and styles from this service only, no other hos
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,11 @@ from urllib.parse import urlencode
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 
 from opslab import __version__
 from opslab.api.ui import charts
 from opslab.api.ui.auth import csrf_token
+from opslab.lab import format_interval, format_rate, format_value
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -58,9 +59,13 @@ def pct(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value:.{digits}f} %"
 
 
-def rate(value: float | None, digits: int = 1) -> str:
-    """A rate in 0-1, as a percentage."""
-    return "—" if value is None else f"{100 * value:.{digits}f} %"
+def value(x: float | None, kind: str, signed: bool = False) -> str:
+    """A lab metric (or a difference of it) as report.md and ``opslab lab compare`` show it."""
+    return "—" if x is None else format_value(x, kind, signed)
+
+
+def interval(ci: Sequence[float] | None, kind: str, signed: bool = False) -> str:
+    return format_interval((ci[0], ci[1]) if ci else None, kind, signed)
 
 
 def usd(value: float | None) -> str:
@@ -94,7 +99,16 @@ def _env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        when=when, ms=ms, pct=pct, rate=rate, usd=usd, pretty=pretty, costs=costs, without=without
+        when=when,
+        ms=ms,
+        pct=pct,
+        rate=format_rate,
+        value=value,
+        interval=interval,
+        usd=usd,
+        pretty=pretty,
+        costs=costs,
+        without=without,
     )
     env.globals.update(
         nav=NAV,
@@ -120,10 +134,6 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=security_headers())
-
-
-def fragment(template: str, **context: Any) -> Markup:
-    return Markup(ENV.get_template(template).render(**context))
 
 
 def security_headers() -> dict[str, str]:
