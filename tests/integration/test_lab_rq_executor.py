@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from opslab.client import OpslabClient
 from opslab.config import Settings
 from opslab.lab import LabClient
 from tests.conftest import FIXTURES
+from tests.workers import start_workers, stop_workers, worker_env
 
 # Leases that must lapse for a dead worker and hold for a live one: these run alone (`make test` runs
 # `serial` tests before the parallel run), so a loaded machine does not take a slow heartbeat for a death.
@@ -42,40 +42,14 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(workers: int = 2) -> tuple[dict[str, str], list[subprocess.Popen[bytes]]]:
-        queue = f"t-lab-{uuid.uuid4().hex[:8]}"
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_") or k.startswith("OPSLAB_TEST")
-        }
-        env.update(
-            OPSLAB_DATA_DIR=str(tmp_path / "data"),
-            OPSLAB_DATABASE_URL=f"sqlite:///{tmp_path / 'workers.db'}",
-            OPSLAB_REDIS_URL=redis_url,
-            OPSLAB_JOB_QUEUE=queue,
-            OPSLAB_JOB_LEASE_S="3",
-        )
-        mine = []
-        for i in range(workers):
-            log = (tmp_path / f"worker-{i}.log").open("wb")
-            p = subprocess.Popen(
-                [OPSLAB, "worker", "--name", f"{queue}-{i}"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs.append(p)
-            mine.append(p)
+        db_url = f"sqlite:///{tmp_path / 'workers.db'}"
+        env = worker_env(tmp_path, redis_url=redis_url, db_url=db_url, lease_s=3, prefix="t-lab")
+        mine = start_workers(env, tmp_path, workers)
+        procs.extend(mine)
         return env, mine
 
     yield start
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait(5)
+    stop_workers(procs)
 
 
 def copy_project(tmp_path: Path, name: str, **bindings: Any) -> Path:
@@ -127,11 +101,10 @@ def test_two_rq_workers_give_the_tables_of_a_local_run(cluster: Cluster, tmp_pat
     assert all("opslab worker" in log for log in logs)
 
 
-def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicated(
-    cluster: Cluster, tmp_path: Path
-) -> None:
-    env, workers = cluster(workers=2)
-    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+def _start_held_run(
+    tmp_path: Path, env: dict[str, str], ledger: Path, hold: Path
+) -> tuple[Path, subprocess.Popen[str]]:
+    """`opslab lab run --executor rq` of a project whose harnesses wait while ``hold`` exists."""
     hold.write_text("held")
     proj = copy_project(tmp_path, "proj", ledger=str(ledger), hold=str(hold))
     runner = subprocess.Popen(
@@ -142,6 +115,15 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicat
         stderr=subprocess.PIPE,
         text=True,
     )
+    return proj, runner
+
+
+def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicated(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    env, workers = cluster(workers=2)
+    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+    proj, runner = _start_held_run(tmp_path, env, ledger, hold)
     try:
         held = _wait_for_held(ledger, proj, want=2)
         trial_id, harness_pid = held[0]
@@ -174,16 +156,7 @@ def test_an_interrupted_rq_run_stops_its_trials_on_the_workers_and_resumes(
 ) -> None:
     env, _ = cluster(workers=2)
     ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
-    hold.write_text("held")
-    proj = copy_project(tmp_path, "proj", ledger=str(ledger), hold=str(hold))
-    runner = subprocess.Popen(
-        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--json", "--executor", "rq"],
-        cwd=proj,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proj, runner = _start_held_run(tmp_path, env, ledger, hold)
     try:
         held = _wait_for_held(ledger, proj, want=2)
         runner.send_signal(signal.SIGINT)

@@ -6,9 +6,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +19,7 @@ from opslab.api.server import ServerThread
 from opslab.config import Settings
 from opslab.llm.fake import fake_chat_app
 from tests.integration.test_rca_jobs import wait_done
-
-OPSLAB = str(Path(sys.executable).parent / "opslab")
+from tests.workers import start_workers, stop_workers, worker_env
 
 
 @pytest.fixture
@@ -36,17 +33,8 @@ def cluster(
     def start(
         db_url: str, *, workers: int = 2, llm_url: str | None = None
     ) -> tuple[httpx.Client, list[subprocess.Popen[bytes]]]:
-        queue = f"t-{uuid.uuid4().hex[:8]}"
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_") or k.startswith("OPSLAB_TEST")
-        }
-        env.update(
-            OPSLAB_DATA_DIR=str(tmp_path / "data"),
-            OPSLAB_DATABASE_URL=db_url,
-            OPSLAB_REDIS_URL=redis_url,
-            OPSLAB_JOB_QUEUE=queue,
-            OPSLAB_JOB_LEASE_S="2",
-        )
+        env = worker_env(tmp_path, redis_url=redis_url, db_url=db_url, lease_s=2)
+        queue = env["OPSLAB_JOB_QUEUE"]
         if llm_url:
             env.update(OPSLAB_LLM_BASE_URL=llm_url, OPSLAB_LLM_MODEL="slow", OPSLAB_LLM_TIMEOUT_S="30")
         settings = Settings(
@@ -58,18 +46,8 @@ def cluster(
         )
         server = ServerThread(create_app(settings)).start()
         servers.append(server)
-        mine = []
-        for i in range(workers):
-            log = (tmp_path / f"worker-{i}.log").open("wb")
-            p = subprocess.Popen(
-                [OPSLAB, "worker", "--name", f"{queue}-{i}"],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            procs.append(p)
-            mine.append(p)
+        mine = start_workers(env, tmp_path, workers)
+        procs.extend(mine)
         client = httpx.Client(base_url=server.url, timeout=30)
         clients.append(client)
         for run in (run_001, run_002):
@@ -79,13 +57,7 @@ def cluster(
     yield start
     for c in clients:
         c.close()
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+    stop_workers(procs)
     for s in servers:
         s.stop()
 
