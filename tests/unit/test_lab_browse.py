@@ -58,7 +58,9 @@ def test_runs_are_listed_newest_first_and_an_unanalysed_run_still_shows(tmp_path
     (tmp_path / "not_a_run").mkdir()
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "manifest.json").write_text("{")
-    runs = list_runs([tmp_path, tmp_path / "missing"])
+    found = list_runs([tmp_path, tmp_path / "missing"])
+    assert found.total == 2
+    runs = found.runs
     assert [r.run_id for r in runs] == ["run_b", "run_a"]
     assert runs[1].outcomes == {"success": 1} and runs[1].variants == ["base"]
     assert runs[0].outcomes == {} and runs[0].key == f"{root_key(tmp_path)}/run_b"
@@ -97,6 +99,6 @@ def test_a_key_outside_the_folders_is_not_found(
 def test_a_folder_keeps_its_key_whatever_else_is_listed(tmp_path: Path) -> None:
     _run(tmp_path / "b", "run_b", created="2026-11-20T10:00:00+00:00")
     (tmp_path / "a").mkdir()
-    alone = list_runs([tmp_path / "b"])[0].key
-    assert list_runs([tmp_path / "a", tmp_path / "b"])[0].key == alone
+    alone = list_runs([tmp_path / "b"]).runs[0].key
+    assert list_runs([tmp_path / "a", tmp_path / "b"]).runs[0].key == alone
     assert read_run([tmp_path / "a", tmp_path / "b"], alone.split("/")[0], "run_b").listing.run_id == "run_b"

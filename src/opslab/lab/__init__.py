@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         load_outputs,
     )
     from opslab.lab.browse import (
+        RunList,
         RunListing,
         RunView,
         TaskRow,
@@ -90,7 +91,17 @@ _LAZY = {
     "trial_to_agent_run": "opslab.lab.agent_run",
     # Reading runs back (the dashboard).
     **dict.fromkeys(
-        ("RunListing", "RunView", "TaskRow", "TrialView", "list_runs", "read_run", "read_trial", "root_key"),
+        (
+            "RunList",
+            "RunListing",
+            "RunView",
+            "TaskRow",
+            "TrialView",
+            "list_runs",
+            "read_run",
+            "read_trial",
+            "root_key",
+        ),
         "opslab.lab.browse",
     ),
     # Controlling runs: replay, fork, pause and resume, publish, validate.
@@ -120,6 +131,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "RunList",
     "RunListing",
     "RunView",
     "TaskRow",

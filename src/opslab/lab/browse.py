@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from opslab.errors import NotFound
+from opslab.lab.events import read_events
 from opslab.lab.records import Manifest, TrialRecord
 from opslab.lab.runner import RUN_ID
 
@@ -68,53 +69,50 @@ def root_key(root: Path) -> str:
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
 
 
-def _listing(root: str, run_dir: Path) -> RunListing | None:
+def _manifest(run_dir: Path) -> Manifest | None:
     data = _read(run_dir / "manifest.json")
     if not isinstance(data, dict):
         return None
     try:
-        manifest = Manifest.model_validate(data)
+        return Manifest.model_validate(data)
     except ValueError:
         return None
+
+
+def _listing(root: str, run_dir: Path, manifest: Manifest) -> RunListing:
     summary = _read(run_dir / "analysis" / "comparison.json")
     variants = list(summary["variants"]) if isinstance(summary, dict) and "variants" in summary else []
     outcomes: dict[str, int] = {}
-    for line in _lines(run_dir / "analysis" / "tables" / "trials.jsonl"):
+    for line in read_events(str(run_dir / "analysis" / "tables" / "trials.jsonl")):
         outcome = str(line.get("outcome"))
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     return RunListing(root=root, run_id=run_dir.name, manifest=manifest, outcomes=outcomes, variants=variants)
 
 
-def _lines(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    try:
-        with path.open(encoding="utf-8") as f:
-            for line in f:
-                if limit is not None and len(out) >= limit:
-                    break
-                try:
-                    value = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(value, dict):
-                    out.append(value)
-    except OSError:
-        return []
-    return out
+@dataclass(frozen=True)
+class RunList:
+    total: int
+    runs: list[RunListing]
 
 
-def list_runs(roots: list[Path], *, experiment: str | None = None) -> list[RunListing]:
-    """Every run under ``roots``, newest first."""
-    found: list[RunListing] = []
+def list_runs(
+    roots: list[Path], *, experiment: str | None = None, offset: int = 0, limit: int | None = None
+) -> RunList:
+    """The runs under ``roots``, newest first: every manifest is read to order them, the rest of a run
+    (its outcomes and variants) only for the ``offset``/``limit`` page."""
+    found: list[tuple[str, Path, Manifest]] = []
     for root in roots:
         if not root.is_dir():
             continue
+        key = root_key(root)
         for run_dir in root.iterdir():
             if run_dir.is_dir() and RUN_ID.fullmatch(run_dir.name):
-                listing = _listing(root_key(root), run_dir)
-                if listing and (experiment is None or listing.manifest.experiment_id == experiment):
-                    found.append(listing)
-    return sorted(found, key=lambda r: (r.manifest.created_at, r.run_id), reverse=True)
+                manifest = _manifest(run_dir)
+                if manifest and (experiment is None or manifest.experiment_id == experiment):
+                    found.append((key, run_dir, manifest))
+    found.sort(key=lambda f: (f[2].created_at, f[1].name), reverse=True)
+    page = found[offset : None if limit is None else offset + limit]
+    return RunList(total=len(found), runs=[_listing(*f) for f in page])
 
 
 def _run_dir(roots: list[Path], root: str, run_id: str) -> tuple[Path, RunListing]:
@@ -122,9 +120,10 @@ def _run_dir(roots: list[Path], root: str, run_id: str) -> tuple[Path, RunListin
     if folder is None or not RUN_ID.fullmatch(run_id):
         raise NotFound(f"no lab run {run_id[:80]!r}", details={"run": f"{root[:20]}/{run_id[:80]}"})
     run_dir = folder / run_id
-    listing = _listing(root, run_dir) if run_dir.is_dir() else None
-    if listing is None:
+    manifest = _manifest(run_dir) if run_dir.is_dir() else None
+    if manifest is None:
         raise NotFound(f"no lab run {run_id!r} under {folder}", details={"run": f"{root}/{run_id}"})
+    listing = _listing(root, run_dir, manifest)
     return run_dir, listing
 
 
@@ -179,7 +178,7 @@ def read_trial(roots: list[Path], root: str, run_id: str, trial_id: str) -> Tria
         record = TrialRecord.model_validate(data) if data is not None else None
     except ValueError:
         record = None
-    events = _lines(out / "harness_events.jsonl", EVENTS_LIMIT)
+    events = read_events(str(out / "harness_events.jsonl"))[:EVENTS_LIMIT]
     logs = {name: _tail(out / name) for name in ("stdout.log", "stderr.log") if (out / name).is_file()}
     files = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     return TrialView(

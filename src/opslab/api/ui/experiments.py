@@ -65,7 +65,9 @@ async def experiments_page(
     page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
     roots = await to_thread.run_sync(lambda: run_roots(rt))
-    runs = await to_thread.run_sync(lambda: lab.list_runs(roots, experiment=experiment or None))
+    found = await to_thread.run_sync(
+        lambda: lab.list_runs(roots, experiment=experiment or None, offset=(page_no - 1) * PAGE, limit=PAGE)
+    )
     jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=lab.KIND, limit=20))
     views = [lab.LabRunView.of(j) for j in jobs]
     return page(
@@ -73,10 +75,10 @@ async def experiments_page(
         "experiments.html",
         active="experiments",
         title="Experiments",
-        runs=runs[(page_no - 1) * PAGE : page_no * PAGE],
-        total=len(runs),
+        runs=found.runs,
+        total=found.total,
         page_no=page_no,
-        more=len(runs) > page_no * PAGE,
+        more=found.total > page_no * PAGE,
         roots=roots,
         jobs=[(v, run_key(roots, v.result.run_dir if v.result else None)) for v in views],
         experiment=experiment or "",
