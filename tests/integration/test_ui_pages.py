@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from opslab.api import create_app
 from opslab.api.server import ServerThread
 from opslab.config import Settings
+from tests.integration.test_auth_and_egress import plan
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -209,3 +210,18 @@ def test_with_a_token_the_dashboard_signs_in_and_guards_its_forms(
     refused = c.post("/ui/runs/run-001-sufficient/rca", data={"csrf": csrf.group(1)}, follow_redirects=False)
     assert refused.status_code in (303, 401)
     assert refused.status_code == 401 or "login" in refused.headers["location"]
+
+
+def test_a_canary_job_is_listed_and_its_dry_run_shown(fleet: httpx.Client) -> None:
+    created = fleet.post("/canary/runs", json={"plan": plan("http://127.0.0.1:9"), "dry_run": True})
+    assert created.status_code == 202, created.text
+    job_id = created.json()["canary_run_id"]
+    for _ in range(100):
+        if fleet.get(f"/canary/runs/{job_id}").json()["status"] == "done":
+            break
+        time.sleep(0.1)
+    listed = fleet.get("/ui/canaries").text
+    assert f'href="/ui/canaries/jobs/{job_id}"' in listed and "dry run" in listed
+    page = fleet.get(f"/ui/canaries/jobs/{job_id}").text
+    assert "Dry run" in page and "DRY-RUN" in page
+    assert fleet.get("/ui/canaries/jobs/no-such-job").status_code == 404

@@ -14,7 +14,6 @@ from opslab import canary
 from opslab.api.deps import RuntimeDep
 from opslab.api.ui.render import page
 from opslab.errors import NotFound
-from opslab.jobs import Job
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 SUMMARY_LIMIT = 256 * 1024
@@ -34,13 +33,9 @@ def _summary_text(path: str | None) -> str | None:
     return None
 
 
-def _record_of(job: Job) -> canary.RunRecord | None:
-    if job.status != "done" or not job.result or job.result.get("dry_run"):
-        return None
-    try:
-        return canary.RunRecord.model_validate(job.result)
-    except ValueError:
-        return None
+def _record_of(view: canary.CanaryRunView) -> canary.RunRecord | None:
+    """A finished run's record (None while it runs, for a failed job, and for a dry run)."""
+    return view.result if isinstance(view.result, canary.RunRecord) else None
 
 
 @router.get("/canaries", response_class=HTMLResponse)
@@ -60,7 +55,7 @@ async def canaries_page(
         total=len(history),
         page_no=page_no,
         more=len(newest_first) > page_no * PAGE,
-        jobs=[(j, _record_of(j)) for j in jobs],
+        jobs=[(v, _record_of(v)) for v in (canary.CanaryRunView.of(j) for j in jobs)],
     )
 
 
@@ -85,7 +80,7 @@ async def history_page(request: Request, n: int, rt: RuntimeDep) -> HTMLResponse
 
 @router.get("/canaries/jobs/{job_id}", response_class=HTMLResponse)
 async def job_page(request: Request, job_id: str, rt: RuntimeDep) -> HTMLResponse:
-    job = await to_thread.run_sync(lambda: rt.jobs.get(job_id, kind=canary.KIND))
+    job = canary.CanaryRunView.of(await to_thread.run_sync(lambda: rt.jobs.get(job_id, kind=canary.KIND)))
     record = _record_of(job)
     return page(
         request,
@@ -96,6 +91,6 @@ async def job_page(request: Request, job_id: str, rt: RuntimeDep) -> HTMLRespons
         record=record,
         experiment=None,
         job=job,
-        live=not job.terminal,
+        live=job.status in ("queued", "running"),
         summary=_summary_text(record.summary_path) if record else None,
     )
