@@ -47,7 +47,7 @@ def _sandbox(settings: Settings, log: Path) -> tuple[Child, str]:
     endpoints.unlink(missing_ok=True)
     env = {**process_environment(), "OPSLAB_DATA_DIR": str(settings.data_dir)}
     child = proc.spawn(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-    steps._wait("the sandbox", lambda: endpoints.is_file() or not child.alive, 30, 0.1)
+    steps.wait_until("the sandbox", lambda: endpoints.is_file() or not child.alive, 30, 0.1)
     if not child.alive:
         raise OpslabError(f"the sandbox did not start: {log.read_text()[-500:]}")
     return child, f"http://127.0.0.1:{ports['chaos']}"

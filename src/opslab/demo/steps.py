@@ -8,10 +8,11 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from rich.console import Console
@@ -23,6 +24,7 @@ from opslab.client import OpslabClient
 from opslab.errors import OperationFailed
 from opslab.telemetry import import_runs
 
+T = TypeVar("T")
 DATA = resources.files("opslab.demo") / "data"
 SEED_RUNS = ("run-001-sufficient.json", "run-002-insufficient.json")
 TRANSCRIPT = "8b3379c0-0981-4f5b-8407-6444610cb212"  # a Magentic-One run from the AgentRx dev set
@@ -36,7 +38,8 @@ class Shown:
     where: str
 
 
-def _wait(what: str, check: Any, seconds: float, every: float = 0.25) -> Any:
+def wait_until(what: str, check: Callable[[], T | None], seconds: float, every: float = 0.25) -> T:
+    """``check()`` until it returns something true, that value; a failed step after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         value = check()
@@ -127,7 +130,7 @@ def canary(client: OpslabClient, console: Console, url: str) -> Shown:
     argv += ["--port", str(port), "--base-median-ms", "200", "--sigma", "0.1"]
     target = f"http://127.0.0.1:{port}"
     with proc.spawn(argv):
-        _wait("the canary's sandbox target", lambda: _answers(f"{target}/api/lab/config"), 20)
+        wait_until("the canary's sandbox target", lambda: _answers(f"{target}/api/lab/config"), 20)
         console.print(
             f"  sandbox target on {target}: routing `default`, topk 32; candidate: `rules`, topk 20"
         )
@@ -169,7 +172,7 @@ def _answers(url: str) -> bool:
 def responder(client: OpslabClient, console: Console, chaos: str, url: str) -> Shown:
     """Break the sandbox's db pool through the chaos server; the responder, blind to chaos, detects,
     diagnoses, acts and verifies by itself."""
-    _wait(
+    wait_until(
         "a healthy baseline",
         lambda: int(str(client.agent_status().baseline.get("samples") or 0)) >= 3,
         30,
@@ -177,7 +180,7 @@ def responder(client: OpslabClient, console: Console, chaos: str, url: str) -> S
     )
     broken = httpx.post(f"{chaos}/api/v1/break/db_pool", timeout=10).json()
     console.print(f"  POST {chaos}/api/v1/break/db_pool -> {broken.get('status')}")
-    done = _wait(
+    done = wait_until(
         "the responder resolving the incident",
         lambda: next(
             (i for i in client.list_incidents().incidents if i.status in ("resolved", "escalated")), None
@@ -204,7 +207,7 @@ def responder(client: OpslabClient, console: Console, chaos: str, url: str) -> S
 def autoops(client: OpslabClient, console: Console, url: str, builds: int = 40) -> Shown:
     """A few dozen simulated builds through the controller loop; the optimizer's choice and a fix."""
     client.start_autoops_loop(builds=builds)
-    _wait("the autoops loop", lambda: client.autoops_status().loop.state == "finished", 60)
+    wait_until("the autoops loop", lambda: client.autoops_status().loop.state == "finished", 60)
     status = client.autoops_status()
     choice = client.best_action()
     console.print(
