@@ -225,3 +225,27 @@ def test_a_canary_job_is_listed_and_its_dry_run_shown(fleet: httpx.Client) -> No
     page = fleet.get(f"/ui/canaries/jobs/{job_id}").text
     assert "Dry run" in page and "DRY-RUN" in page
     assert fleet.get("/ui/canaries/jobs/no-such-job").status_code == 404
+
+
+def test_with_public_reads_the_pages_open_but_acting_still_needs_the_token(
+    tmp_path: Any, db_url: str, run_001: dict[str, Any]
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=db_url,
+        api_token=SecretStr("ui-test-token-1"),
+        public_reads=True,
+    )
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        c.post("/agent-runs", json=run_001).raise_for_status()
+        page = c.get("/ui/runs/run-001-sufficient")
+        assert page.status_code == 200 and "Sign out" not in page.text
+        refused = c.post("/ui/runs/run-001-sufficient/rca", data={"csrf": ""}, follow_redirects=False)
+        assert refused.status_code == 401
+        c.post("/ui/login", data={"token": "ui-test-token-1", "next": "/ui/runs"})
+        signed = c.get("/ui/runs/run-001-sufficient").text
+        assert "Sign out" in signed
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{32})"', signed)
+        assert csrf
+        ok = c.post("/ui/runs/run-001-sufficient/rca", data={"csrf": csrf.group(1)}, follow_redirects=False)
+        assert ok.status_code == 303

@@ -74,12 +74,12 @@ def require_api_token(request: Request) -> None:
         return
     if path.startswith(OPEN_PREFIXES):
         return
-    reading = method in ("GET", "HEAD", "OPTIONS")
-    if reading and settings.public_reads and not is_ui(path):
-        return
+    reading, ui = method in ("GET", "HEAD", "OPTIONS"), is_ui(path)
+    if reading and settings.public_reads and not ui:
+        return  # a dashboard page looks for a sign-in first (below): a signed-in page's forms act
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     given = value.strip() if scheme.lower() == "bearer" else None
-    if given is None and (reading or is_ui(path)):
+    if given is None and (reading or ui):
         given = request.cookies.get(COOKIE)
         request.state.ui_cookie = given is not None
     if _same(given, token.get_secret_value()):
@@ -89,7 +89,7 @@ def require_api_token(request: Request) -> None:
         request.state.ui_token = given
         request.state.ui_read_only = True
         return
-    if is_ui(path) and reading and settings.public_reads:
+    if reading and settings.public_reads:  # a dashboard page, open to read without a sign-in
         return
     raise Unauthorized("Authorization: a valid Bearer token is required", details={"header": "Authorization"})
 
