@@ -105,10 +105,15 @@ def test_lookups_with_impossible_ids_answer_404_not_500(api: httpx.Client) -> No
         "/rca-runs/a%00b/stream",
         "/canary/runs/a%00b",
         "/canary/runs/a%00b/stream",
+        "/agent/incidents/a%00b",
+        "/agent/incidents/a%00b/stream",
+        "/lab/runs/a%00b",
+        "/lab/runs/a%00b/stream",
     ):
         r = api.get(path)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", path
     assert api.post("/agent-runs/a%00b/rca-runs").status_code == 404
+    assert api.get("/agent/audit", params={"incident_id": "a\x00b"}).json()["records"] == []
 
 
 def test_bad_filters_and_cursors_are_refused_naming_them(api: httpx.Client) -> None:

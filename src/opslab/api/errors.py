@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Match
 
 from opslab.api.ui.auth import is_ui
 from opslab.api.ui.session import error_page
-from opslab.errors import InvalidInput, OpslabError, Unavailable, invalid_from_pydantic
+from opslab.errors import InvalidInput, OpslabError, Unavailable, from_wire, invalid_from_pydantic
 from opslab.jobs import ErrorBody
 
 log = logging.getLogger("opslab.api")
@@ -106,12 +106,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400 and "parsing the body" in str(exc.detail):
             err = InvalidInput.for_field("body", "malformed JSON")
             return JSONResponse(status_code=err.http_status, content={"error": err.to_dict()})
         code = _HTTP_CODES.get(exc.status_code, "http_error")
-        response = error_response(exc.status_code, code, str(exc.detail))
+        response: Response
+        if is_ui(
+            request.url.path
+        ):  # no such page (or method): a page saying so, as for every dashboard error
+            wire = from_wire(
+                exc.status_code, {"error": {"code": code, "message": f"{exc.detail}: {request.url.path}"}}
+            )
+            response = error_page(request, wire, status_code=exc.status_code)
+        else:
+            response = error_response(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             response.headers["Allow"] = ", ".join(allowed_methods(request))

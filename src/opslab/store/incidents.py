@@ -37,8 +37,10 @@ class SqlIncidentStore:
                 conn.execute(insert(incidents).values(id=incident.id, **values))
 
     def get(self, incident_id: str) -> Incident:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id)).first()
+        row = None
+        if "\x00" not in incident_id:  # names no incident (and PostgreSQL refuses it in a query): 404
+            with self.engine.connect() as conn:
+                row = conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id)).first()
         if row is None:
             raise NotFound(f"no incident {incident_id!r}", details={"id": incident_id})
         return Incident.model_validate(row.document)
@@ -63,6 +65,8 @@ class SqlIncidentStore:
             )
 
     def audit(self, *, limit: int = 1000, incident_id: str | None = None) -> builtins.list[AuditRecord]:
+        if incident_id is not None and "\x00" in incident_id:
+            return []  # no incident has such an id
         query = select(responder_audit.c.record).order_by(responder_audit.c.seq.desc()).limit(limit)
         if incident_id is not None:
             query = query.where(responder_audit.c.incident_id == incident_id)

@@ -54,19 +54,21 @@ def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> Redi
     return response
 
 
-def error_page(request: Request, exc: OpslabError) -> Response:
-    """A dashboard page's error as a page: sign-in for a 401, the message and its fields otherwise."""
+def error_page(request: Request, exc: OpslabError, *, status_code: int | None = None) -> Response:
+    """A dashboard page's error as a page: sign-in for a 401, the message and its fields otherwise
+    (``status_code``: the HTTP status when it is not the error's own, e.g. a route's 405)."""
     if isinstance(exc, Unauthorized) and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(
             f"/ui/login?next={quote(target)}", status_code=303, headers=security_headers()
         )
     errors = exc.details.get("errors", []) if isinstance(exc.details.get("errors"), list) else []
+    status = status_code or exc.http_status
     return page(
         request,
         "error.html",
-        status_code=exc.http_status,
-        title=f"{exc.http_status} {exc.code.replace('_', ' ')}",
+        status_code=status,
+        title=f"{status} {exc.code.replace('_', ' ')}",
         error=exc,
         fields=errors,
     )
