@@ -7,8 +7,11 @@ worker or API process gives the job back to the queue, and the attempt count bou
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+from types import FrameType
 from typing import Any
 
 from opslab.errors import Unavailable
@@ -19,6 +22,7 @@ from opslab.jobs.tasks import tasks_queue_name
 log = logging.getLogger("opslab.jobs")
 QUEUE = "opslab"
 
+RESTART_MIN_S, RESTART_MAX_S = 1.0, 30.0  # a worker RQ gave up on (Redis lost) works again after these
 # Set by the worker's main before it starts working; RQ calls ``perform`` by import path.
 _RUNNER: JobRunner | None = None
 
@@ -83,8 +87,21 @@ def run_worker(
     backend: RqBackend, runner: JobRunner, reaper: Reaper, *, burst: bool = False, name: str | None = None
 ) -> None:
     """The body of `opslab worker`: an RQ SimpleWorker (no fork per job) plus a reaper thread. It listens
-    on the tasks queue first, then on the jobs queue."""
+    on the tasks queue first, then on the jobs queue.
+
+    RQ retries a lost Redis only while it waits for a job; lost anywhere else (its suspension check, its
+    maintenance, the heartbeat after a job) its worker logs it and quits. A worker is for keeps: it works
+    again, backing off, until a signal asks it to stop (or a burst has emptied the queues)."""
+    import redis
     from rq import SimpleWorker
+    from rq.exceptions import StopRequested
+
+    class Worker(SimpleWorker):
+        stop_asked = False
+
+        def request_stop(self, signum: int, frame: FrameType | None) -> None:
+            self.stop_asked = True  # RQ's own handler for SIGINT/SIGTERM; it raises when idle
+            super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     global _RUNNER
     _RUNNER = runner
@@ -92,8 +109,26 @@ def run_worker(
     sweeper = threading.Thread(target=reaper.run_forever, args=(stop,), name="opslab-reaper", daemon=True)
     reaper.sweep(startup=True)
     sweeper.start()
+    wait = RESTART_MIN_S
     try:
-        worker = SimpleWorker([backend.tasks_queue, backend.queue], connection=backend.connection, name=name)
-        worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+        while True:
+            worker = Worker([backend.tasks_queue, backend.queue], connection=backend.connection, name=name)
+            started = time.monotonic()
+            try:
+                worker.work(burst=burst, logging_level="WARNING", with_scheduler=False)
+            except redis.RedisError as exc:  # lost again while RQ tore its worker down
+                log.warning("opslab worker: Redis failed: %s", exc)
+            if burst or worker.stop_asked:
+                return
+            if time.monotonic() - started > RESTART_MAX_S:
+                wait = RESTART_MIN_S  # it had been working: a new outage starts the backoff afresh
+            log.warning("opslab worker: stopped working (Redis lost?); working again in %.0f s", wait)
+            with contextlib.suppress(redis.RedisError):
+                worker.register_death()  # type: ignore[no-untyped-call]  # the same name may register again
+            try:
+                time.sleep(wait)  # RQ's signal handlers are still in place: a stop asked now ends here
+            except StopRequested:
+                return
+            wait = min(2 * wait, RESTART_MAX_S)
     finally:
         stop.set()
