@@ -19,7 +19,7 @@ from opslab.api.server import free_port
 from tests.conftest import FIXTURES, ROOT
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_for, wait_http
 
-TRANSCRIPT = ROOT.parent / "shared" / "datasets" / "agentrx" / "magentic_dataset"
+TRANSCRIPT = FIXTURES / "agentrx" / "magentic_dataset"
 
 
 @dataclass

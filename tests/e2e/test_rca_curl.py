@@ -9,13 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.conftest import FIXTURES, REQUIRE, ROOT
+from tests.conftest import FIXTURES
 from tests.e2e.conftest import Service, clean_env, run_cli
 
-# The shared folder sits beside the checkout (as in CI): the real AgentRx traces for the eval test.
-AGENTRX = ROOT.parent / "shared" / "datasets" / "agentrx"
+# A licensed subset of the real AgentRx traces (tests/fixtures/agentrx/SOURCE.md): the eval end to end.
+AGENTRX = FIXTURES / "agentrx"
 
 
 def curl(*args: str) -> str:
@@ -97,11 +95,6 @@ def test_import_and_eval_cli(tmp_path: Path) -> None:
 
 def test_eval_on_the_real_agentrx_magentic_traces(tmp_path: Path) -> None:
     data = AGENTRX
-    if not data.is_dir():
-        message = f"the AgentRx data is not beside the checkout ({data})"
-        if REQUIRE:
-            pytest.fail(message + " but OPSLAB_TEST_REQUIRE_SERVICES=1")
-        pytest.skip(message)
     r = run_cli(
         "rca",
         "eval",
@@ -114,4 +107,4 @@ def test_eval_on_the_real_agentrx_magentic_traces(tmp_path: Path) -> None:
         env=clean_env(OPSLAB_DATA_DIR=str(tmp_path / "d")),
     )
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["n"] == 44
+    assert json.loads(r.stdout)["n"] == len(list((data / "magentic_dataset").glob("*.json")))
