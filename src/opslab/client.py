@@ -185,6 +185,9 @@ class OpslabClient:
     def stream_rca(self, rca_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         return self.stream(f"/rca-runs/{_segment(rca_run_id)}/stream", last_event_id=last_event_id)
 
+    def cancel_rca(self, rca_run_id: str) -> RcaRunView:
+        return self._post(RcaRunView, f"/agent-runs/rca-runs/{_segment(rca_run_id)}/cancel")
+
     # -- canary -----------------------------------------------------------------------------------
 
     def create_canary(
@@ -203,6 +206,11 @@ class OpslabClient:
 
     def stream_canary(self, canary_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         return self.stream(f"/canary/runs/{_segment(canary_run_id)}/stream", last_event_id=last_event_id)
+
+    def cancel_canary(self, canary_run_id: str) -> CanaryRunView:
+        from opslab.canary import CanaryRunView
+
+        return self._post(CanaryRunView, f"/canary/runs/{_segment(canary_run_id)}/cancel")
 
     # -- lab --------------------------------------------------------------------------------------
 
@@ -239,6 +247,11 @@ class OpslabClient:
 
     def stream_lab_run(self, lab_run_id: str, *, last_event_id: int | None = None) -> Iterator[JobEvent]:
         return self.stream(f"/lab/runs/{_segment(lab_run_id)}/stream", last_event_id=last_event_id)
+
+    def cancel_lab_run(self, lab_run_id: str) -> LabRunView:
+        from opslab.lab import LabRunView
+
+        return self._post(LabRunView, f"/lab/runs/{_segment(lab_run_id)}/cancel")
 
     # -- responder --------------------------------------------------------------------------------
 

@@ -161,6 +161,13 @@ class Settings(BaseSettings):
         description="A running job whose worker stops heartbeating this long goes back to the queue; a lab "
         "trial whose worker is silent this long is run again, once.",
     )
+    canary_lease_s: float = Field(
+        default=15.0,
+        ge=1,
+        le=3600,
+        description="A canary holds its target under a lease renewed every third of this; a canary that died "
+        "(its lease lapsed) has its target's baseline flags restored by whichever process looks next.",
+    )
 
     llm_base_url: str | None = Field(
         default=None,

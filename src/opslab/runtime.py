@@ -1,16 +1,16 @@
-"""Wiring: Settings -> engine, repositories, services and job kinds. Built by ``create_app``, the CLI and the
+"""Wiring: Settings -> engine, repositories, services and work. Built by ``create_app``, the CLI and the
 worker; nothing else constructs these.
 
-Every capability that runs long work has a ``job.py`` with ``KIND`` and ``job_kind(deps) -> JobKind``;
-``JOB_KINDS`` lists the factories and the runtime passes itself as their deps (``jobs.JobDeps``). A new
-job kind is its ``job.py`` plus one line here."""
+Every capability that runs long work has a ``job.py`` with its ``WorkKind`` and a factory
+``…_work(deps) -> Work``; ``WORK`` lists the factories and the runtime passes itself as their deps (it
+satisfies every capability's deps Protocol: ``jobs.WorkDeps``, ``canary.CanaryDeps``, ``lab.LabDeps``)."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,25 +18,30 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from opslab import canary, lab, rca
-from opslab.config import Settings
+from opslab.config import Settings, process_environment
 from opslab.errors import Conflict, InvalidInput
 from opslab.jobs import (
+    AnyWork,
     Backend,
     EmbeddedBackend,
-    JobKind,
+    Job,
     JobRunner,
     JobService,
-    KindFactory,
     LocalBus,
     ProgressBus,
     Reaper,
     RedisBus,
     RqBackend,
+    TaskQueue,
+    WorkFactory,
     owner_id,
+    task_work,
 )
 from opslab.store import (
+    SqlCanaryHistory,
     SqlIncidentStore,
     SqlJobStore,
+    SqlLeaseStore,
     SqlRunRepository,
     make_engine,
     open_checkpointer,
@@ -48,16 +53,28 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from opslab.autoops import AutoOps
+    from opslab.canary import (
+        GuardedTarget,
+        HistoryRecord,
+        Plan,
+        Recovery,
+        RunRecord,
+        RunSecrets,
+        Target,
+        TargetClient,
+    )
+    from opslab.lab import TrialQueue
     from opslab.llm import ChatClient
     from opslab.responder import Responder, ResponderConfig
     from opslab.telemetry import AgentRunIn
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
 
-JOB_KINDS: tuple[KindFactory, ...] = (
-    rca.job_kind,
-    canary.job_kind,
-    lab.job_kind,
+WORK: tuple[WorkFactory, ...] = (
+    rca.rca_work,
+    canary.canary_work,
+    lab.lab_work,
+    task_work,
 )
 
 
@@ -71,7 +88,8 @@ class Runtime:
     job_store: SqlJobStore
     bus: ProgressBus
     backend: Backend
-    kinds: dict[str, JobKind]
+    works: dict[str, AnyWork]
+    leases: SqlLeaseStore
     ingest_observers: list[IngestObserver] = field(default_factory=list)
     metrics_registry: CollectorRegistry | None = None
     _autoops: AutoOps | None = None
@@ -101,7 +119,7 @@ class Runtime:
         runs = SqlRunRepository(engine)
         telemetry = TelemetryService(runs, redactor=redactor, on_ingest=notify)
         job_store = SqlJobStore(engine)
-        kinds: dict[str, JobKind] = {}
+        works: dict[str, AnyWork] = {}
         backend: Backend
         bus: ProgressBus
         if settings.redis_url:
@@ -109,20 +127,23 @@ class Runtime:
             rq = RqBackend(
                 settings.redis_url, job_timeout_s=settings.job_timeout_s, queue_name=settings.job_queue
             )
-            rq.bind_reaper(Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=rq.submit))
+            rq.bind_reaper(
+                Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=_resubmit(job_store, rq))
+            )
             backend = rq
         else:
             bus = LocalBus()
             embedded = EmbeddedBackend(workers=settings.job_workers)
+            resubmit = _resubmit(job_store, embedded)
             runner = JobRunner(
                 store=job_store,
                 bus=bus,
-                kinds=kinds,
+                works=works,
                 owner=owner_id("embedded"),
                 lease_s=lease_s,
-                resubmit=embedded.submit,
+                resubmit=resubmit,
             )
-            embedded.bind(runner, Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=embedded.submit))
+            embedded.bind(runner, Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=resubmit))
             backend = embedded
         jobs = JobService(store=job_store, backend=backend, bus=bus)
         rt = cls(
@@ -134,12 +155,13 @@ class Runtime:
             job_store=job_store,
             bus=bus,
             backend=backend,
-            kinds=kinds,
+            works=works,
+            leases=SqlLeaseStore(engine),
             ingest_observers=observers,
         )
-        for factory in JOB_KINDS:
-            kind = factory(rt)
-            kinds[kind.name] = kind
+        for factory in WORK:
+            work = factory(rt)
+            works[work.kind] = work
         return rt
 
     def chat_model(self) -> ChatClient | None:
@@ -148,20 +170,90 @@ class Runtime:
 
         return ChatClient.from_settings(self.settings)
 
+    def environment(self) -> Mapping[str, str]:
+        """This process's environment: where plans' ``${ENV}`` references and trials' variables come from."""
+        return process_environment()
+
+    def canary_target(self, plan_target: Target, secrets: RunSecrets, *, seed: int) -> TargetClient:
+        from opslab.canary import HttpTarget
+
+        return HttpTarget(plan_target, secrets, seed=seed)
+
+    # -- canaries: a hold on the target, the history indexed, targets of dead canaries put back ---------
+
+    @contextmanager
+    def canary_hold(self, plan: Plan, target: TargetClient, *, run_key: str) -> Iterator[GuardedTarget]:
+        """``target`` held for one canary (``canary.hold_target``), after putting back what an earlier
+        canary on it abandoned."""
+        from opslab.canary import hold_target
+
+        with hold_target(
+            plan,
+            target,
+            self.leases,
+            holder=owner_id(f"canary:{run_key}"),
+            run_key=run_key,
+            ttl_s=self.settings.canary_lease_s,
+            recover=lambda name: self.recover_canaries(name=name),
+        ) as held:
+            yield held
+
+    def canary_index(self, target: str, record: HistoryRecord) -> None:
+        SqlCanaryHistory(self.engine).append(target, record)
+
+    def canary_history(self, *, limit: int = 1000) -> list[HistoryRecord]:
+        return SqlCanaryHistory(self.engine).read(limit=limit)
+
+    def recover_canaries(self, *, name: str | None = None) -> list[Recovery]:
+        """Restore the baseline flags of every target (or ``name``) a dead canary left changed; each
+        recovery is a history row (in this data dir's file and the database)."""
+        from opslab.canary import history_file, readable, recover_abandoned, resolve_secrets
+
+        def target_of(plan: Plan) -> TargetClient:
+            secrets = resolve_secrets(
+                plan, self.environment(), may_read=readable(self.settings.canary_plan_env)
+            )
+            return self.canary_target(plan.target, secrets, seed=plan.seed)
+
+        def append(plan: Plan, record: RunRecord) -> None:
+            from opslab.canary import HistoryRecord, append_history
+
+            line = HistoryRecord.model_validate({**record.model_dump(), "experiment": plan.experiment})
+            append_history(history_file(self.settings.data_dir), line)
+            self.canary_index(plan.target.base_url, line)
+
+        return recover_abandoned(
+            self.leases,
+            holder=owner_id("canary-recovery"),
+            target_of=target_of,
+            append=append,
+            name=name,
+            ttl_s=self.settings.canary_lease_s,
+        )
+
+    def trial_queue(self) -> TrialQueue:
+        """The tasks `opslab worker` processes take (``--executor rq``); needs Redis and its workers."""
+        if not isinstance(self.backend, RqBackend):
+            raise InvalidInput.for_field(
+                "executor", "rq needs OPSLAB_REDIS_URL: the Redis your `opslab worker` processes listen on"
+            )
+        return TaskQueue(self.jobs, ready=self.backend.tasks_ready)
+
     def worker_runner(self) -> tuple[JobRunner, Reaper]:
         """For `opslab worker`: a runner and reaper that resubmit through this runtime's backend."""
         lease_s = self.settings.job_lease_s
+        resubmit = _resubmit(self.job_store, self.backend)
         runner = JobRunner(
             store=self.job_store,
             bus=self.bus,
-            kinds=self.kinds,
+            works=self.works,
             owner=owner_id("worker"),
             lease_s=lease_s,
-            resubmit=self.backend.submit,
+            resubmit=resubmit,
         )
-        return runner, Reaper(
-            store=self.job_store, bus=self.bus, lease_s=lease_s, resubmit=self.backend.submit
-        )
+        reaper = Reaper(store=self.job_store, bus=self.bus, lease_s=lease_s, resubmit=resubmit)
+        reaper.ensure = self.backend.ensure_queued
+        return runner, reaper
 
     @property
     def incidents(self) -> SqlIncidentStore:
@@ -232,6 +324,17 @@ class Runtime:
     def close(self) -> None:
         self._closing.close()
         self.engine.dispose()
+
+
+def _resubmit(store: SqlJobStore, backend: Backend) -> Callable[[Job, bool], None]:
+    """Hand a job back to the backend (ahead of new work when asked) and record its new queue message."""
+
+    def resubmit(job: Job, front: bool) -> None:
+        ref = backend.submit(job, front)
+        if ref is not None:
+            store.set_queue_ref(job.id, ref)
+
+    return resubmit
 
 
 def responder_config(settings: Settings) -> ResponderConfig:

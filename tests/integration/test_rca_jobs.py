@@ -15,7 +15,7 @@ import pytest
 from opslab.api import create_app
 from opslab.api.server import ServerThread
 from opslab.config import Settings
-from opslab.jobs import NewJob
+from opslab.rca import RCA, RcaPayload
 from opslab.store import make_engine
 from opslab.store.jobs import SqlJobStore
 
@@ -163,15 +163,12 @@ def test_a_client_connecting_after_the_rca_finished_sees_its_whole_progress(api:
 
 def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001: dict[str, Any]) -> None:
     with ServerThread(create_app(settings)) as server:
-        httpx.post(server.url + "/agent-runs", json=run_001).raise_for_status()
+        content_hash = httpx.post(server.url + "/agent-runs", json=run_001).json()["content_hash"]
     engine = make_engine(settings.resolved_database_url)
     store = SqlJobStore(engine)
-    queued, _ = store.create(
-        NewJob(kind="rca", payload={"run_id": "run-001-sufficient"}, subject="run-001-sufficient")
-    )
-    running, _ = store.create(
-        NewJob(kind="rca", payload={"run_id": "run-001-sufficient"}, subject="run-001-sufficient")
-    )
+    payload = RcaPayload(run_id="run-001-sufficient", content_hash=content_hash)
+    queued, _ = store.create(RCA.new(payload, subject="run-001-sufficient"))
+    running, _ = store.create(RCA.new(payload, subject="run-001-sufficient"))
     dead_owner = f"{socket.gethostname()}:999999999:embedded"  # a process on this host that does not exist
     assert store.claim(running.id, dead_owner) is not None
     engine.dispose()

@@ -17,8 +17,8 @@ from opslab.canary import (
     Judgement,
     RunRecord,
     append_history,
+    canary_work,
     dry_run,
-    job_kind,
     parse_plan,
     read_history,
 )
@@ -135,21 +135,25 @@ class Deps:
         self.settings = Settings(data_dir=data_dir)
 
 
-class Progress:
+class Context:
+    """The ``WorkContext`` a runner would hand the work."""
+
     def __init__(self) -> None:
         self.steps: list[str] = []
-        self.stopping = threading.Event()
+        self.job_id, self.attempt = "j1", 1
+        self.stopping, self.cancelled = threading.Event(), threading.Event()
 
     def report(self, step: str, pct: float, message: str | None = None) -> None:
         self.steps.append(step)
 
 
 def test_the_job_answers_a_dry_run_without_touching_the_target(tmp_path: Path) -> None:
-    kind = job_kind(Deps(tmp_path))  # type: ignore[arg-type]
-    progress = Progress()
+    work = canary_work(Deps(tmp_path))  # type: ignore[arg-type]
+    progress = Context()
     # The target's port is never opened: a dry run sends nothing.
     plan = {**PLAN, "target": {"base_url": "http://fake.invalid:1"}}
-    out = kind.handler({"plan": plan, "dry_run": True, "run_key": "k1"}, progress)
+    out = work.execute({"plan": plan, "dry_run": True, "run_key": "k1"}, progress)
+    assert out is not None
     assert out["decision"] == "DRY-RUN" and out["dry_run"] is True and out["applied"] is False
     assert out["candidate_flags"]["routing"] == {"mode": "rules", "topk_threshold": 32}
     assert out["windows"] == 4 and out["planned_seconds"] == 480 and progress.steps == ["Plan"]

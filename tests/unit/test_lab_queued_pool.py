@@ -1,6 +1,7 @@
-"""The runner's side of queued trials, through a fake task queue: collection by trial id, a lost trial
-retried once with the next attempt, a trial lost twice recorded as an error, a failed task stopping the
-run, and the lab job's progress line."""
+"""The runner's side of queued trials, through a fake task queue: collection by trial id, a trial whose
+worker was lost on every attempt recorded as an error with its attempt, a failed task stopping the run,
+an interrupted runner cancelling its batch, and the lab job's progress line. (Retrying a lost task is the
+work core's: tests/integration/test_job_runner.py and test_lab_rq_executor.py.)"""
 
 from __future__ import annotations
 
@@ -18,46 +19,27 @@ from opslab.lab.queued_pool import TRIAL_CALL, run_queued
 
 
 class FakeBatch:
-    """Tasks whose fate the test decides: ``finish`` answers them, ``lose`` marks them lost."""
+    """Tasks whose fate the test decides: ``ends`` answers them in order, ``running`` end when stopped."""
 
-    def __init__(self, *, finish: dict[str, str | None], lose: set[str]) -> None:
-        self.finish, self.lose = finish, lose
+    def __init__(self, ends: list[TaskEnd], running: set[str] | None = None) -> None:
+        self.ends = ends
+        self.running = running or set()
         self.submitted: list[tuple[str, list[str]]] = []
-        self.pending: list[str] = []
-        self.closed: list[str] | None = None
-        self.running: set[str] = set()
         self.stopped = False
 
-    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None:
-        assert call == TRIAL_CALL and timeout_s == 5
-        for task_id, args in items:
-            self.submitted.append((task_id, list(args)))
-            self.pending.append(task_id)
+    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str) -> None:
+        assert call == TRIAL_CALL
+        self.submitted.extend((task_id, list(args)) for task_id, args in items)
 
     def wait(self, timeout_s: float) -> list[TaskEnd]:
-        ends = []
-        for task_id in list(self.pending):
-            if task_id in self.finish:
-                self.pending.remove(task_id)
-                outcome = self.finish[task_id]
-                ends.append(TaskEnd(task_id, result=outcome, error=None if outcome else "boom"))
-        return ends
+        out, self.ends = self.ends[:1], self.ends[1:]
+        return out
 
-    def lost(self, candidates: Sequence[str]) -> list[str]:
-        gone = [t for t in candidates if t in self.lose]
-        self.pending = [t for t in self.pending if t not in gone]
-        return gone
-
-    def started(self, candidates: Sequence[str]) -> list[str]:
-        return [t for t in candidates if t in self.running]
-
-    def stop(self) -> None:
+    def stop(self) -> int:
         self.stopped = True
-        for task_id in self.running:  # the workers kill the harnesses: the trials end at once
-            self.finish[task_id] = "error"
-
-    def close(self, unfinished: Sequence[str] = ()) -> None:
-        self.closed = list(unfinished)
+        # The workers kill the harnesses of the running trials: they end cancelled, with no result.
+        self.ends.extend(TaskEnd(t, 1, error="cancelled: stopped") for t in sorted(self.running))
+        return len(self.running)
 
 
 class FakeQueue:
@@ -87,55 +69,52 @@ def trials(n: int) -> list[Trial]:
     ]
 
 
-def test_trials_are_collected_by_id_and_a_lost_one_is_retried_once(tmp_path: Path) -> None:
+def test_trials_are_collected_by_id_with_their_first_attempt_passed_on(tmp_path: Path) -> None:
     batch = FakeBatch(
-        finish={"trial_1#1": "success", "trial_2#2": "failure", "trial_3#1": "success"}, lose={"trial_2#1"}
+        [
+            TaskEnd("trial_3", 1, result="success"),
+            TaskEnd("trial_1", 2, result="success"),
+            TaskEnd("trial_2", 1, result="failure"),
+        ]
     )
-    plan = trials(3)
-    done = list(
-        run_queued(
-            tmp_path, plan, dict.fromkeys(("trial_1", "trial_2", "trial_3"), 1), FakeQueue(batch), timeout_s=5
-        )
-    )
+    done = list(run_queued(tmp_path, trials(3), {"trial_1": 1, "trial_2": 2, "trial_3": 1}, FakeQueue(batch)))
     assert sorted(done) == [
         TrialDone("trial_1", "success"),
         TrialDone("trial_2", "failure"),
         TrialDone("trial_3", "success"),
     ]
-    assert ("trial_2#2", [str(tmp_path), "trial_2", "2"]) in batch.submitted
-    assert len(batch.submitted) == 4 and batch.closed == []
+    assert ("trial_2", [str(tmp_path), "trial_2", "2"]) in batch.submitted and len(batch.submitted) == 3
 
 
-def test_a_trial_lost_twice_is_recorded_as_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
-    batch = FakeBatch(finish={"trial_2#1": "success"}, lose={"trial_1#1", "trial_1#2"})
-    done = list(run_queued(tmp_path, trials(2), {"trial_1": 1, "trial_2": 1}, FakeQueue(batch), timeout_s=5))
+def test_a_trial_lost_on_every_attempt_is_recorded_as_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
+    batch = FakeBatch(
+        [
+            TaskEnd("trial_1", 2, error="crashed: worker lost", lost=True),
+            TaskEnd("trial_2", 1, result="success"),
+        ]
+    )
+    done = list(run_queued(tmp_path, trials(2), {"trial_1": 1, "trial_2": 1}, FakeQueue(batch)))
     assert sorted(done) == [TrialDone("trial_1", "error"), TrialDone("trial_2", "success")]
     record = json.loads((tmp_path / "trials" / "trial_1" / "trial_output.json").read_text())
     assert record["outcome"] == "error" and record["attempt"] == 2 and "lost" in record["error"]
 
 
 def test_a_task_that_raised_stops_the_run_naming_the_trial(tmp_path: Path) -> None:
-    batch = FakeBatch(finish={"trial_1#1": None}, lose=set())
-    with pytest.raises(OperationFailed, match="trial_1: boom"):
-        list(run_queued(tmp_path, trials(2), {"trial_1": 1, "trial_2": 1}, FakeQueue(batch), timeout_s=5))
-    assert batch.closed == ["trial_2#1"]  # what had not finished is cancelled
+    batch = FakeBatch([TaskEnd("trial_1", 1, error="failed: boom")])
+    with pytest.raises(OperationFailed, match="trial_1: failed: boom"):
+        list(run_queued(tmp_path, trials(2), {"trial_1": 1, "trial_2": 1}, FakeQueue(batch)))
 
 
 def test_an_interrupted_runner_stops_the_running_trials_and_they_leave_no_record(tmp_path: Path) -> None:
-    batch = FakeBatch(finish={"trial_1#1": "success"}, lose=set())
-    batch.running = {"trial_2#1"}
+    batch = FakeBatch([TaskEnd("trial_1", 1, result="success")], running={"trial_2"})
     for trial_id in ("trial_1", "trial_2"):
         (tmp_path / "trials" / trial_id).mkdir(parents=True)
     pool = run_queued(
-        tmp_path,
-        trials(3),
-        dict.fromkeys(("trial_1", "trial_2", "trial_3"), 1),
-        FakeQueue(batch),
-        timeout_s=5,
+        tmp_path, trials(3), dict.fromkeys(("trial_1", "trial_2", "trial_3"), 1), FakeQueue(batch)
     )
     assert next(pool) == TrialDone("trial_1", "success")
     pool.close()
-    assert batch.stopped and batch.closed == ["trial_3#1"]
+    assert batch.stopped
     assert (tmp_path / "trials" / "trial_1").is_dir() and not (tmp_path / "trials" / "trial_2").exists()
 
 

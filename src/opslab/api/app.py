@@ -10,7 +10,7 @@ from anyio import to_thread
 from fastapi import Depends, FastAPI
 
 from opslab import __version__
-from opslab.api.background import AutoOpsLoop, ResponderLoop
+from opslab.api.background import AutoOpsLoop, Periodic, ResponderLoop
 from opslab.api.deps import add_body_schemas, require_api_token
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
@@ -41,9 +41,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         watcher = ResponderLoop(runtime) if settings.responder_enabled else None
         if watcher is not None:
             watcher.start()
+        # Targets of canaries that died mid-run (their hold lapsed) are put back by whichever process looks.
+        recovery = Periodic("canary-recovery", settings.canary_lease_s / 3, runtime.recover_canaries)
+        recovery.start()
         try:
             yield
         finally:
+            await to_thread.run_sync(recovery.stop)
             await to_thread.run_sync(app.state.autoops_loop.stop)
             if watcher is not None:
                 await to_thread.run_sync(watcher.stop)

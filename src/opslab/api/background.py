@@ -6,12 +6,36 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from opslab.autoops import LoopState
 from opslab.errors import Conflict
 from opslab.runtime import Runtime
 
 log = logging.getLogger("opslab.api")
+
+
+class Periodic:
+    """``fn`` every ``interval_s`` in a thread until stopped; a failure is logged and tried next time."""
+
+    def __init__(self, name: str, interval_s: float, fn: Callable[[], object]) -> None:
+        self.name, self.interval_s, self.fn = name, max(0.5, interval_s), fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"opslab-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.fn()
+            except Exception as exc:  # noqa: BLE001 - e.g. the database is away: the next round tries again
+                log.warning("%s failed: %s", self.name, exc)
 
 
 class ResponderLoop:

@@ -7,8 +7,16 @@ renderers, the sweep, the history, and the typed results.
 
 from opslab.canary.agent import MINI, SUMMARY, dry_run, run_canary, run_experiment
 from opslab.canary.execute import CanaryProgress, MetricsReader, RunContext, Stop, WindowRunner
-from opslab.canary.history import SCHEMA_VERSION, HistoryRecord, RunRecord, append_history, read_history
-from opslab.canary.job import KIND, history_file, job_kind, reports_dir
+from opslab.canary.guard import GuardedTarget, Intent, Recovery, hold_target, lease_name, recover_abandoned
+from opslab.canary.history import (
+    SCHEMA_VERSION,
+    HistoryIndex,
+    HistoryRecord,
+    RunRecord,
+    append_history,
+    read_history,
+)
+from opslab.canary.job import CANARY, KIND, CanaryDeps, CanaryPayload, canary_work, history_file, reports_dir
 from opslab.canary.judging import judge_windows
 from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
 from opslab.canary.model import (
@@ -41,6 +49,7 @@ from opslab.canary.sweep import PENALTY as SWEEP_PENALTY
 from opslab.canary.sweep import SweepResult, SweepTrial, run_sweep
 from opslab.canary.sweep import objective as sweep_objective
 from opslab.canary.target import HttpTarget, TargetClient
+from opslab.canary.target_plan import Target
 from opslab.canary.views import CanaryRunCreated, CanaryRunIn, CanaryRunView
 
 __all__ = [
@@ -66,7 +75,10 @@ __all__ = [
     "readable",
     "resolve_secrets",
     "rollback_command",
+    "CANARY",
     "KIND",
+    "CanaryDeps",
+    "CanaryPayload",
     "MINI",
     "SCHEMA_VERSION",
     "SUMMARY",
@@ -79,8 +91,16 @@ __all__ = [
     "DryRun",
     "Experiment",
     "Flags",
+    "HistoryIndex",
     "HistoryRecord",
+    "GuardedTarget",
+    "Intent",
+    "Recovery",
+    "hold_target",
+    "lease_name",
+    "recover_abandoned",
     "HttpTarget",
+    "Target",
     "Judgement",
     "Measurement",
     "MiniReport",
@@ -98,7 +118,7 @@ __all__ = [
     "append_history",
     "dry_run",
     "history_file",
-    "job_kind",
+    "canary_work",
     "judge_windows",
     "load_plan",
     "load_space",

@@ -25,7 +25,7 @@ from opslab.canary.execute import (
     execute_load,
     quiet,
 )
-from opslab.canary.history import HistoryRecord, append_history
+from opslab.canary.history import HistoryIndex, HistoryRecord, append_history
 from opslab.canary.loadgen import LiveWindow, measure
 from opslab.canary.model import CanaryResult, DryRun, Flags, Outcome
 from opslab.canary.notify import Event, send_webhook
@@ -48,6 +48,7 @@ def run_canary(
     *,
     reports_dir: Path,
     history_path: Path,
+    index: HistoryIndex | None = None,
     progress: CanaryProgress = quiet,
     cancel: threading.Event | None = None,
     window: WindowRunner = measure,
@@ -75,6 +76,7 @@ def run_canary(
             target,
             reports_dir=reports_dir,
             history_path=history_path,
+            index=index,
             ctx=RunContext(
                 cancel=cancel or Stop(),
                 progress=lambda step, pct, msg: progress(step, pct, secrets.redact(msg)),
@@ -102,6 +104,7 @@ def _run(
     *,
     reports_dir: Path,
     history_path: Path,
+    index: HistoryIndex | None,
     ctx: RunContext,
     secrets: RunSecrets,
     apply_on_pass: bool,
@@ -123,7 +126,8 @@ def _run(
         )
 
     def report(r: CanaryResult) -> CanaryResult:
-        return _report(plan, _notify(plan, r, secrets, reports_dir), reports_dir, history_path, secrets)
+        notified = _notify(plan, r, secrets, reports_dir)
+        return _report(plan, notified, reports_dir, history_path, secrets, index)
 
     try:
         health = target.health()
@@ -255,7 +259,12 @@ def _notify(plan: Plan, r: CanaryResult, secrets: RunSecrets, reports_dir: Path)
 
 
 def _report(
-    plan: Plan, result: CanaryResult, reports_dir: Path, history_path: Path, secrets: RunSecrets
+    plan: Plan,
+    result: CanaryResult,
+    reports_dir: Path,
+    history_path: Path,
+    secrets: RunSecrets,
+    index: HistoryIndex | None = None,
 ) -> CanaryResult:
     """Write the summary, the mini report and the history line, with every secret masked (a target may
     echo a token back in an error the run records)."""
@@ -267,5 +276,8 @@ def _report(
         result = CanaryResult.model_validate(secrets.redactor.value(result.model_dump()))
     (reports_dir / SUMMARY).write_text(secrets.redact(render_summary(plan, result)))
     (reports_dir / MINI).write_text(secrets.redact(render_mini(result)))
-    append_history(history_path, HistoryRecord.of_run(result, plan.experiment))
+    record = HistoryRecord.of_run(result, plan.experiment)
+    append_history(history_path, record)
+    if index is not None:
+        index(plan.target.base_url, record)
     return result

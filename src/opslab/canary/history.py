@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -163,6 +164,10 @@ def _fields(r: CanaryResult) -> dict[str, object]:
         "sweep_confirmation_of": r.sweep_confirmation_of,
         "windows": r.windows,
     }
+
+
+# Where a history line is indexed beside the file (the database: every replica lists it): (target, line).
+HistoryIndex = Callable[[str, HistoryRecord], None]
 
 
 def append_history(path: Path, record: HistoryRecord) -> None:

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from opslab.canary.agent import run_canary
 from opslab.canary.execute import WindowRunner
-from opslab.canary.history import RunRecord
+from opslab.canary.history import HistoryIndex, RunRecord
 from opslab.canary.loadgen import measure
 from opslab.canary.model import CanaryResult, Final, Flags, Outcome
 from opslab.canary.plan import Experiment, Plan
@@ -76,6 +76,7 @@ def run_sweep(
     trials: int,
     reports_dir: Path,
     history_path: Path,
+    index: HistoryIndex | None = None,
     time_budget: float | None = None,
     progress: SweepProgress | None = None,
     cancel: threading.Event | None = None,
@@ -110,6 +111,7 @@ def run_sweep(
             target,
             reports_dir=reports_dir / "sweep" / f"trial_{n}",
             history_path=history_path,
+            index=index,
             cancel=cancel,
             window=window,
             secrets=secrets,
@@ -136,6 +138,7 @@ def run_sweep(
             target,
             reports_dir=reports_dir,
             history_path=history_path,
+            index=index,
             cancel=cancel,
             window=window,
             secrets=secrets,

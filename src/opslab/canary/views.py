@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from opslab.canary.history import RunRecord
+from opslab.canary.job import CANARY
 from opslab.canary.model import DryRun
 from opslab.canary.plan import Plan
-from opslab.jobs import Job, JobStatus, JobView
+from opslab.jobs import Job, JobView, WireStatus
 
 
 class CanaryRunIn(BaseModel):
@@ -18,17 +19,18 @@ class CanaryRunIn(BaseModel):
 
 class CanaryRunCreated(BaseModel):
     canary_run_id: str
-    status: JobStatus
+    status: WireStatus
     created: bool
 
 
 class CanaryRunView(JobView):
     canary_run_id: str
     result: RunRecord | DryRun | None = Field(
-        None, description="Once done: the run as the history records it, or what a dry run would do."
+        None,
+        description="Once done (or cancelled, with its INTERRUPTED record): the run as the history records "
+        "it, or what a dry run would do.",
     )
 
     @classmethod
     def of(cls, job: Job) -> CanaryRunView:
-        result = job.result if job.status == "done" else None
-        return cls.model_validate({**JobView.fields_of(job), "canary_run_id": job.id, "result": result})
+        return cls(**JobView.fields_of(job), canary_run_id=job.id, result=CANARY.result_of(job))

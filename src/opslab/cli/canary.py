@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
@@ -35,6 +38,36 @@ def _target(plan: canary.Plan) -> tuple[canary.HttpTarget, canary.RunSecrets]:
 
     secrets = canary.resolve_secrets(plan, process_environment())
     return canary.HttpTarget(plan.target, secrets, seed=plan.seed), secrets
+
+
+@contextmanager
+def _held(
+    plan: canary.Plan, target: canary.TargetClient, stop: canary.Stop
+) -> Iterator[tuple[canary.GuardedTarget, canary.HistoryIndex]]:
+    """The target held for this run in this data dir's database (shared with the service when it is the
+    same database): a canary that dies is put back by whoever looks next. A lapsed hold stops the run."""
+    import uuid
+
+    from opslab.runtime import Runtime
+
+    rt = Runtime.build(settings(), migrate=True)
+    try:
+        with rt.canary_hold(plan, target, run_key=uuid.uuid4().hex[:12]) as held:
+            done = threading.Event()
+
+            def watch() -> None:
+                while not done.wait(0.2):
+                    if held.lost.is_set():
+                        stop.stop("its hold on the target lapsed")
+                        return
+
+            threading.Thread(target=watch, daemon=True, name="canary-hold").start()
+            try:
+                yield held, rt.canary_index
+            finally:
+                done.set()
+    finally:
+        rt.close()
 
 
 @canary_app.command("run")
@@ -79,12 +112,13 @@ def run(
     stop = canary.Stop()
     display = RunDisplay(err_console if as_json else console, enabled=not as_json)
 
-    def work() -> canary.CanaryResult:
+    def work(held: canary.TargetClient, index: canary.HistoryIndex) -> canary.CanaryResult:
         return canary.run_canary(
             plan,
-            target,
+            held,
             reports_dir=reports_dir,
             history_path=canary.history_file(settings().data_dir),
+            index=index,
             cancel=stop,
             progress=display.step,
             watch=display.watch,
@@ -92,8 +126,12 @@ def run(
         )
 
     try:
-        with stop_on_signals(stop, lambda m: err_console.print(m, soft_wrap=True)) as received, display:
-            result = run_in_thread(work, display.refresh)
+        with (
+            stop_on_signals(stop, lambda m: err_console.print(m, soft_wrap=True)) as received,
+            display,
+            _held(plan, target, stop) as (held, index),
+        ):
+            result = run_in_thread(lambda: work(held, index), display.refresh)
     finally:
         target.close()
     if as_json:
@@ -144,14 +182,15 @@ def sweep(
     )
     task = bar.add_task("sweep", total=trials, note="")
 
-    def work() -> canary.SweepResult:
+    def work(held: canary.TargetClient, index: canary.HistoryIndex) -> canary.SweepResult:
         return canary.run_sweep(
             plan,
             spec,
-            target,
+            held,
             trials=trials,
             reports_dir=reports_dir,
             history_path=canary.history_file(settings().data_dir),
+            index=index,
             time_budget=time_budget,
             cancel=cancel,
             progress=lambda done, total, note: bar.update(task, completed=done, note=note),
@@ -159,8 +198,12 @@ def sweep(
         )
 
     try:  # on Ctrl-C the running canary restores its flags, and nothing is applied
-        with stop_on_signals(cancel, lambda m: err_console.print(m, soft_wrap=True)), bar:
-            result = run_in_thread(work, lambda: None)
+        with (
+            stop_on_signals(cancel, lambda m: err_console.print(m, soft_wrap=True)),
+            bar,
+            _held(plan, target, cancel) as (held, index),
+        ):
+            result = run_in_thread(lambda: work(held, index), lambda: None)
     finally:
         target.close()
     if as_json:
@@ -192,3 +235,54 @@ def show_history(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonO
             r.reason[:80],
         )
     console.print(table)
+
+
+@canary_app.command("cancel")
+def cancel(
+    canary_run_id: Annotated[str, typer.Argument(help="The id `opslab canary run --url` printed.")],
+    url: Annotated[str | None, typer.Option("--url", help="Service URL (default: OPSLAB_URL).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Cancel a canary run of the service: it stops like a Ctrl-C (the baseline flags are restored)."""
+    from opslab.client import OpslabClient
+
+    if not (url or settings().url):
+        from opslab.errors import InvalidInput
+
+        raise InvalidInput.for_field("--url", "canary runs of a service: pass --url or set OPSLAB_URL")
+    with OpslabClient.from_settings(settings(), url) as client:
+        view = client.cancel_canary(canary_run_id)
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return
+    console.print(f"canary run {canary_run_id}: {view.status} ({view.message})")
+
+
+@canary_app.command("recover")
+def recover(
+    target_url: Annotated[
+        str | None, typer.Option("--target", help="Only this target (its base URL); default: every one.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Put back the baseline flags of targets whose canary died mid-run (its hold on the target lapsed),
+    each with an INTERRUPTED history row. The service does this by itself every few seconds."""
+    from opslab import canary
+    from opslab.runtime import Runtime
+
+    rt = Runtime.build(settings(), migrate=True)
+    try:
+        name = canary.lease_name(target_url) if target_url else None
+        done = rt.recover_canaries(name=name)
+    finally:
+        rt.close()
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in done])
+        return
+    if not done:
+        console.print("nothing to recover: no canary died holding a target")
+    for r in done:
+        state = "restored" if r.restored else "[red]NOT restored[/red]"
+        console.print(f"{r.target}: canary {r.run_key} ({r.abandoned_by}) died; baseline flags {state}")
+    if any(not r.restored for r in done):
+        raise typer.Exit(canary.EXIT_NOT_RESTORED)

@@ -29,7 +29,7 @@ def run_remote(plan: Plan, url: str, *, dry_run: bool, as_json: bool) -> int:
         view = client.get_canary(created.canary_run_id)
     if as_json:
         print_json(view.model_dump(mode="json"))
-    if view.status == "failed" or view.result is None:
+    if view.status in ("failed", "crashed") or view.result is None:
         message = view.error.message if view.error else f"the job ended {view.status} (last event {last})"
         err_console.print(f"canary run {created.canary_run_id} failed: {message}", soft_wrap=True)
         return OperationFailed.exit_code

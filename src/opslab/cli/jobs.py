@@ -86,7 +86,7 @@ def rca_run(
                 bar.update(task, completed=event.pct, description=event.step)
         view = client.get_rca(created.rca_run_id).model_dump(mode="json")
     _show(view, as_json)
-    if view["status"] == "failed":
+    if view["status"] in ("failed", "crashed", "cancelled"):
         raise typer.Exit(OperationFailed.exit_code)
 
 
@@ -95,6 +95,14 @@ def rca_show(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False
     """An RCA run's status and report."""
     with _client(url) as client:
         view = client.get_rca(rca_run_id).model_dump(mode="json")
+    _show(view, as_json)
+
+
+@rca_app.command("cancel")
+def rca_cancel(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Cancel an RCA run of the service: queued ones end at once, a running one at its next heartbeat."""
+    with _client(url) as client:
+        view = client.cancel_rca(rca_run_id).model_dump(mode="json")
     _show(view, as_json)
 
 

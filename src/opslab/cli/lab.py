@@ -164,7 +164,7 @@ def _run(
 
     def body() -> dict[str, Any]:
         try:
-            with TrialProgress(as_json) as on_progress:
+            with TrialProgress(as_json) as on_progress, trial_queue(executor) as queue:
                 run = run_experiment(
                     experiment,
                     mode=mode,
@@ -179,7 +179,7 @@ def _run(
                     reporter=connect,
                     container=container,
                     setup=setup,
-                    queue=trial_queue(executor),
+                    queue=queue,
                 )
         finally:
             for client in clients:

@@ -1,4 +1,4 @@
-"""``opslab lab replay|fork|pause|resume|publish|validate-hooks|validate-schema``: controlling runs.
+"""``opslab lab replay|fork|pause|resume|cancel|publish|validate-hooks|validate-schema``: controlling runs.
 
 The use cases live in ``opslab.lab`` (``replay_trial``, ``fork_trial``, ``pause_run``, ``resume_run``,
 ``publish_run``, ``validate_hooks``, ``validate_schema``); this module parses options and prints.
@@ -228,3 +228,25 @@ def _listing(check: Callable[[], T], as_json: bool) -> T:
                     f"  {escape(line + str(e['field']))}: {escape(str(e['message']))}", highlight=False
                 )
         raise
+
+
+@lab_app.command("cancel")
+def cancel(
+    lab_run_id: Annotated[str, typer.Argument(help="The id `opslab lab run --url` printed.")],
+    url: Annotated[str | None, typer.Option("--url", help="Service URL (default: OPSLAB_URL).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a lab run of the service: its running trials are stopped, those recorded are kept."""
+    from opslab.cli.context import settings
+    from opslab.client import OpslabClient
+
+    def body() -> dict[str, Any]:
+        if not (url or settings().url):
+            raise InvalidInput.for_field("--url", "lab runs of a service: pass --url or set OPSLAB_URL")
+        with OpslabClient.from_settings(settings(), url) as client:
+            view = client.cancel_lab_run(lab_run_id)
+        if not as_json:
+            console.print(f"lab run {lab_run_id}: {view.status} ({view.message})")
+        return {"lab_run_id": lab_run_id, "status": view.status}
+
+    _emit("cancel", as_json, body)

@@ -4,6 +4,8 @@ progress the CLI follows over SSE."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -17,18 +19,25 @@ if TYPE_CHECKING:
 Executor = Literal["local", "rq"]
 
 
-def trial_queue(executor: Executor) -> TrialQueue | None:
-    """The tasks queue of ``OPSLAB_JOB_QUEUE`` on ``OPSLAB_REDIS_URL`` for ``rq``; None runs locally."""
+@contextmanager
+def trial_queue(executor: Executor) -> Iterator[TrialQueue | None]:
+    """The tasks `opslab worker` processes take for ``rq`` (the database and Redis of this runner's
+    settings, which its workers share); None runs locally."""
     if executor == "local":
-        return None
+        yield None
+        return
     s = settings()
     if not s.redis_url:
         raise InvalidInput.for_field(
             "--executor", "rq needs OPSLAB_REDIS_URL: the Redis your `opslab worker` processes listen on"
         )
-    from opslab.jobs import RqTasks, tasks_queue_name
+    from opslab.runtime import Runtime
 
-    return RqTasks(s.redis_url, queue=tasks_queue_name(s.job_queue), lease_s=s.job_lease_s)
+    rt = Runtime.build(s, migrate=True)
+    try:
+        yield rt.trial_queue()
+    finally:
+        rt.close()
 
 
 def run_remote(

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
-from opslab.jobs.model import Job, NewJob, ProgressEvent
+from opslab.jobs.model import Job, JobStatus, NewJob, ProgressEvent
 
 
 class JobStore(Protocol):
     def create(self, new: NewJob) -> tuple[Job, bool]: ...
+    def create_many(self, news: Sequence[NewJob]) -> list[Job]:
+        """Insert jobs that repeat nothing (no idempotency or dedupe keys), in one transaction."""
+        ...
+
     def get(self, job_id: str) -> Job | None: ...
     def list_jobs(self, *, kind: str, subject: str | None = None, limit: int = 50) -> list[Job]: ...
+    def ended_in_group(self, group_id: str, *, since: datetime | None = None) -> list[Job]:
+        """The jobs of a batch that reached a terminal state (those that ended at or after ``since``),
+        oldest end first."""
+        ...
+
     def delete(self, job_id: str) -> None: ...
     def claim(self, job_id: str, owner: str) -> Job | None: ...
     def progress(self, job_id: str, owner: str, *, step: str, pct: float, message: str) -> Job | None: ...
-    def heartbeat(self, job_id: str, owner: str) -> bool: ...
+    def heartbeat(self, job_id: str, owner: str) -> JobStatus | None:
+        """Renew ``owner``'s hold; the job's state (``cancelling`` asks it to stop), None when not held."""
+        ...
+
     def finish(
-        self, job_id: str, owner: str, *, result: dict[str, Any], step: str, message: str
+        self, job_id: str, owner: str, *, result: dict[str, Any] | None, step: str, message: str
     ) -> Job | None: ...
     def fail(
         self, job_id: str, owner: str | None, *, error: dict[str, Any], step: str, message: str
@@ -24,6 +38,19 @@ class JobStore(Protocol):
     def requeue(
         self, job_id: str, owner: str | None, *, error: dict[str, Any], message: str
     ) -> Job | None: ...
+    def cancel(self, job_id: str) -> Job:
+        """Ask a job to stop: queued -> cancelled at once, running -> cancelling (its owner stops it).
+        Idempotent while cancelling or cancelled; ``Conflict`` once it ended otherwise."""
+        ...
+
+    def cancel_group(self, group_id: str) -> int:
+        """Cancel every unfinished job of a batch; how many were asked."""
+        ...
+
+    def cancelled(
+        self, job_id: str, owner: str, *, result: dict[str, Any] | None, message: str
+    ) -> Job | None: ...
+    def set_queue_ref(self, job_id: str, ref: str) -> None: ...
     def stale(self, *, lease_s: float, queued_after_s: float) -> list[Job]: ...
     def reap(self, job: Job, *, lease_s: float) -> Job | None: ...
     def touch_queued(self, job_id: str) -> None: ...
@@ -43,10 +70,16 @@ class ProgressBus(Protocol):
 
 
 class Backend(Protocol):
-    """Runs queued jobs somewhere: threads in this process, or RQ workers."""
+    """Runs queued jobs somewhere: threads in this process, or `opslab worker` processes on RQ. It carries
+    job ids only; the store decides who owns a job."""
 
-    def submit(self, job: Job) -> None:
-        """Hand a queued job over for execution; ``Unavailable`` when that is impossible right now."""
+    def submit(self, job: Job, front: bool = False) -> str | None:
+        """Hand a queued job over (``front``: ahead of new work, a retry of lost work); the reference of
+        the queue message, if any. ``Unavailable`` when that is impossible right now."""
+        ...
+
+    def ensure_queued(self, job: Job) -> None:
+        """Queue ``job`` again only if its queue message was lost (never a second message for one job)."""
         ...
 
     def start(self) -> None: ...

@@ -1,4 +1,4 @@
-"""JobService: submit (idempotent), read, and stream the progress of jobs."""
+"""JobService: submit (idempotent), read, cancel, and stream the progress of jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from anyio import to_thread
 
 from opslab.errors import NotFound, Unavailable
-from opslab.jobs.model import TERMINAL, Job, NewJob, ProgressEvent
+from opslab.jobs.model import Job, NewJob, ProgressEvent
 from opslab.jobs.ports import Backend, JobStore, ProgressBus
 
 _JOB_ID = re.compile(r"[0-9a-fA-F-]{1,36}")
@@ -26,12 +26,36 @@ class JobService:
         """
         job, created = self.store.create(new)
         if created:
-            try:
-                self.backend.submit(job)
-            except Unavailable:
-                self.store.delete(job.id)
-                raise
+            self._hand_over(job)
         return job, created
+
+    def submit_many(self, news: list[NewJob]) -> list[Job]:
+        """Many jobs at once (a batch's tasks): one transaction, then each handed over."""
+        created = self.store.create_many(news)
+        for i, job in enumerate(created):
+            try:
+                self._hand_over(job)
+            except Unavailable:
+                for rest in created[i + 1 :]:
+                    self.store.delete(rest.id)
+                raise
+        return created
+
+    def _hand_over(self, job: Job) -> None:
+        try:
+            ref = self.backend.submit(job)
+        except Unavailable:
+            self.store.delete(job.id)
+            raise
+        if ref is not None:
+            self.store.set_queue_ref(job.id, ref)
+
+    def cancel(self, job_id: str, *, kind: str | None = None) -> Job:
+        """Ask the job to stop (see ``JobStore.cancel``); its new state, published."""
+        self.get(job_id, kind=kind)
+        job = self.store.cancel(job_id)
+        self.bus.publish(job.event())
+        return job
 
     def get(self, job_id: str, *, kind: str | None = None) -> Job:
         # Job ids are hex: anything else names no job and never reaches the database (a NUL would
@@ -70,13 +94,13 @@ class JobService:
                 for event in await persisted():
                     last = event.seq
                     yield event
-                    if event.status in TERMINAL:
+                    if event.terminal:
                         return
                 live = await sub.get(poll_s)
                 while live is not None and live.seq == last + 1:
                     last = live.seq
                     yield live
-                    if live.status in TERMINAL:
+                    if live.terminal:
                         return
                     live = await sub.get(0)
                 if live is None or live.seq > last:

@@ -1,7 +1,8 @@
 """What job routes answer and clients read: one view of a job's state, one progress event shape.
 
 Each capability's view of its jobs extends ``JobView`` with its own id name and typed result (the RCA's
-``rca_run_id`` and ``report``, the canary's ``canary_run_id`` and ``result``)."""
+``rca_run_id`` and ``report``, the canary's ``canary_run_id`` and ``result``). States travel as
+``WireStatus``: a succeeded job is ``done``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from opslab.jobs.model import Job, JobStatus
+from opslab.jobs.model import WIRE_TERMINAL, Job, WireStatus, wire_status
 
 
 class ErrorBody(BaseModel):
@@ -20,7 +21,10 @@ class ErrorBody(BaseModel):
 
 
 class JobView(BaseModel):
-    status: JobStatus
+    status: WireStatus = Field(
+        description="queued, running, cancelling, cancelled, done (succeeded), failed or crashed (its worker "
+        "was lost on every attempt)."
+    )
     step: str = Field(description="The step the job is in (or ended with).")
     pct: float = Field(description="Progress, 0–100.")
     message: str
@@ -28,13 +32,13 @@ class JobView(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None = None
-    error: ErrorBody | None = Field(None, description="Why the job failed (status failed).")
+    error: ErrorBody | None = Field(None, description="Why the job failed or crashed.")
 
     @staticmethod
     def fields_of(job: Job) -> dict[str, Any]:
         """The common fields, for a capability's view: ``RcaRunView(**JobView.fields_of(job), …)``."""
         return {
-            "status": job.status,
+            "status": wire_status(job.status),
             "step": job.step,
             "pct": job.pct,
             "message": job.message,
@@ -42,7 +46,11 @@ class JobView(BaseModel):
             "created_at": job.created_at,
             "updated_at": job.updated_at,
             "finished_at": job.finished_at,
-            "error": ErrorBody.model_validate(job.error) if job.status == "failed" and job.error else None,
+            "error": (
+                ErrorBody.model_validate(job.error)
+                if job.status in ("failed", "crashed") and job.error
+                else None
+            ),
         }
 
 
@@ -50,7 +58,7 @@ class JobEvent(BaseModel):
     """One progress event as a stream delivers it (``id:`` is ``seq``; ``data:`` the other fields)."""
 
     seq: int
-    status: JobStatus
+    status: WireStatus
     step: str
     pct: float
     message: str
@@ -58,4 +66,4 @@ class JobEvent(BaseModel):
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("done", "failed")
+        return self.status in WIRE_TERMINAL

@@ -63,14 +63,14 @@ if TYPE_CHECKING:
     from opslab.lab.finish import RunAnalysis, analyse_run
     from opslab.lab.fork import Fork, fork_trial, parse_sets
     from opslab.lab.hooks import HarnessManifest, validate_hooks
-    from opslab.lab.job import KIND, job_kind, new_lab_job
+    from opslab.lab.job import KIND, LabDeps, lab_work, new_lab_job
     from opslab.lab.pause import ControlResult, pause_run, resume_run
     from opslab.lab.publish import Bundle, publish_run
     from opslab.lab.query import QueryResult, query_run
     from opslab.lab.replay import Replay, replay_trial
     from opslab.lab.sdk import ExperimentBuilder, LabClient, LabRunnerError
     from opslab.lab.validate import SCHEMAS, validate_schema
-    from opslab.lab.views import Executor, LabRunCreated, LabRunIn, LabRunView
+    from opslab.lab.views import LAB, Executor, LabPayload, LabRunCreated, LabRunIn, LabRunView
 
 # Imported on first use: the analysis needs NumPy and SciPy, the agent-run mapping the telemetry
 # package; planning and running trials start faster without either.
@@ -115,8 +115,10 @@ _LAZY = {
     **dict.fromkeys(("Replay", "replay_trial"), "opslab.lab.replay"),
     **dict.fromkeys(("SCHEMAS", "validate_schema"), "opslab.lab.validate"),
     # Lab runs as jobs of the service (the job machinery, YAML): only in the service and its workers.
-    **dict.fromkeys(("KIND", "job_kind", "new_lab_job"), "opslab.lab.job"),
-    **dict.fromkeys(("Executor", "LabRunCreated", "LabRunIn", "LabRunView"), "opslab.lab.views"),
+    **dict.fromkeys(("KIND", "LabDeps", "lab_work", "new_lab_job"), "opslab.lab.job"),
+    **dict.fromkeys(
+        ("LAB", "Executor", "LabPayload", "LabRunCreated", "LabRunIn", "LabRunView"), "opslab.lab.views"
+    ),
     # The SDK: an experiment built in code, the CLI driven from Python.
     **dict.fromkeys(("ExperimentBuilder", "LabClient", "LabRunnerError"), "opslab.lab.sdk"),
 }
@@ -192,7 +194,10 @@ __all__ = [
     "LabRunIn",
     "LabRunView",
     "TrialQueue",
-    "job_kind",
+    "lab_work",
+    "LabDeps",
+    "LAB",
+    "LabPayload",
     "new_lab_job",
     "agent_run_id",
     "analyse_run",

@@ -1,5 +1,6 @@
-"""A lab run started from the API, as a job kind: payload ``{"experiment_path", "experiment"?, "executor",
-"concurrency"}`` -> the ``LabRun`` (the same JSON ``opslab lab run --json`` reports, with its variants).
+"""A lab run started from the API, as typed work: ``LabPayload`` (the experiment file, or an inline
+experiment to write there; the executor; the concurrency) -> the ``LabRun`` (the same JSON
+``opslab lab run --json`` reports, with its variants).
 
 ``new_lab_job`` checks a request before anything is written: the paths must lie under the service's
 allowed roots (none by default: the API runs no experiment until ``OPSLAB_LAB_ALLOWED_ROOTS`` is set), the
@@ -11,27 +12,38 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import yaml
+from pydantic import JsonValue
 
-from opslab.config import process_environment
 from opslab.errors import InvalidInput, PolicyViolation
-from opslab.jobs import JobDeps, JobKind, JobProgress, NewJob
+from opslab.jobs import NewJob, Work, WorkContext, WorkDeps
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved, parse_config, project_root_of, read_yaml, resolve
 from opslab.lab.plan import expand_trials
+from opslab.lab.queued_pool import TrialQueue
 from opslab.lab.runner import LabProgress
-from opslab.lab.session import run_experiment
-from opslab.lab.views import LabRunIn
+from opslab.lab.session import LabRun, run_experiment
+from opslab.lab.views import LAB, LabPayload, LabRunIn
 
-KIND = "lab"
-DONE_STEP = "Lab run complete"
+KIND = LAB.kind
+DONE_STEP = LAB.done_step
 RUNNING_STEP = "Running trials"
 REPORT_EVERY_S = 0.5  # progress is persisted and published: at most this often, and at the end
 ROOTS_SETTING = "OPSLAB_LAB_ALLOWED_ROOTS"
+
+
+class LabDeps(WorkDeps, Protocol):
+    def environment(self) -> Mapping[str, str]:
+        """The environment trials start from (the sanitization profile then filters it)."""
+        ...
+
+    def trial_queue(self) -> TrialQueue:
+        """The task queue `opslab worker` processes serve (``Unavailable`` without one)."""
+        ...
 
 
 def new_lab_job(
@@ -47,7 +59,7 @@ def new_lab_job(
         raise InvalidInput.for_field("experiment_path", "give either experiment_path or experiment")
     if body.executor == "rq" and not workers:
         raise InvalidInput.for_field("executor", "rq needs the service's OPSLAB_REDIS_URL (and workers)")
-    payload: dict[str, Any] = {"executor": body.executor, "concurrency": body.concurrency}
+    inline: dict[str, JsonValue] | None = None
     if body.experiment_path is not None:
         path = _allowed(body.experiment_path, "experiment_path", allowed_roots)
         if not path.is_file():
@@ -60,20 +72,17 @@ def new_lab_job(
         if not project.is_dir():
             raise InvalidInput.for_field("project_path", f"no folder at {project}")
         path = project / ".lab" / f"api-{uuid.uuid4().hex[:12]}.yaml"  # written by the job, once it runs
-        data = payload["experiment"] = body.experiment
+        data = inline = body.experiment
     # Where it reaches is checked before anything there is read (the dataset).
     dataset = (path.parent / parse_config(data).dataset.path).resolve()
     for field, where in (("project_path", project_root_of(path)), ("dataset.path", dataset)):
         _allowed(str(where), field, allowed_roots)
     resolved = resolve(path, data)
-    payload["experiment_path"] = str(path)
-    return NewJob(
-        kind=KIND,
-        payload=payload,
-        subject=str(resolved.project_root),
-        idempotency_key=idempotency_key,
-        max_attempts=1,  # a second attempt would start a second run: `opslab lab run --resume` continues one
+    payload = LabPayload(
+        experiment_path=str(path), experiment=inline, executor=body.executor, concurrency=body.concurrency
     )
+    # One attempt: a second would start a second run (`opslab lab run --resume` continues one).
+    return LAB.new(payload, subject=str(resolved.project_root), idempotency_key=idempotency_key)
 
 
 def _allowed(value: str, field: str, roots: Sequence[Path]) -> Path:
@@ -89,35 +98,25 @@ def _allowed(value: str, field: str, roots: Sequence[Path]) -> Path:
     return real
 
 
-def job_kind(deps: JobDeps) -> JobKind:
-    settings = deps.settings
-
-    def handle(payload: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
-        path = Path(payload["experiment_path"])
-        if payload.get("experiment") is not None and not path.exists():
+def lab_work(deps: LabDeps) -> Work[LabPayload, LabRun]:
+    def run(payload: LabPayload, ctx: WorkContext) -> LabRun:
+        path = Path(payload.experiment_path)
+        if payload.experiment is not None and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, yaml.safe_dump(payload["experiment"], sort_keys=False).rstrip("\n"))
-        queue = None
-        if payload.get("executor") == "rq":
-            if not settings.redis_url:
-                raise InvalidInput.for_field("executor", "rq needs the service's OPSLAB_REDIS_URL")
-            from opslab.jobs import RqTasks, tasks_queue_name
-
-            queue = RqTasks(
-                settings.redis_url, queue=tasks_queue_name(settings.job_queue), lease_s=settings.job_lease_s
-            )
-        meter = PassRates.of(resolve(path), progress.report)
-        run = run_experiment(
+            write_text(path, yaml.safe_dump(payload.experiment, sort_keys=False).rstrip("\n"))
+        queue = deps.trial_queue() if payload.executor == "rq" else None
+        meter = PassRates.of(resolve(path), ctx.report)
+        lab_run = run_experiment(
             path,
-            concurrency=payload.get("concurrency"),
-            env_base=dict(process_environment()),
+            concurrency=payload.concurrency,
+            env_base=dict(deps.environment()),
             progress=meter,
             queue=queue,
         )
-        progress.report("Analysed", 99, meter.summary(final=True))
-        return run.model_dump(mode="json")
+        ctx.report("Analysed", 99, meter.summary(final=True))
+        return lab_run
 
-    return JobKind(KIND, handle, done_step=DONE_STEP, failed_step="Lab run failed")
+    return LAB.bind(run)
 
 
 class PassRates:

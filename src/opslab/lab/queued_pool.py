@@ -2,11 +2,13 @@
 share the run's folder; the runner waits for them and collects each by trial id.
 
 A worker runs ``remote.perform_trial``, the same ``run_trial`` a local pool runs, so a trial's record is
-the same file written the same way: last, atomically, under ``trials/<id>/``. A trial whose worker is lost
-(killed mid-trial; its lease lapses) is submitted once more, as attempt 2: the retry clears the folder
-before it starts, so its record replaces whatever the lost attempt left and the tables hold it once. A
-trial lost twice is recorded as an error (a value, like any failed trial), and the run goes on. An
-interrupted runner stops the trials running on the workers as the local pool stops its own (``_stop``).
+the same file written the same way: last, atomically, under ``trials/<id>/``. Each trial is a task (a job
+of the shared work core): the database decides which worker holds it, and a trial whose worker is lost
+(killed mid-trial; its heartbeat stops) is queued once more, ahead of new work, as attempt 2 — the retry
+clears the folder before it starts, so its record replaces whatever the lost attempt left and the tables
+hold it once. A trial lost on both attempts is recorded as an error (a value, like any failed trial), and
+the run goes on. An interrupted runner stops the trials running on the workers as the local pool stops
+its own (``_stop``).
 """
 
 from __future__ import annotations
@@ -33,23 +35,20 @@ if TYPE_CHECKING:  # opslab.jobs is not loaded by a local run: start-up time cou
     from opslab.jobs import TaskEnd
 
 TRIAL_CALL = "opslab.lab.remote:perform_trial"
-MAX_TRIES = 2  # a lost trial is retried once
-LOST_CHECK_S = 0.5
+TRIES = 2  # the work core runs a task whose worker was lost once more
+WAIT_S = 0.5
 
 
 class TaskBatch(Protocol):
-    """What the runner needs of a task queue (``opslab.jobs.TaskBatch`` on RQ)."""
+    """What the runner needs of a task queue (``opslab.jobs.TaskBatch``)."""
 
-    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str, *, timeout_s: float) -> None: ...
+    def submit(self, items: Sequence[tuple[str, Sequence[str]]], call: str) -> None: ...
     def wait(self, timeout_s: float) -> list[TaskEnd]: ...
-    def lost(self, candidates: Sequence[str]) -> list[str]: ...
-    def started(self, candidates: Sequence[str]) -> list[str]: ...
-    def stop(self) -> None: ...
-    def close(self, unfinished: Sequence[str] = ()) -> None: ...
+    def stop(self) -> int: ...
 
 
 class TrialQueue(Protocol):
-    """Opens one ``TaskBatch`` per run (``opslab.jobs.RqTasks``)."""
+    """Opens one ``TaskBatch`` per run (``opslab.jobs.TaskQueue``)."""
 
     def batch(self) -> TaskBatch: ...
 
@@ -76,72 +75,48 @@ def run_queued(
     trials: list[Trial],
     attempts: dict[str, int],
     queue: TrialQueue,
-    *,
-    timeout_s: float,
 ) -> Generator[TrialDone, None, None]:
     """Submit ``trials`` to ``queue``; yield each as a worker finishes it (see the module docstring)."""
     if not trials:
         return
     batch = queue.batch()
     by_id = {t.trial_id: t for t in trials}
-    tries = dict.fromkeys(by_id, 1)
-    outstanding: dict[str, str] = {}  # task id -> trial id
-
-    def submit(items: list[Trial]) -> None:
-        tasks = []
-        for t in items:
-            attempt = attempts[t.trial_id] + tries[t.trial_id] - 1
-            task_id = f"{t.trial_id}#{tries[t.trial_id]}"
-            outstanding[task_id] = t.trial_id
-            tasks.append((task_id, [str(run_dir), t.trial_id, str(attempt)]))
-        batch.submit(tasks, TRIAL_CALL, timeout_s=timeout_s)
-
-    submit(trials)
-    checked = time.monotonic()
+    batch.submit(
+        [(t.trial_id, [str(run_dir), t.trial_id, str(attempts[t.trial_id])]) for t in trials], TRIAL_CALL
+    )
+    outstanding = set(by_id)
     try:
         while outstanding:
-            for end in batch.wait(LOST_CHECK_S):
-                trial_id = outstanding.pop(end.task_id, None)
-                if trial_id is None:
-                    continue  # an attempt already given up on
+            for end in batch.wait(WAIT_S):
+                if end.task_id not in outstanding:
+                    continue
+                outstanding.discard(end.task_id)
+                if end.lost:
+                    record = _lost(run_dir, by_id[end.task_id], attempts[end.task_id] + end.attempts - 1)
+                    yield TrialDone(end.task_id, record.outcome)
+                    continue
                 if end.error is not None or end.result is None:
-                    raise failed(f"{trial_id}: {end.error}")
-                yield TrialDone(trial_id, end.result)  # type: ignore[arg-type]
-            if time.monotonic() - checked < LOST_CHECK_S:
-                continue
-            checked = time.monotonic()
-            again: list[Trial] = []
-            for task_id in batch.lost(list(outstanding)):
-                trial_id = outstanding.pop(task_id)
-                if tries[trial_id] < MAX_TRIES:
-                    tries[trial_id] += 1
-                    again.append(by_id[trial_id])
-                else:
-                    record = _lost(run_dir, by_id[trial_id], attempts[trial_id] + tries[trial_id] - 1)
-                    yield TrialDone(trial_id, record.outcome)
-            if again:
-                submit(again)
+                    raise failed(f"{end.task_id}: {end.error}")
+                yield TrialDone(end.task_id, end.result)  # type: ignore[arg-type]
     except (KeyboardInterrupt, GeneratorExit):  # interrupted, or closed early: stop the running trials
         _stop(run_dir, batch, outstanding)
         raise
-    finally:
-        batch.close(list(outstanding))
 
 
-def _stop(run_dir: Path, batch: TaskBatch, outstanding: dict[str, str]) -> None:
+def _stop(run_dir: Path, batch: TaskBatch, outstanding: set[str]) -> None:
     """As the local pool stops: the running trials' harnesses are killed and they leave no record (each
-    runs again on ``--resume``). Their workers are told; each trial that ends within ``STOP_GRACE_S`` has
-    its folder removed. One that does not (its worker gone silent) is left as it is."""
+    runs again on ``--resume``). Their tasks are cancelled; each that ends within ``STOP_GRACE_S`` without
+    a record of its own has its folder removed. One that does not (its worker gone silent) is left as it
+    is."""
     batch.stop()
-    running = set(batch.started(list(outstanding)))
     ended: list[str] = []
     deadline = time.monotonic() + STOP_GRACE_S
-    while running and time.monotonic() < deadline:
+    while outstanding and time.monotonic() < deadline:
         for end in batch.wait(0.2):
-            if end.task_id in running:
-                running.discard(end.task_id)
-                ended.append(outstanding.pop(end.task_id))
-        running.difference_update(batch.lost(list(running)))
+            if end.task_id in outstanding:
+                outstanding.discard(end.task_id)
+                if end.result is None:
+                    ended.append(end.task_id)
     for trial_id in ended:
         shutil.rmtree(run_dir / "trials" / trial_id, ignore_errors=True)
 
@@ -153,7 +128,7 @@ def _lost(run_dir: Path, t: Trial, attempt: int) -> TrialRecord:
         schema_version=SCHEMA_VERSION,
         **t.identity(),
         outcome="error",
-        error=f"the worker running this trial was lost on each of {MAX_TRIES} tries (killed?)",
+        error=f"the worker running this trial was lost on each of {TRIES} tries (killed?)",
         attempt=attempt,
         started_at=at,
         ended_at=at,

@@ -30,13 +30,14 @@ _lock = threading.Lock()
 _runs: OrderedDict[str, tuple[TrialContext, dict[str, Trial]]] = OrderedDict()
 
 
-def perform_trial(run_dir: str, trial_id: str, attempt: str) -> str:
-    """Run trial ``trial_id`` of the run at ``run_dir`` (its ``attempt``); its outcome."""
+def perform_trial(run_dir: str, trial_id: str, first_attempt: str, *, attempt: int = 1) -> str:
+    """Run trial ``trial_id`` of the run at ``run_dir``; its outcome. ``first_attempt`` is the trial's
+    attempt number when it was queued, ``attempt`` the task's (2 when a lost worker's task runs again)."""
     ctx, trials = _run(run_dir)
     trial = trials.get(trial_id)
     if trial is None:
         raise NotFound(f"no trial {trial_id!r} in run {run_dir}", details={"trial_id": trial_id})
-    return run_trial(ctx, trial, attempt=int(attempt)).outcome
+    return run_trial(ctx, trial, attempt=int(first_attempt) + attempt - 1).outcome
 
 
 def _run(run_dir: str) -> tuple[TrialContext, dict[str, Trial]]:

@@ -183,8 +183,7 @@ def execute(
     with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
         try:
             if queue is not None:
-                timeout_s = resolved.config.design.trial_timeout_s
-                pool = run_queued(run_dir, pending, attempts, queue, timeout_s=timeout_s)
+                pool = run_queued(run_dir, pending, attempts, queue)
             else:
                 ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
                 pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from opslab.jobs import Job, JobStatus, JobView
+from opslab.jobs import Job, JobView, Payload, WireStatus, WorkKind
 from opslab.lab.session import LabRun
 
 Executor = Literal["local", "rq"]
@@ -38,7 +38,7 @@ class LabRunIn(BaseModel):
 
 class LabRunCreated(BaseModel):
     lab_run_id: str
-    status: JobStatus
+    status: WireStatus
     created: bool
 
 
@@ -50,5 +50,16 @@ class LabRunView(JobView):
 
     @classmethod
     def of(cls, job: Job) -> LabRunView:
-        result = job.result if job.status == "done" else None
-        return cls.model_validate({**JobView.fields_of(job), "lab_run_id": job.id, "result": result})
+        return cls(**JobView.fields_of(job), lab_run_id=job.id, result=LAB.result_of(job))
+
+
+class LabPayload(Payload):
+    experiment_path: str = Field(min_length=1, description="The experiment file (written first when inline).")
+    experiment: dict[str, JsonValue] | None = Field(None, description="An inline experiment to write there.")
+    executor: Literal["local", "rq"] = "local"
+    concurrency: int | None = Field(None, ge=1, le=1024)
+
+
+LAB: WorkKind[LabPayload, LabRun] = WorkKind(
+    "lab", LabPayload, LabRun, done_step="Lab run complete", failed_step="Lab run failed", max_attempts=1
+)

@@ -9,7 +9,7 @@ from typing import Any
 from opslab.rca.analyze import INSUFFICIENT_REASON, analyze_run, build_report, locate_root_cause
 from opslab.rca.evaluate import EvalResult, load_ground_truth, score
 from opslab.rca.evidence import collect_evidence, is_generic
-from opslab.rca.job import KIND, job_kind
+from opslab.rca.job import KIND, RCA, RcaPayload, rca_work
 from opslab.rca.llm_localize import STRATEGIES, LlmLocalizer
 from opslab.rca.model import (
     PRECEDENCE,
@@ -45,6 +45,8 @@ def localizer_meta() -> dict[str, Any]:
 
 __all__ = [
     "KIND",
+    "RCA",
+    "RcaPayload",
     "STRATEGIES",
     "LlmLocalizer",
     "INSUFFICIENT_REASON",
@@ -66,7 +68,7 @@ __all__ = [
     "enforce_citations",
     "is_generic",
     "load_ground_truth",
-    "job_kind",
+    "rca_work",
     "localizer_meta",
     "locate_root_cause",
     "score",

@@ -1,10 +1,15 @@
-"""RCA as a job kind: payload ``{"run_id", "content_hash"}`` -> the report as JSON."""
+"""RCA as typed work: ``RcaPayload`` (the run and the content it had when asked) -> ``RcaReport``.
+
+The RCA analyses the run as it was asked about: if the run was re-ingested with other content meanwhile,
+the job fails with a conflict (a new RCA of the new content has its own dedupe key) instead of filing a
+report of other content under this one's key."""
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import Field
 
-from opslab.jobs import JobDeps, JobKind, JobProgress
+from opslab.errors import Conflict, NotFound
+from opslab.jobs import Payload, Work, WorkContext, WorkDeps, WorkKind
 from opslab.rca.llm import LlmEnhancer
 from opslab.rca.llm_localize import LlmLocalizer
 from opslab.rca.model import RcaReport
@@ -15,7 +20,17 @@ KIND = "rca"
 DONE_STEP = "RCA complete"
 
 
-def job_kind(deps: JobDeps) -> JobKind:
+class RcaPayload(Payload):
+    run_id: str = Field(min_length=1)
+    content_hash: str = Field(min_length=1, description="The run's content when the RCA was asked.")
+
+
+RCA: WorkKind[RcaPayload, RcaReport] = WorkKind(
+    KIND, RcaPayload, RcaReport, done_step=DONE_STEP, failed_step="RCA failed"
+)
+
+
+def rca_work(deps: WorkDeps) -> Work[RcaPayload, RcaReport]:
     import opslab.judge  # noqa: F401 - loads NumPy/SciPy now, not inside the first RCA
 
     chat = deps.chat_model()
@@ -28,8 +43,16 @@ def job_kind(deps: JobDeps) -> JobKind:
 
     svc = RcaService(deps.runs, enhancer=enhancer)
 
-    def handle(payload: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
-        report = svc.analyze(str(payload["run_id"]), lambda step, pct: progress.report(step, pct))
-        return report.model_dump(mode="json")
+    def analyse(payload: RcaPayload, ctx: WorkContext) -> RcaReport:
+        summary = deps.runs.get_summary(payload.run_id)
+        if summary is None:
+            raise NotFound(f"no agent run {payload.run_id!r}", details={"run_id": payload.run_id})
+        if summary.content_hash != payload.content_hash:
+            raise Conflict(
+                f"run {payload.run_id} was re-ingested with other content after this RCA was asked; "
+                "start a new RCA of the run as it is now",
+                details={"asked": payload.content_hash, "now": summary.content_hash},
+            )
+        return svc.analyze(payload.run_id, lambda step, pct: ctx.report(step, pct))
 
-    return JobKind(KIND, handle, done_step=DONE_STEP, failed_step="RCA failed")
+    return RCA.bind(analyse)

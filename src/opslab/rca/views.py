@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from opslab.jobs import Job, JobStatus, JobView
+from opslab.jobs import Job, JobView, WireStatus
+from opslab.rca.job import RCA
 from opslab.rca.model import RcaReport
 
 
 class RcaRunCreated(BaseModel):
     rca_run_id: str
     run_id: str
-    status: JobStatus
+    status: WireStatus
     created: bool = Field(description="False when an RCA of the same run content already existed.")
 
 
@@ -22,7 +23,7 @@ class RcaRunView(JobView):
 
     @classmethod
     def of(cls, job: Job) -> RcaRunView:
-        report = RcaReport.model_validate(job.result) if job.status == "done" and job.result else None
+        report = RCA.result_of(job) if job.status == "succeeded" else None
         return cls(**JobView.fields_of(job), rca_run_id=job.id, run_id=job.subject, report=report)
 
 

@@ -5,10 +5,12 @@ tests run on both.
 """
 
 from opslab.store.autoops import SqlBanditStore, SqlBuildLog
+from opslab.store.canary import SqlCanaryHistory
 from opslab.store.checkpoint import CHECKPOINT_TABLES, open_checkpointer
 from opslab.store.engine import make_engine, write_tx
 from opslab.store.incidents import SqlIncidentStore
 from opslab.store.jobs import SqlJobStore
+from opslab.store.leases import SqlLeaseStore
 from opslab.store.migrate import current_revision, head_revision, upgrade
 from opslab.store.runs import SqlRunRepository
 
@@ -16,8 +18,10 @@ __all__ = [
     "CHECKPOINT_TABLES",
     "SqlBanditStore",
     "SqlBuildLog",
+    "SqlCanaryHistory",
     "SqlIncidentStore",
     "SqlJobStore",
+    "SqlLeaseStore",
     "SqlRunRepository",
     "current_revision",
     "head_revision",

@@ -120,6 +120,8 @@ otel_spans = Table(
     Column("received_at", UTCDateTime(), nullable=False),
 )
 
+DEDUPE_LIVE = "status NOT IN ('failed', 'cancelled', 'crashed') AND dedupe_key IS NOT NULL"
+
 jobs = Table(
     "jobs",
     metadata,
@@ -136,9 +138,11 @@ jobs = Table(
     Column("result", JSON),
     Column("error", JSON),
     Column("subject", String(ID)),
+    Column("group_id", String(36)),
     Column("dedupe_key", String(ID)),
     Column("idempotency_key", String(ID)),
     Column("owner", String(ID)),
+    Column("queue_ref", String(80)),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("started_at", UTCDateTime()),
@@ -147,14 +151,15 @@ jobs = Table(
     Index("ix_jobs_subject", "kind", "subject", "created_at"),
     Index("ix_jobs_status", "status", "heartbeat_at"),
     Index("uq_jobs_idempotency", "kind", "idempotency_key", unique=True),
-    # At most one live-or-done job per dedupe key: concurrent identical requests converge on one job.
+    Index("ix_jobs_group", "group_id", "status"),
+    # At most one live-or-succeeded job per dedupe key: concurrent identical requests converge on one job.
     Index(
         "uq_jobs_dedupe_live",
         "kind",
         "dedupe_key",
         unique=True,
-        sqlite_where=text("status != 'failed' AND dedupe_key IS NOT NULL"),
-        postgresql_where=text("status != 'failed' AND dedupe_key IS NOT NULL"),
+        sqlite_where=text(DEDUPE_LIVE),
+        postgresql_where=text(DEDUPE_LIVE),
     ),
 )
 
@@ -220,4 +225,33 @@ autoops_builds = Table(
     Column("action_id", Integer),
     Column("record", JSON, nullable=False),
     Index("ix_autoops_builds_at", "at", "build_id"),
+)
+
+# Named leases (one holder at a time, renewed by heartbeat, taken over once expired): the leased services
+# (the responder, the autoops loop) and a canary's hold on its target. ``token`` grows with every new
+# holder: a fencing token that tells a late write of an old holder from the current one's.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(ID), nullable=False),
+    Column("token", Integer, nullable=False),
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("renewed_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("info", JSON, nullable=False),
+)
+
+# Every canary run as its history line (the seed's history.jsonl stays beside the run that wrote it): what
+# any replica's API and dashboard list, whichever machine ran the canary.
+canary_runs = Table(
+    "canary_runs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("target", String(2048), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime()),
+    Column("decision", String(20), nullable=False),
+    Column("record", JSON, nullable=False),
+    Index("ix_canary_runs_started", "started_at"),
 )

@@ -11,9 +11,17 @@ from sse_starlette import EventSourceResponse
 from opslab import egress
 from opslab.api.deps import IdempotencyKey, RuntimeDep
 from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
-from opslab.canary import KIND, CanaryRunCreated, CanaryRunIn, CanaryRunView, readable, resolve_secrets
-from opslab.config import process_environment
-from opslab.jobs import NewJob
+from opslab.canary import (
+    CANARY,
+    KIND,
+    CanaryPayload,
+    CanaryRunCreated,
+    CanaryRunIn,
+    CanaryRunView,
+    readable,
+    resolve_secrets,
+)
+from opslab.jobs import wire_status
 
 router = APIRouter(tags=["canary"])
 
@@ -35,7 +43,7 @@ async def create_canary_run(
     against the service's limits (403: ``OPSLAB_CANARY_ALLOWED_TARGETS``, ``OPSLAB_CANARY_MAX_REQUESTS``)
     before anything runs."""
     s, e = rt.settings, body.plan.experiment
-    secrets = resolve_secrets(body.plan, process_environment(), may_read=readable(s.canary_plan_env))
+    secrets = resolve_secrets(body.plan, rt.environment(), may_read=readable(s.canary_plan_env))
     reached = {
         "plan.target.base_url": body.plan.target.base_url,
         "plan.metrics.prometheus.url": secrets.prometheus_url,
@@ -52,27 +60,29 @@ async def create_canary_run(
         field="plan.experiment.qps",
         setting="OPSLAB_CANARY_MAX_REQUESTS",
     )
-    payload = {
-        "plan": body.plan.model_dump(mode="json", exclude_unset=True),
-        "dry_run": body.dry_run,
-        "run_key": uuid.uuid4().hex[:12],
-    }
-    new = NewJob(
-        kind=KIND,
-        payload=payload,
-        subject=body.plan.target.base_url,
-        idempotency_key=idempotency_key,
-        max_attempts=1,
+    payload = CanaryPayload(
+        plan=body.plan.model_dump(mode="json", exclude_unset=True),
+        dry_run=body.dry_run,
+        run_key=uuid.uuid4().hex[:12],
     )
+    new = CANARY.new(payload, subject=body.plan.target.base_url, idempotency_key=idempotency_key)
     job, created = await to_thread.run_sync(lambda: rt.jobs.submit(new))
     response.status_code = 202 if created else 200
-    return CanaryRunCreated(canary_run_id=job.id, status=job.status, created=created)
+    return CanaryRunCreated(canary_run_id=job.id, status=wire_status(job.status), created=created)
 
 
 @router.get("/canary/runs/{run_id}")
 def get_canary_run(run_id: str, rt: RuntimeDep) -> CanaryRunView:
     """Status, progress and (when done) the canary's result."""
     return CanaryRunView.of(rt.jobs.get(run_id, kind=KIND))
+
+
+@router.post("/canary/runs/{run_id}/cancel")
+def cancel_canary_run(run_id: str, rt: RuntimeDep) -> CanaryRunView:
+    """Cancel the canary: a queued one ends ``cancelled`` at once; a running one stops like a Ctrl-C (the
+    window ends, the baseline flags are restored and read back) and ends ``cancelled`` with its INTERRUPTED
+    record; 409 once it has ended otherwise."""
+    return CanaryRunView.of(rt.jobs.cancel(run_id, kind=KIND))
 
 
 @router.get("/canary/runs/{run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)

@@ -9,6 +9,7 @@ from sse_starlette import EventSourceResponse
 from opslab import lab
 from opslab.api.deps import IdempotencyKey, RuntimeDep
 from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
+from opslab.jobs import wire_status
 
 router = APIRouter(tags=["lab"])
 
@@ -40,13 +41,21 @@ async def create_lab_run(
     )
     job, created = await to_thread.run_sync(lambda: rt.jobs.submit(new))
     response.status_code = 202 if created else 200
-    return lab.LabRunCreated(lab_run_id=job.id, status=job.status, created=created)
+    return lab.LabRunCreated(lab_run_id=job.id, status=wire_status(job.status), created=created)
 
 
 @router.get("/lab/runs/{run_id}")
 def get_lab_run(run_id: str, rt: RuntimeDep) -> lab.LabRunView:
     """Status, progress (trials done / total, pass rates so far) and, when done, the run's result."""
     return lab.LabRunView.of(rt.jobs.get(run_id, kind=lab.KIND))
+
+
+@router.post("/lab/runs/{run_id}/cancel")
+def cancel_lab_run(run_id: str, rt: RuntimeDep) -> lab.LabRunView:
+    """Cancel the lab run: a queued one ends ``cancelled`` at once; a running one stops its trials (their
+    harnesses are killed; trials already recorded stay, and ``opslab lab run --resume`` runs the rest) and
+    ends ``cancelled``; 409 once it has ended otherwise."""
+    return lab.LabRunView.of(rt.jobs.cancel(run_id, kind=lab.KIND))
 
 
 @router.get("/lab/runs/{run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)

@@ -11,8 +11,8 @@ from sse_starlette import EventSourceResponse
 
 from opslab.api.deps import IdempotencyKey, RuntimeDep
 from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
-from opslab.jobs import Job, NewJob
-from opslab.rca import KIND, RcaRunCreated, RcaRunList, RcaRunView
+from opslab.jobs import Job, wire_status
+from opslab.rca import KIND, RCA, RcaPayload, RcaRunCreated, RcaRunList, RcaRunView
 from opslab.runtime import Runtime
 
 router = APIRouter(tags=["rca"])
@@ -27,9 +27,8 @@ def dedupe_key(run_id: str, content_hash: str) -> str:
 def start_rca(rt: Runtime, run_id: str, force: bool, idempotency_key: str | None) -> tuple[Job, bool]:
     """Submit an RCA of ``run_id`` (the same job back while one of this content lives, unless ``force``)."""
     summary = rt.telemetry.summary(run_id)  # 404 for an unknown run
-    new = NewJob(
-        kind=KIND,
-        payload={"run_id": run_id, "content_hash": summary.content_hash},
+    new = RCA.new(
+        RcaPayload(run_id=run_id, content_hash=summary.content_hash),
         subject=run_id,
         dedupe_key=dedupe_key(run_id, summary.content_hash),
         idempotency_key=idempotency_key,
@@ -55,7 +54,7 @@ async def create_rca_run(
     done, the same id comes back; ``?force=true`` or changed run content starts a new one."""
     job, created = await to_thread.run_sync(lambda: start_rca(rt, run_id, force, idempotency_key))
     response.status_code = 202 if created else 200
-    return RcaRunCreated(rca_run_id=job.id, run_id=run_id, status=job.status, created=created)
+    return RcaRunCreated(rca_run_id=job.id, run_id=run_id, status=wire_status(job.status), created=created)
 
 
 @router.get("/agent-runs/rca-runs/{rca_run_id}")
@@ -63,6 +62,14 @@ async def create_rca_run(
 def get_rca_run(rca_run_id: str, rt: RuntimeDep) -> RcaRunView:
     """Status, progress and (when done) the report."""
     return RcaRunView.of(rt.jobs.get(rca_run_id, kind=KIND))
+
+
+@router.post("/agent-runs/rca-runs/{rca_run_id}/cancel")
+@router.post("/rca-runs/{rca_run_id}/cancel", include_in_schema=False)
+def cancel_rca_run(rca_run_id: str, rt: RuntimeDep) -> RcaRunView:
+    """Cancel the RCA: a queued one ends ``cancelled`` at once, a running one ``cancelling`` until its
+    worker stops it; 409 once it has ended otherwise."""
+    return RcaRunView.of(rt.jobs.cancel(rca_run_id, kind=KIND))
 
 
 @router.get("/agent-runs/{run_id}/rca-runs")

@@ -42,7 +42,7 @@ def _record_of(view: canary.CanaryRunView) -> canary.RunRecord | None:
 async def canaries_page(
     request: Request, rt: RuntimeDep, page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1
 ) -> HTMLResponse:
-    history = await to_thread.run_sync(lambda: canary.read_history(canary.history_file(rt.settings.data_dir)))
+    history = await to_thread.run_sync(rt.canary_history)
     jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=canary.KIND, limit=20))
     newest_first = list(enumerate(history, start=1))[::-1]
     rows = newest_first[(page_no - 1) * PAGE : page_no * PAGE]
@@ -61,7 +61,7 @@ async def canaries_page(
 
 @router.get("/canaries/history/{n}", response_class=HTMLResponse)
 async def history_page(request: Request, n: int, rt: RuntimeDep) -> HTMLResponse:
-    history = await to_thread.run_sync(lambda: canary.read_history(canary.history_file(rt.settings.data_dir)))
+    history = await to_thread.run_sync(rt.canary_history)
     if not 1 <= n <= len(history):
         raise NotFound(f"no canary run #{n} in the history ({len(history)} runs)", details={"n": n})
     record = history[n - 1]

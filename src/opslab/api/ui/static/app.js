@@ -4,7 +4,7 @@
 //  - an incident: each workflow step is appended as it happens; a change of status reloads the page.
 "use strict";
 
-const OVER = new Set(["done", "failed", "resolved", "escalated"]);
+const OVER = new Set(["done", "failed", "cancelled", "crashed", "resolved", "escalated"]);
 
 function reloadTo(refresh) {
   const target = new URL(refresh, window.location.href);
