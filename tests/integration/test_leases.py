@@ -52,9 +52,9 @@ def test_one_holder_at_a_time_and_a_takeover_gets_a_higher_token(engine: Engine)
 
 def test_the_keeper_renews_and_notices_a_takeover(engine: Engine) -> None:
     store = SqlLeaseStore(engine)
-    lease = store.acquire("k", "a", ttl_s=0.6)
+    lease = store.acquire("k", "a", ttl_s=3.0)
     assert lease is not None
-    with LeaseKeeper(store, lease, ttl_s=0.6) as keeper:
+    with LeaseKeeper(store, lease, ttl_s=3.0) as keeper:
         first = store.get("k")
         wait_for(
             lambda: (
