@@ -130,8 +130,7 @@ class Settings(BaseSettings):
     ingest_secret: SecretStr | None = Field(
         default=None,
         validation_alias=_alias("ingest_secret", "APP_INGEST_SECRET"),
-        description="Required X-Ingest-Secret on ingestion when set. Like every token here: 16+ characters, "
-        "no placeholder, different from the others.",
+        description="Required X-Ingest-Secret on ingestion when set.",
     )
     api_token: SecretStr | None = Field(
         default=None,
@@ -213,7 +212,7 @@ class Settings(BaseSettings):
     redact_patterns: ListSetting[str] = Field(
         default_factory=list,
         description="Extra regular expressions whose matches are redacted on ingest (a JSON list, or "
-        "comma-separated when no pattern holds a comma).",
+        "comma-separated: a comma inside (), [] or {} stays in its pattern).",
     )
 
     job_workers: int = Field(
