@@ -6,25 +6,85 @@ each build one and pass it down.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
+from opslab.credentials import credential_problem, shared_with
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
-PLACEHOLDERS = frozenset(
-    {"changeme", "change-me", "secret", "password", "token", "xxx", "todo", "your-key-here"}
-)
+# Settings that guard access, in the order they are validated (each is compared with those before it).
+CREDENTIALS = ("ingest_secret", "api_token", "read_token", "ui_session_secret", "action_token")
+
+
+def _list_value(value: object) -> object:
+    """A list setting from the environment: a JSON list (``["/srv/a", "/srv/b"]``) or comma-separated
+    values (``/srv/a,/srv/b``, or one plain ``/srv/labs``)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not a JSON list ({exc}); give a JSON list or comma-separated values") from None
+    return [part.strip() for part in _split_commas(text) if part.strip()]
+
+
+def _split_commas(text: str) -> list[str]:
+    """Split at the commas outside brackets, so a pattern's ``{1,3}`` or ``[,;]`` stays whole; ``\\,``
+    is a comma within an item."""
+    parts: list[str] = []
+    current: list[str] = []
+    depth, in_class, escaped = 0, False, False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    return [*parts, "".join(current)]
+
+
+T = TypeVar("T")
+# NoDecode: the environment's text reaches ``_list_value`` as it is, not through a JSON parse that fails
+# on a plain path.
+ListSetting = Annotated[list[T], NoDecode, BeforeValidator(_list_value)]
 
 
 def _alias(name: str, seed_name: str) -> AliasChoices:
@@ -81,17 +141,28 @@ class Settings(BaseSettings):
         default=None,
         description="A second bearer token that may only read (GET), for dashboards and scrapers.",
     )
+    ui_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the dashboard's sign-in sessions; default: derived from the API and read "
+        "tokens (changing any of them signs every browser out).",
+    )
+    ui_session_max_age_s: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=30 * 24 * 3600,
+        description="How long a dashboard sign-in lasts, in seconds; then the browser signs in again.",
+    )
     public_reads: bool = Field(
         default=False,
         description="With a token set, leave reads (GET) open to anyone (telemetry holds prompts and "
         "outputs: think first).",
     )
-    canary_allowed_targets: list[str] = Field(
+    canary_allowed_targets: ListSetting[str] = Field(
         default_factory=lambda: ["127.0.0.1", "localhost", "::1"],
         description="Hosts (or host:port) a canary started from the API may send load to, plus its "
         "Prometheus and webhook hosts; others are a 403, dry runs included.",
     )
-    canary_plan_env: list[str] = Field(
+    canary_plan_env: ListSetting[str] = Field(
         default_factory=lambda: ["CANARY_*"],
         description="Environment variables a canary plan sent to the service may read as ${NAME} (glob "
         "patterns); the service's own OPSLAB_* settings never.",
@@ -102,14 +173,15 @@ class Settings(BaseSettings):
         description="Most requests one canary started from the API may send (QPS x (windows + warm-up)); "
         "above is a 403.",
     )
-    lab_runs_dirs: list[Path] = Field(
+    lab_runs_dirs: ListSetting[Path] = Field(
         default_factory=list,
-        description="Folders of lab runs the dashboard lists (JSON list; each a project root, its .lab/runs, "
-        "or a folder of run directories); the data dir's lab/runs is always listed.",
+        description="Folders of lab runs the dashboard lists (a JSON list or comma-separated; each a project "
+        "root, its .lab/runs, or a folder of run directories); the data dir's lab/runs is always listed.",
     )
-    lab_allowed_roots: list[Path] = Field(
+    lab_allowed_roots: ListSetting[Path] = Field(
         default_factory=list,
-        description="Folders the service may run lab experiments from (POST /lab/runs; JSON list): the "
+        description="Folders the service may run lab experiments from (POST /lab/runs; a JSON list or "
+        "comma-separated, e.g. `/srv/labs`): the "
         "experiment, its project and its dataset must lie under one. Empty: the API runs no experiment (403 "
         "naming the setting).",
     )
@@ -137,9 +209,10 @@ class Settings(BaseSettings):
     )
 
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
-    redact_patterns: list[str] = Field(
+    redact_patterns: ListSetting[str] = Field(
         default_factory=list,
-        description="Extra regular expressions whose matches are redacted on ingest (JSON list).",
+        description="Extra regular expressions whose matches are redacted on ingest (a JSON list, or "
+        "comma-separated: a comma inside (), [] or {} stays in its pattern).",
     )
 
     job_workers: int = Field(
@@ -276,18 +349,39 @@ class Settings(BaseSettings):
         roots = [p / ".lab" / "runs" if (p / ".lab" / "runs").is_dir() else p for p in self.lab_runs_dirs]
         return list(dict.fromkeys([*roots, self.data_dir / "lab" / "runs"]))
 
-    @field_validator("ingest_secret", "api_token", "read_token", "llm_api_key", "action_token")
+    @field_validator(*CREDENTIALS)
     @classmethod
-    def _refuse_weak_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # An empty or placeholder secret would silently protect nothing: refuse it rather than run open.
+    def _refuse_weak_credential(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # A weak, padded or shared credential would protect less than it seems: refuse it rather than run.
         if value is None:
             return None
         secret = value.get_secret_value()
-        if not secret.strip():
-            raise ValueError("empty: set a real value or leave the variable unset")
-        if secret.lower() in PLACEHOLDERS:
-            raise ValueError("a placeholder: set a real value or leave the variable unset")
+        problem = credential_problem(secret)
+        if problem is not None:
+            raise ValueError(problem)
+        earlier = {
+            _variable((name,)): given.get_secret_value()
+            for name in CREDENTIALS[: CREDENTIALS.index(str(info.field_name))]
+            if isinstance(given := info.data.get(name), SecretStr)
+        }
+        if (twin := shared_with(secret, earlier)) is not None:
+            raise ValueError(
+                f"the same value as {twin}: each token needs its own (one would act as the other)"
+            )
         return value
+
+    @field_validator("redact_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"item {i + 1} {pattern!r}: not a regular expression ({exc}); a pattern holding a comma "
+                    "needs the JSON list form"
+                ) from None
+        return patterns
 
     @model_validator(mode="after")
     def _production_is_protected(self) -> Self:
@@ -301,7 +395,8 @@ class Settings(BaseSettings):
                 if value is None
             ]
             if missing:
-                raise ValueError(f"OPSLAB_ENV=production needs {' and '.join(missing)}")
+                # A rule over several settings names its variable first ("NAME: reason"), for ``load``.
+                raise ValueError(f"OPSLAB_ENV: production needs {' and '.join(missing)}")
         return self
 
     @classmethod
@@ -309,12 +404,15 @@ class Settings(BaseSettings):
         """Settings from the environment; a refused value is one ``InvalidInput`` naming the variable."""
         try:
             return cls()
+        except SettingsError as exc:
+            # A value the environment source could not read at all (before validation): name its variable.
+            found = re.search(r'field "(\w+)"', str(exc))
+            raise InvalidInput.for_field(
+                _variable((found.group(1),) if found else ()), "could not be read: check its format"
+            ) from None
         except ValidationError as exc:
             errors = [
-                {
-                    "field": _variable(err.get("loc", ())),
-                    "message": str(err.get("msg", "")).removeprefix("Value error, "),
-                }
+                _field_error(err.get("loc", ()), str(err.get("msg", "")).removeprefix("Value error, "))
                 for err in exc.errors(include_url=False)
             ]
             raise InvalidInput.for_fields(errors) from None
@@ -327,7 +425,14 @@ class Settings(BaseSettings):
 
     def secret_values(self) -> tuple[str, ...]:
         """The secrets this service holds, to mask wherever they would be stored or shown."""
-        found = (self.api_token, self.read_token, self.ingest_secret, self.llm_api_key, self.action_token)
+        found = (
+            self.api_token,
+            self.read_token,
+            self.ingest_secret,
+            self.llm_api_key,
+            self.action_token,
+            self.ui_session_secret,
+        )
         return tuple(s.get_secret_value() for s in found if s is not None)
 
     @property
@@ -359,3 +464,12 @@ def process_environment() -> Mapping[str, str]:
 def _variable(loc: tuple[object, ...] | list[object]) -> str:
     name = str(loc[0]) if loc else "settings"
     return name if name.isupper() else f"OPSLAB_{name.upper()}"
+
+
+def _field_error(loc: tuple[object, ...] | list[object], message: str) -> dict[str, str]:
+    """``{"field", "message"}`` of one refused value; a rule over several settings (no ``loc``) names its
+    variable at the start of its message."""
+    named = re.match(r"(OPSLAB_[A-Z0-9_]+): (.*)", message, re.DOTALL) if not loc else None
+    if named:
+        return {"field": named.group(1), "message": named.group(2)}
+    return {"field": _variable(loc), "message": message}

@@ -147,8 +147,8 @@ def guarded(tmp_path: Any, db_url: str) -> Iterator[httpx.Client]:
     settings = Settings(
         data_dir=tmp_path / "g",
         database_url=db_url,
-        ingest_secret="s3cret-ingest",
-        api_token="tok-123456",
+        ingest_secret="s3cret-ingest-5f1c9a",
+        api_token="tok-123456-guarded",
         max_body_bytes=20_000,
     )
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
@@ -160,17 +160,19 @@ def test_ingest_secret_token_and_body_cap(guarded: httpx.Client, run_001: dict[s
     assert r.status_code == 401 and r.json()["error"]["details"]["header"] == "X-Ingest-Secret"
     assert guarded.post("/agent-runs", json=run_001, headers={"X-Ingest-Secret": "wrong"}).status_code == 401
     assert (
-        guarded.post("/agent-runs", json=run_001, headers={"X-Ingest-Secret": "s3cret-ingest"}).status_code
+        guarded.post(
+            "/agent-runs", json=run_001, headers={"X-Ingest-Secret": "s3cret-ingest-5f1c9a"}
+        ).status_code
         == 201
     )
     # Ingestion needs no API token; reads and any other write need the bearer token.
     assert guarded.get("/agent-runs/run-001-sufficient").status_code == 401
-    auth = {"Authorization": "Bearer tok-123456"}
+    auth = {"Authorization": "Bearer tok-123456-guarded"}
     assert guarded.get("/agent-runs/run-001-sufficient", headers=auth).status_code == 200
     big = copy.deepcopy(run_001)
     big["run_id"] = "big"
     big["error_message"] = "x" * 30_000
-    r = guarded.post("/agent-runs", json=big, headers={"X-Ingest-Secret": "s3cret-ingest"})
+    r = guarded.post("/agent-runs", json=big, headers={"X-Ingest-Secret": "s3cret-ingest-5f1c9a"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
 
     def chunks() -> Iterator[bytes]:
@@ -179,6 +181,6 @@ def test_ingest_secret_token_and_body_cap(guarded: httpx.Client, run_001: dict[s
             yield b"y" * 1000
         yield b'"}'
 
-    r = guarded.post("/agent-runs", content=chunks(), headers={"X-Ingest-Secret": "s3cret-ingest"})
+    r = guarded.post("/agent-runs", content=chunks(), headers={"X-Ingest-Secret": "s3cret-ingest-5f1c9a"})
     assert r.status_code == 413
     assert guarded.get("/agent-runs/big", headers=auth).status_code == 404

@@ -12,7 +12,7 @@ from opslab.api import ServerThread, create_app
 from opslab.config import Settings
 from opslab.errors import InvalidInput
 
-TOKEN, READER, SECRET = "tok-write-1234", "tok-read-5678", "sec-ingest-9012"
+TOKEN, READER, SECRET = "tok-write-1234-5678", "tok-read-5678-9012", "sec-ingest-9012-3456"
 WRITE = {"Authorization": f"Bearer {TOKEN}"}
 READ = {"Authorization": f"Bearer {READER}"}
 

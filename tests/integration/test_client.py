@@ -106,7 +106,10 @@ def test_the_client_sends_the_token_and_secret_from_settings(
     tmp_path: Any, db_url: str, run_001: dict[str, Any]
 ) -> None:
     settings = Settings(
-        data_dir=tmp_path / "s", database_url=db_url, api_token="tok-123456", ingest_secret="sec-123456"
+        data_dir=tmp_path / "s",
+        database_url=db_url,
+        api_token="tok-client-123456",
+        ingest_secret="sec-client-123456",
     )
     with ServerThread(create_app(settings)) as server:
         with OpslabClient(server.url) as anonymous, pytest.raises(Unauthorized):

@@ -179,7 +179,7 @@ def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001
 
 
 def test_api_token_guards_rca_creation(tmp_path: Any, db_url: str, run_001: dict[str, Any]) -> None:
-    settings = Settings(data_dir=tmp_path / "t", database_url=db_url, api_token="tok-abcdef")
+    settings = Settings(data_dir=tmp_path / "t", database_url=db_url, api_token="tok-abcdef-123456")
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
         api.post("/agent-runs", json=run_001).raise_for_status()  # ingestion needs no token
         r = api.post("/agent-runs/run-001-sufficient/rca-runs")
@@ -187,9 +187,12 @@ def test_api_token_guards_rca_creation(tmp_path: Any, db_url: str, run_001: dict
         wrong = api.post("/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401
         ok = api.post(
-            "/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer tok-abcdef"}
+            "/agent-runs/run-001-sufficient/rca-runs", headers={"Authorization": "Bearer tok-abcdef-123456"}
         )
         assert ok.status_code == 202
         rca = ok.json()["rca_run_id"]
         assert api.get(f"/rca-runs/{rca}").status_code == 401  # telemetry holds prompts: reads need it too
-        assert api.get(f"/rca-runs/{rca}", headers={"Authorization": "Bearer tok-abcdef"}).status_code == 200
+        assert (
+            api.get(f"/rca-runs/{rca}", headers={"Authorization": "Bearer tok-abcdef-123456"}).status_code
+            == 200
+        )

@@ -164,8 +164,8 @@ def guarded(tmp_path: Any, db_url: str) -> Iterator[httpx.Client]:
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=db_url,
-        api_token=SecretStr("ui-test-token-1"),
-        read_token=SecretStr("ui-read-token-2"),
+        api_token=SecretStr("ui-test-token-write-1"),
+        read_token=SecretStr("ui-test-token-read-2"),
     )
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
@@ -186,7 +186,9 @@ def test_with_a_token_the_dashboard_signs_in_and_guards_its_forms(
         and "opslab_ui" not in wrong.headers.get("set-cookie", "")
     )
     evil = c.post(
-        "/ui/login", data={"token": "ui-test-token-1", "next": "//evil.example/x"}, follow_redirects=False
+        "/ui/login",
+        data={"token": "ui-test-token-write-1", "next": "//evil.example/x"},
+        follow_redirects=False,
     )
     assert evil.status_code == 303 and evil.headers["location"] == "/ui"
     cookie = evil.headers["set-cookie"]
@@ -202,7 +204,7 @@ def test_with_a_token_the_dashboard_signs_in_and_guards_its_forms(
     assert c.post("/agent-runs/run-001-sufficient/rca-runs").status_code == 401  # but does not write it
 
     c.cookies.clear()
-    c.post("/ui/login", data={"token": "ui-read-token-2", "next": "/ui/runs"})
+    c.post("/ui/login", data={"token": "ui-test-token-read-2", "next": "/ui/runs"})
     assert c.get("/ui/runs").status_code == 200
     page = c.get("/ui/runs/run-001-sufficient").text
     csrf = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
@@ -233,7 +235,7 @@ def test_with_public_reads_the_pages_open_but_acting_still_needs_the_token(
     settings = Settings(
         data_dir=tmp_path / "data",
         database_url=db_url,
-        api_token=SecretStr("ui-test-token-1"),
+        api_token=SecretStr("ui-test-token-write-1"),
         public_reads=True,
     )
     with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
@@ -242,7 +244,7 @@ def test_with_public_reads_the_pages_open_but_acting_still_needs_the_token(
         assert page.status_code == 200 and "Sign out" not in page.text
         refused = c.post("/ui/runs/run-001-sufficient/rca", data={"csrf": ""}, follow_redirects=False)
         assert refused.status_code == 401
-        c.post("/ui/login", data={"token": "ui-test-token-1", "next": "/ui/runs"})
+        c.post("/ui/login", data={"token": "ui-test-token-write-1", "next": "/ui/runs"})
         signed = c.get("/ui/runs/run-001-sufficient").text
         assert "Sign out" in signed
         csrf = re.search(r'name="csrf" value="([0-9a-f]{32})"', signed)

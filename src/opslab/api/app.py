@@ -7,14 +7,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from anyio import to_thread
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
 from opslab import __version__
 from opslab.api.background import AutoOpsLoop, Periodic, ResponderLoop
-from opslab.api.deps import add_body_schemas, require_api_token
+from opslab.api.deps import add_body_schemas
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
+from opslab.api.guard import AccessGuard
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
 from opslab.api.routes import agent, autoops, canary, lab, metrics, rca, root, telemetry
+from opslab.api.sessions import SessionSigner
 from opslab.api.ui.routes import install as install_ui
 from opslab.config import Settings
 from opslab.runtime import Runtime
@@ -59,12 +61,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=__version__,
         description="The operations lab for AI agents and the services they run on.",
         lifespan=lifespan,
-        dependencies=[Depends(require_api_token)],
         responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
     app.state.metrics = api_metrics
     app.state.autoops_loop = AutoOpsLoop(runtime)
+    app.state.ui_sessions = signer = SessionSigner.for_settings(settings)
     runtime.metrics_registry = api_metrics.registry
     install_error_handlers(app)
 
@@ -74,7 +76,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The last added runs first: metrics see every answer; the guard refuses before any body is read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessGuard, settings=settings, signer=signer)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
     for module in (root, rca, telemetry, metrics, canary, lab, agent, autoops):

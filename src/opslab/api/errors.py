@@ -80,19 +80,24 @@ def _routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
             yield route
 
 
+def render_error(request: Request, exc: OpslabError) -> Response:
+    """An error of the tree as the API's JSON envelope, or as a page under ``/ui``."""
+    if is_ui(request.url.path):
+        return error_page(request, exc)
+    headers = (
+        {"WWW-Authenticate": "Bearer"}
+        if exc.http_status == 401
+        else {"Retry-After": str(RETRY_AFTER_S)}
+        if exc.http_status == 503
+        else None
+    )
+    return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()}, headers=headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpslabError)
     async def _opslab(request: Request, exc: OpslabError) -> Response:
-        if is_ui(request.url.path):
-            return error_page(request, exc)
-        headers = (
-            {"WWW-Authenticate": "Bearer"}
-            if exc.http_status == 401
-            else {"Retry-After": str(RETRY_AFTER_S)}
-            if exc.http_status == 503
-            else None
-        )
-        return JSONResponse(status_code=exc.http_status, content={"error": exc.to_dict()}, headers=headers)
+        return render_error(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

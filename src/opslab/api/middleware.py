@@ -9,8 +9,6 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opslab.errors import PayloadTooLarge
-
 
 class ApiMetrics:
     """The service's Prometheus collectors, on a registry of its own (several apps may share a process)."""
@@ -45,7 +43,11 @@ async def _reply(send: Send, status: int, code: str, message: str, details: dict
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length up front or by counting a stream."""
+    """Refuse bodies over ``max_bytes`` with 413 before any route sees them: by Content-Length up front,
+    or, for a chunked body (no length), by reading it here up to the cap and handing it on whole.
+
+    Counting inside the route's read instead would let the route's body parser turn the error into its
+    own (a 422 or 400); reading here makes every route answer the same 413."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -54,33 +56,56 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        details = {"limit_bytes": self.max_bytes}
-        for name, value in scope.get("headers", []):
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_bytes
-                except ValueError:
-                    await _reply(send, 400, "invalid_input", "content-length: not a number", {})
-                    return
-                if too_big:
-                    await _reply(
-                        send, 413, "payload_too_large", f"body: larger than {self.max_bytes} bytes", details
-                    )
-                    return
+        headers = dict(scope.get("headers", []))
+        length = headers.get(b"content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                await _reply(send, 400, "invalid_input", "content-length: not a number", {})
+                return
+            if too_big:
+                await self._too_large(send)
+                return
+            await self.app(scope, receive, send)  # the server holds the body to its Content-Length
+            return
+        if b"chunked" not in headers.get(b"transfer-encoding", b"").lower():
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
         seen = 0
-
-        async def counted() -> Message:
-            # A chunked body has no Content-Length: count it as it streams in. The error surfaces in
-            # the route's read of the body and goes through the one exception handler.
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise PayloadTooLarge(f"body: larger than {self.max_bytes} bytes", details=details)
-            return message
+            if message["type"] != "http.request":  # the client went away: nothing to answer
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await self._too_large(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
 
-        await self.app(scope, counted, send)
+    async def _too_large(self, send: Send) -> None:
+        await _reply(
+            send,
+            413,
+            "payload_too_large",
+            f"body: larger than the {self.max_bytes} bytes this service accepts (OPSLAB_MAX_BODY_BYTES)",
+            {"limit_bytes": self.max_bytes},
+        )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read ahead, as one message; then the connection's own messages (a disconnect)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 class MetricsMiddleware:

@@ -21,11 +21,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP service (migrations are applied on start)."""
+    s = settings()  # a refused setting stops here, before the service's imports
     import uvicorn
 
     from opslab.api import create_app
 
-    app = create_app(settings())
+    app = create_app(s)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 

@@ -22,9 +22,13 @@ descriptions or src/opslab/docgen/configuration.py, not this page. A test fails 
 
 All configuration comes from environment variables with the prefix `OPSLAB_`, read in one place
 (`opslab.config.Settings`). A refused value stops every command (and `opslab serve`) with one line naming
-the variable and exit code 2. Secrets refuse empty and placeholder values (`changeme`, `secret` …):
-an empty `OPSLAB_INGEST_SECRET=` is an error, not "no secret" — leave the variable unset for that.
-Lists are JSON (`OPSLAB_REDACT_PATTERNS='["acct-[0-9]+"]'`); booleans are `true`/`false`.
+the variable and exit code 2. Tokens and secrets that guard access (`OPSLAB_API_TOKEN`,
+`OPSLAB_READ_TOKEN`, `OPSLAB_INGEST_SECRET`, `OPSLAB_ACTION_TOKEN`, `OPSLAB_UI_SESSION_SECRET`) need 16+
+characters, no surrounding spaces, no placeholder (`changeme`, `your-api-token`, `${OPSLAB_API_TOKEN}` …)
+and a value of their own ([security.md](security.md#token-rules)): an empty `OPSLAB_INGEST_SECRET=` is an
+error, not "no secret" — leave the variable unset for that. Lists are a JSON list
+(`OPSLAB_REDACT_PATTERNS='["acct-[0-9]{4,8}"]'`) or comma-separated (`OPSLAB_LAB_ALLOWED_ROOTS=/srv/a,/srv/b`;
+a comma inside `()`, `[]` or `{}` stays in its item); booleans are `true`/`false`.
 """
 
 SEEDS = """\

@@ -133,19 +133,30 @@ def encode_cursor(started_at: datetime, run_id: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A cursor this service issues is a few dozen characters; a longer one is not worth decoding.
+MAX_CURSOR_CHARS = 1024
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    refused = InvalidInput.for_field("cursor", "not a cursor this service issued")
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise refused
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at_text, run_id = json.loads(raw)
+        value = json.loads(raw)
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+            raise ValueError("a cursor is [time, run id]")
+        at_text, run_id = value
         at = datetime.fromisoformat(at_text)
-        if at.tzinfo is None or not isinstance(run_id, str) or "\x00" in run_id:
+        if at.tzinfo is None or "\x00" in run_id:
             raise ValueError("a cursor holds an aware time and a run id")
         utc = at.astimezone(UTC)  # OverflowError at the ends of the calendar
         if not MIN_YEAR <= utc.year <= MAX_YEAR:
             raise ValueError("out of range")
         return utc, run_id
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput.for_field("cursor", "not a cursor this service issued") from exc
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser goes.
+        raise refused from exc
 
 
 def _filtered(q: Any, flt: RunFilter) -> Any:

@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from opslab.api.deps import IngestGuard, TelemetryDep, body_schema, read_json
+from opslab.api.deps import TelemetryDep, body_schema, read_json
 from opslab.errors import InvalidInput
 from opslab.telemetry import (
     NO_NUL,
@@ -32,7 +32,6 @@ router = APIRouter(tags=["telemetry"])
 @router.post(
     "/agent-runs",
     status_code=201,
-    dependencies=[IngestGuard],
     openapi_extra=body_schema(AgentRunIn),
     responses={200: {"description": "An existing run was replaced (upsert by run_id)."}},
 )
@@ -47,7 +46,6 @@ async def ingest_run(request: Request, response: Response, svc: TelemetryDep) ->
 
 @router.post(
     "/agent-runs/batch",
-    dependencies=[IngestGuard],
     openapi_extra=body_schema(AgentRunIn, array=True),
     responses={207: {"description": "Some items failed; see each item's result."}},
 )
@@ -79,7 +77,7 @@ OTLP_BODY: dict[str, object] = {
 }
 
 
-@router.post("/v1/traces", dependencies=[IngestGuard], openapi_extra=OTLP_BODY)
+@router.post("/v1/traces", openapi_extra=OTLP_BODY)
 async def ingest_otlp(request: Request, svc: TelemetryDep) -> Response:
     """OTLP/HTTP trace export (JSON or protobuf) of OpenTelemetry GenAI spans."""
     if request.headers.get("content-type", "").startswith("application/x-protobuf"):

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from opslab import __version__
 from opslab.api.ui import charts
-from opslab.api.ui.auth import csrf_token
+from opslab.api.ui.auth import csrf_token, signed_in
 from opslab.lab import format_interval, format_rate, format_value
 
 HERE = Path(__file__).resolve().parent
@@ -130,7 +130,7 @@ def page(request: Request, template: str, *, status_code: int = 200, **context: 
     html = ENV.get_template(template).render(
         request=request,
         csrf=csrf_token(request),
-        signed_in=bool(getattr(request.state, "ui_token", None)),
+        signed_in=signed_in(request),
         **context,
     )
     return HTMLResponse(html, status_code=status_code, headers=security_headers())

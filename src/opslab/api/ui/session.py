@@ -1,4 +1,5 @@
-"""Signing in to the dashboard with the API token (or the read token), signing out, and error pages."""
+"""Signing in to the dashboard with the API token (or the read token) for a signed session, signing out,
+and error pages."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import SecretStr
 
-from opslab.api.ui.auth import COOKIE, require_csrf
+from opslab.api.sessions import COOKIE, Role, SessionSigner
+from opslab.api.ui.auth import require_csrf
 from opslab.api.ui.render import page, security_headers
 from opslab.errors import OpslabError, Unauthorized
 
@@ -24,8 +27,12 @@ def _safe_next(target: str | None) -> str:
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str | None = None) -> HTMLResponse:  # noqa: A002 - the query name
-    return page(request, "login.html", title="Sign in", next=_safe_next(next), failed=False)
+def login_form(
+    request: Request,
+    next: str | None = None,  # noqa: A002 - the query name
+    expired: bool = False,
+) -> HTMLResponse:
+    return page(request, "login.html", title="Sign in", next=_safe_next(next), failed=False, expired=expired)
 
 
 @router.post("/login", response_model=None)
@@ -34,15 +41,33 @@ def login(
     token: Annotated[str, Form(max_length=4096)],
     next: Annotated[str, Form()] = "/ui",  # noqa: A002
 ) -> Response:
+    """A good token buys a signed session cookie (never the token itself) that expires."""
     settings = request.app.state.runtime.settings
-    accepted = [s.get_secret_value() for s in (settings.api_token, settings.read_token) if s is not None]
-    if not any(hmac.compare_digest(token.encode(), a.encode()) for a in accepted):
+    signer: SessionSigner | None = request.app.state.ui_sessions
+    tokens: tuple[tuple[Role, SecretStr | None], ...] = (
+        ("write", settings.api_token),
+        ("read", settings.read_token),
+    )
+    matched = [
+        role
+        for role, secret in tokens
+        if secret is not None and hmac.compare_digest(token.encode(), secret.get_secret_value().encode())
+    ]
+    role = matched[0] if matched else None
+    if role is None or signer is None:
         return page(
             request, "login.html", status_code=401, title="Sign in", next=_safe_next(next), failed=True
         )
     response = RedirectResponse(_safe_next(next), status_code=303)
-    secure = request.url.scheme == "https"
-    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure, path="/")
+    response.set_cookie(
+        COOKIE,
+        signer.issue(role),
+        max_age=signer.max_age_s,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
 
 
@@ -50,7 +75,7 @@ def login(
 def logout(request: Request, csrf: Annotated[str | None, Form()] = None) -> RedirectResponse:
     require_csrf(request, csrf)
     response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -59,8 +84,9 @@ def error_page(request: Request, exc: OpslabError, *, status_code: int | None = 
     (``status_code``: the HTTP status when it is not the error's own, e.g. a route's 405)."""
     if isinstance(exc, Unauthorized) and request.method == "GET":
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        expired = "&expired=true" if exc.details.get("session") == "expired" else ""
         return RedirectResponse(
-            f"/ui/login?next={quote(target)}", status_code=303, headers=security_headers()
+            f"/ui/login?next={quote(target)}{expired}", status_code=303, headers=security_headers()
         )
     errors = exc.details.get("errors", []) if isinstance(exc.details.get("errors"), list) else []
     status = status_code or exc.http_status
