@@ -32,7 +32,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from opslab.credentials import credential_problem, shared_with
+from opslab.credentials import MIN_LOCAL_LENGTH, credential_problem, shared_with, too_short
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
@@ -356,7 +356,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         secret = value.get_secret_value()
-        problem = credential_problem(secret)
+        problem = credential_problem(secret, min_length=MIN_LOCAL_LENGTH)
         if problem is not None:
             raise ValueError(problem)
         earlier = {
@@ -383,8 +383,20 @@ class Settings(BaseSettings):
                 ) from None
         return patterns
 
+    def short_credentials(self) -> list[str]:
+        """``"VARIABLE: why"`` for each token too short for a deployed service (checked at start-up by a
+        service bound beyond loopback; refused at load in production)."""
+        out = []
+        for name in CREDENTIALS:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and (why := too_short(value.get_secret_value())):
+                out.append(f"{_variable((name,))}: {why}")
+        return out
+
     @model_validator(mode="after")
     def _production_is_protected(self) -> Self:
+        if self.env == "production" and (short := self.short_credentials()):
+            raise ValueError(short[0])
         if self.env == "production":
             missing = [
                 name

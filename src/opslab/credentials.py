@@ -7,7 +7,8 @@ session key) is refused when it is
 - empty, or padded with spaces (a client's token never carries them, so it could never match);
 - a placeholder copied from an example (``changeme``, ``your-api-token``, ``${OPSLAB_API_TOKEN}``,
   ``<token>``, ``xxxx…``);
-- shorter than ``MIN_LENGTH`` characters;
+- shorter than ``MIN_LENGTH`` characters (16) on a deployed service: in production, or reachable beyond
+  loopback; a service only this machine can reach takes ``MIN_LOCAL_LENGTH`` (8) with a warning line;
 - the same as another credential (a read token equal to the API token could write).
 
 An LLM key is not a credential of this service: a placeholder there means "no LLM", not a risk.
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import re
 
-MIN_LENGTH = 16
+MIN_LENGTH = 16  # a deployed service: production, or bound beyond loopback
+MIN_LOCAL_LENGTH = 8  # a service only this machine reaches (a laptop, a test)
 GENERATE_HINT = "generate one with `openssl rand -hex 32`"
 
 # Whole values seen in examples and templates, compared lowercased.
@@ -76,7 +78,7 @@ def is_placeholder(value: str) -> bool:
     return _copied(value) or _masked(value)
 
 
-def credential_problem(value: str) -> str | None:
+def credential_problem(value: str, *, min_length: int = MIN_LENGTH) -> str | None:
     """Why ``value`` may not guard access (one line), or None when it may."""
     if not value.strip():
         return "empty: set a real value or leave the variable unset"
@@ -84,10 +86,8 @@ def credential_problem(value: str) -> str | None:
         return "has spaces around it, so no client's token could ever match: remove them"
     if _copied(value):
         return f"a placeholder, not a secret: {GENERATE_HINT}, or leave the variable unset"
-    if len(value) < MIN_LENGTH:
-        n = len(value)
-        plural = "s" if n > 1 else ""
-        return f"only {n} character{plural}; a token needs at least {MIN_LENGTH}: {GENERATE_HINT}"
+    if len(value) < min_length:
+        return too_short(value, min_length)
     if _masked(value):
         return f"a placeholder (hardly any distinct characters), not a secret: {GENERATE_HINT}"
     return None
@@ -112,3 +112,24 @@ def shared_with(value: str, others: dict[str, str]) -> str | None:
         if other == value:
             return name
     return None
+
+
+def too_short(value: str, min_length: int = MIN_LENGTH) -> str | None:
+    """Why ``value`` is too short for a token (one line), or None."""
+    n = len(value)
+    if n >= min_length:
+        return None
+    plural = "s" if n > 1 else ""
+    return f"only {n} character{plural}; a token needs at least {min_length}: {GENERATE_HINT}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps a service reachable from this machine only."""
+    import ipaddress
+
+    if host.strip("[]").lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

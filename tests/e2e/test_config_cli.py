@@ -3,6 +3,7 @@ accepted starts."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Service, clean_env, run_cli
+from opslab.api.server import free_port
+from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli
 
 GOOD_TOKEN = "0f3a9c7e5b1d4a2f8c6e"
 OTHER_TOKEN = "9d2b7f4e1a6c3b8d5e0f"
@@ -24,8 +26,20 @@ OTHER_TOKEN = "9d2b7f4e1a6c3b8d5e0f"
         # The seed's name gets the same checks, but left empty it means unset (the seed's .env example).
         ({"APP_INGEST_SECRET": "changeme"}, "OPSLAB_INGEST_SECRET: a placeholder"),
         ({"OPSLAB_API_TOKEN": " "}, "OPSLAB_API_TOKEN: empty"),
-        ({"OPSLAB_API_TOKEN": "x"}, "OPSLAB_API_TOKEN: only 1 character; a token needs at least 16"),
-        ({"OPSLAB_READ_TOKEN": "tok-bar-123"}, "OPSLAB_READ_TOKEN: only 11 characters"),
+        ({"OPSLAB_API_TOKEN": "x"}, "OPSLAB_API_TOKEN: only 1 character; a token needs at least 8"),
+        (
+            {"OPSLAB_READ_TOKEN": "tok-bar", "OPSLAB_API_TOKEN": GOOD_TOKEN},
+            "OPSLAB_READ_TOKEN: only 7 characters",
+        ),
+        # A deployed service: production asks 16 characters of every token.
+        (
+            {
+                "OPSLAB_ENV": "production",
+                "OPSLAB_API_TOKEN": "tok-bar-123",
+                "OPSLAB_INGEST_SECRET": GOOD_TOKEN,
+            },
+            "OPSLAB_API_TOKEN: only 11 characters; a token needs at least 16",
+        ),
         ({"OPSLAB_API_TOKEN": f" {GOOD_TOKEN} "}, "OPSLAB_API_TOKEN: has spaces around it"),
         ({"OPSLAB_API_TOKEN": "your-api-token"}, "OPSLAB_API_TOKEN: a placeholder"),
         ({"OPSLAB_API_TOKEN": "${OPSLAB_API_TOKEN}"}, "OPSLAB_API_TOKEN: a placeholder"),
@@ -55,6 +69,29 @@ def test_serve_refuses_a_bad_setting_in_one_line(tmp_path: Path, env: dict[str, 
     assert "Traceback" not in r.stderr + r.stdout
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and says in lines[0], r.stderr
+
+
+def test_a_short_token_is_refused_beyond_loopback_and_a_warning_on_it(tmp_path: Path) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path), OPSLAB_API_TOKEN="tok-bar-123")
+    r = run_cli("serve", "--host", "0.0.0.0", "--port", "1", env=env, timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr + r.stdout
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "OPSLAB_API_TOKEN: only 11 characters" in lines[0] and "0.0.0.0" in lines[0]
+    # On loopback it starts, saying so.
+    proc = subprocess.Popen(
+        [OPSLAB, "serve", "--host", "127.0.0.1", "--port", str(free_port())],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # the warning comes before the service's own log
+        assert "warning: OPSLAB_API_TOKEN: only 11 characters" in first, first
+    finally:
+        proc.terminate()
+        proc.wait(30)
 
 
 @pytest.mark.parametrize("command", [("worker", "--burst"), ("db", "current"), ("runs", "list")])

@@ -10,7 +10,9 @@ from typing import Annotated
 import typer
 
 from opslab import __version__
-from opslab.cli.context import console, settings
+from opslab.cli.context import console, err_console, settings
+from opslab.credentials import is_loopback
+from opslab.errors import InvalidInput
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -22,6 +24,12 @@ def serve(
 ) -> None:
     """Run the HTTP service (migrations are applied on start)."""
     s = settings()  # a refused setting stops here, before the service's imports
+    short = s.short_credentials()
+    if short and not is_loopback(host):
+        variable, _, why = short[0].partition(": ")
+        raise InvalidInput.for_field(variable, f"{why} (this service binds {host}, beyond loopback)")
+    for line in short:
+        err_console.print(f"warning: {line} — fine on loopback, refused in production or beyond it")
     import uvicorn
 
     from opslab.api import create_app
