@@ -234,6 +234,13 @@ class Settings(BaseSettings):
         description="A running job whose worker stops heartbeating this long goes back to the queue; a lab "
         "trial whose worker is silent this long is run again, once.",
     )
+    service_lease_s: float = Field(
+        default=10.0,
+        ge=1,
+        le=600,
+        description="The responder and the autoops loop run in one replica at a time, under a lease renewed "
+        "every third of this; when that replica dies another takes over within this plus a few seconds.",
+    )
     canary_lease_s: float = Field(
         default=15.0,
         ge=1,

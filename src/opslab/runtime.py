@@ -43,6 +43,7 @@ from opslab.store import (
     SqlJobStore,
     SqlLeaseStore,
     SqlRunRepository,
+    SqlServiceState,
     make_engine,
     open_checkpointer,
     upgrade,
@@ -90,6 +91,7 @@ class Runtime:
     backend: Backend
     works: dict[str, AnyWork]
     leases: SqlLeaseStore
+    service_states: SqlServiceState
     ingest_observers: list[IngestObserver] = field(default_factory=list)
     metrics_registry: CollectorRegistry | None = None
     _autoops: AutoOps | None = None
@@ -157,6 +159,7 @@ class Runtime:
             backend=backend,
             works=works,
             leases=SqlLeaseStore(engine),
+            service_states=SqlServiceState(engine),
             ingest_observers=observers,
         )
         for factory in WORK:

@@ -46,11 +46,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         # Targets of canaries that died mid-run (their hold lapsed) are put back by whichever process looks.
         recovery = Periodic("canary-recovery", settings.canary_lease_s / 3, runtime.recover_canaries)
         recovery.start()
+        app.state.autoops_loop.start_service()
         try:
             yield
         finally:
             await to_thread.run_sync(recovery.stop)
-            await to_thread.run_sync(app.state.autoops_loop.stop)
+            await to_thread.run_sync(app.state.autoops_loop.stop_service)
             if watcher is not None:
                 await to_thread.run_sync(watcher.stop)
             await to_thread.run_sync(runtime.backend.stop)

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Callable
 
 from opslab.autoops import LoopState
 from opslab.errors import Conflict
+from opslab.jobs import LeasedService, LeaseKeeper, owner_id
 from opslab.runtime import Runtime
 
 log = logging.getLogger("opslab.api")
+POLL_S = 1.0  # a standby loop looks for a start this often
 
 
 class Periodic:
@@ -72,59 +76,99 @@ class ResponderLoop:
 
 class AutoOpsLoop:
     """The continuous mode: build, learn, ask the responder on failure, up to a budget; stoppable, and a
-    new loop continues from the persisted learning."""
+    new loop continues from the persisted learning.
+
+    One loop across every replica: its budget and progress are shared state in the database (any replica
+    starts, stops and reports it), and builds run only in the replica holding the ``service:autoops``
+    lease. When that replica dies another takes the lease over and the loop goes on from the count the
+    database has."""
+
+    NAME = "autoops-loop"
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._state = LoopState(state="idle")
+        self.states = runtime.service_states
+        self.service = LeasedService(
+            runtime.leases,
+            "service:autoops",
+            owner_id(f"autoops:{uuid.uuid4().hex[:8]}"),
+            self._body,
+            ttl_s=runtime.settings.service_lease_s,
+        )
+
+    def start_service(self) -> None:
+        self.service.start()
+
+    def stop_service(self, timeout_s: float = 30.0) -> None:
+        """This replica leaves the loop (another holds it on); the loop's state is untouched."""
+        self.service.stop(timeout_s)
 
     def state(self) -> LoopState:
-        with self._lock:
-            return self._state.model_copy()
+        found = self.states.read(self.NAME)
+        state = LoopState.model_validate(found.state) if found else LoopState(state="idle")
+        holder = self.service.holder_now()
+        return state.model_copy(update={"holder": holder.holder if holder else None})
 
     def start(self, builds: int, interval_s: float) -> LoopState:
-        with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                raise Conflict(
-                    "an autoops loop is already running; stop it first", details=self._state.model_dump()
-                )
-            self._stop.clear()
-            self._state = LoopState(state="running", budget=builds)
-            self._thread = threading.Thread(
-                target=self._run, args=(builds, interval_s), name="opslab-autoops", daemon=True
-            )
-            self._thread.start()
-            return self._state.model_copy()
+        current = self.states.read(self.NAME)
+        if current is not None and current.state.get("state") in ("running", "stopping"):
+            raise Conflict("an autoops loop is already running; stop it first", details=current.state)
+        fresh = LoopState(state="running", budget=builds, interval_s=interval_s)
+        if self.states.write(
+            self.NAME, fresh.model_dump(mode="json"), expected=current.version if current else 0
+        ):
+            return self.state()
+        raise Conflict("the autoops loop was changed meanwhile; try again", details={"loop": self.NAME})
 
     def stop(self, timeout_s: float = 30.0) -> LoopState:
-        self._stop.set()
-        with self._lock:
-            thread = self._thread
-            if thread is not None and thread.is_alive():
-                self._state.state = "stopping"
-        if thread is not None:
-            thread.join(timeout_s)
+        """Ask the loop to stop after the build in progress; the state once it did (or ``stopping``)."""
+        self._change(
+            lambda st: st.model_copy(update={"state": "stopping"}) if st.state == "running" else None
+        )
+        deadline = time.monotonic() + timeout_s
+        while self.state().state == "stopping" and time.monotonic() < deadline:
+            time.sleep(0.1)
         return self.state()
 
-    def _run(self, builds: int, interval_s: float) -> None:
-        auto = self.runtime.autoops()
-        for _ in range(builds):
-            if self._stop.is_set():
-                break
+    def _change(self, change: Callable[[LoopState], LoopState | None]) -> LoopState | None:
+        """Compare-and-set: ``change`` the current state (None: leave it), again if it moved meanwhile."""
+        while True:
+            found = self.states.read(self.NAME)
+            current = LoopState.model_validate(found.state) if found else LoopState(state="idle")
+            new = change(current)
+            if new is None:
+                return current
+            if self.states.write(
+                self.NAME, new.model_dump(mode="json"), expected=found.version if found else 0
+            ):
+                return new
+
+    def _body(self, stop: threading.Event, keeper: LeaseKeeper) -> None:
+        while not stop.is_set():
+            st = self.state()
+            if st.state == "stopping" or (st.state == "running" and st.done >= st.budget):
+                self._change(
+                    lambda s: s.model_copy(update={"state": "finished" if s.done >= s.budget else "idle"})
+                )
+                continue
+            if st.state != "running":
+                stop.wait(POLL_S)
+                continue
+            keeper.check()  # fencing: a replica whose lease lapsed builds no more
+            error: str | None = None
+            ok = False
             try:
-                step = auto.run_once()
+                ok = self.runtime.autoops().run_once().build.result.status == "success"
             except Exception as exc:  # noqa: BLE001 - one bad build is recorded, the loop goes on
                 log.exception("autoops build failed to run")
-                with self._lock:
-                    self._state.last_error = str(exc)[:500]
-            else:
-                with self._lock:
-                    self._state.done += 1
-                    self._state.succeeded += step.build.result.status == "success"
-            if interval_s:
-                self._stop.wait(interval_s)
-        with self._lock:
-            self._state.state = "finished" if self._state.done >= builds else "idle"
+                error = str(exc)[:500]
+
+            def count(s: LoopState, ok: bool = ok, error: str | None = error) -> LoopState:
+                update: dict[str, object] = {"done": s.done + 1, "succeeded": s.succeeded + ok}
+                if error is not None:
+                    update["last_error"] = error
+                return s.model_copy(update=update)
+
+            self._change(count)
+            if st.interval_s:
+                stop.wait(st.interval_s)

@@ -72,7 +72,9 @@ class LoopState(BaseModel):
     budget: int = 0
     done: int = 0
     succeeded: int = 0
+    interval_s: float = 0.0
     last_error: str | None = None
+    holder: str | None = Field(None, description="The replica running the builds (it holds the lease).")
 
 
 class AutoOpsStatus(BaseModel):

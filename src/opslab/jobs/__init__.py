@@ -11,7 +11,15 @@ long-lived loops that must run once across replicas hold a named lease (``lease.
 
 from opslab.jobs.bus import LocalBus, RedisBus
 from opslab.jobs.embedded import EmbeddedBackend
-from opslab.jobs.lease import Lease, LeasedService, LeaseKeeper, LeaseLost, LeaseStore
+from opslab.jobs.lease import (
+    Lease,
+    LeasedService,
+    LeaseKeeper,
+    LeaseLost,
+    LeaseStore,
+    ServiceStateStore,
+    Versioned,
+)
 from opslab.jobs.model import (
     ACTIVE,
     RETRYABLE_END,
@@ -61,6 +69,8 @@ __all__ = [
     "ProgressBus",
     "ProgressEvent",
     "Reaper",
+    "ServiceStateStore",
+    "Versioned",
     "RedisBus",
     "RqBackend",
     "TaskBatch",

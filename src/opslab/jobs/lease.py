@@ -60,6 +60,20 @@ class LeaseStore(Protocol):
         ...
 
 
+class Versioned(BaseModel):
+    """A leased service's shared state and its version (every change is a compare-and-set)."""
+
+    version: int
+    state: dict[str, Any]
+
+
+class ServiceStateStore(Protocol):
+    def read(self, name: str) -> Versioned | None: ...
+    def write(self, name: str, state: dict[str, Any], *, expected: int) -> Versioned | None:
+        """Replace the state if its version is still ``expected`` (0: new); None when it changed."""
+        ...
+
+
 class LeaseLost(Exception):  # noqa: N818 - a state, like Cancelled
     """The lease this work ran under is no longer held (expired and taken, or released)."""
 
@@ -159,6 +173,8 @@ class LeasedService:
                 self.active.set()
                 try:
                     self.body(stop, keeper)
+                except LeaseLost as exc:
+                    log.warning("lease %s: %s; standing by", self.name, exc)
                 except Exception:  # noqa: BLE001 - the body failed: release, wait, and try again
                     log.exception("lease %s: its service failed", self.name)
                 finally:

@@ -13,6 +13,7 @@ from opslab.store.jobs import SqlJobStore
 from opslab.store.leases import SqlLeaseStore
 from opslab.store.migrate import current_revision, head_revision, upgrade
 from opslab.store.runs import SqlRunRepository
+from opslab.store.services import SqlServiceState
 
 __all__ = [
     "CHECKPOINT_TABLES",
@@ -23,6 +24,7 @@ __all__ = [
     "SqlJobStore",
     "SqlLeaseStore",
     "SqlRunRepository",
+    "SqlServiceState",
     "current_revision",
     "head_revision",
     "make_engine",

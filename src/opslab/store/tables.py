@@ -255,3 +255,15 @@ canary_runs = Table(
     Column("record", JSON, nullable=False),
     Index("ix_canary_runs_started", "started_at"),
 )
+
+# The shared state of a leased service (the autoops loop's budget and progress, the responder's kill
+# switch): any replica reads and changes it, the lease holder acts on it. ``version`` makes every change a
+# compare-and-set.
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("state", JSON, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
