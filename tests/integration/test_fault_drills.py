@@ -154,7 +154,10 @@ def test_postgres_restarted_under_load_gives_503_meanwhile_and_heals_without_a_r
     worker = threading.Thread(target=load)
     try:
         worker.start()
-        time.sleep(1.5)
+        deadline = time.monotonic() + 60
+        while sum(code == 201 for _, code, _ in answers) < 20:  # load established: restart under it
+            assert time.monotonic() < deadline, f"no load reached the service: {answers[-5:]}"
+            time.sleep(0.05)
         subprocess.run(
             ["pg_ctlcluster", "--skip-systemctl-redirect", postgres_restart, "main", "restart"],
             check=True,
@@ -165,7 +168,6 @@ def test_postgres_restarted_under_load_gives_503_meanwhile_and_heals_without_a_r
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not any(code == 201 for _, code, _ in answers[restarted + 5 :]):
             time.sleep(0.2)
-        time.sleep(1)
     finally:
         stop.set()
         worker.join(30)
