@@ -1,11 +1,18 @@
 """A service that is not the sandbox, for canary tests: its own flag names (``cache_mode``, ``pool``) read
 with GET and replaced with PUT at ``/config/flags``, bearer auth on everything but ``/healthz``, and a POST
 ``/v1/query`` whose latency follows ``cache_mode`` (``warm`` is ``speedup`` faster). Also a webhook
-receiver. Both are real HTTP servers on free ports (``http.server`` threads)."""
+receiver. Both are real HTTP servers on free ports (``http.server`` threads).
+
+The flag service runs in a process of its own (``python -m tests.flag_service``), as a real service does:
+a load generator in the test's process never shares an interpreter, nor its GIL, with the server it
+measures. The test reads what the service saw (its flags, hits, flag writes) from ``GET /__state``."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -13,7 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+import httpx
 
 from opslab.api.server import free_port
 
@@ -25,7 +35,7 @@ BASELINE = {"cache_mode": "cold", "pool": 4}
 class FlagService:
     url: str = ""
     flags: dict[str, Any] = field(default_factory=lambda: dict(BASELINE))
-    slow_ms: float = 30.0
+    slow_ms: float = 120.0  # large beside a busy machine's scheduling noise (tens of ms at worst)
     speedup: float = 0.30
     hits: Counter[str] = field(default_factory=Counter)
     flag_writes: list[dict[str, Any]] = field(default_factory=list)
@@ -64,6 +74,11 @@ def _handler(svc: FlagService) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path == "/healthz":
                 return self._send(200, {"ok": True})
+            if self.path == "/__state":  # what the test reads of the service
+                with svc.lock:
+                    return self._send(
+                        200, {"flags": svc.flags, "hits": dict(svc.hits), "flag_writes": svc.flag_writes}
+                    )
             if self.path == "/config/flags" and self._authed():
                 with svc.lock:
                     return self._send(200, dict(svc.flags))
@@ -111,12 +126,59 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
+class RemoteFlagService:
+    """The test's view of a flag service running in its own process."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _state(self) -> dict[str, Any]:
+        state: dict[str, Any] = httpx.get(self.url + "/__state", timeout=10).json()
+        return state
+
+    @property
+    def flags(self) -> dict[str, Any]:
+        return dict(self._state()["flags"])
+
+    @property
+    def hits(self) -> Counter[str]:
+        return Counter(self._state()["hits"])
+
+    @property
+    def flag_writes(self) -> list[dict[str, Any]]:
+        return list(self._state()["flag_writes"])
+
+
 @contextmanager
-def flag_service(**options: Any) -> Iterator[FlagService]:
+def flag_service(**options: Any) -> Iterator[RemoteFlagService]:
+    port = free_port()
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tests.flag_service", str(port), json.dumps(options)], cwd=root, env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(url + "/healthz", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                assert child.poll() is None and time.monotonic() < deadline, "the flag service did not start"
+                time.sleep(0.05)
+        yield RemoteFlagService(url)
+    finally:
+        child.terminate()
+        child.wait(15)
+
+
+def _main(port: int, options: dict[str, Any]) -> None:
     svc = FlagService(**options)
-    with serve(_handler(svc)) as url:
-        svc.url = url
-        yield svc
+    server = ThreadingHTTPServer(("127.0.0.1", port), _handler(svc))
+    server.daemon_threads = True
+    svc.url = f"http://127.0.0.1:{port}"
+    server.serve_forever()
 
 
 @dataclass
@@ -170,3 +232,7 @@ def real_service_plan(url: str, **changes: Any) -> dict[str, Any]:
     for key, value in changes.items():
         plan[key] = {**plan[key], **value} if isinstance(value, dict) and key in plan else value
     return plan
+
+
+if __name__ == "__main__":
+    _main(int(sys.argv[1]), json.loads(sys.argv[2]))

@@ -18,7 +18,7 @@ import yaml
 
 from opslab.canary import read_history
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli
-from tests.flag_service import BASELINE, TOKEN, FlagService, flag_service, real_service_plan
+from tests.flag_service import BASELINE, TOKEN, RemoteFlagService, flag_service, real_service_plan
 
 LEASE_S = "3"
 
@@ -30,7 +30,7 @@ def wait_for(what: Callable[[], bool], seconds: float, why: str) -> None:
         time.sleep(0.05)
 
 
-def start_canary(tmp_path: Path, env: dict[str, str], svc: FlagService) -> subprocess.Popen[str]:
+def start_canary(tmp_path: Path, env: dict[str, str], svc: RemoteFlagService) -> subprocess.Popen[str]:
     plan = real_service_plan(svc.url, experiment={"window_sec": 8.0, "rounds": 3, "qps": 20.0})
     (tmp_path / "plan.yaml").write_text(yaml.safe_dump(plan))
     return subprocess.Popen(
@@ -44,7 +44,7 @@ def start_canary(tmp_path: Path, env: dict[str, str], svc: FlagService) -> subpr
     )
 
 
-def kill_in_b_window(proc: subprocess.Popen[str], svc: FlagService) -> None:
+def kill_in_b_window(proc: subprocess.Popen[str], svc: RemoteFlagService) -> None:
     wait_for(lambda: svc.flags.get("cache_mode") == "warm", 90, "the B window never started")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)

@@ -19,7 +19,14 @@ from opslab.canary import (
     resolve_secrets,
     run_canary,
 )
-from tests.flag_service import BASELINE, TOKEN, FlagService, flag_service, real_service_plan, webhook_receiver
+from tests.flag_service import (
+    BASELINE,
+    TOKEN,
+    RemoteFlagService,
+    flag_service,
+    real_service_plan,
+    webhook_receiver,
+)
 
 # Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
 pytestmark = pytest.mark.serial
@@ -27,7 +34,7 @@ pytestmark = pytest.mark.serial
 ENV = {"CANARY_TOKEN": TOKEN}
 
 
-def canary(tmp_path: Path, svc: FlagService, **changes: Any) -> CanaryResult:
+def canary(tmp_path: Path, svc: RemoteFlagService, **changes: Any) -> CanaryResult:
     plan = parse_plan(real_service_plan(svc.url, **changes))
     secrets = resolve_secrets(plan, ENV)
     target = HttpTarget(plan.target, secrets, seed=plan.seed)
