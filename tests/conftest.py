@@ -25,6 +25,14 @@ from opslab.store.tables import metadata
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REQUIRE = os.environ.get("OPSLAB_TEST_REQUIRE_SERVICES") == "1"
+# Property tests and API fuzzing: a sixth of their examples in the everyday run (`make test`, CI), the
+# full count with HYPOTHESIS_PROFILE=deep (`make test-deep`).
+DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
+
+
+def examples(full: int) -> int:
+    """How many examples a property test with ``full`` examples runs in this profile."""
+    return full if DEEP else max(20, full // 6)
 
 
 def need_service(var: str) -> str:

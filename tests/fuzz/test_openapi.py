@@ -3,7 +3,7 @@ every check (two reasoned exceptions in schemathesis.toml beside this file), sta
 finds them. No response may be >= 500, every error must carry the JSON error body, every answer must
 match the document.
 
-Bounded by ``OPSLAB_FUZZ_EXAMPLES`` examples per operation (10 by default) so it stays within minutes;
+Bounded by ``OPSLAB_FUZZ_EXAMPLES`` examples per operation (4 by default, 24 with HYPOTHESIS_PROFILE=deep);
 run it harder with e.g. ``OPSLAB_FUZZ_EXAMPLES=500 pytest tests/fuzz``.
 """
 
@@ -16,10 +16,11 @@ from pathlib import Path
 
 from opslab.api import ServerThread, create_app
 from opslab.config import Settings
+from tests.conftest import DEEP
 
 HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
-EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES", "10")
+EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES") or ("24" if DEEP else "4")
 
 
 def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path) -> None:

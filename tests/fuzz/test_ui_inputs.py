@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from opslab.api import ServerThread, create_app
 from opslab.config import Settings
+from tests.conftest import examples
 
-EXAMPLES = int(os.environ.get("OPSLAB_FUZZ_EXAMPLES", "10")) * 5
+EXAMPLES = int(os.environ.get("OPSLAB_FUZZ_EXAMPLES", "0")) * 5 or examples(50)
 ODD = st.one_of(
     st.text(max_size=60),
     st.sampled_from(

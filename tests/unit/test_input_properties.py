@@ -15,9 +15,10 @@ from opslab.errors import InvalidInput
 from opslab.telemetry import AgentRunIn, parse_run
 from opslab.telemetry.genai import map_trace
 from opslab.telemetry.otlp import parse_request
+from tests.conftest import examples
 from tests.unit.strategies import json_values
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 
 timestamps = st.one_of(
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),

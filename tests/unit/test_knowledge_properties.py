@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 
 from opslab.errors import InvalidInput
 from opslab.knowledge import Document, parse_document
+from tests.conftest import examples
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 
 
 yaml_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)

@@ -20,8 +20,9 @@ from opslab.judge import (
 )
 from opslab.lab.analysis import compare_variants, report_md
 from opslab.lab.records import TrialRecord
+from tests.conftest import examples
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
 EPS = 1e-12
 
 # {task: [0/1 per replication]} for 1–3 tasks and 1–5 replications

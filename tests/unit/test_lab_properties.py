@@ -17,10 +17,10 @@ from opslab.errors import InvalidInput
 from opslab.lab import TrialRecord, apply_overrides, read_yaml, resolve
 from opslab.lab.harness import output_problem
 from opslab.lab.records import TRAINER_FIELDS, Objective
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, examples
 from tests.unit.strategies import json_values
 
-SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=examples(200), deadline=None, suppress_health_check=list(HealthCheck))
 PROJECT = FIXTURES / "lab" / "proj"
 BASE: dict[str, Any] = yaml.safe_load((PROJECT / ".lab" / "experiment.yaml").read_text())
 
