@@ -47,7 +47,9 @@ def test_sigint_in_a_b_window_restores_the_baseline_and_leaves_an_interrupted_su
         while svc.flags.get("cache_mode") != "warm" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert svc.flags.get("cache_mode") == "warm", "the B window never started"
-        time.sleep(0.5)
+        in_b = svc.hits["/v1/query"]
+        while svc.hits["/v1/query"] < in_b + 10 and time.monotonic() < deadline:  # B's load is flowing
+            time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.05)
         proc.send_signal(signal.SIGINT)  # a second Ctrl-C only warns: the restore goes on
