@@ -38,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
 def localizer_meta() -> dict[str, Any]:
     """The shipped localiser's method version and fitting facts (``localizer.json``)."""
-    from opslab.rca.localize import shipped
+    from opslab.rca.scoring import shipped
 
     return dict(shipped().meta)
 

@@ -32,6 +32,7 @@ class Scored(BaseModel):
     predicted_step: int | None
     predicted_agent: str | None
     confidence: str
+    probability: float | None = None  # the calibrated confidence, when the report gives one
     category: str
 
 
@@ -106,6 +107,7 @@ def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
                 predicted_step=report.root_cause_step if report and answers else None,
                 predicted_agent=report.responsible_agent if report and answers else None,
                 confidence=report.confidence if report else "low",
+                probability=report.step_probability if report else None,
                 category=report.category if report else "unknown",
             )
         )
