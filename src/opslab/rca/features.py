@@ -33,7 +33,7 @@ SIGNAL_KINDS = (
     "instruction_failed",
     "claim_after_failure",
     "before_stall",
-    "next_speaker_failed",
+    "called_agent_failed",
     "loop_start",
     "write_action",
     "unconfirmed_action",
@@ -67,7 +67,7 @@ FAMILIES: dict[str, frozenset[str]] = {
         }
     ),
     "conclusion": frozenset({"failed_answer", "false_success", "end"}),
-    "trouble_seen": frozenset({"blamed_by_lead", "instruction_failed", "next_speaker_failed", "loop_start"}),
+    "trouble_seen": frozenset({"blamed_by_lead", "instruction_failed", "called_agent_failed", "loop_start"}),
 }
 # What an agent's own turn can get wrong: a failure in its own output, a departure from what was asked.
 FAULT = frozenset(
@@ -80,7 +80,7 @@ FAULT = frozenset(
         "user_directed",
         "user_choice",
         "claim_after_failure",
-        "next_speaker_failed",
+        "called_agent_failed",
     }
 )
 _LIST_ITEM = re.compile(r"^\s*(\d+[.)]|[-*•])\s+\S", re.M)
@@ -202,7 +202,7 @@ AGENT_SIGNALS = (
     "terminal_failure",
     "instruction_failed",
     "claim_after_failure",
-    "next_speaker_failed",
+    "called_agent_failed",
     "loop_start",
     "invented",
     "unexpected_action",

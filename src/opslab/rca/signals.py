@@ -152,7 +152,7 @@ def _context(tr: Transcript, failing: list[bool], out: _Collector) -> None:
         who = pending[i]
         if who and failing[i] and who != t.key:
             # The lead called on an agent, and the failure came before that agent said a word.
-            out.add("next_speaker_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
+            out.add("called_agent_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
 
 
 def _outcome(tr: Transcript, failing: list[bool], out: _Collector) -> None:

@@ -40,7 +40,7 @@ TITLES = {
     "instruction_failed": "Instruction its worker then failed on",
     "claim_after_failure": "Claim of success right after a failure",
     "before_stall": "Shortly before the planner reported no progress",
-    "next_speaker_failed": "The next speaker crashed",
+    "called_agent_failed": "The agent the lead called failed before it spoke",
     "loop_start": "Start of a loop of repeated actions",
     "write_action": "Consequential action",
     "unconfirmed_action": "Consequential action without the user's confirmation",
