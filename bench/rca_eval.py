@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import ROOT, write_result
-from opslab.rca import analyze_run, load_ground_truth, score
+from opslab.rca import analyze_run, load_labels, score
 from opslab.rca.baselines import baseline_figures, majority_agent
 from opslab.rca.calibrate import expected_calibration_error, fit_calibration, reliability
 from opslab.rca.evaluate import Truth
@@ -142,7 +142,7 @@ def main() -> None:
     examples: list[Example] = []
     for fmt, (path, truth_file) in sets(args.data).items():
         runs[fmt] = list(import_runs(fmt, path))  # type: ignore[arg-type]
-        truths[fmt] = load_ground_truth(truth_file)
+        truths[fmt] = load_labels(truth_file)
         examples += [
             dataclasses.replace(e, key=f"{fmt}:{e.key}") for e in examples_of(runs[fmt], truths[fmt], fmt)
         ]

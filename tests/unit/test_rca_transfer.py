@@ -16,7 +16,8 @@ from opslab.errors import InvalidInput
 from opslab.rca import analyze_run
 from opslab.rca.baselines import baseline_figures, first_error, last_speaker, majority_agent
 from opslab.rca.calibrate import abstention_threshold, fit_calibration, inputs, reliability
-from opslab.rca.evaluate import Truth, load_ground_truth, same_agent
+from opslab.rca.evaluate import Truth, same_agent
+from opslab.rca.labels import load_labels
 from opslab.rca.localize import localize
 from opslab.rca.scoring import load_localizer, shipped
 from opslab.rca.signals import detect
@@ -199,9 +200,9 @@ def _agentrx() -> tuple[list[AgentRunIn], dict[str, Truth], list[AgentRunIn], di
     truth = AGENTRX / "ground_truth"
     return (
         mag,
-        load_ground_truth(truth / "magentic_one_ground_truth.json"),
+        load_labels(truth / "magentic_one_ground_truth.json"),
         tau,
-        load_ground_truth(truth / "tau_ground_truth.json"),
+        load_labels(truth / "tau_ground_truth.json"),
     )
 
 

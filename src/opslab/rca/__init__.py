@@ -7,9 +7,10 @@ and writes a report whose hypotheses may only cite evidence in its index.
 from typing import Any
 
 from opslab.rca.analyze import INSUFFICIENT_REASON, analyze_run, build_report, locate_root_cause
-from opslab.rca.evaluate import EvalResult, load_ground_truth, score
+from opslab.rca.evaluate import EvalResult, Truth, score
 from opslab.rca.evidence import collect_evidence, is_generic
 from opslab.rca.job import KIND, RCA, RcaPayload, rca_work
+from opslab.rca.labels import carried_labels, load_labels, run_key
 from opslab.rca.llm_localize import STRATEGIES, LlmLocalizer
 from opslab.rca.model import (
     PRECEDENCE,
@@ -67,8 +68,11 @@ __all__ = [
     "collect_evidence",
     "enforce_citations",
     "is_generic",
-    "load_ground_truth",
     "rca_work",
+    "load_labels",
+    "carried_labels",
+    "run_key",
+    "Truth",
     "localizer_meta",
     "locate_root_cause",
     "score",

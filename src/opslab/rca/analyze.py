@@ -16,6 +16,7 @@ from opslab.rca.model import (
     RootCause,
     enforce_citations,
 )
+from opslab.rca.scoring import Localizer
 from opslab.rca.templates import insufficient_template, template_for
 from opslab.rca.transcript import is_transcript
 from opslab.rca.transcript_report import transcript_report
@@ -34,13 +35,18 @@ def _noop(step: str, pct: float) -> None:
 
 
 def analyze_run(
-    run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: RcaProgress = _noop
+    run: AgentRunIn,
+    *,
+    history: list[VersionStat] | None = None,
+    progress: RcaProgress = _noop,
+    model: Localizer | None = None,
 ) -> RcaReport:
+    """The report of one run; ``model`` is the transcript localiser (default: the shipped one)."""
     progress("Collecting evidence", 30)
     if run.status != "success" and is_transcript(run):
         # A conversation or multi-agent trace: localise the decisive step among the turns.
         progress("Classifying failure", 55)
-        report = transcript_report(run)
+        report = transcript_report(run, model)
         if report is not None:
             progress("Generating report", 85)
             return report

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from opslab.rca.evaluate import Figures, Scored, Truth, summarise
+from opslab.rca.labels import run_key
 from opslab.rca.localize import Localized, localize
 from opslab.rca.signals import detect
 from opslab.rca.train import Example, example, fit
@@ -28,7 +29,7 @@ Predictions = dict[str, Localized | None]
 def examples_of(runs: Iterable[AgentRunIn], truth: dict[str, Truth], group: str) -> list[Example]:
     out = []
     for run in runs:
-        tid = str(run.attributes.get("trajectory_id", run.run_id))
+        tid = run_key(run)
         if tid in truth:
             tr = read_transcript(run)
             t = truth[tid]
