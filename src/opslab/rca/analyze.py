@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opslab.rca.classify import classify
-from opslab.rca.evidence import category_hint, collect_evidence, version_evidence
+from opslab.rca.evidence import category_hint, collect_evidence, generic_only, version_evidence
 from opslab.rca.model import (
     PRECEDENCE,
     Category,
@@ -58,6 +58,15 @@ def analyze_run(
     progress("Classifying failure", 55)
     evidence = classify(evidence, category_hint(run))
     progress("Generating report", 85)
+    generic = generic_only(evidence)
+    if generic:
+        # Failures were recorded, but each says only that something failed: nothing to explain with.
+        said = "; ".join(f"{e.title}: {e.snippet!r}" for e in generic[:3])
+        return insufficient_report(
+            run,
+            f"Only generic failures were captured ({said}): they say that something failed, not why",
+            generic,
+        )
     return build_report(run, evidence)
 
 
@@ -108,6 +117,24 @@ def _position(run: AgentRunIn, step_id: str | None) -> int | None:
     return next((i for i, s in enumerate(run.steps, start=1) if s.step_id == step_id), None)
 
 
+def insufficient_report(run: AgentRunIn, reason: str, evidence: list[Evidence] | None = None) -> RcaReport:
+    """Nothing specific to explain the run with: say why, no hypotheses, actions to collect data."""
+    runbook = insufficient_template()
+    return RcaReport(
+        run_id=run.run_id,
+        category="unknown",
+        insufficient_evidence=True,
+        insufficient_reason=reason,
+        summary=f"Insufficient evidence to explain run {run.run_id}: {reason[:1].lower()}{reason[1:]}.",
+        evidence_index=evidence or [],
+        hypotheses=[],
+        confidence="low",
+        verification_steps=list(runbook.verification_steps),
+        action_items=[a.model_copy() for a in runbook.actions],
+        runbook=runbook.runbook,
+    )
+
+
 def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
     if not evidence:
         succeeded = run.status == "success"
@@ -116,25 +143,18 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             if succeeded
             else INSUFFICIENT_REASON
         )
-        runbook = insufficient_template()
-        return RcaReport(
-            run_id=run.run_id,
-            category="unknown",
-            insufficient_evidence=True,
-            insufficient_reason=reason,
-            summary=f"Insufficient evidence to explain run {run.run_id}: {reason.lower()}.",
-            evidence_index=[],
-            hypotheses=[],
-            confidence="low",
-            verification_steps=list(runbook.verification_steps),
-            action_items=[a.model_copy() for a in runbook.actions],
-            runbook=runbook.runbook,
-        )
+        return insufficient_report(run, reason)
     root = locate_root_cause(run, evidence)
     found = [c for c in PRECEDENCE if any(c in e.categories for e in evidence)]
     category: Category = (
         root.category if root and root.category != "unknown" else (found[0] if found else "unknown")
     )
+    if root and root.category == "unknown" and category in _PATTERN_ONLY:
+        # Nothing at the failing step says why; a pattern over the run (a loop, a version that fails
+        # more than the one before) does: it is the root cause's category, and its evidence is cited.
+        pattern = [e.evidence_id for e in evidence if category in e.categories]
+        ids = list(dict.fromkeys([*root.evidence_ids, *pattern]))
+        root = root.model_copy(update={"category": category, "evidence_ids": ids})
     hypotheses: list[Hypothesis] = []
     for i, cat in enumerate([category, *[c for c in found if c != category]]):
         support = [e for e in evidence if cat in e.categories]
