@@ -12,8 +12,8 @@ from opslab.rca.localize import localize
 from opslab.rca.scoring import Localizer, Scorer, shipped
 from opslab.rca.signals import detect
 from opslab.rca.train import example, fit
-from opslab.rca.validate import cross_validate, folds, without
 from opslab.rca.transcript import agent_key, read_transcript
+from opslab.rca.validate import cross_validate, folds, without
 from opslab.telemetry import AgentRunIn, StepIn, ToolCallIn, parse_run
 from opslab.telemetry.importers import SUMMARY, magentic_runs, tau_bench_runs
 

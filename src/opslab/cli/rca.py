@@ -16,7 +16,7 @@ from opslab.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
     from opslab.client import OpslabClient
-    from opslab.rca.fitting import Labelled
+    from opslab.rca import Labelled
 
 rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
 FORMAT_HELP = "tau-bench | magentic | who-and-when | opslab (run JSON, as `opslab runs ingest` takes)"
@@ -138,7 +138,7 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
 
 
 def _labelled(fmt: str, path: Path, ground_truth: Path | None) -> Labelled:
-    from opslab.rca.fitting import read_labelled
+    from opslab.rca import read_labelled
     from opslab.telemetry import FORMATS
 
     if fmt not in FORMATS:
@@ -159,7 +159,7 @@ def rca_train(
     Use it with `opslab rca eval --model`, or in the service with OPSLAB_RCA_MODEL. Runs of two or more
     agent systems (agent_name) are calibrated leaving one system out, else on held-out folds.
     """
-    from opslab.rca.fitting import train
+    from opslab.rca import train_localizer
 
     labelled = _labelled(fmt, path, ground_truth)
     with _bar(as_json) as bar:
@@ -176,7 +176,7 @@ def rca_train(
             def fitted(self, what: str) -> None:
                 bar.update(fitting, advance=1, description=what)
 
-        summary = train(labelled, out, progress=_Progress())
+        summary = train_localizer(labelled, out, progress=_Progress())
     if as_json:
         print_json(summary.model_dump())
         return
@@ -221,15 +221,14 @@ def rca_eval(
     The headline figures use the shipped localiser, or --model. The shipped one was fitted on the AgentRx
     dev set, so its figures there are in-sample; --cv and --ablation refit it without the runs they score.
     """
-    from opslab.rca.fitting import evaluate
-    from opslab.rca.scoring import load_localizer
+    from opslab.rca import evaluate_labelled, load_localizer
 
     localizer = load_localizer(model)
     labelled = _labelled(fmt, path, ground_truth)
     enhance = _llm_localizer(llm) if llm is not None else None
     with _bar(as_json) as bar:
         task = bar.add_task("RCA", total=len(labelled.runs))
-        result = evaluate(labelled, localizer, enhance=enhance, tick=lambda _: bar.advance(task))
+        result = evaluate_labelled(labelled, localizer, enhance=enhance, tick=lambda _: bar.advance(task))
         out: dict[str, Any] = {
             **result.headline(),
             "method": localizer.meta.get("method"),
