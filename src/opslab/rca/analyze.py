@@ -17,7 +17,7 @@ from opslab.rca.model import (
     enforce_citations,
 )
 from opslab.rca.scoring import Localizer
-from opslab.rca.templates import insufficient_template, template_for
+from opslab.rca.templates import insufficient_report, template_for
 from opslab.rca.transcript import is_transcript
 from opslab.rca.transcript_report import transcript_report
 from opslab.telemetry import AgentRunIn, VersionStat
@@ -115,24 +115,6 @@ def locate_root_cause(run: AgentRunIn, evidence: list[Evidence]) -> RootCause | 
 
 def _position(run: AgentRunIn, step_id: str | None) -> int | None:
     return next((i for i, s in enumerate(run.steps, start=1) if s.step_id == step_id), None)
-
-
-def insufficient_report(run: AgentRunIn, reason: str, evidence: list[Evidence] | None = None) -> RcaReport:
-    """Nothing specific to explain the run with: say why, no hypotheses, actions to collect data."""
-    runbook = insufficient_template()
-    return RcaReport(
-        run_id=run.run_id,
-        category="unknown",
-        insufficient_evidence=True,
-        insufficient_reason=reason,
-        summary=f"Insufficient evidence to explain run {run.run_id}: {reason[:1].lower()}{reason[1:]}.",
-        evidence_index=evidence or [],
-        hypotheses=[],
-        confidence="low",
-        verification_steps=list(runbook.verification_steps),
-        action_items=[a.model_copy() for a in runbook.actions],
-        runbook=runbook.runbook,
-    )
 
 
 def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:

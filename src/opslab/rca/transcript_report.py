@@ -19,7 +19,7 @@ from opslab.rca.model import (
 )
 from opslab.rca.scoring import Localizer
 from opslab.rca.signals import Signal, detect
-from opslab.rca.templates import insufficient_template, template_for
+from opslab.rca.templates import insufficient_report, template_for
 from opslab.rca.transcript import Transcript, read_transcript
 from opslab.telemetry import AgentRunIn
 
@@ -200,22 +200,8 @@ def _abstained(
         f"below {loc.abstain_below:.2f}: on runs it was not fitted on, answers this unsure are rarely right. "
         f"Candidates, most probable first: {', '.join(f'step {a.step} ({a.agent})' for a in alternatives)}"
     )
-    t = insufficient_template()
-    return RcaReport(
-        run_id=run.run_id,
-        category="unknown",
-        insufficient_evidence=True,
-        insufficient_reason=reason,
-        summary=f"Insufficient evidence to name the decisive step of run {run.run_id}. {reason}.",
-        step_probability=loc.confidence,
-        alternatives=alternatives,
-        evidence_index=evidence,
-        hypotheses=[],
-        confidence="low",
-        verification_steps=[
-            *(f"Read step {a.step} ({a.agent}) and the steps just before it." for a in alternatives[:3]),
-            *t.verification_steps,
-        ],
-        action_items=[a.model_copy() for a in t.actions],
-        runbook=t.runbook,
+    report = insufficient_report(
+        run, reason, evidence, step_probability=loc.confidence, alternatives=alternatives
     )
+    reading = [f"Read step {a.step} ({a.agent}) and the steps just before it." for a in alternatives[:3]]
+    return report.model_copy(update={"verification_steps": [*reading, *report.verification_steps]})

@@ -58,6 +58,19 @@ def _at(n: int) -> datetime:
     return EPOCH + timedelta(seconds=n)
 
 
+def _message(n: int, speaker: str, content: Any) -> StepIn:
+    """Message ``n`` (1-based) of a transcript as a step, its speaker the step's agent."""
+    return StepIn(
+        step_id=f"step-{n}",
+        name=f"{speaker} message",
+        status="success",
+        started_at=_at(n),
+        ended_at=_at(n),
+        output_summary=_clip(_text(content)),
+        agent=agent_name(speaker),
+    )
+
+
 def tau_bench_runs(path: Path) -> Iterator[AgentRunIn]:
     data = json.loads(path.read_text())
     if not isinstance(data, list):
@@ -168,18 +181,7 @@ def magentic_runs(path: Path) -> Iterator[AgentRunIn]:
             continue  # index files (steps_by_id.json) are not trajectories
         if not all(isinstance(m, dict) and "role" in m for m in data):
             raise InvalidInput.for_field("PATH", f"{f}: expected a list of {{content, role}} messages")
-        steps = [
-            StepIn(
-                step_id=f"step-{n}",
-                name=f"{m['role']} message",
-                status="success",
-                started_at=_at(n),
-                ended_at=_at(n),
-                output_summary=_clip(_text(m.get("content"))),
-                agent=agent_name(m["role"]),
-            )
-            for n, m in enumerate(data, start=1)
-        ]
+        steps = [_message(n, m["role"], m.get("content")) for n, m in enumerate(data, start=1)]
         yield AgentRunIn(
             run_id=f"magentic-{f.stem}"[:200],
             agent_name="magentic-one",
@@ -219,18 +221,7 @@ def _who_and_when_run(item: dict[str, Any], stem: str) -> AgentRunIn:
     for n, m in enumerate(item["history"], start=1):
         if not isinstance(m, dict):
             raise InvalidInput.for_field(f"history[{n - 1}]", "expected {content, role, name?}")
-        speaker = str(m.get("name") or m.get("role") or "unknown")
-        steps.append(
-            StepIn(
-                step_id=f"step-{n}",
-                name=f"{speaker} message",
-                status="success",
-                started_at=_at(n),
-                ended_at=_at(n),
-                output_summary=_clip(_text(m.get("content"))),
-                agent=agent_name(speaker),
-            )
-        )
+        steps.append(_message(n, str(m.get("name") or m.get("role") or "unknown"), m.get("content")))
     attributes: dict[str, Any] = {"dataset": "who-and-when", "trajectory_id": stem}
     step, agent = item.get("mistake_step"), item.get("mistake_agent")
     if agent and str(step).strip().isdigit():
