@@ -267,6 +267,11 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(
         default=20.0, gt=0, description="Per-call timeout; on timeout the deterministic result stands."
     )
+    rca_model: Path | None = Field(
+        default=None,
+        description="A transcript localiser fitted to your own labelled runs (`opslab rca train --out`); "
+        "default: the shipped one (docs/rca.md).",
+    )
     rca_llm_strategy: Literal["all_at_once", "step_by_step", "binary_search"] = Field(
         default="all_at_once",
         description="How the LLM localises the decisive step of a transcript, when an LLM is configured "

@@ -152,3 +152,73 @@ def test_uncited_and_miscited_hypotheses_are_dropped(run_001: dict[str, Any]) ->
     ]
     kept, dropped = enforce_citations(hyps, index)
     assert [h.title for h in kept] == ["ok"] and dropped == 2
+
+
+def _with_calls(run_002: dict[str, Any], *calls: dict[str, Any]) -> dict[str, Any]:
+    body = copy.deepcopy(run_002)
+    body["tool_calls"] = [{"step_id": "step-101", "status": "success", **c} for c in calls]
+    return body
+
+
+def test_a_loop_of_successful_calls_is_a_planner_loop(run_002: dict[str, Any]) -> None:
+    same = {"tool_name": "search", "args_json": {"q": "refund policy"}, "result_summary": "3 hits"}
+    looped = _with_calls(run_002, *({"call_id": f"c{i}", **same} for i in range(4)))
+    report = analyze_run(parse_run(looped))
+    assert report.category == "planner_loop" and not report.insufficient_evidence
+    assert report.root_cause is not None and report.root_cause.category == "planner_loop"
+    ev = next(e for e in report.evidence_index if e.evidence_id == "ev_tool_c0")
+    assert ev.attributes["repeats"] == 4 and "4 times with the same arguments" in ev.title
+    retried = _with_calls(run_002, {"call_id": "r1", **same, "retries": 3})
+    assert analyze_run(parse_run(retried)).category == "planner_loop"
+    # Two identical calls are not a loop, nor are four calls with different arguments.
+    twice = _with_calls(run_002, *({"call_id": f"c{i}", **same} for i in range(2)))
+    varied = _with_calls(
+        run_002, *({"call_id": f"c{i}", **same, "args_json": {"q": f"page {i}"}} for i in range(4))
+    )
+    assert analyze_run(parse_run(twice)).insufficient_evidence
+    assert analyze_run(parse_run(varied)).insufficient_evidence
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tool_calls": [{"call_id": "c1", "step_id": "step-101", "tool_name": "order_api",
+                         "status": "failure", "error_message": "Internal Server Error", "status_code": 500}]},
+        {"error_type": "Exception"},
+        {"error_type": "RuntimeError", "error_message": "something went wrong"},
+    ],
+    ids=["internal server error", "Exception", "RuntimeError"],
+)  # fmt: skip
+def test_generic_only_failures_are_insufficient_evidence_with_the_reason(
+    run_002: dict[str, Any], change: dict[str, Any]
+) -> None:
+    report = analyze_run(parse_run({**copy.deepcopy(run_002), **change}))
+    assert report.insufficient_evidence and report.category == "unknown" and report.hypotheses == []
+    assert "Only generic failures were captured" in (report.insufficient_reason or "")
+    assert report.evidence_index and all(e.attributes.get("generic") for e in report.evidence_index)
+    assert report.action_items[0].title == "Enable detailed tracing"
+
+
+def test_a_specific_detail_is_not_generic(run_002: dict[str, Any]) -> None:
+    call = {
+        "call_id": "c1",
+        "tool_name": "order_api",
+        "status": "failure",
+        "error_message": "Internal Server Error",
+    }
+    for extra in ({"status_code": 503}, {"error_class": "ConnectionResetError"}):
+        report = analyze_run(parse_run(_with_calls(run_002, {**call, **extra})))
+        assert not report.insufficient_evidence and report.hypotheses
+
+
+def test_a_prompt_regression_report_names_it_as_the_root_cause(run_002: dict[str, Any]) -> None:
+    body = copy.deepcopy(run_002)
+    body["steps"][1] |= {"status": "failure", "output_summary": "Totals did not match the ledger"}
+    history = [
+        VersionStat(version="0.9.0", runs=40, failures=2, first_seen_order=0),
+        VersionStat(version="1.0.0", runs=30, failures=15, first_seen_order=1),
+    ]
+    report = analyze_run(parse_run(body), history=history)
+    assert report.category == "prompt_regression" and report.root_cause is not None
+    assert report.root_cause.category == "prompt_regression" and report.root_cause.step_id == "step-102"
+    assert "ev_history_data-processor-1.0.0" in report.root_cause.evidence_ids

@@ -17,6 +17,7 @@ from opslab.cli import (
     lab_analysis,  # noqa: F401  (adds compare and query to `opslab lab`)
     lab_control,  # noqa: F401  (adds replay, fork, pause, resume, publish, validate-* to `opslab lab`)
     lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
+    rca,
     responder,
     runs,
     sandbox,
@@ -38,7 +39,7 @@ app.add_typer(core.db_app, name="db")
 app.add_typer(runs.runs_app, name="runs")
 app.add_typer(runs.metrics_app, name="metrics")
 app.command()(jobs.worker)
-app.add_typer(jobs.rca_app, name="rca")
+app.add_typer(rca.rca_app, name="rca")
 app.add_typer(lab.lab_app, name="lab")
 app.add_typer(canary.canary_app, name="canary")
 app.add_typer(sandbox.sandbox_app, name="sandbox")

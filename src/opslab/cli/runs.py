@@ -265,16 +265,20 @@ def overview(
 @runs_app.command("import")
 def import_runs(
     path: Annotated[Path, typer.Argument(help="A trajectory file or folder.")],
-    fmt: Annotated[str, typer.Option("--format", help="tau-bench | magentic")] = "tau-bench",
+    fmt: Annotated[
+        str, typer.Option("--format", help="tau-bench | magentic | who-and-when | opslab")
+    ] = "tau-bench",
     url: UrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Turn public agent transcripts (τ-bench, Magentic-One) into runs: messages become steps."""
+    """Turn agent transcripts (τ-bench, Magentic-One, Who&When-style, opslab run JSON) into runs: messages
+    become steps."""
+    from opslab.telemetry import FORMATS
     from opslab.telemetry import import_runs as read_runs
 
-    if fmt not in ("tau-bench", "magentic"):
-        raise InvalidInput.for_field("--format", f"{fmt!r}: expected tau-bench or magentic")
-    runs = [r.model_dump(mode="json") for r in read_runs(fmt, path)]  # type: ignore[arg-type]
+    if fmt not in FORMATS:
+        raise InvalidInput.for_field("--format", f"{fmt!r}: expected one of {', '.join(FORMATS)}")
+    runs = [r.model_dump(mode="json") for r in read_runs(fmt, path)]
     backend = open_backend(url, settings())
     try:
         results = [

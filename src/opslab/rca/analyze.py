@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opslab.rca.classify import classify
-from opslab.rca.evidence import category_hint, collect_evidence, version_evidence
+from opslab.rca.evidence import category_hint, collect_evidence, generic_only, version_evidence
 from opslab.rca.model import (
     PRECEDENCE,
     Category,
@@ -16,7 +16,8 @@ from opslab.rca.model import (
     RootCause,
     enforce_citations,
 )
-from opslab.rca.templates import insufficient_template, template_for
+from opslab.rca.scoring import Localizer
+from opslab.rca.templates import insufficient_report, template_for
 from opslab.rca.transcript import is_transcript
 from opslab.rca.transcript_report import transcript_report
 from opslab.telemetry import AgentRunIn, VersionStat
@@ -34,13 +35,18 @@ def _noop(step: str, pct: float) -> None:
 
 
 def analyze_run(
-    run: AgentRunIn, *, history: list[VersionStat] | None = None, progress: RcaProgress = _noop
+    run: AgentRunIn,
+    *,
+    history: list[VersionStat] | None = None,
+    progress: RcaProgress = _noop,
+    model: Localizer | None = None,
 ) -> RcaReport:
+    """The report of one run; ``model`` is the transcript localiser (default: the shipped one)."""
     progress("Collecting evidence", 30)
     if run.status != "success" and is_transcript(run):
         # A conversation or multi-agent trace: localise the decisive step among the turns.
         progress("Classifying failure", 55)
-        report = transcript_report(run)
+        report = transcript_report(run, model)
         if report is not None:
             progress("Generating report", 85)
             return report
@@ -52,6 +58,15 @@ def analyze_run(
     progress("Classifying failure", 55)
     evidence = classify(evidence, category_hint(run))
     progress("Generating report", 85)
+    generic = generic_only(evidence)
+    if generic:
+        # Failures were recorded, but each says only that something failed: nothing to explain with.
+        said = "; ".join(f"{e.title}: {e.snippet!r}" for e in generic[:3])
+        return insufficient_report(
+            run,
+            f"Only generic failures were captured ({said}): they say that something failed, not why",
+            generic,
+        )
     return build_report(run, evidence)
 
 
@@ -110,25 +125,18 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             if succeeded
             else INSUFFICIENT_REASON
         )
-        runbook = insufficient_template()
-        return RcaReport(
-            run_id=run.run_id,
-            category="unknown",
-            insufficient_evidence=True,
-            insufficient_reason=reason,
-            summary=f"Insufficient evidence to explain run {run.run_id}: {reason.lower()}.",
-            evidence_index=[],
-            hypotheses=[],
-            confidence="low",
-            verification_steps=list(runbook.verification_steps),
-            action_items=[a.model_copy() for a in runbook.actions],
-            runbook=runbook.runbook,
-        )
+        return insufficient_report(run, reason)
     root = locate_root_cause(run, evidence)
     found = [c for c in PRECEDENCE if any(c in e.categories for e in evidence)]
     category: Category = (
         root.category if root and root.category != "unknown" else (found[0] if found else "unknown")
     )
+    if root and root.category == "unknown" and category in _PATTERN_ONLY:
+        # Nothing at the failing step says why; a pattern over the run (a loop, a version that fails
+        # more than the one before) does: it is the root cause's category, and its evidence is cited.
+        pattern = [e.evidence_id for e in evidence if category in e.categories]
+        ids = list(dict.fromkeys([*root.evidence_ids, *pattern]))
+        root = root.model_copy(update={"category": category, "evidence_ids": ids})
     hypotheses: list[Hypothesis] = []
     for i, cat in enumerate([category, *[c for c in found if c != category]]):
         support = [e for e in evidence if cat in e.categories]

@@ -68,7 +68,7 @@ def categorize(ev: Evidence) -> list[Category]:
         found.add("timeout")
     if ev.kind == "guardrail" and "schema" in str(a.get("type", "")).lower():
         found.add("tool_schema_mismatch")
-    if int(a.get("retries") or 0) >= 3:
+    if int(a.get("retries") or 0) >= 3 or int(a.get("repeats") or 0) >= 3:
         found.add("planner_loop")
     text = f"{ev.title} {ev.snippet}"
     for category, pattern in _RULES:

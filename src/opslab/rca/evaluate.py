@@ -1,25 +1,24 @@
-"""Scoring root-cause localisation against annotated trajectories (AgentRx's ground-truth format).
+"""Scoring root-cause localisation against annotated trajectories (the annotations: ``labels.py``).
 
-Each ground-truth record names its root-cause failure; that failure's ``step_number`` and
-``failed_agent`` are the truth. A report *answers* when it names a root-cause step; it is
-*confident* when it answers with medium or high confidence. Rates are over all trajectories.
+A report *answers* when it names a root-cause step; it is *confident* when it answers with medium or
+high confidence, and *confident-wrong* when it is confident and the step is off by more than one. Rates
+are over all trajectories (an abstention counts against accuracy).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from opslab.errors import InvalidInput
 from opslab.rca.model import RcaReport
 from opslab.rca.transcript import agent_key
 from opslab.telemetry import agent_name
 
 
 class Truth(BaseModel):
+    """An annotation: the decisive step (1-based, the run's order) and the agent responsible."""
+
     trajectory_id: str
     step_number: int
     agent: str
@@ -32,6 +31,7 @@ class Scored(BaseModel):
     predicted_step: int | None
     predicted_agent: str | None
     confidence: str
+    probability: float | None = None  # the calibrated confidence, when the report gives one
     category: str
 
 
@@ -63,30 +63,6 @@ class EvalResult(Figures):
         )
 
 
-def load_ground_truth(path: Path) -> dict[str, Truth]:
-    try:
-        records = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidInput.for_field("--ground-truth", f"{path}: {exc}") from None
-    if not isinstance(records, list):
-        raise InvalidInput.for_field("--ground-truth", "expected a JSON list of AgentRx ground-truth records")
-    out: dict[str, Truth] = {}
-    for i, rec in enumerate(records):
-        try:
-            root_id = rec["root_cause"]["failure_id"]
-            failure = next(f for f in rec["failures"] if str(f["failure_id"]) == str(root_id))
-            out[str(rec["trajectory_id"])] = Truth(
-                trajectory_id=str(rec["trajectory_id"]),
-                step_number=int(failure["step_number"]),
-                agent=str(failure["failed_agent"]),
-            )
-        except (KeyError, TypeError, StopIteration, ValueError):
-            raise InvalidInput.for_field(
-                f"--ground-truth[{i}]", "needs trajectory_id, failures and root_cause"
-            ) from None
-    return out
-
-
 def same_agent(a: str | None, b: str | None) -> bool:
     """Names are the same agent when they differ only in case and separators (Websurfer = WebSurfer)."""
     return a is not None and b is not None and agent_key(agent_name(a)) == agent_key(agent_name(b))
@@ -106,6 +82,7 @@ def score(reports: dict[str, RcaReport], truth: dict[str, Truth]) -> EvalResult:
                 predicted_step=report.root_cause_step if report and answers else None,
                 predicted_agent=report.responsible_agent if report and answers else None,
                 confidence=report.confidence if report else "low",
+                probability=report.step_probability if report else None,
                 category=report.category if report else "unknown",
             )
         )

@@ -15,6 +15,11 @@ _GENERIC = re.compile(
     r"request failed|operation failed|n/?a|none|null)?[.!]?\s*$",
     re.IGNORECASE,
 )
+# Error classes that name no particular failure: they say an exception happened, not which.
+_GENERIC_CLASS = re.compile(
+    r"^(base|generic|unknown|internal|server|internalserver|runtime|http)?(exception|error)$", re.I
+)
+LOOP_REPEATS = 3  # the same call, same arguments, this many times: a loop, even when every call succeeds
 _RETRIEVAL_TOOL = re.compile(
     r"search|retriev|query|lookup|find|rag|vector|knowledge|kb|index|fetch_docs", re.I
 )
@@ -30,6 +35,15 @@ def is_generic(text: str | None) -> bool:
     return text is None or bool(_GENERIC.match(text))
 
 
+def _generic_failure(message: str | None, error_class: str | None, status_code: int | None) -> bool:
+    """Nothing in the failure says why: a generic message, a generic or no error class, no status but 500."""
+    return (
+        is_generic(message)
+        and (not error_class or bool(_GENERIC_CLASS.match(error_class.strip())))
+        and status_code in (None, 500)
+    )
+
+
 def _clip(text: str | None) -> str:
     text = (text or "").strip()
     return text if len(text) <= SNIPPET else text[: SNIPPET - 1] + "…"
@@ -41,6 +55,10 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
     steps = {s.step_id: s for s in run.steps}
     out: list[Evidence] = []
     failed_run = run.status != "success"
+    repeats: dict[tuple[str, str], list[str]] = {}
+    for c in run.tool_calls:
+        repeats.setdefault((c.tool_name, c.args_hash or repr(c.args_json)), []).append(c.call_id)
+    first_of_loop = {ids[0]: len(ids) for ids in repeats.values() if len(ids) >= LOOP_REPEATS}
     for c in run.tool_calls:
         at = c.started_at or (steps[c.step_id].started_at if c.step_id in steps else None)
         attrs = {
@@ -61,14 +79,25 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
             and bool(_RETRIEVAL_TOOL.search(c.tool_name))
             and (not (c.result_summary or "").strip() or bool(_EMPTY_RESULT.match(c.result_summary or "")))
         )
-        if not erroring and not empty:
+        looping = c.retries >= LOOP_REPEATS or c.call_id in first_of_loop
+        if not erroring and not empty and not looping:
             continue
-        if empty and not erroring:
-            attrs["empty_result"] = True
-            title, snippet = f"Empty result from tool: {c.tool_name}", c.result_summary or "(empty result)"
-        else:
+        if erroring:
             title = f"Failed tool call: {c.tool_name}"
             snippet = c.error_message or c.result_summary or c.error_class or f"status {c.status}"
+            if _generic_failure(c.error_message, c.error_class, c.status_code) and not looping:
+                attrs["generic"] = True
+        elif empty:
+            attrs["empty_result"] = True
+            title, snippet = f"Empty result from tool: {c.tool_name}", c.result_summary or "(empty result)"
+        elif c.call_id in first_of_loop:
+            attrs["repeats"] = first_of_loop[c.call_id]
+            n = first_of_loop[c.call_id]
+            title = f"Repeated tool call: {c.tool_name} called {n} times with the same arguments"
+            snippet = c.result_summary or f"{c.tool_name}({c.args_json})"
+        else:
+            title = f"Tool call retried {c.retries} times: {c.tool_name}"
+            snippet = c.result_summary or f"{c.tool_name}({c.args_json})"
         out.append(
             Evidence(
                 evidence_id=f"ev_tool_{c.call_id}",
@@ -123,6 +152,7 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
             )
         )
     if failed_run and (run.error_type or not is_generic(run.error_message)):
+        generic = _generic_failure(run.error_message, run.error_type, None)
         out.append(
             Evidence(
                 evidence_id=f"ev_run_{run.run_id}",
@@ -130,7 +160,11 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
                 ref_id=run.run_id,
                 title=f"Run failed: {run.error_type or 'error'}",
                 snippet=_clip(run.error_message or run.error_type),
-                attributes={"error_type": run.error_type, "status": run.status},
+                attributes={
+                    "error_type": run.error_type,
+                    "status": run.status,
+                    **({"generic": True} if generic else {}),
+                },
                 at=run.ended_at,
                 order=len(order) + 1,
             )
@@ -190,4 +224,14 @@ def category_hint(run: AgentRunIn) -> dict[str, list[Category]]:
     for c in run.tool_calls:
         key = (c.tool_name, c.args_hash or repr(c.args_json))
         seen.setdefault(key, []).append(c.call_id)
-    return {f"ev_tool_{cid}": ["planner_loop"] for ids in seen.values() if len(ids) >= 3 for cid in ids}
+    return {
+        f"ev_tool_{cid}": ["planner_loop"] for ids in seen.values() if len(ids) >= LOOP_REPEATS for cid in ids
+    }
+
+
+def generic_only(evidence: list[Evidence]) -> list[Evidence]:
+    """The evidence, when every item of it only says that something failed (classified, so after
+    ``classify``): then there is nothing specific to explain the run with. Else []."""
+    if evidence and all(e.attributes.get("generic") and not e.categories for e in evidence):
+        return evidence
+    return []

@@ -13,6 +13,7 @@ from opslab.jobs import Payload, Work, WorkContext, WorkDeps, WorkKind
 from opslab.rca.llm import LlmEnhancer
 from opslab.rca.llm_localize import LlmLocalizer
 from opslab.rca.model import RcaReport
+from opslab.rca.scoring import load_localizer
 from opslab.rca.service import RcaService
 from opslab.telemetry import AgentRunIn
 
@@ -41,7 +42,10 @@ def rca_work(deps: WorkDeps) -> Work[RcaPayload, RcaReport]:
         def enhancer(run: AgentRunIn, report: RcaReport) -> RcaReport:
             return explainer(run, localizer(run, report))
 
-    svc = RcaService(deps.runs, enhancer=enhancer)
+    # A localiser fitted to the user's own runs (`opslab rca train`), else the shipped one; a bad file
+    # stops the service starting, naming the setting, rather than failing every RCA.
+    model = load_localizer(deps.settings.rca_model, "OPSLAB_RCA_MODEL")
+    svc = RcaService(deps.runs, enhancer=enhancer, model=model)
 
     def analyse(payload: RcaPayload, ctx: WorkContext) -> RcaReport:
         summary = deps.runs.get_summary(payload.run_id)

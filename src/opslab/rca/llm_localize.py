@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opslab.rca.features import failing_turns, responsible
+from opslab.rca.features import failing_turns, owners
 from opslab.rca.llm import Chat
 from opslab.rca.model import Alternative, Confidence, Evidence, Hypothesis, RcaReport
 from opslab.rca.signals import detect
@@ -208,13 +208,15 @@ class LlmLocalizer:
                 report,
                 f"llm {self.strategy}: step {a.step} dropped, no cited evidence on it ({calls} call(s))",
             )
-        failing = dict(zip((u.step_id for u in tr.turns), failing_turns(tr, detect(tr)), strict=True))
-        authors = {agent_key(t.agent), agent_key(responsible(t, failing[t.step_id]))}
+        owner = dict(
+            zip((u.step_id for u in tr.turns), owners(tr, failing_turns(tr, detect(tr))), strict=True)
+        )
+        authors = {agent_key(t.agent), owner[t.step_id]}
         backed = {agent_key(str(known[i].attributes.get("agent"))) for i in cited if i in known}
         backed |= {agent_key(offered[i].agent) for i in cited if i in offered}
         agent = tr.display(a.agent) if a.agent and agent_key(a.agent) in authors | backed else None
         notes = [] if agent or not a.agent else [f"llm agent {a.agent!r} dropped: not backed by a cited item"]
-        agent = agent or tr.display(responsible(t, failing[t.step_id])) or t.agent
+        agent = agent or tr.display(owner[t.step_id]) or t.agent
         new = [
             Evidence(
                 evidence_id=i,

@@ -11,23 +11,14 @@ itself.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
-from typing import Any
 
 import numpy as np
 
-from opslab.rca.features import (
-    AGENT_FEATURES,
-    FEATURES,
-    agent_features,
-    failing_turns,
-    features,
-    responsible,
-)
-from opslab.rca.policy import LeadPolicy, attribute
+from opslab.rca.calibrate import inputs
+from opslab.rca.features import agent_features, failing_turns, features, owners
+from opslab.rca.policy import Attribution, attribute
+from opslab.rca.scoring import Localizer, shipped
 from opslab.rca.signals import Signal
 from opslab.rca.transcript import Transcript
 
@@ -37,70 +28,15 @@ CONTEXT_ONLY = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Scorer:
-    """A linear scorer over named features; probabilities are a softmax over the candidates."""
-
-    features: tuple[str, ...]
-    weights: np.ndarray
-
-    def probabilities(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        z = x @ self.weights
-        if mask is not None:
-            z = np.where(mask, z, -np.inf)
-        z = z - z.max()
-        p = np.exp(z)
-        return np.asarray(p / p.sum())
-
-    def contributions(self, row: np.ndarray) -> dict[str, float]:
-        c = {f: round(float(w * v), 3) for f, w, v in zip(self.features, self.weights, row, strict=True) if v}
-        return dict(sorted(c.items(), key=lambda kv: -abs(kv[1])))
-
-    def to_json(self) -> dict[str, float]:
-        return {f: round(float(w), 5) for f, w in zip(self.features, self.weights, strict=True)}
-
-    @classmethod
-    def from_json(cls, names: tuple[str, ...], weights: dict[str, float]) -> Scorer:
-        # A feature added since the file was fitted weighs nothing until it is fitted again.
-        return cls(names, np.array([float(weights.get(f, 0.0)) for f in names]))
-
-
-@dataclass(frozen=True)
-class Localizer:
-    step: Scorer
-    agent: Scorer
-    policy: LeadPolicy = field(default_factory=LeadPolicy)
-    meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.meta,
-            "lead_policy": self.policy.to_json(),
-            "step_weights": self.step.to_json(),
-            "agent_weights": self.agent.to_json(),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Localizer:
-        meta = {k: v for k, v in data.items() if not k.endswith("_weights") and k != "lead_policy"}
-        return cls(
-            Scorer.from_json(FEATURES, data.get("step_weights") or {}),
-            Scorer.from_json(AGENT_FEATURES, data.get("agent_weights") or {}),
-            LeadPolicy.from_json(data.get("lead_policy")),
-            meta,
-        )
-
-
-@cache
-def shipped() -> Localizer:
-    text = resources.files("opslab.rca").joinpath("localizer.json").read_text()
-    return Localizer.from_json(json.loads(text))
-
-
 def candidates(tr: Transcript) -> np.ndarray:
-    """Turns that can be decisive: not the system prompt, not the task as first stated."""
+    """Turns that can be decisive: not the system prompt, not the task as first stated (the user's
+    words before anyone acted), not a tool's output (a tool reports; the agent that called it decided)."""
+    opening = next((i for i, t in enumerate(tr.turns) if t.role != "system"), -1)
     return np.array(
-        [t.role != "system" and not (i == 0 and t.role == "user") for i, t in enumerate(tr.turns)]
+        [
+            t.role not in ("system", "tool") and not (i == opening and t.role == "user")
+            for i, t in enumerate(tr.turns)
+        ]
     )
 
 
@@ -121,21 +57,31 @@ class Localized:
     contributions: dict[str, float]  # the decisive step's features, weight × value
     agent_contributions: dict[str, float]
     claims: list[Signal]  # signals that support a claim at all (none: abstain)
+    confidence: float  # calibrated: how likely the decisive step is this one, on runs never fitted on
+    abstain_below: float  # below this confidence the localiser abstains
     agent_evidence: list[Signal] = field(default_factory=list)  # the signals the agent's rule stands on
+    pinned: bool = False  # a rule pointed at this very turn
+    within: float = 1.0  # the share of the chosen agent's step probability this turn holds
 
     @property
-    def confidence(self) -> float:
-        """The step scorer's probability that the decisive step is this one."""
-        return self.step.probability
+    def abstains(self) -> bool:
+        """No signal supports a claim, or the answer is too unlikely to be right to be given."""
+        return not self.claims or self.confidence < self.abstain_below
 
 
-def role_rule(keys: list[str], ax: np.ndarray) -> tuple[int, str] | None:
-    """A user who dictated or chose the action that went wrong answers for it."""
-    col = {name: ax[:, i] for i, name in enumerate(AGENT_FEATURES)}
-    for a in range(len(keys)):
-        if col["agent_user"][a] and (col["has_user_directed"][a] or col["has_user_choice"][a]):
-            return a, "the user dictated the action that went wrong"
-    return None
+def role_rule(tr: Transcript, signals: list[Signal], owner: list[str]) -> Attribution | None:
+    """A user who dictated or chose the action that went wrong answers for it, at the turn it did so."""
+    step_of = {t.step_id: i for i, t in enumerate(tr.turns)}
+    said = [
+        s
+        for s in signals
+        if s.kind in ("user_directed", "user_choice") and tr.turns[step_of[s.step_id]].role == "user"
+    ]
+    if not said:
+        return None
+    return Attribution(
+        owner[step_of[said[0].step_id]], "the user dictated the action that went wrong", (said[0],), True
+    )
 
 
 def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = None) -> Localized | None:
@@ -148,23 +94,28 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
     p = model.step.probabilities(x, mask)
     keys, of, ax = agent_features(tr, signals, p, mask)
     pa = model.agent.probabilities(ax)
-    ruled = role_rule(keys, ax)
-    cited: tuple[Signal, ...] = ()
-    if ruled is None:
-        # A run with a lead: the lead policy names the agent (``policy.py``).
-        att = attribute(tr, signals, model.policy)
-        if att is not None and att.agent in keys:
-            ruled, cited = (keys.index(att.agent), att.rule), att.evidence
-    agent, rule = ruled if ruled else (int(np.argmax(pa)), None)
-    best = max((i for i in range(len(p)) if of[i] == agent), key=lambda i: p[i])
-    failing = failing_turns(tr, signals)
+    owner = owners(tr, failing_turns(tr, signals))
+    # Rules first: a user who dictated the action, then, in a run with a lead, the lead policy.
+    att = role_rule(tr, signals, owner) or attribute(tr, signals, model.policy)
+    if att is not None and att.agent in keys:
+        agent, rule, cited = keys.index(att.agent), att.rule, att.evidence
+    else:
+        agent, rule, cited = int(np.argmax(pa)), None, ()
+    mine = [i for i in range(len(p)) if of[i] == agent]
+    best = max(mine, key=lambda i: p[i])
+    pinned = False
+    if att is not None and rule is not None and att.pinpoints:
+        # The rule names the turn it stands on: that turn is the decisive one.
+        at = {tr.turns[i].step_id: i for i in mine}
+        pin = next((at[s.step_id] for s in cited if s.step_id in at), None)
+        best, pinned = (pin, True) if pin is not None else (best, False)
+    within = float(p[best] / max(1e-12, sum(p[i] for i in mine)))
+    confidence = model.calibration.probability(inputs(within, pinned))
     order = sorted((i for i in range(len(p)) if mask[i]), key=lambda i: -p[i])
 
     def ranked(i: int) -> Ranked:
         t = tr.turns[i]
-        return Ranked(
-            t.n, t.step_id, tr.display(responsible(t, failing[i])) or t.agent, round(float(p[i]), 4)
-        )
+        return Ranked(t.n, t.step_id, tr.display(owner[i]) or t.agent, round(float(p[i]), 4))
 
     return Localized(
         step=ranked(best),
@@ -174,5 +125,14 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
         contributions=model.step.contributions(x[best]),
         agent_contributions=model.agent.contributions(ax[agent]),
         claims=[s for s in signals if s.kind not in CONTEXT_ONLY],
+        confidence=round(confidence, 4),
+        abstain_below=model.abstain_below,
         agent_evidence=list(cited),
+        pinned=pinned,
+        within=round(within, 4),
     )
+
+
+def calibration_inputs(loc: Localized) -> np.ndarray:
+    """What the calibration reads of an answer (``calibrate.inputs``)."""
+    return inputs(loc.within, loc.pinned)

@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from opslab.rca.features import failing_turns, responsible
+from opslab.rca.features import failing_turns, owners
 from opslab.rca.signals import Signal
-from opslab.rca.transcript import Transcript, agent_key
+from opslab.rca.transcript import Transcript
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class Attribution:
     agent: str  # agent key
     rule: str  # why, for the report
     evidence: tuple[Signal, ...]  # the signals the rule stands on
+    pinpoints: bool = False  # the first of them is on the decisive turn (the rule says where, not only who)
 
 
 AXES = {"blame_min": (3, 4, 5, 6, 8), "blame_share": (0.0, 0.5, 0.75), "built_max": (1, 2, 3)}
@@ -62,9 +63,8 @@ def _extremity(p: LeadPolicy) -> float:
 
 def lead_of(tr: Transcript) -> str | None:
     """The lead's agent key: the author of the run's orchestrating turns, if it has workers."""
-    leads = Counter(t.key for t in tr.turns if t.role in ("orchestrator", "instruction"))
     workers = {t.key for t in tr.turns if t.role == "worker"}
-    return leads.most_common(1)[0][0] if leads and workers else None
+    return tr.lead if tr.lead and workers else None
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,10 @@ def facts(tr: Transcript, signals: list[Signal]) -> Facts | None:
     lead = lead_of(tr)
     if lead is None:
         return None
-    failing = failing_turns(tr, signals)
-    turn = {t.step_id: (t, f) for t, f in zip(tr.turns, failing, strict=True)}
+    owned = dict(zip((t.step_id for t in tr.turns), owners(tr, failing_turns(tr, signals)), strict=True))
 
     def owner(s: Signal) -> str:
-        t, f = turn[s.step_id]
-        return agent_key(responsible(t, f))
+        return owned[s.step_id]
 
     of: dict[str, list[Signal]] = {}
     for s in signals:
@@ -119,16 +117,17 @@ def decide(f: Facts, policy: LeadPolicy) -> Attribution:
     if f.stopped and f.built < policy.built_max:
         who, blocked, terminal = f.stopped[0]
         return Attribution(
-            who, "a guardrail stopped this agent and the run never recovered", (blocked, terminal)
+            who, "a guardrail stopped this agent and the run never recovered", (blocked, terminal), True
         )
     if f.abrupt is not None:
-        return Attribution(f.abrupt[0], "the run stopped short after this agent's turn", (f.abrupt[1],))
+        return Attribution(f.abrupt[0], "the run stopped short after this agent's turn", (f.abrupt[1],), True)
     counts = Counter(who for who, _ in f.blamed)
     if counts:
         who, n = counts.most_common(1)[0]
         if who != f.lead and n >= policy.blame_min and n >= policy.blame_share * len(f.blamed):
             cited = tuple(s for w, s in f.blamed if w == who)
-            return Attribution(who, f"the lead reported {n} times that this agent did not do as asked", cited)
+            why = f"the lead reported {n} times that this agent did not do as asked"
+            return Attribution(who, why, cited, True)
     return Attribution(f.lead, "the lead directs the run and answers for its outcome", ())
 
 
@@ -142,8 +141,7 @@ def fit_policy(runs: list[tuple[Transcript, list[Signal], str]]) -> LeadPolicy:
     """The grid's policy that names the annotated agent most often on these runs (ties: the least
     extreme thresholds)."""
     led = [(f, truth) for tr, sig, truth in runs if (f := facts(tr, sig)) is not None]
-    if not led:
-        return LeadPolicy()
+    # With no led runs every policy ties, and the middle of the grid is taken: no thresholds from nowhere.
     return max(
         GRID, key=lambda p: (sum(1 for f, truth in led if decide(f, p).agent == truth), -_extremity(p))
     )

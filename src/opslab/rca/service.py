@@ -8,6 +8,7 @@ from typing import Protocol
 from opslab.errors import NotFound
 from opslab.rca.analyze import RcaProgress, analyze_run
 from opslab.rca.model import RcaReport
+from opslab.rca.scoring import Localizer
 from opslab.telemetry import AgentRunIn, VersionStat
 
 STEPS = ("Starting RCA", "Collecting evidence", "Classifying failure", "Generating report")
@@ -24,8 +25,10 @@ Enhancer = Callable[[AgentRunIn, RcaReport], RcaReport]
 
 
 class RcaService:
-    def __init__(self, runs: RunLoader, *, enhancer: Enhancer | None = None) -> None:
-        self.runs, self.enhancer = runs, enhancer
+    def __init__(
+        self, runs: RunLoader, *, enhancer: Enhancer | None = None, model: Localizer | None = None
+    ) -> None:
+        self.runs, self.enhancer, self.model = runs, enhancer, model
 
     def analyze(self, run_id: str, progress: RcaProgress) -> RcaReport:
         progress(STEPS[0], 5)
@@ -33,7 +36,7 @@ class RcaService:
         if run is None:
             raise NotFound(f"no agent run {run_id!r}", details={"run_id": run_id})
         history = self.runs.version_stats(run.agent_name) if run.agent_version else []
-        report = analyze_run(run, history=history, progress=progress)
+        report = analyze_run(run, history=history, progress=progress, model=self.model)
         if self.enhancer is not None and not report.insufficient_evidence:
             report = self.enhancer(run, report)
         return report

@@ -13,93 +13,25 @@ import json
 import re
 from dataclasses import dataclass
 
-from opslab.rca.transcript import Transcript, Turn, agent_key, next_speaker
+from opslab.rca.phrases import (
+    ANSWER,
+    BLAME,
+    CHOICE,
+    CONFIRM,
+    ENTITY,
+    FOUND,
+    ID,
+    PATTERNS,
+    SATISFIED,
+    WORD,
+    WRITE,
+    progress_found,
+    satisfied,
+    stalled,
+)
+from opslab.rca.transcript import Transcript, Turn, agent_key, pending_addressees
 from opslab.telemetry import ToolCallIn
 
-_I = re.I | re.M
-PATTERNS: dict[str, re.Pattern[str]] = {
-    # A failure reported in the step's own output: a traceback, an exception, an error status.
-    "error": re.compile(
-        r"Traceback \(most recent call last\)|\b[A-Z]\w*(Error|Exception)\b\s*[:(]|\berror code:? ?\d{3}\b|"
-        r"\bexit (code|status):? ?[1-9]|^error\b|\bstatus(?: code)?:? ?[45]\d\d\b|\bfailed to \w+|"
-        r"\bcommand not found\b|\bunknown (tool|function|action)\b",
-        _I,
-    ),
-    # The world said no: the thing asked for is not there.
-    "not_found": re.compile(
-        r"\b404\b|\bnot found\b|no such file|does not exist|\bcould ?n[o']t (find|locate|access|open|"
-        r"download|retrieve|load)|unable to (find|locate|access|open|download|retrieve|load)|"
-        r"cannot (find|locate|access|open|download)|no (results?|matches|information|data|records)\b|"
-        r"page (is )?not available|\bempty (result|response|page)\b|^\s*(\[\s*\]|\{\s*\}|none|null)\s*$",
-        _I,
-    ),
-    # Something outside the agent refused it: content filters, bot walls, permissions, rate limits.
-    "blocked": re.compile(
-        r"content[_ ]?filter|ResponsibleAIPolicyViolation|policy violation|jailbreak|captcha|"
-        r"are you (a )?robot|verify (that )?you are (a )?human|\bjust a moment\.\.\.|access denied|"
-        r"\b403\b|forbidden|rate.?limit|too many requests|\b429\b|unusual traffic",
-        _I,
-    ),
-    # Claims that the work is done.
-    "success_claim": re.compile(
-        r"request (is )?satisfied|\"is_request_satisfied\":\s*\{[^{}]*\"answer\":\s*true|"
-        r"\bsuccessfully\b|has been (completed|updated|cancelled|canceled|processed|modified|returned)|"
-        r"\bFINAL ANSWER\b|task (is )?(complete|completed|done)\b|\ball (set|done)\b",
-        _I,
-    ),
-    # A planner admitting no progress, a loop, a dead end.
-    "stall": re.compile(
-        r"\"is_progress_being_made\":\s*\{[^{}]*\"answer\":\s*false|"
-        r"\"is_in_loop\":\s*\{[^{}]*\"answer\":\s*true|\b(we are|we're|i am|i'm) (stuck|going in circles)\b|"
-        r"\bno (further )?progress (is being|has been) made\b",
-        _I,
-    ),
-    # The plan was thrown away.
-    "replan": re.compile(
-        r"\b(new|updated|revised) plan\b|\bre-?plan|different approach|change (of )?strategy", _I
-    ),
-    # Made-up specifics: placeholder paths and values, stated assumptions.
-    "invented": re.compile(
-        r"path_to_|/path/to/|<(your|insert)[^>]*>|\bplaceholder\b|\bhypothetical\b|\bI('ll| will)? assume\b|"
-        r"\bassuming\b|\blet'?s say\b|\bexample\.(com|org)\b|\bdummy\b",
-        _I,
-    ),
-    # The run was ended here.
-    "end": re.compile(
-        r"###STOP###|transfer_to_human|termination condition|no agent selected|\bFINAL ANSWER\b|"
-        r"\bgoodbye\b|\bhave a (great|nice) day\b",
-        _I,
-    ),
-}
-# A lead saying its worker did not do what it was asked.
-_BLAME = re.compile(
-    r"\b(did not|didn't|could not|couldn't|was unable to|were unable to|failed to|has not|hasn't|"
-    r"have not|haven't|not (yet )?(been )?able to|instead of)\b[^.\n]{0,80}\b(find|provide|access|open|"
-    r"download|locate|retrieve|follow|complete|extract|identify|load|read|search|click|navigate)",
-    re.I,
-)
-# A lead claiming something was found or settled.
-_PROGRESS = re.compile(
-    r"\"is_progress_being_made\":\s*\{[^{}]*\b(found|identified|located|confirmed|obtained|gathered|"
-    r"determined|retrieved)\b[^{}]*\"answer\":\s*true",
-    re.I,
-)
-# A lead declaring the whole request answered.
-_SATISFIED = re.compile(
-    r"\"is_request_satisfied\":\s*\{[^{}]*\"answer\":\s*true|^\s*request (is )?satisfied\b|"
-    r"\b(the )?(task|request) (is|has been) (complete|completed|fulfilled|satisfied|resolved)\b",
-    re.I | re.M,
-)
-# The answer a run gave.
-_ANSWER = re.compile(r"\bFINAL ANSWER\b|\bfinal[_ ]answer\b|\bthe (final )?answer is\b", re.I)
-_CONFIRM = re.compile(r"\b(yes|yeah|yep|confirm(ed)?|go ahead|proceed|please do|sounds good|correct)\b", re.I)
-_WRITE = re.compile(
-    r"^(modify|update|cancel|delete|remove|return|exchange|create|book|transfer|send|submit|pay|refund|"
-    r"write|set|post|put|place|purchase|order|add|change|edit)",
-    re.I,
-)
-_ENTITY = re.compile(r"#\w+|\b\d[\d,.]*\b|\"[^\"]{2,40}\"|'[^']{2,40}'|\*\*[^*]{2,40}\*\*")
-_WORD = re.compile(r"[a-z]{3,}")
 FAILURE = ("error", "not_found", "blocked")
 SNIPPET = 240
 
@@ -125,7 +57,7 @@ def _snippet(text: str, pattern: re.Pattern[str] | None = None) -> str:
 
 
 def _shingles(text: str) -> set[str]:
-    words = _WORD.findall(re.sub(r"\d+", " ", text.lower()))[:120]
+    words = WORD.findall(re.sub(r"\d+", " ", text.lower()))[:120]
     return {" ".join(words[i : i + 3]) for i in range(max(0, len(words) - 2))}
 
 
@@ -154,7 +86,14 @@ def detect(tr: Transcript) -> list[Signal]:
     failing: list[bool] = []
     for t in turns:
         text = t.text if t.role != "system" else ""
-        hits = {k: p for k, p in PATTERNS.items() if p.search(text)}
+        # A tool's output can report a failure; what an agent says (claims, plans, assumptions) it cannot.
+        kinds = FAILURE if t.role == "tool" else tuple(PATTERNS)
+        hits: dict[str, re.Pattern[str] | None] = {k: PATTERNS[k] for k in kinds if PATTERNS[k].search(text)}
+        # A planner's status fields say the same in structure: no progress, a loop, request satisfied.
+        if t.role != "tool" and "stall" not in hits and stalled(text):
+            hits["stall"] = None
+        if t.role != "tool" and "success_claim" not in hits and satisfied(text):
+            hits["success_claim"] = None
         if t.role == "user" and t is turns[0]:
             hits = {}
         for kind, pattern in hits.items():
@@ -182,7 +121,8 @@ def _context(tr: Transcript, failing: list[bool], out: _Collector) -> None:
         # The run ended right after this failure: it did not recover from it.
         t = turns[last_failure]
         out.add("terminal_failure", t, 1.0, _snippet(t.text, PATTERNS["error"]))
-    stall_at = next((i for i, t in enumerate(turns) if PATTERNS["stall"].search(t.text)), None)
+    stall_at = next((i for i, t in enumerate(turns) if stalled(t.text)), None)
+    pending = pending_addressees(tr)
     for i, t in enumerate(turns):
         later = turns[i + 1 : i + 5]
         if t.role == "instruction":
@@ -191,29 +131,28 @@ def _context(tr: Transcript, failing: list[bool], out: _Collector) -> None:
                 out.add(
                     "instruction_failed", t, 1.0, f"{t.addressee} then failed: {_snippet(target[0].text)}"
                 )
-        if t.role in ("orchestrator", "assistant", "worker", "instruction") and PATTERNS[
-            "success_claim"
-        ].search(t.text):
+        claims = PATTERNS["success_claim"].search(t.text) or satisfied(t.text)
+        if t.role in ("lead", "assistant", "worker", "instruction") and claims:
             seen = [j for j in range(max(0, i - 3), i) if turns[j].key != t.key or turns[j].role == "tool"]
             if any(failing[j] for j in seen):
                 out.add("claim_after_failure", t, 1.0, _snippet(t.text, PATTERNS["success_claim"]))
-        if stall_at is not None and i < stall_at and t.role in ("instruction", "orchestrator", "worker"):
+        if stall_at is not None and i < stall_at and t.role in ("instruction", "lead", "worker"):
             gap = stall_at - i
             if gap <= 6:
                 out.add(
                     "before_stall", t, 1.0 / gap, f"{gap} step(s) before the planner reported no progress"
                 )
         if t.role in ("worker", "assistant", "tool") and i + 1 < len(turns):
-            lead = next((u for u in turns[i + 1 : i + 3] if u.role == "orchestrator"), None)
-            if lead is not None and _BLAME.search(lead.text):
-                out.add("blamed_by_lead", t, 1.0, _snippet(lead.text, _BLAME))
-        reads = t.role == "orchestrator" and i and turns[i - 1].role in ("worker", "tool", "assistant")
-        if reads and _PROGRESS.search(t.text) and stall_at is not None and i < stall_at:
-            out.add("progress_then_stall", t, 1.0, _snippet(t.text, _PROGRESS))
-        if t.role in ("orchestrator", "instruction"):
-            who = agent_key(next_speaker(t))
-            if who and failing[i] and who != t.key:
-                out.add("next_speaker_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
+            lead = next((u for u in turns[i + 1 : i + 3] if u.role == "lead"), None)
+            if lead is not None and BLAME.search(lead.text):
+                out.add("blamed_by_lead", t, 1.0, _snippet(lead.text, BLAME))
+        reads = t.role == "lead" and i and turns[i - 1].role in ("worker", "tool", "assistant")
+        if reads and progress_found(t.text) and stall_at is not None and i < stall_at:
+            out.add("progress_then_stall", t, 1.0, _snippet(t.text, FOUND))
+        who = pending[i]
+        if who and failing[i] and who != t.key:
+            # The lead called on an agent, and the failure came before that agent said a word.
+            out.add("called_agent_failed", t, 1.0, _snippet(t.text, PATTERNS["error"]))
 
 
 def _outcome(tr: Transcript, failing: list[bool], out: _Collector) -> None:
@@ -225,22 +164,22 @@ def _outcome(tr: Transcript, failing: list[bool], out: _Collector) -> None:
     if tr.run.status == "success":
         return
     turns = tr.turns
-    lead = [t for t in turns if t.role in ("orchestrator", "instruction")]
-    declared = next((t for t in lead if _SATISFIED.search(t.text)), None)
+    lead = [t for t in turns if t.role in ("lead", "instruction")]
+    declared = next((t for t in lead if satisfied(t.text)), None)
     if declared is not None:
-        out.add("false_success", declared, 1.0, _snippet(declared.text, _SATISFIED))
-    answered = [t for t in turns if t.role != "user" and _ANSWER.search(t.text)]
+        out.add("false_success", declared, 1.0, _snippet(declared.text, SATISFIED))
+    answered = [t for t in turns if t.role != "user" and ANSWER.search(t.text)]
     if answered:
         t = answered[-1]
-        out.add("failed_answer", t, 1.0, f"the run's answer, and the run failed: {_snippet(t.text, _ANSWER)}")
+        out.add("failed_answer", t, 1.0, f"the run's answer, and the run failed: {_snippet(t.text, ANSWER)}")
     last = turns[-1] if turns else None
-    ends = any(PATTERNS["end"].search(t.text) or _SATISFIED.search(t.text) for t in turns[-3:])
+    ends = any(PATTERNS["end"].search(t.text) or satisfied(t.text) for t in turns[-3:])
     if last is not None and last.role in ("worker", "assistant", "tool") and not ends and not failing[-1]:
         out.add("abrupt_end", last, 1.0, f"the run stopped after this turn: {_snippet(last.text)}")
     for i, t in enumerate(turns):
-        reads = t.role == "orchestrator" and i and turns[i - 1].role in ("worker", "tool", "assistant")
-        if reads and _PROGRESS.search(t.text) and not failing[i - 1]:
-            out.add("accepted_result", t, 1.0, _snippet(t.text, _PROGRESS))
+        reads = t.role == "lead" and i and turns[i - 1].role in ("worker", "tool", "assistant")
+        if reads and progress_found(t.text) and not failing[i - 1]:
+            out.add("accepted_result", t, 1.0, _snippet(t.text, FOUND))
 
 
 def _loops(turns: list[Turn], out: _Collector) -> None:
@@ -279,10 +218,10 @@ def _actions(tr: Transcript, expected: dict[str, object], out: _Collector) -> No
         if t.role == "user":
             last_user = t
         for c in t.calls:
-            if not _WRITE.match(c.tool_name):
+            if not WRITE.match(c.tool_name):
                 continue
             out.add("write_action", t, 1.0, _calls_text(t)[:SNIPPET])
-            if last_user is not None and not _CONFIRM.search(last_user.text):
+            if last_user is not None and not CONFIRM.search(last_user.text):
                 out.add("unconfirmed_action", t, 1.0, f"no confirmation in: {_snippet(last_user.text)}")
             if (
                 wanted_calls is not None
@@ -293,7 +232,7 @@ def _actions(tr: Transcript, expected: dict[str, object], out: _Collector) -> No
                     _who_asked(tr, t, c, out)
                 first_unexpected = False
     if wanted_calls is not None and first_unexpected:
-        writes = [a for a in wanted_calls if _WRITE.match(a[0])]
+        writes = [a for a in wanted_calls if WRITE.match(a[0])]
         done = {(c.tool_name, json.dumps(c.args_json, sort_keys=True)) for t in tr.turns for c in t.calls}
         if any(w not in done for w in writes):
             # An expected action never happened: the agent stopped short. The last acting turn is where.
@@ -302,25 +241,17 @@ def _actions(tr: Transcript, expected: dict[str, object], out: _Collector) -> No
                 out.add("missing_action", acting[-1], 1.0, "an expected action was never taken")
 
 
-_ID = re.compile(r"#\w+|\b\d{5,}\b")
-_CHOICE = re.compile(
-    r"\b(go with|i'?ll take|i choose|i'?d prefer|i prefer|i'?ll pick|let'?s (do|go with)|instead|"
-    r"i'?d like (to go with|the)|i want the)\b",
-    re.I,
-)
-
-
 def _who_asked(tr: Transcript, action: Turn, call: ToolCallIn, out: _Collector) -> None:
     """Whether the user dictated an unexpected action: named its specifics, or chose the option."""
-    ids = set(_ID.findall(json.dumps(call.args_json)))
+    ids = set(ID.findall(json.dumps(call.args_json)))
     users = [u for u in tr.turns[: tr.turns.index(action)] if u.role == "user"][1:]
     named = [u for u in users if any(i in u.text for i in ids)]
     if named:
         out.add("user_directed", named[-1], 1.0, f"asked for {call.tool_name}: {_snippet(named[-1].text)}")
         return
-    chose = [u for u in users[-3:] if _CHOICE.search(u.text)]
+    chose = [u for u in users[-3:] if CHOICE.search(u.text)]
     if chose:
-        out.add("user_choice", chose[-1], 1.0, _snippet(chose[-1].text, _CHOICE))
+        out.add("user_choice", chose[-1], 1.0, _snippet(chose[-1].text, CHOICE))
 
 
 def _answers(tr: Transcript, expected: dict[str, object], out: _Collector) -> None:
@@ -343,19 +274,19 @@ def _user_deviation(tr: Transcript, expected: dict[str, object], out: _Collector
     instruction = str(expected.get("instruction") or "")
     if not instruction:
         return
-    known = {m.lower().strip("#*\"'") for m in _ENTITY.findall(instruction)}
-    words = set(_WORD.findall(instruction.lower()))
+    known = {m.lower().strip("#*\"'") for m in ENTITY.findall(instruction)}
+    words = set(WORD.findall(instruction.lower()))
     said: set[str] = set()
     users = [t for t in tr.turns if t.role == "user"]
     for t in tr.turns:
         if t.role != "user":
-            said |= {m.lower().strip("#*\"'") for m in _ENTITY.findall(t.text)}
+            said |= {m.lower().strip("#*\"'") for m in ENTITY.findall(t.text)}
             continue
         if t is users[0]:
             continue
-        ents = {m.lower().strip("#*\"'") for m in _ENTITY.findall(t.text)}
+        ents = {m.lower().strip("#*\"'") for m in ENTITY.findall(t.text)}
         novel = [e for e in ents if e not in known and e not in said]
-        new_words = set(_WORD.findall(t.text.lower())) - words
-        share = len(new_words) / max(1, len(set(_WORD.findall(t.text.lower()))))
+        new_words = set(WORD.findall(t.text.lower())) - words
+        share = len(new_words) / max(1, len(set(WORD.findall(t.text.lower()))))
         if novel:
             out.add("user_deviation", t, min(1.0, 0.5 * len(novel) + share), _snippet(t.text))

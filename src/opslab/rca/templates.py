@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from opslab.errors import OperationFailed
 from opslab.knowledge import Document, KnowledgeBase
-from opslab.rca.model import ActionItem, Category, RunbookRef
+from opslab.rca.model import ActionItem, Category, Evidence, RcaReport, RunbookRef
+from opslab.telemetry import AgentRunIn
 
 # The runbook for a run whose telemetry explains nothing (``RcaReport.insufficient_evidence``).
 INSUFFICIENT_EVIDENCE = "insufficient_evidence"
@@ -58,3 +60,24 @@ def template_for(category: Category | str) -> Template:
 
 def insufficient_template() -> Template:
     return template_for(INSUFFICIENT_EVIDENCE)
+
+
+def insufficient_report(
+    run: AgentRunIn, reason: str, evidence: list[Evidence] | None = None, **fields: Any
+) -> RcaReport:
+    """Nothing specific to explain the run with: say why, no hypotheses, the runbook's actions to collect
+    data (``fields``: more of the report, such as the candidates a localiser would not choose between)."""
+    runbook = insufficient_template()
+    return RcaReport(
+        run_id=run.run_id,
+        category="unknown",
+        insufficient_evidence=True,
+        insufficient_reason=reason,
+        summary=f"Insufficient evidence to explain run {run.run_id}: {reason[:1].lower()}{reason[1:]}.",
+        evidence_index=evidence or [],
+        hypotheses=[],
+        confidence="low",
+        verification_steps=list(runbook.verification_steps),
+        action_items=[a.model_copy() for a in runbook.actions],
+        runbook=runbook.runbook,
+    ).model_copy(update=fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from opslab.rca.classify import classify
 from opslab.rca.evidence import SNIPPET, category_hint, collect_evidence
-from opslab.rca.localize import Localized, Localizer, Ranked, localize
+from opslab.rca.localize import Localized, Ranked, localize
 from opslab.rca.model import (
     PRECEDENCE,
     Alternative,
@@ -17,15 +17,15 @@ from opslab.rca.model import (
     RootCause,
     enforce_citations,
 )
+from opslab.rca.scoring import Localizer
 from opslab.rca.signals import Signal, detect
-from opslab.rca.templates import template_for
+from opslab.rca.templates import insufficient_report, template_for
 from opslab.rca.transcript import Transcript, read_transcript
 from opslab.telemetry import AgentRunIn
 
-HIGH, MEDIUM = (
-    0.7,
-    0.4,
-)  # step probabilities; on the dev set, cross-validated, about 2 in 3 at ≥ 0.4 are right
+# On the calibrated confidence that the named step is the decisive one: medium is "more likely right
+# than wrong", high "right four times in five".
+HIGH, MEDIUM = 0.8, 0.5
 TITLES = {
     "error": "Error in the step's output",
     "not_found": "Not found / nothing returned",
@@ -40,7 +40,7 @@ TITLES = {
     "instruction_failed": "Instruction its worker then failed on",
     "claim_after_failure": "Claim of success right after a failure",
     "before_stall": "Shortly before the planner reported no progress",
-    "next_speaker_failed": "The next speaker crashed",
+    "called_agent_failed": "The agent the lead called failed before it spoke",
     "loop_start": "Start of a loop of repeated actions",
     "write_action": "Consequential action",
     "unconfirmed_action": "Consequential action without the user's confirmation",
@@ -116,6 +116,18 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
     for e in evidence:
         if e.step_id and e.kind != "candidate":
             by_step.setdefault(e.step_id, []).append(e.evidence_id)
+    alternatives = [
+        Alternative(
+            step=r.n,
+            step_id=r.step_id,
+            agent=r.agent,
+            probability=r.probability,
+            evidence_ids=[f"ev_candidate_{r.step_id}", *by_step.get(r.step_id, [])][:6],
+        )
+        for r in ranked
+    ]
+    if loc.abstains:
+        return _abstained(run, loc, evidence, alternatives)
     step = loc.step
     cited = [f"ev_candidate_{step.step_id}", *by_step.get(step.step_id, [])]
     on_step = [e for e in evidence if e.evidence_id in cited]
@@ -159,24 +171,15 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
         insufficient_evidence=False,
         summary=(
             f"Run {run.run_id} of {run.agent_name} failed. Decisive step: {step.n} by {step.agent} "
-            f"(probability {step.probability:.2f}, confidence {confidence}). {reason}."
+            f"(confidence {loc.confidence:.2f}, {confidence}). {reason}."
         ),
         root_cause=RootCause(
             step_id=step.step_id, agent=step.agent, category=category, evidence_ids=cited, reason=reason
         ),
         root_cause_step=step.n,
         responsible_agent=step.agent,
-        step_probability=step.probability,
-        alternatives=[
-            Alternative(
-                step=r.n,
-                step_id=r.step_id,
-                agent=r.agent,
-                probability=r.probability,
-                evidence_ids=[f"ev_candidate_{r.step_id}", *by_step.get(r.step_id, [])][:6],
-            )
-            for r in ranked[1:]
-        ],
+        step_probability=loc.confidence,
+        alternatives=alternatives[1:],
         evidence_index=evidence,
         hypotheses=hypotheses,
         confidence=confidence,
@@ -184,3 +187,21 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
         action_items=[a.model_copy() for a in t.actions],
         runbook=t.runbook,
     )
+
+
+def _abstained(
+    run: AgentRunIn, loc: Localized, evidence: list[Evidence], alternatives: list[Alternative]
+) -> RcaReport:
+    """Signals fired, but the best answer is too unlikely to be right to be given: say so, and list the
+    candidates a reader should look at first."""
+    best = loc.step
+    reason = (
+        f"The localiser's best answer, step {best.n} by {best.agent}, has confidence {loc.confidence:.2f}, "
+        f"below {loc.abstain_below:.2f}: on runs it was not fitted on, answers this unsure are rarely right. "
+        f"Candidates, most probable first: {', '.join(f'step {a.step} ({a.agent})' for a in alternatives)}"
+    )
+    report = insufficient_report(
+        run, reason, evidence, step_probability=loc.confidence, alternatives=alternatives
+    )
+    reading = [f"Read step {a.step} ({a.agent}) and the steps just before it." for a in alternatives[:3]]
+    return report.model_copy(update={"verification_steps": [*reading, *report.verification_steps]})

@@ -5,7 +5,7 @@ dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 """
 
 from opslab.telemetry.genai import map_trace
-from opslab.telemetry.importers import agent_name, import_runs
+from opslab.telemetry.importers import FORMATS, Format, agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
 from opslab.telemetry.ports import RunRepository, UpsertStatus
@@ -91,6 +91,8 @@ __all__ = [
     "decode_protobuf",
     "encode_export_response",
     "import_runs",
+    "FORMATS",
+    "Format",
     "map_trace",
     "parse_request",
     "parse_run",
