@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 
 import httpx
+import pytest
 
 from opslab.responder import ActionResult, Incident, ProgressEvent, WebhookNotifier
 from opslab.sandbox import load_scenarios
@@ -35,11 +36,19 @@ def test_the_webhook_hears_each_status_change_once() -> None:
     assert all(isinstance(p["text"], str) and "inc-1" in p["text"] for p in posted)
 
 
-def test_a_dead_webhook_is_logged_not_raised() -> None:
-    notify = WebhookNotifier(
-        "http://hooks.example/x", transport=httpx.MockTransport(lambda r: httpx.Response(500))
-    )
-    notify(event("open"))  # no exception
+def test_a_dead_webhook_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[httpx.Request] = []
+
+    def dead(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(500)
+
+    notify = WebhookNotifier("http://hooks.example/x", transport=httpx.MockTransport(dead))
+    with caplog.at_level("WARNING", logger="opslab.responder"):
+        notify(event("open"))  # the incident goes on: a dead receiver raises nothing into it
+    assert calls and calls[0].url == "http://hooks.example/x"
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("webhook http://hooks.example/x failed" in m and "500" in m for m in warned), warned
 
 
 def incident(
