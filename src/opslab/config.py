@@ -207,6 +207,13 @@ class Settings(BaseSettings):
         default=None,
         description="Folder of your own runbooks and incidents (Markdown); default: <data_dir>/knowledge.",
     )
+    artifact_store: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="Where the files of finished work go (lab runs), so any replica serves them: a folder "
+        "(default: <data_dir>/artifacts) or any fsspec URL shared by every machine (s3://bucket/opslab with "
+        "s3fs installed, file:///mnt/shared/opslab).",
+    )
 
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
     redact_patterns: ListSetting[str] = Field(
@@ -458,6 +465,10 @@ class Settings(BaseSettings):
             self.ui_session_secret,
         )
         return tuple(s.get_secret_value() for s in found if s is not None)
+
+    @property
+    def resolved_artifact_store(self) -> str:
+        return self.artifact_store or str(self.data_dir / "artifacts")
 
     @property
     def resolved_knowledge_dir(self) -> Path:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from opslab import canary, lab, rca
+from opslab.artifacts import ArtifactStore, open_store
 from opslab.config import Settings, process_environment
 from opslab.errors import Conflict, InvalidInput
 from opslab.jobs import (
@@ -41,6 +42,7 @@ from opslab.store import (
     SqlCanaryHistory,
     SqlIncidentStore,
     SqlJobStore,
+    SqlLabRunIndex,
     SqlLeaseStore,
     SqlRunRepository,
     SqlServiceState,
@@ -233,6 +235,22 @@ class Runtime:
             name=name,
             ttl_s=self.settings.canary_lease_s,
         )
+
+    # -- lab runs: archived where every replica reads them ---------------------------------------------
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        return open_store(self.settings.resolved_artifact_store)
+
+    @property
+    def lab_index(self) -> SqlLabRunIndex:
+        return SqlLabRunIndex(self.engine)
+
+    def index_lab_run(self, run_dir: Path) -> None:
+        """Archive a finished run's files and index it, so it outlives its project folder."""
+        from opslab.lab import archive_run
+
+        self.lab_index.put(archive_run(run_dir, self.artifacts))
 
     def trial_queue(self) -> TrialQueue:
         """The tasks `opslab worker` processes take (``--executor rq``); needs Redis and its workers."""

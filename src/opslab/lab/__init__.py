@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         format_value,
         load_outputs,
     )
+    from opslab.lab.archive import ArchivedRun, archive_run, restore_run
     from opslab.lab.browse import (
         RunList,
         RunListing,
@@ -89,6 +90,7 @@ _LAZY = {
     "analyse_run": "opslab.lab.finish",
     "agent_run_id": "opslab.lab.agent_run",
     "trial_to_agent_run": "opslab.lab.agent_run",
+    **dict.fromkeys(("ArchivedRun", "archive_run", "restore_run"), "opslab.lab.archive"),
     # Reading runs back (the dashboard).
     **dict.fromkeys(
         (
@@ -166,6 +168,9 @@ __all__ = [
     "OUTCOMES",
     "SKELETON",
     "Attestation",
+    "ArchivedRun",
+    "archive_run",
+    "restore_run",
     "BatchTrialReporter",
     "ExperimentConfig",
     "IngestReporter",

@@ -45,6 +45,10 @@ class LabDeps(WorkDeps, Protocol):
         """The task queue `opslab worker` processes serve (``Unavailable`` without one)."""
         ...
 
+    def index_lab_run(self, run_dir: Path) -> None:
+        """Keep the finished run where every replica reads it (``archive``)."""
+        ...
+
 
 def new_lab_job(
     body: LabRunIn, *, allowed_roots: Sequence[Path], workers: bool, idempotency_key: str | None = None
@@ -114,6 +118,7 @@ def lab_work(deps: LabDeps) -> Work[LabPayload, LabRun]:
             queue=queue,
         )
         ctx.report("Analysed", 99, meter.summary(final=True))
+        deps.index_lab_run(lab_run.run_dir)
         return lab_run
 
     return LAB.bind(run)

@@ -267,3 +267,18 @@ service_state = Table(
     Column("state", JSON, nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+# Lab runs finished by the service or its workers, as the dashboard lists them; their files are in the
+# artifact store (``archived.prefix``), so they outlive the project folder they ran in.
+lab_runs = Table(
+    "lab_runs",
+    metadata,
+    Column("run_id", String(ID), primary_key=True),
+    Column("experiment_id", String(ID), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("indexed_at", UTCDateTime(), nullable=False),
+    Column("archived", JSON, nullable=False),
+    Index("ix_lab_runs_created", "created_at"),
+    Index("ix_lab_runs_experiment", "experiment_id", "created_at"),
+)

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 
 from opslab import lab
 from opslab.api.deps import RuntimeDep
 from opslab.api.ui.render import page
+from opslab.errors import NotFound
 from opslab.runtime import Runtime
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -41,11 +42,24 @@ def delta_rows(
 
 
 def run_roots(rt: Runtime) -> list[Path]:
-    """The configured runs folders, then those of projects that lab jobs of this service ran in."""
+    """The configured runs folders, then those of projects that lab jobs of this service ran in, then the
+    folder archived runs are read back into."""
     roots = rt.settings.lab_run_roots()
     jobs = rt.jobs.list(kind=lab.KIND, limit=500)
     projects = sorted({Path(j.subject) / ".lab" / "runs" for j in jobs if j.subject})
-    return roots + [p for p in projects if p not in roots]
+    return [*roots, *[p for p in projects if p not in roots], archive_dir(rt)]
+
+
+def archive_dir(rt: Runtime) -> Path:
+    return rt.settings.data_dir / "lab" / "archive"
+
+
+def archived_elsewhere(rt: Runtime, experiment: str | None) -> tuple[int, list[lab.ArchivedRun]]:
+    """Indexed runs whose folder this machine does not have (another machine's, or one removed)."""
+    total, runs = rt.lab_index.list(experiment=experiment, limit=PAGE)
+    return total, [
+        a for a in runs if not (Path(a.project) / ".lab" / "runs" / a.run_id / "manifest.json").is_file()
+    ]
 
 
 def run_key(roots: list[Path], run_dir: Path | None) -> str | None:
@@ -70,6 +84,7 @@ async def experiments_page(
     )
     jobs = await to_thread.run_sync(lambda: rt.jobs.list(kind=lab.KIND, limit=20))
     views = [lab.LabRunView.of(j) for j in jobs]
+    archived_total, archived = await to_thread.run_sync(lambda: archived_elsewhere(rt, experiment or None))
     return page(
         request,
         "experiments.html",
@@ -82,7 +97,21 @@ async def experiments_page(
         roots=roots,
         jobs=[(v, run_key(roots, v.result.run_dir if v.result else None)) for v in views],
         experiment=experiment or "",
+        archived=archived,
+        archived_total=archived_total,
+        artifact_store=rt.settings.resolved_artifact_store,
     )
+
+
+@router.get("/experiments/archive/{run_id}", response_class=RedirectResponse)
+async def archived_page(run_id: str, rt: RuntimeDep) -> RedirectResponse:
+    """An archived run, read back from the artifact store into this machine's archive folder."""
+    archived = await to_thread.run_sync(lambda: rt.lab_index.get(run_id))
+    if archived is None:
+        raise NotFound(f"no archived lab run {run_id[:80]!r}", details={"run_id": run_id[:80]})
+    folder = archive_dir(rt)
+    await to_thread.run_sync(lambda: lab.restore_run(archived, rt.artifacts, folder))
+    return RedirectResponse(f"/ui/experiments/{lab.root_key(folder)}/{archived.run_id}", status_code=303)
 
 
 @router.get("/experiments/{root}/{run_id}", response_class=HTMLResponse)
