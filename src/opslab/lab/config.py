@@ -68,7 +68,16 @@ class Sandbox(_M):
     # Host paths a local sandboxed trial (network none / allowlist_enforced) also sees, read-only: a
     # model cache, a toolchain outside the harness's own installation.
     read_only: list[str] = Field(default_factory=list)
-    pids_limit: int = Field(default=1024, ge=16, le=1_000_000, description="Tasks a trial may run at once.")
+    pids_limit: int = Field(
+        default=1024, ge=0, le=1_000_000, description="Tasks a sandboxed trial may run at once (0: no limit)."
+    )
+
+    @field_validator("pids_limit")
+    @classmethod
+    def _enough(cls, v: int) -> int:
+        if 0 < v < 16:
+            raise ValueError("at least 16 (the sandbox itself takes a few), or 0 for no limit")
+        return v
 
     @field_validator("read_only")
     @classmethod

@@ -8,13 +8,14 @@ JSON inside JSON) and Python's ``repr``; URL-encoded (``quote``, ``quote_plus``,
 ``encodeURIComponent``, either hex case); base64 (standard and URL-safe, padded or not, and the part
 that survives at any offset inside a longer base64 text); hex. Each becomes ``[REDACTED:NAME]``; where
 that would leave a secret across a marker's edge (or the marker holds one), ``***``. Host names compare
-without case, their IDNA (``xn--``) labels decoded. Values under ``MIN_SECRET_CHARS`` are passed, not
-scrubbed: they would scrub ordinary text.
+without case, their IDNA (``xn--``) labels decoded (and a secret's own punycode found anywhere). Values
+under ``MIN_SECRET_CHARS`` are passed, not scrubbed: they would scrub ordinary text.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import json
 import mmap
@@ -27,7 +28,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MIN_SECRET_CHARS = 4
-EMBEDDED_B64_CHARS = 8  # shorter base64 fragments would match ordinary text
+EMBEDDED_B64_BYTES = 6  # shorter values' base64 fragments (under 7 characters) would match ordinary text
 FALLBACK = "***"  # shorter than any form: it can hold none
 _HEX_ESCAPE = re.compile(r"(\\u|%)([0-9a-f]{2,4})")
 
@@ -71,12 +72,12 @@ def _html_safe(text: str) -> str:
 
 def _embedded_b64(raw: bytes) -> list[str]:
     """The characters of base64 that depend on ``raw`` alone, for ``raw`` at each offset modulo 3."""
+    if len(raw) < EMBEDDED_B64_BYTES:
+        return []
     out = []
     for k in range(3):
         encoded = base64.b64encode(b"\0" * k + raw).decode()
-        piece = encoded[(8 * k + 5) // 6 : (8 * (k + len(raw))) // 6]
-        if len(piece) >= EMBEDDED_B64_CHARS:
-            out.append(piece)
+        out.append(encoded[(8 * k + 5) // 6 : (8 * (k + len(raw))) // 6])
     return out
 
 
@@ -97,7 +98,13 @@ class Scrubber:
         needles = sorted(markers, key=len, reverse=True)
         self._pattern = re.compile(b"|".join(re.escape(n) for n in needles)) if needles else None
         self._text = re.compile("|".join(re.escape(n.decode("utf-8", "surrogatepass")) for n in needles))
-        self._folded = [n.decode("utf-8", "surrogatepass").lower() for n in needles]
+        folded = {n.decode("utf-8", "surrogatepass").lower() for n in needles}
+        for value in secrets.values():  # a host name's IDNA label: the secret's punycode, prefixed or not
+            if len(value) >= MIN_SECRET_CHARS and not value.isascii():
+                with contextlib.suppress(UnicodeError):
+                    code = value.lower().encode("punycode").decode("ascii")
+                    folded |= {code, f"xn--{code}"}
+        self._folded = sorted(folded, key=len, reverse=True)
 
     def __bool__(self) -> bool:
         return self._pattern is not None

@@ -17,7 +17,7 @@ from types import TracebackType
 
 from opslab.lab.config import Resolved
 from opslab.lab.control import mirror_control
-from opslab.lab.isolation import EgressProxy, IsolationPlan, RunScratch, RunServices, sweep
+from opslab.lab.isolation import EgressProxy, IsolationPlan, RunScratch, RunServices, sweep, sweep_groups
 from opslab.lab.isolation.plan import CONTROL_LEVELS, OTEL_LEVELS
 from opslab.lab.secrets import scrubber, secret_values
 
@@ -37,6 +37,7 @@ class RunServicesScope:
 
     def __enter__(self) -> IsolationPlan:
         sweep()
+        sweep_groups()
         level = self.resolved.config.runtime.harness.integration_level
         services = RunServices()
         try:

@@ -10,7 +10,7 @@ import tempfile
 
 from opslab import proc
 from opslab.errors import InvalidInput, PolicyViolation, Unavailable
-from opslab.lab.isolation import netns, privilege, sandbox, seccomp
+from opslab.lab.isolation import netns, pids, privilege, sandbox, seccomp
 from opslab.lab.isolation.plan import IsolationPlan
 
 ENGINE_PROBE_S = 20.0
@@ -76,6 +76,11 @@ def sandbox_problem(pids_limit: int) -> str | None:
         seccomp.program()
     except seccomp.UnsupportedArchitecture as exc:
         return f"the trial sandbox's seccomp layer cannot be had here: {exc}"
+    if pids_limit and os.geteuid() == 0 and pids.hierarchy() is None:
+        return (
+            "the trial sandbox's pids limit needs the cgroup pids controller, which this machine does not "
+            "give this runner (no writable pids hierarchy); set runtime.sandbox.pids_limit: 0 to run without"
+        )
     layers = (
         ("bubblewrap", ["bwrap", "--ro-bind", "/", "/"]),
         ("user, PID, IPC and UTS namespaces", [*sandbox.namespaces(), "--ro-bind", "/", "/"]),
@@ -104,6 +109,8 @@ def _sandbox_works(pids_limit: int) -> bool:
         seccomp.program()
     except seccomp.UnsupportedArchitecture:
         return False
+    if pids_limit and os.geteuid() == 0 and pids.hierarchy() is None:
+        return False
     if _try(_full(with_seccomp=True), pids_limit, seccomp_fd=True) is None:
         _worked.add(key)
         return True
@@ -120,13 +127,15 @@ def _try(argv: list[str], pids_limit: int, *, seccomp_fd: bool) -> str | None:
     true = shutil.which("true", path="/usr/bin:/bin") or "/bin/true"
     fds = (sandbox.seccomp_fd(),) if seccomp_fd else ()
     argv = [a.replace("{fd}", str(fds[0])) if fds else a for a in argv]
+    base = pids.hierarchy() if pids_limit else None
+    group = pids.TrialGroup(base, pids_limit) if base else None
     try:
         with tempfile.TemporaryFile() as err:
             res = proc.run(
                 [*argv, "--", true],
                 timeout_s=PROBE_S,
                 stderr=err,
-                pre_exec=sandbox.pids_limiter(pids_limit),
+                pre_exec=group.join if group is not None else None,
                 pass_fds=fds,
             )
             if res.ok:
@@ -136,6 +145,8 @@ def _try(argv: list[str], pids_limit: int, *, seccomp_fd: bool) -> str | None:
     finally:
         for fd in fds:
             os.close(fd)
+        if group is not None:
+            group.release()
     return lines[-1] if lines else res.start_error or f"exit code {res.returncode}"
 
 

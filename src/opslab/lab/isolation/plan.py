@@ -31,7 +31,7 @@ from pathlib import Path
 
 from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
-from opslab.lab.isolation import bridge, netns, privilege, sandbox
+from opslab.lab.isolation import bridge, netns, pids, privilege, sandbox
 from opslab.lab.isolation import engine as oci
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
@@ -70,10 +70,13 @@ class Launch:
     input_path: str  # as the harness sees them
     output_path: str
     fds: tuple[int, ...] = ()
+    release: Callable[[], None] | None = None  # ends what is left of the trial (its pids group)
 
     def close(self) -> None:
         for fd in self.fds:
             os.close(fd)
+        if self.release is not None:
+            self.release()
 
 
 @dataclass
@@ -123,19 +126,25 @@ class IsolationPlan:
         forwards = self._services_env(env, trial_id)
         fds: tuple[int, ...] = ()
         pre_exec: Callable[[], None] | None = None
+        release: Callable[[], None] | None = None
         if self.sandbox == "oci":
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
         elif self.sandboxed:
+            base = pids.hierarchy() if self.pids_limit else None
+            group = pids.TrialGroup(base, self.pids_limit) if base else None
             fds = (sandbox.seccomp_fd(),)
             try:
                 argv = self._sandboxed(argv, ws, out_dir, env, fds[0])
             except BaseException:
                 os.close(fds[0])
+                if group is not None:
+                    group.release()
                 raise
+            release = group.release if group is not None else None
             pre_exec = sandbox.chain(
                 netns.enter_private_network if self.private_network else None,
-                sandbox.pids_limiter(self.pids_limit),
+                group.join if group is not None else None,
             )
         else:
             argv, pre_exec = privilege.wrap(argv, dedicated=os.getpid() != self.owner_pid)
@@ -150,7 +159,7 @@ class IsolationPlan:
                 "--",
                 *argv,
             ]
-        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds)
+        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release)
 
     def seen_paths(self, out_dir: str) -> tuple[str, str]:
         base = OUT if self.sandbox != "local" else out_dir
@@ -290,9 +299,8 @@ def _sandbox_mechanism(plan: IsolationPlan) -> str:
         return f"{plan.engine or 'oci'} (no capabilities, no_new_privs, pids limit)"
     if not plan.sandboxed:
         return "host process (no capabilities, no_new_privs)"
-    return (
-        "bubblewrap: user, mount, PID, IPC and UTS namespaces; no capabilities; seccomp; "
-        f"at most {plan.pids_limit} tasks"
+    return "bubblewrap: user, mount, PID, IPC and UTS namespaces; no capabilities; seccomp" + (
+        f"; at most {plan.pids_limit} tasks" if plan.pids_limit else "; no pids limit"
     )
 
 

@@ -65,10 +65,10 @@ def parse_target(method: str, target: str) -> tuple[str, int] | None:
         if host.startswith("[") != host.endswith("]"):
             return None
         return host.strip("[]"), int(port)
-    parts = urlsplit(target)
     try:
+        parts = urlsplit(target)
         port_given = parts.port
-    except ValueError:
+    except ValueError:  # an invalid port, or a broken IPv6 literal
         return None
     if parts.scheme != "http" or not parts.hostname or port_given == 0:
         return None

@@ -5,8 +5,8 @@ containers and CI — stays inside.
     privilege   a user namespace of its own (root inside is the runner's user outside), no capabilities
                 (bounding set emptied), no_new_privs, the seccomp filter (``seccomp``)
     processes   its own PID namespace (it sees and signals only its own processes), IPC, UTS and cgroup
-                namespaces; at most ``pids_limit`` tasks (RLIMIT_NPROC, which Linux counts per user
-                namespace: a fork bomb stops there)
+                namespaces; at most ``pids_limit`` tasks (a cgroup of its own, ``pids``: a fork bomb
+                stops there)
     files       an empty root holding, read-only: the host's system directories (``/usr``, ``/bin``,
                 ``/lib*``, ``/etc`` without password hashes, sudoers and host keys), the harness's
                 installation, the PATH directories and ``runtime.sandbox.read_only``; read-write: the
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import os
-import resource
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from opslab.lab.isolation import seccomp
@@ -183,20 +182,6 @@ def seccomp_fd() -> int:
 @functools.cache
 def _program() -> bytes:
     return seccomp.program()
-
-
-def pids_limiter(limit: int) -> Callable[[], None] | None:
-    """For the child before it executes bubblewrap: at most ``limit`` tasks in the trial's user namespace.
-    Root only: Linux exempts root's processes outside a user namespace (the runner and bubblewrap), and
-    counts the trial's, in its own namespace, alone. A user other than root keeps the limit it has (one
-    set here would count every process of that user)."""
-    if os.geteuid() != 0:
-        return None
-
-    def limit_pids() -> None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (limit, limit))
-
-    return limit_pids
 
 
 def chain(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
