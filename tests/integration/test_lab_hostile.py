@@ -162,6 +162,22 @@ def test_a_root_trial_of_an_isolated_network_reaches_nothing_of_the_host(
     assert host.marker.read_text() == "host"
 
 
+def test_an_allowed_name_that_resolves_to_the_hosts_loopback_is_refused_by_address(
+    tmp_path: Path, host: Host
+) -> None:
+    urls = [f"http://localhost:{host.port}/", f"http://LocalHost:{host.port}/x"]
+    proj = project(
+        tmp_path,
+        [host.task(("via_proxy",), urls=urls)],
+        network={"mode": "allowlist_enforced", "allowed_hosts": ["localhost", "*.localhost"]},
+    )
+    run_dir, (result,) = run(proj)
+    assert set(result["via_proxy"].values()) == {403}, result
+    decisions = [json.loads(line) for line in (run_dir / "egress.jsonl").read_text().splitlines()]
+    assert [(d["allowed"], d["address_class"]) for d in decisions] == [(False, "loopback")] * 2
+    assert {d["address"] for d in decisions} <= {"127.0.0.1", "::1"}
+
+
 @pytest.mark.skipif(not ROOT, reason="the pids limit is the root runner's (a user keeps its own limit)")
 def test_a_fork_bomb_stops_at_the_pids_limit_and_the_trial_still_ends(tmp_path: Path, host: Host) -> None:
     proj = project(
