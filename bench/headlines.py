@@ -205,16 +205,21 @@ def lab_overhead(r: dict[str, Any]) -> list[Row]:
 
 def lab_isolation(r: dict[str, Any]) -> list[Row]:
     peer = _g(r, "modes", "host_full (peer)", "per_trial_ms")
-    return [
-        Row(
+    limit = _g(r, "budget", "limit_ms")
+    rows = []
+    for name, m in (r.get("modes") or {}).items():
+        if "peer" in name:
+            continue
+        row = Row(
             f"trial isolation {name}, ms per trial",
             _num(m.get("per_trial_ms"), " ms"),
             f"host process, full network {_num(peer, ' ms')}",
             _num(m.get("ratio_to_peer"), "×", 2),
         )
-        for name, m in (r.get("modes") or {}).items()
-        if "peer" not in name
-    ]
+        if name == "host_none" and limit is not None:
+            row.target, row.met = f"≤ {_num(limit, ' ms')}", bool(_g(r, "budget", "met"))
+        rows.append(row)
+    return rows
 
 
 def canary(r: dict[str, Any]) -> list[Row]:

@@ -1,15 +1,20 @@
 """What isolation costs per trial: the same no-op harness under every isolation mode, side by side in the
 same run, each against the unisolated host run (network ``full``, no sandbox) as its peer.
 
-Modes: ``none`` (a private network namespace), ``allowlist_enforced`` (the namespace, the bridge and the
-runner's egress proxy), and the daemonless container backend (bubblewrap over a busybox root filesystem)
-with network ``none``. Reports wall time per trial, the cost over the peer in ms per trial, and the ratio.
+Modes: ``none`` (the trial sandbox: bubblewrap in a private network namespace), ``allowlist_enforced``
+(the same, the bridge and the runner's egress proxy), and the sandbox over a busybox root filesystem with
+network ``none``; the peer runs on the host without capabilities. Reports wall time per trial, the cost
+over the peer in ms per trial and the ratio, and the CPU time per trial (the runner and everything it
+started), which a busy machine disturbs far less than wall time. ``--reference-ms`` (default: host_none
+as measured before the sandbox, 7.1 ms) and ``--budget`` (2.0) say whether host_none stays within
+budget × reference per trial.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -24,6 +29,9 @@ NOOP = """#!/bin/sh
 while [ $# -gt 0 ]; do case "$1" in --output) OUT="$2"; shift 2;; *) shift;; esac; done
 printf '{"outcome": "success"}' > "$OUT"
 """
+# host_none per trial before the sandbox (bench/results/lab_isolation-20261124.json), and the most the
+# sandbox may cost over it.
+REFERENCE_HOST_NONE_MS, BUDGET = 7.1, 2.0
 MODES: dict[str, dict[str, Any]] = {
     "host_full (peer)": {"network": "full"},
     "host_none": {"network": "none"},
@@ -70,8 +78,10 @@ def project(root: Path, trials: int, mode: dict[str, Any]) -> Path:
     return proj
 
 
-def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> float:
+def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (the runner and its descendants) of one run."""
     proj = project(root, trials, mode)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(
         [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
@@ -80,10 +90,12 @@ def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> floa
         text=True,
     )
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     run = json.loads(out.stdout)
     if not run.get("ok") or run["run"]["outcomes"] != {"success": trials}:
         raise SystemExit(f"{mode}: {out.stdout[-500:]} {out.stderr[-500:]}")
-    return wall
+    return wall, cpu
 
 
 def main() -> None:
@@ -91,23 +103,39 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--concurrency", type=int, default=4)
     ap.add_argument("--repeat", type=int, default=3, help="Rounds over every mode; medians are reported.")
+    ap.add_argument("--reference-ms", type=float, default=REFERENCE_HOST_NONE_MS)
+    ap.add_argument("--budget", type=float, default=BUDGET)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="opslab-bench-iso-"))
     walls: dict[str, list[float]] = {name: [] for name in MODES}
+    cpus: dict[str, list[float]] = {name: [] for name in MODES}
     for r in range(args.repeat):
         for i, (name, mode) in enumerate(MODES.items()):
-            walls[name].append(one(root / f"r{r}_{i}", args.trials, args.concurrency, mode))
+            wall, cpu = one(root / f"r{r}_{i}", args.trials, args.concurrency, mode)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
     peer = statistics.median(walls["host_full (peer)"])
+    peer_cpu = statistics.median(cpus["host_full (peer)"])
     modes = {}
     for name, values in walls.items():
-        wall = statistics.median(values)
+        wall, cpu = statistics.median(values), statistics.median(cpus[name])
         modes[name] = {
             "wall_s": round(wall, 3),
             "per_trial_ms": round(1000 * wall / args.trials, 2),
             "over_peer_ms_per_trial": round(1000 * (wall - peer) / args.trials, 2),
             "ratio_to_peer": round(wall / peer, 2),
+            "cpu_ms_per_trial": round(1000 * cpu / args.trials, 2),
+            "cpu_ratio_to_peer": round(cpu / peer_cpu, 2),
         }
-    write_result("lab_isolation", {"trials": args.trials, "concurrency": args.concurrency, "modes": modes})
+    host_none = modes["host_none"]["per_trial_ms"]
+    budget = {
+        "reference_host_none_ms": args.reference_ms,
+        "limit_ms": round(args.budget * args.reference_ms, 2),
+        "host_none_ms": host_none,
+        "met": host_none <= args.budget * args.reference_ms,
+    }
+    result = {"trials": args.trials, "concurrency": args.concurrency, "budget": budget, "modes": modes}
+    write_result("lab_isolation", result)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,7 @@ def run(
     stderr: Sink = subprocess.DEVNULL,
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> ProcResult:
     """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
 
@@ -83,11 +84,12 @@ def run(
     kills the child when this process dies (through ``setpriv --pdeathsig`` where there is one, else at
     the cost of a fork instead of a vfork per call).
     ``pre_exec`` runs in the child before exec (a namespace to enter); if it raises, the child never
-    execs and the result carries the ``start_error``."""
+    execs and the result carries the ``start_error``. ``pass_fds`` are inherited by the child (at the
+    same numbers); every other descriptor is closed in it."""
     start = time.perf_counter()
     with _opened(stdout) as out, _opened(stderr) as err:
         try:
-            proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec)
+            proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec, pass_fds)
         except (OSError, subprocess.SubprocessError) as exc:
             return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
         with _running_lock:
@@ -155,11 +157,13 @@ def spawn(
     stdout: Sink = subprocess.DEVNULL,
     stderr: Sink = subprocess.DEVNULL,
     tie_to_parent: bool = True,
+    pass_fds: Sequence[int] = (),
 ) -> Child:
-    """Start a long-lived child in a new process group; by default it dies with this process."""
+    """Start a long-lived child in a new process group; by default it dies with this process.
+    ``pass_fds`` as for ``run``."""
     with _opened(stdout, mode="ab") as out, _opened(stderr, mode="ab") as err:
         try:
-            popen = _popen(argv, cwd, env, out, err, tie_to_parent)
+            popen = _popen(argv, cwd, env, out, err, tie_to_parent, pass_fds=pass_fds)
         except OSError as exc:
             raise Unavailable(f"could not start {argv[0]!r}: {exc}", details={"argv": list(argv)}) from None
     return Child(popen)
@@ -173,6 +177,7 @@ def _popen(
     err: int | IO[bytes] | None,
     tie_to_parent: bool,
     pre_exec: Callable[[], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> subprocess.Popen[bytes]:
     """A child in a process group of its own (so the group can be killed), stdin closed, never a shell."""
     if tie_to_parent and pre_exec is None and (tied := _tied_argv(argv, cwd, env)) is not None:
@@ -188,6 +193,7 @@ def _popen(
         stderr=err,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        pass_fds=tuple(pass_fds),
         preexec_fn=before_exec,  # noqa: PLW1509 - ctypes calls and an ioctl, nothing that takes a lock
     )
 
@@ -200,6 +206,8 @@ def _tied_argv(argv: Sequence[str], cwd: StrPath | None, env: Mapping[str, str] 
     setpriv = _setpriv()
     if setpriv is None or env is None or not argv:
         return None
+    if argv[0] == setpriv:  # already started through setpriv (least privilege): one setpriv does both
+        return [setpriv, "--pdeathsig", "KILL", *argv[1:]]
     program = argv[0]
     if os.sep in program:
         path = program if os.path.isabs(program) or cwd is None else os.path.join(cwd, program)

@@ -37,7 +37,12 @@ def project(tmp_path: Path, **design: Any) -> Path:
 
 def test_init_describe_and_clean(tmp_path: Path) -> None:
     code, out = lab("init", cwd=tmp_path)
-    assert code == 0 and out == {"ok": True, "command": "init", "path": ".lab/experiment.yaml"}
+    assert code == 0 and out == {
+        "ok": True,
+        "command": "init",
+        "path": ".lab/experiment.yaml",
+        "launcher": "./lab",
+    }
     assert "REQUIRED" in (tmp_path / ".lab" / "experiment.yaml").read_text()
     code, out = lab("init", cwd=tmp_path)
     assert code != 0 and out["ok"] is False and out["error"]["code"] == "invalid_input"

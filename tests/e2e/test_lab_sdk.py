@@ -124,6 +124,26 @@ def test_refusals_carry_the_clis_code_exit_code_and_command(finished: RunResult,
     assert "--set" in forked.value.command and 'strategy="careful"' in forked.value.command
 
 
+def test_knobs_are_validated_as_the_seed_calls_it_manifest_and_overrides(
+    project: Path, client: LabClient, finished: RunResult
+) -> None:
+    knobs = project / ".lab" / "knobs"
+    knobs.mkdir(exist_ok=True)
+    manifest, overrides = knobs / "custom-manifest.json", knobs / "sdk-overrides.json"
+    knob = {"id": "design.replications", "json_pointer": "/design/replications", "type": "integer"}
+    manifest.write_text(json.dumps({"knobs": [{**knob, "minimum": 1, "maximum": 5}]}))
+    # manifest_path names another file: the manifest given by name is the one checked
+    overrides.write_text(
+        json.dumps({"manifest_path": "elsewhere.json", "values": {"design.replications": 2}})
+    )
+    ok = client.validate_knobs(manifest=manifest, overrides=overrides, experiment=".lab/sdk.yaml")
+    assert ok.manifest_path == manifest and ok.knobs == ["design.replications"] and ok.pointers_checked
+    overrides.write_text(json.dumps({"values": {"design.replications": 9}}))
+    with pytest.raises(LabRunnerError) as refused:
+        client.validate_knobs(manifest=manifest, overrides=overrides)
+    assert refused.value.code == "invalid_input" and "maximum" in refused.value.message
+
+
 def test_a_missing_experiment_is_a_lab_runner_error(project: Path, client: LabClient) -> None:
     with pytest.raises(LabRunnerError) as exc:
         client.describe(experiment=".lab/does-not-exist.yaml")

@@ -139,6 +139,40 @@ def test_bad_requests_name_the_field_and_write_nothing(
     assert not (outside / ".lab" / "runs").exists()
 
 
+def test_paths_the_file_system_cannot_look_up_are_a_422_naming_the_field(
+    api: httpx.Client, allowed: Path
+) -> None:
+    proj = project(allowed)
+    exp = yaml.safe_load((proj / ".lab" / "experiment.yaml").read_text())
+    (allowed / "loop_a").symlink_to(allowed / "loop_b")
+    (allowed / "loop_b").symlink_to(allowed / "loop_a")
+    long_name = "n" * 300
+    deep = "/".join(["d" * 200] * 25)  # every name fits, the path does not
+    bad = {
+        "a NUL byte": f"{proj}/.lab/exp\x00.yaml",
+        "a symbolic link loop": f"{allowed}/loop_a/.lab/experiment.yaml",
+        "a name too long": f"{allowed}/{long_name}/experiment.yaml",
+        "a path too long": f"{allowed}/{deep}/experiment.yaml",
+    }
+    for why, path in bad.items():
+        for body, field in (
+            ({"experiment_path": path}, "experiment_path"),
+            ({"experiment": exp, "project_path": path.removesuffix("/experiment.yaml")}, "project_path"),
+            (
+                {
+                    "experiment": {**exp, "dataset": {**exp["dataset"], "path": path}},
+                    "project_path": str(proj),
+                },
+                "dataset.path",
+            ),
+        ):
+            r = api.post("/lab/runs", json=body)
+            assert r.status_code == 422, (why, field, r.status_code, r.text[:300])
+            fields = [e["field"] for e in r.json()["error"]["details"]["errors"]]
+            assert field in fields, (why, r.text[:300])
+    assert not (proj / ".lab" / "runs").exists() and not list((proj / ".lab").glob("api-*.yaml"))
+
+
 def test_without_allowed_roots_the_api_runs_no_experiment(tmp_path: Path) -> None:
     proj = project(tmp_path)
     settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'api.db'}")

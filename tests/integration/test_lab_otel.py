@@ -21,6 +21,7 @@ from opslab import proc
 from opslab.errors import InvalidInput
 from opslab.lab import TrialRecord, trial_to_agent_run
 from opslab.lab.events import count_events, read_span_events
+from opslab.lab.isolation import RunScratch
 from opslab.lab.otel import OtlpCollector, otel_env
 from opslab.lab.span_steps import read_spans
 from opslab.telemetry import parse_run
@@ -65,7 +66,7 @@ def run_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def collector(run_dir: Path) -> Iterator[OtlpCollector]:
-    with OtlpCollector.start(run_dir) as c:
+    with RunScratch() as private, OtlpCollector.start(run_dir, socket_dir=private.path) as c:
         yield c
 
 
@@ -176,7 +177,8 @@ def test_many_exporters_at_once_write_whole_lines(collector: OtlpCollector, run_
 
 
 def test_endpoints_name_the_trial_and_close_leaves_nothing_listening(run_dir: Path) -> None:
-    collector = OtlpCollector.start(run_dir)
+    private = RunScratch()
+    collector = OtlpCollector.start(run_dir, socket_dir=private.path)
     port, path = collector.tcp_port, collector.unix_socket
     assert collector.endpoint_for("trial_1") == f"http://127.0.0.1:{port}/trials/trial_1"
     assert collector.endpoint_for("trial_1", via="unix") == f"http://127.0.0.1:{port}/trials/trial_1"
@@ -197,6 +199,7 @@ def test_endpoints_name_the_trial_and_close_leaves_nothing_listening(run_dir: Pa
     collector.close()
     assert kept.sock is not None and kept.sock.recv(1) == b""  # ended by close, not left to time out
     kept.close()
+    private.close()
     assert not Path(path).exists() and not Path(path).parent.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2)

@@ -146,9 +146,15 @@ export class LabClient {
     return this.call('publish', ['--run-dir', args.runDir, ...flags([['--output', args.output]])]);
   }
 
-  /** The overrides (default .lab/knobs/overrides.json) against the knob manifest they name. */
-  validateKnobs(args: { overrides?: string; experiment?: string } = {}): Promise<KnobsValidation> {
-    return this.call('knobs-validate', flags([['--overrides', args.overrides], ['--experiment', args.experiment]]));
+  /**
+   * The overrides (default .lab/knobs/overrides.json) against `manifest` (default: the knob manifest
+   * the overrides name), as the seed calls it: `validateKnobs({ manifest, overrides })`.
+   */
+  validateKnobs(args: { manifest?: string; overrides?: string; experiment?: string } = {}): Promise<KnobsValidation> {
+    return this.call(
+      'knobs-validate',
+      flags([['--manifest', args.manifest], ['--overrides', args.overrides], ['--experiment', args.experiment]]),
+    );
   }
 
   /** An event stream (harness_events.jsonl) against the harness manifest. */

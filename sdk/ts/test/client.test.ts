@@ -3,7 +3,7 @@
 // temporary copy of examples/lab-python, its comparison read back; then the ways a command fails.
 
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -107,6 +107,24 @@ describe('LabClient against the opslab CLI', { skip }, () => {
     const path = awkward.write(join(project, '.lab', 'awkward.yaml'));
     const { report } = await client.validateSchema({ file: path, schema: 'experiment' });
     assert.equal(report.valid, true);
+  });
+
+  it('validates knobs as the seed calls it: validateKnobs({ manifest, overrides })', async () => {
+    const knobs = join(project, '.lab', 'knobs');
+    mkdirSync(knobs, { recursive: true });
+    const manifest = join(knobs, 'custom-manifest.json');
+    const overrides = join(knobs, 'ts-overrides.json');
+    const knob = { id: 'design.replications', json_pointer: '/design/replications', type: 'integer', minimum: 1, maximum: 5 };
+    writeFileSync(manifest, JSON.stringify({ knobs: [knob] }));
+    // manifest_path names another file: the manifest given by name is the one checked
+    writeFileSync(overrides, JSON.stringify({ manifest_path: 'elsewhere.json', values: { 'design.replications': 2 } }));
+    const ok = await client.validateKnobs({ manifest, overrides, experiment: '.lab/sdk.yaml' });
+    assert.equal(ok.manifest_path, manifest);
+    assert.deepEqual(ok.knobs, ['design.replications']);
+    writeFileSync(overrides, JSON.stringify({ values: { 'design.replications': 9 } }));
+    const e = await rejection(client.validateKnobs({ manifest, overrides }));
+    assert.equal(e.code, 'invalid_input');
+    assert.match(e.message, /maximum/);
   });
 
   it('rejects a missing experiment with the code, exit code and command', async () => {

@@ -1,5 +1,5 @@
 """The ``opslab`` command line (Typer + Rich)."""
 
-from opslab.cli.app import app, main
+from opslab.cli.app import app, lab_main, main
 
-__all__ = ["app", "main"]
+__all__ = ["app", "lab_main", "main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import typer
@@ -23,7 +24,7 @@ from opslab.cli import (
     sandbox,
 )
 from opslab.cli.context import err_console, print_json
-from opslab.errors import OpslabError
+from opslab.errors import InvalidInput, OpslabError
 
 app = typer.Typer(
     name="opslab",
@@ -49,14 +50,49 @@ app.add_typer(autoops.autoops_app, name="autoops")
 
 
 def main() -> None:
+    _main(app, lab_envelope=sys.argv[1:2] == ["lab"])
+
+
+def lab_main() -> None:
+    """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
+    _main(lab.lab_app, prog_name="lab", lab_envelope=True)
+
+
+def _main(command: typer.Typer, *, prog_name: str | None = None, lab_envelope: bool) -> None:
+    as_json = "--json" in sys.argv[1:]
     try:
-        app()
-    except OpslabError as exc:
-        report_error(exc, as_json="--json" in sys.argv[1:])
+        if not as_json:
+            command(prog_name=prog_name)
+            return
+        # In JSON mode a usage error (an unknown option, a missing argument) is an envelope too.
+        code = command(prog_name=prog_name, standalone_mode=False)
+        raise SystemExit(code if isinstance(code, int) else 0)
+    except typer.TyperException as exc:  # the command line itself (typer's own click raises these)
+        report_usage_error(exc, lab_envelope=lab_envelope)
         raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except OpslabError as exc:
+        report_error(exc, as_json=as_json)
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, typer.Abort):
         err_console.print("interrupted")
         raise SystemExit(130) from None
+
+
+def report_usage_error(exc: typer.TyperException, *, lab_envelope: bool) -> None:
+    """A usage error as the JSON the command would have printed: the lab's ``{"ok": false, "command",
+    "error"}`` envelope (code ``invalid_input``, the option or argument as the field), else the API's."""
+    param = getattr(exc, "param", None)
+    opts = getattr(param, "opts", None) or []
+    if getattr(param, "param_type_name", "") == "argument":  # named as its help shows it: EXPERIMENT
+        opts = [str(getattr(param, "name", "") or "").upper()]
+    field = getattr(exc, "option_name", None) or (opts[0] if opts else None)
+    error = InvalidInput.for_field(str(field or "command line"), exc.format_message())
+    if not lab_envelope:
+        report_error(error, as_json=True)
+        return
+    ctx = getattr(exc, "ctx", None)
+    name = getattr(ctx, "info_name", None) or "lab"
+    typer.echo(json.dumps({"ok": False, "command": name, "error": error.to_dict()}))
 
 
 def report_error(exc: OpslabError, *, as_json: bool) -> None:

@@ -88,8 +88,9 @@ def _emit(command: str, as_json: bool, body: Callable[[], dict[str, Any]]) -> No
 
 @lab_app.command("init")
 def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Overwrite.")] = False) -> None:
-    """Write a skeleton .lab/experiment.yaml with every REQUIRED field marked."""
-    from opslab.lab import SKELETON
+    """Write a skeleton .lab/experiment.yaml with every REQUIRED field marked, and ./lab, an executable
+    that runs `opslab lab` (the seed's `./lab …` commands); a ./lab that is not ours is kept."""
+    from opslab.lab import SKELETON, write_launcher
 
     def body() -> dict[str, Any]:
         path = Path(".lab/experiment.yaml")
@@ -97,11 +98,15 @@ def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Ov
             raise InvalidInput.for_field("--force", f"{path} exists; pass --force to overwrite it")
         path.parent.mkdir(exist_ok=True)
         path.write_text(SKELETON)
+        launcher = write_launcher(Path("."), force=force)
         if not as_json:
             console.print(
-                f"wrote {path}: fill in the fields marked REQUIRED, then `opslab lab describe {path}`"
+                f"wrote {path}: fill in the fields marked REQUIRED, then `./lab describe {path}`"
+                if launcher
+                else f"wrote {path} (kept ./lab, which is not opslab's): fill in the fields marked "
+                f"REQUIRED, then `opslab lab describe {path}`"
             )
-        return {"path": str(path)}
+        return {"path": str(path), "launcher": f"./{launcher.name}" if launcher else None}
 
     _emit("init", as_json, body)
 

@@ -38,6 +38,10 @@ def knobs_validate(
     experiment: Annotated[
         Path, typer.Option("--experiment", help="Experiment the knobs must point into (if it exists).")
     ] = Path(".lab/experiment.yaml"),
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="Knob manifest (default: the overrides' manifest_path)."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Check the manifest and every override (declared, typed, in bounds) and that each knob points into
@@ -47,7 +51,7 @@ def knobs_validate(
     def body() -> dict[str, Any]:
         checked = experiment.is_file()
         root = project_root_of(experiment) if checked else None
-        manifest_path, knobs, values = load_overrides(overrides, root)
+        manifest_path, knobs, values = load_overrides(overrides, root, manifest=manifest)
         if checked:
             config = read_yaml(experiment)
             check_pointers(config if isinstance(config, dict) else {}, knobs)

@@ -13,6 +13,7 @@ from opslab.lab.config import SKELETON, ExperimentConfig, Resolved, project_root
 from opslab.lab.describe import describe as describe_experiment
 from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
 from opslab.lab.knobs import init_files as init_knob_files
+from opslab.lab.launcher import write_launcher
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone
 from opslab.lab.queued_pool import TrialQueue
@@ -222,6 +223,7 @@ __all__ = [
     "isolation_note",
     "load_outputs",
     "load_overrides",
+    "write_launcher",
     "prepare_run",
     "query_run",
     "project_root_of",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from opslab.egress import parse_allowlist
 from opslab.errors import InvalidInput, invalid_from_pydantic
 
 CONFIG_SCHEMA_VERSION = 1
@@ -64,11 +65,38 @@ class Harness(_M):
 
 class Sandbox(_M):
     image: str | None = None
+    # Host paths a local sandboxed trial (network none / allowlist_enforced) also sees, read-only: a
+    # model cache, a toolchain outside the harness's own installation.
+    read_only: list[str] = Field(default_factory=list)
+    pids_limit: int = Field(
+        default=1024, ge=0, le=1_000_000, description="Tasks a sandboxed trial may run at once (0: no limit)."
+    )
+
+    @field_validator("pids_limit")
+    @classmethod
+    def _enough(cls, v: int) -> int:
+        if 0 < v < 16:
+            raise ValueError("at least 16 (the sandbox itself takes a few), or 0 for no limit")
+        return v
+
+    @field_validator("read_only")
+    @classmethod
+    def _absolute(cls, v: list[str]) -> list[str]:
+        bad = [p for p in v if not p.startswith("/") or p.rstrip("/") == "" or "\0" in p]
+        if bad:
+            raise ValueError(f"expected absolute paths other than /, got {bad}")
+        return v
 
 
 class Network(_M):
     mode: NetworkMode = "none"
     allowed_hosts: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _rules(cls, v: list[str]) -> list[str]:
+        parse_allowlist(v)  # ValueError names the entry and what is wrong with it
+        return v
 
 
 class RuntimeSpec(_M):

@@ -28,10 +28,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from opslab.errors import OpslabError
 from opslab.lab.artifacts import now, read_model, write_model
 from opslab.lab.records import RunStatus, Timestamp
 
 CONTROL_FILE = "control.json"
+MIRROR_DIR = ".control"  # see mirror_control
 ControlState = Literal["running", "paused"]
 POLL_S = 0.2  # how often a paused runner looks at the file again
 
@@ -62,7 +64,23 @@ def read_control(run_dir: Path) -> ControlFile:
 def write_control(run_dir: Path, state: ControlState, reason: str | None = None) -> ControlFile:
     control = ControlFile(state=state, updated_at=now(), reason=reason)
     write_model(control_path(run_dir), control, durable=True)
+    if (run_dir / MIRROR_DIR).is_dir():
+        write_model(run_dir / MIRROR_DIR / CONTROL_FILE, control)
     return control
+
+
+def mirror_control(run_dir: Path) -> Path:
+    """A folder holding only a live copy of the control file, which a sandboxed harness gets read-only:
+    a file mounted by itself would stay the version it was when mounted (the file is replaced, not
+    rewritten, on every change); a folder shows each new version. ``write_control`` keeps it current."""
+    folder = run_dir / MIRROR_DIR
+    folder.mkdir(exist_ok=True)
+    try:
+        current = read_control(run_dir)
+    except OpslabError:  # a half-edited file: the runner's gate keeps its last state; show running
+        current = ControlFile()
+    write_model(folder / CONTROL_FILE, current)
+    return folder
 
 
 class Gate:

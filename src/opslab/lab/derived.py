@@ -28,7 +28,7 @@ from pydantic import JsonValue
 from opslab.errors import NotFound
 from opslab.lab.artifacts import read_json, read_model
 from opslab.lab.config import Resolved, load_tasks, parse_config
-from opslab.lab.isolation import IsolationPlan, plan_for, preflight
+from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.plan import Trial
 from opslab.lab.records import Manifest, TrialInput, TrialRecord
 
@@ -85,15 +85,7 @@ def open_run(run_dir: Path, *, with_tasks: bool = False) -> RunOnDisk:
 def isolation_of(run: RunOnDisk) -> IsolationPlan:
     """The isolation the run's trials get, from its frozen config (and a container if it had one),
     refused as a run would be if this machine cannot establish it."""
-    rt = run.resolved.config.runtime
-    plan = plan_for(
-        network=rt.network.mode,
-        allowed_hosts=rt.network.allowed_hosts,
-        image=rt.sandbox.image,
-        integration_level=rt.harness.integration_level,
-        project_root=run.resolved.project_root,
-        force_container=run.manifest.isolation.sandbox == "container",
-    )
+    plan = plan_of(run.resolved, force_container=run.manifest.isolation.sandbox == "container")
     preflight(plan)
     return plan
 

@@ -10,7 +10,7 @@ import json
 import os
 import shutil
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +122,7 @@ def run_harness(
     trainer: bool,
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> HarnessResult:
     res = proc.run(
         argv,
@@ -132,6 +133,7 @@ def run_harness(
         stderr=stderr,
         tie_to_parent=tie_to_parent,
         pre_exec=pre_exec,
+        pass_fds=pass_fds,
     )
     duration = res.duration_s * 1000
     if res.start_error:

@@ -9,6 +9,8 @@ Progress: trials done / total and each variant's pass rate so far."""
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 import time
 import uuid
@@ -34,6 +36,7 @@ DONE_STEP = LAB.done_step
 RUNNING_STEP = "Running trials"
 REPORT_EVERY_S = 0.5  # progress is persisted and published: at most this often, and at the end
 ROOTS_SETTING = "OPSLAB_LAB_ALLOWED_ROOTS"
+MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
 
 class LabDeps(WorkDeps, Protocol):
@@ -66,21 +69,21 @@ def new_lab_job(
     inline: dict[str, JsonValue] | None = None
     if body.experiment_path is not None:
         path = _allowed(body.experiment_path, "experiment_path", allowed_roots)
-        if not path.is_file():
+        if not _is(path, "file"):
             raise InvalidInput.for_field("experiment_path", f"no experiment file at {path}")
         data = read_yaml(path)
     else:
         if body.project_path is None:
             raise InvalidInput.for_field("project_path", "an inline experiment needs the project it runs in")
         project = _allowed(body.project_path, "project_path", allowed_roots)
-        if not project.is_dir():
+        if not _is(project, "dir"):
             raise InvalidInput.for_field("project_path", f"no folder at {project}")
         path = project / ".lab" / f"api-{uuid.uuid4().hex[:12]}.yaml"  # written by the job, once it runs
         data = inline = body.experiment
     # Where it reaches is checked before anything there is read (the dataset).
-    dataset = (path.parent / parse_config(data).dataset.path).resolve()
-    for field, where in (("project_path", project_root_of(path)), ("dataset.path", dataset)):
-        _allowed(str(where), field, allowed_roots)
+    dataset = str(path.parent / parse_config(data).dataset.path)
+    for field, where in (("project_path", str(project_root_of(path))), ("dataset.path", dataset)):
+        _allowed(where, field, allowed_roots)
     resolved = resolve(path, data)
     payload = LabPayload(
         experiment_path=str(path), experiment=inline, executor=body.executor, concurrency=body.concurrency
@@ -90,16 +93,43 @@ def new_lab_job(
 
 
 def _allowed(value: str, field: str, roots: Sequence[Path]) -> Path:
+    """``value`` resolved (symbolic links and ``..``) when it names a place under the roots; a path the
+    file system cannot even look up (a NUL byte, a name past its limits, a link loop) is a 422 too."""
+    shown = value if len(value) <= 120 else value[:117] + "..."
+    if "\0" in value:
+        raise InvalidInput.for_field(field, "a path cannot hold a NUL byte")
+    if len(os.fsencode(value)) > MAX_PATH_BYTES or any(
+        len(os.fsencode(part)) > MAX_NAME_BYTES for part in value.split("/")
+    ):
+        raise InvalidInput.for_field(
+            field,
+            f"{shown!r} is too long (a name holds at most {MAX_NAME_BYTES} bytes, a path {MAX_PATH_BYTES})",
+        )
     path = Path(value)
     if not path.is_absolute():
-        raise InvalidInput.for_field(field, f"an absolute path on the service's machine, got {value!r}")
-    real = path.resolve()
+        raise InvalidInput.for_field(field, f"an absolute path on the service's machine, got {shown!r}")
+    try:
+        real = path.resolve()
+        os.lstat(real)  # what the file system says of the resolved path (too long, a loop…)
+    except FileNotFoundError:
+        pass  # not there: said by the caller, naming what it expected
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic link loop (Python < 3.13)
+        loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+        why = "a symbolic link loop" if loop else getattr(exc, "strerror", None) or str(exc)
+        raise InvalidInput.for_field(field, f"{shown!r} cannot be resolved: {why}") from None
     if not any(real.is_relative_to(root.resolve()) for root in roots):
         raise PolicyViolation(
             f"{field}: {real} is not under {ROOTS_SETTING}",
             details={"field": field, "setting": ROOTS_SETTING},
         )
     return real
+
+
+def _is(path: Path, kind: str) -> bool:
+    try:
+        return path.is_file() if kind == "file" else path.is_dir()
+    except OSError:
+        return False
 
 
 def lab_work(deps: LabDeps) -> Work[LabPayload, LabRun]:

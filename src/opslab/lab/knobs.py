@@ -152,13 +152,15 @@ def _check_value(knob: dict[str, Any], value: Any, field: str) -> None:
 
 
 def load_overrides(
-    overrides_path: Path, project_root: Path | None = None
+    overrides_path: Path, project_root: Path | None = None, *, manifest: Path | None = None
 ) -> tuple[Path, dict[str, dict[str, Any]], dict[str, Any]]:
     """The manifest's path and knobs and the override values, all validated.
 
-    A relative ``manifest_path`` resolves against the project root (the parent of ``.lab/``), as every
-    path of the seed does: the experiment's project when known, else the project the overrides file
-    sits in (``.lab/knobs/overrides.json``), else the current directory."""
+    The manifest is ``manifest`` when given (``knobs-validate --manifest``, the SDKs' ``manifest``),
+    else the overrides' ``manifest_path``. A relative ``manifest_path`` resolves against the project
+    root (the parent of ``.lab/``), as every path of the seed does: the experiment's project when known,
+    else the project the overrides file sits in (``.lab/knobs/overrides.json``), else the current
+    directory."""
     overrides = _read(overrides_path, "--overrides")
     if not isinstance(overrides, dict) or not isinstance(overrides.get("values"), dict):
         raise InvalidInput.for_field("--overrides", 'expected {"manifest_path": …, "values": {…}}')
@@ -166,7 +168,11 @@ def load_overrides(
     if not isinstance(manifest_ref, str):
         raise InvalidInput.for_field("manifest_path", f"expected a path, got {manifest_ref!r}")
     manifest_path = Path(manifest_ref)
-    if not manifest_path.is_absolute():
+    if manifest is not None:
+        if not manifest.is_file():
+            raise InvalidInput.for_field("--manifest", f"{manifest}: no such file")
+        manifest_path = manifest
+    elif not manifest_path.is_absolute():
         root = project_root or _project_of(overrides_path)
         manifest_path = root / manifest_ref
         if not manifest_path.is_file():
@@ -174,7 +180,7 @@ def load_overrides(
                 "manifest_path",
                 f"{manifest_path}: no such file (relative paths resolve against the project root {root})",
             )
-    knobs = validate_manifest(_read(manifest_path, "manifest_path"))
+    knobs = validate_manifest(_read(manifest_path, "--manifest" if manifest else "manifest_path"))
     for knob_id, value in overrides["values"].items():
         if knob_id not in knobs:
             raise InvalidInput.for_field(f"values.{knob_id}", "not declared in the knob manifest")

@@ -1,15 +1,16 @@
 """The run's OTLP/HTTP trace collector: harnesses at integration level ``otel`` (and ``sdk_*``) export
 their spans to it, and each trial's spans land in its ``out/otel_spans.jsonl``.
 
-    collector = OtlpCollector.start(run_dir)         # in the runner's process, before workers fork
+    collector = OtlpCollector.start(run_dir, socket_dir=private)  # in the runner, before workers fork
     env.update(otel_env(collector.endpoint_for(trial_id)))
     ...
     collector.close()
 
 One collector per run listens twice: on TCP ``127.0.0.1:<tcp_port>`` for trials that share the host's
-network, and on a Unix socket (``unix_socket``, a short path under /tmp) that a bridge inside an isolated
-trial's network namespace forwards to. Spans are told apart by URL path: a trial's endpoint is
-``http://127.0.0.1:<port>/trials/<trial_id>``, and the SDKs append ``/v1/traces`` to it. Serving is
+network, and on a Unix socket (``unix_socket``, in the run's private folder under /tmp) that a bridge
+in an isolated trial's network namespace, outside its sandbox, forwards to. Spans are told apart by URL
+path: a trial's endpoint is ``http://127.0.0.1:<port>/trials/<trial_id>``, and the SDKs append
+``/v1/traces`` to it. Serving is
 threads (a thread per connection, kept alive between exports): the runner's process stays free of an
 event loop, and forked workers inherit nothing that runs. Requests are handled by
 ``otel_receiver.TraceReceiver``; nothing a client sends can stop the server.
@@ -19,10 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import socketserver
-import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -64,7 +63,6 @@ class OtlpCollector:
     def __init__(self, receiver: TraceReceiver, tcp: _TcpServer, unix: _UnixServer, socket_dir: str) -> None:
         self.receiver = receiver
         self._servers: tuple[_Serving, ...] = (tcp, unix)
-        self._socket_dir = socket_dir
         self.tcp_port: int = tcp.server_address[1]
         self.unix_socket: str = os.path.join(socket_dir, SOCKET_NAME)
         self._closed = False
@@ -76,13 +74,13 @@ class OtlpCollector:
             t.start()
 
     @classmethod
-    def start(cls, run_dir: str | Path, *, port: int = 0) -> OtlpCollector:
+    def start(cls, run_dir: str | Path, *, socket_dir: str, port: int = 0) -> OtlpCollector:
         """Listen for the trials of the run in ``run_dir`` (``port`` 0: any free port). Loopback only:
-        spans are the trial's data, not the network's."""
+        spans are the trial's data, not the network's. The Unix socket goes in ``socket_dir`` (the run's
+        private folder, ``RunScratch``: a short path no trial sees)."""
         from opslab.lab.otel_receiver import TraceReceiver
 
         receiver = TraceReceiver(run_dir)
-        socket_dir = tempfile.mkdtemp(prefix="opslab-", dir="/tmp" if os.path.isdir("/tmp") else None)
         path = os.path.join(socket_dir, SOCKET_NAME)
         tcp = None
         try:
@@ -93,7 +91,6 @@ class OtlpCollector:
         except BaseException:
             if tcp is not None:
                 tcp.server_close()
-            shutil.rmtree(socket_dir, ignore_errors=True)
             raise
         return cls(receiver, tcp, unix, socket_dir)
 
@@ -121,7 +118,8 @@ class OtlpCollector:
             s.drop_connections()
         for t in self._threads:
             t.join()
-        shutil.rmtree(self._socket_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.unlink(self.unix_socket)
 
     def __enter__(self) -> OtlpCollector:
         return self

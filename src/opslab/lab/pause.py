@@ -82,7 +82,7 @@ def _run_rest(
     run_dir: Path, env_base: dict[str, str], concurrency: int, progress: LabProgressFn | None
 ) -> LabRun:
     run = open_run(run_dir, with_tasks=True)
-    with RunServicesScope(run.resolved, run.run_dir, isolation_of(run)) as services:
+    with RunServicesScope(run.resolved, run.run_dir, isolation_of(run), env=env_base) as services:
         manifest = execute(
             run.resolved,
             run.run_dir,

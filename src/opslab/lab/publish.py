@@ -8,7 +8,8 @@ and spans and ``state/diff.json``; never the workspaces. A log over ``MAX_FILE_B
 
 Every file is redacted on the way in: the values of the variables the experiment's ``runtime.env_allow``
 names and of variables whose names say secret (``*_TOKEN``, ``*_API_KEY``, ``*PASSWORD*``…), as this
-process's environment has them, become ``[REDACTED:NAME]``; then ``opslab.telemetry.Redactor``'s patterns
+process's environment has them, become ``[REDACTED:NAME]`` in every encoding ``opslab.lab.secrets``
+knows (JSON-escaped, URL-encoded, base64…); then ``opslab.telemetry.Redactor``'s patterns
 (``sk-…`` keys, AWS key ids, ``Bearer …``, GitHub and Slack tokens, JWTs, ``password=…``, credentials in
 URLs) become ``[REDACTED]``. ``bundle_manifest.json``, the bundle's last entry, lists every file with its
 size and SHA-256 as bundled, whether it was redacted or truncated, and which variables were masked.
@@ -32,7 +33,7 @@ from opslab import __version__
 from opslab.lab.artifacts import file_digest, now, read_json
 from opslab.lab.derived import open_run
 from opslab.lab.records import SCHEMA_VERSION, Timestamp
-from opslab.lab.secrets import MIN_SECRET_CHARS, scrub_text
+from opslab.lab.secrets import MIN_SECRET_CHARS, scrubber
 from opslab.telemetry import Redactor
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -175,8 +176,8 @@ def _redacted(
         if size > MAX_FILE_BYTES:
             f.seek(size - MAX_FILE_BYTES)
         raw = f.read(MAX_FILE_BYTES)
-    text = raw.decode("utf-8", errors="surrogateescape")
-    clean = redactor.text(scrub_text(text, masked)).encode("utf-8", errors="surrogateescape")
+    text = scrubber(masked).bytes(raw).decode("utf-8", errors="surrogateescape")
+    clean = redactor.text(text).encode("utf-8", errors="surrogateescape")
     truncated, redacted = size > MAX_FILE_BYTES, clean != raw
     if truncated:
         clean = f"[opslab: first {size - MAX_FILE_BYTES} bytes left out]\n".encode() + clean

@@ -111,7 +111,7 @@ def replay_trial(
 def derived_context(run: RunOnDisk, home: Path, env_base: Mapping[str, str]) -> Iterator[TrialContext]:
     """The context a derived trial runs in: the run's isolation (refused, as a run would be, if this
     machine cannot establish it), the run's services serving ``home``, the harness tied to this process."""
-    with RunServicesScope(run.resolved, home, isolation_of(run)) as services:
+    with RunServicesScope(run.resolved, home, isolation_of(run), env=env_base) as services:
         ctx = TrialContext(run.resolved, run.run_dir, dict(env_base), isolation=services)
         ctx.tie_to_runner = True
         yield ctx

@@ -192,7 +192,7 @@ def run_experiment(
 
     reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
     try:
-        with own_run(run_dir), RunServicesScope(resolved, run_dir, plan) as services:
+        with own_run(run_dir), RunServicesScope(resolved, run_dir, plan, env=env_base) as services:
             manifest = execute(
                 resolved,
                 run_dir,

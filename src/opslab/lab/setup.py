@@ -18,7 +18,7 @@ from opslab.errors import InvalidInput, OperationFailed
 from opslab.lab.config import Resolved
 from opslab.lab.harness import trial_env
 from opslab.lab.isolation import IsolationPlan
-from opslab.lab.secrets import scrub_dir, secret_values
+from opslab.lab.secrets import scrubber, secret_values
 from opslab.lab.workspace import Template
 
 SETUP_TIMEOUT_S = 1800.0
@@ -45,16 +45,20 @@ def run_setup(
     secrets = secret_values(cfg.runtime.env_allow, env_base)
     env = trial_env(cfg.design.sanitization_profile, env_base, str(base), dict(secrets))
     launch = plan.launch(argv, ws=str(ws), out_dir=str(out), env=env, trial_id="setup")
-    res = proc.run(
-        launch.argv,
-        timeout_s=SETUP_TIMEOUT_S,
-        cwd=launch.cwd,
-        env=launch.env,
-        stdout=str(out / "stdout.log"),
-        stderr=str(out / "stderr.log"),
-        pre_exec=launch.pre_exec,
-    )
-    scrub_dir(str(out), secrets)
+    try:
+        res = proc.run(
+            launch.argv,
+            timeout_s=SETUP_TIMEOUT_S,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdout=str(out / "stdout.log"),
+            stderr=str(out / "stderr.log"),
+            pre_exec=launch.pre_exec,
+            pass_fds=launch.fds,
+        )
+    finally:
+        launch.close()
+    scrubber(secrets).tree(str(base))
     if not res.ok:
         why = res.start_error or ("timed out" if res.timed_out else f"exit code {res.returncode}")
         tail = (

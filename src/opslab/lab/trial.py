@@ -29,7 +29,7 @@ from opslab.lab.records import (
     TrialRecord,
     VariantRef,
 )
-from opslab.lab.secrets import scrub_dir, scrub_value, secret_values
+from opslab.lab.secrets import scrubber, secret_values
 from opslab.lab.workspace import Template, diff
 
 SETUP_SKIP = frozenset({".lab", ".git"})
@@ -135,22 +135,28 @@ def run_trial(
     if plan.sandbox == "local":
         argv[0] = resolve_program(argv[0], env.get("PATH", ""))
     launch = plan.launch(argv, ws=ws, out_dir=out_dir, env=env, trial_id=t.trial_id)
+    scrub = scrubber(secrets) if secrets else None
+    since = scrub.mark(state_dir) if scrub else None
     started = time.time()
-    res = run_harness(
-        argv=launch.argv,
-        cwd=launch.cwd,
-        env=launch.env,
-        pre_exec=launch.pre_exec,
-        timeout_s=cfg.design.trial_timeout_s,
-        stdout=out_dir + "/stdout.log",
-        stderr=out_dir + "/stderr.log",
-        output_path=output_path,
-        trainer=cfg.experiment.workload_type == "trainer",
-        tie_to_parent=ctx.tie_to_runner,
-    )
-    if secrets:
-        scrub_dir(out_dir, secrets)
-        res.output, res.error = scrub_value(res.output, secrets), scrub_value(res.error, secrets)
+    try:
+        res = run_harness(
+            argv=launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            pre_exec=launch.pre_exec,
+            pass_fds=launch.fds,
+            timeout_s=cfg.design.trial_timeout_s,
+            stdout=out_dir + "/stdout.log",
+            stderr=out_dir + "/stderr.log",
+            output_path=output_path,
+            trainer=cfg.experiment.workload_type == "trainer",
+            tie_to_parent=ctx.tie_to_runner,
+        )
+    finally:
+        launch.close()
+    if scrub:  # everything the harness wrote (out/, workspace, home, tmp), before anything reads it
+        scrub.tree(tdir, since_ns=since, skip=("state",))
+        res.output, res.error = scrub.value(res.output), scrub.value(res.error)
     post = ctx.template.snapshot(ws)
     write_text(state_dir + "/post.json", _dumps(post), atomic=False)
     write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)

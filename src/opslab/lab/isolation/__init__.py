@@ -1,12 +1,18 @@
-"""Trial isolation that fails closed: network namespaces, the egress proxy, container backends.
+"""Trial isolation that fails closed: the bubblewrap sandbox, network namespaces, the egress proxy,
+least privilege on the host, container backends.
 
 ``plan_for`` decides a run's ``IsolationPlan`` from its config, ``preflight`` refuses what this machine
-cannot establish, and ``IsolationPlan.launch`` wraps each trial's harness. ``EgressProxy`` runs the
-allowlist proxy as a child of the runner.
+cannot establish (naming the layer), and ``IsolationPlan.launch`` wraps each trial's harness.
+``EgressProxy`` runs the allowlist proxy as a child of the runner, in the run's private folder
+(``RunScratch``); ``sweep`` and ``sweep_groups`` remove the private folders and the trials' pids groups
+of runners that died.
 """
 
+from opslab.lab.isolation.checks import preflight
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify
-from opslab.lab.isolation.plan import IsolationPlan, Launch, RunServices, plan_for, plan_of, preflight
+from opslab.lab.isolation.pids import sweep as sweep_groups
+from opslab.lab.isolation.plan import IsolationPlan, Launch, RunServices, plan_for, plan_of
+from opslab.lab.isolation.scratch import RunScratch, sweep
 from opslab.lab.isolation.services import EgressProxy
 
 __all__ = [
@@ -14,10 +20,13 @@ __all__ = [
     "ImageRef",
     "IsolationPlan",
     "Launch",
+    "RunScratch",
     "RunServices",
     "SandboxKind",
     "classify",
     "plan_for",
     "plan_of",
     "preflight",
+    "sweep",
+    "sweep_groups",
 ]

@@ -1,9 +1,10 @@
 """The trial's side of its private network: forwards fixed loopback ports to the runner's Unix sockets,
 then runs the harness and exits with its status.
 
-Started by the runner already inside the trial's network namespace (see ``netns``); Unix sockets are
-files, not network, so the runner's egress proxy and OpenTelemetry collector stay reachable through them
-while nothing else is. Runs as ``python -I -S bridge.py --forward 3128=/tmp/…/proxy.sock -- ARGV…``: the
+Started by the runner already inside the trial's network namespace (see ``netns``), outside the trial's
+sandbox, which it starts; Unix sockets are files, not network, so the runner's egress proxy and
+OpenTelemetry collector stay reachable through it while nothing else is — the sandbox itself has no
+socket on disk to reach. Runs as ``python -I -S bridge.py --forward 3128=/tmp/…/proxy.sock -- ARGV…``: the
 standard library only, no site packages, so it starts in milliseconds and imports nothing of the
 project the trial could tamper with.
 """
@@ -52,6 +53,7 @@ def _serve(listener: socket.socket, unix_path: str) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bridge")
     parser.add_argument("--forward", action="append", default=[], metavar="[HOST:]PORT=UNIX_SOCKET")
+    parser.add_argument("--pass-fd", action="append", type=int, default=[], metavar="FD")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -66,7 +68,8 @@ def main(argv: list[str]) -> int:
         listener.listen(64)
         threading.Thread(target=_serve, args=(listener, path), daemon=True).start()
     try:
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: TID251 - stdlib only here
+        # The standard library only here; ``--pass-fd``: the sandbox's seccomp filter, for bubblewrap.
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=args.pass_fd)  # noqa: TID251
     except OSError as exc:
         print(f"bridge: could not start {command[0]!r}: {exc}", file=sys.stderr)  # noqa: T201
         return 127

@@ -38,10 +38,22 @@ def enter_private_network() -> None:
     """Move the calling process into a new network namespace with only a loopback interface, up."""
     if _libc is None:
         raise NamespaceError("network namespaces need Linux")
-    flags = CLONE_NEWNET if os.geteuid() == 0 else CLONE_NEWNET | CLONE_NEWUSER
-    if _libc.unshare(flags) != 0:
+    root = os.geteuid() == 0
+    uid, gid = os.geteuid(), os.getegid()
+    if _libc.unshare(CLONE_NEWNET if root else CLONE_NEWNET | CLONE_NEWUSER) != 0:
         err = ctypes.get_errno()
         raise NamespaceError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
+    if not root:  # the same user inside, so the sandbox started next can map it into its own namespace
+        for name, text in (
+            ("setgroups", "deny"),
+            ("uid_map", f"{uid} {uid} 1"),
+            ("gid_map", f"{gid} {gid} 1"),
+        ):
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY)
+            try:
+                os.write(fd, text.encode())
+            finally:
+                os.close(fd)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         current = fcntl.ioctl(s, _SIOCGIFFLAGS, _LO)
         name, flags_now = struct.unpack("16sH14x", current)

@@ -1,19 +1,22 @@
 """How each trial of a run is isolated, decided once per run and applied to every trial: the harness's
-argv, working directory and environment as launched, and the namespace it enters.
+argv, working directory and environment as launched, and what it enters.
 
     network none               a private network namespace: its own loopback, nothing else
     network allowlist_enforced the same, plus the runner's egress proxy (allowed hosts only) on
                                127.0.0.1:3128 inside it (HTTP(S)_PROXY set)
     network full               the host's network
-    sandbox local              the trial's workspace on the host
-    sandbox rootfs             bubblewrap over the image's root filesystem: the workspace at /workspace,
-                               the trial's I/O at /out, its own PID/IPC/UTS namespaces
-    sandbox oci                podman or docker runs the image (``--network none`` / ``host``)
+    sandbox local              network none / allowlist_enforced: the bubblewrap sandbox over the host's
+                               system directories, read-only (``sandbox``); network full: a host process
+                               without capabilities (``privilege``)
+    sandbox rootfs             the bubblewrap sandbox over the image's root filesystem: the workspace at
+                               /workspace, the trial's I/O at /out
+    sandbox oci                podman or docker runs the image (``--network none`` / ``host``), without
+                               capabilities
 
 At ``otel`` and above, the runner's OpenTelemetry collector is reachable on 127.0.0.2:4318 inside a
-private network (bridged to its Unix socket), and on its own TCP port on the host network. A plan that
-cannot be established is refused before the first trial (``preflight``); if it fails for one trial
-anyway, that trial errors. Nothing ever runs with more network than configured.
+private network (bridged to its Unix socket, outside the sandbox), and on its own TCP port on the host
+network. A plan that cannot be established is refused before the first trial (``checks.preflight``); if
+it fails for one trial anyway, that trial errors. Nothing ever runs with more than configured.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opslab import proc
-from opslab.errors import InvalidInput, PolicyViolation, Unavailable
+from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
-from opslab.lab.isolation import bridge, netns
+from opslab.lab.isolation import bridge, netns, pids, privilege, sandbox
+from opslab.lab.isolation import engine as oci
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
+from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
 
 PROXY_PORT = 3128
 # The collector inside a private network: its own loopback address, so NO_PROXY can name it exactly
@@ -41,8 +45,6 @@ WORKSPACE, OUT, CONTROL = "/workspace", "/out", "/control.json"
 OTEL_LEVELS = ("otel", "sdk_control", "sdk_full")
 CONTROL_LEVELS = ("sdk_control", "sdk_full")
 ENGINES = ("podman", "docker")
-ENGINE_PROBE_S = 20.0
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY")
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,13 @@ class RunServices:
     otlp_socket: str | None = None  # the OpenTelemetry collector, for private networks
     otlp_port: int | None = None  # the same collector on the host's loopback
     control_path: str | None = None  # the run's control file (sdk_control / sdk_full)
+    control_dir: str | None = None  # a folder holding only a live copy of it, for sandboxes
 
 
 @dataclass(frozen=True)
 class Launch:
-    """One trial's harness as launched."""
+    """One trial's harness as launched. ``fds`` are descriptors the child inherits (the seccomp filter);
+    the caller closes them (``close``) once the child has started."""
 
     argv: list[str]
     cwd: str
@@ -65,6 +69,14 @@ class Launch:
     pre_exec: Callable[[], None] | None
     input_path: str  # as the harness sees them
     output_path: str
+    fds: tuple[int, ...] = ()
+    release: Callable[[], None] | None = None  # ends what is left of the trial (its pids group)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        if self.release is not None:
+            self.release()
 
 
 @dataclass
@@ -77,18 +89,26 @@ class IsolationPlan:
     rootfs: Path | None = None
     engine: str | None = None
     services: RunServices = field(default_factory=RunServices)
+    pids_limit: int = DEFAULT_PIDS_LIMIT
+    read_only: tuple[str, ...] = ()
+    # The process that made the plan: a trial thread in another one is in a worker forked for this run.
+    owner_pid: int = field(default_factory=os.getpid)
 
     @property
     def private_network(self) -> bool:
         return self.network != "full"
 
+    @property
+    def sandboxed(self) -> bool:
+        """The trial runs in the bubblewrap sandbox (``sandbox``)."""
+        return self.sandbox == "rootfs" or (self.sandbox == "local" and self.private_network)
+
     def describe(self) -> dict[str, object]:
         """The isolation actually applied, for the manifest and the attestation."""
-        backend = {"local": "host process", "rootfs": "bubblewrap", "oci": self.engine or "oci"}[self.sandbox]
         return {
             "sandbox": "local" if self.sandbox == "local" else "container",
             "sandbox_backend": self.sandbox,
-            "sandbox_mechanism": backend,
+            "sandbox_mechanism": _sandbox_mechanism(self),
             "container_image": self.image,
             "rootfs": str(self.rootfs) if self.rootfs else None,
             "network_mode": self.network,
@@ -103,6 +123,50 @@ class IsolationPlan:
         paths ``seen_paths`` gave) wrapped for this plan."""
         env = dict(env)
         in_seen, out_seen = self.seen_paths(out_dir)
+        forwards = self._services_env(env, trial_id)
+        fds: tuple[int, ...] = ()
+        pre_exec: Callable[[], None] | None = None
+        release: Callable[[], None] | None = None
+        if self.sandbox == "oci":
+            assert self.engine and self.image
+            argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
+        elif self.sandboxed:
+            base = pids.hierarchy() if self.pids_limit else None
+            group = pids.TrialGroup(base, self.pids_limit) if base else None
+            fds = (sandbox.seccomp_fd(),)
+            try:
+                argv = self._sandboxed(argv, ws, out_dir, env, fds[0])
+            except BaseException:
+                os.close(fds[0])
+                if group is not None:
+                    group.release()
+                raise
+            release = group.release if group is not None else None
+            pre_exec = sandbox.chain(
+                netns.enter_private_network if self.private_network else None,
+                group.join if group is not None else None,
+            )
+        else:
+            argv, pre_exec = privilege.wrap(argv, dedicated=os.getpid() != self.owner_pid)
+        if forwards:
+            argv = [
+                sys.executable,
+                "-I",
+                "-S",
+                bridge.__file__,
+                *(f"--forward={f}" for f in forwards),
+                *(f"--pass-fd={fd}" for fd in fds),
+                "--",
+                *argv,
+            ]
+        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release)
+
+    def seen_paths(self, out_dir: str) -> tuple[str, str]:
+        base = OUT if self.sandbox != "local" else out_dir
+        return f"{base}/trial_input.json", f"{base}/trial_output.json"
+
+    def _services_env(self, env: dict[str, str], trial_id: str) -> list[str]:
+        """The runner's services in the harness's environment; the bridge's forwards they need."""
         forwards: list[str] = []
         if self.network == "allowlist_enforced":
             if not self.services.proxy_socket:
@@ -122,31 +186,28 @@ class IsolationPlan:
                 if "HTTP_PROXY" in env:  # the collector is not a host the proxy should see
                     env["NO_PROXY"] = env["no_proxy"] = OTLP_HOST
         if self.integration_level in CONTROL_LEVELS and self.services.control_path:
-            env["OPSLAB_CONTROL_PATH"] = CONTROL if self.sandbox != "local" else self.services.control_path
-        cwd = ws
+            env["OPSLAB_CONTROL_PATH"] = {
+                "local": CONTROL if self.sandboxed else self.services.control_path,
+                "rootfs": CONTROL,
+                "oci": f"{oci.CONTROL_DIR}/control.json",
+            }[self.sandbox]
+        return forwards
+
+    def _sandboxed(self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], fd: int) -> list[str]:
+        control = self.services.control_dir if self.integration_level in CONTROL_LEVELS else None
         if self.sandbox == "rootfs":
             env.update(PATH=CONTAINER_PATH, HOME="/tmp", TMPDIR="/tmp")
             env["OPSLAB_EVENTS_PATH"] = f"{OUT}/harness_events.jsonl"
-            argv = [*self._bwrap(ws, out_dir), "--", *argv]
-        elif self.sandbox == "oci":
-            env["OPSLAB_EVENTS_PATH"] = f"{OUT}/harness_events.jsonl"
-            argv, env = self._engine(argv, ws, out_dir, env)
-        if forwards:
-            argv = [
-                sys.executable,
-                "-I",
-                "-S",
-                bridge.__file__,
-                *(f"--forward={f}" for f in forwards),
-                "--",
-                *argv,
-            ]
-        pre_exec = netns.enter_private_network if self.private_network and self.sandbox != "oci" else None
-        return Launch(argv, cwd, env, pre_exec, in_seen, out_seen)
-
-    def seen_paths(self, out_dir: str) -> tuple[str, str]:
-        base = OUT if self.sandbox != "local" else out_dir
-        return f"{base}/trial_input.json", f"{base}/trial_output.json"
+            view = self._image_view
+            mounts = sandbox.trial_mounts(
+                ws=ws, out=out_dir, env=env, control_dir=control, seen=(WORKSPACE, OUT)
+            )
+        else:
+            program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH")) or argv[0]
+            python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
+            view = sandbox.host_view(program, env.get("PATH", ""), python_path, self.read_only)
+            mounts = sandbox.trial_mounts(ws=ws, out=out_dir, env=env, control_dir=control)
+        return [*sandbox.namespaces(), *view, *mounts, "--seccomp", str(fd), "--", *argv]
 
     def _otlp_endpoint(self, trial_id: str, forwards: list[str]) -> str | None:
         if self.private_network and self.sandbox != "oci":
@@ -158,47 +219,28 @@ class IsolationPlan:
             return f"http://127.0.0.1:{self.services.otlp_port}/trials/{trial_id}"
         return None
 
-    def _bwrap(self, ws: str, out_dir: str) -> list[str]:
-        args = [*self._image_mounts]
-        args += ["--bind", ws, WORKSPACE, "--bind", out_dir, OUT, "--chdir", WORKSPACE]
-        if self.integration_level in CONTROL_LEVELS and self.services.control_path:
-            args += ["--ro-bind-try", self.services.control_path, CONTROL]
-        return args
-
     @functools.cached_property
-    def _image_mounts(self) -> tuple[str, ...]:
-        """bubblewrap's namespaces and the image's mounts: the same for every trial, read once per run."""
+    def _image_view(self) -> tuple[str, ...]:
+        """The image's mounts, read-only, and the kernel's view: the same for every trial."""
         assert self.rootfs is not None
-        args = ["bwrap", "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
-        args += ["--unshare-cgroup-try", "--tmpfs", "/"]
+        args = ["--tmpfs", "/"]
         for entry in sorted(os.scandir(self.rootfs), key=lambda e: e.name):
-            if entry.name in ("proc", "dev", "tmp", WORKSPACE[1:], OUT[1:]):
+            if entry.name in ("proc", "dev", "tmp", "run", WORKSPACE[1:], OUT[1:]):
                 continue
             if entry.is_symlink():
                 args += ["--symlink", os.readlink(entry.path), f"/{entry.name}"]
             else:
                 args += ["--ro-bind", entry.path, f"/{entry.name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        args += [*sandbox.kernel_view(), "--tmpfs", "/tmp", "--tmpfs", "/run"]
         if self.network == "full":  # the host's resolver, where the image has a file to mount it over
             for name in ("/etc/resolv.conf", "/etc/hosts"):
                 if os.path.isfile(f"{self.rootfs}{name}") and not os.path.islink(f"{self.rootfs}{name}"):
                     args += ["--ro-bind-try", name, name]
         return tuple(args)
 
-    def _engine(
-        self, argv: list[str], ws: str, out_dir: str, env: dict[str, str]
-    ) -> tuple[list[str], dict[str, str]]:
-        assert self.engine and self.image
-        network = "none" if self.network == "none" else "host"
-        args = [self.engine, "run", "--rm", "--network", network, "--workdir", WORKSPACE]
-        args += ["-v", f"{ws}:{WORKSPACE}", "-v", f"{out_dir}:{OUT}"]
-        if self.integration_level in CONTROL_LEVELS and self.services.control_path:
-            args += ["-v", f"{self.services.control_path}:{CONTROL}:ro"]
-        passed = {k: v for k, v in env.items() if k not in ("PATH", "HOME", "TMPDIR")}
-        for name in sorted(passed):
-            args += ["-e", name]  # the value travels in the engine's environment, never on a command line
-        host_env = {"PATH": env.get("PATH", os.defpath), **passed}
-        return [*args, self.image, *argv], host_env
+    def _oci_options(self) -> oci.Options:
+        control = self.services.control_dir if self.integration_level in CONTROL_LEVELS else None
+        return oci.Options(network=self.network, control_dir=control, pids_limit=self.pids_limit)
 
 
 def plan_for(
@@ -209,6 +251,8 @@ def plan_for(
     integration_level: str,
     project_root: Path,
     force_container: bool = False,
+    pids_limit: int = DEFAULT_PIDS_LIMIT,
+    read_only: tuple[str, ...] = (),
 ) -> IsolationPlan:
     """The run's isolation plan from its config (``force_container``: ``--container``, ``run-dev`` and
     ``run-experiment``, which refuse to run without an image)."""
@@ -219,7 +263,15 @@ def plan_for(
             "this run needs a container: set an image (a root filesystem directory or tarball, or an "
             "image for podman/docker)",
         )
-    plan = IsolationPlan(network, list(allowed_hosts), ref.kind, image, integration_level)
+    plan = IsolationPlan(
+        network,
+        list(allowed_hosts),
+        ref.kind,
+        image,
+        integration_level,
+        pids_limit=pids_limit,
+        read_only=read_only,
+    )
     if ref.kind == "rootfs":
         plan.rootfs = rootfs_of(ref, project_root / ".lab" / "images")
     elif ref.kind == "oci":
@@ -237,45 +289,19 @@ def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPl
         integration_level=rt.harness.integration_level,
         project_root=resolved.project_root,
         force_container=force_container,
+        pids_limit=rt.sandbox.pids_limit,
+        read_only=tuple(rt.sandbox.read_only),
     )
 
 
-def preflight(plan: IsolationPlan) -> None:
-    """Refuse, before the first trial, a plan this machine cannot establish."""
-    if plan.network == "allowlist_enforced" and not plan.allowed_hosts:
-        raise InvalidInput.for_field(
-            "runtime.network.allowed_hosts", "allowlist_enforced needs at least one host (or use none)"
-        )
-    if plan.sandbox == "rootfs" and not shutil.which("bwrap"):
-        raise Unavailable(
-            "the daemonless container backend needs bubblewrap: install it (apt-get install bubblewrap)",
-            details={"field": "runtime.sandbox.image"},
-        )
+def _sandbox_mechanism(plan: IsolationPlan) -> str:
     if plan.sandbox == "oci":
-        if plan.engine is not None:
-            probe = proc.run([plan.engine, "info"], timeout_s=ENGINE_PROBE_S)
-            if not probe.ok:
-                raise Unavailable(
-                    f"{plan.engine} is installed but cannot run containers (`{plan.engine} info` failed); "
-                    "give a root filesystem (a directory or an exported tarball) for the daemonless backend",
-                    details={"field": "runtime.sandbox.image", "engine": plan.engine},
-                )
-        if plan.engine is None:
-            raise Unavailable(
-                f"image {plan.image!r} needs podman or docker, and neither is installed; or give a root "
-                "filesystem (a directory or an exported tarball) for the daemonless backend",
-                details={"field": "runtime.sandbox.image"},
-            )
-        if plan.network == "allowlist_enforced":
-            raise PolicyViolation(
-                "allowlist_enforced is enforced by the daemonless backend only; with an OCI engine use "
-                "none or full, or give a root filesystem",
-                details={"field": "runtime.network.mode"},
-            )
-    if plan.private_network and plan.sandbox != "oci":
-        problem = netns.probe()
-        if problem:
-            raise Unavailable(problem, details={"field": "runtime.network.mode", "mode": plan.network})
+        return f"{plan.engine or 'oci'} (no capabilities, no_new_privs, pids limit)"
+    if not plan.sandboxed:
+        return "host process (no capabilities, no_new_privs)"
+    return "bubblewrap: user, mount, PID, IPC and UTS namespaces; no capabilities; seccomp" + (
+        f"; at most {plan.pids_limit} tasks" if plan.pids_limit else "; no pids limit"
+    )
 
 
 def _network_mechanism(plan: IsolationPlan) -> str:
@@ -289,8 +315,10 @@ def _network_mechanism(plan: IsolationPlan) -> str:
 
 def _note(plan: IsolationPlan) -> str:
     where = {
-        "local": "trials run as local processes",
-        "rootfs": f"trials run in bubblewrap over the root filesystem of {plan.image}",
+        "local": "trials run in a sandbox over the host's system directories (read-only)"
+        if plan.sandboxed
+        else "trials run as host processes without capabilities",
+        "rootfs": f"trials run in bubblewrap over the root filesystem of {plan.image} (read-only)",
         "oci": f"trials run in {plan.engine or 'an OCI engine'} containers of {plan.image}",
     }[plan.sandbox]
     net = {

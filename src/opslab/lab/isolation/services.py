@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
+import json
+import os
 import sys
-import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from opslab import proc
@@ -15,17 +16,28 @@ START_TIMEOUT_S = 10.0
 
 
 class EgressProxy:
-    """``python -m opslab.lab.isolation.proxy`` on a Unix socket under a short temporary directory (the
-    socket path must fit in 108 bytes; run directories can be deeper), its decisions logged to
-    ``log_path`` as JSON lines."""
+    """``python -m opslab.lab.isolation.proxy`` on a Unix socket at ``socket_path`` (in the run's private
+    folder), its decisions logged to ``log_path`` as JSON lines. The run's secrets reach it through a
+    pipe, never its command line or environment, so the host names it logs are scrubbed of them."""
 
-    def __init__(self, allowed_hosts: list[str], log_path: Path) -> None:
-        self._dir = tempfile.mkdtemp(prefix="opslab-egress-")
-        self.socket_path = f"{self._dir}/proxy.sock"
-        argv = [sys.executable, "-m", "opslab.lab.isolation.proxy", "--socket", self.socket_path]
+    def __init__(
+        self, allowed_hosts: list[str], log_path: Path, socket_path: str, secrets: Mapping[str, str]
+    ) -> None:
+        self.socket_path = socket_path
+        argv = [sys.executable, "-m", "opslab.lab.isolation.proxy", "--socket", socket_path]
         argv += [a for host in allowed_hosts for a in ("--allow", host)]
         argv += ["--log", str(log_path)]
-        self._child = proc.spawn(argv, stderr=str(log_path.with_suffix(".stderr")))
+        read_fd, write_fd = os.pipe()
+        try:
+            os.write(write_fd, json.dumps(dict(secrets)).encode())  # small: fits the pipe's buffer
+            os.close(write_fd)
+            write_fd = -1
+            argv += ["--secrets-fd", str(read_fd)]
+            self._child = proc.spawn(argv, stderr=str(log_path.with_suffix(".stderr")), pass_fds=(read_fd,))
+        finally:
+            os.close(read_fd)
+            if write_fd >= 0:
+                os.close(write_fd)
         deadline = time.monotonic() + START_TIMEOUT_S
         while not Path(self.socket_path).exists():
             if not self._child.alive or time.monotonic() > deadline:
@@ -38,7 +50,6 @@ class EgressProxy:
 
     def close(self) -> None:
         self._child.stop(grace_s=1.0)
-        shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> EgressProxy:
         return self

@@ -178,10 +178,19 @@ class LabClient:
 
     # --- validating ---
     def validate_knobs(
-        self, *, overrides: StrPath | None = None, experiment: StrPath | None = None
+        self,
+        *,
+        manifest: StrPath | None = None,
+        overrides: StrPath | None = None,
+        experiment: StrPath | None = None,
     ) -> KnobsValidation:
-        """The overrides (default ``.lab/knobs/overrides.json``) against the manifest they name."""
-        args = [*opt("--overrides", overrides), *opt("--experiment", experiment)]
+        """The overrides (default ``.lab/knobs/overrides.json``) against ``manifest`` (default: the one
+        the overrides name), as the seed's ``validateKnobs({manifest, overrides})``."""
+        args = [
+            *opt("--manifest", manifest),
+            *opt("--overrides", overrides),
+            *opt("--experiment", experiment),
+        ]
         return self._call("knobs-validate", args, KnobsValidation)
 
     def validate_hooks(self, *, events: StrPath, manifest: StrPath | None = None) -> HooksValidation:

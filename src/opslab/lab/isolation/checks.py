@@ -1,0 +1,164 @@
+"""Refusing, before the first trial, a plan this machine cannot establish: each layer is tried for real
+(once per process, when it works), and a refusal names the layer that failed in one line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+
+from opslab import proc
+from opslab.errors import InvalidInput, PolicyViolation, Unavailable
+from opslab.lab.isolation import netns, pids, privilege, sandbox, seccomp
+from opslab.lab.isolation.plan import IsolationPlan
+
+ENGINE_PROBE_S = 20.0
+PROBE_S = 30.0
+
+
+def preflight(plan: IsolationPlan) -> None:
+    """Refuse, before the first trial, a plan this machine cannot establish."""
+    if plan.network == "allowlist_enforced" and not plan.allowed_hosts:
+        raise InvalidInput.for_field(
+            "runtime.network.allowed_hosts", "allowlist_enforced needs at least one host (or use none)"
+        )
+    if plan.sandbox == "oci":
+        _check_engine(plan)
+        return
+    field = "runtime.sandbox.image" if plan.sandbox == "rootfs" else "runtime.network.mode"
+    if plan.private_network:
+        problem = netns.probe()
+        if problem:
+            raise Unavailable(problem, details={"field": "runtime.network.mode", "mode": plan.network})
+    if plan.sandboxed:
+        problem = sandbox_problem(plan.pids_limit)
+        if problem:
+            raise Unavailable(problem, details={"field": field, "layer": "sandbox"})
+    else:
+        problem = privilege_problem()
+        if problem:
+            raise Unavailable(problem, details={"field": field, "layer": "privilege"})
+
+
+def _check_engine(plan: IsolationPlan) -> None:
+    if plan.engine is None:
+        raise Unavailable(
+            f"image {plan.image!r} needs podman or docker, and neither is installed; or give a root "
+            "filesystem (a directory or an exported tarball) for the daemonless backend",
+            details={"field": "runtime.sandbox.image"},
+        )
+    probe = proc.run([plan.engine, "info"], timeout_s=ENGINE_PROBE_S)
+    if not probe.ok:
+        raise Unavailable(
+            f"{plan.engine} is installed but cannot run containers (`{plan.engine} info` failed); "
+            "give a root filesystem (a directory or an exported tarball) for the daemonless backend",
+            details={"field": "runtime.sandbox.image", "engine": plan.engine},
+        )
+    if plan.network == "allowlist_enforced":
+        raise PolicyViolation(
+            "allowlist_enforced is enforced by the daemonless backend only; with an OCI engine use "
+            "none or full, or give a root filesystem",
+            details={"field": "runtime.network.mode"},
+        )
+
+
+def sandbox_problem(pids_limit: int) -> str | None:
+    """Why the trial sandbox cannot be had here (naming the layer), or None when it can."""
+    if _sandbox_works(pids_limit):
+        return None
+    if shutil.which("bwrap") is None:
+        return (
+            "the trial sandbox needs bubblewrap, which is not installed (apt-get install bubblewrap): "
+            "trials of network none, allowlist_enforced and images do not run without it"
+        )
+    try:
+        seccomp.program()
+    except seccomp.UnsupportedArchitecture as exc:
+        return f"the trial sandbox's seccomp layer cannot be had here: {exc}"
+    if pids_limit and os.geteuid() == 0 and pids.hierarchy() is None:
+        return (
+            "the trial sandbox's pids limit needs the cgroup pids controller, which this machine does not "
+            "give this runner (no writable pids hierarchy); set runtime.sandbox.pids_limit: 0 to run without"
+        )
+    layers = (
+        ("bubblewrap", ["bwrap", "--ro-bind", "/", "/"]),
+        ("user, PID, IPC and UTS namespaces", [*sandbox.namespaces(), "--ro-bind", "/", "/"]),
+        ("the read-only host view", [*sandbox.namespaces(), *sandbox.system_view(), "--tmpfs", "/tmp"]),
+        ("/proc of its own with the kernel's knobs read-only", _full(with_seccomp=False)),
+        ("the seccomp filter", _full(with_seccomp=True)),
+    )
+    for layer, argv in layers:
+        why = _try(argv, pids_limit, seccomp_fd=layer == "the seccomp filter")
+        if why is not None:
+            return f"the trial sandbox cannot be established here: {layer} failed ({why}); no trial runs"
+    return "the trial sandbox cannot be established here (bubblewrap failed); no trial runs"
+
+
+_worked: set[str] = set()  # layers that worked in this process: each is tried once
+
+
+def _sandbox_works(pids_limit: int) -> bool:
+    """One sandbox as every trial gets it, around ``true``."""
+    key = f"sandbox:{pids_limit}"
+    if key in _worked:
+        return True
+    if shutil.which("bwrap") is None:
+        return False
+    try:
+        seccomp.program()
+    except seccomp.UnsupportedArchitecture:
+        return False
+    if pids_limit and os.geteuid() == 0 and pids.hierarchy() is None:
+        return False
+    if _try(_full(with_seccomp=True), pids_limit, seccomp_fd=True) is None:
+        _worked.add(key)
+        return True
+    return False
+
+
+def _full(*, with_seccomp: bool) -> list[str]:
+    view = [*sandbox.system_view(), "--tmpfs", "/tmp", *sandbox.kernel_view()]
+    return [*sandbox.namespaces(), *view, *(["--seccomp", "{fd}"] if with_seccomp else [])]
+
+
+def _try(argv: list[str], pids_limit: int, *, seccomp_fd: bool) -> str | None:
+    """None when ``argv + [true]`` runs, else the last line bubblewrap printed."""
+    true = shutil.which("true", path="/usr/bin:/bin") or "/bin/true"
+    fds = (sandbox.seccomp_fd(),) if seccomp_fd else ()
+    argv = [a.replace("{fd}", str(fds[0])) if fds else a for a in argv]
+    base = pids.hierarchy() if pids_limit else None
+    group = pids.TrialGroup(base, pids_limit) if base else None
+    try:
+        with tempfile.TemporaryFile() as err:
+            res = proc.run(
+                [*argv, "--", true],
+                timeout_s=PROBE_S,
+                stderr=err,
+                pre_exec=group.join if group is not None else None,
+                pass_fds=fds,
+            )
+            if res.ok:
+                return None
+            err.seek(0)
+            lines = err.read().decode(errors="replace").strip().splitlines()
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if group is not None:
+            group.release()
+    return lines[-1] if lines else res.start_error or f"exit code {res.returncode}"
+
+
+def privilege_problem() -> str | None:
+    """Why a host trial cannot be started without capabilities here, or None."""
+    if "privilege" in _worked:
+        return None
+    argv, pre_exec = privilege.wrap([sys.executable, "-I", "-S", "-c", ""], dedicated=False)
+    if proc.run(argv, timeout_s=PROBE_S, pre_exec=pre_exec).ok:
+        _worked.add("privilege")
+        return None
+    return (
+        "a trial on the host cannot be started without capabilities here (setpriv or "
+        "prctl(PR_CAPBSET_DROP) failed): no trial runs"
+    )

@@ -1,0 +1,199 @@
+"""The trial's sandbox: bubblewrap around every harness of an isolated trial (network ``none`` or
+``allowlist_enforced``, and every image), so that a hostile harness — run by root, the common case in
+containers and CI — stays inside.
+
+    privilege   a user namespace of its own (root inside is the runner's user outside), no capabilities
+                (bounding set emptied), no_new_privs, the seccomp filter (``seccomp``)
+    processes   its own PID namespace (it sees and signals only its own processes), IPC, UTS and cgroup
+                namespaces; at most ``pids_limit`` tasks (a cgroup of its own, ``pids``: a fork bomb
+                stops there)
+    files       an empty root holding, read-only: the host's system directories (``/usr``, ``/bin``,
+                ``/lib*``, ``/etc`` without password hashes, sudoers and host keys), the harness's
+                installation, the PATH directories and ``runtime.sandbox.read_only``; read-write: the
+                trial's workspace, ``out/``, home and temporary folders at their own paths; a private
+                ``/tmp``, ``/run`` and ``/dev``; ``/proc`` of its own PID namespace with the kernel's
+                knobs (``/proc/sys`` …) read-only and its secrets masked. With an image: the image,
+                read-only, instead of the host's directories, the workspace at ``/workspace``, the I/O at
+                ``/out``.
+    network     the namespace it was started in (``netns``): its own loopback, and the runner's services
+                only through the bridge outside the sandbox, never a socket on disk.
+
+Nothing here is per trial but the trial's own folders; the rest is computed once per run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from opslab.lab.isolation import seccomp
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
+ETC_SECRET_DIRS = ("/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private")
+PROC_READ_ONLY = ("sys", "sysrq-trigger", "irq", "bus", "fs")
+PROC_MASKED = ("kcore", "keys", "key-users", "kmsg", "timer_list", "sched_debug", "latency_stats", "kallsyms")
+PROC_MASKED_DIRS = ("acpi", "scsi", "asound")
+HOSTNAME = "opslab-trial"
+CONTROL_DIR, CONTROL_LINK = "/run/opslab-control", "/control.json"
+DEFAULT_PIDS_LIMIT = 1024
+
+
+def namespaces() -> list[str]:
+    """bubblewrap's own flags: namespaces and privilege (the network namespace is the caller's)."""
+    return [
+        "bwrap",
+        "--die-with-parent",
+        "--unshare-user",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        HOSTNAME,
+        "--cap-drop",
+        "ALL",
+    ]
+
+
+@functools.cache
+def kernel_view() -> tuple[str, ...]:
+    """``/proc`` of the trial's PID namespace with the kernel's knobs read-only and its secrets masked,
+    and a ``/dev`` of its own (only what exists on this kernel is named)."""
+    args = ["--proc", "/proc"]
+    for name in PROC_READ_ONLY:
+        if os.path.lexists(f"/proc/{name}"):
+            args += ["--ro-bind", f"/proc/{name}", f"/proc/{name}"]
+    for name in PROC_MASKED:
+        if os.path.isfile(f"/proc/{name}"):
+            args += ["--ro-bind", "/dev/null", f"/proc/{name}"]
+    for name in PROC_MASKED_DIRS:
+        if os.path.isdir(f"/proc/{name}"):
+            args += ["--tmpfs", f"/proc/{name}", "--remount-ro", f"/proc/{name}"]
+    return (*args, "--dev", "/dev")
+
+
+def system_view() -> list[str]:
+    """The host's system directories, read-only (a directory that is a symbolic link stays one)."""
+    args: list[str] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for path in ETC_SECRETS:
+        if os.path.isfile(path):
+            args += ["--ro-bind", "/dev/null", path]
+    for path in ETC_SECRET_DIRS:
+        if os.path.isdir(path) and not os.path.islink(path):
+            args += ["--tmpfs", path]
+    return args
+
+
+@functools.lru_cache(maxsize=16)
+def host_view(program: str, search_path: str, python_path: str, extra: tuple[str, ...]) -> tuple[str, ...]:
+    """The host as a local trial sees it (see the module docstring): ``program`` is the harness's
+    resolved ``argv[0]``, ``search_path`` its PATH, ``python_path`` PYTHONPATH and VIRTUAL_ENV, ``extra``
+    the experiment's ``runtime.sandbox.read_only``."""
+    readable = list(install_roots(program))
+    for entry in search_path.split(os.pathsep):
+        if os.path.isabs(entry):
+            readable.append(os.path.dirname(entry) if os.path.basename(entry) == "shims" else entry)
+    readable += [p for p in python_path.split(os.pathsep) if os.path.isabs(p)]
+    readable += extra
+    args = [*system_view(), "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    for path in outermost(p for p in readable if os.path.isdir(p) or os.path.isfile(p)):
+        if not _under(path, SYSTEM_DIRS):
+            args += ["--ro-bind", path, path]
+    return (*args, *kernel_view())
+
+
+def install_roots(program: str) -> set[str]:
+    """Where ``program`` is installed (``/opt/x`` for ``/opt/x/bin/tool``), as given and resolved: a
+    virtual environment's interpreter needs both the environment and the Python it was made from."""
+    roots = set()
+    for path in {program, os.path.realpath(program)}:
+        if os.path.isabs(path):
+            folder = os.path.dirname(path)
+            if os.path.basename(folder) in ("bin", "sbin", "shims"):
+                folder = os.path.dirname(folder)
+            if folder != "/":
+                roots.add(folder)
+    return roots
+
+
+def outermost(paths: Iterable[str]) -> list[str]:
+    """Normalised paths without those inside another of them."""
+    out: list[str] = []
+    for path in sorted({os.path.normpath(p) for p in paths}):
+        if not out or not _under(path, (out[-1],)):
+            out.append(path)
+    return out
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def trial_mounts(
+    *, ws: str, out: str, env: Mapping[str, str], control_dir: str | None, seen: tuple[str, str] | None = None
+) -> list[str]:
+    """The trial's own folders, read-write: the workspace and ``out/`` (at ``seen`` = (workspace, out)
+    paths inside an image, else their own), and the home and temporary folders the environment names
+    (in the trial's folder: bound; elsewhere, as the ``passthrough`` profile leaves them: an empty
+    tmpfs)."""
+    ws_at, out_at = seen or (ws, out)
+    args = ["--bind", ws, ws_at, "--bind", out, out_at]
+    trial_dir = os.path.dirname(ws)
+    for var in ("HOME", "TMPDIR"):
+        path = env.get(var, "")
+        if not os.path.isabs(path) or path in ("/", "/tmp") or _under(path, SYSTEM_DIRS):
+            continue
+        if _under(path, (trial_dir,)) and os.path.isdir(path):
+            args += ["--bind", path, path]
+        elif not _under(path, (trial_dir,)):
+            args += ["--tmpfs", path]
+    if control_dir is not None:
+        args += [
+            "--ro-bind",
+            control_dir,
+            CONTROL_DIR,
+            "--symlink",
+            f"{CONTROL_DIR}/control.json",
+            CONTROL_LINK,
+        ]
+    return [*args, "--chdir", ws_at]
+
+
+def seccomp_fd() -> int:
+    """A fresh descriptor holding the filter for one trial (bubblewrap reads it to its end, then the
+    runner closes it); close-on-exec, so only the child it is passed to inherits it."""
+    fd = os.memfd_create("opslab-seccomp", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, _program())
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+@functools.cache
+def _program() -> bytes:
+    return seccomp.program()
+
+
+def chain(*steps: Callable[[], None] | None) -> Callable[[], None] | None:
+    """One ``pre_exec`` that runs each given step in order (None when none is given)."""
+    present = [s for s in steps if s is not None]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+
+    def run_all() -> None:
+        for step in present:
+            step()
+
+    return run_all
