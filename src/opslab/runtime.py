@@ -28,11 +28,13 @@ from opslab.jobs import (
     Job,
     JobRunner,
     JobService,
+    LeaseLost,
     LocalBus,
     ProgressBus,
     Reaper,
     RedisBus,
     RqBackend,
+    ServiceRouting,
     TaskQueue,
     WorkFactory,
     owner_id,
@@ -54,6 +56,7 @@ from opslab.telemetry import PreparedRun, Redactor, TelemetryService
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+    from pydantic import JsonValue
 
     from opslab.autoops import AutoOps
     from opslab.canary import (
@@ -68,7 +71,7 @@ if TYPE_CHECKING:
     )
     from opslab.lab import TrialQueue
     from opslab.llm import ChatClient
-    from opslab.responder import Responder, ResponderConfig
+    from opslab.responder import ActionExecutor, ActionResult, ActionSpec, Responder, ResponderConfig
     from opslab.telemetry import AgentRunIn
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
@@ -78,6 +81,7 @@ WORK: tuple[WorkFactory, ...] = (
     canary.canary_work,
     lab.lab_work,
     task_work,
+    lambda rt: responder_command_work(rt),
 )
 
 
@@ -91,6 +95,7 @@ class Runtime:
     job_store: SqlJobStore
     bus: ProgressBus
     backend: Backend
+    routing: ServiceRouting
     works: dict[str, AnyWork]
     leases: SqlLeaseStore
     service_states: SqlServiceState
@@ -99,6 +104,8 @@ class Runtime:
     _autoops: AutoOps | None = None
     _autoops_lock: threading.Lock = field(default_factory=threading.Lock)
     _responder: Responder | None = None
+    # Set while this process holds the responder's lease: raises ``LeaseLost`` once it does not.
+    responder_fence: Callable[[], None] | None = None
     _responder_lock: threading.Lock = field(default_factory=threading.Lock)
     _closing: ExitStack = field(default_factory=ExitStack)
 
@@ -124,21 +131,24 @@ class Runtime:
         telemetry = TelemetryService(runs, redactor=redactor, on_ingest=notify)
         job_store = SqlJobStore(engine)
         works: dict[str, AnyWork] = {}
+        service_kinds: set[str] = set()  # filled below: the work leased services take themselves
         backend: Backend
         bus: ProgressBus
+        reaper: Reaper
         if settings.redis_url:
             bus = RedisBus(settings.redis_url)
             rq = RqBackend(
                 settings.redis_url, job_timeout_s=settings.job_timeout_s, queue_name=settings.job_queue
             )
-            rq.bind_reaper(
-                Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=_resubmit(job_store, rq))
-            )
+            routing = ServiceRouting(rq, service_kinds)
+            reaper = Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=_resubmit(job_store, routing))
+            rq.bind_reaper(reaper)
             backend = rq
         else:
             bus = LocalBus()
             embedded = EmbeddedBackend(workers=settings.job_workers)
-            resubmit = _resubmit(job_store, embedded)
+            routing = ServiceRouting(embedded, service_kinds)
+            resubmit = _resubmit(job_store, routing)
             runner = JobRunner(
                 store=job_store,
                 bus=bus,
@@ -147,9 +157,11 @@ class Runtime:
                 lease_s=lease_s,
                 resubmit=resubmit,
             )
-            embedded.bind(runner, Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=resubmit))
+            reaper = Reaper(store=job_store, bus=bus, lease_s=lease_s, resubmit=resubmit)
+            embedded.bind(runner, reaper)
             backend = embedded
-        jobs = JobService(store=job_store, backend=backend, bus=bus)
+        reaper.ensure = routing.ensure_queued
+        jobs = JobService(store=job_store, backend=routing, bus=bus)
         rt = cls(
             settings=settings,
             engine=engine,
@@ -159,6 +171,7 @@ class Runtime:
             job_store=job_store,
             bus=bus,
             backend=backend,
+            routing=routing,
             works=works,
             leases=SqlLeaseStore(engine),
             service_states=SqlServiceState(engine),
@@ -167,6 +180,8 @@ class Runtime:
         for factory in WORK:
             work = factory(rt)
             works[work.kind] = work
+            if work.spec.service:
+                service_kinds.add(work.kind)
         return rt
 
     def chat_model(self) -> ChatClient | None:
@@ -263,7 +278,7 @@ class Runtime:
     def worker_runner(self) -> tuple[JobRunner, Reaper]:
         """For `opslab worker`: a runner and reaper that resubmit through this runtime's backend."""
         lease_s = self.settings.job_lease_s
-        resubmit = _resubmit(self.job_store, self.backend)
+        resubmit = _resubmit(self.job_store, self.routing)
         runner = JobRunner(
             store=self.job_store,
             bus=self.bus,
@@ -273,7 +288,7 @@ class Runtime:
             resubmit=resubmit,
         )
         reaper = Reaper(store=self.job_store, bus=self.bus, lease_s=lease_s, resubmit=resubmit)
-        reaper.ensure = self.backend.ensure_queued
+        reaper.ensure = self.routing.ensure_queued
         return runner, reaper
 
     @property
@@ -306,7 +321,7 @@ class Runtime:
 
         responder = Responder(
             probe=HttpTargetProbe(target),
-            actions=HttpActionExecutor(actions, token),
+            actions=FencedActions(HttpActionExecutor(actions, token), lambda: self.responder_fence),
             store=self.incidents,
             knowledge=KnowledgeBase.load(knowledge_dir, extra=extra, retrieval=s.knowledge_retrieval),
             knowledge_dir=knowledge_dir,
@@ -345,6 +360,38 @@ class Runtime:
     def close(self) -> None:
         self._closing.close()
         self.engine.dispose()
+
+
+class FencedActions:
+    """The responder's actions, executed only while this process holds the responder's lease (when it runs
+    under one): a replica whose lease lapsed — paused, partitioned — acts no more, whatever it believes."""
+
+    def __init__(self, inner: ActionExecutor, fence: Callable[[], Callable[[], None] | None]) -> None:
+        self.inner, self.fence = inner, fence
+
+    def catalog(self) -> list[ActionSpec]:
+        return self.inner.catalog()
+
+    def execute(self, name: str, params: dict[str, JsonValue], *, key: str | None = None) -> ActionResult:
+        from opslab.responder import ActionResult
+
+        check = self.fence()
+        if check is not None:
+            try:
+                check()
+            except LeaseLost as exc:
+                return ActionResult(action=name, params=params, status="error", detail=f"not executed: {exc}")
+        return self.inner.execute(name, params, key=key)
+
+    def verify(self) -> dict[str, JsonValue]:
+        return self.inner.verify()
+
+
+def responder_command_work(rt: Runtime) -> AnyWork:
+    """What people ask of the responder, done by the replica holding its lease (``responder.commands``)."""
+    from opslab.responder import command_work
+
+    return command_work(rt.responder)
 
 
 def _resubmit(store: SqlJobStore, backend: Backend) -> Callable[[Job, bool], None]:

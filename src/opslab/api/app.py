@@ -10,7 +10,7 @@ from anyio import to_thread
 from fastapi import FastAPI
 
 from opslab import __version__
-from opslab.api.background import AutoOpsLoop, Periodic, ResponderLoop
+from opslab.api.background import AutoOpsLoop, Periodic, ResponderService
 from opslab.api.deps import add_body_schemas
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.guard import AccessGuard
@@ -40,9 +40,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             await to_thread.run_sync(upgrade, runtime.engine)
         await to_thread.run_sync(runtime.backend.start)
-        watcher = ResponderLoop(runtime) if settings.responder_enabled else None
-        if watcher is not None:
-            watcher.start()
+        app.state.responder_service.start()
         # Targets of canaries that died mid-run (their hold lapsed) are put back by whichever process looks.
         recovery = Periodic("canary-recovery", settings.canary_lease_s / 3, runtime.recover_canaries)
         recovery.start()
@@ -52,8 +50,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         finally:
             await to_thread.run_sync(recovery.stop)
             await to_thread.run_sync(app.state.autoops_loop.stop_service)
-            if watcher is not None:
-                await to_thread.run_sync(watcher.stop)
+            await to_thread.run_sync(app.state.responder_service.stop)
             await to_thread.run_sync(runtime.backend.stop)
             runtime.close()
 
@@ -67,6 +64,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.state.runtime = runtime
     app.state.metrics = api_metrics
     app.state.autoops_loop = AutoOpsLoop(runtime)
+    app.state.responder_service = ResponderService(runtime, enabled=settings.responder_enabled)
     app.state.ui_sessions = signer = SessionSigner.for_settings(settings)
     runtime.metrics_registry = api_metrics.registry
     install_error_handlers(app)

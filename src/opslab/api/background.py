@@ -12,11 +12,13 @@ from collections.abc import Callable
 
 from opslab.autoops import LoopState
 from opslab.errors import Conflict
-from opslab.jobs import LeasedService, LeaseKeeper, owner_id
+from opslab.jobs import Job, JobRunner, LeasedService, LeaseKeeper, owner_id
+from opslab.responder import COMMAND
 from opslab.runtime import Runtime
 
 log = logging.getLogger("opslab.api")
 POLL_S = 1.0  # a standby loop looks for a start this often
+COMMAND_POLL_S = 0.5  # the responder's holder looks for commands this often
 
 
 class Periodic:
@@ -42,36 +44,117 @@ class Periodic:
                 log.warning("%s failed: %s", self.name, exc)
 
 
-class ResponderLoop:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="opslab-responder", daemon=True)
+class ResponderService:
+    """The responder, once across every replica: with ``OPSLAB_RESPONDER_ENABLED=true`` each replica
+    stands by for the ``service:responder`` lease, and the one holding it watches the target, resumes the
+    incidents an earlier holder left, and does what people asked of the responder (its commands are jobs
+    no worker takes). Its actions are fenced: a replica whose lease lapsed executes none. The kill switch
+    is shared state (``service_state``), so engaging it on any replica stops actions on the holder.
+    Disabled, the service holds nothing and commands run where they are asked (a manual trigger)."""
+
+    NAME = "responder"  # its shared state: the kill switch
+
+    def __init__(self, runtime: Runtime, *, enabled: bool) -> None:
+        self.runtime, self.enabled = runtime, enabled
+        self.holder = owner_id(f"responder:{uuid.uuid4().hex[:8]}")
+        self.service = LeasedService(
+            runtime.leases,
+            "service:responder",
+            self.holder,
+            self._body,
+            ttl_s=runtime.settings.service_lease_s,
+        )
+        self.runner = JobRunner(
+            store=runtime.job_store,
+            bus=runtime.bus,
+            works=runtime.works,
+            owner=self.holder,
+            lease_s=runtime.settings.job_lease_s,
+            resubmit=lambda job, front: None,  # the holder lists its queued commands itself
+        )
 
     def start(self) -> None:
-        self._thread.start()
+        if self.enabled:
+            self.service.start()
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout_s)
+    def stop(self, timeout_s: float = 15.0) -> None:
+        self.runner.stopping.set()
+        if self.enabled:
+            self.service.stop(timeout_s)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                responder = self.runtime.responder()
-            except Exception as exc:  # noqa: BLE001 - e.g. the sandbox is not up yet: try again later
-                log.warning("responder not started: %s", exc)
-                self._stop.wait(self.runtime.settings.responder_poll_interval_s)
-                continue
-            try:
-                resumed = responder.resume_unfinished()
-                if resumed:
-                    log.info("resumed %d interrupted incident(s)", len(resumed))
-            except Exception:  # noqa: BLE001 - one bad checkpoint must not stop the watch
-                log.exception("resuming interrupted incidents failed")
-            log.info("responder watching %s", responder.probe)
-            responder.watch(self._stop)
+    @property
+    def active(self) -> bool:
+        return self.service.active.is_set()
+
+    def held_by(self) -> str | None:
+        lease = self.service.holder_now()
+        return lease.holder if lease else None
+
+    def run_here(self, job_id: str) -> Job | None:
+        """Do a command in this process (nobody holds the lease: the responder is not watching anywhere)."""
+        return self.runner.execute(job_id)
+
+    def kill_switch(self) -> tuple[bool, str]:
+        found = self.runtime.service_states.read(self.NAME)
+        state = found.state if found else {}
+        return bool(state.get("halted")), str(state.get("reason", ""))
+
+    def set_kill_switch(self, engaged: bool, reason: str) -> None:
+        while True:
+            found = self.runtime.service_states.read(self.NAME)
+            state = {"halted": engaged, "reason": reason}
+            if self.runtime.service_states.write(self.NAME, state, expected=found.version if found else 0):
+                break
+        self._apply_kill_switch()
+
+    def _apply_kill_switch(self) -> None:
+        try:
+            responder = self.runtime.responder()
+        except Conflict:
+            return  # not configured: nothing acts here anyway
+        halted, reason = self.kill_switch()
+        if halted and not responder.halted:
+            responder.halt(reason=reason or "kill switch")
+        elif not halted and responder.halted:
+            responder.unhalt()
+
+    def _body(self, stop: threading.Event, keeper: LeaseKeeper) -> None:
+        try:
+            responder = self.runtime.responder()
+        except Exception as exc:  # noqa: BLE001 - e.g. the sandbox is not up yet: stand by, try again
+            log.warning("responder not started: %s", exc)
+            stop.wait(self.runtime.settings.responder_poll_interval_s)
             return
+        self.runtime.responder_fence = keeper.check
+        self._apply_kill_switch()
+        try:
+            resumed = responder.resume_unfinished()
+            if resumed:
+                log.info("resumed %d interrupted incident(s)", len(resumed))
+        except Exception:  # noqa: BLE001 - one bad checkpoint must not stop the watch
+            log.exception("resuming interrupted incidents failed")
+        log.info("responder watching %s (lease held by %s)", responder.probe, self.holder)
+        commands = threading.Thread(
+            target=self._commands, args=(stop,), name="responder-commands", daemon=True
+        )
+        commands.start()
+        try:
+            responder.watch(stop)
+        finally:
+            commands.join(30)
+            self.runtime.responder_fence = None
+
+    def _commands(self, stop: threading.Event) -> None:
+        """Take what people asked of the responder (oldest first), and follow the shared kill switch."""
+        while not stop.wait(COMMAND_POLL_S):
+            try:
+                self._apply_kill_switch()
+                for job in self.runtime.job_store.queued(kind=COMMAND.kind):
+                    if stop.is_set():
+                        return
+                    self.runner.execute(job.id)
+            except Exception as exc:  # noqa: BLE001 - the database away: the next round tries again
+                log.warning("responder commands: %s", exc)
 
 
 class AutoOpsLoop:

@@ -35,7 +35,7 @@ from opslab.jobs.model import (
 from opslab.jobs.ports import Backend, JobStore, ProgressBus
 from opslab.jobs.rq_backend import RqBackend, run_worker, tasks_queue_name
 from opslab.jobs.runner import JobRunner, Reaper, owner_id
-from opslab.jobs.service import JobService
+from opslab.jobs.service import JobService, ServiceRouting
 from opslab.jobs.tasks import TASK, TaskBatch, TaskEnd, TaskQueue, task_work
 from opslab.jobs.views import ErrorBody, JobEvent, JobView
 from opslab.jobs.work import AnyWork, Cancelled, Payload, Work, WorkContext, WorkDeps, WorkFactory, WorkKind
@@ -69,6 +69,7 @@ __all__ = [
     "ProgressBus",
     "ProgressEvent",
     "Reaper",
+    "ServiceRouting",
     "ServiceStateStore",
     "Versioned",
     "RedisBus",

@@ -110,3 +110,24 @@ class JobService:
                         return
         finally:
             await sub.close()
+
+
+class ServiceRouting:
+    """A backend that leaves the work of leased services (``WorkKind.service``) alone: no worker takes it,
+    the lease holder does (it lists its queued jobs); everything else goes to ``backend``."""
+
+    def __init__(self, backend: Backend, service_kinds: set[str]) -> None:
+        self.backend, self.service_kinds = backend, service_kinds
+
+    def submit(self, job: Job, front: bool = False) -> str | None:
+        return None if job.kind in self.service_kinds else self.backend.submit(job, front)
+
+    def ensure_queued(self, job: Job) -> None:
+        if job.kind not in self.service_kinds:
+            self.backend.ensure_queued(job)
+
+    def start(self) -> None:
+        self.backend.start()
+
+    def stop(self) -> None:
+        self.backend.stop()

@@ -92,6 +92,9 @@ class WorkKind(Generic[P, R]):
     done_step: str = "Complete"
     failed_step: str = "Failed"
     max_attempts: int = 3
+    # Work a leased service must do (the responder's commands): it is not queued for any worker; the
+    # process holding that service's lease takes it (``LeasedService``), wherever it was submitted.
+    service: str | None = None
 
     def new(
         self,

@@ -6,6 +6,7 @@ Pure domain: I/O comes in through the Protocols of ``ports`` (HTTP adapters in `
 """
 
 from opslab.responder.actions import HttpActionExecutor
+from opslab.responder.commands import COMMAND, Command, Outcome, command_work
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import Baseline, Detector, check
 from opslab.responder.diagnose import Diagnoser, score_rules
@@ -63,6 +64,10 @@ from opslab.responder.views import (
 from opslab.responder.workflow import NODES, build_workflow
 
 __all__ = [
+    "COMMAND",
+    "Command",
+    "Outcome",
+    "command_work",
     "AgentStatus",
     "Approval",
     "AuditList",

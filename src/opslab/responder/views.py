@@ -10,6 +10,10 @@ from opslab.responder.model import AuditRecord, Diagnosis, Incident, IncidentSta
 
 class AgentStatus(ResponderStatus):
     enabled: bool = Field(description="Whether the autonomous loop runs inside this service.")
+    active: bool = Field(
+        False, description="Whether this replica is the one running the responder (it holds its lease)."
+    )
+    holder: str | None = Field(None, description="The replica running the responder, if one does.")
     configured: bool = Field(True, description="Whether a target and an action server are known.")
     message: str = ""
     poll_interval_s: float

@@ -174,6 +174,12 @@ class SqlJobStore:
             rows = conn.execute(q.order_by(jobs.c.created_at.desc(), jobs.c.id.desc()).limit(limit))
             return [_job(r) for r in rows]
 
+    def queued(self, *, kind: str, limit: int = 50) -> list[Job]:
+        """Jobs of ``kind`` waiting to be taken, oldest first (what a leased service takes itself)."""
+        q = select(jobs).where(jobs.c.kind == kind, jobs.c.status == "queued")
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(q.order_by(jobs.c.created_at, jobs.c.id).limit(limit))]
+
     def delete(self, job_id: str) -> None:
         with write_tx(self.engine) as conn:
             conn.execute(delete(job_events).where(job_events.c.job_id == job_id))

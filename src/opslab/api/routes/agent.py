@@ -11,25 +11,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from opslab.api.background import ResponderService
 from opslab.api.deps import RuntimeDep
 from opslab.api.jobs import PING_S, LastEventId, parse_last_event_id
-from opslab.errors import Conflict
+from opslab.errors import Conflict, from_wire
+from opslab.jobs import Job, wire_status
 from opslab.responder import (
+    COMMAND,
     AgentStatus,
     Approval,
     AuditList,
+    Command,
     Incident,
     IncidentList,
     IncidentSummary,
     KillSwitch,
+    Outcome,
     TriggerResult,
 )
 from opslab.runtime import Runtime
@@ -43,45 +47,69 @@ POLL_S = 0.5
 Wait = Annotated[bool, Query(description="Answer when the response is over, not at once.")]
 
 
-def _status(rt: Runtime) -> AgentStatus:
+def service_of(request: Request) -> ResponderService:
+    found: ResponderService = request.app.state.responder_service
+    return found
+
+
+def _status(rt: Runtime, service: ResponderService) -> AgentStatus:
     common = {
         "enabled": rt.settings.responder_enabled,
         "poll_interval_s": rt.settings.responder_poll_interval_s,
+        "active": service.active,
+        "holder": service.held_by(),
     }
     try:
         base = rt.responder().status()
     except Conflict as exc:
         return AgentStatus(state="not_configured", configured=False, message=exc.message, **common)
-    return AgentStatus(**base.model_dump(), **common)
+    halted, reason = service.kill_switch()
+    status = base.model_copy(update={"halted": halted or base.halted})
+    return AgentStatus(**status.model_dump(), **common)
 
 
-def _background(name: str, work: Callable[[], object]) -> None:
-    def run() -> None:
-        try:
-            work()
-        except Exception:  # noqa: BLE001 - a background response is logged; its incident says the rest
-            log.exception("responder %s failed", name)
+async def respond(rt: Runtime, service: ResponderService, command: Command, *, wait: bool) -> Job:
+    """Do ``command`` as the responder's work: the lease holder takes it, wherever it was asked; with no
+    holder (the responder watches nowhere) this process does it. ``wait``: its end, else as submitted."""
+    job, _ = await to_thread.run_sync(lambda: rt.jobs.submit(COMMAND.new(command)))
+    here = service.held_by() is None
+    if here and not wait:
+        asyncio.get_running_loop().run_in_executor(None, service.run_here, job.id)
+        return job
+    if here:
+        return await to_thread.run_sync(lambda: service.run_here(job.id)) or rt.jobs.get(job.id)
+    while not (job := await to_thread.run_sync(lambda: rt.jobs.get(job.id))).terminal and wait:
+        await asyncio.sleep(POLL_S)
+    return job
 
-    threading.Thread(target=run, name=f"opslab-responder-{name}", daemon=True).start()
+
+def _outcome(job: Job) -> Outcome:
+    outcome = COMMAND.result_of(job)
+    if outcome is None and job.status in ("failed", "crashed", "cancelled"):
+        raise from_wire(500, {"error": job.error or {"code": "operation_failed", "message": job.message}})
+    return outcome or Outcome(message=f"responding as job {job.id} ({wire_status(job.status)})")
 
 
 @router.get("/status")
-async def agent_status(rt: RuntimeDep) -> AgentStatus:
-    """What the responder is doing, what it last saw, its baseline, open incidents and the kill switch."""
-    return await to_thread.run_sync(lambda: _status(rt))
+async def agent_status(rt: RuntimeDep, request: Request) -> AgentStatus:
+    """What the responder is doing, what it last saw, its baseline, open incidents, the kill switch, and
+    whether this replica is the one running it (``active``; ``holder`` names the one that is)."""
+    return await to_thread.run_sync(lambda: _status(rt, service_of(request)))
 
 
 @router.post("/trigger", status_code=202, responses={200: {"description": "With ?wait=true: done."}})
-async def trigger(rt: RuntimeDep, response: Response, wait: Wait = False) -> TriggerResult:
-    """Respond now: poll the target and, if anything is anomalous, run the whole workflow."""
-    responder = await to_thread.run_sync(rt.responder)
+async def trigger(rt: RuntimeDep, request: Request, response: Response, wait: Wait = False) -> TriggerResult:
+    """Respond now: poll the target and, if anything is anomalous, run the whole workflow (in the replica
+    running the responder)."""
+    await to_thread.run_sync(rt.responder)  # 409 at once when it is not configured
+    job = await respond(rt, service_of(request), Command(command="trigger"), wait=wait)
     if not wait:
-        _background("trigger", responder.trigger)
-        return TriggerResult(accepted=True, message="responding in the background; see GET /agent/incidents")
-    incident = await to_thread.run_sync(responder.trigger)
+        return TriggerResult(
+            accepted=True, message=f"responding in the background (job {job.id}); see GET /agent/incidents"
+        )
     response.status_code = 200
-    message = f"incident {incident.id}: {incident.status}" if incident else "target healthy: no incident"
-    return TriggerResult(accepted=True, incident=incident, message=message)
+    outcome = _outcome(job)
+    return TriggerResult(accepted=True, incident=outcome.incident, message=outcome.message)
 
 
 @router.get("/incidents")
@@ -103,45 +131,45 @@ async def get_incident(incident_id: str, rt: RuntimeDep) -> Incident:
 
 @router.post("/incidents/{incident_id}/approve", status_code=202, responses={200: {"description": "Done."}})
 async def approve(
-    incident_id: str, body: Approval, rt: RuntimeDep, response: Response, wait: Wait = False
+    incident_id: str, body: Approval, rt: RuntimeDep, request: Request, response: Response, wait: Wait = False
 ) -> Incident:
     """Approve (or, with ``"approved": false``, reject) the high-risk action an incident waits for; 409 if
     it waits for none. The approved action runs and is verified in the background unless ``?wait=true``."""
     if wait:
         response.status_code = 200
-    return await decide_approval(rt, incident_id, body, wait=wait)
+    return await decide_approval(rt, service_of(request), incident_id, body, wait=wait)
 
 
-async def decide_approval(rt: Runtime, incident_id: str, body: Approval, *, wait: bool) -> Incident:
+async def decide_approval(
+    rt: Runtime, service: ResponderService, incident_id: str, body: Approval, *, wait: bool
+) -> Incident:
     """Approve or reject what ``incident_id`` waits for (409 if nothing): the API's and the dashboard's."""
     incident = await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
-    responder = await to_thread.run_sync(rt.responder)
+    await to_thread.run_sync(rt.responder)
     if incident.status != "awaiting_approval":
         raise Conflict(
             f"incident {incident_id!r} is {incident.status}, not awaiting approval",
             details={"id": incident_id, "status": incident.status},
         )
-
-    def decide() -> Incident:
-        if body.approved:
-            return responder.approve(incident_id, approver=body.approver)
-        return responder.reject(incident_id, approver=body.approver)
-
-    if wait:
-        return await to_thread.run_sync(decide)
-    _background("approve", decide)
-    return incident
+    verb: Literal["approve", "reject"] = "approve" if body.approved else "reject"
+    job = await respond(
+        rt, service, Command(command=verb, incident_id=incident_id, approver=body.approver), wait=wait
+    )
+    if not wait:
+        return incident
+    outcome = _outcome(job)
+    return outcome.incident or incident
 
 
 @router.post("/kill-switch")
-async def kill_switch(body: KillSwitch, rt: RuntimeDep) -> AgentStatus:
-    """Engage (no action is executed; watching and diagnosing go on) or release the kill switch."""
-    responder = await to_thread.run_sync(rt.responder)
-    if body.engaged:
-        await to_thread.run_sync(lambda: responder.halt(reason=body.reason or "kill switch via API"))
-    else:
-        await to_thread.run_sync(responder.unhalt)
-    return await to_thread.run_sync(lambda: _status(rt))
+async def kill_switch(body: KillSwitch, rt: RuntimeDep, request: Request) -> AgentStatus:
+    """Engage (no action is executed; watching and diagnosing go on) or release the kill switch — on every
+    replica: it is shared state, followed by the one running the responder."""
+    await to_thread.run_sync(rt.responder)
+    service = service_of(request)
+    reason = body.reason or ("kill switch via API" if body.engaged else "")
+    await to_thread.run_sync(lambda: service.set_kill_switch(body.engaged, reason))
+    return await to_thread.run_sync(lambda: _status(rt, service))
 
 
 @router.get("/audit")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from opslab.api.deps import RuntimeDep
-from opslab.api.routes.agent import decide_approval
+from opslab.api.routes.agent import decide_approval, service_of
 from opslab.api.ui.auth import require_csrf, require_writer
 from opslab.api.ui.render import page
 from opslab.errors import Conflict
@@ -72,5 +72,5 @@ async def decide(
     require_writer(request)
     require_csrf(request, csrf)
     body = Approval(approver="dashboard", approved=decision == "approve")
-    await decide_approval(rt, incident_id, body, wait=False)
+    await decide_approval(rt, service_of(request), incident_id, body, wait=False)
     return RedirectResponse(f"/ui/incidents/{incident_id}", status_code=303)
