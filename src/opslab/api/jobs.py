@@ -8,6 +8,8 @@ The stream (``GET …/{id}/stream``), the same for every kind:
 - with ``Last-Event-ID: N`` it gets only the events after N (a reconnecting client skips what it saw);
   anything but an ASCII decimal number is a 422 naming ``Last-Event-ID``;
 - the stream ends after the ``done`` or ``failed`` event; a comment ping every 10 s keeps it open;
+- a finished job asked for the events after its last one answers **204**: a standard ``EventSource``
+  stops reconnecting (a 200 with no events would make it reconnect forever);
 - an unknown id (or an id of another kind) is a 404 before the stream starts.
 """
 
@@ -19,7 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from anyio import to_thread
-from fastapi import Header, Request
+from fastapi import Header, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from opslab.errors import InvalidInput
@@ -60,7 +62,8 @@ STREAM_DOC: dict[int | str, dict[str, Any]] = {
                 '"message":"Collecting evidence","updated_at":"2026-11-22T10:00:00.1Z"}\n\n',
             }
         },
-    }
+    },
+    204: {"description": "The job is finished and Last-Event-ID is its last event: nothing more will come."},
 }
 
 
@@ -75,10 +78,12 @@ def parse_last_event_id(value: str | None) -> int:
 
 async def stream_job(
     jobs: JobService, kind: str, job_id: str, request: Request, last_event_id: str | None
-) -> EventSourceResponse:
+) -> Response:
     """The SSE response for job ``job_id`` of ``kind`` (see the module docstring for the behaviour)."""
     after = parse_last_event_id(last_event_id)
-    await to_thread.run_sync(lambda: jobs.get(job_id, kind=kind))  # 404 before the stream starts
+    job = await to_thread.run_sync(lambda: jobs.get(job_id, kind=kind))  # 404 before the stream starts
+    if job.terminal and 0 < job.seq <= after:
+        return Response(status_code=204)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         async for event in jobs.events(job_id, after=after):

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic_core import to_json
 from sqlalchemy import Connection, Table, delete, select
 
-from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, tool_calls
+from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, run_tags, tool_calls
 from opslab.telemetry import PreparedRun, UpsertStatus
 
 _CHUNK = 500
@@ -37,6 +37,7 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
     step_rows: list[tuple[Any, ...]] = []
     call_rows: list[tuple[Any, ...]] = []
     guard_rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[Any, ...]] = []
     # Tuples in each table's column order (tables.py); checked by bulk_insert.
     for p in runs:
         r, rid = p.run, p.run.run_id
@@ -62,8 +63,16 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
                 p.source,
                 p.content_hash,
                 now,
+                r.session_id,
+                r.user_id,
+                js(r.tags) if r.tags else None,
+                js(r.metadata) if r.metadata else None,
+                r.input,
+                r.output,
             )
         )
+        if r.tags:
+            tag_rows.extend((rid, tag) for tag in r.tags)
         step_rows.extend(
             (
                 rid,
@@ -113,9 +122,24 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
         (run_steps, step_rows),
         (tool_calls, call_rows),
         (guardrail_events, guard_rows),
+        (run_tags, tag_rows),
     ):
         bulk_insert(conn=conn, table=table, rows=rows)
     return {i: ("updated" if i in existing else "created") for i in ids}
+
+
+def drop_stale_trace_runs(*, conn: Connection, trace_ids: Sequence[str], keep: set[str]) -> list[str]:
+    """Remove the OTLP runs of these traces that they no longer make (a late parent span merged them)."""
+    stale: list[str] = []
+    for chunk in _chunks(sorted(set(trace_ids))):
+        found = conn.scalars(
+            select(agent_runs.c.run_id).where(agent_runs.c.trace_id.in_(chunk), agent_runs.c.source == "otlp")
+        )
+        stale.extend(r for r in found if r not in keep)
+    for chunk in _chunks(stale):
+        for table in (*CHILD_TABLES, agent_runs):
+            conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    return stale
 
 
 def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:

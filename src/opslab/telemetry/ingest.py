@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from opslab.errors import InvalidInput, format_loc, invalid_from_pydantic
 from opslab.telemetry.redact import Redactor
@@ -34,6 +34,23 @@ def parse_run(data: Any, *, loc_prefix: tuple[Any, ...] = ()) -> AgentRunIn:
     except ValidationError as exc:
         raise invalid_from_pydantic(_friendly(exc), loc_prefix=loc_prefix) from None
     check_semantics(run, loc_prefix=loc_prefix)
+    return run
+
+
+def parse_run_json(raw: bytes) -> AgentRunIn:
+    """Validate one run straight from JSON bytes (one pass in pydantic-core); ``InvalidInput`` names every
+    offending field."""
+    try:
+        run = AgentRunIn.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = _friendly(exc)
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message = next(e["msg"] for e in errors if e.get("type") == "json_invalid")
+            raise InvalidInput.for_field("body", f"malformed JSON: {message}") from None
+        if any(e.get("type") == "model_type" and not e.get("loc") for e in errors):
+            raise InvalidInput.for_field("body", "expected a JSON object (one agent run)") from None
+        raise invalid_from_pydantic(errors) from None
+    check_semantics(run)
     return run
 
 
@@ -64,28 +81,41 @@ def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "nat
 
 
 def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
-    """Mask secrets in every free-text field, the tool arguments and the attributes, in place."""
-    t = redactor.text
-    for obj, fields in _text_fields(run):
-        for name in fields:
-            value = getattr(obj, name)
-            if value:
-                masked = t(value)
-                if masked is not value:  # assignment on a model is not free: only when something changed
-                    setattr(obj, name, masked)
+    """Mask secrets in every free-text field, the tool arguments, the metadata and the attributes, in place.
+
+    The run's texts are looked at together first (and its structured values as one JSON document): most
+    runs hold no secret, and then no field is looked at one by one."""
+    texts = [
+        (obj, name, value)
+        for obj, fields in _text_fields(run)
+        for name in fields
+        if (value := getattr(obj, name))
+    ]
+    if texts and redactor.might_hold_secret("\x00".join(value for _, _, value in texts)):
+        for obj, name, value in texts:
+            masked = redactor.text(value)
+            if masked is not value:  # assignment on a model is not free: only when something changed
+                setattr(obj, name, masked)
+    structured = [c.args_json for c in run.tool_calls if c.args_json]
+    if run.attributes or run.metadata:
+        structured.extend((run.attributes, run.metadata))
+    if not structured or not redactor.might_hold_secret(to_json(structured).decode(), keys=True):
+        return
     for c in run.tool_calls:
         if c.args_json:
             args = redactor.value(c.args_json)
             if args is not c.args_json:
                 c.args_json = args
-    if run.attributes:
-        attributes = redactor.value(run.attributes)
-        if attributes is not run.attributes:
-            run.attributes = attributes
+    for name in ("attributes", "metadata"):
+        value = getattr(run, name)
+        if value:
+            masked = redactor.value(value)
+            if masked is not value:
+                setattr(run, name, masked)
 
 
 def _text_fields(run: AgentRunIn) -> Iterator[tuple[Any, tuple[str, ...]]]:
-    yield run, ("error_message",)
+    yield run, ("error_message", "input", "output")
     for s in run.steps:
         yield s, ("input_summary", "output_summary")
     for c in run.tool_calls:
