@@ -163,12 +163,13 @@ def _datetime_param(conn: Connection) -> Callable[[datetime | None], Any]:
         return lambda value: value
 
     def sqlite_text(value: datetime | None) -> str | None:
-        # The text SQLAlchemy's SQLite DATETIME type writes (naive UTC), so both paths read back alike.
+        # The text SQLAlchemy's SQLite DATETIME type writes (naive UTC), so both paths read back alike:
+        # "YYYY-MM-DD HH:MM:SS.ffffff" is the first 26 characters of the aware UTC ISO form (years >= 1970).
         if value is None:
             return None
         if value.utcoffset():
             value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
     return sqlite_text
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -62,9 +63,11 @@ def _friendly(exc: ValidationError) -> list[Any]:
     return list(errors)
 
 
-def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> None:
+def check_semantics(
+    run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = (), now: datetime | None = None
+) -> None:
     """Cross-field checks and UTC normalisation (``check_run``), raised as one ``InvalidInput``."""
-    errors = check_run(run)
+    errors = check_run(run, now=now)
     if errors:
         prefix = format_loc(loc_prefix)
         if prefix != "body":
@@ -114,6 +117,17 @@ def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
                 setattr(run, name, masked)
 
 
+def _texts(run: AgentRunIn) -> list[str | None]:
+    """Every free text of the run (``_text_fields``' values), gathered without a call per field."""
+    texts: list[str | None] = [run.error_message, run.input, run.output]
+    for s in run.steps:
+        texts += (s.input_summary, s.output_summary)
+    for c in run.tool_calls:
+        texts += (c.result_summary, c.error_message)
+    texts.extend(g.message for g in run.guardrail_events)
+    return texts
+
+
 def _text_fields(run: AgentRunIn) -> Iterator[tuple[Any, tuple[str, ...]]]:
     yield run, ("error_message", "input", "output")
     for s in run.steps:
@@ -157,9 +171,11 @@ def prepare_many_json(
             raise InvalidInput.for_field("body", "expected a JSON array of agent runs") from None
         return prepare_many(items, redactor=redactor, source=source)
 
+    now = datetime.now(UTC)  # one clock reading for the batch
+
     def check(i: int, run: AgentRunIn) -> AgentRunIn | InvalidInput:
         try:
-            check_semantics(run, loc_prefix=(i,))
+            check_semantics(run, loc_prefix=(i,), now=now)
             return run
         except InvalidInput as exc:
             return exc

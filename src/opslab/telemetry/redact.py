@@ -32,8 +32,36 @@ _DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
 # than running the patterns on the many strings that hold no secret.
 _MARKERS = re.compile(r"sk-|akia|asia|gh|xox|eyj|bearer|basic|pass|pwd|secret|key|token|://")
 
-# A cheaper first look for a key that names a secret, anywhere in a JSON text (see ``might_hold_secret``).
-_SECRET_KEY_MARKERS = re.compile(r"passw|pwd|secret|key|authorization|credential|token|cookie|session")
+# The same markers as plain substrings, for the first look over a whole run (``might_hold_secret``):
+# a dozen substring searches cost a fraction of the alternation above over the same text.
+_MARKER_TEXTS = (
+    "sk-",
+    "akia",
+    "asia",
+    "gh",
+    "xox",
+    "eyj",
+    "bearer",
+    "basic",
+    "pass",
+    "pwd",
+    "secret",
+    "key",
+    "token",
+    "://",
+)
+# And what a key naming a secret contains, anywhere in a JSON document.
+_SECRET_KEY_TEXTS = (
+    "passw",
+    "pwd",
+    "secret",
+    "key",
+    "authorization",
+    "credential",
+    "token",
+    "cookie",
+    "session",
+)
 
 # Matched against the lower-cased key (an inline (?i) makes this alternation several times slower).
 _SECRET_KEY = re.compile(
@@ -69,7 +97,7 @@ class Redactor:
         if self._extra:
             return True
         lower = text.lower()
-        return _MARKERS.search(lower) is not None or (keys and _SECRET_KEY_MARKERS.search(lower) is not None)
+        return any(m in lower for m in _MARKER_TEXTS) or (keys and any(m in lower for m in _SECRET_KEY_TEXTS))
 
     def text(self, value: str) -> str:
         for secret in self.known_secrets:

@@ -250,11 +250,16 @@ def unstorable(value: Any, depth: int = 0) -> str | None:
     return None
 
 
-def check_run(run: AgentRunIn) -> list[dict[str, str]]:
+_BAD_IDS = frozenset({".", ".."})
+
+
+def check_run(run: AgentRunIn, *, now: datetime | None = None) -> list[dict[str, str]]:
     """The checks pydantic cannot place on one field, and normalisation, in one pass per run.
 
     Returns the errors (field path + message); on success the run has every timestamp in UTC and
-    step latencies derived from their times where missing.
+    step latencies derived from their times where missing. ``now`` (the service's clock) may be shared by
+    a batch. Written for the common case, a valid run in UTC: it then costs a few set operations and one
+    ``utcoffset`` per timestamp.
     """
     errors: list[dict[str, str]] = []
 
@@ -262,23 +267,26 @@ def check_run(run: AgentRunIn) -> list[dict[str, str]]:
         errors.append({"field": field, "message": message})
 
     def unique(ids: list[str], collection: str, field: str) -> set[str]:
-        seen: set[str] = set()
+        seen = set(ids)
+        if len(seen) == len(ids) and not seen & _BAD_IDS and all(map(str.strip, ids)):
+            return seen
+        seen = set()
         for i, value in enumerate(ids):
             if value in seen:
                 err(f"{collection}[{i}].{field}", f"{value!r} appears twice")
-            if value in (".", "..") or not value.strip():
+            if value in _BAD_IDS or not value.strip():
                 err(f"{collection}[{i}].{field}", "must not be blank, '.' or '..'")
             seen.add(value)
         return seen
 
     if run.run_id in RESERVED_IDS:
         err("run_id", f"{run.run_id!r} is reserved")
-    if run.run_id in (".", "..") or not run.run_id.strip():
+    if run.run_id in _BAD_IDS or not run.run_id.strip():
         err("run_id", "must not be blank, '.' or '..'")
     _to_utc(run, ("started_at", "ended_at"))
     if run.ended_at and run.ended_at < run.started_at:
         err("ended_at", "is before started_at")
-    ahead = utcnow() + MAX_CLOCK_SKEW
+    ahead = (now or utcnow()) + MAX_CLOCK_SKEW
     for name in ("started_at", "ended_at"):
         at = getattr(run, name)
         if at is not None and at > ahead:
@@ -289,20 +297,30 @@ def check_run(run: AgentRunIn) -> list[dict[str, str]]:
     call_ids = unique([c.call_id for c in run.tool_calls], "tool_calls", "call_id")
     unique([g.event_id for g in run.guardrail_events], "guardrail_events", "event_id")
     for i, s in enumerate(run.steps):
-        _to_utc(s, ("started_at", "ended_at"))
-        if s.started_at and s.ended_at:
-            if s.ended_at < s.started_at:
+        start, end = s.started_at, s.ended_at
+        if start is not None and start.utcoffset():  # a zero offset is falsy: UTC already
+            s.started_at = start = start.astimezone(UTC)
+        if end is not None and end.utcoffset():
+            s.ended_at = end = end.astimezone(UTC)
+        if start and end:
+            if end < start:
                 err(f"steps[{i}].ended_at", "is before started_at")
             elif s.latency_ms is None:
-                s.latency_ms = (s.ended_at - s.started_at).total_seconds() * 1000
+                s.latency_ms = (end - start).total_seconds() * 1000
     for i, c in enumerate(run.tool_calls):
-        _to_utc(c, ("started_at", "ended_at"))
-        if c.started_at and c.ended_at and c.ended_at < c.started_at:
+        start, end = c.started_at, c.ended_at
+        if start is not None and start.utcoffset():
+            c.started_at = start = start.astimezone(UTC)
+        if end is not None and end.utcoffset():
+            c.ended_at = end = end.astimezone(UTC)
+        if start and end and end < start:
             err(f"tool_calls[{i}].ended_at", "is before started_at")
         if c.step_id is not None and c.step_id not in step_ids:
             err(f"tool_calls[{i}].step_id", f"{c.step_id!r} names no step")
     for i, g in enumerate(run.guardrail_events):
-        _to_utc(g, ("created_at",))
+        at = g.created_at
+        if at is not None and at.utcoffset():
+            g.created_at = at.astimezone(UTC)
         if g.step_id is not None and g.step_id not in step_ids:
             err(f"guardrail_events[{i}].step_id", f"{g.step_id!r} names no step")
         if g.call_id is not None and g.call_id not in call_ids:
@@ -313,7 +331,7 @@ def check_run(run: AgentRunIn) -> list[dict[str, str]]:
 def _to_utc(obj: BaseModel, fields: tuple[str, ...]) -> None:
     for name in fields:
         value = getattr(obj, name)
-        if value is not None and value.utcoffset() != ZERO:  # assign only what changes: it is not free
+        if value is not None and value.utcoffset():  # assign only what changes: it is not free
             setattr(obj, name, value.astimezone(UTC))
 
 
