@@ -9,6 +9,7 @@ import json
 import time
 
 import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from bench._common import seed_run
 from bench._otlp_payload import SPANS_PER_TRACE
@@ -51,6 +52,17 @@ async def main() -> None:
             for start in range(0, args.runs, args.batch_size)
         ]
         path, per_request = "/agent-runs/batch", args.batch_size
+
+    def rejected(r: httpx.Response) -> bool:
+        """Did an OTLP export come back with spans refused (partial success)?"""
+        if args.mode == "otlp-json":
+            return bool(r.json().get("partialSuccess"))
+        if args.mode == "otlp-protobuf":
+            answer = ExportTraceServiceResponse()
+            answer.ParseFromString(r.content)
+            return answer.partial_success.rejected_spans > 0
+        return False
+
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for p in payloads:
         queue.put_nowait(p)
@@ -63,7 +75,7 @@ async def main() -> None:
             while not queue.empty():
                 payload = queue.get_nowait()
                 r = await client.post(path, content=payload, headers=headers)
-                if r.status_code >= 300 or (args.mode.startswith("otlp-") and r.json().get("partialSuccess")):
+                if r.status_code >= 300 or rejected(r):
                     errors += 1
 
         start = time.perf_counter()

@@ -163,10 +163,12 @@ def load(url: str, mode: str, runs: int, prefix: str, *, first_trace: int = 1) -
         cwd=ROOT,
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
         timeout=900,
-    ).stdout
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"the {mode} load failed:\n{out.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 

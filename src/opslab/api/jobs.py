@@ -39,30 +39,41 @@ LastEventId = Annotated[
     ),
 ]
 
-STREAM_DOC: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "Server-sent events: one per state change of the job, ending after done/failed.",
-        "content": {
-            "text/event-stream": {
-                # One schema per event (schemathesis and OpenAPI 3.2 read a stream this way).
-                "schema": {
-                    "type": "object",
-                    "required": ["data"],
-                    "properties": {
-                        "id": {"type": "string", "pattern": "^[0-9]+$"},
-                        "event": {"type": "string"},
-                        "data": {
-                            "type": "string",
-                            "contentMediaType": "application/json",
-                            "description": 'JSON: {"status", "step", "pct", "message", "updated_at"}',
-                        },
-                    },
-                },
-                "example": 'id: 3\ndata: {"status":"running","step":"Collecting evidence","pct":30,'
-                '"message":"Collecting evidence","updated_at":"2026-11-22T10:00:00.1Z"}\n\n',
-            }
+
+def sse_doc(description: str, data: str, example: str) -> dict[str, Any]:
+    """The OpenAPI answer of an SSE route: ``text/event-stream`` whose ``itemSchema`` is one event (as
+    OpenAPI 3.2 and schemathesis read a stream) and whose ``schema`` is the whole stream, text or read as
+    an array of events (so a generated client returns the text rather than parsing it as JSON)."""
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string"},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "description": f"JSON: {data}",
+            },
         },
-    },
+    }
+    stream = {
+        "description": "The stream: `id:`/`data:` lines, one blank line after each event.",
+        "anyOf": [{"type": "string"}, {"type": "array", "items": event}],
+    }
+    return {
+        "description": description,
+        "content": {"text/event-stream": {"schema": stream, "itemSchema": event, "example": example}},
+    }
+
+
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: sse_doc(
+        "Server-sent events: one per state change of the job, ending after done/failed.",
+        '{"status", "step", "pct", "message", "updated_at"}',
+        'id: 3\ndata: {"status":"running","step":"Collecting evidence","pct":30,'
+        '"message":"Collecting evidence","updated_at":"2026-11-22T10:00:00.1Z"}\n\n',
+    ),
     204: {"description": "The job is finished and Last-Event-ID is its last event: nothing more will come."},
 }
 
