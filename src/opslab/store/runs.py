@@ -291,9 +291,11 @@ class SqlRunRepository:
     def write_traces(self, trace_ids: Sequence[str], plan: TracePlanner) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:
             lock_traces(conn=conn, trace_ids=trace_ids)
-            decided = plan(spans_of_traces(conn=conn, trace_ids=list(trace_ids)))
+            stored = spans_of_traces(conn=conn, trace_ids=list(trace_ids))
+            decided = plan(stored)
             if decided.spans:
-                add_spans(conn=conn, spans=decided.spans)
+                keys = {(t, s.span_id) for t, found in stored.items() for s in found}
+                add_spans(conn=conn, spans=decided.spans, stored=keys)
             keep = {p.run.run_id for p in decided.runs}
             drop_stale_trace_runs(conn=conn, trace_ids=sorted(decided.traces), keep=keep)
             return upsert_runs(conn=conn, runs=decided.runs) if decided.runs else {}

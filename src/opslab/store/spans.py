@@ -25,9 +25,13 @@ def lock_traces(*, conn: Connection, trace_ids: Sequence[str]) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": _TRACE_LOCK, "key": key})
 
 
-def add_spans(*, conn: Connection, spans: Sequence[Span]) -> set[str]:
+def add_spans(
+    *, conn: Connection, spans: Sequence[Span], stored: set[tuple[str, str]] | None = None
+) -> set[str]:
+    """Keep ``spans``, each replacing a stored copy; ``stored`` (the keys already kept, when the caller
+    read them in this transaction) spares a delete per new span."""
     keys = {(s.trace_id, s.span_id): s for s in spans}
-    for trace_id, span_id in keys:
+    for trace_id, span_id in keys if stored is None else keys.keys() & stored:
         conn.execute(
             delete(otel_spans).where(otel_spans.c.trace_id == trace_id, otel_spans.c.span_id == span_id)
         )

@@ -224,7 +224,7 @@ class ScoreIn(_Model):
     """Feedback on a run: a user's thumbs, an evaluator's grade, an annotator's label."""
 
     name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
-    value: Annotated[StrictFloat | StrictInt, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
+    value: Annotated[StrictFloat, Field(ge=-1e12, le=1e12, allow_inf_nan=False)]
     comment: Text | None = None
     source: ScoreSource = "api"
 
