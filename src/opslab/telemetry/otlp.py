@@ -1,7 +1,7 @@
 """OTLP/HTTP trace requests -> spans: the JSON mapping, and protobuf decoded into the same shape.
 
 Spans of one trace may arrive over several exports (children usually before their parent), so the
-caller keeps spans and re-maps a whole trace (``telemetry.genai.map_trace``) whenever one arrives.
+caller keeps spans and re-maps a whole trace (``telemetry.traces.map_trace``) whenever one arrives.
 """
 
 from __future__ import annotations
