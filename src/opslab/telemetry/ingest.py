@@ -75,12 +75,29 @@ def check_semantics(
         raise InvalidInput.for_fields(errors)
 
 
-def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native") -> PreparedRun:
-    """Redact (in place: the run is taken over) and fingerprint a validated run."""
-    if redactor.enabled:
+def prepare_run(
+    run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native", redacted: bool = False
+) -> PreparedRun:
+    """Redact (in place: the run is taken over; not again when ``redacted``) and fingerprint a validated
+    run."""
+    if redactor.enabled and not redacted:
         redact_run(run, redactor)
     digest = hashlib.sha256(run.model_dump_json(exclude={"attributes"}).encode()).hexdigest()
     return PreparedRun(run=run, content_hash=digest, source=source)
+
+
+def redact_runs(runs: list[AgentRunIn], redactor: Redactor) -> None:
+    """Redact a batch: its texts looked at together first, and its structured values as one JSON
+    document. A batch holding no secret anywhere (the usual case) costs two looks, not one per run."""
+    if not runs or not redactor.enabled:
+        return
+    texts = "\x00".join(filter(None, (t for run in runs for t in _texts(run))))
+    structured = [v for run in runs for v in _structured(run)]
+    if redactor.might_hold_secret(texts) or (
+        structured and redactor.might_hold_secret(to_json(structured).decode(), keys=True)
+    ):
+        for run in runs:
+            redact_run(run, redactor)
 
 
 def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
@@ -88,20 +105,15 @@ def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
 
     The run's texts are looked at together first (and its structured values as one JSON document): most
     runs hold no secret, and then no field is looked at one by one."""
-    texts = [
-        (obj, name, value)
-        for obj, fields in _text_fields(run)
-        for name in fields
-        if (value := getattr(obj, name))
-    ]
-    if texts and redactor.might_hold_secret("\x00".join(value for _, _, value in texts)):
-        for obj, name, value in texts:
-            masked = redactor.text(value)
-            if masked is not value:  # assignment on a model is not free: only when something changed
-                setattr(obj, name, masked)
-    structured = [c.args_json for c in run.tool_calls if c.args_json]
-    if run.attributes or run.metadata:
-        structured.extend((run.attributes, run.metadata))
+    if redactor.might_hold_secret("\x00".join(filter(None, _texts(run)))):
+        for obj, fields in _text_fields(run):
+            for name in fields:
+                value = getattr(obj, name)
+                if value:
+                    masked = redactor.text(value)
+                    if masked is not value:  # assignment on a model is not free: only when something changed
+                        setattr(obj, name, masked)
+    structured = _structured(run)
     if not structured or not redactor.might_hold_secret(to_json(structured).decode(), keys=True):
         return
     for c in run.tool_calls:
@@ -115,6 +127,15 @@ def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
             masked = redactor.value(value)
             if masked is not value:
                 setattr(run, name, masked)
+
+
+def _structured(run: AgentRunIn) -> list[Any]:
+    values: list[Any] = [c.args_json for c in run.tool_calls if c.args_json]
+    if run.attributes:
+        values.append(run.attributes)
+    if run.metadata:
+        values.append(run.metadata)
+    return values
 
 
 def _texts(run: AgentRunIn) -> list[str | None]:
@@ -186,7 +207,7 @@ def prepare_many_json(
 def _prepare_each(
     parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunOrigin
 ) -> list[PreparedRun | InvalidInput]:
-    out: list[PreparedRun | InvalidInput] = []
+    out: list[AgentRunIn | InvalidInput] = []
     seen: set[str] = set()
     for i, run in enumerate(parsed):
         if isinstance(run, InvalidInput):
@@ -197,5 +218,9 @@ def _prepare_each(
             )
         else:
             seen.add(run.run_id)
-            out.append(prepare_run(run, redactor=redactor, source=source))
-    return out
+            out.append(run)
+    redact_runs([r for r in out if not isinstance(r, InvalidInput)], redactor)
+    return [
+        r if isinstance(r, InvalidInput) else prepare_run(r, redactor=redactor, source=source, redacted=True)
+        for r in out
+    ]

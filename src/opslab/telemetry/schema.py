@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, PydanticSerializationError, to_json
 from pydantic_core import core_schema as cs
 
 SCHEMA_VERSION = 1
@@ -229,22 +229,39 @@ class ScoreIn(_Model):
     source: ScoreSource = "api"
 
 
-def unstorable(value: Any, depth: int = 0) -> str | None:
-    """Why a free-form JSON value cannot be stored the same way on every database, or None."""
+MAX_JSON_DEPTH = 250  # about what pydantic-core serialises
+
+
+def unstorable(value: Any) -> str | None:
+    """Why a free-form JSON value cannot be stored the same way on every database, or None.
+
+    One serialisation in pydantic-core answers for almost every value (no NUL, no Infinity or NaN in its
+    JSON text, not too deep to serialise); only a value whose text holds one of those is walked in Python
+    to say where the problem is."""
+    try:
+        text = to_json(value, inf_nan_mode="constants", fallback=str)
+    except (PydanticSerializationError, ValueError, RecursionError):
+        return _walk(value, 0) or f"nested more than {MAX_JSON_DEPTH} levels deep"
+    if b"\\u0000" in text or b"NaN" in text or b"Infinity" in text:
+        return _walk(value, 0)
+    return None
+
+
+def _walk(value: Any, depth: int) -> str | None:
     if isinstance(value, str):
         return "text must not contain NUL (\\u0000)" if "\x00" in value else None
     if isinstance(value, float):
         return None if math.isfinite(value) else "numbers must be finite (no Infinity or NaN)"
-    if depth > 64:
-        return "nested more than 64 levels deep"
+    if depth > MAX_JSON_DEPTH:
+        return f"nested more than {MAX_JSON_DEPTH} levels deep"
     if isinstance(value, dict):
         for k, v in value.items():
-            problem = unstorable(k, depth + 1) or unstorable(v, depth + 1)
+            problem = _walk(k, depth + 1) or _walk(v, depth + 1)
             if problem:
                 return problem
     elif isinstance(value, list):
         for v in value:
-            problem = unstorable(v, depth + 1)
+            problem = _walk(v, depth + 1)
             if problem:
                 return problem
     return None
