@@ -3,15 +3,15 @@ driver's executemany, values converted once per batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from sqlalchemy import Connection, Table, delete, select
 
 from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, run_tags, tool_calls
-from opslab.telemetry import PreparedRun, UpsertStatus
+from opslab.telemetry import AgentRunIn, PreparedRun, UpsertStatus
 
 _CHUNK = 500
 
@@ -30,7 +30,7 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
         for chunk in _chunks(sorted(existing)):
             for table in (*CHILD_TABLES, agent_runs):
                 conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-    dt = _datetime_param(conn)
+    dt = _datetime_param(conn, [p.run for p in runs])
     js = _json_param
     now = dt(datetime.now(UTC))
     run_rows: list[tuple[Any, ...]] = []
@@ -158,20 +158,45 @@ def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...
     conn.exec_driver_sql(sql, list(rows))
 
 
-def _datetime_param(conn: Connection) -> Callable[[datetime | None], Any]:
+def _datetime_param(conn: Connection, runs: Sequence[AgentRunIn] = ()) -> Callable[[datetime | None], Any]:
+    """How a datetime is bound: as is (PostgreSQL), or as the text SQLAlchemy's SQLite DATETIME type
+    writes (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), so both write paths read back alike.
+
+    On SQLite the timestamps of ``runs`` are formatted together, by pydantic-core's serializer in one
+    call, rather than one ``isoformat`` (and ``utcoffset``) each: they are most of the per-row work."""
     if conn.dialect.name != "sqlite":
         return lambda value: value
+    values = [v for run in runs for v in _timestamps(run) if v is not None]
+    known: dict[int, str] = {}
+    for value, text in zip(values, from_json(to_json(values)), strict=True):
+        # "2024-01-15T10:30:00Z" or "2024-01-15T10:30:00.100000Z"; an offset other than Z: below
+        if text[-1] == "Z":
+            known[id(value)] = f"{text[:10]} {text[11:19]}{text[19:-1] or '.000000'}"
 
     def sqlite_text(value: datetime | None) -> str | None:
-        # The text SQLAlchemy's SQLite DATETIME type writes (naive UTC), so both paths read back alike:
-        # "YYYY-MM-DD HH:MM:SS.ffffff" is the first 26 characters of the aware UTC ISO form (years >= 1970).
         if value is None:
             return None
+        found = known.get(id(value))
+        if found is not None:
+            return found
         if value.utcoffset():
             value = value.astimezone(UTC)
         return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
     return sqlite_text
+
+
+def _timestamps(run: AgentRunIn) -> Iterator[datetime | None]:
+    yield run.started_at
+    yield run.ended_at
+    for s in run.steps:
+        yield s.started_at
+        yield s.ended_at
+    for c in run.tool_calls:
+        yield c.started_at
+        yield c.ended_at
+    for g in run.guardrail_events:
+        yield g.created_at
 
 
 def _json_param(value: Any) -> str | None:
