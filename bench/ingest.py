@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import ROOT, scratch_postgres, seed_run, service, write_result
+from bench._common import ROOT, cpu_seconds, scratch_postgres, seed_run, service, write_result
 from bench._otlp_payload import SPANS_PER_TRACE
 from bench._otlp_payload import payloads as otlp_payloads
 from opslab.store import make_engine, upgrade
@@ -38,7 +38,7 @@ def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     run_rows, step_rows, call_rows, guard_rows = [], [], [], []
     for i in range(runs):
         rid = f"f-{i}"
@@ -129,9 +129,14 @@ def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
         conn.executemany("INSERT INTO run_steps VALUES (" + ",".join("?" * 13) + ")", step_rows)
         conn.executemany("INSERT INTO tool_calls VALUES (" + ",".join("?" * 17) + ")", call_rows)
         conn.executemany("INSERT INTO guardrail_events VALUES (" + ",".join("?" * 8) + ")", guard_rows)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     conn.close()
-    return {"runs": runs, "wall_s": round(wall, 3), "runs_per_s": round(runs / wall, 1)}
+    return {
+        "runs": runs,
+        "wall_s": round(wall, 3),
+        "runs_per_s": round(runs / wall, 1),
+        "cpu_us_per_run": round(cpu / runs * 1e6, 1),
+    }
 
 
 # Single-run posts need many connections to keep the server busy; 500-run batches need only two
@@ -194,16 +199,20 @@ def measure(
     env = {"OPSLAB_DATA_DIR": str(data_dir)}
     if db_url:
         env["OPSLAB_DATABASE_URL"] = db_url
-    batches, floors, ratios = [], [], []
-    with service(env, data_dir.with_suffix(".log")) as url:
+    batches, floors, ratios, cpu_ratios = [], [], [], []
+    pids: list[int] = []
+    with service(env, data_dir.with_suffix(".log"), pids=pids) as url:
         load(url, "batch", 500, "warm")  # warm-up: connection pools, caches
         single = load(url, "single", single_runs, "s")
         for k in range(rounds):
             floor = floor_sqlite(batch_runs, data_dir.parent, round_no=k + (100 if db_url else 0))
+            cpu_before = cpu_seconds(pids[0])
             batch = load(url, "batch", batch_runs, f"m{k}")
+            batch["server_cpu_us_per_run"] = round((cpu_seconds(pids[0]) - cpu_before) / batch_runs * 1e6, 1)
             floors.append(floor)
             batches.append(batch)
             ratios.append(batch["runs_per_s"] / floor["runs_per_s"])
+            cpu_ratios.append(floor["cpu_us_per_run"] / batch["server_cpu_us_per_run"])
         otlp = {
             encoding: load(url, f"otlp-{encoding}", otlp_traces, "o", first_trace=1 + i * 10 * otlp_traces)
             for i, encoding in enumerate(("protobuf", "json"))
@@ -215,9 +224,19 @@ def measure(
         "batch": batches[pick],
         "floor": floors[pick],
         "batch_over_floor": round(median, 3),
+        # The same ratio in CPU time (the floor's per run over the server's per run): what the machine's
+        # load does not stretch; the load generator's own CPU is not counted.
+        "batch_over_floor_cpu": round(statistics.median(cpu_ratios), 3),
         "rounds": [
-            {"batch_runs_per_s": b["runs_per_s"], "floor_runs_per_s": f["runs_per_s"], "ratio": round(r, 3)}
-            for b, f, r in zip(batches, floors, ratios, strict=True)
+            {
+                "batch_runs_per_s": b["runs_per_s"],
+                "floor_runs_per_s": f["runs_per_s"],
+                "ratio": round(r, 3),
+                "server_cpu_us_per_run": b["server_cpu_us_per_run"],
+                "floor_cpu_us_per_run": f["cpu_us_per_run"],
+                "cpu_ratio": round(c, 3),
+            }
+            for b, f, r, c in zip(batches, floors, ratios, cpu_ratios, strict=True)
         ],
         "otlp": otlp,
     }
