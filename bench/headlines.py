@@ -53,6 +53,21 @@ def ingest(r: dict[str, Any]) -> list[Row]:
                 batch >= 2000 and ratio is not None and ratio >= 0.3,
             )
         )
+    for db in ("sqlite", "postgres"):
+        cpu_ratio = _g(r, db, "batch_over_floor_cpu")
+        server_cpu = _g(r, db, "batch", "server_cpu_us_per_run")
+        floor_cpu = _g(r, db, "floor", "cpu_us_per_run")
+        if cpu_ratio is not None:
+            rows.append(
+                Row(
+                    f"{db}: batch ingest, server CPU per run",
+                    _num(server_cpu, " µs"),
+                    f"raw SQLite executemany {_num(floor_cpu, ' µs')}",
+                    f"{cpu_ratio:.2f}×",
+                    "≥ 0.3× floor (CPU time: unstretched by the machine's load)",
+                    cpu_ratio >= 0.3,
+                )
+            )
     decode = _g(r, "floor_otlp_protobuf_decode", "spans_per_s")
     for db in ("sqlite", "postgres"):
         for encoding in ("protobuf", "json"):
