@@ -98,7 +98,9 @@ async def agent_status(rt: RuntimeDep, request: Request) -> AgentStatus:
 
 
 @router.post(
-    "/trigger", status_code=202, responses={200: {"model": TriggerResult, "description": "With ?wait=true: done."}}
+    "/trigger",
+    status_code=202,
+    responses={200: {"model": TriggerResult, "description": "With ?wait=true: done."}},
 )
 async def trigger(rt: RuntimeDep, request: Request, response: Response, wait: Wait = False) -> TriggerResult:
     """Respond now: poll the target and, if anything is anomalous, run the whole workflow (in the replica
