@@ -57,7 +57,8 @@ def scratch_postgres() -> Iterator[str | None]:
 
 
 @contextmanager
-def service(env: dict[str, str], log: Path) -> Iterator[str]:
+def service(env: dict[str, str], log: Path, *, pids: list[int] | None = None) -> Iterator[str]:
+    """``opslab serve`` on a free port, until the block ends; its pid is appended to ``pids`` if given."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_")}
     full_env.update(env)
@@ -77,10 +78,19 @@ def service(env: dict[str, str], log: Path) -> Iterator[str]:
             if not child.alive or time.monotonic() > deadline:
                 raise RuntimeError(log.read_text()[-2000:]) from None
             time.sleep(0.1)
+    if pids is not None:
+        pids.append(child.pid)
     try:
         yield url
     finally:
         child.stop(grace_s=20)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process (Linux) has used so far: a figure the machine's load does not
+    stretch the way it stretches wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fill_runs(url: str, runs: int, synth: Callable[..., list[Any]]) -> float:

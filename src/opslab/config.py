@@ -215,6 +215,11 @@ class Settings(BaseSettings):
         "s3fs installed, file:///mnt/shared/opslab).",
     )
 
+    price_table: Path | None = Field(
+        default=None,
+        description="JSON file of model prices (USD per 1M input/output tokens) replacing or adding to the "
+        "bundled table; used for the cost of runs whose traces carry tokens but no cost.",
+    )
     redact_secrets: bool = Field(default=True, description="Redact API keys, tokens and passwords on ingest.")
     redact_patterns: ListSetting[str] = Field(
         default_factory=list,

@@ -52,7 +52,7 @@ from opslab.store import (
     open_checkpointer,
     upgrade,
 )
-from opslab.telemetry import PreparedRun, Redactor, TelemetryService
+from opslab.telemetry import PreparedRun, Redactor, TelemetryService, load_prices
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -128,7 +128,9 @@ class Runtime:
                 fn(runs)
 
         runs = SqlRunRepository(engine)
-        telemetry = TelemetryService(runs, redactor=redactor, on_ingest=notify)
+        telemetry = TelemetryService(
+            runs, redactor=redactor, on_ingest=notify, prices=load_prices(settings.price_table)
+        )
         job_store = SqlJobStore(engine)
         works: dict[str, AnyWork] = {}
         service_kinds: set[str] = set()  # filled below: the work leased services take themselves

@@ -142,7 +142,9 @@ def test_sse_stream_reaches_done_and_honours_last_event_id(api: httpx.Client) ->
         assert data["step"] in [*STEPS, "Queued"] and data["updated_at"].endswith("Z")
     seqs = [int(i) for i, _ in events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    assert sse(api, f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": str(seqs[-1])}) == []
+    # A client that has seen every event of a finished job is told 204: an EventSource stops there.
+    seen_all = api.get(f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": str(seqs[-1])})
+    assert seen_all.status_code == 204 and seen_all.content == b""
     for bad_id in ("x", "\u00b2", "-1", "1.5"):
         bad = api.get(f"/rca-runs/{rca_id}/stream", headers={"Last-Event-ID": bad_id.encode()})
         assert bad.status_code == 422

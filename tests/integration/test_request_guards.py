@@ -85,7 +85,13 @@ def test_a_body_over_the_cap_is_a_413_chunked_or_not(service: tuple[httpx.Client
     ingest = {"X-Ingest-Secret": SECRET}
     big = b"x" * (CAP + 1)
     targets = [
-        (m, p, ingest if p in ("/agent-runs", "/agent-runs/batch", "/v1/traces") else AUTH)
+        (
+            m,
+            p,
+            ingest
+            if p in ("/agent-runs", "/agent-runs/batch", "/v1/traces", "/v1/logs", "/v1/metrics")
+            else AUTH,
+        )
         for m, p in _writes(document)
     ]
     for method, path, headers in targets:

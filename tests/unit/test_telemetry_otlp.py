@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from opslab.errors import InvalidInput
-from opslab.telemetry.genai import map_trace
-from opslab.telemetry.otlp import parse_request
+from opslab.telemetry import Span, map_trace, parse_request
 
 T = "5b8efff798038103d269b633813fc60c"
 NS = 1_700_000_000_000_000_000
@@ -143,8 +142,14 @@ def agent_trace() -> dict[str, Any]:
     )
 
 
+def spans_of(body: Any) -> list[Span]:
+    spans, refused = parse_request(body)
+    assert refused == []
+    return spans
+
+
 def test_genai_spans_map_onto_one_run() -> None:
-    runs = map_trace(parse_request(agent_trace()))
+    runs = map_trace(spans_of(agent_trace())).runs
     assert len(runs) == 1
     run = runs[0]
     assert run.run_id == T and run.trace_id == T
@@ -172,17 +177,19 @@ def test_genai_spans_map_onto_one_run() -> None:
     assert kinds == [("pii", ""), ("toxicity", "0000000000000005")]
 
 
-def test_spans_without_an_agent_root_make_no_run() -> None:
-    body = agent_trace()
-    spans = body["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    assert map_trace(parse_request(request(spans[1:]))) == []
+def test_spans_whose_agent_root_has_not_arrived_make_runs_from_their_top_most_spans() -> None:
+    spans = agent_trace()["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    mapped = map_trace(spans_of(request(spans[1:])))
+    tops = [s for s in spans[1:] if s.get("parentSpanId") == spans[0]["spanId"]]
+    assert sorted(r.run_id for r in mapped.runs) == sorted(f"{T}-{s['spanId']}" for s in tops)
+    assert set(mapped.owner) == {s["spanId"] for s in spans[1:]}  # every span belongs to a run
 
 
 def test_children_arriving_first_still_map_once_the_root_arrives() -> None:
     spans = agent_trace()["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    early = parse_request(request(spans[1:]))
-    late = parse_request(request(spans[:1]))
-    runs = map_trace([*early, *late])
+    early = spans_of(request(spans[1:]))
+    late = spans_of(request(spans[:1]))
+    runs = map_trace([*early, *late]).runs
     assert len(runs) == 1 and len(runs[0].steps) == 2
 
 
@@ -190,12 +197,26 @@ def test_children_arriving_first_still_map_once_the_root_arrives() -> None:
     ("body", "field"),
     [
         ([], "body"),
-        ({"resourceSpans": [{"scopeSpans": [{"spans": [{"name": "x"}]}]}]}, "traceId"),
-        ({"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "01"}]}]}]}, "traceId"),
         ({"resourceSpans": "nope"}, "resourceSpans"),
+        ({"resourceSpans": [{"scopeSpans": "nope"}]}, "resourceSpans[0]"),
     ],
 )
-def test_malformed_requests_name_the_field(body: Any, field: str) -> None:
+def test_a_body_that_is_not_an_export_names_the_field(body: Any, field: str) -> None:
     with pytest.raises(InvalidInput) as info:
         parse_request(body)
     assert field in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("span", "field"),
+    [
+        ({"name": "x"}, "traceId"),
+        ({"traceId": "zz", "spanId": "01"}, "traceId"),
+        ({"traceId": "01", "spanId": "02", "startTimeUnixNano": "soon"}, "malformed span"),
+    ],
+)
+def test_a_malformed_span_is_refused_alone_with_its_reason(span: dict[str, Any], field: str) -> None:
+    good = agent_trace()["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    spans, refused = parse_request(request([good, span]))
+    assert [s.span_id for s in spans] == [good["spanId"]]
+    assert len(refused) == 1 and field in refused[0] and "spans[1]" in refused[0]

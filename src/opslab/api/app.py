@@ -15,7 +15,7 @@ from opslab.api.deps import add_body_schemas
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.guard import AccessGuard
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import agent, autoops, canary, lab, metrics, rca, root, telemetry
+from opslab.api.routes import agent, autoops, canary, lab, metrics, otlp, rca, root, telemetry
 from opslab.api.sessions import SessionSigner
 from opslab.api.ui.routes import install as install_ui
 from opslab.config import Settings
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(AccessGuard, settings=settings, signer=signer)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
     # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, metrics, canary, lab, agent, autoops):
+    for module in (root, rca, telemetry, otlp, metrics, canary, lab, agent, autoops):
         app.include_router(module.router)
     install_ui(app)
     return app

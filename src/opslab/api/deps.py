@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
 from pydantic import BaseModel
 from pydantic_core import from_json
 
-from opslab.errors import InvalidInput
+from opslab.errors import InvalidInput, PayloadTooLarge
 from opslab.runtime import Runtime
 from opslab.telemetry import TelemetryService
 
@@ -32,14 +34,77 @@ def get_telemetry(runtime: RuntimeDep) -> TelemetryService:
 TelemetryDep = Annotated[TelemetryService, Depends(get_telemetry)]
 
 
-async def read_json(request: Request) -> Any:
+async def read_body(request: Request) -> bytes:
+    """The request body, decompressed per ``Content-Encoding`` (gzip, deflate or none). The size cap
+    (``OPSLAB_MAX_BODY_BYTES``) applies to the decompressed body too: a small bomb is a 413."""
     raw = await request.body()
+    encoding = request.headers.get("content-encoding", "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    limit: int = request.app.state.runtime.settings.max_body_bytes
+    if encoding in ("gzip", "x-gzip"):
+        return _inflate(raw, zlib.MAX_WBITS | 16, limit, "gzip")
+    if encoding == "deflate":  # zlib-wrapped as the RFC says; raw deflate as some clients send it
+        try:
+            return _inflate(raw, zlib.MAX_WBITS, limit, "deflate")
+        except InvalidInput as exc:
+            if isinstance(exc, PayloadTooLarge):
+                raise
+            return _inflate(raw, -zlib.MAX_WBITS, limit, "deflate")
+    raise InvalidInput.for_field(
+        "Content-Encoding", f"{encoding!r} is not supported; send gzip, deflate or an uncompressed body"
+    )
+
+
+def _inflate(raw: bytes, wbits: int, limit: int, name: str) -> bytes:
+    inflater = zlib.decompressobj(wbits)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise InvalidInput.for_field("body", f"not valid {name} data: {exc}") from None
+    if len(out) > limit:
+        raise PayloadTooLarge(
+            f"body: larger than {limit} bytes once decompressed", details={"limit_bytes": limit}
+        )
+    if not inflater.eof:
+        raise InvalidInput.for_field("body", f"truncated {name} data")
+    return out
+
+
+async def read_json(request: Request) -> Any:
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidInput.for_field("body", "empty body; expected JSON")
     try:
         return from_json(raw)
     except ValueError as exc:
         raise InvalidInput.for_field("body", f"malformed JSON: {exc}") from None
+
+
+def reject_unknown_query(request: Request) -> None:
+    """A query parameter the route does not declare is a 422 naming it (a misspelt filter must not
+    silently return everything)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    known = _query_names(dependant)
+    unknown = sorted({k for k in request.query_params if k not in known})
+    if unknown:
+        hint = f"known: {', '.join(sorted(known))}" if known else "this route takes no query parameters"
+        raise InvalidInput.for_fields(
+            [{"field": f"query.{name}", "message": f"unknown query parameter ({hint})"} for name in unknown]
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+KnownQuery = Depends(reject_unknown_query)
 
 
 IdempotencyKey = Annotated[

@@ -12,6 +12,8 @@ read or parsed: no 422 telling an anonymous client what is wrong with its JSON, 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from dataclasses import dataclass
 
@@ -26,7 +28,16 @@ from opslab.config import Settings
 from opslab.errors import Unauthorized
 
 # Ingestion is guarded by the ingest secret, not by the API token: agents in the field hold the former.
-INGEST_PATHS = frozenset({"/agent-runs", "/agent-runs/batch", "/v1/traces"})
+INGEST_PATHS = frozenset(
+    {
+        "/agent-runs",
+        "/agent-runs/batch",
+        "/v1/traces",
+        "/v1/logs",
+        "/v1/metrics",
+        "/api/public/otel/v1/traces",
+    }
+)
 # Deliberately open whatever is configured: who the service is, and whether it is up.
 OPEN_PATHS = frozenset({"/", "/healthz"})
 # What the dashboard serves to anyone: the sign-in page and its static files.
@@ -56,8 +67,13 @@ def decide(
 ) -> Grant:
     """The grant of a request, or ``Unauthorized`` naming the header it lacks."""
     if method == "POST" and path in INGEST_PATHS:
+        # The secret as X-Ingest-Secret, or as the password of HTTP Basic auth: the Langfuse SDK sends its
+        # secret key that way (LANGFUSE_SECRET_KEY set to the ingest secret).
         secret = settings.ingest_secret
-        if secret is not None and not _same(headers.get("x-ingest-secret"), secret.get_secret_value()):
+        if secret is not None and not (
+            _same(headers.get("x-ingest-secret"), secret.get_secret_value())
+            or _same(_basic_password(headers), secret.get_secret_value())
+        ):
             raise Unauthorized("X-Ingest-Secret: missing or wrong", details={"header": "X-Ingest-Secret"})
         return OPEN
     token = settings.api_token
@@ -89,6 +105,17 @@ def decide(
         return OPEN
     details = {"header": "Authorization", **({"session": "expired"} if expired else {})}
     raise Unauthorized("Authorization: a valid Bearer token is required", details=details)
+
+
+def _basic_password(headers: Headers) -> str | None:
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return decoded.partition(":")[2] or None
 
 
 def _same(given: str | None, expected: str) -> bool:

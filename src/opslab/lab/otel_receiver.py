@@ -125,7 +125,10 @@ def _decode(body: bytes, *, protobuf: bool) -> list[dict[str, object]]:
             request = json.loads(body)
         except ValueError as exc:  # UnicodeDecodeError included
             raise InvalidInput.for_field("body", f"malformed JSON: {exc}") from None
-    return [span.to_json() for span in parse_request(request)]
+    spans, refused = parse_request(request)
+    if refused:
+        raise InvalidInput.for_field("resourceSpans", refused[0])
+    return [span.to_json() for span in spans]
 
 
 def http_status(exc: OpslabError) -> int:

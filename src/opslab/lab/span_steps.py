@@ -130,7 +130,9 @@ def _map(spans: list[Span]) -> AgentRunIn | None:
         status_message="",
     )
     try:
-        run = next(r for r in map_trace([root, *placed]) if r.attributes["otel"]["root_span_id"] == _ROOT)
+        run = next(
+            r for r in map_trace([root, *placed]).runs if r.attributes["otel"]["root_span_id"] == _ROOT
+        )
         check_semantics(run)  # what the service checks beyond each field
     except _MAPPING_ERRORS:
         return None

@@ -13,8 +13,21 @@ from fastapi.responses import JSONResponse
 Script = Callable[[list[dict[str, Any]]], str | None]
 
 
+def word_count(text: object) -> int:
+    return len(str(text or "").split())
+
+
+def usage_of(messages: list[dict[str, Any]], content: str) -> dict[str, int]:
+    """The usage the fake reports, as a real endpoint does: words stand for tokens (prompt: every
+    message's content; completion: the answer)."""
+    prompt = sum(word_count(m.get("content")) for m in messages)
+    completion = word_count(content)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
 def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
-    """``script(messages)`` returns the assistant's content, or None for a 500 response."""
+    """``script(messages)`` returns the assistant's content, or None for a 500 response. Each answer
+    carries ``usage`` (``usage_of``), so instrumentation that records token counts has some to record."""
     app = FastAPI()
     app.state.requests = []
 
@@ -32,6 +45,7 @@ def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
             {
                 "id": "chatcmpl-fake",
                 "object": "chat.completion",
+                "created": 1_700_000_000,
                 "model": body.get("model", "fake"),
                 "choices": [
                     {
@@ -40,6 +54,7 @@ def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
                         "message": {"role": "assistant", "content": content},
                     }
                 ],
+                "usage": usage_of(body.get("messages", []), content),
             }
         )
 

@@ -14,21 +14,26 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from opslab.errors import InvalidInput
 from opslab.store.engine import write_tx
 from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, series, version_stats
-from opslab.store.spans import add_spans, trace_spans
-from opslab.store.tables import agent_runs, guardrail_events, run_steps, tool_calls
-from opslab.store.upsert import upsert_runs
+from opslab.store.scores import add_score, score_stats, scores_of
+from opslab.store.spans import add_logs, add_spans, lock_traces, spans_of_traces, trace_logs, trace_spans
+from opslab.store.tables import agent_runs, guardrail_events, run_scores, run_steps, run_tags, tool_calls
+from opslab.store.upsert import drop_stale_trace_runs, upsert_runs
 from opslab.telemetry import (
     MAX_YEAR,
     MIN_YEAR,
     AgentRunIn,
     FleetSeries,
+    LogRecord,
     Overview,
     PreparedRun,
     RunCounts,
     RunFilter,
     RunPage,
     RunSummary,
+    ScoreIn,
+    ScoreView,
     Span,
+    TracePlanner,
     UpsertStatus,
     VersionStat,
 )
@@ -58,9 +63,16 @@ def _counts(conn: Connection, run_ids: Sequence[str]) -> dict[str, RunCounts]:
     return out
 
 
-def _summary(row: Any, counts: RunCounts) -> RunSummary:
+def _summary(row: Any, counts: RunCounts, scores: list[ScoreView]) -> RunSummary:
     m = row._mapping
     return RunSummary(
+        session_id=m["session_id"],
+        user_id=m["user_id"],
+        tags=m["tags"] or [],
+        metadata=m["run_metadata"] or {},
+        input=m["input_text"],
+        output=m["output_text"],
+        scores=scores,
         run_id=m["run_id"],
         agent_name=m["agent_name"],
         agent_version=m["agent_version"],
@@ -87,7 +99,9 @@ def get_summary(*, conn: Connection, run_id: str) -> RunSummary | None:
     row = conn.execute(select(agent_runs).where(agent_runs.c.run_id == run_id)).first()
     if row is None:
         return None
-    return _summary(row, _counts(conn, [run_id])[run_id])
+    return _summary(
+        row, _counts(conn, [run_id])[run_id], scores_of(conn=conn, run_ids=[run_id]).get(run_id, [])
+    )
 
 
 def load_run(*, conn: Connection, run_id: str) -> AgentRunIn | None:
@@ -124,6 +138,12 @@ def load_run(*, conn: Connection, run_id: str) -> AgentRunIn | None:
                 "total_cost_usd": m["total_cost_usd"],
             },
             "attributes": m["attributes"] or {},
+            "session_id": m["session_id"],
+            "user_id": m["user_id"],
+            "tags": m["tags"] or [],
+            "metadata": m["run_metadata"] or {},
+            "input": m["input_text"],
+            "output": m["output_text"],
         }
     )
 
@@ -175,6 +195,19 @@ def _filtered(q: Any, flt: RunFilter) -> Any:
         q = q.where(r.started_at < flt.until)
     if flt.experiment:
         q = q.where(r.attributes["lab.experiment"].as_string() == flt.experiment)
+    if flt.session_id:
+        q = q.where(r.session_id == flt.session_id)
+    if flt.user_id:
+        q = q.where(r.user_id == flt.user_id)
+    if flt.tag:
+        q = q.where(r.run_id.in_(select(run_tags.c.run_id).where(run_tags.c.tag == flt.tag)))
+    if flt.score:
+        scored = select(run_scores.c.run_id).where(run_scores.c.name == flt.score)
+        if flt.score_min is not None:
+            scored = scored.where(run_scores.c.value >= flt.score_min)
+        if flt.score_max is not None:
+            scored = scored.where(run_scores.c.value <= flt.score_max)
+        q = q.where(r.run_id.in_(scored))
     if flt.q:
         # The failed calls matching the text, found once (their status index keeps it to failed calls), not
         # a correlated subquery per run: with no match anywhere, every run is looked at (bench/ui.py).
@@ -185,11 +218,20 @@ def _filtered(q: Any, flt: RunFilter) -> Any:
                 tool_calls.c.error_class.icontains(flt.q, autoescape=True),
             ),
         )
+        steps = select(run_steps.c.run_id).where(
+            or_(
+                run_steps.c.input_summary.icontains(flt.q, autoescape=True),
+                run_steps.c.output_summary.icontains(flt.q, autoescape=True),
+            )
+        )
         q = q.where(
             or_(
                 r.error_message.icontains(flt.q, autoescape=True),
                 r.error_type.icontains(flt.q, autoescape=True),
+                r.input_text.icontains(flt.q, autoescape=True),
+                r.output_text.icontains(flt.q, autoescape=True),
                 r.run_id.in_(failed_calls),
+                r.run_id.in_(steps),
             )
         )
     return q
@@ -206,8 +248,10 @@ def list_runs(*, conn: Connection, flt: RunFilter, cursor: str | None, limit: in
         conn.execute(q.order_by(agent_runs.c.started_at.desc(), agent_runs.c.run_id.desc()).limit(limit + 1))
     )
     page, more = rows[:limit], len(rows) > limit
-    counts = _counts(conn, [r._mapping["run_id"] for r in page]) if page else {}
-    items = [_summary(r, counts[r._mapping["run_id"]]) for r in page]
+    ids = [r._mapping["run_id"] for r in page]
+    counts = _counts(conn, ids) if page else {}
+    scores = scores_of(conn=conn, run_ids=ids)
+    items = [_summary(r, counts[r._mapping["run_id"]], scores.get(r._mapping["run_id"], [])) for r in page]
     nxt = encode_cursor(items[-1].started_at, items[-1].run_id) if more and items else None
     return RunPage(items=items, next_cursor=nxt)
 
@@ -236,15 +280,37 @@ class SqlRunRepository:
 
     def overview(self, *, since: datetime, hours: int, top_tools: int = 5) -> Overview:
         with self.engine.connect() as conn:
-            return overview(conn=conn, since=since, hours=hours, top_tools=top_tools)
+            found = overview(conn=conn, since=since, hours=hours, top_tools=top_tools)
+            found.scores = score_stats(conn=conn, since=since)
+            return found
 
     def series(self, *, since: datetime, hours: int) -> FleetSeries:
         with self.engine.connect() as conn:
             return series(conn=conn, since=since, hours=hours)
 
-    def add_spans(self, spans: Sequence[Span]) -> set[str]:
+    def write_traces(self, trace_ids: Sequence[str], plan: TracePlanner) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:
-            return add_spans(conn=conn, spans=spans)
+            lock_traces(conn=conn, trace_ids=trace_ids)
+            stored = spans_of_traces(conn=conn, trace_ids=list(trace_ids))
+            decided = plan(stored)
+            if decided.spans:
+                keys = {(t, s.span_id) for t, found in stored.items() for s in found}
+                add_spans(conn=conn, spans=decided.spans, stored=keys)
+            keep = {p.run.run_id for p in decided.runs}
+            drop_stale_trace_runs(conn=conn, trace_ids=sorted(decided.traces), keep=keep)
+            return upsert_runs(conn=conn, runs=decided.runs) if decided.runs else {}
+
+    def add_logs(self, records: Sequence[LogRecord]) -> int:
+        with write_tx(self.engine) as conn:
+            return add_logs(conn=conn, records=records)
+
+    def trace_logs(self, trace_id: str, *, limit: int = 1000) -> list[LogRecord]:
+        with self.engine.connect() as conn:
+            return trace_logs(conn=conn, trace_id=trace_id, limit=limit)
+
+    def add_score(self, run_id: str, score: ScoreIn) -> ScoreView | None:
+        with write_tx(self.engine) as conn:
+            return add_score(conn=conn, run_id=run_id, score=score)
 
     def trace_spans(self, trace_id: str) -> list[Span]:
         with self.engine.connect() as conn:

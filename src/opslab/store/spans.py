@@ -1,19 +1,37 @@
-"""OpenTelemetry spans kept per trace, so a trace is re-mapped whenever a late span of it arrives."""
+"""OpenTelemetry spans kept per trace, so a trace is re-mapped whenever a late span of it arrives, and the
+OTLP log records that name a trace."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, delete, insert, select, text
 
-from opslab.store.tables import otel_spans
-from opslab.telemetry import Span
+from opslab.store.tables import otel_logs, otel_spans
+from opslab.telemetry import LogRecord, Span
+
+_TRACE_LOCK = 7_130_002  # the advisory-lock class of "writing trace X" on PostgreSQL
 
 
-def add_spans(*, conn: Connection, spans: Sequence[Span]) -> set[str]:
+def lock_traces(*, conn: Connection, trace_ids: Sequence[str]) -> None:
+    """Hold, until the transaction ends, the right to write these traces (SQLite: its one write lock
+    already serialises writers). Taken in sorted order, so two writers never wait on each other."""
+    if conn.dialect.name != "postgresql":
+        return
+    for trace_id in sorted(set(trace_ids)):
+        key = zlib.crc32(trace_id.encode()) - 2**31  # fits int4
+        conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": _TRACE_LOCK, "key": key})
+
+
+def add_spans(
+    *, conn: Connection, spans: Sequence[Span], stored: set[tuple[str, str]] | None = None
+) -> set[str]:
+    """Keep ``spans``, each replacing a stored copy; ``stored`` (the keys already kept, when the caller
+    read them in this transaction) spares a delete per new span."""
     keys = {(s.trace_id, s.span_id): s for s in spans}
-    for trace_id, span_id in keys:
+    for trace_id, span_id in keys if stored is None else keys.keys() & stored:
         conn.execute(
             delete(otel_spans).where(otel_spans.c.trace_id == trace_id, otel_spans.c.span_id == span_id)
         )
@@ -32,3 +50,46 @@ def add_spans(*, conn: Connection, spans: Sequence[Span]) -> set[str]:
 def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
     rows = conn.scalars(select(otel_spans.c.payload).where(otel_spans.c.trace_id == trace_id))
     return [Span.from_json(p) for p in rows]
+
+
+def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
+    out: dict[str, list[Span]] = {t: [] for t in trace_ids}
+    for i in range(0, len(trace_ids), 500):
+        chunk = trace_ids[i : i + 500]
+        rows = conn.execute(
+            select(otel_spans.c.trace_id, otel_spans.c.payload).where(otel_spans.c.trace_id.in_(chunk))
+        )
+        for trace_id, payload in rows:
+            out[trace_id].append(Span.from_json(payload))
+    return out
+
+
+def add_logs(*, conn: Connection, records: Sequence[LogRecord]) -> int:
+    if records:
+        now = datetime.now(UTC)
+        conn.execute(
+            insert(otel_logs),
+            [
+                {
+                    "trace_id": r.trace_id,
+                    "span_id": r.span_id,
+                    "at": r.at,
+                    "severity": r.severity,
+                    "body": r.body,
+                    "attributes": r.attributes,
+                    "received_at": now,
+                }
+                for r in records
+            ],
+        )
+    return len(records)
+
+
+def trace_logs(*, conn: Connection, trace_id: str, limit: int) -> list[LogRecord]:
+    rows = conn.execute(
+        select(otel_logs)
+        .where(otel_logs.c.trace_id == trace_id)
+        .order_by(otel_logs.c.at, otel_logs.c.log_id)
+        .limit(limit)
+    )
+    return [LogRecord(r.trace_id, r.span_id, r.at, r.severity, r.body, r.attributes or {}) for r in rows]

@@ -48,7 +48,17 @@ agent_runs = Table(
     Column("source", String(20), nullable=False),
     Column("content_hash", String(64), nullable=False),
     Column("ingested_at", UTCDateTime(), nullable=False),
+    # Added in 0007: who and what the run was for (sessions, users, tags, metadata, input and output).
+    Column("session_id", String(ID)),
+    Column("user_id", String(ID)),
+    Column("tags", JSON),
+    Column("run_metadata", JSON),
+    Column("input_text", Text),
+    Column("output_text", Text),
     Index("ix_agent_runs_started_at", "started_at", "run_id"),
+    Index("ix_agent_runs_session", "session_id", "started_at"),
+    Index("ix_agent_runs_user", "user_id", "started_at"),
+    Index("ix_agent_runs_trace", "trace_id"),
     Index("ix_agent_runs_agent", "agent_name", "agent_version"),
     # Covering index: the fleet overview's count/success/cost over a window never touches the table.
     Index("ix_agent_runs_window", "started_at", "status", "total_cost_usd"),
@@ -109,6 +119,45 @@ guardrail_events = Table(
     Column("step_id", String(ID)),
     Column("call_id", String(ID)),
     Column("created_at", UTCDateTime()),
+)
+
+# One row per tag of a run, so that a tag filter is an index lookup on both databases.
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(ID), ForeignKey("agent_runs.run_id", ondelete="CASCADE"), primary_key=True),
+    Column("tag", String(ID), primary_key=True),
+    Index("ix_run_tags_tag", "tag", "run_id"),
+)
+
+# Feedback on runs. No foreign key: a score outlives a re-ingest of its run (which replaces the run's row).
+run_scores = Table(
+    "run_scores",
+    metadata,
+    Column("score_id", String(36), primary_key=True),
+    Column("run_id", String(ID), nullable=False),
+    Column("name", String(ID), nullable=False),
+    Column("value", Float, nullable=False),
+    Column("comment", Text),
+    Column("source", String(20), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Index("ix_run_scores_run", "run_id", "created_at"),
+    Index("ix_run_scores_name", "name", "value"),
+)
+
+# OTLP log records that carry a trace id: shown on the timeline of that trace's runs.
+otel_logs = Table(
+    "otel_logs",
+    metadata,
+    Column("log_id", Integer, primary_key=True, autoincrement=True),
+    Column("trace_id", String(64), nullable=False),
+    Column("span_id", String(64)),
+    Column("at", UTCDateTime()),
+    Column("severity", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Index("ix_otel_logs_trace", "trace_id", "at"),
 )
 
 otel_spans = Table(
@@ -176,7 +225,7 @@ job_events = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-CHILD_TABLES = (run_steps, tool_calls, guardrail_events)
+CHILD_TABLES = (run_steps, tool_calls, guardrail_events, run_tags)
 
 # The responder's incidents: the whole typed record as JSON, with the columns lists filter on beside it.
 incidents = Table(

@@ -3,15 +3,15 @@ driver's executemany, values converted once per batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from sqlalchemy import Connection, Table, delete, select
 
-from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, tool_calls
-from opslab.telemetry import PreparedRun, UpsertStatus
+from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, run_tags, tool_calls
+from opslab.telemetry import AgentRunIn, PreparedRun, UpsertStatus
 
 _CHUNK = 500
 
@@ -30,13 +30,14 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
         for chunk in _chunks(sorted(existing)):
             for table in (*CHILD_TABLES, agent_runs):
                 conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-    dt = _datetime_param(conn)
+    dt = _datetime_param(conn, [p.run for p in runs])
     js = _json_param
     now = dt(datetime.now(UTC))
     run_rows: list[tuple[Any, ...]] = []
     step_rows: list[tuple[Any, ...]] = []
     call_rows: list[tuple[Any, ...]] = []
     guard_rows: list[tuple[Any, ...]] = []
+    tag_rows: list[tuple[Any, ...]] = []
     # Tuples in each table's column order (tables.py); checked by bulk_insert.
     for p in runs:
         r, rid = p.run, p.run.run_id
@@ -62,8 +63,16 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
                 p.source,
                 p.content_hash,
                 now,
+                r.session_id,
+                r.user_id,
+                js(r.tags) if r.tags else None,
+                js(r.metadata) if r.metadata else None,
+                r.input,
+                r.output,
             )
         )
+        if r.tags:
+            tag_rows.extend((rid, tag) for tag in r.tags)
         step_rows.extend(
             (
                 rid,
@@ -113,9 +122,24 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
         (run_steps, step_rows),
         (tool_calls, call_rows),
         (guardrail_events, guard_rows),
+        (run_tags, tag_rows),
     ):
         bulk_insert(conn=conn, table=table, rows=rows)
     return {i: ("updated" if i in existing else "created") for i in ids}
+
+
+def drop_stale_trace_runs(*, conn: Connection, trace_ids: Sequence[str], keep: set[str]) -> list[str]:
+    """Remove the OTLP runs of these traces that they no longer make (a late parent span merged them)."""
+    stale: list[str] = []
+    for chunk in _chunks(sorted(set(trace_ids))):
+        found = conn.scalars(
+            select(agent_runs.c.run_id).where(agent_runs.c.trace_id.in_(chunk), agent_runs.c.source == "otlp")
+        )
+        stale.extend(r for r in found if r not in keep)
+    for chunk in _chunks(stale):
+        for table in (*CHILD_TABLES, agent_runs):
+            conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    return stale
 
 
 def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -134,19 +158,45 @@ def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[tuple[Any, ...
     conn.exec_driver_sql(sql, list(rows))
 
 
-def _datetime_param(conn: Connection) -> Callable[[datetime | None], Any]:
+def _datetime_param(conn: Connection, runs: Sequence[AgentRunIn] = ()) -> Callable[[datetime | None], Any]:
+    """How a datetime is bound: as is (PostgreSQL), or as the text SQLAlchemy's SQLite DATETIME type
+    writes (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), so both write paths read back alike.
+
+    On SQLite the timestamps of ``runs`` are formatted together, by pydantic-core's serializer in one
+    call, rather than one ``isoformat`` (and ``utcoffset``) each: they are most of the per-row work."""
     if conn.dialect.name != "sqlite":
         return lambda value: value
+    values = [v for run in runs for v in _timestamps(run) if v is not None]
+    known: dict[int, str] = {}
+    for value, text in zip(values, from_json(to_json(values)), strict=True):
+        # "2024-01-15T10:30:00Z" or "2024-01-15T10:30:00.100000Z"; an offset other than Z: below
+        if text[-1] == "Z":
+            known[id(value)] = f"{text[:10]} {text[11:19]}{text[19:-1] or '.000000'}"
 
     def sqlite_text(value: datetime | None) -> str | None:
-        # The text SQLAlchemy's SQLite DATETIME type writes (naive UTC), so both paths read back alike.
         if value is None:
             return None
+        found = known.get(id(value))
+        if found is not None:
+            return found
         if value.utcoffset():
             value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        return value.isoformat(sep=" ", timespec="microseconds")[:26]
 
     return sqlite_text
+
+
+def _timestamps(run: AgentRunIn) -> Iterator[datetime | None]:
+    yield run.started_at
+    yield run.ended_at
+    for s in run.steps:
+        yield s.started_at
+        yield s.ended_at
+    for c in run.tool_calls:
+        yield c.started_at
+        yield c.ended_at
+    for g in run.guardrail_events:
+        yield g.created_at
 
 
 def _json_param(value: Any) -> str | None:

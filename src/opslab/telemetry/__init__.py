@@ -4,11 +4,12 @@ Every agent run, whether posted over HTTP, mapped from OpenTelemetry spans, impo
 dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 """
 
-from opslab.telemetry.genai import map_trace
+from opslab.telemetry.conventions import SpanFacts, convention_of, read_span
 from opslab.telemetry.importers import FORMATS, Format, agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
-from opslab.telemetry.ports import RunRepository, UpsertStatus
+from opslab.telemetry.ports import RunRepository, TracePlan, TracePlanner, UpsertStatus
+from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.redact import Redactor
 from opslab.telemetry.schema import (
     ID_PATTERN,
@@ -22,12 +23,23 @@ from opslab.telemetry.schema import (
     Name,
     RunOrigin,
     RunStatus,
+    ScoreIn,
     StepIn,
     ToolCallIn,
     UtcDatetime,
 )
 from opslab.telemetry.service import MAX_HOURS, TelemetryService
+from opslab.telemetry.signals import (
+    LogRecord,
+    count_metric_points,
+    decode_logs_protobuf,
+    decode_metrics_protobuf,
+    encode_signal_response,
+    parse_logs,
+)
 from opslab.telemetry.timeline import build_timeline
+from opslab.telemetry.traces import TraceRuns, map_trace
+from opslab.telemetry.tree import describe_trace, tree_from_run, tree_from_spans
 from opslab.telemetry.views import (
     BatchItemResult,
     BatchResult,
@@ -35,26 +47,32 @@ from opslab.telemetry.views import (
     FailingTool,
     FleetSeries,
     IngestResult,
+    LogsResult,
+    MetricsResult,
     OtlpResult,
     Overview,
     RunCounts,
     RunFilter,
     RunPage,
     RunSummary,
+    RunTree,
+    ScoreStat,
+    ScoreView,
     SeriesPoint,
     Timeline,
     TimelineItem,
+    TraceSpanView,
+    TraceView,
+    TreeNode,
     VersionStat,
 )
 
 __all__ = [
     "ID_PATTERN",
-    "NO_NUL",
+    "MAX_HOURS",
     "MAX_YEAR",
     "MIN_YEAR",
-    "Name",
-    "UtcDatetime",
-    "MAX_HOURS",
+    "NO_NUL",
     "SCHEMA_VERSION",
     "AgentRunIn",
     "BatchItemResult",
@@ -65,37 +83,65 @@ __all__ = [
     "FleetSeries",
     "GuardrailEventIn",
     "IngestResult",
+    "LogRecord",
+    "LogsResult",
+    "MetricsResult",
+    "Name",
     "OtlpResult",
     "Overview",
     "PreparedRun",
+    "PriceTable",
     "Redactor",
     "RunCounts",
     "RunFilter",
+    "RunOrigin",
     "RunPage",
     "RunRepository",
-    "RunOrigin",
     "RunStatus",
     "RunSummary",
+    "RunTree",
+    "ScoreIn",
+    "ScoreStat",
+    "ScoreView",
     "SeriesPoint",
     "Span",
+    "SpanFacts",
     "StepIn",
     "TelemetryService",
     "Timeline",
     "TimelineItem",
     "ToolCallIn",
+    "TracePlan",
+    "TracePlanner",
+    "TraceRuns",
+    "TraceSpanView",
+    "TraceView",
+    "TreeNode",
     "UpsertStatus",
+    "UtcDatetime",
     "VersionStat",
     "agent_name",
     "build_timeline",
     "check_semantics",
+    "convention_of",
+    "count_metric_points",
+    "decode_logs_protobuf",
+    "decode_metrics_protobuf",
     "decode_protobuf",
+    "describe_trace",
     "encode_export_response",
+    "encode_signal_response",
     "import_runs",
     "FORMATS",
     "Format",
+    "load_prices",
     "map_trace",
+    "parse_logs",
     "parse_request",
     "parse_run",
     "prepare_many",
     "prepare_run",
+    "read_span",
+    "tree_from_run",
+    "tree_from_spans",
 ]

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from opslab.errors import InvalidInput, format_loc, invalid_from_pydantic
 from opslab.telemetry.redact import Redactor
@@ -37,6 +38,23 @@ def parse_run(data: Any, *, loc_prefix: tuple[Any, ...] = ()) -> AgentRunIn:
     return run
 
 
+def parse_run_json(raw: bytes) -> AgentRunIn:
+    """Validate one run straight from JSON bytes (one pass in pydantic-core); ``InvalidInput`` names every
+    offending field."""
+    try:
+        run = AgentRunIn.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = _friendly(exc)
+        if any(e.get("type") == "json_invalid" for e in errors):
+            message = next(e["msg"] for e in errors if e.get("type") == "json_invalid")
+            raise InvalidInput.for_field("body", f"malformed JSON: {message}") from None
+        if any(e.get("type") == "model_type" and not e.get("loc") for e in errors):
+            raise InvalidInput.for_field("body", "expected a JSON object (one agent run)") from None
+        raise invalid_from_pydantic(errors) from None
+    check_semantics(run)
+    return run
+
+
 def _friendly(exc: ValidationError) -> list[Any]:
     errors = exc.errors(include_url=False)
     for e in errors:
@@ -45,9 +63,11 @@ def _friendly(exc: ValidationError) -> list[Any]:
     return list(errors)
 
 
-def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> None:
+def check_semantics(
+    run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = (), now: datetime | None = None
+) -> None:
     """Cross-field checks and UTC normalisation (``check_run``), raised as one ``InvalidInput``."""
-    errors = check_run(run)
+    errors = check_run(run, now=now)
     if errors:
         prefix = format_loc(loc_prefix)
         if prefix != "body":
@@ -55,37 +75,82 @@ def check_semantics(run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = ()) -> Non
         raise InvalidInput.for_fields(errors)
 
 
-def prepare_run(run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native") -> PreparedRun:
-    """Redact (in place: the run is taken over) and fingerprint a validated run."""
-    if redactor.enabled:
+def prepare_run(
+    run: AgentRunIn, *, redactor: Redactor, source: RunOrigin = "native", redacted: bool = False
+) -> PreparedRun:
+    """Redact (in place: the run is taken over; not again when ``redacted``) and fingerprint a validated
+    run."""
+    if redactor.enabled and not redacted:
         redact_run(run, redactor)
     digest = hashlib.sha256(run.model_dump_json(exclude={"attributes"}).encode()).hexdigest()
     return PreparedRun(run=run, content_hash=digest, source=source)
 
 
+def redact_runs(runs: list[AgentRunIn], redactor: Redactor) -> None:
+    """Redact a batch: its texts looked at together first, and its structured values as one JSON
+    document. A batch holding no secret anywhere (the usual case) costs two looks, not one per run."""
+    if not runs or not redactor.enabled:
+        return
+    texts = "\x00".join(filter(None, (t for run in runs for t in _texts(run))))
+    structured = [v for run in runs for v in _structured(run)]
+    if redactor.might_hold_secret(texts) or (
+        structured and redactor.might_hold_secret(to_json(structured).decode(), keys=True)
+    ):
+        for run in runs:
+            redact_run(run, redactor)
+
+
 def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
-    """Mask secrets in every free-text field, the tool arguments and the attributes, in place."""
-    t = redactor.text
-    for obj, fields in _text_fields(run):
-        for name in fields:
-            value = getattr(obj, name)
-            if value:
-                masked = t(value)
-                if masked is not value:  # assignment on a model is not free: only when something changed
-                    setattr(obj, name, masked)
+    """Mask secrets in every free-text field, the tool arguments, the metadata and the attributes, in place.
+
+    The run's texts are looked at together first (and its structured values as one JSON document): most
+    runs hold no secret, and then no field is looked at one by one."""
+    if redactor.might_hold_secret("\x00".join(filter(None, _texts(run)))):
+        for obj, fields in _text_fields(run):
+            for name in fields:
+                value = getattr(obj, name)
+                if value:
+                    masked = redactor.text(value)
+                    if masked is not value:  # assignment on a model is not free: only when something changed
+                        setattr(obj, name, masked)
+    structured = _structured(run)
+    if not structured or not redactor.might_hold_secret(to_json(structured).decode(), keys=True):
+        return
     for c in run.tool_calls:
         if c.args_json:
             args = redactor.value(c.args_json)
             if args is not c.args_json:
                 c.args_json = args
+    for name in ("attributes", "metadata"):
+        value = getattr(run, name)
+        if value:
+            masked = redactor.value(value)
+            if masked is not value:
+                setattr(run, name, masked)
+
+
+def _structured(run: AgentRunIn) -> list[Any]:
+    values: list[Any] = [c.args_json for c in run.tool_calls if c.args_json]
     if run.attributes:
-        attributes = redactor.value(run.attributes)
-        if attributes is not run.attributes:
-            run.attributes = attributes
+        values.append(run.attributes)
+    if run.metadata:
+        values.append(run.metadata)
+    return values
+
+
+def _texts(run: AgentRunIn) -> list[str | None]:
+    """Every free text of the run (``_text_fields``' values), gathered without a call per field."""
+    texts: list[str | None] = [run.error_message, run.input, run.output]
+    for s in run.steps:
+        texts += (s.input_summary, s.output_summary)
+    for c in run.tool_calls:
+        texts += (c.result_summary, c.error_message)
+    texts.extend(g.message for g in run.guardrail_events)
+    return texts
 
 
 def _text_fields(run: AgentRunIn) -> Iterator[tuple[Any, tuple[str, ...]]]:
-    yield run, ("error_message",)
+    yield run, ("error_message", "input", "output")
     for s in run.steps:
         yield s, ("input_summary", "output_summary")
     for c in run.tool_calls:
@@ -127,9 +192,11 @@ def prepare_many_json(
             raise InvalidInput.for_field("body", "expected a JSON array of agent runs") from None
         return prepare_many(items, redactor=redactor, source=source)
 
+    now = datetime.now(UTC)  # one clock reading for the batch
+
     def check(i: int, run: AgentRunIn) -> AgentRunIn | InvalidInput:
         try:
-            check_semantics(run, loc_prefix=(i,))
+            check_semantics(run, loc_prefix=(i,), now=now)
             return run
         except InvalidInput as exc:
             return exc
@@ -140,7 +207,7 @@ def prepare_many_json(
 def _prepare_each(
     parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunOrigin
 ) -> list[PreparedRun | InvalidInput]:
-    out: list[PreparedRun | InvalidInput] = []
+    out: list[AgentRunIn | InvalidInput] = []
     seen: set[str] = set()
     for i, run in enumerate(parsed):
         if isinstance(run, InvalidInput):
@@ -151,5 +218,9 @@ def _prepare_each(
             )
         else:
             seen.add(run.run_id)
-            out.append(prepare_run(run, redactor=redactor, source=source))
-    return out
+            out.append(run)
+    redact_runs([r for r in out if not isinstance(r, InvalidInput)], redactor)
+    return [
+        r if isinstance(r, InvalidInput) else prepare_run(r, redactor=redactor, source=source, redacted=True)
+        for r in out
+    ]

@@ -1,7 +1,7 @@
 """OTLP/HTTP trace requests -> spans: the JSON mapping, and protobuf decoded into the same shape.
 
 Spans of one trace may arrive over several exports (children usually before their parent), so the
-caller keeps spans and re-maps a whole trace (``telemetry.genai.map_trace``) whenever one arrives.
+caller keeps spans and re-maps a whole trace (``telemetry.traces.map_trace``) whenever one arrives.
 """
 
 from __future__ import annotations
@@ -79,26 +79,46 @@ def decode_attributes(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {str(kv["key"]): decode_value(kv.get("value") or {}) for kv in items}
 
 
-def parse_request(body: Any) -> list[Span]:
-    """An ``ExportTraceServiceRequest`` (JSON mapping) -> spans; ``InvalidInput`` names what is wrong."""
+def parse_request(body: Any) -> tuple[list[Span], list[str]]:
+    """An ``ExportTraceServiceRequest`` (JSON mapping) -> its spans, and why each refused span was refused.
+
+    A span that is not well-formed (no trace or span id, ids that are not hex, times that are not
+    numbers) is refused alone, as OTLP's partial success allows; a body that is not an export at all is
+    an ``InvalidInput`` naming what is wrong."""
     if not isinstance(body, dict):
         raise InvalidInput.for_field("body", "expected an ExportTraceServiceRequest JSON object")
-    spans: list[Span] = []
     resource_spans = body.get("resourceSpans", [])
     if not isinstance(resource_spans, list):
         raise InvalidInput.for_field("resourceSpans", "expected an array")
-    try:
-        for ri, rs in enumerate(resource_spans):
-            resource = decode_attributes((rs.get("resource") or {}).get("attributes") or [])
-            for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []):
-                for pi, sp in enumerate(ss.get("spans") or []):
-                    where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+    spans: list[Span] = []
+    refused: list[str] = []
+    for ri, rs in enumerate(resource_spans):
+        try:
+            resource = decode_attributes(array_of((rs.get("resource") or {}).get("attributes")))
+            scopes = array_of(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans"))
+        except (AttributeError, TypeError, ValueError, KeyError, RecursionError) as exc:
+            raise InvalidInput.for_field(
+                f"resourceSpans[{ri}]", f"malformed OTLP trace data: {exc}"
+            ) from None
+        for si, ss in enumerate(scopes):
+            items = array_of(ss.get("spans") if isinstance(ss, dict) else None)
+            for pi, sp in enumerate(items):
+                where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+                try:
                     spans.append(_span(sp, resource, where))
-    except (AttributeError, TypeError, ValueError, KeyError) as exc:
-        if isinstance(exc, InvalidInput):
-            raise
-        raise InvalidInput.for_field("resourceSpans", f"malformed OTLP trace data: {exc}") from None
-    return spans
+                except InvalidInput as exc:
+                    refused.append(exc.message)
+                except (AttributeError, TypeError, ValueError, KeyError, RecursionError) as exc:
+                    refused.append(f"{where}: malformed span: {str(exc)[:200]}")
+    return spans, refused
+
+
+def array_of(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError("expected an array")
+    return value
 
 
 def _span(sp: Mapping[str, Any], resource: dict[str, Any], where: str) -> Span:
@@ -121,10 +141,13 @@ def _span(sp: Mapping[str, Any], resource: dict[str, Any], where: str) -> Span:
         }
         for ev in sp.get("events") or []
     ]
+    parent = sp.get("parentSpanId") or None
+    if parent is not None and (not isinstance(parent, str) or len(parent) > 64):
+        raise InvalidInput.for_field(f"{where}.parentSpanId", "expected a hex id")
     return Span(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
-        parent_span_id=(sp.get("parentSpanId") or None),
+        parent_span_id=parent.lower() if parent else None,
         name=str(sp.get("name") or ""),
         start_ns=int(sp.get("startTimeUnixNano") or 0),
         end_ns=int(sp.get("endTimeUnixNano") or 0),
@@ -150,22 +173,29 @@ def encode_export_response(rejected_spans: int, error_message: str) -> bytes:
 
 def decode_protobuf(raw: bytes) -> dict[str, Any]:
     """OTLP/HTTP protobuf -> the JSON mapping (ids as hex, as OTLP/JSON has them)."""
-    from google.protobuf.json_format import MessageToDict
-    from google.protobuf.message import DecodeError
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    msg = ExportTraceServiceRequest()
-    try:
-        msg.ParseFromString(raw)
-    except DecodeError as exc:
-        raise InvalidInput.for_field(
-            "body", f"not an OTLP protobuf ExportTraceServiceRequest: {exc}"
-        ) from None
-    data: dict[str, Any] = MessageToDict(msg)
+    data = message_dict(ExportTraceServiceRequest(), raw)
     for rs in data.get("resourceSpans", []):
         for ss in rs.get("scopeSpans", []):
             for sp in ss.get("spans", []):
-                for key in ("traceId", "spanId", "parentSpanId"):
-                    if sp.get(key):
-                        sp[key] = base64.b64decode(sp[key]).hex()
+                hex_ids(sp, ("traceId", "spanId", "parentSpanId"))
     return data
+
+
+def message_dict(msg: Any, raw: bytes) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import DecodeError
+
+    try:
+        msg.ParseFromString(raw)
+    except DecodeError as exc:
+        raise InvalidInput.for_field("body", f"not an OTLP protobuf {type(msg).__name__}: {exc}") from None
+    data: dict[str, Any] = MessageToDict(msg)
+    return data
+
+
+def hex_ids(item: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if item.get(key):
+            item[key] = base64.b64decode(item[key]).hex()

@@ -32,6 +32,37 @@ _DEFAULT_PATTERNS: tuple[tuple[str, str], ...] = (
 # than running the patterns on the many strings that hold no secret.
 _MARKERS = re.compile(r"sk-|akia|asia|gh|xox|eyj|bearer|basic|pass|pwd|secret|key|token|://")
 
+# The same markers as plain substrings, for the first look over a whole run (``might_hold_secret``):
+# a dozen substring searches cost a fraction of the alternation above over the same text.
+_MARKER_TEXTS = (
+    "sk-",
+    "akia",
+    "asia",
+    "gh",
+    "xox",
+    "eyj",
+    "bearer",
+    "basic",
+    "pass",
+    "pwd",
+    "secret",
+    "key",
+    "token",
+    "://",
+)
+# And what a key naming a secret contains, anywhere in a JSON document.
+_SECRET_KEY_TEXTS = (
+    "passw",
+    "pwd",
+    "secret",
+    "key",
+    "authorization",
+    "credential",
+    "token",
+    "cookie",
+    "session",
+)
+
 # Matched against the lower-cased key (an inline (?i) makes this alternation several times slower).
 _SECRET_KEY = re.compile(
     r"passw(or)?d|pwd|secret|api[_-]?key|apikey|access[_-]?key|authorization|private[_-]?key|"
@@ -54,6 +85,19 @@ class Redactor:
         extra = [(re.compile(p), MASK) for p in self.extra_patterns]
         object.__setattr__(self, "_rules", tuple(rules + extra))
         object.__setattr__(self, "_extra", tuple(extra))
+
+    def might_hold_secret(self, text: str, *, keys: bool = False) -> bool:
+        """False when ``text`` (many values joined, or a JSON document when ``keys``) surely holds nothing
+        to mask: one look over a whole run instead of one per field. Patterns of your own are not
+        prefiltered (an anchored one could match a field and not the joined text)."""
+        if any(secret in text for secret in self.known_secrets):
+            return True
+        if not self.enabled:
+            return False
+        if self._extra:
+            return True
+        lower = text.lower()
+        return any(m in lower for m in _MARKER_TEXTS) or (keys and any(m in lower for m in _SECRET_KEY_TEXTS))
 
     def text(self, value: str) -> str:
         for secret in self.known_secrets:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -11,32 +10,41 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from opslab.errors import InvalidInput, NotFound
-from opslab.telemetry.genai import map_trace
+from opslab.errors import InvalidInput, NotFound, invalid_from_pydantic
+from opslab.telemetry.exports import write_export
 from opslab.telemetry.ingest import (
     PreparedRun,
     check_semantics,
     parse_run,
+    parse_run_json,
     prepare_many,
     prepare_many_json,
     prepare_run,
 )
-from opslab.telemetry.otlp import Span, parse_request
+from opslab.telemetry.otlp import parse_request
 from opslab.telemetry.ports import RunRepository
+from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.redact import Redactor
-from opslab.telemetry.schema import ID_PATTERN, MAX_ID_LEN, AgentRunIn, RunOrigin, unstorable
+from opslab.telemetry.schema import ID_PATTERN, MAX_ID_LEN, AgentRunIn, RunOrigin, ScoreIn
+from opslab.telemetry.signals import parse_logs
 from opslab.telemetry.timeline import build_timeline
+from opslab.telemetry.traces import map_trace
+from opslab.telemetry.tree import describe_trace, tree_from_run, tree_from_spans
 from opslab.telemetry.views import (
     BatchItemResult,
     BatchResult,
     FleetSeries,
     IngestResult,
+    LogsResult,
     OtlpResult,
     Overview,
     RunFilter,
     RunPage,
     RunSummary,
+    RunTree,
+    ScoreView,
     Timeline,
+    TraceView,
 )
 
 MAX_HOURS = 10_000_000
@@ -45,14 +53,25 @@ IngestObserver = Callable[[Sequence[PreparedRun]], None]
 
 class TelemetryService:
     def __init__(
-        self, repo: RunRepository, *, redactor: Redactor, on_ingest: IngestObserver | None = None
+        self,
+        repo: RunRepository,
+        *,
+        redactor: Redactor,
+        on_ingest: IngestObserver | None = None,
+        prices: PriceTable | None = None,
     ) -> None:
         self.repo = repo
         self.redactor = redactor
         self._on_ingest = on_ingest
+        self.prices = prices if prices is not None else load_prices()
 
     def ingest(self, data: Any, *, source: RunOrigin = "native") -> IngestResult:
         prepared = prepare_run(parse_run(data), redactor=self.redactor, source=source)
+        return self.store([prepared])[0]
+
+    def ingest_json(self, raw: bytes) -> IngestResult:
+        """The single-run route's path: one validation pass straight from the request bytes."""
+        prepared = prepare_run(parse_run_json(raw), redactor=self.redactor)
         return self.store([prepared])[0]
 
     def ingest_runs(self, runs: Sequence[AgentRunIn], *, source: RunOrigin) -> list[IngestResult]:
@@ -118,33 +137,61 @@ class TelemetryService:
         return BatchResult(ok=len(good), failed=len(parsed) - len(good), results=results)
 
     def ingest_otlp(self, body: Any) -> OtlpResult:
-        """Keep the spans, then (re)map every trace they touch: children often arrive before parents.
+        """Keep the spans, then (re)map every trace they touch (children often arrive before parents):
+        spans and the runs they make are written in one transaction; a bad span is refused alone."""
+        spans, rejected = parse_request(body)
 
-        Each trace is mapped with its new spans *before* anything is stored: a span that cannot be
-        stored, or that would make its trace unmappable (a time out of range, a token count no column
-        holds), is rejected on its own (OTLP's partial success) and never poisons later exports."""
-        spans = parse_request(body)
-        by_trace: dict[str, list[Span]] = {}
-        for span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
-        accepted: list[Span] = []
-        rejected: list[str] = []
-        runs: list[AgentRunIn] = []
-        for trace_id in sorted(by_trace):
-            stored = {s.span_id: s for s in self.repo.trace_spans(trace_id)}
-            kept, trace_runs = _admit(stored, by_trace[trace_id], rejected)
-            accepted.extend(kept)
-            runs.extend(trace_runs)
-        if accepted:
-            self.repo.add_spans(accepted)
-        results = self.ingest_runs(runs, source="otlp") if runs else []
+        def prepare(runs: Sequence[AgentRunIn]) -> list[PreparedRun]:
+            return [prepare_run(r, redactor=self.redactor, source="otlp") for r in runs]
+
+        kept, prepared, statuses = write_export(
+            self.repo, spans, rejected, prices=self.prices, prepare=prepare
+        )
+        if prepared and self._on_ingest:
+            self._on_ingest(prepared)
+        runs = [
+            IngestResult(run_id=p.run.run_id, status=statuses[p.run.run_id], content_hash=p.content_hash)
+            for p in prepared
+        ]
         return OtlpResult(
-            spans=len(accepted),
-            traces=len({s.trace_id for s in accepted}),
-            runs=results,
-            rejected_spans=len(spans) - len(accepted),
+            spans=len(kept),
+            traces=len({s.trace_id for s in kept}),
+            runs=runs,
+            rejected_spans=len(rejected),
             errors=rejected[:20],
         )
+
+    def ingest_logs(self, body: Any) -> LogsResult:
+        """OTLP log records: those naming a trace are kept as timeline events of its runs."""
+        records, dropped = parse_logs(body)
+        stored = self.repo.add_logs(records) if records else 0
+        return LogsResult(records=len(records) + dropped, stored=stored, dropped=dropped)
+
+    def trace(self, trace_id: str) -> TraceView:
+        """Every stored span of a trace with the run it belongs to, or why it has none."""
+        spans = self.repo.trace_spans(trace_id.lower()) if _possible_id(trace_id) else []
+        if not spans:
+            raise NotFound(f"no spans of trace {trace_id!r}", details={"trace_id": trace_id})
+        return describe_trace(trace_id.lower(), map_trace(spans, prices=self.prices))
+
+    def tree(self, run_id: str) -> RunTree:
+        """The run as a tree: its spans nested (OTLP runs) or its steps with their calls and events."""
+        run = self.run(run_id)
+        otel = run.attributes.get("otel") if isinstance(run.attributes.get("otel"), dict) else None
+        root_id = otel.get("root_span_id") if otel else None
+        if run.trace_id and root_id:
+            mapped = map_trace(self.repo.trace_spans(run.trace_id), prices=self.prices)
+            root = mapped.trace.spans.get(str(root_id))
+            if root is not None:
+                return tree_from_spans(run.run_id, mapped.trace, root)
+        return tree_from_run(run)
+
+    def add_score(self, run_id: str, data: Any) -> ScoreView:
+        score = _parse_score(data)
+        found = self.repo.add_score(run_id, score) if _possible_id(run_id) else None
+        if found is None:
+            raise NotFound(f"no agent run {run_id!r}", details={"run_id": run_id})
+        return found
 
     def summary(self, run_id: str) -> RunSummary:
         found = self.repo.get_summary(run_id) if _possible_id(run_id) else None
@@ -159,7 +206,9 @@ class TelemetryService:
         return found
 
     def timeline(self, run_id: str) -> Timeline:
-        return build_timeline(self.run(run_id))
+        run = self.run(run_id)
+        logs = self.repo.trace_logs(run.trace_id.lower()) if run.trace_id else []
+        return build_timeline(run, logs)
 
     def list_runs(self, flt: RunFilter, *, cursor: str | None = None, limit: int = 50) -> RunPage:
         if not 1 <= limit <= 1000:
@@ -184,46 +233,10 @@ def _possible_id(run_id: str) -> bool:
     return 0 < len(run_id) <= MAX_ID_LEN and re.match(ID_PATTERN, run_id) is not None
 
 
-def _mapped(spans: dict[str, Span]) -> list[AgentRunIn]:
-    """The trace's runs, checked as ingest will check them; ``ValueError`` when it cannot be mapped."""
+def _parse_score(data: Any) -> ScoreIn:
+    if not isinstance(data, dict):
+        raise InvalidInput.for_field("body", "expected a JSON object {name, value, comment, source}")
     try:
-        runs = map_trace(spans.values())
-        for run in runs:
-            check_semantics(run)
-    except (ValidationError, InvalidInput, OverflowError, ValueError) as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
-    return runs
-
-
-def _admit(
-    stored: dict[str, Span], new: list[Span], rejected: list[str]
-) -> tuple[list[Span], list[AgentRunIn]]:
-    """The new spans of one trace that can be stored and keep the trace mappable, and its runs then."""
-    candidates = []
-    for span in new:
-        problem = unstorable(span.to_json())
-        if problem:
-            rejected.append(f"span {span.span_id}: {problem}")
-        else:
-            candidates.append(span)
-    merged = {**stored, **{s.span_id: s for s in candidates}}
-    try:
-        return candidates, _mapped(merged)
-    except ValueError:
-        pass
-    # Some new span breaks the trace: admit them one by one, keeping those the trace survives.
-    kept: list[Span] = []
-    current = dict(stored)
-    runs: list[AgentRunIn] = []
-    with contextlib.suppress(ValueError):
-        runs = _mapped(current)
-    for span in candidates:
-        trial = {**current, span.span_id: span}
-        try:
-            runs = _mapped(trial)
-        except ValueError as exc:
-            rejected.append(f"span {span.span_id}: {exc}")
-            continue
-        current = trial
-        kept.append(span)
-    return kept, runs
+        return ScoreIn.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(list(exc.errors(include_url=False))) from None

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from opslab.telemetry.schema import AgentRunIn
+from opslab.telemetry.signals import LogRecord
 from opslab.telemetry.views import Timeline, TimelineItem
 
-_KIND_ORDER = {"step": 0, "tool_call": 1, "guardrail": 2}
+_KIND_ORDER = {"step": 0, "tool_call": 1, "guardrail": 2, "log": 3}
 
 
-def build_timeline(run: AgentRunIn) -> Timeline:
+def build_timeline(run: AgentRunIn, logs: Sequence[LogRecord] = ()) -> Timeline:
     """Order by start time; items without one inherit their step's. Ties keep kind order, then payload order.
+
+    ``logs`` are the OTLP log records of the run's trace: each is an item of kind ``log`` (linked to its
+    span's step when it names one).
 
     A tool call or guardrail event with no time of its own sits at its step's start, right after the
     step; items that know no time at all keep their payload position after everything that does.
@@ -68,6 +74,21 @@ def build_timeline(run: AgentRunIn) -> Timeline:
                 status="triggered",
                 summary=g.message,
                 step_id=step_id,
+            ),
+            seq,
+        )
+    step_ids = set(step_start)
+    for seq, rec in enumerate(logs):
+        add(
+            TimelineItem(
+                kind="log",
+                id=f"log-{seq + 1}",
+                name=rec.severity,
+                started_at=rec.at,
+                ended_at=rec.at,
+                status=rec.severity.lower(),
+                summary=rec.body,
+                step_id=rec.span_id if rec.span_id in step_ids else None,
             ),
             seq,
         )

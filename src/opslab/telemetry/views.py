@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -46,6 +46,13 @@ class RunSummary(BaseModel):
     content_hash: str
     ingested_at: datetime
     counts: RunCounts
+    session_id: str | None = None
+    user_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    input: str | None = None
+    output: str | None = None
+    scores: list[ScoreView] = Field(default_factory=list)
 
 
 class RunFilter(BaseModel):
@@ -61,8 +68,17 @@ class RunFilter(BaseModel):
         min_length=1,
         max_length=200,
         pattern=NO_NUL,
-        description="Free text, case-insensitive, in the run's error or a failed tool call's error.",
+        description="Free text, case-insensitive, in the run's input, output and error, its steps' input "
+        "and output, and its failed tool calls' errors.",
     )
+    session_id: Name | None = None
+    user_id: Name | None = None
+    tag: Name | None = None
+    score: Name | None = Field(
+        None, description="Runs with a score of this name (``score_min``/``score_max``)."
+    )
+    score_min: float | None = Field(None, allow_inf_nan=False)
+    score_max: float | None = Field(None, allow_inf_nan=False)
 
 
 class RunPage(BaseModel):
@@ -70,7 +86,7 @@ class RunPage(BaseModel):
     next_cursor: str | None = None
 
 
-TimelineKind = Literal["step", "tool_call", "guardrail"]
+TimelineKind = Literal["step", "tool_call", "guardrail", "log"]
 
 
 class TimelineItem(BaseModel):
@@ -103,6 +119,7 @@ class Overview(BaseModel):
     top_failing_tools: list[FailingTool]
     p95_step_latency_ms: float | None
     total_cost_usd: float
+    scores: list[ScoreStat] = Field(default_factory=list, description="Scores of the window's runs, by name.")
 
 
 class SeriesPoint(BaseModel):
@@ -156,3 +173,97 @@ class OtlpResult(BaseModel):
     runs: list[IngestResult] = Field(description="Runs created or updated from the traces touched.")
     rejected_spans: int = Field(0, description="Spans refused (OTLP partial success); the rest are kept.")
     errors: list[str] = Field(default_factory=list, description="Why spans were refused (first 20).")
+
+
+class ScoreView(BaseModel):
+    score_id: str
+    run_id: str
+    name: str
+    value: float
+    comment: str | None
+    source: str
+    created_at: datetime
+
+
+class ScoreStat(BaseModel):
+    """One score name over the runs of a window."""
+
+    name: str
+    count: int
+    mean: float
+    min: float
+    max: float
+
+
+TreeKind = Literal[
+    "run", "step", "tool_call", "guardrail", "agent", "chain", "llm", "embedding", "tool", "retriever",
+    "evaluator", "span",
+]  # fmt: skip
+
+
+class TreeNode(BaseModel):
+    """One node of a run's trace tree, in depth-first order (``depth`` 0 is the run's root)."""
+
+    id: str
+    parent_id: str | None
+    depth: int
+    name: str
+    kind: TreeKind
+    failed: bool
+    on_failing_path: bool = Field(description="This node failed, or a node below it did.")
+    started_at: datetime | None
+    ended_at: datetime | None
+    latency_ms: float | None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+    error: str | None = None
+
+
+class RunTree(BaseModel):
+    """A run as a tree: its spans nested (OTLP runs), or its steps with their tool calls and events."""
+
+    run_id: str
+    source: Literal["spans", "run"]
+    nodes: list[TreeNode]
+
+
+class TraceSpanView(BaseModel):
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    convention: str
+    kind: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    failed: bool
+    model: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    run_id: str | None = Field(description="The run this span belongs to, or null with a reason.")
+    reason: str | None = None
+
+
+class TraceView(BaseModel):
+    """Every stored span of a trace, each with its run or the reason it has none."""
+
+    trace_id: str
+    runs: list[str]
+    spans: list[TraceSpanView]
+
+
+class LogsResult(BaseModel):
+    records: int
+    stored: int = Field(description="Records with a trace id, kept as timeline events of that trace's runs.")
+    dropped: int = Field(description="Records without a trace id: accepted and not kept.")
+
+
+class MetricsResult(BaseModel):
+    data_points: int = Field(
+        description="Data points received: accepted and not kept (see docs/telemetry.md)."
+    )
+
+
+RunSummary.model_rebuild()
+Overview.model_rebuild()

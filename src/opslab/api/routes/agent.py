@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
@@ -20,7 +20,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from opslab.api.background import ResponderService
 from opslab.api.deps import RuntimeDep
-from opslab.api.jobs import PING_S, LastEventId, parse_last_event_id
+from opslab.api.jobs import PING_S, LastEventId, parse_last_event_id, sse_doc
 from opslab.errors import Conflict, from_wire
 from opslab.jobs import Job, wire_status
 from opslab.responder import (
@@ -97,7 +97,11 @@ async def agent_status(rt: RuntimeDep, request: Request) -> AgentStatus:
     return await to_thread.run_sync(lambda: _status(rt, service_of(request)))
 
 
-@router.post("/trigger", status_code=202, responses={200: {"description": "With ?wait=true: done."}})
+@router.post(
+    "/trigger",
+    status_code=202,
+    responses={200: {"model": TriggerResult, "description": "With ?wait=true: done."}},
+)
 async def trigger(rt: RuntimeDep, request: Request, response: Response, wait: Wait = False) -> TriggerResult:
     """Respond now: poll the target and, if anything is anomalous, run the whole workflow (in the replica
     running the responder)."""
@@ -129,7 +133,11 @@ async def get_incident(incident_id: str, rt: RuntimeDep) -> Incident:
     return await to_thread.run_sync(lambda: rt.incidents.get(incident_id))
 
 
-@router.post("/incidents/{incident_id}/approve", status_code=202, responses={200: {"description": "Done."}})
+@router.post(
+    "/incidents/{incident_id}/approve",
+    status_code=202,
+    responses={200: {"model": Incident, "description": "With ?wait=true: done."}},
+)
 async def approve(
     incident_id: str, body: Approval, rt: RuntimeDep, request: Request, response: Response, wait: Wait = False
 ) -> Incident:
@@ -183,7 +191,19 @@ async def audit(
     return AuditList(records=records)
 
 
-@router.get("/incidents/{incident_id}/stream", response_class=EventSourceResponse)
+INCIDENT_STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: sse_doc(
+        "Server-sent events: one per step of the incident, until it is resolved or escalated.",
+        '{"node", "message", "at", "status"}',
+        'id: 1\ndata: {"node":"detect","message":"p95 2.4 s over 1 s","at":"2026-11-22T10:00:00Z",'
+        '"status":"open"}\n\n',
+    )
+}
+
+
+@router.get(
+    "/incidents/{incident_id}/stream", response_class=EventSourceResponse, responses=INCIDENT_STREAM_DOC
+)
 async def stream_incident(
     incident_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
 ) -> EventSourceResponse:

@@ -29,7 +29,12 @@ router = APIRouter(tags=["canary"])
 @router.post(
     "/canary/runs",
     status_code=202,
-    responses={200: {"description": "A request with this Idempotency-Key was already accepted."}},
+    responses={
+        200: {
+            "model": CanaryRunCreated,
+            "description": "A request with this Idempotency-Key was already accepted.",
+        }
+    },
 )
 async def create_canary_run(
     body: CanaryRunIn,
@@ -88,6 +93,6 @@ def cancel_canary_run(run_id: str, rt: RuntimeDep) -> CanaryRunView:
 @router.get("/canary/runs/{run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)
 async def stream_canary_run(
     run_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
-) -> EventSourceResponse:
+) -> Response:
     """SSE: the canary's progress events, from the first (or after ``Last-Event-ID``), ending after done."""
     return await stream_job(rt.jobs, KIND, run_id, request, last_event_id)

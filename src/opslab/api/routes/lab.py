@@ -17,7 +17,12 @@ router = APIRouter(tags=["lab"])
 @router.post(
     "/lab/runs",
     status_code=202,
-    responses={200: {"description": "A request with this Idempotency-Key was already accepted."}},
+    responses={
+        200: {
+            "model": lab.LabRunCreated,
+            "description": "A request with this Idempotency-Key was already accepted.",
+        }
+    },
 )
 async def create_lab_run(
     body: lab.LabRunIn,
@@ -61,6 +66,6 @@ def cancel_lab_run(run_id: str, rt: RuntimeDep) -> lab.LabRunView:
 @router.get("/lab/runs/{run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)
 async def stream_lab_run(
     run_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
-) -> EventSourceResponse:
+) -> Response:
     """SSE: the lab run's progress events, from the first (or after ``Last-Event-ID``), ending after done."""
     return await stream_job(rt.jobs, lab.KIND, run_id, request, last_event_id)

@@ -41,7 +41,12 @@ def start_rca(rt: Runtime, run_id: str, force: bool, idempotency_key: str | None
 @router.post(
     "/agent-runs/{run_id}/rca-runs",
     status_code=202,
-    responses={200: {"description": "An RCA of the same run content already exists; its id is returned."}},
+    responses={
+        200: {
+            "model": RcaRunCreated,
+            "description": "An RCA of the same run content already exists; its id is returned.",
+        }
+    },
 )
 async def create_rca_run(
     run_id: str,
@@ -82,6 +87,6 @@ def list_rca_runs(run_id: str, rt: RuntimeDep, limit: Annotated[int, Query(ge=1,
 @router.get("/rca-runs/{rca_run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)
 async def stream_rca_run(
     rca_run_id: str, request: Request, rt: RuntimeDep, last_event_id: LastEventId = None
-) -> EventSourceResponse:
+) -> Response:
     """SSE: the RCA's progress events from the first (or after ``Last-Event-ID``), until done/failed."""
     return await stream_job(rt.jobs, KIND, rca_run_id, request, last_event_id)

@@ -1,4 +1,4 @@
-"""Agent-run telemetry: ingest (single, batch, OTLP), read, list, timeline."""
+"""Agent runs: ingest (single, batch), read, list and filter, timeline, trace tree, scores, sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from opslab.api.deps import TelemetryDep, body_schema, read_json
+from opslab.api.deps import KnownQuery, TelemetryDep, body_schema, read_body, read_json
 from opslab.errors import InvalidInput
 from opslab.telemetry import (
     NO_NUL,
@@ -20,25 +20,31 @@ from opslab.telemetry import (
     RunPage,
     RunStatus,
     RunSummary,
+    RunTree,
+    ScoreIn,
+    ScoreView,
     Timeline,
     UtcDatetime,
-    decode_protobuf,
-    encode_export_response,
 )
 
-router = APIRouter(tags=["telemetry"])
+router = APIRouter(tags=["telemetry"], dependencies=[KnownQuery])
 
 
 @router.post(
     "/agent-runs",
     status_code=201,
     openapi_extra=body_schema(AgentRunIn),
-    responses={200: {"description": "An existing run was replaced (upsert by run_id)."}},
+    responses={
+        200: {"model": IngestResult, "description": "An existing run was replaced (upsert by run_id)."}
+    },
 )
 async def ingest_run(request: Request, response: Response, svc: TelemetryDep) -> IngestResult:
-    """Ingest one agent run; upsert by ``run_id`` (a re-ingest replaces its children atomically)."""
-    data = await read_json(request)
-    result = await to_thread.run_sync(svc.ingest, data)
+    """Ingest one agent run; upsert by ``run_id`` (a re-ingest replaces its children atomically). The body
+    may be gzip- or deflate-compressed (``Content-Encoding``)."""
+    raw = await read_body(request)
+    if not raw.strip():
+        raise InvalidInput.for_field("body", "empty body; expected JSON")
+    result = await to_thread.run_sync(svc.ingest_json, raw)
     if result.status == "updated":
         response.status_code = 200
     return result
@@ -47,11 +53,11 @@ async def ingest_run(request: Request, response: Response, svc: TelemetryDep) ->
 @router.post(
     "/agent-runs/batch",
     openapi_extra=body_schema(AgentRunIn, array=True),
-    responses={207: {"description": "Some items failed; see each item's result."}},
+    responses={207: {"model": BatchResult, "description": "Some items failed; see each item's result."}},
 )
 async def ingest_batch(request: Request, svc: TelemetryDep) -> BatchResult:
     """Ingest many runs: one result per item; a bad item never blocks or half-writes the good ones."""
-    raw = await request.body()
+    raw = await read_body(request)
     if not raw.strip():
         raise InvalidInput.for_field("body", "empty body; expected a JSON array of agent runs")
     result = await to_thread.run_sync(svc.ingest_batch_json, raw)
@@ -60,38 +66,8 @@ async def ingest_batch(request: Request, svc: TelemetryDep) -> BatchResult:
     return result
 
 
-OTLP_BODY: dict[str, object] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "An OTLP ExportTraceServiceRequest (OTLP/HTTP JSON mapping).",
-                    "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
-                }
-            },
-            "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
-
-
-@router.post("/v1/traces", openapi_extra=OTLP_BODY)
-async def ingest_otlp(request: Request, svc: TelemetryDep) -> Response:
-    """OTLP/HTTP trace export (JSON or protobuf) of OpenTelemetry GenAI spans."""
-    if request.headers.get("content-type", "").startswith("application/x-protobuf"):
-        body = decode_protobuf(await request.body())
-        result = await to_thread.run_sync(svc.ingest_otlp, body)
-        answer = encode_export_response(result.rejected_spans, "; ".join(result.errors))
-        return Response(content=answer, media_type="application/x-protobuf")
-    result = await to_thread.run_sync(svc.ingest_otlp, await read_json(request))
-    partial = (
-        {"rejectedSpans": result.rejected_spans, "errorMessage": "; ".join(result.errors)}
-        if result.rejected_spans
-        else {}
-    )
-    return JSONResponse({"partialSuccess": partial, "opslab": result.model_dump(mode="json")})
+def _text(description: str) -> object:
+    return Query(min_length=1, max_length=200, pattern=NO_NUL, description=description)
 
 
 @router.get("/agent-runs")
@@ -104,19 +80,30 @@ def list_runs(
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
     experiment: Name | None = None,
+    session_id: Annotated[str | None, _text("Runs of this session (conversation).")] = None,
+    user_id: Annotated[str | None, _text("Runs for this end user.")] = None,
+    tag: Annotated[str | None, _text("Runs carrying this tag.")] = None,
+    score: Annotated[str | None, _text("Runs with a score of this name (see score_min, score_max).")] = None,
+    score_min: Annotated[
+        float | None, Query(allow_inf_nan=False, description="With score: value >= this.")
+    ] = None,
+    score_max: Annotated[
+        float | None, Query(allow_inf_nan=False, description="With score: value <= this.")
+    ] = None,
     q: Annotated[
         str | None,
-        Query(
-            min_length=1,
-            max_length=200,
-            pattern=NO_NUL,
-            description="Free text, case-insensitive, in the run's or a failed tool call's error.",
+        _text(
+            "Free text, case-insensitive, in the run's input, output and error, its steps' input and output, "
+            "and its failed tool calls' errors."
         ),
     ] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> RunPage:
-    """Runs, newest first, filtered in SQL, a page at a time (``next_cursor``)."""
+    """Runs, newest first, filtered in SQL, a page at a time (``next_cursor``). An unknown query parameter
+    is a 422 naming it."""
+    if (score_min is not None or score_max is not None) and not score:
+        raise InvalidInput.for_field("query.score", "score_min and score_max need the score name")
     flt = RunFilter(
         status=status,
         agent_name=agent_name,
@@ -125,6 +112,12 @@ def list_runs(
         since=since,
         until=until,
         experiment=experiment,
+        session_id=session_id,
+        user_id=user_id,
+        tag=tag,
+        score=score,
+        score_min=score_min,
+        score_max=score_max,
         q=q,
     )
     return svc.list_runs(flt, cursor=cursor, limit=limit)
@@ -132,11 +125,41 @@ def list_runs(
 
 @router.get("/agent-runs/{run_id}")
 def get_run(run_id: str, svc: TelemetryDep) -> RunSummary:
-    """Run metadata with counts of steps, tool calls, failed tool calls and guardrail events."""
+    """Run metadata with counts of steps, tool calls, failed tool calls and guardrail events, its session,
+    user, tags, metadata, input and output, token counts, cost and scores."""
     return svc.summary(run_id)
 
 
 @router.get("/agent-runs/{run_id}/timeline")
 def get_timeline(run_id: str, svc: TelemetryDep) -> Timeline:
-    """Steps, tool calls and guardrail events merged in time order, for replay."""
+    """Steps, tool calls, guardrail events and the trace's log records merged in time order, for replay."""
     return svc.timeline(run_id)
+
+
+@router.get("/agent-runs/{run_id}/tree")
+def get_tree(run_id: str, svc: TelemetryDep) -> RunTree:
+    """The run as a tree, depth first: its spans nested (OTLP runs) or its steps with their tool calls and
+    guardrail events; latency, tokens and cost per node; the failing path marked."""
+    return svc.tree(run_id)
+
+
+@router.post(
+    "/agent-runs/{run_id}/scores",
+    status_code=201,
+    openapi_extra=body_schema(ScoreIn),
+)
+async def add_score(run_id: str, request: Request, svc: TelemetryDep) -> ScoreView:
+    """Attach a score (feedback) to a run: ``{"name", "value", "comment", "source"}``, source one of
+    ``user``, ``evaluator``, ``annotation``, ``api``. Scores outlive a re-ingest of the run."""
+    data = await read_json(request)
+    return await to_thread.run_sync(lambda: svc.add_score(run_id, data))
+
+
+@router.get("/sessions/{session_id}")
+def get_session(
+    session_id: str, svc: TelemetryDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> RunPage:
+    """The runs of one session, oldest first (up to ``limit``)."""
+    flt = RunFilter.model_validate({"session_id": session_id})
+    page = svc.list_runs(flt, cursor=None, limit=limit)
+    return RunPage(items=list(reversed(page.items)), next_cursor=None)

@@ -19,7 +19,7 @@ from opslab.errors import InvalidInput, invalid_from_pydantic
 from opslab.rca import KIND as RCA
 from opslab.rca import RcaRunView
 from opslab.runtime import Runtime
-from opslab.telemetry import RunFilter, RunSummary, Timeline, TimelineItem
+from opslab.telemetry import RunFilter, RunSummary, RunTree, Timeline, TimelineItem, TreeNode
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
@@ -39,13 +39,24 @@ def _when(name: str, value: str | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def _number(name: str, value: str | None) -> float | None:
+    if not value or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput.for_field(name, f"{value!r}: expected a number") from None
+
+
 def _filter(
     status: str | None, agent: str | None, version: str | None, environment: str | None,
     since: str | None, until: str | None, experiment: str | None, q: str | None, range_: str | None,
+    more: dict[str, str | None] | None = None,
 ) -> RunFilter:  # fmt: skip
     start = _when("since", since)
     if start is None and range_ in RANGES:
         start = datetime.now(UTC) - timedelta(hours=RANGES[range_])
+    extra = more or {}
     try:
         return RunFilter.model_validate(
             {
@@ -57,6 +68,12 @@ def _filter(
                 "until": _when("until", until),
                 "experiment": experiment or None,
                 "q": q.strip() if q and q.strip() else None,
+                "session_id": extra.get("session") or None,
+                "user_id": extra.get("user") or None,
+                "tag": extra.get("tag") or None,
+                "score": extra.get("score") or None,
+                "score_min": _number("score_min", extra.get("score_min")),
+                "score_max": _number("score_max", extra.get("score_max")),
             }
         )
     except ValidationError as exc:
@@ -77,10 +94,18 @@ async def runs_page(
     experiment: str | None = None,
     q: str | None = None,
     range_: Annotated[str | None, Query(alias="range")] = None,
+    session: str | None = None,
+    user: str | None = None,
+    tag: str | None = None,
+    score: str | None = None,
+    score_min: str | None = None,
+    score_max: str | None = None,
     cursor: str | None = None,
     hours: Annotated[int, Query(ge=1, le=24 * 365)] = 24,
 ) -> HTMLResponse:
-    flt = _filter(status, agent, version, environment, since, until, experiment, q, range_)
+    more = {"session": session, "user": user, "tag": tag, "score": score, "score_min": score_min,
+            "score_max": score_max}  # fmt: skip
+    flt = _filter(status, agent, version, environment, since, until, experiment, q, range_, more)
     listing = await to_thread.run_sync(lambda: rt.telemetry.list_runs(flt, cursor=cursor, limit=PAGE_SIZE))
     partial = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "runs-table"
     fleet = series = None
@@ -89,7 +114,7 @@ async def runs_page(
         series = await to_thread.run_sync(lambda: rt.telemetry.series(hours))
     given = {
         "status": status, "agent": agent, "version": version, "environment": environment, "since": since,
-        "until": until, "experiment": experiment, "q": q, "range": range_,
+        "until": until, "experiment": experiment, "q": q, "range": range_, **more,
     }  # fmt: skip
     return page(
         request,
@@ -181,10 +206,35 @@ def evidence_anchor(report: RcaRunView | None, timeline: Timeline) -> dict[str, 
     return out
 
 
+@dataclass
+class Branch:
+    """A node of the trace tree with the nodes under it, for the page's nested lists."""
+
+    node: TreeNode
+    children: list[Branch]
+
+
+MAX_TREE_DEPTH = 40  # deeper spans are listed at this depth: a page is read, not scrolled sideways
+
+
+def branches(tree: RunTree) -> list[Branch]:
+    """The flat, depth-first nodes of a run's tree as nested branches."""
+    roots: list[Branch] = []
+    open_at: list[Branch] = []  # the branch open at each depth
+    for node in tree.nodes:
+        depth = min(node.depth, MAX_TREE_DEPTH, len(open_at))
+        branch = Branch(node, [])
+        del open_at[depth:]
+        (open_at[-1].children if open_at else roots).append(branch)
+        open_at.append(branch)
+    return roots
+
+
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
 async def run_page(request: Request, run_id: str, rt: RuntimeDep, rca: str | None = None) -> HTMLResponse:
     summary = await to_thread.run_sync(lambda: rt.telemetry.summary(run_id))
     timeline = await to_thread.run_sync(lambda: rt.telemetry.timeline(run_id))
+    tree = await to_thread.run_sync(lambda: rt.telemetry.tree(run_id))
     job = await to_thread.run_sync(lambda: rt.jobs.get(rca, kind=RCA) if rca else None)
     report = RcaRunView.of(job) if job else await to_thread.run_sync(lambda: _latest_rca(rt, run_id))
     return page(
@@ -194,6 +244,8 @@ async def run_page(request: Request, run_id: str, rt: RuntimeDep, rca: str | Non
         title=f"Run {run_id}",
         run=summary,
         bars=waterfall(summary, timeline, report),
+        tree=branches(tree),
+        tree_source=tree.source,
         rca=report,
         anchors=evidence_anchor(report, timeline),
         live=report is not None and report.status in ("queued", "running"),
@@ -213,3 +265,25 @@ async def run_rca(
     require_csrf(request, csrf)
     job, _ = await to_thread.run_sync(lambda: start_rca(rt, run_id, force == "true", None))
     return RedirectResponse(f"/ui/runs/{run_id}?rca={job.id}#rca", status_code=303)
+
+
+@router.get("/sessions/{session_id}", response_class=HTMLResponse)
+async def session_page(request: Request, session_id: str, rt: RuntimeDep) -> HTMLResponse:
+    """One session: its runs in the order they started, with their totals."""
+    flt = RunFilter.model_validate({"session_id": session_id[:200]})
+    listing = await to_thread.run_sync(lambda: rt.telemetry.list_runs(flt, cursor=None, limit=1000))
+    runs = list(reversed(listing.items))
+    tokens_in = sum(r.tokens_prompt or 0 for r in runs)
+    tokens_out = sum(r.tokens_completion or 0 for r in runs)
+    cost = sum(r.total_cost_usd or 0.0 for r in runs)
+    return page(
+        request,
+        "session.html",
+        active="runs",
+        title=f"Session {session_id}",
+        session_id=session_id,
+        runs=runs,
+        users=sorted({r.user_id for r in runs if r.user_id}),
+        totals={"tokens_in": tokens_in, "tokens_out": tokens_out, "cost": cost},
+        more=listing.next_cursor is not None,
+    )

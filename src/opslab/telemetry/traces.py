@@ -1,0 +1,350 @@
+"""One trace's spans -> agent runs, whichever convention wrote them (``telemetry.conventions`` reads each).
+
+- **Runs.** Every top-most agent-like span (OpenInference AGENT/CHAIN, OpenLLMetry workflow/agent, GenAI
+  ``invoke_agent``, Langfuse agent/chain) is a run; a trace with none becomes one run from its top-most
+  span. Run id = trace id (trace id + span id when a trace holds several runs). Spans above or beside an
+  agent-like root belong to no run; ``describe_trace`` says so for each.
+- **Inside a run**: tool spans are tool calls, guardrail spans (and span events named ``guardrail``) are
+  guardrail events, every other descendant is a step (a nested agent is a step of its sub-agent).
+- **Tokens are counted once**: a span's usage counts only when no span below it has any (leaf LLM
+  spans win over an agent span that repeats their sum). Cost follows the same rule; a span with tokens and
+  no cost of its own is priced from the price table by its model.
+- **The model** is the one most LLM spans used (the root's when no LLM span names one).
+
+Spans of one trace may arrive over several exports (children usually before their parent): the caller
+keeps the spans and maps the whole trace again whenever one arrives.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic_core import to_json
+
+from opslab.telemetry.conventions import AGENT_LIKE, MODEL_KINDS, SpanFacts, read_span, status_message
+from opslab.telemetry.otlp import SUMMARY_CHARS, Span
+from opslab.telemetry.prices import PriceTable
+from opslab.telemetry.schema import (
+    MAX_ID_LEN,
+    AgentRunIn,
+    CostIn,
+    GuardrailEventIn,
+    StepIn,
+    ToolCallIn,
+    unstorable,
+)
+
+RUN_TEXT_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens and cost of a span's subtree, counted once (see the module docstring)."""
+
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.tokens_in is not None or self.tokens_out is not None or self.cost_usd is not None
+
+
+@dataclass(slots=True)
+class Trace:
+    """A trace's spans, indexed: by id, their children, and what each says."""
+
+    spans: dict[str, Span]
+    children: dict[str, list[Span]]
+    facts: dict[str, SpanFacts]
+    prices: PriceTable
+
+    @classmethod
+    def of(cls, spans: Iterable[Span], prices: PriceTable) -> Trace:
+        by_id = {s.span_id: s for s in spans}
+        children: dict[str, list[Span]] = {}
+        for s in by_id.values():
+            if s.parent_span_id and s.parent_span_id in by_id:
+                children.setdefault(s.parent_span_id, []).append(s)
+        for kids in children.values():
+            kids.sort(key=lambda s: (s.start_ns, s.span_id))
+        return cls(by_id, children, {k: read_span(s) for k, s in by_id.items()}, prices)
+
+    def own_usage(self, span_id: str) -> Usage:
+        f = self.facts[span_id]
+        cost = f.cost_usd
+        if cost is None and f.has_usage and (f.kind in MODEL_KINDS or f.model):
+            cost = self.prices.cost(f.model, f.tokens_in, f.tokens_out)
+        return Usage(f.tokens_in, f.tokens_out, cost)
+
+    def subtree(self, root: Span) -> list[Span]:
+        """``root`` and every span below it, depth first in start order (iterative: traces can be deep)."""
+        out: list[Span] = []
+        stack, seen = [root], set()
+        while stack:
+            s = stack.pop()
+            if s.span_id in seen:
+                continue
+            seen.add(s.span_id)
+            out.append(s)
+            stack.extend(reversed(self.children.get(s.span_id, [])))
+        return out
+
+    def usage(self, root: Span) -> dict[str, Usage]:
+        """Each span of ``root``'s subtree -> its subtree's usage, counted once."""
+        totals: dict[str, Usage] = {}
+        for s in reversed(self.subtree(root)):  # children before parents
+            below = [totals[c.span_id] for c in self.children.get(s.span_id, []) if c.span_id in totals]
+            counted = [u for u in below if u.any]
+            own = self.own_usage(s.span_id)
+            if not counted:
+                totals[s.span_id] = own
+                continue
+            costs = [u.cost_usd for u in counted if u.cost_usd is not None]
+            totals[s.span_id] = Usage(
+                _sum(u.tokens_in for u in counted),
+                _sum(u.tokens_out for u in counted),
+                sum(costs) if costs else own.cost_usd,
+            )
+        return totals
+
+    def run_roots(self) -> list[Span]:
+        """The spans that start runs: top-most agent-like spans, else the trace's top-most spans."""
+
+        def agent_above(s: Span) -> bool:
+            seen: set[str] = set()
+            parent = s.parent_span_id
+            while parent and parent in self.spans and parent not in seen:
+                seen.add(parent)
+                if self.facts[parent].kind in AGENT_LIKE:
+                    return True
+                parent = self.spans[parent].parent_span_id
+            return False
+
+        roots = [
+            s for s in self.spans.values() if self.facts[s.span_id].kind in AGENT_LIKE and not agent_above(s)
+        ]
+        if not roots:
+            roots = [
+                s for s in self.spans.values() if not s.parent_span_id or s.parent_span_id not in self.spans
+            ]
+        return sorted(roots, key=lambda s: (s.start_ns, s.span_id))
+
+
+@dataclass(slots=True)
+class TraceRuns:
+    runs: list[AgentRunIn]
+    owner: dict[str, str]  # span id -> the run it belongs to
+    trace: Trace
+
+
+def map_trace(spans: Iterable[Span], *, prices: PriceTable | None = None) -> TraceRuns:
+    """Every run of one trace's spans, and which run each span belongs to."""
+    trace = Trace.of(spans, prices or PriceTable())
+    roots = trace.run_roots()
+    runs: list[AgentRunIn] = []
+    owner: dict[str, str] = {}
+    for root in roots:
+        run_id = root.trace_id if len(roots) == 1 else f"{root.trace_id}-{root.span_id}"
+        members = trace.subtree(root)
+        for s in members:
+            owner[s.span_id] = run_id
+        runs.append(_map_run(trace, root, members, run_id))
+    return TraceRuns(runs, owner, trace)
+
+
+def _map_run(trace: Trace, root: Span, members: list[Span], run_id: str) -> AgentRunIn:
+    desc = sorted(members[1:], key=lambda s: (s.start_ns, s.span_id))
+    facts = trace.facts
+    step_ids = {s.span_id for s in desc if facts[s.span_id].kind not in ("tool", "guardrail")}
+
+    def owning_step(s: Span) -> str | None:
+        parent = s.parent_span_id
+        while parent and parent in trace.spans and parent != root.span_id:
+            if parent in step_ids:
+                return parent
+            parent = trace.spans[parent].parent_span_id
+        return None
+
+    steps: list[StepIn] = []
+    calls: list[ToolCallIn] = []
+    guards: list[GuardrailEventIn] = []
+    call_by_span: dict[str, str] = {}
+    for s in desc:
+        f = facts[s.span_id]
+        start, end = span_time(s.start_ns), span_time(s.end_ns)
+        latency = (s.end_ns - s.start_ns) / 1e6 if s.start_ns and s.end_ns >= s.start_ns else None
+        if f.kind == "tool":
+            call_id = _ident(f.tool_call_id, s.span_id)
+            if call_id in call_by_span.values():
+                call_id = s.span_id
+            call_by_span[s.span_id] = call_id
+            calls.append(
+                ToolCallIn(
+                    call_id=call_id,
+                    step_id=owning_step(s),
+                    tool_name=_tool_name(s, f),
+                    status="failure" if f.failed else "success",
+                    args_json=_args(f.tool_args),
+                    result_summary=_clip(f.tool_result if f.tool_result is not None else f.output),
+                    error_class=f.error_type,
+                    error_message=(status_message(s) or None) if f.failed else None,
+                    status_code=f.status_code,
+                    latency_ms=latency,
+                    started_at=start,
+                    ended_at=end,
+                )
+            )
+        elif f.kind == "guardrail":
+            guards.append(
+                GuardrailEventIn(
+                    event_id=s.span_id,
+                    type=str(s.attributes.get("guardrail.type") or s.name or "guardrail")[:MAX_ID_LEN],
+                    message=status_message(s)
+                    or _clip(f.output or s.attributes.get("guardrail.message"))
+                    or "",
+                    step_id=owning_step(s),
+                    created_at=start,
+                )
+            )
+        else:
+            steps.append(
+                StepIn(
+                    step_id=s.span_id,
+                    name=s.name[:MAX_ID_LEN] or f.kind,
+                    status="failure" if f.failed else "success",
+                    started_at=start,
+                    ended_at=end,
+                    latency_ms=latency,
+                    input_summary=_clip(f.input),
+                    output_summary=_clip(f.output if f.output is not None else (status_message(s) or None)),
+                    agent=_clip(f.agent_name),
+                )
+            )
+    for s in members:
+        for i, ev in enumerate(s.events):
+            if ev["name"] != "guardrail":
+                continue
+            ea = ev["attributes"]
+            guards.append(
+                GuardrailEventIn(
+                    event_id=f"{s.span_id}-ev{i}",
+                    type=str(ea.get("guardrail.type") or ea.get("type") or "guardrail")[:MAX_ID_LEN],
+                    message=str(ea.get("guardrail.message") or ea.get("message") or ""),
+                    step_id=s.span_id if s.span_id in step_ids else owning_step(s),
+                    call_id=call_by_span.get(s.span_id),
+                    created_at=span_time(ev["time_ns"]),
+                )
+            )
+    rf = facts[root.span_id]
+    usage = trace.usage(root)[root.span_id]
+    own = trace.own_usage(root.span_id)
+    member_facts = [facts[s.span_id] for s in members]
+    models = Counter(f.model for f in member_facts if f.kind in MODEL_KINDS and f.model)
+    model = (
+        models.most_common(1)[0][0]
+        if models
+        else rf.model or next((f.model for f in member_facts if f.model), None)
+    )
+    explicit_cost = any(f.cost_usd is not None for f in member_facts)
+    tags = list(dict.fromkeys(t[:MAX_ID_LEN] for f in member_facts for t in f.tags if t.strip()))[:100]
+    metadata: dict[str, Any] = {}
+    for f in reversed(member_facts):  # the root's keys win
+        metadata.update(f.metadata)
+    prompts = sorted({f.prompt for f in member_facts if f.prompt})
+    started = span_time(root.start_ns) or datetime.now(UTC)
+    attributes: dict[str, Any] = {
+        "otel": {
+            "root_span_id": root.span_id,
+            "service": root.resource.get("service.name"),
+            "conventions": sorted({f.convention for f in member_facts}),
+        }
+    }
+    if len(models) > 1:
+        attributes["models"] = sorted(models)
+    if prompts:
+        attributes["prompts"] = prompts[:20]
+    if usage.cost_usd is not None:
+        attributes["cost_source"] = "trace" if explicit_cost else "price_table"
+    return AgentRunIn(
+        run_id=run_id,
+        agent_name=_name(
+            rf.agent_name
+            or root.name.removeprefix("invoke_agent ").strip()
+            or root.resource.get("service.name")
+        ),
+        agent_version=_short(rf.agent_version or root.resource.get("service.version")),
+        model=_short(model),
+        environment=_short(rf.environment),
+        started_at=started,
+        ended_at=span_time(root.end_ns) if root.end_ns >= root.start_ns else None,
+        status="failure" if rf.failed else "success",
+        error_type=rf.error_type,
+        error_message=status_message(root) or None,
+        trace_id=root.trace_id,
+        correlation_ids=[_short(rf.conversation_id) or ""] if rf.conversation_id else [],
+        steps=steps,
+        tool_calls=calls,
+        guardrail_events=guards,
+        cost=CostIn(
+            tokens_prompt=usage.tokens_in if usage.any else own.tokens_in,
+            tokens_completion=usage.tokens_out if usage.any else own.tokens_out,
+            total_cost_usd=round(usage.cost_usd, 8) if usage.cost_usd is not None else None,
+        ),
+        attributes=attributes,
+        session_id=_short(next((f.session_id for f in member_facts if f.session_id), None)),
+        user_id=_short(next((f.user_id for f in member_facts if f.user_id), None)),
+        tags=tags,
+        metadata=metadata if unstorable(metadata) is None else {},
+        input=_clip(rf.input, RUN_TEXT_CHARS),
+        output=_clip(rf.output, RUN_TEXT_CHARS),
+    )
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    present = [v for v in values if v is not None]
+    return sum(present) if present else None
+
+
+def span_time(ns: int) -> datetime | None:
+    return datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
+
+
+def _clip(value: Any, limit: int = SUMMARY_CHARS) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value[:limit]
+    return to_json(value, fallback=str).decode()[:limit]
+
+
+def _short(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)[:MAX_ID_LEN]
+
+
+def _name(value: Any) -> str:
+    return _short(value) or "agent"
+
+
+def _ident(value: Any, fallback: str) -> str:
+    text = str(value) if value not in (None, "") else fallback
+    if len(text) > MAX_ID_LEN or "/" in text or "\\" in text or text in {".", ".."} or not text.isprintable():
+        return fallback
+    return text
+
+
+def _tool_name(s: Span, f: SpanFacts) -> str:
+    name = f.tool_name or s.name.removeprefix("execute_tool ").strip().removesuffix(".tool") or "tool"
+    return name[:MAX_ID_LEN]
+
+
+def _args(value: Any) -> dict[str, Any] | list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        return value if unstorable(value) is None else {"raw": _clip(value)}
+    return {"raw": _clip(value)} if isinstance(value, str) else {"value": value}
