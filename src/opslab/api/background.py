@@ -203,8 +203,9 @@ class AutoOpsLoop:
             return self.state()
         raise Conflict("the autoops loop was changed meanwhile; try again", details={"loop": self.NAME})
 
-    def stop(self, timeout_s: float = 30.0) -> LoopState:
-        """Ask the loop to stop after the build in progress; the state once it did (or ``stopping``)."""
+    def stop(self, timeout_s: float = 10.0) -> LoopState:
+        """Ask the loop to stop after the build in progress; the state once it did (or still ``stopping``,
+        when the build in progress takes longer, or no replica runs the loop just now)."""
         self._change(
             lambda st: st.model_copy(update={"state": "stopping"}) if st.state == "running" else None
         )
@@ -253,5 +254,12 @@ class AutoOpsLoop:
                 return s.model_copy(update=update)
 
             self._change(count)
-            if st.interval_s:
-                stop.wait(st.interval_s)
+            self._pause(st.interval_s, stop)
+
+    def _pause(self, seconds: float, stop: threading.Event) -> None:
+        """Wait between builds, looking again at the shared state meanwhile: a stop asked on any replica
+        ends the wait."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not stop.wait(min(left, POLL_S)):
+            if self.state().state != "running":
+                return
