@@ -16,6 +16,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
+from tests.processes import left_behind
 
 
 def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -109,7 +110,7 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     assert 6 <= len(finished_before) < 24
     # Whatever the kill orphaned (pool workers, harnesses) ends: then no trial can start any more.
     deadline = time.monotonic() + 60
-    while left := _left_behind(proc.pid, proj):
+    while left := left_behind(proc.pid, proj):
         assert time.monotonic() < deadline, f"processes outlived the killed runner: {left}"
         time.sleep(0.05)
     code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
@@ -120,25 +121,6 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     for trial_id in finished_before:
         assert starts.count(trial_id) == 1, f"{trial_id} finished before the kill and ran again"
     assert all(r["outcome"] == "success" for r in rows)
-
-
-def _left_behind(session: int, proj: Path) -> list[int]:
-    """Processes still alive of a runner killed with -9: its session (the pool's workers) or working in
-    its project (harnesses, which run in sessions of their own)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if stat[0] == "Z":
-                continue
-            cwd = os.readlink(entry / "cwd")
-        except OSError:
-            continue
-        if int(stat[3]) == session or Path(cwd).is_relative_to(proj):
-            found.append(int(entry.name))
-    return found
 
 
 def _held_run(tmp_path: Path, concurrency: int) -> tuple[Path, Path, Path, subprocess.Popen[bytes]]:

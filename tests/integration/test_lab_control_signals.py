@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
+from opslab.lab import held_slots
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env
 from tests.integration.test_lab_control_derived import cli
+from tests.processes import left_behind
 
 TRIALS = 12  # 3 tasks x 4 replications
 
@@ -46,6 +48,7 @@ def start_runner(proj: Path, concurrency: int) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its pool's workers share its session (left_behind finds them)
     )
 
 
@@ -65,14 +68,6 @@ def ledger_of(ledger: Path) -> tuple[list[str], list[str], list[int]]:
     starts = [x[1] for x in lines if x[0] == "start"]
     ends = [x[1] for x in lines if x[0] == "end"]
     return starts, ends, [int(x[2]) for x in lines if x[0] == "start"]
-
-
-def quiet(ledger: Path, seconds: float) -> bool:
-    """No harness running and none starting for ``seconds``."""
-    before = ledger.read_text()
-    time.sleep(seconds)
-    starts, ends, _ = ledger_of(ledger)
-    return ledger.read_text() == before and len(starts) == len(ends)
 
 
 def alive(pid: int) -> bool:
@@ -114,7 +109,8 @@ def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
     assert before <= set(ends), "a killed harness's trial was recorded"
     assert len(before) < TRIALS
     assert not list(run_dir.glob("trials/.interrupted-*"))
-    time.sleep(0.5)
+    # The runner and its pool are gone and no harness of theirs is alive: no trial can start any more.
+    wait_for(lambda: not left_behind(runner.pid, proj))
     assert ledger_of(ledger)[0] == starts, "a trial started after the runner stopped"
 
     code, out = cli("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
@@ -134,13 +130,14 @@ def test_pause_holds_new_trials_back_and_resume_lets_the_runner_go_on(tmp_path: 
     assert code == 0 and control["state"] == "paused" and control["changed"] is True
     assert control["runner_active"] is True and control["runner_pid"] == runner.pid
     assert json.loads((run_dir / "control.json").read_text())["reason"] == "inspect"
-    # The running trials finish (one handed out just before the pause included); then nothing starts.
-    wait_for(lambda: quiet(ledger, 1.0))
-    held = ledger_of(ledger)[0]
-    time.sleep(1.5)
-    assert ledger_of(ledger)[0] == held and len(held) < TRIALS, "a trial started while paused"
+    # The running trials finish (one handed out just before the pause included); then every slot of the
+    # runner's pool waits at the gate, which the runner acknowledges: nothing runs and nothing starts.
+    wait_for(lambda: held_slots(run_dir) == 2)
+    starts, ends, _ = ledger_of(ledger)
+    assert len(starts) == len(ends) < TRIALS, "a trial was running with every slot held"
     assert runner.poll() is None, "a paused runner waits"
     code, out = cli("pause", "--run-dir", str(run_dir))
+    assert out["control"]["held_slots"] == 2 and ledger_of(ledger)[0] == starts
     assert code == 0 and out["control"]["changed"] is False
     code, out = cli("resume", "--run-dir", str(run_dir))
     assert code == 0 and out["control"]["state"] == "running" and out["control"]["runner_active"] is True

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
         root_key,
     )
     from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
-    from opslab.lab.control import ControlFile, RunInterrupted, interrupt_on_signals, read_control
+    from opslab.lab.control import ControlFile, RunInterrupted, held_slots, interrupt_on_signals, read_control
     from opslab.lab.finish import RunAnalysis, analyse_run
     from opslab.lab.fork import Fork, fork_trial, parse_sets
     from opslab.lab.hooks import HarnessManifest, validate_hooks
@@ -109,7 +109,8 @@ _LAZY = {
     ),
     # Controlling runs: replay, fork, pause and resume, publish, validate.
     **dict.fromkeys(
-        ("ControlFile", "RunInterrupted", "interrupt_on_signals", "read_control"), "opslab.lab.control"
+        ("ControlFile", "RunInterrupted", "held_slots", "interrupt_on_signals", "read_control"),
+        "opslab.lab.control",
     ),
     **dict.fromkeys(("Fork", "fork_trial", "parse_sets"), "opslab.lab.fork"),
     **dict.fromkeys(("HarnessManifest", "validate_hooks"), "opslab.lab.hooks"),
@@ -157,6 +158,7 @@ __all__ = [
     "Replay",
     "RunInterrupted",
     "fork_trial",
+    "held_slots",
     "interrupt_on_signals",
     "parse_sets",
     "pause_run",

@@ -5,9 +5,10 @@
     {"schema_version": 1, "state": "running" | "paused", "updated_at": "…", "reason": "…"}
 
 No file means running. The runner's pool asks a ``Gate`` before handing out each trial: while the run is
-paused no trial starts, and trials already running finish. Harnesses at integration level ``sdk_control``
-or ``sdk_full`` read the same file (``OPSLAB_CONTROL_PATH``) and may pause themselves at their own safe
-points. Written atomically, so neither ever reads half a file.
+paused no trial starts, and trials already running finish; each pool slot waiting at the gate leaves a
+marker in ``RUN_DIR/.held/`` (``held_slots``), so a paused run says when it holds everything. Harnesses
+at integration level ``sdk_control`` or ``sdk_full`` read the same file (``OPSLAB_CONTROL_PATH``) and may
+pause themselves at their own safe points. Written atomically, so neither ever reads half a file.
 
 ``RunInterrupted`` is how a runner stopped by SIGINT or SIGTERM ends: its running harnesses killed, the
 manifest saying ``interrupted`` (``paused`` when it was paused), ``--resume`` to continue. It is a
@@ -34,6 +35,7 @@ from opslab.lab.records import RunStatus, Timestamp
 
 CONTROL_FILE = "control.json"
 MIRROR_DIR = ".control"  # see mirror_control
+HELD_DIR = ".held"  # one marker per pool slot waiting at the gate of a paused run (see Gate.wait)
 ControlState = Literal["running", "paused"]
 POLL_S = 0.2  # how often a paused runner looks at the file again
 
@@ -51,6 +53,14 @@ class ControlFile(BaseModel):
 
 def control_path(run_dir: Path) -> Path:
     return run_dir / CONTROL_FILE
+
+
+def held_slots(run_dir: Path) -> int:
+    """How many of the runner's pool slots wait at the gate of this paused run now."""
+    try:
+        return len(os.listdir(run_dir / HELD_DIR))
+    except OSError:
+        return 0
 
 
 def read_control(run_dir: Path) -> ControlFile:
@@ -90,6 +100,7 @@ class Gate:
 
     def __init__(self, run_dir: Path) -> None:
         self.path = os.fspath(control_path(run_dir))
+        self.held_dir = os.fspath(run_dir / HELD_DIR)
         self._seen: tuple[int, int, int] | None = None
         self._paused = False
 
@@ -111,12 +122,23 @@ class Gate:
 
     def wait(self, stopping: Callable[[], bool]) -> bool:
         """Return at once when the run is not paused; else wait until it is resumed (True) or the runner
-        is stopping (False)."""
-        while self.paused():
-            if stopping():
-                return False
-            time.sleep(POLL_S)
-        return True
+        is stopping (False). While it waits, the slot says so with a marker under ``.held/`` (the runner's
+        acknowledgement of the pause: a slot waiting here runs nothing and starts nothing)."""
+        if not self.paused():
+            return True
+        os.makedirs(self.held_dir, exist_ok=True)
+        marker = os.path.join(self.held_dir, f"{os.getpid()}-{threading.get_ident()}")
+        with open(marker, "w"):
+            pass
+        try:
+            while self.paused():
+                if stopping():
+                    return False
+                time.sleep(POLL_S)
+            return True
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
 
 
 class RunInterrupted(KeyboardInterrupt):

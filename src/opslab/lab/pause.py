@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from opslab.errors import Conflict, NotFound
 from opslab.lab.artifacts import read_model, write_model
-from opslab.lab.control import ControlState, read_control, write_control
+from opslab.lab.control import ControlState, held_slots, read_control, write_control
 from opslab.lab.derived import isolation_of, open_run
 from opslab.lab.records import Manifest, RunStatus
 from opslab.lab.runner import LabProgressFn, execute, own_run
@@ -40,6 +40,7 @@ class ControlResult(BaseModel):
     runner_active: bool  # a runner holds the run (and obeys the file)
     runner_pid: int | None = None  # its pid
     status: RunStatus  # the manifest's, afterwards
+    held_slots: int = 0  # the runner's pool slots waiting at the gate now (all of them: nothing runs)
 
 
 def pause_run(run_dir: Path, *, reason: str | None = None) -> ControlResult:
@@ -128,4 +129,5 @@ def _result(run_dir: Path, state: ControlState, changed: bool, runner: str | Non
         runner_active=runner is not None,
         runner_pid=int(runner) if runner and runner.isdigit() else None,
         status=manifest.status,
+        held_slots=held_slots(run_dir),
     )
