@@ -151,7 +151,6 @@ def test_windows_read_from_prometheus_follow_the_flags_and_faults(lab: Lab) -> N
         assert read.error_rate_pct == 0.0
         assert read.throughput_qps == pytest.approx(QPS, rel=0.10)
         assert read.custom["ok_qps"] == pytest.approx(QPS, rel=0.10)
-    assert b.p95_ms is not None and a.p95_ms is not None and b.p95_ms < a.p95_ms
     ran = re.escape(P95).replace(re.escape("{{range}}"), r"\d+s")
     assert re.fullmatch(ran, b.queries[0]) and len(b.queries) == 4, b.queries
 
