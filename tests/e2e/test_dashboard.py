@@ -125,7 +125,7 @@ def test_filtering_runs_updates_the_list_in_place(tab: Page) -> None:
     page.wait_for_url(re.compile(r"agent=data-processor"))  # type: ignore[attr-defined]
     wait_for(lambda: rows.count(), lambda n: n == 1, 10, "the filtered list")
     assert "run-002-insufficient" in rows.first.inner_text()
-    page.get_by_label("Error text").fill("no such error anywhere")  # type: ignore[attr-defined]
+    page.get_by_label("Search").fill("no such error anywhere")  # type: ignore[attr-defined]
     page.get_by_role("button", name="Apply").click()  # type: ignore[attr-defined]
     page.get_by_text("No runs match").wait_for()  # type: ignore[attr-defined]
 
