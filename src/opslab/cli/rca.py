@@ -266,7 +266,9 @@ def _cross_validated(labelled: Labelled, cv: int | None, ablation: bool, bar: Pr
 
 
 def _eval_table(out: dict[str, Any], headline: dict[str, Any], fmt: str) -> None:
-    table = Table(title=f"RCA on {headline['n']} {fmt} runs ({out['method']}, {out['model']} model)")
+    # The model is a path a user may copy: on its own line, never folded into a table's title.
+    console.print(f"model: {escape(str(out['model']))}", soft_wrap=True)
+    table = Table(title=f"RCA on {headline['n']} {fmt} runs ({out['method']})")
     table.add_column("measure")
     table.add_column("localiser", justify="right")
     crossed = out.get("cross_validated")
