@@ -11,15 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from opslab.canary import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
 from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan
-
-# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
-pytestmark = pytest.mark.serial
 
 
 def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:

@@ -30,8 +30,6 @@ from tests.prometheus_support import Prometheus, prometheus_binary, run_promethe
 
 TOKEN_HEADER = "X-Sandbox-Token"
 
-# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
-pytestmark = pytest.mark.serial
 
 QPS = 150.0
 WINDOW_S = 4.0

@@ -7,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from opslab.canary import (
     EXIT_NOT_RESTORED,
     CanaryResult,
@@ -27,9 +25,6 @@ from tests.flag_service import (
     real_service_plan,
     webhook_receiver,
 )
-
-# Latency measurements: they run alone (`make test` runs `serial` tests before the parallel run).
-pytestmark = pytest.mark.serial
 
 ENV = {"CANARY_TOKEN": TOKEN}
 

@@ -25,10 +25,6 @@ from opslab.lab import LabClient
 from tests.conftest import FIXTURES
 from tests.workers import start_workers, stop_workers, worker_env
 
-# Leases that must lapse for a dead worker and hold for a live one: these run alone (`make test` runs
-# `serial` tests before the parallel run), so a loaded machine does not take a slow heartbeat for a death.
-pytestmark = pytest.mark.serial
-
 OPSLAB = str(Path(sys.executable).parent / "opslab")
 # What differs between two runs of the same trials by nature: ids of the run, clocks.
 VOLATILE = {"run_id", "duration_ms", "started_at", "ended_at", "mean_duration_ms", "p95_duration_ms"}
