@@ -61,7 +61,8 @@ def test_the_responder_only_ever_talks_to_the_target_and_the_action_server(
     for _ in range(5):
         assert responder.poll_once() is None
         time.sleep(0.5)
-    httpx.post(f"{world.url('chaos')}/api/v1/break/bad_deploy", timeout=10).raise_for_status()
+    auth = {"Authorization": f"Bearer {world.chaos_token}"}
+    httpx.post(f"{world.url('chaos')}/api/v1/break/bad_deploy", headers=auth, timeout=10).raise_for_status()
     deadline = time.monotonic() + 60
     while not (store.list() and store.list()[0].finished) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -24,7 +24,9 @@ class Handles:
     def __init__(self, world: World) -> None:
         self.world = world
         self.target = httpx.Client(base_url=world.url("target"), timeout=10)
-        self.chaos = httpx.Client(base_url=world.url("chaos"), timeout=10)
+        self.chaos = httpx.Client(
+            base_url=world.url("chaos"), timeout=10, headers={"Authorization": f"Bearer {world.chaos_token}"}
+        )
         self.actions = httpx.Client(
             base_url=world.url("actions"),
             timeout=30,
@@ -293,7 +295,7 @@ def test_run_method_performs_a_scenario_on_the_chaos_server(world: Handles) -> N
     from opslab.sandbox import load_scenarios, run_method
 
     scenario = next(s for s in load_scenarios() if s.name == "no-fault")
-    ids = run_method(scenario, world.world.url("chaos"))
+    ids = run_method(scenario, world.world.url("chaos"), world.world.chaos_token)
     assert len(ids) == 1
     assert ids[0] in [b["id"] for b in world.chaos.get("/api/v1/breaks").json()["breaks"]]
 

@@ -18,6 +18,7 @@ from opslab.responder import (
     Chat,
     Check,
     InMemoryIncidentStore,
+    Liveness,
     LogLine,
     Observation,
     PoolStatus,
@@ -217,6 +218,9 @@ class FakeExecutor:
         if key is not None:
             self.by_key[key] = result
         return result
+
+    def liveness(self) -> Liveness | None:
+        return None  # this fake world has no processes to report on
 
     def verify(self) -> dict[str, JsonValue]:
         if self.world.leak_active:

@@ -54,14 +54,13 @@ def _sandbox(settings: Settings, log: Path) -> tuple[Child, str]:
 
 
 def _demo_settings(settings: Settings, workdir: Path) -> Settings:
-    """The responder on (a 1 s poll, acting without waiting for approval: a demo has nobody to ask), and
-    the demo's lab project among the dashboard's experiment folders."""
+    """The responder on (a 1 s poll, the default autonomy: no action waits for a human), and the demo's
+    lab project among the dashboard's experiment folders."""
     return settings.model_copy(
         update={
             "responder_enabled": True,
             "responder_poll_interval_s": 1.0,
             "responder_settle_s": 3.0,
-            "responder_auto_approve": True,
             "lab_runs_dirs": [*settings.lab_runs_dirs, workdir / "lab-demo"],
         }
     )

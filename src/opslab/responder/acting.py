@@ -15,6 +15,10 @@ from opslab.responder.learn import learn_incident
 from opslab.responder.model import AgentState, Observation, PlannedAction
 from opslab.responder.nodes import NodeKit, State
 from opslab.responder.plan import plan_next
+from opslab.responder.precondition import still_holds
+
+# What an action must never bring about where it was not before: the target failing, silent or gone.
+WORSE = frozenset({"unreachable", "unresponsive", "health", "error_rate"})
 
 
 class ActingNodes(NodeKit):
@@ -117,10 +121,23 @@ class ActingNodes(NodeKit):
                 "recommendation": why,
                 "needs_approval": False,
             }
+        fresh = self.observe()
+        self.tool(inc, "execute", "probe_target", ok=not fresh.errors, detail="; ".join(fresh.errors))
+        holds, why = still_holds(
+            self.diagnosis(state).category, fresh, self.history(state), self.baseline(state), self.deps.config
+        )
+        if not holds:
+            message = f"{action.key} not executed: precondition failed: {why}"
+            self.audit(inc, "precondition_failed", why, action=action.name, params=action.params)
+            return {
+                "incident": self.step(inc, "execute", message),
+                "outcome": "precondition_failed",
+                "needs_approval": False,
+            }
         tried = list(state.get("tried", []))
         attempt = len(tried) + 1
         result = self.deps.actions.execute(action.name, action.params, key=f"{inc.id}:{attempt}:{action.key}")
-        result = result.model_copy(update={"attempt": attempt})
+        result = result.model_copy(update={"attempt": attempt, "risk": action.risk})
         inc.actions.append(result)
         self.tool(
             inc,
@@ -152,7 +169,7 @@ class ActingNodes(NodeKit):
         for i in range(cfg.verify_polls):
             if i:
                 self.deps.clock.sleep(cfg.verify_interval_s)
-            obs = self.deps.probe.observe()
+            obs = self.observe()
             self.tool(inc, "verify", "probe_target", ok=not obs.errors, detail="; ".join(obs.errors))
             signals, reasons = check(obs, baseline, cfg, seen)
             seen.append(obs)
@@ -170,7 +187,15 @@ class ActingNodes(NodeKit):
         resolved = not problems
         attempts = int(state.get("attempts", 0)) + 1
         inc.attempts = attempts
+        before = set(self.assessment(state).signals)
+        acted = state.get("outcome") == "executed"
+        worse = sorted((set(still) - before) & WORSE) if acted and not resolved else []
         message = "recovered" if resolved else "not recovered: " + "; ".join(problems)
+        if worse:
+            last = inc.actions[-1].action if inc.actions else "the last action"
+            message = (
+                f"{last} left the target worse ({', '.join(worse)} now, not before): stopping; " + message
+            )
         self.audit(inc, "verified" if resolved else "not_recovered", message)
         history = [*state.get("history", []), *(o.model_dump(mode="json") for o in seen)]
         return {
@@ -182,6 +207,7 @@ class ActingNodes(NodeKit):
             "recommendation": "" if resolved else message,
             "verify_signals": still,
             "verify_reasons": problems,
+            "verify_worse": bool(worse),
         }
 
     def learn(self, state: AgentState) -> State:

@@ -14,10 +14,22 @@ from pydantic import BaseModel, Field, JsonValue
 INCIDENT_SCHEMA_VERSION = 1
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy", "unreachable"]
+Reachability = Literal["ok", "refused", "timeout", "error"]
 PoolHealth = Literal["healthy", "degraded", "critical"]
 Risk = Literal["low", "medium", "high"]
 Category = Literal[
-    "db_pool_exhaustion", "bad_deploy", "latency_regression", "memory_leak", "dependency_outage", "unknown"
+    "db_pool_exhaustion",
+    "bad_deploy",
+    "latency_regression",
+    "memory_leak",
+    "dependency_outage",
+    "target_down",
+    "database_lock",
+    "disk_full",
+    "host_memory_pressure",
+    "network_latency",
+    "host_overload",
+    "unknown",
 ]
 CATEGORIES: tuple[Category, ...] = (
     "db_pool_exhaustion",
@@ -25,10 +37,27 @@ CATEGORIES: tuple[Category, ...] = (
     "latency_regression",
     "memory_leak",
     "dependency_outage",
+    "target_down",
+    "database_lock",
+    "disk_full",
+    "host_memory_pressure",
+    "network_latency",
+    "host_overload",
     "unknown",
 )
 IncidentStatus = Literal["open", "resolved", "escalated", "awaiting_approval"]
-Signal = Literal["error_rate", "latency", "pool", "health", "memory", "dependency", "unreachable"]
+Signal = Literal[
+    "error_rate",
+    "latency",
+    "pool",
+    "health",
+    "memory",
+    "dependency",
+    "unreachable",
+    "unresponsive",
+    "disk",
+    "host_memory",
+]
 
 
 class Check(BaseModel):
@@ -52,26 +81,72 @@ class LogLine(BaseModel):
     message: str
 
 
+class Liveness(BaseModel):
+    """What the action server says of the target's process and its host (``GET /action/liveness``)."""
+
+    supervised: bool = False
+    alive: bool | None = None
+    state: str | None = Field(None, description="running, sleeping, stopped (SIGSTOP), zombie, gone")
+    pid: int | None = None
+    cpu_pct: float | None = None
+    host_cpus: int | None = None
+    host_load1: float | None = None
+    host_cpu_busy_pct: float | None = None
+    host_mem_available_mb: float | None = None
+
+
 class Observation(BaseModel):
-    """One poll of the target: health, metrics, pool and recent logs; ``errors`` are probe failures."""
+    """One poll of the target: health, metrics, pool and recent logs; ``errors`` are probe failures.
+
+    A reading the poll did not get is ``None`` (missing), never 0: a target that did not answer has no
+    error rate, no latency and no memory, and a trend skips the polls it is missing from."""
 
     timestamp: datetime
     health_status: HealthStatus = "healthy"
+    reachability: Reachability = "ok"
+    probe_ms: float | None = Field(None, description="How long the health call took.")
+    pid: int | None = None
+    uptime_s: float | None = None
     version: str | None = None
     checks: dict[str, Check] = Field(default_factory=dict)
-    request_rate: float = 0.0
-    error_rate: float = Field(0.0, description="Percent of requests that failed, 0-100.")
-    avg_response_time_ms: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-    latency_p99_ms: float = 0.0
+    dependency_latency_ms: float | None = None
+    request_rate: float | None = None
+    error_rate: float | None = Field(None, description="Percent of requests that failed, 0-100.")
+    avg_response_time_ms: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    latency_p99_ms: float | None = None
     status_codes: dict[str, int] = Field(default_factory=dict)
-    memory_rss_mb: float = 0.0
+    memory_rss_mb: float | None = None
     memory_limit_mb: float | None = None
+    process_cpu_pct: float | None = None
+    host_cpus: int | None = None
+    host_load1: float | None = None
+    host_cpu_busy_pct: float | None = None
+    host_mem_available_mb: float | None = None
+    host_mem_total_mb: float | None = None
+    liveness: Liveness | None = None
     pool: PoolStatus | None = None
     flags: dict[str, bool] = Field(default_factory=dict)
     logs: list[LogLine] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+
+    @property
+    def answered(self) -> bool:
+        return self.reachability == "ok"
+
+    def host_busy(self, busy_pct: float = 85.0) -> bool:
+        """Every core busy: the host's CPU share (from the target, else the action server) or its load."""
+        live = self.liveness
+        busy = (
+            self.host_cpu_busy_pct if self.host_cpu_busy_pct is not None else live and live.host_cpu_busy_pct
+        )
+        cpus = self.host_cpus or (live.host_cpus if live else None)
+        load = self.host_load1 if self.host_load1 is not None else live and live.host_load1
+        return bool(
+            (isinstance(busy, float | int) and busy >= busy_pct)
+            or (cpus and isinstance(load, float | int) and load >= 1.5 * cpus)
+        )
 
 
 class Assessment(BaseModel):
@@ -79,6 +154,9 @@ class Assessment(BaseModel):
 
     signals: list[Signal] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    explained: list[str] = Field(
+        default_factory=list, description="Anomalies set aside with their explanation (a busy host)."
+    )
     consecutive: int = 0
     is_incident: bool = False
 
@@ -141,6 +219,7 @@ class ActionResult(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attempt: int = 0
+    risk: Risk | None = Field(None, description="What the action server's catalog says the action risks.")
 
 
 class Step(BaseModel):
@@ -238,12 +317,13 @@ class AgentState(TypedDict, total=False):
     needs_approval: bool
     verify_signals: list[str]
     verify_reasons: list[str]
+    verify_worse: bool
 
 
 class ResponderStatus(BaseModel):
     """What ``GET /agent/status`` shows: what the responder is doing and what it last saw."""
 
-    state: Literal["watching", "responding", "halted", "not_configured"]
+    state: Literal["watching", "responding", "halted", "not_configured", "disabled"]
     halted: bool = False
     dry_run: bool = False
     last_observation: dict[str, JsonValue] | None = None

@@ -8,7 +8,8 @@ the action server, verify). It is given the target's URL and the action server's
 else: it never learns the chaos server exists. The knowledge folder is shared by the whole suite, so an
 incident learned in one scenario is retrieved in the next of its kind.
 
-The suite runs unattended, so it auto-approves high-risk actions (approval is tested on its own).
+The responder runs with the default autonomy policy: no action waits for a human (approval is a policy the
+user turns on, tested on its own).
 """
 
 from __future__ import annotations
@@ -105,7 +106,6 @@ def responder_config(poll_interval_s: float, window_s: float) -> ResponderConfig
         verify_polls=2,
         verify_interval_s=poll_interval_s,
         cooldown_s=0.0,
-        auto_approve=True,
     )
 
 
@@ -138,7 +138,7 @@ def _run_scenario(
         time.sleep(poll_interval_s)
     warmup = store.list()
     injected_at = datetime.now(UTC)
-    run_method(scenario, world.url("chaos"))
+    run_method(scenario, world.url("chaos"), world.chaos_token)
     control = scenario.expected.control
     deadline = time.monotonic() + FAULT_DEADLINE_S
     healthy_tail = 0
@@ -194,7 +194,7 @@ def _reset(world: World) -> None:
 
 def _stop_breaks(world: World) -> None:
     chaos = world.url("chaos")
-    with httpx.Client(timeout=5.0) as http:
+    with httpx.Client(timeout=5.0, headers={"Authorization": f"Bearer {world.chaos_token}"}) as http:
         try:
             breaks = http.get(f"{chaos}/api/v1/breaks").json().get("breaks", [])
             for brk in breaks:
