@@ -101,6 +101,7 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     console.print("starting the sandbox world and the service (SQLite, in-process jobs) …")
     sandbox, chaos = _sandbox(settings, workdir / "sandbox.log")
+    chaos_token = (settings.data_dir / "sandbox" / "chaos-token").read_text().strip()
     with sandbox:
         demo = _demo_settings(settings, workdir)
         with (
@@ -117,7 +118,7 @@ def run_demo(
                 ("canary", "a flag change judged by ABAB windows on a sandbox target",
                  lambda: steps.canary(c, console, url)),
                 ("responder", "the sandbox's db pool broken through the chaos server; the responder alone",
-                 lambda: steps.responder(c, console, chaos, url)),
+                 lambda: steps.responder(c, console, chaos, chaos_token, url)),
                 ("autoops", "simulated builds: the optimizer learns, the responder suggests fixes",
                  lambda: steps.autoops(c, console, url)),
             ]  # fmt: skip

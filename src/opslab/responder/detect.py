@@ -110,6 +110,12 @@ def changed_since(obs: Observation, baseline: Baseline) -> list[str]:
     return changes
 
 
+def dependency_slow(obs: Observation, baseline: Baseline) -> bool:
+    """The dependency's round trip far above its baseline: the path to it, not this host's CPU."""
+    dep, base = obs.dependency_latency_ms, baseline.dependency_latency_ms
+    return dep is not None and base is not None and dep > max(3 * base.median, base.median + 100)
+
+
 def memory_floor_mb(obs: Observation, config: ResponderConfig) -> float | None:
     if config.host_memory_floor_mb is not None:
         return config.host_memory_floor_mb
@@ -177,7 +183,7 @@ def _explain(f: Findings, obs: Observation, baseline: Baseline) -> None:
     live = obs.liveness
     if live is not None and (live.alive is False or live.state == "stopped"):
         return
-    if changed_since(obs, baseline):
+    if changed_since(obs, baseline) or dependency_slow(obs, baseline):
         return
     cpu = (
         obs.host_cpu_busy_pct

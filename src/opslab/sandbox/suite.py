@@ -30,7 +30,7 @@ from opslab.responder import (
     Responder,
     ResponderConfig,
 )
-from opslab.sandbox.chaos import Scenario, load_scenarios, run_method, scenarios_folder
+from opslab.sandbox.chaos import Scenario, load_scenario, load_scenarios, run_method, scenarios_folder
 from opslab.sandbox.suite_model import ScenarioScore, SuiteResult, fault_label, score, summarize
 from opslab.sandbox.supervisor import TargetOptions, World, WorldPorts
 
@@ -41,7 +41,18 @@ FAULT_DEADLINE_S = 90.0
 HEALTHY_TAIL_POLLS = 3
 
 
-def suite_scenarios(*, drills: bool = False, only: list[str] | None = None) -> list[Scenario]:
+def suite_scenarios(
+    *, drills: bool = False, only: list[str] | None = None, files: list[Path] | None = None
+) -> list[Scenario]:
+    """The packaged scenarios (``drills``: and the escalation drills), or only those named, plus any
+    chaostoolkit experiment ``files`` (standard ones; an ``opslab`` extension adds the scoring key)."""
+    if files:
+        extra = [load_scenario(f) for f in files]
+        return (
+            extra
+            if not only and not drills and files
+            else [*suite_scenarios(drills=drills, only=only), *extra]
+        )
     scenarios = load_scenarios()
     if drills:
         scenarios += load_scenarios(scenarios_folder() / "drills")

@@ -60,6 +60,11 @@ class TargetOptions(BaseModel):
     traffic_rps: float = Field(default=20.0, ge=0)
     window_s: float = Field(default=5.0, gt=0)
     memory_headroom_mb: float = Field(default=150.0, gt=0)
+    dependency_url: str | None = Field(
+        default=None,
+        description="Where the target calls its dependency; default the world's own (a test puts a proxy "
+        "between them to add latency on the network path).",
+    )
 
 
 def parse_parts(only: str | Iterable[str]) -> tuple[Part, ...]:
@@ -199,9 +204,10 @@ class World:
             str(self.ports.of(part)),
         ]
         argv += ["--token-file", str(self.files.sandbox_token)]
+        t = self.target_options
         if part == "target":
-            t = self.target_options
-            argv += ["--state-dir", str(self.files.target_dir), "--dependency-url", self.url("dependency")]
+            dependency = t.dependency_url or self.url("dependency")
+            argv += ["--state-dir", str(self.files.target_dir), "--dependency-url", dependency]
             argv += [
                 "--seed",
                 str(t.seed),

@@ -95,7 +95,7 @@ def create_action_app(
     async def act(
         name: str,
         request: Request,
-        caller: Annotated[str, Depends(bearer)],
+        caller: str = Depends(bearer),  # noqa: B008 - a closure: an Annotated string would not resolve
         idempotency_key: Annotated[str | None, Header()] = None,
         x_caller: Annotated[str | None, Header()] = None,
     ) -> dict[str, JsonValue]:

@@ -155,7 +155,14 @@ class Scenario(_Model):
     steady_state_hypothesis: SteadyState | None = Field(default=None, alias="steady-state-hypothesis")
     method: list[Activity] = Field(min_length=1)
     rollbacks: list[JsonValue] = Field(default_factory=list)
-    expected: Expected
+    expected: Expected = Field(
+        default_factory=lambda: Expected(
+            category="none",
+            root_cause="(an experiment without an opslab key)",
+            remediations=list(ACTION_NAMES),
+        ),
+        description="The scoring key; an experiment without one is run and reported, any action accepted.",
+    )
 
     @model_validator(mode="before")
     @classmethod
