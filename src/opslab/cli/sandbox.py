@@ -114,7 +114,9 @@ def target(
     state_dir: Annotated[
         Path | None, typer.Option(help="Deploy and flags state (default: <data dir>/sandbox/target).")
     ] = None,
-    dependency_url: Annotated[str, typer.Option(help="The pricing service.")] = "http://127.0.0.1:8101",
+    dependency_url: Annotated[
+        str, typer.Option("--dependency-url", "--pricing-url", help="The pricing service (its dependency).")
+    ] = "http://127.0.0.1:8101",
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="Admin token file (without one: admin routes closed).")
     ] = None,

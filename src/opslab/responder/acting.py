@@ -5,11 +5,13 @@ nodes with the sensing ones into the graph.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
 from langgraph.types import interrupt
 
+from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import check
 from opslab.responder.learn import learn_incident
 from opslab.responder.model import AgentState, Observation, PlannedAction
@@ -19,6 +21,13 @@ from opslab.responder.precondition import still_holds
 
 # What an action must never bring about where it was not before: the target failing, silent or gone.
 WORSE = frozenset({"unreachable", "unresponsive", "health", "error_rate"})
+
+
+def verify_rounds(config: ResponderConfig, window_s: float | None) -> int:
+    """Polls a verification may take: ``verify_polls`` clean ones in a row, once the target's metrics
+    window (which it reports) no longer holds requests from before the action."""
+    stale_s = max(0.0, (window_s or 0.0) - config.settle_s)
+    return config.verify_polls + 1 + math.ceil(stale_s / max(config.verify_interval_s, 0.1))
 
 
 class ActingNodes(NodeKit):
@@ -166,17 +175,20 @@ class ActingNodes(NodeKit):
         seen: list[Observation] = []
         problems: list[str] = []
         still: list[str] = []
-        for i in range(cfg.verify_polls):
+        clean = 0
+        for i in range(verify_rounds(cfg, self.observation(state).metrics_window_s)):
             if i:
                 self.deps.clock.sleep(cfg.verify_interval_s)
             obs = self.observe()
             self.tool(inc, "verify", "probe_target", ok=not obs.errors, detail="; ".join(obs.errors))
             signals, reasons = check(obs, baseline, cfg, seen)
             seen.append(obs)
-            if signals:
-                problems.extend(reasons)
-                still = list(signals)
-                break
+            if signals:  # the metrics window may still hold requests from before the fix: look again
+                clean, problems, still = 0, list(reasons), list(signals)
+            else:
+                clean, problems, still = clean + 1, [], []
+                if clean >= cfg.verify_polls:
+                    break
         server = self.deps.actions.verify()
         healthy = server.get("is_healthy") is True
         self.tool(inc, "verify", "verify_target_health", ok=healthy, detail=str(server)[:300])
@@ -184,7 +196,7 @@ class ActingNodes(NodeKit):
             problems.append(
                 f"action server: target not healthy ({server.get('status', server.get('error'))})"
             )
-        resolved = not problems
+        resolved = not problems and clean >= cfg.verify_polls
         attempts = int(state.get("attempts", 0)) + 1
         inc.attempts = attempts
         before = set(self.assessment(state).signals)

@@ -117,6 +117,7 @@ class Observation(BaseModel):
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
     status_codes: dict[str, int] = Field(default_factory=dict)
+    metrics_window_s: float | None = Field(None, description="The span the target's metrics cover.")
     memory_rss_mb: float | None = None
     memory_limit_mb: float | None = None
     process_cpu_pct: float | None = None

@@ -144,6 +144,7 @@ def _observation(
         latency_p95_ms=_num(m.get("latency_p95_ms")),
         latency_p99_ms=_num(m.get("latency_p99_ms")),
         status_codes={str(k): int(v) for k, v in (m.get("status_codes") or {}).items()},
+        metrics_window_s=_num(m.get("window_s")),
         memory_rss_mb=_num(m.get("memory_rss_mb")),
         memory_limit_mb=_num(m.get("memory_limit_mb")) or None,
         process_cpu_pct=_num(m.get("process_cpu_pct")),

@@ -207,7 +207,9 @@ class World:
         t = self.target_options
         if part == "target":
             dependency = t.dependency_url or self.url("dependency")
-            argv += ["--state-dir", str(self.files.target_dir), "--dependency-url", dependency]
+            # --pricing-url, the same option as --dependency-url: a search of the process table for
+            # "dependency" finds the dependency's process, not the target that calls it.
+            argv += ["--state-dir", str(self.files.target_dir), "--pricing-url", dependency]
             argv += [
                 "--seed",
                 str(t.seed),
