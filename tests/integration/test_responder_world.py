@@ -112,4 +112,6 @@ def test_the_seed_setting_names_configure_the_responder(
     assert s.responder_poll_interval_s == 7 and s.responder_error_rate_threshold == 25
     with TestClient(create_app(s)) as client:
         status = client.get("/agent/status").json()
-    assert status["configured"] and status["state"] == "watching" and status["poll_interval_s"] == 7
+    # configured, but OPSLAB_RESPONDER_ENABLED is off: nothing watches, and the status says so
+    assert status["configured"] and status["state"] == "disabled" and status["poll_interval_s"] == 7
+    assert status["enabled"] is False
