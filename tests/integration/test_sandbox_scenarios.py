@@ -103,8 +103,12 @@ def test_the_target_alone_starts_in_a_fresh_data_dir(tmp_path: Path) -> None:
 
 
 def test_a_server_that_takes_orders_refuses_to_bind_beyond_loopback_without_its_token(tmp_path: Path) -> None:
+    from opslab.sandbox.server import free_port
+
     env = clean_env(OPSLAB_DATA_DIR=str(tmp_path))
-    refused = run_cli("sandbox", "target", "--host", "0.0.0.0", "--port", "0", env=env)
+    refused = run_cli(
+        "sandbox", "target", "--host", "0.0.0.0", "--port", str(free_port()), env=env, timeout=60
+    )
     assert refused.returncode == 2 and "--host" in refused.stderr and "--token-file" in refused.stderr
 
 
