@@ -25,9 +25,9 @@ def test_chaos_run_runs_a_shipped_scenario_end_to_end(tmp_path: Path) -> None:
     with World.start(tmp_path / "data", ports=WorldPorts(0, 0, 0, 0), target=TargetOptions(window_s=2)) as w:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("OPSLAB_")},
-            "OPSLAB_CHAOS_URL": w.url("chaos"),
-            "OPSLAB_TARGET_URL": w.url("target"),
-            "OPSLAB_CHAOS_TOKEN": w.chaos_token,
+            "SANDBOX_CHAOS_URL": w.url("chaos"),
+            "SANDBOX_TARGET_URL": w.url("target"),
+            "SANDBOX_CHAOS_TOKEN": w.chaos_token,
         }
         journal = tmp_path / "journal.json"
         scenario = scenarios_folder() / "db-pool-exhaustion.yaml"

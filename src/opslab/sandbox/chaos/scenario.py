@@ -3,7 +3,7 @@ extension carries the ``expected`` outcome a scorer alone reads.
 
 A scenario file is a standard experiment: ``version``, ``title``, ``description``, ``configuration``
 (the chaos server's and the target's URLs, each from the environment with a default), ``secrets`` (the
-chaos server's token from ``OPSLAB_CHAOS_TOKEN``), ``steady-state-hypothesis``, ``method`` and
+chaos server's token from ``SANDBOX_CHAOS_TOKEN``), ``steady-state-hypothesis``, ``method`` and
 ``rollbacks`` of HTTP activities with absolute URLs, JSON bodies (``Content-Type: application/json``)
 and the token in an ``Authorization`` header, and ``extensions: [{name: opslab, expected: ...}]``.
 Older files with a top-level ``expected`` and relative URLs still load.
