@@ -20,7 +20,7 @@ from opslab.responder.plan import plan_next
 from opslab.responder.precondition import still_holds
 
 # What an action must never bring about where it was not before: the target failing, silent or gone.
-WORSE = frozenset({"unreachable", "unresponsive", "health", "error_rate"})
+WORSE = frozenset({"unreachable", "unresponsive", "hung", "health", "error_rate"})
 
 
 def verify_rounds(config: ResponderConfig, window_s: float | None) -> int:

@@ -8,7 +8,8 @@ enters nothing. Signals are independent, each measured against an absolute bound
 * p95 latency > max(factor x baseline, baseline + margin) (an absolute bound until a baseline exists);
 * pool_health critical, or the health check's database check failing;
 * health unhealthy; a failing dependency, memory or disk check;
-* the health call refused (``unreachable``: nothing listens) or unanswered (``unresponsive``);
+* the health call refused (``unreachable``: nothing listens) or unanswered (``unresponsive``; ``hung``
+  when the action server says the process is stopped);
 * memory above ``memory_ratio`` of its limit, or RSS of the same process growing fast;
 * the host's available memory under its floor (another process presses on it).
 
@@ -134,7 +135,7 @@ def examine(
     if not obs.answered:
         live = obs.liveness
         if live is not None and live.state == "stopped":
-            f.flag("unresponsive", f"target does not answer and its process {live.pid} is stopped")
+            f.flag("hung", f"target does not answer and its process {live.pid} is stopped")
         elif live is not None and live.alive is False:
             f.flag("unreachable", f"target does not answer and its process is {live.state or 'gone'}")
         else:

@@ -55,6 +55,7 @@ Signal = Literal[
     "dependency",
     "unreachable",
     "unresponsive",
+    "hung",
     "disk",
     "host_memory",
 ]

@@ -259,7 +259,9 @@ class World:
         old = self._child(name)
         part: Part = "target" if name == "target" else "dependency"
         with self._restarting:
-            old.stop(grace_s=5.0)
+            # A stopped process (SIGSTOP) cannot act on SIGTERM: no grace to wait out, it is killed.
+            stopped = self._cpu.process(old.pid, exited=not old.alive).state == "stopped"
+            old.stop(grace_s=0.2 if stopped else 5.0)
             child = self._spawner.submit(self._spawn, part).result()
             self.children[part] = child
             self._wait_ready(part, child)
