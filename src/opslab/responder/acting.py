@@ -30,6 +30,23 @@ def verify_rounds(config: ResponderConfig, window_s: float | None) -> int:
     return config.verify_polls + 1 + math.ceil(stale_s / max(config.verify_interval_s, 0.1))
 
 
+def slow_only_on_a_busy_host(
+    server: dict[str, Any], seen: list[Observation], clean: int, config: ResponderConfig
+) -> bool:
+    """The action server's verdict failed only on its absolute p95 bound, while every core of the host is
+    busy and the responder's own checks (against its baseline, with the busy host set aside) were clean:
+    the host is slow, the target recovered."""
+    error_rate = server.get("error_rate")
+    return (
+        clean >= config.verify_polls
+        and server.get("status") == "healthy"
+        and isinstance(error_rate, int | float)
+        and error_rate <= 5.0
+        and bool(seen)
+        and seen[-1].host_busy()
+    )
+
+
 class ActingNodes(NodeKit):
     def plan(self, state: AgentState) -> State:
         inc = self.incident(state)
@@ -190,7 +207,7 @@ class ActingNodes(NodeKit):
                 if clean >= cfg.verify_polls:
                     break
         server = self.deps.actions.verify()
-        healthy = server.get("is_healthy") is True
+        healthy = server.get("is_healthy") is True or slow_only_on_a_busy_host(server, seen, clean, cfg)
         self.tool(inc, "verify", "verify_target_health", ok=healthy, detail=str(server)[:300])
         if not healthy:
             problems.append(

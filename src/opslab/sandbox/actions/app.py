@@ -24,10 +24,8 @@ from opslab.sandbox.actions.ledger import ActionResult, AuditLog, AuditRecord, I
 from opslab.sandbox.admin import AdminClient
 from opslab.sandbox.app import create_service_app
 from opslab.sandbox.guard import bearer_caller, parse_json_object
-from opslab.sandbox.hoststat import CpuMeter
 
 MAX_HEALTHY_P95_MS = 250.0  # a healthy target answers orders well under this (the slow ranking does not)
-HOST_BUSY_PCT = 85.0  # every core busy: the latency bound is the host's to break, not the target's
 TOKEN_FILE = "sandbox/action-token"
 
 
@@ -43,7 +41,6 @@ def create_action_app(
     ctx = ActionContext(target=AdminClient(target_url, sandbox_token, part="target"), processes=processes)
     audit, memo = AuditLog(audit_path), Idempotency()
     one_at_a_time = threading.Lock()
-    meter = CpuMeter()
 
     def refuse(request: Request, exc: OpslabError, caller: str, claimed: str | None) -> None:
         name = request.path_params.get("name") or request.url.path
@@ -79,8 +76,7 @@ def create_action_app(
 
     @app.get("/action/verify-target-health")
     def verify() -> dict[str, JsonValue]:
-        host = processes.host_stats() if processes is not None else meter.host()
-        return verify_target_health(target_url, host_busy=(host.cpu_busy_pct or 0.0) >= HOST_BUSY_PCT)
+        return verify_target_health(target_url)
 
     @app.get("/action/liveness")
     def liveness() -> dict[str, JsonValue]:
@@ -158,9 +154,8 @@ def query_params(request: Request) -> dict[str, JsonValue]:
     return out
 
 
-def verify_target_health(target_url: str, *, host_busy: bool = False) -> dict[str, JsonValue]:
-    """Is the target healthy now? Its own health status, its window's error rate and p95 (the p95 bound
-    only while the host has CPU to spare: on a saturated host every process is slow)."""
+def verify_target_health(target_url: str) -> dict[str, JsonValue]:
+    """Is the target healthy now? Its own health status, its window's error rate and p95."""
     try:
         with httpx.Client(base_url=target_url, timeout=5.0) as client:
             health = client.get("/api/v1/health").json()
@@ -175,10 +170,7 @@ def verify_target_health(target_url: str, *, host_busy: bool = False) -> dict[st
         }
     error_rate, p95 = float(metrics["error_rate"]), float(metrics["latency_p95_ms"])
     return {
-        "is_healthy": health["status"] == "healthy"
-        and error_rate <= 5.0
-        and (p95 <= MAX_HEALTHY_P95_MS or host_busy),
-        "host_busy": host_busy,
+        "is_healthy": health["status"] == "healthy" and error_rate <= 5.0 and p95 <= MAX_HEALTHY_P95_MS,
         "status": health["status"],
         "error_rate": error_rate,
         "latency_p95_ms": p95,
