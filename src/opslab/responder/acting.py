@@ -14,8 +14,9 @@ from langgraph.types import interrupt
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import check
 from opslab.responder.learn import learn_incident
-from opslab.responder.model import AgentState, Observation, PlannedAction
+from opslab.responder.model import AgentState, PlannedAction
 from opslab.responder.nodes import NodeKit, State
+from opslab.responder.observation import Observation
 from opslab.responder.plan import plan_next
 from opslab.responder.precondition import still_holds
 

@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 from pydantic import JsonValue, ValidationError
 
-from opslab.responder.model import ActionResult, ActionSpec, Liveness
+from opslab.responder.model import ActionResult, ActionSpec
+from opslab.responder.observation import Liveness
 
 
 class HttpActionExecutor:

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from opslab.responder.config import ResponderConfig
-from opslab.responder.model import Assessment, Observation, Signal
+from opslab.responder.model import Assessment, Signal
+from opslab.responder.observation import Observation
 
 _MIN_TREND_POINTS = 3
 WEAK: frozenset[Signal] = frozenset({"latency", "unresponsive"})

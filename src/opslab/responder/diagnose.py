@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from opslab.knowledge import Hit, KnowledgeBase
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import Baseline, memory_floor_mb
-from opslab.responder.model import CATEGORIES, Category, Diagnosis, Evidence, Observation
+from opslab.responder.model import CATEGORIES, Category, Diagnosis, Evidence
+from opslab.responder.observation import Observation
 
 MIN_RULE_SCORE = 0.3
 _RULE_WEIGHT, _RETRIEVAL_WEIGHT, _SIMILAR_BONUS = 0.75, 0.25, 0.05

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from typing import Literal
 
 from opslab.responder.detect import Baseline, slope_per_min
-from opslab.responder.model import Category, Evidence, Observation
+from opslab.responder.model import Category, Evidence
+from opslab.responder.observation import Observation
 
 EvidenceKind = Literal["observation", "log", "trend"]
 

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from opslab.responder.detect import Baseline, slope_per_min
-from opslab.responder.model import Diagnosis, Evidence, Observation
+from opslab.responder.model import Diagnosis, Evidence
+from opslab.responder.observation import Observation
 
 SPIKE_FACTOR = 2.0
 _ROOT_CAUSES = {

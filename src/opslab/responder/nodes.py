@@ -25,11 +25,11 @@ from opslab.responder.model import (
     Evidence,
     Incident,
     IncidentStatus,
-    Observation,
     ProgressEvent,
     Step,
     ToolUse,
 )
+from opslab.responder.observation import Observation
 from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, TargetProbe
 
 State = dict[str, Any]

@@ -13,7 +13,8 @@ from typing import Protocol
 from pydantic import JsonValue
 
 from opslab.errors import NotFound
-from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident, Liveness, Observation
+from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident
+from opslab.responder.observation import Liveness, Observation
 
 
 class TargetProbe(Protocol):

@@ -17,7 +17,8 @@ from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import Baseline
 from opslab.responder.diagnose import MIN_RULE_SCORE, score_rules
 from opslab.responder.evidence import gather_evidence
-from opslab.responder.model import Category, Observation
+from opslab.responder.model import Category
+from opslab.responder.observation import Observation
 
 
 def still_holds(

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from opslab.responder.model import Check, HealthStatus, LogLine, Observation, PoolStatus, Reachability
+from opslab.responder.observation import Check, HealthStatus, LogLine, Observation, PoolStatus, Reachability
 
 # Keep the lines an SRE reads: every warning and error, and a few of the latest info lines.
 _MAX_PROBLEM_LINES = 100

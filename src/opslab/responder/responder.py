@@ -29,13 +29,13 @@ from opslab.responder.model import (
     Assessment,
     AuditRecord,
     Incident,
-    Observation,
     ProgressEvent,
     ResponderStatus,
     Step,
     ToolUse,
 )
 from opslab.responder.nodes import WorkflowDeps, symptoms_of
+from opslab.responder.observation import Observation
 from opslab.responder.ongoing import Ongoing
 from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, SystemClock, TargetProbe
 from opslab.responder.telemetry import incident_run
