@@ -311,8 +311,8 @@ def responder(r: dict[str, Any]) -> list[Row]:
             f"poll interval {r.get('poll_interval_s')} s",
         ),
         Row(
-            f"median / max time to resolve, {label}",
-            both(lambda x: f"{x.get('median_mttr_s')} / {x.get('max_mttr_s')} s"),
+            f"median (max) time to resolve, {label}",
+            both(lambda x: f"{_num(x.get('median_mttr_s'), ' s')} ({_num(x.get('max_mttr_s'), ' s')})"),
             target="≤ 30 s",
             met=all((x.get("max_mttr_s") or 99) <= 30 for x in runs),
         ),
@@ -329,7 +329,7 @@ def responder(r: dict[str, Any]) -> list[Row]:
 
         rows += [
             Row(
-                f"faults from outside the chaos server: named and ended right ({oq['drills']}), {label}",
+                f"faults from outside the chaos server ({oq['drills']}): named right, ended right, {label}",
                 pair(lambda o: f"{o['diagnosis_correct']}, {o['outcome_correct']}"),
                 target="all",
                 met=all(o["diagnosis_correct"] == o["outcome_correct"] == o["drills"] for o in outs),
@@ -341,8 +341,8 @@ def responder(r: dict[str, Any]) -> list[Row]:
                 met=all(o["extra_incidents"] == 0 for o in outs),
             ),
             Row(
-                f"faults from outside: median time to detect / resolve, {label}",
-                pair(lambda o: f"{mid(o, 'median_mttd_s')} / {mid(o, 'median_mttr_s')}"),
+                f"faults from outside: median time to detect, to resolve, {label}",
+                pair(lambda o: f"{mid(o, 'median_mttd_s')}, {mid(o, 'median_mttr_s')}"),
                 f"poll interval {r.get('poll_interval_s')} s",
             ),
         ]
