@@ -22,6 +22,7 @@ from opslab.cli import (
     responder,
     runs,
     sandbox,
+    serve,
 )
 from opslab.cli.context import err_console, print_json
 from opslab.errors import InvalidInput, OpslabError
@@ -33,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command()(core.serve)
+app.command()(serve.serve)
 app.command()(core.version)
 app.command()(core.demo)
 app.add_typer(core.db_app, name="db")

@@ -210,8 +210,8 @@ def rca_eval(
         str | None,
         typer.Option(
             "--llm",
-            help="Localise with the configured LLM too (OPSLAB_LLM_BASE_URL): all_at_once | step_by_step | "
-            "binary_search, the localiser's ranking as its prior.",
+            help="Localise with the configured LLM too (OPENAI_API_KEY or OPSLAB_LLM_BASE_URL): all_at_once "
+            "| step_by_step | binary_search, the localiser's ranking as its prior.",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -305,7 +305,7 @@ def _llm_localizer(strategy: str) -> Any:
     chat = ChatClient.from_settings(settings())
     if chat is None:
         raise InvalidInput.for_field(
-            "--llm", "needs an LLM endpoint: set OPSLAB_LLM_BASE_URL (and OPSLAB_LLM_MODEL)"
+            "--llm", "needs an LLM: set OPENAI_API_KEY, or OPSLAB_LLM_BASE_URL (and OPSLAB_LLM_MODEL)"
         )
     return LlmLocalizer(chat, strategy)
 
