@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.tables import Column, print_table
 from opslab.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
@@ -120,13 +121,15 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         console.print(f"root cause: step {step} by {who}{odds} — cites {', '.join(rc['evidence_ids'])}")
     for alt in report.get("alternatives") or []:
         console.print(f"  alternative: step {alt['step']} by {alt['agent']} (p={alt['probability']:.2f})")
-    table = Table(title="evidence")
-    for col in ("id", "title", "snippet"):
-        table.add_column(col, overflow="fold")
-    for ev in report["evidence_index"]:
-        table.add_row(ev["evidence_id"], ev["title"], ev["snippet"][:100])
     if report["evidence_index"]:
-        console.print(table)
+        print_table(
+            [Column("id", key=True), Column("title"), Column("snippet", drop=1)],
+            [
+                [ev["evidence_id"], escape(ev["title"]), escape(ev["snippet"][:100])]
+                for ev in report["evidence_index"]
+            ],
+            title="evidence",
+        )
     for h in report["hypotheses"]:
         console.print(
             f"• [bold]{h['title']}[/bold] ({h['confidence']}): cites {', '.join(h['evidence_ids'])}"

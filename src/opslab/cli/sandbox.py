@@ -10,9 +10,10 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+from opslab.cli.tables import Column, print_table
 
 if TYPE_CHECKING:
     from opslab.sandbox import ScenarioScore
@@ -215,15 +216,25 @@ def scenarios(
     if as_json:
         print_json([s.model_dump(mode="json", by_alias=True) for s in found])
         return
-    table = Table()
-    for col in ("name", "faults", "category", "remediations", "control"):
-        table.add_column(col, overflow="fold")
-    for s in found:
-        e = s.expected
-        table.add_row(
-            s.name, ", ".join(s.faults), e.category, ", ".join(e.remediations), "yes" if e.control else ""
-        )
-    console.print(table)
+    print_table(
+        [
+            Column("name", key=True),
+            Column("faults"),
+            Column("category"),
+            Column("remediations", drop=1),
+            Column("control", whole=True, drop=2),
+        ],
+        [
+            [
+                s.name,
+                escape(", ".join(s.faults)),
+                escape(s.expected.category),
+                escape(", ".join(s.expected.remediations)),
+                "yes" if s.expected.control else "",
+            ]
+            for s in found
+        ],
+    )
 
 
 @sandbox_app.command("chaos-suite")
@@ -284,22 +295,35 @@ def chaos_suite(
     if as_json:
         print_json(data)
         return
-    table = Table(
-        "scenario", "fault", "detected", "MTTD s", "diagnosis", "outcome", "MTTR s", "actions", "false"
+    print_table(
+        [
+            Column("scenario", key=True),
+            Column("fault", drop=4),
+            Column("detected", whole=True, drop=3),
+            Column("MTTD s", whole=True, justify="right"),
+            Column("diagnosis"),
+            Column("outcome", whole=True),
+            Column("MTTR s", whole=True, justify="right"),
+            Column("actions", drop=1),
+            Column("false", whole=True, justify="right", drop=2),
+        ],
+        [
+            [
+                s.name,
+                escape(s.fault),
+                "yes" if s.detected else "no",
+                f"{s.mttd_s:.1f}" if s.mttd_s is not None else "-",
+                ("[green]" if s.diagnosis_correct else "[red]")
+                + escape("/".join(s.diagnosis) or "-")
+                + "[/]",
+                ("[green]" if s.outcome_correct else "[red]") + escape(s.outcome) + "[/]",
+                f"{s.mttr_s:.1f}" if s.mttr_s is not None else "-",
+                escape(", ".join(s.action_names) or "-"),
+                str(s.false_actions),
+            ]
+            for s in result.scenarios
+        ],
     )
-    for s in result.scenarios:
-        table.add_row(
-            s.name,
-            s.fault,
-            "yes" if s.detected else "no",
-            f"{s.mttd_s:.1f}" if s.mttd_s is not None else "-",
-            ("[green]" if s.diagnosis_correct else "[red]") + ("/".join(s.diagnosis) or "-") + "[/]",
-            ("[green]" if s.outcome_correct else "[red]") + s.outcome + "[/]",
-            f"{s.mttr_s:.1f}" if s.mttr_s is not None else "-",
-            ", ".join(s.action_names) or "-",
-            str(s.false_actions),
-        )
-    console.print(table)
     m = result.summary
     console.print(
         f"resolved {m.resolved_rate:.0%} · diagnosis {m.diagnosis_rate:.0%} · "
