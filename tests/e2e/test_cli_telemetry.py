@@ -111,3 +111,10 @@ def test_version_and_demo(tmp_path: Path) -> None:
     day = json.loads(r.stdout)
     assert day["success_rate"] is not None and day["success_rate"] < 100, day
     assert {t["tool"] for t in day["top_failing_tools"]} >= {"order_lookup_api"}, day
+
+
+def test_rca_without_a_service_says_it_needs_one(tmp_path: Path) -> None:
+    r = run_cli("rca", "run", "run-001-sufficient", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--url" in lines[0] and "OPSLAB_URL" in lines[0], r.stderr

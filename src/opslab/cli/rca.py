@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.context import JsonOption, ServiceUrlOption, console, err_console, print_json, settings
 from opslab.cli.tables import Column, print_table
 from opslab.errors import InvalidInput, OperationFailed
 
@@ -19,7 +19,11 @@ if TYPE_CHECKING:
     from opslab.client import OpslabClient
     from opslab.rca import Labelled
 
-rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
+rca_app = typer.Typer(
+    help="Root-cause analysis of agent runs: run, show and cancel act on a running service (--url or "
+    "OPSLAB_URL), where RCA runs as a job; train and eval work on files.",
+    no_args_is_help=True,
+)
 FORMAT_HELP = "tau-bench | magentic | who-and-when | opslab (run JSON, as `opslab runs ingest` takes)"
 FormatOption = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
 TruthOption = Annotated[
@@ -50,10 +54,11 @@ def rca_run(
         bool, typer.Option("--wait", help="Follow the progress stream until the report is ready.")
     ] = False,
     force: Annotated[bool, typer.Option(help="Start a new RCA even if one of this content exists.")] = False,
-    url: UrlOption = None,
+    url: ServiceUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start an RCA of RUN_ID (idempotent); with --wait, show its progress and print the report."""
+    """Start an RCA of RUN_ID as a job of the service at --url (idempotent); with --wait, show its progress
+    and print the report. The run must be in that service (`opslab runs ingest FILE --url URL`)."""
     with _client(url) as client:
         created = client.create_rca(run_id, force=force)
         if not wait:
@@ -80,15 +85,15 @@ def rca_run(
 
 
 @rca_app.command("show")
-def rca_show(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
-    """An RCA run's status and report."""
+def rca_show(rca_run_id: str, url: ServiceUrlOption = None, as_json: JsonOption = False) -> None:
+    """An RCA run's status and report, from the service at --url."""
     with _client(url) as client:
         view = client.get_rca(rca_run_id).model_dump(mode="json")
     _show(view, as_json)
 
 
 @rca_app.command("cancel")
-def rca_cancel(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def rca_cancel(rca_run_id: str, url: ServiceUrlOption = None, as_json: JsonOption = False) -> None:
     """Cancel an RCA run of the service: queued ones end at once, a running one at its next heartbeat."""
     with _client(url) as client:
         view = client.cancel_rca(rca_run_id).model_dump(mode="json")

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.context import (
+    JsonOption,
+    ServiceUrlOption,
+    UrlOption,
+    console,
+    err_console,
+    print_json,
+    settings,
+)
 from opslab.cli.tables import Column, WideOption, print_table
 
 if TYPE_CHECKING:
@@ -247,7 +255,7 @@ def approve(
 
 @responder_app.command("halt")
 def halt(
-    url: UrlOption = None,
+    url: ServiceUrlOption = None,
     release: Annotated[bool, typer.Option("--release", help="Release the kill switch.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "",
 ) -> None:
