@@ -298,14 +298,14 @@ def chaos_suite(
     print_table(
         [
             Column("scenario", key=True),
-            Column("fault", drop=4),
+            Column("fault", drop=2),
             Column("detected", whole=True, drop=3),
             Column("MTTD s", whole=True, justify="right"),
-            Column("diagnosis"),
+            Column("diagnosis", whole=True),
             Column("outcome", whole=True),
             Column("MTTR s", whole=True, justify="right"),
             Column("actions", drop=1),
-            Column("false", whole=True, justify="right", drop=2),
+            Column("false", whole=True, justify="right", drop=4),
         ],
         [
             [
