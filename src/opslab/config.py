@@ -127,8 +127,8 @@ class Settings(BaseSettings):
     env_file: Path | None = Field(
         default=None,
         description="A .env file to read (KEY=value lines; the seeds' names work there too); the environment "
-        "wins over it. Default: `.env` in the working directory, when there is one. `opslab serve` says "
-        "which file it read.",
+        "wins over it. Default: `.env` in the working directory, when there is one (`/dev/null`: none). "
+        "`opslab serve` says which file it read.",
     )
 
     env: Literal["development", "production"] = Field(
@@ -575,11 +575,12 @@ class _SeedAwareDotEnvSource(DotEnvSettingsSource):
 
 
 def _env_file() -> Path | None:
-    """The .env file ``load`` reads: ``OPSLAB_ENV_FILE`` (which must exist), else ``./.env`` if present."""
+    """The .env file ``load`` reads: ``OPSLAB_ENV_FILE`` (which must exist; ``/dev/null`` reads none), else
+    ``./.env`` if present."""
     named = os.environ.get("OPSLAB_ENV_FILE", "").strip()  # noqa: TID251
     if named:
         path = Path(named).expanduser()
-        if not path.is_file():
+        if not path.exists() or path.is_dir():
             raise InvalidInput.for_field("OPSLAB_ENV_FILE", f"{named}: no such file")
         return path.resolve()
     here = Path(".env")

@@ -101,3 +101,11 @@ def test_the_control_plane_seeds_env_as_is(workdir: Path) -> None:
 def test_settings_built_in_code_read_no_dotenv(workdir: Path) -> None:
     (workdir / ".env").write_text("OPSLAB_JOB_WORKERS=3\n")
     assert Settings().job_workers == 2
+
+
+def test_opslab_env_file_dev_null_reads_no_file(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A .env of another project in the working directory: its generic names are not opslab's.
+    (workdir / ".env").write_text("DATABASE_URL=mysql://app@db/app\nPORT=3000\n")
+    monkeypatch.setenv("OPSLAB_ENV_FILE", "/dev/null")
+    settings = Settings.load()
+    assert settings.database_url is None and settings.port == 8000

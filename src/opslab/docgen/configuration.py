@@ -24,6 +24,8 @@ All configuration comes from environment variables with the prefix `OPSLAB_`, re
 (`opslab.config.Settings`), and from a `.env` file: `.env` in the working directory when there is one, or
 the file `OPSLAB_ENV_FILE` names. The environment wins over the file, and `opslab serve` says at start-up
 which file it read (`cp .env.example .env` from a seed works: its names are read too, see below). A
+`.env` of another project in that directory is read as well — its `DATABASE_URL` or `PORT` would apply:
+run opslab elsewhere, set the `OPSLAB_*` names, or `OPSLAB_ENV_FILE=/dev/null` to read no file. A
 refused value stops every command (and `opslab serve`) with one line naming
 the variable and exit code 2. Tokens and secrets that guard access (`OPSLAB_API_TOKEN`,
 `OPSLAB_READ_TOKEN`, `OPSLAB_INGEST_SECRET`, `OPSLAB_ACTION_TOKEN`, `OPSLAB_UI_SESSION_SECRET`) need 16+
