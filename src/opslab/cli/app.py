@@ -11,6 +11,7 @@ from rich.markup import escape
 from opslab.cli import (
     autoops,
     canary,
+    chaos,  # noqa: F401  (adds scenarios and chaos-suite to `opslab sandbox`)
     core,
     jobs,
     kb,
