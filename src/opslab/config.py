@@ -86,6 +86,14 @@ def _split_commas(text: str) -> list[str]:
     return [*parts, "".join(current)]
 
 
+def _log_level(value: object) -> object:
+    """``LOG_LEVEL`` as other tools write it: any case, ``WARN``, ``FATAL``."""
+    if not isinstance(value, str):
+        return value
+    level = value.strip().lower()
+    return {"warn": "warning", "fatal": "critical"}.get(level, level)
+
+
 T = TypeVar("T")
 # NoDecode: the environment's text reaches ``_list_value`` as it is, not through a JSON parse that fails
 # on a plain path.
@@ -222,13 +230,11 @@ class Settings(BaseSettings):
         validation_alias=_alias("port", "PORT"),
         description="Port `opslab serve` listens on when `--port` is not given.",
     )
-    log_level: Annotated[
-        LogLevel, BeforeValidator(lambda v: v.strip().lower() if isinstance(v, str) else v)
-    ] = Field(
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = Field(
         default="info",
         validation_alias=_alias("log_level", "LOG_LEVEL"),
         description="Log level of `opslab serve` (its own log and uvicorn's) when `--log-level` is not "
-        "given; any case (`INFO`, `info`).",
+        "given; any case (`INFO`, `info`), `warn` and `fatal` too.",
     )
     runner_bin: str | None = Field(
         default=None,

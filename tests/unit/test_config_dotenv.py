@@ -109,3 +109,11 @@ def test_opslab_env_file_dev_null_reads_no_file(workdir: Path, monkeypatch: pyte
     monkeypatch.setenv("OPSLAB_ENV_FILE", "/dev/null")
     settings = Settings.load()
     assert settings.database_url is None and settings.port == 8000
+
+
+@pytest.mark.parametrize(("given", "level"), [("INFO", "info"), ("WARN", "warning"), ("Fatal", "critical")])
+def test_log_level_is_read_as_other_tools_write_it(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, given: str, level: str
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", given)
+    assert Settings.load().log_level == level
