@@ -93,7 +93,7 @@ def serve(
         @asynccontextmanager
         async def with_loop(a: Any) -> Any:
             async with original(a) as state:
-                app.state.autoops_loop.start(loop_builds, interval)
+                app.state.services["autoops"].handle.start(loop_builds, interval)
                 yield state
 
         app.router.lifespan_context = with_loop
