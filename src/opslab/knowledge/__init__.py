@@ -2,10 +2,12 @@
 (optionally dense embeddings, or both fused).
 
 Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
-with opslab plus a user folder; ``search`` ranks them for a free-text symptom, ``by_category`` gives
-the runbook an RCA category cites, and ``add_document`` stores a validated new document atomically.
+with opslab plus a user folder; ``search`` ranks them for a free-text symptom — errors normalised and
+their known wordings mapped to shared concepts (``analyze``) — ``by_category`` gives the runbook an RCA
+category cites, and ``add_document`` stores a validated new document atomically.
 """
 
+from opslab.knowledge.analysis import analyze, normalize, tokenize
 from opslab.knowledge.dense import dense_available
 from opslab.knowledge.document import (
     DOCUMENT_SCHEMA_VERSION,
@@ -18,7 +20,6 @@ from opslab.knowledge.document import (
     read_document,
 )
 from opslab.knowledge.index import Hit, KnowledgeBase, Retrieval, add_document, builtin_documents
-from opslab.knowledge.retrieval import tokenize
 
 __all__ = [
     "DOCUMENT_SCHEMA_VERSION",
@@ -31,8 +32,10 @@ __all__ = [
     "Retrieval",
     "RunbookAction",
     "add_document",
+    "analyze",
     "builtin_documents",
     "dense_available",
+    "normalize",
     "parse_document",
     "read_document",
     "tokenize",
