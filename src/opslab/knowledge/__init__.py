@@ -1,5 +1,5 @@
-"""Runbooks and past incidents as Markdown documents with front matter, indexed for BM25 retrieval
-(optionally dense embeddings, or both fused).
+"""Runbooks and past incidents as Markdown documents with front matter (or plain Markdown, one incident
+per ``##`` section), indexed for BM25 retrieval (optionally dense embeddings, or both fused).
 
 Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
 with opslab plus a user folder; ``search`` ranks them for a free-text symptom — errors normalised and
@@ -19,7 +19,15 @@ from opslab.knowledge.document import (
     parse_document,
     read_document,
 )
-from opslab.knowledge.index import Hit, KnowledgeBase, Retrieval, add_document, builtin_documents
+from opslab.knowledge.index import (
+    Hit,
+    KnowledgeBase,
+    Retrieval,
+    add_document,
+    builtin_documents,
+    read_documents,
+)
+from opslab.knowledge.plain import parse_plain
 
 __all__ = [
     "DOCUMENT_SCHEMA_VERSION",
@@ -37,6 +45,8 @@ __all__ = [
     "dense_available",
     "normalize",
     "parse_document",
+    "parse_plain",
     "read_document",
+    "read_documents",
     "tokenize",
 ]
