@@ -50,6 +50,27 @@ def test_the_seed_routes_answer_in_the_seed_shape(api: TestClient) -> None:
     assert "autoops_builds_total" in metrics and "autoops_build_duration_seconds_bucket" in metrics
 
 
+def test_suggest_fix_takes_the_monitors_own_output(api: TestClient) -> None:
+    seed_monitor = {"status": "failed", "duration": 2.34, "error": "Out of memory during build"}
+    fix = api.post("/suggest_fix", json=seed_monitor)
+    assert fix.status_code == 200, fix.text
+    assert fix.json()["document_id"] == "build-oom" and fix.json()["actions"][0]["from_runbook"]
+    build = api.post("/simulate_build", json={"action_id": 0}).json()  # this monitor's answer, as is
+    answer = api.post("/suggest_fix", json=build)
+    assert answer.status_code == 200, answer.text
+    if build["status"] == "failed":
+        assert answer.json()["document_id"] == f"build-{build['error_class']}".replace("_", "-")
+    ok = api.post("/suggest_fix", json={"status": "success", "duration": 31.5, "error": None}).json()
+    assert ok["document_id"] is None and ok["suggestion"].startswith("nothing to fix")
+    for body, field in (
+        ({"status": "failed", "duration": 2.34}, "error"),
+        ({"status": "failed", "duration": -1, "error": "OOMKilled"}, "duration"),
+        ({"error": "OOMKilled", "durations": 2}, "durations"),
+    ):
+        refused = api.post("/suggest_fix", json=body)
+        assert refused.status_code == 422 and field in refused.text, (body, refused.text)
+
+
 def test_bad_input_is_refused_by_name_and_nothing_is_stored(api: TestClient) -> None:
     before = api.get("/autoops/status").json()["builds"]
     cases = [

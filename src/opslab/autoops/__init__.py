@@ -1,9 +1,10 @@
 """AutoOps (seed: autoops.md): a build monitor, an optimizer that learns the best build configuration per
-pipeline (a contextual Thompson-sampling bandit), a fix responder over the knowledge base, a controller."""
+pipeline (a contextual Thompson-sampling bandit), a fix responder over the knowledge base whose LLM
+phrasing is held to the runbook, a controller."""
 
 from opslab.autoops.bandit_state import BanditState, BanditStateStore, InMemoryBanditStore
 from opslab.autoops.controller import AutoOps, BuildLog, BuildRecord, BuildRunner, PipelinePass
-from opslab.autoops.fixes import FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.fixes import suggest_fix
 from opslab.autoops.metrics import SERIES, BuildMetrics
 from opslab.autoops.model import (
     ACTIONS,
@@ -18,6 +19,7 @@ from opslab.autoops.model import (
     features,
 )
 from opslab.autoops.optimizer import Choice, ThompsonOptimizer, bucket_chain
+from opslab.autoops.suggestion import FixAction, FixRequest, FixSuggestion, RefusedAdvice
 from opslab.autoops.views import (
     AutoOpsStatus,
     BuildAccepted,
@@ -36,11 +38,13 @@ __all__ = [
     "BuildLog",
     "BuildRecord",
     "BuildRunner",
+    "FixAction",
     "FixRequest",
     "FixSuggestion",
     "LoopIn",
     "LoopState",
     "PipelinePass",
+    "RefusedAdvice",
     "SimulateBuildIn",
     "SimulatedBuild",
     "suggest_fix",

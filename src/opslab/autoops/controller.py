@@ -12,9 +12,10 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from opslab.autoops.fixes import Chat, FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.fixes import suggest_fix
 from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult, BuildStatus
 from opslab.autoops.optimizer import Choice, ThompsonOptimizer
+from opslab.autoops.suggestion import Chat, FixRequest, FixSuggestion
 from opslab.errors import InvalidInput
 from opslab.knowledge import KnowledgeBase
 
