@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opslab.api import create_app
+from opslab.autoops import dqn_available
 from opslab.config import Settings
 
 BUILD = {
@@ -145,3 +146,20 @@ def test_the_cli_demo_prints_the_seed_lines_and_imports_a_ci_history(tmp_path: P
     assert r.returncode == 2 and ":2:" in r.stderr and "duration" in r.stderr
     status = json.loads(run_cli("autoops", "status", "--json", env=env).stdout)
     assert status["builds"]["failed"] >= 3  # the refused file added nothing
+
+
+@pytest.mark.skipif(not dqn_available(), reason="needs the dqn extra (stable-baselines3)")
+def test_the_dqn_service_keeps_its_own_state_and_resumes_after_a_restart(settings: Settings) -> None:
+    dqn = settings.model_copy(update={"autoops_optimizer": "dqn"})
+    query = {"repo_size_mb": 3000, "dependency_churn": 0.05, "flaky_share": 0.01}
+    with client(dqn) as api:
+        for n in range(60):
+            failed = n % 2 == 0
+            body = BUILD if failed else {**BUILD, "status": "success", "error": None}
+            assert api.post("/builds", json=body).status_code == 201
+        learned = api.get("/get_best_action", params=query).json()
+    with client(dqn) as api:  # a new process on the same database
+        again = api.get("/get_best_action", params=query).json()
+    assert again == learned
+    with client(settings) as api:  # the bandit's state is its own: it has learned nothing
+        assert api.get("/get_best_action", params=query).json()["confidence"] < 0.5
