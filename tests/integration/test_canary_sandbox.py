@@ -17,6 +17,7 @@ import pytest
 
 from opslab.api.server import free_port
 from opslab.canary import CanaryResult, HttpTarget, SweepResult, parse_plan, read_history, run_canary
+from tests.canary_support import served_delta_pct
 from tests.e2e.conftest import OPSLAB, wait_http
 
 BASE_FLAGS = {
@@ -106,7 +107,8 @@ def canary(url: str, tmp_path: Path, **candidate: Any) -> CanaryResult:
 def test_a_real_20_percent_improvement_passes_and_is_applied(sandbox: str, tmp_path: Path) -> None:
     r = canary(sandbox, tmp_path, routing_mode="rules", topk_threshold=20)  # 0.85 × 0.94 ≈ −20%
     assert r.decision == "PASS" and r.applied is True, r.reason
-    assert -25 < (r.delta_p95_pct or 0) < -15 and (r.error_rate_pct or 0) < 1
+    # −20 % as the target times itself; the client's figure is the same effect plus its own delays.
+    assert -25 < served_delta_pct(r.windows) < -15 and (r.error_rate_pct or 0) < 1, r.windows
     flags = httpx.get(f"{sandbox}/api/flags").json()
     assert flags["routing"] == {"mode": "rules", "topk_threshold": 20}
     summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
