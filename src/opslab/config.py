@@ -356,6 +356,11 @@ class Settings(BaseSettings):
     autoops_seed: int = Field(
         default=0, ge=0, description="Seed of the simulated CI runner and the optimizer's sampling."
     )
+    autoops_optimizer: Literal["bandit", "dqn"] = Field(
+        default="bandit",
+        description="What chooses the builds' configurations: the contextual Thompson bandit, or the seed's "
+        "Stable-Baselines3 DQN (`dqn`, with the `dqn` extra; about 60 times the bandit's CPU).",
+    )
 
     @classmethod
     def settings_customise_sources(

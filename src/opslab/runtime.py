@@ -347,7 +347,7 @@ class Runtime:
         the database, the knowledge base, the build log; its series on the service's registry."""
         with self._autoops_lock:
             if self._autoops is None:
-                from opslab.autoops import AutoOps, BuildMetrics, ThompsonOptimizer
+                from opslab.autoops import AutoOps, BuildMetrics, make_optimizer, state_name
                 from opslab.knowledge import KnowledgeBase
                 from opslab.sandbox import BuildSimulator
                 from opslab.store import SqlBanditStore, SqlBuildLog
@@ -355,7 +355,11 @@ class Runtime:
                 s = self.settings
                 self._autoops = AutoOps(
                     runner=BuildSimulator(seed=s.autoops_seed),
-                    optimizer=ThompsonOptimizer(store=SqlBanditStore(self.engine), seed=s.autoops_seed),
+                    optimizer=make_optimizer(
+                        s.autoops_optimizer,
+                        store=SqlBanditStore(self.engine, name=state_name(s.autoops_optimizer)),
+                        seed=s.autoops_seed,
+                    ),
                     knowledge=KnowledgeBase.load(s.resolved_knowledge_dir, retrieval=s.knowledge_retrieval),
                     builds=SqlBuildLog(self.engine),
                     observer=BuildMetrics(registry=self.metrics_registry),

@@ -12,9 +12,11 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from opslab.autoops.fixes import Chat, FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.fixes import suggest_fix
 from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult, BuildStatus
-from opslab.autoops.optimizer import Choice, ThompsonOptimizer
+from opslab.autoops.optimizer import Choice
+from opslab.autoops.selection import Optimizer
+from opslab.autoops.suggestion import Chat, FixRequest, FixSuggestion
 from opslab.errors import InvalidInput
 from opslab.knowledge import KnowledgeBase
 
@@ -69,7 +71,7 @@ class AutoOps:
         self,
         *,
         runner: BuildRunner,
-        optimizer: ThompsonOptimizer,
+        optimizer: Optimizer,
         knowledge: KnowledgeBase,
         builds: BuildLog,
         observer: Observer | None = None,
