@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-deep test-dense test-ts ui-screenshots check lint audit demo serve bench docs clean
+.PHONY: install test test-deep test-dense test-dqn test-extras test-ts ui-screenshots check lint audit demo serve bench docs clean
 
 install: $(BIN)/opslab
 
@@ -42,6 +42,15 @@ test-deep: install
 test-dense: install
 	$(UV) sync --frozen --inexact --extra dense --python $(PYTHON)
 	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
+
+# The seed's DQN optimizer for AutoOps: installs the `dqn` extra (Stable-Baselines3, gymnasium, torch), then
+# runs its tests; without the extra they skip (OPSLAB_TEST_DQN=1 turns that skip into a failure).
+test-dqn: install
+	$(UV) sync --frozen --inexact --extra dqn --python $(PYTHON)
+	OPSLAB_TEST_DQN=1 $(BIN)/pytest -q tests/unit/test_autoops_dqn.py
+
+# Both optional extras (CI's last step: they are large).
+test-extras: test-dense test-dqn
 
 # The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.
 test-ts: install

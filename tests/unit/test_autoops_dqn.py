@@ -6,6 +6,7 @@ tests/e2e/test_autoops_cli.py)."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -22,7 +23,10 @@ from opslab.autoops import (
 from opslab.errors import InvalidInput
 from opslab.sandbox.builds import BuildSimulator
 
-pytestmark = pytest.mark.skipif(not dqn_available(), reason="needs the dqn extra (stable-baselines3)")
+if not dqn_available():
+    if os.environ.get("OPSLAB_TEST_DQN") == "1":
+        pytest.fail("OPSLAB_TEST_DQN=1 but the `dqn` extra is not installed", pytrace=False)
+    pytest.skip("needs the dqn extra (stable-baselines3): make test-dqn", allow_module_level=True)
 
 MONOREPO = BuildContext(repo_size_mb=25_000, dependency_churn=0.05, flaky_share=0.04)
 RENOVATE = BuildContext(repo_size_mb=800, dependency_churn=0.7, flaky_share=0.01)
