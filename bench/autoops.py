@@ -27,11 +27,11 @@ from bench._common import RESULTS, write_result
 from opslab.autoops import (
     ACTIONS,
     BuildContext,
+    BuildSimulator,
     InMemoryBanditStore,
     ThompsonOptimizer,
     dqn_observation,
 )
-from opslab.sandbox.builds import BuildSimulator
 
 INSTALL_HINT = (
     "the DQN baseline needs stable-baselines3, gymnasium and matplotlib: pip install 'opslab[bench]'"

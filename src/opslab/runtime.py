@@ -347,9 +347,8 @@ class Runtime:
         the database, the knowledge base, the build log; its series on the service's registry."""
         with self._autoops_lock:
             if self._autoops is None:
-                from opslab.autoops import AutoOps, BuildMetrics, make_optimizer, state_name
+                from opslab.autoops import AutoOps, BuildMetrics, BuildSimulator, make_optimizer, state_name
                 from opslab.knowledge import KnowledgeBase
-                from opslab.sandbox import BuildSimulator
                 from opslab.store import SqlBanditStore, SqlBuildLog
 
                 s = self.settings

@@ -14,6 +14,7 @@ import pytest
 from opslab.autoops import (
     ACTIONS,
     BuildContext,
+    BuildSimulator,
     DqnOptimizer,
     InMemoryBanditStore,
     dqn_available,
@@ -21,7 +22,6 @@ from opslab.autoops import (
     state_name,
 )
 from opslab.errors import InvalidInput
-from opslab.sandbox.builds import BuildSimulator
 
 if not dqn_available():
     if os.environ.get("OPSLAB_TEST_DQN") == "1":

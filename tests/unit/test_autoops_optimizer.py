@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opslab.autoops import ACTIONS, BuildContext, InMemoryBanditStore, ThompsonOptimizer
+from opslab.autoops import ACTIONS, BuildContext, BuildSimulator, InMemoryBanditStore, ThompsonOptimizer
 from opslab.errors import InvalidInput
-from opslab.sandbox.builds import BuildSimulator
 
 RENOVATE = BuildContext(repo_size_mb=800, dependency_churn=0.7, flaky_share=0.01)
 MONOREPO = BuildContext(repo_size_mb=25_000, dependency_churn=0.05, flaky_share=0.04)

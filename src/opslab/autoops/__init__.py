@@ -29,6 +29,15 @@ from opslab.autoops.selection import (
     make_optimizer,
     state_name,
 )
+from opslab.autoops.simulator import (
+    ARCHETYPES,
+    TIMEOUT_S,
+    Archetype,
+    BuildSimulator,
+    Pipeline,
+    expected_duration,
+    failure_probabilities,
+)
 from opslab.autoops.suggestion import FixAction, FixRequest, FixSuggestion, RefusedAdvice
 from opslab.autoops.views import (
     AutoOpsStatus,
@@ -41,6 +50,13 @@ from opslab.autoops.views import (
 )
 
 __all__ = [
+    "ARCHETYPES",
+    "TIMEOUT_S",
+    "Archetype",
+    "BuildSimulator",
+    "Pipeline",
+    "expected_duration",
+    "failure_probabilities",
     "AutoOps",
     "AutoOpsStatus",
     "BuildAccepted",

@@ -1,6 +1,6 @@
 """The controller: one pipeline pass (monitor → optimizer → responder), the seed's three lines, and the
-learning loop around it. Builds come from a ``BuildRunner`` (the sandbox's simulated CI runner, or any
-object with the same two methods); every build, simulated or reported by a real CI, is kept in a
+learning loop around it. Builds come from a ``BuildRunner`` (the simulated CI runner of ``simulator.py``, or
+any object with the same two methods); every build, simulated or reported by a real CI, is kept in a
 ``BuildLog`` and teaches the optimizer."""
 
 from __future__ import annotations
