@@ -95,8 +95,12 @@ def plan_next(
             continue
         chosen.append(planned.model_copy(update={"risk": spec.risk}))
     if not chosen:
-        reason = "; ".join(skipped) if skipped else f"runbook {runbook.id} lists no remediation"
-        return PlanDecision(skipped=skipped, reason=f"nothing left to try ({reason})")
+        if skipped:
+            return PlanDecision(skipped=skipped, reason=f"nothing left to try ({'; '.join(skipped)})")
+        # A runbook with no remediation says what a human must do: that is the escalation's reason.
+        return PlanDecision(
+            reason=f"nothing the action server offers fixes this: {runbook.title} — {runbook.summary}"
+        )
     first = chosen[0]
     return PlanDecision(
         action=first,
