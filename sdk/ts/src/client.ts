@@ -93,12 +93,14 @@ export class LabClient {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Dry run: the resolved experiment and its trial plan, nothing executed. */
-  describe(args: ExperimentArgs = {}): Promise<DescribeResult> {
-    return this.call('describe', [args.experiment ?? '.lab/experiment.yaml', ...flags([['--overrides', args.overrides]])]);
+  /** Dry run: the resolved experiment, its trial plan and its isolation (checked), nothing executed
+   * (`container`: as `run` with `container` would run it). */
+  describe(args: ExperimentArgs & { container?: boolean } = {}): Promise<DescribeResult> {
+    const rest = flags([['--overrides', args.overrides], ['--container', args.container]]);
+    return this.call('describe', [args.experiment ?? '.lab/experiment.yaml', ...rest]);
   }
 
-  /** Every trial with the configured isolation (`container`: in runtime.sandbox.image). */
+  /** Every trial locally with the configured network (`container`: in runtime.sandbox.image). */
   run(args: RunOptions = {}): Promise<RunResult> {
     return this.runCommand('run', args, [
       ['--retry-errors', args.retryErrors],

@@ -60,6 +60,8 @@ export interface ExperimentSummary {
   workload_type: WorkloadType;
   project_root: string;
   dataset_path: string;
+  dataset_exists: boolean;
+  dataset_error: string | null;
   tasks: number;
   variants: string[];
   replications: number;
@@ -73,6 +75,7 @@ export interface ExperimentSummary {
   network_mode: NetworkMode;
   allowed_hosts: string[];
   sandbox_mode: string;
+  container_image: string | null;
   isolation: Isolation;
   overrides: Bindings;
   first_trials: Array<{ trial_id: string; variant_id: string; task_id: string; replication: number; seed: number }>;

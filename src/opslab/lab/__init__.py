@@ -9,6 +9,7 @@ The SDK (``sdk``): ``ExperimentBuilder`` writes an experiment in code, ``LabClie
 
 from typing import TYPE_CHECKING, Any
 
+from opslab.lab.clean import clean_project
 from opslab.lab.config import SKELETON, ExperimentConfig, Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.describe import describe as describe_experiment
 from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
@@ -212,6 +213,7 @@ __all__ = [
     "apply_overrides",
     "build_tables",
     "check_pointers",
+    "clean_project",
     "compare",
     "compare_run_dirs",
     "describe_experiment",

@@ -214,16 +214,25 @@ def load_tasks(path: Path, limit: int | None) -> list[dict[str, Any]]:
     return tasks
 
 
-def resolve(experiment_path: Path, data: Any | None = None) -> Resolved:
+def resolve(experiment_path: Path, data: Any | None = None, *, require_tasks: bool = True) -> Resolved:
+    """The experiment with its paths resolved and its tasks loaded. ``require_tasks=False`` (describe's
+    pre-flight) resolves an experiment whose dataset is missing or unreadable with no tasks; every run
+    refuses it, naming ``dataset.path``."""
     config = parse_config(read_yaml(experiment_path) if data is None else data)
     root = project_root_of(experiment_path)
     dataset = (experiment_path.resolve().parent / config.dataset.path).resolve()
+    try:
+        tasks = load_tasks(dataset, config.dataset.limit)
+    except InvalidInput:
+        if require_tasks:
+            raise
+        tasks = []
     return Resolved(
         config=config,
         experiment_path=experiment_path.resolve(),
         project_root=root,
         dataset_path=dataset,
-        tasks=load_tasks(dataset, config.dataset.limit),
+        tasks=tasks,
     )
 
 
