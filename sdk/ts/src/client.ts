@@ -136,6 +136,11 @@ export class LabClient {
     return this.call('pause', ['--run-dir', args.runDir, ...flags([['--reason', args.reason]])]);
   }
 
+  /** No trial starts again; running trials finish and the run ends `stopped`. */
+  stop(args: { runDir: string; reason?: string }): Promise<PauseResult> {
+    return this.call('stop', ['--run-dir', args.runDir, ...flags([['--reason', args.reason]])]);
+  }
+
   /** Resume a paused run; with no runner holding it, its remaining trials run in this call. */
   async resume(args: { runDir: string; concurrency?: number; reason?: string }): Promise<ResumeResult> {
     const argv = ['--run-dir', args.runDir, ...flags([['--concurrency', args.concurrency], ['--reason', args.reason]])];

@@ -14,7 +14,7 @@ export type IntegrationLevel = 'cli_basic' | 'cli_events' | 'otel' | 'sdk_contro
 export type SanitizationProfile = 'hermetic_functional_v2' | 'passthrough';
 export type WorkloadType = 'agent_harness' | 'trainer';
 export type Outcome = 'success' | 'failure' | 'error' | 'timeout' | 'skipped';
-export type RunStatus = 'running' | 'paused' | 'interrupted' | 'completed';
+export type RunStatus = 'running' | 'paused' | 'interrupted' | 'stopped' | 'completed';
 export type MetricKind = 'rate' | 'fraction' | 'mean';
 
 export interface VariantSpec {
@@ -185,7 +185,7 @@ export interface RunResult extends Envelope {
 export interface ControlResult {
   run_id: string;
   run_dir: string;
-  state: 'running' | 'paused';
+  state: 'running' | 'paused' | 'stopped';
   changed: boolean;
   runner_active: boolean;
   runner_pid: number | null;

@@ -163,6 +163,10 @@ class LabClient:
         """No new trial starts; running trials finish."""
         return self._call("pause", ["--run-dir", str(run_dir), *opt("--reason", reason)], PauseResult)
 
+    def stop(self, *, run_dir: StrPath, reason: str | None = None) -> PauseResult:
+        """No trial starts again; running trials finish and the run ends ``stopped``."""
+        return self._call("stop", ["--run-dir", str(run_dir), *opt("--reason", reason)], PauseResult)
+
     def resume(
         self, *, run_dir: StrPath, concurrency: int | None = None, reason: str | None = None
     ) -> ResumeResult:
