@@ -33,7 +33,7 @@ export interface ExperimentConfig {
     env_allow: string[];
   };
   variants: { baseline: VariantSpec; treatments: VariantSpec[] };
-  analysis: { primary_metrics: string[]; secondary_metrics: string[] };
+  analysis: { primary_metrics: string[]; secondary_metrics: string[]; metric_kinds?: Record<string, MetricKind> };
 }
 
 /** Every envelope: `{"ok": true, "command": …, …}`. */

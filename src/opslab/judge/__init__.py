@@ -9,7 +9,7 @@ from opslab.judge.compare import (
     pass_at_k,
     sign_test,
 )
-from opslab.judge.kinds import Difference, Estimate, MetricKind, difference, estimate, kind_of
+from opslab.judge.kinds import Difference, Estimate, MetricKind, difference, estimate, fits, kind_of
 from opslab.judge.rates import (
     RateDifference,
     clustered_wilson_interval,
@@ -65,6 +65,7 @@ __all__ = [
     "MetricKind",
     "difference",
     "estimate",
+    "fits",
     "kind_of",
     "RateDifference",
     "clustered_wilson_interval",

@@ -129,9 +129,23 @@ class Variants(_M):
         return [self.baseline, *self.treatments]
 
 
+MetricKind = Literal["rate", "fraction", "mean"]
+
+
 class Analysis(_M):
     primary_metrics: list[str] = Field(default_factory=lambda: ["success"])
     secondary_metrics: list[str] = Field(default_factory=list)
+    # What a metric is, when its values cannot say: a fraction (a share in [0, 1]) is only ever declared.
+    metric_kinds: dict[str, MetricKind] = Field(default_factory=dict)
+
+    @field_validator("metric_kinds")
+    @classmethod
+    def _success_is_a_rate(cls, kinds: dict[str, MetricKind]) -> dict[str, MetricKind]:
+        if kinds.get("success", "rate") != "rate":
+            raise ValueError("success is always a rate (1 when the outcome is success)")
+        if any(not name.strip() for name in kinds):
+            raise ValueError("a metric name is empty")
+        return kinds
 
 
 class ExperimentConfig(_M):
@@ -274,4 +288,6 @@ variants:
 analysis:
   primary_metrics: [success]
   secondary_metrics: []
+  metric_kinds: {}                     # e.g. {accuracy: fraction}: rate | fraction | mean; undeclared,
+                                       # 0/1 values are a rate and anything else a mean
 """
