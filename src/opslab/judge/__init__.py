@@ -44,8 +44,11 @@ from opslab.judge.verdict import (
     judge_worsening,
     stricter,
 )
+from opslab.judge.windows import blocks_of, window_bootstrap_relative_delta_ci
 
 __all__ = [
+    "blocks_of",
+    "window_bootstrap_relative_delta_ci",
     "Decision",
     "Thresholds",
     "Verdict",
