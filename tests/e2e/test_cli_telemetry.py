@@ -30,7 +30,7 @@ def test_seed_curl_commands_work_verbatim(start_service: Callable[..., Service],
         "p95_step_latency_ms",
         "total_cost_usd",
     }
-    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient").json()["counts"]["steps"] == 4
+    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient", timeout=30).json()["counts"]["steps"] == 4
 
 
 def test_cli_against_the_service(
@@ -64,7 +64,7 @@ def test_cli_local_mode_shares_the_database_with_the_service(
     path.write_text(json.dumps(run_001))
     r = run_cli("runs", "ingest", str(path), env=clean_env(OPSLAB_DATA_DIR=str(data)))
     assert r.returncode == 0, r.stderr
-    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient").status_code == 200
+    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient", timeout=30).status_code == 200
     r = run_cli("runs", "list", "--json", env=clean_env(OPSLAB_DATA_DIR=str(data)))
     assert [i["run_id"] for i in json.loads(r.stdout)["items"]] == ["run-001-sufficient"]
     r = run_cli("runs", "ingest", str(tmp_path / "missing.json"), env=clean_env(OPSLAB_DATA_DIR=str(data)))
@@ -78,7 +78,9 @@ def test_db_upgrade_on_postgres_and_serve_on_it(
     r = run_cli("db", "upgrade", env=env)
     assert r.returncode == 0 and "revision" in r.stdout, r.stderr
     svc = start_service(env=env, name="serve-pg")
-    assert httpx.post(svc.url + "/agent-runs", json={**run_001, "run_id": "pg-e2e"}).status_code in (200, 201)
+    assert httpx.post(
+        svc.url + "/agent-runs", json={**run_001, "run_id": "pg-e2e"}, timeout=30
+    ).status_code in (200, 201)
     r = run_cli("runs", "show", "pg-e2e", "--json", env=env)
     assert json.loads(r.stdout)["run_id"] == "pg-e2e"
     r = run_cli(
@@ -98,8 +100,23 @@ def test_version_and_demo(tmp_path: Path) -> None:
     assert "run-001-sufficient" in r.stdout and "tool_schema_mismatch" in r.stdout
     assert "hasty vs careful" in r.stdout and "stopped cleanly" in r.stdout
     assert "opslab demo: 5/5 steps ok" in r.stdout, r.stdout[-3000:]
-    for capability in ("RCA", "lab", "canary", "responder", "autoops", "dashboard"):
+    for capability in ("RCA", "lab", "canary", "responder", "autoops"):
         assert f"│ {capability}" in r.stdout
+    assert "  dashboard: http://127.0.0.1:" in r.stdout
+    # its links point at the service it stopped: it says so, and how to keep it up
+    assert "has stopped with the demo" in r.stdout and "opslab demo --keep-running" in r.stdout
     assert "decisive step" in r.stdout and "db_pool_exhaustion" in r.stdout and "suggested fix" in r.stdout
     summary = json.loads((tmp_path / "demo" / "demo" / "summary.json").read_text())
     assert [s["capability"] for s in summary if s["ok"]] == ["RCA", "lab", "canary", "responder", "autoops"]
+    # the seed's sample runs (dated 2024 in the seed) were ingested as of now: the last day shows them
+    r = run_cli("metrics", "overview", "--json", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path / "demo")))
+    day = json.loads(r.stdout)
+    assert day["success_rate"] is not None and day["success_rate"] < 100, day
+    assert {t["tool"] for t in day["top_failing_tools"]} >= {"order_lookup_api"}, day
+
+
+def test_rca_without_a_service_says_it_needs_one(tmp_path: Path) -> None:
+    r = run_cli("rca", "run", "run-001-sufficient", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--url" in lines[0] and "OPSLAB_URL" in lines[0], r.stderr
