@@ -52,6 +52,8 @@ class TrialContext:
     tie_to_runner: bool = False
     # How trials are isolated (the runner decides it once, with its services); None: from the config.
     isolation: IsolationPlan | None = None
+    # False when the runner makes records durable itself, many at once (``commit.RecordLog``).
+    sync_records: bool = True
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
     pre_json: str = field(init=False)  # path of the shared pre-run snapshot
@@ -186,9 +188,11 @@ def run_trial(
         **trainer,
         **dict[str, Any](extra.fields),
     )
-    # Written last, atomically and fsynced: its presence means the trial is done. Only the fields set
-    # are written: the trainer fields appear when the harness reported them.
-    write_text(tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=True)
+    # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
+    # is done. Only the fields set are written: the trainer fields appear when the harness reported them.
+    write_text(
+        tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=ctx.sync_records
+    )
     return record
 
 
