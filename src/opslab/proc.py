@@ -275,23 +275,33 @@ class Watchdog:
 
     def arm(self, seconds: float, callback: Callable[[], None]) -> int:
         ticket = next(self._seq)
+        entry = (time.monotonic() + seconds, ticket, callback)
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, callback))
+            self._drop_cancelled()
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="opslab-proc-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            # Woken only for a deadline earlier than the one it waits for: with equal timeouts (a lab
+            # run's trials) that is never, and no thread switch is paid per child.
+            if self._heap[0] is entry:
+                self._cond.notify()
         return ticket
 
     def disarm(self, ticket: int) -> None:
         with self._cond:
             self._cancelled.add(ticket)
 
+    def _drop_cancelled(self) -> None:
+        """Pop cancelled deadlines off the top (under the lock): children mostly end in the order they
+        started, so the heap stays as small as the number running."""
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._heap and self._heap[0][1] in self._cancelled:
-                    self._cancelled.discard(heapq.heappop(self._heap)[1])
+                self._drop_cancelled()
                 if not self._heap:
                     self._cond.wait()
                     continue

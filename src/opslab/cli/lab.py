@@ -167,6 +167,13 @@ def _run(
         clients.append(OpslabClient.from_settings(settings(), url=url, timeout=10.0))
         return IngestReporter(clients[0])
 
+    # The trials' environment starts from the runner's own and the sanitization profile filters it:
+    # passed through to the harness, never read as configuration.
+    env_base = dict(os.environ)  # noqa: TID251
+    # Then, for this process alone: the OpenBLAS of the analysis's NumPy would start a thread per core
+    # that spins for a while; the analysis does no linear algebra, and the spin takes CPU from trials.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # noqa: TID251
+
     def body() -> dict[str, Any]:
         try:
             with TrialProgress(as_json) as on_progress, trial_queue(executor) as queue:
@@ -177,9 +184,7 @@ def _run(
                     resume=resume,
                     retry_errors=retry_errors,
                     concurrency=concurrency,
-                    # The trials' environment starts from the runner's own and the sanitization profile
-                    # filters it: passed through to the harness, never read as configuration.
-                    env_base=os.environ,  # noqa: TID251
+                    env_base=env_base,
                     progress=on_progress,
                     reporter=connect,
                     container=container,

@@ -38,10 +38,15 @@ def read_model(path: Path, model: type[M]) -> M:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise NotFound(f"{path}: no such file", details={"path": str(path)}) from None
+    return parse_model(raw, model, path.name)
+
+
+def parse_model(raw: bytes, model: type[M], name: str) -> M:
+    """A record from the bytes of the file ``name``, with ``read_model``'s errors."""
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
-        raise invalid_from_pydantic(list(exc.errors(include_url=False)), loc_prefix=(path.name,)) from None
+        raise invalid_from_pydantic(list(exc.errors(include_url=False)), loc_prefix=(name,)) from None
 
 
 def write_text(

@@ -204,7 +204,7 @@ def run_experiment(
                 isolation=services,
                 queue=queue,
             )
-            from opslab.lab.finish import analyse_run  # NumPy and SciPy: imported while the trials ran
+            from opslab.lab.finish import analyse_run  # NumPy: imported while the trials ran
 
             analysis = analyse_run(resolved, run_dir)
     except KeyboardInterrupt:
@@ -233,7 +233,9 @@ def _trial_source(resolved: Resolved, run_dir: Path) -> TrialSource:
 
 
 class _Prefetch:
-    """Imports the analysis (NumPy, SciPy) on a low-priority thread while the trials run."""
+    """Imports the analysis (NumPy) on a low-priority thread while the trials run. Not SciPy: only some
+    intervals need it (imported then); for a run of quick trials its import would be CPU taken from
+    them for nothing."""
 
     def __init__(self) -> None:
         self._thread = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
@@ -251,6 +253,3 @@ def _import_analysis() -> None:
     with contextlib.suppress(OSError, AttributeError):  # Linux: nice this thread alone, not the runner
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     import opslab.lab.finish  # noqa: F401  (NumPy)
-    from opslab.judge import warm_up
-
-    warm_up()  # SciPy

@@ -17,7 +17,7 @@ from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
 from opslab.lab.derived import TrialExtras
 from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
-from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
+from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
@@ -57,6 +57,7 @@ class TrialContext:
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
     pre_json: str = field(init=False)  # path of the shared pre-run snapshot
+    no_diff_json: str = field(init=False)  # path of the shared diff of a workspace left as it was
 
     def __post_init__(self) -> None:
         if self.isolation is None:
@@ -74,6 +75,10 @@ class TrialContext:
         # Beside trials/, not in it: trials/ holds one folder per trial and nothing else.
         self.pre_json = os.path.join(self.run_dir, "project_snapshot.json")
         write_text(self.pre_json, _dumps(self.pre), durable=True)
+        # A trial that leaves its workspace as it found it links its post-run snapshot and diff too.
+        self.no_diff_json = os.path.join(self.run_dir, "project_snapshot_diff.json")
+        write_text(self.no_diff_json, _dumps(diff(self.pre, self.pre)), durable=True)
+        output_problem({"outcome": "success"}, trainer=False)  # compiles the validator once, before a fork
 
 
 _NO_EXTRAS = TrialExtras()
@@ -116,7 +121,7 @@ def run_trial(
     write_text(tdir + "/trial_input.json", trial_input.model_dump_json(), atomic=False)
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
-    os.link(ctx.pre_json, state_dir + "/pre.json")
+    _share(ctx.pre_json, state_dir + "/pre.json")
     events_path = out_dir + "/harness_events.jsonl"
     secrets = secret_values(cfg.runtime.env_allow, ctx.env_base)
     env = trial_env(
@@ -160,8 +165,12 @@ def run_trial(
         scrub.tree(tdir, since_ns=since, skip=("state",))
         res.output, res.error = scrub.value(res.output), scrub.value(res.error)
     post = ctx.template.snapshot(ws)
-    write_text(state_dir + "/post.json", _dumps(post), atomic=False)
-    write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
+    if post == ctx.pre:
+        _share(ctx.pre_json, state_dir + "/post.json")
+        _share(ctx.no_diff_json, state_dir + "/diff.json")
+    else:
+        write_text(state_dir + "/post.json", _dumps(post), atomic=False)
+        write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
     level = cfg.runtime.harness.integration_level
     events = read_events(events_path, ws + "/harness_events.jsonl") if level != "cli_basic" else []
     if level in OTEL_LEVELS:  # counted with the events; the agent run reads the spans themselves
@@ -194,6 +203,15 @@ def run_trial(
         tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=ctx.sync_records
     )
     return record
+
+
+def _share(shared: str, dest: str) -> None:
+    """``dest`` as a hard link to the run's ``shared`` file; a copy where it cannot be one (a filesystem
+    without hard links, or a file at its link limit: 65,000 on ext4)."""
+    try:
+        os.link(shared, dest)
+    except OSError:
+        shutil.copyfile(shared, dest)
 
 
 def _dumps(data: Any) -> str:

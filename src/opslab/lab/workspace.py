@@ -114,22 +114,31 @@ class Template:
             os.symlink(os.readlink(os.path.join(self.root, rel)), os.path.join(base, rel))
 
     def snapshot(self, ws: str | os.PathLike[str]) -> dict[str, str]:
-        """Digests of the regular files under ``ws``, hashing only those that differ from the template."""
+        """Digests of the regular files under ``ws``, hashing only those that differ from the template.
+        Symlinks are not followed (nor recorded), and folders named in ``SKIP`` not entered."""
         digests: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(ws):
-            dirnames[:] = [d for d in dirnames if d not in SKIP]
-            rel_dir = os.path.relpath(dirpath, ws)
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                st = os.lstat(full)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                known = self.files.get(rel)
-                if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
-                    digests[rel] = known.digest
-                else:
-                    digests[rel] = _digest(full)
+        folders = [(os.fspath(ws), "")]  # (path, its path relative to ws with a trailing "/")
+        while folders:
+            path, prefix = folders.pop()
+            try:
+                listing = os.scandir(path)
+            except OSError:  # a folder the harness made unreadable: left out, as os.walk would
+                continue
+            with listing as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name not in SKIP:
+                            folders.append((entry.path, prefix + entry.name + "/"))
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    rel = prefix + entry.name
+                    known = self.files.get(rel)
+                    if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+                        digests[rel] = known.digest
+                    else:
+                        digests[rel] = _digest(entry.path)
         return digests
 
 
