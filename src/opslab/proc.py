@@ -77,6 +77,7 @@ def run(
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    started: Callable[[int], None] | None = None,
 ) -> ProcResult:
     """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
 
@@ -84,8 +85,11 @@ def run(
     kills the child when this process dies (through ``setpriv --pdeathsig`` where there is one, else at
     the cost of a fork instead of a vfork per call).
     ``pre_exec`` runs in the child before exec (a namespace to enter); if it raises, the child never
-    execs and the result carries the ``start_error``. ``pass_fds`` are inherited by the child (at the
-    same numbers); every other descriptor is closed in it."""
+    execs and the result carries the ``start_error``. It costs a fork of this whole process instead of
+    a vfork: where the child can wait for the parent instead, ``started`` runs here with the child's
+    pid once it exists (within ``timeout_s``); if it raises, the child's group is killed and the result
+    carries the ``start_error``. ``pass_fds`` are inherited by the child (at the same numbers); every
+    other descriptor is closed in it."""
     start = time.perf_counter()
     with _opened(stdout) as out, _opened(stderr) as err:
         try:
@@ -101,13 +105,22 @@ def run(
             kill_group(proc)
 
         ticket = WATCHDOG.arm(timeout_s, expire)
+        failed: str | None = None
         try:
+            if started is not None:
+                try:
+                    started(proc.pid)
+                except Exception as exc:  # noqa: BLE001 - a value: the child never runs unprepared
+                    failed = f"could not start {argv[0]!r}: {exc}"
+                    kill_group(proc, grace_s=0.0)
             code = proc.wait()
         finally:
             WATCHDOG.disarm(ticket)
             with _running_lock:
                 _running.discard(proc)
     duration = time.perf_counter() - start
+    if failed is not None:
+        return ProcResult(tuple(argv), None, duration, start_error=failed)
     if timed_out.is_set():
         return ProcResult(tuple(argv), None, duration, timed_out=True)
     return ProcResult(tuple(argv), code, duration)

@@ -123,6 +123,7 @@ def run_harness(
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    started: Callable[[int], None] | None = None,
 ) -> HarnessResult:
     res = proc.run(
         argv,
@@ -134,6 +135,7 @@ def run_harness(
         tie_to_parent=tie_to_parent,
         pre_exec=pre_exec,
         pass_fds=pass_fds,
+        started=started,
     )
     duration = res.duration_s * 1000
     if res.start_error:

@@ -54,7 +54,8 @@ def run_setup(
             stdout=str(out / "stdout.log"),
             stderr=str(out / "stderr.log"),
             pre_exec=launch.pre_exec,
-            pass_fds=launch.fds,
+            pass_fds=launch.pass_fds,
+            started=launch.started,
         )
     finally:
         launch.close()
