@@ -259,21 +259,23 @@ def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 2.0) -> None:
 
 
 class _opened:
-    """A sink given as a path is opened (and closed) here; descriptors and files pass through."""
+    """A sink given as a path is opened (and closed) here, as a plain descriptor (the child needs no file
+    object); descriptors and files pass through."""
 
     def __init__(self, sink: Sink, mode: str = "wb") -> None:
-        self.sink, self.mode = sink, mode
-        self.file: IO[bytes] | None = None
+        self.sink = sink
+        self.flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+        self.fd: int | None = None
 
     def __enter__(self) -> int | IO[bytes] | None:
         if isinstance(self.sink, str | os.PathLike):
-            self.file = open(self.sink, self.mode)  # noqa: SIM115 - closed in __exit__
-            return self.file
+            self.fd = os.open(self.sink, self.flags, 0o666)
+            return self.fd
         return self.sink
 
     def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 class Watchdog:

@@ -47,8 +47,7 @@ class RecordLog:
         lines = []
         for trial_id in trial_ids:
             try:
-                with open(os.path.join(self.trials_dir, trial_id, RECORD), "rb") as f:
-                    lines.append(_one_line(f.read()))
+                lines.append(_one_line(_read(os.path.join(self.trials_dir, trial_id, RECORD))))
             except OSError as exc:  # only a harness that deletes the runner's files gets here
                 raise OperationFailed(
                     f"the runner failed on trial {trial_id}: its record cannot be read ({exc}); "
@@ -130,6 +129,17 @@ def _whole(raw: bytes, trial_id: str) -> bool:
         return TrialRecord.model_validate_json(raw).trial_id == trial_id
     except (ValidationError, ValueError):
         return False
+
+
+def _read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _one_line(raw: bytes) -> bytes:

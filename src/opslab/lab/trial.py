@@ -92,10 +92,14 @@ def run_trial(
     run_id = ctx.run_dir.name
     extra = extras or _NO_EXTRAS
     tdir = extra.trial_dir or os.path.join(ctx.run_dir, "trials", t.trial_id)
-    if os.path.lexists(tdir):
-        shutil.rmtree(tdir, ignore_errors=True)  # an interrupted or errored attempt: start clean
     out_dir, state_dir, ws = tdir + "/out", tdir + "/state", tdir + "/workspace"
-    os.mkdir(tdir)
+    try:
+        os.mkdir(tdir)
+    except FileExistsError:  # an interrupted or errored attempt: start clean
+        shutil.rmtree(tdir, ignore_errors=True)
+        if os.path.lexists(tdir):  # a file, or a link: not a folder rmtree clears
+            os.unlink(tdir)
+        os.mkdir(tdir)
     os.mkdir(out_dir)
     os.mkdir(state_dir)
     extra.place(out_dir)
