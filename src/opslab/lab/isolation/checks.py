@@ -163,7 +163,10 @@ def privilege_problem() -> str | None:
     """Why a host trial cannot be started without capabilities here, or None."""
     if "privilege" in _worked:
         return None
-    argv, pre_exec = privilege.wrap([sys.executable, "-I", "-S", "-c", ""], dedicated=False)
+    # The smallest program there is: an interpreter's start-up would delay every run's first trial.
+    true = shutil.which("true", path="/usr/bin:/bin")
+    probe = [true] if true else [sys.executable, "-I", "-S", "-c", ""]
+    argv, pre_exec = privilege.wrap(probe, dedicated=False)
     if proc.run(argv, timeout_s=PROBE_S, pre_exec=pre_exec).ok:
         _worked.add("privilege")
         return None
