@@ -149,14 +149,15 @@ def _processes(
 
 def _batches(fd: int) -> Iterator[list[bytes]]:
     """The complete lines on the pipe ``fd`` until EOF: those that arrive within ``BATCH_WAIT_S`` of the
-    first of a batch come in one list."""
+    first of a batch come in one list (the runner sleeps meanwhile: one wake-up per batch, not per
+    trial)."""
     pending = b""
     readable = select.poll()
     readable.register(fd, select.POLLIN)
     while chunk := os.read(fd, 1 << 16):  # blocks until a worker writes, or every one has exited
         pending += chunk
-        deadline = time.monotonic() + BATCH_WAIT_S
-        while (wait := deadline - time.monotonic()) > 0 and readable.poll(wait * 1000):
+        time.sleep(BATCH_WAIT_S)
+        while readable.poll(0):
             more = os.read(fd, 1 << 16)
             if not more:
                 break
