@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -33,25 +34,33 @@ def test_a_child_the_runner_cannot_prepare_is_killed_and_reported_not_run() -> N
 
 
 @needs_groups
-def test_the_sandbox_starts_its_command_only_once_it_is_in_the_trials_group() -> None:
+def test_the_sandbox_and_what_it_starts_are_in_the_trials_group_its_monitor_outside_is_not() -> None:
     base = pids.hierarchy()
     assert base is not None
     group = pids.TrialGroup(base, 64)
     admission = sandbox.Admission(group)
-    seen: list[list[int]] = []
+    seen: dict[int, int] = {}  # member -> its parent
+    monitor: list[int] = []
 
     def admit_then_look(pid: int) -> None:
         admission.started(pid)
-        seen.append(_members(group.path))
+        monitor.append(pid)
+        deadline = time.monotonic() + 30
+        while len(seen) < 2 and time.monotonic() < deadline:  # the sandbox, then the command it starts
+            seen.update((m, _parent(m)) for m in _members(group.path))
+            time.sleep(0.01)
 
     try:
         argv = ["bwrap", *sandbox.namespaces()[1:], "--unshare-net", "--ro-bind", "/", "/", *admission.args()]
-        res = proc.run([*argv, "--", "true"], timeout_s=60, pass_fds=admission.fds, started=admit_then_look)
+        res = proc.run(
+            [*argv, "--", "sleep", "2"], timeout_s=60, pass_fds=admission.fds, started=admit_then_look
+        )
     finally:
         admission.close()
         group.release()
     assert res.ok, res
-    assert seen and len(seen[0]) == 1  # bubblewrap's sandboxed process, waiting: nothing started yet
+    assert len(seen) >= 2 and monitor[0] not in seen
+    assert all(parent == monitor[0] or parent in seen for parent in seen.values())
 
 
 @needs_groups
@@ -72,3 +81,8 @@ def test_a_sandbox_that_dies_before_it_is_ready_is_a_start_error_not_a_hang() ->
 def _members(group: str) -> list[int]:
     with open(os.path.join(group, "cgroup.procs")) as f:
         return [int(p) for p in f.read().split()]
+
+
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
