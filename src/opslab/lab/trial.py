@@ -72,12 +72,13 @@ class TrialContext:
             self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
-        # Beside trials/, not in it: trials/ holds one folder per trial and nothing else.
+        # Beside trials/, not in it: trials/ holds one folder per trial and nothing else. Not synced: no
+        # trial's state files are (the records are, by the runner's commits).
         self.pre_json = os.path.join(self.run_dir, "project_snapshot.json")
-        write_text(self.pre_json, _dumps(self.pre), durable=True)
+        write_text(self.pre_json, _dumps(self.pre))
         # A trial that leaves its workspace as it found it links its post-run snapshot and diff too.
         self.no_diff_json = os.path.join(self.run_dir, "project_snapshot_diff.json")
-        write_text(self.no_diff_json, _dumps(diff(self.pre, self.pre)), durable=True)
+        write_text(self.no_diff_json, _dumps(diff(self.pre, self.pre)))
         output_problem({"outcome": "success"}, trainer=False)  # compiles the validator once, before a fork
 
 
