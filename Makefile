@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test test-deep test-dense test-ts ui-screenshots check lint audit demo serve bench docs clean
+.PHONY: install test test-deep test-dense test-dqn test-ts ui-screenshots check lint audit demo serve bench docs clean
 
 install: $(BIN)/opslab
 
@@ -23,10 +23,15 @@ $(BIN)/opslab: pyproject.toml uv.lock
 # than cores. TEST_JOBS=1 runs them in one process.
 # Every phase runs even when an earlier one failed, so one run reports every failure; the JUnit reports
 # and the slowest tests are kept in test-results/ (CI keeps it as an artefact).
+# EXTRAS="dense dqn" first installs those optional extras (large: torch) and runs their tests in the same
+# phases, where a skip for a missing extra becomes a failure (CI does this).
 TEST_JOBS ?= 4
+EXTRAS ?=
 REPORTS := test-results
 test: install
-	@mkdir -p $(REPORTS); status=0; \
+	@$(if $(strip $(EXTRAS)),$(UV) sync --frozen --inexact $(foreach e,$(EXTRAS),--extra $(e)) --python $(PYTHON) || exit 1; \
+	export $(foreach e,$(EXTRAS),OPSLAB_TEST_$(shell echo $(e) | tr a-z A-Z)=1);) \
+	mkdir -p $(REPORTS); status=0; \
 	$(BIN)/pytest -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || { echo "make test: the serial phase failed (exit $$rc)"; status=1; }; \
 	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadfile --junitxml=$(REPORTS)/parallel.xml \
@@ -42,6 +47,12 @@ test-deep: install
 test-dense: install
 	$(UV) sync --frozen --inexact --extra dense --python $(PYTHON)
 	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
+
+# The seed's DQN optimizer for AutoOps: installs the `dqn` extra (Stable-Baselines3, gymnasium, torch), then
+# runs its tests; without the extra they skip (OPSLAB_TEST_DQN=1 turns that skip into a failure).
+test-dqn: install
+	$(UV) sync --frozen --inexact --extra dqn --python $(PYTHON)
+	OPSLAB_TEST_DQN=1 $(BIN)/pytest -q tests/unit/test_autoops_dqn.py
 
 # The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.
 test-ts: install

@@ -51,9 +51,11 @@ def _handler(svc: FlagService) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:
             pass
 
-        def _send(self, code: int, body: object) -> None:
+        def _send(self, code: int, body: object, headers: dict[str, str] | None = None) -> None:
             raw = json.dumps(body).encode()
             self.send_response(code)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(raw)))
             self.end_headers()
@@ -106,8 +108,11 @@ def _handler(svc: FlagService) -> type[BaseHTTPRequestHandler]:
                 svc.hits[self.path] += 1
                 warm = svc.flags.get("cache_mode") == "warm"
                 status = svc.slow_status if self.path == "/v1/slow" else 200
+            began = time.perf_counter()
             time.sleep(svc.slow_ms * (1 - svc.speedup if warm else 1.0) / 1000)
-            self._send(status, {"ok": status < 400})
+            # As a service instrumented with the W3C Server-Timing header reports its own time.
+            took_ms = (time.perf_counter() - began) * 1000
+            self._send(status, {"ok": status < 400}, {"Server-Timing": f"app;dur={took_ms:.3f}"})
 
     return Handler
 

@@ -24,8 +24,6 @@ from httpx_sse import SSEError, connect_sse
 from pydantic import BaseModel
 
 from opslab import errors
-from opslab.jobs import JobEvent
-from opslab.rca import RcaRunCreated, RcaRunList, RcaRunView
 from opslab.telemetry import (
     AgentRunIn,
     BatchResult,
@@ -36,6 +34,7 @@ from opslab.telemetry import (
     RunSummary,
     Timeline,
 )
+from opslab.wire import JobEvent, RcaRunCreated, RcaRunList, RcaRunView
 
 if TYPE_CHECKING:
     from opslab.autoops import AutoOpsStatus, Choice, FixSuggestion, LoopState

@@ -2,8 +2,9 @@
 worker; nothing else constructs these.
 
 Every capability that runs long work has a ``job.py`` with its ``WorkKind`` and a factory
-``…_work(deps) -> Work``; ``WORK`` lists the factories and the runtime passes itself as their deps (it
-satisfies every capability's deps Protocol: ``jobs.WorkDeps``, ``canary.CanaryDeps``, ``lab.LabDeps``)."""
+``…_work(deps) -> Work``, declared in ``opslab.capabilities`` (``work``); the runtime builds every declared
+factory and passes itself as their deps (it satisfies every capability's deps Protocol:
+``jobs.WorkDeps``, ``canary.CanaryDeps``, ``lab.LabDeps``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Engine
 
-from opslab import canary, lab, rca
 from opslab.artifacts import ArtifactStore, open_store
+from opslab.capabilities import CAPABILITIES, PLATFORM, load
 from opslab.config import Settings, process_environment
 from opslab.errors import Conflict, InvalidInput
 from opslab.jobs import (
@@ -38,7 +39,6 @@ from opslab.jobs import (
     TaskQueue,
     WorkFactory,
     owner_id,
-    task_work,
 )
 from opslab.store import (
     SqlCanaryHistory,
@@ -76,13 +76,17 @@ if TYPE_CHECKING:
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
 
-WORK: tuple[WorkFactory, ...] = (
-    rca.rca_work,
-    canary.canary_work,
-    lab.lab_work,
-    task_work,
-    lambda rt: responder_command_work(rt),
-)
+
+def work_factories() -> list[WorkFactory]:
+    """The work factories the capabilities declare (``opslab.capabilities``), the service's own first."""
+    found: list[WorkFactory] = []
+    for cap in (PLATFORM, *CAPABILITIES):
+        for ref in cap.work:
+            factory = load(ref)
+            if not callable(factory):
+                raise TypeError(f"{cap.name}: {ref} is not a work factory")
+            found.append(cast(WorkFactory, factory))
+    return found
 
 
 @dataclass
@@ -179,7 +183,7 @@ class Runtime:
             service_states=SqlServiceState(engine),
             ingest_observers=observers,
         )
-        for factory in WORK:
+        for factory in work_factories():
             work = factory(rt)
             works[work.kind] = work
             if work.spec.service:
@@ -343,15 +347,18 @@ class Runtime:
         the database, the knowledge base, the build log; its series on the service's registry."""
         with self._autoops_lock:
             if self._autoops is None:
-                from opslab.autoops import AutoOps, BuildMetrics, ThompsonOptimizer
+                from opslab.autoops import AutoOps, BuildMetrics, BuildSimulator, make_optimizer, state_name
                 from opslab.knowledge import KnowledgeBase
-                from opslab.sandbox import BuildSimulator
                 from opslab.store import SqlBanditStore, SqlBuildLog
 
                 s = self.settings
                 self._autoops = AutoOps(
                     runner=BuildSimulator(seed=s.autoops_seed),
-                    optimizer=ThompsonOptimizer(store=SqlBanditStore(self.engine), seed=s.autoops_seed),
+                    optimizer=make_optimizer(
+                        s.autoops_optimizer,
+                        store=SqlBanditStore(self.engine, name=state_name(s.autoops_optimizer)),
+                        seed=s.autoops_seed,
+                    ),
                     knowledge=KnowledgeBase.load(s.resolved_knowledge_dir, retrieval=s.knowledge_retrieval),
                     builds=SqlBuildLog(self.engine),
                     observer=BuildMetrics(registry=self.metrics_registry),

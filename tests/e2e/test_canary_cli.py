@@ -103,9 +103,12 @@ def test_url_runs_the_plan_as_a_job_and_exits_with_the_verdicts_code(
         assert r.returncode == EXIT_PASS, r.stdout + r.stderr
         assert svc.flags["cache_mode"] == "warm"
     assert "Decision: PASS" in r.stdout and "Judge" in r.stdout and "curl -X PUT" in r.stdout
-    with flag_service(speedup=0.0) as same:
+    # A candidate whose every request fails: FAIL by the error rate, whatever a busy machine does to
+    # latencies (a no-effect candidate judged on one short window can read as noise either way).
+    with flag_service(speedup=0.0, slow_status=503) as same:
         quick = {"window_sec": 1.0, "rounds": 1, "qps": 50.0}
-        write_plan(tmp_path, real_service_plan(same.url, experiment=quick))
+        failing = {"requests": [{"method": "POST", "path": "/v1/slow", "body": {"q": "x"}, "weight": 1}]}
+        write_plan(tmp_path, real_service_plan(same.url, experiment=quick, target=failing))
         r = run_cli(
             "canary",
             "run",

@@ -30,7 +30,7 @@ def test_seed_curl_commands_work_verbatim(start_service: Callable[..., Service],
         "p95_step_latency_ms",
         "total_cost_usd",
     }
-    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient").json()["counts"]["steps"] == 4
+    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient", timeout=30).json()["counts"]["steps"] == 4
 
 
 def test_cli_against_the_service(
@@ -64,7 +64,7 @@ def test_cli_local_mode_shares_the_database_with_the_service(
     path.write_text(json.dumps(run_001))
     r = run_cli("runs", "ingest", str(path), env=clean_env(OPSLAB_DATA_DIR=str(data)))
     assert r.returncode == 0, r.stderr
-    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient").status_code == 200
+    assert httpx.get(svc.url + "/agent-runs/run-001-sufficient", timeout=30).status_code == 200
     r = run_cli("runs", "list", "--json", env=clean_env(OPSLAB_DATA_DIR=str(data)))
     assert [i["run_id"] for i in json.loads(r.stdout)["items"]] == ["run-001-sufficient"]
     r = run_cli("runs", "ingest", str(tmp_path / "missing.json"), env=clean_env(OPSLAB_DATA_DIR=str(data)))
@@ -78,7 +78,9 @@ def test_db_upgrade_on_postgres_and_serve_on_it(
     r = run_cli("db", "upgrade", env=env)
     assert r.returncode == 0 and "revision" in r.stdout, r.stderr
     svc = start_service(env=env, name="serve-pg")
-    assert httpx.post(svc.url + "/agent-runs", json={**run_001, "run_id": "pg-e2e"}).status_code in (200, 201)
+    assert httpx.post(
+        svc.url + "/agent-runs", json={**run_001, "run_id": "pg-e2e"}, timeout=30
+    ).status_code in (200, 201)
     r = run_cli("runs", "show", "pg-e2e", "--json", env=env)
     assert json.loads(r.stdout)["run_id"] == "pg-e2e"
     r = run_cli(

@@ -151,7 +151,10 @@ def guarded(tmp_path: Any, db_url: str) -> Iterator[httpx.Client]:
         api_token="tok-123456-guarded",
         max_body_bytes=20_000,
     )
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        ServerThread(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
         yield client
 
 

@@ -39,7 +39,7 @@ def test_with_a_token_reads_need_it_too_and_a_read_token_only_reads(
     settings = Settings(
         data_dir=tmp_path / "d", database_url=db_url, api_token=TOKEN, read_token=READER, ingest_secret=SECRET
     )
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         assert api.post("/agent-runs", json=run_001).status_code == 401  # the ingest secret guards ingest
         assert api.post("/agent-runs", json=run_001, headers={"X-Ingest-Secret": SECRET}).status_code == 201
         for path in ("/agent-runs/run-001-sufficient", "/agent-runs", "/metrics/overview", "/metrics"):
@@ -57,7 +57,7 @@ def test_public_reads_leave_reads_open_and_writes_guarded(
     tmp_path: Path, db_url: str, run_001: dict[str, Any]
 ) -> None:
     settings = Settings(data_dir=tmp_path / "p", database_url=db_url, api_token=TOKEN, public_reads=True)
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/agent-runs", json=run_001).raise_for_status()
         assert api.get("/agent-runs/run-001-sufficient").status_code == 200
         assert api.post("/agent-runs/run-001-sufficient/rca-runs").status_code == 401
@@ -65,7 +65,7 @@ def test_public_reads_leave_reads_open_and_writes_guarded(
 
 def test_canary_load_goes_only_to_allowed_hosts_and_volumes(tmp_path: Path, db_url: str) -> None:
     settings = Settings(data_dir=tmp_path / "c", database_url=db_url, canary_max_requests=1000)
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         for url in ("http://canary-target.invalid:80", "http://10.0.0.8:8100", "http://example.com"):
             for dry_run in (True, False):
                 r = api.post("/canary/runs", json={"plan": plan(url), "dry_run": dry_run})
@@ -78,7 +78,7 @@ def test_canary_load_goes_only_to_allowed_hosts_and_volumes(tmp_path: Path, db_u
         ok = api.post("/canary/runs", json={"plan": plan("http://127.0.0.1:9"), "dry_run": True})
         assert ok.status_code == 202
     listed = Settings(data_dir=tmp_path / "l", database_url=db_url, canary_allowed_targets=["example.com"])
-    with ServerThread(create_app(listed)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(listed)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         r = api.post("/canary/runs", json={"plan": plan("http://example.com:8100"), "dry_run": True})
         assert r.status_code == 202
 

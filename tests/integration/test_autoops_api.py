@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opslab.api import create_app
+from opslab.autoops import dqn_available
 from opslab.config import Settings
 
 BUILD = {
@@ -48,6 +49,27 @@ def test_the_seed_routes_answer_in_the_seed_shape(api: TestClient) -> None:
     assert unknown["document_id"] is None and unknown["suggestion"].startswith("no known fix")
     metrics = api.get("/metrics").text
     assert "autoops_builds_total" in metrics and "autoops_build_duration_seconds_bucket" in metrics
+
+
+def test_suggest_fix_takes_the_monitors_own_output(api: TestClient) -> None:
+    seed_monitor = {"status": "failed", "duration": 2.34, "error": "Out of memory during build"}
+    fix = api.post("/suggest_fix", json=seed_monitor)
+    assert fix.status_code == 200, fix.text
+    assert fix.json()["document_id"] == "build-oom" and fix.json()["actions"][0]["from_runbook"]
+    build = api.post("/simulate_build", json={"action_id": 0}).json()  # this monitor's answer, as is
+    answer = api.post("/suggest_fix", json=build)
+    assert answer.status_code == 200, answer.text
+    if build["status"] == "failed":
+        assert answer.json()["document_id"] == f"build-{build['error_class']}".replace("_", "-")
+    ok = api.post("/suggest_fix", json={"status": "success", "duration": 31.5, "error": None}).json()
+    assert ok["document_id"] is None and ok["suggestion"].startswith("nothing to fix")
+    for body, field in (
+        ({"status": "failed", "duration": 2.34}, "error"),
+        ({"status": "failed", "duration": -1, "error": "OOMKilled"}, "duration"),
+        ({"error": "OOMKilled", "durations": 2}, "durations"),
+    ):
+        refused = api.post("/suggest_fix", json=body)
+        assert refused.status_code == 422 and field in refused.text, (body, refused.text)
 
 
 def test_bad_input_is_refused_by_name_and_nothing_is_stored(api: TestClient) -> None:
@@ -124,3 +146,20 @@ def test_the_cli_demo_prints_the_seed_lines_and_imports_a_ci_history(tmp_path: P
     assert r.returncode == 2 and ":2:" in r.stderr and "duration" in r.stderr
     status = json.loads(run_cli("autoops", "status", "--json", env=env).stdout)
     assert status["builds"]["failed"] >= 3  # the refused file added nothing
+
+
+@pytest.mark.skipif(not dqn_available(), reason="needs the dqn extra (stable-baselines3)")
+def test_the_dqn_service_keeps_its_own_state_and_resumes_after_a_restart(settings: Settings) -> None:
+    dqn = settings.model_copy(update={"autoops_optimizer": "dqn"})
+    query = {"repo_size_mb": 3000, "dependency_churn": 0.05, "flaky_share": 0.01}
+    with client(dqn) as api:
+        for n in range(60):
+            failed = n % 2 == 0
+            body = BUILD if failed else {**BUILD, "status": "success", "error": None}
+            assert api.post("/builds", json=body).status_code == 201
+        learned = api.get("/get_best_action", params=query).json()
+    with client(dqn) as api:  # a new process on the same database
+        again = api.get("/get_best_action", params=query).json()
+    assert again == learned
+    with client(settings) as api:  # the bandit's state is its own: it has learned nothing
+        assert api.get("/get_best_action", params=query).json()["confidence"] < 0.5

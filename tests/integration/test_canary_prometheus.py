@@ -25,6 +25,7 @@ from opslab.api import free_port
 from opslab.canary import HttpTarget, measure, parse_plan, run_canary
 from opslab.canary.metrics_plan import CustomMetric, PrometheusSpec
 from opslab.canary.prometheus import PrometheusSource, WindowMetrics, WindowSpan
+from tests.canary_support import served_delta_pct
 from tests.e2e.conftest import OPSLAB
 from tests.prometheus_support import Prometheus, prometheus_binary, run_prometheus
 
@@ -194,12 +195,14 @@ def test_a_prometheus_judged_canary_agrees_with_the_load_generator_on_the_same_w
     assert r.judged_by == "prometheus" and r.source == "prometheus"
     assert r.load_check is not None and r.judgement is not None
     assert (r.decision, r.load_check.decision) == (verdict, verdict), (r.reason, r.load_check.reason)
-    # The two readings agree within what this run measured of its own uncertainty (the bootstrap
-    # interval of the load generator's ΔP95), and never worse than 5 points on a quiet machine.
+    # Prometheus reads the target's own timing histogram: it agrees with the time the target reported to
+    # the load generator in the same windows (Server-Timing), within this run's own uncertainty (the
+    # bootstrap interval of the load generator's ΔP95) and never worse than 5 points. The client's own
+    # figure adds its delays to both arms, which a busy machine makes large.
     low, high = r.load_check.delta_p95_ci
     spread = (high - low) / 2
-    assert r.delta_p95_pct is not None and r.load_check.delta_p95_pct is not None
-    assert abs(r.delta_p95_pct - r.load_check.delta_p95_pct) <= max(5.0, spread), (r.reason, spread)
+    assert r.delta_p95_pct is not None
+    assert abs(r.delta_p95_pct - served_delta_pct(r.windows)) <= max(5.0, spread), (r.reason, spread)
     assert [m.name for m in r.metrics] == ["p99"] and r.applied == (verdict == "PASS")
     text = (tmp_path / "LABOPS_AGENT_SUMMARY.txt").read_text()
     assert "source: Prometheus" in text and "(agrees)" in text

@@ -17,6 +17,7 @@ from opslab.canary import (
     resolve_secrets,
     run_canary,
 )
+from tests.canary_support import served_delta_pct
 from tests.flag_service import (
     BASELINE,
     TOKEN,
@@ -57,14 +58,10 @@ def test_a_30_percent_faster_candidate_passes_is_applied_with_put_and_no_token_i
         assert r.decision == "PASS" and r.applied, r.reason
         assert svc.flags == {"cache_mode": "warm", "pool": 4}
         assert r.previous_flags == BASELINE and svc.hits["/v1/query"] > 300
-    # The service is 30 % faster on B. How far one measurement may stray from that is what this run's own
-    # A windows say of the machine: the two A windows differ only by its noise.
-    a = [w.p95_ms for w in r.windows if w.arm == "A" and w.p95_ms]
-    noise = 100 * abs(a[0] - a[1]) / min(a) if len(a) == 2 else 0.0
-    assert r.delta_p95_pct is not None and abs(r.delta_p95_pct + 30) <= max(10.0, 2 * noise), (
-        r.windows,
-        noise,
-    )
+    # The service is 30 % faster on B, as it times itself (Server-Timing). What the client measured adds
+    # its own delays to both arms: the same direction, past the PASS threshold, diluted on a busy machine.
+    assert abs(served_delta_pct(r.windows) + 30) <= 8, r.windows
+    assert r.delta_p95_pct is not None and r.delta_p95_pct <= -10, r.windows
     text = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
     assert "curl -X PUT" in text and '-H "Authorization: Bearer ${CANARY_TOKEN}"' in text
     assert TOKEN not in written(tmp_path) and read_history(tmp_path / "history.jsonl")[0].applied

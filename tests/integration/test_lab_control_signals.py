@@ -26,15 +26,18 @@ from tests.processes import left_behind
 TRIALS = 12  # 3 tasks x 4 replications
 
 
-def held_project(tmp_path: Path, sleep: float) -> tuple[Path, Path]:
+def held_project(tmp_path: Path, sleep: float, hold: Path | None = None) -> tuple[Path, Path]:
+    """The fixture project with 12 slow trials writing a ledger; with ``hold``, a trial that starts while
+    that file exists waits until it is gone (the test decides when the run may go on)."""
     proj = tmp_path / "proj"
     shutil.copytree(FIXTURES / "lab" / "proj", proj)
     exp_path = proj / ".lab" / "experiment.yaml"
     exp = yaml.safe_load(exp_path.read_text())
     ledger = tmp_path / "ledger.txt"
-    exp["variants"] = {
-        "baseline": {"id": "slow", "bindings": {"mode": "slow", "sleep": sleep, "ledger": str(ledger)}}
-    }
+    bindings: dict[str, Any] = {"mode": "slow", "sleep": sleep, "ledger": str(ledger)}
+    if hold is not None:
+        bindings["hold"] = str(hold)
+    exp["variants"] = {"baseline": {"id": "slow", "bindings": bindings}}
     exp["design"].update(replications=4, trial_timeout_s=60)
     exp_path.write_text(yaml.safe_dump(exp))
     return proj, ledger
@@ -120,12 +123,21 @@ def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
         assert starts_after.count(trial_id) == 1, f"{trial_id} was recorded before the stop and ran again"
 
 
-def test_pause_holds_new_trials_back_and_resume_lets_the_runner_go_on(tmp_path: Path) -> None:
-    proj, ledger = held_project(tmp_path, sleep=0.3)
-    runner = start_runner(proj, 2)
+def hold_the_run(proj: Path, hold: Path) -> Path:
+    """Once two trials are recorded, trials starting from now wait at ``hold``: the run cannot finish before
+    the test's pause lands, however slowly a busy machine starts the pause command."""
     wait_for(lambda: len(recorded(proj)) >= 2)
-    run_dir = next((proj / ".lab" / "runs").iterdir())
+    hold.touch()
+    return next((proj / ".lab" / "runs").iterdir())
+
+
+def test_pause_holds_new_trials_back_and_resume_lets_the_runner_go_on(tmp_path: Path) -> None:
+    hold = tmp_path / "hold"
+    proj, ledger = held_project(tmp_path, sleep=0.3, hold=hold)
+    runner = start_runner(proj, 2)
+    run_dir = hold_the_run(proj, hold)
     code, out = cli("pause", "--run-dir", str(run_dir), "--reason", "inspect")
+    hold.unlink()
     control = out["control"]
     assert code == 0 and control["state"] == "paused" and control["changed"] is True
     assert control["runner_active"] is True and control["runner_pid"] == runner.pid
@@ -147,10 +159,10 @@ def test_pause_holds_new_trials_back_and_resume_lets_the_runner_go_on(tmp_path: 
 
 
 def test_a_paused_run_survives_its_runner_and_resume_runs_the_rest(tmp_path: Path) -> None:
-    proj, ledger = held_project(tmp_path, sleep=0.3)
+    hold = tmp_path / "hold"
+    proj, ledger = held_project(tmp_path, sleep=0.3, hold=hold)
     runner = start_runner(proj, 3)
-    wait_for(lambda: len(recorded(proj)) >= 2)
-    run_dir = next((proj / ".lab" / "runs").iterdir())
+    run_dir = hold_the_run(proj, hold)
     assert cli("pause", "--run-dir", str(run_dir))[0] == 0
     runner.send_signal(signal.SIGTERM)
     code, out = envelope(runner)
@@ -158,6 +170,7 @@ def test_a_paused_run_survives_its_runner_and_resume_runs_the_rest(tmp_path: Pat
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "paused"
     before = recorded(proj)
 
+    hold.unlink()
     code, out = cli("resume", "--run-dir", str(run_dir), "--concurrency", "2")
     assert code == 0 and out["control"]["runner_active"] is False and out["control"]["status"] == "completed"
     assert out["run"]["status"] == "completed" and out["run"]["outcomes"] == {"success": TRIALS}

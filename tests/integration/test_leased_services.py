@@ -40,7 +40,7 @@ def test_one_autoops_loop_across_two_replicas_and_the_other_takes_it_over(
         # The holder leaves (its replica shuts down): the other one carries the loop on from the count.
         leaving = a if a.get("/autoops/status").json()["loop"]["holder"] == first_holder else b
         staying = b if leaving is a else a
-        leaving.app.state.autoops_loop.stop_service()
+        leaving.app.state.services["autoops"].stop()
         wait_for(lambda: staying.get("/autoops/status").json()["loop"]["state"] == "finished")
         final = staying.get("/autoops/status").json()
     assert final["loop"]["done"] == 6 and final["loop"]["holder"] != first_holder

@@ -63,7 +63,7 @@ def test_sdk_protobuf_export_becomes_a_run(server: ServerThread) -> None:
     provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{server.url}/v1/traces")))
     trace_id = emit_agent_run(provider)
     provider.shutdown()
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(base_url=server.url, timeout=30) as api:
         run = api.get(f"/agent-runs/{trace_id}").json()
         assert (run["agent_name"], run["agent_version"], run["model"]) == (
             "booking-agent",
@@ -87,7 +87,7 @@ def test_batched_export_and_json_encoding(server: ServerThread, tmp_path: Any) -
     provider.force_flush()
     provider.shutdown()
     deadline = time.monotonic() + 10
-    with httpx.Client(base_url=server.url) as api:
+    with httpx.Client(base_url=server.url, timeout=30) as api:
         while api.get(f"/agent-runs/{trace_id}").status_code == 404 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert api.get(f"/agent-runs/{trace_id}").json()["counts"]["tool_calls"] == 1

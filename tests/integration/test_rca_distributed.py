@@ -110,7 +110,7 @@ def _owner(db: Path, job_id: str) -> str:
 
 def test_redis_down_is_a_clear_503_with_nothing_written(tmp_path: Path, run_001: dict[str, Any]) -> None:
     settings = Settings(data_dir=tmp_path / "d", redis_url="redis://127.0.0.1:1/0")
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/agent-runs", json=run_001).raise_for_status()
         r = api.post("/agent-runs/run-001-sufficient/rca-runs")
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"

@@ -165,7 +165,7 @@ def test_a_client_connecting_after_the_rca_finished_sees_its_whole_progress(api:
 
 def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001: dict[str, Any]) -> None:
     with ServerThread(create_app(settings)) as server:
-        content_hash = httpx.post(server.url + "/agent-runs", json=run_001).json()["content_hash"]
+        content_hash = httpx.post(server.url + "/agent-runs", json=run_001, timeout=30).json()["content_hash"]
     engine = make_engine(settings.resolved_database_url)
     store = SqlJobStore(engine)
     payload = RcaPayload(run_id="run-001-sufficient", content_hash=content_hash)
@@ -174,7 +174,7 @@ def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001
     dead_owner = f"{socket.gethostname()}:999999999:embedded"  # a process on this host that does not exist
     assert store.claim(running.id, dead_owner) is not None
     engine.dispose()
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         for job in (queued, running):
             body = wait_done(api, job.id)
             assert body["status"] == "done" and body["report"]["category"] == "tool_schema_mismatch"
@@ -182,7 +182,7 @@ def test_jobs_left_by_a_crash_are_picked_up_on_start(settings: Settings, run_001
 
 def test_api_token_guards_rca_creation(tmp_path: Any, db_url: str, run_001: dict[str, Any]) -> None:
     settings = Settings(data_dir=tmp_path / "t", database_url=db_url, api_token="tok-abcdef-123456")
-    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as api:
         api.post("/agent-runs", json=run_001).raise_for_status()  # ingestion needs no token
         r = api.post("/agent-runs/run-001-sufficient/rca-runs")
         assert r.status_code == 401 and r.json()["error"]["details"]["header"] == "Authorization"

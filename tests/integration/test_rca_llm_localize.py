@@ -156,7 +156,10 @@ def test_the_rca_job_uses_the_configured_strategy(tmp_path: Any) -> None:
             llm_model="fake",
             rca_llm_strategy="binary_search",
         )
-        with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url) as api:
+        with (
+            ServerThread(create_app(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=30) as api,
+        ):
             api.post("/agent-runs", json=run).raise_for_status()
             rca_id = api.post(f"/agent-runs/{run['run_id']}/rca-runs").json()["rca_run_id"]
             report = wait_done(api, rca_id)["report"]

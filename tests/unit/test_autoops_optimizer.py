@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from opslab.autoops import ACTIONS, BuildContext, InMemoryBanditStore, ThompsonOptimizer
+from opslab.autoops import ACTIONS, BuildContext, BuildSimulator, InMemoryBanditStore, ThompsonOptimizer
 from opslab.errors import InvalidInput
-from opslab.sandbox.builds import BuildSimulator
 
 RENOVATE = BuildContext(repo_size_mb=800, dependency_churn=0.7, flaky_share=0.01)
 MONOREPO = BuildContext(repo_size_mb=25_000, dependency_churn=0.05, flaky_share=0.04)
@@ -105,3 +104,19 @@ def test_confidence_is_a_probability_and_choices_are_seeded() -> None:
         assert ca.config == ACTIONS[ca.action_id].config
     fresh = a.best(BuildContext(repo_size_mb=90_000))
     assert 0.0 <= fresh.confidence <= 0.5  # no data: ten arms, none clearly best
+
+
+def test_posteriors_kept_between_decisions_match_ones_computed_afresh() -> None:
+    store = InMemoryBanditStore()
+    live = ThompsonOptimizer(store=store, seed=2)
+    sim = BuildSimulator(seed=2)
+    after_oom = MONOREPO.model_copy(update={"last_error_class": "oom"})
+    for n in range(120):  # three buckets sharing their coarser ones, decisions between the updates
+        context = (MONOREPO, after_oom, RENOVATE)[n % 3]
+        choice = live.choose(context)
+        live.update(context, choice.action_id, sim.run(choice.config, context).status == "success")
+        if n % 10 == 0:
+            live.prior(after_oom, 9, strength=1)
+    fresh = ThompsonOptimizer(store=InMemoryBanditStore(store.state), seed=2)
+    for context in (MONOREPO, after_oom, RENOVATE, BuildContext()):
+        assert live.success_rates(context) == pytest.approx(fresh.success_rates(context), abs=1e-12)

@@ -6,8 +6,14 @@ import itertools
 
 import numpy as np
 
-from opslab.autoops import ACTIONS, ERROR_TEXTS, BuildConfig, BuildContext
-from opslab.sandbox.builds import BuildSimulator, failure_probabilities
+from opslab.autoops import (
+    ACTIONS,
+    ERROR_TEXTS,
+    BuildConfig,
+    BuildContext,
+    BuildSimulator,
+    failure_probabilities,
+)
 
 LARGE = BuildContext(repo_size_mb=25_000, dependency_churn=0.05, flaky_share=0.02)
 

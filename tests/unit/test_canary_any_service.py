@@ -199,3 +199,12 @@ def test_exit_codes_let_a_pipeline_gate_on_the_verdict() -> None:
     assert (
         len({EXIT_PASS, EXIT_EDGE, EXIT_FAIL, EXIT_BLOCKED, EXIT_NOT_RESTORED, EXIT_INTERRUPTED, 1, 2}) == 8
     )
+
+
+def test_a_targets_own_time_is_read_from_server_timing_or_its_own_header() -> None:
+    from opslab.canary import server_time_ms
+
+    assert server_time_ms({"Server-Timing": "db;dur=3.5, app;dur=120.25;desc=handler"}) == 120.25
+    assert server_time_ms({"Server-Timing": 'cache;desc="hit"'}) is None
+    assert server_time_ms({"X-Server-Time-Ms": "84.5", "Server-Timing": "app;dur=1"}) == 84.5
+    assert server_time_ms({"X-Server-Time-Ms": "soon"}) is None and server_time_ms({}) is None

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from anyio import to_thread
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from opslab import __version__
-from opslab.api.background import AutoOpsLoop, Periodic, ResponderService
+from opslab.api.background import Service
 from opslab.api.deps import add_body_schemas
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.guard import AccessGuard
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
-from opslab.api.routes import agent, autoops, canary, lab, metrics, otlp, rca, root, telemetry
 from opslab.api.sessions import SessionSigner
-from opslab.api.ui.routes import install as install_ui
+from opslab.api.ui.render import STATIC
+from opslab.capabilities import CAPABILITIES, PLATFORM, load
 from opslab.config import Settings
 from opslab.runtime import Runtime
 from opslab.store import upgrade
@@ -35,22 +36,22 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     runtime.ingest_observers.append(count_ingested)
 
+    # The capabilities' long-lived loops (the responder, the autoops loop, canary recovery), declared in
+    # opslab.capabilities, started in that order with the service and stopped in reverse.
+    services = [_service_factory(ref)(runtime) for cap in (PLATFORM, *CAPABILITIES) for ref in cap.services]
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if migrate:
             await to_thread.run_sync(upgrade, runtime.engine)
         await to_thread.run_sync(runtime.backend.start)
-        app.state.responder_service.start()
-        # Targets of canaries that died mid-run (their hold lapsed) are put back by whichever process looks.
-        recovery = Periodic("canary-recovery", settings.canary_lease_s / 3, runtime.recover_canaries)
-        recovery.start()
-        app.state.autoops_loop.start_service()
+        for service in services:
+            service.start()
         try:
             yield
         finally:
-            await to_thread.run_sync(recovery.stop)
-            await to_thread.run_sync(app.state.autoops_loop.stop_service)
-            await to_thread.run_sync(app.state.responder_service.stop)
+            for service in reversed(services):
+                await to_thread.run_sync(service.stop)
             await to_thread.run_sync(runtime.backend.stop)
             runtime.close()
 
@@ -63,8 +64,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     )
     app.state.runtime = runtime
     app.state.metrics = api_metrics
-    app.state.autoops_loop = AutoOpsLoop(runtime)
-    app.state.responder_service = ResponderService(runtime, enabled=settings.responder_enabled)
+    app.state.services = {service.name: service for service in services}
     app.state.ui_sessions = signer = SessionSigner.for_settings(settings)
     runtime.metrics_registry = api_metrics.registry
     install_error_handlers(app)
@@ -79,8 +79,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessGuard, settings=settings, signer=signer)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
-    # rca before telemetry: /agent-runs/rca-runs/{id} must not be taken for /agent-runs/{run_id}/…
-    for module in (root, rca, telemetry, otlp, metrics, canary, lab, agent, autoops):
-        app.include_router(module.router)
-    install_ui(app)
+    # Each capability's routers in its declared order, then its dashboard pages (opslab.capabilities).
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    for cap in (PLATFORM, *CAPABILITIES):
+        for ref in (*cap.api, *cap.ui):
+            router = load(ref)
+            if not isinstance(router, APIRouter):
+                raise TypeError(f"{cap.name}: {ref} is not an APIRouter")
+            app.include_router(router)
     return app
+
+
+def _service_factory(ref: str) -> Callable[[Runtime], Service]:
+    factory = load(ref)
+    if not callable(factory):
+        raise TypeError(f"{ref} is not a service factory")
+    return cast(Callable[[Runtime], Service], factory)

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from opslab.autoops import LoopState
 from opslab.errors import Conflict
@@ -263,3 +264,30 @@ class AutoOpsLoop:
         while (left := deadline - time.monotonic()) > 0 and not stop.wait(min(left, POLL_S)):
             if self.state().state != "running":
                 return
+
+
+@dataclass(frozen=True)
+class Service:
+    """A long-lived loop of ``opslab serve`` as ``opslab.capabilities`` declares it: started with the
+    service, stopped (in reverse order) before it ends; ``handle`` is what the capability's routes use."""
+
+    name: str
+    handle: object
+    start: Callable[[], None]
+    stop: Callable[[], None]
+
+
+def responder_service(runtime: Runtime) -> Service:
+    found = ResponderService(runtime, enabled=runtime.settings.responder_enabled)
+    return Service("responder", found, found.start, found.stop)
+
+
+def autoops_loop(runtime: Runtime) -> Service:
+    loop = AutoOpsLoop(runtime)
+    return Service("autoops", loop, loop.start_service, loop.stop_service)
+
+
+def canary_recovery(runtime: Runtime) -> Service:
+    """Targets of canaries that died mid-run (their hold lapsed) are put back by whichever process looks."""
+    periodic = Periodic("canary-recovery", runtime.settings.canary_lease_s / 3, runtime.recover_canaries)
+    return Service("canary-recovery", periodic, periodic.start, periodic.stop)

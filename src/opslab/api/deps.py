@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
@@ -13,6 +13,8 @@ from pydantic_core import from_json
 from opslab.errors import InvalidInput, PayloadTooLarge
 from opslab.runtime import Runtime
 from opslab.telemetry import TelemetryService
+
+H = TypeVar("H")
 
 
 def is_ui(path: str) -> bool:
@@ -25,6 +27,15 @@ def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def service_handle(request: Request, name: str, kind: type[H]) -> H:
+    """What a capability's routes use of its long-lived loop (``opslab.capabilities``: ``services``)."""
+    services: dict[str, Any] = request.app.state.services
+    handle = getattr(services.get(name), "handle", None)
+    if not isinstance(handle, kind):
+        raise TypeError(f"the service {name!r} is not running here as a {kind.__name__}")
+    return handle
 
 
 def get_telemetry(runtime: RuntimeDep) -> TelemetryService:

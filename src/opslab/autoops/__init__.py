@@ -1,9 +1,13 @@
 """AutoOps (seed: autoops.md): a build monitor, an optimizer that learns the best build configuration per
-pipeline (a contextual Thompson-sampling bandit), a fix responder over the knowledge base, a controller."""
+pipeline (a contextual Thompson-sampling bandit, or the seed's DQN with the ``dqn`` extra), a fix responder
+over the knowledge base whose LLM phrasing is held to the runbook, a controller."""
 
 from opslab.autoops.bandit_state import BanditState, BanditStateStore, InMemoryBanditStore
 from opslab.autoops.controller import AutoOps, BuildLog, BuildRecord, BuildRunner, PipelinePass
-from opslab.autoops.fixes import FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.dqn import HINT as DQN_HINT
+from opslab.autoops.dqn import DqnOptimizer, dqn_available
+from opslab.autoops.dqn import observation as dqn_observation
+from opslab.autoops.fixes import suggest_fix
 from opslab.autoops.metrics import SERIES, BuildMetrics
 from opslab.autoops.model import (
     ACTIONS,
@@ -18,6 +22,23 @@ from opslab.autoops.model import (
     features,
 )
 from opslab.autoops.optimizer import Choice, ThompsonOptimizer, bucket_chain
+from opslab.autoops.selection import (
+    OPTIMIZER_KINDS,
+    Optimizer,
+    OptimizerKind,
+    make_optimizer,
+    state_name,
+)
+from opslab.autoops.simulator import (
+    ARCHETYPES,
+    TIMEOUT_S,
+    Archetype,
+    BuildSimulator,
+    Pipeline,
+    expected_duration,
+    failure_probabilities,
+)
+from opslab.autoops.suggestion import FixAction, FixRequest, FixSuggestion, RefusedAdvice
 from opslab.autoops.views import (
     AutoOpsStatus,
     BuildAccepted,
@@ -29,6 +50,13 @@ from opslab.autoops.views import (
 )
 
 __all__ = [
+    "ARCHETYPES",
+    "TIMEOUT_S",
+    "Archetype",
+    "BuildSimulator",
+    "Pipeline",
+    "expected_duration",
+    "failure_probabilities",
     "AutoOps",
     "AutoOpsStatus",
     "BuildAccepted",
@@ -36,17 +64,21 @@ __all__ = [
     "BuildLog",
     "BuildRecord",
     "BuildRunner",
+    "FixAction",
     "FixRequest",
     "FixSuggestion",
     "LoopIn",
     "LoopState",
     "PipelinePass",
+    "RefusedAdvice",
     "SimulateBuildIn",
     "SimulatedBuild",
     "suggest_fix",
     "ACTIONS",
+    "DQN_HINT",
     "ERROR_CLASSES",
     "ERROR_TEXTS",
+    "OPTIMIZER_KINDS",
     "SERIES",
     "Action",
     "BanditState",
@@ -57,9 +89,16 @@ __all__ = [
     "BuildResult",
     "BuildStatus",
     "Choice",
+    "DqnOptimizer",
     "ErrorClass",
     "InMemoryBanditStore",
+    "Optimizer",
+    "OptimizerKind",
     "ThompsonOptimizer",
     "bucket_chain",
+    "dqn_available",
+    "dqn_observation",
     "features",
+    "make_optimizer",
+    "state_name",
 ]

@@ -1,6 +1,6 @@
 """The controller: one pipeline pass (monitor → optimizer → responder), the seed's three lines, and the
-learning loop around it. Builds come from a ``BuildRunner`` (the sandbox's simulated CI runner, or any
-object with the same two methods); every build, simulated or reported by a real CI, is kept in a
+learning loop around it. Builds come from a ``BuildRunner`` (the simulated CI runner of ``simulator.py``, or
+any object with the same two methods); every build, simulated or reported by a real CI, is kept in a
 ``BuildLog`` and teaches the optimizer."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from opslab.autoops.fixes import Chat, FixRequest, FixSuggestion, suggest_fix
+from opslab.autoops.fixes import suggest_fix
 from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult, BuildStatus
-from opslab.autoops.optimizer import Choice, ThompsonOptimizer
+from opslab.autoops.optimizer import Choice
+from opslab.autoops.selection import Optimizer
+from opslab.autoops.suggestion import Chat, FixRequest, FixSuggestion
 from opslab.errors import InvalidInput
 from opslab.knowledge import KnowledgeBase
 
@@ -69,7 +71,7 @@ class AutoOps:
         self,
         *,
         runner: BuildRunner,
-        optimizer: ThompsonOptimizer,
+        optimizer: Optimizer,
         knowledge: KnowledgeBase,
         builds: BuildLog,
         observer: Observer | None = None,

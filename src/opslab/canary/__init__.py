@@ -18,7 +18,7 @@ from opslab.canary.history import (
 )
 from opslab.canary.job import CANARY, KIND, CanaryDeps, CanaryPayload, canary_work, history_file, reports_dir
 from opslab.canary.judging import judge_windows
-from opslab.canary.loadgen import LiveWindow, LoadSpec, measure
+from opslab.canary.loadgen import LiveWindow, LoadSpec, measure, server_time_ms
 from opslab.canary.model import (
     EXIT_BLOCKED,
     EXIT_EDGE,
@@ -37,6 +37,7 @@ from opslab.canary.model import (
     MiniReport,
     Outcome,
     Verdict,
+    WindowSummary,
     exit_code_of,
 )
 from opslab.canary.plan import Experiment, Plan, load_plan, parse_plan
@@ -114,6 +115,7 @@ __all__ = [
     "SweepTrial",
     "TargetClient",
     "Verdict",
+    "WindowSummary",
     "WindowRunner",
     "append_history",
     "dry_run",
@@ -130,6 +132,7 @@ __all__ = [
     "render_summary",
     "reports_dir",
     "run_canary",
+    "server_time_ms",
     "run_experiment",
     "run_sweep",
     "sweep_objective",

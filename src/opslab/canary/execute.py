@@ -228,8 +228,17 @@ def _window(
 
 def _summary(i: int, arm: Literal["A", "B"], w: Measurement) -> WindowSummary:
     p95 = round(percentile(w.latencies_ms, 95), 3) if w.latencies_ms else None
+    served = None
+    if w.latencies_ms and len(w.overhead_ms) == len(w.latencies_ms):
+        served = round(percentile([t - o for t, o in zip(w.latencies_ms, w.overhead_ms, strict=True)], 95), 3)
     return WindowSummary(
-        index=i, arm=arm, sent=w.sent, errors=w.errors, p95_ms=p95, qps=round(w.achieved_qps, 2)
+        index=i,
+        arm=arm,
+        sent=w.sent,
+        errors=w.errors,
+        p95_ms=p95,
+        qps=round(w.achieved_qps, 2),
+        served_p95_ms=served,
     )
 
 

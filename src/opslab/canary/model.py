@@ -132,6 +132,11 @@ class WindowSummary(BaseModel):
     errors: int
     p95_ms: float | None
     qps: float
+    served_p95_ms: float | None = Field(
+        None,
+        description="p95 of the time the target says it worked (Server-Timing or X-Server-Time-Ms), when it "
+        "reports it for every request: the window without the load generator's own delays.",
+    )
 
 
 class Outcome(BaseModel):

@@ -8,7 +8,7 @@ from opslab.canary.history import RunRecord
 from opslab.canary.job import CANARY
 from opslab.canary.model import DryRun
 from opslab.canary.plan import Plan
-from opslab.jobs import Job, JobView, WireStatus
+from opslab.jobs import Job, JobView, WireStatus, job_fields
 
 
 class CanaryRunIn(BaseModel):
@@ -33,4 +33,4 @@ class CanaryRunView(JobView):
 
     @classmethod
     def of(cls, job: Job) -> CanaryRunView:
-        return cls(**JobView.fields_of(job), canary_run_id=job.id, result=CANARY.result_of(job))
+        return cls(**job_fields(job), canary_run_id=job.id, result=CANARY.result_of(job))

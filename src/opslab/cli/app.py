@@ -8,22 +8,10 @@ import sys
 import typer
 from rich.markup import escape
 
-from opslab.cli import (
-    autoops,
-    canary,
-    core,
-    jobs,
-    kb,
-    lab,
-    lab_analysis,  # noqa: F401  (adds compare and query to `opslab lab`)
-    lab_control,  # noqa: F401  (adds replay, fork, pause, resume, publish, validate-* to `opslab lab`)
-    lab_knobs,  # noqa: F401  (adds knobs-init and knobs-validate to `opslab lab`)
-    rca,
-    responder,
-    runs,
-    sandbox,
-)
+from opslab.capabilities import CAPABILITIES, load
+from opslab.cli import core, jobs
 from opslab.cli.context import err_console, print_json
+from opslab.cli.lab_commands import lab_app
 from opslab.errors import InvalidInput, OpslabError
 
 app = typer.Typer(
@@ -37,16 +25,15 @@ app.command()(core.serve)
 app.command()(core.version)
 app.command()(core.demo)
 app.add_typer(core.db_app, name="db")
-app.add_typer(runs.runs_app, name="runs")
-app.add_typer(runs.metrics_app, name="metrics")
 app.command()(jobs.worker)
-app.add_typer(rca.rca_app, name="rca")
-app.add_typer(lab.lab_app, name="lab")
-app.add_typer(canary.canary_app, name="canary")
-app.add_typer(sandbox.sandbox_app, name="sandbox")
-app.add_typer(kb.kb_app, name="kb")
-app.add_typer(responder.responder_app, name="responder")
-app.add_typer(autoops.autoops_app, name="autoops")
+# Each capability's commands, as opslab.capabilities declares them (their modules import little at load:
+# a command imports its engine when it runs).
+for _cap in CAPABILITIES:
+    for _name, _ref in _cap.cli:
+        _commands = load(_ref)
+        if not isinstance(_commands, typer.Typer):
+            raise TypeError(f"{_cap.name}: {_ref} is not a Typer app")
+        app.add_typer(_commands, name=_name)
 
 
 def main() -> None:
@@ -55,7 +42,7 @@ def main() -> None:
 
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
-    _main(lab.lab_app, prog_name="lab", lab_envelope=True)
+    _main(lab_app, prog_name="lab", lab_envelope=True)
 
 
 def _main(command: typer.Typer, *, prog_name: str | None = None, lab_envelope: bool) -> None:

@@ -4,15 +4,18 @@ and builds from a real CI's history."""
 from __future__ import annotations
 
 import json
+import secrets
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
-from opslab.cli.context import JsonOption, console, print_json, settings
+from opslab.cli.context import JsonOption, console, err_console, print_json, settings
 
 if TYPE_CHECKING:
+    from opslab.config import Settings
     from opslab.runtime import Runtime
 
 autoops_app = typer.Typer(
@@ -21,10 +24,39 @@ autoops_app = typer.Typer(
 )
 
 
-def _runtime() -> Runtime:
+class OptimizerName(StrEnum):
+    bandit = "bandit"
+    dqn = "dqn"
+
+
+OptimizerOption = Annotated[
+    OptimizerName | None,
+    typer.Option(
+        "--optimizer",
+        help="What chooses the configurations: bandit (contextual Thompson sampling) or dqn (the seed's "
+        "Stable-Baselines3 DQN, about 60x the CPU; pip install 'opslab\\[dqn]'). Default: "
+        "OPSLAB_AUTOOPS_OPTIMIZER (bandit).",
+        show_default=False,
+    ),
+]
+
+
+def _runtime(s: Settings | None = None) -> Runtime:
     from opslab.runtime import Runtime
 
-    return Runtime.build(settings(), migrate=True)
+    return Runtime.build(s or settings(), migrate=True)
+
+
+def _with_optimizer(s: Settings, optimizer: OptimizerName | None) -> Settings:
+    """The settings with the chosen optimizer, refused in one line when its extra is missing."""
+    from opslab.autoops import DQN_HINT, dqn_available
+    from opslab.errors import InvalidInput
+
+    kind = optimizer.value if optimizer is not None else s.autoops_optimizer
+    if kind == "dqn" and not dqn_available():
+        field = "--optimizer" if optimizer is not None else "OPSLAB_AUTOOPS_OPTIMIZER"
+        raise InvalidInput.for_field(field, DQN_HINT)
+    return s.model_copy(update={"autoops_optimizer": kind})
 
 
 def _seed_repr(data: dict[str, Any]) -> str:
@@ -35,11 +67,27 @@ def _seed_repr(data: dict[str, Any]) -> str:
 @autoops_app.command("run")
 def run(
     builds: Annotated[int, typer.Option(min=1, max=10_000, help="Pipeline passes to run.")] = 1,
+    optimizer_name: OptimizerOption = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=2**31 - 1,
+            help="Seed of this run's simulated builds: the same seed (from the same learned state) replays "
+            "them. Default: OPSLAB_AUTOOPS_SEED when set, else a fresh one, printed on stderr.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """One pass of the pipeline (or --builds N): a build on the simulated CI runner, the optimizer's next
-    configuration, and on failure the responder's fix; prints the seed's three lines per pass."""
-    rt = _runtime()
+    configuration, and on failure the responder's fix; prints the seed's three lines per pass. Each run
+    draws new builds (see --seed); what the optimizer learned carries over from run to run."""
+    s = _with_optimizer(settings(), optimizer_name)
+    if seed is None:
+        seed = s.autoops_seed if "autoops_seed" in s.model_fields_set else secrets.randbelow(2**31)
+        err_console.print(f"seed {seed} (--seed {seed} replays these builds)", highlight=False)
+    rt = _runtime(s.model_copy(update={"autoops_seed": seed}))
     try:
         auto = rt.autoops()
         passes = [auto.run_once() for _ in range(builds)]
@@ -77,6 +125,7 @@ def serve(
     interval: Annotated[
         float, typer.Option(min=0, max=3600, help="Seconds between two builds of the loop.")
     ] = 1.0,
+    optimizer: OptimizerOption = None,
 ) -> None:
     """The continuous mode: the service (the seed's routes, /metrics for Prometheus) on the seed's port,
     optionally running the build loop at once; POST /autoops/loop starts and stops it later."""
@@ -84,7 +133,7 @@ def serve(
 
     from opslab.api import create_app
 
-    app = create_app(settings())
+    app = create_app(_with_optimizer(settings(), optimizer))
     if loop_builds:
         original = app.router.lifespan_context
 
@@ -93,7 +142,7 @@ def serve(
         @asynccontextmanager
         async def with_loop(a: Any) -> Any:
             async with original(a) as state:
-                app.state.autoops_loop.start(loop_builds, interval)
+                app.state.services["autoops"].handle.start(loop_builds, interval)
                 yield state
 
         app.router.lifespan_context = with_loop

@@ -12,7 +12,8 @@ from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
-from opslab.config import Settings, seed_aliases
+from opslab.capabilities import CAPABILITIES, PLATFORM
+from opslab.config import Settings, seed_aliases, settings_sections
 
 INTRO = """\
 # Configuration
@@ -74,16 +75,23 @@ def variable_names(name: str, info: FieldInfo) -> list[str]:
 
 
 def render_configuration() -> str:
-    rows = ["| variable | also read as | default | meaning |", "|---|---|---|---|"]
-    for name, info in Settings.model_fields.items():
-        first, *aliases = variable_names(name, info)
-        also = ", ".join(f"`{a}`" for a in aliases)
-        rows.append(f"| `{first}` | {also} | {_default(info)} | {_meaning(info)} |")
+    """One table per settings section: the service's own, then each capability's (``opslab.capabilities``)."""
+    summaries = {cap.name: cap.summary for cap in (PLATFORM, *CAPABILITIES)}
+    rows: list[str] = []
+    for section, fields in settings_sections().items():
+        rows += [f"### {section}", "", f"{summaries[section][:1].upper()}{summaries[section][1:]}.", ""]
+        rows += ["| variable | also read as | default | meaning |", "|---|---|---|---|"]
+        for name in fields:
+            info = Settings.model_fields[name]
+            first, *aliases = variable_names(name, info)
+            also = ", ".join(f"`{a}`" for a in aliases)
+            rows.append(f"| `{first}` | {also} | {_default(info)} | {_meaning(info)} |")
+        rows.append("")
     seeds = [
         f"| `{seed}` | `{variable_names(field, Settings.model_fields[field])[0]}` |"
         for seed, field in seed_aliases().items()
     ]
-    return "\n".join([INTRO, "## Settings", "", *rows, "", SEEDS + "\n".join(seeds), UNMAPPED])
+    return "\n".join([INTRO, "## Settings", "", *rows, SEEDS + "\n".join(seeds), UNMAPPED])
 
 
 def _default(info: FieldInfo) -> str:

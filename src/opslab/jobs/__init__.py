@@ -24,12 +24,10 @@ from opslab.jobs.model import (
     ACTIVE,
     RETRYABLE_END,
     TERMINAL,
-    WIRE_TERMINAL,
     Job,
     JobStatus,
     NewJob,
     ProgressEvent,
-    WireStatus,
     wire_status,
 )
 from opslab.jobs.ports import Backend, JobStore, ProgressBus
@@ -37,8 +35,9 @@ from opslab.jobs.rq_backend import RqBackend, run_worker, tasks_queue_name
 from opslab.jobs.runner import JobRunner, Reaper, owner_id
 from opslab.jobs.service import JobService, ServiceRouting
 from opslab.jobs.tasks import TASK, TaskBatch, TaskEnd, TaskQueue, task_work
-from opslab.jobs.views import ErrorBody, JobEvent, JobView
+from opslab.jobs.views import job_fields
 from opslab.jobs.work import AnyWork, Cancelled, Payload, Work, WorkContext, WorkDeps, WorkFactory, WorkKind
+from opslab.wire.jobs import WIRE_TERMINAL, ErrorBody, JobEvent, JobView, WireStatus
 
 __all__ = [
     "ACTIVE",
@@ -87,5 +86,6 @@ __all__ = [
     "run_worker",
     "task_work",
     "tasks_queue_name",
+    "job_fields",
     "wire_status",
 ]

@@ -19,14 +19,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from opslab.wire.jobs import WireStatus
+
 JobStatus = Literal["queued", "running", "cancelling", "cancelled", "succeeded", "failed", "crashed"]
 ACTIVE: tuple[JobStatus, ...] = ("queued", "running", "cancelling")
 TERMINAL: tuple[JobStatus, ...] = ("succeeded", "failed", "cancelled", "crashed")
 # Terminal states that free a dedupe key: a new request for the same work starts a new job.
 RETRYABLE_END: tuple[JobStatus, ...] = ("failed", "cancelled", "crashed")
-
-WireStatus = Literal["queued", "running", "cancelling", "cancelled", "done", "failed", "crashed"]
-WIRE_TERMINAL: tuple[WireStatus, ...] = ("done", "failed", "cancelled", "crashed")
 
 
 def wire_status(status: JobStatus) -> WireStatus:

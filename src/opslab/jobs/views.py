@@ -1,69 +1,25 @@
-"""What job routes answer and clients read: one view of a job's state, one progress event shape.
-
-Each capability's view of its jobs extends ``JobView`` with its own id name and typed result (the RCA's
-``rca_run_id`` and ``report``, the canary's ``canary_run_id`` and ``result``). States travel as
-``WireStatus``: a succeeded job is ``done``."""
+"""A job as its routes show it: the common fields of ``opslab.wire.JobView`` read off a ``Job``."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from opslab.jobs.model import WIRE_TERMINAL, Job, WireStatus, wire_status
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: dict[str, Any] = Field(default_factory=dict)
+from opslab.jobs.model import Job, wire_status
+from opslab.wire.jobs import ErrorBody
 
 
-class JobView(BaseModel):
-    status: WireStatus = Field(
-        description="queued, running, cancelling, cancelled, done (succeeded), failed or crashed (its worker "
-        "was lost on every attempt)."
-    )
-    step: str = Field(description="The step the job is in (or ended with).")
-    pct: float = Field(description="Progress, 0–100.")
-    message: str
-    attempts: int = Field(description="Attempts started so far (a retried job has more than one).")
-    created_at: datetime
-    updated_at: datetime
-    finished_at: datetime | None = None
-    error: ErrorBody | None = Field(None, description="Why the job failed or crashed.")
-
-    @staticmethod
-    def fields_of(job: Job) -> dict[str, Any]:
-        """The common fields, for a capability's view: ``RcaRunView(**JobView.fields_of(job), …)``."""
-        return {
-            "status": wire_status(job.status),
-            "step": job.step,
-            "pct": job.pct,
-            "message": job.message,
-            "attempts": job.attempts,
-            "created_at": job.created_at,
-            "updated_at": job.updated_at,
-            "finished_at": job.finished_at,
-            "error": (
-                ErrorBody.model_validate(job.error)
-                if job.status in ("failed", "crashed") and job.error
-                else None
-            ),
-        }
-
-
-class JobEvent(BaseModel):
-    """One progress event as a stream delivers it (``id:`` is ``seq``; ``data:`` the other fields)."""
-
-    seq: int
-    status: WireStatus
-    step: str
-    pct: float
-    message: str
-    updated_at: datetime
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in WIRE_TERMINAL
+def job_fields(job: Job) -> dict[str, Any]:
+    """The common fields, for a capability's view: ``RcaRunView(**job_fields(job), …)``."""
+    return {
+        "status": wire_status(job.status),
+        "step": job.step,
+        "pct": job.pct,
+        "message": job.message,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+        "error": (
+            ErrorBody.model_validate(job.error) if job.status in ("failed", "crashed") and job.error else None
+        ),
+    }

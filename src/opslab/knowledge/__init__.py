@@ -1,11 +1,13 @@
-"""Runbooks and past incidents as Markdown documents with front matter, indexed for BM25 retrieval
-(optionally dense embeddings, or both fused).
+"""Runbooks and past incidents as Markdown documents with front matter (or plain Markdown, one incident
+per ``##`` section), indexed for BM25 retrieval (optionally dense embeddings, or both fused).
 
 Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
-with opslab plus a user folder; ``search`` ranks them for a free-text symptom, ``by_category`` gives
-the runbook an RCA category cites, and ``add_document`` stores a validated new document atomically.
+with opslab plus a user folder; ``search`` ranks them for a free-text symptom — errors normalised and
+their known wordings mapped to shared concepts (``analyze``) — ``by_category`` gives the runbook an RCA
+category cites, and ``add_document`` stores a validated new document atomically.
 """
 
+from opslab.knowledge.analysis import analyze, normalize, tokenize
 from opslab.knowledge.dense import dense_available
 from opslab.knowledge.document import (
     DOCUMENT_SCHEMA_VERSION,
@@ -17,8 +19,15 @@ from opslab.knowledge.document import (
     parse_document,
     read_document,
 )
-from opslab.knowledge.index import Hit, KnowledgeBase, Retrieval, add_document, builtin_documents
-from opslab.knowledge.retrieval import tokenize
+from opslab.knowledge.index import (
+    Hit,
+    KnowledgeBase,
+    Retrieval,
+    add_document,
+    builtin_documents,
+    read_documents,
+)
+from opslab.knowledge.plain import parse_plain
 
 __all__ = [
     "DOCUMENT_SCHEMA_VERSION",
@@ -31,9 +40,13 @@ __all__ = [
     "Retrieval",
     "RunbookAction",
     "add_document",
+    "analyze",
     "builtin_documents",
     "dense_available",
+    "normalize",
     "parse_document",
+    "parse_plain",
     "read_document",
+    "read_documents",
     "tokenize",
 ]

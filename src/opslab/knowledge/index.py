@@ -29,7 +29,8 @@ from pydantic import BaseModel, Field
 
 from opslab.errors import Conflict, InvalidInput, NotFound
 from opslab.knowledge.dense import DenseIndex, fuse
-from opslab.knowledge.document import Document, DocumentKind, parse_document, read_document, read_text
+from opslab.knowledge.document import Document, DocumentKind, parse_document, read_text
+from opslab.knowledge.plain import is_plain, parse_plain
 from opslab.knowledge.retrieval import Bm25Index, snippet
 
 _BUILTIN_PACKAGE = "opslab.knowledge"
@@ -56,13 +57,22 @@ def builtin_documents() -> list[Document]:
 
 
 def folder_documents(folder: Path) -> list[Document]:
-    """The ``*.md`` documents of a user folder (none when it does not exist yet), in file-name order."""
+    """The ``*.md`` documents of a user folder (none when it does not exist yet), in file-name order: one
+    per file with front matter, one per ``##`` section of a plain Markdown file (``knowledge.plain``)."""
     if not folder.exists():
         return []
     if not folder.is_dir():
         raise InvalidInput.for_field("knowledge_dir", f"{folder} is not a folder")
     files = sorted(p for p in folder.glob("*.md") if p.is_file() and not p.name.startswith("."))
-    return [read_document(p) for p in files]
+    return [doc for p in files for doc in read_documents(p)]
+
+
+def read_documents(path: Path) -> list[Document]:
+    """The documents of one file: itself when it has front matter, its sections when it is plain."""
+    text = read_text(path)
+    if is_plain(text):
+        return parse_plain(text, name=path.name, path=path)
+    return [parse_document(text, source=path.name, path=path)]
 
 
 class KnowledgeBase:

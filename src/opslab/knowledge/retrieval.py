@@ -11,25 +11,12 @@ document at once, so results depend only on the query and the documents: ties ar
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 
-_WORD = re.compile(r"[a-z0-9]+")
+from opslab.knowledge.analysis import analyze, tokenize
+
 _SNIPPET_CHARS = 160
-
-
-@functools.cache
-def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN  # type: ignore[import-untyped]
-
-    return frozenset(str(w) for w in STOPWORDS_EN)
-
-
-def tokenize(text: str) -> list[str]:
-    """Lowercase words of ``text`` without English stopwords, in order (repeats kept: BM25 counts them)."""
-    stop = _stopwords()
-    return [w for w in _WORD.findall(text.lower()) if w not in stop]
 
 
 class Bm25Index:
@@ -38,7 +25,7 @@ class Bm25Index:
     def __init__(self, texts: Sequence[str]) -> None:
         import bm25s  # type: ignore[import-untyped]
 
-        corpus = [tokenize(t) for t in texts]
+        corpus = [analyze(t) for t in texts]
         self._size = len(corpus)
         self._vocab: frozenset[str] = frozenset(w for doc in corpus for w in doc)
         self._retriever = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
@@ -50,7 +37,7 @@ class Bm25Index:
 
     def scores(self, query: str) -> list[float]:
         """One score per text (0 when it shares no word with the query)."""
-        tokens = [t for t in tokenize(query) if t in self._vocab]
+        tokens = [t for t in analyze(query, query=True) if t in self._vocab]
         if not tokens:
             return [0.0] * self._size
         return [float(s) for s in self._retriever.get_scores(tokens)]

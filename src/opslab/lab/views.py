@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from opslab.jobs import Job, JobView, Payload, WireStatus, WorkKind
+from opslab.jobs import Job, JobView, Payload, WireStatus, WorkKind, job_fields
 from opslab.lab.session import LabRun
 
 Executor = Literal["local", "rq"]
@@ -50,7 +50,7 @@ class LabRunView(JobView):
 
     @classmethod
     def of(cls, job: Job) -> LabRunView:
-        return cls(**JobView.fields_of(job), lab_run_id=job.id, result=LAB.result_of(job))
+        return cls(**job_fields(job), lab_run_id=job.id, result=LAB.result_of(job))
 
 
 class LabPayload(Payload):

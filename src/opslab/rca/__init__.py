@@ -24,7 +24,8 @@ from opslab.rca.model import (
     enforce_citations,
 )
 from opslab.rca.scoring import Localizer, load_localizer
-from opslab.rca.views import RcaRunCreated, RcaRunList, RcaRunView
+from opslab.rca.views import rca_run_view
+from opslab.wire.rca import RcaRunCreated, RcaRunList, RcaRunView
 
 if TYPE_CHECKING:
     from opslab.rca.fitting import Labelled, read_labelled
@@ -92,6 +93,7 @@ __all__ = [
     "enforce_citations",
     "is_generic",
     "rca_work",
+    "rca_run_view",
     "load_labels",
     "carried_labels",
     "run_key",

@@ -1,27 +1,38 @@
-"""The RCA report: a versioned, typed value. Hypotheses may only cite evidence in the index."""
+"""The RCA report's rules: which category wins when evidence matches several, and the citation rule
+(hypotheses may only cite evidence in the index). The report's shape is the wire's (``opslab.wire.rca``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from opslab.wire.rca import (
+    REPORT_SCHEMA_VERSION,
+    ActionItem,
+    Alternative,
+    Category,
+    Confidence,
+    Evidence,
+    EvidenceKind,
+    Hypothesis,
+    RcaReport,
+    RootCause,
+    RunbookRef,
+)
 
-from pydantic import BaseModel, Field
-
-# 2: the report cites the runbook it used (``runbook``, ``Hypothesis.runbook_id``); version 1
-# reports, stored before, have neither and still validate.
-# 3: ``root_cause_step`` (1-based), ``responsible_agent``, ``alternatives`` and ``step_probability``.
-REPORT_SCHEMA_VERSION = 3
-
-Category = Literal[
-    "tool_schema_mismatch",
-    "rate_limited",
-    "tool_permission",
-    "timeout",
-    "planner_loop",
-    "retrieval_empty",
-    "prompt_regression",
-    "unknown",
+__all__ = [
+    "ActionItem",
+    "Alternative",
+    "Category",
+    "Confidence",
+    "Evidence",
+    "EvidenceKind",
+    "Hypothesis",
+    "PRECEDENCE",
+    "REPORT_SCHEMA_VERSION",
+    "RcaReport",
+    "RootCause",
+    "RunbookRef",
+    "enforce_citations",
 ]
+
 # When one piece of evidence matches several rules, the earlier category wins (docs/rca.md says why).
 PRECEDENCE: tuple[Category, ...] = (
     "tool_permission",
@@ -33,90 +44,6 @@ PRECEDENCE: tuple[Category, ...] = (
     "prompt_regression",
     "unknown",
 )
-Confidence = Literal["high", "medium", "low"]
-EvidenceKind = Literal[
-    "tool_call", "guardrail", "step", "run_error", "version_history", "signal", "candidate", "turn"
-]
-
-
-class Evidence(BaseModel):
-    evidence_id: str
-    kind: EvidenceKind
-    ref_id: str
-    title: str
-    snippet: str
-    attributes: dict[str, Any] = Field(default_factory=dict)
-    step_id: str | None = None
-    at: datetime | None = None
-    order: int = Field(0, description="Position in the run's timeline (earlier is smaller).")
-    categories: list[Category] = Field(default_factory=list)
-
-
-class Hypothesis(BaseModel):
-    title: str
-    description: str
-    evidence_ids: list[str]
-    confidence: Confidence
-    verification_steps: list[str] = Field(default_factory=list)
-    source: Literal["rules", "llm"] = "rules"
-    runbook_id: str | None = Field(None, description="The knowledge-base runbook this hypothesis came from.")
-
-
-class ActionItem(BaseModel):
-    type: Literal["code_change", "config_change", "monitoring", "process", "investigation"]
-    title: str
-    description: str
-    priority: Literal["high", "medium", "low"]
-
-
-class RunbookRef(BaseModel):
-    """The runbook a report's verification steps and actions come from (``opslab kb show ID``)."""
-
-    id: str
-    title: str
-
-
-class RootCause(BaseModel):
-    """The earliest decisive failure: where a reader of a long trace should look first."""
-
-    step_id: str | None
-    agent: str | None
-    category: Category
-    evidence_ids: list[str]
-    at: datetime | None = None
-    reason: str
-
-
-class Alternative(BaseModel):
-    """Another step that could be the decisive one, with the scorer's probability."""
-
-    step: int
-    step_id: str
-    agent: str
-    probability: float
-    evidence_ids: list[str]
-
-
-class RcaReport(BaseModel):
-    schema_version: int = REPORT_SCHEMA_VERSION
-    run_id: str
-    category: Category
-    insufficient_evidence: bool
-    insufficient_reason: str | None = None
-    summary: str
-    root_cause: RootCause | None = None
-    root_cause_step: int | None = Field(None, description="The decisive step, 1-based in the run's order.")
-    responsible_agent: str | None = Field(None, description="The agent who took the decisive step.")
-    step_probability: float | None = Field(None, description="The localiser's probability for that step.")
-    alternatives: list[Alternative] = Field(default_factory=list)
-    evidence_index: list[Evidence]
-    hypotheses: list[Hypothesis]
-    confidence: Confidence
-    verification_steps: list[str]
-    action_items: list[ActionItem]
-    generated_by: Literal["rules", "rules+llm"] = "rules"
-    notes: list[str] = Field(default_factory=list)
-    runbook: RunbookRef | None = Field(None, description="The runbook the steps and actions come from.")
 
 
 def enforce_citations(hypotheses: list[Hypothesis], index: list[Evidence]) -> tuple[list[Hypothesis], int]:

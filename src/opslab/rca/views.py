@@ -1,32 +1,12 @@
-"""What the RCA routes answer: an RCA run (a job) with its report, and the answer to a create."""
+"""An RCA run (a job) as the routes answer it: the wire's ``RcaRunView`` read off its job."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
-
-from opslab.jobs import Job, JobView, WireStatus
+from opslab.jobs import Job, job_fields
 from opslab.rca.job import RCA
-from opslab.rca.model import RcaReport
+from opslab.wire.rca import RcaRunView
 
 
-class RcaRunCreated(BaseModel):
-    rca_run_id: str
-    run_id: str
-    status: WireStatus
-    created: bool = Field(description="False when an RCA of the same run content already existed.")
-
-
-class RcaRunView(JobView):
-    rca_run_id: str
-    run_id: str | None = Field(description="The agent run analysed.")
-    report: RcaReport | None = Field(None, description="The report, once the RCA is done.")
-
-    @classmethod
-    def of(cls, job: Job) -> RcaRunView:
-        report = RCA.result_of(job) if job.status == "succeeded" else None
-        return cls(**JobView.fields_of(job), rca_run_id=job.id, run_id=job.subject, report=report)
-
-
-class RcaRunList(BaseModel):
-    run_id: str
-    items: list[RcaRunView]
+def rca_run_view(job: Job) -> RcaRunView:
+    report = RCA.result_of(job) if job.status == "succeeded" else None
+    return RcaRunView(**job_fields(job), rca_run_id=job.id, run_id=job.subject, report=report)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from opslab.sandbox.actions import ACTION_NAMES, ActionResult, AuditRecord, Processes, create_action_app
 from opslab.sandbox.app import TOKEN_HEADER, create_service_app, run_app
-from opslab.sandbox.builds import BuildSimulator
 from opslab.sandbox.chaos import (
     FAULT_NAMES,
     Break,
@@ -55,7 +54,6 @@ __all__ = [
     "ActionResult",
     "AuditRecord",
     "Break",
-    "BuildSimulator",
     "Category",
     "Endpoints",
     "Expected",

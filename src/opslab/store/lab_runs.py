@@ -41,6 +41,8 @@ class SqlLabRunIndex:
         self, *, experiment: str | None = None, offset: int = 0, limit: int = 50
     ) -> tuple[int, list[ArchivedRun]]:
         """How many runs there are, and the page of them, newest first."""
+        if experiment is not None and "\x00" in experiment:
+            return 0, []  # names no experiment (and PostgreSQL refuses it in a query)
         q = select(lab_runs.c.archived).order_by(lab_runs.c.created_at.desc(), lab_runs.c.run_id.desc())
         n = select(func.count()).select_from(lab_runs)
         if experiment is not None:

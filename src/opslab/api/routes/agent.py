@@ -19,7 +19,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from opslab.api.background import ResponderService
-from opslab.api.deps import RuntimeDep
+from opslab.api.deps import RuntimeDep, service_handle
 from opslab.api.jobs import PING_S, LastEventId, parse_last_event_id, sse_doc
 from opslab.errors import Conflict, from_wire
 from opslab.jobs import Job, wire_status
@@ -48,8 +48,7 @@ Wait = Annotated[bool, Query(description="Answer when the response is over, not 
 
 
 def service_of(request: Request) -> ResponderService:
-    found: ResponderService = request.app.state.responder_service
-    return found
+    return service_handle(request, "responder", ResponderService)
 
 
 def _status(rt: Runtime, service: ResponderService) -> AgentStatus:

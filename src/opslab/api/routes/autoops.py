@@ -8,7 +8,8 @@ from typing import Annotated
 from anyio import to_thread
 from fastapi import APIRouter, Body, Query, Request
 
-from opslab.api.deps import RuntimeDep
+from opslab.api.background import AutoOpsLoop
+from opslab.api.deps import RuntimeDep, service_handle
 from opslab.autoops import (
     AutoOpsStatus,
     BuildAccepted,
@@ -103,7 +104,7 @@ async def status(request: Request, rt: RuntimeDep) -> AutoOpsStatus:
     return AutoOpsStatus(
         builds=counts,
         success_rate=round(counts.get("success", 0) / total, 4) if total else None,
-        loop=request.app.state.autoops_loop.state(),
+        loop=service_handle(request, "autoops", AutoOpsLoop).state(),
         recent=recent,
     )
 
@@ -113,11 +114,11 @@ async def start_loop(body: LoopIn, request: Request) -> LoopState:
     """Start the continuous loop: build, learn, ask the responder on failure, ``builds`` times; 409 while
     one runs. Learning persists, so a new loop continues where the last one stopped."""
     return await to_thread.run_sync(
-        lambda: request.app.state.autoops_loop.start(body.builds, body.interval_s)
+        lambda: service_handle(request, "autoops", AutoOpsLoop).start(body.builds, body.interval_s)
     )
 
 
 @router.post("/autoops/loop/stop")
 async def stop_loop(request: Request) -> LoopState:
     """Stop the loop after the build in progress."""
-    return await to_thread.run_sync(request.app.state.autoops_loop.stop)
+    return await to_thread.run_sync(service_handle(request, "autoops", AutoOpsLoop).stop)

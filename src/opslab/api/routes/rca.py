@@ -12,7 +12,7 @@ from sse_starlette import EventSourceResponse
 from opslab.api.deps import IdempotencyKey, RuntimeDep
 from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
 from opslab.jobs import Job, wire_status
-from opslab.rca import KIND, RCA, RcaPayload, RcaRunCreated, RcaRunList, RcaRunView
+from opslab.rca import KIND, RCA, RcaPayload, RcaRunCreated, RcaRunList, RcaRunView, rca_run_view
 from opslab.runtime import Runtime
 
 router = APIRouter(tags=["rca"])
@@ -66,7 +66,7 @@ async def create_rca_run(
 @router.get("/rca-runs/{rca_run_id}", include_in_schema=False)
 def get_rca_run(rca_run_id: str, rt: RuntimeDep) -> RcaRunView:
     """Status, progress and (when done) the report."""
-    return RcaRunView.of(rt.jobs.get(rca_run_id, kind=KIND))
+    return rca_run_view(rt.jobs.get(rca_run_id, kind=KIND))
 
 
 @router.post("/agent-runs/rca-runs/{rca_run_id}/cancel")
@@ -74,14 +74,14 @@ def get_rca_run(rca_run_id: str, rt: RuntimeDep) -> RcaRunView:
 def cancel_rca_run(rca_run_id: str, rt: RuntimeDep) -> RcaRunView:
     """Cancel the RCA: a queued one ends ``cancelled`` at once, a running one ``cancelling`` until its
     worker stops it; 409 once it has ended otherwise."""
-    return RcaRunView.of(rt.jobs.cancel(rca_run_id, kind=KIND))
+    return rca_run_view(rt.jobs.cancel(rca_run_id, kind=KIND))
 
 
 @router.get("/agent-runs/{run_id}/rca-runs")
 def list_rca_runs(run_id: str, rt: RuntimeDep, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> RcaRunList:
     rt.telemetry.summary(run_id)
     jobs = rt.jobs.list(kind=KIND, subject=run_id, limit=limit)
-    return RcaRunList(run_id=run_id, items=[RcaRunView.of(j) for j in jobs])
+    return RcaRunList(run_id=run_id, items=[rca_run_view(j) for j in jobs])
 
 
 @router.get("/rca-runs/{rca_run_id}/stream", response_class=EventSourceResponse, responses=STREAM_DOC)

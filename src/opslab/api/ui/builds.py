@@ -9,7 +9,8 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from opslab.api.deps import RuntimeDep
+from opslab.api.background import AutoOpsLoop
+from opslab.api.deps import RuntimeDep, service_handle
 from opslab.api.ui.render import page
 from opslab.autoops import BuildContext, BuildRecord, Choice, FixRequest, FixSuggestion
 from opslab.runtime import Runtime
@@ -65,6 +66,6 @@ async def builds_page(request: Request, rt: RuntimeDep) -> HTMLResponse:
         view=view,
         total=total,
         success_rate=view.counts.get("success", 0) / total if total else None,
-        loop=request.app.state.autoops_loop.state(),
+        loop=service_handle(request, "autoops", AutoOpsLoop).state(),
         window=WINDOW,
     )

@@ -17,7 +17,7 @@ from opslab.api.ui.auth import require_csrf, require_writer
 from opslab.api.ui.render import page
 from opslab.errors import InvalidInput, invalid_from_pydantic
 from opslab.rca import KIND as RCA
-from opslab.rca import RcaRunView
+from opslab.rca import RcaRunView, rca_run_view
 from opslab.runtime import Runtime
 from opslab.telemetry import RunFilter, RunSummary, RunTree, Timeline, TimelineItem, TreeNode
 
@@ -190,7 +190,7 @@ def waterfall(summary: RunSummary, timeline: Timeline, report: RcaRunView | None
 
 def _latest_rca(rt: Runtime, run_id: str) -> RcaRunView | None:
     jobs = rt.jobs.list(kind=RCA, subject=run_id, limit=1)
-    return RcaRunView.of(jobs[0]) if jobs else None
+    return rca_run_view(jobs[0]) if jobs else None
 
 
 def evidence_anchor(report: RcaRunView | None, timeline: Timeline) -> dict[str, str]:
@@ -236,7 +236,7 @@ async def run_page(request: Request, run_id: str, rt: RuntimeDep, rca: str | Non
     timeline = await to_thread.run_sync(lambda: rt.telemetry.timeline(run_id))
     tree = await to_thread.run_sync(lambda: rt.telemetry.tree(run_id))
     job = await to_thread.run_sync(lambda: rt.jobs.get(rca, kind=RCA) if rca else None)
-    report = RcaRunView.of(job) if job else await to_thread.run_sync(lambda: _latest_rca(rt, run_id))
+    report = rca_run_view(job) if job else await to_thread.run_sync(lambda: _latest_rca(rt, run_id))
     return page(
         request,
         "run.html",

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from opslab.autoops import ERROR_TEXTS, BuildConfig, BuildContext, BuildResult, ErrorClass
+from opslab.autoops.model import ERROR_TEXTS, BuildConfig, BuildContext, BuildResult, ErrorClass
 
 TIMEOUT_S = 2_700.0  # the job's wall-clock limit (45 min)
 _DURATION_SIGMA = 0.3  # log-normal spread of a build's duration

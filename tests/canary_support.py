@@ -1,0 +1,19 @@
+"""What canary tests read off a run's windows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from statistics import fmean
+
+from opslab.canary import WindowSummary
+
+
+def served_delta_pct(windows: Sequence[WindowSummary]) -> float:
+    """ΔP95 of B against A as the target timed itself (each arm: the mean of its windows' served p95).
+
+    The load generator's own delays on a busy machine add to both arms alike and dilute the relative ΔP95
+    it measures; what the target reports of its own work does not move with them."""
+    a = [w.served_p95_ms for w in windows if w.arm == "A" and w.served_p95_ms is not None]
+    b = [w.served_p95_ms for w in windows if w.arm == "B" and w.served_p95_ms is not None]
+    assert a and b and len(a) + len(b) == len(windows), f"windows without the target's own time: {windows}"
+    return 100 * (fmean(b) - fmean(a)) / fmean(a)
