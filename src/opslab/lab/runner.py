@@ -31,7 +31,7 @@ from opslab.lab.control import Gate, RunInterrupted, interrupt_on_signals, write
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
-from opslab.lab.queued_pool import TrialQueue, run_queued
+from opslab.lab.queued_pool import TrialQueue, queued_batches
 from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
@@ -186,7 +186,7 @@ def execute(
         try:
             pool: Generator[list[TrialDone], None, None]
             if queue is not None:
-                pool = _one_by_one(run_queued(run_dir, pending, attempts, queue))
+                pool = queued_batches(run_dir, pending, attempts, queue)
             else:
                 # Records are made durable here, a batch at a time, not by each trial.
                 ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
@@ -205,12 +205,6 @@ def execute(
             name = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
             raise RunInterrupted(name, run_dir=run_dir, status=status) from None
     return _set_status(manifest_path, "completed")
-
-
-def _one_by_one(pool: Generator[TrialDone, None, None]) -> Generator[list[TrialDone], None, None]:
-    with contextlib.closing(pool):
-        for done in pool:
-            yield [done]
 
 
 def _set_status(manifest_path: Path, status: RunStatus) -> Manifest:
