@@ -54,6 +54,9 @@ PLATFORM = Capability(
     summary="the HTTP service, its access control, its database, the work core and its workers",
     settings=(
         "env",
+        "env_file",
+        "port",
+        "log_level",
         "data_dir",
         "database_url",
         "redis_url",
@@ -155,7 +158,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         name="sandbox",
         summary="the demo world: a target service, its dependency, a chaos server and an action server",
-        cli=(("sandbox", "opslab.cli.sandbox:sandbox_app"),),
+        cli=(("sandbox", "opslab.cli.sandbox_commands:sandbox_app"),),
     ),
 )
 

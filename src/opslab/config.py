@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal, Self, TypeVar
+from typing import Annotated, Literal, NamedTuple, Self, TypeVar
 
 from pydantic import (
     AliasChoices,
@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import (
     BaseSettings,
+    DotEnvSettingsSource,
     EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
@@ -33,10 +34,14 @@ from pydantic_settings import (
 )
 
 from opslab.capabilities import CAPABILITIES, PLATFORM, owner_of_setting
-from opslab.credentials import MIN_LOCAL_LENGTH, credential_problem, shared_with, too_short
+from opslab.credentials import MIN_LOCAL_LENGTH, credential_problem, is_placeholder, shared_with, too_short
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
+# An OpenAI key with no endpoint of its own means the OpenAI API, as it does for the seeds.
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 # Settings that guard access, in the order they are validated (each is compared with those before it).
 CREDENTIALS = ("ingest_secret", "api_token", "read_token", "ui_session_secret", "action_token")
 
@@ -82,6 +87,14 @@ def _split_commas(text: str) -> list[str]:
     return [*parts, "".join(current)]
 
 
+def _log_level(value: object) -> object:
+    """``LOG_LEVEL`` as other tools write it: any case, ``WARN``, ``FATAL``."""
+    if not isinstance(value, str):
+        return value
+    level = value.strip().lower()
+    return {"warn": "warning", "fatal": "critical"}.get(level, level)
+
+
 T = TypeVar("T")
 # NoDecode: the environment's text reaches ``_list_value`` as it is, not through a JSON parse that fails
 # on a plain path.
@@ -107,8 +120,25 @@ def seed_aliases() -> dict[str, str]:
     return found
 
 
+class LlmEndpoint(NamedTuple):
+    """Where the LLM is, when it is on: resolved from the settings by ``Settings.llm_endpoint``."""
+
+    base_url: str
+    model: str
+    api_key: str | None
+
+
 class Settings(BaseSettings):
+    # A .env file is read only by ``load`` (./.env or OPSLAB_ENV_FILE): a ``Settings(...)`` built in code
+    # reads the environment alone.
     model_config = SettingsConfigDict(env_prefix="OPSLAB_", extra="ignore", populate_by_name=True)
+
+    env_file: Path | None = Field(
+        default=None,
+        description="A .env file to read (KEY=value lines; the seeds' names work there too); the environment "
+        "wins over it. Default: `.env` in the working directory, when there is one (`/dev/null`: none). "
+        "`opslab serve` says which file it read.",
+    )
 
     env: Literal["development", "production"] = Field(
         default="development",
@@ -191,7 +221,21 @@ class Settings(BaseSettings):
     )
     url: str | None = Field(
         default=None,
-        description="Service URL the CLI talks to; without it the CLI uses the local database.",
+        description="Service URL the CLI talks to; without it, commands that can work on the local database "
+        "do (`opslab COMMAND --help` says which need a service).",
+    )
+    port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        validation_alias=_alias("port", "PORT"),
+        description="Port `opslab serve` listens on when `--port` is not given.",
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(_log_level)] = Field(
+        default="info",
+        validation_alias=_alias("log_level", "LOG_LEVEL"),
+        description="Log level of `opslab serve` (its own log and uvicorn's) when `--log-level` is not "
+        "given; any case (`INFO`, `info`), `warn` and `fatal` too.",
     )
     runner_bin: str | None = Field(
         default=None,
@@ -264,18 +308,20 @@ class Settings(BaseSettings):
 
     llm_base_url: str | None = Field(
         default=None,
-        description="OpenAI-compatible endpoint (e.g. https://api.openai.com/v1); the LLM is off when unset, "
-        "whatever key is set.",
+        description="OpenAI-compatible endpoint (a local server, a gateway); unset with an API key set: the "
+        f"OpenAI API ({OPENAI_BASE_URL}); unset without one: the LLM is off.",
     )
     llm_model: str | None = Field(
         default=None,
         validation_alias=_alias("llm_model", "LLM_MODEL"),
-        description="Model name sent to that endpoint; default: `default`.",
+        description=f"Model name sent to that endpoint; default: `{OPENAI_DEFAULT_MODEL}` on the OpenAI API, "
+        "`default` on another endpoint.",
     )
     llm_api_key: SecretStr | None = Field(
         default=None,
         validation_alias=_alias("llm_api_key", "OPENAI_API_KEY"),
-        description="Bearer key for that endpoint.",
+        description="Bearer key for that endpoint; alone, it turns the LLM on with the OpenAI API. A "
+        "placeholder (`your-key-here`, `sk-xxxx` …) counts as no key: a warning, not a refusal.",
     )
     llm_timeout_s: float = Field(
         default=20.0, gt=0, description="Per-call timeout; on timeout the deterministic result stands."
@@ -371,7 +417,14 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _SeedAwareEnvSource(settings_cls), dotenv_settings, file_secret_settings)
+        dotenv = dotenv_settings
+        if isinstance(dotenv_settings, DotEnvSettingsSource):
+            dotenv = _SeedAwareDotEnvSource(
+                settings_cls,
+                env_file=dotenv_settings.env_file,
+                env_file_encoding=dotenv_settings.env_file_encoding,
+            )
+        return (init_settings, _SeedAwareEnvSource(settings_cls), dotenv, file_secret_settings)
 
     def lab_run_roots(self) -> list[Path]:
         """Where lab runs are looked for: each configured folder (a project root means its .lab/runs),
@@ -443,9 +496,13 @@ class Settings(BaseSettings):
 
     @classmethod
     def load(cls) -> Settings:
-        """Settings from the environment; a refused value is one ``InvalidInput`` naming the variable."""
+        """Settings from the environment and a .env file (``OPSLAB_ENV_FILE``, else ``./.env`` when there is
+        one), the environment winning; a refused value is one ``InvalidInput`` naming the variable."""
+        env_file = _env_file()
         try:
-            return cls()
+            if env_file is None:
+                return cls()
+            return cls(_env_file=env_file, env_file=env_file)
         except SettingsError as exc:
             # A value the environment source could not read at all (before validation): name its variable.
             found = re.search(r'field "(\w+)"', str(exc))
@@ -458,6 +515,23 @@ class Settings(BaseSettings):
                 for err in exc.errors(include_url=False)
             ]
             raise InvalidInput.for_fields(errors) from None
+
+    def llm_endpoint(self) -> LlmEndpoint | None:
+        """The LLM when it is on: ``OPSLAB_LLM_BASE_URL``, else the OpenAI API when a real key is set; None:
+        off. A placeholder key (the seeds' ``your-key-here``) counts as no key."""
+        key = self.llm_api_key.get_secret_value() if self.llm_api_key is not None else None
+        if key is not None and (not key.strip() or is_placeholder(key.strip())):
+            key = None
+        if self.llm_base_url:
+            return LlmEndpoint(self.llm_base_url, self.llm_model or "default", key)
+        if key is not None:
+            return LlmEndpoint(OPENAI_BASE_URL, self.llm_model or OPENAI_DEFAULT_MODEL, key)
+        return None
+
+    def llm_key_is_placeholder(self) -> bool:
+        """Whether the LLM key set is a placeholder copied from an example (so the key counts as unset)."""
+        key = self.llm_api_key.get_secret_value().strip() if self.llm_api_key is not None else ""
+        return bool(key) and is_placeholder(key)
 
     @property
     def resolved_database_url(self) -> str:
@@ -486,19 +560,43 @@ class Settings(BaseSettings):
         return self.knowledge_dir if self.knowledge_dir is not None else self.data_dir / "knowledge"
 
 
-class _SeedAwareEnvSource(EnvSettingsSource):
-    """The environment, where a seed's variable left empty means unset.
+def _without_empty_seed_names(found: Mapping[str, str | None]) -> dict[str, str | None]:
+    """The seeds' .env examples leave a variable empty to mean "off" (``APP_INGEST_SECRET=``,
+    ``OPENAI_API_KEY=``): such a one is dropped; an empty ``OPSLAB_*`` secret stays an error (it would
+    protect nothing)."""
+    seed_names = {name.lower() for name in seed_aliases()}
+    return {
+        key: value
+        for key, value in found.items()
+        if not (key.lower() in seed_names and (value is None or not value.strip()))
+    }
 
-    The seeds' .env examples leave a variable empty to mean "off" (``APP_INGEST_SECRET=``,
-    ``OPENAI_API_KEY=``); an empty ``OPSLAB_*`` secret stays an error (it would protect nothing)."""
+
+class _SeedAwareEnvSource(EnvSettingsSource):
+    """The environment, where a seed's variable left empty means unset."""
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
-        seed_names = {name.lower() for name in seed_aliases()}
-        return {
-            key: value
-            for key, value in super()._load_env_vars().items()
-            if not (key.lower() in seed_names and (value is None or not value.strip()))
-        }
+        return _without_empty_seed_names(super()._load_env_vars())
+
+
+class _SeedAwareDotEnvSource(DotEnvSettingsSource):
+    """A .env file, where a seed's variable left empty means unset (as in the seeds' ``.env.example``)."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return _without_empty_seed_names(super()._load_env_vars())
+
+
+def _env_file() -> Path | None:
+    """The .env file ``load`` reads: ``OPSLAB_ENV_FILE`` (which must exist; ``/dev/null`` reads none), else
+    ``./.env`` if present."""
+    named = os.environ.get("OPSLAB_ENV_FILE", "").strip()  # noqa: TID251
+    if named:
+        path = Path(named).expanduser()
+        if not path.exists() or path.is_dir():
+            raise InvalidInput.for_field("OPSLAB_ENV_FILE", f"{named}: no such file")
+        return path.resolve()
+    here = Path(".env")
+    return here.resolve() if here.is_file() else None
 
 
 def process_environment() -> Mapping[str, str]:

@@ -100,8 +100,23 @@ def test_version_and_demo(tmp_path: Path) -> None:
     assert "run-001-sufficient" in r.stdout and "tool_schema_mismatch" in r.stdout
     assert "hasty vs careful" in r.stdout and "stopped cleanly" in r.stdout
     assert "opslab demo: 5/5 steps ok" in r.stdout, r.stdout[-3000:]
-    for capability in ("RCA", "lab", "canary", "responder", "autoops", "dashboard"):
+    for capability in ("RCA", "lab", "canary", "responder", "autoops"):
         assert f"│ {capability}" in r.stdout
+    assert "  dashboard: http://127.0.0.1:" in r.stdout
+    # its links point at the service it stopped: it says so, and how to keep it up
+    assert "has stopped with the demo" in r.stdout and "opslab demo --keep-running" in r.stdout
     assert "decisive step" in r.stdout and "db_pool_exhaustion" in r.stdout and "suggested fix" in r.stdout
     summary = json.loads((tmp_path / "demo" / "demo" / "summary.json").read_text())
     assert [s["capability"] for s in summary if s["ok"]] == ["RCA", "lab", "canary", "responder", "autoops"]
+    # the seed's sample runs (dated 2024 in the seed) were ingested as of now: the last day shows them
+    r = run_cli("metrics", "overview", "--json", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path / "demo")))
+    day = json.loads(r.stdout)
+    assert day["success_rate"] is not None and day["success_rate"] < 100, day
+    assert {t["tool"] for t in day["top_failing_tools"]} >= {"order_lookup_api"}, day
+
+
+def test_rca_without_a_service_says_it_needs_one(tmp_path: Path) -> None:
+    r = run_cli("rca", "run", "run-001-sufficient", env=clean_env(OPSLAB_DATA_DIR=str(tmp_path)))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "--url" in lines[0] and "OPSLAB_URL" in lines[0], r.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opslab.config import Settings, seed_aliases
+from opslab.config import OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL, Settings, seed_aliases
 from opslab.errors import InvalidInput
 
 SEED_VALUES = {
@@ -21,6 +21,8 @@ SEED_VALUES = {
     "ANOMALY_THRESHOLD_ERROR_RATE": ("responder_error_rate_threshold", "50"),
     "RUNBOOKS_PATH": ("responder_runbooks_path", "/data/runbooks"),
     "AGENTLAB_RUNNER_BIN": ("runner_bin", "/usr/local/bin/opslab"),
+    "PORT": ("port", "9001"),
+    "LOG_LEVEL": ("log_level", "INFO"),
 }
 
 
@@ -93,10 +95,28 @@ def test_a_placeholder_llm_key_is_not_refused(clean_env: pytest.MonkeyPatch) -> 
     assert Settings.load().llm_api_key is not None
 
 
-def test_a_seed_key_alone_does_not_turn_the_llm_on(clean_env: pytest.MonkeyPatch) -> None:
-    # Telemetry holds prompts: only an explicit endpoint sends it to a model.
-    clean_env.setenv("OPENAI_API_KEY", "sk-test-123")
-    assert Settings.load().llm_base_url is None
+def test_a_seed_key_alone_means_the_openai_api_with_the_seeds_model(clean_env: pytest.MonkeyPatch) -> None:
+    # The seeds: "Set OPENAI_API_KEY for LLM-enhanced summaries", LLM_MODEL=gpt-4.
+    clean_env.setenv("OPENAI_API_KEY", "sk-test-4f9a2c7e1b")
+    assert Settings.load().llm_endpoint() == (OPENAI_BASE_URL, OPENAI_DEFAULT_MODEL, "sk-test-4f9a2c7e1b")
+    clean_env.setenv("LLM_MODEL", "gpt-4")
+    assert Settings.load().llm_endpoint() == (OPENAI_BASE_URL, "gpt-4", "sk-test-4f9a2c7e1b")
+
+
+def test_an_endpoint_of_its_own_wins_and_no_key_no_endpoint_is_off(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings.load().llm_endpoint() is None
+    clean_env.setenv("OPSLAB_LLM_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert Settings.load().llm_endpoint() == ("http://127.0.0.1:11434/v1", "default", None)
+
+
+@pytest.mark.parametrize("placeholder", ["your-key-here", "sk-xxxx", "changeme", "<your-openai-key>"])
+def test_a_placeholder_llm_key_turns_the_llm_off(clean_env: pytest.MonkeyPatch, placeholder: str) -> None:
+    clean_env.setenv("OPENAI_API_KEY", placeholder)
+    settings = Settings.load()
+    assert settings.llm_endpoint() is None and settings.llm_key_is_placeholder()
+    # with an endpoint of its own (a local model), the placeholder is simply not sent
+    clean_env.setenv("OPSLAB_LLM_BASE_URL", "http://127.0.0.1:11434/v1")
+    assert Settings.load().llm_endpoint() == ("http://127.0.0.1:11434/v1", "default", None)
 
 
 def test_keyword_construction_still_uses_field_names() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
+from datetime import UTC, datetime
 
 from rich.console import Console
 
 from opslab.demo.runner import _run_step, _summary
-from opslab.demo.steps import Shown
+from opslab.demo.steps import DATA, Shown, dated_now
 from opslab.errors import Unavailable
 
 
@@ -27,4 +29,27 @@ def test_a_failed_step_is_reported_and_the_summary_says_so() -> None:
     _summary(console, outcomes, "http://x", 12.0)
     text = out.getvalue()
     assert "FAILED the sandbox target did not answer" in text and "1/2 steps ok" in text
-    assert "http://x/ui/builds" in text and "http://x/ui" in text
+    assert "autoops: http://x/ui/builds" in text and "dashboard: http://x/ui" in text
+
+
+def test_a_narrow_terminal_keeps_every_link_whole() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=60)
+    where = "http://127.0.0.1:43567/ui/runs/8b3379c0-0981-4f5b-8407-6444610cb212"
+    outcome = _run_step(console, "RCA", "runs", lambda: Shown("transcript: step 12 by Orchestrator", where))
+    _summary(console, [outcome], "http://127.0.0.1:43567", 3.0)
+    assert where in out.getvalue()
+
+
+def test_the_seeds_sample_runs_are_dated_now_keeping_their_spacing() -> None:
+    run = json.loads((DATA / "run-001-sufficient.json").read_text())
+    now = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
+    moved = dated_now(run, now)
+    assert moved["ended_at"] == "2030-06-01T12:00:00Z" and moved["started_at"] == "2030-06-01T11:59:15Z"
+    assert moved["steps"][0]["started_at"] == "2030-06-01T11:59:15Z"
+    assert moved["guardrail_events"][0]["created_at"] == "2030-06-01T11:59:23Z"
+    # everything else as the seed wrote it, the ETA in a tool result included
+    assert moved["tool_calls"][1]["result_summary"] == run["tool_calls"][1]["result_summary"]
+    assert {
+        k: v for k, v in moved.items() if not k.endswith("_at") and k not in ("steps", "guardrail_events")
+    } == {k: v for k, v in run.items() if not k.endswith("_at") and k not in ("steps", "guardrail_events")}

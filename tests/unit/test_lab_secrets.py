@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from opslab.lab.secrets import MIN_SECRET_CHARS, Scrubber, _embedded_b64, forms
@@ -89,6 +89,10 @@ def test_a_secret_inside_a_longer_base64_text_is_found_at_any_offset(
 @PROPERTY
 @given(secret=SECRETS, key=TEXT, other=TEXT)
 def test_a_json_value_holds_the_secret_nowhere_keys_included(secret: str, key: str, other: str) -> None:
+    # Text that is not the secret may spell it once JSON-escaped ("\x00" is written \u0000, which holds
+    # a secret "0000"): that is a coincidence of the escaping, not the secret leaking.
+    for ascii_only in (True, False):
+        assume(secret not in json.dumps([key, other], ensure_ascii=ascii_only))
     value: Any = {
         "result": {"echo": secret, f"{key}{secret}": [other, f"x{secret}y", {"deep": json.dumps(secret)}]},
         "n": 3,

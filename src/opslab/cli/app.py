@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from opslab.capabilities import CAPABILITIES, load
-from opslab.cli import core, jobs
+from opslab.cli import core, jobs, serve
 from opslab.cli.context import err_console, print_json
 from opslab.cli.lab_commands import lab_app
 from opslab.errors import InvalidInput, OpslabError
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command()(core.serve)
+app.command()(serve.serve)
 app.command()(core.version)
 app.command()(core.demo)
 app.add_typer(core.db_app, name="db")

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from opslab.cli.canary_live import RunDisplay, echo_unwrapped, run_in_thread, stop_on_signals
 from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+from opslab.cli.tables import Column, WideOption, print_table
 
 if TYPE_CHECKING:
     from opslab import canary
@@ -213,7 +214,9 @@ def sweep(
 
 
 @canary_app.command("history")
-def show_history(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False) -> None:
+def show_history(
+    limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonOption = False, wide: WideOption = False
+) -> None:
     """Past canary runs, newest last."""
     from opslab import canary
 
@@ -221,20 +224,28 @@ def show_history(limit: Annotated[int, typer.Option(min=1)] = 20, as_json: JsonO
     if as_json:
         print_json([row.model_dump(mode="json") for row in rows])
         return
-    table = Table()
-    for col in ("finished", "decision", "ΔP95", "error", "applied", "reason"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        d = r.delta_p95_pct
-        table.add_row(
-            r.finished_at.isoformat()[:19] if r.finished_at else "",
-            r.decision,
-            "—" if d is None else f"{d:+.1f}%",
-            f"{r.error_rate_pct or 0:.2f}%",
-            "yes" if r.applied else "no",
-            r.reason[:80],
-        )
-    console.print(table)
+    print_table(
+        [
+            Column("finished", whole=True),
+            Column("decision", whole=True),
+            Column("ΔP95", whole=True, justify="right"),
+            Column("error", whole=True, drop=2, justify="right"),
+            Column("applied", whole=True, drop=1),
+            Column("reason"),
+        ],
+        [
+            [
+                r.finished_at.isoformat()[:19] if r.finished_at else "",
+                r.decision,
+                "—" if (d := r.delta_p95_pct) is None else f"{d:+.1f}%",
+                f"{r.error_rate_pct or 0:.2f}%",
+                "yes" if r.applied else "no",
+                escape(r.reason[:80]),
+            ]
+            for r in rows
+        ],
+        wide=wide,
+    )
 
 
 @canary_app.command("cancel")

@@ -28,6 +28,14 @@ UrlOption = Annotated[
     str | None,
     typer.Option("--url", help="Service URL (default: OPSLAB_URL); without one, the local database is used."),
 ]
+# For commands that act on a running service only (an RCA job, the responder's kill switch): no local
+# fallback, and the help says so.
+ServiceUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url", help="Service URL (default: OPSLAB_URL). Required: this acts on a running `opslab serve`."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 
 

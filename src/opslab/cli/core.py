@@ -1,46 +1,18 @@
-"""``opslab serve``, ``opslab db …``, ``opslab version``, ``opslab demo``.
+"""``opslab db …``, ``opslab version``, ``opslab demo`` (``opslab serve`` is in ``serve.py``).
 
 Heavy imports live inside the commands so that every ``opslab`` invocation starts fast.
 """
 
 from __future__ import annotations
 
-import gc
 from typing import Annotated
 
 import typer
 
 from opslab import __version__
-from opslab.cli.context import console, err_console, settings
-from opslab.credentials import is_loopback
-from opslab.errors import InvalidInput
+from opslab.cli.context import console, settings
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-
-
-def serve(
-    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-) -> None:
-    """Run the HTTP service (migrations are applied on start)."""
-    s = settings()  # a refused setting stops here, before the service's imports
-    short = s.short_credentials()
-    if short and not is_loopback(host):
-        variable, _, why = short[0].partition(": ")
-        raise InvalidInput.for_field(variable, f"{why} (this service binds {host}, beyond loopback)")
-    for line in short:
-        err_console.print(f"warning: {line} — fine on loopback, refused in production or beyond it")
-    import uvicorn
-
-    from opslab.api import create_app
-
-    app = create_app(s)
-    # Everything built so far (modules, the app, the runtime) lives as long as the process: out of the
-    # cyclic collector's sight, so a collection during a large batch walks only the batch's objects
-    # (full collections over the start-up heap cost batch ingest more than its validation).
-    gc.freeze()
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
 def version() -> None:

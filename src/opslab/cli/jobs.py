@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from opslab.cli.context import console, settings
+from opslab.cli.serve import startup_lines
 from opslab.errors import InvalidInput
 
 
@@ -29,6 +30,8 @@ def worker(
     assert isinstance(rt.backend, RqBackend)
     runner, reaper = rt.worker_runner()
     console.print(f"opslab worker on {s.redis_url} ({runner.owner})")
+    for _, line in startup_lines(s):
+        console.print(line, highlight=False, soft_wrap=True)
     try:
         run_worker(rt.backend, runner, reaper, burst=burst, name=name)
     finally:

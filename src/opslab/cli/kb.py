@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from opslab.cli.context import JsonOption, console, print_json, settings
+from opslab.cli.tables import Column, print_table
 
 if TYPE_CHECKING:
     from opslab.knowledge import Document, KnowledgeBase
@@ -81,17 +81,20 @@ def search(
     if not hits:
         console.print(f"no document matches {escape(text)!r}")
         return
-    table = Table(title=f"knowledge: {escape(text)}")
-    table.add_column("rank", justify="right")
-    table.add_column("id", no_wrap=True)
-    table.add_column("title")
-    table.add_column("score", justify="right")
-    table.add_column("snippet", ratio=1)
-    for h in hits:
-        table.add_row(
-            str(h.rank), h.document.id, escape(h.document.title), f"{h.score:.2f}", escape(h.snippet)
-        )
-    console.print(table)
+    print_table(
+        [
+            Column("rank", whole=True, justify="right"),
+            Column("id", key=True),
+            Column("title"),
+            Column("score", whole=True, justify="right", drop=2),
+            Column("snippet", drop=1),
+        ],
+        [
+            [str(h.rank), h.document.id, escape(h.document.title), f"{h.score:.2f}", escape(h.snippet)]
+            for h in hits
+        ],
+        title=f"knowledge: {escape(text)}",
+    )
 
 
 @kb_app.command("add")
@@ -119,13 +122,20 @@ def list_documents(kind: KindOption = None, as_json: JsonOption = False) -> None
     if as_json:
         print_json({"documents": [_record(kb, d) for d in docs]})
         return
-    table = Table(title=f"knowledge ({len(docs)} documents)")
-    table.add_column("id", no_wrap=True)
-    for column in ("kind", "title", "categories", "source"):
-        table.add_column(column, overflow="fold")
-    for d in docs:
-        table.add_row(d.id, d.kind, escape(d.title), ", ".join(d.categories), _source(kb, d))
-    console.print(table)
+    print_table(
+        [
+            Column("id", key=True),
+            Column("kind", whole=True),
+            Column("title"),
+            Column("categories", drop=2),
+            Column("source", drop=1),
+        ],
+        [
+            [d.id, d.kind, escape(d.title), escape(", ".join(d.categories)), escape(_source(kb, d))]
+            for d in docs
+        ],
+        title=f"knowledge ({len(docs)} documents)",
+    )
 
 
 @kb_app.command("show")

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from opslab.cli.context import console, err_console
 from opslab.cli.lab import JsonFlag, _emit, lab_app
+from opslab.cli.tables import Column, print_table
 
 if TYPE_CHECKING:
     from opslab.lab import RunsComparison
@@ -30,21 +31,33 @@ def _print_comparison(c: RunsComparison) -> None:
         "paired by task"
     )
     for pair in c.pairs:
-        trials = Table(title=f"variant {pair.variant_a} (A) → {pair.variant_b} (B)")
-        for col in ("run", "variant", "n", "success", "95% CI", "failures", "errors"):
-            trials.add_column(col)
+        rows = []
         for side, vid, s in (("A", pair.variant_a, pair.a), ("B", pair.variant_b, pair.b)):
             lo, hi = s.success_ci
-            trials.add_row(
-                side,
-                vid,
-                str(s.n),
-                format_rate(s.success_rate),
-                f"{lo:.1%} – {hi:.1%}",
-                str(s.failures),
-                str(s.errors),
+            rows.append(
+                [
+                    side,
+                    vid,
+                    str(s.n),
+                    format_rate(s.success_rate),
+                    f"{lo:.1%} – {hi:.1%}",
+                    str(s.failures),
+                    str(s.errors),
+                ]
             )
-        console.print(trials)
+        print_table(
+            [
+                Column("run", whole=True),
+                Column("variant", key=True),
+                Column("n", whole=True, justify="right"),
+                Column("success", whole=True, justify="right"),
+                Column("95% CI", whole=True, drop=1),
+                Column("failures", whole=True, justify="right", drop=2),
+                Column("errors", whole=True, justify="right"),
+            ],
+            rows,
+            title=f"variant {escape(pair.variant_a)} (A) → {escape(pair.variant_b)} (B)",
+        )
         table = Table()
         for col in ("metric", "tasks", "A", "B", "B − A", "95% CI", "method"):
             table.add_column(col)
@@ -119,13 +132,23 @@ def query(
     def body() -> dict[str, Any]:
         result = query_run(run_dir, sql)
         if not as_json:
-            table = Table()
-            for col in result.columns:
-                table.add_column(escape(col))
-            for row in result.rows:
-                table.add_row(*("NULL" if v is None else escape(str(v)) for v in row))
-            console.print(table)
+            # Columns named like ids (trial_id, task_id, run_id …) are printed whole; the rest fold.
+            print_table(
+                [Column(escape(col), key=_is_id(col)) for col in result.columns],
+                [
+                    [
+                        "NULL" if v is None else (str(v) if _is_id(col) else escape(str(v)))
+                        for col, v in zip(result.columns, row, strict=True)
+                    ]
+                    for row in result.rows
+                ],
+            )
             console.print(f"{len(result.rows)} row(s)")
         return {"columns": result.columns, "rows": result.records()}
 
     _emit("query", as_json, body)
+
+
+def _is_id(column: str) -> bool:
+    name = column.lower()
+    return name == "id" or name.endswith("_id") or name in ("variant", "task", "trial")

@@ -6,10 +6,11 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from opslab.cli.context import console, err_console
+from opslab.cli.tables import Column, print_table
 
 if TYPE_CHECKING:
     from opslab.lab import LabProgress, LabRun
@@ -47,14 +48,23 @@ def _ignore(p: LabProgress) -> None:
 
 
 def print_run(run: LabRun, report_url: str | None) -> None:
-    table = Table(title=f"run {run.run_id}")
-    for col in ("variant", "n", "success", "95% CI", "errors"):
-        table.add_column(col)
+    # The run id on a line of its own: a user copies it (`--resume RUN_ID`), and a title may be wrapped.
+    console.print(f"run {escape(run.run_id)}", soft_wrap=True, highlight=False)
+    rows = []
     for vid, v in run.variants.items():
         lo, hi = v.success_ci
         rate = "—" if v.success_rate is None else f"{v.success_rate:.1%}"
-        table.add_row(vid, str(v.n), rate, f"{lo:.1%} – {hi:.1%}", str(v.errors))
-    console.print(table)
+        rows.append([vid, str(v.n), rate, f"{lo:.1%} – {hi:.1%}", str(v.errors)])
+    print_table(
+        [
+            Column("variant", key=True),
+            Column("n", whole=True, justify="right"),
+            Column("success", whole=True, justify="right"),
+            Column("95% CI", whole=True, drop=1),
+            Column("errors", whole=True, justify="right"),
+        ],
+        rows,
+    )
     console.print(f"artifacts: {run.run_dir}")
     if run.report_failures:
         err_console.print(

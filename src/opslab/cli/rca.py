@@ -11,14 +11,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.context import JsonOption, ServiceUrlOption, console, err_console, print_json, settings
+from opslab.cli.tables import Column, print_table
 from opslab.errors import InvalidInput, OperationFailed
 
 if TYPE_CHECKING:
     from opslab.client import OpslabClient
     from opslab.rca import Labelled
 
-rca_app = typer.Typer(help="Root-cause analysis of agent runs.", no_args_is_help=True)
+rca_app = typer.Typer(
+    help="Root-cause analysis of agent runs: run, show and cancel act on a running service (--url or "
+    "OPSLAB_URL), where RCA runs as a job; train and eval work on files.",
+    no_args_is_help=True,
+)
 FORMAT_HELP = "tau-bench | magentic | who-and-when | opslab (run JSON, as `opslab runs ingest` takes)"
 FormatOption = Annotated[str, typer.Option("--format", help=FORMAT_HELP)]
 TruthOption = Annotated[
@@ -49,10 +54,11 @@ def rca_run(
         bool, typer.Option("--wait", help="Follow the progress stream until the report is ready.")
     ] = False,
     force: Annotated[bool, typer.Option(help="Start a new RCA even if one of this content exists.")] = False,
-    url: UrlOption = None,
+    url: ServiceUrlOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start an RCA of RUN_ID (idempotent); with --wait, show its progress and print the report."""
+    """Start an RCA of RUN_ID as a job of the service at --url (idempotent); with --wait, show its progress
+    and print the report. The run must be in that service (`opslab runs ingest FILE --url URL`)."""
     with _client(url) as client:
         created = client.create_rca(run_id, force=force)
         if not wait:
@@ -79,15 +85,15 @@ def rca_run(
 
 
 @rca_app.command("show")
-def rca_show(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
-    """An RCA run's status and report."""
+def rca_show(rca_run_id: str, url: ServiceUrlOption = None, as_json: JsonOption = False) -> None:
+    """An RCA run's status and report, from the service at --url."""
     with _client(url) as client:
         view = client.get_rca(rca_run_id).model_dump(mode="json")
     _show(view, as_json)
 
 
 @rca_app.command("cancel")
-def rca_cancel(rca_run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def rca_cancel(rca_run_id: str, url: ServiceUrlOption = None, as_json: JsonOption = False) -> None:
     """Cancel an RCA run of the service: queued ones end at once, a running one at its next heartbeat."""
     with _client(url) as client:
         view = client.cancel_rca(rca_run_id).model_dump(mode="json")
@@ -120,13 +126,15 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         console.print(f"root cause: step {step} by {who}{odds} — cites {', '.join(rc['evidence_ids'])}")
     for alt in report.get("alternatives") or []:
         console.print(f"  alternative: step {alt['step']} by {alt['agent']} (p={alt['probability']:.2f})")
-    table = Table(title="evidence")
-    for col in ("id", "title", "snippet"):
-        table.add_column(col, overflow="fold")
-    for ev in report["evidence_index"]:
-        table.add_row(ev["evidence_id"], ev["title"], ev["snippet"][:100])
     if report["evidence_index"]:
-        console.print(table)
+        print_table(
+            [Column("id", key=True), Column("title"), Column("snippet", drop=1)],
+            [
+                [ev["evidence_id"], escape(ev["title"]), escape(ev["snippet"][:100])]
+                for ev in report["evidence_index"]
+            ],
+            title="evidence",
+        )
     for h in report["hypotheses"]:
         console.print(
             f"• [bold]{h['title']}[/bold] ({h['confidence']}): cites {', '.join(h['evidence_ids'])}"
@@ -210,8 +218,8 @@ def rca_eval(
         str | None,
         typer.Option(
             "--llm",
-            help="Localise with the configured LLM too (OPSLAB_LLM_BASE_URL): all_at_once | step_by_step | "
-            "binary_search, the localiser's ranking as its prior.",
+            help="Localise with the configured LLM too (OPENAI_API_KEY or OPSLAB_LLM_BASE_URL): all_at_once "
+            "| step_by_step | binary_search, the localiser's ranking as its prior.",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -305,7 +313,7 @@ def _llm_localizer(strategy: str) -> Any:
     chat = ChatClient.from_settings(settings())
     if chat is None:
         raise InvalidInput.for_field(
-            "--llm", "needs an LLM endpoint: set OPSLAB_LLM_BASE_URL (and OPSLAB_LLM_MODEL)"
+            "--llm", "needs an LLM: set OPENAI_API_KEY, or OPSLAB_LLM_BASE_URL (and OPSLAB_LLM_MODEL)"
         )
     return LlmLocalizer(chat, strategy)
 

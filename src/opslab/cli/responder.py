@@ -12,9 +12,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
+from opslab.cli.context import (
+    JsonOption,
+    ServiceUrlOption,
+    UrlOption,
+    console,
+    err_console,
+    print_json,
+    settings,
+)
+from opslab.cli.tables import Column, WideOption, print_table
 
 if TYPE_CHECKING:
     from opslab.config import Settings
@@ -154,6 +162,7 @@ def incidents(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Incidents, newest first."""
     from opslab.errors import InvalidInput
@@ -175,18 +184,30 @@ def incidents(
     if as_json:
         print_json({"incidents": [r.model_dump(mode="json") for r in rows]})
         return
-    table = Table("id", "status", "diagnosis", "confidence", "actions", "opened", "resolved")
-    for r in rows:
-        table.add_row(
-            r.id,
-            f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
-            escape(r.category or "-"),
-            f"{r.confidence:.2f}",
-            escape(", ".join(r.actions) or "-"),
-            r.opened_at[:19],
-            (r.resolved_at or "-")[:19],
-        )
-    console.print(table)
+    print_table(
+        [
+            Column("id", key=True),
+            Column("status", whole=True),
+            Column("diagnosis"),
+            Column("confidence", drop=3, justify="right"),
+            Column("actions", drop=2),
+            Column("opened", whole=True, drop=1),
+            Column("resolved", whole=True, drop=4),
+        ],
+        [
+            [
+                r.id,
+                f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+                escape(r.category or "-"),
+                f"{r.confidence:.2f}",
+                escape(", ".join(r.actions) or "-"),
+                r.opened_at[:19],
+                (r.resolved_at or "-")[:19],
+            ]
+            for r in rows
+        ],
+        wide=wide,
+    )
 
 
 @responder_app.command("show")
@@ -234,7 +255,7 @@ def approve(
 
 @responder_app.command("halt")
 def halt(
-    url: UrlOption = None,
+    url: ServiceUrlOption = None,
     release: Annotated[bool, typer.Option("--release", help="Release the kill switch.")] = False,
     reason: Annotated[str, typer.Option(help="Why (kept in the audit trail).")] = "",
 ) -> None:

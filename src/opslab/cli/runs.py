@@ -12,6 +12,7 @@ from rich.table import Table
 
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
 from opslab.cli.sources import BadLine, read_items
+from opslab.cli.tables import Column, WideOption, print_table
 from opslab.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -164,7 +165,9 @@ _STATUS_STYLE = {"failure": "red", "timeout": "red", "triggered": "yellow", "suc
 
 
 @runs_app.command("timeline")
-def timeline(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+def timeline(
+    run_id: str, url: UrlOption = None, as_json: JsonOption = False, wide: WideOption = False
+) -> None:
     """Replay a run: steps, tool calls and guardrail events in time order."""
     backend = open_backend(url, settings())
     try:
@@ -174,23 +177,36 @@ def timeline(run_id: str, url: UrlOption = None, as_json: JsonOption = False) ->
     if as_json:
         print_json(data)
         return
-    table = Table(title=f"timeline of {run_id}")
-    for col in ("#", "at", "kind", "id", "name", "status", "step"):
-        table.add_column(col, no_wrap=True, max_width=24)
-    table.add_column("summary", overflow="fold", ratio=1, min_width=20)
+    rows: list[list[str]] = []
     for i, item in enumerate(data["items"], start=1):
         style = _STATUS_STYLE.get(item["status"], "")
-        table.add_row(
-            str(i),
-            (item["started_at"] or "")[11:19],
-            item["kind"],
-            item["id"],
-            item["name"],
-            f"[{style}]{item['status']}[/{style}]" if style else item["status"],
-            item["step_id"] or "",
-            (item["summary"] or "")[:120],
+        rows.append(
+            [
+                str(i),
+                (item["started_at"] or "")[11:19],
+                item["kind"],
+                item["id"],
+                escape(item["name"]),
+                f"[{style}]{item['status']}[/{style}]" if style else item["status"],
+                item["step_id"] or "",
+                escape((item["summary"] or "")[:120]),
+            ]
         )
-    console.print(table)
+    print_table(
+        [
+            Column("#", whole=True, justify="right"),
+            Column("at", whole=True),
+            Column("kind", whole=True),
+            Column("id", key=True),
+            Column("name"),
+            Column("status", whole=True),
+            Column("step", key=True, drop=1),
+            Column("summary"),
+        ],
+        rows,
+        title=f"timeline of {escape(run_id)}",
+        wide=wide,
+    )
 
 
 @runs_app.command("list")
@@ -202,6 +218,7 @@ def list_runs(
     cursor: Annotated[str | None, typer.Option(help="Continue from a previous page.")] = None,
     url: UrlOption = None,
     as_json: JsonOption = False,
+    wide: WideOption = False,
 ) -> None:
     """Most recent runs first."""
     backend = open_backend(url, settings())
@@ -216,21 +233,32 @@ def list_runs(
     if as_json:
         print_json(page)
         return
-    table = Table()
-    for col in ("run_id", "agent", "version", "env", "status", "started_at", "steps", "failed tools"):
-        table.add_column(col)
-    for r in page["items"]:
-        table.add_row(
-            r["run_id"],
-            r["agent_name"],
-            r["agent_version"] or "",
-            r["environment"] or "",
-            r["status"],
-            r["started_at"][:19],
-            str(r["counts"]["steps"]),
-            str(r["counts"]["failed_tool_calls"]),
-        )
-    console.print(table)
+    print_table(
+        [
+            Column("run_id", key=True),
+            Column("agent", drop=2),
+            Column("version", drop=4),
+            Column("env", drop=5),
+            Column("status", whole=True),
+            Column("started_at", whole=True, drop=1),
+            Column("steps", drop=6, justify="right"),
+            Column("failed tools", drop=3, justify="right"),
+        ],
+        [
+            [
+                r["run_id"],
+                escape(r["agent_name"]),
+                escape(r["agent_version"] or ""),
+                escape(r["environment"] or ""),
+                r["status"],
+                r["started_at"][:19],
+                str(r["counts"]["steps"]),
+                str(r["counts"]["failed_tool_calls"]),
+            ]
+            for r in page["items"]
+        ],
+        wide=wide,
+    )
     if page.get("next_cursor"):
         console.print(f"more: --cursor {page['next_cursor']}")
 

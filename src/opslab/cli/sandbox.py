@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from pathlib import Path
@@ -10,12 +9,11 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+from opslab.cli.context import console, settings
 
 if TYPE_CHECKING:
-    from opslab.sandbox import ScenarioScore
+    pass
 
 sandbox_app = typer.Typer(help="The sandbox world the canary and the responder act on.", no_args_is_help=True)
 
@@ -199,111 +197,3 @@ def actions(
     )
     console.print(f"sandbox action server on http://{host}:{port}")
     run_app(app, host, port)
-
-
-@sandbox_app.command("scenarios")
-def scenarios(
-    folder: Annotated[
-        Path | None, typer.Option(help="A folder of scenario YAML files (default: the packaged ones).")
-    ] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """The chaos scenarios and what a responder is expected to find and do."""
-    from opslab.sandbox import load_scenarios
-
-    found = load_scenarios(folder)
-    if as_json:
-        print_json([s.model_dump(mode="json", by_alias=True) for s in found])
-        return
-    table = Table()
-    for col in ("name", "faults", "category", "remediations", "control"):
-        table.add_column(col, overflow="fold")
-    for s in found:
-        e = s.expected
-        table.add_row(
-            s.name, ", ".join(s.faults), e.category, ", ".join(e.remediations), "yes" if e.control else ""
-        )
-    console.print(table)
-
-
-@sandbox_app.command("chaos-suite")
-def chaos_suite(
-    repeat: Annotated[int, typer.Option(min=1, max=50, help="Run every scenario this many times.")] = 1,
-    poll_interval: Annotated[
-        float, typer.Option(min=0.2, max=60, help="The responder's poll interval, in seconds.")
-    ] = 1.0,
-    drills: Annotated[
-        bool, typer.Option("--drills", help="Also run the escalation drills (faults no action can hold).")
-    ] = False,
-    scenario: Annotated[
-        list[str] | None, typer.Option("--scenario", help="Only this scenario (repeatable).")
-    ] = None,
-    out: Annotated[Path | None, typer.Option(help="Also write the JSON result to this file.")] = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Every chaos scenario against the blind responder on a world of its own (free ports), scored by
-    each scenario's hidden key: detected, time to detect, diagnosis, resolved, time to recover, actions."""
-    import tempfile
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from opslab.sandbox import run_suite, suite_scenarios
-
-    chosen = suite_scenarios(drills=drills, only=scenario)
-    data_dir = settings().data_dir / "chaos-suite"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="run-", dir=data_dir))
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=err_console,
-        transient=True,
-    )
-    with bar:
-        task = bar.add_task("chaos suite", total=len(chosen) * repeat)
-
-        def progress(name: str, score: ScenarioScore | None) -> None:
-            if score is None:
-                bar.update(task, description=f"chaos suite: {name}")
-                return
-            bar.advance(task)
-            mark = "[green]ok[/]" if score.outcome_correct and not score.false_actions else "[red]miss[/]"
-            bar.console.print(
-                f"{mark} {score.name:<22} {score.outcome:<10} diagnosis {'/'.join(score.diagnosis) or '-'}"
-                f"  actions {', '.join(score.action_names) or '-'}",
-                highlight=False,
-            )
-
-        result = run_suite(
-            work, poll_interval_s=poll_interval, repeat=repeat, scenarios=chosen, progress=progress
-        )
-    data = result.model_dump(mode="json")
-    if out is not None:
-        out.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if as_json:
-        print_json(data)
-        return
-    table = Table(
-        "scenario", "fault", "detected", "MTTD s", "diagnosis", "outcome", "MTTR s", "actions", "false"
-    )
-    for s in result.scenarios:
-        table.add_row(
-            s.name,
-            s.fault,
-            "yes" if s.detected else "no",
-            f"{s.mttd_s:.1f}" if s.mttd_s is not None else "-",
-            ("[green]" if s.diagnosis_correct else "[red]") + ("/".join(s.diagnosis) or "-") + "[/]",
-            ("[green]" if s.outcome_correct else "[red]") + s.outcome + "[/]",
-            f"{s.mttr_s:.1f}" if s.mttr_s is not None else "-",
-            ", ".join(s.action_names) or "-",
-            str(s.false_actions),
-        )
-    console.print(table)
-    m = result.summary
-    console.print(
-        f"resolved {m.resolved_rate:.0%} · diagnosis {m.diagnosis_rate:.0%} · "
-        f"detected {m.detected_rate:.0%} · false actions {m.false_actions} · "
-        f"median MTTD {m.median_mttd_s} s · median MTTR {m.median_mttr_s} s",
-        highlight=False,
-    )

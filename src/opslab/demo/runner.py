@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from opslab import proc
@@ -84,13 +85,33 @@ def _summary(console: Console, outcomes: list[StepOutcome], url: str, total: flo
     table = Table(
         title=f"opslab demo: {sum(o.ok for o in outcomes)}/{len(outcomes)} steps ok in {total:.0f} s"
     )
-    for col in ("capability", "result", "time", "where to look"):
-        table.add_column(col, overflow="fold")
+    table.add_column("capability", no_wrap=True)
+    table.add_column("result", overflow="fold")
+    table.add_column("time", no_wrap=True, justify="right")
     for o in outcomes:
         mark = "[green]ok[/green]" if o.ok else "[red]FAILED[/red]"
-        table.add_row(o.capability, f"{mark} {o.result}", f"{o.seconds:.1f} s", o.where)
-    table.add_row("dashboard", "every page above", "", f"{url}/ui")
+        table.add_row(o.capability, f"{mark} {escape(o.result)}", f"{o.seconds:.1f} s")
     console.print(table)
+    # Links and paths whole, one per line (a table column would cut them on a narrow terminal).
+    console.print("[bold]where to look[/bold]")
+    for o in [*outcomes, StepOutcome("dashboard", True, "", 0, f"{url}/ui")]:
+        if o.where:
+            console.print(f"  {o.capability}: {escape(o.where)}", soft_wrap=True, highlight=False)
+
+
+def _stopped_note(console: Console) -> None:
+    """The links above point at the service the demo has just stopped: say how to keep it up."""
+    opslab = Path(sys.executable).parent / "opslab"
+    try:
+        shown = f"{opslab.relative_to(Path.cwd())}"
+    except ValueError:
+        shown = str(opslab)
+    console.print(
+        "The service these links point at has stopped with the demo. To browse them, run the demo with "
+        f"the service kept up (Ctrl-C stops it):\n  {escape(shown)} demo --keep-running",
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def run_demo(
@@ -133,4 +154,6 @@ def run_demo(
                 except KeyboardInterrupt:
                     console.print("stopping")
     console.rule("done: the service and the sandbox stopped cleanly")
+    if not keep_running:
+        _stopped_note(console)
     return all(o.ok for o in outcomes)

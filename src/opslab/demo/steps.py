@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,10 +50,31 @@ def wait_until(what: str, check: Callable[[], T | None], seconds: float, every: 
     raise OperationFailed(f"{what}: not within {seconds:g} s")
 
 
+def dated_now(run: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The run moved in time so that it ends ``now``, every ``…_at`` timestamp by the same amount: the
+    seed's sample runs (January 2024) then count in the last 24 hours of the fleet overview."""
+    end = run.get("ended_at") or run["started_at"]
+    shift = now - datetime.fromisoformat(str(end).replace("Z", "+00:00"))
+
+    def moved(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            return {k: moved(v, k) for k, v in value.items()}
+        if isinstance(value, list):
+            return [moved(v) for v in value]
+        if key.endswith("_at") and isinstance(value, str):
+            at = datetime.fromisoformat(value.replace("Z", "+00:00")) + shift
+            return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return value
+
+    return {k: moved(v, k) for k, v in run.items()}
+
+
 def telemetry_and_rca(client: OpslabClient, console: Console, url: str) -> Shown:
-    """Ingest the seed's runs and run both RCA workflows; RCA of a real multi-agent transcript."""
+    """Ingest the seed's runs (dated now) and run both RCA workflows; RCA of a real multi-agent
+    transcript."""
+    now = datetime.now(UTC)
     for name in SEED_RUNS:
-        run = json.loads((DATA / name).read_text())
+        run = dated_now(json.loads((DATA / name).read_text()), now)
         console.print(f"  POST /agent-runs {run['run_id']} -> {client.ingest_run(run).status}")
     found = []
     for run_id in ("run-001-sufficient", "run-002-insufficient"):
@@ -65,7 +87,7 @@ def telemetry_and_rca(client: OpslabClient, console: Console, url: str) -> Shown
         )
     with resources.as_file(DATA / f"{TRANSCRIPT}.json") as path:
         (transcript,) = list(import_runs("magentic", Path(path)))
-    client.ingest_run(transcript)
+    client.ingest_run(dated_now(transcript.model_dump(mode="json", exclude_none=True), now))
     report = _rca(client, transcript.run_id)
     truth = json.loads((DATA / f"{TRANSCRIPT}.truth.json").read_text())
     if report.root_cause_step is None or not report.responsible_agent:

@@ -22,7 +22,12 @@ INTRO = """\
 descriptions or src/opslab/docgen/configuration.py, not this page. A test fails when they differ. -->
 
 All configuration comes from environment variables with the prefix `OPSLAB_`, read in one place
-(`opslab.config.Settings`). A refused value stops every command (and `opslab serve`) with one line naming
+(`opslab.config.Settings`), and from a `.env` file: `.env` in the working directory when there is one, or
+the file `OPSLAB_ENV_FILE` names. The environment wins over the file, and `opslab serve` says at start-up
+which file it read (`cp .env.example .env` from a seed works: its names are read too, see below). A
+`.env` of another project in that directory is read as well — its `DATABASE_URL` or `PORT` would apply:
+run opslab elsewhere, set the `OPSLAB_*` names, or `OPSLAB_ENV_FILE=/dev/null` to read no file. A
+refused value stops every command (and `opslab serve`) with one line naming
 the variable and exit code 2. Tokens and secrets that guard access (`OPSLAB_API_TOKEN`,
 `OPSLAB_READ_TOKEN`, `OPSLAB_INGEST_SECRET`, `OPSLAB_ACTION_TOKEN`, `OPSLAB_UI_SESSION_SECRET`) need 16+
 characters, no surrounding spaces, no placeholder (`changeme`, `your-api-token`, `${OPSLAB_API_TOKEN}` …)
@@ -51,14 +56,16 @@ Seed variables with no setting of their own:
 
 | seed variable | in opslab |
 |---|---|
-| `LOG_LEVEL` | `opslab serve --log-level LEVEL` |
-| `PORT`, `DEBUG` | `opslab serve --port PORT`; the responder runs inside the service \
-(`OPSLAB_RESPONDER_ENABLED`) |
+| `DEBUG` | nothing: `opslab serve --log-level debug` (or `LOG_LEVEL=debug`) for more log |
 | `VECTOR_STORE_PATH` | nothing to store: the knowledge index is built in memory from the runbooks \
 (`OPSLAB_KNOWLEDGE_DIR`) |
 
-`OPENAI_API_KEY` alone does not turn the LLM on: telemetry holds prompts and outputs, so a model is
-called only when `OPSLAB_LLM_BASE_URL` names its endpoint (`https://api.openai.com/v1` for OpenAI).
+`OPENAI_API_KEY` alone turns the LLM on with the OpenAI API (`https://api.openai.com/v1`, model
+`LLM_MODEL`, default `gpt-4o-mini`); `OPSLAB_LLM_BASE_URL` names any other OpenAI-compatible endpoint.
+A placeholder key (`OPENAI_API_KEY=your-key-here`, as the seed's `.env` ships it) counts as no key: the
+LLM stays off and `opslab serve` says so in one warning line. `opslab serve` logs whether the LLM is on,
+with its model and endpoint (never the key). Telemetry holds prompts and outputs: with the LLM on, RCA
+and the responder send parts of them to that endpoint.
 Tests read their own variables (`OPSLAB_TEST_POSTGRES_URL`, `OPSLAB_TEST_REDIS_URL`,
 `OPSLAB_TEST_REQUIRE_SERVICES`): see the README's test section.
 """

@@ -30,14 +30,14 @@ class ChatClient:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChatClient | None:
-        """The model of ``OPSLAB_LLM_BASE_URL``, or None when no LLM is configured."""
-        if not settings.llm_base_url:
+        """The model the settings name (``Settings.llm_endpoint``), or None when the LLM is off."""
+        endpoint = settings.llm_endpoint()
+        if endpoint is None:
             return None
-        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
         return cls(
-            settings.llm_base_url,
-            model=settings.llm_model or "default",
-            api_key=key,
+            endpoint.base_url,
+            model=endpoint.model,
+            api_key=endpoint.api_key,
             timeout_s=settings.llm_timeout_s,
         )
 

@@ -9,7 +9,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
+from opslab.errors import Unavailable
 from opslab.store.engine import write_tx
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -23,7 +25,9 @@ def alembic_config() -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
-    """Bring the schema to ``revision``; safe when several processes start at once."""
+    """Bring the schema to ``revision``; safe when several processes start at once. A database that cannot
+    be reached is ``Unavailable``, naming it (password hidden) and the setting."""
+    _reachable(engine)
     cfg = alembic_config()
     with write_tx(engine) as conn:
         if conn.dialect.name == "postgresql":
@@ -31,6 +35,19 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def _reachable(engine: Engine) -> None:
+    try:
+        with engine.connect():
+            pass
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        where = engine.url.render_as_string(hide_password=True)
+        raise Unavailable(
+            f"the database {where} cannot be reached ({reason}): check OPSLAB_DATABASE_URL (or DATABASE_URL)",
+            details={"database": where},
+        ) from None
 
 
 def current_revision(engine: Engine) -> str | None:
