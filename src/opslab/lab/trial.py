@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
 from opslab.lab.derived import TrialExtras
 from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
 from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
-from opslab.lab.isolation import IsolationPlan, plan_of
+from opslab.lab.isolation import IsolationPlan, classify, plan_of
 from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
 from opslab.lab.records import (
@@ -69,7 +70,7 @@ class TrialContext:
         if os.path.isdir(set_up):
             self.template = Template.scan(Path(set_up), skip=SETUP_SKIP)
         else:
-            self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
+            self.template = Template.scan(self.resolved.project_root, exclude=left_out(self.resolved))
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
         # Beside trials/, not in it: trials/ holds one folder per trial and nothing else. Not synced: no
@@ -80,6 +81,17 @@ class TrialContext:
         self.no_diff_json = os.path.join(self.run_dir, "project_snapshot_diff.json")
         write_text(self.no_diff_json, _dumps(diff(self.pre, self.pre)))
         output_problem({"outcome": "success"}, trainer=False)  # compiles the validator once, before a fork
+
+
+def left_out(resolved: Resolved) -> tuple[Path, ...]:
+    """What of the project no workspace gets: the dataset (each trial gets its task) and the image's root
+    filesystem or tarball when it lies in the project (the trial runs on it; a copy in every workspace
+    cost a trial of a busybox image two megabytes of copying)."""
+    try:
+        ref = classify(resolved.config.runtime.sandbox.image, resolved.project_root)
+    except InvalidInput:  # no such image: the plan refuses it, not the workspace
+        return (resolved.dataset_path,)
+    return (resolved.dataset_path, *([ref.path] if ref.kind == "rootfs" and ref.path else []))
 
 
 _NO_EXTRAS = TrialExtras()

@@ -59,12 +59,19 @@ class Template:
     def scan(
         cls, root: Path, *, exclude: tuple[Path, ...] = (), skip: frozenset[str] | set[str] = SKIP
     ) -> Template:
-        """``exclude``: files left out of every workspace (the dataset: each trial gets its task in
-        ``trial_input.json``, and a dataset can be gigabytes); ``skip``: folder names left out."""
+        """``exclude``: files and folders left out of every workspace (the dataset: each trial gets its
+        task in ``trial_input.json``; an image the trials run on; either can be gigabytes); ``skip``:
+        folder names left out."""
         t = cls(str(root))
         skip_files = {os.path.realpath(p) for p in exclude}
+
+        def kept(dirpath: str, d: str) -> bool:
+            if d in skip:
+                return False
+            return not skip_files or os.path.realpath(os.path.join(dirpath, d)) not in skip_files
+
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in skip)
+            dirnames[:] = sorted(d for d in dirnames if kept(dirpath, d))
             rel_dir = os.path.relpath(dirpath, root)
             for d in dirnames:
                 full = os.path.join(dirpath, d)
