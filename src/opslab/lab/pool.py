@@ -7,9 +7,9 @@ report each finished trial as one line on a pipe (``concurrent.futures.ProcessPo
 call and a result per trial through two queues and a manager thread; measured here, that cost the runner
 as much CPU as the trials' own bookkeeping). The pool hands the runner the trials that finished in
 batches — all it read within ``BATCH_WAIT_S`` of the first — so that one sync commits many records
-(``commit``). Worker processes die with the runner (PR_SET_PDEATHSIG on
-Linux) and take their running harnesses with them, so a runner killed mid-run leaves nothing running;
-`--resume` then runs exactly the trials without an output.
+(``commit``). Worker processes die with the runner (PR_SET_PDEATHSIG on Linux) and take their running
+harnesses with them, so a runner killed mid-run leaves nothing running; `--resume` then runs exactly
+the trials without an output.
 
 Before taking a trial, a worker asks the run's ``Gate``: while the run is paused it waits, so no trial
 starts and running ones finish. Closing the pool's iterator early (the runner interrupted) stops it at
