@@ -290,6 +290,29 @@ def canary(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def canary_aa(r: dict[str, Any]) -> list[Row]:
+    aa = r.get("aa") or {}
+    target = aa.get("target") or {}
+    rows = []
+    for v in aa.values():
+        if not isinstance(v, dict) or "runs" not in v:  # a setting's result, not the target
+            continue
+        p = v.get("plan") or {}
+        setting = f"{p.get('qps'):g} QPS, {p.get('window_sec'):g} s windows"
+        setting += f", {p.get('sandbox_median_ms'):g} ms median"
+        rows.append(
+            Row(
+                f"A/A canaries ({setting}): ΔP95 interval covers 0, PASS verdicts",
+                f"{v['coverage']:.0%} of {v['runs']}, {v.get('passes', 0)} PASS",
+                f"requests resampled, ABAB: {v['peer_coverage']:.0%}",
+                "—",
+                f"≥ {target.get('coverage', 0.9):.0%}, no PASS",
+                bool(v.get("met")),
+            )
+        )
+    return rows
+
+
 def responder(r: dict[str, Any]) -> list[Row]:
     s = r.get("summary") or {}
     if not s:
@@ -380,6 +403,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "lab_overhead": lab_overhead,
     "lab_isolation": lab_isolation,
     "canary": canary,
+    "canary_aa": canary_aa,
     "responder": responder,
     "autoops": autoops,
 }

@@ -260,7 +260,7 @@ def test_report_mode_judges_the_targets_own_experiment(sandbox: str, tmp_path: P
     mini = httpx.get(f"{sandbox}/api/lab/report?mini=1", timeout=30).text
     assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text() == mini
     summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
-    assert "Source: the target's report" in summary and "no CI, SRM" in summary
+    assert "Source: the target's report" in summary and "no per-request samples" in summary
     assert httpx.get(f"{sandbox}/api/flags", timeout=30).json()["routing"] == {
         "mode": "rules",
         "topk_threshold": 20,

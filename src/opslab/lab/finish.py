@@ -39,7 +39,7 @@ def analyse_run(resolved: Resolved, run_dir: Path) -> RunAnalysis:
     variants = [v.id for v in cfg.variants.all()]
     tables = build_tables(run_dir, outputs, variants)
     metrics = list(dict.fromkeys([*cfg.analysis.primary_metrics, *cfg.analysis.secondary_metrics]))
-    comparison = compare(run_dir, outputs, variants, metrics)
+    comparison = compare(run_dir, outputs, variants, metrics, cfg.analysis.metric_kinds)
     attest(run_dir, resolved, records)
     outcomes: dict[str, int] = {}
     for o in outputs:

@@ -27,7 +27,7 @@ from opslab.lab.artifacts import (
 )
 from opslab.lab.commit import RecordLog, reconcile
 from opslab.lab.config import Resolved
-from opslab.lab.control import Gate, RunInterrupted, interrupt_on_signals, write_control
+from opslab.lab.control import Gate, RunInterrupted, ensure_control, interrupt_on_signals, write_control
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
@@ -148,8 +148,9 @@ def execute(
     ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
     (with the services the runner started), else the config's.
 
-    The run's control file is obeyed (no trial starts while it is paused) and set to running when this
-    call starts: a runner started on a paused run was asked to run it. On SIGINT or SIGTERM the running
+    The run's control file is obeyed (no trial starts while it is paused, none again once it is stopped:
+    the run then ends ``stopped``) and set to running when this call starts (written if the run has
+    none): a runner started on a paused or stopped run was asked to run it. On SIGINT or SIGTERM the running
     harnesses are killed, the manifest says ``interrupted`` (``paused`` if the run was paused) and
     ``RunInterrupted`` is raised; ``--resume`` continues. With a ``queue`` the trials run on its workers
     (``queued_pool``) instead of this process's pool; ``concurrency`` is then theirs to decide."""
@@ -171,7 +172,8 @@ def execute(
     if retried:
         manifest.retries = [*manifest.retries, *retried]
     gate = Gate(run_dir)
-    if gate.paused():
+    ensure_control(run_dir)
+    if gate.state() != "running":
         write_control(run_dir, "running", "resumed by a new runner")
     if retried or manifest.status != "running":
         manifest.status, manifest.finished_at = "running", None
@@ -204,7 +206,8 @@ def execute(
             _set_status(manifest_path, status)
             name = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
             raise RunInterrupted(name, run_dir=run_dir, status=status) from None
-    return _set_status(manifest_path, "completed")
+    stopped = tally.done < total and gate.stopped()  # trials left that the stop kept from starting
+    return _set_status(manifest_path, "stopped" if stopped else "completed")
 
 
 def _set_status(manifest_path: Path, status: RunStatus) -> Manifest:

@@ -101,13 +101,13 @@ class LabRun(BaseModel):
 
 
 def resolve_with_overrides(
-    experiment_path: Path, overrides: Path | None
+    experiment_path: Path, overrides: Path | None, *, require_tasks: bool = True
 ) -> tuple[Resolved, dict[str, JsonValue]]:
     """The experiment resolved with its knob overrides applied, and the overrides applied."""
     if overrides is None:
-        return resolve(experiment_path), {}
+        return resolve(experiment_path, require_tasks=require_tasks), {}
     data, applied = apply_overrides(read_yaml(experiment_path), overrides, project_root_of(experiment_path))
-    return resolve(experiment_path, data), applied
+    return resolve(experiment_path, data, require_tasks=require_tasks), applied
 
 
 def effective(mode: RunMode, resolved: Resolved) -> Resolved:

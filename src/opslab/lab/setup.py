@@ -41,7 +41,7 @@ def run_setup(
     base, ws = run_dir / "setup", setup_workspace(run_dir)
     out = base / "out"
     out.mkdir(parents=True)
-    Template.scan(resolved.project_root, exclude=left_out(resolved)).materialize(str(ws))
+    Template.scan(resolved.project_root, exclude=left_out(resolved, plan)).materialize(str(ws))
     cfg = resolved.config
     secrets = secret_values(cfg.runtime.env_allow, env_base)
     env = trial_env(cfg.design.sanitization_profile, env_base, str(base), dict(secrets))

@@ -70,7 +70,9 @@ class TrialContext:
         if os.path.isdir(set_up):
             self.template = Template.scan(Path(set_up), skip=SETUP_SKIP)
         else:
-            self.template = Template.scan(self.resolved.project_root, exclude=left_out(self.resolved))
+            self.template = Template.scan(
+                self.resolved.project_root, exclude=left_out(self.resolved, self.isolation)
+            )
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
         # Beside trials/, not in it: trials/ holds one folder per trial and nothing else. Not synced: no
@@ -83,15 +85,17 @@ class TrialContext:
         output_problem({"outcome": "success"}, trainer=False)  # compiles the validator once, before a fork
 
 
-def left_out(resolved: Resolved) -> tuple[Path, ...]:
-    """What of the project no workspace gets: the dataset (each trial gets its task) and the image's root
-    filesystem or tarball when it lies in the project (the trial runs on it; a copy in every workspace
-    cost a trial of a busybox image two megabytes of copying)."""
+def left_out(resolved: Resolved, plan: IsolationPlan) -> tuple[Path, ...]:
+    """What of the project no workspace gets: the dataset (each trial gets its task) and, when the trials
+    run on it, the image's root filesystem or tarball if it lies in the project (a copy in every
+    workspace cost a trial of a busybox image two megabytes of copying)."""
+    if plan.sandbox != "rootfs":
+        return (resolved.dataset_path,)
     try:
-        ref = classify(resolved.config.runtime.sandbox.image, resolved.project_root)
+        ref = classify(plan.image, resolved.project_root)
     except InvalidInput:  # no such image: the plan refuses it, not the workspace
         return (resolved.dataset_path,)
-    return (resolved.dataset_path, *([ref.path] if ref.kind == "rootfs" and ref.path else []))
+    return (resolved.dataset_path, *([ref.path] if ref.path else []))
 
 
 _NO_EXTRAS = TrialExtras()

@@ -273,12 +273,13 @@ def plan_for(
 
 
 def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPlan:
-    """``plan_for`` with an experiment's own runtime settings."""
+    """``plan_for`` with an experiment's own runtime settings. The image is used only for a container run
+    (``force_container``): as the seed says, ``run`` is local unless asked for ``--container``."""
     rt = resolved.config.runtime
     return plan_for(
         network=rt.network.mode,
         allowed_hosts=rt.network.allowed_hosts,
-        image=rt.sandbox.image,
+        image=rt.sandbox.image if force_container else None,
         integration_level=rt.harness.integration_level,
         project_root=resolved.project_root,
         force_container=force_container,
