@@ -219,6 +219,16 @@ def lab_overhead(r: dict[str, Any]) -> list[Row]:
             ratio is not None and ratio <= 1.5,
         )
     ]
+    ours_cpu, floor_cpu = _g(r, "cpu_per_trial_ms", "opslab"), _g(r, "cpu_per_trial_ms", "floor")
+    if ours_cpu is not None:  # what a busy machine disturbs least: the runner's CPU beside the floor's
+        rows.append(
+            Row(
+                "the same, CPU ms per trial (runner and harness)",
+                _num(ours_cpu, " ms", 2),
+                f"xargs -P {r.get('concurrency')} {_num(floor_cpu, ' ms', 2)}",
+                _num(r.get("cpu_ratio"), "×", 2),
+            )
+        )
     rq = r.get("rq_executor")
     if isinstance(rq, dict) and rq.get("ratio_to_floor") is not None:
         rows.append(

@@ -214,6 +214,21 @@ def test_run_without_container_leaves_the_image_alone(tmp_path: Path, servers: t
     assert manifest["isolation"]["sandbox"] == "local" and manifest["isolation"]["container_image"] is None
 
 
+@needs_bwrap
+@needs_busybox
+@needs_netns
+def test_an_image_inside_the_project_is_left_out_of_every_workspace(
+    tmp_path: Path, servers: tuple[int, int]
+) -> None:
+    proj = box_project(tmp_path, "image", "none", servers[0])
+    busybox_rootfs(proj / "image")
+    for result in results(proj, container=True):
+        assert result["in_image"] is True and result["cwd"] == "/workspace"
+    workspaces = list((proj / ".lab" / "runs").glob("*/trials/*/workspace"))
+    assert len(workspaces) == 2
+    assert all((ws / "box_harness.sh").is_file() and not (ws / "image").exists() for ws in workspaces)
+
+
 def _tar_dir(src: Path, arcname: str = ".") -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:

@@ -5,13 +5,14 @@ its variants (``comparison.json``) and ``report.md``. The statistics and the err
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from opslab.lab.artifacts import read_model, write_model
+from opslab.lab.artifacts import parse_model, write_model
 from opslab.lab.comparison import (
     ERROR_RULE,
     Contrast,
@@ -87,8 +88,22 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[TrialRecord]:
     """The records of the trials that finished, in plan order."""
-    paths = (run_dir / "trials" / tid / "trial_output.json" for tid in trial_ids)
-    return [read_model(p, TrialRecord) for p in paths if p.is_file()]
+    return [record for record, _ in read_records(run_dir, trial_ids)]
+
+
+def read_records(run_dir: Path, trial_ids: list[str]) -> list[tuple[TrialRecord, bytes]]:
+    """The records of the trials that finished, in plan order, each with its file's bytes (read once:
+    a run's analysis and attestation look at thousands)."""
+    trials = os.path.join(run_dir, "trials")
+    records = []
+    for tid in trial_ids:
+        try:
+            with open(os.path.join(trials, tid, "trial_output.json"), "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        records.append((parse_model(raw, TrialRecord, "trial_output.json"), raw))
+    return records
 
 
 def build_tables(run_dir: Path, outputs: list[TrialRecord], variant_order: list[str]) -> dict[str, int]:

@@ -1,5 +1,6 @@
-"""The lab runner: executes the plan's trials concurrently, each finished trial durable on disk at once,
-resumable after any interruption (even kill -9), errored trials re-runnable."""
+"""The lab runner: executes the plan's trials concurrently, each finished trial durable on disk before it
+is counted (its record group-committed, see ``commit``), resumable after any interruption (even kill -9),
+errored trials re-runnable."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,13 @@ from opslab.lab.artifacts import (
     write_json,
     write_model,
 )
+from opslab.lab.commit import RecordLog, reconcile
 from opslab.lab.config import Resolved
 from opslab.lab.control import Gate, RunInterrupted, ensure_control, interrupt_on_signals, write_control
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
-from opslab.lab.queued_pool import TrialQueue, run_queued
+from opslab.lab.queued_pool import TrialQueue, queued_batches
 from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
@@ -155,15 +157,15 @@ def execute(
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
+    finished = reconcile(run_dir, (t.trial_id for t in trials))
     pending: list[Trial] = []
     retried: list[Retry] = []
     for t in trials:
-        out = run_dir / "trials" / t.trial_id / "trial_output.json"
-        if not out.is_file():
+        if t.trial_id not in finished:
             pending.append(t)
             continue
         if retry_errors:
-            previous = read_model(out, TrialRecord)
+            previous = TrialRecord.model_validate_json(finished[t.trial_id])
             if previous.outcome == "error":
                 retried.append(Retry(trial_id=t.trial_id, previous_error=previous.error, at=now()))
                 pending.append(t)
@@ -184,16 +186,21 @@ def execute(
     tally = _Tally(already, total, progress)
     with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
         try:
+            pool: Generator[list[TrialDone], None, None]
             if queue is not None:
-                pool = run_queued(run_dir, pending, attempts, queue)
+                pool = queued_batches(run_dir, pending, attempts, queue)
             else:
-                ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
+                # Records are made durable here, a batch at a time, not by each trial.
+                ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
                 pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
-            with contextlib.closing(pool):  # closed at once on an interrupt: that stops the trials
-                for done in pool:
-                    tally.count(done)
-                    if on_trial:
-                        on_trial(done)
+            # The pool is closed at once on an interrupt: that stops the trials.
+            with contextlib.closing(pool), RecordLog(run_dir) as log:
+                for batch in pool:
+                    log.commit(done.trial_id for done in batch)
+                    for done in batch:
+                        tally.count(done)
+                        if on_trial:
+                            on_trial(done)
         except KeyboardInterrupt as exc:
             status: RunStatus = "paused" if gate.paused() else "interrupted"
             _set_status(manifest_path, status)
