@@ -82,7 +82,7 @@ demo: install
 serve: install
 	$(BIN)/opslab serve
 
-# Every benchmark (bounded: about 20 minutes here), then docs/performance.md from their results.
+# Every benchmark (bounded: about half an hour here), then docs/performance.md from their results.
 bench: install
 	$(BIN)/python -m bench
 

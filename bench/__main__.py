@@ -1,5 +1,6 @@
-"""``python -m bench`` (``make bench``): every benchmark with bounded sizes (about 20 minutes here), one
-after the other (they measure time: nothing else should run meanwhile), then ``docs/performance.md``.
+"""``python -m bench`` (``make bench``): every benchmark with bounded sizes (about half an hour here, the
+A/A canaries a third of it), one after the other (they measure time: nothing else should run meanwhile),
+then ``docs/performance.md``.
 
 Each writes ``bench/results/<name>-<date>.json`` with its floor or peer measured in the same run. A
 benchmark that needs an optional extra it does not have is skipped with the reason (its last result stays
@@ -28,6 +29,7 @@ SUITE: tuple[tuple[str, tuple[str, ...], float, str | None], ...] = (
     ("lab_overhead", ("--repeat", "3"), 400, None),
     ("lab_isolation", ("--trials", "100", "--repeat", "1"), 300, None),
     ("canary", ("--seconds", "10", "--seeds", "3"), 600, None),
+    ("canary_aa", ("--runs", "20"), 1500, None),
     ("responder", ("--repeat", "1"), 1800, None),
     ("autoops", ("--seeds", "5", "--budget", "500"), 900, "stable_baselines3"),
 )

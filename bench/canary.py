@@ -1,6 +1,7 @@
 """Canary load generator and verdicts against the sandbox (its own process, as in production):
 achieved/target QPS at 200 and 1,000 QPS (target within 2%), measured p95 against the sandbox's
-configured p95, and a verdict-correctness matrix over seeds per effect size."""
+configured p95, and a verdict-correctness matrix over seeds per effect size. The A/A calibration of the
+ΔP95 interval is ``bench/canary_aa.py``."""
 
 from __future__ import annotations
 

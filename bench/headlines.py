@@ -219,6 +219,16 @@ def lab_overhead(r: dict[str, Any]) -> list[Row]:
             ratio is not None and ratio <= 1.5,
         )
     ]
+    ours_cpu, floor_cpu = _g(r, "cpu_per_trial_ms", "opslab"), _g(r, "cpu_per_trial_ms", "floor")
+    if ours_cpu is not None:  # what a busy machine disturbs least: the runner's CPU beside the floor's
+        rows.append(
+            Row(
+                "the same, CPU ms per trial (runner and harness)",
+                _num(ours_cpu, " ms", 2),
+                f"xargs -P {r.get('concurrency')} {_num(floor_cpu, ' ms', 2)}",
+                _num(r.get("cpu_ratio"), "×", 2),
+            )
+        )
     rq = r.get("rq_executor")
     if isinstance(rq, dict) and rq.get("ratio_to_floor") is not None:
         rows.append(
@@ -275,6 +285,29 @@ def canary(r: dict[str, Any]) -> list[Row]:
                 f"{v['correct']:.0%}",
                 target="100 %",
                 met=v["correct"] >= 1.0,
+            )
+        )
+    return rows
+
+
+def canary_aa(r: dict[str, Any]) -> list[Row]:
+    aa = r.get("aa") or {}
+    target = aa.get("target") or {}
+    rows = []
+    for v in aa.values():
+        if not isinstance(v, dict) or "runs" not in v:  # a setting's result, not the target
+            continue
+        p = v.get("plan") or {}
+        setting = f"{p.get('qps'):g} QPS, {p.get('window_sec'):g} s windows"
+        setting += f", {p.get('sandbox_median_ms'):g} ms median"
+        rows.append(
+            Row(
+                f"A/A canaries ({setting}): ΔP95 interval covers 0, PASS verdicts",
+                f"{v['coverage']:.0%} of {v['runs']}, {v.get('passes', 0)} PASS",
+                f"requests resampled, ABAB: {v['peer_coverage']:.0%}",
+                "—",
+                f"≥ {target.get('coverage', 0.9):.0%}, no PASS",
+                bool(v.get("met")),
             )
         )
     return rows
@@ -408,6 +441,7 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "lab_overhead": lab_overhead,
     "lab_isolation": lab_isolation,
     "canary": canary,
+    "canary_aa": canary_aa,
     "responder": responder,
     "autoops": autoops,
 }

@@ -84,7 +84,16 @@ def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> tupl
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(
-        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
+        [
+            OPSLAB,
+            "lab",
+            "run",
+            ".lab/experiment.yaml",
+            "--concurrency",
+            str(concurrency),
+            *(["--container"] if "image" in mode else []),
+            "--json",
+        ],
         cwd=proj,
         capture_output=True,
         text=True,

@@ -1,6 +1,9 @@
 """Runner overhead: 1,000 trials of a no-op shell harness at concurrency 8, beside the floor of
 `xargs -P 8` running the same script on pre-written inputs, in the same run. Target: ratio <= 1.5.
-Also the runner's peak memory (max RSS).
+Also the runner's peak memory (max RSS), and the CPU time of each side (the process and everything it
+started): on a machine other work keeps busy, wall times stretch by how the scheduler shares the cores
+out, CPU times far less, so ``cpu_ratio`` says what the runner costs beside the floor when ``ratio``
+cannot.
 
 With ``--redis-url`` (default: Redis on localhost; ``--rq-workers 0`` or no Redis there skips it), each
 pair also runs the same trials with ``--executor rq`` on two `opslab worker` processes started once
@@ -53,7 +56,13 @@ def make_project(root: Path, trials: int) -> Path:
     return proj
 
 
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def floor(root: Path, trials: int, concurrency: int) -> float:
+    """Wall seconds of ``xargs -P concurrency`` over the trials (its CPU: ``cpu_of_children``)."""
     work = root / "floor"
     work.mkdir()
     script = root / "noop.sh"
@@ -143,11 +152,17 @@ def one_pair(root: Path, trials: int, concurrency: int, *, floor_first: bool) ->
     writeback."""
     root.mkdir()
     proj = make_project(root, trials)
-    if floor_first:
+
+    def run_floor() -> tuple[float, float]:
         os.sync()
-        floor_s = floor(root, trials, concurrency)
+        cpu = cpu_of_children()
+        wall = floor(root, trials, concurrency)
+        return wall, cpu_of_children() - cpu
+
+    if floor_first:
+        floor_s, floor_cpu = run_floor()
     os.sync()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = cpu_of_children()
     start = time.perf_counter()
     out = subprocess.run(
         [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--concurrency", str(concurrency), "--json"],
@@ -157,16 +172,17 @@ def one_pair(root: Path, trials: int, concurrency: int, *, floor_first: bool) ->
         check=True,
     )
     lab_s = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    lab_cpu = cpu_of_children() - before
     if not floor_first:
-        os.sync()
-        floor_s = floor(root, trials, concurrency)
+        floor_s, floor_cpu = run_floor()
     run = json.loads(out.stdout)["run"]
     return {
         "opslab_wall_s": round(lab_s, 3),
         "floor_xargs_wall_s": round(floor_s, 3),
         "ratio": round(lab_s / floor_s, 3),
-        "opslab_cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 2),
+        "opslab_cpu_s": round(lab_cpu, 2),
+        "floor_cpu_s": round(floor_cpu, 2),
+        "cpu_ratio": round(lab_cpu / floor_cpu, 3),
         "outcomes": run["outcomes"],
     }
 
@@ -203,6 +219,7 @@ def main() -> None:
     ratios = sorted(p["ratio"] for p in pairs)
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     median = statistics.median(ratios)
+    cpu_ratios = sorted(p["cpu_ratio"] for p in pairs)
     result: dict[str, Any] = {
         "trials": args.trials,
         "concurrency": args.concurrency,
@@ -210,10 +227,17 @@ def main() -> None:
         "ratio_range": [ratios[0], ratios[-1]],
         "target_ratio": TARGET_RATIO,
         "met": median <= TARGET_RATIO,
+        "cpu_ratio": round(statistics.median(cpu_ratios), 2),
+        "cpu_ratio_range": [cpu_ratios[0], cpu_ratios[-1]],
+        "load_average": [round(x, 1) for x in os.getloadavg()],  # when the pairs ended, this included
         "peak_rss_mib": round(peak_kib / 1024, 1),
         "per_trial_ms": {
             "opslab": round(1000 * statistics.median(p["opslab_wall_s"] for p in pairs) / args.trials, 2),
             "floor": round(1000 * statistics.median(p["floor_xargs_wall_s"] for p in pairs) / args.trials, 2),
+        },
+        "cpu_per_trial_ms": {
+            "opslab": round(1000 * statistics.median(p["opslab_cpu_s"] for p in pairs) / args.trials, 2),
+            "floor": round(1000 * statistics.median(p["floor_cpu_s"] for p in pairs) / args.trials, 2),
         },
         "pairs": pairs,
         "rq_executor": rq,

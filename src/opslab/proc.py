@@ -77,6 +77,7 @@ def run(
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    started: Callable[[int], None] | None = None,
 ) -> ProcResult:
     """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
 
@@ -84,8 +85,11 @@ def run(
     kills the child when this process dies (through ``setpriv --pdeathsig`` where there is one, else at
     the cost of a fork instead of a vfork per call).
     ``pre_exec`` runs in the child before exec (a namespace to enter); if it raises, the child never
-    execs and the result carries the ``start_error``. ``pass_fds`` are inherited by the child (at the
-    same numbers); every other descriptor is closed in it."""
+    execs and the result carries the ``start_error``. It costs a fork of this whole process instead of
+    a vfork: where the child can wait for the parent instead, ``started`` runs here with the child's
+    pid once it exists (within ``timeout_s``); if it raises, the child's group is killed and the result
+    carries the ``start_error``. ``pass_fds`` are inherited by the child (at the same numbers); every
+    other descriptor is closed in it."""
     start = time.perf_counter()
     with _opened(stdout) as out, _opened(stderr) as err:
         try:
@@ -101,13 +105,22 @@ def run(
             kill_group(proc)
 
         ticket = WATCHDOG.arm(timeout_s, expire)
+        failed: str | None = None
         try:
+            if started is not None:
+                try:
+                    started(proc.pid)
+                except Exception as exc:  # noqa: BLE001 - a value: the child never runs unprepared
+                    failed = f"could not start {argv[0]!r}: {exc}"
+                    kill_group(proc, grace_s=0.0)
             code = proc.wait()
         finally:
             WATCHDOG.disarm(ticket)
             with _running_lock:
                 _running.discard(proc)
     duration = time.perf_counter() - start
+    if failed is not None:
+        return ProcResult(tuple(argv), None, duration, start_error=failed)
     if timed_out.is_set():
         return ProcResult(tuple(argv), None, duration, timed_out=True)
     return ProcResult(tuple(argv), code, duration)
@@ -246,21 +259,23 @@ def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 2.0) -> None:
 
 
 class _opened:
-    """A sink given as a path is opened (and closed) here; descriptors and files pass through."""
+    """A sink given as a path is opened (and closed) here, as a plain descriptor (the child needs no file
+    object); descriptors and files pass through."""
 
     def __init__(self, sink: Sink, mode: str = "wb") -> None:
-        self.sink, self.mode = sink, mode
-        self.file: IO[bytes] | None = None
+        self.sink = sink
+        self.flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+        self.fd: int | None = None
 
     def __enter__(self) -> int | IO[bytes] | None:
         if isinstance(self.sink, str | os.PathLike):
-            self.file = open(self.sink, self.mode)  # noqa: SIM115 - closed in __exit__
-            return self.file
+            self.fd = os.open(self.sink, self.flags, 0o666)
+            return self.fd
         return self.sink
 
     def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+        if self.fd is not None:
+            os.close(self.fd)
 
 
 class Watchdog:
@@ -275,23 +290,33 @@ class Watchdog:
 
     def arm(self, seconds: float, callback: Callable[[], None]) -> int:
         ticket = next(self._seq)
+        entry = (time.monotonic() + seconds, ticket, callback)
         with self._cond:
-            heapq.heappush(self._heap, (time.monotonic() + seconds, ticket, callback))
+            self._drop_cancelled()
+            heapq.heappush(self._heap, entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="opslab-proc-watchdog", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            # Woken only for a deadline earlier than the one it waits for: with equal timeouts (a lab
+            # run's trials) that is never, and no thread switch is paid per child.
+            if self._heap[0] is entry:
+                self._cond.notify()
         return ticket
 
     def disarm(self, ticket: int) -> None:
         with self._cond:
             self._cancelled.add(ticket)
 
+    def _drop_cancelled(self) -> None:
+        """Pop cancelled deadlines off the top (under the lock): children mostly end in the order they
+        started, so the heap stays as small as the number running."""
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while self._heap and self._heap[0][1] in self._cancelled:
-                    self._cancelled.discard(heapq.heappop(self._heap)[1])
+                self._drop_cancelled()
                 if not self._heap:
                     self._cond.wait()
                     continue

@@ -162,6 +162,39 @@ def test_an_experiment_compares_its_variants_and_opens_a_trial(tab: Page, world:
     tab.shot("trial")
 
 
+Box = tuple[float, float, float, float]  # x, y, width, height
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+@pytest.mark.parametrize("width", [1280, 1600, 1920])
+def test_the_experiment_charts_neither_overlap_nor_leave_the_window(
+    tab: Page, world: World, width: int, tmp_path: Path
+) -> None:
+    page = tab.page
+    page.set_viewport_size({"width": width, "height": 1000})  # type: ignore[attr-defined]
+    tab.open(f"/ui/experiments/{root_key(world.project / '.lab' / 'runs')}/{world.lab_run}")
+    charts = page.locator("section[aria-labelledby='cmp-h'] svg.chart")  # type: ignore[attr-defined]
+    charts.first.wait_for()
+    boxes: list[Box] = []
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box is not None
+        boxes.append((box["x"], box["y"], box["width"], box["height"]))
+    assert len(boxes) == 4, boxes  # success, and the difference of each of the three metrics
+    inner = page.evaluate("document.documentElement.clientWidth")  # type: ignore[attr-defined]
+    for i, a in enumerate(boxes):
+        assert a[0] >= 0 and a[0] + a[2] <= inner, f"chart {i} leaves the window at {width} px: {a}"
+        for j, b in enumerate(boxes[i + 1 :], start=i + 1):
+            assert not _overlap(a, b), f"charts {i} and {j} overlap at {width} px: {a} {b}"
+    assert page.evaluate("document.documentElement.scrollWidth") <= inner  # type: ignore[attr-defined]
+    folder = Path(SHOTS) if SHOTS else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / f"experiment-{width}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
 def test_a_canary_shows_its_abab_windows(tab: Page) -> None:
     page = tab.open("/ui/canaries")
     page.locator("a[href^='/ui/canaries/history/']").first.click()  # type: ignore[attr-defined]

@@ -51,6 +51,17 @@ def test_init_writes_an_executable_lab_that_runs_opslab_lab(tmp_path: Path) -> N
     assert out["command"] == "run" and out["run"]["total_trials"] == 3
 
 
+def test_describe_right_after_init_answers_with_what_is_missing(tmp_path: Path) -> None:
+    assert run_cli("lab", "init", env=clean_env(), cwd=tmp_path).returncode == 0
+    code, out = envelope(["./lab", "describe", ".lab/experiment.yaml", "--json"], tmp_path)
+    s = out["summary"]
+    assert code == 0 and out["ok"] is True and s["total_trials"] == 0
+    assert s["dataset_exists"] is False and "no such file" in s["dataset_error"]
+    assert s["harness_script_exists"] is False
+    code, out = envelope(["./lab", "run", ".lab/experiment.yaml", "--json"], tmp_path)
+    assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "dataset.path"
+
+
 def test_init_keeps_a_lab_that_is_not_its_own(tmp_path: Path) -> None:
     (tmp_path / "lab").write_text("#!/bin/sh\necho mine\n")
     code, out = envelope([OPSLAB, "lab", "init", "--json"], tmp_path)

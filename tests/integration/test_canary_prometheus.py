@@ -194,7 +194,16 @@ def test_a_prometheus_judged_canary_agrees_with_the_load_generator_on_the_same_w
         target.close()
     assert r.judged_by == "prometheus" and r.source == "prometheus"
     assert r.load_check is not None and r.judgement is not None
-    assert (r.decision, r.load_check.decision) == (verdict, verdict), (r.reason, r.load_check.reason)
+    # The load generator's own verdict agrees, or — a PASS seen through a busy machine's windows — its
+    # table says PASS but its window interval cannot confirm it (an inconclusive EDGE): its windows'
+    # p95s move with the machine's load, which its interval counts and Prometheus's histogram does not.
+    # A no-effect candidate is never a PASS to the load generator; its client-side p95s (tens of ms here)
+    # can read a few ms of its own delays as a small improvement (an EDGE), never as a confirmed one.
+    agrees = r.load_check.decision == verdict
+    unconfirmed = r.load_check.reason.startswith("inconclusive: P95 improved")
+    seen = (r.reason, r.load_check.reason, r.windows)
+    assert r.decision == verdict, seen
+    assert (agrees or unconfirmed) if verdict == "PASS" else r.load_check.decision != "PASS", seen
     # Prometheus reads the target's own timing histogram: it agrees with the time the target reported to
     # the load generator in the same windows (Server-Timing), within this run's own uncertainty (the
     # bootstrap interval of the load generator's ΔP95) and never worse than 5 points. The client's own
@@ -205,4 +214,4 @@ def test_a_prometheus_judged_canary_agrees_with_the_load_generator_on_the_same_w
     assert abs(r.delta_p95_pct - served_delta_pct(r.windows)) <= max(5.0, spread), (r.reason, spread)
     assert [m.name for m in r.metrics] == ["p99"] and r.applied == (verdict == "PASS")
     text = (tmp_path / "LABOPS_AGENT_SUMMARY.txt").read_text()
-    assert "source: Prometheus" in text and "(agrees)" in text
+    assert "source: Prometheus" in text and ("(agrees)" if agrees else "(DISAGREES)") in text

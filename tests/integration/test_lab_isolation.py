@@ -194,13 +194,39 @@ def test_the_daemonless_backend_runs_the_harness_in_the_image(
 ) -> None:
     busybox_rootfs(tmp_path / "image")
     proj = box_project(tmp_path, str(tmp_path / "image"), network, servers[0])
-    for result in results(proj):
+    for result in results(proj, container=True):
         assert result["in_image"] is True and result["cwd"] == "/workspace"
         assert result["input"] == "/out/trial_input.json"
         assert result["reached"] is reaches
     manifest = json.loads(next((proj / ".lab" / "runs").glob("*/manifest.json")).read_text())
     assert manifest["isolation"]["sandbox"] == "container"
     assert manifest["isolation"]["sandbox_backend"] == "rootfs"
+
+
+@needs_bwrap
+@needs_busybox
+def test_run_without_container_leaves_the_image_alone(tmp_path: Path, servers: tuple[int, int]) -> None:
+    busybox_rootfs(tmp_path / "image")
+    proj = box_project(tmp_path, str(tmp_path / "image"), "full", servers[0])
+    for result in results(proj):  # the seed's `run`: local unless --container
+        assert result["in_image"] is False and result["cwd"] != "/workspace"
+    manifest = json.loads(next((proj / ".lab" / "runs").glob("*/manifest.json")).read_text())
+    assert manifest["isolation"]["sandbox"] == "local" and manifest["isolation"]["container_image"] is None
+
+
+@needs_bwrap
+@needs_busybox
+@needs_netns
+def test_an_image_inside_the_project_is_left_out_of_every_workspace(
+    tmp_path: Path, servers: tuple[int, int]
+) -> None:
+    proj = box_project(tmp_path, "image", "none", servers[0])
+    busybox_rootfs(proj / "image")
+    for result in results(proj, container=True):
+        assert result["in_image"] is True and result["cwd"] == "/workspace"
+    workspaces = list((proj / ".lab" / "runs").glob("*/trials/*/workspace"))
+    assert len(workspaces) == 2
+    assert all((ws / "box_harness.sh").is_file() and not (ws / "image").exists() for ws in workspaces)
 
 
 def _tar_dir(src: Path, arcname: str = ".") -> bytes:
@@ -241,7 +267,7 @@ def test_image_tarballs_flat_and_layered_are_unpacked_once(tmp_path: Path, serve
         proj_dir = tmp_path / image.stem
         proj_dir.mkdir()
         proj = box_project(proj_dir, str(image), "none", servers[0])
-        assert all(r["in_image"] is True for r in results(proj))
+        assert all(r["in_image"] is True for r in results(proj, container=True))
         (unpacked,) = (proj / ".lab" / "images").iterdir()
         assert (unpacked / "bin" / "busybox").is_file()
         assert not (unpacked / "etc" / "stale").exists()
@@ -296,7 +322,7 @@ def test_an_image_for_an_engine_that_cannot_run_here_is_refused(tmp_path: Path) 
         tmp_path, network="none", sandbox={"image": "python:3.11-slim"}, tasks=[{"task_id": "t", "urls": {}}]
     )
     with pytest.raises(Unavailable, match="podman or docker|cannot run containers"):
-        run_experiment(proj / ".lab" / "experiment.yaml", env_base=dict(os.environ))
+        run_experiment(proj / ".lab" / "experiment.yaml", env_base=dict(os.environ), container=True)
     assert not (proj / ".lab" / "runs").exists()
 
 
@@ -406,5 +432,5 @@ def test_the_oci_engine_backend_runs_a_harness(tmp_path: Path) -> None:
 
     assert proc.run([engine, "import", str(tarball), image], timeout_s=120).ok
     proj = box_project(tmp_path, image, "none", 1)
-    for result in results(proj):
+    for result in results(proj, container=True):
         assert result["in_image"] is True and result["cwd"] == "/workspace"

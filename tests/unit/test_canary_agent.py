@@ -7,9 +7,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from opslab.canary import CanaryResult, Plan, RunRecord, Stop, read_history, run_canary
+from opslab.canary import (
+    CanaryResult,
+    Measurement,
+    Plan,
+    RunRecord,
+    Stop,
+    judge_windows,
+    read_history,
+    run_canary,
+)
 from tests.unit.canary_fakes import BASE, FakeTarget, SeededLoad, plan_for
 
 
@@ -38,11 +48,38 @@ def test_a_20_percent_faster_candidate_passes_and_is_applied(tmp_path: Path) -> 
     assert r.judgement is not None and r.judgement.samples == (540, 540)
     assert -22 < (r.delta_p95_pct or 0) < -18
     assert r.judgement.delta_p95_ci[1] < 0 and r.error_rate_pct == 0.0
-    assert load.arms == ["warmup", "A", "B", "A", "B"]
+    assert load.arms == ["warmup", "A", "B", "B", "A"]  # ABBA: a drift over the run falls on both arms
     assert target.flags == plan_for().candidate_flags()
     assert "Decision: PASS" in summary(tmp_path) and len(summary(tmp_path).splitlines()) <= 60
     mini = (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text()
     assert "ΔP95: -" in mini and "Verdict: PASS" in mini
+
+
+def test_arm_order_abab_puts_a_first_in_every_round(tmp_path: Path) -> None:
+    target = FakeTarget()
+    load = SeededLoad(target, effect=-0.20)
+    e = plan_for().experiment.model_copy(update={"rounds": 3, "arm_order": "ABAB"})
+    canary(tmp_path, target, load, plan=plan_for().model_copy(update={"experiment": e}))
+    assert load.arms == ["warmup", "A", "B", "A", "B", "A", "B"]
+    e = e.model_copy(update={"arm_order": "ABBA"})
+    load = SeededLoad(target, effect=-0.20)
+    canary(tmp_path, FakeTarget(), load, plan=plan_for().model_copy(update={"experiment": e}))
+    assert load.arms == ["warmup", "A", "B", "B", "A", "A", "B"]
+
+
+def test_the_ab_imbalance_is_that_of_the_samples_each_p95_is_made_of(tmp_path: Path) -> None:
+    # Both arms are sent the same schedule; what differs is what each arm loses. 12 % of B's requests
+    # fail (under a 20 % limit, so no early stop): B's p95 rests on fewer samples than A's.
+    target = FakeTarget()
+    plan = plan_for(thresholds={"max_error_rate": 20.0, "pass_delta_p95_max": -10, "edge_delta_p95_max": -5})
+    r = canary(tmp_path, target, SeededLoad(target, effect=0.0, b_error_rate=0.12), plan=plan)
+    assert r.judgement is not None and r.judgement.samples[0] == 540 and r.judgement.samples[1] < 490
+    assert r.ab_imbalance_pct is not None and r.ab_imbalance_pct > 5
+    assert any(w.startswith("AB imbalance") for w in r.warnings)
+    assert f"AB Imbalance: {r.ab_imbalance_pct:.1f}%" in summary(tmp_path)
+    target = FakeTarget()
+    r = canary(tmp_path, target, SeededLoad(target, effect=0.0))
+    assert r.ab_imbalance_pct == 0.0 and not any(w.startswith("AB imbalance") for w in r.warnings)
 
 
 def test_a_7_percent_improvement_is_edge_and_not_applied(tmp_path: Path) -> None:
@@ -145,7 +182,7 @@ def test_the_time_budget_cuts_the_run_and_a_partial_pass_is_only_edge(tmp_path: 
     r = canary(tmp_path, target, load, plan=plan, clock=load.clock)
     assert r.partial == "time budget 13s reached after 4 of 6 windows"
     assert r.decision == "EDGE" and r.reason.startswith("inconclusive (partial run)") and not r.applied
-    assert load.arms == ["warmup", "A", "B", "A", "B"] and target.flags == BASE
+    assert load.arms == ["warmup", "A", "B", "B", "A"] and target.flags == BASE
 
 
 def test_a_pass_is_not_applied_when_apply_on_pass_is_off(tmp_path: Path) -> None:
@@ -166,6 +203,24 @@ def test_report_mode_judges_the_targets_numbers_without_sending_load(tmp_path: P
     assert (tmp_path / "reports" / "LAB_COMBO_REPORT_MINI.txt").read_text() == target.report
 
 
+def test_report_mode_measures_the_imbalance_when_the_report_has_sample_counts(tmp_path: Path) -> None:
+    numbers = "RESULTS\n- ΔP95: -12.5%\n- ΔQPS: -0.4%\n- Error Rate: 0.50%\n"
+    target = FakeTarget(report=numbers + "Samples: 1000/1000\n")
+    r = canary(tmp_path, target, plan=plan_for(mode="report"))
+    assert r.decision == "PASS" and r.ab_imbalance_pct == 0.0 and r.samples == (1000, 1000)
+    assert "AB Imbalance: 0.0% (samples 1000/1000, SRM chi-square p=1)" in summary(tmp_path)
+    target = FakeTarget(report=numbers + "- Samples A: 1000\n- Samples B: 800\n")
+    r = canary(tmp_path, target, plan=plan_for(mode="report"))
+    assert r.ab_imbalance_pct is not None and 11.1 < r.ab_imbalance_pct < 11.2 and r.srm_p is not None
+    assert "AB imbalance 11.1% > 5%" in " ".join(r.warnings)
+    assert r.decision == "EDGE" and "sample-ratio mismatch" in r.reason and not r.applied
+    history = read_history(tmp_path / "history.jsonl")[-1]
+    assert history.ab_imbalance_pct == r.ab_imbalance_pct and history.samples == (1000, 800)
+    target = FakeTarget(report=numbers)  # no counts: nothing to measure, and the summary says n/a
+    r = canary(tmp_path, target, plan=plan_for(mode="report"))
+    assert r.ab_imbalance_pct is None and "AB Imbalance: n/a" in summary(tmp_path)
+
+
 def test_a_report_missing_a_number_fails_naming_it(tmp_path: Path) -> None:
     target = FakeTarget(report="ΔP95: -20%\nErr%: 0\n")
     r = canary(tmp_path, target, plan=plan_for(mode="report"))
@@ -182,3 +237,25 @@ def test_every_run_appends_one_readable_history_line(tmp_path: Path, effect: flo
     assert first.delta_p95_pct == r.delta_p95_pct and first.samples == (540, 540)
     assert first.experiment == plan_for().experiment and first.summary_path == r.summary_path
     assert second.blocked and second.delta_p95_pct is None and second.source is None
+
+
+def test_a_pass_needs_the_improvement_in_every_round() -> None:
+    # Identical arms, but the machine was busy during the first A window (every request 30 % slower):
+    # pooled, B looks faster; round by round, only the disturbed round says so.
+    rng = np.random.default_rng(11)
+
+    def window(arm: str, median: float) -> Measurement:
+        lat = list(rng.lognormal(np.log(median), 0.1, 500))
+        return Measurement(arm=arm, latencies_ms=lat, sent=500, duration_s=5.0)
+
+    plan = plan_for()
+    j = judge_windows(
+        plan, [window("A", 260.0), window("A", 200.0)], [window("B", 200.0), window("B", 200.0)]
+    )
+    assert j.delta_p95_pct < -10 and j.decision != "PASS"
+    assert len(j.delta_p95_by_round) == 2 and j.delta_p95_by_round[0] < -15 < -5 < j.delta_p95_by_round[1]
+    assert any("not in every round" in w for w in j.warnings)
+    real = judge_windows(
+        plan, [window("A", 200.0), window("A", 202.0)], [window("B", 160.0), window("B", 161.0)]
+    )
+    assert real.decision == "PASS" and all(d < -15 for d in real.delta_p95_by_round), real.reason

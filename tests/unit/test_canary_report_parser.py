@@ -35,6 +35,24 @@ def test_json_reports_and_not_measured() -> None:
 
 
 @pytest.mark.parametrize(
+    "text",
+    [
+        "ΔP95: -1%\nΔQPS: 0%\nErr%: 0\nSamples: 1200/1080\n",
+        "ΔP95: -1%\nΔQPS: 0%\nErr%: 0\nSamples: A=1200, B=1080\n",
+        "- ΔP95: -1%\n- ΔQPS: 0%\n- Err%: 0\n- Samples A: 1200\n- Samples B: 1080\n",
+        '{"delta_p95_pct": -1, "delta_qps_pct": 0, "error_rate_pct": 0, "samples": [1200, 1080]}',
+        '{"delta_p95_pct": -1, "delta_qps_pct": 0, "error_rate_pct": 0, "samples": {"A": 1200, "B": 1080}}',
+        '{"delta_p95_pct": -1, "delta_qps_pct": 0, "error_rate_pct": 0, "samples_a": 1200,"samples_b": 1080}',
+    ],
+)
+def test_sample_counts_give_the_imbalance_whatever_their_shape(text: str) -> None:
+    r = parse_mini_report(text + ("" if text.startswith("{") else "AB Imbalance: 0.1%\n"))
+    assert r.samples == (1200, 1080) and r.ab_imbalance_pct is not None
+    assert abs(r.ab_imbalance_pct - 100 * 60 / 1140) < 1e-9  # measured from the counts, not the line
+    assert r.srm_p is not None and r.srm_p < 0.05
+
+
+@pytest.mark.parametrize(
     ("text", "words"),
     [
         ("ΔP95: -3%\nErr%: 0.1\n", "ΔQPS"),

@@ -14,14 +14,24 @@ TASKS = [f"t{i}" for i in range(6)]
 
 
 def make_run(
-    root: Path, name: str, outcomes: dict[tuple[str, str], str], *, metrics: list[str] | None = None
+    root: Path,
+    name: str,
+    outcomes: dict[tuple[str, str], str],
+    *,
+    metrics: list[str] | None = None,
+    kinds: dict[str, str] | None = None,
+    latency: float = 10.0,
 ) -> Path:
     """A run directory as the runner leaves it: ``trials/trial_N/trial_output.json`` and the config."""
     run_dir = root / name
     variants = list(dict.fromkeys(v for v, _ in outcomes))
     config = {
         "variants": {"baseline": {"id": variants[0]}, "treatments": [{"id": v} for v in variants[1:]]},
-        "analysis": {"primary_metrics": ["success", *(metrics or [])], "secondary_metrics": []},
+        "analysis": {
+            "primary_metrics": ["success", *(metrics or [])],
+            "secondary_metrics": [],
+            "metric_kinds": kinds or {},
+        },
     }
     run_dir.mkdir(parents=True)
     (run_dir / "resolved_experiment.json").write_text(json.dumps(config))
@@ -33,7 +43,7 @@ def make_run(
             replication=1,
             seed=i,
             outcome=outcome,  # type: ignore[arg-type]
-            metrics={"latency_ms": 10.0 + i} if outcome != "error" else {},
+            metrics={"latency_ms": latency + i / 1000} if outcome != "error" else {},
         )
         (run_dir / "trials" / f"trial_{i}").mkdir(parents=True)
         (run_dir / "trials" / f"trial_{i}" / "trial_output.json").write_text(record.model_dump_json())
@@ -104,3 +114,20 @@ def test_bad_arguments_name_their_field(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInput, match="no finished trial"):
         compare_run_dirs(tmp_path / "empty", a)
+
+
+def test_metric_kinds_come_from_the_runs_declarations_or_their_values(tmp_path: Path) -> None:
+    # Latencies in seconds lie in [0, 1]: undeclared they are a mean, never a share clamped to [0, 1].
+    plain = {("agent", t): "success" for t in TASKS}
+    a = make_run(tmp_path, "a", plain, metrics=["latency_ms"], latency=0.005)
+    b = make_run(tmp_path, "b", plain, metrics=["latency_ms"], latency=0.004)
+    c = compare_run_dirs(a, b)
+    assert c.metric_kinds == {"success": "rate", "latency_ms": "mean"} and c.warnings == []
+    assert "kept" not in c.pairs[0].contrast.metrics["latency_ms"].method
+    a2 = make_run(
+        tmp_path, "a2", plain, metrics=["latency_ms"], latency=0.005, kinds={"latency_ms": "fraction"}
+    )
+    b2 = make_run(tmp_path, "b2", plain, metrics=["latency_ms"], latency=0.004, kinds={"latency_ms": "mean"})
+    c = compare_run_dirs(a2, b2)
+    assert c.metric_kinds["latency_ms"] == "fraction"
+    assert c.warnings == ["run A declares latency_ms a fraction, run B a mean: A's is used"]

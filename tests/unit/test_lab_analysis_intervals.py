@@ -13,6 +13,7 @@ from opslab.judge import (
     clustered_wilson_interval,
     design_effect,
     estimate,
+    fits,
     kind_of,
     paired_mean_difference,
     paired_rate_difference,
@@ -92,9 +93,41 @@ def test_three_tasks_no_longer_give_a_rate_interval_outside_0_1() -> None:
 def test_metric_kinds() -> None:
     assert kind_of([0.0, 1.0, 1.0]) == "rate"
     assert kind_of([1.0, 1.0], booleans=True) == "rate"
-    assert kind_of([0.25, 1.0]) == "fraction"
+    assert kind_of([0.25, 1.0]) == "mean"  # values in [0, 1] do not make a share: only a declaration does
     assert kind_of([1.0, 1.0]) == "mean"  # a constant says nothing about its range
     assert kind_of([3.0, 0.5]) == "mean"
+    assert fits("fraction", [0.0, 0.25, 1.0]) and not fits("fraction", [0.5, 1.5])
+    assert fits("rate", [0.0, 1.0]) and not fits("rate", [0.0, 0.5])
+
+
+def test_a_latency_in_seconds_is_a_mean_not_a_fraction_kept_in_0_1() -> None:
+    # The reported bug: latency_ms values like 0.0057 were taken for a share and clamped to [0, 1].
+    records = [
+        _record(v, f"t{t}", 1, "success", {"latency_ms": lat, "accuracy": acc})
+        for v, lat0 in (("base", 0.0057), ("treat", 0.0049))
+        for t, (lat, acc) in enumerate(
+            (lat0 + d, a) for d, a in ((0.0, 0.5), (0.0011, 0.75), (-0.0009, 0.25), (0.0004, 1.0))
+        )
+    ]
+    c = compare_variants("run_x", records, ["base", "treat"], ["success", "accuracy", "latency_ms"])
+    assert c.metric_kinds == {"success": "rate", "accuracy": "mean", "latency_ms": "mean"}
+    latency = c.variants["base"].metrics["latency_ms"]
+    assert latency.method == "Student t"  # not "kept in [0, 1]"
+    declared = compare_variants(
+        "run_x", records, ["base", "treat"], ["success", "accuracy", "latency_ms"], {"accuracy": "fraction"}
+    )
+    assert declared.metric_kinds["accuracy"] == "fraction" and declared.metric_kinds["latency_ms"] == "mean"
+    assert declared.variants["base"].metrics["accuracy"].method.endswith("kept in [0, 1]")
+    assert not declared.warnings
+
+
+def test_a_declaration_the_values_contradict_is_a_warning_and_a_mean() -> None:
+    records = [
+        _record(v, f"t{t}", 1, "success", {"score": 3.0 * t}) for v in ("base", "treat") for t in range(3)
+    ]
+    c = compare_variants("run_x", records, ["base", "treat"], ["success", "score"], {"score": "fraction"})
+    assert c.metric_kinds["score"] == "mean"
+    assert c.warnings == ["score is declared a fraction but not every value is in [0, 1]: compared as a mean"]
 
 
 def test_a_numeric_difference_needs_two_tasks_for_an_interval_unless_bounded() -> None:
@@ -148,7 +181,11 @@ PP = re.compile(r"([+-]\d+(?:\.\d+)?) pp")
 @given(runs())
 def test_every_interval_of_comparison_json_and_report_md_stays_in_range(records: list[TrialRecord]) -> None:
     c = compare_variants(
-        "run_x", records, ["base", "treat"], ["success", "accuracy", "score", "latency_ms", "passed"]
+        "run_x",
+        records,
+        ["base", "treat"],
+        ["success", "accuracy", "score", "latency_ms", "passed"],
+        {"score": "fraction"},
     )
     bounded = {m for m, k in c.metric_kinds.items() if k in ("rate", "fraction")}
     assert "success" in bounded

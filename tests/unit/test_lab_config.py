@@ -48,6 +48,14 @@ def test_pathing_follows_the_seed(proj: Path) -> None:
         (lambda d: d["experiment"].update(workload_type="trainerz"), "experiment.workload_type"),
         (lambda d: d["dataset"].update(path="../data/missing.jsonl"), "dataset.path"),
         (lambda d: d.update(surprise=1), "surprise"),
+        (
+            lambda d: d.setdefault("analysis", {}).update(metric_kinds={"x": "share"}),
+            "analysis.metric_kinds.x",
+        ),
+        (
+            lambda d: d.setdefault("analysis", {}).update(metric_kinds={"success": "mean"}),
+            "analysis.metric_kinds",
+        ),
     ],
 )
 def test_validation_names_the_field(proj: Path, mutate: Any, field: str) -> None:

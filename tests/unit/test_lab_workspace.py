@@ -56,3 +56,11 @@ def test_snapshot_sees_same_size_rewrites_additions_and_removals(tmp_path: Path)
         "removed": ["run.sh"],
         "modified": ["pkg/mod.py"],
     }
+
+
+def test_an_excluded_folder_or_file_is_in_no_workspace(tmp_path: Path) -> None:
+    proj = make_project(tmp_path / "proj")
+    t = Template.scan(proj, exclude=(proj / "pkg", proj / "big.bin"))
+    ws = tmp_path / "ws"
+    t.materialize(ws)
+    assert sorted(str(p.relative_to(ws)) for p in ws.rglob("*")) == ["link.py", "run.sh"]

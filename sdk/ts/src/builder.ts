@@ -18,6 +18,7 @@ import type {
   Bindings,
   ExperimentConfig,
   IntegrationLevel,
+  MetricKind,
   NetworkMode,
   SanitizationProfile,
   VariantSpec,
@@ -137,6 +138,12 @@ export class ExperimentBuilder {
 
   secondaryMetrics(metrics: string[]): this {
     this.config.analysis.secondary_metrics = [...metrics];
+    return this;
+  }
+
+  /** What a metric is when its values cannot say (`fraction`: a share in [0, 1], never inferred). */
+  metricKinds(kinds: Record<string, MetricKind>): this {
+    this.config.analysis.metric_kinds = { ...kinds };
     return this;
   }
 

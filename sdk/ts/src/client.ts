@@ -93,12 +93,14 @@ export class LabClient {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
-  /** Dry run: the resolved experiment and its trial plan, nothing executed. */
-  describe(args: ExperimentArgs = {}): Promise<DescribeResult> {
-    return this.call('describe', [args.experiment ?? '.lab/experiment.yaml', ...flags([['--overrides', args.overrides]])]);
+  /** Dry run: the resolved experiment, its trial plan and its isolation (checked), nothing executed
+   * (`container`: as `run` with `container` would run it). */
+  describe(args: ExperimentArgs & { container?: boolean } = {}): Promise<DescribeResult> {
+    const rest = flags([['--overrides', args.overrides], ['--container', args.container]]);
+    return this.call('describe', [args.experiment ?? '.lab/experiment.yaml', ...rest]);
   }
 
-  /** Every trial with the configured isolation (`container`: in runtime.sandbox.image). */
+  /** Every trial locally with the configured network (`container`: in runtime.sandbox.image). */
   run(args: RunOptions = {}): Promise<RunResult> {
     return this.runCommand('run', args, [
       ['--retry-errors', args.retryErrors],
@@ -132,6 +134,11 @@ export class LabClient {
   /** No new trial starts; running trials finish. */
   pause(args: { runDir: string; reason?: string }): Promise<PauseResult> {
     return this.call('pause', ['--run-dir', args.runDir, ...flags([['--reason', args.reason]])]);
+  }
+
+  /** No trial starts again; running trials finish and the run ends `stopped`. */
+  stop(args: { runDir: string; reason?: string }): Promise<PauseResult> {
+    return this.call('stop', ['--run-dir', args.runDir, ...flags([['--reason', args.reason]])]);
   }
 
   /** Resume a paused run; with no runner holding it, its remaining trials run in this call. */

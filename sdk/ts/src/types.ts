@@ -14,7 +14,7 @@ export type IntegrationLevel = 'cli_basic' | 'cli_events' | 'otel' | 'sdk_contro
 export type SanitizationProfile = 'hermetic_functional_v2' | 'passthrough';
 export type WorkloadType = 'agent_harness' | 'trainer';
 export type Outcome = 'success' | 'failure' | 'error' | 'timeout' | 'skipped';
-export type RunStatus = 'running' | 'paused' | 'interrupted' | 'completed';
+export type RunStatus = 'running' | 'paused' | 'interrupted' | 'stopped' | 'completed';
 export type MetricKind = 'rate' | 'fraction' | 'mean';
 
 export interface VariantSpec {
@@ -33,7 +33,7 @@ export interface ExperimentConfig {
     env_allow: string[];
   };
   variants: { baseline: VariantSpec; treatments: VariantSpec[] };
-  analysis: { primary_metrics: string[]; secondary_metrics: string[] };
+  analysis: { primary_metrics: string[]; secondary_metrics: string[]; metric_kinds?: Record<string, MetricKind> };
 }
 
 /** Every envelope: `{"ok": true, "command": …, …}`. */
@@ -60,6 +60,8 @@ export interface ExperimentSummary {
   workload_type: WorkloadType;
   project_root: string;
   dataset_path: string;
+  dataset_exists: boolean;
+  dataset_error: string | null;
   tasks: number;
   variants: string[];
   replications: number;
@@ -73,6 +75,7 @@ export interface ExperimentSummary {
   network_mode: NetworkMode;
   allowed_hosts: string[];
   sandbox_mode: string;
+  container_image: string | null;
   isolation: Isolation;
   overrides: Bindings;
   first_trials: Array<{ trial_id: string; variant_id: string; task_id: string; replication: number; seed: number }>;
@@ -182,7 +185,7 @@ export interface RunResult extends Envelope {
 export interface ControlResult {
   run_id: string;
   run_dir: string;
-  state: 'running' | 'paused';
+  state: 'running' | 'paused' | 'stopped';
   changed: boolean;
   runner_active: boolean;
   runner_pid: number | null;

@@ -121,7 +121,7 @@ def execute_load(plan: Plan, target: TargetClient, previous: Flags, ctx: RunCont
             ctx.progress("Execute", 8, f"warm-up {e.warmup_seconds():g}s")
             _window(plan, ctx, load, "warmup", e.warmup_seconds(), 0, total)
         for i in range(total):
-            arm: Literal["A", "B"] = "A" if i % 2 == 0 else "B"
+            arm = e.arm(i)
             if ctx.cancel.is_set():
                 break
             if ctx.over_budget(plan, e.window_sec):

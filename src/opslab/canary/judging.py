@@ -1,5 +1,11 @@
 """Judge: the seed's table decides from ΔP95 and the error rate; the statistics (bootstrap CI of ΔP95,
-sample-ratio mismatch, Mann-Whitney with Hodges-Lehmann, minimum samples) can only make it more careful."""
+sample-ratio mismatch, Mann-Whitney with Hodges-Lehmann, minimum samples) can only make it more careful.
+
+The ΔP95 interval resamples windows, then blocks of requests within them (``window_bootstrap_relative_
+delta_ci``): a window's requests share its conditions, so resampling them one by one made two identical
+arms look different. The AB imbalance is that of the samples each arm's p95 is made of (its successful
+requests): the load sends both arms the same schedule, so what differs is what each arm lost to errors,
+timeouts or a window cut short."""
 
 from __future__ import annotations
 
@@ -20,7 +26,10 @@ from opslab.judge import (
     relative_delta,
     sample_ratio_mismatch,
     wilson_interval,
+    window_bootstrap_relative_delta_ci,
 )
+
+IMBALANCE_WARN_PCT = 5.0  # the seed's "warn when sample imbalance > 5%"
 
 
 def _mean(values: NDArray[np.float64]) -> float:
@@ -38,12 +47,20 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
     p95_a, p95_b = percentile(la, 95), percentile(lb, 95)
     delta = relative_delta(p95_a, p95_b)
     error_rate = 100.0 * errors_b / sent_b if sent_b else 100.0
-    ci = bootstrap_relative_delta_ci(la, lb, p95, resamples=1000, seed=plan.seed)
+    ci = window_bootstrap_relative_delta_ci(
+        [w.latencies_ms for w in a], [w.latencies_ms for w in b], p95, resamples=1000, seed=plan.seed
+    )
     # ΔQPS varies by window, not by request: resample the arms' per-window achieved rates.
     qps_ci = bootstrap_relative_delta_ci(
         [w.achieved_qps for w in a], [w.achieved_qps for w in b], _mean, resamples=1000, seed=plan.seed
     )
-    srm = sample_ratio_mismatch([sent_a, sent_b])
+    srm = sample_ratio_mismatch([len(la), len(lb)])
+    # Round r is the r-th window of each arm (A-B or B-A in time); a round cut short has no pair.
+    by_round = [
+        relative_delta(percentile(wa.latencies_ms, 95), percentile(wb.latencies_ms, 95))
+        for wa, wb in zip(a, b, strict=False)
+        if wa.latencies_ms and wb.latencies_ms
+    ]
     mw = mann_whitney(la, lb)
     if not la or not lb:
         verdict = Verdict("FAIL", "no successful requests in an arm")
@@ -57,9 +74,11 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
             delta_ci=(ci.low, ci.high),
             error_upper_pct=100.0 * wilson_interval(errors_b, sent_b, level=0.90).high,
             max_error_rate=plan.thresholds.max_error_rate,
+            by_round=by_round,
+            round_max=plan.thresholds.edge_delta_p95_max,
         )
     warnings = list(verdict.cautions)
-    if srm.imbalance_pct > 5:
+    if srm.imbalance_pct > IMBALANCE_WARN_PCT:
         warnings.append(f"AB imbalance {srm.imbalance_pct:.1f}% > 5%")
     return Judgement(
         measured=bool(la and lb),
@@ -76,6 +95,7 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
         qps_a=qps_a,
         qps_b=qps_b,
         samples=(len(la), len(lb)),
+        delta_p95_by_round=by_round,
         mw_p=mw.p_value,
         hl_shift_ms=mw.hodges_lehmann,
         decision=verdict.decision,

@@ -89,6 +89,8 @@ class Judgement(BaseModel):
     mw_p: float
     hl_shift_ms: float
     decision: Verdict
+    # ΔP95 of each round on its own (its A window against its B window); empty from Prometheus.
+    delta_p95_by_round: list[float] = Field(default_factory=list)
     reason: str
     warnings: list[str] = Field(default_factory=list)
 
@@ -100,7 +102,9 @@ class MiniReport(BaseModel):
     delta_p95_pct: float | None
     delta_qps_pct: float | None
     error_rate_pct: float | None
-    ab_imbalance_pct: float | None = None
+    ab_imbalance_pct: float | None = None  # from the arms' sample counts when the report gives them
+    samples: tuple[int, int] | None = None  # each arm's sample count, when the report gives them
+    srm_p: float | None = None  # sample-ratio mismatch of those counts
     other: dict[str, str] = Field(default_factory=dict)
     text: str = ""
 
@@ -194,6 +198,18 @@ class Outcome(BaseModel):
         if self.judgement:
             return self.judgement.ab_imbalance_pct
         return self.report.ab_imbalance_pct if self.report else None
+
+    @property
+    def srm_p(self) -> float | None:
+        if self.judgement:
+            return self.judgement.srm_p
+        return self.report.srm_p if self.report else None
+
+    @property
+    def samples(self) -> tuple[int, int] | None:
+        if self.judgement:
+            return self.judgement.samples
+        return self.report.samples if self.report else None
 
     def settled(self) -> Outcome:
         """An interrupted run is INTERRUPTED whatever it measured; an early stop is a FAIL whatever the

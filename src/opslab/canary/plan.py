@@ -40,6 +40,11 @@ class Experiment(Strict):
         le=600,
         description="Load before the first window, discarded (default: a quarter window, ≤ 10 s).",
     )
+    arm_order: Literal["ABBA", "ABAB"] = Field(
+        default="ABBA",
+        description="ABBA: rounds alternate A-B and B-A, so a drift over the run (a warming cache, a "
+        "neighbour's load) falls on both arms alike; ABAB: A first in every round.",
+    )
 
     @model_validator(mode="after")
     def _one_candidate(self) -> Experiment:
@@ -63,6 +68,13 @@ class Experiment(Strict):
             "control": {"flow_policy": self.flow_policy, "target_p95": self.target_p95},
             "routing": {"mode": self.routing_mode, "topk_threshold": self.topk_threshold},
         }
+
+    def arm(self, window: int) -> Literal["A", "B"]:
+        """The arm of the ``window``-th window (0-based): A-B every round, or B-A every other one (ABBA)."""
+        first = window % 2 == 0
+        if self.arm_order == "ABBA" and (window // 2) % 2 == 1:
+            first = not first
+        return "A" if first else "B"
 
     def warmup_seconds(self) -> float:
         return self.warmup_sec if self.warmup_sec is not None else min(10.0, self.window_sec / 4)

@@ -5,15 +5,18 @@ with ours is settled by ``plan.report_verdict``."""
 from __future__ import annotations
 
 from opslab.canary.execute import RunContext
-from opslab.canary.model import Outcome, Verdict
+from opslab.canary.model import Outcome
+from opslab.canary.model import Verdict as Decision
 from opslab.canary.plan import Plan
 from opslab.canary.report_parser import parse_mini_report
 from opslab.canary.target import TargetClient
 from opslab.errors import OpslabError
-from opslab.judge import decide, stricter
+from opslab.judge import Verdict, decide, stricter
 
 REPORT_POLL_S = 0.5
-REPORT_ONLY = "judged from the target's own report: no samples, so no CI, SRM or minimum-sample checks"
+REPORT_ONLY = "judged from the target's own report: no per-request samples, so no CI or minimum-sample checks"
+IMBALANCE_WARN_PCT = 5.0
+SRM_ALPHA = 0.001  # as for our own windows (``be_careful``)
 
 
 def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Outcome:
@@ -65,7 +68,14 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
             report=report,
             warnings=[REPORT_ONLY],
         )
+    warnings = [REPORT_ONLY]
+    if report.ab_imbalance_pct is not None and report.ab_imbalance_pct > IMBALANCE_WARN_PCT:
+        srm = f" (SRM p={report.srm_p:.3g})" if report.srm_p is not None else ""
+        warnings.append(f"AB imbalance {report.ab_imbalance_pct:.1f}% > 5%{srm}")
     ours = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
+    if ours.decision == "PASS" and report.srm_p is not None and report.srm_p < SRM_ALPHA:
+        why = f"sample-ratio mismatch between arms (chi-square p={report.srm_p:.2g})"
+        ours = Verdict("EDGE", f"inconclusive: {ours.reason}, but {why}", [why])
     theirs = _reported_verdict(report.other)
     decision, reason = ours.decision, ours.reason
     if theirs is not None and theirs != ours.decision:
@@ -79,14 +89,14 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
         report=report,
         target_verdict=theirs,
         our_verdict=ours.decision,
-        warnings=[REPORT_ONLY],
+        warnings=warnings,
     )
 
 
-VERDICTS: dict[str, Verdict] = {"PASS": "PASS", "EDGE": "EDGE", "FAIL": "FAIL"}
+VERDICTS: dict[str, Decision] = {"PASS": "PASS", "EDGE": "EDGE", "FAIL": "FAIL"}
 
 
-def _reported_verdict(other: dict[str, str]) -> Verdict | None:
+def _reported_verdict(other: dict[str, str]) -> Decision | None:
     """A ``Verdict:`` or ``Decision:`` line of the report, if it has one."""
     for key, value in other.items():
         if key.strip().lower() in ("verdict", "decision") and value.strip().upper() in VERDICTS:

@@ -94,7 +94,7 @@ def _results(plan: Plan, r: CanaryResult) -> list[str]:
             f"- ΔP95: {pct(r.report.delta_p95_pct, '+.1f')}",
             f"- ΔQPS: {pct(r.report.delta_qps_pct, '+.1f')}",
             f"- Error Rate: {pct(r.report.error_rate_pct, '.2f')}",
-            f"- AB Imbalance: {pct(r.report.ab_imbalance_pct, '.1f')}",
+            f"- AB Imbalance: {_imbalance(r.report.ab_imbalance_pct, r.report.srm_p, r.report.samples)}",
             f"- Source: the target's report ({plan.target.report_path})",
         ]
     j = r.judgement
@@ -165,7 +165,8 @@ def _ci(ci: tuple[float, float]) -> str:
 
 def _statistics(j: Judgement) -> list[str]:
     return [
-        f"- ΔP95: {j.delta_p95_pct:+.1f}% (95% CI {j.delta_p95_ci[0]:+.1f}% .. {j.delta_p95_ci[1]:+.1f}%)",
+        f"- ΔP95: {j.delta_p95_pct:+.1f}% (95% CI {j.delta_p95_ci[0]:+.1f}% .. {j.delta_p95_ci[1]:+.1f}%, "
+        f"by window{_rounds(j.delta_p95_by_round)})",
         f"- ΔQPS: {j.delta_qps_pct:+.1f}% "
         f"(95% CI {j.delta_qps_ci[0]:+.1f}% .. {j.delta_qps_ci[1]:+.1f}%, by window)",
         f"- Error Rate: {j.error_rate_pct:.2f}%",
@@ -173,6 +174,18 @@ def _statistics(j: Judgement) -> list[str]:
         f"- P95 A/B: {j.p95_a_ms:.1f}ms / {j.p95_b_ms:.1f}ms; samples {j.samples[0]}/{j.samples[1]}",
         f"- Mann-Whitney p={j.mw_p:.3g}, Hodges-Lehmann shift {j.hl_shift_ms:+.2f}ms",
     ]
+
+
+def _imbalance(pct_: float | None, srm_p: float | None, samples: tuple[int, int] | None) -> str:
+    if pct_ is None:
+        return "n/a"
+    if samples is None or srm_p is None:
+        return f"{pct_:.1f}%"
+    return f"{pct_:.1f}% (samples {samples[0]}/{samples[1]}, SRM chi-square p={srm_p:.3g})"
+
+
+def _rounds(deltas: list[float]) -> str:
+    return "; rounds " + ", ".join(f"{d:+.1f}%" for d in deltas) if len(deltas) > 1 else ""
 
 
 def pct(value: float | None, spec: str) -> str:

@@ -8,12 +8,12 @@ or ``{"ok": false, "error": {"code", "message", "details"}}`` — and nothing el
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.table import Table
@@ -113,21 +113,36 @@ def init(as_json: JsonFlag = False, force: Annotated[bool, typer.Option(help="Ov
 
 DESCRIBED = ("project_root", "dataset_path", "tasks", "variants", "replications", "total_trials")
 DESCRIBED_TOO = ("harness_command", "harness_script_resolved", "harness_script_exists", "network_mode")
-DESCRIBED_LAST = ("sandbox_mode", "sanitization_profile")
+DESCRIBED_LAST = ("sandbox_mode", "container_image", "sanitization_profile")
 
 
 @lab_app.command("describe")
-def describe(experiment: ExperimentArg, overrides: OverridesOpt = None, as_json: JsonFlag = False) -> None:
-    """Pre-flight: the resolved config, the harness path check and the trial plan."""
+def describe(
+    experiment: ExperimentArg,
+    overrides: OverridesOpt = None,
+    container: Annotated[
+        bool, typer.Option("--container", help="Describe `run --container`: the trials in the image.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pre-flight: the resolved config, the harness path check, the trial plan and the isolation, checked
+    on this machine as a run checks it (a configured image too)."""
+    from rich.markup import escape
+
     from opslab.lab import describe_experiment, resolve_with_overrides
 
     def body() -> dict[str, Any]:
-        summary = describe_experiment(*resolve_with_overrides(experiment, overrides))
+        resolved = resolve_with_overrides(experiment, overrides, require_tasks=False)
+        summary = describe_experiment(*resolved, container=container)
         if not as_json:
             table = Table(show_header=False, title=f"experiment {summary['experiment_id']}")
             for key in (*DESCRIBED, *DESCRIBED_TOO, *DESCRIBED_LAST):
                 table.add_row(key, str(summary[key]))
             console.print(table)
+            if summary["dataset_error"]:
+                err_console.print(
+                    f"[yellow]warning[/yellow]: {escape(summary['dataset_error'])}: no trial would run"
+                )
             if not summary["harness_script_exists"]:
                 err_console.print(
                     "[yellow]warning[/yellow]: the harness script does not exist: every trial would fail"
@@ -167,6 +182,13 @@ def _run(
         clients.append(OpslabClient.from_settings(settings(), url=url, timeout=10.0))
         return IngestReporter(clients[0])
 
+    # The trials' environment starts from the runner's own and the sanitization profile filters it:
+    # passed through to the harness, never read as configuration.
+    env_base = dict(os.environ)  # noqa: TID251
+    # Then, for this process alone: the OpenBLAS of the analysis's NumPy would start a thread per core
+    # that spins for a while; the analysis does no linear algebra, and the spin takes CPU from trials.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # noqa: TID251
+
     def body() -> dict[str, Any]:
         try:
             with TrialProgress(as_json) as on_progress, trial_queue(executor) as queue:
@@ -177,9 +199,7 @@ def _run(
                     resume=resume,
                     retry_errors=retry_errors,
                     concurrency=concurrency,
-                    # The trials' environment starts from the runner's own and the sanitization profile
-                    # filters it: passed through to the harness, never read as configuration.
-                    env_base=os.environ,  # noqa: TID251
+                    env_base=env_base,
                     progress=on_progress,
                     reporter=connect,
                     container=container,
@@ -201,6 +221,17 @@ def _run(
         return {"run": run.envelope()}
 
     _emit(mode, as_json, body)
+    _finish()
+
+
+def _finish() -> NoReturn:
+    """End a finished run's process now that all it had to write is written: the interpreter's teardown
+    of every module and object a run loaded (the analysis's NumPy among them) has nothing left to do,
+    and took a tenth of a second or more after the run's last trial."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 ConcurrencyOpt = Annotated[
@@ -237,14 +268,19 @@ def run(
         bool, typer.Option("--retry-errors", help="With --resume: re-run errored trials.")
     ] = False,
     container: Annotated[
-        bool, typer.Option("--container", help="Run trials in runtime.sandbox.image (refused without one).")
+        bool,
+        typer.Option(
+            "--container",
+            help="Run trials in runtime.sandbox.image (refused without one); without it they run locally.",
+        ),
     ] = False,
     executor: ExecutorOpt = "local",
     url: UrlOpt = None,
     report_to: ReportToOpt = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Execute every trial with the configured isolation, then build the analysis tables."""
+    """Execute every trial locally (or with --container in the image), with the configured network
+    isolation, then build the analysis tables."""
     if url is not None:
         if overrides or resume or retry_errors or container or report_to:
             raise InvalidInput.for_field(
@@ -300,22 +336,20 @@ def run_experiment(
 
 @lab_app.command("clean")
 def clean(
-    init_files: Annotated[bool, typer.Option("--init", help="Remove .lab/experiment.yaml.")] = False,
+    init_files: Annotated[
+        bool,
+        typer.Option(
+            "--init", help="Remove what init and knobs-init wrote (experiment.yaml, knobs/, ./lab)."
+        ),
+    ] = False,
     runs: Annotated[bool, typer.Option("--runs", help="Remove .lab/runs/.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Remove generated files or run directories."""
+    from opslab.lab import clean_project
 
     def body() -> dict[str, Any]:
-        if not (init_files or runs):
-            raise InvalidInput.for_field("--init/--runs", "say what to clean")
-        removed = []
-        if runs and Path(".lab/runs").exists():
-            shutil.rmtree(".lab/runs")
-            removed.append(".lab/runs")
-        if init_files and Path(".lab/experiment.yaml").exists():
-            Path(".lab/experiment.yaml").unlink()
-            removed.append(".lab/experiment.yaml")
+        removed = clean_project(Path("."), init=init_files, runs=runs)
         if not as_json:
             console.print(f"removed: {', '.join(removed) or 'nothing'}")
         return {"removed": removed}

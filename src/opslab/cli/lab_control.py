@@ -1,7 +1,9 @@
-"""``opslab lab replay|fork|pause|resume|cancel|publish|validate-hooks|validate-schema``: controlling runs.
+"""``opslab lab replay|fork|pause|stop|resume|cancel|publish|validate-hooks|validate-schema``: controlling
+runs.
 
-The use cases live in ``opslab.lab`` (``replay_trial``, ``fork_trial``, ``pause_run``, ``resume_run``,
-``publish_run``, ``validate_hooks``, ``validate_schema``); this module parses options and prints.
+The use cases live in ``opslab.lab`` (``replay_trial``, ``fork_trial``, ``pause_run``, ``stop_run``,
+``resume_run``, ``publish_run``, ``validate_hooks``, ``validate_schema``); this module parses options and
+prints.
 """
 
 from __future__ import annotations
@@ -116,6 +118,26 @@ def pause(run_dir: RunDirOpt, reason: ReasonOpt = None, as_json: JsonFlag = Fals
         return {"control": result.model_dump(mode="json")}
 
     _emit("pause", as_json, body)
+
+
+@lab_app.command("stop")
+def stop(run_dir: RunDirOpt, reason: ReasonOpt = None, as_json: JsonFlag = False) -> None:
+    """Stop a run at the next safe boundary: no trial starts again; running trials finish and the run
+    ends stopped (`opslab lab resume` runs the rest later)."""
+    from opslab.lab import stop_run
+
+    def body() -> dict[str, Any]:
+        result = stop_run(run_dir, reason=reason)
+        if not as_json:
+            who = (
+                f"runner {result.runner_pid} starts no trial again and ends the run"
+                if result.runner_active
+                else "no runner holds it; `opslab lab resume` runs the rest"
+            )
+            console.print(f"run {result.run_id} stopped{'' if result.changed else ' (already)'}: {who}")
+        return {"control": result.model_dump(mode="json")}
+
+    _emit("stop", as_json, body)
 
 
 @lab_app.command("resume")

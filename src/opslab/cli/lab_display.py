@@ -37,10 +37,14 @@ class TrialProgress:
         def on_progress(p: LabProgress) -> None:
             self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
 
-        return on_progress
+        return on_progress if not self.bar.disable else _ignore
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(None, None, None)
+
+
+def _ignore(p: LabProgress) -> None:
+    """No bar to move (JSON mode, or not a terminal): a run of many quick trials calls this per trial."""
 
 
 def print_run(run: LabRun, report_url: str | None) -> None:

@@ -9,7 +9,7 @@ from opslab.judge.compare import (
     pass_at_k,
     sign_test,
 )
-from opslab.judge.kinds import Difference, Estimate, MetricKind, difference, estimate, kind_of
+from opslab.judge.kinds import Difference, Estimate, MetricKind, difference, estimate, fits, kind_of
 from opslab.judge.rates import (
     RateDifference,
     clustered_wilson_interval,
@@ -44,8 +44,11 @@ from opslab.judge.verdict import (
     judge_worsening,
     stricter,
 )
+from opslab.judge.windows import blocks_of, window_bootstrap_relative_delta_ci
 
 __all__ = [
+    "blocks_of",
+    "window_bootstrap_relative_delta_ci",
     "Decision",
     "Thresholds",
     "Verdict",
@@ -65,6 +68,7 @@ __all__ = [
     "MetricKind",
     "difference",
     "estimate",
+    "fits",
     "kind_of",
     "RateDifference",
     "clustered_wilson_interval",

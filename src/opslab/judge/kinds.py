@@ -2,7 +2,8 @@
 
 - **rate** (values 0/1): the Wilson score interval (clustered by task with replications), the paired
   difference with Newcombe's hybrid score interval: inside [0, 1] and [−1, 1] for any counts.
-- **fraction** (values in [0, 1]): Student t intervals kept inside [0, 1], differences inside [−1, 1].
+- **fraction** (declared; its values in [0, 1]): Student t intervals kept inside [0, 1], differences
+  inside [−1, 1].
 - **mean** (anything else): Student t intervals; one value (or one task) gives no interval.
 
 Values come per task (``{task: [value per trial]}``): with replications the intervals of means are over
@@ -25,15 +26,23 @@ NO_INTERVAL = Interval(math.nan, math.nan)
 
 
 def kind_of(values: Sequence[float], *, booleans: bool = False) -> MetricKind:
-    """``rate`` when reported as booleans or when the values are 0 and 1 only (both seen); ``fraction``
-    when they all lie in [0, 1], some strictly between; else ``mean`` (a constant, such as a latency
-    that is always 1, says nothing about its range)."""
+    """The kind the values themselves show: ``rate`` when reported as booleans or when they are 0 and 1
+    only (both seen); else ``mean``. A ``fraction`` is never inferred: values inside [0, 1] do not show
+    that a metric is bounded there (a latency of 0.0057 s is not a share), and a fraction's intervals are
+    clamped to [0, 1], so only a declaration makes one (see ``fits``)."""
     seen = set(values)
     if booleans or seen == {0.0, 1.0}:
         return "rate"
-    if all(0.0 <= x <= 1.0 for x in seen) and any(0.0 < x < 1.0 for x in seen):
-        return "fraction"
     return "mean"
+
+
+def fits(kind: MetricKind, values: Sequence[float]) -> bool:
+    """Whether ``values`` can be of a declared ``kind``: a rate's are 0 or 1, a fraction's lie in [0, 1]."""
+    if kind == "rate":
+        return all(x in (0.0, 1.0) for x in values)
+    if kind == "fraction":
+        return all(0.0 <= x <= 1.0 for x in values)
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,11 +5,13 @@
     FAIL  otherwise
 
 A PASS becomes EDGE ("inconclusive") when an arm has too few samples, the arms' sizes mismatch the
-plan (SRM), or the bootstrap interval of ΔP95 does not exclude 0.
+plan (SRM), the interval of ΔP95 does not exclude 0, the candidate's error rate is not confidently under
+its limit, or (with several rounds) the improvement is not in every round.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -56,10 +58,14 @@ def be_careful(
     alpha_srm: float = 0.001,
     error_upper_pct: float | None = None,
     max_error_rate: float | None = None,
+    by_round: Sequence[float] = (),
+    round_max: float | None = None,
 ) -> Verdict:
     """Downgrade a PASS to EDGE when the evidence behind it is weak; say why. ``error_upper_pct`` is the
     candidate error rate's upper confidence bound: a PASS needs it below ``max_error_rate``, not only the
-    point estimate (3 errors in 360 requests measure 0.8 %, and say little against 2 %)."""
+    point estimate (3 errors in 360 requests measure 0.8 %, and say little against 2 %). ``by_round``: ΔP95
+    of each round on its own; with two or more, a PASS needs the improvement in every one of them (each
+    at most ``round_max``): one disturbed window can make a pooled difference that no other round shows."""
     cautions = []
     if min(samples) < min_samples:
         cautions.append(f"too few samples ({min(samples)} < {min_samples} in an arm)")
@@ -73,6 +79,9 @@ def be_careful(
         cautions.append(
             f"the error rate's one-sided 95% upper bound {bound} is not under {max_error_rate:g}%"
         )
+    if round_max is not None and len(by_round) > 1 and max(by_round) > round_max:
+        shown = ", ".join(f"{d:+.1f}%" for d in by_round)
+        cautions.append(f"the improvement is not in every round (ΔP95 by round: {shown})")
     if verdict.decision == "PASS" and cautions:
         return Verdict("EDGE", f"inconclusive: {verdict.reason}, but {'; '.join(cautions)}", cautions)
     return Verdict(verdict.decision, verdict.reason, cautions)

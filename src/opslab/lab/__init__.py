@@ -9,6 +9,7 @@ The SDK (``sdk``): ``ExperimentBuilder`` writes an experiment in code, ``LabClie
 
 from typing import TYPE_CHECKING, Any
 
+from opslab.lab.clean import clean_project
 from opslab.lab.config import SKELETON, ExperimentConfig, Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.describe import describe as describe_experiment
 from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
@@ -66,7 +67,7 @@ if TYPE_CHECKING:
     from opslab.lab.fork import Fork, fork_trial, parse_sets
     from opslab.lab.hooks import HarnessManifest, validate_hooks
     from opslab.lab.job import KIND, LabDeps, lab_work, new_lab_job
-    from opslab.lab.pause import ControlResult, pause_run, resume_run
+    from opslab.lab.pause import ControlResult, pause_run, resume_run, stop_run
     from opslab.lab.publish import Bundle, publish_run
     from opslab.lab.query import QueryResult, query_run
     from opslab.lab.replay import Replay, replay_trial
@@ -114,7 +115,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("Fork", "fork_trial", "parse_sets"), "opslab.lab.fork"),
     **dict.fromkeys(("HarnessManifest", "validate_hooks"), "opslab.lab.hooks"),
-    **dict.fromkeys(("ControlResult", "pause_run", "resume_run"), "opslab.lab.pause"),
+    **dict.fromkeys(("ControlResult", "pause_run", "resume_run", "stop_run"), "opslab.lab.pause"),
     **dict.fromkeys(("Bundle", "publish_run"), "opslab.lab.publish"),
     **dict.fromkeys(("Replay", "replay_trial"), "opslab.lab.replay"),
     **dict.fromkeys(("SCHEMAS", "validate_schema"), "opslab.lab.validate"),
@@ -166,6 +167,7 @@ __all__ = [
     "read_control",
     "replay_trial",
     "resume_run",
+    "stop_run",
     "validate_hooks",
     "validate_schema",
     "OUTCOMES",
@@ -212,6 +214,7 @@ __all__ = [
     "apply_overrides",
     "build_tables",
     "check_pointers",
+    "clean_project",
     "compare",
     "compare_run_dirs",
     "describe_experiment",

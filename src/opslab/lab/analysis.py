@@ -5,12 +5,14 @@ its variants (``comparison.json``) and ``report.md``. The statistics and the err
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from opslab.lab.artifacts import read_model, write_model
+from opslab.lab.artifacts import parse_model, write_model
 from opslab.lab.comparison import (
     ERROR_RULE,
     Contrast,
@@ -18,12 +20,12 @@ from opslab.lab.comparison import (
     ObjectiveSpec,
     VariantSummary,
     contrast,
-    metric_kinds,
     metrics_to_compare,
     objective_of,
     score,
     summarise,
 )
+from opslab.lab.metric_kinds import metric_kinds
 from opslab.lab.records import TrialRecord
 
 COMPARISON_SCHEMA_VERSION = 2  # 2: errors count as failures in paired tests; interval methods per kind
@@ -86,8 +88,22 @@ def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[TrialRecord]:
     """The records of the trials that finished, in plan order."""
-    paths = (run_dir / "trials" / tid / "trial_output.json" for tid in trial_ids)
-    return [read_model(p, TrialRecord) for p in paths if p.is_file()]
+    return [record for record, _ in read_records(run_dir, trial_ids)]
+
+
+def read_records(run_dir: Path, trial_ids: list[str]) -> list[tuple[TrialRecord, bytes]]:
+    """The records of the trials that finished, in plan order, each with its file's bytes (read once:
+    a run's analysis and attestation look at thousands)."""
+    trials = os.path.join(run_dir, "trials")
+    records = []
+    for tid in trial_ids:
+        try:
+            with open(os.path.join(trials, tid, "trial_output.json"), "rb") as f:
+                raw = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        records.append((parse_model(raw, TrialRecord, "trial_output.json"), raw))
+    return records
 
 
 def build_tables(run_dir: Path, outputs: list[TrialRecord], variant_order: list[str]) -> dict[str, int]:
@@ -179,13 +195,19 @@ class Comparison(BaseModel):
 
 
 def compare_variants(
-    run_id: str, outputs: list[TrialRecord], variant_order: list[str], metrics: list[str]
+    run_id: str,
+    outputs: list[TrialRecord],
+    variant_order: list[str],
+    metrics: list[str],
+    declared: Mapping[str, Kind] | None = None,
 ) -> Comparison:
-    """The comparison of a run's variants (pure): the configured metrics plus any trainer fields."""
+    """The comparison of a run's variants (pure): the configured metrics plus any trainer fields, each
+    of the kind ``declared`` (``analysis.metric_kinds``) or its values show."""
     scored = score(outputs)
     metrics = metrics_to_compare(outputs, metrics)
     objective, warnings = objective_of(outputs)
-    kinds = metric_kinds(scored, [*metrics, *(["objective"] if objective else [])])
+    kinds, notes = metric_kinds(scored, [*metrics, *(["objective"] if objective else [])], declared)
+    warnings += notes
     warnings += [f"no trial reports the metric {m!r}" for m in metrics if not any(m in v for _, v in scored)]
     groups = {vid: [t for t in scored if t[0].variant_id == vid] for vid in variant_order}
     baseline = variant_order[0]
@@ -204,10 +226,14 @@ def compare_variants(
 
 
 def compare(
-    run_dir: Path, outputs: list[TrialRecord], variant_order: list[str], metrics: list[str]
+    run_dir: Path,
+    outputs: list[TrialRecord],
+    variant_order: list[str],
+    metrics: list[str],
+    declared: Mapping[str, Kind] | None = None,
 ) -> dict[str, Any]:
     """Write ``analysis/comparison.json`` and ``analysis/report.md``; return the comparison as written."""
-    result = compare_variants(run_dir.name, outputs, variant_order, metrics)
+    result = compare_variants(run_dir.name, outputs, variant_order, metrics, declared)
     write_model(run_dir / "analysis" / "comparison.json", result)
     (run_dir / "analysis" / "report.md").write_text(report_md(result))
     return result.model_dump(mode="json")

@@ -25,12 +25,12 @@ from opslab.lab.comparison import (
     ObjectiveSpec,
     VariantSummary,
     contrast,
-    metric_kinds,
     metrics_to_compare,
     objective_of,
     score,
     summarise,
 )
+from opslab.lab.metric_kinds import metric_kinds
 from opslab.lab.records import TrialRecord
 
 RUNS_COMPARISON_SCHEMA_VERSION = 1
@@ -52,6 +52,7 @@ class _Variants(_Lenient):
 class _Analysis(_Lenient):
     primary_metrics: list[str] = Field(default_factory=list)
     secondary_metrics: list[str] = Field(default_factory=list)
+    metric_kinds: dict[str, Kind] = Field(default_factory=dict)
 
 
 class _RunConfig(_Lenient):
@@ -68,6 +69,7 @@ class RunTrials(BaseModel):
     records: list[TrialRecord]
     variants: list[str]
     metrics: list[str]
+    kinds: dict[str, Kind] = Field(default_factory=dict)  # as the run's config declares them
 
 
 def _trial_number(path: Path) -> tuple[int, str]:
@@ -99,7 +101,11 @@ def read_run(run_dir: Path, *, field: str = "RUN_DIR") -> RunTrials:
     variants = [v for v in planned if v in seen] + [v for v in seen if v not in planned]
     metrics = ["success", *config.analysis.primary_metrics, *config.analysis.secondary_metrics]
     return RunTrials(
-        run_dir=run_dir, records=records, variants=variants, metrics=list(dict.fromkeys(metrics))
+        run_dir=run_dir,
+        records=records,
+        variants=variants,
+        metrics=list(dict.fromkeys(metrics)),
+        kinds=config.analysis.metric_kinds,
     )
 
 
@@ -184,7 +190,14 @@ def compare_run_dirs(
     warnings += notes
     scored_a = score([o for o in a.records if o.task_id in shared])
     scored_b = score([o for o in b.records if o.task_id in shared])
-    kinds = metric_kinds([*scored_a, *scored_b], [*chosen, *(["objective"] if objective else [])])
+    declared = {**b.kinds, **a.kinds}
+    for m in sorted(set(a.kinds) & set(b.kinds)):
+        if a.kinds[m] != b.kinds[m]:
+            warnings.append(f"run A declares {m} a {a.kinds[m]}, run B a {b.kinds[m]}: A's is used")
+    kinds, notes = metric_kinds(
+        [*scored_a, *scored_b], [*chosen, *(["objective"] if objective else [])], declared
+    )
+    warnings += notes
     out = []
     for va, vb in pairs:
         ga = [t for t in scored_a if t[0].variant_id == va]

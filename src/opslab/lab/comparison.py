@@ -5,12 +5,16 @@ wrote nothing or broke the protocol, or said ``error`` itself) is not a success.
 in every success rate, in pass@k and in the paired tests on success; every other metric has no value for
 it and leaves it out. Errors are also counted in a column of their own.
 
-Metric kinds (decided over all trials compared, so every variant gets the same method): ``success``, a
-metric a harness reports as booleans, or one whose values are 0 and 1 (both seen) is a **rate** (Wilson
-interval, clustered by task with replications; the paired difference with Newcombe's hybrid score
-interval); one whose values all lie in [0, 1], some strictly between, is a **fraction** (t interval kept
-inside [0, 1], the difference inside [−1, 1]); any other is a **mean** (t intervals). The statistics are
-in ``opslab.judge`` (``kind_of``, ``estimate``, ``difference``).
+Metric kinds (decided over all trials compared, so every variant gets the same method) come from a
+declaration or from the values, never from a default that would bound a metric it knows nothing about:
+``analysis.metric_kinds`` declares them (``val_acc``, the trainer protocol's accuracy, is a fraction by
+the protocol; ``success`` is always a rate). Undeclared, a metric a harness reports as booleans, or one
+whose values are 0 and 1 (both seen), is a **rate** (Wilson interval, clustered by task with
+replications; the paired difference with Newcombe's hybrid score interval), and any other a **mean** (t
+intervals) — a latency of 0.0057 s is a mean, not a share. Only a declared **fraction** gets a t interval
+kept inside [0, 1] (the difference inside [−1, 1]). A declaration the values contradict (a rate with a
+0.5, a fraction with a 3) is not applied: the metric is a mean and a warning says why. The statistics are
+in ``opslab.judge`` (``kind_of``, ``fits``, ``estimate``, ``difference``); ``metric_kinds`` decides.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from opslab.judge import Interval, MetricKind, difference, estimate, kind_of, mcnemar, pass_at_k, sign_test
+from opslab.judge import Interval, MetricKind, difference, estimate, mcnemar, pass_at_k, sign_test
 from opslab.lab.records import TrialRecord
 
 Kind = MetricKind
@@ -55,19 +59,6 @@ def trial_values(o: TrialRecord) -> dict[str, float]:
 
 def score(records: Sequence[TrialRecord]) -> list[Scored]:
     return [(o, trial_values(o)) for o in records]
-
-
-def metric_kinds(trials: Sequence[Scored], metrics: Sequence[str]) -> dict[str, Kind]:
-    """Each metric's kind over every trial compared (see the module docstring)."""
-    return {
-        m: "rate"
-        if m == "success"
-        else kind_of(
-            [v[m] for _, v in trials if m in v],
-            booleans=any(isinstance(o.metrics.get(m), bool) for o, _ in trials),
-        )
-        for m in metrics
-    }
 
 
 def by_task(trials: Sequence[Scored], metric: str) -> dict[str, list[float]]:

@@ -129,9 +129,23 @@ class Variants(_M):
         return [self.baseline, *self.treatments]
 
 
+MetricKind = Literal["rate", "fraction", "mean"]
+
+
 class Analysis(_M):
     primary_metrics: list[str] = Field(default_factory=lambda: ["success"])
     secondary_metrics: list[str] = Field(default_factory=list)
+    # What a metric is, when its values cannot say: a fraction (a share in [0, 1]) is only ever declared.
+    metric_kinds: dict[str, MetricKind] = Field(default_factory=dict)
+
+    @field_validator("metric_kinds")
+    @classmethod
+    def _success_is_a_rate(cls, kinds: dict[str, MetricKind]) -> dict[str, MetricKind]:
+        if kinds.get("success", "rate") != "rate":
+            raise ValueError("success is always a rate (1 when the outcome is success)")
+        if any(not name.strip() for name in kinds):
+            raise ValueError("a metric name is empty")
+        return kinds
 
 
 class ExperimentConfig(_M):
@@ -214,16 +228,25 @@ def load_tasks(path: Path, limit: int | None) -> list[dict[str, Any]]:
     return tasks
 
 
-def resolve(experiment_path: Path, data: Any | None = None) -> Resolved:
+def resolve(experiment_path: Path, data: Any | None = None, *, require_tasks: bool = True) -> Resolved:
+    """The experiment with its paths resolved and its tasks loaded. ``require_tasks=False`` (describe's
+    pre-flight) resolves an experiment whose dataset is missing or unreadable with no tasks; every run
+    refuses it, naming ``dataset.path``."""
     config = parse_config(read_yaml(experiment_path) if data is None else data)
     root = project_root_of(experiment_path)
     dataset = (experiment_path.resolve().parent / config.dataset.path).resolve()
+    try:
+        tasks = load_tasks(dataset, config.dataset.limit)
+    except InvalidInput:
+        if require_tasks:
+            raise
+        tasks = []
     return Resolved(
         config=config,
         experiment_path=experiment_path.resolve(),
         project_root=root,
         dataset_path=dataset,
-        tasks=load_tasks(dataset, config.dataset.limit),
+        tasks=tasks,
     )
 
 
@@ -265,4 +288,6 @@ variants:
 analysis:
   primary_metrics: [success]
   secondary_metrics: []
+  metric_kinds: {}                     # e.g. {accuracy: fraction}: rate | fraction | mean; undeclared,
+                                       # 0/1 values are a rate and anything else a mean
 """

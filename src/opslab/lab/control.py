@@ -1,14 +1,17 @@
 """The run's control file and the runner's stops: how a user steers a run while it executes.
 
-``RUN_DIR/control.json`` (``ControlFile``) is the switch ``opslab lab pause`` and ``resume`` flip::
+``RUN_DIR/control.json`` (``ControlFile``) is the switch ``opslab lab pause``, ``resume`` and ``stop``
+flip::
 
-    {"schema_version": 1, "state": "running" | "paused", "updated_at": "…", "reason": "…"}
+    {"schema_version": 1, "state": "running" | "paused" | "stopped", "updated_at": "…", "reason": "…"}
 
-No file means running. The runner's pool asks a ``Gate`` before handing out each trial: while the run is
-paused no trial starts, and trials already running finish; each pool slot waiting at the gate leaves a
-marker in ``RUN_DIR/.held/`` (``held_slots``), so a paused run says when it holds everything. Harnesses
+The runner writes it (``running``) when it starts, before the first trial; a run without one (written by
+an older runner) is running. The runner's pool asks a ``Gate`` before handing out each trial: while the
+run is paused no trial starts, and trials already running finish; each pool slot waiting at the gate
+leaves a marker in ``RUN_DIR/.held/`` (``held_slots``), so a paused run says when it holds everything.
+Once it is stopped no trial starts again: the running ones finish and the run ends ``stopped``. Harnesses
 at integration level ``sdk_control`` or ``sdk_full`` read the same file (``OPSLAB_CONTROL_PATH``) and may
-pause themselves at their own safe points. Written atomically, so neither ever reads half a file.
+pause, or stop, at their own safe points. Written atomically, so neither ever reads half a file.
 
 ``RunInterrupted`` is how a runner stopped by SIGINT or SIGTERM ends: its running harnesses killed, the
 manifest saying ``interrupted`` (``paused`` when it was paused), ``--resume`` to continue. It is a
@@ -36,7 +39,7 @@ from opslab.lab.records import RunStatus, Timestamp
 CONTROL_FILE = "control.json"
 MIRROR_DIR = ".control"  # see mirror_control
 HELD_DIR = ".held"  # one marker per pool slot waiting at the gate of a paused run (see Gate.wait)
-ControlState = Literal["running", "paused"]
+ControlState = Literal["running", "paused", "stopped"]
 POLL_S = 0.2  # how often a paused runner looks at the file again
 
 
@@ -71,6 +74,12 @@ def read_control(run_dir: Path) -> ControlFile:
     return read_model(path, ControlFile)
 
 
+def ensure_control(run_dir: Path) -> None:
+    """The control file as a run starts: written ``running`` unless the run has one already."""
+    if not control_path(run_dir).is_file():
+        write_control(run_dir, "running", "run started")
+
+
 def write_control(run_dir: Path, state: ControlState, reason: str | None = None) -> ControlFile:
     control = ControlFile(state=state, updated_at=now(), reason=reason)
     write_model(control_path(run_dir), control, durable=True)
@@ -102,30 +111,38 @@ class Gate:
         self.path = os.fspath(control_path(run_dir))
         self.held_dir = os.fspath(run_dir / HELD_DIR)
         self._seen: tuple[int, int, int] | None = None
-        self._paused = False
+        self._state: ControlState = "running"
 
-    def paused(self) -> bool:
+    def state(self) -> ControlState:
         try:
             st = os.stat(self.path)
         except OSError:
-            self._seen, self._paused = None, False
-            return False
+            self._seen, self._state = None, "running"
+            return "running"
         seen = (st.st_ino, st.st_size, st.st_mtime_ns)
         if seen != self._seen:
             try:
                 with open(self.path, "rb") as f:
-                    self._paused = ControlFile.model_validate_json(f.read()).state == "paused"
+                    self._state = ControlFile.model_validate_json(f.read()).state
                 self._seen = seen
             except (OSError, ValidationError):
                 pass
-        return self._paused
+        return self._state
+
+    def paused(self) -> bool:
+        return self.state() == "paused"
+
+    def stopped(self) -> bool:
+        return self.state() == "stopped"
 
     def wait(self, stopping: Callable[[], bool]) -> bool:
-        """Return at once when the run is not paused; else wait until it is resumed (True) or the runner
-        is stopping (False). While it waits, the slot says so with a marker under ``.held/`` (the runner's
-        acknowledgement of the pause: a slot waiting here runs nothing and starts nothing)."""
-        if not self.paused():
-            return True
+        """Return at once when the run is running (True) or stopped (False: no trial starts again); while
+        it is paused, wait until it is resumed (True), stopped or the runner is stopping (False). While it
+        waits, the slot says so with a marker under ``.held/`` (the runner's acknowledgement of the pause:
+        a slot waiting here runs nothing and starts nothing)."""
+        state = self.state()
+        if state != "paused":
+            return state == "running"
         os.makedirs(self.held_dir, exist_ok=True)
         marker = os.path.join(self.held_dir, f"{os.getpid()}-{threading.get_ident()}")
         with open(marker, "w"):
@@ -135,7 +152,7 @@ class Gate:
                 if stopping():
                     return False
                 time.sleep(POLL_S)
-            return True
+            return not self.stopped()
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(marker)

@@ -1,13 +1,22 @@
-"""The resolved experiment as `opslab lab describe` reports it (the seed's SDK reads `total_trials`)."""
+"""The resolved experiment as `opslab lab describe` reports it (the seed's SDK reads `total_trials`).
+
+Describe is the seed's pre-flight check, so the isolation is checked on this machine as a run checks it:
+the plan of ``run`` (or ``run --container``) must be establishable, and a configured image must be one
+this machine can run (``run --container``, ``run-dev`` and ``run-experiment`` use it), else describe
+refuses with the error the run would give."""
 
 from __future__ import annotations
 
 import shutil
 from typing import Any
 
-from opslab.lab.config import Resolved
+from opslab.errors import InvalidInput, OpslabError
+from opslab.lab.config import Resolved, load_tasks
+from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.plan import expand_trials
 from opslab.lab.runner import isolation_note
+
+IMAGE_USERS = "run --container, run-dev and run-experiment"
 
 
 def harness_script(command: list[str]) -> str | None:
@@ -21,9 +30,31 @@ def harness_script(command: list[str]) -> str | None:
     return command[0] if "/" in command[0] else None
 
 
-def describe(resolved: Resolved, applied: dict[str, Any]) -> dict[str, Any]:
-    """What `opslab lab describe` shows: the resolved config, the trial plan, the harness as it will run."""
+def checked_plan(resolved: Resolved, *, container: bool = False) -> IsolationPlan:
+    """The isolation ``run`` (``container``: ``run --container``) would give, checked as the run checks
+    it; a configured image is checked too, whichever the mode: the container runs use it."""
+    plan = plan_of(resolved, force_container=container)
+    preflight(plan)
+    if resolved.config.runtime.sandbox.image and not container:
+        try:
+            preflight(plan_of(resolved, force_container=True))
+        except OpslabError as exc:
+            message = f"runtime.sandbox.image (used by {IMAGE_USERS}): {exc.message}"
+            raise type(exc)(message, details=exc.details) from None
+    return plan
+
+
+def describe(resolved: Resolved, applied: dict[str, Any], *, container: bool = False) -> dict[str, Any]:
+    """What `opslab lab describe` shows: the resolved config, the trial plan, the harness as it will run
+    (with ``run``, or ``run --container``), after the isolation checks a run makes."""
+    plan = checked_plan(resolved, container=container)
     cfg = resolved.config
+    dataset_error = None
+    if not resolved.tasks:  # resolved without requiring them: say why there are none
+        try:
+            load_tasks(resolved.dataset_path, cfg.dataset.limit)
+        except InvalidInput as exc:
+            dataset_error = exc.message
     command = cfg.runtime.harness.command
     script = harness_script(command)
     script_path = (resolved.project_root / script).resolve() if script else None
@@ -33,6 +64,8 @@ def describe(resolved: Resolved, applied: dict[str, Any]) -> dict[str, Any]:
         "workload_type": cfg.experiment.workload_type,
         "project_root": str(resolved.project_root),
         "dataset_path": str(resolved.dataset_path),
+        "dataset_exists": resolved.dataset_path.is_file(),
+        "dataset_error": dataset_error,
         "tasks": len(resolved.tasks),
         "variants": [v.id for v in cfg.variants.all()],
         "replications": cfg.design.replications,
@@ -47,8 +80,9 @@ def describe(resolved: Resolved, applied: dict[str, Any]) -> dict[str, Any]:
         "sanitization_profile": cfg.design.sanitization_profile,
         "network_mode": cfg.runtime.network.mode,
         "allowed_hosts": cfg.runtime.network.allowed_hosts,
-        "sandbox_mode": "container" if cfg.runtime.sandbox.image else "local",
-        "isolation": isolation_note(resolved).model_dump(mode="json"),
+        "sandbox_mode": "local" if plan.sandbox == "local" else "container",
+        "container_image": cfg.runtime.sandbox.image,
+        "isolation": isolation_note(resolved, plan).model_dump(mode="json"),
         "overrides": applied,
         "first_trials": [
             t.model_dump(include={"trial_id", "variant_id", "task_id", "replication", "seed"})

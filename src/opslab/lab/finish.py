@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opslab.lab.analysis import build_tables, compare, load_outputs
+from opslab.lab.analysis import build_tables, compare, read_records
 from opslab.lab.artifacts import canonical_digest, file_digest, now, read_json, write_model
 from opslab.lab.config import Resolved
 from opslab.lab.plan import expand_trials
@@ -33,31 +34,33 @@ class RunAnalysis:
 def analyse_run(resolved: Resolved, run_dir: Path) -> RunAnalysis:
     """Analyse a run whose trials are all on disk: tables, comparison, report and attestation."""
     cfg = resolved.config
-    outputs = load_outputs(run_dir, [t.trial_id for t in expand_trials(resolved)])
+    records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)])
+    outputs = [record for record, _ in records]
     variants = [v.id for v in cfg.variants.all()]
     tables = build_tables(run_dir, outputs, variants)
     metrics = list(dict.fromkeys([*cfg.analysis.primary_metrics, *cfg.analysis.secondary_metrics]))
-    comparison = compare(run_dir, outputs, variants, metrics)
-    attest(run_dir, resolved, outputs)
+    comparison = compare(run_dir, outputs, variants, metrics, cfg.analysis.metric_kinds)
+    attest(run_dir, resolved, records)
     outcomes: dict[str, int] = {}
     for o in outputs:
         outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
     return RunAnalysis(outputs=outputs, tables=tables, comparison=comparison, outcomes=outcomes)
 
 
-def attest(run_dir: Path, resolved: Resolved, outputs: list[TrialRecord]) -> Attestation:
-    """``attestation.json``: an in-toto Statement over every trial record, its predicate naming the
-    materials (resolved config, dataset, harness files) by digest, the isolation the manifest records and
-    the runner."""
+def attest(run_dir: Path, resolved: Resolved, records: list[tuple[TrialRecord, bytes]]) -> Attestation:
+    """``attestation.json``: an in-toto Statement over every trial record (``read_records``: each with
+    its file's bytes), its predicate naming the materials (resolved config, dataset, harness files) by
+    digest, the isolation the manifest records and the runner."""
     cfg = resolved.config
     root = resolved.project_root
+    outputs = [o for o, _ in records]
     subjects = [
         ResourceDescriptor(
             name=f"trials/{o.trial_id}/trial_output.json",
-            digest=_sha256(run_dir / "trials" / o.trial_id / "trial_output.json"),
+            digest={"sha256": hashlib.sha256(raw).hexdigest()},
             annotations={"trial_id": o.trial_id, "variant_id": o.variant_id, "outcome": o.outcome},
         )
-        for o in outputs
+        for o, raw in records
     ]
     materials = [
         ResourceDescriptor(

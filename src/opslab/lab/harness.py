@@ -123,6 +123,7 @@ def run_harness(
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
+    started: Callable[[int], None] | None = None,
 ) -> HarnessResult:
     res = proc.run(
         argv,
@@ -134,6 +135,7 @@ def run_harness(
         tie_to_parent=tie_to_parent,
         pre_exec=pre_exec,
         pass_fds=pass_fds,
+        started=started,
     )
     duration = res.duration_s * 1000
     if res.start_error:
@@ -146,24 +148,45 @@ def run_harness(
     if code != 0:
         return HarnessResult("error", {}, code, duration, f"harness exited with code {code}")
     try:
-        st = os.stat(output_path)
-    except OSError:
-        st = None
-    if st is None or not stat.S_ISREG(st.st_mode):
-        return HarnessResult("error", {}, code, duration, "harness wrote no trial_output.json")
-    if st.st_size > MAX_OUTPUT_BYTES:
+        raw = _read_output(output_path)
+    except _TooBig:
         return HarnessResult(
             "error", {}, code, duration, f"trial_output.json is over {MAX_OUTPUT_BYTES} bytes"
         )
+    except OSError:
+        raw = None
+    if raw is None:
+        return HarnessResult("error", {}, code, duration, "harness wrote no trial_output.json")
     try:
-        with open(output_path, "rb") as f:
-            output = json.loads(f.read())
+        output = json.loads(raw)
     except ValueError as exc:  # includes UnicodeDecodeError
         return HarnessResult("error", {}, code, duration, f"trial_output.json is not JSON: {exc}")
     problem = output_problem(output, trainer=trainer)
     if problem:
         return HarnessResult("error", {}, code, duration, f"trial_output.json invalid at {problem}")
     return HarnessResult(output["outcome"], output, code, duration, None)  # schema-checked
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _read_output(path: StrPath) -> bytes | None:
+    """The harness's output file, or None when it is not a regular file (never a FIFO it left to block
+    the runner: opened without blocking, checked before it is read)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if st.st_size > MAX_OUTPUT_BYTES:
+            raise _TooBig
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size, 1 << 16)):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=64)

@@ -34,19 +34,24 @@ def launcher_text(program: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def is_ours(path: Path) -> bool:
+    """Whether ``path`` is a launcher ``opslab lab init`` wrote (a regular file with its marker)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        return MARKER in path.read_text(errors="replace")[:400]
+    except OSError:
+        return False
+
+
 def write_launcher(folder: Path, *, force: bool = False) -> Path | None:
     """Write ``folder/lab`` (mode 0755) and return it; an existing ``lab`` that is not ours is left alone
     (None) unless ``force``."""
     path = folder / NAME
     if path.is_dir() or (path.is_symlink() and not force):
         return None
-    if path.exists() and not force:
-        try:
-            ours = MARKER in path.read_text(errors="replace")[:400]
-        except OSError:
-            ours = False
-        if not ours:
-            return None
+    if path.exists() and not force and not is_ours(path):
+        return None
     if path.is_symlink():
         path.unlink()
     path.write_text(launcher_text(opslab_program()))

@@ -1,4 +1,4 @@
-"""Pausing and resuming a run: ``opslab lab pause`` and ``opslab lab resume``.
+"""Pausing, resuming and stopping a run: ``opslab lab pause``, ``resume`` and ``stop``.
 
     pause    sets the control file to paused. A runner holding the run starts no new trial (its pool
              asks before each one), lets the running ones finish, and waits, still holding the run;
@@ -8,9 +8,13 @@
     resume   sets the control file to running. A runner holding the run goes on by itself; if none does,
              this call runs the remaining trials — those without a record, as ``run --resume`` would,
              with the run's frozen config and isolation — and analyses the run.
+    stop     sets the control file to stopped. A runner holding the run starts no trial again, lets the
+             running ones finish (``sdk_control`` / ``sdk_full`` harnesses may end early: they read the
+             same file), analyses what ran and ends with the manifest saying ``stopped``. A run no runner
+             holds is marked ``stopped`` at once. ``resume`` (or ``run --resume``) runs the rest later.
 
-A completed run can be neither paused nor resumed (``Conflict``). Both are idempotent otherwise: pausing a
-paused run, or resuming one that a runner is running, changes nothing and says so.
+A completed run can be neither paused, resumed nor stopped (``Conflict``). Each is idempotent otherwise:
+pausing a paused run, or resuming one that a runner is running, changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -55,6 +59,20 @@ def pause_run(run_dir: Path, *, reason: str | None = None) -> ControlResult:
             manifest.status = "paused"
             write_model(run_dir / "manifest.json", manifest, durable=True)
     return _result(run_dir, "paused", changed, runner)
+
+
+def stop_run(run_dir: Path, *, reason: str | None = None) -> ControlResult:
+    run_dir = run_dir.resolve()
+    manifest = _manifest(run_dir, "stop")
+    changed = read_control(run_dir).state != "stopped"
+    runner, held = _hold(run_dir)
+    with held:
+        if changed:
+            write_control(run_dir, "stopped", reason)
+        if runner is None and manifest.status != "stopped":
+            manifest.status = "stopped"
+            write_model(run_dir / "manifest.json", manifest, durable=True)
+    return _result(run_dir, "stopped", changed, runner)
 
 
 def resume_run(

@@ -5,9 +5,11 @@ not available, or for one trial at a time, trials run on threads in this process
 The process pool is deliberately thin: workers take the next trial index from a shared counter and
 report each finished trial as one line on a pipe (``concurrent.futures.ProcessPoolExecutor`` pickles a
 call and a result per trial through two queues and a manager thread; measured here, that cost the runner
-as much CPU as the trials' own bookkeeping). Worker processes die with the runner (PR_SET_PDEATHSIG on
-Linux) and take their running harnesses with them, so a runner killed mid-run leaves nothing running;
-`--resume` then runs exactly the trials without an output.
+as much CPU as the trials' own bookkeeping). The pool hands the runner the trials that finished in
+batches — all it read within ``BATCH_WAIT_S`` of the first — so that one sync commits many records
+(``commit``). Worker processes die with the runner (PR_SET_PDEATHSIG on Linux) and take their running
+harnesses with them, so a runner killed mid-run leaves nothing running; `--resume` then runs exactly
+the trials without an output.
 
 Before taking a trial, a worker asks the run's ``Gate``: while the run is paused it waits, so no trial
 starts and running ones finish. Closing the pool's iterator early (the runner interrupted) stops it at
@@ -24,8 +26,10 @@ import json
 import math
 import multiprocessing
 import os
+import select
 import signal
 import threading
+import time
 from collections.abc import Generator, Iterator
 from typing import Any, NamedTuple
 
@@ -40,6 +44,9 @@ from opslab.lab.trial import TrialContext, run_trial
 # Threads per worker process once there are more slots than this many processes per core: trials that
 # mostly wait (remote APIs) need concurrency, not one process each.
 PROCESSES_PER_CPU = 2
+# How long the pool gathers finished trials after the first before handing them over as one batch: the
+# runner syncs its record log once per batch (a sync costs as much CPU as a no-op trial's bookkeeping).
+BATCH_WAIT_S = 0.005
 
 
 class TrialDone(NamedTuple):
@@ -55,23 +62,23 @@ def run_pool(
     attempts: dict[str, int],
     concurrency: int,
     gate: Gate | None = None,
-) -> Generator[TrialDone, None, None]:
-    """Run ``trials`` with at most ``concurrency`` at once; yield each as it finishes. Close the iterator
-    to stop early (see the module docstring)."""
+) -> Generator[list[TrialDone], None, None]:
+    """Run ``trials`` with at most ``concurrency`` at once; yield them in batches as they finish (see
+    ``BATCH_WAIT_S``). Close the iterator to stop early (see the module docstring)."""
     if not trials:
         return
     slots = min(concurrency, len(trials))
     if slots > 1 and "fork" in multiprocessing.get_all_start_methods():
         yield from _processes(ctx, trials, attempts, slots, gate)
     else:
-        with contextlib.closing(run_threads(ctx, trials, attempts, slots, gate)) as done:
-            for trial_id, outcome in done:
-                yield TrialDone(trial_id, outcome)
+        with contextlib.closing(run_threads(ctx, trials, attempts, slots, gate, BATCH_WAIT_S)) as done:
+            for batch in done:
+                yield [TrialDone(trial_id, outcome) for trial_id, outcome in batch]
 
 
 def _processes(
     ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int, gate: Gate | None
-) -> Iterator[TrialDone]:
+) -> Iterator[list[TrialDone]]:
     mp = multiprocessing.get_context("fork")
     processes = min(slots, PROCESSES_PER_CPU * (os.cpu_count() or 1))
     threads = math.ceil(slots / processes)
@@ -99,17 +106,20 @@ def _processes(
     reported = 0
     aborted = False
     # Kept open until the workers are gone: one that finishes a trial meanwhile must not hit a closed pipe.
-    reader = os.fdopen(read_fd, "rb", buffering=1 << 16)
     try:
-        for line in reader:
-            msg = json.loads(line)
-            if "exception" in msg:
-                failure = failure or f"{msg['trial_id']}: {msg['exception']}"
-                with counter.get_lock():
-                    counter.value = len(trials)  # stop handing out trials
-                continue
-            reported += 1
-            yield TrialDone(msg["trial_id"], msg["outcome"])
+        for lines in _batches(read_fd):
+            batch = []
+            for line in lines:
+                msg = json.loads(line)
+                if "exception" in msg:
+                    failure = failure or f"{msg['trial_id']}: {msg['exception']}"
+                    with counter.get_lock():
+                        counter.value = len(trials)  # stop handing out trials
+                    continue
+                batch.append(TrialDone(msg["trial_id"], msg["outcome"]))
+            reported += len(batch)
+            if batch:
+                yield batch
     except BaseException:  # closed early or interrupted: stop now
         aborted = True
         raise
@@ -126,15 +136,34 @@ def _processes(
             if w.is_alive():
                 w.kill()
                 w.join()
-        reader.close()
+        os.close(read_fd)
     if failure:
         raise failed(failure)
-    if reported < len(trials):
+    if reported < len(trials) and not (gate is not None and gate.stopped()):
         codes = sorted({w.exitcode for w in workers if w.exitcode})
         raise OperationFailed(
             f"{len(trials) - reported} trials did not finish: a worker process died (exit codes {codes}); "
             "continue with --resume"
         )
+
+
+def _batches(fd: int) -> Iterator[list[bytes]]:
+    """The complete lines on the pipe ``fd`` until EOF: those that arrive within ``BATCH_WAIT_S`` of the
+    first of a batch come in one list (the runner sleeps meanwhile: one wake-up per batch, not per
+    trial)."""
+    pending = b""
+    readable = select.poll()
+    readable.register(fd, select.POLLIN)
+    while chunk := os.read(fd, 1 << 16):  # blocks until a worker writes, or every one has exited
+        pending += chunk
+        time.sleep(BATCH_WAIT_S)
+        while readable.poll(0):
+            more = os.read(fd, 1 << 16)
+            if not more:
+                break
+            pending += more
+        *lines, pending = pending.split(b"\n")
+        yield lines
 
 
 def _worker_main(

@@ -13,6 +13,7 @@ its own (``_stop``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -77,6 +78,19 @@ def run_queued(
     queue: TrialQueue,
 ) -> Generator[TrialDone, None, None]:
     """Submit ``trials`` to ``queue``; yield each as a worker finishes it (see the module docstring)."""
+    with contextlib.closing(queued_batches(run_dir, trials, attempts, queue)) as batches:
+        for done in batches:
+            yield from done
+
+
+def queued_batches(
+    run_dir: Path,
+    trials: list[Trial],
+    attempts: dict[str, int],
+    queue: TrialQueue,
+) -> Generator[list[TrialDone], None, None]:
+    """``run_queued``, the trials that finished in one wait on the queue together: the runner commits
+    their records with one sync."""
     if not trials:
         return
     batch = queue.batch()
@@ -87,17 +101,20 @@ def run_queued(
     outstanding = set(by_id)
     try:
         while outstanding:
+            done = []
             for end in batch.wait(WAIT_S):
                 if end.task_id not in outstanding:
                     continue
                 outstanding.discard(end.task_id)
                 if end.lost:
                     record = _lost(run_dir, by_id[end.task_id], attempts[end.task_id] + end.attempts - 1)
-                    yield TrialDone(end.task_id, record.outcome)
+                    done.append(TrialDone(end.task_id, record.outcome))
                     continue
                 if end.error is not None or end.result is None:
                     raise failed(f"{end.task_id}: {end.error}")
-                yield TrialDone(end.task_id, end.result)  # type: ignore[arg-type]
+                done.append(TrialDone(end.task_id, end.result))  # type: ignore[arg-type]
+            if done:
+                yield done
     except (KeyboardInterrupt, GeneratorExit):  # interrupted, or closed early: stop the running trials
         _stop(run_dir, batch, outstanding)
         raise

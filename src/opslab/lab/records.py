@@ -25,7 +25,7 @@ Outcome = Literal["success", "failure", "error", "timeout", "skipped"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # running: a runner holds it (or died without a word); paused: stopped by `opslab lab pause` with no runner
 # left; interrupted: its runner stopped by a signal; both continue with `resume` / `run --resume`.
-RunStatus = Literal["running", "paused", "interrupted", "completed"]
+RunStatus = Literal["running", "paused", "interrupted", "stopped", "completed"]
 # A harness metric: the protocol's JSON Schema allows numbers, booleans and null. Order matters: a
 # union tries exact types first, so 1 stays 1 and true stays true when a record is read back.
 Metric = bool | int | float | None

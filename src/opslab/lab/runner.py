@@ -1,5 +1,6 @@
-"""The lab runner: executes the plan's trials concurrently, each finished trial durable on disk at once,
-resumable after any interruption (even kill -9), errored trials re-runnable."""
+"""The lab runner: executes the plan's trials concurrently, each finished trial durable on disk before it
+is counted (its record group-committed, see ``commit``), resumable after any interruption (even kill -9),
+errored trials re-runnable."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +25,13 @@ from opslab.lab.artifacts import (
     write_json,
     write_model,
 )
+from opslab.lab.commit import RecordLog, reconcile
 from opslab.lab.config import Resolved
-from opslab.lab.control import Gate, RunInterrupted, interrupt_on_signals, write_control
+from opslab.lab.control import Gate, RunInterrupted, ensure_control, interrupt_on_signals, write_control
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
-from opslab.lab.queued_pool import TrialQueue, run_queued
+from opslab.lab.queued_pool import TrialQueue, queued_batches
 from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
 from opslab.lab.trial import TrialContext
 
@@ -146,30 +148,32 @@ def execute(
     ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
     (with the services the runner started), else the config's.
 
-    The run's control file is obeyed (no trial starts while it is paused) and set to running when this
-    call starts: a runner started on a paused run was asked to run it. On SIGINT or SIGTERM the running
+    The run's control file is obeyed (no trial starts while it is paused, none again once it is stopped:
+    the run then ends ``stopped``) and set to running when this call starts (written if the run has
+    none): a runner started on a paused or stopped run was asked to run it. On SIGINT or SIGTERM the running
     harnesses are killed, the manifest says ``interrupted`` (``paused`` if the run was paused) and
     ``RunInterrupted`` is raised; ``--resume`` continues. With a ``queue`` the trials run on its workers
     (``queued_pool``) instead of this process's pool; ``concurrency`` is then theirs to decide."""
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
+    finished = reconcile(run_dir, (t.trial_id for t in trials))
     pending: list[Trial] = []
     retried: list[Retry] = []
     for t in trials:
-        out = run_dir / "trials" / t.trial_id / "trial_output.json"
-        if not out.is_file():
+        if t.trial_id not in finished:
             pending.append(t)
             continue
         if retry_errors:
-            previous = read_model(out, TrialRecord)
+            previous = TrialRecord.model_validate_json(finished[t.trial_id])
             if previous.outcome == "error":
                 retried.append(Retry(trial_id=t.trial_id, previous_error=previous.error, at=now()))
                 pending.append(t)
     if retried:
         manifest.retries = [*manifest.retries, *retried]
     gate = Gate(run_dir)
-    if gate.paused():
+    ensure_control(run_dir)
+    if gate.state() != "running":
         write_control(run_dir, "running", "resumed by a new runner")
     if retried or manifest.status != "running":
         manifest.status, manifest.finished_at = "running", None
@@ -182,22 +186,28 @@ def execute(
     tally = _Tally(already, total, progress)
     with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
         try:
+            pool: Generator[list[TrialDone], None, None]
             if queue is not None:
-                pool = run_queued(run_dir, pending, attempts, queue)
+                pool = queued_batches(run_dir, pending, attempts, queue)
             else:
-                ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation)
+                # Records are made durable here, a batch at a time, not by each trial.
+                ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
                 pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
-            with contextlib.closing(pool):  # closed at once on an interrupt: that stops the trials
-                for done in pool:
-                    tally.count(done)
-                    if on_trial:
-                        on_trial(done)
+            # The pool is closed at once on an interrupt: that stops the trials.
+            with contextlib.closing(pool), RecordLog(run_dir) as log:
+                for batch in pool:
+                    log.commit(done.trial_id for done in batch)
+                    for done in batch:
+                        tally.count(done)
+                        if on_trial:
+                            on_trial(done)
         except KeyboardInterrupt as exc:
             status: RunStatus = "paused" if gate.paused() else "interrupted"
             _set_status(manifest_path, status)
             name = exc.signal_name if isinstance(exc, RunInterrupted) else "SIGINT"
             raise RunInterrupted(name, run_dir=run_dir, status=status) from None
-    return _set_status(manifest_path, "completed")
+    stopped = tally.done < total and gate.stopped()  # trials left that the stop kept from starting
+    return _set_status(manifest_path, "stopped" if stopped else "completed")
 
 
 def _set_status(manifest_path: Path, status: RunStatus) -> Manifest:

@@ -8,7 +8,6 @@ reporter is given), analyses the run and returns a ``LabRun``. It prints nothing
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -102,13 +101,13 @@ class LabRun(BaseModel):
 
 
 def resolve_with_overrides(
-    experiment_path: Path, overrides: Path | None
+    experiment_path: Path, overrides: Path | None, *, require_tasks: bool = True
 ) -> tuple[Resolved, dict[str, JsonValue]]:
     """The experiment resolved with its knob overrides applied, and the overrides applied."""
     if overrides is None:
-        return resolve(experiment_path), {}
+        return resolve(experiment_path, require_tasks=require_tasks), {}
     data, applied = apply_overrides(read_yaml(experiment_path), overrides, project_root_of(experiment_path))
-    return resolve(experiment_path, data), applied
+    return resolve(experiment_path, data, require_tasks=require_tasks), applied
 
 
 def effective(mode: RunMode, resolved: Resolved) -> Resolved:
@@ -204,7 +203,7 @@ def run_experiment(
                 isolation=services,
                 queue=queue,
             )
-            from opslab.lab.finish import analyse_run  # NumPy and SciPy: imported while the trials ran
+            from opslab.lab.finish import analyse_run  # NumPy: imported while the trials ran
 
             analysis = analyse_run(resolved, run_dir)
     except KeyboardInterrupt:
@@ -233,7 +232,9 @@ def _trial_source(resolved: Resolved, run_dir: Path) -> TrialSource:
 
 
 class _Prefetch:
-    """Imports the analysis (NumPy, SciPy) on a low-priority thread while the trials run."""
+    """Imports the analysis (NumPy) on a thread while the trials run. Not SciPy: only some
+    intervals need it (imported then); for a run of quick trials its import would be CPU taken from
+    them for nothing."""
 
     def __init__(self) -> None:
         self._thread = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
@@ -248,9 +249,6 @@ class _Prefetch:
 
 
 def _import_analysis() -> None:
-    with contextlib.suppress(OSError, AttributeError):  # Linux: nice this thread alone, not the runner
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    # At the runner's own priority: every run's analysis needs it, so it costs the same CPU now or later;
+    # a niced import was starved by the trials and then made the analysis wait for it at the end.
     import opslab.lab.finish  # noqa: F401  (NumPy)
-    from opslab.judge import warm_up
-
-    warm_up()  # SciPy

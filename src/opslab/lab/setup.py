@@ -19,6 +19,7 @@ from opslab.lab.config import Resolved
 from opslab.lab.harness import trial_env
 from opslab.lab.isolation import IsolationPlan
 from opslab.lab.secrets import scrubber, secret_values
+from opslab.lab.trial import left_out
 from opslab.lab.workspace import Template
 
 SETUP_TIMEOUT_S = 1800.0
@@ -40,7 +41,7 @@ def run_setup(
     base, ws = run_dir / "setup", setup_workspace(run_dir)
     out = base / "out"
     out.mkdir(parents=True)
-    Template.scan(resolved.project_root, exclude=(resolved.dataset_path,)).materialize(str(ws))
+    Template.scan(resolved.project_root, exclude=left_out(resolved, plan)).materialize(str(ws))
     cfg = resolved.config
     secrets = secret_values(cfg.runtime.env_allow, env_base)
     env = trial_env(cfg.design.sanitization_profile, env_base, str(base), dict(secrets))
@@ -54,7 +55,8 @@ def run_setup(
             stdout=str(out / "stdout.log"),
             stderr=str(out / "stderr.log"),
             pre_exec=launch.pre_exec,
-            pass_fds=launch.fds,
+            pass_fds=launch.pass_fds,
+            started=launch.started,
         )
     finally:
         launch.close()

@@ -25,9 +25,15 @@ STOP_GRACE_S = 10.0  # for trials told to stop: their harnesses are killed, then
 
 
 def run_threads(
-    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int, gate: Gate | None
-) -> Generator[tuple[str, Outcome], None, None]:
-    """``trials`` on ``slots`` threads; yields (trial id, outcome) as each finishes."""
+    ctx: TrialContext,
+    trials: list[Trial],
+    attempts: dict[str, int],
+    slots: int,
+    gate: Gate | None,
+    batch_wait_s: float = 0.0,
+) -> Generator[list[tuple[str, Outcome]], None, None]:
+    """``trials`` on ``slots`` threads; yields (trial id, outcome) pairs as they finish, in batches: those
+    that finish within ``batch_wait_s`` of the first of a batch come together."""
     ctx.tie_to_runner = True
     feed = _Feed(trials, gate)
     results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
@@ -54,13 +60,25 @@ def run_threads(
     ended = 0
     try:
         while ended < len(pool):
+            batch: list[tuple[str, Outcome]] = []
             item = results.get()
-            if item is None:
-                ended += 1
-            elif item[1] is None:
-                failure = failure or f"{item[0]}: {item[2]}"
-            else:
-                yield item[0], item[1]
+            deadline = time.monotonic() + batch_wait_s
+            while True:
+                if item is None:
+                    ended += 1
+                elif item[1] is None:
+                    failure = failure or f"{item[0]}: {item[2]}"
+                else:
+                    batch.append((item[0], item[1]))
+                wait = deadline - time.monotonic()
+                if ended == len(pool) or wait <= 0:
+                    break
+                try:
+                    item = results.get(timeout=wait)
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
     except BaseException:  # closed early or interrupted: stop now
         _abandon(ctx, feed, pool)
         raise

@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
 from opslab.lab.derived import TrialExtras
 from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
-from opslab.lab.harness import build_argv, resolve_program, run_harness, trial_env
-from opslab.lab.isolation import IsolationPlan, plan_of
+from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
+from opslab.lab.isolation import IsolationPlan, classify, plan_of
 from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
 from opslab.lab.records import (
@@ -52,9 +53,12 @@ class TrialContext:
     tie_to_runner: bool = False
     # How trials are isolated (the runner decides it once, with its services); None: from the config.
     isolation: IsolationPlan | None = None
+    # False when the runner makes records durable itself, many at once (``commit.RecordLog``).
+    sync_records: bool = True
     template: Template = field(init=False)
     pre: dict[str, str] = field(init=False)
     pre_json: str = field(init=False)  # path of the shared pre-run snapshot
+    no_diff_json: str = field(init=False)  # path of the shared diff of a workspace left as it was
 
     def __post_init__(self) -> None:
         if self.isolation is None:
@@ -66,12 +70,32 @@ class TrialContext:
         if os.path.isdir(set_up):
             self.template = Template.scan(Path(set_up), skip=SETUP_SKIP)
         else:
-            self.template = Template.scan(self.resolved.project_root, exclude=(self.resolved.dataset_path,))
+            self.template = Template.scan(
+                self.resolved.project_root, exclude=left_out(self.resolved, self.isolation)
+            )
         self.pre = self.template.digests()
         # Every workspace starts as the same copy: its pre-run snapshot is written once and hard-linked.
-        # Beside trials/, not in it: trials/ holds one folder per trial and nothing else.
+        # Beside trials/, not in it: trials/ holds one folder per trial and nothing else. Not synced: no
+        # trial's state files are (the records are, by the runner's commits).
         self.pre_json = os.path.join(self.run_dir, "project_snapshot.json")
-        write_text(self.pre_json, _dumps(self.pre), durable=True)
+        write_text(self.pre_json, _dumps(self.pre))
+        # A trial that leaves its workspace as it found it links its post-run snapshot and diff too.
+        self.no_diff_json = os.path.join(self.run_dir, "project_snapshot_diff.json")
+        write_text(self.no_diff_json, _dumps(diff(self.pre, self.pre)))
+        output_problem({"outcome": "success"}, trainer=False)  # compiles the validator once, before a fork
+
+
+def left_out(resolved: Resolved, plan: IsolationPlan) -> tuple[Path, ...]:
+    """What of the project no workspace gets: the dataset (each trial gets its task) and, when the trials
+    run on it, the image's root filesystem or tarball if it lies in the project (a copy in every
+    workspace cost a trial of a busybox image two megabytes of copying)."""
+    if plan.sandbox != "rootfs":
+        return (resolved.dataset_path,)
+    try:
+        ref = classify(plan.image, resolved.project_root)
+    except InvalidInput:  # no such image: the plan refuses it, not the workspace
+        return (resolved.dataset_path,)
+    return (resolved.dataset_path, *([ref.path] if ref.path else []))
 
 
 _NO_EXTRAS = TrialExtras()
@@ -85,10 +109,14 @@ def run_trial(
     run_id = ctx.run_dir.name
     extra = extras or _NO_EXTRAS
     tdir = extra.trial_dir or os.path.join(ctx.run_dir, "trials", t.trial_id)
-    if os.path.lexists(tdir):
-        shutil.rmtree(tdir, ignore_errors=True)  # an interrupted or errored attempt: start clean
     out_dir, state_dir, ws = tdir + "/out", tdir + "/state", tdir + "/workspace"
-    os.mkdir(tdir)
+    try:
+        os.mkdir(tdir)
+    except FileExistsError:  # an interrupted or errored attempt: start clean
+        shutil.rmtree(tdir, ignore_errors=True)
+        if os.path.lexists(tdir):  # a file, or a link: not a folder rmtree clears
+            os.unlink(tdir)
+        os.mkdir(tdir)
     os.mkdir(out_dir)
     os.mkdir(state_dir)
     extra.place(out_dir)
@@ -114,7 +142,7 @@ def run_trial(
     write_text(tdir + "/trial_input.json", trial_input.model_dump_json(), atomic=False)
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
-    os.link(ctx.pre_json, state_dir + "/pre.json")
+    _share(ctx.pre_json, state_dir + "/pre.json")
     events_path = out_dir + "/harness_events.jsonl"
     secrets = secret_values(cfg.runtime.env_allow, ctx.env_base)
     env = trial_env(
@@ -144,7 +172,8 @@ def run_trial(
             cwd=launch.cwd,
             env=launch.env,
             pre_exec=launch.pre_exec,
-            pass_fds=launch.fds,
+            pass_fds=launch.pass_fds,
+            started=launch.started,
             timeout_s=cfg.design.trial_timeout_s,
             stdout=out_dir + "/stdout.log",
             stderr=out_dir + "/stderr.log",
@@ -158,8 +187,12 @@ def run_trial(
         scrub.tree(tdir, since_ns=since, skip=("state",))
         res.output, res.error = scrub.value(res.output), scrub.value(res.error)
     post = ctx.template.snapshot(ws)
-    write_text(state_dir + "/post.json", _dumps(post), atomic=False)
-    write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
+    if post == ctx.pre:
+        _share(ctx.pre_json, state_dir + "/post.json")
+        _share(ctx.no_diff_json, state_dir + "/diff.json")
+    else:
+        write_text(state_dir + "/post.json", _dumps(post), atomic=False)
+        write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
     level = cfg.runtime.harness.integration_level
     events = read_events(events_path, ws + "/harness_events.jsonl") if level != "cli_basic" else []
     if level in OTEL_LEVELS:  # counted with the events; the agent run reads the spans themselves
@@ -186,10 +219,21 @@ def run_trial(
         **trainer,
         **dict[str, Any](extra.fields),
     )
-    # Written last, atomically and fsynced: its presence means the trial is done. Only the fields set
-    # are written: the trainer fields appear when the harness reported them.
-    write_text(tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=True)
+    # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
+    # is done. Only the fields set are written: the trainer fields appear when the harness reported them.
+    write_text(
+        tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=ctx.sync_records
+    )
     return record
+
+
+def _share(shared: str, dest: str) -> None:
+    """``dest`` as a hard link to the run's ``shared`` file; a copy where it cannot be one (a filesystem
+    without hard links, or a file at its link limit: 65,000 on ext4)."""
+    try:
+        os.link(shared, dest)
+    except OSError:
+        shutil.copyfile(shared, dest)
 
 
 def _dumps(data: Any) -> str:

@@ -59,12 +59,19 @@ class Template:
     def scan(
         cls, root: Path, *, exclude: tuple[Path, ...] = (), skip: frozenset[str] | set[str] = SKIP
     ) -> Template:
-        """``exclude``: files left out of every workspace (the dataset: each trial gets its task in
-        ``trial_input.json``, and a dataset can be gigabytes); ``skip``: folder names left out."""
+        """``exclude``: files and folders left out of every workspace (the dataset: each trial gets its
+        task in ``trial_input.json``; an image the trials run on; either can be gigabytes); ``skip``:
+        folder names left out."""
         t = cls(str(root))
         skip_files = {os.path.realpath(p) for p in exclude}
+
+        def kept(dirpath: str, d: str) -> bool:
+            if d in skip:
+                return False
+            return not skip_files or os.path.realpath(os.path.join(dirpath, d)) not in skip_files
+
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in skip)
+            dirnames[:] = sorted(d for d in dirnames if kept(dirpath, d))
             rel_dir = os.path.relpath(dirpath, root)
             for d in dirnames:
                 full = os.path.join(dirpath, d)
@@ -114,22 +121,31 @@ class Template:
             os.symlink(os.readlink(os.path.join(self.root, rel)), os.path.join(base, rel))
 
     def snapshot(self, ws: str | os.PathLike[str]) -> dict[str, str]:
-        """Digests of the regular files under ``ws``, hashing only those that differ from the template."""
+        """Digests of the regular files under ``ws``, hashing only those that differ from the template.
+        Symlinks are not followed (nor recorded), and folders named in ``SKIP`` not entered."""
         digests: dict[str, str] = {}
-        for dirpath, dirnames, filenames in os.walk(ws):
-            dirnames[:] = [d for d in dirnames if d not in SKIP]
-            rel_dir = os.path.relpath(dirpath, ws)
-            for name in filenames:
-                full = os.path.join(dirpath, name)
-                st = os.lstat(full)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                rel = os.path.normpath(os.path.join(rel_dir, name))
-                known = self.files.get(rel)
-                if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
-                    digests[rel] = known.digest
-                else:
-                    digests[rel] = _digest(full)
+        folders = [(os.fspath(ws), "")]  # (path, its path relative to ws with a trailing "/")
+        while folders:
+            path, prefix = folders.pop()
+            try:
+                listing = os.scandir(path)
+            except OSError:  # a folder the harness made unreadable: left out, as os.walk would
+                continue
+            with listing as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        if entry.name not in SKIP:
+                            folders.append((entry.path, prefix + entry.name + "/"))
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    rel = prefix + entry.name
+                    known = self.files.get(rel)
+                    if known is not None and known.size == st.st_size and known.mtime_ns == st.st_mtime_ns:
+                        digests[rel] = known.digest
+                    else:
+                        digests[rel] = _digest(entry.path)
         return digests
 
 

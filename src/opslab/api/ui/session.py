@@ -90,11 +90,16 @@ def error_page(request: Request, exc: OpslabError, *, status_code: int | None = 
         )
     errors = exc.details.get("errors", []) if isinstance(exc.details.get("errors"), list) else []
     status = status_code or exc.http_status
+    # The message of an invalid input is built from its fields ("status: Input should be …"): listed
+    # once, by field, it is not repeated above the list.
+    said = [f"{e.get('field')}: {e.get('message')}" for e in errors if isinstance(e, dict)]
+    headline = None if said and all(line in exc.message for line in said[:1]) else exc.message
     return page(
         request,
         "error.html",
         status_code=status,
         title=f"{status} {exc.code.replace('_', ' ')}",
         error=exc,
+        headline=headline,
         fields=errors,
     )

@@ -10,8 +10,9 @@ of runners that died.
 
 from opslab.lab.isolation.checks import preflight
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify
+from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.pids import sweep as sweep_groups
-from opslab.lab.isolation.plan import IsolationPlan, Launch, RunServices, plan_for, plan_of
+from opslab.lab.isolation.plan import IsolationPlan, RunServices, plan_for, plan_of
 from opslab.lab.isolation.scratch import RunScratch, sweep
 from opslab.lab.isolation.services import EgressProxy
 

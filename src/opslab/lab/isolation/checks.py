@@ -32,7 +32,7 @@ def preflight(plan: IsolationPlan) -> None:
         if problem:
             raise Unavailable(problem, details={"field": "runtime.network.mode", "mode": plan.network})
     if plan.sandboxed:
-        problem = sandbox_problem(plan.pids_limit)
+        problem = sandbox_problem(plan.pids_limit, private_network=plan.private_network)
         if problem:
             raise Unavailable(problem, details={"field": field, "layer": "sandbox"})
     else:
@@ -63,9 +63,10 @@ def _check_engine(plan: IsolationPlan) -> None:
         )
 
 
-def sandbox_problem(pids_limit: int) -> str | None:
-    """Why the trial sandbox cannot be had here (naming the layer), or None when it can."""
-    if _sandbox_works(pids_limit):
+def sandbox_problem(pids_limit: int, *, private_network: bool = False) -> str | None:
+    """Why the trial sandbox cannot be had here (naming the layer), or None when it can;
+    ``private_network``: with a network namespace of its own, as bubblewrap makes it for a trial."""
+    if _sandbox_works(pids_limit, private_network):
         return None
     if shutil.which("bwrap") is None:
         return (
@@ -81,15 +82,17 @@ def sandbox_problem(pids_limit: int) -> str | None:
             "the trial sandbox's pids limit needs the cgroup pids controller, which this machine does not "
             "give this runner (no writable pids hierarchy); set runtime.sandbox.pids_limit: 0 to run without"
         )
-    layers = (
+    layers: list[tuple[str, list[str]]] = [
         ("bubblewrap", ["bwrap", "--ro-bind", "/", "/"]),
         ("user, PID, IPC and UTS namespaces", [*sandbox.namespaces(), "--ro-bind", "/", "/"]),
         ("the read-only host view", [*sandbox.namespaces(), *sandbox.system_view(), "--tmpfs", "/tmp"]),
         ("/proc of its own with the kernel's knobs read-only", _full(with_seccomp=False)),
         ("the seccomp filter", _full(with_seccomp=True)),
-    )
+    ]
+    if private_network:
+        layers.append(("a network namespace of its own", _full(with_seccomp=True, network=True)))
     for layer, argv in layers:
-        why = _try(argv, pids_limit, seccomp_fd=layer == "the seccomp filter")
+        why = _try(argv, pids_limit, seccomp_fd="--seccomp" in argv)
         if why is not None:
             return f"the trial sandbox cannot be established here: {layer} failed ({why}); no trial runs"
     return "the trial sandbox cannot be established here (bubblewrap failed); no trial runs"
@@ -98,9 +101,9 @@ def sandbox_problem(pids_limit: int) -> str | None:
 _worked: set[str] = set()  # layers that worked in this process: each is tried once
 
 
-def _sandbox_works(pids_limit: int) -> bool:
+def _sandbox_works(pids_limit: int, private_network: bool) -> bool:
     """One sandbox as every trial gets it, around ``true``."""
-    key = f"sandbox:{pids_limit}"
+    key = f"sandbox:{pids_limit}:{private_network}"
     if key in _worked:
         return True
     if shutil.which("bwrap") is None:
@@ -111,32 +114,36 @@ def _sandbox_works(pids_limit: int) -> bool:
         return False
     if pids_limit and os.geteuid() == 0 and pids.hierarchy() is None:
         return False
-    if _try(_full(with_seccomp=True), pids_limit, seccomp_fd=True) is None:
+    if _try(_full(with_seccomp=True, network=private_network), pids_limit, seccomp_fd=True) is None:
         _worked.add(key)
         return True
     return False
 
 
-def _full(*, with_seccomp: bool) -> list[str]:
+def _full(*, with_seccomp: bool, network: bool = False) -> list[str]:
     view = [*sandbox.system_view(), "--tmpfs", "/tmp", *sandbox.kernel_view()]
-    return [*sandbox.namespaces(), *view, *(["--seccomp", "{fd}"] if with_seccomp else [])]
+    own = ["--unshare-net"] if network else []
+    return [*sandbox.namespaces(), *own, *view, *(["--seccomp", "{fd}"] if with_seccomp else [])]
 
 
 def _try(argv: list[str], pids_limit: int, *, seccomp_fd: bool) -> str | None:
-    """None when ``argv + [true]`` runs, else the last line bubblewrap printed."""
+    """None when ``argv + [true]`` runs, else the last line bubblewrap printed. The pids group is
+    joined as a trial joins it: through bubblewrap with a network of its own, else before exec."""
     true = shutil.which("true", path="/usr/bin:/bin") or "/bin/true"
     fds = (sandbox.seccomp_fd(),) if seccomp_fd else ()
     argv = [a.replace("{fd}", str(fds[0])) if fds else a for a in argv]
     base = pids.hierarchy() if pids_limit else None
     group = pids.TrialGroup(base, pids_limit) if base else None
+    admission = sandbox.Admission(group) if group is not None and "--unshare-net" in argv else None
     try:
         with tempfile.TemporaryFile() as err:
             res = proc.run(
-                [*argv, "--", true],
+                [*argv, *(admission.args() if admission else []), "--", true],
                 timeout_s=PROBE_S,
                 stderr=err,
-                pre_exec=group.join if group is not None else None,
-                pass_fds=fds,
+                pre_exec=group.join if group is not None and admission is None else None,
+                pass_fds=fds + (admission.fds if admission else ()),
+                started=admission.started if admission else None,
             )
             if res.ok:
                 return None
@@ -145,6 +152,8 @@ def _try(argv: list[str], pids_limit: int, *, seccomp_fd: bool) -> str | None:
     finally:
         for fd in fds:
             os.close(fd)
+        if admission is not None:
+            admission.close()
         if group is not None:
             group.release()
     return lines[-1] if lines else res.start_error or f"exit code {res.returncode}"
@@ -154,7 +163,10 @@ def privilege_problem() -> str | None:
     """Why a host trial cannot be started without capabilities here, or None."""
     if "privilege" in _worked:
         return None
-    argv, pre_exec = privilege.wrap([sys.executable, "-I", "-S", "-c", ""], dedicated=False)
+    # The smallest program there is: an interpreter's start-up would delay every run's first trial.
+    true = shutil.which("true", path="/usr/bin:/bin")
+    probe = [true] if true else [sys.executable, "-I", "-S", "-c", ""]
+    argv, pre_exec = privilege.wrap(probe, dedicated=False)
     if proc.run(argv, timeout_s=PROBE_S, pre_exec=pre_exec).ok:
         _worked.add("privilege")
         return None

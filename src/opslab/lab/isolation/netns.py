@@ -1,11 +1,13 @@
-"""A network namespace of the trial's own: the kernel's, entered between fork and exec.
+"""A network namespace of the trial's own: the kernel's, entered between fork and exec, for a trial whose
+bridge to the runner's services (``bridge``) must live in the same network as the harness, outside its
+sandbox. A sandboxed trial with no services to reach gets the same from ``bwrap --unshare-net``, without
+the fork of the runner's worker that a ``preexec_fn`` costs.
 
 ``enter_private_network()`` runs in the child (``preexec_fn``): it unshares the network namespace (as root;
 otherwise a user namespace too, which unprivileged users may create on most distributions) and brings up
 the new namespace's loopback, so the harness has a working 127.0.0.1 of its own and no route anywhere
-else — the host's loopback services included. This is what ``bwrap --unshare-net`` does, without an
-extra program per trial. Any failure raises, the child never execs, and the trial errors: a trial never
-runs with more network than configured.
+else — the host's loopback services included. Any failure raises, the child never execs, and the trial
+errors: a trial never runs with more network than configured.
 
 Only async-signal-tolerant work happens here (ctypes calls prepared in advance, one socket and ioctl),
 as the child of a possibly multi-threaded parent.

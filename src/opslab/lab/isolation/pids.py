@@ -98,9 +98,13 @@ class TrialGroup:
 
     def join(self) -> None:
         """In the child, before exec (a write of "0": this process)."""
+        self.admit(0)
+
+    def admit(self, pid: int) -> None:
+        """Move process ``pid`` (0: this one) into the group: what it starts from then on counts here."""
         fd = os.open(self._procs, os.O_WRONLY)
         try:
-            os.write(fd, b"0")
+            os.write(fd, str(pid).encode())
         finally:
             os.close(fd)
 

@@ -34,6 +34,7 @@ from opslab.lab.config import Resolved
 from opslab.lab.isolation import bridge, netns, pids, privilege, sandbox
 from opslab.lab.isolation import engine as oci
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
+from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
 
 PROXY_PORT = 3128
@@ -56,27 +57,6 @@ class RunServices:
     otlp_port: int | None = None  # the same collector on the host's loopback
     control_path: str | None = None  # the run's control file (sdk_control / sdk_full)
     control_dir: str | None = None  # a folder holding only a live copy of it, for sandboxes
-
-
-@dataclass(frozen=True)
-class Launch:
-    """One trial's harness as launched. ``fds`` are descriptors the child inherits (the seccomp filter);
-    the caller closes them (``close``) once the child has started."""
-
-    argv: list[str]
-    cwd: str
-    env: dict[str, str]
-    pre_exec: Callable[[], None] | None
-    input_path: str  # as the harness sees them
-    output_path: str
-    fds: tuple[int, ...] = ()
-    release: Callable[[], None] | None = None  # ends what is left of the trial (its pids group)
-
-    def close(self) -> None:
-        for fd in self.fds:
-            os.close(fd)
-        if self.release is not None:
-            self.release()
 
 
 @dataclass
@@ -127,6 +107,7 @@ class IsolationPlan:
         fds: tuple[int, ...] = ()
         pre_exec: Callable[[], None] | None = None
         release: Callable[[], None] | None = None
+        admission: sandbox.Admission | None = None
         if self.sandbox == "oci":
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
@@ -134,18 +115,28 @@ class IsolationPlan:
             base = pids.hierarchy() if self.pids_limit else None
             group = pids.TrialGroup(base, self.pids_limit) if base else None
             fds = (sandbox.seccomp_fd(),)
+            # Without the bridge (no services to forward), bubblewrap makes the private network itself
+            # and the pids group is joined through it: no pre_exec, so a vfork, not a fork, per trial.
+            own_network = self.private_network and not forwards
             try:
-                argv = self._sandboxed(argv, ws, out_dir, env, fds[0])
+                extra = ["--unshare-net"] if own_network else []
+                if own_network and group is not None:
+                    admission = sandbox.Admission(group)
+                    extra += admission.args()
+                argv = self._sandboxed(argv, ws, out_dir, env, fds[0], extra)
             except BaseException:
                 os.close(fds[0])
+                if admission is not None:
+                    admission.close()
                 if group is not None:
                     group.release()
                 raise
             release = group.release if group is not None else None
-            pre_exec = sandbox.chain(
-                netns.enter_private_network if self.private_network else None,
-                group.join if group is not None else None,
-            )
+            if not own_network:  # the bridge enters the private network, then starts the sandbox
+                pre_exec = sandbox.chain(
+                    netns.enter_private_network if self.private_network else None,
+                    group.join if group is not None else None,
+                )
         else:
             argv, pre_exec = privilege.wrap(argv, dedicated=os.getpid() != self.owner_pid)
         if forwards:
@@ -159,7 +150,7 @@ class IsolationPlan:
                 "--",
                 *argv,
             ]
-        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release)
+        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release, admission)
 
     def seen_paths(self, out_dir: str) -> tuple[str, str]:
         base = OUT if self.sandbox != "local" else out_dir
@@ -193,7 +184,9 @@ class IsolationPlan:
             }[self.sandbox]
         return forwards
 
-    def _sandboxed(self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], fd: int) -> list[str]:
+    def _sandboxed(
+        self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], fd: int, extra: list[str]
+    ) -> list[str]:
         control = self.services.control_dir if self.integration_level in CONTROL_LEVELS else None
         if self.sandbox == "rootfs":
             env.update(PATH=CONTAINER_PATH, HOME="/tmp", TMPDIR="/tmp")
@@ -207,7 +200,7 @@ class IsolationPlan:
             python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
             view = sandbox.host_view(program, env.get("PATH", ""), python_path, self.read_only)
             mounts = sandbox.trial_mounts(ws=ws, out=out_dir, env=env, control_dir=control)
-        return [*sandbox.namespaces(), *view, *mounts, "--seccomp", str(fd), "--", *argv]
+        return [*sandbox.namespaces(), *extra, *view, *mounts, "--seccomp", str(fd), "--", *argv]
 
     def _otlp_endpoint(self, trial_id: str, forwards: list[str]) -> str | None:
         if self.private_network and self.sandbox != "oci":
@@ -280,12 +273,13 @@ def plan_for(
 
 
 def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPlan:
-    """``plan_for`` with an experiment's own runtime settings."""
+    """``plan_for`` with an experiment's own runtime settings. The image is used only for a container run
+    (``force_container``): as the seed says, ``run`` is local unless asked for ``--container``."""
     rt = resolved.config.runtime
     return plan_for(
         network=rt.network.mode,
         allowed_hosts=rt.network.allowed_hosts,
-        image=rt.sandbox.image,
+        image=rt.sandbox.image if force_container else None,
         integration_level=rt.harness.integration_level,
         project_root=resolved.project_root,
         force_container=force_container,

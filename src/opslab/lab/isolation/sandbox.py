@@ -15,19 +15,22 @@ containers and CI — stays inside.
                 knobs (``/proc/sys`` …) read-only and its secrets masked. With an image: the image,
                 read-only, instead of the host's directories, the workspace at ``/workspace``, the I/O at
                 ``/out``.
-    network     the namespace it was started in (``netns``): its own loopback, and the runner's services
+    network     a namespace of its own: its own loopback (``--unshare-net``); with the runner's services
+                to reach, the namespace the bridge made and started it in (``netns``), those services
                 only through the bridge outside the sandbox, never a socket on disk.
 
-Nothing here is per trial but the trial's own folders; the rest is computed once per run.
+Nothing here is per trial but the trial's own folders and its admission to its pids group; the rest
+is computed once per run.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from opslab.lab.isolation import seccomp
+from opslab.lab.isolation import pids, seccomp
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
@@ -41,7 +44,7 @@ DEFAULT_PIDS_LIMIT = 1024
 
 
 def namespaces() -> list[str]:
-    """bubblewrap's own flags: namespaces and privilege (the network namespace is the caller's)."""
+    """bubblewrap's own flags: namespaces and privilege (the network namespace is added by the plan)."""
     return [
         "bwrap",
         "--die-with-parent",
@@ -164,6 +167,49 @@ def trial_mounts(
             CONTROL_LINK,
         ]
     return [*args, "--chdir", ws_at]
+
+
+class Admission:
+    """How a trial's sandbox enters its pids group without a ``pre_exec`` (which would cost a fork of the
+    runner's worker per trial, where a vfork does): bubblewrap names its sandboxed process on
+    ``--info-fd`` and, its setup done, waits on ``--block-fd`` before it starts anything; the runner moves
+    that process into the group (``started``), then lets it go. Everything the harness starts is born
+    in the group."""
+
+    def __init__(self, group: pids.TrialGroup) -> None:
+        self.group = group
+        self._info_read, self._info_write = os.pipe()
+        self._block_read, self._block_write = os.pipe()
+        self._open = [self._info_read, self._info_write, self._block_read, self._block_write]
+
+    def args(self) -> list[str]:
+        return ["--info-fd", str(self._info_write), "--block-fd", str(self._block_read)]
+
+    @property
+    def fds(self) -> tuple[int, int]:
+        """The child's ends, to pass to it."""
+        return self._info_write, self._block_read
+
+    def started(self, pid: int) -> None:
+        """In the runner, once bubblewrap (``pid``) runs: its sandboxed process into the group, then on."""
+        self._close(self._info_write, self._block_read)  # EOF on the info pipe if bubblewrap dies
+        info = b""
+        while b"}" not in info:
+            chunk = os.read(self._info_read, 4096)
+            if not chunk:
+                raise OSError(f"bubblewrap (pid {pid}) ended before its sandbox was ready")
+            info += chunk
+        self.group.admit(int(json.loads(info)["child-pid"]))
+        os.write(self._block_write, b"1")
+
+    def close(self) -> None:
+        self._close(*self._open)
+
+    def _close(self, *fds: int) -> None:
+        for fd in fds:
+            if fd in self._open:
+                self._open.remove(fd)
+                os.close(fd)
 
 
 def seccomp_fd() -> int:

@@ -16,7 +16,7 @@ import os
 import posixpath
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import JsonValue
@@ -120,6 +120,11 @@ class ExperimentBuilder:
 
     def secondary_metrics(self, metrics: Sequence[str]) -> Self:
         self._analysis["secondary_metrics"] = list(metrics)
+        return self
+
+    def metric_kinds(self, kinds: Mapping[str, Literal["rate", "fraction", "mean"]]) -> Self:
+        """What a metric is when its values cannot say (``fraction``: a share in [0, 1], never inferred)."""
+        self._analysis["metric_kinds"] = dict(kinds)
         return self
 
     # --- isolation ---

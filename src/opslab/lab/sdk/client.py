@@ -86,10 +86,11 @@ class LabClient:
 
     # --- planning and running ---
     def describe(
-        self, experiment: StrPath = EXPERIMENT, *, overrides: StrPath | None = None
+        self, experiment: StrPath = EXPERIMENT, *, overrides: StrPath | None = None, container: bool = False
     ) -> DescribeResult:
-        """Dry run: the resolved experiment and its trial plan, nothing executed."""
-        return self._call("describe", [str(experiment), *opt("--overrides", overrides)], DescribeResult)
+        """Dry run: the resolved experiment, its trial plan and its isolation (checked), nothing executed."""
+        args = [str(experiment), *opt("--overrides", overrides), *bool_flag("--container", container)]
+        return self._call("describe", args, DescribeResult)
 
     def run(
         self,
@@ -103,7 +104,7 @@ class LabClient:
         report_to: str | None = None,
         executor: Literal["local", "rq"] = "local",
     ) -> RunResult:
-        """Every trial with the configured isolation (``container``: in ``runtime.sandbox.image``);
+        """Every trial locally with the configured network (``container``: in ``runtime.sandbox.image``);
         ``executor="rq"``: on `opslab worker` processes (the environment's ``OPSLAB_REDIS_URL``)."""
         args = [
             *bool_flag("--retry-errors", retry_errors),
@@ -161,6 +162,10 @@ class LabClient:
     def pause(self, *, run_dir: StrPath, reason: str | None = None) -> PauseResult:
         """No new trial starts; running trials finish."""
         return self._call("pause", ["--run-dir", str(run_dir), *opt("--reason", reason)], PauseResult)
+
+    def stop(self, *, run_dir: StrPath, reason: str | None = None) -> PauseResult:
+        """No trial starts again; running trials finish and the run ends ``stopped``."""
+        return self._call("stop", ["--run-dir", str(run_dir), *opt("--reason", reason)], PauseResult)
 
     def resume(
         self, *, run_dir: StrPath, concurrency: int | None = None, reason: str | None = None

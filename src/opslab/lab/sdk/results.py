@@ -47,6 +47,8 @@ class ExperimentSummary(BaseModel):
     workload_type: WorkloadType
     project_root: Path
     dataset_path: Path
+    dataset_exists: bool = True
+    dataset_error: str | None = None
     tasks: int
     variants: list[str]
     replications: int
@@ -60,6 +62,7 @@ class ExperimentSummary(BaseModel):
     network_mode: NetworkMode
     allowed_hosts: list[str] = Field(default_factory=list)
     sandbox_mode: str
+    container_image: str | None = None
     isolation: Isolation
     overrides: dict[str, JsonValue] = Field(default_factory=dict)
     first_trials: list[PlannedTrial] = Field(default_factory=list)
