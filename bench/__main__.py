@@ -30,7 +30,7 @@ SUITE: tuple[tuple[str, tuple[str, ...], float, str | None], ...] = (
     ("lab_isolation", ("--trials", "100", "--repeat", "1"), 300, None),
     ("canary", ("--seconds", "10", "--seeds", "3"), 600, None),
     ("canary_aa", ("--runs", "20"), 1500, None),
-    ("responder", ("--repeat", "1"), 600, None),
+    ("responder", ("--repeat", "1"), 1800, None),
     ("autoops", ("--seeds", "5", "--budget", "500"), 900, "stable_baselines3"),
 )
 

@@ -314,34 +314,72 @@ def canary_aa(r: dict[str, Any]) -> list[Row]:
 
 
 def responder(r: dict[str, Any]) -> list[Row]:
-    s = r.get("summary") or {}
-    if not s:
+    """Quiet and busy machine side by side (``quiet / busy``) when the result has both columns."""
+    quiet, busy = r.get("quiet") or {"summary": r.get("summary") or {}}, r.get("busy") or {}
+    sq, sb = quiet.get("summary") or {}, busy.get("summary") or {}
+    if not sq:
         return []
-    return [
+
+    def both(fmt: Callable[[dict[str, Any]], str]) -> str:
+        return f"{fmt(sq)} / {fmt(sb)}" if sb else fmt(sq)
+
+    runs = [sq, sb] if sb else [sq]
+    label = "quiet / busy machine" if sb else "quiet machine"
+    rows = [
         Row(
-            f"faults resolved ({s.get('faults')} over {r.get('repeat')} repeats)",
-            f"{s.get('resolved_rate', 0):.0%}",
+            f"faults resolved ({sq.get('faults')} over {r.get('repeat')} repeats), {label}",
+            both(lambda x: f"{x.get('resolved_rate', 0):.0%}"),
             target="≥ 90 %",
-            met=s.get("resolved_rate", 0) >= 0.9,
+            met=all(x.get("resolved_rate", 0) >= 0.9 for x in runs),
         ),
         Row(
-            "median time to detect",
-            _num(s.get("median_mttd_s"), " s"),
+            f"false actions (faults and controls), {label}",
+            both(lambda x: str(x.get("false_actions", 0) + x.get("control_actions", 0))),
+            target="0",
+            met=all(x.get("false_actions", 0) + x.get("control_actions", 0) == 0 for x in runs),
+        ),
+        Row(
+            f"median time to detect, {label}",
+            both(lambda x: _num(x.get("median_mttd_s"), " s")),
             f"poll interval {r.get('poll_interval_s')} s",
         ),
         Row(
-            "median / max time to resolve",
-            f"{s.get('median_mttr_s')} / {s.get('max_mttr_s')} s",
+            f"median (max) time to resolve, {label}",
+            both(lambda x: f"{_num(x.get('median_mttr_s'), ' s')} ({_num(x.get('max_mttr_s'), ' s')})"),
             target="≤ 30 s",
-            met=(s.get("max_mttr_s") or 99) <= 30,
-        ),
-        Row(
-            "actions on healthy controls",
-            str(s.get("control_actions")),
-            target="0",
-            met=s.get("control_actions") == 0,
+            met=all((x.get("max_mttr_s") or 99) <= 30 for x in runs),
         ),
     ]
+    oq, ob = quiet.get("outside_summary") or {}, busy.get("outside_summary") or {}
+    if oq.get("drills"):
+        outs = [o for o in (oq, ob) if o.get("drills")]
+
+        def pair(fmt: Callable[[dict[str, Any]], str]) -> str:
+            return " / ".join(fmt(o) for o in outs)
+
+        def mid(o: dict[str, Any], key: str) -> str:
+            return _num(_g(o, key, "median"), " s")
+
+        rows += [
+            Row(
+                f"faults from outside the chaos server ({oq['drills']}): named right, ended right, {label}",
+                pair(lambda o: f"{o['diagnosis_correct']}, {o['outcome_correct']}"),
+                target="all",
+                met=all(o["diagnosis_correct"] == o["outcome_correct"] == o["drills"] for o in outs),
+            ),
+            Row(
+                f"faults from outside: incidents beyond one per fault, {label}",
+                pair(lambda o: str(o["extra_incidents"])),
+                target="0",
+                met=all(o["extra_incidents"] == 0 for o in outs),
+            ),
+            Row(
+                f"faults from outside: median time to detect, to resolve, {label}",
+                pair(lambda o: f"{mid(o, 'median_mttd_s')}, {mid(o, 'median_mttr_s')}"),
+                f"poll interval {r.get('poll_interval_s')} s",
+            ),
+        ]
+    return rows
 
 
 def autoops(r: dict[str, Any]) -> list[Row]:

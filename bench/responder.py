@@ -1,20 +1,28 @@
-"""The responder's chaos suite, repeated: every scenario N times (default 5) on one sandbox world with a
-1 s poll, the figures per scenario as median and spread, beside the targets the issue sets (>= 90 %
-resolved, detection within 2 polls, recovery <= 30 s, 0 actions on the controls).
+"""The responder's chaos suite on a quiet and on a busy machine in the same run (busy: two processes
+spinning on both cores for the whole column), every scenario N times, the figures per scenario as median
+and spread beside the targets (>= 90 % resolved, 0 false actions, recovery <= 30 s, 0 actions on the
+controls); then the faults from outside the chaos server (a process killed or stopped by hand, a lock on
+the target's database, latency on the network path), each on a world of its own, on both machines too.
 
-    python -m bench.responder [--repeat 5] [--poll-interval 1] [--drills]
+    python -m bench.responder [--repeat 1] [--poll-interval 1] [--drills] [--no-outside]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench._common import write_result
+from bench._responder_outside import DRILLS, run_drill
 from opslab.sandbox import ScenarioScore, run_suite, suite_scenarios
 
 
@@ -49,20 +57,61 @@ def per_scenario(scores: list[ScenarioScore]) -> dict[str, Any]:
     return table
 
 
+@contextlib.contextmanager
+def busy_machine(spinners: int = 2) -> Iterator[None]:
+    """Processes that keep every core busy until the block ends (what other work does to a shared host)."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners)]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def column(args: argparse.Namespace, busy: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="opslab-bench-responder-") as tmp:
+        load = busy_machine() if busy else contextlib.nullcontext()
+        with load:
+            result = run_suite(
+                Path(tmp),
+                poll_interval_s=args.poll_interval,
+                repeat=args.repeat,
+                scenarios=suite_scenarios(drills=args.drills),
+            )
+            outside = []
+            if args.outside:
+                for drill in DRILLS:
+                    with tempfile.TemporaryDirectory(prefix="opslab-bench-outside-") as d:
+                        outside.append(run_drill(drill, Path(d), poll_interval_s=args.poll_interval))
+    faults = [s for s in result.scenarios if not s.control]
+    return {
+        "machine_load": "busy: 2 processes spinning on the 2 cores" if busy else "quiet",
+        "seconds": round(time.monotonic() - started),
+        "summary": result.summary.model_dump(mode="json"),
+        "mttd_polls": spread([s.mttd_s / args.poll_interval for s in faults if s.mttd_s is not None]),
+        "scenarios": per_scenario(result.scenarios),
+        "outside": outside,
+        "outside_summary": {
+            "drills": len(outside),
+            "diagnosis_correct": sum(o["diagnosis_correct"] for o in outside),
+            "outcome_correct": sum(o["outcome_correct"] for o in outside),
+            "extra_incidents": sum(max(0, o["incidents"] - 1) + o["warmup_incidents"] for o in outside),
+            "median_mttd_s": spread([o["mttd_s"] for o in outside if o["mttd_s"] is not None]),
+            "median_mttr_s": spread([o["mttr_s"] for o in outside if o["mttr_s"] is not None]),
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--drills", action="store_true")
+    parser.add_argument("--no-outside", dest="outside", action="store_false")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="opslab-bench-responder-") as tmp:
-        result = run_suite(
-            Path(tmp),
-            poll_interval_s=args.poll_interval,
-            repeat=args.repeat,
-            scenarios=suite_scenarios(drills=args.drills),
-        )
-    faults = [s for s in result.scenarios if not s.control]
+    columns = {"quiet": column(args, busy=False), "busy": column(args, busy=True)}
     write_result(
         "responder",
         {
@@ -70,13 +119,13 @@ def main() -> None:
             "repeat": args.repeat,
             "targets": {
                 "resolved_rate": ">= 0.9",
+                "false_actions": 0,
                 "mttd_s": f"<= {2 * args.poll_interval:g} + one metrics window",
                 "mttr_s": "<= 30",
                 "control_actions": 0,
             },
-            "summary": result.summary.model_dump(mode="json"),
-            "mttd_polls": spread([s.mttd_s / args.poll_interval for s in faults if s.mttd_s is not None]),
-            "scenarios": per_scenario(result.scenarios),
+            **columns,
+            "summary": columns["quiet"]["summary"],  # the quiet column, as results before this one
         },
     )
 

@@ -387,7 +387,12 @@ class Settings(BaseSettings):
         default=False, description="Start halted: watch and diagnose, execute nothing."
     )
     responder_auto_approve: bool = Field(
-        default=False, description="Execute high-risk actions without waiting for an approval."
+        default=False, description="Lift OPSLAB_RESPONDER_APPROVAL_RISK: no action waits for an approval."
+    )
+    responder_approval_risk: Literal["none", "low", "medium", "high"] = Field(
+        default="none",
+        description="Actions the action server's catalog rates this risky or more wait for a human "
+        "(`high`: the production profile); `none`: enabling the responder is the consent to act.",
     )
     responder_max_actions: int = Field(default=3, ge=1, le=20, description="Most actions per incident.")
     responder_cooldown_s: float = Field(

@@ -71,7 +71,14 @@ if TYPE_CHECKING:
     )
     from opslab.lab import TrialQueue
     from opslab.llm import ChatClient
-    from opslab.responder import ActionExecutor, ActionResult, ActionSpec, Responder, ResponderConfig
+    from opslab.responder import (
+        ActionExecutor,
+        ActionResult,
+        ActionSpec,
+        Liveness,
+        Responder,
+        ResponderConfig,
+    )
     from opslab.telemetry import AgentRunIn
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
@@ -395,6 +402,9 @@ class FencedActions:
     def verify(self) -> dict[str, JsonValue]:
         return self.inner.verify()
 
+    def liveness(self) -> Liveness | None:
+        return self.inner.liveness()
+
 
 def responder_command_work(rt: Runtime) -> AnyWork:
     """What people ask of the responder, done by the replica holding its lease (``responder.commands``)."""
@@ -429,6 +439,7 @@ def responder_config(settings: Settings) -> ResponderConfig:
         verify_interval_s=min(poll, 10.0),
         dry_run=s.responder_dry_run,
         auto_approve=s.responder_auto_approve,
+        approval_risk=None if s.responder_approval_risk == "none" else s.responder_approval_risk,
         max_actions=s.responder_max_actions,
         cooldown_s=s.responder_cooldown_s,
     )

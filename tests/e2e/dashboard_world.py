@@ -70,6 +70,7 @@ def build_world(root: Path) -> Iterator[World]:
             OPSLAB_RESPONDER_ENABLED="true",
             OPSLAB_RESPONDER_POLL_INTERVAL_S="1",
             OPSLAB_RESPONDER_SETTLE_S="4",
+            OPSLAB_RESPONDER_APPROVAL_RISK="high",  # the production profile: high risk waits for a human
             OPSLAB_LAB_RUNS_DIRS=json.dumps([str(project)]),
         )
         url = f"http://127.0.0.1:{ports['api']}"
@@ -129,7 +130,11 @@ def build_world(root: Path) -> Iterator[World]:
 
 def break_the_pool(world: World) -> str:
     """Break the sandbox's db pool; return the incident that then waits for approval."""
-    assert httpx.post(f"{world.chaos}/api/v1/break/db_pool", timeout=10).json()["status"] == "active"
+    token = (world.data / "sandbox" / "chaos-token").read_text().strip()
+    r = httpx.post(
+        f"{world.chaos}/api/v1/break/db_pool", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert r.json()["status"] == "active"
     with world.http() as http:
         incidents = wait_for(
             lambda: http.get("/agent/incidents").json()["incidents"],

@@ -45,7 +45,7 @@ def test_list_shows_the_builtin_runbooks(tmp_path: Path) -> None:
     code, out, err = _json("list", env=_env(tmp_path))
     assert code == 0, err
     ids = {d["id"] for d in out["documents"]}
-    assert {"tool-schema-mismatch", "rate-limited", "insufficient-telemetry"} <= ids and len(ids) == 22
+    assert {"tool-schema-mismatch", "rate-limited", "insufficient-telemetry"} <= ids and len(ids) == 27
     assert all(d["source"] == "builtin" and d["kind"] == "runbook" for d in out["documents"])
     assert all(Path(d["path"]).is_file() for d in out["documents"])
     table = run_cli("kb", "list", env=_env(tmp_path), timeout=60)

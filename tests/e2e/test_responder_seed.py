@@ -76,40 +76,29 @@ def test_break_the_pool_and_the_responder_fixes_it_by_itself(
     )
     assert http.get("/agent/incidents").json()["incidents"] == []  # healthy polls open nothing
 
-    # The seed: curl -X POST "http://localhost:8080/api/v1/break/db_pool" (no end: the leak keeps leaking)
-    brk = httpx.post(f"{sandbox['chaos']}/api/v1/break/db_pool", timeout=10).json()
+    # The seed: curl -X POST "http://localhost:8080/api/v1/break/db_pool" (no end: the leak keeps leaking),
+    # with the chaos server's token; then nobody does anything.
+    token = (data / "sandbox" / "chaos-token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{sandbox['chaos']}/api/v1/break/db_pool", timeout=10).status_code == 401
+    brk = httpx.post(f"{sandbox['chaos']}/api/v1/break/db_pool", headers=auth, timeout=10).json()
     assert brk["status"] == "active"
 
     def incidents() -> list[dict[str, Any]]:
         return list(http.get("/agent/incidents").json()["incidents"])
 
-    waiting = wait_for(
+    finished = wait_for(
         incidents,
-        lambda i: bool(i) and i[0]["status"] == "awaiting_approval",
-        60,
-        "an incident awaiting approval",
-    )[0]
-    assert waiting["category"] == "db_pool_exhaustion"
-    assert waiting["actions"] == ["recycle-pool()"]  # low risk, tried first; the leak came back
-    incident_id = waiting["id"]
-
-    approved = run_cli(
-        "responder",
-        "approve",
-        incident_id,
-        "--url",
-        svc.url,
-        "--approver",
-        "oncall",
-        "--json",
-        env=clean_env(OPSLAB_DATA_DIR=str(data)),
-        timeout=120,
+        lambda i: bool(i) and i[0]["status"] in ("resolved", "escalated", "awaiting_approval"),
+        120,
+        "the incident's end",
     )
-    assert approved.returncode == 0, approved.stderr
-    done = json.loads(approved.stdout)
+    assert len(finished) == 1, finished
+    incident_id = finished[0]["id"]
+    done = http.get(f"/agent/incidents/{incident_id}").json()
     assert done["status"] == "resolved", done["recommendation"]
     assert [a["action"] for a in done["actions"]] == ["recycle-pool", "remediate-db-pool-exhaustion"]
-    assert done["actions"][1]["params"] == {"action": "escalate_to_db_restart"}
+    assert done["actions"][1]["params"] == {"action": "escalate_to_db_restart"}  # the recycle did not hold
     nodes = [s["node"] for s in done["steps"]]
     assert set(NODES) <= set(nodes)  # all nine of the seed's steps
     assert done["diagnosis"]["evidence_ids"] and done["diagnosis"]["runbook_id"] == "db-pool-exhaustion"
@@ -123,7 +112,7 @@ def test_break_the_pool_and_the_responder_fixes_it_by_itself(
     audit = [
         r["decision"] for r in http.get("/agent/audit", params={"incident_id": incident_id}).json()["records"]
     ]
-    assert audit.index("approval_required") < audit.index("approved") < audit.index("resolved")
+    assert "approval_required" not in audit and audit.index("executed") < audit.index("resolved")
     server_audit = [json.loads(line) for line in (data / "sandbox" / "audit.jsonl").read_text().splitlines()]
     assert [r["action"] for r in server_audit if r["status"] == "success"][-2:] == [
         "recycle-pool",

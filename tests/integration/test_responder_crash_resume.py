@@ -84,6 +84,7 @@ def test_an_incident_killed_mid_execute_resumes_where_it_was(tmp_path: Path) -> 
             "learn",
         ]
         assert executor.calls == [(action, {}, key)]  # the same idempotency key as before the kill
-        assert responder.probe.calls == responder.config.verify_polls  # type: ignore[attr-defined]
+        # the precondition's fresh poll just before acting, then the verification's polls
+        assert responder.probe.calls == 1 + responder.config.verify_polls  # type: ignore[attr-defined]
         assert store.get(incident.id).status == "resolved"
         assert responder.resume_unfinished() == []  # nothing left to resume

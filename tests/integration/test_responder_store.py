@@ -69,7 +69,7 @@ def test_a_paused_incident_survives_a_restart_and_resumes_on_the_database(
     world = World(FakeClock())
     store = SqlIncidentStore(engine)
     with open_checkpointer(db_url) as checkpointer:
-        first = responder(world, store, checkpointer)
+        first = responder(world, store, checkpointer, approval_risk="high")  # the production profile
         warm_up(first)
         world.inject("memory_leak")  # restart-target is high risk: the incident pauses for a human
         world.clock.sleep(30)
@@ -78,7 +78,7 @@ def test_a_paused_incident_survives_a_restart_and_resumes_on_the_database(
         paused = first.poll_once()
         assert paused is not None and paused.status == "awaiting_approval"
     with open_checkpointer(db_url) as checkpointer:
-        second = responder(world, store, checkpointer)
+        second = responder(world, store, checkpointer, approval_risk="high")
         assert second.resume_unfinished() == []  # a paused incident keeps waiting for its human
         done = second.approve(paused.id, approver="oncall")
     assert done.status == "resolved", done.recommendation

@@ -61,7 +61,8 @@ def test_the_responder_only_ever_talks_to_the_target_and_the_action_server(
     for _ in range(5):
         assert responder.poll_once() is None
         time.sleep(0.5)
-    httpx.post(f"{world.url('chaos')}/api/v1/break/bad_deploy", timeout=10).raise_for_status()
+    auth = {"Authorization": f"Bearer {world.chaos_token}"}
+    httpx.post(f"{world.url('chaos')}/api/v1/break/bad_deploy", headers=auth, timeout=10).raise_for_status()
     deadline = time.monotonic() + 60
     while not (store.list() and store.list()[0].finished) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -111,4 +112,6 @@ def test_the_seed_setting_names_configure_the_responder(
     assert s.responder_poll_interval_s == 7 and s.responder_error_rate_threshold == 25
     with TestClient(create_app(s)) as client:
         status = client.get("/agent/status").json()
-    assert status["configured"] and status["state"] == "watching" and status["poll_interval_s"] == 7
+    # configured, but OPSLAB_RESPONDER_ENABLED is off: nothing watches, and the status says so
+    assert status["configured"] and status["state"] == "disabled" and status["poll_interval_s"] == 7
+    assert status["enabled"] is False

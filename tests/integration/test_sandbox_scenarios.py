@@ -77,3 +77,63 @@ def test_the_cli_lists_scenarios_and_refuses_unknown_parts(tmp_path: Path) -> No
     assert {s["name"] for s in json.loads(listed.stdout)} >= {"bad-deploy", "no-fault"}
     refused = run_cli("sandbox", "up", "--only", "target,moon", env=env)
     assert refused.returncode == 2 and "--only" in refused.stderr and "moon" in refused.stderr
+
+
+def test_the_target_alone_starts_in_a_fresh_data_dir(tmp_path: Path) -> None:
+    import subprocess
+
+    import httpx
+
+    from opslab.sandbox.server import free_port
+    from tests.e2e.conftest import OPSLAB, Service, wait_http
+
+    port, log = free_port(), tmp_path / "target.log"
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "fresh"))
+    argv = [OPSLAB, "sandbox", "target", "--port", str(port), "--traffic-rps", "0"]
+    proc = subprocess.Popen(
+        argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz", proc, log)
+        health = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).json()
+        assert health["checks"]["database"]["ok"] is True and health["checks"]["disk"]["ok"] is True
+    finally:
+        Service(proc, "", log).stop()
+    assert (tmp_path / "fresh" / "sandbox" / "target" / "orders.db").is_file()
+
+
+def test_a_server_that_takes_orders_refuses_to_bind_beyond_loopback_without_its_token(tmp_path: Path) -> None:
+    from opslab.sandbox.server import free_port
+
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path))
+    refused = run_cli(
+        "sandbox", "target", "--host", "0.0.0.0", "--port", str(free_port()), env=env, timeout=60
+    )
+    assert refused.returncode == 2 and "--host" in refused.stderr and "--token-file" in refused.stderr
+
+
+def test_a_standard_chaostoolkit_experiment_loads_without_an_opslab_key(tmp_path: Path) -> None:
+    (tmp_path / "mine.yaml").write_text(
+        """
+version: 1.0.0
+title: my own experiment
+description: written for chaostoolkit, nothing opslab-specific
+configuration:
+  chaos: {type: env, key: CHAOS, default: "http://chaos.internal:8180"}
+method:
+  - type: action
+    name: break the pool
+    provider:
+      type: http
+      method: POST
+      url: ${chaos}/api/v1/break/db_pool
+      headers: {Content-Type: application/json, Authorization: "Bearer ${token}"}
+      arguments: {duration_s: 6}
+    secrets: [chaos]
+    pauses: {after: 1}
+rollbacks: []
+"""
+    )
+    (only,) = load_scenarios(tmp_path)
+    assert only.faults == ["db_pool"] and only.method[0].provider.path == "/api/v1/break/db_pool"
+    assert only.expected.control is False and set(only.expected.remediations) == set(ACTION_NAMES)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from opslab.sandbox import TargetOptions, World, WorldPorts
+from opslab.sandbox.guard import fingerprint
 
 T = TypeVar("T")
 
@@ -24,7 +25,9 @@ class Handles:
     def __init__(self, world: World) -> None:
         self.world = world
         self.target = httpx.Client(base_url=world.url("target"), timeout=10)
-        self.chaos = httpx.Client(base_url=world.url("chaos"), timeout=10)
+        self.chaos = httpx.Client(
+            base_url=world.url("chaos"), timeout=10, headers={"Authorization": f"Bearer {world.chaos_token}"}
+        )
         self.actions = httpx.Client(
             base_url=world.url("actions"),
             timeout=30,
@@ -94,7 +97,7 @@ def test_the_world_writes_its_files_and_hides_the_chaos_server(world: Handles) -
         "target": world.world.url("target"),
         "actions": world.world.url("actions"),
     }
-    for token in (files.sandbox_token, files.action_token):
+    for token in (files.sandbox_token, files.action_token, files.chaos_token):
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
     assert world.target.get("/api/lab/config").json()["ok"] is True  # the canary's routes still there
     assert world.target.get("/api/v1/flags").json() == {"new_ranking": False}
@@ -257,15 +260,24 @@ def test_the_target_admin_routes_need_the_sandbox_token(world: Handles) -> None:
 
 
 def test_the_action_server_refuses_without_acting_and_audits_what_it_does(world: Handles) -> None:
+    audit = world.world.files.audit
+    before = len(audit.read_text().splitlines()) if audit.exists() else 0
     anon = httpx.Client(base_url=world.world.url("actions"), timeout=10)
     assert anon.get("/healthz").status_code == 200
     assert anon.get("/actions").status_code == 401
-    assert anon.post("/action/recycle-pool", headers={"Authorization": "Bearer nope"}).status_code == 401
+    r = anon.post("/action/recycle-pool", headers={"Authorization": "Bearer nope", "X-Caller": "admin"})
+    assert r.status_code == 401
     assert anon.get("/audit").status_code == 401
     anon.close()
+    denied = [json.loads(line) for line in audit.read_text().splitlines()[before:]]
+    assert [(d["action"], d["status"], d["caller"]) for d in denied][1] == (
+        "recycle-pool",
+        "refused",
+        "anonymous",
+    )
+    assert denied[1]["claimed_caller"] == "admin" and "wrong token" in denied[1]["detail"]
     catalog = {a["name"]: a for a in world.actions.get("/actions").json()["actions"]}
     assert catalog["restart-target"]["risk"] == "high" and "params_schema" in catalog["scale-pool"]
-    audit = world.world.files.audit
     lines = audit.read_text().splitlines()
 
     assert world.actions.post("/action/reboot-the-moon").status_code == 404
@@ -275,7 +287,16 @@ def test_the_action_server_refuses_without_acting_and_audits_what_it_does(world:
         assert r.json()["error"]["details"]["errors"][0]["field"] == field, r.text
     r = world.actions.post("/action/disable-flag", json={"flag": "everything"})
     assert r.status_code == 422 and "flag" in r.json()["error"]["message"]
-    assert audit.read_text().splitlines() == lines  # nothing was done, nothing audited
+    deep = b"[" * 5000 + b"]" * 5000
+    r = world.actions.post("/action/recycle-pool", content=deep, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["errors"][0]["field"] == "body", r.text
+    # Nothing was done, and every refusal is in the audit with its reason, under the proven caller.
+    refusals = [json.loads(line) for line in audit.read_text().splitlines()[len(lines) :]]
+    assert [r["status"] for r in refusals] == ["refused"] * 6
+    assert [r["action"] for r in refusals[:2]] == ["reboot-the-moon", "scale-pool"]
+    assert "HTTP 404" in refusals[0]["detail"] and "nested deeper" in refusals[-1]["detail"]
+    assert {r["caller"] for r in refusals} == {fingerprint(world.world.action_token)}
+    lines = audit.read_text().splitlines()
 
     first = world.act("recycle-pool", **{"Idempotency-Key": "k-1"})
     again = world.act("recycle-pool", **{"Idempotency-Key": "k-1"})
@@ -284,7 +305,9 @@ def test_the_action_server_refuses_without_acting_and_audits_what_it_does(world:
     assert r.status_code == 409
     new = audit.read_text().splitlines()[len(lines) :]
     assert len(new) == 1 and json.loads(new[0])["id"] == first["id"]
-    assert json.loads(new[0])["caller"] == "pytest"
+    # The caller is who the token proves; what the X-Caller header claims is kept beside it, not trusted.
+    assert json.loads(new[0])["caller"] == fingerprint(world.world.action_token)
+    assert json.loads(new[0])["claimed_caller"] == "pytest"
     records = world.actions.get("/audit?limit=3").json()["records"]
     assert records[-1]["id"] == first["id"] and records[-1]["status"] == "success"
 
@@ -293,7 +316,7 @@ def test_run_method_performs_a_scenario_on_the_chaos_server(world: Handles) -> N
     from opslab.sandbox import load_scenarios, run_method
 
     scenario = next(s for s in load_scenarios() if s.name == "no-fault")
-    ids = run_method(scenario, world.world.url("chaos"))
+    ids = run_method(scenario, world.world.url("chaos"), world.world.chaos_token)
     assert len(ids) == 1
     assert ids[0] in [b["id"] for b in world.chaos.get("/api/v1/breaks").json()["breaks"]]
 
@@ -309,3 +332,39 @@ def test_a_world_that_cannot_start_says_which_part_and_where_its_log_is(tmp_path
             World.start(tmp_path, ports=WorldPorts(0, port, 0, 0), only="dependency", ready_timeout_s=20)
     assert "dependency" in err.value.message and "dependency.log" in err.value.message
     assert err.value.details["part"] == "dependency"
+
+
+def test_the_chaos_server_takes_orders_only_with_its_token_and_small_bodies(world: Handles) -> None:
+    anon = httpx.Client(base_url=world.world.url("chaos"), timeout=10)
+    assert anon.get("/healthz").status_code == 200
+    r = anon.post("/api/v1/break/latency_flag")
+    assert r.status_code == 401 and "chaos-token" in r.json()["error"]["message"]
+    assert anon.post("/api/v1/break/none", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert anon.get("/api/v1/breaks").status_code == 401
+    anon.close()
+    assert world.health()["status"] == "healthy"  # nothing was broken
+    huge = world.chaos.post(
+        "/api/v1/break/none", content=b" " * (1024 * 1024), headers={"Content-Type": "application/json"}
+    )
+    assert huge.status_code == 413 and huge.json()["error"]["details"]["field"] == "body"
+    # chaostoolkit's HTTP provider sends a form unless told otherwise: the same fields are read from it
+    form = world.chaos.post("/api/v1/break/none", data={"duration_s": "5"})
+    assert form.status_code == 201 and form.json()["ends_at"] is not None
+    bad = world.chaos.post("/api/v1/break/none", data={"duration_s": "soon"})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["errors"][0]["field"] == "duration_s"
+
+
+def test_the_seeds_action_call_with_query_parameters_and_the_liveness_check(world: Handles) -> None:
+    r = world.actions.post("/action/remediate-db-pool-exhaustion?escalate_to_db_restart=false")
+    assert r.status_code == 200 and r.json()["status"] == "success", r.text
+    assert "recycled" in r.json()["detail"] and r.json()["params"] == {"escalate_to_db_restart": False}
+    r = world.actions.post("/action/remediate-db-pool-exhaustion?escalate_to_db_restart=maybe")
+    assert (
+        r.status_code == 422
+        and r.json()["error"]["details"]["errors"][0]["field"] == "escalate_to_db_restart"
+    )
+    live = world.actions.get("/action/liveness").json()
+    target = live["processes"]["target"]
+    assert target["alive"] is True and target["pid"] == world.world.pid("target")
+    assert target["state"] in ("running", "sleeping", "disk_wait")
+    assert live["host"]["cpus"] >= 1 and live["host"]["mem_available_mb"] > 0

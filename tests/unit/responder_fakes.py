@@ -18,6 +18,7 @@ from opslab.responder import (
     Chat,
     Check,
     InMemoryIncidentStore,
+    Liveness,
     LogLine,
     Observation,
     PoolStatus,
@@ -64,6 +65,7 @@ class World:
     memory_mb: float = 80.0
     memory_leak: bool = False
     dependency_up: bool = True
+    down: bool = False  # the target's process gone: nothing listens
     traffic: float = 1.0
     spike_p95: float = 0.0
     rng: random.Random = field(init=False)
@@ -93,6 +95,13 @@ class World:
 
     def observe(self) -> Observation:
         r = self.rng
+        if self.down:
+            return Observation(
+                timestamp=self.clock.now(),
+                health_status="unreachable",
+                reachability="refused",
+                errors=["GET /api/v1/health: ConnectError: [Errno 111] Connection refused"],
+            )
         if self.leak_active:
             self.pool_drained = True
         err = r.uniform(0.0, 1.0)
@@ -171,6 +180,7 @@ class World:
             or self.flags.get("new_ranking")
             or self.memory_mb >= 380
             or not self.dependency_up
+            or self.down
         )
 
 
@@ -187,9 +197,12 @@ class FakeProbe:
 class FakeExecutor:
     """The action server over the fake world; ``key`` makes a repeated call act once."""
 
-    def __init__(self, world: World, catalog: list[ActionSpec] | None = None) -> None:
+    def __init__(
+        self, world: World, catalog: list[ActionSpec] | None = None, *, harmful: frozenset[str] = frozenset()
+    ) -> None:
         self.world = world
         self._catalog = CATALOG if catalog is None else catalog
+        self.harmful = harmful  # actions that leave the target down (a restart that cannot come back)
         self.calls: list[tuple[str, dict[str, JsonValue], str | None]] = []
         self.by_key: dict[str, ActionResult] = {}
 
@@ -213,10 +226,15 @@ class FakeExecutor:
             w.flags[str(params.get("flag"))] = False
         if name == "restart-dependency":
             w.dependency_up = True
+        if name in self.harmful:
+            w.down = True
         result = ActionResult(action=name, params=params, status="success", detail="done")
         if key is not None:
             self.by_key[key] = result
         return result
+
+    def liveness(self) -> Liveness | None:
+        return None  # this fake world has no processes to report on
 
     def verify(self) -> dict[str, JsonValue]:
         if self.world.leak_active:

@@ -317,6 +317,26 @@ SYMPTOM_QUERIES: dict[str, list[str]] = {
         "prometheus shows up == 0 for our service scrape",
         "scrape failed with connection refused, the exporter target is down",
     ],
+    "target-down": [
+        "connection refused on the service's health check: the process was killed, nothing listens",
+        "the service process is stopped by a signal and hangs, health calls time out on an idle host",
+    ],
+    "volume-full": [
+        "orders fail with 507 insufficient storage, no space left on device",
+        "the health check cannot write to its state directory because the volume is full",
+    ],
+    "host-memory-pressure": [
+        "host memory available is low while the service's own memory stays flat",
+        "a noisy neighbour process on the host is eating all the memory",
+    ],
+    "network-latency": [
+        "every call to the downstream dependency takes far longer though the network changed, not us",
+        "the network path to the dependency got slow, its round trip is up",
+    ],
+    "host-overload": [
+        "the service is slow while every cpu of the host is busy with other work",
+        "cpu load above the core count, the service is starved but nothing changed in it",
+    ],
     "metrics-endpoint-404": [
         "GET /metrics answers 404 not found on our fastapi app",
         "our fastapi service never mounted the prometheus client: /metrics is not found",

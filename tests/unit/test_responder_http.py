@@ -79,7 +79,10 @@ def test_an_unreachable_target_is_an_observation_not_a_raise() -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     obs = HttpTargetProbe("http://target", transport=httpx.MockTransport(refuse)).observe()
-    assert obs.health_status == "unreachable" and len(obs.errors) == 4 and "ConnectError" in obs.errors[0]
+    # A refused health call is how: nothing listens. The other routes are not tried, no reading is made up.
+    assert obs.health_status == "unreachable" and obs.reachability == "refused"
+    assert len(obs.errors) == 1 and "ConnectError" in obs.errors[0]
+    assert obs.error_rate is None and obs.memory_rss_mb is None and obs.latency_p95_ms is None
 
 
 def actions_server(calls: list[httpx.Request]) -> httpx.MockTransport:

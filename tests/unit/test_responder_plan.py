@@ -14,6 +14,14 @@ POOL = Diagnosis(
 )
 
 
+def runbook_with_risk(risk: str):  # type: ignore[no-untyped-def]
+    """The pool runbook, claiming ``risk`` for every remediation."""
+    doc = KB.get("db-pool-exhaustion")
+    return doc.model_copy(
+        update={"remediation": [r.model_copy(update={"risk": risk}) for r in doc.remediation]}
+    )
+
+
 def plan(**kw: object):  # type: ignore[no-untyped-def]
     args: dict[str, object] = {
         "diagnosis": POOL,
@@ -41,14 +49,21 @@ def test_the_runbook_order_is_followed_and_tried_actions_are_skipped() -> None:
     assert third.action is None and "nothing left" in third.reason
 
 
-def test_high_risk_needs_approval_unless_auto_approved() -> None:
+def test_nothing_waits_for_a_human_by_default_and_high_risk_waits_under_the_production_policy() -> None:
     tried = ["recycle-pool()"]
-    assert plan(tried=tried).needs_approval
-    assert not plan(tried=tried, config=ResponderConfig(auto_approve=True)).needs_approval
-    # the higher of runbook and catalog risk counts: the catalog calls recycle-pool high here
+    assert not plan(tried=tried).needs_approval  # enabling the responder is the consent to act
+    production = ResponderConfig(approval_risk="high")
+    assert plan(tried=tried, config=production).needs_approval
+    assert not plan(
+        tried=tried, config=ResponderConfig(approval_risk="high", auto_approve=True)
+    ).needs_approval
+    # the catalog's risk counts, whatever the runbook says: the catalog calls recycle-pool high here
     risky = [a.model_copy(update={"risk": "high"}) if a.name == "recycle-pool" else a for a in CATALOG]
-    decision = plan(catalog=risky)
+    decision = plan(catalog=risky, config=production)
     assert decision.action is not None and decision.action.risk == "high" and decision.needs_approval
+    # and a runbook cannot raise it either: the catalog calls recycle-pool low, the runbook says high
+    lenient = plan(runbook=runbook_with_risk("high"), config=production)
+    assert lenient.action is not None and lenient.action.risk == "low" and not lenient.needs_approval
 
 
 def test_actions_the_server_does_not_offer_are_skipped() -> None:
@@ -87,3 +102,35 @@ def test_what_worked_in_a_similar_incident_comes_first() -> None:
     decision = plan(similar=[past])
     assert decision.action is not None and decision.action.name == "remediate-db-pool-exhaustion"
     assert decision.action.runbook_id == "incident-x"
+
+
+def test_a_learned_incident_keeps_the_catalogs_risk_and_the_approval_gate(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After a resolved incident whose fix was the high-risk restart, the learned document says high, and
+    the next incident's plan (which tries the learned action first) still waits under the policy."""
+    from datetime import UTC, datetime
+
+    from opslab.responder import ActionResult, Incident, learn_incident
+
+    restart = ActionResult(
+        action="remediate-db-pool-exhaustion",
+        params={"action": "escalate_to_db_restart"},
+        status="success",
+        risk="high",
+    )
+    incident = Incident(
+        id="inc-1",
+        status="resolved",
+        category="db_pool_exhaustion",
+        diagnosis=POOL,
+        opened_at=datetime.now(UTC),
+        actions=[restart],
+    )
+    learned = learn_incident(incident, symptoms=["pool critical"], evidence=[], folder=tmp_path)
+    assert [r.risk for r in learned.remediation] == ["high"]
+    # Even a learned document that claims low (written by hand, or by an older version) lowers nothing.
+    claims_low = learned.model_copy(
+        update={"remediation": [r.model_copy(update={"risk": "low"}) for r in learned.remediation]}
+    )
+    decision = plan(similar=[claims_low], config=ResponderConfig(approval_risk="high"))
+    assert decision.action is not None and decision.action.name == "remediate-db-pool-exhaustion"
+    assert decision.action.risk == "high" and decision.needs_approval

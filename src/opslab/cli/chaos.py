@@ -65,6 +65,14 @@ def chaos_suite(
     scenario: Annotated[
         list[str] | None, typer.Option("--scenario", help="Only this scenario (repeatable).")
     ] = None,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            help="A chaostoolkit experiment file to run (repeatable); alone, only these run. Its HTTP "
+            "actions must break a fault on the chaos server (`<any host>/api/v1/break/<fault>`).",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON result to this file.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -76,7 +84,7 @@ def chaos_suite(
 
     from opslab.sandbox import run_suite, suite_scenarios
 
-    chosen = suite_scenarios(drills=drills, only=scenario)
+    chosen = suite_scenarios(drills=drills, only=scenario, files=file)
     data_dir = settings().data_dir / "chaos-suite"
     data_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=data_dir))

@@ -73,8 +73,15 @@ def run(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan actions, never execute them.")] = False,
     auto_approve: Annotated[
-        bool, typer.Option("--auto-approve", help="Run high-risk actions without waiting for approval.")
+        bool, typer.Option("--auto-approve", help="Lift --approval-risk: no action waits for approval.")
     ] = False,
+    approval_risk: Annotated[
+        str | None,
+        typer.Option(
+            help="Actions this risky or more wait for a human: none (default), low, medium or high "
+            "(OPSLAB_RESPONDER_APPROVAL_RISK)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Watch the target and respond to incidents until Ctrl-C (or once, with --once)."""
@@ -84,6 +91,7 @@ def run(
         responder_poll_interval_s=poll_interval,
         responder_dry_run=dry_run or None,
         responder_auto_approve=auto_approve or None,
+        responder_approval_risk=_approval_risk(approval_risk),
     )
     rt = _runtime(s)
     try:
@@ -268,3 +276,11 @@ def halt(
     with OpslabClient.from_settings(settings(), url) as client:
         state = client.kill_switch(engaged=not release, reason=reason or "kill switch via CLI")
     console.print(f"responder {'halted' if state.halted else 'running'}")
+
+
+def _approval_risk(value: str | None) -> str | None:
+    from opslab.errors import InvalidInput
+
+    if value is not None and value not in ("none", "low", "medium", "high"):
+        raise InvalidInput.for_field("--approval-risk", "expected none, low, medium or high")
+    return value

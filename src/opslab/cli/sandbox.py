@@ -91,7 +91,8 @@ def up(
         for part in world.parts:
             console.print(f"sandbox {part:<10} {world.url(part)}", highlight=False)
         console.print(
-            f"files in {world.files.root} (endpoints.json, sandbox-token, action-token, audit.jsonl, logs/); "
+            f"files in {world.files.root} (endpoints.json, chaos-token, action-token, sandbox-token, "
+            "audit.jsonl, logs/); "
             f"target: seed {seed}, median {base_median_ms:g} ms, σ {sigma:g}, {traffic_rps:g} orders/s. "
             "Ctrl-C stops.",
             highlight=False,
@@ -111,7 +112,9 @@ def target(
     state_dir: Annotated[
         Path | None, typer.Option(help="Deploy and flags state (default: <data dir>/sandbox/target).")
     ] = None,
-    dependency_url: Annotated[str, typer.Option(help="The pricing service.")] = "http://127.0.0.1:8101",
+    dependency_url: Annotated[
+        str, typer.Option("--dependency-url", "--pricing-url", help="The pricing service (its dependency).")
+    ] = "http://127.0.0.1:8101",
     token_file: Annotated[
         Path | None, typer.Option("--token-file", help="Admin token file (without one: admin routes closed).")
     ] = None,
@@ -136,7 +139,8 @@ def target(
     )
     model = LatencyModel(base_median_ms=base_median_ms, sigma=sigma)
     console.print(f"sandbox target on http://{host}:{port} (seed {seed}, {traffic_rps:g} orders/s)")
-    run_app(create_target_app(seed=seed, model=model, ops=ops), host, port)
+    app = create_target_app(seed=seed, model=model, ops=ops)
+    run_app(app, host, port, tokens={"target's admin routes": ops.token})
 
 
 @sandbox_app.command("dependency")
@@ -150,7 +154,7 @@ def dependency(
 
     token = _token(token_file, SandboxFiles.under(settings().data_dir).sandbox_token)
     console.print(f"sandbox dependency on http://{host}:{port}")
-    run_app(create_dependency_app(token=token), host, port)
+    run_app(create_dependency_app(token=token), host, port, tokens={"dependency's admin routes": token})
 
 
 @sandbox_app.command("chaos")
@@ -160,16 +164,33 @@ def chaos(
     target_url: Annotated[str, typer.Option(help="The target.")] = "http://127.0.0.1:8100",
     dependency_url: Annotated[str, typer.Option(help="The dependency.")] = "http://127.0.0.1:8101",
     token_file: TokenFileOption = None,
+    chaos_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="This server's bearer token (default: <data dir>/sandbox/chaos-token, made if absent)."
+        ),
+    ] = None,
 ) -> None:
-    """Run the chaos server alone in the foreground."""
-    from opslab.sandbox import SandboxFiles, create_chaos_app, run_app
+    """Run the chaos server alone in the foreground; every call needs Authorization: Bearer <chaos-token>."""
+    from opslab.sandbox import SandboxFiles, create_chaos_app, ensure_token, run_app
 
-    token = _token(token_file, SandboxFiles.under(settings().data_dir).sandbox_token)
-    console.print(f"sandbox chaos server on http://{host}:{port}")
-    app = create_chaos_app(
-        target_url=target_url.rstrip("/"), dependency_url=dependency_url.rstrip("/"), token=token
+    files = SandboxFiles.under(settings().data_dir)
+    token = _token(token_file, files.sandbox_token)
+    chaos_token = (
+        _token(chaos_token_file, files.chaos_token, "--chaos-token-file")
+        if chaos_token_file
+        else (ensure_token(files.chaos_token))
     )
-    run_app(app, host, port)
+    console.print(
+        f"sandbox chaos server on http://{host}:{port} (token in {chaos_token_file or files.chaos_token})"
+    )
+    app = create_chaos_app(
+        target_url=target_url.rstrip("/"),
+        dependency_url=dependency_url.rstrip("/"),
+        token=token,
+        chaos_token=chaos_token,
+    )
+    run_app(app, host, port, tokens={"chaos server": chaos_token})
 
 
 @sandbox_app.command("actions")
@@ -189,11 +210,12 @@ def actions(
     from opslab.sandbox import SandboxFiles, create_action_app, run_app
 
     files = SandboxFiles.under(settings().data_dir)
+    action_token = _token(action_token_file, files.action_token, "--action-token-file")
     app = create_action_app(
         target_url=target_url.rstrip("/"),
         sandbox_token=_token(token_file, files.sandbox_token),
-        action_token=_token(action_token_file, files.action_token, "--action-token-file"),
+        action_token=action_token,
         audit_path=audit_file or files.audit,
     )
     console.print(f"sandbox action server on http://{host}:{port}")
-    run_app(app, host, port)
+    run_app(app, host, port, tokens={"action server": action_token})

@@ -55,14 +55,13 @@ def _sandbox(settings: Settings, log: Path) -> tuple[Child, str]:
 
 
 def _demo_settings(settings: Settings, workdir: Path) -> Settings:
-    """The responder on (a 1 s poll, acting without waiting for approval: a demo has nobody to ask), and
-    the demo's lab project among the dashboard's experiment folders."""
+    """The responder on (a 1 s poll, the default autonomy: no action waits for a human), and the demo's
+    lab project among the dashboard's experiment folders."""
     return settings.model_copy(
         update={
             "responder_enabled": True,
             "responder_poll_interval_s": 1.0,
             "responder_settle_s": 3.0,
-            "responder_auto_approve": True,
             "lab_runs_dirs": [*settings.lab_runs_dirs, workdir / "lab-demo"],
         }
     )
@@ -123,6 +122,7 @@ def run_demo(
     workdir.mkdir(parents=True, exist_ok=True)
     console.print("starting the sandbox world and the service (SQLite, in-process jobs) …")
     sandbox, chaos = _sandbox(settings, workdir / "sandbox.log")
+    chaos_token = (settings.data_dir / "sandbox" / "chaos-token").read_text().strip()
     with sandbox:
         demo = _demo_settings(settings, workdir)
         with (
@@ -139,7 +139,7 @@ def run_demo(
                 ("canary", "a flag change judged by ABAB windows on a sandbox target",
                  lambda: steps.canary(c, console, url)),
                 ("responder", "the sandbox's db pool broken through the chaos server; the responder alone",
-                 lambda: steps.responder(c, console, chaos, url)),
+                 lambda: steps.responder(c, console, chaos, chaos_token, url)),
                 ("autoops", "simulated builds: the optimizer learns, the responder suggests fixes",
                  lambda: steps.autoops(c, console, url)),
             ]  # fmt: skip

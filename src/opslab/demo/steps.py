@@ -191,21 +191,30 @@ def _answers(url: str) -> bool:
         return False
 
 
-def responder(client: OpslabClient, console: Console, chaos: str, url: str) -> Shown:
-    """Break the sandbox's db pool through the chaos server; the responder, blind to chaos, detects,
-    diagnoses, acts and verifies by itself."""
+def responder(client: OpslabClient, console: Console, chaos: str, chaos_token: str, url: str) -> Shown:
+    """Break the sandbox's db pool through the chaos server (with its token); the responder, blind to
+    chaos, detects, diagnoses, acts and verifies by itself. The step follows the incident its own break
+    opened: incidents already in the data dir (an earlier demo's) are not this one."""
     wait_until(
         "a healthy baseline",
         lambda: int(str(client.agent_status().baseline.get("samples") or 0)) >= 3,
         30,
         0.5,
     )
-    broken = httpx.post(f"{chaos}/api/v1/break/db_pool", timeout=10).json()
+    before = {i.id for i in client.list_incidents().incidents}
+    broken = httpx.post(
+        f"{chaos}/api/v1/break/db_pool", headers={"Authorization": f"Bearer {chaos_token}"}, timeout=10
+    ).json()
     console.print(f"  POST {chaos}/api/v1/break/db_pool -> {broken.get('status')}")
     done = wait_until(
         "the responder resolving the incident",
         lambda: next(
-            (i for i in client.list_incidents().incidents if i.status in ("resolved", "escalated")), None
+            (
+                i
+                for i in client.list_incidents().incidents
+                if i.id not in before and i.status in ("resolved", "escalated", "awaiting_approval")
+            ),
+            None,
         ),
         90,
         0.5,

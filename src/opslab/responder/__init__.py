@@ -22,15 +22,11 @@ from opslab.responder.model import (
     Assessment,
     AuditRecord,
     Category,
-    Check,
     Diagnosis,
     Evidence,
     Incident,
     IncidentStatus,
-    LogLine,
-    Observation,
     PlannedAction,
-    PoolStatus,
     ProgressEvent,
     ResponderStatus,
     Signal,
@@ -39,6 +35,7 @@ from opslab.responder.model import (
 )
 from opslab.responder.nodes import WorkflowDeps
 from opslab.responder.notify import WebhookNotifier
+from opslab.responder.observation import Check, Liveness, LogLine, Observation, PoolStatus
 from opslab.responder.plan import PlanDecision, plan_next
 from opslab.responder.ports import (
     ActionExecutor,
@@ -102,6 +99,7 @@ __all__ = [
     "IncidentStatus",
     "IncidentStore",
     "Investigation",
+    "Liveness",
     "LogLine",
     "Observation",
     "PlanDecision",

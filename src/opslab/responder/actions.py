@@ -14,6 +14,7 @@ import httpx
 from pydantic import JsonValue, ValidationError
 
 from opslab.responder.model import ActionResult, ActionSpec
+from opslab.responder.observation import Liveness
 
 
 class HttpActionExecutor:
@@ -74,6 +75,32 @@ class HttpActionExecutor:
         if not isinstance(body, dict):
             return {"is_healthy": False, "error": "not a JSON object"}
         return body
+
+    def liveness(self) -> Liveness | None:
+        try:
+            r = self.http.get("/action/liveness")
+            r.raise_for_status()
+            body = r.json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        if not isinstance(body, dict) or not body.get("supervised"):
+            return None
+        target = (body.get("processes") or {}).get("target") or {}
+        host = body.get("host") or {}
+        try:
+            return Liveness(
+                supervised=True,
+                alive=target.get("alive"),
+                state=target.get("state"),
+                pid=target.get("pid"),
+                cpu_pct=target.get("cpu_pct"),
+                host_cpus=host.get("cpus"),
+                host_load1=host.get("load1"),
+                host_cpu_busy_pct=host.get("cpu_busy_pct"),
+                host_mem_available_mb=host.get("mem_available_mb"),
+            )
+        except ValidationError:
+            return None
 
     def close(self) -> None:
         self.http.close()

@@ -45,9 +45,17 @@ class ResponderConfig(BaseModel):
     max_attempts: int = Field(3, ge=1, description="Verifications (one per action) before escalating.")
     max_actions: int = Field(3, ge=1, description="Actions executed per incident at most.")
     cooldown_s: float = Field(60.0, ge=0, description="An action is not run again within this time.")
-    approval_risk: Risk = Field("high", description="Actions of this risk or higher need approval.")
+    approval_risk: Risk | None = Field(
+        None,
+        description="Actions the catalog rates this risky or more wait for a human; None: none wait "
+        "(enabling the responder is the consent to act, within the other guardrails).",
+    )
     dry_run: bool = Field(False, description="Plan, audit and escalate; never execute.")
-    auto_approve: bool = Field(False, description="Run high-risk actions without a human.")
+    auto_approve: bool = Field(False, description="Lift ``approval_risk``: nothing waits for a human.")
+    probe_timeout_s: float = Field(5.0, gt=0, description="How long one call to the target may take.")
+    host_memory_floor_mb: float | None = Field(
+        None, ge=0, description="Host memory available under this is a signal; None: 5 % of it, >= 256 MB."
+    )
     min_confidence: float = Field(
         0.3, ge=0, le=1, description="Below this diagnosis confidence nothing is executed."
     )

@@ -11,11 +11,12 @@ A diagnosis (the rules' or an LLM's) must cite these ids; one citing an id not l
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from opslab.responder.detect import Baseline, slope_per_min
-from opslab.responder.model import Category, Evidence, Observation
+from opslab.responder.model import Category, Evidence
+from opslab.responder.observation import Observation
 
 EvidenceKind = Literal["observation", "log", "trend"]
 
@@ -29,12 +30,15 @@ LOG_MARKERS: dict[Category, re.Pattern[str]] = {
     "dependency_outage": re.compile(
         r"dependency_error|dependency|connection refused|connecterror|bad gateway|upstream", re.I
     ),
+    "database_lock": re.compile(r"database is locked|lock wait timeout|deadlock detected", re.I),
+    "disk_full": re.compile(r"no space left|errno 28|disk full|insufficient storage", re.I),
 }
 _STATUS_CATEGORIES: dict[str, list[Category]] = {
     "500": ["bad_deploy"],
     "502": ["dependency_outage"],
-    "503": ["db_pool_exhaustion", "memory_leak"],
+    "503": ["db_pool_exhaustion", "memory_leak", "database_lock"],
     "504": ["dependency_outage"],
+    "507": ["disk_full"],
 }
 # Memory growth worth citing for a leak (a steady service drifts by a few MB at most).
 _SIGNIFICANT_GROWTH_MB_PER_MIN = 10.0
@@ -42,6 +46,7 @@ _CHECK_CATEGORIES: dict[str, list[Category]] = {
     "database": ["db_pool_exhaustion"],
     "dependency": ["dependency_outage"],
     "memory": ["memory_leak"],
+    "disk": ["disk_full"],
 }
 
 
@@ -49,8 +54,12 @@ def log_categories(message: str) -> list[Category]:
     return [c for c, pattern in LOG_MARKERS.items() if pattern.search(message)]
 
 
+def _fmt(value: float | None, unit: str = "", digits: int = 0) -> str:
+    return "missing" if value is None else f"{value:.{digits}f}{unit}"
+
+
 def gather_evidence(obs: Observation, history: Sequence[Observation], baseline: Baseline) -> list[Evidence]:
-    """Every citable fact of the latest observation, its logs and its memory trend."""
+    """Every citable fact of the latest observation, its logs, its trends and its host."""
     items: list[Evidence] = []
 
     def add(
@@ -65,15 +74,37 @@ def gather_evidence(obs: Observation, history: Sequence[Observation], baseline: 
         )
 
     add("obs:health", "Health status", obs.health_status)
+    down: list[Category] = [] if obs.answered else ["target_down"]
+    add("obs:reachability", "Target reachability", f"{obs.reachability} ({_fmt(obs.probe_ms, ' ms')})", down)
     for err in obs.errors[:3]:
         add(f"obs:probe_error.{len(items)}", "Probe error", err)
+    _host(obs, add)
+    if not obs.answered:
+        return _dedupe(items)
     base_err = f" (baseline {baseline.error_rate.median:.1f}%)" if baseline.error_rate else ""
-    add("obs:error_rate", "Error rate", f"{obs.error_rate:.1f}%{base_err}")
+    add("obs:error_rate", "Error rate", f"{_fmt(obs.error_rate, '%', 1)}{base_err}")
     base_lat = f" (baseline {baseline.latency_p95_ms.median:.0f} ms)" if baseline.latency_p95_ms else ""
-    add("obs:latency_p95_ms", "Latency p95", f"{obs.latency_p95_ms:.0f} ms{base_lat}", ["latency_regression"])
-    add("obs:avg_response_time_ms", "Average response time", f"{obs.avg_response_time_ms:.0f} ms")
+    add(
+        "obs:latency_p95_ms",
+        "Latency p95",
+        f"{_fmt(obs.latency_p95_ms, ' ms')}{base_lat}",
+        ["latency_regression", "network_latency"],
+    )
+    add("obs:avg_response_time_ms", "Average response time", _fmt(obs.avg_response_time_ms, " ms"))
     base_rate = f" (baseline {baseline.request_rate.median:.1f}/s)" if baseline.request_rate else ""
-    add("obs:request_rate", "Request rate", f"{obs.request_rate:.1f}/s{base_rate}")
+    add("obs:request_rate", "Request rate", f"{_fmt(obs.request_rate, '/s', 1)}{base_rate}")
+    if obs.dependency_latency_ms is not None:
+        dep_base = baseline.dependency_latency_ms
+        slow = dep_base is not None and obs.dependency_latency_ms > max(
+            3 * dep_base.median, dep_base.median + 100
+        )
+        add(
+            "obs:dependency_latency_ms",
+            "Dependency round trip",
+            f"{obs.dependency_latency_ms:.0f} ms"
+            + (f" (baseline {dep_base.median:.0f} ms)" if dep_base else ""),
+            ["network_latency"] if slow else [],
+        )
     for code, count in sorted(obs.status_codes.items()):
         if code.startswith("5") and count > 0:
             add(
@@ -100,9 +131,11 @@ def gather_evidence(obs: Observation, history: Sequence[Observation], baseline: 
             )
     for name, c in sorted(obs.checks.items()):
         cats = _CHECK_CATEGORIES.get(name, []) if not c.ok else []
+        if name == "database" and not c.ok and LOG_MARKERS["database_lock"].search(c.detail):
+            cats = ["database_lock"]
         add(f"obs:checks.{name}", f"Health check {name}", f"{'ok' if c.ok else 'FAILING'}: {c.detail}", cats)
     limit = f" of {obs.memory_limit_mb:.0f} MB" if obs.memory_limit_mb else ""
-    add("obs:memory", "Memory RSS", f"{obs.memory_rss_mb:.0f} MB{limit}")
+    add("obs:memory", "Memory RSS", f"{_fmt(obs.memory_rss_mb, ' MB')}{limit}")
     if obs.version is not None:
         changed = baseline.version is not None and obs.version != baseline.version
         value = f"{obs.version} (baseline {baseline.version})" if changed else obs.version
@@ -134,6 +167,42 @@ def gather_evidence(obs: Observation, history: Sequence[Observation], baseline: 
             kind="trend",
         )
     return _dedupe(items)
+
+
+def _host(obs: Observation, add: Callable[..., None]) -> None:
+    """The host (CPU, load, memory) and the target's process, from the target or the action server."""
+    live = obs.liveness
+    if live is not None:
+        state: list[Category] = ["target_down"] if live.alive is False or live.state == "stopped" else []
+        add("obs:liveness.target", "Target process", f"{live.state or '?'} (pid {live.pid or '?'})", state)
+    cpu = (
+        obs.host_cpu_busy_pct
+        if obs.host_cpu_busy_pct is not None
+        else live.host_cpu_busy_pct
+        if live
+        else None
+    )
+    load = obs.host_load1 if obs.host_load1 is not None else live.host_load1 if live else None
+    cpus = obs.host_cpus or (live.host_cpus if live else None)
+    if cpu is not None or load is not None:
+        busy: list[Category] = ["host_overload"] if obs.host_busy() else []
+        add(
+            "obs:host.cpu",
+            "Host CPU",
+            f"{_fmt(cpu, '%')} busy, load {_fmt(load, '', 1)} on {cpus or '?'} cores",
+            busy,
+        )
+    proc_cpu = obs.process_cpu_pct if obs.process_cpu_pct is not None else live.cpu_pct if live else None
+    if proc_cpu is not None:
+        add("obs:process.cpu", "Target process CPU", f"{proc_cpu:.0f}%")
+    avail = (
+        obs.host_mem_available_mb
+        if obs.host_mem_available_mb is not None
+        else (live.host_mem_available_mb if live else None)
+    )
+    if avail is not None:
+        total = f" of {obs.host_mem_total_mb:.0f} MB" if obs.host_mem_total_mb else ""
+        add("obs:host.memory", "Host memory available", f"{avail:.0f} MB{total}")
 
 
 def _dedupe(items: list[Evidence]) -> list[Evidence]:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pydantic import BaseModel, Field
 
 from opslab.responder.detect import Baseline, slope_per_min
-from opslab.responder.model import Diagnosis, Evidence, Observation
+from opslab.responder.model import Diagnosis, Evidence
+from opslab.responder.observation import Observation
 
 SPIKE_FACTOR = 2.0
 _ROOT_CAUSES = {
@@ -19,6 +20,12 @@ _ROOT_CAUSES = {
     "latency_regression": "a feature flag switched on a slower code path",
     "memory_leak": "the process retains memory on every request until it hits its limit",
     "dependency_outage": "a downstream dependency is down, so requests needing it fail",
+    "target_down": "the target's process is gone or hung: nothing answers its users",
+    "database_lock": "something outside the service holds a lock on its database, so queries wait and fail",
+    "disk_full": "the target's volume is full, so its writes fail",
+    "host_memory_pressure": "another process on the host takes the memory the target needs",
+    "network_latency": "the network path to the dependency got slow; the service itself did not change",
+    "host_overload": "the host's CPUs are saturated by other work; the service is starved, not broken",
 }
 
 
@@ -40,11 +47,19 @@ def investigate(
         evidence.append(Evidence(evidence_id=eid, kind="trend", title=title, value=value))
 
     spike = False
-    if baseline.request_rate is not None and baseline.request_rate.median > 0:
+    if (
+        obs.request_rate is not None
+        and baseline.request_rate is not None
+        and baseline.request_rate.median > 0
+    ):
         ratio = obs.request_rate / baseline.request_rate.median
         spike = ratio >= SPIKE_FACTOR
         trend("trend:traffic", "Traffic vs baseline", f"x{ratio:.1f} ({'spike' if spike else 'normal'})")
-    if baseline.latency_p95_ms is not None and baseline.latency_p95_ms.median > 0:
+    if (
+        obs.latency_p95_ms is not None
+        and baseline.latency_p95_ms is not None
+        and baseline.latency_p95_ms.median > 0
+    ):
         ratio = obs.latency_p95_ms / baseline.latency_p95_ms.median
         trend("trend:latency", "p95 latency vs baseline", f"x{ratio:.1f}")
     dep = obs.checks.get("dependency")

@@ -45,8 +45,15 @@ def incident_document(incident: Incident, *, symptoms: Sequence[str], evidence: 
         "verification_steps": [
             "the detector saw clean polls and the action server reported the target healthy"
         ],
+        # The risk is the catalog's, as it was when the action ran: learning that an action worked never
+        # makes it less risky (and the planner reads the risk from the catalog anyway).
         "remediation": [
-            {"name": a.action, "params": a.params, "risk": "low", "description": "resolved this incident"}
+            {
+                "name": a.action,
+                "params": a.params,
+                "risk": a.risk or "high",
+                "description": "resolved this incident",
+            }
             for a in worked
         ],
     }

@@ -13,11 +13,20 @@ from pydantic import BaseModel, Field, JsonValue
 
 INCIDENT_SCHEMA_VERSION = 1
 
-HealthStatus = Literal["healthy", "degraded", "unhealthy", "unreachable"]
-PoolHealth = Literal["healthy", "degraded", "critical"]
 Risk = Literal["low", "medium", "high"]
 Category = Literal[
-    "db_pool_exhaustion", "bad_deploy", "latency_regression", "memory_leak", "dependency_outage", "unknown"
+    "db_pool_exhaustion",
+    "bad_deploy",
+    "latency_regression",
+    "memory_leak",
+    "dependency_outage",
+    "target_down",
+    "database_lock",
+    "disk_full",
+    "host_memory_pressure",
+    "network_latency",
+    "host_overload",
+    "unknown",
 ]
 CATEGORIES: tuple[Category, ...] = (
     "db_pool_exhaustion",
@@ -25,53 +34,28 @@ CATEGORIES: tuple[Category, ...] = (
     "latency_regression",
     "memory_leak",
     "dependency_outage",
+    "target_down",
+    "database_lock",
+    "disk_full",
+    "host_memory_pressure",
+    "network_latency",
+    "host_overload",
     "unknown",
 )
 IncidentStatus = Literal["open", "resolved", "escalated", "awaiting_approval"]
-Signal = Literal["error_rate", "latency", "pool", "health", "memory", "dependency", "unreachable"]
-
-
-class Check(BaseModel):
-    ok: bool
-    detail: str = ""
-
-
-class PoolStatus(BaseModel):
-    size: int = 0
-    max_overflow: int = 0
-    checked_out: int = 0
-    overflow: int = 0
-    utilization: float = 0.0
-    pool_health: PoolHealth = "healthy"
-    wait_timeouts: int = 0
-
-
-class LogLine(BaseModel):
-    ts: datetime | None = None
-    level: str = "INFO"
-    message: str
-
-
-class Observation(BaseModel):
-    """One poll of the target: health, metrics, pool and recent logs; ``errors`` are probe failures."""
-
-    timestamp: datetime
-    health_status: HealthStatus = "healthy"
-    version: str | None = None
-    checks: dict[str, Check] = Field(default_factory=dict)
-    request_rate: float = 0.0
-    error_rate: float = Field(0.0, description="Percent of requests that failed, 0-100.")
-    avg_response_time_ms: float = 0.0
-    latency_p50_ms: float = 0.0
-    latency_p95_ms: float = 0.0
-    latency_p99_ms: float = 0.0
-    status_codes: dict[str, int] = Field(default_factory=dict)
-    memory_rss_mb: float = 0.0
-    memory_limit_mb: float | None = None
-    pool: PoolStatus | None = None
-    flags: dict[str, bool] = Field(default_factory=dict)
-    logs: list[LogLine] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+Signal = Literal[
+    "error_rate",
+    "latency",
+    "pool",
+    "health",
+    "memory",
+    "dependency",
+    "unreachable",
+    "unresponsive",
+    "hung",
+    "disk",
+    "host_memory",
+]
 
 
 class Assessment(BaseModel):
@@ -79,6 +63,9 @@ class Assessment(BaseModel):
 
     signals: list[Signal] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    explained: list[str] = Field(
+        default_factory=list, description="Anomalies set aside with their explanation (a busy host)."
+    )
     consecutive: int = 0
     is_incident: bool = False
 
@@ -141,6 +128,7 @@ class ActionResult(BaseModel):
     started_at: datetime | None = None
     ended_at: datetime | None = None
     attempt: int = 0
+    risk: Risk | None = Field(None, description="What the action server's catalog says the action risks.")
 
 
 class Step(BaseModel):
@@ -238,12 +226,13 @@ class AgentState(TypedDict, total=False):
     needs_approval: bool
     verify_signals: list[str]
     verify_reasons: list[str]
+    verify_worse: bool
 
 
 class ResponderStatus(BaseModel):
     """What ``GET /agent/status`` shows: what the responder is doing and what it last saw."""
 
-    state: Literal["watching", "responding", "halted", "not_configured"]
+    state: Literal["watching", "responding", "halted", "not_configured", "disabled"]
     halted: bool = False
     dry_run: bool = False
     last_observation: dict[str, JsonValue] | None = None

@@ -25,11 +25,11 @@ from opslab.responder.model import (
     Evidence,
     Incident,
     IncidentStatus,
-    Observation,
     ProgressEvent,
     Step,
     ToolUse,
 )
+from opslab.responder.observation import Observation
 from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, TargetProbe
 
 State = dict[str, Any]
@@ -56,6 +56,7 @@ def symptoms_of(obs: Observation, assessment: Assessment) -> dict[str, Any]:
     return {
         "timestamp": obs.timestamp.isoformat(),
         "health_status": obs.health_status,
+        "reachability": obs.reachability,
         "error_rate": obs.error_rate,
         "pool_health": obs.pool.pool_health if obs.pool else None,
         "pool_utilization": obs.pool.utilization if obs.pool else None,
@@ -65,6 +66,8 @@ def symptoms_of(obs: Observation, assessment: Assessment) -> dict[str, Any]:
         "logs": [line.message for line in obs.logs if line.level.upper() != "INFO"][-10:],
         "signals": list(assessment.signals),
         "reasons": list(assessment.reasons),
+        "explained": list(assessment.explained),
+        "host_cpu_busy_pct": obs.host_cpu_busy_pct,
     }
 
 
@@ -109,6 +112,13 @@ class NodeKit:
     @staticmethod
     def evidence(state: AgentState | State) -> list[Evidence]:
         return [Evidence.model_validate(e) for e in state.get("evidence", [])]
+
+    def observe(self) -> Observation:
+        """One poll of the target; when it did not answer, what the action server says of its process."""
+        obs = self.deps.probe.observe()
+        if not obs.answered:
+            obs = obs.model_copy(update={"liveness": self.deps.actions.liveness()})
+        return obs
 
     def tool(
         self,

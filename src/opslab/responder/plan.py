@@ -3,9 +3,10 @@
 Candidates are the typed ``remediation`` of the actions that fixed similar past incidents, then the
 runbook's own, in order. A candidate is skipped when it was already tried in this incident, when the
 action server does not offer it, or while it cools down (it ran less than ``cooldown_s`` ago, in any
-incident). Its risk is the higher of the runbook's and the catalog's; at ``approval_risk`` or above it
-needs a human unless ``auto_approve``. No more than ``max_actions`` run per incident; with nothing
-left the incident is escalated.
+incident). Its risk is what the action server's catalog says: the system that owns an action declares
+what it risks there, and neither a runbook nor a learned incident can lower it. At ``approval_risk`` or
+above (a policy the user turns on; off by default) it waits for a human unless ``auto_approve``. No more
+than ``max_actions`` run per incident; with nothing left the incident is escalated.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ class PlanDecision(BaseModel):
     reason: str = ""
 
 
-def higher(a: Risk, b: Risk) -> Risk:
-    return a if RISK_RANK[a] >= RISK_RANK[b] else b
+def needs_approval(risk: Risk, config: ResponderConfig) -> bool:
+    """Whether an action of ``risk`` waits for a human under the user's approval policy."""
+    if config.auto_approve or config.approval_risk is None:
+        return False
+    return RISK_RANK[risk] >= RISK_RANK[config.approval_risk]
 
 
 def candidates(runbook: Document | None, similar: Sequence[Document]) -> list[tuple[Remediation, str]]:
@@ -89,15 +93,18 @@ def plan_next(
         if ran is not None and now - ran < timedelta(seconds=config.cooldown_s):
             skipped.append(f"{planned.key}: cooling down (ran {(now - ran).total_seconds():.0f}s ago)")
             continue
-        chosen.append(planned.model_copy(update={"risk": higher(rem.risk, spec.risk)}))
+        chosen.append(planned.model_copy(update={"risk": spec.risk}))
     if not chosen:
-        reason = "; ".join(skipped) if skipped else f"runbook {runbook.id} lists no remediation"
-        return PlanDecision(skipped=skipped, reason=f"nothing left to try ({reason})")
+        if skipped:
+            return PlanDecision(skipped=skipped, reason=f"nothing left to try ({'; '.join(skipped)})")
+        # A runbook with no remediation says what a human must do: that is the escalation's reason.
+        return PlanDecision(
+            reason=f"nothing the action server offers fixes this: {runbook.title} — {runbook.summary}"
+        )
     first = chosen[0]
-    needs = RISK_RANK[first.risk] >= RISK_RANK[config.approval_risk] and not config.auto_approve
     return PlanDecision(
         action=first,
-        needs_approval=needs,
+        needs_approval=needs_approval(first.risk, config),
         remaining=chosen[1:],
         skipped=skipped,
         reason=f"{first.key} ({first.risk} risk) from {first.runbook_id}",

@@ -13,7 +13,8 @@ from typing import Protocol
 from pydantic import JsonValue
 
 from opslab.errors import NotFound
-from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident, Observation
+from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident
+from opslab.responder.observation import Liveness, Observation
 
 
 class TargetProbe(Protocol):
@@ -32,6 +33,11 @@ class ActionExecutor(Protocol):
 
     def verify(self) -> dict[str, JsonValue]:
         """The action server's view of the target (``is_healthy`` …); unreachable is not healthy."""
+        ...
+
+    def liveness(self) -> Liveness | None:
+        """Whether the target's process lives and in what state, and how busy its host is; None when the
+        action server cannot say (it does not supervise the target, or it is unreachable)."""
         ...
 
 

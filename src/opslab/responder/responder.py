@@ -21,7 +21,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.types import Command
 
-from opslab.errors import Conflict
+from opslab.errors import Conflict, NotFound
 from opslab.knowledge import Document, KnowledgeBase
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import Detector
@@ -29,13 +29,14 @@ from opslab.responder.model import (
     Assessment,
     AuditRecord,
     Incident,
-    Observation,
     ProgressEvent,
     ResponderStatus,
     Step,
     ToolUse,
 )
 from opslab.responder.nodes import WorkflowDeps, symptoms_of
+from opslab.responder.observation import Observation
+from opslab.responder.ongoing import Ongoing
 from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, SystemClock, TargetProbe
 from opslab.responder.telemetry import incident_run
 from opslab.responder.workflow import build_workflow
@@ -75,6 +76,7 @@ class Responder:
         self._responding = False
         self._history: deque[Observation] = deque(maxlen=config.history_size)
         self._last: tuple[Observation, Assessment] | None = None
+        self._ongoing = Ongoing(quiet_polls=max(config.verify_polls, config.consecutive))
         deps = WorkflowDeps(
             probe=probe,
             actions=actions,
@@ -109,13 +111,24 @@ class Responder:
     # --- watching ------------------------------------------------------------------------------------
 
     def poll_once(self) -> Incident | None:
-        """One monitor + detect; a confirmed incident is opened and responded to."""
+        """One monitor + detect; a confirmed incident is opened and responded to, unless the fault of an
+        earlier unresolved incident still goes on (then that incident is updated: one incident a fault)."""
         with self._lock:
             obs, assessment = self._observe()
+            if self._ongoing.incident_id is not None:
+                held = self._ongoing.incident_id
+                note = self._ongoing.see(assessment)
+                if note:
+                    self._note(held, note)
+                if self._ongoing.incident_id is not None:
+                    self.detector.reset()
+                    return None
             if not assessment.is_incident or self._awaiting():
                 return None
             self.detector.reset()
-            return self._open(obs, assessment)
+            incident = self._open(obs, assessment)
+            self._ongoing.hold(incident)
+            return incident
 
     def trigger(self) -> Incident | None:
         """Respond now to anything anomalous, confirmed or not (an incident awaiting approval is returned)."""
@@ -198,10 +211,25 @@ class Responder:
 
     def _observe(self) -> tuple[Observation, Assessment]:
         obs = self.probe.observe()
+        if not obs.answered:  # silent: is the process there at all? (the action server knows)
+            obs = obs.model_copy(update={"liveness": self.actions.liveness()})
         assessment = self.detector.assess(obs)
         self._history.append(obs)
         self._last = (obs, assessment)
         return obs, assessment
+
+    def _note(self, incident_id: str, message: str) -> None:
+        try:
+            incident = self.store.get(incident_id)
+        except NotFound:
+            return
+        incident.steps.append(Step(at=self.clock.now(), node="monitor", message=message))
+        self.store.save(incident)
+        self._progress(
+            ProgressEvent(
+                incident_id=incident_id, node="monitor", message=message, at=self.clock.now(), status=None
+            )
+        )
 
     def _awaiting(self) -> list[Incident]:
         return [i for i in self.store.list(limit=100) if i.status == "awaiting_approval"]
@@ -257,7 +285,10 @@ class Responder:
                 raise Conflict(
                     f"incident {incident_id!r} is not awaiting approval", details={"id": incident_id}
                 )
-            return self._run(incident_id, Command(resume={"approved": approved, "approver": approver}))
+            incident = self._run(incident_id, Command(resume={"approved": approved, "approver": approver}))
+            if self._ongoing.incident_id == incident_id:
+                self._ongoing.hold(incident)
+            return incident
 
     def _run(self, incident_id: str, command: Command[Any] | None) -> Incident:
         self._responding = True

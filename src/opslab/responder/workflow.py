@@ -39,7 +39,7 @@ class SensingNodes(NodeKit):
         polls = int(state.get("polls", 0))
         if polls > 0:
             self.deps.clock.sleep(self.deps.config.poll_interval_s)
-        obs = self.deps.probe.observe()
+        obs = self.observe()
         history = [*state.get("history", []), obs.model_dump(mode="json")][-self.deps.config.history_size :]
         update: State = {"observation": obs.model_dump(mode="json"), "history": history, "polls": polls + 1}
         if state.get("incident"):
@@ -136,7 +136,7 @@ class IncidentWorkflow(SensingNodes, ActingNodes):
     @staticmethod
     def after_execute(state: AgentState) -> Literal["verify", "plan", "escalate"]:
         outcome = state.get("outcome")
-        if outcome == "executed":
+        if outcome in ("executed", "precondition_failed"):
             return "verify"
         return "plan" if outcome == "action_failed" else "escalate"
 
@@ -145,7 +145,7 @@ class IncidentWorkflow(SensingNodes, ActingNodes):
         one problem and a second shows), gather and diagnose again first."""
         if state.get("is_resolved"):
             return "learn"
-        if int(state.get("attempts", 0)) >= self.deps.config.max_attempts:
+        if state.get("verify_worse") or int(state.get("attempts", 0)) >= self.deps.config.max_attempts:
             return "escalate"
         before = set((state.get("assessment") or {}).get("signals") or [])
         now = set(state.get("verify_signals") or [])

@@ -21,7 +21,7 @@ from opslab.sandbox.chaos import (
     scenarios_folder,
 )
 from opslab.sandbox.dependency import create_dependency_app
-from opslab.sandbox.files import Endpoints, SandboxFiles, read_token
+from opslab.sandbox.files import Endpoints, SandboxFiles, ensure_token, read_token
 from opslab.sandbox.supervisor import PARTS, Part, TargetOptions, World, WorldPorts, parse_parts
 from opslab.sandbox.target import Faults, Flags, LatencyModel, OpsOptions, create_target_app
 
@@ -76,6 +76,7 @@ __all__ = [
     "load_scenario",
     "load_scenarios",
     "parse_parts",
+    "ensure_token",
     "read_token",
     "run_app",
     "run_method",

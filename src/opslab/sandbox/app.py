@@ -20,6 +20,7 @@ from pydantic import JsonValue
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from opslab.errors import InvalidInput, OpslabError, PolicyViolation, Unauthorized, invalid_from_pydantic
+from opslab.sandbox.guard import BodyLimit, check_bind
 
 log = logging.getLogger("opslab.sandbox")
 TOKEN_HEADER = "X-Sandbox-Token"
@@ -38,8 +39,10 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_service_app(name: str, *, lifespan: Lifespan | None = None) -> FastAPI:
-    """A FastAPI app for the sandbox service ``name`` with the shared error body and ``GET /healthz``."""
+    """A FastAPI app for the sandbox service ``name`` with the shared error body, ``GET /healthz`` and a
+    64 KiB cap on request bodies (413)."""
     app = FastAPI(title=f"opslab sandbox {name}", lifespan=lifespan)
+    app.add_middleware(BodyLimit)
 
     @app.exception_handler(OpslabError)
     async def _opslab(_: Request, exc: OpslabError) -> JSONResponse:
@@ -88,8 +91,11 @@ def admin_guard(token: str | None) -> params.Depends:
     return guard
 
 
-def run_app(app: FastAPI, host: str, port: int) -> None:
-    """Serve ``app`` in the foreground until interrupted (``opslab sandbox up``)."""
+def run_app(app: FastAPI, host: str, port: int, *, tokens: dict[str, str | None] | None = None) -> None:
+    """Serve ``app`` in the foreground until interrupted; beyond loopback only when every server in
+    ``tokens`` that takes orders has its token."""
     import uvicorn
+
+    check_bind(host, tokens or {})
 
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -1,4 +1,4 @@
-"""The files a running sandbox world keeps under ``<data dir>/sandbox/``: the two tokens (mode 0600),
+"""The files a running sandbox world keeps under ``<data dir>/sandbox/``: the three tokens (mode 0600),
 ``endpoints.json`` (what a responder is given: the target and the action server, never the chaos
 server), the action server's ``audit.jsonl``, the target's state dir and the children's logs."""
 
@@ -36,6 +36,10 @@ class SandboxFiles:
     @property
     def action_token(self) -> Path:
         return self.root / "action-token"
+
+    @property
+    def chaos_token(self) -> Path:
+        return self.root / "chaos-token"
 
     @property
     def endpoints(self) -> Path:

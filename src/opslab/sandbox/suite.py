@@ -8,7 +8,8 @@ the action server, verify). It is given the target's URL and the action server's
 else: it never learns the chaos server exists. The knowledge folder is shared by the whole suite, so an
 incident learned in one scenario is retrieved in the next of its kind.
 
-The suite runs unattended, so it auto-approves high-risk actions (approval is tested on its own).
+The responder runs with the default autonomy policy: no action waits for a human (approval is a policy the
+user turns on, tested on its own).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from opslab.responder import (
     Responder,
     ResponderConfig,
 )
-from opslab.sandbox.chaos import Scenario, load_scenarios, run_method, scenarios_folder
+from opslab.sandbox.chaos import Scenario, load_scenario, load_scenarios, run_method, scenarios_folder
 from opslab.sandbox.suite_model import ScenarioScore, SuiteResult, fault_label, score, summarize
 from opslab.sandbox.supervisor import TargetOptions, World, WorldPorts
 
@@ -40,7 +41,18 @@ FAULT_DEADLINE_S = 90.0
 HEALTHY_TAIL_POLLS = 3
 
 
-def suite_scenarios(*, drills: bool = False, only: list[str] | None = None) -> list[Scenario]:
+def suite_scenarios(
+    *, drills: bool = False, only: list[str] | None = None, files: list[Path] | None = None
+) -> list[Scenario]:
+    """The packaged scenarios (``drills``: and the escalation drills), or only those named, plus any
+    chaostoolkit experiment ``files`` (standard ones; an ``opslab`` extension adds the scoring key)."""
+    if files:
+        extra = [load_scenario(f) for f in files]
+        return (
+            extra
+            if not only and not drills and files
+            else [*suite_scenarios(drills=drills, only=only), *extra]
+        )
     scenarios = load_scenarios()
     if drills:
         scenarios += load_scenarios(scenarios_folder() / "drills")
@@ -105,7 +117,6 @@ def responder_config(poll_interval_s: float, window_s: float) -> ResponderConfig
         verify_polls=2,
         verify_interval_s=poll_interval_s,
         cooldown_s=0.0,
-        auto_approve=True,
     )
 
 
@@ -138,7 +149,7 @@ def _run_scenario(
         time.sleep(poll_interval_s)
     warmup = store.list()
     injected_at = datetime.now(UTC)
-    run_method(scenario, world.url("chaos"))
+    run_method(scenario, world.url("chaos"), world.chaos_token)
     control = scenario.expected.control
     deadline = time.monotonic() + FAULT_DEADLINE_S
     healthy_tail = 0
@@ -194,7 +205,7 @@ def _reset(world: World) -> None:
 
 def _stop_breaks(world: World) -> None:
     chaos = world.url("chaos")
-    with httpx.Client(timeout=5.0) as http:
+    with httpx.Client(timeout=5.0, headers={"Authorization": f"Bearer {world.chaos_token}"}) as http:
         try:
             breaks = http.get(f"{chaos}/api/v1/breaks").json().get("breaks", [])
             for brk in breaks:

@@ -28,6 +28,8 @@ from opslab.errors import InvalidInput, NotFound, Unavailable
 from opslab.sandbox.actions import create_action_app
 from opslab.sandbox.chaos import create_chaos_app
 from opslab.sandbox.files import Endpoints, SandboxFiles, ensure_token
+from opslab.sandbox.guard import check_bind
+from opslab.sandbox.hoststat import CpuMeter, HostStats, ProcessStats
 from opslab.sandbox.server import ServiceThread, free_port
 
 Part = Literal["target", "dependency", "chaos", "actions"]
@@ -58,6 +60,11 @@ class TargetOptions(BaseModel):
     traffic_rps: float = Field(default=20.0, ge=0)
     window_s: float = Field(default=5.0, gt=0)
     memory_headroom_mb: float = Field(default=150.0, gt=0)
+    dependency_url: str | None = Field(
+        default=None,
+        description="Where the target calls its dependency; default the world's own (a test puts a proxy "
+        "between them to add latency on the network path).",
+    )
 
 
 def parse_parts(only: str | Iterable[str]) -> tuple[Part, ...]:
@@ -91,6 +98,7 @@ class World:
         self.services: dict[Part, ServiceThread] = {}
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
         self._restarting = threading.Lock()
+        self._cpu = CpuMeter()
 
     @classmethod
     def start(
@@ -131,15 +139,21 @@ class World:
     def action_token(self) -> str:
         return ensure_token(self.files.action_token)
 
+    @property
+    def chaos_token(self) -> str:
+        return ensure_token(self.files.chaos_token)
+
     def pid(self, name: Part) -> int:
         return self._child(name).pid
 
     def _start(self, *, fresh: bool) -> None:
         self.files.prepare()
-        sandbox_token, action_token = (
+        sandbox_token, action_token, chaos_token = (
             ensure_token(self.files.sandbox_token),
             ensure_token(self.files.action_token),
+            ensure_token(self.files.chaos_token),
         )
+        check_bind(self.host, {"chaos server": chaos_token, "action server": action_token})
         if fresh:
             for name in ("deploy.json", "flags.json"):
                 (self.files.target_dir / name).unlink(missing_ok=True)
@@ -151,7 +165,10 @@ class World:
                 self._wait_ready(part, self.children[part])
         if "chaos" in self.parts:
             app = create_chaos_app(
-                target_url=self.url("target"), dependency_url=self.url("dependency"), token=sandbox_token
+                target_url=self.url("target"),
+                dependency_url=self.url("dependency"),
+                token=sandbox_token,
+                chaos_token=chaos_token,
             )
             self.services["chaos"] = ServiceThread(
                 app, name="chaos", host=self.host, port=self.ports.chaos
@@ -187,9 +204,12 @@ class World:
             str(self.ports.of(part)),
         ]
         argv += ["--token-file", str(self.files.sandbox_token)]
+        t = self.target_options
         if part == "target":
-            t = self.target_options
-            argv += ["--state-dir", str(self.files.target_dir), "--dependency-url", self.url("dependency")]
+            dependency = t.dependency_url or self.url("dependency")
+            # --pricing-url, the same option as --dependency-url: a search of the process table for
+            # "dependency" finds the dependency's process, not the target that calls it.
+            argv += ["--state-dir", str(self.files.target_dir), "--pricing-url", dependency]
             argv += [
                 "--seed",
                 str(t.seed),
@@ -239,11 +259,21 @@ class World:
         old = self._child(name)
         part: Part = "target" if name == "target" else "dependency"
         with self._restarting:
-            old.stop(grace_s=5.0)
+            # A stopped process (SIGSTOP) cannot act on SIGTERM: no grace to wait out, it is killed.
+            stopped = self._cpu.process(old.pid, exited=not old.alive).state == "stopped"
+            old.stop(grace_s=0.2 if stopped else 5.0)
             child = self._spawner.submit(self._spawn, part).result()
             self.children[part] = child
             self._wait_ready(part, child)
         return f"{name} restarted: pid {old.pid} -> {child.pid}, answering on {self.url(part)}"
+
+    def liveness(self, name: str) -> ProcessStats:
+        """Is the child ``name`` alive, and in what state (``stopped``: SIGSTOP; ``gone``: it exited)?"""
+        child = self._child(name)
+        return self._cpu.process(child.pid, exited=not child.alive)
+
+    def host_stats(self) -> HostStats:
+        return self._cpu.host()
 
     def stop(self) -> None:
         for service in self.services.values():

@@ -64,6 +64,9 @@ def _status(rt: Runtime, service: ResponderService) -> AgentStatus:
         return AgentStatus(state="not_configured", configured=False, message=exc.message, **common)
     halted, reason = service.kill_switch()
     status = base.model_copy(update={"halted": halted or base.halted})
+    if not rt.settings.responder_enabled and status.state == "watching":
+        # Nothing watches: the routes still work (a trigger responds once), but no loop polls the target.
+        status = status.model_copy(update={"state": "disabled"})
     return AgentStatus(**status.model_dump(), **common)
 
 

@@ -1,29 +1,32 @@
 """The action server: the only door through which a responder changes the world. Every route but
-``/healthz`` needs ``Authorization: Bearer <action-token>``; params are checked against the action's JSON
-Schema before anything is done; one action runs at a time; every action done is audited."""
+``/healthz`` needs ``Authorization: Bearer <action-token>``; params (a JSON object, and/or query
+parameters as the seed sends them: ``?escalate_to_db_restart=true``) are checked against the action's JSON
+Schema before anything is done; one action runs at a time. Every call to an action is audited, refused
+ones too (with the reason), under the caller its token proves (``token:<fingerprint>``), never the one a
+header claims (kept beside it as ``claimed_caller``)."""
 
 from __future__ import annotations
 
-import json
-import secrets
 import threading
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio.to_thread
 import httpx
 from fastapi import Depends, FastAPI, Header, Query, Request
 from pydantic import JsonValue
 
-from opslab.errors import InvalidInput, NotFound, Unauthorized
+from opslab.errors import NotFound, OpslabError
 from opslab.sandbox.actions.catalog import ACTIONS, CATALOG, ActionContext, Processes, run_act
 from opslab.sandbox.actions.ledger import ActionResult, AuditLog, AuditRecord, Idempotency
 from opslab.sandbox.admin import AdminClient
 from opslab.sandbox.app import create_service_app
+from opslab.sandbox.guard import bearer_caller, parse_json_object
 
 MAX_HEALTHY_P95_MS = 250.0  # a healthy target answers orders well under this (the slow ranking does not)
+TOKEN_FILE = "sandbox/action-token"
 
 
 def create_action_app(
@@ -39,10 +42,31 @@ def create_action_app(
     audit, memo = AuditLog(audit_path), Idempotency()
     one_at_a_time = threading.Lock()
 
-    def bearer(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(given.encode(), action_token.encode()):
-            raise Unauthorized("the action server needs Authorization: Bearer <action-token>")
+    def refuse(request: Request, exc: OpslabError, caller: str, claimed: str | None) -> None:
+        name = request.path_params.get("name") or request.url.path
+        audit.append(
+            AuditRecord(
+                at=datetime.now(UTC),
+                id=uuid.uuid4().hex[:12],
+                action=str(name),
+                params={},
+                status="refused",
+                detail=f"HTTP {exc.http_status}: {exc.message}"[:500],
+                caller=caller,
+                claimed_caller=claimed,
+            )
+        )
+
+    def bearer(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_caller: Annotated[str | None, Header()] = None,
+    ) -> str:
+        try:
+            return bearer_caller(authorization, action_token, server="action server", token_file=TOKEN_FILE)
+        except OpslabError as exc:
+            refuse(request, exc, "anonymous", x_caller)
+            raise
 
     app.router.dependencies.append(Depends(bearer))
 
@@ -54,22 +78,42 @@ def create_action_app(
     def verify() -> dict[str, JsonValue]:
         return verify_target_health(target_url)
 
+    @app.get("/action/liveness")
+    def liveness() -> dict[str, JsonValue]:
+        """Are the target and the dependency processes alive, in what state, and how busy is the host?"""
+        if processes is None:
+            return {"supervised": False, "processes": {}, "host": None}
+        found: dict[str, JsonValue] = {}
+        for name in ("target", "dependency"):
+            try:
+                found[name] = processes.liveness(name).model_dump()
+            except NotFound:
+                continue
+        return {"supervised": True, "processes": found, "host": processes.host_stats().model_dump()}
+
     @app.post("/action/{name}")
     async def act(
         name: str,
         request: Request,
+        caller: str = Depends(bearer),  # noqa: B008 - a closure: an Annotated string would not resolve
         idempotency_key: Annotated[str | None, Header()] = None,
         x_caller: Annotated[str | None, Header()] = None,
     ) -> dict[str, JsonValue]:
-        spec = ACTIONS.get(name)
-        if spec is None:
-            raise NotFound(
-                f"name: no action {name!r}",
-                details={"errors": [{"field": "name", "message": "unknown action"}], "known": list(ACTIONS)},
-            )
-        params = _params(await request.body())
-        spec.validate(params)
-        caller = x_caller or request.headers.get("user-agent", "unknown")
+        try:
+            spec = ACTIONS.get(name)
+            if spec is None:
+                raise NotFound(
+                    f"name: no action {name!r}",
+                    details={
+                        "errors": [{"field": "name", "message": "unknown action"}],
+                        "known": list(ACTIONS),
+                    },
+                )
+            params = {**parse_json_object(await request.body()), **query_params(request)}
+            spec.validate(params)
+        except OpslabError as exc:
+            refuse(request, exc, caller, x_caller)
+            raise
 
         def run() -> ActionResult:
             with one_at_a_time:  # a repeat waits for the first, then gets its result
@@ -86,7 +130,7 @@ def create_action_app(
                     started_at=started,
                     ended_at=datetime.now(UTC),
                 )
-                audit.append(AuditRecord.of(result, caller))
+                audit.append(AuditRecord.of(result, caller, claimed=x_caller))
                 if idempotency_key:
                     memo.put(idempotency_key, result)
                 return result
@@ -100,16 +144,14 @@ def create_action_app(
     return app
 
 
-def _params(body: bytes) -> dict[str, JsonValue]:
-    if not body.strip():
-        return {}
-    try:
-        data: Any = json.loads(body)
-    except ValueError:
-        raise InvalidInput.for_field("body", "malformed JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidInput.for_field("body", "must be a JSON object of the action's params")
-    return data
+def query_params(request: Request) -> dict[str, JsonValue]:
+    """An action's params given as query parameters (the seed's call shape): ``true``/``false`` are
+    booleans, whole numbers are integers, anything else a string."""
+    out: dict[str, JsonValue] = {}
+    for key, raw in request.query_params.items():
+        low = raw.lower()
+        out[key] = True if low == "true" else False if low == "false" else int(raw) if raw.isdigit() else raw
+    return out
 
 
 def verify_target_health(target_url: str) -> dict[str, JsonValue]:

@@ -14,16 +14,21 @@ from pydantic import JsonValue
 
 from opslab.errors import InvalidInput, OpslabError, Unavailable
 from opslab.sandbox.admin import AdminClient
+from opslab.sandbox.hoststat import HostStats, ProcessStats
 
 Risk = Literal["low", "medium", "high"]
 Params = dict[str, JsonValue]
 
 
 class Processes(Protocol):
-    """What restarts a sandbox process (the supervisor): ``name`` is ``target`` or ``dependency``; the
-    answer says what happened (old and new pid)."""
+    """What restarts and watches a sandbox process (the supervisor): ``name`` is ``target`` or
+    ``dependency``; a restart's answer says what happened (old and new pid)."""
 
     def restart(self, name: str) -> str: ...
+
+    def liveness(self, name: str) -> ProcessStats: ...
+
+    def host_stats(self) -> HostStats: ...
 
 
 @dataclass
@@ -112,7 +117,9 @@ def disable_flag(ctx: ActionContext, params: Params) -> str:
 
 
 def remediate_db_pool(ctx: ActionContext, params: Params) -> str:
-    if params["action"] == "escalate_to_db_restart":
+    """The seed's action: ``{"action": "escalate_to_db_restart"}`` or ``?escalate_to_db_restart=true``
+    restarts the target (its database client and pool); otherwise the pool is recycled."""
+    if params.get("action") == "escalate_to_db_restart" or params.get("escalate_to_db_restart") is True:
         return "escalated to a database restart: " + restart_target(ctx, params)
     return recycle_pool(ctx, params)
 
@@ -120,9 +127,15 @@ def remediate_db_pool(ctx: ActionContext, params: Params) -> str:
 CATALOG: tuple[ActionSpec, ...] = (
     ActionSpec(
         "remediate-db-pool-exhaustion",
-        "Fix an exhausted connection pool: recycle it, or escalate to restarting the database client.",
-        "medium",
-        _schema({"action": {"enum": ["recycle_pool", "escalate_to_db_restart"]}}, ("action",)),
+        "Fix an exhausted connection pool: recycle it, or escalate to restarting the database client "
+        "(the target process): high risk, since it may restart.",
+        "high",
+        _schema(
+            {
+                "action": {"enum": ["recycle_pool", "escalate_to_db_restart"]},
+                "escalate_to_db_restart": {"type": "boolean"},
+            }
+        ),
         remediate_db_pool,
     ),
     ActionSpec(

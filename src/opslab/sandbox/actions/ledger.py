@@ -27,17 +27,27 @@ class ActionResult(BaseModel):
 
 
 class AuditRecord(BaseModel):
+    """One call to an action: done (``success``/``error``) or ``refused`` (the reason in ``detail``).
+    ``caller`` is who the token proves (``token:<fingerprint>``, or ``anonymous``); ``claimed_caller``
+    what the ``X-Caller`` header said, kept for reading, never trusted."""
+
     at: datetime
     id: str
     action: str
     params: dict[str, JsonValue]
-    status: Literal["success", "error"]
+    status: Literal["success", "error", "refused"]
     detail: str
     caller: str
+    claimed_caller: str | None = None
 
     @classmethod
-    def of(cls, result: ActionResult, caller: str) -> AuditRecord:
-        return cls(at=result.ended_at, caller=caller, **result.model_dump(exclude={"started_at", "ended_at"}))
+    def of(cls, result: ActionResult, caller: str, *, claimed: str | None = None) -> AuditRecord:
+        return cls(
+            at=result.ended_at,
+            caller=caller,
+            claimed_caller=claimed,
+            **result.model_dump(exclude={"started_at", "ended_at"}),
+        )
 
 
 class AuditLog:

@@ -1,12 +1,21 @@
-"""Chaos scenarios: YAML files in chaostoolkit's experiment shape (``title``, ``description``,
-``steady-state-hypothesis``, ``method``, ``rollbacks``) plus an ``expected`` block the scorer alone reads.
+"""Chaos scenarios: chaostoolkit experiments (``chaos run`` runs them as they are) whose ``opslab``
+extension carries the ``expected`` outcome a scorer alone reads.
+
+A scenario file is a standard experiment: ``version``, ``title``, ``description``, ``configuration``
+(the chaos server's and the target's URLs, each from the environment with a default), ``secrets`` (the
+chaos server's token from ``SANDBOX_CHAOS_TOKEN``), ``steady-state-hypothesis``, ``method`` and
+``rollbacks`` of HTTP activities with absolute URLs, JSON bodies (``Content-Type: application/json``)
+and the token in an ``Authorization`` header, and ``extensions: [{name: opslab, expected: ...}]``.
+Older files with a top-level ``expected`` and relative URLs still load.
 
 ``load_scenarios()`` reads and validates every ``*.yaml`` of a folder (the packaged ``scenarios/`` by
 default); a bad file is an ``InvalidInput`` naming the file and the field. ``run_method`` performs a
-scenario's method against a chaos server and returns the ids of the breaks it started."""
+scenario's method against a given chaos server (its URL and token replace the file's) and returns the
+ids of the breaks it started."""
 
 from __future__ import annotations
 
+import re
 import time
 from importlib import resources
 from pathlib import Path
@@ -14,7 +23,15 @@ from typing import Literal
 
 import httpx
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from opslab.errors import InvalidInput, OperationFailed, Unavailable, from_wire, invalid_from_pydantic
 from opslab.sandbox.actions import ACTION_NAMES
@@ -24,6 +41,7 @@ Category = Literal[
     "db_pool_exhaustion", "bad_deploy", "latency_regression", "memory_leak", "dependency_outage", "none"
 ]
 BREAK_PREFIX = "/api/v1/break/"
+_BREAK = re.compile(r"/api/v1/break/([A-Za-z0-9_\-]+)/?$")
 
 
 class _Model(BaseModel):
@@ -38,9 +56,19 @@ class Pauses(_Model):
 class HttpProvider(_Model):
     type: Literal["http"] = "http"
     url: str
-    method: Literal["GET", "POST"] = "POST"
+    method: Literal["GET", "POST", "PUT", "DELETE", "PATCH"] = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
-    timeout: float = Field(default=10.0, gt=0, le=120)
+    timeout: float | list[float] = 10.0
+    expected_status: int | None = None
+    verify_tls: bool = True
+    max_retries: int = Field(default=0, ge=0, le=10)
+
+    @property
+    def path(self) -> str:
+        """The URL without its scheme, host and any ``${...}`` prefix: what a chaos server serves."""
+        match = re.search(r"/api/v1/\S*", self.url)
+        return match.group(0) if match else self.url
 
 
 class Probe(_Model):
@@ -48,6 +76,7 @@ class Probe(_Model):
     name: str
     tolerance: JsonValue = None
     provider: HttpProvider
+    secrets: list[str] = Field(default_factory=list)
 
 
 class SteadyState(_Model):
@@ -56,22 +85,29 @@ class SteadyState(_Model):
 
 
 class Activity(_Model):
-    """One step of the method: a chaos-server call (``url`` is ``/api/v1/break/<fault>``)."""
+    """One step of the method: a chaos-server call (``<chaos url>/api/v1/break/<fault>``)."""
 
     type: Literal["action"] = "action"
     name: str
     provider: HttpProvider
     pauses: Pauses = Field(default_factory=Pauses)
+    secrets: list[str] = Field(default_factory=list)
+    background: bool = False
 
     @field_validator("provider")
     @classmethod
     def _breaks_a_known_fault(cls, provider: HttpProvider) -> HttpProvider:
-        if not provider.url.startswith(BREAK_PREFIX):
-            raise ValueError(f"url must be {BREAK_PREFIX}<fault> on the chaos server")
-        fault = provider.url.removeprefix(BREAK_PREFIX).split("/")[0]
-        if fault not in FAULT_NAMES:
-            raise ValueError(f"unknown fault {fault!r} (known: {', '.join(FAULT_NAMES)})")
+        match = _BREAK.search(provider.url)
+        if match is None:
+            raise ValueError(f"url must be <chaos server>{BREAK_PREFIX}<fault>")
+        if match.group(1) not in FAULT_NAMES:
+            raise ValueError(f"unknown fault {match.group(1)!r} (known: {', '.join(FAULT_NAMES)})")
         return provider
+
+    @property
+    def fault(self) -> str:
+        match = _BREAK.search(self.provider.url)
+        return match.group(1) if match else ""
 
 
 class Expected(_Model):
@@ -99,19 +135,48 @@ class Expected(_Model):
         return names
 
 
+class Extension(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+
 class Scenario(_Model):
     name: str = Field(description="The file's stem: `db-pool-exhaustion`.")
+    version: str | None = None
     title: str
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    contributions: dict[str, JsonValue] | None = None
+    configuration: dict[str, JsonValue] = Field(default_factory=dict)
+    secrets: dict[str, JsonValue] = Field(default_factory=dict)
+    controls: list[JsonValue] = Field(default_factory=list)
+    runtime: dict[str, JsonValue] | None = None
+    extensions: list[Extension] = Field(default_factory=list)
     steady_state_hypothesis: SteadyState | None = Field(default=None, alias="steady-state-hypothesis")
     method: list[Activity] = Field(min_length=1)
-    rollbacks: list[Activity] = Field(default_factory=list)
-    expected: Expected
+    rollbacks: list[JsonValue] = Field(default_factory=list)
+    expected: Expected = Field(
+        default_factory=lambda: Expected(
+            category="none",
+            root_cause="(an experiment without an opslab key)",
+            remediations=list(ACTION_NAMES),
+        ),
+        description="The scoring key; an experiment without one is run and reported, any action accepted.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expected_from_extension(cls, data: object) -> object:
+        """The key lives in the ``opslab`` extension (a top-level ``expected`` is the older shape)."""
+        if isinstance(data, dict) and "expected" not in data:
+            for ext in data.get("extensions") or []:
+                if isinstance(ext, dict) and ext.get("name") == "opslab" and "expected" in ext:
+                    return {**data, "expected": ext["expected"]}
+        return data
 
     @property
     def faults(self) -> list[str]:
-        return [a.provider.url.removeprefix(BREAK_PREFIX).split("/")[0] for a in self.method]
+        return [a.fault for a in self.method]
 
 
 def scenarios_folder() -> Path:
@@ -142,15 +207,18 @@ def load_scenarios(folder: Path | None = None) -> list[Scenario]:
     return [load_scenario(p) for p in sorted(folder.glob("*.yaml"))]
 
 
-def run_method(scenario: Scenario, chaos_url: str) -> list[str]:
-    """Perform the scenario's method on the chaos server at ``chaos_url``; the ids of the breaks started."""
+def run_method(scenario: Scenario, chaos_url: str, token: str) -> list[str]:
+    """Perform the scenario's method on the chaos server at ``chaos_url`` with its ``token`` (whatever
+    host and credentials the file names); the ids of the breaks started."""
     ids: list[str] = []
-    with httpx.Client(base_url=chaos_url.rstrip("/")) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=chaos_url.rstrip("/"), headers=headers) as client:
         for activity in scenario.method:
             time.sleep(activity.pauses.before)
             p = activity.provider
+            timeout = p.timeout if isinstance(p.timeout, float | int) else max(p.timeout)
             try:
-                r = client.request(p.method, p.url, json=p.arguments, timeout=p.timeout)
+                r = client.request(p.method, p.path, json=p.arguments, timeout=timeout)
             except httpx.HTTPError as exc:
                 raise Unavailable(f"chaos server unreachable at {chaos_url}: {exc}") from None
             if r.status_code >= 400:

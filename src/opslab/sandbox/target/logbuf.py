@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel
 
 Level = Literal["INFO", "WARNING", "ERROR"]
-Cause = Literal["pool_timeout", "dependency", "release", "memory"]
+Cause = Literal["pool_timeout", "db_error", "dependency", "release", "memory", "disk"]
 log = logging.getLogger("opslab.sandbox.target")
 _LEVELS: dict[Level, int] = {"INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
 

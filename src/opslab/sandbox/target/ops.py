@@ -22,6 +22,9 @@ from pydantic import BaseModel, Field, JsonValue
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
+from opslab.sandbox.hoststat import CpuMeter
+from opslab.sandbox.target.checks import check_db, check_dependency, resources
+from opslab.sandbox.target.journal import Journal
 from opslab.sandbox.target.logbuf import Cause, LogBuffer, RequestWindow
 from opslab.sandbox.target.memory import MB, MemoryLeak, rss_bytes
 from opslab.sandbox.target.pool import ORDERS, OrdersDb, PoolStatus
@@ -65,6 +68,9 @@ class OrderFailed(Exception):
 class OpsWorld:
     def __init__(self, options: OpsOptions, state_dir: Path, registry: CollectorRegistry) -> None:
         self.options = options
+        state_dir.mkdir(parents=True, exist_ok=True)  # `opslab sandbox target` alone, in a fresh data dir
+        self.journal = Journal(state_dir)
+        self.cpu = CpuMeter()
         self.db = OrdersDb(state_dir / "orders.db", size=options.pool_size, timeout_s=options.pool_timeout_s)
         self.release = Release(state_dir)
         self.logs = LogBuffer()
@@ -147,6 +153,12 @@ class OpsWorld:
             message = f"TypeError: {exc} while rendering order {order.id} (release {version})"
             self.logs.write("ERROR", message)
             raise OrderFailed(500, "operation_failed", message, "release") from None
+        try:
+            self.journal.append(f"{order.id} {order.item} {rendered['total']}")
+        except OSError as exc:
+            message = f"OSError: [Errno {exc.errno}] {exc.strerror}: cannot write the order journal"
+            self.logs.write("ERROR", message)
+            raise OrderFailed(507, "insufficient_storage", message, "disk") from None
         return {"orders": [rendered], "version": version}
 
     async def _read_order(self, order_id: int) -> Order:
@@ -156,6 +168,10 @@ class OpsWorld:
             message = f"DB_ERROR: {str(exc).split(' (Background')[0]}"
             self.logs.write("ERROR", message)
             raise OrderFailed(503, "unavailable", message, "pool_timeout") from None
+        except sa_exc.OperationalError as exc:  # the database itself refuses (locked, unreadable)
+            message = f"DB_ERROR: {str(exc).split(' (Background')[0].splitlines()[0]}"
+            self.logs.write("ERROR", message)
+            raise OrderFailed(503, "unavailable", message, "db_error") from None
 
     def _read_order_sync(self, order_id: int) -> Order:
         conn = self.db.checkout()
@@ -190,7 +206,11 @@ class OpsWorld:
         # Users arrive once the service is up, pricing included: started together, the dependency may
         # answer a moment after the target, and those first orders would read as an incident.
         deadline = loop.time() + DEPENDENCY_WAIT_S
-        while not (await self._check_dependency())[0] and loop.time() < deadline:
+        assert self._http is not None, "the target's lifespan has not started"
+        while (
+            not (await check_dependency(self._http, self.options.dependency_url)).ok
+            and loop.time() < deadline
+        ):
             await asyncio.sleep(0.1)
         in_flight: set[asyncio.Task[tuple[int, dict[str, JsonValue]]]] = set()
         next_at = loop.time()
@@ -213,13 +233,15 @@ class OpsWorld:
         return self.db.status(self.window.stats().wait_timeouts)
 
     async def health(self) -> dict[str, JsonValue]:
-        db_ok, db_detail = await anyio.to_thread.run_sync(self._check_db, limiter=self._db_threads)
-        dep_ok, dep_detail = await self._check_dependency()
+        db = await anyio.to_thread.run_sync(check_db, self.db, limiter=self._db_threads)
+        assert self._http is not None, "the target's lifespan has not started"
+        dep = await check_dependency(self._http, self.options.dependency_url)
+        disk_ok, disk_detail = await anyio.to_thread.run_sync(self.journal.check)
         rss = rss_bytes()
         mem_ok = rss <= self.memory_limit
         stats, pool = self.window.stats(), self.pool_status()
         status: HealthStatus = "healthy"
-        if not (db_ok and dep_ok and mem_ok):
+        if not (db.ok and dep.ok and mem_ok and disk_ok):
             status = "unhealthy"
         elif pool.utilization >= 0.8 or stats.error_rate > 5.0:
             status = "degraded"
@@ -227,32 +249,17 @@ class OpsWorld:
             "status": status,
             "version": self.release.version,
             "uptime_s": self.uptime_s,
+            "pid": os.getpid(),
             "checks": {
-                "database": {"ok": db_ok, "detail": db_detail},
-                "dependency": {"ok": dep_ok, "detail": dep_detail},
+                "database": db.wire(),
+                "dependency": dep.wire(),
                 "memory": {
                     "ok": mem_ok,
                     "detail": f"rss {rss / MB:.0f} MB of {self.memory_limit / MB:.0f} MB",
                 },
+                "disk": {"ok": disk_ok, "detail": disk_detail},
             },
         }
-
-    def _check_db(self) -> tuple[bool, str]:
-        try:
-            with self.db.checkout() as conn:
-                n = conn.execute(text("SELECT count(*) FROM orders")).scalar_one()
-        except sa_exc.SQLAlchemyError as exc:
-            return False, str(exc).split(" (Background")[0]
-        return True, f"{n} orders; pool {self.db.status(0).checked_out}/{self.db.size} checked out"
-
-    async def _check_dependency(self) -> tuple[bool, str]:
-        assert self._http is not None, "the target's lifespan has not started"
-        url = f"{self.options.dependency_url}/healthz"
-        try:
-            (await self._http.get(url)).raise_for_status()
-        except httpx.HTTPError as exc:
-            return False, f"pricing service unreachable at {url}: {type(exc).__name__}: {exc}"
-        return True, f"pricing service up at {self.options.dependency_url}"
 
     def metrics(self) -> dict[str, JsonValue]:
         stats = self.window.stats().model_dump(exclude={"wait_timeouts"})
@@ -263,6 +270,7 @@ class OpsWorld:
             "version": self.release.version,
             "uptime_s": self.uptime_s,
             "flags": {"new_ranking": self.release.flags.new_ranking},
+            **resources(self.cpu),
         }
 
     def state(self) -> dict[str, JsonValue]:

@@ -14,10 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import QueuePool
 
 PoolHealth = Literal["healthy", "degraded", "critical"]
 ORDERS = 100
+BUSY_TIMEOUT_S = 2.0  # how long a query waits on a lock another process holds on the file
 INSERT_ORDER = "INSERT INTO orders (id, item, amount, discount) VALUES (:id, :item, :amount, :discount)"
 
 
@@ -40,7 +42,19 @@ class OrdersDb:
         self._leaked: list[Connection] = []
         self.size = size
         self.engine = self._engine(size)
-        self._create()
+        self._created = False
+        self._ensure_created()
+
+    def _ensure_created(self) -> None:
+        """Create and fill the table once; a database locked by someone else at start is not fatal (the
+        process comes up and says so in its health check), the next checkout tries again."""
+        if self._created:
+            return
+        try:
+            self._create()
+            self._created = True
+        except OperationalError:
+            pass
 
     def _engine(self, size: int) -> Engine:
         return create_engine(
@@ -50,7 +64,7 @@ class OrdersDb:
             max_overflow=self.max_overflow,
             pool_timeout=self.timeout_s,
             # Leaked connections are closed by recycle, from another thread than the one that opened them.
-            connect_args={"check_same_thread": False, "timeout": 5},
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         )
 
     def _create(self) -> None:
@@ -74,6 +88,7 @@ class OrdersDb:
 
     def checkout(self) -> Connection:
         """A connection from the pool; ``sqlalchemy.exc.TimeoutError`` when none frees up in time."""
+        self._ensure_created()
         return self.engine.connect()
 
     def leak(self, conn: Connection) -> None:
