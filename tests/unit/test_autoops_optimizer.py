@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from opslab.autoops import ACTIONS, BuildContext, BuildSimulator, InMemoryBanditStore, ThompsonOptimizer
+from opslab.autoops import (
+    ACTIONS,
+    BuildConfig,
+    BuildContext,
+    BuildSimulator,
+    InMemoryBanditStore,
+    ThompsonOptimizer,
+)
 from opslab.errors import InvalidInput
 
 RENOVATE = BuildContext(repo_size_mb=800, dependency_churn=0.7, flaky_share=0.01)
@@ -120,3 +128,10 @@ def test_posteriors_kept_between_decisions_match_ones_computed_afresh() -> None:
     fresh = ThompsonOptimizer(store=InMemoryBanditStore(store.state), seed=2)
     for context in (MONOREPO, after_oom, RENOVATE, BuildContext()):
         assert live.success_rates(context) == pytest.approx(fresh.success_rates(context), abs=1e-12)
+
+
+def test_a_boolean_is_not_a_number_of_retries() -> None:
+    for field in ("retries", "memory_gb", "parallelism"):
+        with pytest.raises(ValidationError, match="not a boolean"):
+            BuildConfig.model_validate({field: True})
+    assert BuildConfig.model_validate({"retries": 1}).retries == 1

@@ -3,9 +3,9 @@ is), its result, and the fixed catalog of actions the optimizer chooses among.""
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 ErrorClass = Literal["oom", "image_pull", "dependency_resolution", "flaky_test", "timeout"]
 ERROR_CLASSES: tuple[ErrorClass, ...] = get_args(ErrorClass)
@@ -25,11 +25,18 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _not_a_bool(value: object) -> object:
+    # ``False == 0`` and ``True == 1`` in Python, so a literal of numbers would take a boolean for one.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    return value
+
+
 class BuildConfig(_Model):
     cache: bool = False
-    memory_gb: Literal[2, 4, 8] = 2
-    parallelism: Literal[1, 2, 4, 8] = 4
-    retries: Literal[0, 1, 2] = 0
+    memory_gb: Annotated[Literal[2, 4, 8], BeforeValidator(_not_a_bool)] = 2
+    parallelism: Annotated[Literal[1, 2, 4, 8], BeforeValidator(_not_a_bool)] = 4
+    retries: Annotated[Literal[0, 1, 2], BeforeValidator(_not_a_bool)] = 0
     pinned_image: bool = False
 
 
