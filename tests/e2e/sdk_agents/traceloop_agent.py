@@ -9,6 +9,7 @@ from common import SESSION, USER, ask_model, order_lookup_api, report
 from opentelemetry import trace
 from traceloop.sdk import Traceloop
 from traceloop.sdk.decorators import tool, workflow
+from traceloop.sdk.instruments import Instruments
 
 # The two lines an OpenLLMetry user changes: the endpoint (and, with a secret, the header).
 Traceloop.init(
@@ -17,6 +18,9 @@ Traceloop.init(
     headers={"X-Ingest-Secret": os.environ["INGEST_SECRET"]},
     disable_batch=True,
     telemetry_enabled=False,
+    instruments={
+        Instruments.OPENAI
+    },  # the one library this agent uses (else it loads forty instrumentations)
 )
 
 found: dict[str, int] = {}
