@@ -70,8 +70,11 @@ def start_sandbox(tmp_path: Path, median_ms: int = 200) -> tuple[subprocess.Pope
 
 def plan_for(url: str, **candidate: Any) -> Any:
     exp = {
-        "qps": 100.0,
-        "window_sec": 2.0,
+        # 70 QPS over 2.5 s windows (350 samples an arm, enough for zero errors to bound the rate under 1 %):
+        # at 100 QPS the sandbox itself queued requests on a busy machine, and that queueing, the same in
+        # both arms, diluted a −20 % candidate to −4.6 % as the client measured it.
+        "qps": 70.0,
+        "window_sec": 2.5,
         "rounds": 2,
         "flow_policy": "static",
         "target_p95": 1200,
@@ -193,9 +196,9 @@ def sweep(url: str, tmp_path: Path, params: dict[str, Any], trials: int) -> Swee
 
     httpx.post(f"{url}/api/flags", json=BASE_FLAGS, timeout=30).raise_for_status()
     plan = plan_for(url).model_copy(update={"time_budget": 30})
-    # One round of 3.5 s windows: 315 counted requests an arm, enough for a PASS to show its error rate
-    # is under 1 % (the one-sided 95 % Wilson bound of 0 in 315 is 0.85 %).
-    experiment = plan.experiment.model_copy(update={"rounds": 1, "window_sec": 3.5})
+    # One round of 3.5 s windows at 100 QPS: 315 counted requests an arm, enough for a PASS to show its
+    # error rate is under 1 % (the one-sided 95 % Wilson bound of 0 in 315 is 0.85 %).
+    experiment = plan.experiment.model_copy(update={"rounds": 1, "window_sec": 3.5, "qps": 100.0})
     plan = plan.model_copy(update={"experiment": experiment})
     space = Space.model_validate({"params": params})
     space.check(plan.experiment)
