@@ -11,7 +11,15 @@ from sqlalchemy import Engine
 
 from opslab.errors import NotFound
 from opslab.knowledge import KnowledgeBase
-from opslab.responder import AuditRecord, Incident, Responder
+from opslab.responder import (
+    AuditRecord,
+    Incident,
+    IncidentChanged,
+    IncidentStore,
+    InMemoryIncidentStore,
+    Responder,
+)
+from opslab.responder.versions import VersionedIncidents
 from opslab.store import SqlIncidentStore, open_checkpointer
 from tests.unit.responder_fakes import T0, FakeClock, FakeExecutor, FakeProbe, World, fast_config, warm_up
 
@@ -26,13 +34,50 @@ def test_incidents_are_saved_whole_listed_newest_first_and_filtered(engine: Engi
     store = SqlIncidentStore(engine)
     for n in range(3):
         store.save(incident(n))
-    resolved = incident(1, "resolved").model_copy(update={"resolved_at": T0 + timedelta(hours=1)})
-    store.save(resolved)  # a save of a known id replaces it
+    resolved = store.get("inc-1").model_copy(
+        update={"status": "resolved", "resolved_at": T0 + timedelta(hours=1)}
+    )
+    store.save(resolved)  # a save of the version read replaces it
+    assert resolved.version == 2
     assert [i.id for i in store.list()] == ["inc-2", "inc-1", "inc-0"]
     assert [i.id for i in store.list(status="resolved")] == ["inc-1"]
     assert store.get("inc-1") == resolved
     with pytest.raises(NotFound):
         store.get("inc-9")
+
+
+@pytest.mark.parametrize("make", ["sql", "memory"])
+def test_a_save_over_another_writers_save_is_refused_never_last_writer_wins(
+    engine: Engine, make: str
+) -> None:
+    store: IncidentStore = SqlIncidentStore(engine) if make == "sql" else InMemoryIncidentStore()
+    store.save(incident(1))
+    mine, theirs = store.get("inc-1"), store.get("inc-1")
+    theirs.status = "resolved"
+    store.save(theirs)
+    mine.root_cause = "stale"
+    with pytest.raises(IncidentChanged) as refused:
+        store.save(mine)
+    assert refused.value.details == {"id": "inc-1", "version": 1, "stored_version": 2}
+    kept = store.get("inc-1")
+    assert (kept.status, kept.root_cause, kept.version) == ("resolved", "", 2)
+    with pytest.raises(IncidentChanged):  # a second "new" incident under a taken id
+        store.save(incident(1))
+
+
+def test_a_responder_whose_incident_another_took_over_leaves_it(engine: Engine) -> None:
+    """Two responders on one store: the second takes an incident over; the first one's next save of it is
+    refused and it carries on with nothing of its copy written."""
+    first, second = VersionedIncidents(SqlIncidentStore(engine)), VersionedIncidents(SqlIncidentStore(engine))
+    copy = incident(1)
+    first.save(copy)
+    taken = second.take_over(Incident.model_validate(copy.model_dump()))
+    taken.status = "resolved"
+    second.save(taken)
+    copy.root_cause = "from the replica that lost it"
+    with pytest.raises(IncidentChanged):
+        first.save(copy)
+    assert second.get("inc-1").root_cause == "" and second.get("inc-1").status == "resolved"
 
 
 def test_the_audit_trail_keeps_the_newest_records_in_order(engine: Engine) -> None:

@@ -181,6 +181,11 @@ class Incident(BaseModel):
     attempts: int = 0
     steps: list[Step] = Field(default_factory=list)
     tools: list[ToolUse] = Field(default_factory=list)
+    version: int = Field(
+        default=0,
+        description="How many times the incident was saved (0: never). A save names the version it read; "
+        "one that another writer got to first is refused (IncidentChanged), never last-writer-wins.",
+    )
 
     @property
     def finished(self) -> bool:

@@ -12,7 +12,7 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from opslab.errors import NotFound
+from opslab.errors import Conflict, NotFound
 from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident
 from opslab.responder.observation import Liveness, Observation
 
@@ -41,8 +41,16 @@ class ActionExecutor(Protocol):
         ...
 
 
+class IncidentChanged(Conflict):
+    """A save named a version of the incident that is no longer the stored one: another writer (another
+    replica's responder) saved it since. The writer that gets this leaves the incident alone."""
+
+
 class IncidentStore(Protocol):
-    def save(self, incident: Incident) -> None: ...
+    def save(self, incident: Incident) -> None:
+        """Insert a new incident (``version`` 0) or replace the version it was read at, then set
+        ``incident.version`` to the saved one; any other stored version raises ``IncidentChanged``."""
+        ...
 
     def get(self, incident_id: str) -> Incident: ...
 
@@ -86,6 +94,10 @@ class InMemoryIncidentStore:
 
     def save(self, incident: Incident) -> None:
         with self._lock:
+            stored = self._incidents.get(incident.id)
+            if (stored.version if stored else 0) != incident.version:
+                raise changed(incident, stored.version if stored else None)
+            incident.version += 1
             self._incidents[incident.id] = incident.model_copy(deep=True)
 
     def get(self, incident_id: str) -> Incident:
@@ -107,3 +119,11 @@ class InMemoryIncidentStore:
     def audit(self, *, limit: int = 1000) -> builtins.list[AuditRecord]:
         with self._lock:
             return list(self._audit[-limit:])
+
+
+def changed(incident: Incident, stored: int | None) -> IncidentChanged:
+    return IncidentChanged(
+        f"incident {incident.id} was saved by another writer (read at version {incident.version}, "
+        f"stored {'none' if stored is None else stored})",
+        details={"id": incident.id, "version": incident.version, "stored_version": stored},
+    )

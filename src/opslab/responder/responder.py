@@ -37,8 +37,17 @@ from opslab.responder.model import (
 from opslab.responder.nodes import WorkflowDeps, symptoms_of
 from opslab.responder.observation import Observation
 from opslab.responder.ongoing import Ongoing
-from opslab.responder.ports import ActionExecutor, Chat, Clock, IncidentStore, SystemClock, TargetProbe
+from opslab.responder.ports import (
+    ActionExecutor,
+    Chat,
+    Clock,
+    IncidentChanged,
+    IncidentStore,
+    SystemClock,
+    TargetProbe,
+)
 from opslab.responder.telemetry import incident_run
+from opslab.responder.versions import VersionedIncidents
 from opslab.responder.workflow import build_workflow
 from opslab.telemetry import AgentRunIn
 
@@ -62,7 +71,8 @@ class Responder:
         record_run: Callable[[AgentRunIn], None] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
     ) -> None:
-        self.probe, self.actions, self.store, self.config = probe, actions, store, config
+        self.probe, self.actions, self.config = probe, actions, config
+        self.store = VersionedIncidents(store)
         self.clock: Clock = clock or SystemClock()
         self.knowledge_dir = knowledge_dir
         self.extra_knowledge = tuple(extra_knowledge)
@@ -80,7 +90,7 @@ class Responder:
         deps = WorkflowDeps(
             probe=probe,
             actions=actions,
-            store=store,
+            store=self.store,
             detector=self.detector,
             config=config,
             clock=self.clock,
@@ -167,8 +177,8 @@ class Responder:
                 snapshot = self.graph.get_state(_config(thread_id))
                 if not snapshot.next or not snapshot.values.get("incident"):
                     continue
+                self.store.take_over(Incident.model_validate(snapshot.values["incident"]))
                 if snapshot.interrupts:
-                    self.store.save(Incident.model_validate(snapshot.values["incident"]))
                     continue
                 log.info("resuming incident %s at %s", thread_id, ", ".join(snapshot.next))
                 resumed.append(self._run(thread_id, None))
@@ -285,6 +295,7 @@ class Responder:
                 raise Conflict(
                     f"incident {incident_id!r} is not awaiting approval", details={"id": incident_id}
                 )
+            self.store.take_over(Incident.model_validate(snapshot.values["incident"]))
             incident = self._run(incident_id, Command(resume={"approved": approved, "approver": approver}))
             if self._ongoing.incident_id == incident_id:
                 self._ongoing.hold(incident)
@@ -294,6 +305,11 @@ class Responder:
         self._responding = True
         try:
             self.graph.invoke(command, _config(incident_id), durability="sync")
+        except IncidentChanged as exc:
+            # Another responder took the incident over (this replica's lease lapsed): leave it to that one.
+            log.warning("leaving incident %s to the responder that took it over: %s", incident_id, exc)
+            self.store.forget(incident_id)
+            return self.store.get(incident_id)
         finally:
             self._responding = False
         values = self.graph.get_state(_config(incident_id)).values

@@ -1,7 +1,9 @@
 """The responder's incidents and audit trail on SQLAlchemy (``responder.IncidentStore``).
 
-An incident is saved whole (its typed record as JSON) with the columns a list filters on beside it; the
-audit trail is insert-only: nothing here updates or deletes a row of it.
+An incident is saved whole (its typed record as JSON) with the columns a list filters on beside it, under
+optimistic concurrency: a save names the version it read (``version`` column, the truth over the copy in
+the document) and one that another writer got to first is refused, never last-writer-wins. The audit trail
+is insert-only: nothing here updates or deletes a row of it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ import builtins
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from opslab.errors import NotFound
 from opslab.responder import AuditRecord, Incident
+from opslab.responder.ports import changed
 from opslab.store.engine import write_tx
 from opslab.store.tables import incidents, responder_audit
 
@@ -23,35 +27,49 @@ class SqlIncidentStore:
         self.engine = engine
 
     def save(self, incident: Incident) -> None:
+        read, saved = incident.version, incident.version + 1
         values: dict[str, Any] = {
             "status": incident.status,
             "category": incident.category,
             "opened_at": incident.opened_at,
             "resolved_at": incident.resolved_at,
             "updated_at": datetime.now(UTC),
-            "document": incident.model_dump(mode="json"),
+            "version": saved,
+            "document": incident.model_dump(mode="json") | {"version": saved},
         }
-        with write_tx(self.engine) as conn:
-            found = conn.execute(update(incidents).where(incidents.c.id == incident.id).values(**values))
-            if found.rowcount == 0:
-                conn.execute(insert(incidents).values(id=incident.id, **values))
+        try:
+            with write_tx(self.engine) as conn:
+                if read == 0:
+                    conn.execute(insert(incidents).values(id=incident.id, **values))
+                else:
+                    at_read = (incidents.c.id == incident.id) & (incidents.c.version == read)
+                    if conn.execute(update(incidents).where(at_read).values(**values)).rowcount != 1:
+                        raise changed(incident, self._version(incident.id))
+        except IntegrityError:  # a new incident under an id another writer inserted meanwhile
+            raise changed(incident, self._version(incident.id)) from None
+        incident.version = saved
+
+    def _version(self, incident_id: str) -> int | None:
+        with self.engine.connect() as conn:
+            query = select(incidents.c.version).where(incidents.c.id == incident_id)
+            return conn.execute(query).scalar_one_or_none()
 
     def get(self, incident_id: str) -> Incident:
         row = None
         if "\x00" not in incident_id:  # names no incident (and PostgreSQL refuses it in a query): 404
             with self.engine.connect() as conn:
-                row = conn.execute(select(incidents.c.document).where(incidents.c.id == incident_id)).first()
+                row = conn.execute(_READ.where(incidents.c.id == incident_id)).first()
         if row is None:
             raise NotFound(f"no incident {incident_id!r}", details={"id": incident_id})
-        return Incident.model_validate(row.document)
+        return _incident(row)
 
     def list(self, *, limit: int = 100, status: str | None = None) -> list[Incident]:
-        query = select(incidents.c.document).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
+        query = _READ.order_by(incidents.c.opened_at.desc(), incidents.c.id.desc())
         if status is not None:
             query = query.where(incidents.c.status == status)
         with self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
-        return [Incident.model_validate(r.document) for r in rows]
+        return [_incident(r) for r in rows]
 
     def append_audit(self, record: AuditRecord) -> None:
         with write_tx(self.engine) as conn:
@@ -73,3 +91,10 @@ class SqlIncidentStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [AuditRecord.model_validate(r.record) for r in reversed(rows)]
+
+
+_READ = select(incidents.c.document, incidents.c.version)
+
+
+def _incident(row: Row[Any, Any]) -> Incident:
+    return Incident.model_validate(row.document | {"version": row.version})

@@ -237,6 +237,7 @@ incidents = Table(
     Column("opened_at", UTCDateTime(), nullable=False),
     Column("resolved_at", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),  # optimistic concurrency: a save names the version it read
     Column("document", JSON, nullable=False),
     Index("ix_incidents_opened", "opened_at", "id"),
     Index("ix_incidents_status", "status"),
