@@ -45,6 +45,14 @@ class IncidentChanged(Conflict):
     """A save named a version of the incident that is no longer the stored one: another writer (another
     replica's responder) saved it since. The writer that gets this leaves the incident alone."""
 
+    @classmethod
+    def of(cls, incident: Incident, stored: int | None) -> IncidentChanged:
+        return cls(
+            f"incident {incident.id} was saved by another writer (read at version {incident.version}, "
+            f"stored {'none' if stored is None else stored})",
+            details={"id": incident.id, "version": incident.version, "stored_version": stored},
+        )
+
 
 class IncidentStore(Protocol):
     def save(self, incident: Incident) -> None:
@@ -96,7 +104,7 @@ class InMemoryIncidentStore:
         with self._lock:
             stored = self._incidents.get(incident.id)
             if (stored.version if stored else 0) != incident.version:
-                raise changed(incident, stored.version if stored else None)
+                raise IncidentChanged.of(incident, stored.version if stored else None)
             incident.version += 1
             self._incidents[incident.id] = incident.model_copy(deep=True)
 
@@ -119,11 +127,3 @@ class InMemoryIncidentStore:
     def audit(self, *, limit: int = 1000) -> builtins.list[AuditRecord]:
         with self._lock:
             return list(self._audit[-limit:])
-
-
-def changed(incident: Incident, stored: int | None) -> IncidentChanged:
-    return IncidentChanged(
-        f"incident {incident.id} was saved by another writer (read at version {incident.version}, "
-        f"stored {'none' if stored is None else stored})",
-        details={"id": incident.id, "version": incident.version, "stored_version": stored},
-    )

@@ -16,7 +16,7 @@ import threading
 
 from opslab.errors import NotFound
 from opslab.responder.model import AuditRecord, Incident
-from opslab.responder.ports import IncidentStore, changed
+from opslab.responder.ports import IncidentChanged, IncidentStore
 
 
 class VersionedIncidents:
@@ -31,7 +31,7 @@ class VersionedIncidents:
         if seen is not None and seen != incident.version:
             stored = self.inner.get(incident.id)
             if stored.version != seen:
-                raise changed(incident, stored.version)
+                raise IncidentChanged.of(incident, stored.version)
             _merge_steps(incident, stored)  # the newer writes are this responder's own: keep their steps
             incident.version = seen
         self.inner.save(incident)

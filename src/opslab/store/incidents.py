@@ -16,8 +16,7 @@ from sqlalchemy import Engine, Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opslab.errors import NotFound
-from opslab.responder import AuditRecord, Incident
-from opslab.responder.ports import changed
+from opslab.responder import AuditRecord, Incident, IncidentChanged
 from opslab.store.engine import write_tx
 from opslab.store.tables import incidents, responder_audit
 
@@ -44,9 +43,9 @@ class SqlIncidentStore:
                 else:
                     at_read = (incidents.c.id == incident.id) & (incidents.c.version == read)
                     if conn.execute(update(incidents).where(at_read).values(**values)).rowcount != 1:
-                        raise changed(incident, self._version(incident.id))
+                        raise IncidentChanged.of(incident, self._version(incident.id))
         except IntegrityError:  # a new incident under an id another writer inserted meanwhile
-            raise changed(incident, self._version(incident.id)) from None
+            raise IncidentChanged.of(incident, self._version(incident.id)) from None
         incident.version = saved
 
     def _version(self, incident_id: str) -> int | None:
