@@ -154,6 +154,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         summary="runbooks and past incidents as Markdown, indexed and retrieved (RCA, responder, autoops)",
         settings=("knowledge_",),
         cli=(("kb", "opslab.cli.kb:kb_app"),),
+        tables=("knowledge_documents",),
     ),
     Capability(
         name="sandbox",

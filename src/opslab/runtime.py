@@ -48,6 +48,7 @@ from opslab.store import (
     SqlLeaseStore,
     SqlRunRepository,
     SqlServiceState,
+    SqlSharedKnowledge,
     make_engine,
     open_checkpointer,
     upgrade,
@@ -344,6 +345,7 @@ class Runtime:
             chat=self.chat_model(),
             record_run=record_run,
             on_progress=notify,
+            shared_knowledge=SqlSharedKnowledge(self.engine),
         )
         if s.responder_kill_switch:
             responder.halt(reason="started with OPSLAB_RESPONDER_KILL_SWITCH=true")

@@ -5,6 +5,7 @@ checkpointer and a fresh responder) resumes from where the first stopped."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -20,7 +21,7 @@ from opslab.responder import (
     Responder,
 )
 from opslab.responder.versions import VersionedIncidents
-from opslab.store import SqlIncidentStore, open_checkpointer
+from opslab.store import SqlIncidentStore, SqlSharedKnowledge, open_checkpointer
 from tests.unit.responder_fakes import T0, FakeClock, FakeExecutor, FakeProbe, World, fast_config, warm_up
 
 
@@ -93,13 +94,20 @@ def test_the_audit_trail_keeps_the_newest_records_in_order(engine: Engine) -> No
     assert [r.decision for r in store.audit(incident_id="inc-1")] == ["d1", "d3"]
 
 
-def responder(world: World, store: SqlIncidentStore, checkpointer: object, **config: object) -> Responder:
+def responder(
+    world: World,
+    store: SqlIncidentStore,
+    checkpointer: object,
+    knowledge_dir: Path | None = None,
+    **config: object,
+) -> Responder:
     return Responder(
         probe=FakeProbe(world),
         actions=FakeExecutor(world),
         store=store,
-        knowledge=KnowledgeBase.load(),
-        knowledge_dir=None,
+        knowledge=KnowledgeBase.load(knowledge_dir),
+        knowledge_dir=knowledge_dir,
+        shared_knowledge=SqlSharedKnowledge(store.engine),
         checkpointer=checkpointer,  # type: ignore[arg-type]
         config=fast_config(**config),
         clock=world.clock,
@@ -132,3 +140,30 @@ def test_a_paused_incident_survives_a_restart_and_resumes_on_the_database(
     assert store.get(paused.id).status == "resolved"
     decisions = [r.decision for r in store.audit(incident_id=paused.id)]
     assert decisions.index("approval_required") < decisions.index("approved") < decisions.index("executed")
+
+
+def test_what_one_replica_learned_the_next_lease_holder_knows(
+    db_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    """Each replica has a knowledge folder of its own: a document learned on one is shared in the database
+    and written into the other's folder when that one takes the responder over (and not twice)."""
+    world = World(FakeClock())
+    store = SqlIncidentStore(engine)
+    here, there = tmp_path / "a" / "knowledge", tmp_path / "b" / "knowledge"
+    with open_checkpointer(db_url) as checkpointer:
+        first = responder(world, store, checkpointer, here)
+        warm_up(first)
+        world.inject("db_pool")
+        world.clock.sleep(30)
+        first.poll_once()
+        world.clock.sleep(30)
+        resolved = first.poll_once()
+        assert resolved is not None and resolved.status == "resolved" and resolved.learned_document
+        second = responder(world, store, checkpointer, there)
+        assert resolved.learned_document not in second.knowledge
+        assert second.refresh_knowledge() == [resolved.learned_document]
+        assert resolved.learned_document in second.knowledge
+        assert (there / f"{resolved.learned_document}.md").read_text() == (
+            here / f"{resolved.learned_document}.md"
+        ).read_text()
+        assert second.refresh_knowledge() == []  # already there

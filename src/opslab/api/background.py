@@ -129,6 +129,12 @@ class ResponderService:
         self.runtime.responder_fence = keeper.check
         self._apply_kill_switch()
         try:
+            learned = responder.refresh_knowledge()
+            if learned:
+                log.info("knowledge learned on other replicas: %s", ", ".join(learned))
+        except Exception:  # noqa: BLE001 - the folder's documents still serve
+            log.exception("reading the shared knowledge documents failed")
+        try:
             resumed = responder.resume_unfinished()
             if resumed:
                 log.info("resumed %d interrupted incident(s)", len(resumed))

@@ -44,6 +44,7 @@ from opslab.responder.ports import (
     IncidentChanged,
     IncidentStore,
     InMemoryIncidentStore,
+    SharedKnowledge,
     SystemClock,
     TargetProbe,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "Responder",
     "ResponderConfig",
     "ResponderStatus",
+    "SharedKnowledge",
     "Signal",
     "Step",
     "SystemClock",

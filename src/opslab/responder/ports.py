@@ -8,11 +8,13 @@ import builtins
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from pydantic import JsonValue
 
 from opslab.errors import Conflict, NotFound
+from opslab.knowledge import Document
 from opslab.responder.model import ActionResult, ActionSpec, AuditRecord, Incident
 from opslab.responder.observation import Liveness, Observation
 
@@ -67,6 +69,17 @@ class IncidentStore(Protocol):
     def append_audit(self, record: AuditRecord) -> None: ...
 
     def audit(self, *, limit: int = 1000) -> builtins.list[AuditRecord]: ...
+
+
+class SharedKnowledge(Protocol):
+    """Knowledge documents every replica reads (``opslab.store.SqlSharedKnowledge``): what one replica's
+    responder learned, the next lease holder knows."""
+
+    def publish(self, document: Document, text: str) -> None: ...
+
+    def pull(self, folder: Path) -> builtins.list[str]:
+        """Write the shared documents ``folder`` lacks into it; their ids."""
+        ...
 
 
 class Clock(Protocol):

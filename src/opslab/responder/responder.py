@@ -43,6 +43,7 @@ from opslab.responder.ports import (
     Clock,
     IncidentChanged,
     IncidentStore,
+    SharedKnowledge,
     SystemClock,
     TargetProbe,
 )
@@ -70,6 +71,7 @@ class Responder:
         chat: Chat | None = None,
         record_run: Callable[[AgentRunIn], None] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
+        shared_knowledge: SharedKnowledge | None = None,
     ) -> None:
         self.probe, self.actions, self.config = probe, actions, config
         self.store = VersionedIncidents(store)
@@ -78,6 +80,7 @@ class Responder:
         self.extra_knowledge = tuple(extra_knowledge)
         self.checkpointer = checkpointer
         self.record_run = record_run
+        self.shared_knowledge = shared_knowledge
         self._listeners: list[Callable[[ProgressEvent], None]] = [on_progress] if on_progress else []
         self.detector = Detector(config)
         self._knowledge = knowledge
@@ -327,7 +330,22 @@ class Responder:
                 seen.setdefault(thread_id, None)
         return list(seen)
 
-    def _reload_knowledge(self, _doc: Document) -> None:
+    def refresh_knowledge(self) -> list[str]:
+        """Write the documents other replicas learned into this one's knowledge folder and read it again
+        (a new lease holder does this first); the ids written."""
+        if self.shared_knowledge is None or self.knowledge_dir is None:
+            return []
+        written = self.shared_knowledge.pull(self.knowledge_dir)
+        if written:
+            self._reload_knowledge(None)
+        return written
+
+    def _reload_knowledge(self, learned: Document | None) -> None:
+        if learned is not None and learned.path is not None and self.shared_knowledge is not None:
+            try:
+                self.shared_knowledge.publish(learned, learned.path.read_text(encoding="utf-8"))
+            except Exception:  # noqa: BLE001 - learned here all the same; shared when the database is back
+                log.exception("sharing learned document %s failed", learned.id)
         if self.knowledge_dir is not None:
             self._knowledge = KnowledgeBase.load(
                 self.knowledge_dir, extra=self.extra_knowledge, retrieval=self._knowledge.retrieval

@@ -10,6 +10,7 @@ from opslab.store.checkpoint import CHECKPOINT_TABLES, open_checkpointer
 from opslab.store.engine import make_engine, write_tx
 from opslab.store.incidents import SqlIncidentStore
 from opslab.store.jobs import SqlJobStore
+from opslab.store.knowledge import SqlSharedKnowledge
 from opslab.store.lab_runs import SqlLabRunIndex
 from opslab.store.leases import SqlLeaseStore
 from opslab.store.migrate import current_revision, head_revision, upgrade
@@ -27,6 +28,7 @@ __all__ = [
     "SqlLeaseStore",
     "SqlRunRepository",
     "SqlServiceState",
+    "SqlSharedKnowledge",
     "current_revision",
     "head_revision",
     "make_engine",

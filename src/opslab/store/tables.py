@@ -318,6 +318,18 @@ service_state = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
 )
 
+# Knowledge documents every replica reads (the responder's learned incidents): the Markdown text by id; each
+# replica writes the ones it lacks into its knowledge folder (``SqlSharedKnowledge.pull``).
+knowledge_documents = Table(
+    "knowledge_documents",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("added_at", UTCDateTime(), nullable=False),
+    Index("ix_knowledge_documents_added", "added_at"),
+)
+
 # Lab runs finished by the service or its workers, as the dashboard lists them; their files are in the
 # artifact store (``archived.prefix``), so they outlive the project folder they ran in.
 lab_runs = Table(
