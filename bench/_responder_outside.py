@@ -5,12 +5,10 @@ with a responder polling it at the suite's interval, timed from the injection to
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from opslab.api import free_port
 from opslab.knowledge import KnowledgeBase
 from opslab.responder import HttpActionExecutor, HttpTargetProbe, InMemoryIncidentStore, Responder
 from opslab.sandbox import TargetOptions, World, WorldPorts
+from opslab.sandbox.harm import DelayProxy
 from opslab.sandbox.suite import responder_config
 
 WARMUP_POLLS = 6
@@ -80,50 +79,6 @@ DRILLS: tuple[Drill, ...] = (
 
 def _noop() -> None:
     return None
-
-
-class DelayProxy:
-    """A TCP proxy holding every client chunk ``delay_s`` before passing it on (a slow network path)."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port, self.delay_s, self.port = upstream_port, 0.0, 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> DelayProxy:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delayed: bool) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while chunk := await src.read(65536):
-                    if delayed and self.delay_s:
-                        await asyncio.sleep(self.delay_s)
-                    dst.write(chunk)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
 
 
 @contextlib.contextmanager

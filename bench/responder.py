@@ -12,18 +12,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench._common import write_result
 from bench._responder_outside import DRILLS, run_drill
 from opslab.sandbox import ScenarioScore, run_suite, suite_scenarios
+from opslab.sandbox.harm import busy_cpus
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -57,22 +55,10 @@ def per_scenario(scores: list[ScenarioScore]) -> dict[str, Any]:
     return table
 
 
-@contextlib.contextmanager
-def busy_machine(spinners: int = 2) -> Iterator[None]:
-    """Processes that keep every core busy until the block ends (what other work does to a shared host)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(spinners)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-
-
 def column(args: argparse.Namespace, busy: bool) -> dict[str, Any]:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="opslab-bench-responder-") as tmp:
-        load = busy_machine() if busy else contextlib.nullcontext()
+        load = busy_cpus() if busy else contextlib.nullcontext()
         with load:
             result = run_suite(
                 Path(tmp),

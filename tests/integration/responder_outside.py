@@ -5,11 +5,9 @@ full volume, a slow TCP path, busy CPUs. Nothing here goes through opslab's chao
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -122,18 +120,6 @@ def wait_healthy(world: World, timeout: float = 60) -> None:
 
 
 @contextlib.contextmanager
-def burners(n: int = 2) -> Iterator[None]:
-    """``n`` processes spinning on a CPU each (the busy machine)."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-
-
-@contextlib.contextmanager
 def memory_hog(mb: int) -> Iterator[subprocess.Popen[bytes]]:
     """Another process holding ``mb`` MB of touched memory until the block ends."""
     code = (
@@ -150,50 +136,3 @@ def memory_hog(mb: int) -> Iterator[subprocess.Popen[bytes]]:
     finally:
         proc.kill()
         proc.wait()
-
-
-class DelayProxy:
-    """A TCP proxy on a free port that holds every chunk from the client ``delay_s`` before passing it
-    on: latency added on the network path, the way a slow link or a shaping rule adds it."""
-
-    def __init__(self, upstream_port: int) -> None:
-        self.upstream_port = upstream_port
-        self.delay_s = 0.0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> DelayProxy:
-        self._thread.start()
-        assert self._ready.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
-        self.port = server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
-        except OSError:
-            writer.close()
-            return
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, delayed: bool) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while chunk := await src.read(65536):
-                    if delayed and self.delay_s:
-                        await asyncio.sleep(self.delay_s)
-                    dst.write(chunk)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))

@@ -30,7 +30,8 @@ def test_one_autoops_loop_across_two_replicas_and_the_other_takes_it_over(
 ) -> None:
     a, b = replica(db_url, tmp_path / "a"), replica(db_url, tmp_path / "b")
     with a, b:
-        started = a.post("/autoops/loop", json={"builds": 6, "interval_s": 0.3})
+        # a build a second: the holder is still far from its last build when it leaves, even on a busy machine
+        started = a.post("/autoops/loop", json={"builds": 8, "interval_s": 1.0})
         assert started.status_code == 202, started.text
         assert b.post("/autoops/loop", json={"builds": 3}).status_code == 409  # one loop, whoever asks
         wait_for(lambda: b.get("/autoops/status").json()["loop"]["done"] >= 2)
@@ -41,11 +42,13 @@ def test_one_autoops_loop_across_two_replicas_and_the_other_takes_it_over(
         leaving = a if a.get("/autoops/status").json()["loop"]["holder"] == first_holder else b
         staying = b if leaving is a else a
         leaving.app.state.services["autoops"].stop()
+        left_at = staying.get("/autoops/status").json()["loop"]["done"]
+        assert left_at < 8, "the holder finished the loop before it left: nothing was taken over"
         wait_for(lambda: staying.get("/autoops/status").json()["loop"]["state"] == "finished")
         final = staying.get("/autoops/status").json()
-    assert final["loop"]["done"] == 6 and final["loop"]["holder"] != first_holder
+    assert final["loop"]["done"] == 8 and final["loop"]["holder"] != first_holder
     # Each counted build ran once: the build log holds exactly as many as the loop counted.
-    assert sum(final["builds"].values()) == 6
+    assert sum(final["builds"].values()) == 8
 
 
 def test_a_stopped_loop_stops_on_every_replica(db_url: str, tmp_path: Path) -> None:

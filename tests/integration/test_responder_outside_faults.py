@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 
 from opslab.sandbox import TargetOptions, WorldPorts
+from opslab.sandbox.harm import DelayProxy, busy_cpus
 from opslab.sandbox.server import free_port
 from tests.integration.responder_outside import (
     WINDOW_S,
-    DelayProxy,
-    burners,
     memory_hog,
     watched_world,
 )
@@ -143,7 +142,7 @@ def test_memory_pressure_from_another_process_is_named_and_the_target_left_alone
 
 
 def test_a_busy_host_opens_no_incident_and_takes_no_action(tmp_path: Path) -> None:
-    with watched_world(tmp_path) as w, burners(2):
+    with watched_world(tmp_path) as w, busy_cpus(2):
         for _ in range(30):
             w.poll()
         assert w.store.list() == []
