@@ -34,7 +34,7 @@ test: install
 	mkdir -p $(REPORTS); status=0; \
 	$(BIN)/pytest -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || { echo "make test: the serial phase failed (exit $$rc)"; status=1; }; \
-	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadfile --junitxml=$(REPORTS)/parallel.xml \
+	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadgroup --junitxml=$(REPORTS)/parallel.xml \
 	  $(PYTEST_ARGS) || { echo "make test: the parallel phase failed"; status=1; }; \
 	exit $$status
 

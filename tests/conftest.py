@@ -30,6 +30,57 @@ REQUIRE = os.environ.get("OPSLAB_TEST_REQUIRE_SERVICES") == "1"
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
 
+# How `make test` spreads the suite over its workers (``--dist loadgroup``): the tests of a module stay
+# together on one worker, as with ``--dist loadfile`` (they may share a module-scoped world), except in the
+# SPREAD modules, whose tests are independent and each long (real windows, real processes, waits): those
+# go one by one to whichever worker is free. The modules that wait the longest are handed out first
+# (LONGEST_FIRST, from the JUnit report's times), so none of them starts last and becomes the run's tail.
+SPREAD = frozenset(
+    {
+        "tests/integration/test_responder_outside_faults.py",
+        "tests/e2e/test_docs_first_steps.py",
+        "tests/integration/test_canary_sandbox.py",
+        "tests/e2e/test_autoops_cli.py",
+        "tests/e2e/test_cli_telemetry.py",
+        "tests/e2e/test_canary_crash.py",
+        "tests/e2e/test_canary_cli.py",
+        "tests/e2e/test_cli_ids_whole.py",
+    }
+)
+LONGEST_FIRST = (
+    "tests/integration/test_responder_outside_faults.py",
+    "tests/e2e/test_docs_first_steps.py",
+    "tests/integration/test_canary_sandbox.py",
+    "tests/e2e/test_autoops_cli.py",
+    "tests/e2e/test_cli_telemetry.py",
+    "tests/e2e/test_canary_crash.py",
+    "tests/integration/test_lab_rq_executor.py",
+    "tests/e2e/test_cli_ids_whole.py",
+    "tests/e2e/test_canary_cli.py",
+    "tests/e2e/test_dashboard.py",
+    "tests/e2e/test_lab_cli.py",
+    "tests/e2e/test_chaos_suite_cli.py",
+    "tests/integration/test_autoops_api.py",
+    "tests/dense/test_dense_retrieval.py",
+    "tests/integration/test_work_drills.py",
+    "tests/fuzz/test_openapi.py",
+    "tests/integration/test_canary_prometheus.py",
+    "tests/integration/test_canary_real_service.py",
+    "tests/integration/test_fault_drills.py",
+    "tests/e2e/test_responder_seed.py",
+    "tests/integration/test_responder_failover.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if module not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(module))
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
 def examples(full: int) -> int:
     """How many examples a property test with ``full`` examples runs in this profile."""
     return full if DEEP else max(20, full // 6)
