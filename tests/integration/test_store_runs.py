@@ -12,7 +12,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from opslab.store import CHECKPOINT_TABLES, SqlRunRepository, current_revision, head_revision
+from opslab.store import (
+    CHECKPOINT_TABLES,
+    SqlRunRepository,
+    current_revision,
+    head_revision,
+    newest_revision,
+)
 from opslab.store.tables import metadata, run_steps, tool_calls
 from opslab.telemetry import Redactor, RunFilter, TelemetryService, parse_run, prepare_run
 
@@ -23,7 +29,7 @@ def svc(engine: Engine) -> TelemetryService:
 
 
 def test_migrations_create_exactly_the_declared_tables(engine: Engine) -> None:
-    assert current_revision(engine) == head_revision()
+    assert current_revision(engine) == head_revision() == newest_revision()
     with engine.connect() as conn:
         context = MigrationContext.configure(
             conn,

@@ -8,36 +8,33 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from opslab.autoops.fixes import suggest_fix
-from opslab.autoops.model import ACTIONS, Action, BuildConfig, BuildContext, BuildResult, BuildStatus
+from opslab.autoops.model import (
+    ACTIONS,
+    Action,
+    BuildConfig,
+    BuildContext,
+    BuildRecord,
+    BuildResult,
+    BuildSource,
+    BuildStatus,
+)
 from opslab.autoops.optimizer import Choice
 from opslab.autoops.selection import Optimizer
 from opslab.autoops.suggestion import Chat, FixRequest, FixSuggestion
 from opslab.errors import InvalidInput
 from opslab.knowledge import KnowledgeBase
 
-BuildSource = Literal["simulated", "ci"]
 PRIOR_STRENGTH = 2.0
 
 
 class BuildRunner(Protocol):
     def sample_context(self) -> BuildContext: ...
     def run(self, config: BuildConfig, context: BuildContext) -> BuildResult: ...
-
-
-class BuildRecord(BaseModel):
-    schema_version: int = 1
-    build_id: str
-    at: datetime
-    source: BuildSource
-    action_id: int | None = None
-    config: BuildConfig
-    context: BuildContext
-    result: BuildResult
 
 
 class BuildLog(Protocol):

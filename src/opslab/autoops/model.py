@@ -3,6 +3,7 @@ is), its result, and the fixed catalog of actions the optimizer chooses among.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -100,3 +101,17 @@ def features(context: BuildContext) -> tuple[str, ...]:
     churn = "high" if context.dependency_churn >= 0.3 else "low"
     flaky = "high" if context.flaky_share >= 0.1 else "low"
     return (f"repo:{size}", f"churn:{churn}", f"flaky:{flaky}", f"last:{context.last_error_class or 'none'}")
+
+
+BuildSource = Literal["simulated", "ci"]
+
+
+class BuildRecord(BaseModel):
+    schema_version: int = 1
+    build_id: str
+    at: datetime
+    source: BuildSource
+    action_id: int | None = None
+    config: BuildConfig
+    context: BuildContext
+    result: BuildResult

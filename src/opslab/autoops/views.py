@@ -6,8 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from opslab.autoops.controller import BuildRecord
-from opslab.autoops.model import BuildConfig, BuildContext, BuildStatus, ErrorClass
+from opslab.autoops.model import BuildConfig, BuildContext, BuildRecord, BuildStatus, ErrorClass
 
 
 class SimulateBuildIn(BaseModel):

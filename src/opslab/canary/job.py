@@ -13,13 +13,10 @@ import threading
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field, StrictBool
 
-from opslab.canary.agent import dry_run, run_canary
-from opslab.canary.execute import Stop
-from opslab.canary.guard import GuardedTarget
 from opslab.canary.history import HistoryRecord, RunRecord
 from opslab.canary.model import DryRun
 from opslab.canary.plan import Plan, parse_plan
@@ -27,6 +24,10 @@ from opslab.canary.secrets import RunSecrets, readable, resolve_secrets
 from opslab.canary.target import TargetClient
 from opslab.canary.target_plan import Target
 from opslab.jobs import Payload, Work, WorkContext, WorkDeps, WorkKind
+
+if TYPE_CHECKING:
+    from opslab.canary.execute import Stop
+    from opslab.canary.guard import GuardedTarget
 
 KIND = "canary"
 DONE_STEP = "Canary complete"
@@ -75,6 +76,11 @@ def canary_work(deps: CanaryDeps) -> Work[CanaryPayload, RunRecord | DryRun]:
     data_dir = deps.settings.data_dir
 
     def run(payload: CanaryPayload, ctx: WorkContext) -> RunRecord | DryRun:
+        # The engine (its load generator: aiohttp) is loaded by the process that runs a canary, not by
+        # every process that only declares the work.
+        from opslab.canary.agent import dry_run, run_canary
+        from opslab.canary.execute import Stop
+
         plan = parse_plan(payload.plan)
         reports = reports_dir(data_dir, payload.run_key)
         if payload.dry_run:

@@ -28,8 +28,6 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import aiohttp
-
 from opslab.canary.model import Measurement
 from opslab.judge import percentile
 from opslab.wire import SERVER_TIME_HEADER
@@ -143,6 +141,8 @@ async def _window(
     cancel: threading.Event | None,
     live: LiveWindow | None,
 ) -> Measurement:
+    import aiohttp  # the load generator's client: loaded when a window runs, not with the plan's types
+
     n = max(1, int(qps * seconds))
     interval = 1.0 / qps
     latencies: list[float] = []

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import yaml
 from pydantic import JsonValue
@@ -26,10 +26,12 @@ from opslab.jobs import NewJob, Work, WorkContext, WorkDeps
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved, parse_config, project_root_of, read_yaml, resolve
 from opslab.lab.plan import expand_trials
-from opslab.lab.queued_pool import TrialQueue
-from opslab.lab.runner import LabProgress
-from opslab.lab.session import LabRun, run_experiment
+from opslab.lab.session import LabRun
 from opslab.lab.views import LAB, LabPayload, LabRunIn
+
+if TYPE_CHECKING:
+    from opslab.lab.queued_pool import TrialQueue
+    from opslab.lab.runner import LabProgress
 
 KIND = LAB.kind
 DONE_STEP = LAB.done_step
@@ -134,6 +136,8 @@ def _is(path: Path, kind: str) -> bool:
 
 def lab_work(deps: LabDeps) -> Work[LabPayload, LabRun]:
     def run(payload: LabPayload, ctx: WorkContext) -> LabRun:
+        from opslab.lab.session import run_experiment  # the runner: loaded where a lab run runs
+
         path = Path(payload.experiment_path)
         if payload.experiment is not None and not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,6 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
-from scipy.optimize import minimize
 
 INPUTS = ("bias", "logit_within", "pinned")
 Source = Literal["leave-one-system-out", "held-out-folds", "none"]
@@ -67,6 +66,8 @@ class Calibration:
 
 def fit_calibration(xs: Sequence[np.ndarray], right: Sequence[bool], source: Source) -> Calibration:
     """Logistic regression of being right on the answers' inputs, lightly penalised (not the bias)."""
+    from scipy.optimize import minimize  # fitting only: analysing a run never loads SciPy
+
     if not xs:
         return Calibration(np.zeros(len(INPUTS)))
     x = np.vstack(xs)

@@ -5,62 +5,69 @@ Pure domain: I/O comes in through the Protocols of ``ports`` (HTTP adapters in `
 ``actions``); the workflow is a LangGraph graph checkpointed per incident.
 """
 
-from opslab.responder.actions import HttpActionExecutor
-from opslab.responder.commands import COMMAND, Command, Outcome, command_work
-from opslab.responder.config import ResponderConfig
-from opslab.responder.detect import Baseline, Detector, check
-from opslab.responder.diagnose import Diagnoser, score_rules
-from opslab.responder.evidence import gather_evidence, symptoms_text
-from opslab.responder.investigate import Investigation, investigate
-from opslab.responder.learn import incident_document, learn_incident
-from opslab.responder.model import (
-    CATEGORIES,
-    INCIDENT_SCHEMA_VERSION,
-    ActionResult,
-    ActionSpec,
-    AgentState,
-    Assessment,
-    AuditRecord,
-    Category,
-    Diagnosis,
-    Evidence,
-    Incident,
-    IncidentStatus,
-    PlannedAction,
-    ProgressEvent,
-    ResponderStatus,
-    Signal,
-    Step,
-    ToolUse,
-)
-from opslab.responder.nodes import WorkflowDeps
-from opslab.responder.notify import WebhookNotifier
-from opslab.responder.observation import Check, Liveness, LogLine, Observation, PoolStatus
-from opslab.responder.plan import PlanDecision, plan_next
-from opslab.responder.ports import (
-    ActionExecutor,
-    Chat,
-    Clock,
-    IncidentChanged,
-    IncidentStore,
-    InMemoryIncidentStore,
-    SharedKnowledge,
-    SystemClock,
-    TargetProbe,
-)
-from opslab.responder.probe import HttpTargetProbe
-from opslab.responder.responder import Responder
-from opslab.responder.telemetry import AGENT_NAME, incident_run
-from opslab.responder.views import (
-    AgentStatus,
-    Approval,
-    AuditList,
-    IncidentList,
-    IncidentSummary,
-    KillSwitch,
-    TriggerResult,
-)
-from opslab.responder.workflow import NODES, build_workflow
+from typing import TYPE_CHECKING
+
+from opslab.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from opslab.responder.actions import HttpActionExecutor
+    from opslab.responder.commands import COMMAND, Command, Outcome, command_work
+    from opslab.responder.config import ResponderConfig
+    from opslab.responder.detect import Baseline, Detector, check
+    from opslab.responder.diagnose import Diagnoser, score_rules
+    from opslab.responder.evidence import gather_evidence, symptoms_text
+    from opslab.responder.investigate import Investigation, investigate
+    from opslab.responder.learn import incident_document, learn_incident
+    from opslab.responder.model import (
+        CATEGORIES,
+        INCIDENT_SCHEMA_VERSION,
+        ActionResult,
+        ActionSpec,
+        AgentState,
+        Assessment,
+        AuditRecord,
+        Category,
+        Diagnosis,
+        Evidence,
+        Incident,
+        IncidentStatus,
+        PlannedAction,
+        ProgressEvent,
+        ResponderStatus,
+        Signal,
+        Step,
+        ToolUse,
+    )
+    from opslab.responder.nodes import WorkflowDeps
+    from opslab.responder.notify import WebhookNotifier
+    from opslab.responder.observation import Check, Liveness, LogLine, Observation, PoolStatus
+    from opslab.responder.plan import PlanDecision, plan_next
+    from opslab.responder.ports import (
+        ActionExecutor,
+        Chat,
+        Clock,
+        IncidentChanged,
+        IncidentStore,
+        InMemoryIncidentStore,
+        SharedKnowledge,
+        SystemClock,
+        TargetProbe,
+    )
+    from opslab.responder.probe import HttpTargetProbe
+    from opslab.responder.responder import Responder
+    from opslab.responder.telemetry import AGENT_NAME, incident_run
+    from opslab.responder.views import (
+        AgentStatus,
+        Approval,
+        AuditList,
+        IncidentList,
+        IncidentSummary,
+        KillSwitch,
+        TriggerResult,
+    )
+    from opslab.responder.workflow import NODES, build_workflow
+else:
+    __getattr__ = lazy_exports(__name__)
 
 __all__ = [
     "COMMAND",

@@ -11,12 +11,15 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from sqlalchemy.engine import make_url
 
 from opslab.errors import InvalidInput
 from opslab.store.engine import SQLITE_BUSY_TIMEOUT_MS
+
+if TYPE_CHECKING:  # LangGraph is loaded by the process that checkpoints, not by every store user
+    from langgraph.checkpoint.base import BaseCheckpointSaver
 
 # Created and migrated by LangGraph's savers themselves (``setup()``), not by our Alembic revisions.
 CHECKPOINT_TABLES = frozenset(

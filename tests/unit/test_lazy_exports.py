@@ -1,0 +1,56 @@
+"""Lazy package exports (``opslab.lazy``): every public name of a lazy package resolves, to the object its
+``TYPE_CHECKING`` import names; and what a CLI command or the service loads at start stays free of the
+heavy libraries only some work needs (checked in a fresh interpreter)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
+
+LAZY = ("opslab.store", "opslab.responder", "opslab.canary", "opslab.autoops")
+
+
+@pytest.mark.parametrize("package", LAZY)
+def test_every_public_name_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        module.not_a_name  # noqa: B018 - the attribute access is the test
+
+
+def test_an_alias_resolves_to_the_name_it_aliases() -> None:
+    from opslab.autoops import DQN_HINT
+    from opslab.autoops.dqn import HINT
+
+    assert DQN_HINT is HINT
+
+
+def loaded_after(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return {m.split(".")[0] for m in json.loads(out.stdout)}
+
+
+HEAVY = {"langgraph", "langchain_core", "scipy", "aiohttp", "alembic", "torch", "duckdb"}
+
+
+def test_the_runtime_and_the_store_load_no_heavy_library() -> None:
+    assert loaded_after("import opslab.runtime, opslab.store, opslab.cli.app") & HEAVY == set()
+
+
+def test_the_service_loads_none_of_them_before_it_needs_them() -> None:
+    assert loaded_after("import opslab.api.app") & HEAVY == set()
+
+
+def test_a_name_its_submodule_shares_is_the_object_not_the_module() -> None:
+    from opslab.responder import investigate
+
+    assert callable(investigate) and not isinstance(investigate, ModuleType)
