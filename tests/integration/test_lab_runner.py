@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -137,6 +138,23 @@ def test_threads_and_processes_record_the_same_trials(project: Path) -> None:
     _, parallel = run_all(project, concurrency=4)
     keep = {"trial_id", "variant_id", "task_id", "seed", "outcome", "metrics", "error", "event_counts"}
     assert [o.model_dump(include=keep) for o in sequential] == [o.model_dump(include=keep) for o in parallel]
+
+
+def test_a_pools_records_are_committed_and_attested_exactly_as_their_files_hold_them(project: Path) -> None:
+    exp_path = project / ".lab" / "experiment.yaml"
+    exp = exp_path.read_text().split("variants:")[0]
+    exp_path.write_text(
+        exp + "variants:\n  baseline: {id: normal, bindings: {mode: normal}}\n"
+        "  treatments: [{id: crash, bindings: {mode: crash}}]\n"
+    )
+    run = run_experiment(exp_path, env_base=dict(os.environ), concurrency=3)  # forked workers
+    files = {p.parent.name: p.read_bytes() for p in run.run_dir.glob("trials/*/trial_output.json")}
+    log = (run.run_dir / "records.jsonl").read_bytes().splitlines(keepends=True)
+    assert len(files) == 6 and sorted(log) == sorted(files.values())
+    attested = json.loads((run.run_dir / "attestation.json").read_text())["subject"]
+    assert {s["name"].split("/")[1]: s["digest"]["sha256"] for s in attested} == {
+        t: hashlib.sha256(raw).hexdigest() for t, raw in files.items()
+    }
 
 
 class Keep:

@@ -43,6 +43,19 @@ def test_committed_records_are_in_the_log_as_their_files_hold_them(tmp_path: Pat
     assert logged(tmp_path) == {t: (record(t) + "\n").encode() for t in ("trial_1", "trial_2")}
 
 
+def test_records_a_pool_hands_over_are_logged_as_handed_and_a_lost_file_comes_back_from_the_log(
+    tmp_path: Path,
+) -> None:
+    finish(tmp_path, "trial_2")
+    handed = (record("trial_1") + "\n").encode()  # as the worker wrote its file (gone by now)
+    with RecordLog(tmp_path) as log:
+        log.commit(["trial_1", "trial_2"], {"trial_1": handed})
+    assert logged(tmp_path) == {"trial_1": handed, "trial_2": (record("trial_2") + "\n").encode()}
+    done = reconcile(tmp_path, ["trial_1", "trial_2", "trial_3"])
+    assert set(done) == {"trial_1", "trial_2"}
+    assert (tmp_path / "trials" / "trial_1" / "trial_output.json").read_bytes() == handed
+
+
 def test_a_record_the_runner_cannot_read_stops_the_run_naming_the_trial(tmp_path: Path) -> None:
     with RecordLog(tmp_path) as log, pytest.raises(OperationFailed, match="trial_9"):
         log.commit(["trial_9"])

@@ -91,17 +91,22 @@ def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[TrialRecord]:
     return [record for record, _ in read_records(run_dir, trial_ids)]
 
 
-def read_records(run_dir: Path, trial_ids: list[str]) -> list[tuple[TrialRecord, bytes]]:
+def read_records(
+    run_dir: Path, trial_ids: list[str], written: Mapping[str, bytes] | None = None
+) -> list[tuple[TrialRecord, bytes]]:
     """The records of the trials that finished, in plan order, each with its file's bytes (read once:
-    a run's analysis and attestation look at thousands)."""
+    a run's analysis and attestation look at thousands). ``written``: files' bytes the caller has
+    already (the trials the runner just ran), not read again."""
     trials = os.path.join(run_dir, "trials")
     records = []
     for tid in trial_ids:
-        try:
-            with open(os.path.join(trials, tid, "trial_output.json"), "rb") as f:
-                raw = f.read()
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        raw = written.get(tid) if written else None
+        if raw is None:
+            try:
+                with open(os.path.join(trials, tid, "trial_output.json"), "rb") as f:
+                    raw = f.read()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
         records.append((parse_model(raw, TrialRecord, "trial_output.json"), raw))
     return records
 

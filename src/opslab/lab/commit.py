@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -42,12 +42,17 @@ class RecordLog:
         self.trials_dir = os.path.join(run_dir, "trials")
         self._fd = os.open(run_dir / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
-    def commit(self, trial_ids: Iterable[str]) -> None:
-        """Append the records of ``trial_ids`` (finished: their files are written) and sync once."""
+    def commit(self, trial_ids: Iterable[str], written: Mapping[str, bytes] | None = None) -> None:
+        """Append the records of ``trial_ids`` (finished: their files are written) and sync once.
+        ``written``: records whose files' bytes the caller has (a pool's worker sent them), not read
+        back."""
         lines = []
         for trial_id in trial_ids:
             try:
-                lines.append(_one_line(_read(os.path.join(self.trials_dir, trial_id, RECORD))))
+                raw = written.get(trial_id) if written else None
+                if raw is None:
+                    raw = _read(os.path.join(self.trials_dir, trial_id, RECORD))
+                lines.append(_one_line(raw))
             except OSError as exc:  # only a harness that deletes the runner's files gets here
                 raise OperationFailed(
                     f"the runner failed on trial {trial_id}: its record cannot be read ({exc}); "

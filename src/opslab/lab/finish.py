@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,11 @@ class RunAnalysis:
     outcomes: dict[str, int]
 
 
-def analyse_run(resolved: Resolved, run_dir: Path) -> RunAnalysis:
-    """Analyse a run whose trials are all on disk: tables, comparison, report and attestation."""
+def analyse_run(resolved: Resolved, run_dir: Path, written: Mapping[str, bytes] | None = None) -> RunAnalysis:
+    """Analyse a run whose trials are all on disk: tables, comparison, report and attestation.
+    ``written``: records the caller holds as their files hold them (see ``read_records``)."""
     cfg = resolved.config
-    records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)])
+    records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)], written)
     outputs = [record for record, _ in records]
     variants = [v.id for v in cfg.variants.all()]
     tables = build_tables(run_dir, outputs, variants)

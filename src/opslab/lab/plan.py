@@ -36,6 +36,12 @@ def trial_seed(random_seed: int, variant_id: str, task_id: str, replication: int
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
+def count_trials(resolved: Resolved) -> int:
+    """``len(expand_trials(resolved))``, without planning them."""
+    cfg = resolved.config
+    return len(cfg.variants.all()) * len(resolved.tasks) * cfg.design.replications
+
+
 def expand_trials(resolved: Resolved) -> list[Trial]:
     cfg = resolved.config
     trials: list[Trial] = []
@@ -44,8 +50,10 @@ def expand_trials(resolved: Resolved) -> list[Trial]:
             for rep in range(1, cfg.design.replications + 1):
                 n = len(trials) + 1
                 tid = str(task["task_id"])
+                # From the validated config and tasks: constructed, not validated again (a run plans
+                # its trials more than once, thousands each time).
                 trials.append(
-                    Trial(
+                    Trial.model_construct(
                         trial_id=f"trial_{n}",
                         index=n,
                         variant_id=variant.id,

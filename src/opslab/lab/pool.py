@@ -39,7 +39,7 @@ from opslab.lab.control import Gate
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
 from opslab.lab.thread_pool import STOP_GRACE_S, describe, failed, run_threads
-from opslab.lab.trial import TrialContext, run_trial
+from opslab.lab.trial import TrialContext, run_trial_written
 
 # Threads per worker process once there are more slots than this many processes per core: trials that
 # mostly wait (remote APIs) need concurrency, not one process each.
@@ -50,10 +50,12 @@ BATCH_WAIT_S = 0.005
 
 
 class TrialDone(NamedTuple):
-    """A finished trial as the pool reports it; its full record is on disk by then."""
+    """A finished trial as the pool reports it; its full record is on disk by then. ``record``: that
+    file's bytes when the pool has them (the runner then commits them without reading the file)."""
 
     trial_id: str
     outcome: Outcome
+    record: bytes | None = None
 
 
 def run_pool(
@@ -116,7 +118,8 @@ def _processes(
                     with counter.get_lock():
                         counter.value = len(trials)  # stop handing out trials
                     continue
-                batch.append(TrialDone(msg["trial_id"], msg["outcome"]))
+                record = msg.get("record")
+                batch.append(TrialDone(msg["trial_id"], msg["outcome"], record and (record + "\n").encode()))
             reported += len(batch)
             if batch:
                 yield batch
@@ -200,12 +203,16 @@ def _worker_main(
                 counter.value = i + 1
             t = trials[i]
             try:
-                record = run_trial(ctx, t, attempt=attempts[t.trial_id])
-                msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome}
+                record, written = run_trial_written(ctx, t, attempt=attempts[t.trial_id])
+                msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome, "record": written}
             except BaseException as exc:  # report, then stop this worker: the runner decides
                 msg = {"trial_id": t.trial_id, "exception": describe(exc)}
-            # One line well under PIPE_BUF: a single write, never interleaved with another worker's.
-            os.write(write_fd, json.dumps(msg).encode() + b"\n")
+            line = json.dumps(msg).encode() + b"\n"
+            if len(line) > select.PIPE_BUF:  # a record this big the runner reads from its file
+                msg.pop("record", None)
+                line = json.dumps(msg).encode() + b"\n"
+            # One line under PIPE_BUF: a single write, never interleaved with another worker's.
+            os.write(write_fd, line)
             if "exception" in msg:
                 return
 

@@ -113,9 +113,12 @@ class ReportQueue:
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._failed_in_a_row = 0
+        self._off = False  # the source said reporting is off: trials are no longer queued
         self.tally = ReportTally()
 
     def submit(self, done: TrialDone) -> None:
+        if self._off:  # a wake-up of the reporting thread per trial, for nothing
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._main, name="opslab-lab-report", daemon=True)
             self._thread.start()
@@ -139,7 +142,8 @@ class ReportQueue:
             reporter, self.tally.error = None, _reason(exc)
             self._failed_in_a_row = GIVE_UP_AFTER
         else:
-            if reporter is None:  # reporting is off: drain and ignore
+            if reporter is None:  # reporting is off: drain and ignore (and stop queueing)
+                self._off = True
                 while self._queue.get() is not None:
                     pass
                 return

@@ -29,7 +29,7 @@ from opslab.lab.commit import RecordLog, reconcile
 from opslab.lab.config import Resolved
 from opslab.lab.control import Gate, RunInterrupted, ensure_control, interrupt_on_signals, write_control
 from opslab.lab.isolation import IsolationPlan, plan_of
-from opslab.lab.plan import Trial, expand_trials
+from opslab.lab.plan import Trial, count_trials, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
 from opslab.lab.queued_pool import TrialQueue, queued_batches
 from opslab.lab.records import Isolation, Manifest, Retry, RunStatus, TrialRecord, runner_info
@@ -74,7 +74,7 @@ def prepare_run(
         project_root=str(resolved.project_root),
         dataset_path=str(resolved.dataset_path),
         created_at=now(),
-        total_trials=len(expand_trials(resolved)),
+        total_trials=count_trials(resolved),
         overrides=dict(overrides or {}),
         isolation=isolation_note(resolved, isolation),
     )
@@ -196,7 +196,10 @@ def execute(
             # The pool is closed at once on an interrupt: that stops the trials.
             with contextlib.closing(pool), RecordLog(run_dir) as log:
                 for batch in pool:
-                    log.commit(done.trial_id for done in batch)
+                    log.commit(
+                        (done.trial_id for done in batch),
+                        {done.trial_id: done.record for done in batch if done.record is not None},
+                    )
                     for done in batch:
                         tally.count(done)
                         if on_trial:

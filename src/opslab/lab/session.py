@@ -21,6 +21,7 @@ from opslab.lab.artifacts import read_model
 from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.knobs import apply_overrides
+from opslab.lab.pool import TrialDone
 from opslab.lab.preflight import check_harness
 from opslab.lab.queued_pool import TrialQueue, check_queueable
 from opslab.lab.records import Manifest, Outcome, RunStatus
@@ -190,6 +191,16 @@ def run_experiment(
             prefetch.start()  # the workers are forked by now: import the analysis while trials run
 
     reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
+    # The records as the pool handed them to the runner (their files' bytes): the analysis reads only
+    # the others back.
+    written: dict[str, bytes] = {}
+
+    def on_trial(done: TrialDone) -> None:
+        if done.record is not None:
+            written[done.trial_id] = done.record
+        if reports:
+            reports.submit(done)
+
     try:
         with own_run(run_dir), RunServicesScope(resolved, run_dir, plan, env=env_base) as services:
             manifest = execute(
@@ -199,13 +210,13 @@ def run_experiment(
                 env_base=dict(env_base),
                 retry_errors=retry_errors,
                 progress=on_progress,
-                on_trial=reports.submit if reports else None,
+                on_trial=on_trial,
                 isolation=services,
                 queue=queue,
             )
             from opslab.lab.finish import analyse_run  # NumPy: imported while the trials ran
 
-            analysis = analyse_run(resolved, run_dir)
+            analysis = analyse_run(resolved, run_dir, written)
     except KeyboardInterrupt:
         if reports:
             reports.close(wait=False)

@@ -105,6 +105,14 @@ def run_trial(
     ctx: TrialContext, t: Trial, *, attempt: int = 1, extras: TrialExtras | None = None
 ) -> TrialRecord:
     """``extras``: a replay's or a fork's folder, trial-input fields and files (see ``TrialExtras``)."""
+    return run_trial_written(ctx, t, attempt=attempt, extras=extras)[0]
+
+
+def run_trial_written(
+    ctx: TrialContext, t: Trial, *, attempt: int = 1, extras: TrialExtras | None = None
+) -> tuple[TrialRecord, str]:
+    """``run_trial``, and the record's JSON exactly as ``trial_output.json`` holds it (less the final
+    newline): a pool hands it to the runner, which commits it without reading the file back."""
     cfg = ctx.resolved.config
     run_id = ctx.run_dir.name
     extra = extras or _NO_EXTRAS
@@ -221,10 +229,9 @@ def run_trial(
     )
     # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
     # is done. Only the fields set are written: the trainer fields appear when the harness reported them.
-    write_text(
-        tdir + "/trial_output.json", record.model_dump_json(exclude_unset=True), durable=ctx.sync_records
-    )
-    return record
+    written = record.model_dump_json(exclude_unset=True)
+    write_text(tdir + "/trial_output.json", written, durable=ctx.sync_records)
+    return record, written
 
 
 def _share(shared: str, dest: str) -> None:
