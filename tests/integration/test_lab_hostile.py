@@ -272,8 +272,15 @@ def test_a_root_trial_cannot_change_its_image(tmp_path: Path, network: str) -> N
     assert Path("/etc/hosts").read_bytes() == hosts_on_host  # bound read-only over the image's in full
 
 
-def test_a_runner_killed_with_9_leaves_nothing_the_next_run_does_not_sweep(tmp_path: Path) -> None:
-    temp = Path(tempfile.gettempdir())
+def test_a_runner_killed_with_9_leaves_nothing_the_next_run_does_not_sweep(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    # A temporary directory of this test's own (TMPDIR for the runner, tempfile's for the sweeping run
+    # here): the runs of tests on other workers keep their live folders in the system's. Short: the
+    # proxy's Unix socket path inside must fit in 108 bytes.
+    temp = Path(tempfile.mkdtemp(prefix="t9-"))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    request.addfinalizer(lambda: shutil.rmtree(temp, ignore_errors=True))
     before = set(temp.glob("opslab-run-*"))
     hold = tmp_path / "hold"
     hold.touch()
@@ -288,7 +295,10 @@ def test_a_runner_killed_with_9_leaves_nothing_the_next_run_does_not_sweep(tmp_p
     exp["runtime"]["sandbox"] = {"read_only": [str(tmp_path)]}
     (proj / ".lab" / "experiment.yaml").write_text(json.dumps(exp))
     runner = subprocess.Popen(
-        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--json"], cwd=proj, stdout=subprocess.DEVNULL
+        [OPSLAB, "lab", "run", ".lab/experiment.yaml", "--json"],
+        cwd=proj,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "TMPDIR": str(temp)},
     )
     deadline = time.monotonic() + 120
     while not (set(temp.glob("opslab-run-*")) - before) and time.monotonic() < deadline:
