@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,48 +33,38 @@ DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
 # How `make test` spreads the suite over its workers (``--dist loadgroup``): the tests of a module stay
 # together on one worker, as with ``--dist loadfile`` (they may share a module-scoped world), except in the
-# SPREAD modules, whose tests are independent and each long (real windows, real processes, waits): those
-# go one by one to whichever worker is free. The modules that wait the longest are handed out first
-# (LONGEST_FIRST, from the JUnit report's times), so none of them starts last and becomes the run's tail.
-SPREAD = frozenset(
-    {
-        "tests/integration/test_responder_outside_faults.py",
-        "tests/e2e/test_docs_first_steps.py",
-        "tests/integration/test_canary_sandbox.py",
-        "tests/e2e/test_autoops_cli.py",
-        "tests/e2e/test_cli_telemetry.py",
-        "tests/e2e/test_canary_crash.py",
-        "tests/e2e/test_canary_cli.py",
-        "tests/e2e/test_cli_ids_whole.py",
-    }
+# modules marked to spread below, whose tests are independent and each long (real windows, real
+# processes, waits): those go one by one to whichever worker is free. The modules that wait the longest
+# are handed out first (in this order, from the JUnit report's times), so none of them starts last and
+# becomes the run's tail. Each entry: (module, spread).
+LONGEST_FIRST: tuple[tuple[str, bool], ...] = (
+    ("tests/integration/test_responder_outside_faults.py", True),
+    ("tests/e2e/test_docs_first_steps.py", True),
+    ("tests/integration/test_canary_sandbox.py", True),
+    ("tests/e2e/test_autoops_cli.py", True),
+    ("tests/e2e/test_cli_telemetry.py", True),
+    ("tests/e2e/test_canary_crash.py", True),
+    ("tests/integration/test_lab_rq_executor.py", False),
+    ("tests/e2e/test_cli_ids_whole.py", True),
+    ("tests/e2e/test_canary_cli.py", True),
+    ("tests/e2e/test_dashboard.py", False),
+    ("tests/e2e/test_lab_cli.py", False),
+    ("tests/e2e/test_chaos_suite_cli.py", False),
+    ("tests/integration/test_autoops_api.py", False),
+    ("tests/dense/test_dense_retrieval.py", False),
+    ("tests/integration/test_work_drills.py", False),
+    ("tests/fuzz/test_openapi.py", False),
+    ("tests/integration/test_canary_prometheus.py", False),
+    ("tests/integration/test_canary_real_service.py", False),
+    ("tests/integration/test_fault_drills.py", False),
+    ("tests/e2e/test_responder_seed.py", False),
+    ("tests/integration/test_responder_failover.py", False),
 )
-LONGEST_FIRST = (
-    "tests/integration/test_responder_outside_faults.py",
-    "tests/e2e/test_docs_first_steps.py",
-    "tests/integration/test_canary_sandbox.py",
-    "tests/e2e/test_autoops_cli.py",
-    "tests/e2e/test_cli_telemetry.py",
-    "tests/e2e/test_canary_crash.py",
-    "tests/integration/test_lab_rq_executor.py",
-    "tests/e2e/test_cli_ids_whole.py",
-    "tests/e2e/test_canary_cli.py",
-    "tests/e2e/test_dashboard.py",
-    "tests/e2e/test_lab_cli.py",
-    "tests/e2e/test_chaos_suite_cli.py",
-    "tests/integration/test_autoops_api.py",
-    "tests/dense/test_dense_retrieval.py",
-    "tests/integration/test_work_drills.py",
-    "tests/fuzz/test_openapi.py",
-    "tests/integration/test_canary_prometheus.py",
-    "tests/integration/test_canary_real_service.py",
-    "tests/integration/test_fault_drills.py",
-    "tests/e2e/test_responder_seed.py",
-    "tests/integration/test_responder_failover.py",
-)
+SPREAD = frozenset(module for module, spread in LONGEST_FIRST if spread)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    rank = {path: i for i, (path, _) in enumerate(LONGEST_FIRST)}
     for item in items:
         module = item.nodeid.split("::", 1)[0]
         if module not in SPREAD:
@@ -100,11 +91,11 @@ def load_fixture(name: str) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the test PostgreSQL server for this session (dropped afterwards)."""
+@contextmanager
+def fresh_postgres_database(prefix: str = "opslab_t") -> Iterator[str]:
+    """A new database on the test PostgreSQL server, dropped afterwards; its URL."""
     base = make_url(need_service("OPSLAB_TEST_POSTGRES_URL")).set(drivername="postgresql+psycopg")
-    name = f"opslab_t_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     # pre-ping: the PostgreSQL restart drill drops every connection mid-session
     admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
@@ -114,11 +105,19 @@ def postgres_url() -> Iterator[str]:
         if REQUIRE:
             pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} unusable: {exc}")
         pytest.skip(f"PostgreSQL unusable: {exc}")
-    url = base.set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database on the test PostgreSQL server for this session (dropped afterwards)."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -16,12 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from opslab import proc
 from opslab.api import free_port
 from opslab.sandbox import TargetOptions, World, WorldPorts
-from tests.conftest import need_service
+from tests.conftest import fresh_postgres_database
 from tests.integration.responder_outside import wait_healthy
 from tests.workers import OPSLAB
 
@@ -38,18 +36,9 @@ def wait_for(what: Callable[[], Any], seconds: float, why: Callable[[], str]) ->
 
 @pytest.fixture
 def database() -> Iterator[str]:
-    """A database of this test's own on the test PostgreSQL server (the replicas' checkpoints included)."""
-    base = make_url(need_service("OPSLAB_TEST_POSTGRES_URL")).set(drivername="postgresql+psycopg")
-    name = f"opslab_failover_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """A database of this test's own (the replicas' checkpoints included)."""
+    with fresh_postgres_database("opslab_failover") as url:
+        yield url
 
 
 def get(url: str) -> Any:

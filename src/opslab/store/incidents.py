@@ -43,7 +43,8 @@ class SqlIncidentStore:
                 else:
                     at_read = (incidents.c.id == incident.id) & (incidents.c.version == read)
                     if conn.execute(update(incidents).where(at_read).values(**values)).rowcount != 1:
-                        raise IncidentChanged.of(incident, self._version(incident.id))
+                        now = select(incidents.c.version).where(incidents.c.id == incident.id)
+                        raise IncidentChanged.of(incident, conn.execute(now).scalar_one_or_none())
         except IntegrityError:  # a new incident under an id another writer inserted meanwhile
             raise IncidentChanged.of(incident, self._version(incident.id)) from None
         incident.version = saved
