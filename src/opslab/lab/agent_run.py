@@ -25,7 +25,15 @@ from opslab.errors import InvalidInput
 from opslab.lab.events import HarnessEvent
 from opslab.lab.records import Outcome, TrialRecord
 from opslab.lab.span_steps import span_parts
-from opslab.telemetry import AgentRunIn, CostIn, GuardrailEventIn, RunStatus, StepIn, ToolCallIn
+from opslab.telemetry import (
+    AgentRunIn,
+    CostIn,
+    GuardrailEventIn,
+    RunStatus,
+    StepIn,
+    ToolCallIn,
+    unstorable,
+)
 
 if TYPE_CHECKING:
     from opslab.telemetry import Span
@@ -222,9 +230,12 @@ def _tool_call(
         "ended_at": end,
     }
     try:
-        return ToolCallIn.model_validate({**fields, "args_json": ev.args})
-    except ValidationError:  # arguments the service cannot store as they are (NaN, NUL): left out
+        call = ToolCallIn.model_validate({**fields, "args_json": ev.args})
+    except ValidationError:
         return ToolCallIn.model_validate(fields)
+    if call.args_json is not None and unstorable(call.args_json):  # NaN, NUL: left out
+        call.args_json = None
+    return call
 
 
 def _cost(metrics: Mapping[str, object]) -> CostIn:

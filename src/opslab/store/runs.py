@@ -261,6 +261,7 @@ class SqlRunRepository:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.one_writer = engine.dialect.name == "sqlite"
 
     def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:

@@ -27,6 +27,7 @@ from opslab.telemetry.schema import (
     StepIn,
     ToolCallIn,
     UtcDatetime,
+    unstorable,
 )
 from opslab.telemetry.service import MAX_HOURS, TelemetryService
 from opslab.telemetry.signals import (
@@ -123,6 +124,7 @@ __all__ = [
     "agent_name",
     "build_timeline",
     "check_semantics",
+    "unstorable",
     "convention_of",
     "count_metric_points",
     "decode_logs_protobuf",

@@ -16,7 +16,15 @@ from pydantic_core import from_json, to_json
 
 from opslab.errors import InvalidInput, format_loc, invalid_from_pydantic
 from opslab.telemetry.redact import Redactor
-from opslab.telemetry.schema import ID_PATTERN, ID_PATTERN_MESSAGE, AgentRunIn, RunOrigin, check_run
+from opslab.telemetry.schema import (
+    ID_PATTERN,
+    ID_PATTERN_MESSAGE,
+    AgentRunIn,
+    RunOrigin,
+    check_run,
+    free_form_values,
+    storable_json,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +72,14 @@ def _friendly(exc: ValidationError) -> list[Any]:
 
 
 def check_semantics(
-    run: AgentRunIn, *, loc_prefix: tuple[Any, ...] = (), now: datetime | None = None
+    run: AgentRunIn,
+    *,
+    loc_prefix: tuple[Any, ...] = (),
+    now: datetime | None = None,
+    free_form: bool = True,
 ) -> None:
     """Cross-field checks and UTC normalisation (``check_run``), raised as one ``InvalidInput``."""
-    errors = check_run(run, now=now)
+    errors = check_run(run, now=now, free_form=free_form)
     if errors:
         prefix = format_loc(loc_prefix)
         if prefix != "body":
@@ -86,15 +98,18 @@ def prepare_run(
     return PreparedRun(run=run, content_hash=digest, source=source)
 
 
-def redact_runs(runs: list[AgentRunIn], redactor: Redactor) -> None:
+def redact_runs(runs: list[AgentRunIn], redactor: Redactor, *, document: bytes | None = None) -> None:
     """Redact a batch: its texts looked at together first, and its structured values as one JSON
-    document. A batch holding no secret anywhere (the usual case) costs two looks, not one per run."""
+    document (``document`` when the caller made it already). A batch holding no secret anywhere (the
+    usual case) costs two looks, not one per run."""
     if not runs or not redactor.enabled:
         return
     texts = "\x00".join(filter(None, (t for run in runs for t in _texts(run))))
-    structured = [v for run in runs for v in _structured(run)]
+    if document is None:
+        structured = [v for run in runs for v in _structured(run)]
+        document = to_json(structured) if structured else b""
     if redactor.might_hold_secret(texts) or (
-        structured and redactor.might_hold_secret(to_json(structured).decode(), keys=True)
+        document and redactor.might_hold_secret(document.decode(), keys=True)
     ):
         for run in runs:
             redact_run(run, redactor)
@@ -130,12 +145,7 @@ def redact_run(run: AgentRunIn, redactor: Redactor) -> None:
 
 
 def _structured(run: AgentRunIn) -> list[Any]:
-    values: list[Any] = [c.args_json for c in run.tool_calls if c.args_json]
-    if run.attributes:
-        values.append(run.attributes)
-    if run.metadata:
-        values.append(run.metadata)
-    return values
+    return [value for _, value in free_form_values(run)]
 
 
 def _texts(run: AgentRunIn) -> list[str | None]:
@@ -193,19 +203,27 @@ def prepare_many_json(
         return prepare_many(items, redactor=redactor, source=source)
 
     now = datetime.now(UTC)  # one clock reading for the batch
+    # The batch's free-form values as one JSON document: when it shows them all storable (the usual
+    # case) no run's are looked at again, and redaction looks for secrets in the same text.
+    document = storable_json([v for run in runs for v in _structured(run)])
 
     def check(i: int, run: AgentRunIn) -> AgentRunIn | InvalidInput:
         try:
-            check_semantics(run, loc_prefix=(i,), now=now)
+            check_semantics(run, loc_prefix=(i,), now=now, free_form=document is None)
             return run
         except InvalidInput as exc:
             return exc
 
-    return _prepare_each([check(i, r) for i, r in enumerate(runs)], redactor=redactor, source=source)
+    checked = [check(i, r) for i, r in enumerate(runs)]
+    return _prepare_each(checked, redactor=redactor, source=source, document=document)
 
 
 def _prepare_each(
-    parsed: list[AgentRunIn | InvalidInput], *, redactor: Redactor, source: RunOrigin
+    parsed: list[AgentRunIn | InvalidInput],
+    *,
+    redactor: Redactor,
+    source: RunOrigin,
+    document: bytes | None = None,
 ) -> list[PreparedRun | InvalidInput]:
     out: list[AgentRunIn | InvalidInput] = []
     seen: set[str] = set()
@@ -219,7 +237,7 @@ def _prepare_each(
         else:
             seen.add(run.run_id)
             out.append(run)
-    redact_runs([r for r in out if not isinstance(r, InvalidInput)], redactor)
+    redact_runs([r for r in out if not isinstance(r, InvalidInput)], redactor, document=document)
     return [
         r if isinstance(r, InvalidInput) else prepare_run(r, redactor=redactor, source=source, redacted=True)
         for r in out

@@ -37,6 +37,10 @@ TracePlanner = Callable[[Mapping[str, list[Span]]], TracePlan]
 
 
 class RunRepository(Protocol):
+    one_writer: bool
+    """The database takes one writer at a time (SQLite): ingests are then run one after another, since
+    overlapping them gains nothing and makes their threads fight over the GIL."""
+
     def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
         """Write all runs in one transaction; a re-ingested run's children are replaced atomically."""
         ...

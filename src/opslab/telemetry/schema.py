@@ -24,7 +24,6 @@ from pydantic import (
     GetJsonSchemaHandler,
     StrictFloat,
     StrictInt,
-    field_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticSerializationError, to_json
@@ -100,12 +99,11 @@ class _UtcTimestamp:
             custom_error_type="timestamp_text",
             custom_error_message=_TIMESTAMP_MESSAGE,
         )
-        in_range = cs.custom_error_schema(
-            cs.datetime_schema(strict=True, ge=_LOWEST, le=_HIGHEST),
-            custom_error_type="timestamp_range",
-            custom_error_message=_RANGE_MESSAGE,
+        # Parsed and bounded in one step (its own messages name the bound: "Input should be greater than
+        # or equal to 1970-01-01T00:00:00Z"); a separate bounds step costs a batch 7 % of its validation.
+        from_json = cs.chain_schema(
+            [text, cs.datetime_schema(tz_constraint="aware", ge=_LOWEST, le=_HIGHEST)]
         )
-        from_json = cs.chain_schema([text, cs.datetime_schema(tz_constraint="aware"), in_range])
         from_python = cs.no_info_before_validator_function(
             _timestamp_text,
             cs.no_info_after_validator_function(_in_range_utc, cs.datetime_schema(tz_constraint="aware")),
@@ -155,14 +153,6 @@ class ToolCallIn(_Model):
     started_at: UtcDatetime | None = None
     ended_at: UtcDatetime | None = None
 
-    @field_validator("args_json")
-    @classmethod
-    def _storable(cls, value: dict[str, Any] | list[Any] | None) -> dict[str, Any] | list[Any] | None:
-        problem = unstorable(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
 
 class GuardrailEventIn(_Model):
     event_id: Id
@@ -208,14 +198,6 @@ class AgentRunIn(_Model):
     input: Text | None = Field(None, description="What the run was asked (searchable).")
     output: Text | None = Field(None, description="What the run answered (searchable).")
 
-    @field_validator("attributes", "metadata")
-    @classmethod
-    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        problem = unstorable(value)
-        if problem:
-            raise ValueError(problem)
-        return value
-
 
 ScoreSource = Literal["user", "evaluator", "annotation", "api"]
 
@@ -242,9 +224,21 @@ def unstorable(value: Any) -> str | None:
         text = to_json(value, inf_nan_mode="constants", fallback=str)
     except (PydanticSerializationError, ValueError, RecursionError):
         return _walk(value, 0) or f"nested more than {MAX_JSON_DEPTH} levels deep"
-    if b"\\u0000" in text or b"NaN" in text or b"Infinity" in text:
-        return _walk(value, 0)
-    return None
+    return None if _plainly_storable(text) else _walk(value, 0)
+
+
+def storable_json(value: Any) -> bytes | None:
+    """``value`` as JSON when that text shows it storable (see ``unstorable``), else None: then ask
+    ``unstorable`` of each part."""
+    try:
+        text = to_json(value, inf_nan_mode="constants", fallback=str)
+    except (PydanticSerializationError, ValueError, RecursionError):
+        return None
+    return text if _plainly_storable(text) else None
+
+
+def _plainly_storable(text: bytes) -> bool:
+    return b"\\u0000" not in text and b"NaN" not in text and b"Infinity" not in text
 
 
 def _walk(value: Any, depth: int) -> str | None:
@@ -270,13 +264,17 @@ def _walk(value: Any, depth: int) -> str | None:
 _BAD_IDS = frozenset({".", ".."})
 
 
-def check_run(run: AgentRunIn, *, now: datetime | None = None) -> list[dict[str, str]]:
+def check_run(
+    run: AgentRunIn, *, now: datetime | None = None, free_form: bool = True
+) -> list[dict[str, str]]:
     """The checks pydantic cannot place on one field, and normalisation, in one pass per run.
 
     Returns the errors (field path + message); on success the run has every timestamp in UTC and
     step latencies derived from their times where missing. ``now`` (the service's clock) may be shared by
     a batch. Written for the common case, a valid run in UTC: it then costs a few set operations and one
-    ``utcoffset`` per timestamp.
+    ``utcoffset`` per timestamp. The free-form values (tool arguments, attributes, metadata) are checked
+    to be storable (``unstorable``) unless ``free_form`` is False: a batch that looked at all of its runs'
+    values at once and found nothing to say.
     """
     errors: list[dict[str, str]] = []
 
@@ -342,7 +340,26 @@ def check_run(run: AgentRunIn, *, now: datetime | None = None) -> list[dict[str,
             err(f"guardrail_events[{i}].step_id", f"{g.step_id!r} names no step")
         if g.call_id is not None and g.call_id not in call_ids:
             err(f"guardrail_events[{i}].call_id", f"{g.call_id!r} names no tool call")
+    if free_form:
+        values = free_form_values(run)
+        if values and unstorable([value for _, value in values]):
+            for name, value in values:
+                problem = unstorable(value)
+                if problem:
+                    err(name, problem)
     return errors
+
+
+def free_form_values(run: AgentRunIn) -> list[tuple[str, Any]]:
+    """The run's non-empty free-form JSON values (tool arguments, attributes, metadata), by field path."""
+    values: list[tuple[str, Any]] = [
+        (f"tool_calls[{i}].args_json", c.args_json) for i, c in enumerate(run.tool_calls) if c.args_json
+    ]
+    if run.attributes:
+        values.append(("attributes", run.attributes))
+    if run.metadata:
+        values.append(("metadata", run.metadata))
+    return values
 
 
 def _to_utc(obj: BaseModel, fields: tuple[str, ...]) -> None:
