@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-LAZY = ("opslab.store", "opslab.responder", "opslab.canary", "opslab.autoops")
+LAZY = ("opslab.store", "opslab.responder", "opslab.canary", "opslab.autoops", "opslab.lab")
 
 
 @pytest.mark.parametrize("package", LAZY)
@@ -32,11 +32,8 @@ def test_an_alias_resolves_to_the_name_it_aliases() -> None:
 
 
 def loaded_after(code: str) -> set[str]:
-    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
-    )
-    return {m.split(".")[0] for m in json.loads(out.stdout)}
+    """The top-level packages loaded in a fresh interpreter once ``code`` ran."""
+    return {m.split(".")[0] for m in loaded_modules(code)}
 
 
 HEAVY = {"langgraph", "langchain_core", "scipy", "aiohttp", "alembic", "torch", "duckdb"}
@@ -48,6 +45,20 @@ def test_the_runtime_and_the_store_load_no_heavy_library() -> None:
 
 def test_the_service_loads_none_of_them_before_it_needs_them() -> None:
     assert loaded_after("import opslab.api.app") & HEAVY == set()
+
+
+def test_running_a_lab_experiment_loads_neither_the_analysis_nor_the_sdk() -> None:
+    modules = loaded_modules("import opslab.cli.app\nfrom opslab.lab import run_experiment")
+    assert {m.split(".")[0] for m in modules} & (HEAVY | {"numpy"}) == set()
+    assert not modules & {"opslab.lab.sdk", "opslab.lab.browse", "opslab.lab.job", "opslab.lab.finish"}
+
+
+def loaded_modules(code: str) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    )
+    return set(json.loads(out.stdout))
 
 
 def test_a_name_its_submodule_shares_is_the_object_not_the_module() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -31,8 +32,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     api_metrics = ApiMetrics()
 
     def count_ingested(runs: Sequence[PreparedRun]) -> None:
-        for p in runs:
-            api_metrics.ingested.labels(p.run.status, p.source).inc()
+        counts = Counter((p.run.status, p.source) for p in runs)  # one increment per label pair
+        for (status, source), n in counts.items():
+            api_metrics.ingested.labels(status, source).inc(n)
 
     runtime.ingest_observers.append(count_ingested)
 

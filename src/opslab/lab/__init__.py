@@ -7,38 +7,13 @@ a finished trial into an agent run for a ``TrialReporter``. The files are typed 
 The SDK (``sdk``): ``ExperimentBuilder`` writes an experiment in code, ``LabClient`` drives the CLI.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from opslab.lab.clean import clean_project
-from opslab.lab.config import SKELETON, ExperimentConfig, Resolved, project_root_of, read_yaml, resolve
-from opslab.lab.describe import describe as describe_experiment
-from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
-from opslab.lab.knobs import init_files as init_knob_files
-from opslab.lab.launcher import write_launcher
-from opslab.lab.plan import Trial, expand_trials
-from opslab.lab.pool import TrialDone
-from opslab.lab.queued_pool import TrialQueue
-from opslab.lab.records import (
-    OUTCOMES,
-    Attestation,
-    Manifest,
-    Outcome,
-    RunStatus,
-    TrialInput,
-    TrialRecord,
-)
-from opslab.lab.report import BatchTrialReporter, IngestReporter, ReporterSource, RunIngest, TrialReporter
-from opslab.lab.runner import (
-    LabProgress,
-    LabProgressFn,
-    execute,
-    find_run,
-    isolation_note,
-    prepare_run,
-    resolved_for_run,
-)
-from opslab.lab.session import LabRun, RunMode, VariantResult, resolve_with_overrides, run_experiment
+from opslab.lazy import lazy_exports
 
+# Every name is imported on first use (``opslab.lazy``): ``opslab lab run`` loads what running trials
+# needs, and neither the analysis (NumPy, SciPy), nor the SDK, the dashboard's readers or the service's
+# job machinery until they are used.
 if TYPE_CHECKING:
     from opslab.lab.agent_run import agent_run_id, trial_to_agent_run
     from opslab.lab.analysis import (
@@ -61,81 +36,50 @@ if TYPE_CHECKING:
         read_trial,
         root_key,
     )
+    from opslab.lab.clean import clean_project
     from opslab.lab.compare_runs import RunsComparison, compare_run_dirs
+    from opslab.lab.config import SKELETON, ExperimentConfig, Resolved, project_root_of, read_yaml, resolve
     from opslab.lab.control import ControlFile, RunInterrupted, held_slots, interrupt_on_signals, read_control
+    from opslab.lab.describe import describe as describe_experiment
     from opslab.lab.finish import RunAnalysis, analyse_run
     from opslab.lab.fork import Fork, fork_trial, parse_sets
     from opslab.lab.hooks import HarnessManifest, validate_hooks
     from opslab.lab.job import KIND, LabDeps, lab_work, new_lab_job
+    from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
+    from opslab.lab.knobs import init_files as init_knob_files
+    from opslab.lab.launcher import write_launcher
     from opslab.lab.pause import ControlResult, pause_run, resume_run, stop_run
+    from opslab.lab.plan import Trial, expand_trials
+    from opslab.lab.pool import TrialDone
     from opslab.lab.publish import Bundle, publish_run
     from opslab.lab.query import QueryResult, query_run
+    from opslab.lab.queued_pool import TrialQueue
+    from opslab.lab.records import (
+        OUTCOMES,
+        Attestation,
+        Manifest,
+        Outcome,
+        RunStatus,
+        TrialInput,
+        TrialRecord,
+    )
     from opslab.lab.replay import Replay, replay_trial
+    from opslab.lab.report import BatchTrialReporter, IngestReporter, ReporterSource, RunIngest, TrialReporter
+    from opslab.lab.runner import (
+        LabProgress,
+        LabProgressFn,
+        execute,
+        find_run,
+        isolation_note,
+        prepare_run,
+        resolved_for_run,
+    )
     from opslab.lab.sdk import ExperimentBuilder, LabClient, LabRunnerError
+    from opslab.lab.session import LabRun, RunMode, VariantResult, resolve_with_overrides, run_experiment
     from opslab.lab.validate import SCHEMAS, validate_schema
     from opslab.lab.views import LAB, Executor, LabPayload, LabRunCreated, LabRunIn, LabRunView
-
-# Imported on first use: the analysis needs NumPy and SciPy, the agent-run mapping the telemetry
-# package; planning and running trials start faster without either.
-_LAZY = {
-    "build_tables": "opslab.lab.analysis",
-    "format_interval": "opslab.lab.analysis",
-    "format_rate": "opslab.lab.analysis",
-    "format_value": "opslab.lab.analysis",
-    "compare": "opslab.lab.analysis",
-    "load_outputs": "opslab.lab.analysis",
-    "RunsComparison": "opslab.lab.compare_runs",
-    "compare_run_dirs": "opslab.lab.compare_runs",
-    "QueryResult": "opslab.lab.query",
-    "query_run": "opslab.lab.query",
-    "RunAnalysis": "opslab.lab.finish",
-    "analyse_run": "opslab.lab.finish",
-    "agent_run_id": "opslab.lab.agent_run",
-    "trial_to_agent_run": "opslab.lab.agent_run",
-    **dict.fromkeys(("ArchivedRun", "archive_run", "restore_run"), "opslab.lab.archive"),
-    # Reading runs back (the dashboard).
-    **dict.fromkeys(
-        (
-            "RunList",
-            "RunListing",
-            "RunView",
-            "TaskRow",
-            "TrialView",
-            "list_runs",
-            "read_run",
-            "read_trial",
-            "root_key",
-        ),
-        "opslab.lab.browse",
-    ),
-    # Controlling runs: replay, fork, pause and resume, publish, validate.
-    **dict.fromkeys(
-        ("ControlFile", "RunInterrupted", "held_slots", "interrupt_on_signals", "read_control"),
-        "opslab.lab.control",
-    ),
-    **dict.fromkeys(("Fork", "fork_trial", "parse_sets"), "opslab.lab.fork"),
-    **dict.fromkeys(("HarnessManifest", "validate_hooks"), "opslab.lab.hooks"),
-    **dict.fromkeys(("ControlResult", "pause_run", "resume_run", "stop_run"), "opslab.lab.pause"),
-    **dict.fromkeys(("Bundle", "publish_run"), "opslab.lab.publish"),
-    **dict.fromkeys(("Replay", "replay_trial"), "opslab.lab.replay"),
-    **dict.fromkeys(("SCHEMAS", "validate_schema"), "opslab.lab.validate"),
-    # Lab runs as jobs of the service (the job machinery, YAML): only in the service and its workers.
-    **dict.fromkeys(("KIND", "LabDeps", "lab_work", "new_lab_job"), "opslab.lab.job"),
-    **dict.fromkeys(
-        ("LAB", "Executor", "LabPayload", "LabRunCreated", "LabRunIn", "LabRunView"), "opslab.lab.views"
-    ),
-    # The SDK: an experiment built in code, the CLI driven from Python.
-    **dict.fromkeys(("ExperimentBuilder", "LabClient", "LabRunnerError"), "opslab.lab.sdk"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'opslab.lab' has no attribute {name!r}")
-
+else:
+    __getattr__ = lazy_exports(__name__)
 
 __all__ = [
     "RunList",

@@ -77,12 +77,15 @@ def read_control(run_dir: Path) -> ControlFile:
 def ensure_control(run_dir: Path) -> None:
     """The control file as a run starts: written ``running`` unless the run has one already."""
     if not control_path(run_dir).is_file():
-        write_control(run_dir, "running", "run started")
+        # Not synced: a run whose file is lost (a crash before the disk had it) reads as running anyway.
+        write_control(run_dir, "running", "run started", durable=False)
 
 
-def write_control(run_dir: Path, state: ControlState, reason: str | None = None) -> ControlFile:
+def write_control(
+    run_dir: Path, state: ControlState, reason: str | None = None, *, durable: bool = True
+) -> ControlFile:
     control = ControlFile(state=state, updated_at=now(), reason=reason)
-    write_model(control_path(run_dir), control, durable=True)
+    write_model(control_path(run_dir), control, durable=durable)
     if (run_dir / MIRROR_DIR).is_dir():
         write_model(run_dir / MIRROR_DIR / CONTROL_FILE, control)
     return control
