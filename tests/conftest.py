@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, delete, text
+from sqlalchemy import Engine, delete
 from sqlalchemy.engine import make_url
 
 from opslab.config import Settings
 from opslab.store import make_engine, upgrade
+from opslab.store.engine import scratch_database
 from opslab.store.tables import metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,23 +94,16 @@ def load_fixture(name: str) -> dict[str, Any]:
 @contextmanager
 def fresh_postgres_database(prefix: str = "opslab_t") -> Iterator[str]:
     """A new database on the test PostgreSQL server, dropped afterwards; its URL."""
-    base = make_url(need_service("OPSLAB_TEST_POSTGRES_URL")).set(drivername="postgresql+psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    # pre-ping: the PostgreSQL restart drill drops every connection mid-session
-    admin = create_engine(base, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # server down: a clear failure, not a hang
-        if REQUIRE:
-            pytest.fail(f"PostgreSQL at {base.render_as_string(hide_password=True)} unusable: {exc}")
-        pytest.skip(f"PostgreSQL unusable: {exc}")
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    server = need_service("OPSLAB_TEST_POSTGRES_URL")
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(server, prefix))
+        except Exception as exc:  # server down: a clear failure, not a hang
+            shown = make_url(server).render_as_string(hide_password=True)
+            if REQUIRE:
+                pytest.fail(f"PostgreSQL at {shown} unusable: {exc}")
+            pytest.skip(f"PostgreSQL unusable: {exc}")
+        yield url
 
 
 @pytest.fixture(scope="session")

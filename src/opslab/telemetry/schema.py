@@ -220,9 +220,8 @@ def unstorable(value: Any) -> str | None:
     One serialisation in pydantic-core answers for almost every value (no NUL, no Infinity or NaN in its
     JSON text, not too deep to serialise); only a value whose text holds one of those is walked in Python
     to say where the problem is."""
-    try:
-        text = to_json(value, inf_nan_mode="constants", fallback=str)
-    except (PydanticSerializationError, ValueError, RecursionError):
+    text = _json_text(value)
+    if text is None:
         return _walk(value, 0) or f"nested more than {MAX_JSON_DEPTH} levels deep"
     return None if _plainly_storable(text) else _walk(value, 0)
 
@@ -230,11 +229,15 @@ def unstorable(value: Any) -> str | None:
 def storable_json(value: Any) -> bytes | None:
     """``value`` as JSON when that text shows it storable (see ``unstorable``), else None: then ask
     ``unstorable`` of each part."""
+    text = _json_text(value)
+    return text if text is not None and _plainly_storable(text) else None
+
+
+def _json_text(value: Any) -> bytes | None:
     try:
-        text = to_json(value, inf_nan_mode="constants", fallback=str)
-    except (PydanticSerializationError, ValueError, RecursionError):
+        return to_json(value, inf_nan_mode="constants", fallback=str)
+    except (PydanticSerializationError, ValueError, RecursionError):  # too deep to serialise
         return None
-    return text if _plainly_storable(text) else None
 
 
 def _plainly_storable(text: bytes) -> bool:

@@ -59,6 +59,21 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a batch is parsed and written: its tens of thousands of new
+    objects (models, rows) are all alive until the batch is done, and freed by reference counting then,
+    yet each collection on the way would walk them again (6 % of a batch's CPU)."""
+    if not gc.isenabled():  # paused already (a nested call, another batch)
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _ingest_entry(
     method: Callable[Concatenate[TelemetryService, P], R],
 ) -> Callable[Concatenate[TelemetryService, P], R]:
@@ -74,21 +89,6 @@ def _ingest_entry(
 
     functools.update_wrapper(entry, method)
     return entry
-
-
-@contextmanager
-def _cyclic_gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while a batch is parsed and written: its tens of thousands of new
-    objects (models, rows) are all alive until the batch is done, and freed by reference counting then,
-    yet each collection on the way would walk them again (6 % of a batch's CPU)."""
-    if not gc.isenabled():  # paused already (a nested call, another batch)
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class TelemetryService:
