@@ -96,6 +96,14 @@ def test_non_finite_numbers_are_refused(api: httpx.Client, text: str) -> None:
     assert api.get("/metrics/overview", params={"hours": 24 * 365 * 100}).json()["total_cost_usd"] == 0
 
 
+def test_text_that_merely_spells_nan_or_infinity_is_stored(api: httpx.Client) -> None:
+    """The batch looks at its free-form values in one JSON text first: the words there are not numbers."""
+    words = {"note": "NaN and Infinity are words here", "k": "\\u0000 spelled out"}
+    r = api.post("/agent-runs/batch", json=[run("w-1", metadata=words), run("w-2")])
+    assert r.status_code == 200 and r.json()["ok"] == 2, r.text[:300]
+    assert api.get("/agent-runs/w-1").json()["metadata"] == words
+
+
 def test_lookups_with_impossible_ids_answer_404_not_500(api: httpx.Client) -> None:
     for path in (
         "/agent-runs/a%00b",
