@@ -16,6 +16,7 @@ import ctypes
 import functools
 import heapq
 import itertools
+import math
 import os
 import shutil
 import signal
@@ -204,7 +205,7 @@ def _popen(
         env=dict(env) if env is not None else None,
         stdout=out,
         stderr=err,
-        stdin=subprocess.DEVNULL,
+        stdin=_devnull(),
         start_new_session=True,
         pass_fds=tuple(pass_fds),
         preexec_fn=before_exec,  # noqa: PLW1509 - ctypes calls and an ioctl, nothing that takes a lock
@@ -228,6 +229,12 @@ def _tied_argv(argv: Sequence[str], cwd: StrPath | None, env: Mapping[str, str] 
     else:
         found = shutil.which(program, path=env.get("PATH", "")) is not None
     return [setpriv, "--pdeathsig", "KILL", "--", *argv] if found else None
+
+
+@functools.cache
+def _devnull() -> int:
+    """One /dev/null for every child's stdin (``subprocess.DEVNULL`` opens and closes one per child)."""
+    return os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
 
 @functools.cache
@@ -287,6 +294,7 @@ class Watchdog:
         self._cancelled: set[int] = set()
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wakes_at = math.inf  # when the thread wakes next by itself (inf: only when notified)
 
     def arm(self, seconds: float, callback: Callable[[], None]) -> int:
         ticket = next(self._seq)
@@ -298,8 +306,9 @@ class Watchdog:
                 self._thread = threading.Thread(target=self._loop, name="opslab-proc-watchdog", daemon=True)
                 self._thread.start()
             # Woken only for a deadline earlier than the one it waits for: with equal timeouts (a lab
-            # run's trials) that is never, and no thread switch is paid per child.
-            if self._heap[0] is entry:
+            # run's trials) that is never, and no thread switch is paid per child. (The deadline it waits
+            # for may be a cancelled one: it then wakes, drops it and waits for the next.)
+            if entry[0] < self._wakes_at:
                 self._cond.notify()
         return ticket
 
@@ -318,11 +327,13 @@ class Watchdog:
             with self._cond:
                 self._drop_cancelled()
                 if not self._heap:
+                    self._wakes_at = math.inf
                     self._cond.wait()
                     continue
                 deadline, ticket, callback = self._heap[0]
                 wait = deadline - time.monotonic()
                 if wait > 0:
+                    self._wakes_at = deadline
                     self._cond.wait(wait)
                     continue
                 heapq.heappop(self._heap)
