@@ -13,7 +13,7 @@ from typing import Any
 
 import typer
 
-from opslab.cli import app
+from opslab.cli.app import build_app
 
 SHELL_SEPARATORS = re.compile(r"\s*(?:&&|\|\||;|\||&|\$\(|`)\s*")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
@@ -22,7 +22,7 @@ PLACEHOLDER = re.compile(r"^(?:…|\.\.\.|<.*>|\[.*\]|[A-Z][A-Z_]*)$")
 
 @functools.cache
 def cli_root() -> Any:
-    return typer.main.get_command(app)
+    return typer.main.get_command(build_app())
 
 
 def opslab_invocations(shell_line: str) -> Iterator[list[str]]:

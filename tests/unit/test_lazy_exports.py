@@ -40,7 +40,8 @@ HEAVY = {"langgraph", "langchain_core", "scipy", "aiohttp", "alembic", "torch", 
 
 
 def test_the_runtime_and_the_store_load_no_heavy_library() -> None:
-    assert loaded_after("import opslab.runtime, opslab.store, opslab.cli.app") & HEAVY == set()
+    code = "import opslab.runtime, opslab.store, opslab.cli.app\nopslab.cli.app.build_app()"
+    assert loaded_after(code) & HEAVY == set()
 
 
 def test_the_service_loads_none_of_them_before_it_needs_them() -> None:

@@ -1,5 +1,5 @@
-"""The ``opslab`` command line (Typer + Rich)."""
+"""The ``opslab`` command line (Typer + Rich). ``main`` builds only the commands it runs (see ``app``)."""
 
-from opslab.cli.app import app, lab_main, main
+from opslab.cli.app import build_app, lab_main, main
 
-__all__ = ["app", "lab_main", "main"]
+__all__ = ["build_app", "lab_main", "main"]

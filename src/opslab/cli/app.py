@@ -1,48 +1,86 @@
-"""The ``opslab`` command: one Typer app, one mapping from the exception tree to exit codes."""
+"""The ``opslab`` command: one Typer app, one mapping from the exception tree to exit codes.
+
+``opslab CAPABILITY …`` (``opslab lab run``, ``opslab canary run`` …) builds that capability's commands
+alone: the whole app — every other command's module imported and its options read by Typer — is built
+only for the commands of the service itself and for ``opslab --help``."""
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import sys
 
 import typer
-from rich.markup import escape
 
 from opslab.capabilities import CAPABILITIES, load
-from opslab.cli import core, jobs, serve
 from opslab.cli.context import err_console, print_json
-from opslab.cli.lab_commands import lab_app
 from opslab.errors import InvalidInput, OpslabError
-
-app = typer.Typer(
-    name="opslab",
-    help="The operations lab for AI agents and the services they run on.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.command()(serve.serve)
-app.command()(core.version)
-app.command()(core.demo)
-app.add_typer(core.db_app, name="db")
-app.command()(jobs.worker)
-# Each capability's commands, as opslab.capabilities declares them (their modules import little at load:
-# a command imports its engine when it runs).
-for _cap in CAPABILITIES:
-    for _name, _ref in _cap.cli:
-        _commands = load(_ref)
-        if not isinstance(_commands, typer.Typer):
-            raise TypeError(f"{_cap.name}: {_ref} is not a Typer app")
-        app.add_typer(_commands, name=_name)
 
 
 def main() -> None:
-    _main(app, lab_envelope=sys.argv[1:2] == ["lab"])
+    # Start-up (imports, the command tree) makes many objects and no garbage: the cyclic GC walking them
+    # again and again cost a tenth of it. Collected again once the command runs (``_root``).
+    gc.disable()
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    ref = _capability_commands().get(name)
+    if ref is None:
+        command = build_app()
+    else:  # the same root, holding this capability's commands alone
+        command = _root()
+        command.add_typer(_typer_app(ref), name=name)
+    _main(command, lab_envelope=name == "lab")
 
 
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
-    _main(lab_app, prog_name="lab", lab_envelope=True)
+    _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)
+
+
+@functools.cache
+def build_app() -> typer.Typer:
+    """The whole ``opslab`` app: the service's commands and every capability's."""
+    from opslab.cli import core, jobs, serve
+
+    whole = _root()
+    whole.command()(serve.serve)
+    whole.command()(core.version)
+    whole.command()(core.demo)
+    whole.add_typer(core.db_app, name="db")
+    whole.command()(jobs.worker)
+    # Each capability's commands, as opslab.capabilities declares them (their modules import little at
+    # load: a command imports its engine when it runs).
+    for name, ref in _capability_commands().items():
+        whole.add_typer(_typer_app(ref), name=name)
+    return whole
+
+
+def _root() -> typer.Typer:
+    root = typer.Typer(
+        name="opslab",
+        help="The operations lab for AI agents and the services they run on.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+    @root.callback()
+    def started() -> None:
+        gc.enable()
+
+    return root
+
+
+def _capability_commands() -> dict[str, str]:
+    """Command name under ``opslab`` -> ``module:attribute`` of its Typer app."""
+    return {name: ref for cap in CAPABILITIES for name, ref in cap.cli}
+
+
+def _typer_app(ref: str) -> typer.Typer:
+    commands = load(ref)
+    if not isinstance(commands, typer.Typer):
+        raise TypeError(f"{ref} is not a Typer app")
+    return commands
 
 
 def _main(command: typer.Typer, *, prog_name: str | None = None, lab_envelope: bool) -> None:
@@ -88,6 +126,8 @@ def report_error(exc: OpslabError, *, as_json: bool) -> None:
     if as_json:
         print_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
         return
+    from rich.markup import escape
+
     fields = exc.details.get("errors") if isinstance(exc.details, dict) else None
     if isinstance(fields, list) and len(fields) > 1:
         err_console.print(

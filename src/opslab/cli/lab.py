@@ -7,6 +7,7 @@ or ``{"ok": false, "error": {"code", "message", "details"}}`` — and nothing el
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from opslab.errors import InvalidInput, OperationFailed, OpslabError
 
 if TYPE_CHECKING:
     from opslab.client import OpslabClient
-    from opslab.lab import RunMode, TrialReporter
+    from opslab.lab import LabProgress, RunMode, TrialReporter
 
 lab_app = typer.Typer(
     help="Experiments: your harness over tasks × variants × replications.", no_args_is_help=True
@@ -189,9 +190,19 @@ def _run(
     # that spins for a while; the analysis does no linear algebra, and the spin takes CPU from trials.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # noqa: TID251
 
+    # The run's start-up (the lab's modules, the plan, the workers) makes many objects and no garbage, as
+    # the command's own does (``opslab.cli.app``): the cyclic GC resumes once the trials run.
+    gc.disable()
+
     def body() -> dict[str, Any]:
         try:
-            with TrialProgress(as_json) as on_progress, trial_queue(executor) as queue:
+            with TrialProgress(as_json) as show, trial_queue(executor) as queue:
+
+                def on_progress(p: LabProgress) -> None:
+                    if p.message != "starting":
+                        gc.enable()
+                    show(p)
+
                 run = run_experiment(
                     experiment,
                     mode=mode,
