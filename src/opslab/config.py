@@ -33,6 +33,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from opslab import config_sources
 from opslab.capabilities import CAPABILITIES, PLATFORM, owner_of_setting
 from opslab.credentials import MIN_LOCAL_LENGTH, credential_problem, is_placeholder, shared_with, too_short
 from opslab.errors import InvalidInput
@@ -503,7 +504,7 @@ class Settings(BaseSettings):
     def load(cls) -> Settings:
         """Settings from the environment and a .env file (``OPSLAB_ENV_FILE``, else ``./.env`` when there is
         one), the environment winning; a refused value is one ``InvalidInput`` naming the variable."""
-        env_file = _env_file()
+        env_file = config_sources.env_file()
         try:
             if env_file is None:
                 return cls()
@@ -589,19 +590,6 @@ class _SeedAwareDotEnvSource(DotEnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         return _without_empty_seed_names(super()._load_env_vars())
-
-
-def _env_file() -> Path | None:
-    """The .env file ``load`` reads: ``OPSLAB_ENV_FILE`` (which must exist; ``/dev/null`` reads none), else
-    ``./.env`` if present."""
-    named = os.environ.get("OPSLAB_ENV_FILE", "").strip()  # noqa: TID251
-    if named:
-        path = Path(named).expanduser()
-        if not path.exists() or path.is_dir():
-            raise InvalidInput.for_field("OPSLAB_ENV_FILE", f"{named}: no such file")
-        return path.resolve()
-    here = Path(".env")
-    return here.resolve() if here.is_file() else None
 
 
 def process_environment() -> Mapping[str, str]:

@@ -24,6 +24,14 @@ def settings() -> Settings:
     return Settings.load()
 
 
+def service_url() -> str | None:
+    """The service URL of the settings (``OPSLAB_URL``), or None; the settings are not built when nothing
+    could set it (a lab run without reporting is spared loading them)."""
+    from opslab.config_sources import may_be_set
+
+    return settings().url if may_be_set("OPSLAB_URL") else None
+
+
 UrlOption = Annotated[
     str | None,
     typer.Option("--url", help="Service URL (default: OPSLAB_URL); without one, the local database is used."),

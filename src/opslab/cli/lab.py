@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from rich.table import Table
 
-from opslab.cli.context import console, err_console, settings
+from opslab.cli.context import console, err_console, service_url, settings
 from opslab.cli.lab_display import TrialProgress, print_run
 from opslab.cli.lab_remote import Executor, run_remote, trial_queue
 from opslab.errors import InvalidInput, OperationFailed, OpslabError
@@ -174,7 +174,7 @@ def _run(
     def connect() -> TrialReporter | None:
         # Called by the run from its reporting thread once the first trial is done: settings and the
         # client load off the trials' critical path. No --report-to and no OPSLAB_URL: reporting is off.
-        url = report_to or settings().url
+        url = report_to or service_url()
         if not url:
             return None
         from opslab.client import OpslabClient
