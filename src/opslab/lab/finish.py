@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,6 @@ def attest(run_dir: Path, resolved: Resolved, records: list[tuple[TrialRecord, b
     digest, the isolation the manifest records and the runner."""
     cfg = resolved.config
     root = resolved.project_root
-    outputs = [o for o, _ in records]
     subjects = [
         ResourceDescriptor(
             name=f"trials/{o.trial_id}/trial_output.json",
@@ -98,9 +98,7 @@ def attest(run_dir: Path, resolved: Resolved, records: list[tuple[TrialRecord, b
             platform=info["platform"],
         ),
         # Each record as written (the fields it holds), so the digest can be recomputed from the files.
-        trial_outputs_digest=canonical_digest(
-            [o.model_dump(mode="json", exclude_unset=True) for o in outputs]
-        ),
+        trial_outputs_digest=canonical_digest([json.loads(raw) for _, raw in records]),
     )
     attestation = Attestation(subject=subjects, predicate=predicate)
     write_model(run_dir / "attestation.json", attestation)
