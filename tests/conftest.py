@@ -31,12 +31,12 @@ REQUIRE = os.environ.get("OPSLAB_TEST_REQUIRE_SERVICES") == "1"
 DEEP = os.environ.get("HYPOTHESIS_PROFILE") == "deep"
 
 
-# How `make test` spreads the suite over its workers (``--dist loadgroup``): the tests of a module stay
-# together on one worker, as with ``--dist loadfile`` (they may share a module-scoped world), except in the
-# modules marked to spread below, whose tests are independent and each long (real windows, real
-# processes, waits): those go one by one to whichever worker is free. The modules that wait the longest
-# are handed out first (in this order, from the JUnit report's times), so none of them starts last and
-# becomes the run's tail. Each entry: (module, spread).
+# How `make test` spreads the suite over its workers (``--dist loadgroup``, see ``ModulesTogether``): the
+# tests of a module stay together on one worker, as with ``--dist loadfile`` (they may share a
+# module-scoped world), except in the modules marked to spread below, whose tests are independent and each
+# long (real windows, real processes, waits): those go one by one to whichever worker is free. The modules
+# that wait the longest are handed out first (in this order, from the JUnit report's times), so none of them
+# starts last and becomes the run's tail. Each entry: (module, spread).
 LONGEST_FIRST: tuple[tuple[str, bool], ...] = (
     ("tests/integration/test_responder_outside_faults.py", True),
     ("tests/e2e/test_docs_first_steps.py", True),
@@ -65,11 +65,26 @@ SPREAD = frozenset(module for module, spread in LONGEST_FIRST if spread)
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     rank = {path: i for i, (path, _) in enumerate(LONGEST_FIRST)}
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        if module not in SPREAD:
-            item.add_marker(pytest.mark.xdist_group(module))
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: the groups are the modules, less those in ``SPREAD``. Decided here from each
+    test's node id, not by ``xdist_group`` marks: xdist reads those by rewriting node ids, which pytest
+    9.2's structured ids ignore (pytest-xdist#1386), and every module was silently spread, its world
+    built on each worker."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return nodeid if module in SPREAD else module
+
+    # The groups in collection order (longest first, above), not reordered by their number of tests.
+    config.option.loadscopereorder = False
+    return ModulesTogether(config, log)
 
 
 def examples(full: int) -> int:
