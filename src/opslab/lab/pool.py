@@ -96,13 +96,14 @@ def _processes(
         )
         for i in range(processes)
     ]
-    # Objects the collector would otherwise walk in every worker, dirtying copy-on-write pages.
+    # Everything alive now (modules, the plan, the template) lives as long as the run: out of the
+    # collector's sight, in the workers (whose collections would dirty copy-on-write pages) and in this
+    # process (whose collections during the run and its analysis walked it again and again).
     gc.freeze()
     try:
         for w in workers:
             w.start()
     finally:
-        gc.unfreeze()
         os.close(write_fd)  # from here on, EOF on the pipe means every worker has exited
     failure: str | None = None
     reported = 0
