@@ -58,3 +58,20 @@ def _exports(package: str) -> dict[str, tuple[str, str]]:
                     for alias in stmt.names:
                         found[alias.asname or alias.name] = (stmt.module, alias.name)
     return found
+
+
+def lazy_module(name: str) -> Any:
+    """A stand-in for the module ``name`` that imports it when one of its attributes is first used: a
+    module whose functions need NumPy can be imported by one that uses only its others (``opslab.judge``:
+    a lab run of one variant computes a Wilson interval, not a bootstrap) without loading it. Type
+    checkers are given the module itself (``if TYPE_CHECKING: import numpy as np``)."""
+    return _LazyModule(name)
+
+
+class _LazyModule:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        module = sys.modules.get(self._name) or importlib.import_module(self._name)
+        return getattr(module, attribute)

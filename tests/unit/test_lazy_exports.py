@@ -54,6 +54,13 @@ def test_running_a_lab_experiment_loads_neither_the_analysis_nor_the_sdk() -> No
     assert not modules & {"opslab.lab.sdk", "opslab.lab.browse", "opslab.lab.job", "opslab.lab.finish"}
 
 
+def test_the_analysis_of_success_rates_loads_no_numpy_until_a_statistic_needs_it() -> None:
+    rates = "import opslab.lab.finish\nfrom opslab.judge import estimate\nestimate({'t': [1.0, 0.0]}, 'rate')"
+    assert "numpy" not in loaded_modules(rates)
+    means = "from opslab.judge import estimate\nestimate({'t': [1.0], 'u': [2.5]}, 'mean')"
+    assert "numpy" in loaded_modules(means)
+
+
 def loaded_modules(code: str) -> set[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     out = subprocess.run(

@@ -10,10 +10,15 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import NDArray
+from opslab.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+else:
+    np = lazy_module("numpy")  # imported by the first function that needs it (a Wilson interval does not)
 
 
 def _scipy_stats() -> Any:
@@ -37,7 +42,7 @@ def warm_up() -> None:
     _t_quantile(0.975, 10)
 
 
-Statistic = Callable[[NDArray[np.float64]], float]
+Statistic = Callable[["NDArray[np.float64]"], float]
 
 
 @dataclass(frozen=True, slots=True)

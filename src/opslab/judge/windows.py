@@ -14,14 +14,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-from numpy.typing import NDArray
+from opslab.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+else:
+    np = lazy_module("numpy")
 
 from opslab.judge.stats import Interval
 
 BLOCKS_PER_WINDOW = 10
-Statistic = Callable[[NDArray[np.float64]], float]
+Statistic = Callable[["NDArray[np.float64]"], float]
 
 
 def blocks_of(window: Sequence[float], blocks: int = BLOCKS_PER_WINDOW) -> list[NDArray[np.float64]]:

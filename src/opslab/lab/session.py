@@ -182,7 +182,7 @@ def run_experiment(
         run_dir = prepare_run(resolved, overrides=applied, isolation=plan)
         if setup is not None:
             run_setup(resolved, run_dir, plan, setup, env_base=dict(env_base))
-    prefetch = _Prefetch()
+    prefetch = _Prefetch(numpy=_analysis_needs_numpy(resolved))
 
     def on_progress(p: LabProgress) -> None:
         if progress:
@@ -243,12 +243,14 @@ def _trial_source(resolved: Resolved, run_dir: Path) -> TrialSource:
 
 
 class _Prefetch:
-    """Imports the analysis (NumPy) on a thread while the trials run. Not SciPy: only some
-    intervals need it (imported then); for a run of quick trials its import would be CPU taken from
-    them for nothing."""
+    """Imports the analysis on a thread while the trials run, NumPy too when it will need it. Not SciPy:
+    only some intervals need it (imported then); for a run of quick trials its import would be CPU taken
+    from them for nothing."""
 
-    def __init__(self) -> None:
-        self._thread = threading.Thread(target=_import_analysis, name="opslab-prefetch", daemon=True)
+    def __init__(self, *, numpy: bool) -> None:
+        self._thread = threading.Thread(
+            target=_import_analysis, args=(numpy,), name="opslab-prefetch", daemon=True
+        )
 
     def start(self) -> None:
         if self._thread.ident is None:
@@ -259,7 +261,18 @@ class _Prefetch:
             self._thread.join(timeout_s)
 
 
-def _import_analysis() -> None:
+def _analysis_needs_numpy(resolved: Resolved) -> bool:
+    """Whether the analysis will compute more than success rates (Wilson intervals, pure Python):
+    variants to compare, or metrics besides success to estimate."""
+    cfg = resolved.config
+    metrics = {*cfg.analysis.primary_metrics, *cfg.analysis.secondary_metrics}
+    return len(cfg.variants.all()) > 1 or bool(metrics - {"success"})
+
+
+def _import_analysis(numpy: bool) -> None:
     # At the runner's own priority: every run's analysis needs it, so it costs the same CPU now or later;
     # a niced import was starved by the trials and then made the analysis wait for it at the end.
-    import opslab.lab.finish  # noqa: F401  (NumPy)
+    import opslab.lab.finish  # noqa: F401
+
+    if numpy:
+        import numpy as _  # noqa: F401
