@@ -99,10 +99,10 @@ def run(
             return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
         with _running_lock:
             _running.add(proc)
-        timed_out = threading.Event()
+        timed_out: list[bool] = []  # set by the watchdog's thread (an Event costs a Condition per child)
 
         def expire() -> None:
-            timed_out.set()
+            timed_out.append(True)
             kill_group(proc)
 
         ticket = WATCHDOG.arm(timeout_s, expire)
@@ -122,7 +122,7 @@ def run(
     duration = time.perf_counter() - start
     if failed is not None:
         return ProcResult(tuple(argv), None, duration, start_error=failed)
-    if timed_out.is_set():
+    if timed_out:
         return ProcResult(tuple(argv), None, duration, timed_out=True)
     return ProcResult(tuple(argv), code, duration)
 

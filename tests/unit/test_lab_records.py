@@ -11,7 +11,10 @@ import pytest
 from opslab.errors import InvalidInput, NotFound
 from opslab.lab import Attestation, Manifest, TrialRecord
 from opslab.lab.artifacts import read_model, write_model
-from opslab.lab.records import LabRunPredicate, ResourceDescriptor
+from opslab.lab.config import ExperimentConfig
+from opslab.lab.plan import Trial
+from opslab.lab.records import LabRunPredicate, ResourceDescriptor, TrialInput, VariantRef
+from opslab.lab.trial import trial_input_json
 
 # A manifest as the first runner wrote it: no overrides, isolation, retries or runner fields.
 OLD_MANIFEST = {
@@ -108,3 +111,46 @@ def test_an_attestation_is_an_in_toto_statement_that_reads_back(tmp_path: Path) 
     with pytest.raises(InvalidInput) as err:
         read_model(tmp_path / "attestation.json", Attestation)
     assert err.value.details["errors"][0]["field"] == "attestation.json._type"
+
+
+def test_a_trial_input_is_written_as_the_trial_input_model_writes_it() -> None:
+    cfg = ExperimentConfig.model_validate(
+        {
+            "experiment": {"id": "exp", "name": "exp"},
+            "dataset": {"path": "tasks.jsonl", "suite_id": "s", "split_id": "dev"},
+            "runtime": {"harness": {"command": ["./h"]}},
+            "variants": {"baseline": {"id": "base", "bindings": {"t": 0.1}}},
+        }
+    )
+    task = {"task_id": "t1", "prompt": 'héllo \u2603 "quoted"', "weights": [1e-5, 2.5, 1e21], "n": None}
+    bindings = {"model": {"temperature": 1e-7, "name": "m"}, "flag": True}
+    t = Trial.model_construct(
+        trial_id="trial_3",
+        index=3,
+        variant_id="base",
+        bindings=bindings,
+        task_id="t1",
+        task=task,
+        replication=2,
+        seed=123456789,
+    )
+    extra = {"checkpoint": {"path": "/out/checkpoint/x", "label": None, "index": 0, "from_trial": "trial_1"}}
+    model = TrialInput.model_construct(
+        schema_version=1,
+        run_id="run_x",
+        trial_id="trial_3",
+        experiment_id="exp",
+        suite_id="s",
+        split_id="dev",
+        task_id="t1",
+        task=task,
+        variant=VariantRef.model_construct(id="base", bindings=bindings),
+        variant_id="base",
+        bindings=bindings,
+        replication=2,
+        seed=123456789,
+        **extra,
+    )
+    written = trial_input_json(cfg, "run_x", t, extra)
+    assert written == model.model_dump_json()
+    assert TrialInput.model_validate_json(written).model_dump() == model.model_dump()

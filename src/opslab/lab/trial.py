@@ -8,14 +8,17 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import to_json
+
 from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
-from opslab.lab.config import Resolved
+from opslab.lab.config import ExperimentConfig, Resolved
 from opslab.lab.derived import TrialExtras
 from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
 from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
@@ -26,15 +29,12 @@ from opslab.lab.records import (
     SCHEMA_VERSION,
     TRAINER_FIELDS,
     Objective,
-    TrialInput,
     TrialRecord,
-    VariantRef,
 )
 from opslab.lab.secrets import scrubber, secret_values
 from opslab.lab.workspace import Template, diff
 
 SETUP_SKIP = frozenset({".lab", ".git"})
-_INPUT_FIELDS = frozenset(TrialInput.model_fields)  # every field, always set
 _RECORD_FIELDS = frozenset(
     ("schema_version", "trial_id", "variant_id", "task_id", "replication", "seed", "outcome", "metrics")
     + ("result", "error", "exit_code", "duration_ms", "attempt", "event_counts", "started_at", "ended_at")
@@ -128,26 +128,8 @@ def run_trial_written(
     os.mkdir(out_dir)
     os.mkdir(state_dir)
     extra.place(out_dir)
-    # Built by the runner from validated config and plan: constructed, not validated again.
-    trial_input = TrialInput.model_construct(
-        set(_INPUT_FIELDS).union(extra.fields),
-        schema_version=SCHEMA_VERSION,
-        run_id=run_id,
-        trial_id=t.trial_id,
-        experiment_id=cfg.experiment.id,
-        suite_id=cfg.dataset.suite_id,
-        split_id=cfg.dataset.split_id,
-        task_id=t.task_id,
-        task=t.task,
-        variant=VariantRef.model_construct(id=t.variant_id, bindings=t.bindings),
-        variant_id=t.variant_id,
-        bindings=t.bindings,
-        replication=t.replication,
-        seed=t.seed,
-        **extra.fields,
-    )
     input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
-    write_text(tdir + "/trial_input.json", trial_input.model_dump_json(), atomic=False)
+    write_text(tdir + "/trial_input.json", trial_input_json(cfg, run_id, t, extra.fields), atomic=False)
     os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
     ctx.template.materialize(ws)
     _share(ctx.pre_json, state_dir + "/pre.json")
@@ -232,6 +214,29 @@ def run_trial_written(
     written = record.model_dump_json(exclude_unset=True)
     write_text(tdir + "/trial_output.json", written, durable=ctx.sync_records)
     return record, written
+
+
+def trial_input_json(cfg: ExperimentConfig, run_id: str, t: Trial, extra: Mapping[str, Any]) -> str:
+    """``trial_input.json``'s text: a ``TrialInput`` as pydantic writes it (the same encoder, field for
+    field), from the runner's validated config and plan without building the model (the two a trial made
+    cost as much as the rest of its record keeping)."""
+    fields = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "trial_id": t.trial_id,
+        "experiment_id": cfg.experiment.id,
+        "suite_id": cfg.dataset.suite_id,
+        "split_id": cfg.dataset.split_id,
+        "task_id": t.task_id,
+        "task": t.task,
+        "variant": {"id": t.variant_id, "bindings": t.bindings},
+        "variant_id": t.variant_id,
+        "bindings": t.bindings,
+        "replication": t.replication,
+        "seed": t.seed,
+        **extra,
+    }
+    return to_json(fields).decode()
 
 
 def _share(shared: str, dest: str) -> None:
