@@ -71,7 +71,12 @@ def lazy_module(name: str) -> Any:
 class _LazyModule:
     def __init__(self, name: str) -> None:
         self._name = name
+        self._module: Any = None
 
     def __getattr__(self, attribute: str) -> Any:
-        module = sys.modules.get(self._name) or importlib.import_module(self._name)
+        module = self._module
+        if module is None:
+            # Through the import system, never straight from sys.modules: another thread may be importing
+            # the module right now, and only the import system waits for it to finish.
+            module = self._module = importlib.import_module(self._name)
         return getattr(module, attribute)

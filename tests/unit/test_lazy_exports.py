@@ -4,13 +4,19 @@ heavy libraries only some work needs (checked in a fresh interpreter)."""
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import json
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from opslab.lazy import lazy_module
 
 LAZY = ("opslab.store", "opslab.responder", "opslab.canary", "opslab.autoops", "opslab.lab")
 
@@ -73,3 +79,44 @@ def test_a_name_its_submodule_shares_is_the_object_not_the_module() -> None:
     from opslab.responder import investigate
 
     assert callable(investigate) and not isinstance(investigate, ModuleType)
+
+
+def test_a_lazy_module_waits_for_another_threads_import_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The analysis reading ``np.asarray`` while the prefetch thread still imports NumPy got a half-made
+    module ("partially initialized module 'numpy' has no attribute 'asarray'")."""
+    started, release = threading.Event(), threading.Event()
+    monkeypatch.setattr(builtins, "_opslab_slow_started", started, raising=False)
+    monkeypatch.setattr(builtins, "_opslab_slow_release", release, raising=False)
+    (tmp_path / "opslab_slow_module.py").write_text(
+        "import builtins\n"
+        "builtins._opslab_slow_started.set()\n"
+        "builtins._opslab_slow_release.wait(30)\n"
+        "value = 42\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "opslab_slow_module", raising=False)
+    importer = threading.Thread(target=importlib.import_module, args=("opslab_slow_module",))
+    importer.start()
+    assert started.wait(30)
+    seen: list[object] = []
+    reader = threading.Thread(target=lambda: seen.append(lazy_module("opslab_slow_module").value))
+    reader.start()
+    # Released once the reader waits for the import (or, wrongly, has already finished without it).
+    deadline = time.monotonic() + 30
+    while reader.is_alive() and not _waits_in_the_import_system(reader) and time.monotonic() < deadline:
+        reader.join(0.01)
+    release.set()
+    reader.join(30)
+    importer.join(30)
+    assert seen == [42]
+
+
+def _waits_in_the_import_system(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_filename == "<frozen importlib._bootstrap>" and "acquire" in frame.f_code.co_name:
+            return True
+        frame = frame.f_back
+    return False
