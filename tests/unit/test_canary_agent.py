@@ -259,3 +259,51 @@ def test_a_pass_needs_the_improvement_in_every_round() -> None:
         plan, [window("A", 200.0), window("A", 202.0)], [window("B", 160.0), window("B", 161.0)]
     )
     assert real.decision == "PASS" and all(d < -15 for d in real.delta_p95_by_round), real.reason
+
+
+class StallingLoad(SeededLoad):
+    """``SeededLoad`` whose generator falls 400 ms behind its schedule in the ``stalled`` windows (counted
+    from 1, the warm-up first): every request scheduled in that time waits for it."""
+
+    def __init__(self, target: FakeTarget, *, effect: float, stalled: set[int]) -> None:
+        super().__init__(target, effect=effect)
+        self.stalled = stalled
+
+    def __call__(self, load: Any, *, arm: str, qps: float, seconds: float, **kw: Any) -> Measurement:
+        m = super().__call__(load, arm=arm, qps=qps, seconds=seconds, **kw)
+        if len(self.arms) not in self.stalled:
+            return m
+        waited = int(0.4 * qps)  # the requests scheduled during the stall, each late by what remained of it
+        late = [x + 400.0 * (1 - i / waited) for i, x in enumerate(m.latencies_ms[:waited])]
+        return m.model_copy(update={"latencies_ms": late + m.latencies_ms[waited:], "max_send_lag_ms": 400.0})
+
+
+def test_a_window_its_own_load_generator_stalled_is_measured_again(tmp_path: Path) -> None:
+    target = FakeTarget()
+    stalled = StallingLoad(target, effect=-0.20, stalled={4})  # round 2's first window, B (ABBA)
+    r = canary(tmp_path, target, stalled)
+    assert stalled.arms == ["warmup", "A", "B", "B", "B", "A"]  # the stalled B once more
+    assert r.decision == "PASS" and r.applied, r.reason
+    assert any("round 2 arm B measured again: the load generator fell 400 ms behind" in w for w in r.warnings)
+    assert "measured again" in summary(tmp_path)
+
+
+def test_a_window_stalled_every_time_is_kept_after_two_more_tries_and_never_applied_unseen(
+    tmp_path: Path,
+) -> None:
+    target = FakeTarget()
+    stalled = StallingLoad(target, effect=-0.20, stalled={4, 5, 6})
+    r = canary(tmp_path, target, stalled)
+    assert stalled.arms == ["warmup", "A", "B", "B", "B", "B", "A"]
+    assert sum("measured again" in w for w in r.warnings) == 2
+    # What the stalled window measured is judged as measured: its round shows no improvement.
+    assert r.decision in ("EDGE", "FAIL") and not r.applied, r.reason
+
+
+def test_a_generator_that_keeps_up_or_lags_by_little_against_slow_responses_is_not_stalled() -> None:
+    slow = Measurement(arm="A", latencies_ms=[900.0] * 100, sent=100, duration_s=1.0, max_send_lag_ms=120.0)
+    assert slow.generator_stall(1.8) is None  # 120 ms against a 900 ms p95
+    quick = Measurement(arm="A", latencies_ms=[20.0] * 100, sent=100, duration_s=1.0, max_send_lag_ms=30.0)
+    assert quick.generator_stall(1.8) is None  # 30 ms: fewer than a 40th of 1.8 s of requests waited
+    lagged = quick.model_copy(update={"max_send_lag_ms": 60.0})
+    assert lagged.generator_stall(1.8) == "the load generator fell 60 ms behind its schedule (p95 20.0 ms)"

@@ -63,6 +63,19 @@ class Measurement(BaseModel):
     def achieved_qps(self) -> float:
         return self.sent / self.duration_s if self.duration_s else 0.0
 
+    def generator_stall(self, counted_s: float) -> str | None:
+        """Why this window measured the load generator's machine rather than the target, or None. Late
+        requests are timed from their schedule (open-loop load must), so a generator that fell behind
+        (its machine busy) adds its lag to them: enough to move the p95 when the lag is long enough for a
+        40th of the window's requests to wait (half the tail a p95 reads) and a fifth of the p95 or more."""
+        lag = self.max_send_lag_ms
+        if not self.latencies_ms or lag < 25.0 * counted_s:
+            return None
+        p95 = float(sorted(self.latencies_ms)[int(0.95 * (len(self.latencies_ms) - 1))])
+        if lag < 0.2 * p95:
+            return None
+        return f"the load generator fell {lag:.0f} ms behind its schedule (p95 {p95:.1f} ms)"
+
     @property
     def error_rate_pct(self) -> float:
         return 100.0 * self.errors / self.sent if self.sent else 0.0
