@@ -5,6 +5,7 @@ secrets kept out of everything written, a target that cannot be restored, the re
 from __future__ import annotations
 
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 from opslab.canary import (
@@ -17,10 +18,11 @@ from opslab.canary import (
     resolve_secrets,
     run_canary,
 )
-from tests.canary_support import judged_as_an_improvement, served_delta_pct
+from tests.canary_support import judged_as_an_improvement
 from tests.flag_service import (
     BASELINE,
     TOKEN,
+    FlagService,
     RemoteFlagService,
     flag_service,
     real_service_plan,
@@ -58,9 +60,15 @@ def test_a_30_percent_faster_candidate_passes_is_applied_with_put_and_no_token_i
         passed = judged_as_an_improvement(r.decision, r.applied, r.delta_p95_pct, r.reason)
         assert svc.flags == ({"cache_mode": "warm", "pool": 4} if passed else BASELINE)
         assert r.previous_flags == BASELINE and svc.hits["/v1/query"] > 300
-    # The service is 30 % faster on B, as it times itself (Server-Timing). What the client measured adds
-    # its own delays to both arms: the same direction, diluted on a busy machine.
-    assert abs(served_delta_pct(r.windows) + 30) <= 8, r.windows
+    # The service sleeps 30 % less on B and times itself (Server-Timing): each window's served p95 is its
+    # arm's sleep plus how late this machine woke the service, and the arms differ by the sleeps' difference
+    # to within the latest of those wake-ups in this run. (The client's figure adds its own delays too.)
+    sleep_ms = {"A": FlagService.slow_ms, "B": FlagService.slow_ms * (1 - FlagService.speedup)}
+    late = [w.served_p95_ms - sleep_ms[w.arm] for w in r.windows if w.served_p95_ms is not None]
+    assert len(late) == len(r.windows) and min(late) >= 0, r.windows
+    served = {arm: mean(w.served_p95_ms or 0.0 for w in r.windows if w.arm == arm) for arm in "AB"}
+    gap = served["A"] - served["B"]
+    assert abs(gap - (sleep_ms["A"] - sleep_ms["B"])) <= max(late) + 1.0, r.windows
     text = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
     assert "curl -X PUT" in text and '-H "Authorization: Bearer ${CANARY_TOKEN}"' in text
     assert TOKEN not in written(tmp_path) and read_history(tmp_path / "history.jsonl")[0].applied == passed
