@@ -158,7 +158,9 @@ def _alive(pid: int) -> bool:
     return bool(stat) and stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize("concurrency", [1, 3], ids=["runner-threads", "worker-processes"])
+@pytest.mark.parametrize(
+    "concurrency", [1, 3, 8], ids=["runner-threads", "worker-processes", "threaded-workers"]
+)
 def test_kill_9_of_the_runner_takes_its_harnesses_down(tmp_path: Path, concurrency: int) -> None:
     proj, run_dir, hold, runner = _held_run(tmp_path, concurrency)
     pids = [int(line.split()[2]) for line in (tmp_path / "ledger.txt").read_text().splitlines()]

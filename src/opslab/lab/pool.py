@@ -39,7 +39,7 @@ from opslab.lab.control import Gate
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
 from opslab.lab.thread_pool import STOP_GRACE_S, describe, failed, run_threads
-from opslab.lab.trial import TrialContext, run_trial_written
+from opslab.lab.trial import TrialAbandoned, TrialContext, run_trial_written
 
 # Threads per worker process once there are more slots than this many processes per core: trials that
 # mostly wait (remote APIs) need concurrency, not one process each.
@@ -204,8 +204,12 @@ def _worker_main(
                 counter.value = i + 1
             t = trials[i]
             try:
-                record, written = run_trial_written(ctx, t, attempt=attempts[t.trial_id])
+                record, written = run_trial_written(
+                    ctx, t, attempt=attempts[t.trial_id], abandoned=_RUNNER_GONE
+                )
                 msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome, "record": written}
+            except TrialAbandoned:  # the runner is gone and this trial's harness with it: no record
+                return
             except BaseException as exc:  # report, then stop this worker: the runner decides
                 msg = {"trial_id": t.trial_id, "exception": describe(exc)}
             line = json.dumps(msg).encode() + b"\n"
@@ -227,7 +231,13 @@ def _worker_main(
         th.join()
 
 
+# Set in a worker when its runner goes, before the harnesses are killed: a thread whose harness dies of
+# that must not record its trial (the other threads run on while the handler kills and exits).
+_RUNNER_GONE = threading.Event()
+
+
 def _runner_gone(signum: int, frame: object) -> None:
+    _RUNNER_GONE.set()
     proc.kill_running()
     _kill_children()
     os._exit(1)

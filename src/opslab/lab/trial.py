@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,11 +109,22 @@ def run_trial(
     return run_trial_written(ctx, t, attempt=attempt, extras=extras)[0]
 
 
+class TrialAbandoned(Exception):
+    """The run stopped while the trial ran (its harness killed): it leaves no record, and runs again on
+    ``--resume``."""
+
+
 def run_trial_written(
-    ctx: TrialContext, t: Trial, *, attempt: int = 1, extras: TrialExtras | None = None
+    ctx: TrialContext,
+    t: Trial,
+    *,
+    attempt: int = 1,
+    extras: TrialExtras | None = None,
+    abandoned: threading.Event | None = None,
 ) -> tuple[TrialRecord, str]:
     """``run_trial``, and the record's JSON exactly as ``trial_output.json`` holds it (less the final
-    newline): a pool hands it to the runner, which commits it without reading the file back."""
+    newline): a pool hands it to the runner, which commits it without reading the file back. Once
+    ``abandoned`` is set (before the harnesses are killed), no record is written: ``TrialAbandoned``."""
     cfg = ctx.resolved.config
     run_id = ctx.run_dir.name
     extra = extras or _NO_EXTRAS
@@ -212,6 +224,8 @@ def run_trial_written(
     # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
     # is done. Only the fields set are written: the trainer fields appear when the harness reported them.
     written = record.model_dump_json(exclude_unset=True)
+    if abandoned is not None and abandoned.is_set():
+        raise TrialAbandoned(t.trial_id)
     write_text(tdir + "/trial_output.json", written, durable=ctx.sync_records)
     return record, written
 
