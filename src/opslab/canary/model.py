@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from opslab.canary.plan import ThresholdSpec
+from opslab.judge import percentile
 
 Verdict = Literal["PASS", "EDGE", "FAIL"]
 # A run's decision: a verdict, or INTERRUPTED (a signal or a cancel stopped it; nothing was judged).
@@ -71,7 +72,7 @@ class Measurement(BaseModel):
         lag = self.max_send_lag_ms
         if not self.latencies_ms or lag < 25.0 * counted_s:
             return None
-        p95 = float(sorted(self.latencies_ms)[int(0.95 * (len(self.latencies_ms) - 1))])
+        p95 = percentile(self.latencies_ms, 95)
         if lag < 0.2 * p95:
             return None
         return f"the load generator fell {lag:.0f} ms behind its schedule (p95 {p95:.1f} ms)"
