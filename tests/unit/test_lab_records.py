@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,7 +17,7 @@ from opslab.lab import Attestation, Manifest, TrialRecord
 from opslab.lab.artifacts import read_model, write_model
 from opslab.lab.config import ExperimentConfig
 from opslab.lab.plan import Trial
-from opslab.lab.records import LabRunPredicate, ResourceDescriptor, TrialInput, VariantRef
+from opslab.lab.records import LabRunPredicate, ResourceDescriptor, TrialInput, VariantRef, platform_name
 from opslab.lab.trial import trial_input_json
 
 # A manifest as the first runner wrote it: no overrides, isolation, retries or runner fields.
@@ -154,3 +158,18 @@ def test_a_trial_input_is_written_as_the_trial_input_model_writes_it() -> None:
     written = trial_input_json(cfg, "run_x", t, extra)
     assert written == model.model_dump_json()
     assert TrialInput.model_validate_json(written).model_dump() == model.model_dump()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the Linux path is the one made without uname -p")
+def test_the_runner_platform_reads_as_python_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # platform.platform() leaves out a processor that is "unknown" or the machine again: what uname -p
+    # says on Linux. Made without it, the text is the same.
+    for processor in ("unknown", os.uname().machine):
+        monkeypatch.setattr(platform, "uname", _uname_with(processor))
+        assert platform_name() == platform.platform()
+
+
+def _uname_with(processor: str) -> Callable[[], tuple[str, ...]]:
+    system = os.uname()
+    fields = (system.sysname, system.nodename, system.release, system.version, system.machine, processor)
+    return lambda: fields

@@ -111,7 +111,7 @@ def run(
         return
     target, secrets = _target(plan)
     stop = canary.Stop()
-    display = RunDisplay(err_console if as_json else console, enabled=not as_json)
+    display = RunDisplay((err_console if as_json else console).rich, enabled=not as_json)
 
     def work(held: canary.TargetClient, index: canary.HistoryIndex) -> canary.CanaryResult:
         return canary.run_canary(
@@ -178,7 +178,7 @@ def sweep(
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[note]}"),
-        console=err_console,
+        console=err_console.rich,
         disable=as_json,
     )
     task = bar.add_task("sweep", total=trials, note="")

@@ -18,7 +18,7 @@ def run_remote(plan: Plan, url: str, *, dry_run: bool, as_json: bool) -> int:
     from opslab import canary
     from opslab.client import OpslabClient
 
-    display = RunDisplay(err_console if as_json else console, enabled=not as_json)
+    display = RunDisplay((err_console if as_json else console).rich, enabled=not as_json)
     with OpslabClient.from_settings(settings(), url) as client:
         created = client.create_canary(plan.model_dump(mode="json", exclude_unset=True), dry_run=dry_run)
         display.step("Submitted", 0, f"canary run {created.canary_run_id} on {url}")

@@ -92,7 +92,7 @@ def chaos_suite(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=err_console,
+        console=err_console.rich,
         transient=True,
     )
     with bar:

@@ -7,13 +7,39 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from opslab.config import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+
+class LazyConsole:
+    """A Rich console made on first use: a command that prints JSON (``--json``) never loads Rich, a
+    fifth of a short command's start-up. Everything else is the console's own."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+
+    @functools.cached_property
+    def rich(self) -> Console:
+        from rich.console import Console
+
+        return Console(stderr=self._stderr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rich, name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """``rich.markup.escape``, loaded with Rich when a console first prints."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 @functools.cache

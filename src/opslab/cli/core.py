@@ -59,5 +59,5 @@ def demo(
     """Start the service on the embedded default, run every capability against it, stop cleanly."""
     from opslab.demo import run_demo
 
-    if not run_demo(settings(), console, port=port, keep_running=keep_running):
+    if not run_demo(settings(), console.rich, port=port, keep_running=keep_running):
         raise typer.Exit(1)

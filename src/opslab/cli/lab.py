@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.table import Table
 
-from opslab.cli.context import console, err_console, service_url, settings
+from opslab.cli.context import console, err_console, escape, service_url, settings
 from opslab.cli.lab_display import TrialProgress, print_run
 from opslab.cli.lab_remote import Executor, run_remote, trial_queue
 from opslab.errors import InvalidInput, OperationFailed, OpslabError
@@ -52,8 +51,6 @@ def _emit(command: str, as_json: bool, body: Callable[[], dict[str, Any]]) -> No
 
     SIGTERM interrupts like Ctrl-C (a runner then stops its trials and records why): an interrupt ends
     the command with the ``interrupted`` error (its envelope in JSON mode) and exit code 130."""
-    from rich.markup import escape
-
     from opslab.lab import RunInterrupted, interrupt_on_signals
 
     try:
@@ -128,14 +125,14 @@ def describe(
 ) -> None:
     """Pre-flight: the resolved config, the harness path check, the trial plan and the isolation, checked
     on this machine as a run checks it (a configured image too)."""
-    from rich.markup import escape
-
     from opslab.lab import describe_experiment, resolve_with_overrides
 
     def body() -> dict[str, Any]:
         resolved = resolve_with_overrides(experiment, overrides, require_tasks=False)
         summary = describe_experiment(*resolved, container=container)
         if not as_json:
+            from rich.table import Table
+
             table = Table(show_header=False, title=f"experiment {summary['experiment_id']}")
             for key in (*DESCRIBED, *DESCRIBED_TOO, *DESCRIBED_LAST):
                 table.add_row(key, str(summary[key]))

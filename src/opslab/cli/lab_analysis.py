@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from opslab.cli.context import console, err_console
+from opslab.cli.context import console, err_console, escape
 from opslab.cli.lab import JsonFlag, _emit, lab_app
-from opslab.cli.tables import Column, print_table
 
 if TYPE_CHECKING:
     from opslab.lab import RunsComparison
@@ -24,6 +21,9 @@ RunDirArg = Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run direct
 
 
 def _print_comparison(c: RunsComparison) -> None:
+    from rich.table import Table
+
+    from opslab.cli.tables import Column, print_table
     from opslab.lab import format_interval, format_rate, format_value
 
     console.print(
@@ -132,6 +132,8 @@ def query(
     def body() -> dict[str, Any]:
         result = query_run(run_dir, sql)
         if not as_json:
+            from opslab.cli.tables import Column, print_table
+
             # Columns named like ids (trial_id, task_id, run_id …) are printed whole; the rest fold.
             print_table(
                 [Column(escape(col), key=_is_id(col)) for col in result.columns],

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.markup import escape
 
-from opslab.cli.context import console, err_console
+from opslab.cli.context import console, err_console, escape
 from opslab.cli.lab import JsonFlag, _emit, lab_app
 from opslab.cli.lab_display import TrialProgress
 from opslab.errors import InvalidInput

@@ -6,41 +6,48 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from opslab.cli.context import console, err_console
-from opslab.cli.tables import Column, print_table
+from opslab.cli.context import console, err_console, escape
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from opslab.lab import LabProgress, LabRun
 
 
 class TrialProgress:
-    """A Rich progress bar of trials on stderr (human mode, on a terminal); entering gives its callback."""
+    """A Rich progress bar of trials on stderr (human mode, on a terminal); entering gives its callback.
+    Without one to show (JSON mode, or not a terminal) Rich is not loaded."""
 
     def __init__(self, as_json: bool) -> None:
+        self.bar: Progress | None = None
+        if as_json or not sys.stderr.isatty():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
         self.bar = Progress(
             TextColumn("trials"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("failed {task.fields[failed]}"),
             TimeRemainingColumn(),
-            console=err_console,
-            disable=as_json or not sys.stderr.isatty(),
+            console=err_console.rich,
         )
         self.task = self.bar.add_task("trials", total=None, failed=0)
 
     def __enter__(self) -> Callable[[LabProgress], None]:
-        self.bar.__enter__()
+        bar = self.bar
+        if bar is None:
+            return _ignore
+        bar.__enter__()
 
         def on_progress(p: LabProgress) -> None:
-            self.bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
+            bar.update(self.task, completed=p.done, total=p.total, failed=p.failed)
 
-        return on_progress if not self.bar.disable else _ignore
+        return on_progress
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(None, None, None)
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
 
 
 def _ignore(p: LabProgress) -> None:
@@ -48,6 +55,8 @@ def _ignore(p: LabProgress) -> None:
 
 
 def print_run(run: LabRun, report_url: str | None) -> None:
+    from opslab.cli.tables import Column, print_table
+
     # The run id on a line of its own: a user copies it (`--resume RUN_ID`), and a title may be wrapped.
     console.print(f"run {escape(run.run_id)}", soft_wrap=True, highlight=False)
     rows = []

@@ -71,7 +71,7 @@ def rca_run(
             TextColumn("{task.description}"),
             BarColumn(),
             TextColumn("{task.percentage:>3.0f}%"),
-            console=err_console,
+            console=err_console.rich,
             transient=True,
             disable=as_json,
         ) as bar:
@@ -323,7 +323,7 @@ def _bar(quiet: bool) -> Progress:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        console=err_console,
+        console=err_console.rich,
         disable=quiet or not err_console.is_terminal,
         transient=True,
     )

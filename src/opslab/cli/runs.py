@@ -81,7 +81,7 @@ def ingest(
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=err_console.rich,
         transient=True,
         disable=as_json,
     )

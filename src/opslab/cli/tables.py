@@ -51,7 +51,7 @@ def print_table(
 ) -> None:
     """Print ``rows`` under ``columns``; markup in a non-key ``str`` cell is rendered, a key cell is
     plain text."""
-    out = out or default_console
+    out = out or default_console.rich
     shown = list(range(len(columns)))
     if not wide:
         # Leave optional columns out, the highest ``drop`` first, until the rest fits comfortably.

@@ -10,7 +10,9 @@ with ``model_construct`` — values it made itself need no second validation on 
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
@@ -151,8 +153,18 @@ def runner_info() -> dict[str, str]:
         "runner": "opslab",
         "runner_version": __version__,
         "python": platform.python_version(),
-        "platform": platform.platform(),
+        "platform": platform_name(),
     }
+
+
+def platform_name() -> str:
+    """``platform.platform()``. On Linux the same text made without its ``uname -p``: a process started to
+    learn the processor, which on Linux names the machine again or says "unknown", both then left out."""
+    if sys.platform != "linux":
+        return platform.platform()
+    system = os.uname()
+    libc, version = platform.libc_ver()  # from confstr: no process, no file read
+    return "-".join(p for p in (system.sysname, system.release, system.machine, "with", libc + version) if p)
 
 
 class Manifest(_Record):
