@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,8 +18,16 @@ from opslab.lab import Attestation, Manifest, TrialRecord
 from opslab.lab.artifacts import read_model, write_model
 from opslab.lab.config import ExperimentConfig
 from opslab.lab.plan import Trial
-from opslab.lab.records import LabRunPredicate, ResourceDescriptor, TrialInput, VariantRef, platform_name
-from opslab.lab.trial import trial_input_json
+from opslab.lab.record_json import trial_input_json, trial_record_json
+from opslab.lab.records import (
+    TRAINER_FIELDS,
+    LabRunPredicate,
+    Objective,
+    ResourceDescriptor,
+    TrialInput,
+    VariantRef,
+    platform_name,
+)
 
 # A manifest as the first runner wrote it: no overrides, isolation, retries or runner fields.
 OLD_MANIFEST = {
@@ -158,6 +167,78 @@ def test_a_trial_input_is_written_as_the_trial_input_model_writes_it() -> None:
     written = trial_input_json(cfg, "run_x", t, extra)
     assert written == model.model_dump_json()
     assert TrialInput.model_validate_json(written).model_dump() == model.model_dump()
+
+
+def _record_model(t: Trial, output: dict[str, Any], extra: dict[str, Any], started: float) -> TrialRecord:
+    """The record as a model, the way the runner built it before it wrote the JSON itself."""
+    trainer = {k: output[k] for k in TRAINER_FIELDS if k in output}
+    if isinstance(trainer.get("objective"), dict):
+        trainer["objective"] = Objective.model_construct(**trainer["objective"])
+    base = {
+        "schema_version": 1,
+        **t.identity(),
+        "outcome": output["outcome"],
+        "metrics": output.get("metrics") or {},
+        "result": output.get("result"),
+        "error": output.get("error"),
+        "exit_code": 0,
+        "duration_ms": 12.346,
+        "attempt": 2,
+        "event_counts": {"tool_call": 3},
+        "started_at": datetime.fromtimestamp(started, UTC),
+        "ended_at": datetime.fromtimestamp(started + 12.3456 / 1000, UTC),
+    }
+    return TrialRecord.model_construct(set(base) | set(trainer) | set(extra), **base, **trainer, **extra)
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        {"outcome": "success", "metrics": {"ok": 1, "score": 0.25, "flag": True, "gap": None, "big": 1e21}},
+        {"outcome": "failure", "result": {"answer": ["a", 1, 2.5, None], "note": 'héllo \u2603 "q"'}},
+        {"outcome": "error", "error": {"message": "boom", "code": 7}, "metrics": {}},
+        {
+            "outcome": "success",
+            "objective": {"value": 3, "direction": "minimize", "name": "loss", "unit": "nats"},
+            "train_loss": 0.5,
+            "val_acc": 1,
+            "wall_time_s": None,
+            "checkpoints": [{"path": "/out/c1", "step": 1}],
+        },
+    ],
+    ids=["metrics", "result", "error-object", "trainer"],
+)
+def test_a_trial_record_is_written_as_the_trial_record_model_writes_it(output: dict[str, Any]) -> None:
+    t = Trial.model_construct(
+        trial_id="trial_3",
+        index=3,
+        variant_id="base",
+        bindings={},
+        task_id="t1",
+        task={},
+        replication=2,
+        seed=9,
+    )
+    extra = {"replay_of": "trial_3", "checkpoint": {"index": 0, "label": None}}
+    started = 1_790_000_000.123456
+    written = trial_record_json(
+        t,
+        outcome=output["outcome"],
+        output=output,
+        error=None,
+        exit_code=0,
+        duration_ms=12.3456,
+        attempt=2,
+        event_counts={"tool_call": 3},
+        started=started,
+        extra=extra,
+    )
+    model = _record_model(t, output, extra, started)
+    assert written == model.model_dump_json(exclude_unset=True)
+    assert (
+        TrialRecord.model_validate_json(written).model_dump()
+        == TrialRecord.model_validate_json(model.model_dump_json(exclude_unset=True)).model_dump()
+    )
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="the Linux path is the one made without uname -p")

@@ -204,10 +204,10 @@ def _worker_main(
                 counter.value = i + 1
             t = trials[i]
             try:
-                record, written = run_trial_written(
+                outcome, written = run_trial_written(
                     ctx, t, attempt=attempts[t.trial_id], abandoned=_RUNNER_GONE
                 )
-                msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": record.outcome, "record": written}
+                msg: dict[str, str] = {"trial_id": t.trial_id, "outcome": outcome, "record": written}
             except TrialAbandoned:  # the runner is gone and this trial's harness with it: no record
                 return
             except BaseException as exc:  # report, then stop this worker: the runner decides

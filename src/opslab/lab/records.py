@@ -4,8 +4,9 @@ and its attestation.
 
 Written with ``model_dump_json``, read with ``model_validate_json``. Reading is lenient one way only:
 fields added since a file was written take their defaults, and keys this version does not know are kept
-(a newer runner's, or a harness's where the seed lets it add its own). The runner builds its own records
-with ``model_construct`` — values it made itself need no second validation on the per-trial path.
+(a newer runner's, or a harness's where the seed lets it add its own). The runner writes its own
+per-trial files as these models would, without building them (``record_json``): values it made itself
+need no second validation on the per-trial path.
 """
 
 from __future__ import annotations
@@ -38,13 +39,14 @@ def _seconds(at: datetime) -> str:
     return at.isoformat(timespec="seconds")
 
 
-def _millis(at: datetime) -> str:
+def timestamp_ms(at: datetime) -> str:
+    """A ``PreciseTimestamp`` as the files hold it (``2026-01-02T03:04:05.678+00:00``)."""
     return at.isoformat(timespec="milliseconds")
 
 
 # UTC timestamps as the files have always held them (``2026-01-02T03:04:05+00:00``).
 Timestamp = Annotated[AwareDatetime, PlainSerializer(_seconds, return_type=str)]
-PreciseTimestamp = Annotated[AwareDatetime, PlainSerializer(_millis, return_type=str)]
+PreciseTimestamp = Annotated[AwareDatetime, PlainSerializer(timestamp_ms, return_type=str)]
 
 
 class _Record(BaseModel):
@@ -82,7 +84,11 @@ class Objective(_Record):
     direction: Literal["minimize", "maximize"]
 
 
+OBJECTIVE_FIELDS = ("name", "value", "direction")
+
+
 TRAINER_FIELDS = ("objective", "train_loss", "val_acc", "wall_time_s", "checkpoints")
+FLOAT_TRAINER_FIELDS = frozenset(("train_loss", "val_acc", "wall_time_s"))
 
 
 class TrialRecord(_Record):

@@ -22,7 +22,7 @@ from opslab.lab.config import resolve
 from opslab.lab.isolation import plan_of, preflight
 from opslab.lab.plan import Trial, expand_trials
 from opslab.lab.records import Manifest
-from opslab.lab.trial import TrialContext, run_trial
+from opslab.lab.trial import TrialContext, run_trial_written
 
 CACHED_RUNS = 4
 
@@ -37,7 +37,7 @@ def perform_trial(run_dir: str, trial_id: str, first_attempt: str, *, attempt: i
     trial = trials.get(trial_id)
     if trial is None:
         raise NotFound(f"no trial {trial_id!r} in run {run_dir}", details={"trial_id": trial_id})
-    return run_trial(ctx, trial, attempt=int(first_attempt) + attempt - 1).outcome
+    return run_trial_written(ctx, trial, attempt=int(first_attempt) + attempt - 1)[0]
 
 
 def _run(run_dir: str) -> tuple[TrialContext, dict[str, Trial]]:

@@ -19,7 +19,7 @@ from opslab.errors import OperationFailed
 from opslab.lab.control import Gate
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
-from opslab.lab.trial import TrialContext, run_trial
+from opslab.lab.trial import TrialContext, run_trial_written
 
 STOP_GRACE_S = 10.0  # for trials told to stop: their harnesses are killed, then they end
 
@@ -42,8 +42,8 @@ def run_threads(
         try:
             while (t := feed.take()) is not None:
                 try:
-                    record = run_trial(ctx, t, attempt=attempts[t.trial_id])
-                    results.put((t.trial_id, record.outcome, None))
+                    outcome, _ = run_trial_written(ctx, t, attempt=attempts[t.trial_id])
+                    results.put((t.trial_id, outcome, None))
                 except BaseException as exc:  # report and stop handing out: the runner decides
                     results.put((t.trial_id, None, describe(exc)))
                     feed.stop()

@@ -9,37 +9,28 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic_core import to_json
-
 from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
-from opslab.lab.config import ExperimentConfig, Resolved
+from opslab.lab.config import Resolved
 from opslab.lab.derived import TrialExtras
 from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
 from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
 from opslab.lab.isolation import IsolationPlan, classify, plan_of
 from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
+from opslab.lab.record_json import trial_input_json, trial_record_json
 from opslab.lab.records import (
-    SCHEMA_VERSION,
-    TRAINER_FIELDS,
-    Objective,
+    Outcome,
     TrialRecord,
 )
 from opslab.lab.secrets import scrubber, secret_values
 from opslab.lab.workspace import Template, diff
 
 SETUP_SKIP = frozenset({".lab", ".git"})
-_RECORD_FIELDS = frozenset(
-    ("schema_version", "trial_id", "variant_id", "task_id", "replication", "seed", "outcome", "metrics")
-    + ("result", "error", "exit_code", "duration_ms", "attempt", "event_counts", "started_at", "ended_at")
-)
 
 
 @dataclass
@@ -106,7 +97,7 @@ def run_trial(
     ctx: TrialContext, t: Trial, *, attempt: int = 1, extras: TrialExtras | None = None
 ) -> TrialRecord:
     """``extras``: a replay's or a fork's folder, trial-input fields and files (see ``TrialExtras``)."""
-    return run_trial_written(ctx, t, attempt=attempt, extras=extras)[0]
+    return TrialRecord.model_validate_json(run_trial_written(ctx, t, attempt=attempt, extras=extras)[1])
 
 
 class TrialAbandoned(Exception):
@@ -121,9 +112,9 @@ def run_trial_written(
     attempt: int = 1,
     extras: TrialExtras | None = None,
     abandoned: threading.Event | None = None,
-) -> tuple[TrialRecord, str]:
-    """``run_trial``, and the record's JSON exactly as ``trial_output.json`` holds it (less the final
-    newline): a pool hands it to the runner, which commits it without reading the file back. Once
+) -> tuple[Outcome, str]:
+    """``run_trial``'s outcome, and the record's JSON exactly as ``trial_output.json`` holds it (less the
+    final newline): a pool hands it to the runner, which commits it without reading the file back. Once
     ``abandoned`` is set (before the harnesses are killed), no record is written: ``TrialAbandoned``."""
     cfg = ctx.resolved.config
     run_id = ctx.run_dir.name
@@ -199,58 +190,25 @@ def run_trial_written(
     events = read_events(events_path, ws + "/harness_events.jsonl") if level != "cli_basic" else []
     if level in OTEL_LEVELS:  # counted with the events; the agent run reads the spans themselves
         events += read_span_events(out_dir + "/" + SPANS_FILE)
-    output = res.output
-    trainer = {k: output[k] for k in TRAINER_FIELDS if k in output}
-    if isinstance(trainer.get("objective"), dict):
-        trainer["objective"] = Objective.model_construct(**trainer["objective"])
-    # The harness's output passed the protocol's JSON Schema: constructed, not validated again.
-    record = TrialRecord.model_construct(
-        set(_RECORD_FIELDS.union(trainer, extra.fields)),
-        schema_version=SCHEMA_VERSION,
-        **t.identity(),
+    # The harness's output passed the protocol's JSON Schema: written as it is, not validated again.
+    written = trial_record_json(
+        t,
         outcome=res.outcome,
-        metrics=output.get("metrics") or {},
-        result=output.get("result"),
-        error=res.error or output.get("error"),
+        output=res.output,
+        error=res.error,
         exit_code=res.exit_code,
-        duration_ms=round(res.duration_ms, 3),
+        duration_ms=res.duration_ms,
         attempt=attempt,
         event_counts=count_events(events),
-        started_at=datetime.fromtimestamp(started, UTC),
-        ended_at=datetime.fromtimestamp(started + res.duration_ms / 1000, UTC),
-        **trainer,
-        **dict[str, Any](extra.fields),
+        started=started,
+        extra=extra.fields,
     )
     # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
-    # is done. Only the fields set are written: the trainer fields appear when the harness reported them.
-    written = record.model_dump_json(exclude_unset=True)
+    # is done.
     if abandoned is not None and abandoned.is_set():
         raise TrialAbandoned(t.trial_id)
     write_text(tdir + "/trial_output.json", written, durable=ctx.sync_records)
-    return record, written
-
-
-def trial_input_json(cfg: ExperimentConfig, run_id: str, t: Trial, extra: Mapping[str, Any]) -> str:
-    """``trial_input.json``'s text: a ``TrialInput`` as pydantic writes it (the same encoder, field for
-    field), from the runner's validated config and plan without building the model (the two a trial made
-    cost as much as the rest of its record keeping)."""
-    fields = {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run_id,
-        "trial_id": t.trial_id,
-        "experiment_id": cfg.experiment.id,
-        "suite_id": cfg.dataset.suite_id,
-        "split_id": cfg.dataset.split_id,
-        "task_id": t.task_id,
-        "task": t.task,
-        "variant": {"id": t.variant_id, "bindings": t.bindings},
-        "variant_id": t.variant_id,
-        "bindings": t.bindings,
-        "replication": t.replication,
-        "seed": t.seed,
-        **extra,
-    }
-    return to_json(fields).decode()
+    return res.outcome, written
 
 
 def _share(shared: str, dest: str) -> None:
