@@ -83,6 +83,7 @@ def test_every_harness_behaviour_is_recorded_and_the_run_goes_on(project: Path) 
     ).exists()
     raw = json.loads((tdir / "out" / "trial_output.json").read_text())
     assert raw["tz"] == "UTC" and raw["env_home"] == str(tdir / "home") and raw["leak"] is None
+    assert raw["temp_dir"] == str(tdir / "home")  # the private home is the temporary folder too
     assert first.event_counts == {"step": 1, "tool_call": 1}
     trial_input = json.loads((tdir / "trial_input.json").read_text())
     assert trial_input["task"] == {"task_id": "t1", "a": 1, "b": 1} and trial_input["schema_version"] == 1

@@ -93,14 +93,15 @@ def trial_env(
 ) -> dict[str, str]:
     if profile == "passthrough":
         return {**base, **extra}
-    home, tmp = os.path.join(trial_dir, "home"), os.path.join(trial_dir, "tmp")
-    for d in (home, tmp):
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(d)
+    # One private folder is both home and temporary folder (as a container's /tmp is): a trial's folders
+    # are most of what it costs the runner, a directory each.
+    home = os.path.join(trial_dir, "home")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(home)
     env = {k: base[k] for k in ENV_ALLOWLIST if k in base}
     env.update(
         HOME=home,
-        TMPDIR=tmp,
+        TMPDIR=home,
         TZ="UTC",
         LC_ALL="C.UTF-8",
         LANG="C.UTF-8",

@@ -149,8 +149,7 @@ def trial_mounts(
     ws_at, out_at = seen or (ws, out)
     args = ["--bind", ws, ws_at, "--bind", out, out_at]
     trial_dir = os.path.dirname(ws)
-    for var in ("HOME", "TMPDIR"):
-        path = env.get(var, "")
+    for path in dict.fromkeys(env.get(var, "") for var in ("HOME", "TMPDIR")):
         if not os.path.isabs(path) or path in ("/", "/tmp") or _under(path, SYSTEM_DIRS):
             continue
         if _under(path, (trial_dir,)) and os.path.isdir(path):
