@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import to_json
 
 from opslab.lab.artifacts import parse_model, write_model
 from opslab.lab.comparison import (
@@ -83,7 +84,8 @@ TABLES: dict[str, dict[str, str]] = {
 
 
 def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.write_text("".join(json.dumps(r, default=str) + "\n" for r in rows))
+    # pydantic's encoder: a row in a third of ``json.dumps``'s time (a run's tables hold thousands).
+    path.write_bytes(b"".join([to_json(r, fallback=str) + b"\n" for r in rows]))
 
 
 def load_outputs(run_dir: Path, trial_ids: list[str]) -> list[TrialRecord]:
