@@ -15,6 +15,7 @@ import typer
 
 from opslab.capabilities import CAPABILITIES, load
 from opslab.cli.context import err_console, print_json
+from opslab.cli.startup import without_pydantic_plugins
 from opslab.errors import InvalidInput, OpslabError
 
 
@@ -22,7 +23,7 @@ def main() -> None:
     # Start-up (imports, the command tree) makes many objects and no garbage: the cyclic GC walking them
     # again and again cost a tenth of it. Collected again once the command runs (``_root``).
     gc.disable()
-    _without_pydantic_plugins()
+    without_pydantic_plugins()
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     ref = _capability_commands().get(name)
     if ref is None:
@@ -33,21 +34,9 @@ def main() -> None:
     _main(command, lab_envelope=name == "lab")
 
 
-def _without_pydantic_plugins() -> None:
-    """No pydantic plugins for the command's models: pydantic looks for them among the entry points of every
-    installed distribution when it builds its first model, a scan of site-packages that cost a lab run's
-    start-up more than its own experiment's models (~15 ms in a virtualenv of 200 packages). Done by
-    filling pydantic's plugin cache (``PYDANTIC_DISABLE_PLUGINS`` would reach every child process too);
-    a pydantic without that cache is left as it is."""
-    from pydantic.plugin import _loader
-
-    if getattr(_loader, "_plugins", {}) is None:
-        _loader._plugins = {}
-
-
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
-    _without_pydantic_plugins()
+    without_pydantic_plugins()
     _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)
 
 
