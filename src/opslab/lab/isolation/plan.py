@@ -31,8 +31,8 @@ from pathlib import Path
 
 from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
-from opslab.lab.isolation import bridge, netns, pids, privilege, sandbox
 from opslab.lab.isolation import engine as oci
+from opslab.lab.isolation import netns, pids, privilege, sandbox
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
@@ -46,6 +46,8 @@ WORKSPACE, OUT, CONTROL = "/workspace", "/out", "/control.json"
 OTEL_LEVELS = ("otel", "sdk_control", "sdk_full")
 CONTROL_LEVELS = ("sdk_control", "sdk_full")
 ENGINES = ("podman", "docker")
+# The forwarding bridge, a script run by its path (not imported: its argparse is not the runner's to load).
+BRIDGE = str(Path(__file__).with_name("bridge.py"))
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ class IsolationPlan:
                 sys.executable,
                 "-I",
                 "-S",
-                bridge.__file__,
+                BRIDGE,
                 *(f"--forward={f}" for f in forwards),
                 *(f"--pass-fd={fd}" for fd in fds),
                 "--",
