@@ -21,6 +21,7 @@ def test_models_build_and_validate_without_the_plugin_scan() -> None:
         import sys
         from opslab.cli.startup import without_pydantic_plugins
         without_pydantic_plugins()
+        without_pydantic_plugins()  # again (a command calls it once; an embedding process may again)
         from pydantic import BaseModel
         class M(BaseModel):
             x: int

@@ -37,5 +37,7 @@ def without_pydantic_plugins() -> None:
     loaded = sys.modules.get(PLUGIN_LOADER)
     if loaded is None:
         sys.modules[PLUGIN_LOADER] = _NoPlugins(PLUGIN_LOADER)
+    elif isinstance(loaded, _NoPlugins):  # in place already
+        return
     elif getattr(loaded, "_plugins", {}) is None:  # already loaded, nothing scanned yet: none to find
         loaded._plugins = {}  # type: ignore[attr-defined]
