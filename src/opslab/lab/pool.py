@@ -111,7 +111,7 @@ def _processes(
     aborted = False
     # Kept open until the workers are gone: one that finishes a trial meanwhile must not hit a closed pipe.
     try:
-        for lines in _batches(read_fd):
+        for lines in _batches(read_fd, len(trials)):
             batch = []
             for line in lines:
                 msg = json.loads(line)
@@ -152,22 +152,25 @@ def _processes(
         )
 
 
-def _batches(fd: int) -> Iterator[list[bytes]]:
+def _batches(fd: int, expected: int) -> Iterator[list[bytes]]:
     """The complete lines on the pipe ``fd`` until EOF: those that arrive within ``BATCH_WAIT_S`` of the
     first of a batch come in one list (the runner sleeps meanwhile: one wake-up per batch, not per
-    trial)."""
+    trial). Once the ``expected`` lines are all in, nothing more is waited for."""
     pending = b""
     readable = select.poll()
     readable.register(fd, select.POLLIN)
+    seen = 0
     while chunk := os.read(fd, 1 << 16):  # blocks until a worker writes, or every one has exited
         pending += chunk
-        time.sleep(BATCH_WAIT_S)
+        if seen + pending.count(b"\n") < expected:
+            time.sleep(BATCH_WAIT_S)
         while readable.poll(0):
             more = os.read(fd, 1 << 16)
             if not more:
                 break
             pending += more
         *lines, pending = pending.split(b"\n")
+        seen += len(lines)
         yield lines
 
 
