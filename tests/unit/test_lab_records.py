@@ -15,8 +15,10 @@ import pytest
 
 from opslab.errors import InvalidInput, NotFound
 from opslab.lab import Attestation, Manifest, TrialRecord
-from opslab.lab.artifacts import read_model, write_model
+from opslab.lab.artifacts import canonical_digest, read_model, write_model
+from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import ExperimentConfig
+from opslab.lab.finish import records_digest
 from opslab.lab.plan import Trial
 from opslab.lab.record_json import trial_input_json, trial_record_json
 from opslab.lab.records import (
@@ -254,3 +256,18 @@ def _uname_with(processor: str) -> Callable[[], tuple[str, ...]]:
     system = os.uname()
     fields = (system.sysname, system.nodename, system.release, system.version, system.machine, processor)
     return lambda: fields
+
+
+def test_therecords_digest_made_record_by_record_is_the_canonical_digest_of_them_all() -> None:
+    raws = [
+        b'{"schema_version":1,"trial_id":"trial_2","outcome":"success","metrics":{"b":1,"a":0.5}}\n',
+        '{"trial_id":"trial_1","result":{"z":["h\u00e9llo",null,1e21]},"error":{"m":"x"}}\n'.encode(),
+    ]
+    written = WrittenRecords()
+    for raw in raws:
+        written.add(json.loads(raw)["trial_id"], raw)
+    records = [(TrialRecord.model_construct(trial_id=json.loads(raw)["trial_id"]), raw) for raw in raws]
+    expected = canonical_digest([json.loads(raw) for raw in raws])
+    assert records_digest(records, written.canonical) == expected
+    assert records_digest(records, {}) == expected  # records the runner did not hand over: made at the end
+    assert records_digest([], {}) == canonical_digest([])

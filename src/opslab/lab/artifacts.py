@@ -75,10 +75,14 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def canonical_json(data: Any) -> str:
+    """The text ``canonical_digest`` hashes: sorted keys, no spaces. A list's is ``[`` + its items' texts
+    joined by ``,`` + ``]``, so it can be made item by item."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
 def canonical_digest(data: Any) -> str:
-    return hashlib.sha256(
-        json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
+    return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
 def file_digest(path: Path) -> str | None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from opslab.errors import OperationFailed
-from opslab.lab.artifacts import write_text
+from opslab.lab.artifacts import canonical_json, write_text
 from opslab.lab.records import TrialRecord
 
 LOG_FILE = "records.jsonl"
@@ -74,6 +74,20 @@ class RecordLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class WrittenRecords(dict[str, bytes]):
+    """The records a runner was handed, by trial id, as their files hold them (the analysis reads only
+    the others back), each with its canonical JSON for the attestation's digest, made as it came in
+    (while the trials ran) rather than all at once after the last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.canonical: dict[str, str] = {}
+
+    def add(self, trial_id: str, raw: bytes) -> None:
+        self[trial_id] = raw
+        self.canonical[trial_id] = canonical_json(json.loads(raw))
 
 
 def logged(run_dir: Path) -> dict[str, bytes]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from opslab.lab.analysis import build_tables, compare, read_records
-from opslab.lab.artifacts import canonical_digest, file_digest, now, read_json, write_model
+from opslab.lab.artifacts import canonical_json, file_digest, now, read_json, write_model
+from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved
 from opslab.lab.plan import expand_trials
 from opslab.lab.records import (
@@ -35,7 +36,8 @@ class RunAnalysis:
 
 def analyse_run(resolved: Resolved, run_dir: Path, written: Mapping[str, bytes] | None = None) -> RunAnalysis:
     """Analyse a run whose trials are all on disk: tables, comparison, report and attestation.
-    ``written``: records the caller holds as their files hold them (see ``read_records``)."""
+    ``written``: records the caller holds as their files hold them (see ``read_records``), with their
+    canonical JSON when it is a ``WrittenRecords``."""
     cfg = resolved.config
     records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)], written)
     outputs = [record for record, _ in records]
@@ -43,17 +45,23 @@ def analyse_run(resolved: Resolved, run_dir: Path, written: Mapping[str, bytes] 
     tables = build_tables(run_dir, outputs, variants)
     metrics = list(dict.fromkeys([*cfg.analysis.primary_metrics, *cfg.analysis.secondary_metrics]))
     comparison = compare(run_dir, outputs, variants, metrics, cfg.analysis.metric_kinds)
-    attest(run_dir, resolved, records)
+    attest(run_dir, resolved, records, written.canonical if isinstance(written, WrittenRecords) else None)
     outcomes: dict[str, int] = {}
     for o in outputs:
         outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
     return RunAnalysis(outputs=outputs, tables=tables, comparison=comparison, outcomes=outcomes)
 
 
-def attest(run_dir: Path, resolved: Resolved, records: list[tuple[TrialRecord, bytes]]) -> Attestation:
+def attest(
+    run_dir: Path,
+    resolved: Resolved,
+    records: list[tuple[TrialRecord, bytes]],
+    canonical: Mapping[str, str] | None = None,
+) -> Attestation:
     """``attestation.json``: an in-toto Statement over every trial record (``read_records``: each with
     its file's bytes), its predicate naming the materials (resolved config, dataset, harness files) by
-    digest, the isolation the manifest records and the runner."""
+    digest, the isolation the manifest records and the runner. ``canonical``: records' canonical JSON
+    made already, by trial id (``WrittenRecords``)."""
     cfg = resolved.config
     root = resolved.project_root
     subjects = [  # values made here: constructed, not validated (a run attests thousands)
@@ -98,11 +106,17 @@ def attest(run_dir: Path, resolved: Resolved, records: list[tuple[TrialRecord, b
             platform=info["platform"],
         ),
         # Each record as written (the fields it holds), so the digest can be recomputed from the files.
-        trial_outputs_digest=canonical_digest([json.loads(raw) for _, raw in records]),
+        trial_outputs_digest=records_digest(records, canonical or {}),
     )
     attestation = Attestation(subject=subjects, predicate=predicate)
     write_model(run_dir / "attestation.json", attestation)
     return attestation
+
+
+def records_digest(records: list[tuple[TrialRecord, bytes]], canonical: Mapping[str, str]) -> str:
+    """``canonical_digest`` of the records' JSON, in plan order, from each one's canonical text."""
+    texts = [canonical.get(o.trial_id) or canonical_json(json.loads(raw)) for o, raw in records]
+    return hashlib.sha256(("[" + ",".join(texts) + "]").encode()).hexdigest()
 
 
 def _sha256(path: Path) -> dict[str, str]:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, JsonValue
 
 from opslab.errors import InvalidInput, PolicyViolation
 from opslab.lab.artifacts import read_model
+from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.knobs import apply_overrides
@@ -191,13 +192,11 @@ def run_experiment(
             prefetch.start()  # the workers are forked by now: import the analysis while trials run
 
     reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
-    # The records as the pool handed them to the runner (their files' bytes): the analysis reads only
-    # the others back.
-    written: dict[str, bytes] = {}
+    written = WrittenRecords()
 
     def on_trial(done: TrialDone) -> None:
         if done.record is not None:
-            written[done.trial_id] = done.record
+            written.add(done.trial_id, done.record)
         if reports:
             reports.submit(done)
 
