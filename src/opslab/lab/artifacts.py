@@ -85,6 +85,11 @@ def canonical_digest(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
+def canonical_list_digest(items: list[str]) -> str:
+    """``canonical_digest`` of a list whose items' ``canonical_json`` texts are ``items``."""
+    return hashlib.sha256(("[" + ",".join(items) + "]").encode()).hexdigest()
+
+
 def file_digest(path: Path) -> str | None:
     if not path.is_file():
         return None

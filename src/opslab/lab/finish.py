@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from opslab.lab.analysis import build_tables, compare, read_records
-from opslab.lab.artifacts import canonical_json, file_digest, now, read_json, write_model
+from opslab.lab.artifacts import (
+    canonical_json,
+    canonical_list_digest,
+    file_digest,
+    now,
+    read_json,
+    write_model,
+)
 from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved
 from opslab.lab.plan import expand_trials
@@ -115,8 +122,9 @@ def attest(
 
 def records_digest(records: list[tuple[TrialRecord, bytes]], canonical: Mapping[str, str]) -> str:
     """``canonical_digest`` of the records' JSON, in plan order, from each one's canonical text."""
-    texts = [canonical.get(o.trial_id) or canonical_json(json.loads(raw)) for o, raw in records]
-    return hashlib.sha256(("[" + ",".join(texts) + "]").encode()).hexdigest()
+    return canonical_list_digest(
+        [canonical.get(o.trial_id) or canonical_json(json.loads(raw)) for o, raw in records]
+    )
 
 
 def _sha256(path: Path) -> dict[str, str]:

@@ -84,11 +84,10 @@ class Objective(_Record):
     direction: Literal["minimize", "maximize"]
 
 
-OBJECTIVE_FIELDS = ("name", "value", "direction")
+OBJECTIVE_FIELDS = tuple(Objective.model_fields)
 
 
 TRAINER_FIELDS = ("objective", "train_loss", "val_acc", "wall_time_s", "checkpoints")
-FLOAT_TRAINER_FIELDS = frozenset(("train_loss", "val_acc", "wall_time_s"))
 
 
 class TrialRecord(_Record):
@@ -126,6 +125,12 @@ class TrialRecord(_Record):
             return self.error
         message = self.error.get("message")
         return message if isinstance(message, str) else str(self.error)
+
+
+# The trainer fields a ``float`` holds: the model writes an integer there as ``3.0`` (see ``record_json``).
+FLOAT_TRAINER_FIELDS = frozenset(
+    name for name in TRAINER_FIELDS if TrialRecord.model_fields[name].annotation == float | None
+)
 
 
 class Isolation(_Record):
