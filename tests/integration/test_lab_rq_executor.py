@@ -48,11 +48,15 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
     stop_workers(procs)
 
 
-def copy_project(tmp_path: Path, name: str, **bindings: Any) -> Path:
+def copy_project(tmp_path: Path, name: str, *, timeout_s: float | None = None, **bindings: Any) -> Path:
     dest = tmp_path / name
     shutil.copytree(FIXTURES / "lab" / "proj", dest)
+    path = dest / ".lab" / "experiment.yaml"
+    if timeout_s is not None:
+        exp = yaml.safe_load(path.read_text())
+        exp["design"]["trial_timeout_s"] = timeout_s
+        path.write_text(yaml.safe_dump(exp))
     if bindings:
-        path = dest / ".lab" / "experiment.yaml"
         exp = yaml.safe_load(path.read_text())
         exp["design"]["replications"] = 2
         # A held trial waits for the test: the deadline must not depend on how busy the machine is.
@@ -88,12 +92,14 @@ def tables(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 def test_two_rq_workers_give_the_tables_of_a_local_run(cluster: Cluster, tmp_path: Path) -> None:
     env, _ = cluster(workers=2)
-    local = lab_run(copy_project(tmp_path, "local"), env, "--concurrency", "4")
-    queued = lab_run(copy_project(tmp_path, "queued"), env, "--executor", "rq")
+    # Only the hanging trials may reach the deadline: on a busy machine a trial that finishes can take
+    # more than the fixture's 2 s to start and write, and the two runs would differ by that chance.
+    local = lab_run(copy_project(tmp_path, "local", timeout_s=8), env, "--concurrency", "4")
+    queued = lab_run(copy_project(tmp_path, "queued", timeout_s=8), env, "--executor", "rq")
     assert queued["total_trials"] == local["total_trials"] == 21
     assert queued["outcomes"] == local["outcomes"] and queued["tables"] == local["tables"]
     assert tables(Path(queued["run_dir"])) == tables(Path(local["run_dir"]))
-    sdk = LabClient(cwd=copy_project(tmp_path, "sdk"), env=env).run(executor="rq")
+    sdk = LabClient(cwd=copy_project(tmp_path, "sdk", timeout_s=8), env=env).run(executor="rq")
     assert tables(sdk.run.run_dir) == tables(Path(local["run_dir"]))
     logs = [(tmp_path / f"worker-{i}.log").read_text() for i in range(2)]
     assert all("opslab worker" in log for log in logs)
