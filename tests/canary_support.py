@@ -19,11 +19,34 @@ def served_delta_pct(windows: Sequence[WindowSummary]) -> float:
     return 100 * (fmean(b) - fmean(a)) / fmean(a)
 
 
-def judged_as_an_improvement(decision: str, applied: bool, delta_p95_pct: float | None, reason: str) -> bool:
+def reached_every_round(windows: Sequence[WindowSummary]) -> bool:
+    """Whether the target's own time (served p95) shows B faster than A in every round (the r-th window
+    of each arm). A busy machine can stall the target itself for a whole window: then the data the canary
+    judges no longer holds the improvement, and no judge may be asked to see it."""
+    a = [w.served_p95_ms for w in windows if w.arm == "A"]
+    b = [w.served_p95_ms for w in windows if w.arm == "B"]
+    pairs = list(zip(a, b, strict=False))
+    return bool(pairs) and all(x is not None and y is not None and y < x for x, y in pairs)
+
+
+def judged_as_an_improvement(
+    decision: str,
+    applied: bool,
+    delta_p95_pct: float | None,
+    reason: str,
+    windows: Sequence[WindowSummary] | None = None,
+) -> bool:
     """A real improvement is a PASS, applied, on a quiet machine. A busy one adds the load generator's own
     stalls to some windows, which dilutes what the client measured or leaves a round unconvinced: then the
     canary may only decline to confirm (an EDGE, nothing applied). It never fails the improvement, never
-    applies an unconfirmed one, and always sees the improvement's direction. Returns whether it passed."""
+    applies an unconfirmed one, and always sees the improvement's direction. Returns whether it passed.
+
+    Given the ``windows``, the contract holds when the target's own time shows the improvement in every
+    round; when a stall of the target hid it in one (see ``reached_every_round``), the canary may judge
+    what it measured, a FAIL included, and only never applies anything but a PASS."""
+    if windows is not None and not reached_every_round(windows):
+        assert applied == (decision == "PASS"), reason
+        return applied
     assert decision in ("PASS", "EDGE"), reason
     assert applied == (decision == "PASS"), reason
     assert delta_p95_pct is not None and delta_p95_pct < 0, reason
