@@ -51,19 +51,19 @@ def cluster(redis_url: str, tmp_path: Path) -> Iterator[Cluster]:
 def copy_project(tmp_path: Path, name: str, *, timeout_s: float | None = None, **bindings: Any) -> Path:
     dest = tmp_path / name
     shutil.copytree(FIXTURES / "lab" / "proj", dest)
+    if timeout_s is None and not bindings:
+        return dest
     path = dest / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(path.read_text())
     if timeout_s is not None:
-        exp = yaml.safe_load(path.read_text())
         exp["design"]["trial_timeout_s"] = timeout_s
-        path.write_text(yaml.safe_dump(exp))
     if bindings:
-        exp = yaml.safe_load(path.read_text())
         exp["design"]["replications"] = 2
         # A held trial waits for the test: the deadline must not depend on how busy the machine is.
         exp["design"]["trial_timeout_s"] = 120
         exp["variants"]["treatments"] = [{"id": "held", "bindings": {"mode": "normal", **bindings}}]
         exp["variants"]["baseline"]["bindings"]["ledger"] = bindings["ledger"]
-        path.write_text(yaml.safe_dump(exp))
+    path.write_text(yaml.safe_dump(exp))
     return dest
 
 

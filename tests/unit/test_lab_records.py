@@ -258,7 +258,7 @@ def _uname_with(processor: str) -> Callable[[], tuple[str, ...]]:
     return lambda: fields
 
 
-def test_therecords_digest_made_record_by_record_is_the_canonical_digest_of_them_all() -> None:
+def test_the_records_digest_made_record_by_record_is_the_canonical_digest_of_them_all() -> None:
     raws = [
         b'{"schema_version":1,"trial_id":"trial_2","outcome":"success","metrics":{"b":1,"a":0.5}}\n',
         '{"trial_id":"trial_1","result":{"z":["h\u00e9llo",null,1e21]},"error":{"m":"x"}}\n'.encode(),

@@ -41,10 +41,10 @@ class RunAnalysis:
     outcomes: dict[str, int]
 
 
-def analyse_run(resolved: Resolved, run_dir: Path, written: Mapping[str, bytes] | None = None) -> RunAnalysis:
+def analyse_run(resolved: Resolved, run_dir: Path, written: WrittenRecords | None = None) -> RunAnalysis:
     """Analyse a run whose trials are all on disk: tables, comparison, report and attestation.
     ``written``: records the caller holds as their files hold them (see ``read_records``), with their
-    canonical JSON when it is a ``WrittenRecords``."""
+    canonical JSON."""
     cfg = resolved.config
     records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)], written)
     outputs = [record for record, _ in records]
@@ -52,7 +52,7 @@ def analyse_run(resolved: Resolved, run_dir: Path, written: Mapping[str, bytes] 
     tables = build_tables(run_dir, outputs, variants)
     metrics = list(dict.fromkeys([*cfg.analysis.primary_metrics, *cfg.analysis.secondary_metrics]))
     comparison = compare(run_dir, outputs, variants, metrics, cfg.analysis.metric_kinds)
-    attest(run_dir, resolved, records, written.canonical if isinstance(written, WrittenRecords) else None)
+    attest(run_dir, resolved, records, written.canonical if written is not None else None)
     outcomes: dict[str, int] = {}
     for o in outputs:
         outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
