@@ -20,13 +20,19 @@ def served_delta_pct(windows: Sequence[WindowSummary]) -> float:
 
 
 def reached_every_round(windows: Sequence[WindowSummary]) -> bool:
-    """Whether the target's own time (served p95) shows B faster than A in every round (the r-th window
-    of each arm). A busy machine can stall the target itself for a whole window: then the data the canary
-    judges no longer holds the improvement, and no judge may be asked to see it."""
-    a = [w.served_p95_ms for w in windows if w.arm == "A"]
-    b = [w.served_p95_ms for w in windows if w.arm == "B"]
-    pairs = list(zip(a, b, strict=False))
-    return bool(pairs) and all(x is not None and y is not None and y < x for x, y in pairs)
+    """Whether B was faster than A in every round (the r-th window of each arm), both as the target timed
+    its own work (served p95) and as the load generator saw it (p95). A busy machine can stall a whole
+    window, the target's handler or the requests waiting for it: then the data the canary judges no longer
+    holds the improvement, and no judge may be asked to see it."""
+    arm = {name: [w for w in windows if w.arm == name] for name in "AB"}
+    rounds = list(zip(arm["A"], arm["B"], strict=False))
+    return bool(rounds) and all(
+        _faster(b.served_p95_ms, a.served_p95_ms) and _faster(b.p95_ms, a.p95_ms) for a, b in rounds
+    )
+
+
+def _faster(b: float | None, a: float | None) -> bool:
+    return a is not None and b is not None and b < a
 
 
 def judged_as_an_improvement(
@@ -41,9 +47,9 @@ def judged_as_an_improvement(
     canary may only decline to confirm (an EDGE, nothing applied). It never fails the improvement, never
     applies an unconfirmed one, and always sees the improvement's direction. Returns whether it passed.
 
-    Given the ``windows``, the contract holds when the target's own time shows the improvement in every
-    round; when a stall of the target hid it in one (see ``reached_every_round``), the canary may judge
-    what it measured, a FAIL included, and only never applies anything but a PASS."""
+    Given the ``windows``, the contract holds when every round shows the improvement; when a stall hid it
+    in one (see ``reached_every_round``), the canary may judge what it measured, a FAIL included, and
+    only never applies anything but a PASS."""
     if windows is not None and not reached_every_round(windows):
         assert applied == (decision == "PASS"), reason
         return applied

@@ -199,9 +199,10 @@ def test_a_prometheus_judged_canary_agrees_with_the_load_generator_on_the_same_w
     # arms, which can dilute a real −20 % into "no worthwhile improvement" (seen once at +6 %). What it may
     # never do is call a no-effect candidate a PASS.
     # Prometheus's own reading of a real −20 % may be held to an EDGE by a busy machine (histogram buckets
-    # and a stalled target, seen once at −9.9 %), never to a FAIL, unless the target stalled for a whole
-    # B window, so that its own time no longer shows the improvement (seen once in CI: served p95 35.7 ms
-    # against 21.6 ms in the other B window; tests/canary_support.py).
+    # and a stalled target, seen once at −9.9 %), never to a FAIL, unless a whole B window stalled so that
+    # it no longer shows the improvement (seen in CI: the target's own p95 35.7 ms against 21.6 ms in the
+    # other B window; and requests waiting for it: client p95 61.1 ms against 28.4 ms while the target
+    # timed its work at 25.1 ms; tests/canary_support.py).
     seen = (r.reason, r.load_check.reason, r.windows)
     if verdict == "PASS":
         judged_as_an_improvement(r.decision, r.applied, r.delta_p95_pct, repr(seen), r.windows)
