@@ -14,8 +14,9 @@ from sqlalchemy import Connection, Engine, and_, func, or_, select
 from opslab.errors import InvalidInput
 from opslab.store.engine import write_tx
 from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, series, version_stats
+from opslab.store.locks import TRACES, lock_keys
 from opslab.store.scores import add_score, score_stats, scores_of
-from opslab.store.spans import add_logs, add_spans, lock_traces, spans_of_traces, trace_logs, trace_spans
+from opslab.store.spans import add_logs, add_spans, spans_of_traces, trace_logs, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_scores, run_steps, run_tags, tool_calls
 from opslab.store.upsert import drop_stale_trace_runs, upsert_runs
 from opslab.telemetry import (
@@ -291,7 +292,7 @@ class SqlRunRepository:
 
     def write_traces(self, trace_ids: Sequence[str], plan: TracePlanner) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:
-            lock_traces(conn=conn, trace_ids=trace_ids)
+            lock_keys(conn=conn, kind=TRACES, keys=trace_ids)
             stored = spans_of_traces(conn=conn, trace_ids=list(trace_ids))
             decided = plan(stored)
             if decided.spans:

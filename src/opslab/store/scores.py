@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Connection, func, insert, select
 
+from opslab.store.locks import RUNS, lock_keys
 from opslab.store.tables import agent_runs, run_scores
 from opslab.telemetry import ScoreIn, ScoreStat, ScoreView
 
 
 def add_score(*, conn: Connection, run_id: str, score: ScoreIn) -> ScoreView | None:
+    lock_keys(conn=conn, kind=RUNS, keys=[run_id])  # a re-ingest replacing the run waits, or we do
     if conn.scalar(select(agent_runs.c.run_id).where(agent_runs.c.run_id == run_id)) is None:
         return None
     view = ScoreView(

@@ -3,26 +3,13 @@ OTLP log records that name a trace."""
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, insert, select, text
+from sqlalchemy import Connection, delete, insert, select
 
 from opslab.store.tables import otel_logs, otel_spans
 from opslab.telemetry import LogRecord, Span
-
-_TRACE_LOCK = 7_130_002  # the advisory-lock class of "writing trace X" on PostgreSQL
-
-
-def lock_traces(*, conn: Connection, trace_ids: Sequence[str]) -> None:
-    """Hold, until the transaction ends, the right to write these traces (SQLite: its one write lock
-    already serialises writers). Taken in sorted order, so two writers never wait on each other."""
-    if conn.dialect.name != "postgresql":
-        return
-    for trace_id in sorted(set(trace_ids)):
-        key = zlib.crc32(trace_id.encode()) - 2**31  # fits int4
-        conn.execute(text("SELECT pg_advisory_xact_lock(:cls, :key)"), {"cls": _TRACE_LOCK, "key": key})
 
 
 def add_spans(

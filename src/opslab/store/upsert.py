@@ -10,6 +10,7 @@ from typing import Any
 from pydantic_core import from_json, to_json
 from sqlalchemy import Connection, Table, delete, select
 
+from opslab.store.locks import RUNS, lock_keys
 from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, run_tags, tool_calls
 from opslab.telemetry import AgentRunIn, PreparedRun, UpsertStatus
 
@@ -23,6 +24,7 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
     ids = [p.run.run_id for p in runs]
+    lock_keys(conn=conn, kind=RUNS, keys=ids)  # before reading which exist: see store.locks
     existing: set[str] = set()
     for chunk in _chunks(ids):
         existing.update(conn.scalars(select(agent_runs.c.run_id).where(agent_runs.c.run_id.in_(chunk))))
