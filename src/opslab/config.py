@@ -35,7 +35,13 @@ from pydantic_settings import (
 
 from opslab import config_sources
 from opslab.capabilities import CAPABILITIES, PLATFORM, owner_of_setting
-from opslab.credentials import MIN_LOCAL_LENGTH, credential_problem, is_placeholder, shared_with, too_short
+from opslab.credentials import (
+    MIN_LOCAL_LENGTH,
+    credential_problem,
+    deployed_problem,
+    is_placeholder,
+    shared_with,
+)
 from opslab.errors import InvalidInput
 
 MIB = 1024 * 1024
@@ -219,6 +225,29 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=5 * MIB, gt=0, description="Largest request body accepted (413 above)."
+    )
+    max_batch_items: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most runs in one `POST /agent-runs/batch` (413 naming this setting above).",
+    )
+    max_otlp_spans: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most spans in one OTLP export request (413 naming this setting above); an "
+        "OpenTelemetry SDK's batch processor sends 512 at most, a collector's batch processor what it is "
+        "told to (`send_batch_max_size`).",
+    )
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one service process works on at once; beyond it, a 503 with `Retry-After` "
+        "(event streams and `/healthz` are not counted). Run more workers or replicas for more.",
+    )
+    access_log: bool = Field(
+        default=True,
+        description="One log line per request (client, method, path, status, duration; secrets in the "
+        "query masked) on the `opslab.access` logger.",
     )
     url: str | None = Field(
         default=None,
@@ -472,19 +501,19 @@ class Settings(BaseSettings):
                 ) from None
         return patterns
 
-    def short_credentials(self) -> list[str]:
-        """``"VARIABLE: why"`` for each token too short for a deployed service (checked at start-up by a
-        service bound beyond loopback; refused at load in production)."""
+    def weak_credentials(self) -> list[str]:
+        """``"VARIABLE: why"`` for each token too short or too guessable for a deployed service (checked at
+        start-up by a service bound beyond loopback; refused at load in production)."""
         out = []
         for name in CREDENTIALS:
             value = getattr(self, name)
-            if isinstance(value, SecretStr) and (why := too_short(value.get_secret_value())):
+            if isinstance(value, SecretStr) and (why := deployed_problem(value.get_secret_value())):
                 out.append(f"{_variable((name,))}: {why}")
         return out
 
     @model_validator(mode="after")
     def _production_is_protected(self) -> Self:
-        if self.env == "production" and (short := self.short_credentials()):
+        if self.env == "production" and (short := self.weak_credentials()):
             raise ValueError(short[0])
         if self.env == "production":
             missing = [

@@ -9,6 +9,9 @@ session key) is refused when it is
   ``<token>``, ``xxxx…``);
 - shorter than ``MIN_LENGTH`` characters (16) on a deployed service: in production, or reachable beyond
   loopback; a service only this machine can reach takes ``MIN_LOCAL_LENGTH`` (8) with a warning line;
+- guessable on a deployed service, under the same rule: fewer than ``10**MIN_GUESSES_LOG10`` guesses as
+  zxcvbn estimates them (common passwords, words, names, keyboard walks, repeats, sequences, dates:
+  ``password12345678``, ``qwertyuiopasdfgh``, ``admin-admin-admin``);
 - the same as another credential (a read token equal to the API token could write).
 
 An LLM key is not a credential of this service: a placeholder there means "no LLM", not a risk.
@@ -21,6 +24,26 @@ import re
 MIN_LENGTH = 16  # a deployed service: production, or bound beyond loopback
 MIN_LOCAL_LENGTH = 8  # a service only this machine reaches (a laptop, a test)
 GENERATE_HINT = "generate one with `openssl rand -hex 32`"
+# zxcvbn's top score ("very unguessable"). Random tokens clear it by far: `secrets.token_hex(8)`, 16 hex
+# characters, estimated at no less than 10^11.6 in 40,000 draws; token_urlsafe(16) at 10^20. What people
+# type stays under it: password12345678 and qwertyuiopasdfgh 10^4.2, admin-admin-admin 10^7.9.
+MIN_GUESSES_LOG10 = 10
+_ZXCVBN_MAX_LENGTH = 72  # zxcvbn refuses longer input (and its time grows with the square of the length)
+# What zxcvbn found, told without quoting the value (a refused token may be a password used elsewhere).
+_KINDS = {
+    "passwords": "a common password",
+    "english_wikipedia": "a word",
+    "us_tv_and_film": "a word",
+    "surnames": "a name",
+    "male_names": "a name",
+    "female_names": "a name",
+    "user_inputs": "the product's name",
+    "spatial": "a keyboard walk",
+    "repeat": "a repeat",
+    "sequence": "a sequence",
+    "regex": "a year",
+    "date": "a date",
+}
 
 # Whole values seen in examples and templates, compared lowercased.
 PLACEHOLDERS = frozenset(
@@ -121,6 +144,34 @@ def too_short(value: str, min_length: int = MIN_LENGTH) -> str | None:
         return None
     plural = "s" if n > 1 else ""
     return f"only {n} character{plural}; a token needs at least {min_length}: {GENERATE_HINT}"
+
+
+def guessable(value: str) -> str | None:
+    """Why ``value`` is too easy to guess for a token (one line), or None."""
+    # zxcvbn loads its word lists on import (about 40 ms): only a deployed service's check pays for it.
+    from zxcvbn import zxcvbn
+
+    guesses_log10 = 0.0
+    kinds: dict[str, None] = {}
+    # A value longer than zxcvbn takes is scored by parts: guesses multiply, so their logarithms add.
+    for start in range(0, len(value), _ZXCVBN_MAX_LENGTH):
+        found = zxcvbn(value[start : start + _ZXCVBN_MAX_LENGTH], user_inputs=["opslab"])
+        guesses_log10 += float(found["guesses_log10"])
+        for match in found["sequence"]:
+            kind = _KINDS.get(match.get("dictionary_name") or match["pattern"])
+            if kind is not None:
+                kinds[kind] = None
+        if guesses_log10 >= MIN_GUESSES_LOG10:
+            return None
+    made_of = f" ({', '.join(kinds)})" if kinds else ""
+    needs = f"a token needs at least 10^{MIN_GUESSES_LOG10}"
+    return f"guessable{made_of}: about 10^{guesses_log10:.0f} guesses; {needs}: {GENERATE_HINT}"
+
+
+def deployed_problem(value: str) -> str | None:
+    """Why ``value`` may not guard a deployed service (in production, or reachable beyond loopback) though
+    a service only this machine reaches may run with it, warned: too short, or guessable."""
+    return too_short(value) or guessable(value)
 
 
 def is_loopback(host: str) -> bool:

@@ -10,7 +10,17 @@ import httpx
 import pytest
 
 from opslab.api.server import ServerThread
-from opslab.sandbox import LatencyModel, create_target_app
+from opslab.sandbox import TOKEN_HEADER, LatencyModel, OpsOptions, create_target_app
+
+ADMIN_TOKEN = "tok-target-admin-4c9e2a7f1b"
+ADMIN_BODY_ROUTES = [
+    "/admin/faults/db_pool_leak",
+    "/admin/faults/memory_leak",
+    "/admin/faults/traffic_spike",
+    "/admin/deploy",
+    "/admin/flags",
+    "/admin/pool/resize",
+]
 
 
 @pytest.fixture
@@ -115,3 +125,32 @@ def test_the_seeds_ops_paths_answer_as_the_api_paths(target: httpx.Client) -> No
     assert r.status_code == 200 and r.text == target.get("/api/lab/report?mini=1").text
     assert r.text.startswith("COMBO MINI REPORT")
     assert target.get("/ops/lab/report").json() == target.get("/api/lab/report").json()
+
+
+def admin_world(c: httpx.Client) -> dict[str, object]:
+    """What an admin route changes: the faults, the release, the flags, the pool."""
+    state = c.get("/admin/state", headers={TOKEN_HEADER: ADMIN_TOKEN}).json()
+    return {key: state[key] for key in ("faults", "version", "flags", "pool")}
+
+
+@pytest.mark.parametrize("path", ADMIN_BODY_ROUTES)
+def test_an_admin_route_checks_the_token_before_it_parses_the_body(path: str) -> None:
+    app = create_target_app(seed=3, ops=OpsOptions(token=ADMIN_TOKEN, traffic_rps=0))
+    json_type = {"Content-Type": "application/json"}
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=10) as c:
+        before = admin_world(c)
+        missing = c.post(path, content=b"{nope", headers=json_type)
+        assert refused(missing, 401)["code"] == "unauthorized"
+        wrong = c.post(path, content=b"{nope", headers={**json_type, TOKEN_HEADER: "tok-not-the-admin-0000"})
+        assert refused(wrong, 403)["code"] == "policy_violation"
+        # With the token the body is parsed, and only then found malformed.
+        right = c.post(path, content=b"{nope", headers={**json_type, TOKEN_HEADER: ADMIN_TOKEN})
+        refused(right, 422, "body")
+        assert admin_world(c) == before
+
+
+def test_admin_routes_are_closed_without_a_token_whatever_the_body(target: httpx.Client) -> None:
+    headers = {"Content-Type": "application/json"}
+    assert refused(target.post("/admin/flags", content=b"{nope", headers=headers), 401)
+    headers[TOKEN_HEADER] = ADMIN_TOKEN  # the target was started without one: nothing opens it
+    assert refused(target.post("/admin/flags", content=b"{nope", headers=headers), 403)

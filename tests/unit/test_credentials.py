@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from opslab.config import CREDENTIALS, Settings
-from opslab.credentials import MIN_LENGTH, credential_problem, is_placeholder
+from opslab.credentials import MIN_LENGTH, credential_problem, guessable, is_placeholder
 from opslab.errors import InvalidInput
 
 GOOD = "0f3a9c7e5b1d4a2f8c6e"
@@ -76,6 +78,76 @@ def test_generated_tokens_are_accepted() -> None:
         for token in (secrets.token_urlsafe(32), secrets.token_hex(8), secrets.token_hex(32)):
             assert credential_problem(token) is None, token
     assert credential_problem("correct-horse-battery-staple") is None
+
+
+GUESSABLE = ["password12345678", "qwertyuiopasdfgh", "1234567890abcdef", "admin-admin-admin"]
+
+
+@pytest.mark.parametrize("value", GUESSABLE)
+@pytest.mark.parametrize("name", CREDENTIALS)
+def test_a_guessable_token_is_refused_in_production_naming_its_variable(
+    clean_env: pytest.MonkeyPatch, value: str, name: str
+) -> None:
+    clean_env.setenv("OPSLAB_ENV", "production")
+    clean_env.setenv("OPSLAB_API_TOKEN", "0f3a9c7e5b1d4a2f8c6e")
+    clean_env.setenv("OPSLAB_INGEST_SECRET", "q8Zt3vXk1mP0wR7nY4cL")
+    clean_env.setenv(f"OPSLAB_{name.upper()}", value)
+    with pytest.raises(InvalidInput) as exc:
+        Settings.load()
+    message = exc.value.message
+    assert message.startswith(f"OPSLAB_{name.upper()}: guessable"), message
+    assert "openssl rand -hex 32" in message and "\n" not in message and value not in message, message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        *GUESSABLE,
+        "trustno1trustno1",  # a common password, repeated
+        "asdfghjklasdfghj",  # a keyboard walk
+        "zaq12wsxcde34rfv",  # a keyboard walk down the columns
+        "abcdefghijklmnop",  # a sequence
+        "1111222233334444",  # repeats
+        "Password123456!!",  # a word, digits, symbols
+        "opslab-opslab-opslab",  # the product's name
+        "welcome2024welcome",  # a word and a year
+    ],
+)
+def test_keyboard_walks_repeats_and_words_are_guessable(value: str) -> None:
+    assert (problem := guessable(value)) is not None and problem.startswith("guessable"), value
+
+
+def test_random_and_documented_tokens_are_not_guessable() -> None:
+    # `openssl rand -hex 32` is token_hex(32); docs/security.md also gives token_urlsafe(32).
+    # The shortest come closest to the floor (token_hex(8) at no less than 10^11.6 in 40,000 draws).
+    for _ in range(150):
+        for token in (secrets.token_hex(8), secrets.token_urlsafe(16), secrets.token_hex(16)):
+            assert guessable(token) is None, token
+    for _ in range(20):
+        for token in (secrets.token_urlsafe(32), secrets.token_hex(32)):
+            assert guessable(token) is None, token
+    assert guessable(secrets.token_urlsafe(200)) is None  # longer than zxcvbn takes at once
+    assert guessable("password" * 20) is not None
+
+
+def test_a_guessable_token_is_only_a_warning_for_a_local_service(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Accepted at load outside production; `opslab serve` prints the line, or refuses it beyond loopback.
+    settings = Settings(data_dir=tmp_path, api_token="password12345678")
+    assert [line.split(": guessable")[0] for line in settings.weak_credentials()] == ["OPSLAB_API_TOKEN"]
+
+
+def test_a_command_on_a_local_service_does_not_load_the_estimator(tmp_path: Path) -> None:
+    # zxcvbn's word lists take ~40 ms to load: a command pays for them only when a deployed service checks.
+    code = f"""
+import sys, opslab.cli
+from opslab.config import Settings
+Settings(data_dir={str(tmp_path)!r}, api_token="0f3a9c7e5b1d4a2f8c6e")
+print("zxcvbn" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("first", range(len(CREDENTIALS)))

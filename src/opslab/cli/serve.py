@@ -40,11 +40,11 @@ def serve(
 ) -> None:
     """Run the HTTP service (migrations are applied on start)."""
     s = settings()  # a refused setting stops here, before the service's imports
-    short = s.short_credentials()
-    if short and not is_loopback(host):
-        variable, _, why = short[0].partition(": ")
+    weak = s.weak_credentials()
+    if weak and not is_loopback(host):
+        variable, _, why = weak[0].partition(": ")
         raise InvalidInput.for_field(variable, f"{why} (this service binds {host}, beyond loopback)")
-    for line in short:
+    for line in weak:
         err_console.print(f"warning: {line} — fine on loopback, refused in production or beyond it")
     level = (log_level or s.log_level).strip().lower()
     if level not in LOG_LEVELS:

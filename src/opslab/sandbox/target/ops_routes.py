@@ -1,18 +1,24 @@
 """The target's operational routes: ``/api/v1/*`` (what any monitoring reads, no auth) and ``/admin/*``
-(``X-Sandbox-Token``, for the chaos and action servers only). Shapes: docs/responder-contract.md."""
+(``X-Sandbox-Token``, for the chaos and action servers only). Shapes: docs/responder-contract.md.
+
+An ``/admin/*`` request is judged by its token before its body is parsed: without the token it is a 401
+(a wrong one a 403), whatever its body, never a 422 that would tell a stranger what the route expects.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Query
+from fastapi import APIRouter, FastAPI, Query, Request, Response, params
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from opslab.errors import InvalidInput
-from opslab.sandbox.app import admin_guard
+from opslab.sandbox.app import TOKEN_HEADER, admin_guard
 from opslab.sandbox.target.ops import OpsWorld
 from opslab.sandbox.target.release import Version
 
@@ -57,8 +63,30 @@ def parse_since(since: str | None) -> datetime | None:
     return parsed
 
 
+def token_first(guard: params.Depends) -> type[APIRoute]:
+    """A route class running ``guard``'s header check before the route's handler, which parses the body
+    (FastAPI reads and decodes the body before it solves any dependency, the guard included)."""
+    if guard.dependency is None:
+        raise TypeError("token_first needs a guard with its dependency (admin_guard's)")
+    check: Callable[..., object] = guard.dependency
+
+    class TokenFirst(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            handler = super().get_route_handler()
+
+            async def checked_first(request: Request) -> Response:
+                check(request.headers.get(TOKEN_HEADER))
+                return await handler(request)
+
+            return checked_first
+
+    return TokenFirst
+
+
 def add_ops_routes(app: FastAPI, world: OpsWorld, token: str | None) -> None:
     Admin = admin_guard(token)
+    # The guard stays a dependency too, so the OpenAPI document names the header the routes take.
+    admin = APIRouter(route_class=token_first(Admin), dependencies=[Admin])
 
     @app.get("/api/v1/orders")
     async def orders() -> JSONResponse:
@@ -88,13 +116,13 @@ def add_ops_routes(app: FastAPI, world: OpsWorld, token: str | None) -> None:
     def flags() -> dict[str, JsonValue]:
         return {"new_ranking": world.release.flags.new_ranking}
 
-    @app.post("/admin/faults/db_pool_leak", dependencies=[Admin])
+    @admin.post("/admin/faults/db_pool_leak")
     def db_pool_leak(body: Switch) -> dict[str, JsonValue]:
         world.leak_connections = body.enabled
         world.logs.write("INFO", f"fault db_pool_leak {'on' if body.enabled else 'off'}")
         return {"db_pool_leak": body.enabled}
 
-    @app.post("/admin/faults/memory_leak", dependencies=[Admin])
+    @admin.post("/admin/faults/memory_leak")
     def memory_leak(body: MemoryLeakSwitch) -> dict[str, JsonValue]:
         world.memory.set(enabled=body.enabled, mb_per_s=body.mb_per_s)
         world.logs.write(
@@ -102,42 +130,44 @@ def add_ops_routes(app: FastAPI, world: OpsWorld, token: str | None) -> None:
         )
         return {"enabled": body.enabled, "mb_per_s": body.mb_per_s}
 
-    @app.post("/admin/faults/traffic_spike", dependencies=[Admin])
+    @admin.post("/admin/faults/traffic_spike")
     def traffic_spike(body: SpikeSwitch) -> dict[str, JsonValue]:
         world.spike_multiplier = body.multiplier if body.enabled else None
         world.logs.write("INFO", f"traffic x{body.multiplier:g} {'on' if body.enabled else 'off'}")
         return {"enabled": body.enabled, "multiplier": body.multiplier}
 
-    @app.post("/admin/deploy", dependencies=[Admin])
+    @admin.post("/admin/deploy")
     def deploy(body: DeployBody) -> dict[str, JsonValue]:
         d = world.release.roll_out(body.version)
         world.logs.write("INFO", f"deployed release {d.version} (previous {d.previous})")
         return d.model_dump(exclude={"schema_version"})
 
-    @app.post("/admin/deploy/rollback", dependencies=[Admin])
+    @admin.post("/admin/deploy/rollback")
     def rollback() -> dict[str, JsonValue]:
         d = world.release.roll_back()
         world.logs.write("INFO", f"rolled back to release {d.version} (from {d.previous})")
         return d.model_dump(exclude={"schema_version"})
 
-    @app.post("/admin/flags", dependencies=[Admin])
+    @admin.post("/admin/flags")
     def set_flags(body: FlagsBody) -> dict[str, JsonValue]:
         flags = world.release.set_flags(new_ranking=body.new_ranking)
         world.logs.write("INFO", f"flag new_ranking {'on' if flags.new_ranking else 'off'}")
         return {"new_ranking": flags.new_ranking}
 
-    @app.post("/admin/pool/recycle", dependencies=[Admin])
+    @admin.post("/admin/pool/recycle")
     async def recycle() -> dict[str, JsonValue]:
         released = await anyio.to_thread.run_sync(world.db.recycle)
         world.logs.write("INFO", f"connection pool recycled: {released} leaked connections released")
         return {"released": released}
 
-    @app.post("/admin/pool/resize", dependencies=[Admin])
+    @admin.post("/admin/pool/resize")
     async def resize(body: ResizeBody) -> dict[str, JsonValue]:
         await anyio.to_thread.run_sync(world.db.resize, body.size)
         world.logs.write("INFO", f"connection pool resized to {body.size}")
         return world.pool_status().model_dump()
 
-    @app.get("/admin/state", dependencies=[Admin])
+    @admin.get("/admin/state")
     def state() -> dict[str, JsonValue]:
         return world.state()
+
+    app.include_router(admin)
