@@ -57,3 +57,13 @@ def judged_as_an_improvement(
     assert applied == (decision == "PASS"), reason
     assert delta_p95_pct is not None and delta_p95_pct < 0, reason
     return decision == "PASS"
+
+
+def judged_as_no_effect(decision: str, applied: bool, reason: str, windows: Sequence[WindowSummary]) -> None:
+    """A candidate with no effect is not an improvement: a FAIL, or at most an EDGE when a busy machine's
+    delays made a window read as one, never applied. Only when noise made B look faster in every round, as
+    the target timed itself and as the load generator saw it (``reached_every_round``), is the data the
+    canary judged that of an improvement: then it may judge what it measured, and applies only a PASS."""
+    assert applied == (decision == "PASS"), reason
+    if not reached_every_round(windows):
+        assert decision in ("FAIL", "EDGE"), reason

@@ -53,7 +53,7 @@ from opslab.store import (
     open_checkpointer,
     upgrade,
 )
-from opslab.telemetry import PreparedRun, Redactor, TelemetryService, load_prices
+from opslab.telemetry import IngestLimits, PreparedRun, Redactor, TelemetryService, load_prices
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -141,7 +141,13 @@ class Runtime:
 
         runs = SqlRunRepository(engine)
         telemetry = TelemetryService(
-            runs, redactor=redactor, on_ingest=notify, prices=load_prices(settings.price_table)
+            runs,
+            redactor=redactor,
+            on_ingest=notify,
+            prices=load_prices(settings.price_table),
+            limits=IngestLimits(
+                max_batch_items=settings.max_batch_items, max_otlp_spans=settings.max_otlp_spans
+            ),
         )
         job_store = SqlJobStore(engine)
         works: dict[str, AnyWork] = {}

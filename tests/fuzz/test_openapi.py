@@ -1,4 +1,6 @@
-"""Schemathesis over the live service's own OpenAPI document, on SQLite and PostgreSQL: every operation,
+"""Schemathesis over the live service's own OpenAPI document, on SQLite and PostgreSQL, open and with its
+credentials set (the fuzzer then sends the token and the ingest secret, so the routes' own checks are
+reached, not only the guard's 401): every operation,
 every check (two reasoned exceptions in schemathesis.toml beside this file), stateful links where it
 finds them. No response may be >= 500, every error must carry the JSON error body, every answer must
 match the document.
@@ -14,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from opslab.api import ServerThread, create_app
 from opslab.config import Settings
 from tests.conftest import DEEP
@@ -23,13 +27,20 @@ SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
 EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES") or ("24" if DEEP else "4")
 
 
-def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path) -> None:
+TOKEN, SECRET = "Fz7qLm2Vx9Rt4Kp8Wd3N", "Hy6sPq1Zc8Ub5Mn2Xe7J"
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["open", "with-credentials"])
+def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path, auth: bool) -> None:
+    credentials = {"api_token": TOKEN, "ingest_secret": SECRET} if auth else {}
     settings = Settings(
         data_dir=tmp_path / "fuzz",
         database_url=db_url,
         canary_max_requests=50,  # fuzzed canary plans must not turn into load
         job_workers=1,
+        **credentials,
     )
+    headers = ["-H", f"Authorization: Bearer {TOKEN}", "-H", f"X-Ingest-Secret: {SECRET}"] if auth else []
     with ServerThread(create_app(settings)) as server:
         r = subprocess.run(
             [
@@ -49,6 +60,7 @@ def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path) -> None
                 "--request-timeout",
                 "30",
                 "--no-color",
+                *headers,
             ],
             cwd=tmp_path,
             capture_output=True,

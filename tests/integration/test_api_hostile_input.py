@@ -7,10 +7,12 @@ import base64
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from opslab.api import ServerThread, create_app
 from opslab.config import Settings
@@ -104,7 +106,9 @@ def test_text_that_merely_spells_nan_or_infinity_is_stored(api: httpx.Client) ->
     assert api.get("/agent-runs/w-1").json()["metadata"] == words
 
 
-def test_lookups_with_impossible_ids_answer_404_not_500(api: httpx.Client) -> None:
+def test_a_nul_or_an_endless_id_in_a_path_is_a_422_naming_the_path_and_the_connection_lives(
+    api: httpx.Client,
+) -> None:
     for path in (
         "/agent-runs/a%00b",
         "/agent-runs/a%00b/timeline",
@@ -117,11 +121,23 @@ def test_lookups_with_impossible_ids_answer_404_not_500(api: httpx.Client) -> No
         "/agent/incidents/a%00b/stream",
         "/lab/runs/a%00b",
         "/lab/runs/a%00b/stream",
+        "/sessions/%00",
+        "/ui/sessions/%00",
+        f"/sessions/{'s' * 10_000}",
     ):
         r = api.get(path)
+        assert fields(r) == ["path"], path
+        assert api.get("/healthz").status_code == 200  # the same kept-alive connection answers on
+    assert fields(api.post("/agent-runs/a%00b/rca-runs")) == ["path"]
+    assert fields(api.get("/agent/audit", params={"incident_id": "a\x00b"})) == ["query.incident_id"]
+
+
+def test_ids_no_run_can_have_answer_404_and_a_session_id_too_long_422(api: httpx.Client) -> None:
+    for path in ("/agent-runs/a%01b", "/agent-runs/" + "r" * 900):
+        r = api.get(path)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", path
-    assert api.post("/agent-runs/a%00b/rca-runs").status_code == 404
-    assert api.get("/agent/audit", params={"incident_id": "a\x00b"}).json()["records"] == []
+    assert api.get("/sessions/a%0Ab").json()["items"] == []
+    assert fields(api.get("/sessions/" + "s" * 900)) == ["path.session_id"]
 
 
 def test_bad_filters_and_cursors_are_refused_naming_them(api: httpx.Client) -> None:
@@ -167,13 +183,21 @@ def test_a_bad_span_is_rejected_alone_and_its_trace_stays_healthy(api: httpx.Cli
     now_ns = str(int(datetime.now(UTC).timestamp() * 1e9) - 10**9)
     root = api.post("/v1/traces", json=_otlp(trace, "01" * 8, start=now_ns))
     assert root.status_code == 200 and root.json()["partialSuccess"] == {}
-    for bad in (
-        _otlp(trace, "02" * 8, start=str(10**30), parent="01" * 8),
-        _otlp(trace, "03" * 8, start=now_ns, tokens=10**20, parent="01" * 8),
+    for bad, why in (
+        (_otlp(trace, "02" * 8, start=str(10**30), parent="01" * 8), ""),
+        (
+            _otlp(trace, "03" * 8, start=now_ns, tokens=10**20, parent="01" * 8),
+            "cost.tokens_prompt (from gen_ai.usage.input_tokens): ",
+        ),
+        (_otlp("00" * 16, "05" * 8, start=now_ns), "traceId: an all-zero id is invalid"),
+        (_otlp(trace, "00" * 8, start=now_ns, parent="01" * 8), "spanId: an all-zero id is invalid"),
+        (_otlp(trace, "06" * 8, start="-5", parent="01" * 8), "startTimeUnixNano: required"),
+        (_otlp(trace, "07" * 8, start="0", parent="01" * 8), "startTimeUnixNano: required"),
     ):
         r = api.post("/v1/traces", json=bad)
         assert r.status_code == 200, r.text[:300]
-        assert r.json()["partialSuccess"]["rejectedSpans"] == 1
+        partial = r.json()["partialSuccess"]
+        assert partial["rejectedSpans"] == 1 and why in partial["errorMessage"], partial
     good = api.post("/v1/traces", json=_otlp(trace, "04" * 8, start=now_ns, parent="01" * 8))
     assert good.status_code == 200 and good.json()["partialSuccess"] == {}
     runs = good.json()["opslab"]["runs"]
@@ -186,3 +210,58 @@ def test_a_batch_may_be_wrapped_as_runs(api: httpx.Client) -> None:
     assert r.status_code == 207 and r.json()["ok"] == 1
     assert api.get("/agent-runs/w-1").status_code == 200
     assert fields(api.post("/agent-runs/batch", json={"items": []})) == ["runs"]
+
+
+@pytest.fixture
+def capped(tmp_path: Path, db_url: str) -> Iterator[httpx.Client]:
+    settings = Settings(
+        data_dir=tmp_path / "capped", database_url=db_url, max_otlp_spans=20, max_batch_items=5, job_workers=1
+    )
+    with ServerThread(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+def _export_of(n: int) -> ExportTraceServiceRequest:
+    request = ExportTraceServiceRequest()
+    spans = request.resource_spans.add().scope_spans.add()
+    for i in range(n):
+        s = spans.spans.add()
+        s.trace_id, s.span_id, s.name = bytes.fromhex("ab" * 16), (i + 1).to_bytes(8, "big"), "s"
+        s.start_time_unix_nano, s.end_time_unix_nano = 1_760_000_000_000_000_000, 1_760_000_000_100_000_000
+    return request
+
+
+def test_an_export_of_more_spans_than_the_cap_is_a_413_naming_the_setting_and_keeps_nothing(
+    capped: httpx.Client,
+) -> None:
+    too_many = _export_of(21)
+    r = capped.post(
+        "/v1/traces", content=too_many.SerializeToString(), headers={"Content-Type": "application/x-protobuf"}
+    )
+    assert r.status_code == 413, r.text[:300]
+    error = r.json()["error"]
+    assert error["details"]["setting"] == "OPSLAB_MAX_OTLP_SPANS" and "21 spans" in error["message"]
+    one = _otlp("ab" * 16, "01" * 8, start="1760000000000000000")["resourceSpans"][0]["scopeSpans"][0]
+    spans = [{**one["spans"][0], "spanId": f"{i + 1:016x}"} for i in range(21)]
+    as_json = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    assert capped.post("/v1/traces", json=as_json).status_code == 413
+    assert capped.get(f"/v1/traces/{'ab' * 16}").status_code == 404  # nothing kept
+    at_cap = capped.post(
+        "/v1/traces",
+        content=_export_of(20).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+    )
+    assert at_cap.status_code == 200
+
+
+def test_a_batch_of_more_runs_than_the_cap_is_a_413_naming_the_setting_valid_or_not(
+    capped: httpx.Client,
+) -> None:
+    for items in ([run(f"c-{i}") for i in range(6)], [{"run_id": i} for i in range(6)]):
+        r = capped.post("/agent-runs/batch", json=items)
+        assert r.status_code == 413 and r.json()["error"]["details"]["setting"] == "OPSLAB_MAX_BATCH_ITEMS"
+    assert (
+        capped.post("/agent-runs/batch", json={"runs": [run(f"c-{i}") for i in range(6)]}).status_code == 413
+    )
+    assert capped.get("/agent-runs").json()["items"] == []
+    assert capped.post("/agent-runs/batch", json=[run(f"c-{i}") for i in range(5)]).status_code == 200

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from opslab import __version__
 from opslab.api.background import Service
+from opslab.api.boundary import AccessLog, Admission, EdgeCheck, ErrorBoundary
 from opslab.api.deps import add_body_schemas
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.guard import AccessGuard
@@ -77,10 +78,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    # The last added runs first: metrics see every answer; the guard refuses before any body is read.
+    # The last added runs first (api.boundary): the access log and the error boundary see every answer;
+    # admission refuses before a thread or a connection is held; the guard before any input is looked at.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(EdgeCheck)
     app.add_middleware(AccessGuard, settings=settings, signer=signer)
+    app.add_middleware(Admission, max_in_flight=settings.max_in_flight)
     app.add_middleware(MetricsMiddleware, metrics=api_metrics)
+    app.add_middleware(ErrorBoundary)
+    app.add_middleware(AccessLog, enabled=settings.access_log)
     # Each capability's routers in its declared order, then its dashboard pages (opslab.capabilities).
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
     for cap in (PLATFORM, *CAPABILITIES):

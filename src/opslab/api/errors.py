@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
@@ -80,6 +81,12 @@ def _routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
             yield route
 
 
+def pool_exhausted() -> Unavailable:
+    return Unavailable(
+        "every database connection is busy; retry shortly", details={"reason": "connection pool exhausted"}
+    )
+
+
 def render_error(request: Request, exc: OpslabError) -> Response:
     """An error of the tree as the API's JSON envelope, or as a page under ``/ui``."""
     if is_ui(request.url.path):
@@ -145,7 +152,15 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(500, "operation_failed", "internal error; see the service log")
+    @app.exception_handler(ValidationError)
+    async def _invalid(request: Request, exc: ValidationError) -> Response:
+        # A model built from a path or query value inside a route (a session id, a filter): the input's fault.
+        return render_error(request, invalid_from_pydantic(list(exc.errors(include_url=False))))
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(request: Request, exc: PoolTimeout) -> Response:
+        log.warning("no database connection free for %s %s", request.method, request.url.path)
+        return render_error(request, pool_exhausted())
+
+    # Anything else reaches api.boundary.ErrorBoundary (a handler for Exception here would answer, then
+    # re-raise to uvicorn, which drops the connection).

@@ -14,18 +14,27 @@ from sqlalchemy.engine import make_url
 from opslab.errors import InvalidInput
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Connections per process. SQLite's are cheap: as many as the threads that may hold one at once (anyio's
+# 40 for the service's routes). PostgreSQL's count against its max_connections (docs/operations.md). A
+# request that finds none free in POOL_TIMEOUT_S is a 503 with Retry-After.
+POOL_SIZE, POOL_TIMEOUT_S = 10, 10.0
+MAX_OVERFLOW = {"sqlite": 30, "postgresql": 20}
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
+        pool: dict[str, Any] = {}
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            overflow = MAX_OVERFLOW["sqlite"]
+            pool = {"pool_size": POOL_SIZE, "max_overflow": overflow, "pool_timeout": POOL_TIMEOUT_S}
         engine = create_engine(
             parsed,
             echo=echo,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            **pool,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -33,7 +42,14 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if backend == "postgresql":
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_engine(
+            parsed,
+            echo=echo,
+            pool_pre_ping=True,
+            pool_size=POOL_SIZE,
+            max_overflow=MAX_OVERFLOW["postgresql"],
+            pool_timeout=POOL_TIMEOUT_S,
+        )
     raise InvalidInput.for_field(
         "database_url", f"unsupported database {backend!r}; use sqlite or postgresql"
     )

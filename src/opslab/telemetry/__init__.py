@@ -29,7 +29,7 @@ from opslab.telemetry.schema import (
     UtcDatetime,
     unstorable,
 )
-from opslab.telemetry.service import MAX_HOURS, TelemetryService
+from opslab.telemetry.service import MAX_HOURS, IngestLimits, TelemetryService
 from opslab.telemetry.signals import (
     LogRecord,
     count_metric_points,
@@ -109,6 +109,7 @@ __all__ = [
     "SpanFacts",
     "StepIn",
     "TelemetryService",
+    "IngestLimits",
     "Timeline",
     "TimelineItem",
     "ToolCallIn",

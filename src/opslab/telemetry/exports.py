@@ -61,9 +61,34 @@ def _mapped(spans: Mapping[str, Span], prices: PriceTable) -> list[AgentRunIn]:
         runs = map_trace(spans.values(), prices=prices).runs
         for run in runs:
             check_semantics(run)
-    except (ValidationError, InvalidInput, OverflowError, ValueError, OSError, RecursionError) as exc:
+    except ValidationError as exc:
+        raise ValueError(_fields_of(exc)) from None
+    except (InvalidInput, OverflowError, ValueError, OSError, RecursionError) as exc:
         raise ValueError(str(exc).splitlines()[0]) from None
     return runs
+
+
+# A run's fields that spans' attributes fill, by the attribute a user would look for.
+_FROM_ATTRIBUTE = {
+    "tokens_prompt": "gen_ai.usage.input_tokens",
+    "tokens_completion": "gen_ai.usage.output_tokens",
+    "total_cost_usd": "the trace's cost",
+}
+
+
+# Models a trace's run is built from, by the run's field that holds them.
+_MODEL_FIELD = {"CostIn": "cost", "AgentRunIn": "run", "StepIn": "step", "ToolCallIn": "tool_call"}
+
+
+def _fields_of(exc: ValidationError) -> str:
+    """Each offending field of a model built from spans, with the attribute it came from."""
+    parts = []
+    for error in exc.errors(include_url=False)[:3]:
+        field = ".".join(str(p) for p in error["loc"]) or exc.title
+        source = _FROM_ATTRIBUTE.get(str(error["loc"][-1])) if error["loc"] else None
+        shown = f"{field} (from {source})" if source else field
+        parts.append(f"{_MODEL_FIELD.get(exc.title, exc.title)}.{shown}: {error['msg']}")
+    return "; ".join(parts)
 
 
 def _admit(

@@ -6,7 +6,7 @@ The result, a ``PreparedRun``, is what a ``RunRepository`` upserts. Nothing here
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -187,10 +187,15 @@ def prepare_many(
 
 
 def prepare_many_json(
-    raw: bytes, *, redactor: Redactor, source: RunOrigin = "native"
+    raw: bytes,
+    *,
+    redactor: Redactor,
+    source: RunOrigin = "native",
+    check_count: Callable[[int], None] | None = None,
 ) -> list[PreparedRun | InvalidInput]:
     """A JSON array of runs straight from bytes: one fast validation pass when every item is well-formed
-    (the usual case), the item-by-item path otherwise so each bad item gets its own error."""
+    (the usual case), the item-by-item path otherwise so each bad item gets its own error. ``check_count``
+    sees the number of items before any is prepared (or, on the slow path, validated one by one)."""
     try:
         runs = _RUN_LIST.validate_json(raw)
     except ValidationError:
@@ -200,7 +205,11 @@ def prepare_many_json(
             raise InvalidInput.for_field("body", f"malformed JSON: {exc}") from None
         if not isinstance(items, list):
             raise InvalidInput.for_field("body", "expected a JSON array of agent runs") from None
+        if check_count is not None:
+            check_count(len(items))
         return prepare_many(items, redactor=redactor, source=source)
+    if check_count is not None:
+        check_count(len(runs))
 
     now = datetime.now(UTC)  # one clock reading for the batch
     # The batch's free-form values as one JSON document: when it shows them all storable (the usual

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from opslab.errors import InvalidInput
+from opslab.errors import InvalidInput, PayloadTooLarge
 
 SUMMARY_CHARS = 2000
 _ERROR_CODES = {2, "2", "STATUS_CODE_ERROR", "ERROR"}
@@ -79,17 +79,19 @@ def decode_attributes(items: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     return {str(kv["key"]): decode_value(kv.get("value") or {}) for kv in items}
 
 
-def parse_request(body: Any) -> tuple[list[Span], list[str]]:
+def parse_request(body: Any, *, max_spans: int | None = None) -> tuple[list[Span], list[str]]:
     """An ``ExportTraceServiceRequest`` (JSON mapping) -> its spans, and why each refused span was refused.
 
     A span that is not well-formed (no trace or span id, ids that are not hex, times that are not
     numbers) is refused alone, as OTLP's partial success allows; a body that is not an export at all is
-    an ``InvalidInput`` naming what is wrong."""
+    an ``InvalidInput`` naming what is wrong; one of more than ``max_spans`` spans a ``PayloadTooLarge``."""
     if not isinstance(body, dict):
         raise InvalidInput.for_field("body", "expected an ExportTraceServiceRequest JSON object")
     resource_spans = body.get("resourceSpans", [])
     if not isinstance(resource_spans, list):
         raise InvalidInput.for_field("resourceSpans", "expected an array")
+    if max_spans is not None:
+        check_span_count(_count_json_spans(resource_spans), max_spans)
     spans: list[Span] = []
     refused: list[str] = []
     for ri, rs in enumerate(resource_spans):
@@ -113,6 +115,27 @@ def parse_request(body: Any) -> tuple[list[Span], list[str]]:
     return spans, refused
 
 
+def check_span_count(n: int, max_spans: int) -> None:
+    if n > max_spans:
+        raise PayloadTooLarge(
+            f"resourceSpans: {n} spans in one request; this service takes at most {max_spans} "
+            "(OPSLAB_MAX_OTLP_SPANS): export smaller batches (the batch processor's max export batch size)",
+            details={"spans": n, "limit_spans": max_spans, "setting": "OPSLAB_MAX_OTLP_SPANS"},
+        )
+
+
+def _count_json_spans(resource_spans: list[Any]) -> int:
+    n = 0
+    for rs in resource_spans:
+        if not isinstance(rs, dict):
+            continue
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
+        for ss in scopes if isinstance(scopes, list) else ():
+            spans = ss.get("spans") if isinstance(ss, dict) else None
+            n += len(spans) if isinstance(spans, list) else 0
+    return n
+
+
 def array_of(value: Any) -> list[Any]:
     if value is None:
         return []
@@ -132,6 +155,8 @@ def _span(sp: Mapping[str, Any], resource: dict[str, Any], where: str) -> Span:
             or not all(c in "0123456789abcdefABCDEF" for c in ident)
         ):
             raise InvalidInput.for_field(f"{where}.{label}", "expected a hex id")
+        if not ident.strip("0"):
+            raise InvalidInput.for_field(f"{where}.{label}", "an all-zero id is invalid (OTLP)")
     status = sp.get("status") or {}
     events = [
         {
@@ -144,13 +169,18 @@ def _span(sp: Mapping[str, Any], resource: dict[str, Any], where: str) -> Span:
     parent = sp.get("parentSpanId") or None
     if parent is not None and (not isinstance(parent, str) or len(parent) > 64):
         raise InvalidInput.for_field(f"{where}.parentSpanId", "expected a hex id")
+    start_ns, end_ns = int(sp.get("startTimeUnixNano") or 0), int(sp.get("endTimeUnixNano") or 0)
+    if start_ns <= 0:
+        raise InvalidInput.for_field(f"{where}.startTimeUnixNano", "required, nanoseconds after 1970")
+    if end_ns < 0:
+        raise InvalidInput.for_field(f"{where}.endTimeUnixNano", "negative: nanoseconds after 1970 expected")
     return Span(
         trace_id=trace_id.lower(),
         span_id=span_id.lower(),
         parent_span_id=parent.lower() if parent else None,
         name=str(sp.get("name") or ""),
-        start_ns=int(sp.get("startTimeUnixNano") or 0),
-        end_ns=int(sp.get("endTimeUnixNano") or 0),
+        start_ns=start_ns,
+        end_ns=end_ns,
         attributes=decode_attributes(sp.get("attributes") or []),
         resource=resource,
         error=status.get("code") in _ERROR_CODES,
@@ -171,11 +201,15 @@ def encode_export_response(rejected_spans: int, error_message: str) -> bytes:
     return data
 
 
-def decode_protobuf(raw: bytes) -> dict[str, Any]:
-    """OTLP/HTTP protobuf -> the JSON mapping (ids as hex, as OTLP/JSON has them)."""
+def decode_protobuf(raw: bytes, *, max_spans: int | None = None) -> dict[str, Any]:
+    """OTLP/HTTP protobuf -> the JSON mapping (ids as hex, as OTLP/JSON has them); more than ``max_spans``
+    spans are refused before any is converted."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    data = message_dict(ExportTraceServiceRequest(), raw)
+    msg = parse_message(ExportTraceServiceRequest(), raw)
+    if max_spans is not None:
+        check_span_count(sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans), max_spans)
+    data = _as_dict(msg)
     for rs in data.get("resourceSpans", []):
         for ss in rs.get("scopeSpans", []):
             for sp in ss.get("spans", []):
@@ -184,13 +218,22 @@ def decode_protobuf(raw: bytes) -> dict[str, Any]:
 
 
 def message_dict(msg: Any, raw: bytes) -> dict[str, Any]:
-    from google.protobuf.json_format import MessageToDict
+    return _as_dict(parse_message(msg, raw))
+
+
+def parse_message(msg: Any, raw: bytes) -> Any:
     from google.protobuf.message import DecodeError
 
     try:
         msg.ParseFromString(raw)
     except DecodeError as exc:
         raise InvalidInput.for_field("body", f"not an OTLP protobuf {type(msg).__name__}: {exc}") from None
+    return msg
+
+
+def _as_dict(msg: Any) -> dict[str, Any]:
+    from google.protobuf.json_format import MessageToDict
+
     data: dict[str, Any] = MessageToDict(msg)
     return data
 

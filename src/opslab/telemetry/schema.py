@@ -120,6 +120,9 @@ class _UtcTimestamp:
 UtcDatetime = Annotated[datetime, _UtcTimestamp]
 
 
+_AFTER_START = "Not before started_at (422 naming this field)."
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
 
@@ -129,7 +132,7 @@ class StepIn(_Model):
     name: Text = ""
     status: StepStatus
     started_at: UtcDatetime | None = None
-    ended_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = Field(None, description=_AFTER_START)
     input_summary: Text | None = None
     output_summary: Text | None = None
     retries: Count = 0
@@ -139,7 +142,7 @@ class StepIn(_Model):
 
 class ToolCallIn(_Model):
     call_id: Id
-    step_id: Id | None = None
+    step_id: Id | None = Field(None, description="A step_id of this run's steps (422 otherwise).")
     tool_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
     status: ToolStatus
     args_json: dict[str, Any] | list[Any] | None = None
@@ -151,7 +154,7 @@ class ToolCallIn(_Model):
     retries: Count = 0
     latency_ms: Millis | None = None
     started_at: UtcDatetime | None = None
-    ended_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = Field(None, description=_AFTER_START)
 
 
 class GuardrailEventIn(_Model):
@@ -169,8 +172,21 @@ class CostIn(_Model):
     total_cost_usd: Annotated[StrictFloat, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
 
 
+# The rules across fields that JSON Schema cannot state, each a 422 naming the field (check_semantics);
+# the OpenAPI document lists them under ``x-opslab-rules`` of AgentRunIn and in the fields' descriptions.
+CROSS_FIELD_RULES = (
+    "ended_at (of the run, a step, a tool call) is not before its started_at",
+    "no time is more than 5 minutes ahead of the service's clock",
+    "step_id, call_id and event_id are unique within the run; no id is blank, '.' or '..'",
+    "a tool call's step_id, and a guardrail event's step_id and call_id, name a step or call of the run",
+    "run_id is not a reserved word of the API (e.g. 'batch', 'rca-runs')",
+)
+
+
 class AgentRunIn(_Model):
     """One agent run: the unit every capability shares (ingested, imported or produced by a lab trial)."""
+
+    model_config = ConfigDict(json_schema_extra={"x-opslab-rules": list(CROSS_FIELD_RULES)})
 
     run_id: Id
     agent_name: Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
@@ -178,7 +194,7 @@ class AgentRunIn(_Model):
     model: Name | None = None
     environment: Name | None = None
     started_at: UtcDatetime
-    ended_at: UtcDatetime | None = None
+    ended_at: UtcDatetime | None = Field(None, description=_AFTER_START)
     status: RunStatus
     error_type: Text | None = None
     error_message: Text | None = None

@@ -8,13 +8,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from opslab.errors import InvalidInput, NotFound, invalid_from_pydantic
+from opslab.errors import InvalidInput, NotFound, PayloadTooLarge, invalid_from_pydantic
 from opslab.telemetry.exports import write_export
 from opslab.telemetry.ingest import (
     PreparedRun,
@@ -52,6 +53,29 @@ from opslab.telemetry.views import (
 )
 
 MAX_HOURS = 10_000_000
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one request may ask of ingest (``OPSLAB_MAX_BATCH_ITEMS``, ``OPSLAB_MAX_OTLP_SPANS``): bounded
+    time and memory per request. Runs made in code (lab trials, importers) are not requests."""
+
+    max_batch_items: int = 10_000
+    max_otlp_spans: int = 10_000
+
+    def check_batch(self, n: int) -> None:
+        if n > self.max_batch_items:
+            raise PayloadTooLarge(
+                f"body: {n} runs in one batch; this service takes at most {self.max_batch_items} "
+                "(OPSLAB_MAX_BATCH_ITEMS): send smaller batches",
+                details={
+                    "items": n,
+                    "limit_items": self.max_batch_items,
+                    "setting": "OPSLAB_MAX_BATCH_ITEMS",
+                },
+            )
+
+
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
 
 
@@ -99,8 +123,10 @@ class TelemetryService:
         redactor: Redactor,
         on_ingest: IngestObserver | None = None,
         prices: PriceTable | None = None,
+        limits: IngestLimits | None = None,
     ) -> None:
         self.repo = repo
+        self.limits = limits or IngestLimits()
         self.redactor = redactor
         self._on_ingest = on_ingest
         self.prices = prices if prices is not None else load_prices()
@@ -151,8 +177,9 @@ class TelemetryService:
             runs = wrapped.get("runs") if isinstance(wrapped, dict) else None
             if not isinstance(runs, list) or set(wrapped) != {"runs"}:
                 raise InvalidInput.for_field("runs", 'expected a JSON array of runs, or {"runs": [...]}')
+            self.limits.check_batch(len(runs))
             return self.ingest_batch(runs)
-        parsed = prepare_many_json(raw, redactor=self.redactor)
+        parsed = prepare_many_json(raw, redactor=self.redactor, check_count=self.limits.check_batch)
         items = None
         if any(isinstance(p, InvalidInput) for p in parsed):
             # Only when an item failed: the raw items, so a failed item still names its run_id.
@@ -186,7 +213,7 @@ class TelemetryService:
     def ingest_otlp(self, body: Any) -> OtlpResult:
         """Keep the spans, then (re)map every trace they touch (children often arrive before parents):
         spans and the runs they make are written in one transaction; a bad span is refused alone."""
-        spans, rejected = parse_request(body)
+        spans, rejected = parse_request(body, max_spans=self.limits.max_otlp_spans)
 
         def prepare(runs: Sequence[AgentRunIn]) -> list[PreparedRun]:
             return [prepare_run(r, redactor=self.redactor, source="otlp") for r in runs]

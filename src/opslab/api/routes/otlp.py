@@ -3,6 +3,7 @@ trace's spans with the run each belongs to. JSON or protobuf, gzip or deflate.""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -102,7 +103,8 @@ async def _json_or_protobuf(request: Request, decode: Callable[[bytes], dict[str
 async def ingest_traces(request: Request, svc: TelemetryDep) -> Response:
     """OTLP/HTTP trace export (JSON or protobuf, optionally gzip/deflate) in any of the conventions
     docs/telemetry.md lists. A span that cannot be taken is refused alone (``partialSuccess``)."""
-    body = await _json_or_protobuf(request, decode_protobuf)
+    decode = functools.partial(decode_protobuf, max_spans=svc.limits.max_otlp_spans)
+    body = await _json_or_protobuf(request, decode)
     result = await to_thread.run_sync(svc.ingest_otlp, body)
     if _is_protobuf(request):
         answer = encode_export_response(result.rejected_spans, "; ".join(result.errors))

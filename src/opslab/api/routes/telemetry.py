@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from opslab.api.deps import KnownQuery, TelemetryDep, body_schema, read_body, read_json
@@ -85,10 +85,10 @@ def list_runs(
     tag: Annotated[str | None, _text("Runs carrying this tag.")] = None,
     score: Annotated[str | None, _text("Runs with a score of this name (see score_min, score_max).")] = None,
     score_min: Annotated[
-        float | None, Query(allow_inf_nan=False, description="With score: value >= this.")
+        float | None, Query(allow_inf_nan=False, description="Needs `score` (else 422): its value >= this.")
     ] = None,
     score_max: Annotated[
-        float | None, Query(allow_inf_nan=False, description="With score: value <= this.")
+        float | None, Query(allow_inf_nan=False, description="Needs `score` (else 422): its value <= this.")
     ] = None,
     q: Annotated[
         str | None,
@@ -157,7 +157,9 @@ async def add_score(run_id: str, request: Request, svc: TelemetryDep) -> ScoreVi
 
 @router.get("/sessions/{session_id}")
 def get_session(
-    session_id: str, svc: TelemetryDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+    session_id: Annotated[str, Path(min_length=1, max_length=200, description="The session's id.")],
+    svc: TelemetryDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> RunPage:
     """The runs of one session, oldest first (up to ``limit``)."""
     flt = RunFilter.model_validate({"session_id": session_id})
