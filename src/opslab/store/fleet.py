@@ -1,15 +1,30 @@
 """Fleet aggregates over stored runs, computed in SQL: the overview, the p95 step latency (the same
-nearest-rank value on SQLite and PostgreSQL) and per-version failure counts for RCA."""
+nearest-rank value on SQLite and PostgreSQL), the series over time with its cost shares, and per-version
+failure counts for RCA."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import (
+    Connection,
+    Row,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    select,
+    text,
+    union_all,
+)
 
 from opslab.store.tables import agent_runs, run_steps, tool_calls
+from opslab.store.types import UTCDateTime
 from opslab.telemetry import CostShare, FailingTool, FleetSeries, Overview, SeriesPoint, VersionStat
 
 FAILED_TOOL_STATUSES = ("failure", "timeout")
@@ -84,42 +99,158 @@ def version_stats(*, conn: Connection, agent_name: str) -> list[VersionStat]:
     ]
 
 
-def _bucket(conn: Connection, unit: str) -> Any:
-    """The start of a run's hour or day, as text ``YYYY-MM-DD HH`` / ``YYYY-MM-DD`` on both databases."""
-    col = agent_runs.c.started_at
-    if conn.dialect.name == "postgresql":
-        fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
-        return func.to_char(func.timezone("UTC", col), fmt)
-    return func.substr(col, 1, 13 if unit == "hour" else 10)  # SQLite keeps naive UTC ISO text
+Unit = Literal["hour", "day"]
+TOP_SHARES = 8
 
 
 def series(*, conn: Connection, since: datetime, hours: int) -> FleetSeries:
-    """Runs, successes and cost per hour over two days or less, per day beyond; cost by model and agent."""
-    unit: Literal["hour", "day"] = "hour" if hours <= 48 else "day"
-    bucket = _bucket(conn, unit).label("bucket")
-    window = agent_runs.c.started_at >= since
-    success = func.coalesce(func.sum(case((agent_runs.c.status == "success", 1), else_=0)), 0)
-    cost = func.coalesce(func.sum(agent_runs.c.total_cost_usd), 0.0)
-    rows = conn.execute(
-        select(bucket, func.count(), success, cost).where(window).group_by(bucket).order_by(bucket)
-    ).all()
+    """Runs, successes and cost per hour over two days or less, per day beyond; cost by model and agent.
+
+    PostgreSQL groups the window's runs by hashing. SQLite has no hash aggregate: it groups by sorting
+    unless rows come in the grouping's order, and sorting a large window costs it several times the scan
+    (then spills to disk). So on SQLite the series walks indexes instead (``_sqlite_points``,
+    ``_sqlite_shares``): same results, no sort of the window's runs, no dependence on ANALYZE."""
+    unit: Unit = "hour" if hours <= 48 else "day"
+    if conn.dialect.name == "sqlite":
+        buckets = conn.execute(_SQLITE_POINTS[unit], {"since": since}).all()
+        by_model, by_agent = (
+            _shares(conn.execute(_SQLITE_SHARES[column], {"since": since}))
+            for column in ("model", "agent_name")
+        )
+    else:
+        buckets = _hashed_points(conn, since, unit)
+        by_model, by_agent = _hashed_shares(conn, since)
     points = []
-    for key, n, ok, spent in rows:
-        at = datetime.strptime(key, "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d").replace(tzinfo=UTC)
-        rate = round(100.0 * ok / n, 2) if n else None
-        points.append(SeriesPoint(at=at, runs=n, successes=ok, success_rate=rate, cost_usd=round(spent, 6)))
-
-    def by(column: Any) -> list[CostShare]:
-        key = func.coalesce(column, "(none)")
-        found = conn.execute(
-            select(key, func.count(), cost).where(window).group_by(key).order_by(cost.desc(), key).limit(8)
-        ).all()
-        return [CostShare(key=k, runs=n, cost_usd=round(c, 6)) for k, n, c in found]
-
+    for at, n, ok, spent in buckets:
+        points.append(
+            SeriesPoint(
+                at=datetime.strptime(at, "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d").replace(tzinfo=UTC),
+                runs=n,
+                successes=ok,
+                success_rate=round(100.0 * ok / n, 2),
+                cost_usd=round(spent, 6),
+            )
+        )
     return FleetSeries(
         hours=hours,
         bucket=unit,
         points=points,
-        cost_by_model=by(agent_runs.c.model),
-        cost_by_agent=by(agent_runs.c.agent_name),
+        cost_by_model=by_model,
+        cost_by_agent=by_agent,
     )
+
+
+def _shares(rows: Iterable[Sequence[Any]]) -> list[CostShare]:
+    return [CostShare(key=key, runs=int(n), cost_usd=round(spent, 6)) for key, n, spent in rows]
+
+
+def _sqlite_points(unit: Unit) -> TextClause:
+    """Per bucket: its start (text), runs, successes, cost. Walks the non-empty buckets one index seek
+    apart (the first run at or after the next bucket's start) and sums each bucket's range of
+    ``ix_agent_runs_window``: no sort, and no statistics needed. Stored times are naive-UTC text
+    'YYYY-MM-DD HH:MM:SS.ffffff', so a bucket is a prefix and its bounds compare as text."""
+    # The next bucket's start, as text (the backslash keeps text() from taking ":00" for a parameter).
+    after = r"strftime('%Y-%m-%d %H', at || '\:00', '+1 hour')" if unit == "hour" else "date(at, '+1 day')"
+    width = 13 if unit == "hour" else 10
+    in_bucket = "FROM agent_runs WHERE started_at >= lo AND started_at < hi"
+    sql = f"""
+        WITH RECURSIVE bucket(at) AS (
+            SELECT substr(min(started_at), 1, {width}) FROM agent_runs WHERE started_at >= :since
+            UNION ALL
+            SELECT substr((SELECT min(started_at) FROM agent_runs WHERE started_at >= {after}), 1, {width})
+            FROM bucket WHERE at IS NOT NULL
+        ),
+        span(at, lo, hi) AS (SELECT at, max(at, :since), {after} FROM bucket WHERE at IS NOT NULL)
+        SELECT at,
+            (SELECT count(*) {in_bucket}),
+            (SELECT count(*) {in_bucket} AND status = 'success'),
+            (SELECT total(total_cost_usd) {in_bucket})
+        FROM span ORDER BY at"""
+    return text(sql).bindparams(bindparam("since", type_=UTCDateTime()))
+
+
+def _sqlite_shares(column: str) -> TextClause:
+    """The top models (agents) by cost in the window. Steps through the distinct values one seek apart on
+    ``ix_agent_runs_model_cost`` (``ix_agent_runs_agent_cost``), then reads each value's runs since the
+    window's start as one range of it: fed the values in order, the GROUP BY follows the index (no sort
+    of the window's runs), whatever the statistics. One seek per value ever stored."""
+    # Runs without a value (a model is optional) are their own share, "(none)", as IN never matches NULL.
+    unset = (
+        f"UNION ALL SELECT NULL, count(*), sum(total_cost_usd) FROM agent_runs"
+        f" WHERE {column} IS NULL AND started_at >= :since"
+        if agent_runs.c[column].nullable
+        else ""
+    )
+    sql = f"""
+        WITH RECURSIVE k(v) AS (
+            SELECT min({column}) FROM agent_runs
+            UNION ALL
+            SELECT (SELECT min({column}) FROM agent_runs WHERE {column} > k.v) FROM k WHERE v IS NOT NULL
+        ),
+        share(v, n, cost) AS (
+            SELECT {column}, count(*), sum(total_cost_usd) FROM agent_runs
+            WHERE {column} IN (SELECT v FROM k) AND started_at >= :since GROUP BY {column}
+            {unset}
+        )
+        SELECT coalesce(v, '(none)') AS name, sum(n), coalesce(sum(cost), 0.0) AS spent
+        FROM share WHERE n > 0 GROUP BY name ORDER BY spent DESC, name LIMIT {TOP_SHARES}"""
+    return text(sql).bindparams(bindparam("since", type_=UTCDateTime()))
+
+
+_SQLITE_POINTS: dict[Unit, TextClause] = {u: _sqlite_points(u) for u in ("hour", "day")}
+_SQLITE_SHARES = {c: _sqlite_shares(c) for c in ("model", "agent_name")}
+
+
+def _hashed_points(conn: Connection, since: datetime, unit: Unit) -> Sequence[Row[Any]]:
+    """Per bucket: its start as text, runs, successes, cost. ``date_trunc`` per run, ``to_char`` per
+    group (formatting every run costs more than the scan)."""
+    key = func.date_trunc(unit, func.timezone("UTC", agent_runs.c.started_at))
+    fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
+    success = func.count().filter(agent_runs.c.status == "success")
+    cost = func.coalesce(func.sum(agent_runs.c.total_cost_usd), 0.0)
+    return conn.execute(
+        select(func.to_char(key, fmt), func.count(), success, cost)
+        .where(agent_runs.c.started_at >= since)
+        .group_by(key)
+        .order_by(key)
+    ).all()
+
+
+def _hashed_shares(conn: Connection, since: datetime) -> tuple[list[CostShare], list[CostShare]]:
+    """The top models and agents by cost, from one pass grouping the window by (model, agent)."""
+    pairs = (
+        select(
+            agent_runs.c.model,
+            agent_runs.c.agent_name,
+            func.count().label("runs"),
+            func.sum(agent_runs.c.total_cost_usd).label("cost"),
+        )
+        .where(agent_runs.c.started_at >= since)
+        .group_by(agent_runs.c.model, agent_runs.c.agent_name)
+        .cte("pairs")
+    )
+
+    def top(kind: str, column: Any) -> Any:
+        key = func.coalesce(column, "(none)")
+        spent = func.coalesce(func.sum(pairs.c.cost), 0.0)
+        ranked = (
+            select(
+                literal(kind).label("kind"),
+                key.label("key"),
+                func.sum(pairs.c.runs).label("runs"),
+                spent.label("cost"),
+                func.row_number().over(order_by=(spent.desc(), key)).label("rank"),
+            )
+            .group_by(key)
+            .order_by(spent.desc(), key)
+            .limit(TOP_SHARES)
+            .subquery(kind)
+        )
+        return select(ranked)
+
+    both = union_all(top("model", pairs.c.model), top("agent", pairs.c.agent_name)).subquery("shares")
+    rows = conn.execute(
+        select(both.c.kind, both.c.key, both.c.runs, both.c.cost).order_by(both.c.kind, both.c.rank)
+    ).all()
+    by_model, by_agent = (_shares(r[1:] for r in rows if r.kind == kind) for kind in ("model", "agent"))
+    return by_model, by_agent
