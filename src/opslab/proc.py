@@ -18,6 +18,7 @@ import heapq
 import itertools
 import math
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from opslab.capped_log import LAST_READ, CappedLog, drain
 from opslab.errors import Unavailable
 
 StrPath = str | os.PathLike[str]
@@ -59,6 +61,12 @@ _running: set[subprocess.Popen[bytes]] = set()
 _running_lock = threading.Lock()
 
 
+def running_pids() -> set[int]:
+    """The pids of this process's ``run`` children still running."""
+    with _running_lock:
+        return {p.pid for p in _running}
+
+
 def kill_running() -> None:
     """SIGKILL the process group of every ``run`` child of this process still running (a dying worker's
     last act, so that no program outlives it unsupervised). Safe from a signal handler."""
@@ -73,8 +81,8 @@ def run(
     timeout_s: float,
     cwd: StrPath | None = None,
     env: Mapping[str, str] | None = None,
-    stdout: Sink = subprocess.DEVNULL,
-    stderr: Sink = subprocess.DEVNULL,
+    stdout: Sink | CappedLog = subprocess.DEVNULL,
+    stderr: Sink | CappedLog = subprocess.DEVNULL,
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
@@ -82,7 +90,8 @@ def run(
 ) -> ProcResult:
     """Run ``argv`` in a new process group to completion or ``timeout_s`` (then the group is killed).
 
-    ``stdout``/``stderr`` may be paths (opened for writing), descriptors or files. ``tie_to_parent``
+    ``stdout``/``stderr`` may be paths (opened for writing), descriptors or files, or a ``CappedLog``
+    (a file of which only the first and last bytes are kept: ``capped_log``). ``tie_to_parent``
     kills the child when this process dies (through ``setpriv --pdeathsig`` where there is one, else at
     the cost of a fork instead of a vfork per call).
     ``pre_exec`` runs in the child before exec (a namespace to enter); if it raises, the child never
@@ -92,11 +101,13 @@ def run(
     carries the ``start_error``. ``pass_fds`` are inherited by the child (at the same numbers); every
     other descriptor is closed in it."""
     start = time.perf_counter()
-    with _opened(stdout) as out, _opened(stderr) as err:
+    capped = _Capped(stdout, stderr)
+    with capped, _opened(capped.stdout) as out, _opened(capped.stderr) as err:
         try:
             proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec, pass_fds)
         except (OSError, subprocess.SubprocessError) as exc:
             return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
+        capped.started()
         with _running_lock:
             _running.add(proc)
         timed_out: list[bool] = []  # set by the watchdog's thread (an Event costs a Condition per child)
@@ -114,6 +125,8 @@ def run(
                 except Exception as exc:  # noqa: BLE001 - a value: the child never runs unprepared
                     failed = f"could not start {argv[0]!r}: {exc}"
                     kill_group(proc, grace_s=0.0)
+            if capped.logs:
+                capped.pump(proc.pid)
             code = proc.wait()
         finally:
             WATCHDOG.disarm(ticket)
@@ -263,6 +276,75 @@ def kill_group(proc: subprocess.Popen[bytes], *, grace_s: float = 2.0) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+class _Capped:
+    """The pipes of the streams given as ``CappedLog``: the child writes into them, ``pump`` copies while
+    it runs (until it has exited: a descendant holding a pipe does not keep the run waiting)."""
+
+    def __init__(self, stdout: Sink | CappedLog, stderr: Sink | CappedLog) -> None:
+        self.logs: dict[int, CappedLog] = {}
+        self._child_ends: list[int] = []
+        self.stdout, self.stderr = self._sink(stdout), self._sink(stderr)
+
+    def _sink(self, sink: Sink | CappedLog) -> Sink:
+        if not isinstance(sink, CappedLog):
+            return sink
+        read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_end, False)
+        sink.open()
+        self.logs[read_end] = sink
+        self._child_ends.append(write_end)
+        return write_end
+
+    def started(self) -> None:
+        """The child has its ends: the parent's copies go, so EOF comes when the child's do."""
+        for fd in self._child_ends:
+            os.close(fd)
+        self._child_ends.clear()
+
+    def pump(self, pid: int) -> None:
+        poller = select.poll()
+        for fd in self.logs:
+            poller.register(fd, select.POLLIN)
+        try:
+            exited: int | None = os.pidfd_open(pid)
+        except OSError:  # before Linux 5.3: ask every tenth of a second
+            exited = None
+        try:
+            if exited is not None:
+                poller.register(exited, select.POLLIN)
+            open_fds = set(self.logs)
+            while True:
+                ready = {fd for fd, _ in poller.poll(None if exited is not None else 100)}
+                for fd in ready & open_fds:
+                    if not drain(fd, self.logs[fd]):
+                        poller.unregister(fd)
+                        open_fds.discard(fd)
+                if exited in ready or (exited is None and _has_exited(pid)):
+                    for fd in open_fds:  # what is in the pipes now is what the child wrote
+                        drain(fd, self.logs[fd], most=LAST_READ)
+                    return
+        finally:
+            if exited is not None:
+                os.close(exited)
+
+    def __enter__(self) -> _Capped:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.started()  # a child that never started: the ends it would have had
+        for fd, log in self.logs.items():
+            os.close(fd)
+            log.close()
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether the child ``pid`` has exited (left to be reaped by ``wait``)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
 
 
 class _opened:

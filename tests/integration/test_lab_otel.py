@@ -85,14 +85,14 @@ def test_a_real_sdk_harness_exports_its_spans_into_its_trial(
     assert res.ok, stderr.read_text()
     assert "Failed to export" not in stderr.read_text()
     assert not spans_file(run_dir, "trial_1").exists()
-    events = read_span_events(str(spans_file(run_dir, "trial_2")))
+    events = read_span_events(str(run_dir / "trials" / "trial_2")).events
     assert count_events(events) == {"agent": 1, "llm_call": 3, "tool_call": 3}
     assert [e["status"] for e in events if e["type"] == "tool_call"] == ["ok", "ok", "error"]
     fields = {"trial_id": "trial_2", "variant_id": "v", "task_id": "t", "replication": 1, "seed": 1}
     record = TrialRecord.model_validate(
         {**fields, "outcome": "failure", "exit_code": 0, "duration_ms": res.duration_s * 1000}
     )
-    spans = read_spans(str(spans_file(run_dir, "trial_2")))
+    spans = read_spans(str(run_dir / "trials" / "trial_2"))
     run = trial_to_agent_run(
         record, lab_run_id="run_1", experiment_id="exp", spans=spans, finished_at=datetime.now(UTC)
     )
@@ -116,7 +116,7 @@ def test_exports_over_the_unix_socket_reach_their_trial(collector: OtlpCollector
         status = Status()
         status.ParseFromString(refused.content)
         assert status.code == 5 and "trial_7" in status.message
-    events = read_span_events(str(spans_file(run_dir, "trial_1")))
+    events = read_span_events(str(run_dir / "trials" / "trial_1")).events
     assert sorted(e["type"] for e in events) == ["llm_call", "tool_call"]
 
 
@@ -151,7 +151,7 @@ def test_odd_http_is_refused_and_the_server_goes_on(collector: OtlpCollector, ru
         for _ in range(3):
             assert client.post(url, content=json_export("chat again"), headers=JSON).status_code == 200
         assert client.get(url).status_code == 405
-    assert len(read_span_events(str(spans_file(run_dir, "trial_1")))) == 4
+    assert len(read_span_events(str(run_dir / "trials" / "trial_1")).events) == 4
 
 
 def test_many_exporters_at_once_write_whole_lines(collector: OtlpCollector, run_dir: Path) -> None:

@@ -109,13 +109,14 @@ def test_spans_are_events_typed_by_their_genai_operation() -> None:
 
 
 def test_the_spans_file_reads_as_events_in_start_order(tmp_path: Path) -> None:
-    path = tmp_path / "otel_spans.jsonl"
+    (tmp_path / "out").mkdir()
+    path = tmp_path / "out" / "otel_spans.jsonl"
     lines = [json.dumps(s.to_json()) for s in reversed(agent_trace())]  # children end (arrive) first
     path.write_text("\n".join([*lines, "not json", "[1]"]) + "\n")
-    events = read_span_events(str(path))
+    events = read_span_events(str(tmp_path)).events
     assert [e["span_id"] for e in events] == ["aa01", "aa02", "aa03", "aa05", "aa04"]
-    assert [s.span_id for s in read_spans(str(path))] == ["aa05", "aa04", "aa03", "aa02", "aa01"]
-    assert read_span_events(str(tmp_path / "missing.jsonl")) == []
+    assert [s.span_id for s in read_spans(str(tmp_path))] == ["aa05", "aa04", "aa03", "aa02", "aa01"]
+    assert read_span_events(str(tmp_path / "missing")).events == []
 
 
 def test_spans_become_steps_tool_calls_and_guardrails_of_the_trial_run() -> None:

@@ -148,9 +148,15 @@ def test_a_batch_too_large_for_the_service_goes_one_by_one(tmp_path: Path) -> No
     assert ingest.batches == [] and len(ingest.single) == 6 and tally.reported == 6
 
 
-def test_the_stderr_tail_is_the_end_of_the_log(tmp_path: Path) -> None:
-    log = tmp_path / "stderr.log"
+def test_the_stderr_tail_is_the_end_of_the_log_and_never_a_link(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    log = tmp_path / "out" / "stderr.log"
     log.write_text("first line\n" + "x" * 5000 + "\nlast line\n")
-    assert stderr_tail(log).endswith("last line") and "first line" not in stderr_tail(log)
+    assert stderr_tail(tmp_path).endswith("last line") and "first line" not in stderr_tail(tmp_path)
     log.write_text("short\n")
-    assert stderr_tail(log) == "short" and stderr_tail(tmp_path / "missing.log") == ""
+    assert stderr_tail(tmp_path) == "short" and stderr_tail(tmp_path / "missing") == ""
+    host = tmp_path / "host-secret.txt"
+    host.write_text("HOST-ONLY")
+    log.unlink()
+    log.symlink_to(host)
+    assert stderr_tail(tmp_path) == ""

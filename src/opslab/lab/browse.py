@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from opslab.errors import NotFound
-from opslab.lab.events import read_events
+from opslab.lab.events import EVENTS_FILES, read_events, read_trial_events
 from opslab.lab.records import Manifest, TrialRecord
 from opslab.lab.runner import RUN_ID
+from opslab.lab.untrusted import read_beneath
 
 LOG_LIMIT = 64 * 1024  # bytes of a trial's log shown (its tail)
 EVENTS_LIMIT = 500
@@ -154,16 +155,13 @@ def read_run(roots: list[Path], root: str, run_id: str) -> RunView:
     )
 
 
-def _tail(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        with path.open("rb") as f:
-            if size > LOG_LIMIT:
-                f.seek(size - LOG_LIMIT)
-            text = f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-    return (f"… ({size - LOG_LIMIT} bytes before)\n" if size > LOG_LIMIT else "") + text
+def _tail(trial_dir: Path, relative: str) -> str:
+    """The end of a log the trial's harness wrote, read as untrusted data (``untrusted``)."""
+    taken = read_beneath(str(trial_dir), relative, limit=LOG_LIMIT, tail=True)
+    if taken.refused is not None:
+        return f"[{taken.refused}]"
+    text = (taken.data or b"").decode("utf-8", errors="replace")
+    return (f"… ({taken.size - LOG_LIMIT} bytes before)\n" if taken.cut else "") + text
 
 
 def read_trial(roots: list[Path], root: str, run_id: str, trial_id: str) -> TrialView:
@@ -178,9 +176,13 @@ def read_trial(roots: list[Path], root: str, run_id: str, trial_id: str) -> Tria
         record = TrialRecord.model_validate(data) if data is not None else None
     except ValueError:
         record = None
-    events = read_events(str(out / "harness_events.jsonl"))[:EVENTS_LIMIT]
-    logs = {name: _tail(out / name) for name in ("stdout.log", "stderr.log") if (out / name).is_file()}
-    files = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    events = read_trial_events(str(trial_dir), *EVENTS_FILES).events[:EVENTS_LIMIT]
+    logs = {
+        name: _tail(trial_dir, f"out/{name}")
+        for name in ("stdout.log", "stderr.log")
+        if (out / name).is_file() or (out / name).is_symlink()
+    }
+    files = sorted(p.name for p in out.iterdir()) if out.is_dir() and not out.is_symlink() else []
     return TrialView(
         listing=listing,
         record=record,

@@ -90,6 +90,36 @@ class Sandbox(_M):
         return v
 
 
+class Limits(_M):
+    """What each trial may take (docs/lab.md#limits). Memory, CPU and pids are enforced by a cgroup where
+    the runner may make one (root, a ``pids``/``memory`` hierarchy), else by ``RLIMIT_*`` where one
+    applies; the file caps by the runner as it reads (and keeps) what the trial left."""
+
+    memory_mb: int | None = Field(
+        default=None, ge=16, description="Memory of the trial's processes together (None: no limit)."
+    )
+    cpu_s: float | None = Field(
+        default=None, gt=0, description="CPU seconds of each process (RLIMIT_CPU; None: no limit)."
+    )
+    pids: int | None = Field(
+        default=None,
+        ge=0,
+        description="Tasks the trial may run at once (0: none; None: runtime.sandbox.pids_limit, 1024).",
+    )
+    tmp_mb: int = Field(default=1024, ge=1, description="Size of a sandboxed trial's private /tmp.")
+    workspace_mb: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest file a trial may write (RLIMIT_FSIZE), and its workspace's size once it "
+        "ended: a trial over it errors (None: no limit).",
+    )
+    output_mb: int = Field(default=64, ge=1, description="Largest trial_output.json the runner reads.")
+    events_mb: int = Field(default=64, ge=1, description="Most of an events file the runner reads.")
+    log_keep_mb: int = Field(
+        default=1, ge=1, description="Of stdout and stderr each: the first and last this many MiB are kept."
+    )
+
+
 class Network(_M):
     mode: NetworkMode = "none"
     allowed_hosts: list[str] = Field(default_factory=list)
@@ -105,6 +135,7 @@ class RuntimeSpec(_M):
     harness: Harness
     sandbox: Sandbox = Field(default_factory=Sandbox)
     network: Network = Field(default_factory=Network)
+    limits: Limits = Field(default_factory=Limits)
     # Variables passed to the harness from the runner's environment whatever the sanitization profile
     # (an API key): their values are never written to artifacts, bundles or logs.
     env_allow: list[str] = Field(default_factory=list)
@@ -279,6 +310,14 @@ runtime:
   network:
     mode: none                         # none | allowlist_enforced | full (enforced: see docs/lab.md)
     allowed_hosts: []                  # allowlist_enforced: host, host:port or *.domain
+  limits:                              # each trial's (docs/lab.md#limits); null: no limit
+    memory_mb: null                    # the trial's processes together
+    cpu_s: null                        # CPU seconds of each process
+    tmp_mb: 1024                       # a sandboxed trial's private /tmp
+    workspace_mb: null                 # the largest file it writes, and its workspace once it ended
+    output_mb: 64                      # the most of trial_output.json and of an events file read
+    events_mb: 64
+    log_keep_mb: 1                     # stdout and stderr each: the first and last MiBs are kept
   env_allow: []                        # e.g. [OPENAI_API_KEY]: passed to the harness, never written out
 variants:
   baseline:

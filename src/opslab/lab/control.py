@@ -13,9 +13,11 @@ Once it is stopped no trial starts again: the running ones finish and the run en
 at integration level ``sdk_control`` or ``sdk_full`` read the same file (``OPSLAB_CONTROL_PATH``) and may
 pause, or stop, at their own safe points. Written atomically, so neither ever reads half a file.
 
-``RunInterrupted`` is how a runner stopped by SIGINT or SIGTERM ends: its running harnesses killed, the
-manifest saying ``interrupted`` (``paused`` when it was paused), ``--resume`` to continue. It is a
-``KeyboardInterrupt``, so no ``except Exception`` on the way out swallows it.
+A run has one ``RunStop``: SIGINT or SIGTERM (the CLI's runner), ``POST /lab/runs/{id}/cancel`` (the
+service's job) and a runner shutting down all set it, from any thread, and the pool watches it while it
+waits for trials. ``RunInterrupted`` is how the runner then ends: its running harnesses killed, the trials
+that finished kept, the manifest saying ``interrupted`` (``paused`` when it was paused), ``--resume`` to
+continue. It is a ``KeyboardInterrupt``, so no ``except Exception`` on the way out swallows it.
 """
 
 from __future__ import annotations
@@ -161,6 +163,58 @@ class Gate:
                 os.unlink(marker)
 
 
+class RunStop:
+    """The run's one stop request: ``set`` from any thread (a signal handler, a job's cancel); the pools
+    wait on ``fileno`` (readable once set) beside their trials, so none polls for it."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+        self._read, self._write = os.pipe2(os.O_CLOEXEC)
+        self._callbacks: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def set(self, reason: str) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self.reason = reason
+            self._event.set()
+            callbacks = list(self._callbacks)
+        with contextlib.suppress(OSError):  # closed: the run is over
+            os.write(self._write, b"x")
+        for callback in callbacks:
+            callback()
+
+    def notify(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the stop is set (at once if it is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def fileno(self) -> int:
+        return self._read
+
+    def interrupted(self) -> RunInterrupted:
+        return RunInterrupted(self.reason or "a stop")
+
+    def close(self) -> None:
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def __enter__(self) -> RunStop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class RunInterrupted(KeyboardInterrupt):
     """The runner stopped by a signal; ``status`` is what its manifest now says."""
 
@@ -191,10 +245,11 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 @contextlib.contextmanager
-def interrupt_on_signals() -> Iterator[None]:
-    """Within the block, SIGINT and SIGTERM raise ``RunInterrupted`` in the main thread — once: a second
-    signal while the first is being handled is ignored, so the cleanup (killing harnesses, writing the
-    manifest) is not cut short. Off the main thread, where handlers cannot be set, nothing changes."""
+def interrupt_on_signals(stop: RunStop | None = None) -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM set ``stop`` and raise ``RunInterrupted`` in the main thread —
+    once: a second signal while the first is being handled is ignored, so the cleanup (killing harnesses,
+    writing the manifest) is not cut short. Off the main thread, where handlers cannot be set, nothing
+    changes (the stop is then the caller's to set)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -204,7 +259,10 @@ def interrupt_on_signals() -> Iterator[None]:
         nonlocal fired
         if not fired:
             fired = True
-            raise RunInterrupted(signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if stop is not None:
+                stop.set(name)
+            raise RunInterrupted(name)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+from opslab.lab.untrusted import MIB, read_beneath
+
 SPANS_FILE = "otel_spans.jsonl"  # in the trial's out/: one OTLP span a line (telemetry.Span's JSON)
+EVENTS_FILES = ("out/harness_events.jsonl", "workspace/harness_events.jsonl")  # below the trial's folder
+EVENTS_LIMIT_BYTES = 64 * MIB  # the default of runtime.limits.events_mb
 
 EventStatus = Literal["success", "failure", "running", "timeout", "skipped"]
 _STATUS: dict[str, EventStatus] = {
@@ -41,23 +45,54 @@ _ERROR_CLASS_KEYS = ("error_type", "error_class", "exception_type")
 
 
 def read_events(*paths: str) -> list[dict[str, object]]:
-    """The events of the first of ``paths`` that exists; lines that are not JSON objects are skipped."""
+    """The JSON objects, a line each, of the first of ``paths`` that exists: for the runner's own files
+    (its tables). A file a trial wrote is read with ``read_trial_events``."""
     for p in paths:
         try:
-            with open(p, errors="replace") as f:
-                lines = f.read().splitlines()
+            with open(p, "rb") as f:
+                return parse_lines(f.read())
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             continue
-        out = []
-        for line in lines:
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(ev, dict):
-                out.append(ev)
-        return out
     return []
+
+
+def parse_lines(data: bytes) -> list[dict[str, object]]:
+    """Lines that are JSON objects; any other line is skipped."""
+    out = []
+    for line in data.decode(errors="replace").splitlines():
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class TrialEvents:
+    """A trial's events and, when the runner refused or cut what it found, one line saying so."""
+
+    events: list[dict[str, object]]
+    note: str | None = None
+
+
+def read_trial_events(trial_dir: str, *relative: str, limit: int = EVENTS_LIMIT_BYTES) -> TrialEvents:
+    """The events of the first of the trial's files ``relative`` (below ``trial_dir``) that is there, read
+    as untrusted data (``untrusted.read_beneath``: no link followed, regular files only, at most ``limit``
+    bytes; a line cut by the cap is dropped)."""
+    for name in relative:
+        taken = read_beneath(trial_dir, name, limit=limit)
+        if taken.refused is not None:
+            return TrialEvents([], taken.refused)
+        if taken.data is None:
+            continue
+        if not taken.cut:
+            return TrialEvents(parse_lines(taken.data))
+        kept = taken.data[: taken.data.rfind(b"\n") + 1]
+        note = f"{name}: {taken.size} bytes; only the first {limit} read (runtime.limits.events_mb)"
+        return TrialEvents(parse_lines(kept), note)
+    return TrialEvents([])
 
 
 def count_events(events: list[dict[str, object]]) -> dict[str, int]:
@@ -183,11 +218,11 @@ _SPAN_KINDS = {
 }
 
 
-def read_span_events(path: str) -> list[dict[str, object]]:
-    """The spans of a trial's ``otel_spans.jsonl`` as events, in order of their start."""
-    spans = read_events(path)
-    spans.sort(key=_start_ns)
-    return [span_event(sp) for sp in spans]
+def read_span_events(trial_dir: str, limit: int = EVENTS_LIMIT_BYTES) -> TrialEvents:
+    """The spans of a trial's ``out/otel_spans.jsonl`` as events, in order of their start."""
+    found = read_trial_events(trial_dir, f"out/{SPANS_FILE}", limit=limit)
+    spans = sorted(found.events, key=_start_ns)
+    return TrialEvents([span_event(sp) for sp in spans], found.note)
 
 
 def _start_ns(span: Mapping[str, object]) -> int:

@@ -4,7 +4,8 @@ Harnesses report checkpoints as events in ``harness_events.jsonl``::
 
     {"type": "checkpoint", "path": "ckpt/step-100.pt", "label": "step-100"}
 
-(``path`` as the harness saw it: relative to its working directory, the workspace, or absolute; a trainer
+(``path`` as the harness saw it: relative to its working directory, the workspace, or absolute — inside
+that trial's own ``out/`` or workspace, without ``..`` or a symbolic link, or the fork refuses it; a trainer
 that reports no such event may list them in its output's ``checkpoints``, as paths or objects with a
 ``path``). ``--at`` picks one: a ``label`` (the last checkpoint with it), ``last``, or an index in the
 order reported (0 the first, -1 the last); ``label:NAME`` and ``index:N`` say which when a label looks
@@ -20,18 +21,20 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, JsonValue
 
-from opslab.errors import InvalidInput, NotFound
+from opslab.errors import InvalidInput, NotFound, PolicyViolation
 from opslab.lab.artifacts import file_digest, now, write_model
 from opslab.lab.derived import RunOnDisk, TrialExtras, allocate, open_run, recorded_output, recorded_trial
-from opslab.lab.events import read_events
+from opslab.lab.events import EVENTS_FILES, read_trial_events
 from opslab.lab.isolation.plan import OUT, WORKSPACE
 from opslab.lab.records import SCHEMA_VERSION, Timestamp
 from opslab.lab.replay import TrialSummary, derived_context, run_derived
+from opslab.lab.untrusted import kind_of, within
 
 
 class Checkpoint(BaseModel):
@@ -73,11 +76,12 @@ def fork_trial(
     index, event = select_checkpoint(reported, at, from_trial)
     reported_path = str(event["path"])
     source = _on_host(run, from_trial, reported_path)
-    if not os.path.exists(source):
+    if not os.path.lexists(source):
         raise NotFound(
             f"checkpoint {index} of trial {from_trial} ({reported_path}) is gone: {source} does not exist",
             details={"trial_id": from_trial, "path": reported_path, "looked_at": str(source)},
         )
+    _copyable(source, reported_path, limit=_checkpoint_limit(run))
     bindings = apply_sets(trial.bindings, sets)
     home = allocate(run.run_dir / "forks", f"{from_trial}-fork")
     fork_id = home.name
@@ -128,7 +132,7 @@ def fork_trial(
 def reported_checkpoints(run: RunOnDisk, trial_id: str) -> list[dict[str, object]]:
     """The trial's checkpoint events in order; else the ``checkpoints`` of its output."""
     tdir = run.run_dir / "trials" / trial_id
-    events = read_events(str(tdir / "out/harness_events.jsonl"), str(tdir / "workspace/harness_events.jsonl"))
+    events = read_trial_events(str(tdir), *EVENTS_FILES).events
     found = [ev for ev in events if ev.get("type") == "checkpoint" and _has_path(ev)]
     if found:
         return found
@@ -178,14 +182,58 @@ def select_checkpoint(
 
 
 def _on_host(run: RunOnDisk, trial_id: str, reported: str) -> Path:
-    """Where the checkpoint the harness reported is on this machine."""
+    """Where the checkpoint the harness reported is on this machine: inside that trial's own ``out/`` or
+    workspace, reached without ``..`` or a symbolic link — anything else is refused, naming the path (a
+    trial's events are its data: a fork must never copy a host file a harness names)."""
     tdir = run.run_dir / "trials" / trial_id
-    if run.manifest.isolation.sandbox == "container":
-        for seen, host in ((OUT, tdir / "out"), (WORKSPACE, tdir / "workspace")):
-            if reported == seen or reported.startswith(seen + "/"):
-                return host / reported[len(seen) :].lstrip("/")
-    path = Path(reported)
-    return path if path.is_absolute() else tdir / "workspace" / path
+    folders = {"out": tdir / "out", "workspace": tdir / "workspace"}
+    candidates: list[tuple[Path, str]] = []
+    container = run.manifest.isolation.sandbox == "container"
+    for seen, name in ((OUT, "out"), (WORKSPACE, "workspace")):
+        if container and (reported == seen or reported.startswith(seen + "/")):
+            candidates.append((folders[name], reported[len(seen) :].lstrip("/")))
+    if not container and os.path.isabs(reported):
+        candidates += [(root, os.path.relpath(reported, root)) for root in folders.values()]
+    if not os.path.isabs(reported):
+        candidates.append((folders["workspace"], reported))  # as the harness saw it: from its workspace
+    for root, relative in candidates:
+        inside = within(str(root), relative)
+        if inside is not None:
+            return root / inside
+    raise PolicyViolation(
+        f"checkpoint path {reported!r} of trial {trial_id} is not inside that trial's out/ or workspace "
+        "(no '..', no symbolic link): refused",
+        details={"field": "--at", "trial_id": trial_id, "path": reported},
+    )
+
+
+# A checkpoint larger than this (or than runtime.limits.workspace_mb) is not copied into a fork.
+CHECKPOINT_LIMIT_BYTES = 8 * 1024**3
+
+
+def _checkpoint_limit(run: RunOnDisk) -> int:
+    workspace_mb = run.resolved.config.runtime.limits.workspace_mb
+    return workspace_mb * 1024 * 1024 if workspace_mb else CHECKPOINT_LIMIT_BYTES
+
+
+def _copyable(source: Path, reported: str, *, limit: int) -> None:
+    """Refuse a checkpoint that is not plain files and folders (a link, a FIFO, a device inside it), or
+    larger than ``limit`` bytes, before anything is copied."""
+    total = 0
+    for path in [source, *(source.rglob("*") if source.is_dir() and not source.is_symlink() else ())]:
+        mode = path.lstat().st_mode
+        if stat.S_ISREG(mode):
+            total += path.lstat().st_size
+        elif not stat.S_ISDIR(mode) and not (stat.S_ISLNK(mode) and path != source):
+            raise PolicyViolation(
+                f"checkpoint {reported!r}: {path.name} is {kind_of(mode)}: refused",
+                details={"field": "--at", "path": reported},
+            )
+        if total > limit:
+            raise PolicyViolation(
+                f"checkpoint {reported!r} is over {limit} bytes: refused (runtime.limits.workspace_mb)",
+                details={"field": "--at", "path": reported, "limit_bytes": limit},
+            )
 
 
 def parse_sets(items: Sequence[str]) -> dict[str, JsonValue]:

@@ -9,7 +9,6 @@ import functools
 import json
 import os
 import shutil
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,9 @@ from typing import Any
 import fastjsonschema
 
 from opslab import proc
+from opslab.capped_log import CappedLog
 from opslab.lab.records import OUTCOMES, Outcome
+from opslab.lab.untrusted import read_beneath
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,7 +45,7 @@ OUTPUT_SCHEMA: dict[str, Any] = {
     },
 }
 TRAINER_REQUIRED = ["objective"]
-MAX_OUTPUT_BYTES = 50 * 1024 * 1024
+MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 # hermetic_functional_v2: only these pass through from the runner's environment.
 ENV_ALLOWLIST = ("PATH", "LANG", "PYTHONPATH", "VIRTUAL_ENV", "SYSTEMROOT", "PYTHONHASHSEED")
 
@@ -117,15 +118,18 @@ def run_harness(
     cwd: StrPath,
     env: dict[str, str],
     timeout_s: float,
-    stdout: StrPath,
-    stderr: StrPath,
+    stdout: StrPath | CappedLog,
+    stderr: StrPath | CappedLog,
     output_path: StrPath,
     trainer: bool,
     tie_to_parent: bool = False,
     pre_exec: Callable[[], None] | None = None,
     pass_fds: Sequence[int] = (),
     started: Callable[[int], None] | None = None,
+    max_output_bytes: int = MAX_OUTPUT_BYTES,
 ) -> HarnessResult:
+    """Run the harness; its output file is read as untrusted data (``untrusted``), at most
+    ``max_output_bytes`` of it."""
     res = proc.run(
         argv,
         timeout_s=timeout_s,
@@ -148,46 +152,24 @@ def run_harness(
     code = res.returncode
     if code != 0:
         return HarnessResult("error", {}, code, duration, f"harness exited with code {code}")
-    try:
-        raw = _read_output(output_path)
-    except _TooBig:
+    folder, name = os.path.split(os.fspath(output_path))
+    taken = read_beneath(folder, name, limit=max_output_bytes)
+    if taken.refused is not None:
+        return HarnessResult("error", {}, code, duration, taken.refused)
+    if taken.cut:
         return HarnessResult(
-            "error", {}, code, duration, f"trial_output.json is over {MAX_OUTPUT_BYTES} bytes"
+            "error", {}, code, duration, f"{name} is over {max_output_bytes} bytes ({taken.size}): not read"
         )
-    except OSError:
-        raw = None
-    if raw is None:
-        return HarnessResult("error", {}, code, duration, "harness wrote no trial_output.json")
+    if taken.data is None:
+        return HarnessResult("error", {}, code, duration, f"harness wrote no {name}")
     try:
-        output = json.loads(raw)
+        output = json.loads(taken.data)
     except ValueError as exc:  # includes UnicodeDecodeError
-        return HarnessResult("error", {}, code, duration, f"trial_output.json is not JSON: {exc}")
+        return HarnessResult("error", {}, code, duration, f"{name} is not JSON: {exc}")
     problem = output_problem(output, trainer=trainer)
     if problem:
-        return HarnessResult("error", {}, code, duration, f"trial_output.json invalid at {problem}")
+        return HarnessResult("error", {}, code, duration, f"{name} invalid at {problem}")
     return HarnessResult(output["outcome"], output, code, duration, None)  # schema-checked
-
-
-class _TooBig(Exception):
-    pass
-
-
-def _read_output(path: StrPath) -> bytes | None:
-    """The harness's output file, or None when it is not a regular file (never a FIFO it left to block
-    the runner: opened without blocking, checked before it is read)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        if st.st_size > MAX_OUTPUT_BYTES:
-            raise _TooBig
-        chunks = []
-        while chunk := os.read(fd, max(st.st_size, 1 << 16)):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
 
 
 @functools.lru_cache(maxsize=64)

@@ -9,22 +9,24 @@ Progress: trials done / total and each variant's pass rate so far."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import yaml
 from pydantic import JsonValue
 
-from opslab.errors import InvalidInput, PolicyViolation
-from opslab.jobs import NewJob, Work, WorkContext, WorkDeps
+from opslab.errors import InvalidInput, OperationFailed, PolicyViolation
+from opslab.jobs import Cancelled, NewJob, Work, WorkContext, WorkDeps
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved, parse_config, project_root_of, read_yaml, resolve
+from opslab.lab.control import RunInterrupted, RunStop
 from opslab.lab.plan import expand_trials
 from opslab.lab.session import LabRun
 from opslab.lab.views import LAB, LabPayload, LabRunIn
@@ -37,6 +39,7 @@ KIND = LAB.kind
 DONE_STEP = LAB.done_step
 RUNNING_STEP = "Running trials"
 REPORT_EVERY_S = 0.5  # progress is persisted and published: at most this often, and at the end
+RELAY_S = 0.2  # how soon a job's cancel (its heartbeat saw it) becomes the run's stop
 ROOTS_SETTING = "OPSLAB_LAB_ALLOWED_ROOTS"
 MAX_PATH_BYTES, MAX_NAME_BYTES = 4095, 255  # Linux's PATH_MAX (less the NUL) and NAME_MAX
 
@@ -144,18 +147,51 @@ def lab_work(deps: LabDeps) -> Work[LabPayload, LabRun]:
             write_text(path, yaml.safe_dump(payload.experiment, sort_keys=False).rstrip("\n"))
         queue = deps.trial_queue() if payload.executor == "rq" else None
         meter = PassRates.of(resolve(path), ctx.report)
-        lab_run = run_experiment(
-            path,
-            concurrency=payload.concurrency,
-            env_base=dict(deps.environment()),
-            progress=meter,
-            queue=queue,
-        )
+        with RunStop() as stop, _relayed(ctx, stop):
+            try:
+                lab_run = run_experiment(
+                    path,
+                    concurrency=payload.concurrency,
+                    env_base=dict(deps.environment()),
+                    progress=meter,
+                    queue=queue,
+                    stop=stop,
+                )
+            except RunInterrupted as exc:
+                # A KeyboardInterrupt must not leave the work: the job ends cancelled (asked) or, when the
+                # service is shutting down, failed with the way to continue.
+                where = f"{meter.done}/{meter.total} trials finished and kept"
+                if ctx.cancelled.is_set():
+                    raise Cancelled(f"cancelled: {where}; {exc.message}") from None
+                raise OperationFailed(f"{where}; {exc.message}", details=exc.to_dict()["details"]) from None
         ctx.report("Analysed", 99, meter.summary(final=True))
         deps.index_lab_run(lab_run.run_dir)
         return lab_run
 
     return LAB.bind(run)
+
+
+@contextlib.contextmanager
+def _relayed(ctx: WorkContext, stop: RunStop) -> Iterator[None]:
+    """While the run runs, a cancel of its job (or the service stopping) sets the run's stop."""
+    done = threading.Event()
+
+    def relay() -> None:
+        while not done.wait(RELAY_S):
+            if ctx.cancelled.is_set():
+                stop.set("a cancel (POST /lab/runs/{id}/cancel)")
+                return
+            if ctx.stopping.is_set():
+                stop.set("the service stopping")
+                return
+
+    watcher = threading.Thread(target=relay, name="opslab-lab-cancel", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(5)
 
 
 class PassRates:

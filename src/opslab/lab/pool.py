@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 from opslab import proc
 from opslab.errors import OperationFailed
-from opslab.lab.control import Gate
+from opslab.lab.control import Gate, RunStop
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
 from opslab.lab.thread_pool import STOP_GRACE_S, describe, failed, run_threads
@@ -65,22 +65,30 @@ def run_pool(
     attempts: dict[str, int],
     concurrency: int,
     gate: Gate | None = None,
+    stop: RunStop | None = None,
 ) -> Generator[list[TrialDone], None, None]:
     """Run ``trials`` with at most ``concurrency`` at once; yield them in batches as they finish (see
-    ``BATCH_WAIT_S``). Close the iterator to stop early (see the module docstring)."""
+    ``BATCH_WAIT_S``). Close the iterator to stop early (see the module docstring); once ``stop`` is set,
+    it raises ``RunInterrupted`` and stops the same way."""
     if not trials:
         return
     slots = min(concurrency, len(trials))
     if slots > 1 and "fork" in multiprocessing.get_all_start_methods():
-        yield from _processes(ctx, trials, attempts, slots, gate)
+        yield from _processes(ctx, trials, attempts, slots, gate, stop)
     else:
-        with contextlib.closing(run_threads(ctx, trials, attempts, slots, gate, BATCH_WAIT_S)) as done:
+        threads = run_threads(ctx, trials, attempts, slots, gate, BATCH_WAIT_S, stop)
+        with contextlib.closing(threads) as done:
             for batch in done:
                 yield [TrialDone(trial_id, outcome) for trial_id, outcome in batch]
 
 
 def _processes(
-    ctx: TrialContext, trials: list[Trial], attempts: dict[str, int], slots: int, gate: Gate | None
+    ctx: TrialContext,
+    trials: list[Trial],
+    attempts: dict[str, int],
+    slots: int,
+    gate: Gate | None,
+    stop: RunStop | None,
 ) -> Iterator[list[TrialDone]]:
     mp = multiprocessing.get_context("fork")
     processes = min(slots, PROCESSES_PER_CPU * (os.cpu_count() or 1))
@@ -111,7 +119,7 @@ def _processes(
     aborted = False
     # Kept open until the workers are gone: one that finishes a trial meanwhile must not hit a closed pipe.
     try:
-        for lines in _batches(read_fd, len(trials)):
+        for lines in _batches(read_fd, len(trials), stop):
             batch = []
             for line in lines:
                 msg = json.loads(line)
@@ -152,15 +160,27 @@ def _processes(
         )
 
 
-def _batches(fd: int, expected: int) -> Iterator[list[bytes]]:
+def _batches(fd: int, expected: int, stop: RunStop | None = None) -> Iterator[list[bytes]]:
     """The complete lines on the pipe ``fd`` until EOF: those that arrive within ``BATCH_WAIT_S`` of the
     first of a batch come in one list (the runner sleeps meanwhile: one wake-up per batch, not per
-    trial). Once the ``expected`` lines are all in, nothing more is waited for."""
+    trial). Once the ``expected`` lines are all in, nothing more is waited for. ``stop`` set while it
+    waits: ``RunInterrupted``."""
     pending = b""
     readable = select.poll()
     readable.register(fd, select.POLLIN)
+    waiting = select.poll()  # for a worker's line or the stop, whichever comes first
+    waiting.register(fd, select.POLLIN)
+    if stop is not None:
+        waiting.register(stop.fileno(), select.POLLIN)
     seen = 0
-    while chunk := os.read(fd, 1 << 16):  # blocks until a worker writes, or every one has exited
+    while True:
+        if stop is not None:
+            ready = {f for f, _ in waiting.poll()}
+            if stop.fileno() in ready:
+                raise stop.interrupted()
+        chunk = os.read(fd, 1 << 16)  # blocks until a worker writes, or every one has exited
+        if not chunk:
+            return
         pending += chunk
         if seen + pending.count(b"\n") < expected:
             time.sleep(BATCH_WAIT_S)

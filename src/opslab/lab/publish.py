@@ -22,10 +22,12 @@ import io
 import os
 import re
 import secrets
+import stat
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import BaseModel
 
@@ -34,6 +36,7 @@ from opslab.lab.artifacts import file_digest, now, read_json
 from opslab.lab.derived import open_run
 from opslab.lab.records import SCHEMA_VERSION, Timestamp
 from opslab.lab.secrets import MIN_SECRET_CHARS, scrubber
+from opslab.lab.untrusted import open_beneath
 from opslab.telemetry import Redactor
 
 MAX_FILE_BYTES = 16 * 1024 * 1024
@@ -108,7 +111,10 @@ def publish_run(run_dir: Path, *, output: Path | None = None, env: Mapping[str, 
     try:
         with tarfile.open(tmp, "w:gz") as tar:
             for rel in bundled_paths(run.run_dir):
-                data, entry = _redacted(run.run_dir / rel, rel, masked, redactor)
+                found = _redacted(run.run_dir, rel, masked, redactor)
+                if found is None:  # swapped for a link or a FIFO since it was listed: left out
+                    continue
+                data, entry = found
                 _add(tar, f"{run_id}/{rel}", data)
                 listed.append(entry)
             manifest = BundleManifest(
@@ -169,13 +175,27 @@ def _children(folder: Path) -> list[Path]:
 
 
 def _redacted(
-    path: Path, rel: str, masked: Mapping[str, str], redactor: Redactor
+    run_dir: Path, rel: str, masked: Mapping[str, str], redactor: Redactor
+) -> tuple[bytes, BundledFile] | None:
+    """The file, masked, as the bundle holds it; None when it is not a regular file reached without a
+    link (a trial's folders are its harness's: see ``untrusted``)."""
+    try:
+        fd = open_beneath(str(run_dir), rel)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return _masked(f, st.st_size, rel, masked, redactor)
+
+
+def _masked(
+    f: BinaryIO, size: int, rel: str, masked: Mapping[str, str], redactor: Redactor
 ) -> tuple[bytes, BundledFile]:
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        if size > MAX_FILE_BYTES:
-            f.seek(size - MAX_FILE_BYTES)
-        raw = f.read(MAX_FILE_BYTES)
+    if size > MAX_FILE_BYTES:
+        f.seek(size - MAX_FILE_BYTES)
+    raw = f.read(MAX_FILE_BYTES)
     text = scrubber(masked).bytes(raw).decode("utf-8", errors="surrogateescape")
     clean = redactor.text(text).encode("utf-8", errors="surrogateescape")
     truncated, redacted = size > MAX_FILE_BYTES, clean != raw
@@ -184,9 +204,9 @@ def _redacted(
     original = None
     if truncated or redacted:
         h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        f.seek(0)
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
         original = h.hexdigest()
     entry = BundledFile(
         path=rel,

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
+from opslab.lab.control import RunStop
 from opslab.lab.isolation import IsolationPlan
 from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
@@ -88,9 +89,11 @@ def queued_batches(
     trials: list[Trial],
     attempts: dict[str, int],
     queue: TrialQueue,
+    stop: RunStop | None = None,
 ) -> Generator[list[TrialDone], None, None]:
     """``run_queued``, the trials that finished in one wait on the queue together: the runner commits
-    their records with one sync."""
+    their records with one sync. Once ``stop`` is set: ``RunInterrupted``, the trials on the workers
+    stopped."""
     if not trials:
         return
     batch = queue.batch()
@@ -101,6 +104,8 @@ def queued_batches(
     outstanding = set(by_id)
     try:
         while outstanding:
+            if stop is not None and stop.is_set():
+                raise stop.interrupted()
             done = []
             for end in batch.wait(WAIT_S):
                 if end.task_id not in outstanding:

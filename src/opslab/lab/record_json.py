@@ -57,6 +57,7 @@ def trial_record_json(
     event_counts: dict[str, int],
     started: float,
     extra: Mapping[str, Any],
+    notes: list[str] | None = None,
 ) -> str:
     """``trial_output.json``'s text: a ``TrialRecord`` of the fields set (the trainer fields only when the
     harness reported them) as pydantic writes it — the same encoder, the model's field order — without
@@ -84,6 +85,8 @@ def trial_record_json(
         fields["objective"] = ordered
     fields["started_at"] = timestamp_ms(datetime.fromtimestamp(started, UTC))
     fields["ended_at"] = timestamp_ms(datetime.fromtimestamp(started + duration_ms / 1000, UTC))
+    if notes:
+        fields["notes"] = notes
     fields.update(extra)
     return to_json(fields).decode()
 

@@ -118,6 +118,9 @@ class TrialRecord(_Record):
     checkpoints: list[JsonValue] | None = None
     started_at: PreciseTimestamp | None = None
     ended_at: PreciseTimestamp | None = None
+    # What the runner refused or cut of what the trial left (a link, an events file over its cap, a log
+    # cut to its ends), a line each; written only when there is something to say.
+    notes: list[str] | None = None
 
     def error_text(self) -> str | None:
         """The error as one string (a harness may report an object)."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from opslab.errors import OpslabError, PayloadTooLarge
 from opslab.lab.pool import TrialDone
+from opslab.lab.untrusted import read_beneath
 
 if TYPE_CHECKING:
     from opslab.telemetry import AgentRunIn, BatchResult
@@ -212,42 +213,32 @@ def load_agent_run(trials: TrialSource, trial_id: str) -> AgentRunIn:
     tail."""
     from opslab.lab.agent_run import trial_to_agent_run
     from opslab.lab.artifacts import read_model
-    from opslab.lab.events import SPANS_FILE, read_events
+    from opslab.lab.events import EVENTS_FILES, read_trial_events
     from opslab.lab.records import TrialRecord
     from opslab.lab.span_steps import read_spans
 
     tdir = trials.run_dir / "trials" / trial_id
     output = tdir / "trial_output.json"
     record = read_model(output, TrialRecord)
-    events = (
-        read_events(
-            str(tdir / "out" / "harness_events.jsonl"), str(tdir / "workspace" / "harness_events.jsonl")
-        )
-        if trials.with_events
-        else []
-    )
+    events = read_trial_events(str(tdir), *EVENTS_FILES).events if trials.with_events else []
     return trial_to_agent_run(
         record,
         lab_run_id=trials.run_dir.name,
         experiment_id=trials.experiment_id,
         events=events,
-        stderr_tail=stderr_tail(tdir / "out" / "stderr.log"),
+        stderr_tail=stderr_tail(tdir),
         harness_command=trials.harness_command,
         bindings=trials.bindings.get(record.variant_id),
         finished_at=datetime.fromtimestamp(output.stat().st_mtime, UTC),
-        spans=read_spans(str(tdir / "out" / SPANS_FILE)) if trials.with_events else (),
+        spans=read_spans(str(tdir)) if trials.with_events else (),
     )
 
 
-def stderr_tail(path: Path, limit: int = STDERR_TAIL_BYTES) -> str:
-    """The last lines of a log, at most ``limit`` bytes (a partial first line dropped)."""
-    try:
-        with open(path, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - limit))
-            data = f.read()
-    except OSError:
-        return ""
+def stderr_tail(trial_dir: Path, limit: int = STDERR_TAIL_BYTES) -> str:
+    """The last lines of the trial's ``out/stderr.log``, at most ``limit`` bytes (a partial first line
+    dropped), read as untrusted data (the harness could have left a link in its place)."""
+    taken = read_beneath(str(trial_dir), "out/stderr.log", limit=limit, tail=True)
+    data, size = taken.data or b"", taken.size
     text = data.decode(errors="replace").replace("\x00", "")
     if len(data) == limit and size > limit and "\n" in text:
         text = text.split("\n", 1)[1]

@@ -27,7 +27,14 @@ from opslab.lab.artifacts import (
 )
 from opslab.lab.commit import RecordLog, reconcile
 from opslab.lab.config import Resolved
-from opslab.lab.control import Gate, RunInterrupted, ensure_control, interrupt_on_signals, write_control
+from opslab.lab.control import (
+    Gate,
+    RunInterrupted,
+    RunStop,
+    ensure_control,
+    interrupt_on_signals,
+    write_control,
+)
 from opslab.lab.isolation import IsolationPlan, plan_of
 from opslab.lab.plan import Trial, count_trials, expand_trials
 from opslab.lab.pool import TrialDone, run_pool
@@ -143,6 +150,7 @@ def execute(
     on_trial: TrialDoneFn | None = None,
     isolation: IsolationPlan | None = None,
     queue: TrialQueue | None = None,
+    stop: RunStop | None = None,
 ) -> Manifest:
     """Run every trial of the plan without a record yet (and, with ``retry_errors``, those that errored).
     ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
@@ -150,10 +158,11 @@ def execute(
 
     The run's control file is obeyed (no trial starts while it is paused, none again once it is stopped:
     the run then ends ``stopped``) and set to running when this call starts (written if the run has
-    none): a runner started on a paused or stopped run was asked to run it. On SIGINT or SIGTERM the running
-    harnesses are killed, the manifest says ``interrupted`` (``paused`` if the run was paused) and
-    ``RunInterrupted`` is raised; ``--resume`` continues. With a ``queue`` the trials run on its workers
-    (``queued_pool``) instead of this process's pool; ``concurrency`` is then theirs to decide."""
+    none): a runner started on a paused or stopped run was asked to run it. On SIGINT or SIGTERM, or once
+    ``stop`` is set (a job's cancel), the running harnesses are killed, the manifest says ``interrupted``
+    (``paused`` if the run was paused) and ``RunInterrupted`` is raised; ``--resume`` continues. With a
+    ``queue`` the trials run on its workers (``queued_pool``) instead of this process's pool;
+    ``concurrency`` is then theirs to decide."""
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
@@ -184,15 +193,18 @@ def execute(
         progress(LabProgress(already, 0, total, "starting"))
     attempts = {t.trial_id: 2 if t.trial_id in retried_ids else 1 for t in pending}
     tally = _Tally(already, total, progress)
-    with interrupt_on_signals():  # the handlers stay in place until the manifest says what happened
+    stop = stop if stop is not None else RunStop()
+    with interrupt_on_signals(stop):  # the handlers stay in place until the manifest says what happened
         try:
+            if stop.is_set():  # stopped before a trial started
+                raise stop.interrupted()
             pool: Generator[list[TrialDone], None, None]
             if queue is not None:
-                pool = queued_batches(run_dir, pending, attempts, queue)
+                pool = queued_batches(run_dir, pending, attempts, queue, stop)
             else:
                 # Records are made durable here, a batch at a time, not by each trial.
                 ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
-                pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate)
+                pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate, stop)
             # The pool is closed at once on an interrupt: that stops the trials.
             with contextlib.closing(pool), RecordLog(run_dir) as log:
                 for batch in pool:

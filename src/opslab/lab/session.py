@@ -20,6 +20,7 @@ from opslab.errors import InvalidInput, PolicyViolation
 from opslab.lab.artifacts import read_model
 from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
+from opslab.lab.control import RunStop
 from opslab.lab.isolation import IsolationPlan, plan_of, preflight
 from opslab.lab.knobs import apply_overrides
 from opslab.lab.pool import TrialDone
@@ -150,6 +151,7 @@ def run_experiment(
     container: bool = False,
     setup: str | None = None,
     queue: TrialQueue | None = None,
+    stop: RunStop | None = None,
 ) -> LabRun:
     """Run (or, with ``resume``, continue) the experiment at ``experiment_path``; see the module docstring.
 
@@ -157,7 +159,9 @@ def run_experiment(
     ``reporter`` receives every trial finished by this call as an agent run; ``container`` runs the
     trials in the configured image (``run-dev`` and ``run-experiment`` always do); ``setup`` is
     ``run-dev``'s command, run once in the container before the trials (see ``setup``); ``queue`` runs
-    the trials on workers (``--executor rq``, see ``queued_pool``) instead of this process's pool.
+    the trials on workers (``--executor rq``, see ``queued_pool``) instead of this process's pool;
+    ``stop``, set from any thread, ends the run as SIGINT does (``RunInterrupted``: the running trials
+    stopped, the finished ones kept).
     """
     resolved, applied = resolve_with_overrides(experiment_path, overrides)
     resolved = effective(mode, resolved)
@@ -212,6 +216,7 @@ def run_experiment(
                 on_trial=on_trial,
                 isolation=services,
                 queue=queue,
+                stop=stop,
             )
             from opslab.lab.finish import analyse_run  # NumPy: imported while the trials ran
 

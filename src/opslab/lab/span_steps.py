@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from opslab.errors import InvalidInput
-from opslab.lab.events import read_events
+from opslab.lab.events import SPANS_FILE, read_trial_events
 from opslab.telemetry import (
     AgentRunIn,
     GuardrailEventIn,
@@ -47,10 +47,11 @@ class SpanParts:
     dropped: int  # spans left out: over MAX_SPANS, or unmappable
 
 
-def read_spans(path: str) -> list[Span]:
-    """The spans of a trial's ``otel_spans.jsonl``; lines that are not spans (the collector writes none,
-    but the folder is the harness's) are skipped."""
-    return [Span.from_json(data) for data in read_events(path) if _is_span(data)]
+def read_spans(trial_dir: str) -> list[Span]:
+    """The spans of a trial's ``out/otel_spans.jsonl``; lines that are not spans (the collector writes
+    none, but the folder is the harness's) are skipped."""
+    found = read_trial_events(trial_dir, f"out/{SPANS_FILE}").events
+    return [Span.from_json(data) for data in found if _is_span(data)]
 
 
 def span_parts(spans: Sequence[Span], *, latest: datetime, taken_call_ids: Iterable[str] = ()) -> SpanParts:

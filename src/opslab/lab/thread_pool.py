@@ -16,7 +16,7 @@ from collections.abc import Generator
 
 from opslab import proc
 from opslab.errors import OperationFailed
-from opslab.lab.control import Gate
+from opslab.lab.control import Gate, RunStop
 from opslab.lab.plan import Trial
 from opslab.lab.records import Outcome
 from opslab.lab.trial import TrialContext, run_trial_written
@@ -31,12 +31,16 @@ def run_threads(
     slots: int,
     gate: Gate | None,
     batch_wait_s: float = 0.0,
+    stop: RunStop | None = None,
 ) -> Generator[list[tuple[str, Outcome]], None, None]:
     """``trials`` on ``slots`` threads; yields (trial id, outcome) pairs as they finish, in batches: those
-    that finish within ``batch_wait_s`` of the first of a batch come together."""
+    that finish within ``batch_wait_s`` of the first of a batch come together. Once ``stop`` is set:
+    ``RunInterrupted``, the running trials stopped as when the iterator is closed."""
     ctx.tie_to_runner = True
     feed = _Feed(trials, gate)
     results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
+    if stop is not None:
+        stop.notify(lambda: results.put(_STOPPED))
 
     def loop() -> None:
         try:
@@ -64,6 +68,8 @@ def run_threads(
             item = results.get()
             deadline = time.monotonic() + batch_wait_s
             while True:
+                if item is _STOPPED and stop is not None:
+                    raise stop.interrupted()
                 if item is None:
                     ended += 1
                 elif item[1] is None:
@@ -150,8 +156,9 @@ class _Feed:
 
 
 # (trial id, outcome, None) for a finished trial, (trial id, None, exception) for a runner failure; None
-# when a thread ends.
+# when a thread ends; _STOPPED when the run's stop is set.
 _Result = tuple[str, Outcome | None, str | None] | None
+_STOPPED: _Result = ("", None, "stopped")
 
 
 def describe(exc: BaseException) -> str:

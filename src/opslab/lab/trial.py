@@ -13,14 +13,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opslab.capped_log import CappedLog
 from opslab.errors import InvalidInput
 from opslab.lab.artifacts import write_text
 from opslab.lab.config import Resolved
 from opslab.lab.derived import TrialExtras
-from opslab.lab.events import SPANS_FILE, count_events, read_events, read_span_events
-from opslab.lab.harness import build_argv, output_problem, resolve_program, run_harness, trial_env
+from opslab.lab.events import EVENTS_FILES, count_events, read_span_events, read_trial_events
+from opslab.lab.harness import (
+    HarnessResult,
+    build_argv,
+    output_problem,
+    resolve_program,
+    run_harness,
+    trial_env,
+)
 from opslab.lab.isolation import IsolationPlan, classify, plan_of
+from opslab.lab.isolation.limits import tree_bytes
 from opslab.lab.isolation.plan import OTEL_LEVELS
+from opslab.lab.isolation.reaper import adopt_orphans, end_leftovers
 from opslab.lab.plan import Trial
 from opslab.lab.record_json import trial_input_json, trial_record_json
 from opslab.lab.records import (
@@ -28,9 +38,11 @@ from opslab.lab.records import (
     TrialRecord,
 )
 from opslab.lab.secrets import scrubber, secret_values
+from opslab.lab.untrusted import MIB
 from opslab.lab.workspace import Template, diff
 
 SETUP_SKIP = frozenset({".lab", ".git"})
+LOG_NAMES = ("stdout.log", "stderr.log")  # in the trial's out/
 
 
 @dataclass
@@ -117,6 +129,7 @@ def run_trial_written(
     final newline): a pool hands it to the runner, which commits it without reading the file back. Once
     ``abandoned`` is set (before the harnesses are killed), no record is written: ``TrialAbandoned``."""
     cfg = ctx.resolved.config
+    limits = cfg.runtime.limits
     run_id = ctx.run_dir.name
     extra = extras or _NO_EXTRAS
     tdir = extra.trial_dir or os.path.join(ctx.run_dir, "trials", t.trial_id)
@@ -132,10 +145,18 @@ def run_trial_written(
     os.mkdir(state_dir)
     extra.place(out_dir)
     input_path, output_path = out_dir + "/trial_input.json", out_dir + "/trial_output.json"
-    write_text(tdir + "/trial_input.json", trial_input_json(cfg, run_id, t, extra.fields), atomic=False)
-    os.link(tdir + "/trial_input.json", input_path)  # the harness's copy, for free
+    # The run's record and the harness's copy: two files, so that a harness rewriting its input rewrites
+    # only its own (a hard link would make the record the harness's to change).
+    given = trial_input_json(cfg, run_id, t, extra.fields)
+    write_text(tdir + "/trial_input.json", given, atomic=False)
+    write_text(input_path, given, atomic=False)
     ctx.template.materialize(ws)
-    _share(ctx.pre_json, state_dir + "/pre.json")
+    plan = ctx.isolation
+    assert plan is not None  # set in __post_init__
+    # A sandboxed harness sees only its workspace, out/ and home: the run's shared snapshots may be linked
+    # into its state/. A host process (network full) could write through such a link: it gets copies.
+    shared = _share if plan.sandboxed or plan.sandbox != "local" else _copy
+    shared(ctx.pre_json, state_dir + "/pre.json")
     events_path = out_dir + "/harness_events.jsonl"
     secrets = secret_values(cfg.runtime.env_allow, ctx.env_base)
     env = trial_env(
@@ -150,14 +171,16 @@ def run_trial_written(
             **secrets,
         },
     )
-    plan = ctx.isolation
-    assert plan is not None  # set in __post_init__
     argv = build_argv(cfg.runtime.harness.command, *plan.seen_paths(out_dir))
     if plan.sandbox == "local":
         argv[0] = resolve_program(argv[0], env.get("PATH", ""))
     launch = plan.launch(argv, ws=ws, out_dir=out_dir, env=env, trial_id=t.trial_id)
+    # A host process with no group to end it with (not root): what it leaves running comes to this
+    # process, which ends it with the trial (``reaper``).
+    orphans = launch.release is None and plan.sandbox == "local" and not plan.sandboxed and adopt_orphans()
     scrub = scrubber(secrets) if secrets else None
     since = scrub.mark(state_dir) if scrub else None
+    logs = [CappedLog(f"{out_dir}/{name}", keep=limits.log_keep_mb * MIB) for name in LOG_NAMES]
     started = time.time()
     try:
         res = run_harness(
@@ -168,28 +191,50 @@ def run_trial_written(
             pass_fds=launch.pass_fds,
             started=launch.started,
             timeout_s=cfg.design.trial_timeout_s,
-            stdout=out_dir + "/stdout.log",
-            stderr=out_dir + "/stderr.log",
+            stdout=logs[0],
+            stderr=logs[1],
             output_path=output_path,
             trainer=cfg.experiment.workload_type == "trainer",
             tie_to_parent=ctx.tie_to_runner,
+            max_output_bytes=limits.output_mb * MIB,
         )
     finally:
         launch.close()
+        if orphans:
+            end_leftovers(t.trial_id)
+    if limits.workspace_mb and (size := tree_bytes(ws)) > limits.workspace_mb * MIB:
+        res = HarnessResult(
+            "error",
+            {},
+            res.exit_code,
+            res.duration_ms,
+            f"workspace: {size} bytes once the trial ended, over runtime.limits.workspace_mb "
+            f"({limits.workspace_mb} MiB)",
+        )
     if scrub:  # everything the harness wrote (out/, workspace, home, tmp), before anything reads it
         scrub.tree(tdir, since_ns=since, skip=("state",))
         res.output, res.error = scrub.value(res.output), scrub.value(res.error)
     post = ctx.template.snapshot(ws)
     if post == ctx.pre:
-        _share(ctx.pre_json, state_dir + "/post.json")
-        _share(ctx.no_diff_json, state_dir + "/diff.json")
+        shared(ctx.pre_json, state_dir + "/post.json")
+        shared(ctx.no_diff_json, state_dir + "/diff.json")
     else:
         write_text(state_dir + "/post.json", _dumps(post), atomic=False)
         write_text(state_dir + "/diff.json", _dumps(diff(ctx.pre, post)), atomic=False)
     level = cfg.runtime.harness.integration_level
-    events = read_events(events_path, ws + "/harness_events.jsonl") if level != "cli_basic" else []
+    notes = [
+        f"{name}: {log.total} bytes written, {log.cut} cut (the first and last {log.keep} kept)"
+        for name, log in zip(LOG_NAMES, logs, strict=True)
+        if log.cut
+    ]
+    events: list[dict[str, object]] = []
+    read_limit = limits.events_mb * MIB
+    if level != "cli_basic":
+        found = read_trial_events(tdir, *EVENTS_FILES, limit=read_limit)
+        events, notes = found.events, [*notes, *([found.note] if found.note else [])]
     if level in OTEL_LEVELS:  # counted with the events; the agent run reads the spans themselves
-        events += read_span_events(out_dir + "/" + SPANS_FILE)
+        spans = read_span_events(tdir, read_limit)
+        events, notes = events + spans.events, [*notes, *([spans.note] if spans.note else [])]
     # The harness's output passed the protocol's JSON Schema: written as it is, not validated again.
     written = trial_record_json(
         t,
@@ -202,6 +247,7 @@ def run_trial_written(
         event_counts=count_events(events),
         started=started,
         extra=extra.fields,
+        notes=notes,
     )
     # Written last, atomically (and fsynced, unless the runner commits it): its presence means the trial
     # is done.
@@ -218,6 +264,22 @@ def _share(shared: str, dest: str) -> None:
         os.link(shared, dest)
     except OSError:
         shutil.copyfile(shared, dest)
+
+
+_TEXTS: dict[str, bytes] = {}  # the run's shared snapshots, read once per process
+
+
+def _copy(shared: str, dest: str) -> None:
+    """``dest`` as a file of its own with ``shared``'s content (read once, then kept: it never changes)."""
+    data = _TEXTS.get(shared)
+    if data is None:
+        with open(shared, "rb") as f:
+            data = _TEXTS[shared] = f.read()
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _dumps(data: Any) -> str:

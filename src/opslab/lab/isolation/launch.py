@@ -25,6 +25,7 @@ class Launch:
     fds: tuple[int, ...] = ()  # the seccomp filter's
     release: Callable[[], None] | None = None  # ends what is left of the trial (its pids group)
     admission: Admission | None = None
+    on_start: Callable[[int], None] | None = None  # a host process's admission: its group, its limits
 
     @property
     def pass_fds(self) -> tuple[int, ...]:
@@ -32,7 +33,7 @@ class Launch:
 
     @property
     def started(self) -> Callable[[int], None] | None:
-        return self.admission.started if self.admission is not None else None
+        return self.admission.started if self.admission is not None else self.on_start
 
     def close(self) -> None:
         for fd in self.fds:

@@ -1,14 +1,15 @@
-"""The pids limit of a sandboxed trial: a cgroup of its own under the cgroup ``pids`` controller
-(``pids.max``), which the trial's first process joins before it executes, so the trial and everything it
-starts count together, fork bombs included. When the trial ends, whatever is left of it is killed and
-its cgroup removed.
+"""A trial's cgroup: a group of its own under the cgroup ``pids`` controller (``pids.max``), which the
+trial's first process joins as it starts, so the trial and everything it starts count together, fork
+bombs and new sessions (``setsid``) included; a ``memory`` group beside it where the machine has that
+controller and the experiment sets ``runtime.limits.memory_mb``. When the trial ends, whatever is left
+of it is killed and its groups removed: in every mode, the host network's too.
 
 A root runner needs it (root's processes are exempt from RLIMIT_NPROC, and a sandboxed trial is root in
 its user namespace): where no ``pids`` hierarchy can be had, isolated runs are refused in one line,
 unless the experiment says ``runtime.sandbox.pids_limit: 0``. Another user's trials are theirs: that
-user's own RLIMIT_NPROC bounds them. The controller is the cgroup v1 ``pids`` hierarchy, or cgroup v2
-with ``pids`` enabled (below the v2 root, where no process lives); runners' groups live in ``opslab/``,
-and groups of runners that died are removed by ``sweep``.
+user's own RLIMIT_NPROC bounds them, and ``reaper`` ends what they leave behind. The controllers are
+cgroup v1 hierarchies, or cgroup v2 with them enabled (below the v2 root, where no process lives);
+runners' groups live in ``opslab/``, and groups of runners that died are removed by ``sweep``.
 """
 
 from __future__ import annotations
@@ -25,18 +26,19 @@ RELEASE_WAIT_S = 5.0  # for the killed processes of a trial to be gone from its 
 
 
 @functools.cache
-def hierarchy() -> str | None:
-    """The folder under which trial groups are made (``…/opslab``), made on first use; None where this
-    process cannot have one (not root, no pids controller, a read-only cgroup file system)."""
+def hierarchy(controller: str = "pids") -> str | None:
+    """The folder under which trial groups of ``controller`` (``pids``, ``memory``) are made (``…/opslab``),
+    made on first use; None where this process cannot have one (not root, no such controller, a read-only
+    cgroup file system)."""
     if os.geteuid() != 0:
         return None
     mounts = _mounts()
     for point, kind, options in mounts:
-        if kind == "cgroup" and "pids" in options.split(","):
-            return _base(point, v2=False)
+        if kind == "cgroup" and controller in options.split(","):
+            return _base(point, v2=False, controller=controller)
     for point, kind, _ in mounts:
-        if kind == "cgroup2" and "pids" in _read(os.path.join(point, "cgroup.controllers")).split():
-            return _base(point, v2=True)
+        if kind == "cgroup2" and controller in _read(os.path.join(point, "cgroup.controllers")).split():
+            return _base(point, v2=True, controller=controller)
     return None
 
 
@@ -50,28 +52,38 @@ def _mounts() -> list[tuple[str, str, str]]:
     return out
 
 
-def _base(point: str, *, v2: bool) -> str | None:
+# The file that sets a group's limit, by controller and cgroup version.
+_LIMIT_FILE = {("pids", False): "pids.max", ("pids", True): "pids.max"}
+_LIMIT_FILE |= {("memory", False): "memory.limit_in_bytes", ("memory", True): "memory.max"}
+
+
+def _base(point: str, *, v2: bool, controller: str) -> str | None:
     base = os.path.join(point, BASE)
     try:
         if v2:
-            _enable(point)
+            _enable(point, controller)
         os.makedirs(base, exist_ok=True)
         if v2:
-            _enable(base)
+            _enable(base, controller)
         probe = os.path.join(base, f"probe-{secrets.token_hex(4)}")
         os.mkdir(probe)
-        ok = os.path.exists(os.path.join(probe, "pids.max"))
+        ok = os.path.exists(os.path.join(probe, _LIMIT_FILE[controller, v2]))
         os.rmdir(probe)
     except OSError:
         return None
     return base if ok else None
 
 
-def _enable(group: str) -> None:
+def _enable(group: str, controller: str) -> None:
     control = os.path.join(group, "cgroup.subtree_control")
-    if "pids" not in _read(control).split():
+    if controller not in _read(control).split():
         with open(control, "w") as f:
-            f.write("+pids")
+            f.write(f"+{controller}")
+
+
+def _limit_file(group: str, controller: str) -> str:
+    v1 = os.path.join(group, _LIMIT_FILE[controller, False])
+    return v1 if os.path.exists(v1) else os.path.join(group, _LIMIT_FILE[controller, True])
 
 
 def _read(path: str) -> str:
@@ -83,18 +95,30 @@ def _read(path: str) -> str:
 
 
 class TrialGroup:
-    """One trial's cgroup: ``join`` in the child before it executes, ``release`` once the trial ended."""
+    """One trial's cgroup: ``join`` in the child before it executes (or ``admit`` it from the runner),
+    ``release`` once the trial ended. Its ``pids`` group counts every process the trial starts, new
+    sessions included, and ``release`` kills them all; a ``memory`` group beside it (``memory_bytes``,
+    where the machine has the controller) caps their memory together."""
 
-    def __init__(self, base: str, limit: int) -> None:
-        self.path = os.path.join(base, f"{_pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}")
+    def __init__(self, base: str, limit: int, *, memory_bytes: int | None = None) -> None:
+        name = f"{_pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}"
+        self.path = os.path.join(base, name)
+        self.paths = [self.path]
         os.mkdir(self.path)
         try:
-            with open(os.path.join(self.path, "pids.max"), "w") as f:
-                f.write(str(limit))
+            _write(_limit_file(self.path, "pids"), str(limit) if limit else "max")
+            memory = hierarchy("memory") if memory_bytes else None
+            if memory is not None and memory != base:
+                self.paths.append(os.path.join(memory, name))
+                os.mkdir(self.paths[-1])
+            if memory is not None:
+                _write(_limit_file(self.paths[-1], "memory"), str(memory_bytes))
         except OSError:
-            os.rmdir(self.path)
+            for path in reversed(self.paths):
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
             raise
-        self._procs = os.path.join(self.path, "cgroup.procs")
+        self.memory_limited = memory is not None
 
     def join(self) -> None:
         """In the child, before exec (a write of "0": this process)."""
@@ -102,28 +126,39 @@ class TrialGroup:
 
     def admit(self, pid: int) -> None:
         """Move process ``pid`` (0: this one) into the group: what it starts from then on counts here."""
-        fd = os.open(self._procs, os.O_WRONLY)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
+        for path in self.paths:
+            fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY)
+            try:
+                os.write(fd, str(pid).encode())
+            finally:
+                os.close(fd)
 
     def release(self) -> None:
-        """Kill what is left of the trial and remove its group (left for ``sweep`` if it will not go)."""
-        deadline = time.monotonic() + RELEASE_WAIT_S
-        while True:
-            for pid in _members(self.path):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(pid, signal.SIGKILL)
-            try:
-                os.rmdir(self.path)
+        """Kill what is left of the trial and remove its groups (left for ``sweep`` if they will not go)."""
+        for path in self.paths:
+            _empty_and_remove(path)
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def _empty_and_remove(group: str) -> None:
+    deadline = time.monotonic() + RELEASE_WAIT_S
+    while True:
+        for pid in _members(group):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.rmdir(group)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
                 return
-            except FileNotFoundError:
-                return
-            except OSError:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(0.01)  # killed processes take a moment to leave the group
+            time.sleep(0.01)  # killed processes take a moment to leave the group
 
 
 def _members(group: str) -> list[int]:
@@ -137,9 +172,12 @@ def _pid_namespace() -> int:
 def sweep() -> None:
     """Remove the trial groups of runners that are gone (named ``<pid namespace>-<pid>-…``: only those of
     this PID namespace are judged), with whatever still runs in them."""
-    base = hierarchy()
-    if base is None:
-        return
+    for base in {hierarchy(), hierarchy("memory")} - {None}:
+        assert base is not None
+        _sweep(base)
+
+
+def _sweep(base: str) -> None:
     mine = f"{_pid_namespace()}-"
     with contextlib.suppress(OSError):
         for name in os.listdir(base):

@@ -32,9 +32,10 @@ from pathlib import Path
 from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
 from opslab.lab.isolation import engine as oci
-from opslab.lab.isolation import netns, pids, privilege, sandbox
+from opslab.lab.isolation import limits, netns, pids, privilege, sandbox
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.launch import Launch
+from opslab.lab.isolation.limits import TrialLimits
 from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
 
 PROXY_PORT = 3128
@@ -73,6 +74,8 @@ class IsolationPlan:
     services: RunServices = field(default_factory=RunServices)
     pids_limit: int = DEFAULT_PIDS_LIMIT
     read_only: tuple[str, ...] = ()
+    limits: TrialLimits = field(default_factory=TrialLimits)
+    host_group: bool = False  # a host trial gets a cgroup (the experiment limits its pids or memory)
     # The process that made the plan: a trial thread in another one is in a worker forked for this run.
     owner_pid: int = field(default_factory=os.getpid)
 
@@ -110,20 +113,22 @@ class IsolationPlan:
         pre_exec: Callable[[], None] | None = None
         release: Callable[[], None] | None = None
         admission: sandbox.Admission | None = None
+        on_start: Callable[[int], None] | None = None
         if self.sandbox == "oci":
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
         elif self.sandboxed:
             base = pids.hierarchy() if self.pids_limit else None
-            group = pids.TrialGroup(base, self.pids_limit) if base else None
+            group = self._group(base)
+            rlimits = self.limits.rlimits(memory_in_cgroup=group is not None and group.memory_limited)
             fds = (sandbox.seccomp_fd(),)
             # Without the bridge (no services to forward), bubblewrap makes the private network itself
             # and the pids group is joined through it: no pre_exec, so a vfork, not a fork, per trial.
             own_network = self.private_network and not forwards
             try:
                 extra = ["--unshare-net"] if own_network else []
-                if own_network and group is not None:
-                    admission = sandbox.Admission(group)
+                if own_network and (group is not None or rlimits):
+                    admission = sandbox.Admission(group, rlimits)
                     extra += admission.args()
                 argv = self._sandboxed(argv, ws, out_dir, env, fds[0], extra)
             except BaseException:
@@ -138,9 +143,18 @@ class IsolationPlan:
                 pre_exec = sandbox.chain(
                     netns.enter_private_network if self.private_network else None,
                     group.join if group is not None else None,
+                    functools.partial(limits.apply, 0, rlimits) if rlimits else None,
                 )
         else:
             argv, pre_exec = privilege.wrap(argv, dedicated=os.getpid() != self.owner_pid)
+            # With a pids or memory limit, a host process joins a group of its own as it starts (where the
+            # runner may make one: root); the group also ends what it leaves running. Without one, the
+            # runner's subreaper does that (``reaper``): moving a process between cgroups stalls every fork
+            # on the machine for a moment, which a run of short trials pays for each trial.
+            group = self._group(pids.hierarchy()) if self.host_group else None
+            rlimits = self.limits.rlimits(memory_in_cgroup=group is not None and group.memory_limited)
+            on_start = _Starter(group, rlimits) if group is not None or rlimits else None
+            release = group.release if group is not None else None
         if forwards:
             argv = [
                 sys.executable,
@@ -152,7 +166,12 @@ class IsolationPlan:
                 "--",
                 *argv,
             ]
-        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release, admission)
+        return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release, admission, on_start)
+
+    def _group(self, base: str | None) -> pids.TrialGroup | None:
+        if base is None:
+            return None
+        return pids.TrialGroup(base, self.pids_limit, memory_bytes=self.limits.memory_bytes)
 
     def seen_paths(self, out_dir: str) -> tuple[str, str]:
         base = OUT if self.sandbox != "local" else out_dir
@@ -200,7 +219,9 @@ class IsolationPlan:
         else:
             program = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH")) or argv[0]
             python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
-            view = sandbox.host_view(program, env.get("PATH", ""), python_path, self.read_only)
+            view = sandbox.host_view(
+                program, env.get("PATH", ""), python_path, self.read_only, self.limits.tmp_bytes
+            )
             mounts = sandbox.trial_mounts(ws=ws, out=out_dir, env=env, control_dir=control)
         return [*sandbox.namespaces(), *extra, *view, *mounts, "--seccomp", str(fd), "--", *argv]
 
@@ -226,7 +247,7 @@ class IsolationPlan:
                 args += ["--symlink", os.readlink(entry.path), f"/{entry.name}"]
             else:
                 args += ["--ro-bind", entry.path, f"/{entry.name}"]
-        args += [*sandbox.kernel_view(), "--tmpfs", "/tmp", "--tmpfs", "/run"]
+        args += [*sandbox.kernel_view(), *sandbox.private_tmp(self.limits.tmp_bytes), "--tmpfs", "/run"]
         if self.network == "full":  # the host's resolver, where the image has a file to mount it over
             for name in ("/etc/resolv.conf", "/etc/hosts"):
                 if os.path.isfile(f"{self.rootfs}{name}") and not os.path.islink(f"{self.rootfs}{name}"):
@@ -235,7 +256,9 @@ class IsolationPlan:
 
     def _oci_options(self) -> oci.Options:
         control = self.services.control_dir if self.integration_level in CONTROL_LEVELS else None
-        return oci.Options(network=self.network, control_dir=control, pids_limit=self.pids_limit)
+        return oci.Options(
+            network=self.network, control_dir=control, pids_limit=self.pids_limit, limits=self.limits
+        )
 
 
 def plan_for(
@@ -248,6 +271,8 @@ def plan_for(
     force_container: bool = False,
     pids_limit: int = DEFAULT_PIDS_LIMIT,
     read_only: tuple[str, ...] = (),
+    limits: TrialLimits | None = None,
+    host_group: bool = False,
 ) -> IsolationPlan:
     """The run's isolation plan from its config (``force_container``: ``--container``, ``run-dev`` and
     ``run-experiment``, which refuse to run without an image)."""
@@ -266,6 +291,8 @@ def plan_for(
         integration_level,
         pids_limit=pids_limit,
         read_only=read_only,
+        limits=limits or TrialLimits(),
+        host_group=host_group,
     )
     if ref.kind == "rootfs":
         plan.rootfs = rootfs_of(ref, project_root / ".lab" / "images")
@@ -285,9 +312,23 @@ def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPl
         integration_level=rt.harness.integration_level,
         project_root=resolved.project_root,
         force_container=force_container,
-        pids_limit=rt.sandbox.pids_limit,
+        pids_limit=rt.sandbox.pids_limit if rt.limits.pids is None else rt.limits.pids,
         read_only=tuple(rt.sandbox.read_only),
+        limits=TrialLimits.of(rt.limits),
+        host_group=rt.limits.pids is not None or rt.limits.memory_mb is not None,
     )
+
+
+class _Starter:
+    """A host process's admission, from the runner as it starts: into its group, under its limits."""
+
+    def __init__(self, group: pids.TrialGroup | None, rlimits: list[tuple[int, int]]) -> None:
+        self.group, self.rlimits = group, rlimits
+
+    def __call__(self, pid: int) -> None:
+        if self.group is not None:
+            self.group.admit(pid)
+        limits.apply(pid, self.rlimits)
 
 
 def _sandbox_mechanism(plan: IsolationPlan) -> str:

@@ -30,7 +30,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from opslab.lab.isolation import pids, seccomp
+from opslab.lab.isolation import limits, pids, seccomp
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
 ETC_SECRETS = ("/etc/shadow", "/etc/shadow-", "/etc/gshadow", "/etc/gshadow-", "/etc/sudoers")
@@ -95,21 +95,28 @@ def system_view() -> list[str]:
 
 
 @functools.lru_cache(maxsize=16)
-def host_view(program: str, search_path: str, python_path: str, extra: tuple[str, ...]) -> tuple[str, ...]:
+def host_view(
+    program: str, search_path: str, python_path: str, extra: tuple[str, ...], tmp_bytes: int | None = None
+) -> tuple[str, ...]:
     """The host as a local trial sees it (see the module docstring): ``program`` is the harness's
     resolved ``argv[0]``, ``search_path`` its PATH, ``python_path`` PYTHONPATH and VIRTUAL_ENV, ``extra``
-    the experiment's ``runtime.sandbox.read_only``."""
+    the experiment's ``runtime.sandbox.read_only``, ``tmp_bytes`` the size of its /tmp."""
     readable = list(install_roots(program))
     for entry in search_path.split(os.pathsep):
         if os.path.isabs(entry):
             readable.append(os.path.dirname(entry) if os.path.basename(entry) == "shims" else entry)
     readable += [p for p in python_path.split(os.pathsep) if os.path.isabs(p)]
     readable += extra
-    args = [*system_view(), "--tmpfs", "/tmp", "--tmpfs", "/run"]
+    args = [*system_view(), *private_tmp(tmp_bytes), "--tmpfs", "/run"]
     for path in outermost(p for p in readable if os.path.isdir(p) or os.path.isfile(p)):
         if not _under(path, SYSTEM_DIRS):
             args += ["--ro-bind", path, path]
     return (*args, *kernel_view())
+
+
+def private_tmp(size: int | None) -> list[str]:
+    """A /tmp of the trial's own, in memory, of at most ``size`` bytes."""
+    return [*(["--size", str(size)] if size else []), "--tmpfs", "/tmp"]
 
 
 def install_roots(program: str) -> set[str]:
@@ -169,14 +176,14 @@ def trial_mounts(
 
 
 class Admission:
-    """How a trial's sandbox enters its pids group without a ``pre_exec`` (which would cost a fork of the
-    runner's worker per trial, where a vfork does): bubblewrap names its sandboxed process on
-    ``--info-fd`` and, its setup done, waits on ``--block-fd`` before it starts anything; the runner moves
-    that process into the group (``started``), then lets it go. Everything the harness starts is born
-    in the group."""
+    """How a trial's sandbox enters its pids group and gets its resource limits without a ``pre_exec``
+    (which would cost a fork of the runner's worker per trial, where a vfork does): bubblewrap names its
+    sandboxed process on ``--info-fd`` and, its setup done, waits on ``--block-fd`` before it starts
+    anything; the runner moves that process into the group and sets its limits (``started``), then lets
+    it go. Everything the harness starts is born in the group, under the limits."""
 
-    def __init__(self, group: pids.TrialGroup) -> None:
-        self.group = group
+    def __init__(self, group: pids.TrialGroup | None, rlimits: list[tuple[int, int]] | None = None) -> None:
+        self.group, self.rlimits = group, rlimits or []
         self._info_read, self._info_write = os.pipe()
         self._block_read, self._block_write = os.pipe()
         self._open = [self._info_read, self._info_write, self._block_read, self._block_write]
@@ -198,7 +205,10 @@ class Admission:
             if not chunk:
                 raise OSError(f"bubblewrap (pid {pid}) ended before its sandbox was ready")
             info += chunk
-        self.group.admit(int(json.loads(info)["child-pid"]))
+        child = int(json.loads(info)["child-pid"])
+        if self.group is not None:
+            self.group.admit(child)
+        limits.apply(child, self.rlimits)
         os.write(self._block_write, b"1")
 
     def close(self) -> None:
