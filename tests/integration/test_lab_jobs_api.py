@@ -214,3 +214,66 @@ def test_lab_run_url_submits_to_the_service_and_follows_it(api: httpx.Client, al
     assert human.returncode == 0 and "trials done" in human.stderr and "normal" in human.stdout
     help_text = subprocess.run([OPSLAB, "lab", "run", "--help"], env=env, capture_output=True, text=True)
     assert "--executor" in help_text.stdout and "--url" in help_text.stdout
+
+
+def test_a_running_lab_run_cancelled_through_the_api_stops_its_harnesses_and_resumes(
+    api: httpx.Client, allowed: Path, tmp_path: Path
+) -> None:
+    proj = project(allowed)
+    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+    hold.write_text("held")
+    path = proj / ".lab" / "experiment.yaml"
+    exp = yaml.safe_load(path.read_text())
+    exp["design"]["trial_timeout_s"] = 120  # a held trial waits for the test, however busy the machine
+    exp["variants"]["treatments"] = [{"id": "held", "bindings": {"ledger": str(ledger), "hold": str(hold)}}]
+    path.write_text(yaml.safe_dump(exp))
+    created = api.post("/lab/runs", json={"experiment_path": str(path), "concurrency": 2}).json()
+    lab_run_id = created["lab_run_id"]
+    held = _held_harnesses(ledger, want=1)
+    answer = api.post(f"/lab/runs/{lab_run_id}/cancel")
+    assert answer.status_code == 200, answer.text
+    body = _wait_status(api, lab_run_id, "cancelled", seconds=30)
+    assert "trials finished and kept" in body["message"], body
+    assert not any(_running(pid) for pid in held), "the held harnesses must be killed"
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
+    kept = [p.parent.name for p in run_dir.glob("trials/*/trial_output.json")]
+    hold.unlink()
+    from opslab.lab import run_experiment
+
+    resumed = run_experiment(path, resume=run_dir.name, env_base=dict(os.environ))
+    assert resumed.status == "completed" and resumed.total_trials == 12
+    assert all((run_dir / "trials" / t / "trial_output.json").exists() for t in kept)
+
+
+def _held_harnesses(ledger: Path, *, want: int, seconds: float = 60) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ledger.exists():
+            pids = [
+                int(line.split()[2]) for line in ledger.read_text().splitlines() if line.startswith("start")
+            ]
+            running = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+            if len(running) >= want:
+                return running
+        time.sleep(0.05)
+    raise AssertionError("no held harness started")
+
+
+def _wait_status(api: httpx.Client, lab_run_id: str, status: str, *, seconds: float) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = api.get(f"/lab/runs/{lab_run_id}").json()
+        if body["status"] == status:
+            return body
+        time.sleep(0.1)
+    raise AssertionError(f"lab run {lab_run_id} is {body.get('status')!r} after {seconds} s: {body}")
+
+
+def _running(pid: int) -> bool:
+    """Alive, and not a zombie (a killed harness its worker did not wait for is reaped by init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

@@ -206,7 +206,11 @@ def _is_held(proj: Path, trial_id: str) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+    """Running, and not a zombie (a killed harness its worker did not wait for is reaped by init)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _ancestors(pid: int) -> set[int]:
@@ -241,6 +245,39 @@ def test_a_lab_run_job_on_a_worker_fans_its_trials_out_to_the_others(
     assert events[-1].status == "done" and view.result is not None, view.error
     assert view.result.total_trials == 21 and view.result.run_dir.parent == proj / ".lab" / "runs"
     assert any("21/21 trials done" in e.message for e in events)
+
+
+def test_a_cancel_through_the_api_stops_an_rq_run_and_its_trials_on_the_workers(
+    cluster: Cluster, tmp_path: Path, redis_url: str
+) -> None:
+    env, _ = cluster(workers=2)
+    ledger, hold = tmp_path / "ledger.txt", tmp_path / "hold"
+    hold.write_text("held")
+    proj = copy_project(tmp_path, "proj", ledger=str(ledger), hold=str(hold))
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=env["OPSLAB_DATABASE_URL"],
+        redis_url=redis_url,
+        job_queue=env["OPSLAB_JOB_QUEUE"],
+        job_lease_s=3,
+        lab_allowed_roots=[tmp_path],
+    )
+    with ServerThread(create_app(settings)) as server, OpslabClient(server.url) as client:
+        created = client.create_lab_run(experiment_path=str(proj / ".lab" / "experiment.yaml"), executor="rq")
+        held = _wait_for_held(ledger, proj, want=1)
+        client.cancel_lab_run(created.lab_run_id)
+        deadline = time.monotonic() + 30
+        view = client.get_lab_run(created.lab_run_id)
+        while view.status != "cancelled" and time.monotonic() < deadline:
+            time.sleep(0.2)
+            view = client.get_lab_run(created.lab_run_id)
+    assert view.status == "cancelled", view
+    deadline = time.monotonic() + 15  # the workers' own cancel takes their trials down
+    while any(_alive(pid) for _, pid in held) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for _, pid in held), "the held harnesses on the workers must be killed"
+    run_dir = next((proj / ".lab" / "runs").iterdir())
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
 
 
 def test_executor_rq_without_redis_is_refused_naming_the_setting(tmp_path: Path) -> None:

@@ -64,3 +64,19 @@ def test_an_excluded_folder_or_file_is_in_no_workspace(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     t.materialize(ws)
     assert sorted(str(p.relative_to(ws)) for p in ws.rglob("*")) == ["link.py", "run.sh"]
+
+
+def test_a_sparse_giant_a_link_and_a_fifo_in_a_workspace_cost_the_snapshot_nothing(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "a.txt").write_text("a")
+    template = Template.scan(project)
+    ws = tmp_path / "ws"
+    template.materialize(ws)
+    with open(ws / "giant.bin", "wb") as f:
+        f.truncate(1 << 40)  # a terabyte that takes no disk
+    (ws / "host").symlink_to("/etc/hostname")
+    os.mkfifo(ws / "pipe")
+    digests = template.snapshot(ws)
+    assert digests["giant.bin"].startswith(f"unhashed:{1 << 40}:")
+    assert set(digests) == {"a.txt", "giant.bin"}
