@@ -22,10 +22,11 @@ from urllib.parse import parse_qsl
 
 from pydantic_core import to_json
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opslab.api.errors import RETRY_AFTER_S, pool_exhausted
+from opslab.api.errors import RETRY_AFTER_S, pool_exhausted, render_error
+from opslab.api.ui.auth import is_ui
 from opslab.errors import InvalidInput, OpslabError, Unavailable
 
 access_log = logging.getLogger("opslab.access")
@@ -186,6 +187,9 @@ class EdgeCheck:
         if scope["type"] == "http":
             refused = refused_input(scope)
             if refused is not None:
+                if is_ui(scope.get("path", "")):  # a dashboard page's error is a page, as everywhere
+                    await render_error(Request(scope, receive), refused)(scope, receive, send)
+                    return
                 await send_error(send, refused)
                 return
         await self.app(scope, receive, send)
