@@ -15,6 +15,7 @@ from opslab import __version__
 from opslab.api.background import Service
 from opslab.api.boundary import AccessLog, Admission, EdgeCheck, ErrorBoundary
 from opslab.api.deps import add_body_schemas
+from opslab.api.docs import router as docs_router
 from opslab.api.errors import ERROR_RESPONSES, install_error_handlers
 from opslab.api.guard import AccessGuard
 from opslab.api.middleware import ApiMetrics, BodyLimitMiddleware, MetricsMiddleware
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         description="The operations lab for AI agents and the services they run on.",
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        docs_url=None,  # /docs and /redoc come from api.docs, with their assets served from here
+        redoc_url=None,
     )
     app.state.runtime = runtime
     app.state.metrics = api_metrics
@@ -89,6 +92,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(AccessLog, enabled=settings.access_log)
     # Each capability's routers in its declared order, then its dashboard pages (opslab.capabilities).
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.include_router(docs_router)
     for cap in (PLATFORM, *CAPABILITIES):
         for ref in (*cap.api, *cap.ui):
             router = load(ref)
