@@ -52,9 +52,9 @@ def test_every_reference_in_the_openapi_document_resolves(api: httpx.Client) -> 
 
 
 def test_a_405_keeps_its_allow_header(api: httpx.Client) -> None:
-    r = api.delete("/agent-runs")
+    r = api.put("/agent-runs")
     assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
-    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"GET", "POST"}
+    assert set(r.headers["allow"].replace(" ", "").split(",")) == {"DELETE", "GET", "POST"}
 
 
 def test_an_empty_idempotency_key_is_refused_every_time(api: httpx.Client, run_001: dict[str, Any]) -> None:

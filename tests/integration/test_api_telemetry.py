@@ -12,6 +12,7 @@ import pytest
 from opslab.api import create_app
 from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.telemetry import load_prices
 
 
 @pytest.fixture
@@ -52,7 +53,12 @@ def test_seed_workflow_ingest_read_timeline_overview(
     ov = api.get("/metrics/overview", params={"hours": 1_000_000}).json()
     assert ov["total_runs"] == 2 and ov["success_rate"] == 0.0
     assert ov["top_failing_tools"] == [{"tool": "order_lookup_api", "count": 2}]
-    assert ov["p95_step_latency_ms"] == 20000 and ov["total_cost_usd"] == pytest.approx(0.0245)
+    # run-002 names its model and tokens but no cost: it is priced from the price table
+    priced = load_prices().cost(run_002["model"], 200, 50)
+    assert ov["p95_step_latency_ms"] == 20000 and ov["total_cost_usd"] == pytest.approx(0.0245 + priced)
+    assert api.get("/agent-runs/run-002-insufficient").json()["cost"]["total_cost_usd"] == pytest.approx(
+        priced
+    )
     listed = api.get("/agent-runs", params={"environment": "staging"}).json()["items"]
     assert [r["run_id"] for r in listed] == ["run-002-insufficient"]
 

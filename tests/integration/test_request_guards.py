@@ -89,7 +89,8 @@ def test_a_body_over_the_cap_is_a_413_chunked_or_not(service: tuple[httpx.Client
             m,
             p,
             ingest
-            if p in ("/agent-runs", "/agent-runs/batch", "/v1/traces", "/v1/logs", "/v1/metrics")
+            if m == "POST"
+            and p in ("/agent-runs", "/agent-runs/batch", "/v1/traces", "/v1/logs", "/v1/metrics")
             else AUTH,
         )
         for m, p in _writes(document)

@@ -24,7 +24,8 @@ class ApiMetrics:
         )
         self.ingested = Counter(
             "opslab_ingested_runs_total",
-            "Agent runs ingested, by run status and source",
+            "Agent runs ingested, by run status and source: each run once, when it is first stored (a run "
+            "sent again, or re-mapped when a late span of its trace arrives, is not counted again)",
             ["status", "source"],
             registry=self.registry,
         )

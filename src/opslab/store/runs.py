@@ -15,6 +15,7 @@ from opslab.errors import InvalidInput
 from opslab.store.engine import write_tx
 from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, series, version_stats
 from opslab.store.locks import TRACES, lock_keys
+from opslab.store.removal import delete_runs, runs_started_before
 from opslab.store.scores import add_score, score_stats, scores_of
 from opslab.store.spans import add_logs, add_spans, spans_of_traces, trace_logs, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_scores, run_steps, run_tags, tool_calls
@@ -113,9 +114,14 @@ def load_run(*, conn: Connection, run_id: str) -> AgentRunIn | None:
 
     def children(table: Any, drop: tuple[str, ...]) -> list[dict[str, Any]]:
         rows = conn.execute(select(table).where(table.c.run_id == run_id).order_by(table.c.seq))
-        return [{k: v for k, v in r._mapping.items() if k not in drop} for r in rows]
+        return [{k: v for k, v in r._mapping.items() if k not in drop and v is not None} for r in rows]
 
     common = ("run_id", "seq", "run_started_at")
+    steps = children(run_steps, common)
+    for step in steps:  # the messages column holds both sides of an LLM step's conversation
+        messages = step.pop("messages", None) or {}
+        step["input_messages"] = messages.get("input", [])
+        step["output_messages"] = messages.get("output", [])
     return AgentRunIn.model_validate(
         {
             "run_id": m["run_id"],
@@ -130,7 +136,7 @@ def load_run(*, conn: Connection, run_id: str) -> AgentRunIn | None:
             "error_message": m["error_message"],
             "trace_id": m["trace_id"],
             "correlation_ids": m["correlation_ids"] or [],
-            "steps": children(run_steps, common),
+            "steps": steps,
             "tool_calls": children(tool_calls, common),
             "guardrail_events": children(guardrail_events, common),
             "cost": {
@@ -185,6 +191,7 @@ def _filtered(q: Any, flt: RunFilter) -> Any:
     for column, value in (
         (r.status, flt.status),
         (r.agent_name, flt.agent_name),
+        (r.model, flt.model),
         (r.agent_version, flt.agent_version),
         (r.environment, flt.environment),
     ):
@@ -321,3 +328,11 @@ class SqlRunRepository:
     def version_stats(self, agent_name: str) -> list[VersionStat]:
         with self.engine.connect() as conn:
             return version_stats(conn=conn, agent_name=agent_name)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        with write_tx(self.engine) as conn:
+            return delete_runs(conn=conn, run_ids=run_ids)
+
+    def runs_started_before(self, before: datetime, *, limit: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return runs_started_before(conn=conn, before=before, limit=limit)

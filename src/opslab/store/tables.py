@@ -85,6 +85,11 @@ run_steps = Table(
     Column("latency_ms", Float),
     Column("agent", Text),
     Column("run_started_at", UTCDateTime(), nullable=False),
+    Column("kind", String(40)),
+    Column("model", String(ID)),
+    Column("tokens_prompt", Integer),
+    Column("tokens_completion", Integer),
+    Column("messages", JSON),  # {"input": [Message…], "output": [Message…]} of an LLM step, else NULL
     Index("ix_run_steps_window", "run_started_at", "latency_ms"),
     # p95 walks this from the top: about 5% of the index whatever the window (see store/runs.py).
     Index("ix_run_steps_latency", "latency_ms", "run_started_at"),

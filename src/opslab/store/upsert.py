@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Table, delete, select
 
 from opslab.store.locks import RUNS, lock_keys
 from opslab.store.tables import CHILD_TABLES, agent_runs, guardrail_events, run_steps, run_tags, tool_calls
-from opslab.telemetry import AgentRunIn, PreparedRun, UpsertStatus
+from opslab.telemetry import AgentRunIn, PreparedRun, StepIn, UpsertStatus
 
 _CHUNK = 500
 
@@ -90,6 +90,11 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
                 s.latency_ms,
                 s.agent,
                 run_at,
+                s.kind,
+                s.model,
+                s.tokens_prompt,
+                s.tokens_completion,
+                _messages(s),
             )
             for seq, s in enumerate(r.steps)
         )
@@ -199,6 +204,18 @@ def _timestamps(run: AgentRunIn) -> Iterator[datetime | None]:
         yield c.ended_at
     for g in run.guardrail_events:
         yield g.created_at
+
+
+def _messages(step: StepIn) -> str | None:
+    """An LLM step's messages as the ``messages`` column holds them (NULL for a step without any)."""
+    if not step.input_messages and not step.output_messages:
+        return None
+    return _json_param(
+        {
+            "input": [m.model_dump(exclude_defaults=True) for m in step.input_messages],
+            "output": [m.model_dump(exclude_defaults=True) for m in step.output_messages],
+        }
+    )
 
 
 def _json_param(value: Any) -> str | None:

@@ -5,12 +5,14 @@ dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 """
 
 from opslab.telemetry.conventions import SpanFacts, convention_of, read_span
+from opslab.telemetry.detail import NodeDetail
 from opslab.telemetry.importers import FORMATS, Format, agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
 from opslab.telemetry.ports import RunRepository, TracePlan, TracePlanner, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.redact import Redactor
+from opslab.telemetry.run_export import RunExport
 from opslab.telemetry.schema import (
     ID_PATTERN,
     MAX_YEAR,
@@ -20,12 +22,14 @@ from opslab.telemetry.schema import (
     AgentRunIn,
     CostIn,
     GuardrailEventIn,
+    Message,
     Name,
     RunOrigin,
     RunStatus,
     ScoreIn,
     StepIn,
     ToolCallIn,
+    ToolCallMessage,
     UtcDatetime,
     unstorable,
 )
@@ -52,6 +56,7 @@ from opslab.telemetry.views import (
     MetricsResult,
     OtlpResult,
     Overview,
+    PruneResult,
     RunCounts,
     RunFilter,
     RunPage,
@@ -64,8 +69,10 @@ from opslab.telemetry.views import (
     TimelineItem,
     TraceSpanView,
     TraceView,
+    TreeKind,
     TreeNode,
     VersionStat,
+    parse_duration,
 )
 
 __all__ = [
@@ -107,7 +114,9 @@ __all__ = [
     "SeriesPoint",
     "Span",
     "SpanFacts",
+    "Message",
     "StepIn",
+    "ToolCallMessage",
     "TelemetryService",
     "IngestLimits",
     "Timeline",
@@ -118,7 +127,12 @@ __all__ = [
     "TraceRuns",
     "TraceSpanView",
     "TraceView",
+    "NodeDetail",
+    "PruneResult",
+    "RunExport",
+    "TreeKind",
     "TreeNode",
+    "parse_duration",
     "UpsertStatus",
     "UtcDatetime",
     "VersionStat",

@@ -19,6 +19,7 @@ every reader falls back to the OpenTelemetry GenAI attributes for what its own c
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -333,12 +334,18 @@ def _langfuse(span: Span, f: SpanFacts) -> None:
     level = _str(a.get("langfuse.observation.level"))
     if level == "ERROR":
         f.failed = True
+        exception = next(
+            (_str(ev["attributes"].get("exception.type")) for ev in span.events if ev["name"] == "exception"),
+            None,
+        )
+        f.error_type = f.error_type or exception or "ERROR"
     f.session_id = _str(_first(a, "langfuse.session.id", "session.id")) or f.session_id
     f.user_id = _str(_first(a, "langfuse.user.id", "user.id")) or f.user_id
     f.tags = _tags(a.get("langfuse.trace.tags")) or f.tags
+    # The Langfuse SDK writes each metadata value JSON-encoded ("support" arrives as '"support"').
     f.metadata = {
-        **_prefixed(a, "langfuse.trace.metadata."),
-        **_prefixed(a, "langfuse.observation.metadata."),
+        **_decoded(_prefixed(a, "langfuse.trace.metadata.")),
+        **_decoded(_prefixed(a, "langfuse.observation.metadata.")),
         **f.metadata,
     }
     f.environment = _str(a.get("langfuse.environment")) or f.environment
@@ -350,6 +357,17 @@ def _langfuse(span: Span, f: SpanFacts) -> None:
     )
     if name:
         f.prompt = f"{name}@{version}" if version else name
+
+
+def _decoded(values: dict[str, Any]) -> dict[str, Any]:
+    """Values that are JSON text of a string, number, boolean or null, decoded."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, str) and value[:1] in ('"', "-", "t", "f", "n", *"0123456789"):
+            with contextlib.suppress(ValueError):
+                value = from_json(value, allow_inf_nan=False)
+        out[key] = value
+    return out
 
 
 def status_message(span: Span) -> str:

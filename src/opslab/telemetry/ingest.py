@@ -153,6 +153,9 @@ def _texts(run: AgentRunIn) -> list[str | None]:
     texts: list[str | None] = [run.error_message, run.input, run.output]
     for s in run.steps:
         texts += (s.input_summary, s.output_summary)
+        for m in (*s.input_messages, *s.output_messages):
+            texts.append(m.content)
+            texts.extend(call.arguments for call in m.tool_calls)
     for c in run.tool_calls:
         texts += (c.result_summary, c.error_message)
     texts.extend(g.message for g in run.guardrail_events)
@@ -163,6 +166,10 @@ def _text_fields(run: AgentRunIn) -> Iterator[tuple[Any, tuple[str, ...]]]:
     yield run, ("error_message", "input", "output")
     for s in run.steps:
         yield s, ("input_summary", "output_summary")
+        for m in (*s.input_messages, *s.output_messages):
+            yield m, ("content",)
+            for call in m.tool_calls:
+                yield call, ("arguments",)
     for c in run.tool_calls:
         yield c, ("result_summary", "error_message")
     for g in run.guardrail_events:

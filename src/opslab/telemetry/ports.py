@@ -73,6 +73,15 @@ class RunRepository(Protocol):
         """Keep a score of ``run_id``; None when there is no such run."""
         ...
 
+    def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
+        """Delete these runs with everything kept for them (steps, calls, events, tags, scores, RCA
+        reports, and their trace's spans and logs once no other run holds it); the ids that existed."""
+        ...
+
+    def runs_started_before(self, before: datetime, *, limit: int) -> list[str]:
+        """Up to ``limit`` ids of runs started before ``before``, oldest first."""
+        ...
+
     def version_stats(self, agent_name: str) -> list[VersionStat]:
         """Runs and failures per version of ``agent_name``, in the order the versions first appeared."""
         ...

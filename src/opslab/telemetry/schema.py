@@ -29,7 +29,8 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, PydanticSerializationError, to_json
 from pydantic_core import core_schema as cs
 
-SCHEMA_VERSION = 1
+# 2: an LLM step's kind, model, tokens and messages (StepIn); a schema 1 run is a schema 2 run.
+SCHEMA_VERSION = 2
 MAX_ID_LEN = 200
 # Path segments the API gives a meaning of their own under /agent-runs/.
 RESERVED_IDS = frozenset({"batch", "rca-runs"})
@@ -127,6 +128,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
 
 
+class ToolCallMessage(_Model):
+    """A tool call a model asked for, in an assistant message."""
+
+    id: Name | None = None
+    name: Name
+    arguments: Text | None = Field(None, description="As the model wrote them (JSON text, usually).")
+
+
+class Message(_Model):
+    """One message of an LLM call: the same shape whichever convention recorded it."""
+
+    role: Annotated[str, Field(min_length=1, max_length=64, pattern=NO_NUL)]
+    content: Text | None = None
+    tool_calls: list[ToolCallMessage] = Field(default_factory=list, max_length=100)
+    tool_call_id: Name | None = Field(None, description="The tool call a tool message answers.")
+    finish_reason: Name | None = None
+
+
 class StepIn(_Model):
     step_id: Id
     name: Text = ""
@@ -138,6 +157,19 @@ class StepIn(_Model):
     retries: Count = 0
     latency_ms: Millis | None = None
     agent: Text | None = Field(default=None, description="Which agent acted (multi-agent traces).")
+    # Since schema 2: what an LLM call step says of itself (all optional).
+    kind: Annotated[str, Field(max_length=40, pattern=NO_NUL)] | None = Field(
+        None, description="What the step is: llm (a model call), agent, chain, retriever, embedding, span…"
+    )
+    model: Name | None = Field(None, description="The model an LLM step called.")
+    tokens_prompt: Count | None = None
+    tokens_completion: Count | None = None
+    input_messages: list[Message] = Field(
+        default_factory=list, max_length=200, description="An LLM call's prompt, as messages."
+    )
+    output_messages: list[Message] = Field(
+        default_factory=list, max_length=200, description="An LLM call's completion, as messages."
+    )
 
 
 class ToolCallIn(_Model):

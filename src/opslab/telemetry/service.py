@@ -6,7 +6,7 @@ import functools
 import gc
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,9 +27,10 @@ from opslab.telemetry.ingest import (
     prepare_run,
 )
 from opslab.telemetry.otlp import parse_request
-from opslab.telemetry.ports import RunRepository
+from opslab.telemetry.ports import RunRepository, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.redact import Redactor
+from opslab.telemetry.run_export import RunExport, otlp_export, run_export
 from opslab.telemetry.schema import ID_PATTERN, MAX_ID_LEN, AgentRunIn, RunOrigin, ScoreIn
 from opslab.telemetry.signals import parse_logs
 from opslab.telemetry.timeline import build_timeline
@@ -50,6 +51,8 @@ from opslab.telemetry.views import (
     ScoreView,
     Timeline,
     TraceView,
+    TreeKind,
+    TreeNode,
 )
 
 MAX_HOURS = 10_000_000
@@ -151,13 +154,32 @@ class TelemetryService:
         return self.store([prepare_run(r, redactor=self.redactor, source=source) for r in runs])
 
     def store(self, prepared: Sequence[PreparedRun]) -> list[IngestResult]:
+        self._price(prepared)
         statuses = self.repo.upsert_runs(prepared)
-        if self._on_ingest:
-            self._on_ingest(prepared)
+        self._observe(prepared, statuses)
         return [
             IngestResult(run_id=p.run.run_id, status=statuses[p.run.run_id], content_hash=p.content_hash)
             for p in prepared
         ]
+
+    def _price(self, prepared: Sequence[PreparedRun]) -> None:
+        """A run that names its model and tokens but no cost is priced from the price table, as an OTLP
+        run is (``attributes.cost_source``: ``price_table``)."""
+        for p in prepared:
+            run = p.run
+            if run.cost.total_cost_usd is not None or not run.model:
+                continue
+            cost = self.prices.cost(run.model, run.cost.tokens_prompt, run.cost.tokens_completion)
+            if cost is not None:
+                run.cost.total_cost_usd = round(cost, 8)
+                run.attributes = {**run.attributes, "cost_source": "price_table"}
+
+    def _observe(self, prepared: Sequence[PreparedRun], statuses: Mapping[str, UpsertStatus]) -> None:
+        """Tell the observers (the ingest counter) of the runs stored for the first time: a run re-sent,
+        or re-mapped when a late span of its trace arrives, is counted once."""
+        created = [p for p in prepared if statuses.get(p.run.run_id) == "created"]
+        if created and self._on_ingest:
+            self._on_ingest(created)
 
     @_ingest_entry
     def ingest_batch(self, items: Any) -> BatchResult:
@@ -189,9 +211,9 @@ class TelemetryService:
 
     def _store_batch(self, parsed: list[PreparedRun | InvalidInput], items: list[Any] | None) -> BatchResult:
         good = [p for p in parsed if isinstance(p, PreparedRun)]
+        self._price(good)
         statuses = self.repo.upsert_runs(good) if good else {}
-        if good and self._on_ingest:
-            self._on_ingest(good)
+        self._observe(good, statuses)
         results: list[BatchItemResult] = []
         for i, p in enumerate(parsed):
             if isinstance(p, PreparedRun):
@@ -221,8 +243,7 @@ class TelemetryService:
         kept, prepared, statuses = write_export(
             self.repo, spans, rejected, prices=self.prices, prepare=prepare
         )
-        if prepared and self._on_ingest:
-            self._on_ingest(prepared)
+        self._observe(prepared, statuses)
         runs = [
             IngestResult(run_id=p.run.run_id, status=statuses[p.run.run_id], content_hash=p.content_hash)
             for p in prepared
@@ -260,6 +281,69 @@ class TelemetryService:
             if root is not None:
                 return tree_from_spans(run.run_id, mapped.trace, root)
         return tree_from_run(run)
+
+    def node(self, run_id: str, node_id: str) -> TreeNode:
+        """One node of the run — a span, a step, a tool call or a guardrail event — with everything
+        stored for it (``NodeDetail``)."""
+        for node in self.tree(run_id).nodes:
+            if node.id == node_id:
+                return node
+        for item in self.timeline(run_id).items:
+            if item.id == node_id and item.detail is not None:
+                return TreeNode(
+                    id=item.id,
+                    parent_id=item.step_id if item.step_id != item.id else run_id,
+                    depth=1,
+                    name=item.name,
+                    kind=_TIMELINE_KINDS.get(item.kind, "span"),
+                    failed=item.status in ("failure", "timeout"),
+                    on_failing_path=False,
+                    started_at=item.started_at,
+                    ended_at=item.ended_at,
+                    latency_ms=None,
+                    error=item.detail.error,
+                    detail=item.detail,
+                )
+        raise NotFound(
+            f"run {run_id!r} has no node {node_id!r}", details={"run_id": run_id, "node_id": node_id}
+        )
+
+    def export(self, run_id: str) -> RunExport:
+        """The run and everything kept for it (``run_export``): its RCA reports are the caller's to add."""
+        run = self.run(run_id)
+        summary = self.summary(run_id)
+        trace = run.trace_id.lower() if run.trace_id else None
+        spans = self.repo.trace_spans(trace) if trace else []
+        logs = self.repo.trace_logs(trace) if trace else []
+        return run_export(run, summary, spans, logs)
+
+    def export_otlp(self, run_id: str) -> dict[str, Any]:
+        """The run as an OTLP/HTTP JSON export (see ``run_export.otlp_export``)."""
+        run = self.run(run_id)
+        otel = run.attributes.get("otel")
+        spans = self.repo.trace_spans(run.trace_id.lower()) if run.trace_id and isinstance(otel, dict) else []
+        if spans and run.trace_id:
+            owned = map_trace(spans, prices=self.prices).owner
+            spans = [s for s in spans if owned.get(s.span_id) == run.run_id]
+        return otlp_export(run, spans)
+
+    @_ingest_entry
+    def delete(self, run_id: str) -> None:
+        """Delete a run with everything kept for it (``RunRepository.delete_runs``)."""
+        if not _possible_id(run_id) or not self.repo.delete_runs([run_id]):
+            raise NotFound(f"no agent run {run_id!r}", details={"run_id": run_id})
+
+    def prune(self, *, older_than: timedelta, now: datetime | None = None, batch: int = 500) -> int:
+        """Delete every run started more than ``older_than`` ago (retention), ``batch`` runs a
+        transaction; how many were deleted."""
+        if older_than <= timedelta(0):
+            raise InvalidInput.for_field("older_than", "must be a positive duration")
+        before = (now or datetime.now(UTC)) - older_than
+        deleted = 0
+        while ids := self.repo.runs_started_before(before, limit=batch):
+            with self._ingesting:
+                deleted += len(self.repo.delete_runs(ids))
+        return deleted
 
     def add_score(self, run_id: str, data: Any) -> ScoreView:
         score = _parse_score(data)
@@ -301,6 +385,9 @@ class TelemetryService:
             raise InvalidInput.for_field("hours", f"must be between 1 and {MAX_HOURS}")
         since = (now or datetime.now(UTC)) - timedelta(hours=hours)
         return self.repo.series(since=since, hours=hours)
+
+
+_TIMELINE_KINDS: dict[str, TreeKind] = {"step": "step", "tool_call": "tool_call", "guardrail": "guardrail"}
 
 
 def _possible_id(run_id: str) -> bool:

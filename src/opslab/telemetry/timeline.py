@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from opslab.telemetry.detail import call_detail, guardrail_detail, step_detail
 from opslab.telemetry.schema import AgentRunIn
 from opslab.telemetry.signals import LogRecord
 from opslab.telemetry.views import Timeline, TimelineItem
@@ -40,6 +41,7 @@ def build_timeline(run: AgentRunIn, logs: Sequence[LogRecord] = ()) -> Timeline:
                 status=s.status,
                 summary=summary,
                 step_id=s.step_id,
+                detail=step_detail(s),
             ),
             seq,
         )
@@ -58,6 +60,7 @@ def build_timeline(run: AgentRunIn, logs: Sequence[LogRecord] = ()) -> Timeline:
                 status=c.status,
                 summary=summary,
                 step_id=c.step_id,
+                detail=call_detail(c),
             ),
             seq,
         )
@@ -74,6 +77,7 @@ def build_timeline(run: AgentRunIn, logs: Sequence[LogRecord] = ()) -> Timeline:
                 status="triggered",
                 summary=g.message,
                 step_id=step_id,
+                detail=guardrail_detail(g),
             ),
             seq,
         )

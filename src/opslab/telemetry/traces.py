@@ -26,6 +26,7 @@ from typing import Any
 from pydantic_core import to_json
 
 from opslab.telemetry.conventions import AGENT_LIKE, MODEL_KINDS, SpanFacts, read_span, status_message
+from opslab.telemetry.messages import span_messages, text_of
 from opslab.telemetry.otlp import SUMMARY_CHARS, Span
 from opslab.telemetry.prices import PriceTable
 from opslab.telemetry.schema import (
@@ -212,6 +213,8 @@ def _map_run(trace: Trace, root: Span, members: list[Span], run_id: str) -> Agen
                 )
             )
         else:
+            asked, answered = span_messages(s) if f.kind in MODEL_KINDS else ([], [])
+            own = trace.own_usage(s.span_id) if f.kind in MODEL_KINDS else Usage()
             steps.append(
                 StepIn(
                     step_id=s.span_id,
@@ -220,9 +223,16 @@ def _map_run(trace: Trace, root: Span, members: list[Span], run_id: str) -> Agen
                     started_at=start,
                     ended_at=end,
                     latency_ms=latency,
-                    input_summary=_clip(f.input),
-                    output_summary=_clip(f.output if f.output is not None else (status_message(s) or None)),
+                    input_summary=text_of(asked, role="user", last=True) or _clip(f.input),
+                    output_summary=text_of(answered, last=True)
+                    or _clip(f.output if f.output is not None else (status_message(s) or None)),
                     agent=_clip(f.agent_name),
+                    kind=f.kind,
+                    model=_short(f.model) if f.kind in MODEL_KINDS else None,
+                    tokens_prompt=own.tokens_in,
+                    tokens_completion=own.tokens_out,
+                    input_messages=asked,
+                    output_messages=answered,
                 )
             )
     for s in members:
@@ -300,9 +310,20 @@ def _map_run(trace: Trace, root: Span, members: list[Span], run_id: str) -> Agen
         user_id=_short(next((f.user_id for f in member_facts if f.user_id), None)),
         tags=tags,
         metadata=metadata if unstorable(metadata) is None else {},
-        input=_clip(rf.input, RUN_TEXT_CHARS),
-        output=_clip(rf.output, RUN_TEXT_CHARS),
+        input=_clip(rf.input, RUN_TEXT_CHARS) or _conversation_end(steps, "input"),
+        output=_clip(rf.output, RUN_TEXT_CHARS) or _conversation_end(steps, "output"),
     )
+
+
+def _conversation_end(steps: list[StepIn], side: str) -> str | None:
+    """A run's input (output) when its root span has none: what its first LLM call was asked (its last
+    one answered), as instrumentations that record messages only on the LLM span write them."""
+    calls = [s for s in steps if s.input_messages or s.output_messages]
+    if not calls:
+        return None
+    if side == "input":
+        return text_of(calls[0].input_messages, role="user", last=True) or text_of(calls[0].input_messages)
+    return text_of(calls[-1].output_messages, last=True)
 
 
 def _sum(values: Iterable[int | None]) -> int | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from opslab.telemetry.conventions import status_message
+from opslab.telemetry.detail import NodeDetail, call_detail, guardrail_detail, span_detail, step_detail
 from opslab.telemetry.otlp import Span
 from opslab.telemetry.schema import AgentRunIn
 from opslab.telemetry.traces import Trace, TraceRuns, span_time
@@ -45,6 +46,7 @@ def tree_from_spans(run_id: str, trace: Trace, root: Span) -> RunTree:
                 tokens_out=own.tokens_out,
                 cost_usd=own.cost_usd,
                 error=(status_message(s) or f.error_type) if f.failed else None,
+                detail=span_detail(s, f, tokens=(own.tokens_in, own.tokens_out), cost=own.cost_usd),
             )
         )
     return RunTree(run_id=run_id, source="spans", nodes=_mark_failing(nodes))
@@ -70,6 +72,17 @@ def tree_from_run(run: AgentRunIn) -> RunTree:
         tokens_out=run.cost.tokens_completion,
         cost_usd=run.cost.total_cost_usd,
         error=run.error_message if run.status != "success" else None,
+        detail=NodeDetail(
+            kind="run",
+            input=run.input,
+            output=run.output,
+            error=run.error_message,
+            error_class=run.error_type,
+            model=run.model,
+            tokens_in=run.cost.tokens_prompt,
+            tokens_out=run.cost.tokens_completion,
+            cost_usd=run.cost.total_cost_usd,
+        ),
     )
     under: dict[str | None, list[TreeNode]] = {}
     for c in run.tool_calls:
@@ -86,6 +99,7 @@ def tree_from_run(run: AgentRunIn) -> RunTree:
                 ended_at=c.ended_at,
                 latency_ms=c.latency_ms,
                 error=c.error_message,
+                detail=call_detail(c),
             )  # fmt: skip
         )
     for g in run.guardrail_events:
@@ -102,6 +116,7 @@ def tree_from_run(run: AgentRunIn) -> RunTree:
                 ended_at=g.created_at,
                 latency_ms=None,
                 error=None,
+                detail=guardrail_detail(g),
             )  # fmt: skip
         )
     nodes = [root]
@@ -119,6 +134,10 @@ def tree_from_run(run: AgentRunIn) -> RunTree:
                 ended_at=s.ended_at,
                 latency_ms=s.latency_ms,
                 error=s.output_summary if s.status in ("failure", "timeout") else None,
+                model=s.model,
+                tokens_in=s.tokens_prompt,
+                tokens_out=s.tokens_completion,
+                detail=step_detail(s),
             )  # fmt: skip
         )
         nodes.extend(under.pop(s.step_id, []))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
-from opslab.telemetry.schema import NO_NUL, Name, RunOrigin, RunStatus, UtcDatetime
+from opslab.errors import InvalidInput
+from opslab.telemetry.detail import NodeDetail
+from opslab.telemetry.schema import NO_NUL, CostIn, Name, RunOrigin, RunStatus, UtcDatetime
 
 
 class VersionStat(BaseModel):
@@ -54,10 +56,25 @@ class RunSummary(BaseModel):
     output: str | None = None
     scores: list[ScoreView] = Field(default_factory=list)
 
+    @computed_field(description="Token counts and cost as the run was ingested (``cost`` of AgentRunIn).")
+    def cost(self) -> CostIn:
+        return CostIn(
+            tokens_prompt=self.tokens_prompt,
+            tokens_completion=self.tokens_completion,
+            total_cost_usd=self.total_cost_usd,
+        )
+
+    @computed_field(description="From started_at to ended_at, in milliseconds (None while unknown).")
+    def duration_ms(self) -> float | None:
+        if self.ended_at is None or self.ended_at < self.started_at:
+            return None
+        return (self.ended_at - self.started_at).total_seconds() * 1000
+
 
 class RunFilter(BaseModel):
     status: RunStatus | None = None
     agent_name: Name | None = None
+    model: Name | None = Field(None, description="Runs whose model is this one (the full name).")
     agent_version: Name | None = None
     environment: Name | None = None
     since: UtcDatetime | None = None
@@ -98,6 +115,9 @@ class TimelineItem(BaseModel):
     summary: str
     step_id: str | None = Field(description="The step this item belongs to (a step links to itself).")
     name: str
+    detail: NodeDetail | None = Field(
+        None, description="All that was stored for it: messages, a tool call's arguments and result, errors."
+    )
 
 
 class Timeline(BaseModel):
@@ -219,6 +239,9 @@ class TreeNode(BaseModel):
     tokens_out: int | None = None
     cost_usd: float | None = None
     error: str | None = None
+    detail: NodeDetail | None = Field(
+        None, description="All that was stored for it: messages, arguments, a span's attributes and events."
+    )
 
 
 class RunTree(BaseModel):
@@ -267,3 +290,25 @@ class MetricsResult(BaseModel):
 
 RunSummary.model_rebuild()
 Overview.model_rebuild()
+
+
+class PruneResult(BaseModel):
+    deleted: int = Field(description="Runs deleted, each with everything kept for it.")
+    older_than: str
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str, field: str) -> timedelta:
+    """``30d``, ``12h``, ``2w``, ``90m``, ``45s`` as a duration; anything else an ``InvalidInput`` naming
+    ``field``."""
+    value = text.strip().lower()
+    if len(value) < 2 or value[-1] not in _UNITS or not value[:-1].isdigit() or int(value[:-1]) <= 0:
+        raise InvalidInput.for_field(
+            field, f"{text!r} is not a duration: a positive number and s, m, h, d or w (30d)"
+        )
+    seconds = int(value[:-1]) * _UNITS[value[-1]]
+    if seconds > 100 * 366 * 86_400:
+        raise InvalidInput.for_field(field, f"{text!r} is longer than a century")
+    return timedelta(seconds=seconds)

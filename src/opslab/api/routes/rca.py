@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+from typing import Annotated, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from opslab.api.deps import IdempotencyKey, RuntimeDep
@@ -90,3 +91,27 @@ async def stream_rca_run(
 ) -> Response:
     """SSE: the RCA's progress events from the first (or after ``Last-Event-ID``), until done/failed."""
     return await stream_job(rt.jobs, KIND, rca_run_id, request, last_event_id)
+
+
+@router.get(
+    "/agent-runs/{run_id}/export",
+    responses={
+        200: {"description": "JSON: a RunExport; OTLP: an ExportTraceServiceRequest (OTLP/HTTP JSON)."}
+    },
+)
+def export_run(
+    run_id: str,
+    rt: RuntimeDep,
+    format: Annotated[  # noqa: A002 - the query parameter's name
+        Literal["json", "otlp"],
+        Query(description="json: the run and all kept for it; otlp: its spans, for any OTLP backend."),
+    ] = "json",
+) -> Response:
+    """The whole run to share or move: the run as ``POST /agent-runs`` takes it back, its summary, its
+    trace's spans and logs, its scores and its RCA reports (``format=json``); or as OTLP spans."""
+    if format == "otlp":
+        return JSONResponse(rt.telemetry.export_otlp(run_id))
+    exported = rt.telemetry.export(run_id)
+    reports = rt.jobs.list(kind=KIND, subject=run_id, limit=200)
+    exported.rca = [rca_run_view(j).model_dump(mode="json") for j in reports]
+    return JSONResponse(exported.model_dump(mode="json"))

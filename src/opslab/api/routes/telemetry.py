@@ -16,6 +16,7 @@ from opslab.telemetry import (
     BatchResult,
     IngestResult,
     Name,
+    PruneResult,
     RunFilter,
     RunPage,
     RunStatus,
@@ -24,7 +25,9 @@ from opslab.telemetry import (
     ScoreIn,
     ScoreView,
     Timeline,
+    TreeNode,
     UtcDatetime,
+    parse_duration,
 )
 
 router = APIRouter(tags=["telemetry"], dependencies=[KnownQuery])
@@ -77,6 +80,7 @@ def list_runs(
     agent_name: Name | None = None,
     agent_version: Name | None = None,
     environment: Name | None = None,
+    model: Annotated[str | None, _text("Runs of this model (its full name, e.g. gpt-4o-2024-08-06).")] = None,
     since: UtcDatetime | None = None,
     until: UtcDatetime | None = None,
     experiment: Name | None = None,
@@ -109,6 +113,7 @@ def list_runs(
         agent_name=agent_name,
         agent_version=agent_version,
         environment=environment,
+        model=model,
         since=since,
         until=until,
         experiment=experiment,
@@ -141,6 +146,41 @@ def get_tree(run_id: str, svc: TelemetryDep) -> RunTree:
     """The run as a tree, depth first: its spans nested (OTLP runs) or its steps with their tool calls and
     guardrail events; latency, tokens and cost per node; the failing path marked."""
     return svc.tree(run_id)
+
+
+@router.get("/agent-runs/{run_id}/nodes/{node_id}")
+def get_node(run_id: str, node_id: str, svc: TelemetryDep) -> TreeNode:
+    """One node of the run — a span, a step, a tool call or a guardrail event — with all stored for it:
+    kind, timing, status, model and tokens, an LLM call's messages, a tool call's arguments and result,
+    a span's attributes and events."""
+    return svc.node(run_id, node_id)
+
+
+@router.delete("/agent-runs/{run_id}", status_code=204, response_class=Response)
+async def delete_run(run_id: str, svc: TelemetryDep) -> Response:
+    """Delete a run with its steps, tool calls, events, tags, scores, RCA reports, and its trace's spans
+    and logs once no other run holds them. Needs the write token."""
+    await to_thread.run_sync(svc.delete, run_id)
+    return Response(status_code=204)
+
+
+@router.delete("/agent-runs")
+async def prune_runs(
+    svc: TelemetryDep,
+    older_than: Annotated[
+        str,
+        Query(
+            min_length=2,
+            max_length=20,
+            pattern=r"^\d+[smhdw]$",
+            description="Delete the runs started longer ago than this: 30d, 12h, 2w (s, m, h, d, w).",
+        ),
+    ],
+) -> PruneResult:
+    """Retention: delete every run started more than ``older_than`` ago, with all kept for each (as
+    ``DELETE /agent-runs/{id}``). Needs the write token."""
+    deleted = await to_thread.run_sync(lambda: svc.prune(older_than=parse_duration(older_than, "older_than")))
+    return PruneResult(deleted=deleted, older_than=older_than)
 
 
 @router.post(
