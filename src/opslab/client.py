@@ -29,6 +29,7 @@ from opslab.telemetry import (
     BatchResult,
     IngestResult,
     Overview,
+    PruneResult,
     RunFilter,
     RunPage,
     RunSummary,
@@ -143,6 +144,22 @@ class OpslabClient:
 
     def timeline(self, run_id: str) -> Timeline:
         return self._get(Timeline, f"/agent-runs/{_segment(run_id)}/timeline")
+
+    def export_run(self, run_id: str, *, format: str = "json") -> dict[str, Any]:  # noqa: A002
+        """The whole run (``format=json``) or its spans as an OTLP/HTTP JSON export (``otlp``)."""
+        found: dict[str, Any] = self.request(
+            "GET", f"/agent-runs/{_segment(run_id)}/export", params={"format": format}
+        ).json()
+        return found
+
+    def delete_run(self, run_id: str) -> None:
+        self.request("DELETE", f"/agent-runs/{_segment(run_id)}")
+
+    def prune_runs(self, older_than: str) -> PruneResult:
+        """Delete every run started longer ago than ``older_than`` (``30d``, ``12h``, ``2w``)."""
+        return PruneResult.model_validate_json(
+            self.request("DELETE", "/agent-runs", params={"older_than": older_than}).content
+        )
 
     def list_runs(
         self, flt: RunFilter | None = None, *, cursor: str | None = None, limit: int = 50

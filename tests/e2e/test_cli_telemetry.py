@@ -120,3 +120,28 @@ def test_rca_without_a_service_says_it_needs_one(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--url" in lines[0] and "OPSLAB_URL" in lines[0], r.stderr
+
+
+def test_runs_export_delete_and_prune_locally_and_through_the_service(
+    start_service: Callable[..., Service], tmp_path: Path, run_001: dict[str, Any]
+) -> None:
+    local = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"))
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({**run_001, "started_at": "2024-01-15T10:30:00Z"}))
+    assert run_cli("runs", "ingest", str(path), env=local).returncode == 0
+    out = tmp_path / "run.json"
+    r = run_cli("runs", "export", "run-001-sufficient", "-o", str(out), env=local)
+    assert r.returncode == 0, r.stderr
+    exported = json.loads(out.read_text())
+    assert exported["run"]["run_id"] == "run-001-sufficient" and exported["rca"] == []
+    r = run_cli("runs", "export", "run-001-sufficient", "--format", "otlp", env=local)
+    spans = json.loads(r.stdout)["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert any(s["name"].startswith("execute_tool") for s in spans)
+    svc = start_service(env=local)
+    remote = clean_env(OPSLAB_URL=svc.url)
+    r = run_cli("runs", "prune", "--older-than", "30d", "--json", env=remote)
+    assert r.returncode == 0 and json.loads(r.stdout)["deleted"] == 1, r.stderr
+    r = run_cli("runs", "delete", "run-001-sufficient", env=remote)
+    assert r.returncode == 4 and "not_found" in r.stderr
+    r = run_cli("runs", "prune", "--older-than", "soon", env=local)
+    assert r.returncode == 2 and "--older-than" in r.stderr

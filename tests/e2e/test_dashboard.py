@@ -7,6 +7,7 @@ with one click and the incident resolves. Screenshots go to ``OPSLAB_UI_SCREENSH
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,6 +21,7 @@ from opslab.lab import root_key
 from tests.conftest import REQUIRE
 from tests.e2e.conftest import wait_for
 from tests.e2e.dashboard_world import World, break_the_pool, build_world
+from tests.otlp_json import export, span
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
@@ -231,3 +233,41 @@ def test_the_keyboard_reaches_the_content_first(tab: Page) -> None:
     page.keyboard.press("Tab")  # type: ignore[attr-defined]
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")  # type: ignore[attr-defined]
     assert outline == "solid"
+
+
+def test_a_span_selected_on_the_run_page_shows_its_conversation_and_attributes(
+    tab: Page, world: World
+) -> None:
+    trace = "6c8efff798038103d269b633813fc60c"
+    question, answer = "Where is my parcel ZX-19?", "It left the depot this morning."
+    messages_in = [
+        {"role": "system", "parts": [{"type": "text", "content": "You are the shop's support agent."}]},
+        {"role": "user", "parts": [{"type": "text", "content": question}]},
+    ]
+    messages_out = [
+        {"role": "assistant", "parts": [{"type": "text", "content": answer}], "finish_reason": "stop"}
+    ]
+    spans = [
+        span(trace, "d000000000000001", "invoke_agent support", end=12,
+             gen_ai__operation__name="invoke_agent", gen_ai__agent__name="support"),
+        span(trace, "d000000000000002", "chat gpt-4o-mini", "d000000000000001", start=1, end=9,
+             gen_ai__operation__name="chat", gen_ai__system="openai", gen_ai__request__model="gpt-4o-mini",
+             gen_ai__response__model="gpt-4o-mini-2024-07-18", gen_ai__usage__input_tokens=212,
+             gen_ai__usage__output_tokens=38, gen_ai__input__messages=json.dumps(messages_in),
+             gen_ai__output__messages=json.dumps(messages_out)),
+        span(trace, "d000000000000003", "execute_tool track_parcel", "d000000000000001", start=9, end=11,
+             gen_ai__operation__name="execute_tool", gen_ai__tool__name="track_parcel",
+             gen_ai__tool__call__arguments=json.dumps({"parcel_id": "ZX-19"})),
+    ]  # fmt: skip
+    with world.http() as http:
+        assert http.post("/v1/traces", json=export(spans, service="support-app")).status_code == 200
+    page = tab.open(f"/ui/runs/{trace}")
+    page.get_by_role("link", name="chat gpt-4o-mini").first.click()  # type: ignore[attr-defined]
+    page.wait_for_url(re.compile(r"node=d000000000000002"))  # type: ignore[attr-defined]
+    detail = page.locator("#node")  # type: ignore[attr-defined]
+    detail.wait_for()
+    text = detail.inner_text()
+    assert question in text and answer in text and "gen_ai.request.model" in text and "212" in text
+    assert tab.serious_violations() == []
+    tab.shot("run-span")
+    assert tab.outside == [] and tab.errors == []

@@ -116,7 +116,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             service.stop()
 
 
-def check_run(world: World, trace_id: str, *, tokens: tuple[int, int], session: bool = True) -> Any:
+def check_run(
+    world: World, trace_id: str, *, tokens: tuple[int, int], session: bool = True, messages: bool = True
+) -> Any:
     run = world.run_of(trace_id)
     assert (run["tokens_prompt"], run["tokens_completion"]) == tokens, run
     assert run["model"] and run["model"].startswith("gpt-4o-mini"), run
@@ -132,6 +134,16 @@ def check_run(world: World, trace_id: str, *, tokens: tuple[int, int], session: 
     # Every span the SDK sent belongs to the run.
     trace = world.api.get(f"/v1/traces/{trace_id}").json()
     assert trace["runs"] == [trace_id] and all(s["run_id"] == trace_id for s in trace["spans"]), trace
+    if messages:  # the LLM call's prompt and completion read back, as the SDK recorded them
+        nodes = world.api.get(f"/agent-runs/{trace_id}/tree").json()["nodes"]
+        llm = [n for n in nodes if n["kind"] == "llm" and n["detail"]["input_messages"]]
+        assert llm, [(n["kind"], sorted(n["detail"]["attributes"])) for n in nodes]
+        detail = llm[0]["detail"]
+        asked = [(m["role"], m["content"]) for m in detail["input_messages"]]
+        assert ("user", "Where is order A-1001?") in asked, asked
+        assert ANSWER in json.dumps(detail["output_messages"]), detail["output_messages"]
+        page = world.api.get(f"/ui/runs/{trace_id}", params={"node": llm[0]["id"]}).text
+        assert ANSWER in page and "Where is order A-1001?" in page
     return run
 
 
@@ -151,9 +163,18 @@ def test_openllmetry_traceloop_sdk(world: World) -> None:
 
 def test_otel_sdk_with_gzip_counts_the_agent_and_its_llm_child_once(world: World) -> None:
     trace_id = world.run_agent("otel_agent")
-    run = check_run(world, trace_id, tokens=TOKENS, session=False)
+    run = check_run(world, trace_id, tokens=TOKENS, session=False, messages=False)
     assert run["agent_name"] == "support"
     assert run["total_cost_usd"] is not None and run["total_cost_usd"] > 0  # priced from the price table
+
+
+def test_the_openai_v2_instrumentation_puts_the_prompt_on_the_llm_span_and_the_run_reads_it(
+    world: World,
+) -> None:
+    trace_id = world.run_agent("openai_v2_agent")
+    run = check_run(world, trace_id, tokens=TOKENS)
+    # The agent span holds no input of its own: the run's input is its LLM call's question.
+    assert run["input"] == "Where is order A-1001?" and run["output"] == ANSWER, run
 
 
 def test_langfuse_sdk_configured_by_its_environment(world: World) -> None:

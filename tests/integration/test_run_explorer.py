@@ -211,3 +211,19 @@ def test_langfuse_metadata_is_decoded_and_a_failed_run_names_its_error(api: http
     run = api.get(f"/agent-runs/{trace}").json()
     assert run["metadata"] == {"team": "support", "tier": 2}
     assert run["status"] == "failure" and run["error_type"] == "ERROR"
+
+
+def test_the_run_page_shows_a_selected_node_whole(api: httpx.Client) -> None:
+    api.post("/agent-runs", json=native())
+    page = api.get("/ui/runs/native-1").text
+    assert ARG in page and PROMPT in page  # the timeline rows hold the call's arguments and the prompt
+    call = api.get("/ui/runs/native-1", params={"node": "c1"}).text
+    assert 'id="node"' in call and "Arguments" in call and ARG in call and "404" in call
+    api.post("/v1/traces", json=genai_trace())
+    llm = api.get(f"/ui/runs/{TRACE}", params={"node": "b000000000000002"}).text
+    assert "gen_ai.request.model" in llm and "gpt-4o-mini" in llm and ANSWER in llm
+    assert "gen_ai.evaluation" in llm  # its events
+    missing = api.get("/ui/runs/native-1", params={"node": "nope"})
+    assert missing.status_code == 404 and "<html" in missing.text
+    listing = api.get("/ui/runs", params={"model": "gpt-4o"}).text
+    assert "native-1" in listing and ">Model<" in listing and "1200 → 300" in listing

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from opslab.telemetry import BatchResult, Overview, RunFilter, RunPage, RunSummary, Timeline
+from opslab.telemetry import (
+    BatchResult,
+    Overview,
+    PruneResult,
+    RunFilter,
+    RunPage,
+    RunSummary,
+    Timeline,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from opslab.config import Settings
@@ -17,6 +26,9 @@ class TelemetryBackend(Protocol):
     def timeline(self, run_id: str) -> Timeline: ...
     def list_runs(self, flt: RunFilter, *, cursor: str | None, limit: int) -> RunPage: ...
     def overview(self, hours: int) -> Overview: ...
+    def export_run(self, run_id: str, *, format: str = "json") -> dict[str, Any]: ...  # noqa: A002
+    def delete_run(self, run_id: str) -> None: ...
+    def prune_runs(self, older_than: str) -> PruneResult: ...
     def close(self) -> None: ...
 
 
@@ -41,6 +53,24 @@ class LocalBackend:
 
     def overview(self, hours: int) -> Overview:
         return self.svc.overview(hours)
+
+    def export_run(self, run_id: str, *, format: str = "json") -> dict[str, Any]:  # noqa: A002
+        if format == "otlp":
+            return self.svc.export_otlp(run_id)
+        from opslab.rca import KIND, rca_run_view
+
+        exported = self.svc.export(run_id)
+        exported.rca = [
+            rca_run_view(j).model_dump(mode="json") for j in self.runtime.jobs.list(kind=KIND, subject=run_id)
+        ]
+        return exported.model_dump(mode="json")
+
+    def delete_run(self, run_id: str) -> None:
+        self.svc.delete(run_id)
+
+    def prune_runs(self, older_than: str) -> PruneResult:
+        deleted = self.svc.prune(older_than=parse_duration(older_than, "--older-than"))
+        return PruneResult(deleted=deleted, older_than=older_than)
 
     def close(self) -> None:
         self.runtime.close()

@@ -161,6 +161,70 @@ def show(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> Non
     console.print(table)
 
 
+@runs_app.command("export")
+def export(
+    run_id: str,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write it here (default: standard output).")
+    ] = None,
+    fmt: Annotated[
+        Literal["json", "otlp"],
+        typer.Option(
+            "--format", help="json: the run and all kept for it; otlp: its spans, for any OTLP backend."
+        ),
+    ] = "json",
+    url: UrlOption = None,
+) -> None:
+    """Take a run out whole, to share or move it (JSON, or OTLP that any OpenTelemetry backend takes)."""
+    import json
+
+    backend = open_backend(url, settings())
+    try:
+        data = backend.export_run(run_id, format=fmt)
+    finally:
+        backend.close()
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        print_json(data)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    err_console.print(f"wrote {output} ({len(text)} bytes)")
+
+
+@runs_app.command("delete")
+def delete(run_id: str, url: UrlOption = None, as_json: JsonOption = False) -> None:
+    """Delete a run with everything kept for it (steps, calls, scores, RCA reports, its trace's spans)."""
+    backend = open_backend(url, settings())
+    try:
+        backend.delete_run(run_id)
+    finally:
+        backend.close()
+    if as_json:
+        print_json({"deleted": run_id})
+    else:
+        console.print(f"deleted run {escape(run_id)}")
+
+
+@runs_app.command("prune")
+def prune(
+    older_than: Annotated[
+        str, typer.Option("--older-than", help="Delete the runs started longer ago: 30d, 12h, 2w.")
+    ],
+    url: UrlOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Retention: delete every run started more than --older-than ago, with all kept for each."""
+    backend = open_backend(url, settings())
+    try:
+        result = backend.prune_runs(older_than)
+    finally:
+        backend.close()
+    if as_json:
+        print_json(result.model_dump(mode="json"))
+    else:
+        console.print(f"deleted {result.deleted} run(s) started more than {older_than} ago")
+
+
 _STATUS_STYLE = {"failure": "red", "timeout": "red", "triggered": "yellow", "success": "green"}
 
 

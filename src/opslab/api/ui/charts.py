@@ -55,18 +55,28 @@ def sparkline(values: Sequence[Number], *, label: str, width: int = 180, height:
     return _svg(width, height, f"{label}: from {known[0]:.4g} to {known[-1]:.4g}", body)
 
 
+LABEL_MAX_CHARS, CHAR_PX = 40, 7  # the widest bar label, and the width a character takes (11 px text)
+
+
 def bars(items: Sequence[tuple[str, float]], *, label: str, width: int = 260, unit: str = "") -> Markup:
     """Horizontal bars, one per (name, value), longest first as given."""
     row = 18
     height = row * max(1, len(items))
     top = max((v for _, v in items), default=0.0) or 1.0
+    # The label column fits the longest name (a model's full name: gpt-4o-2024-08-06), up to a limit past
+    # which a name ends in "…"; each bar carries its full name as a tooltip (<title>).
+    longest = max((len(name) for name, _ in items), default=0)
+    column = min(LABEL_MAX_CHARS, max(16, longest)) * CHAR_PX
+    width = max(width, column + 150)
     body = ""
     for i, (name, value) in enumerate(items):
-        w = max(1.0, (width - 110) * value / top)
+        w = max(1.0, (width - column - 4) * value / top)
         y = i * row
+        shown = name if len(name) <= LABEL_MAX_CHARS else name[: LABEL_MAX_CHARS - 1] + "…"
         body += (
-            f'<text class="bar-label" x="0" y="{y + 13}">{escape(name[:16])}</text>'
-            f'<rect class="bar" x="110" y="{y + 3}" width="{w:.1f}" height="{row - 6}"/>'
+            f"<g><title>{escape(name)}: {value:.4g}{escape(unit)}</title>"
+            f'<text class="bar-label" x="0" y="{y + 13}">{escape(shown)}</text>'
+            f'<rect class="bar" x="{column + 4}" y="{y + 3}" width="{w:.1f}" height="{row - 6}"/></g>'
         )
     described = ", ".join(f"{n} {v:.4g}{unit}" for n, v in items) or "no data"
     return _svg(width, height, f"{label}: {described}", body)

@@ -8,6 +8,7 @@ Content-Security-Policy: scripts and styles from this service only, no other hos
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,18 @@ def interval(ci: Sequence[float] | None, kind: str, signed: bool = False) -> str
 
 
 def usd(value: float | None) -> str:
-    return "—" if value is None else f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+    """Dollars with the digits that matter: ``$12.30``, ``$0.0245``, ``$0.000027`` (never ``$0.0000`` for
+    a cost that is not zero)."""
+    if value is None:
+        return "—"
+    if value == 0:
+        return "$0"
+    if value >= 1:
+        return f"${value:,.2f}"
+    if value >= 0.01:
+        return f"${value:.4f}"
+    places = min(12, 1 - math.floor(math.log10(value)))  # two significant digits
+    return f"${value:.{places}f}"
 
 
 def pretty(value: Any) -> str:

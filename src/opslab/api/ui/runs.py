@@ -63,6 +63,7 @@ def _filter(
                 "status": status or None,
                 "agent_name": agent or None,
                 "agent_version": version or None,
+                "model": extra.get("model") or None,
                 "environment": environment or None,
                 "since": start,
                 "until": _when("until", until),
@@ -100,11 +101,12 @@ async def runs_page(
     score: str | None = None,
     score_min: str | None = None,
     score_max: str | None = None,
+    model: str | None = None,
     cursor: str | None = None,
     hours: Annotated[int, Query(ge=1, le=24 * 365)] = 24,
 ) -> HTMLResponse:
     more = {"session": session, "user": user, "tag": tag, "score": score, "score_min": score_min,
-            "score_max": score_max}  # fmt: skip
+            "score_max": score_max, "model": model}  # fmt: skip
     flt = _filter(status, agent, version, environment, since, until, experiment, q, range_, more)
     listing = await to_thread.run_sync(lambda: rt.telemetry.list_runs(flt, cursor=cursor, limit=PAGE_SIZE))
     partial = request.headers.get("hx-request") == "true" and request.headers.get("hx-target") == "runs-table"
@@ -231,10 +233,14 @@ def branches(tree: RunTree) -> list[Branch]:
 
 
 @router.get("/runs/{run_id}", response_class=HTMLResponse)
-async def run_page(request: Request, run_id: str, rt: RuntimeDep, rca: str | None = None) -> HTMLResponse:
+async def run_page(
+    request: Request, run_id: str, rt: RuntimeDep, rca: str | None = None, node: str | None = None
+) -> HTMLResponse:
+    """A run: its facts, its RCA, its trace tree and timeline, and (``?node=``) all stored for one node."""
     summary = await to_thread.run_sync(lambda: rt.telemetry.summary(run_id))
     timeline = await to_thread.run_sync(lambda: rt.telemetry.timeline(run_id))
     tree = await to_thread.run_sync(lambda: rt.telemetry.tree(run_id))
+    selected = await to_thread.run_sync(lambda: rt.telemetry.node(run_id, node)) if node else None
     job = await to_thread.run_sync(lambda: rt.jobs.get(rca, kind=RCA) if rca else None)
     report = rca_run_view(job) if job else await to_thread.run_sync(lambda: _latest_rca(rt, run_id))
     return page(
@@ -249,6 +255,7 @@ async def run_page(request: Request, run_id: str, rt: RuntimeDep, rca: str | Non
         rca=report,
         anchors=evidence_anchor(report, timeline),
         live=report is not None and report.status in ("queued", "running"),
+        selected=selected,
     )
 
 
