@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sse_starlette import EventSourceResponse
 
 from opslab.api.deps import IdempotencyKey, RuntimeDep
@@ -15,6 +16,7 @@ from opslab.api.jobs import STREAM_DOC, LastEventId, stream_job
 from opslab.jobs import Job, wire_status
 from opslab.rca import KIND, RCA, RcaPayload, RcaRunCreated, RcaRunList, RcaRunView, rca_run_view
 from opslab.runtime import Runtime
+from opslab.telemetry import RunExport
 
 router = APIRouter(tags=["rca"])
 
@@ -93,8 +95,16 @@ async def stream_rca_run(
     return await stream_job(rt.jobs, KIND, rca_run_id, request, last_event_id)
 
 
+class OtlpExport(BaseModel):
+    """An OTLP/HTTP JSON ``ExportTraceServiceRequest``: what ``POST /v1/traces`` (and any OTLP backend)
+    takes."""
+
+    resourceSpans: list[dict[str, Any]]  # noqa: N815 (OTLP's JSON field name)
+
+
 @router.get(
     "/agent-runs/{run_id}/export",
+    response_model=RunExport | OtlpExport,
     responses={
         200: {"description": "JSON: a RunExport; OTLP: an ExportTraceServiceRequest (OTLP/HTTP JSON)."}
     },
