@@ -11,6 +11,7 @@ from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, pre
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
 from opslab.telemetry.ports import RunRepository, TracePlan, TracePlanner, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
+from opslab.telemetry.reads import MAX_HOURS
 from opslab.telemetry.redact import Redactor
 from opslab.telemetry.run_export import RunExport
 from opslab.telemetry.schema import (
@@ -33,7 +34,7 @@ from opslab.telemetry.schema import (
     UtcDatetime,
     unstorable,
 )
-from opslab.telemetry.service import MAX_HOURS, IngestLimits, TelemetryService
+from opslab.telemetry.service import IngestLimits, TelemetryService
 from opslab.telemetry.signals import (
     LogRecord,
     count_metric_points,

@@ -6,9 +6,9 @@
   agent-like root belong to no run; ``describe_trace`` says so for each.
 - **Inside a run**: tool spans are tool calls, guardrail spans (and span events named ``guardrail``) are
   guardrail events, every other descendant is a step (a nested agent is a step of its sub-agent).
-- **Tokens are counted once**: a span's usage counts only when no span below it has any (leaf LLM
-  spans win over an agent span that repeats their sum). Cost follows the same rule; a span with tokens and
-  no cost of its own is priced from the price table by its model.
+- **Tokens are counted once** (``telemetry.trace_index``): a span's usage counts only when no span below
+  it has any (leaf LLM spans win over an agent span that repeats their sum). Cost follows the same rule; a
+  span with tokens and no cost of its own is priced from the price table by its model.
 - **The model** is the one most LLM spans used (the root's when no LLM span names one).
 
 Spans of one trace may arrive over several exports (children usually before their parent): the caller
@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from opslab.telemetry.conventions import AGENT_LIKE, MODEL_KINDS, SpanFacts, read_span, status_message
+from opslab.telemetry.conventions import MODEL_KINDS, SpanFacts, status_message
 from opslab.telemetry.messages import span_messages, text_of
 from opslab.telemetry.otlp import SUMMARY_CHARS, Span
 from opslab.telemetry.prices import PriceTable
@@ -38,102 +38,12 @@ from opslab.telemetry.schema import (
     ToolCallIn,
     unstorable,
 )
+from opslab.telemetry.trace_index import Trace, Usage, span_time
+
+# The index (``Trace``, ``Usage``, ``span_time``) lives in ``trace_index``; named here for the importers.
+__all__ = ["RUN_TEXT_CHARS", "Trace", "TraceRuns", "Usage", "map_trace", "span_time"]
 
 RUN_TEXT_CHARS = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Tokens and cost of a span's subtree, counted once (see the module docstring)."""
-
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    cost_usd: float | None = None
-
-    @property
-    def any(self) -> bool:
-        return self.tokens_in is not None or self.tokens_out is not None or self.cost_usd is not None
-
-
-@dataclass(slots=True)
-class Trace:
-    """A trace's spans, indexed: by id, their children, and what each says."""
-
-    spans: dict[str, Span]
-    children: dict[str, list[Span]]
-    facts: dict[str, SpanFacts]
-    prices: PriceTable
-
-    @classmethod
-    def of(cls, spans: Iterable[Span], prices: PriceTable) -> Trace:
-        by_id = {s.span_id: s for s in spans}
-        children: dict[str, list[Span]] = {}
-        for s in by_id.values():
-            if s.parent_span_id and s.parent_span_id in by_id:
-                children.setdefault(s.parent_span_id, []).append(s)
-        for kids in children.values():
-            kids.sort(key=lambda s: (s.start_ns, s.span_id))
-        return cls(by_id, children, {k: read_span(s) for k, s in by_id.items()}, prices)
-
-    def own_usage(self, span_id: str) -> Usage:
-        f = self.facts[span_id]
-        cost = f.cost_usd
-        if cost is None and f.has_usage and (f.kind in MODEL_KINDS or f.model):
-            cost = self.prices.cost(f.model, f.tokens_in, f.tokens_out)
-        return Usage(f.tokens_in, f.tokens_out, cost)
-
-    def subtree(self, root: Span) -> list[Span]:
-        """``root`` and every span below it, depth first in start order (iterative: traces can be deep)."""
-        out: list[Span] = []
-        stack, seen = [root], set()
-        while stack:
-            s = stack.pop()
-            if s.span_id in seen:
-                continue
-            seen.add(s.span_id)
-            out.append(s)
-            stack.extend(reversed(self.children.get(s.span_id, [])))
-        return out
-
-    def usage(self, root: Span) -> dict[str, Usage]:
-        """Each span of ``root``'s subtree -> its subtree's usage, counted once."""
-        totals: dict[str, Usage] = {}
-        for s in reversed(self.subtree(root)):  # children before parents
-            below = [totals[c.span_id] for c in self.children.get(s.span_id, []) if c.span_id in totals]
-            counted = [u for u in below if u.any]
-            own = self.own_usage(s.span_id)
-            if not counted:
-                totals[s.span_id] = own
-                continue
-            costs = [u.cost_usd for u in counted if u.cost_usd is not None]
-            totals[s.span_id] = Usage(
-                _sum(u.tokens_in for u in counted),
-                _sum(u.tokens_out for u in counted),
-                sum(costs) if costs else own.cost_usd,
-            )
-        return totals
-
-    def run_roots(self) -> list[Span]:
-        """The spans that start runs: top-most agent-like spans, else the trace's top-most spans."""
-
-        def agent_above(s: Span) -> bool:
-            seen: set[str] = set()
-            parent = s.parent_span_id
-            while parent and parent in self.spans and parent not in seen:
-                seen.add(parent)
-                if self.facts[parent].kind in AGENT_LIKE:
-                    return True
-                parent = self.spans[parent].parent_span_id
-            return False
-
-        roots = [
-            s for s in self.spans.values() if self.facts[s.span_id].kind in AGENT_LIKE and not agent_above(s)
-        ]
-        if not roots:
-            roots = [
-                s for s in self.spans.values() if not s.parent_span_id or s.parent_span_id not in self.spans
-            ]
-        return sorted(roots, key=lambda s: (s.start_ns, s.span_id))
 
 
 @dataclass(slots=True)
@@ -324,15 +234,6 @@ def _conversation_end(steps: list[StepIn], side: str) -> str | None:
     if side == "input":
         return text_of(calls[0].input_messages, role="user", last=True) or text_of(calls[0].input_messages)
     return text_of(calls[-1].output_messages, last=True)
-
-
-def _sum(values: Iterable[int | None]) -> int | None:
-    present = [v for v in values if v is not None]
-    return sum(present) if present else None
-
-
-def span_time(ns: int) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, UTC) if ns else None
 
 
 def _clip(value: Any, limit: int = SUMMARY_CHARS) -> str | None:
