@@ -59,7 +59,60 @@ def test_valid_claims_are_kept_and_hallucinated_ones_dropped(run_001: dict[str, 
     assert report.summary.startswith("The order lookup tool rejected")
     assert report.hypotheses[0] == base.hypotheses[0]  # the rules' hypothesis keeps first place
     sent = app.state.requests[0]
-    assert sent["model"] == "fake-model" and sent["response_format"] == {"type": "json_object"}
+    assert sent["model"] == "fake-model" and sent["response_format"]["type"] == "json_schema"
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["summary", "hypotheses"]
+
+
+def test_every_model_sentence_cites_evidence_or_is_dropped(run_001: dict[str, Any]) -> None:
+    base = analyze_run(parse_run(run_001))
+    cited = base.evidence_index[0].evidence_id
+
+    def answer(messages: list[dict[str, Any]]) -> str:
+        summary = (
+            f"The order tool refused the call [{cited}]. Root cause: a database deadlock in payments. "
+            "Engineers should roll back ev_invented-7."
+        )
+        return json.dumps({"summary": summary, "hypotheses": []})
+
+    with ServerThread(fake_chat_app(answer)) as server:
+        report = LlmEnhancer(ChatClient(server.url, model="m"))(parse_run(run_001), base)
+    assert report.summary == f"The order tool refused the call [{cited}]."
+    assert report.summary_by == "model" and report.model_sentences == [report.summary]
+    assert "deadlock" not in report.model_dump_json() and "ev_invented" not in report.model_dump_json()
+    assert "2 claim(s) dropped" in report.notes[-1]
+
+
+def test_a_summary_citing_nothing_leaves_the_rules_summary(run_001: dict[str, Any]) -> None:
+    base = analyze_run(parse_run(run_001))
+    claim = "Root cause: a database deadlock in the payments service."
+    answer = json.dumps({"summary": claim, "hypotheses": []})
+    with ServerThread(fake_chat_app(lambda _: answer)) as server:
+        report = LlmEnhancer(ChatClient(server.url, model="m"))(parse_run(run_001), base)
+    assert report.summary == base.summary and report.summary_by == "rules" and report.model_sentences == []
+    assert "deadlock" not in report.model_dump_json()
+
+
+def test_an_endpoint_without_structured_output_is_asked_in_json_mode(run_001: dict[str, Any]) -> None:
+    base = analyze_run(parse_run(run_001))
+    app = fake_chat_app(mixed_answer, structured=False)
+    with ServerThread(app) as server:
+        report = LlmEnhancer(ChatClient(server.url, model="m"))(parse_run(run_001), base)
+    formats = [r["response_format"]["type"] for r in app.state.requests]
+    assert formats == ["json_schema", "json_object"]
+    assert "API v2 rollout broke the order tool" in [h.title for h in report.hypotheses]
+
+
+def test_a_failing_endpoint_is_retried(run_001: dict[str, Any]) -> None:
+    base = analyze_run(parse_run(run_001))
+    answers = iter([None, None])  # two 500s, then the answer
+
+    def flaky(messages: list[dict[str, Any]]) -> str | None:
+        return next(answers, mixed_answer(messages))
+
+    app = fake_chat_app(flaky)
+    with ServerThread(app) as server:
+        report = LlmEnhancer(ChatClient(server.url, model="m", max_retries=2))(parse_run(run_001), base)
+    assert len(app.state.requests) == 3 and report.generated_by == "rules+llm"
 
 
 def test_a_summary_citing_unknown_evidence_is_not_taken(run_001: dict[str, Any]) -> None:

@@ -161,6 +161,45 @@ def test_a_run_page_shows_the_waterfall_and_starts_an_rca(
     assert 'href="#tl-call-001"' in done and "root-cause step" in done
 
 
+def _rca_page(fleet: httpx.Client, run_id: str) -> str:
+    started = fleet.post(f"/ui/runs/{run_id}/rca", data={"csrf": ""}, follow_redirects=False)
+    rca_id = started.headers["location"].split("?rca=")[1].split("#")[0]
+    for _ in range(300):
+        if fleet.get(f"/agent-runs/rca-runs/{rca_id}").json()["status"] in ("done", "failed"):
+            break
+        time.sleep(0.1)
+    return fleet.get(started.headers["location"]).text
+
+
+def test_the_rca_section_shows_the_chain_and_what_the_run_handled(fleet: httpx.Client) -> None:
+    at = NOW.isoformat()
+    typo = _run(900, run_id="r-typo", status="failure")
+    typo["steps"] = [
+        {"step_id": "s1", "name": "find", "status": "success", "output_summary": "ticket TCK-8812"},
+        {"step_id": "s2", "name": "close", "status": "success"},
+        {"step_id": "s3", "name": "notify", "status": "failure"},
+    ]
+    typo["tool_calls"] = [
+        {"call_id": "c1", "step_id": "s2", "tool_name": "close", "status": "success", "started_at": at,
+         "args_json": {"ticket": "TCK-8821"}},
+        {"call_id": "c2", "step_id": "s3", "tool_name": "notify", "status": "failure", "started_at": at,
+         "args_json": {"ticket": "TCK-8821"}, "status_code": 404, "error_message": "ticket not found"},
+    ]  # fmt: skip
+    fleet.post("/agent-runs", json=typo)
+    page = _rca_page(fleet, "r-typo")
+    assert "From cause to symptom" in page and 'href="#ev-ev_arg_c1"' in page and 'href="#tl-s2"' in page
+    healthy = _run(901, run_id="r-retried")
+    healthy["tool_calls"] = [
+        {"call_id": "c1", "step_id": "s1", "tool_name": "kv", "status": "failure", "started_at": at,
+         "error_message": "connection reset"},
+        {"call_id": "c2", "step_id": "s1", "tool_name": "kv", "status": "success", "started_at": at},
+    ]  # fmt: skip
+    fleet.post("/agent-runs", json=healthy)
+    page = _rca_page(fleet, "r-retried")
+    assert "<dd>succeeded</dd>" in page and "Handled by the run (1)" in page and "retried" in page
+    assert "Root-cause step" not in page
+
+
 @pytest.fixture
 def guarded(tmp_path: Any, db_url: str) -> Iterator[httpx.Client]:
     settings = Settings(

@@ -233,6 +233,26 @@ def test_a_hit_carries_the_line_that_matched_as_its_snippet() -> None:
 
 # Symptoms as an on-call engineer would type them, in other words than the runbooks use.
 SYMPTOM_QUERIES: dict[str, list[str]] = {
+    "context-window-overflow": [
+        "the model said this model's maximum context length is 128000 tokens after a long chat",
+        "prompt is too long once the whole tool output was pasted into the conversation",
+    ],
+    "wrong-tool-argument": [
+        "the agent passed an order id no earlier tool result contained, digits swapped",
+        "the model invented an id in the tool arguments and the refund call found no such record",
+    ],
+    "unknown-tool": [
+        "the model called a function that does not exist in our toolset",
+        "unknown tool error: the agent asked for a tool that was removed from the registry",
+    ],
+    "output-parse-error": [
+        "could not parse the model output as json: expecting value",
+        "OutputParserException when the llm answered prose instead of the structured format",
+    ],
+    "step-limit-reached": [
+        "the agent hit max iterations before finishing the task",
+        "GraphRecursionError: recursion limit reached without a stop condition",
+    ],
     "tool-schema-mismatch": [
         "tool call returned 422 unprocessable entity, missing required field",
         "the order API rejects our arguments since their v3 release: unexpected keyword argument customer",

@@ -135,7 +135,8 @@ def test_a_successful_run_has_nothing_to_explain(run_002: dict[str, Any]) -> Non
     body["status"] = "success"
     body["error_message"] = None
     report = analyze_run(parse_run(body))
-    assert report.insufficient_evidence and "succeeded" in (report.insufficient_reason or "")
+    assert report.outcome == "succeeded" and report.category == "none" and report.root_cause is None
+    assert "succeeded" in report.summary and "failed" not in report.summary
 
 
 def test_uncited_and_miscited_hypotheses_are_dropped(run_001: dict[str, Any]) -> None:

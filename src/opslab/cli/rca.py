@@ -113,10 +113,11 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
             err_console.print(f"error: {view['error'].get('message')}")
         return
     console.print(
-        f"category: [bold]{report['category']}[/bold]   confidence: {report['confidence']}   "
-        f"insufficient evidence: {report['insufficient_evidence']}"
+        f"outcome: {report.get('outcome', 'failed')}   category: [bold]{report['category']}[/bold]   "
+        f"confidence: {report['confidence']}   insufficient evidence: {report['insufficient_evidence']}"
     )
-    console.print(report["summary"])
+    by_model = " [dim](the model's words, each sentence citing evidence)[/dim]"
+    console.print(escape(report["summary"]) + (by_model if report.get("summary_by") == "model" else ""))
     if report.get("root_cause"):
         rc = report["root_cause"]
         step = report.get("root_cause_step") or rc["step_id"]
@@ -124,6 +125,11 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         p = report.get("step_probability")
         odds = f", p={p:.2f}" if p is not None else ""
         console.print(f"root cause: step {step} by {who}{odds} — cites {', '.join(rc['evidence_ids'])}")
+    for link in report.get("causal_chain") or []:
+        where = f"step {link['step_id']}: " if link.get("step_id") else ""
+        console.print(f"  {link['role']:>11} {where}{escape(link['says'])} ({link['evidence_id']})")
+    for h in report.get("handled") or []:
+        console.print(f"  handled: {escape(h['what'])} — {escape(h['how'])} ({h['evidence_id']})")
     for alt in report.get("alternatives") or []:
         console.print(f"  alternative: step {alt['step']} by {alt['agent']} (p={alt['probability']:.2f})")
     if report["evidence_index"]:
@@ -137,7 +143,8 @@ def _show(view: dict[str, Any], as_json: bool) -> None:
         )
     for h in report["hypotheses"]:
         console.print(
-            f"• [bold]{h['title']}[/bold] ({h['confidence']}): cites {', '.join(h['evidence_ids'])}"
+            f"• [bold]{escape(h['title'])}[/bold] ({h['confidence']}"
+            f"{', model' if h.get('source') == 'llm' else ''}): cites {', '.join(h['evidence_ids'])}"
         )
     for a in report["action_items"]:
         console.print(f"→ {escape('[' + a['priority'] + ']')} {a['title']}: {a['description']}")

@@ -25,9 +25,11 @@ def usage_of(messages: list[dict[str, Any]], content: str) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
-def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
+def fake_chat_app(script: Script, *, delay_s: float = 0.0, structured: bool = True) -> FastAPI:
     """``script(messages)`` returns the assistant's content, or None for a 500 response. Each answer
-    carries ``usage`` (``usage_of``), so instrumentation that records token counts has some to record."""
+    carries ``usage`` (``usage_of``), so instrumentation that records token counts has some to record.
+    ``structured=False`` is an endpoint without structured output: a JSON-schema response format is a
+    400, as such servers answer."""
     app = FastAPI()
     app.state.requests = []
 
@@ -38,6 +40,9 @@ def fake_chat_app(script: Script, *, delay_s: float = 0.0) -> FastAPI:
         app.state.requests.append(body)
         if delay_s:
             await asyncio.sleep(delay_s)
+        if not structured and (body.get("response_format") or {}).get("type") == "json_schema":
+            message = "response_format json_schema is not supported"
+            return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, 400)
         content = script(body.get("messages", []))
         if content is None:
             return JSONResponse({"error": {"message": "scripted failure"}}, status_code=500)

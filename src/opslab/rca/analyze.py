@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from opslab.rca.classify import classify
 from opslab.rca.evidence import category_hint, collect_evidence, generic_only, version_evidence
 from opslab.rca.model import (
+    NO_FAILURE,
     PRECEDENCE,
     Category,
+    ChainLink,
     Confidence,
     Evidence,
+    HandledIssue,
     Hypothesis,
     RcaReport,
     RootCause,
     enforce_citations,
 )
+from opslab.rca.outcome import handled_issues, value_chain
 from opslab.rca.scoring import Localizer
+from opslab.rca.taxonomy import Taxonomy
 from opslab.rca.templates import insufficient_report, template_for
 from opslab.rca.transcript import is_transcript
 from opslab.rca.transcript_report import transcript_report
@@ -40,8 +45,11 @@ def analyze_run(
     history: list[VersionStat] | None = None,
     progress: RcaProgress = _noop,
     model: Localizer | None = None,
+    taxonomy: Taxonomy | None = None,
 ) -> RcaReport:
-    """The report of one run; ``model`` is the transcript localiser (default: the shipped one)."""
+    """The report of one run; ``model`` is the transcript localiser (default: the shipped one),
+    ``taxonomy`` the categories and their rules (default: the built-in ones). The run's outcome comes
+    first (``outcome``): a run that succeeded gets no root cause, only what it handled."""
     progress("Collecting evidence", 30)
     if run.status != "success" and is_transcript(run):
         # A conversation or multi-agent trace: localise the decisive step among the turns.
@@ -56,18 +64,22 @@ def analyze_run(
         if regression:
             evidence.append(regression)
     progress("Classifying failure", 55)
-    evidence = classify(evidence, category_hint(run))
+    evidence = classify(evidence, category_hint(run), taxonomy)
+    handled = handled_issues(run, evidence)
     progress("Generating report", 85)
-    generic = generic_only(evidence)
+    if run.status == "success":
+        return succeeded_report(run, evidence, handled)
+    generic = generic_only([e for e in evidence if e.evidence_id not in handled])
     if generic:
         # Failures were recorded, but each says only that something failed: nothing to explain with.
         said = "; ".join(f"{e.title}: {e.snippet!r}" for e in generic[:3])
         return insufficient_report(
             run,
             f"Only generic failures were captured ({said}): they say that something failed, not why",
-            generic,
+            evidence,
+            handled=list(handled.values()),
         )
-    return build_report(run, evidence)
+    return build_report(run, evidence, handled=handled, taxonomy=taxonomy)
 
 
 def _agent_of(run: AgentRunIn, step_id: str | None) -> str | None:
@@ -75,12 +87,16 @@ def _agent_of(run: AgentRunIn, step_id: str | None) -> str | None:
     return (step.agent if step and step.agent else None) or run.agent_name
 
 
-def locate_root_cause(run: AgentRunIn, evidence: list[Evidence]) -> RootCause | None:
-    """The earliest decisive failure, with the evidence on the same step that corroborates it."""
+def locate_root_cause(
+    run: AgentRunIn, evidence: list[Evidence], *, handled: Collection[str] = ()
+) -> RootCause | None:
+    """The earliest decisive failure, with the evidence on the same step that corroborates it. Evidence
+    the run handled (``handled``: ids) is never it: the error that ended the run outranks those."""
+    live = [e for e in evidence if e.evidence_id not in handled]
     concrete = [
-        e for e in evidence if e.kind != "run_error" and any(c not in _PATTERN_ONLY for c in e.categories)
+        e for e in live if e.kind != "run_error" and any(c not in _PATTERN_ONLY for c in e.categories)
     ]
-    candidates = concrete or [e for e in evidence if e.kind in ("tool_call", "guardrail", "step")] or evidence
+    candidates = concrete or [e for e in live if e.kind in ("tool_call", "guardrail", "step")] or live
     if not candidates:
         return None
     # Order by the step an item belongs to, then the most specific kind: a step and its failing tool
@@ -117,17 +133,35 @@ def _position(run: AgentRunIn, step_id: str | None) -> int | None:
     return next((i for i, s in enumerate(run.steps, start=1) if s.step_id == step_id), None)
 
 
-def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
-    if not evidence:
-        succeeded = run.status == "success"
-        reason = (
-            "The run succeeded and recorded no failures: there is nothing to explain"
-            if succeeded
-            else INSUFFICIENT_REASON
+def build_report(
+    run: AgentRunIn,
+    evidence: list[Evidence],
+    *,
+    handled: dict[str, HandledIssue] | None = None,
+    taxonomy: Taxonomy | None = None,
+) -> RcaReport:
+    handled = handled or {}
+    if not [e for e in evidence if e.evidence_id not in handled]:
+        return insufficient_report(run, INSUFFICIENT_REASON, evidence, handled=list(handled.values()))
+    root = locate_root_cause(run, evidence, handled=handled)
+    chain: list[ChainLink] = []
+    traced = _traced(run, evidence, root)
+    if traced is not None:  # the cause over the symptom: where the wrong value entered the run
+        added, chain = traced
+        cause = added[0]
+        evidence = sorted([*evidence, *added], key=lambda e: (e.order, e.evidence_id))
+        symptom = chain[-1]
+        root = RootCause(
+            step_id=cause.step_id,
+            agent=_agent_of(run, cause.step_id),
+            category="wrong_tool_argument",
+            evidence_ids=[cause.evidence_id, symptom.evidence_id],
+            at=cause.at,
+            reason=f"{cause.snippet}; {symptom.says}",
         )
-        return insufficient_report(run, reason)
-    root = locate_root_cause(run, evidence)
-    found = [c for c in PRECEDENCE if any(c in e.categories for e in evidence)]
+    precedence = taxonomy.precedence if taxonomy is not None else PRECEDENCE
+    live = [e for e in evidence if e.evidence_id not in handled]  # what the run handled explains nothing
+    found = [c for c in precedence if any(c in e.categories for e in live)]
     category: Category = (
         root.category if root and root.category != "unknown" else (found[0] if found else "unknown")
     )
@@ -139,7 +173,7 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
         root = root.model_copy(update={"category": category, "evidence_ids": ids})
     hypotheses: list[Hypothesis] = []
     for i, cat in enumerate([category, *[c for c in found if c != category]]):
-        support = [e for e in evidence if cat in e.categories]
+        support = [e for e in live if cat in e.categories]
         if cat == category and root:
             by_id = {e.evidence_id: e for e in evidence}
             support = [
@@ -148,7 +182,7 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             ]
         if not support:
             continue
-        t = template_for(cat)
+        t = template_for(cat, taxonomy)
         confidence: Confidence = (
             "low"
             if cat == "unknown"
@@ -165,7 +199,7 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
             )
         )
     hypotheses, _ = enforce_citations(hypotheses, evidence)
-    primary = template_for(category)
+    primary = template_for(category, taxonomy)
     overall: Confidence = hypotheses[0].confidence if hypotheses else "low"
     where = f" at step {root.step_id}" if root and root.step_id else ""
     summary = (
@@ -186,4 +220,44 @@ def build_report(run: AgentRunIn, evidence: list[Evidence]) -> RcaReport:
         verification_steps=list(primary.verification_steps),
         action_items=[a.model_copy() for a in primary.actions],
         runbook=primary.runbook,
+        handled=list(handled.values()),
+        causal_chain=chain,
+    )
+
+
+def _traced(
+    run: AgentRunIn, evidence: list[Evidence], root: RootCause | None
+) -> tuple[list[Evidence], list[ChainLink]] | None:
+    """The chain behind a root cause that is a failed tool call (``outcome.value_chain``)."""
+    if root is None:
+        return None
+    by_id = {e.evidence_id: e for e in evidence}
+    symptom = next((by_id[i] for i in root.evidence_ids if by_id[i].kind == "tool_call"), None)
+    if symptom is None or root.category not in ("unknown", "tool_schema_mismatch", "wrong_tool_argument"):
+        return None  # a specific failure of its own (a timeout, a refusal) explains itself
+    return value_chain(run, symptom)
+
+
+def succeeded_report(
+    run: AgentRunIn, evidence: list[Evidence], handled: dict[str, HandledIssue]
+) -> RcaReport:
+    """A run that succeeded: no root cause, nothing to fix; what it handled, with the evidence."""
+    said = (
+        f"; it handled {len(handled)} issue(s) on the way: "
+        + "; ".join(f"{h.what} ({h.how})" for h in list(handled.values())[:3])
+        if handled
+        else ""
+    )
+    return RcaReport(
+        run_id=run.run_id,
+        outcome="succeeded",
+        category=NO_FAILURE,
+        insufficient_evidence=False,
+        summary=f"Run {run.run_id} of {run.agent_name} succeeded: there is no root cause to find{said}.",
+        evidence_index=evidence,
+        hypotheses=[],
+        confidence="high",
+        verification_steps=[],
+        action_items=[],
+        handled=list(handled.values()),
     )

@@ -1,67 +1,18 @@
-"""Classification rules: each piece of evidence gets the categories its facts support."""
+"""Classification: each piece of evidence gets the categories its facts support — the taxonomy's rules
+over its words, error class and status code (``taxonomy``, data), and the few facts no text says (an
+empty retrieval, a timed-out status, a schema guardrail, repeats)."""
 
 from __future__ import annotations
 
-import re
-
-from opslab.rca.model import PRECEDENCE, Category, Evidence
-
-_RULES: tuple[tuple[Category, re.Pattern[str]], ...] = (
-    (
-        "tool_permission",
-        re.compile(
-            r"permission|forbidden|unauthori[sz]ed|access denied|not allowed|insufficient scope|\b40[13]\b",
-            re.I,
-        ),
-    ),
-    ("rate_limited", re.compile(r"rate.?limit|too many requests|quota|throttl|\b429\b", re.I)),
-    ("timeout", re.compile(r"time[ds]?[ -]?out|deadline exceeded|took too long|\b(408|504)\b", re.I)),
-    (
-        "tool_schema_mismatch",
-        re.compile(
-            r"schema|validation|missing required|required (field|parameter|argument)|"
-            r"invalid (argument|parameter|type|field)|unexpected (argument|field|keyword)|"
-            r"unknown (field|parameter)|type ?error|malformed",
-            re.I,
-        ),
-    ),
-    (
-        "retrieval_empty",
-        re.compile(
-            r"no (results?|documents?|matches|hits)|0 results|empty (result|response|retrieval)|"
-            r"nothing found",
-            re.I,
-        ),
-    ),
-)
-_STATUS: dict[int, Category] = {
-    401: "tool_permission",
-    403: "tool_permission",
-    429: "rate_limited",
-    408: "timeout",
-    504: "timeout",
-    400: "tool_schema_mismatch",
-    422: "tool_schema_mismatch",
-}
-_CLASS: tuple[tuple[Category, re.Pattern[str]], ...] = (
-    ("tool_permission", re.compile(r"permission|auth|forbidden", re.I)),
-    ("rate_limited", re.compile(r"ratelimit|rate_limit|throttl", re.I)),
-    ("timeout", re.compile(r"timeout", re.I)),
-    ("tool_schema_mismatch", re.compile(r"validation|schema|typeerror|valueerror", re.I)),
-)
+from opslab.rca.model import Category, Evidence
+from opslab.rca.taxonomy import Taxonomy, shipped
 
 
-def categorize(ev: Evidence) -> list[Category]:
+def categorize(ev: Evidence, taxonomy: Taxonomy | None = None) -> list[Category]:
     """Categories this evidence supports, in precedence order (empty when it matches no rule)."""
-    found: set[Category] = set(ev.categories)
+    tax = taxonomy or shipped()
+    found: set[Category] = set(tax.categorize(ev))
     a = ev.attributes
-    status = a.get("status_code")
-    if isinstance(status, int) and status in _STATUS:
-        found.add(_STATUS[status])
-    error_class = str(a.get("error_class") or "")
-    for category, pattern in _CLASS:
-        if pattern.search(error_class):
-            found.add(category)
     if a.get("empty_result"):
         found.add("retrieval_empty")
     if a.get("status") == "timeout":
@@ -70,18 +21,17 @@ def categorize(ev: Evidence) -> list[Category]:
         found.add("tool_schema_mismatch")
     if int(a.get("retries") or 0) >= 3 or int(a.get("repeats") or 0) >= 3:
         found.add("planner_loop")
-    text = f"{ev.title} {ev.snippet}"
-    for category, pattern in _RULES:
-        if pattern.search(text):
-            found.add(category)
-    return [c for c in PRECEDENCE if c in found]
+    order = tax.precedence
+    return [c for c in order if c in found] + sorted(found - set(order))
 
 
-def classify(evidence: list[Evidence], hints: dict[str, list[Category]]) -> list[Evidence]:
+def classify(
+    evidence: list[Evidence], hints: dict[str, list[Category]], taxonomy: Taxonomy | None = None
+) -> list[Evidence]:
     """The evidence with ``categories`` filled in (rule matches plus run-level hints)."""
     out = []
     for ev in evidence:
         extra = hints.get(ev.evidence_id, [])
         updated = ev.model_copy(update={"categories": list(dict.fromkeys([*ev.categories, *extra]))})
-        out.append(updated.model_copy(update={"categories": categorize(updated)}))
+        out.append(updated.model_copy(update={"categories": categorize(updated, taxonomy)}))
     return out

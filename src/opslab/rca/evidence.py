@@ -153,6 +153,8 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
         )
     if failed_run and (run.error_type or not is_generic(run.error_message)):
         generic = _generic_failure(run.error_message, run.error_type, None)
+        # The error that ended the run belongs to the step that failed last, if one did.
+        ended_at = next((s.step_id for s in reversed(run.steps) if s.status in ("failure", "timeout")), None)
         out.append(
             Evidence(
                 evidence_id=f"ev_run_{run.run_id}",
@@ -165,6 +167,7 @@ def collect_evidence(run: AgentRunIn) -> list[Evidence]:
                     "status": run.status,
                     **({"generic": True} if generic else {}),
                 },
+                step_id=ended_at,
                 at=run.ended_at,
                 order=len(order) + 1,
             )

@@ -15,6 +15,7 @@ from opslab.rca.llm_localize import LlmLocalizer
 from opslab.rca.model import RcaReport
 from opslab.rca.scoring import load_localizer
 from opslab.rca.service import RcaService
+from opslab.rca.taxonomy import load_taxonomy
 from opslab.telemetry import AgentRunIn
 
 KIND = "rca"
@@ -45,7 +46,10 @@ def rca_work(deps: WorkDeps) -> Work[RcaPayload, RcaReport]:
     # A localiser fitted to the user's own runs (`opslab rca train`), else the shipped one; a bad file
     # stops the service starting, naming the setting, rather than failing every RCA.
     model = load_localizer(deps.settings.rca_model, "OPSLAB_RCA_MODEL")
-    svc = RcaService(deps.runs, enhancer=enhancer, model=model)
+    # The categories, with a user's rca-categories.yaml from the knowledge folder: a bad file stops the
+    # service starting, naming the file and the field.
+    taxonomy = load_taxonomy(deps.settings.resolved_knowledge_dir)
+    svc = RcaService(deps.runs, enhancer=enhancer, model=model, taxonomy=taxonomy)
 
     def analyse(payload: RcaPayload, ctx: WorkContext) -> RcaReport:
         summary = deps.runs.get_summary(payload.run_id)

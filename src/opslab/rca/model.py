@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+from opslab.rca.taxonomy import shipped
 from opslab.wire.rca import (
+    NO_FAILURE,
     REPORT_SCHEMA_VERSION,
     ActionItem,
     Alternative,
     Category,
+    ChainLink,
     Confidence,
     Evidence,
     EvidenceKind,
+    HandledIssue,
     Hypothesis,
     RcaReport,
     RootCause,
@@ -21,10 +25,13 @@ __all__ = [
     "ActionItem",
     "Alternative",
     "Category",
+    "ChainLink",
     "Confidence",
     "Evidence",
     "EvidenceKind",
+    "HandledIssue",
     "Hypothesis",
+    "NO_FAILURE",
     "PRECEDENCE",
     "REPORT_SCHEMA_VERSION",
     "RcaReport",
@@ -33,17 +40,9 @@ __all__ = [
     "enforce_citations",
 ]
 
-# When one piece of evidence matches several rules, the earlier category wins (docs/rca.md says why).
-PRECEDENCE: tuple[Category, ...] = (
-    "tool_permission",
-    "rate_limited",
-    "timeout",
-    "tool_schema_mismatch",
-    "retrieval_empty",
-    "planner_loop",
-    "prompt_regression",
-    "unknown",
-)
+# When one piece of evidence matches several rules, the earlier category wins (docs/rca.md says why): the
+# order of opslab/rca/categories.yaml.
+PRECEDENCE: tuple[Category, ...] = shipped().precedence
 
 
 def enforce_citations(hypotheses: list[Hypothesis], index: list[Evidence]) -> tuple[list[Hypothesis], int]:

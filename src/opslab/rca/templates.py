@@ -14,6 +14,7 @@ from typing import Any
 from opslab.errors import OperationFailed
 from opslab.knowledge import Document, KnowledgeBase
 from opslab.rca.model import ActionItem, Category, Evidence, RcaReport, RunbookRef
+from opslab.rca.taxonomy import Taxonomy
 from opslab.telemetry import AgentRunIn
 
 # The runbook for a run whose telemetry explains nothing (``RcaReport.insufficient_evidence``).
@@ -47,9 +48,23 @@ def _template(doc: Document) -> Template:
     )
 
 
+def template_for(category: Category | str, taxonomy: Taxonomy | None = None) -> Template:
+    """The hypothesis, verification steps and actions for ``category``: a user's category's own words
+    (``taxonomy``), else the built-in runbook's."""
+    rule = taxonomy.by_id.get(category) if taxonomy is not None else None
+    if rule is not None and rule.own_words:
+        return Template(
+            runbook=RunbookRef(id=rule.runbook or rule.id, title=rule.runbook_title or rule.title),
+            title=rule.title,
+            description=rule.description or rule.title,
+            verification_steps=rule.verification_steps,
+            actions=rule.actions,
+        )
+    return _builtin(category)
+
+
 @functools.cache
-def template_for(category: Category | str) -> Template:
-    """The hypothesis, verification steps and actions of the runbook for ``category``."""
+def _builtin(category: Category | str) -> Template:
     doc = _knowledge().by_category(category)
     if doc is None:
         raise OperationFailed(

@@ -13,21 +13,27 @@ from opslab.wire.jobs import JobView, WireStatus
 # 2: the report cites the runbook it used (``runbook``, ``Hypothesis.runbook_id``); version 1
 # reports, stored before, have neither and still validate.
 # 3: ``root_cause_step`` (1-based), ``responsible_agent``, ``alternatives`` and ``step_probability``.
-REPORT_SCHEMA_VERSION = 3
+# 4: ``outcome``, ``handled``, ``causal_chain``, ``summary_by`` and ``model_sentences``; categories are an
+# open set (data: the built-in ones in opslab/rca/categories.yaml, a user's own beside them).
+REPORT_SCHEMA_VERSION = 4
 
-Category = Literal[
-    "tool_schema_mismatch",
-    "rate_limited",
-    "tool_permission",
-    "timeout",
-    "planner_loop",
-    "retrieval_empty",
-    "prompt_regression",
-    "unknown",
-]
+# A category id: one of the built-in failure categories (tool_schema_mismatch, rate_limited,
+# tool_permission, timeout, context_window_overflow, wrong_tool_argument, unknown_tool, output_parse_error,
+# step_limit_reached, retrieval_empty, planner_loop, prompt_regression, unknown), one a user added in their
+# knowledge folder's rca-categories.yaml, or ``none`` for a run that did not fail.
+Category = str
+NO_FAILURE = "none"
 Confidence = Literal["high", "medium", "low"]
 EvidenceKind = Literal[
-    "tool_call", "guardrail", "step", "run_error", "version_history", "signal", "candidate", "turn"
+    "tool_call",
+    "guardrail",
+    "step",
+    "run_error",
+    "version_history",
+    "signal",
+    "candidate",
+    "turn",
+    "argument",
 ]
 
 
@@ -89,9 +95,31 @@ class Alternative(BaseModel):
     evidence_ids: list[str]
 
 
+class HandledIssue(BaseModel):
+    """Something that went wrong in the run and that the run dealt with: never its root cause."""
+
+    evidence_id: str
+    step_id: str | None = None
+    what: str
+    how: str = Field(description="How the run dealt with it: a retry that succeeded, a guardrail that acted.")
+
+
+class ChainLink(BaseModel):
+    """One link from the cause to the symptom: where a wrong value or decision entered, where it was
+    carried, where it failed."""
+
+    evidence_id: str
+    step_id: str | None = None
+    role: Literal["cause", "propagation", "symptom"]
+    says: str
+
+
 class RcaReport(BaseModel):
     schema_version: int = REPORT_SCHEMA_VERSION
     run_id: str
+    outcome: Literal["failed", "succeeded"] = Field(
+        "failed", description="A run that succeeded gets no root cause: only what it handled."
+    )
     category: Category
     insufficient_evidence: bool
     insufficient_reason: str | None = None
@@ -109,6 +137,18 @@ class RcaReport(BaseModel):
     generated_by: Literal["rules", "rules+llm"] = "rules"
     notes: list[str] = Field(default_factory=list)
     runbook: RunbookRef | None = Field(None, description="The runbook the steps and actions come from.")
+    handled: list[HandledIssue] = Field(
+        default_factory=list, description="Errors the run recovered from and guardrails that only acted."
+    )
+    causal_chain: list[ChainLink] = Field(
+        default_factory=list, description="From the cause to the symptom, an evidence id at each link."
+    )
+    summary_by: Literal["rules", "model"] = Field(
+        "rules", description="model: the summary is the model's sentences, each citing evidence ids."
+    )
+    model_sentences: list[str] = Field(
+        default_factory=list, description="The model's sentences kept (each cites valid evidence ids)."
+    )
 
 
 class RcaRunCreated(BaseModel):
