@@ -10,6 +10,12 @@ Records, with the machine and the method's version:
 - **leave one run out** within each system: how well it learns a system (not how it transfers);
 - the shipped model on the dev set (in-sample: it was fitted there, so not a result) and RCA latency.
 
+- **systems never fitted on** (``--who-and-when DIR``): the shipped localiser on each part of the
+  Who&When benchmark (Zhang et al., 2025; github.com/mingyin1/Agents_Failure_Attribution, MIT): its
+  Algorithm-Generated runs have agents made up per task and no erroring calls (the mistake is a wrong
+  fact, plan or hand-off), its Hand-Crafted ones are Magentic-One runs of other tasks; beside the same
+  baselines. The data is not shipped: clone that repository and pass its ``Who&When`` folder.
+
 ``--write-model`` first refits the shipped localiser (src/opslab/rca/localizer.json) on both systems,
 calibrated leaving one system out. ``--data DIR`` reads the AgentRx data elsewhere than
 ../shared/datasets/agentrx.
@@ -27,13 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from bench._common import ROOT, write_result
-from opslab.rca import analyze_run, load_labels, score
+from opslab.rca import analyze_run, load_labels, read_labelled, score
 from opslab.rca.baselines import baseline_figures, majority_agent
 from opslab.rca.calibrate import expected_calibration_error, fit_calibration, reliability
 from opslab.rca.evaluate import Truth
+from opslab.rca.labels import run_key
 from opslab.rca.localize import calibration_inputs
 from opslab.rca.scoring import shipped
 from opslab.rca.train import METHOD_VERSION, Example, fit
+from opslab.rca.transcript import read_transcript
 from opslab.rca.validate import Predictions, cross_validate, examples_of, figures, leave_one_system_out
 from opslab.telemetry import AgentRunIn, import_runs
 
@@ -132,10 +140,37 @@ def transfer(examples: list[Example], truth_of: dict[str, Truth]) -> dict[str, A
     return out
 
 
+def never_fitted_on(folder: Path) -> dict[str, Any]:
+    """The shipped localiser on each part of Who&When (``folder``), with the baselines."""
+    out: dict[str, Any] = {}
+    for part in sorted(p for p in folder.iterdir() if p.is_dir()):
+        labelled = read_labelled("who-and-when", part, None)
+        runs = {run_key(r): r for r in labelled.runs}
+        truth = {k: t for k, t in labelled.truth.items() if k in runs}
+        t0 = time.perf_counter()
+        reports = {k: analyze_run(r) for k, r in runs.items()}
+        transcripts = {k: read_transcript(r) for k, r in runs.items()}
+        majority, rate = majority_agent(truth)
+        agents = statistics.mean(len({s.agent for s in r.steps}) for r in runs.values())
+        out[f"who-and-when/{part.name}"] = {
+            "runs": len(truth),
+            "agents_per_run": round(agents, 1),
+            "seconds": round(time.perf_counter() - t0, 1),
+            "localizer": score(reports, truth).headline(),
+            "baselines": {
+                "majority_agent": {"agent": majority, "agent_accuracy": rate},
+                "first_error": baseline_figures("first_error", transcripts, truth).model_dump(),
+                "last_speaker": baseline_figures("last_speaker", transcripts, truth).model_dump(),
+            },
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write-model", action="store_true", help="refit src/opslab/rca/localizer.json first")
     ap.add_argument("--data", type=Path, default=DATA, help="the AgentRx data folder")
+    ap.add_argument("--who-and-when", type=Path, help="the Who&When data folder (systems never fitted on)")
     args = ap.parse_args()
     runs: dict[str, list[AgentRunIn]] = {}
     truths: dict[str, dict[str, Truth]] = {}
@@ -174,6 +209,8 @@ def main() -> None:
             "shipped_in_sample": score(reports, truths[fmt]).headline(),
             "latency": _latency(runs[fmt]),
         }
+    if args.who_and_when is not None:
+        result["never_fitted_on"] = never_fitted_on(args.who_and_when)
     every = [r for rs in runs.values() for r in rs]
     # One long transcript each, analysed five times: its median is the figure (a single reading is noise).
     result["latency_long"] = {str(n): _latency([_long(every, n)], repeats=5) for n in (300, 600)}

@@ -4,6 +4,7 @@ categories as data a user extends, and a model's words kept only where they cite
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from opslab.rca import analyze_run
 from opslab.rca.dataflow import entries, identifiers
 from opslab.rca.llm import grounded_sentences
 from opslab.rca.taxonomy import USER_FILE, load_taxonomy, shipped
-from opslab.telemetry import parse_run
+from opslab.telemetry import import_runs, parse_run
 
 T = "2026-05-14T16:20:{:02d}Z"
 
@@ -315,3 +316,28 @@ def test_a_model_sentence_stays_only_with_known_citations() -> None:
     assert kept == ["The refund failed on a wrong id [ev_tool_call-3].", "See ev_run_r1."]
     assert dropped == 2
     assert grounded_sentences("", known) == ([], 0) and grounded_sentences(None, known) == ([], 0)
+
+
+# --- systems never fitted on: abstain rather than guess ------------------------------------------------
+
+
+def test_a_step_marked_only_by_the_run_s_outcome_is_a_lead_not_a_finding(tmp_path: Path) -> None:
+    """Agents made up for the task, no call that errs: the wrong answer is where the failure showed."""
+    record = {
+        "is_correct": False,
+        "question": "How many stations does the Riverside tram line have?",
+        "ground_truth": "14",
+        "mistake_agent": "Transit_Expert",
+        "mistake_step": "1",
+        "history": [
+            {"role": "assistant", "name": "Planner", "content": "Plan: Transit_Expert finds the stations."},
+            {"role": "assistant", "name": "Transit_Expert",
+             "content": "The Riverside line is the blue line: 11 stations from Dock Road to Hill Park."},
+            {"role": "assistant", "name": "Checker", "content": "I counted the stations listed: 11."},
+            {"role": "assistant", "name": "Planner", "content": "Final answer: 11. TERMINATE"},
+        ],
+    }  # fmt: skip
+    (tmp_path / "1.json").write_text(json.dumps(record))
+    report = analyze_run(next(iter(import_runs("who-and-when", tmp_path))))
+    assert report.root_cause_step is not None and report.confidence == "low"
+    assert "where the failure showed" in report.summary

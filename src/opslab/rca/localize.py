@@ -26,6 +26,20 @@ from opslab.rca.transcript import Transcript
 CONTEXT_ONLY = frozenset(
     {"before_stall", "write_action", "end", "success_claim", "replan", "accepted_result"}
 )
+# Signals of the run's outcome: its end, its answer, a claim of success. A decisive step that carries
+# nothing else is where the failure showed, not evidence of where it began (a wrong fact or plan early
+# in the run surfaces in the answer): such an answer is a lead, never a confident finding.
+OUTCOME = frozenset(
+    {
+        "answer_mismatch",
+        "failed_answer",
+        "end",
+        "abrupt_end",
+        "success_claim",
+        "claim_after_failure",
+        "false_success",
+    }
+)
 
 
 def candidates(tr: Transcript) -> np.ndarray:
@@ -62,6 +76,7 @@ class Localized:
     agent_evidence: list[Signal] = field(default_factory=list)  # the signals the agent's rule stands on
     pinned: bool = False  # a rule pointed at this very turn
     within: float = 1.0  # the share of the chosen agent's step probability this turn holds
+    outcome_only: bool = False  # the decisive step carries only outcome and context signals
 
     @property
     def abstains(self) -> bool:
@@ -110,6 +125,8 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
         pin = next((at[s.step_id] for s in cited if s.step_id in at), None)
         best, pinned = (pin, True) if pin is not None else (best, False)
     within = float(p[best] / max(1e-12, sum(p[i] for i in mine)))
+    on_best = {s.kind for s in signals if s.step_id == tr.turns[best].step_id}
+    outcome_only = not pinned and on_best <= OUTCOME | CONTEXT_ONLY
     confidence = model.calibration.probability(inputs(within, pinned))
     order = sorted((i for i in range(len(p)) if mask[i]), key=lambda i: -p[i])
 
@@ -130,6 +147,7 @@ def localize(tr: Transcript, signals: list[Signal], model: Localizer | None = No
         agent_evidence=list(cited),
         pinned=pinned,
         within=round(within, 4),
+        outcome_only=outcome_only,
     )
 
 

@@ -63,6 +63,12 @@ def level(probability: float) -> Confidence:
     return "high" if probability >= HIGH else "medium" if probability >= MEDIUM else "low"
 
 
+def answer_level(loc: Localized) -> Confidence:
+    """How sure an answer is: its calibrated probability, and never more than low when the decisive
+    step carries only the run's outcome (``Localized.outcome_only``): that is a symptom, not a cause."""
+    return "low" if loc.outcome_only else level(loc.confidence)
+
+
 def _signal_evidence(tr: Transcript, s: Signal, order: int) -> Evidence:
     turn = next(t for t in tr.turns if t.step_id == s.step_id)
     return Evidence(
@@ -135,12 +141,17 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
     cited += [s.evidence_id for s in loc.agent_evidence if s.evidence_id not in cited]
     found = [c for c in PRECEDENCE if any(c in e.categories for e in on_step)]
     category: Category = found[0] if found else "unknown"
-    confidence = level(loc.confidence)
+    confidence = answer_level(loc)
     kinds = [e.attributes.get("signal") for e in on_step if e.kind == "signal"]
     why = (
         ", ".join(TITLES.get(str(k), str(k)).lower() for k in kinds[:3]) or "ranked first by the step scorer"
     )
     reason = f"Step {step.n} by {step.agent}: {why}" + (f"; {loc.agent_rule}" if loc.agent_rule else "")
+    if loc.outcome_only:
+        reason += (
+            "; only the run's outcome marks this step, so it is where the failure showed: the cause may be "
+            "earlier (a lead, not a finding)"
+        )
     t = template_for(category)
     hypotheses = [
         Hypothesis(
@@ -171,7 +182,7 @@ def transcript_report(run: AgentRunIn, model: Localizer | None = None) -> RcaRep
         insufficient_evidence=False,
         summary=(
             f"Run {run.run_id} of {run.agent_name} failed. Decisive step: {step.n} by {step.agent} "
-            f"(confidence {loc.confidence:.2f}, {confidence}). {reason}."
+            f"(confidence {confidence}; calibrated probability {loc.confidence:.2f}). {reason}."
         ),
         root_cause=RootCause(
             step_id=step.step_id, agent=step.agent, category=category, evidence_ids=cited, reason=reason

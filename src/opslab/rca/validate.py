@@ -19,7 +19,7 @@ from opslab.rca.localize import Localized, localize
 from opslab.rca.signals import detect
 from opslab.rca.train import Example, example, fit
 from opslab.rca.transcript import read_transcript
-from opslab.rca.transcript_report import level
+from opslab.rca.transcript_report import answer_level
 from opslab.telemetry import AgentRunIn
 
 Tick = Callable[[str], None]
@@ -82,7 +82,7 @@ def scored(preds: Predictions, examples: list[Example], truth_of: dict[str, Trut
                 truth_agent=t.agent,
                 predicted_step=loc.step.n if loc and answers else None,
                 predicted_agent=loc.step.agent if loc and answers else None,
-                confidence=level(loc.confidence) if loc and answers else "low",
+                confidence=answer_level(loc) if loc and answers else "low",
                 probability=loc.confidence if loc else 0.0,
                 category="unknown",
             )
