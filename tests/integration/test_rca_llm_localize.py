@@ -55,7 +55,7 @@ def oracle(target: int, *, agent: str = "Orchestrator", cite: bool = True) -> An
                 "step": target,
                 "agent": agent,
                 "evidence_ids": ids,
-                "reason": "wrong site",
+                "reason": f"It opened the wrong site [ev_turn_step-{target}]. A database deadlock did it.",
                 "confidence": "high",
             }
         )
@@ -86,6 +86,9 @@ def test_each_strategy_names_a_cited_step_and_keeps_the_rules_as_an_alternative(
     assert turn.kind == "turn" and turn.attributes["cited_by"] == "llm"
     assert report.alternatives[0].step == base.root_cause_step  # the rules' answer, kept
     assert report.hypotheses[0].source == "llm"
+    if strategy != "step_by_step":  # its answer per step carries its own reason
+        assert "It opened the wrong site" in report.root_cause.reason
+    assert "deadlock" not in report.model_dump_json()  # a sentence citing nothing never reaches it
     # The prior travels with every prompt.
     prior = prompt_of(requests[0]["messages"])["prior"]
     assert prior[0] == {

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from opslab.rca.features import failing_turns, owners
-from opslab.rca.llm import Chat
+from opslab.rca.llm import Chat, grounded_sentences
 from opslab.rca.model import Alternative, Confidence, Evidence, Hypothesis, RcaReport
 from opslab.rca.signals import detect
 from opslab.rca.transcript import Transcript, Turn, agent_key, is_transcript, read_transcript
@@ -246,7 +246,10 @@ class LlmLocalizer:
                     evidence_ids=report.root_cause.evidence_ids[:6],
                 ),
             )
-        reason = f"LLM ({self.strategy}): {a.reason.strip() or 'named this step'}"
+        # The model's words stay only where each sentence cites the evidence it rests on (llm.py).
+        said, _ = grounded_sentences(a.reason, set(known) | set(offered))
+        words = " ".join(said) or f"named this step, citing {', '.join(cited)}"
+        reason = f"LLM ({self.strategy}): {words}"
         hypothesis = Hypothesis(
             title=f"Decisive step {a.step} by {agent} (LLM, {self.strategy})",
             description=reason,
