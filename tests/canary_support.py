@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from statistics import fmean
 
 from opslab.canary import WindowSummary
@@ -67,3 +68,14 @@ def judged_as_no_effect(decision: str, applied: bool, reason: str, windows: Sequ
     assert applied == (decision == "PASS"), reason
     if not reached_every_round(windows):
         assert decision in ("FAIL", "EDGE"), reason
+
+
+def documented_exit_code(outcome: str) -> int:
+    """The code of the first row of docs/canary.md's exit-code table whose outcome mentions ``outcome``."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "canary.md").read_text()
+    section = docs.split("## Exit codes", 1)[1]
+    table = next(part for part in section.split("\n\n") if part.startswith("| code |"))
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| ")]
+    codes = [int(code) for code, text in rows if code.strip().isdigit() and outcome in text]
+    assert codes, f"docs/canary.md's exit-code table has no row for {outcome!r}"
+    return codes[0]

@@ -1,5 +1,6 @@
-"""`opslab canary run` as a user and a CI pipeline run it: a real SIGINT during a B window, the exit codes,
-a bad plan under --json, and --url (the plan run as a job of a running service, followed over SSE)."""
+"""`opslab canary run` as a user and a CI pipeline run it: a real SIGINT during a B window, the exit codes
+(the health gate's checked against docs/canary.md's table), a bad plan under --json, and --url (the plan
+run as a job of a running service, followed over SSE)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import json
 import signal
 import subprocess
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from opslab.canary import EXIT_EDGE, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
+from opslab.api.server import free_port
+from opslab.canary import EXIT_BLOCKED, EXIT_EDGE, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
+from tests.canary_support import documented_exit_code
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
-from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan
+from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan, serve
 
 
 def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:
@@ -150,3 +154,55 @@ def test_a_service_shutting_down_mid_canary_restores_the_baseline_first(
     (row,) = read_history(tmp_path / "data" / "canary" / "history.jsonl")
     assert row.decision == "INTERRUPTED" and row.interrupted
     assert row.interrupted.startswith("the service is shutting down")
+
+
+def unhealthy_service(seen: list[str]) -> type[BaseHTTPRequestHandler]:
+    """A target whose health says its database is down; it records every request but the health check."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _send(self, body: object) -> None:
+            raw = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def do_GET(self) -> None:
+            if self.path == "/healthz":
+                return self._send({"ok": False, "health": {"db": {"ok": False}, "cache": {"ok": True}}})
+            seen.append(f"GET {self.path}")
+            return self._send(BASELINE)
+
+        def do_PUT(self) -> None:
+            seen.append(f"PUT {self.path}")
+            self._send(BASELINE)
+
+        def do_POST(self) -> None:
+            seen.append(f"POST {self.path}")
+            self._send({"ok": True})
+
+    return Handler
+
+
+def test_the_health_gate_exits_with_the_code_the_docs_give_and_changes_nothing(tmp_path: Path) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"), CANARY_TOKEN=TOKEN)
+    documented = documented_exit_code("health gate")
+    seen: list[str] = []
+    with serve(unhealthy_service(seen)) as url:
+        write_plan(tmp_path, real_service_plan(url))
+        r = run_cli("canary", "run", "--config", "plan.yaml", env=env, cwd=tmp_path)
+        as_json = run_cli("canary", "run", "--config", "plan.yaml", "--json", env=env, cwd=tmp_path)
+    assert r.returncode == documented == EXIT_BLOCKED, r.stdout + r.stderr
+    assert as_json.returncode == documented and json.loads(as_json.stdout)["blocked"] is True
+    assert seen == ["GET /config/flags", "GET /config/flags"]  # the baseline read; no flag written, no load
+    summary = (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()
+    assert "Decision: FAIL" in summary and "health gate: unhealthy dependencies db" in summary
+    # A target that cannot be reached is stopped at the same gate (the same row of the table).
+    write_plan(tmp_path, real_service_plan(f"http://127.0.0.1:{free_port()}"))
+    down = run_cli("canary", "run", "--config", "plan.yaml", env=env, cwd=tmp_path)
+    assert down.returncode == documented_exit_code("cannot be reached or refuses") == documented
+    assert "target unreachable" in (tmp_path / "reports" / "LABOPS_AGENT_SUMMARY.txt").read_text()

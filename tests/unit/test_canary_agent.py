@@ -211,8 +211,8 @@ def test_report_mode_measures_the_imbalance_when_the_report_has_sample_counts(tm
     assert "AB Imbalance: 0.0% (samples 1000/1000, SRM chi-square p=1)" in summary(tmp_path)
     target = FakeTarget(report=numbers + "- Samples A: 1000\n- Samples B: 800\n")
     r = canary(tmp_path, target, plan=plan_for(mode="report"))
-    assert r.ab_imbalance_pct is not None and 11.1 < r.ab_imbalance_pct < 11.2 and r.srm_p is not None
-    assert "AB imbalance 11.1% > 5%" in " ".join(r.warnings)
+    assert r.ab_imbalance_pct == 20.0 and r.srm_p is not None  # B's shortfall: 200 of A's 1000
+    assert "AB imbalance 20.0% > 5%: arm B fell short of arm A (800 vs 1000 samples" in " ".join(r.warnings)
     assert r.decision == "EDGE" and "sample-ratio mismatch" in r.reason and not r.applied
     history = read_history(tmp_path / "history.jsonl")[-1]
     assert history.ab_imbalance_pct == r.ab_imbalance_pct and history.samples == (1000, 800)

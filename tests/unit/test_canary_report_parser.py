@@ -48,7 +48,8 @@ def test_json_reports_and_not_measured() -> None:
 def test_sample_counts_give_the_imbalance_whatever_their_shape(text: str) -> None:
     r = parse_mini_report(text + ("" if text.startswith("{") else "AB Imbalance: 0.1%\n"))
     assert r.samples == (1200, 1080) and r.ab_imbalance_pct is not None
-    assert abs(r.ab_imbalance_pct - 100 * 60 / 1140) < 1e-9  # measured from the counts, not the line
+    # Measured from the counts, not the line: B's shortfall from A, a share of the larger arm.
+    assert abs(r.ab_imbalance_pct - 100 * 120 / 1200) < 1e-9
     assert r.srm_p is not None and r.srm_p < 0.05
 
 

@@ -11,6 +11,7 @@ from opslab.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from opslab.canary.agent import MINI, SUMMARY, dry_run, run_canary, run_experiment
+    from opslab.canary.balance import IMBALANCE_WARN_PCT, Imbalance, imbalance_of
     from opslab.canary.execute import CanaryProgress, MetricsReader, RunContext, Stop, WindowRunner
     from opslab.canary.guard import (
         GuardedTarget,
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
         append_history,
         read_history,
     )
+    from opslab.canary.holder import HolderProcess
     from opslab.canary.job import (
         CANARY,
         KIND,
@@ -117,6 +119,10 @@ __all__ = [
     "HistoryIndex",
     "HistoryRecord",
     "GuardedTarget",
+    "HolderProcess",
+    "IMBALANCE_WARN_PCT",
+    "Imbalance",
+    "imbalance_of",
     "Intent",
     "Recovery",
     "hold_target",

@@ -10,6 +10,11 @@ A canary killed mid-run (SIGKILL, a lost machine) stops renewing; once its lease
 intent is *abandoned*, and ``recover_abandoned`` restores the baseline flags, reads them back, and appends
 an INTERRUPTED history row saying who restored them. It runs in the next canary on that target (before it
 reads its own baseline), in ``opslab canary recover``, and periodically in the service.
+
+The intent also names the process holding the target (``holder.HolderProcess``). When that process is
+provably dead — on this host, its pid gone or another process — the hold is abandoned at once, without
+waiting for the lease to lapse: ``recover_abandoned`` ends the lease in the dead holder's name (fenced by
+its token, so a hold taken over meanwhile is left alone) and recovers it like a lapsed one.
 """
 
 from __future__ import annotations
@@ -19,18 +24,19 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
 from opslab.canary.execute import restore
 from opslab.canary.history import RunRecord
+from opslab.canary.holder import HolderProcess, is_dead, this_process
 from opslab.canary.loadgen import LoadSpec
 from opslab.canary.model import Flags
 from opslab.canary.plan import Plan
 from opslab.canary.target import Json, TargetClient
 from opslab.errors import Conflict
-from opslab.jobs import LeaseKeeper, LeaseLost, LeaseStore
+from opslab.jobs import Lease, LeaseKeeper, LeaseLost, LeaseStore
 
 log = logging.getLogger("opslab.canary")
 
@@ -50,6 +56,13 @@ class Intent(BaseModel):
     restore: Flags | None = Field(None, description="The baseline flags, once read.")
     applying: Flags | None = Field(None, description="The flags being set now.")
     recovered_by: str | None = None
+    process: HolderProcess | None = Field(None, description="The process holding the target.")
+
+
+class CanaryLeases(LeaseStore, Protocol):
+    def held(self, prefix: str) -> list[Lease]:
+        """Unexpired leases under ``prefix`` (to find those whose holder died)."""
+        ...
 
 
 def lease_name(base_url: str) -> str:
@@ -125,7 +138,11 @@ def hold_target(
     if recover is not None:
         recover(name)
     intent = Intent(
-        run_key=run_key, holder=holder, started_at=datetime.now(UTC), plan=plan.model_dump(mode="json")
+        run_key=run_key,
+        holder=holder,
+        started_at=datetime.now(UTC),
+        plan=plan.model_dump(mode="json"),
+        process=this_process(),
     )
     lease = leases.acquire(name, holder, ttl_s=ttl_s, info=intent.model_dump(mode="json"))
     if lease is None:
@@ -156,7 +173,7 @@ class Recovery(BaseModel):
 
 
 def recover_abandoned(
-    leases: LeaseStore,
+    leases: CanaryLeases,
     *,
     holder: str,
     target_of: Callable[[Plan], TargetClient],
@@ -164,19 +181,18 @@ def recover_abandoned(
     name: str | None = None,
     ttl_s: float = 30.0,
 ) -> list[Recovery]:
-    """Put back every target (or ``name`` only) whose canary died holding it; what was done, per target."""
+    """Put back every target (or ``name`` only) whose canary died holding it (its hold lapsed, or its
+    process is provably dead); what was done, per target."""
     from opslab.canary.plan import parse_plan
 
+    _end_holds_of_dead_processes(leases, name)
     done: list[Recovery] = []
     for lease in leases.expired(PREFIX):
         if name is not None and lease.name != name:
             continue
-        try:
-            intent = Intent.model_validate(lease.info)
-        except ValueError:
-            continue  # not ours to read: leave it
-        if intent.phase == "settled":
-            continue
+        intent = _intent(lease)
+        if intent is None or intent.phase == "settled":
+            continue  # not ours to read, or nothing left to do
         taken = leases.acquire(lease.name, holder, ttl_s=ttl_s, info=lease.info)
         if taken is None:
             continue  # someone else is recovering it (or a new canary took it)
@@ -198,6 +214,30 @@ def recover_abandoned(
     return done
 
 
+def _intent(lease: Lease) -> Intent | None:
+    try:
+        return Intent.model_validate(lease.info)
+    except ValueError:
+        return None
+
+
+def _end_holds_of_dead_processes(leases: CanaryLeases, name: str | None) -> None:
+    """End, in their holders' name, the live holds (all, or ``name``'s) whose process is provably dead,
+    so that they are recovered now rather than once they lapse."""
+    now = datetime.now(UTC)
+    if name is None:
+        live = leases.held(PREFIX)
+    else:
+        one = leases.get(name)
+        live = [one] if one is not None and one.expires_at > now else []
+    for lease in live:
+        intent = _intent(lease)
+        if intent is None or intent.phase == "settled" or intent.process is None:
+            continue
+        if is_dead(intent.process):
+            leases.release(lease)  # fenced by holder and token: a hold taken over since is not touched
+
+
 def _put_back(plan: Plan, intent: Intent, target_of: Callable[[Plan], TargetClient], holder: str) -> Recovery:
     base = {"target": plan.target.base_url, "run_key": intent.run_key, "abandoned_by": intent.holder}
     if intent.phase == "holding" or intent.restore is None:
@@ -209,8 +249,13 @@ def _put_back(plan: Plan, intent: Intent, target_of: Callable[[Plan], TargetClie
         close = getattr(target, "close", None)
         if callable(close):
             close()
+    what = (
+        f"died mid-run (its process, {intent.process.describe()}, is gone)"
+        if intent.process is not None and is_dead(intent.process)
+        else "stopped renewing its hold on the target mid-run"
+    )
     why = (
-        f"the canary ({intent.holder}) stopped renewing its hold on the target mid-run; "
+        f"the canary ({intent.holder}) {what}; "
         f"{'baseline flags restored' if ok else 'the baseline flags could NOT be restored'} by {holder}"
     )
     record = RunRecord(

@@ -5,21 +5,22 @@ The ΔP95 interval resamples windows, then blocks of requests within them (``win
 delta_ci``): a window's requests share its conditions, so resampling them one by one made two identical
 arms look different. The AB imbalance is that of the samples each arm's p95 is made of (its successful
 requests): the load sends both arms the same schedule, so what differs is what each arm lost to errors,
-timeouts or a window cut short."""
+timeouts or a window cut short. It is the smaller arm's shortfall from the larger (``balance``).
+The reason's words follow the direction of the change (``direction``): a regression is called one."""
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
 
+from opslab.canary.balance import imbalance_of
+from opslab.canary.direction import decide_p95, judge_p95
 from opslab.canary.model import Judgement, Measurement
 from opslab.canary.plan import Plan
 from opslab.canary.prometheus import WindowMetrics, aggregate_arm
 from opslab.judge import (
     Verdict,
-    be_careful,
     bootstrap_relative_delta_ci,
-    decide,
     mann_whitney,
     p95,
     percentile,
@@ -28,8 +29,6 @@ from opslab.judge import (
     wilson_interval,
     window_bootstrap_relative_delta_ci,
 )
-
-IMBALANCE_WARN_PCT = 5.0  # the seed's "warn when sample imbalance > 5%"
 
 
 def _mean(values: NDArray[np.float64]) -> float:
@@ -65,21 +64,21 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
     if not la or not lb:
         verdict = Verdict("FAIL", "no successful requests in an arm")
     else:
-        verdict = decide(delta, error_rate, plan.thresholds.judge())
-        verdict = be_careful(
-            verdict,
+        verdict = judge_p95(
+            delta,
+            error_rate,
+            plan.thresholds.judge(),
             samples=(len(la), len(lb)),
             min_samples=plan.min_samples_per_arm,
             srm_p=srm.p_value,
             delta_ci=(ci.low, ci.high),
             error_upper_pct=100.0 * wilson_interval(errors_b, sent_b, level=0.90).high,
-            max_error_rate=plan.thresholds.max_error_rate,
             by_round=by_round,
-            round_max=plan.thresholds.edge_delta_p95_max,
         )
     warnings = list(verdict.cautions)
-    if srm.imbalance_pct > IMBALANCE_WARN_PCT:
-        warnings.append(f"AB imbalance {srm.imbalance_pct:.1f}% > 5%")
+    imbalance = imbalance_of(len(la), len(lb))
+    if (warning := imbalance.warning(srm.p_value)) is not None:
+        warnings.append(warning)
     return Judgement(
         measured=bool(la and lb),
         delta_p95_pct=delta,
@@ -88,7 +87,7 @@ def judge_windows(plan: Plan, a: list[Measurement], b: list[Measurement]) -> Jud
         delta_qps_ci=(qps_ci.low, qps_ci.high),
         error_rate_pct=error_rate,
         error_rate_a_pct=100.0 * sum(w.errors for w in a) / sent_a if sent_a else 0.0,
-        ab_imbalance_pct=srm.imbalance_pct,
+        ab_imbalance_pct=imbalance.pct,
         srm_p=srm.p_value,
         p95_a_ms=p95_a,
         p95_b_ms=p95_b,
@@ -128,7 +127,7 @@ def judge_prometheus(
     if not measured:
         verdict = Verdict("FAIL", "Prometheus returned no p95 or error rate for an arm")
     else:
-        verdict = decide(delta, err_b or 0.0, plan.thresholds.judge())
+        verdict = decide_p95(delta, err_b or 0.0, plan.thresholds.judge())
         if len(by_window_a) > 1 and not (ci.high < 0 or ci.low > 0):
             warnings.append(f"by-window 95% CI of ΔP95 [{ci.low:+.1f}%, {ci.high:+.1f}%] does not exclude 0")
     return Judgement(

@@ -4,6 +4,8 @@ with ours is settled by ``plan.report_verdict``."""
 
 from __future__ import annotations
 
+from opslab.canary.balance import imbalance_of, reported_imbalance_warning
+from opslab.canary.direction import decide_p95
 from opslab.canary.execute import RunContext
 from opslab.canary.model import Outcome
 from opslab.canary.model import Verdict as Decision
@@ -11,11 +13,10 @@ from opslab.canary.plan import Plan
 from opslab.canary.report_parser import parse_mini_report
 from opslab.canary.target import TargetClient
 from opslab.errors import OpslabError
-from opslab.judge import Verdict, decide, stricter
+from opslab.judge import Verdict, stricter
 
 REPORT_POLL_S = 0.5
 REPORT_ONLY = "judged from the target's own report: no per-request samples, so no CI or minimum-sample checks"
-IMBALANCE_WARN_PCT = 5.0
 SRM_ALPHA = 0.001  # as for our own windows (``be_careful``)
 
 
@@ -69,10 +70,15 @@ def read_target_report(plan: Plan, target: TargetClient, ctx: RunContext) -> Out
             warnings=[REPORT_ONLY],
         )
     warnings = [REPORT_ONLY]
-    if report.ab_imbalance_pct is not None and report.ab_imbalance_pct > IMBALANCE_WARN_PCT:
-        srm = f" (SRM p={report.srm_p:.3g})" if report.srm_p is not None else ""
-        warnings.append(f"AB imbalance {report.ab_imbalance_pct:.1f}% > 5%{srm}")
-    ours = decide(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
+    if report.samples is not None:
+        imbalance = imbalance_of(*report.samples).warning(report.srm_p)
+    elif report.ab_imbalance_pct is not None:
+        imbalance = reported_imbalance_warning(report.ab_imbalance_pct, report.srm_p)
+    else:
+        imbalance = None
+    if imbalance is not None:
+        warnings.append(imbalance)
+    ours = decide_p95(report.delta_p95_pct, report.error_rate_pct or 0.0, plan.thresholds.judge())
     if ours.decision == "PASS" and report.srm_p is not None and report.srm_p < SRM_ALPHA:
         why = f"sample-ratio mismatch between arms (chi-square p={report.srm_p:.2g})"
         ours = Verdict("EDGE", f"inconclusive: {ours.reason}, but {why}", [why])

@@ -4,8 +4,9 @@ same names (``delta_p95_pct`` …). The three numbers must all be there; ``n/a``
 
 A report that gives each arm's sample count (``Samples: 1200/1180``, ``Samples: A=1200, B=1180``, lines
 ``Samples A: 1200`` and ``Samples B: 1180``, JSON ``"samples": [1200, 1180]`` or ``{"A": …, "B": …}`` or
-``samples_a`` / ``samples_b``) gets its AB imbalance and sample-ratio-mismatch p-value computed from them,
-as for our own windows; otherwise the report's own ``AB Imbalance`` line is kept, if it has one."""
+``samples_a`` / ``samples_b``) gets its AB imbalance (the smaller arm's shortfall from the larger,
+``balance``) and sample-ratio-mismatch p-value computed from them, as for our own windows; otherwise the
+report's own ``AB Imbalance`` line is kept, if it has one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import json
 import re
 from typing import Any
 
+from opslab.canary.balance import imbalance_of
 from opslab.canary.model import MiniReport
 from opslab.errors import InvalidInput
 from opslab.judge import sample_ratio_mismatch
@@ -116,7 +118,7 @@ def parse_mini_report(text: str) -> MiniReport:
     imbalance, srm_p = values.get("ab_imbalance_pct"), None
     if samples is not None and samples[0] + samples[1] > 0:
         srm = sample_ratio_mismatch(list(samples))
-        imbalance, srm_p = srm.imbalance_pct, srm.p_value
+        imbalance, srm_p = imbalance_of(*samples).pct, srm.p_value
     return MiniReport(
         delta_p95_pct=values["delta_p95_pct"],
         delta_qps_pct=values["delta_qps_pct"],

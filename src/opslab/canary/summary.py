@@ -6,6 +6,7 @@ import json
 import math
 import shlex
 
+from opslab.canary.balance import imbalance_of
 from opslab.canary.model import CanaryResult, Flags, Judgement, Outcome
 from opslab.canary.plan import Plan
 from opslab.canary.secrets import SENSITIVE
@@ -164,13 +165,14 @@ def _ci(ci: tuple[float, float]) -> str:
 
 
 def _statistics(j: Judgement) -> list[str]:
+    srm = f"{j.srm_p:.3g}"
     return [
         f"- ΔP95: {j.delta_p95_pct:+.1f}% (95% CI {j.delta_p95_ci[0]:+.1f}% .. {j.delta_p95_ci[1]:+.1f}%, "
         f"by window{_rounds(j.delta_p95_by_round)})",
         f"- ΔQPS: {j.delta_qps_pct:+.1f}% "
         f"(95% CI {j.delta_qps_ci[0]:+.1f}% .. {j.delta_qps_ci[1]:+.1f}%, by window)",
         f"- Error Rate: {j.error_rate_pct:.2f}%",
-        f"- AB Imbalance: {j.ab_imbalance_pct:.1f}% (SRM chi-square p={j.srm_p:.3g})",
+        f"- AB Imbalance: {j.ab_imbalance_pct:.1f}% ({_short_arm(j.samples, f'SRM chi-square p={srm}')})",
         f"- P95 A/B: {j.p95_a_ms:.1f}ms / {j.p95_b_ms:.1f}ms; samples {j.samples[0]}/{j.samples[1]}",
         f"- Mann-Whitney p={j.mw_p:.3g}, Hodges-Lehmann shift {j.hl_shift_ms:+.2f}ms",
     ]
@@ -181,7 +183,14 @@ def _imbalance(pct_: float | None, srm_p: float | None, samples: tuple[int, int]
         return "n/a"
     if samples is None or srm_p is None:
         return f"{pct_:.1f}%"
-    return f"{pct_:.1f}% (samples {samples[0]}/{samples[1]}, SRM chi-square p={srm_p:.3g})"
+    counts = f"samples {samples[0]}/{samples[1]}, SRM chi-square p={srm_p:.3g}"
+    return f"{pct_:.1f}% ({_short_arm(samples, counts)})"
+
+
+def _short_arm(samples: tuple[int, int], rest: str) -> str:
+    """``rest``, after the arm that fell short when one did (``B short of A; …``)."""
+    arm = imbalance_of(*samples).short_arm
+    return f"{arm} short of {'A' if arm == 'B' else 'B'}; {rest}" if arm else rest
 
 
 def _rounds(deltas: list[float]) -> str:

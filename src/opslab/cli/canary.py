@@ -91,7 +91,8 @@ def run(
     """Plan → health gate → ABAB load → judge → apply on PASS → report (reports/LABOPS_AGENT_SUMMARY.txt).
 
     Exit codes: 0 PASS, 10 EDGE, 11 FAIL, 12 blocked by the health gate, 13 baseline NOT restored,
-    130 / 143 interrupted (SIGINT / SIGTERM; the baseline restored), 2 a bad plan."""
+    130 / 143 interrupted (SIGINT / SIGTERM; the baseline restored), 2 a bad plan, 5 another canary
+    holds the target (docs/canary.md lists them all)."""
     from opslab import canary
 
     plan = canary.load_plan(_plan_path(config))
@@ -276,8 +277,8 @@ def recover(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Put back the baseline flags of targets whose canary died mid-run (its hold on the target lapsed),
-    each with an INTERRUPTED history row. The service does this by itself every few seconds."""
+    """Put back the baseline flags of targets whose canary died mid-run (its process provably gone: at once;
+    else once its hold lapsed), each with an INTERRUPTED history row. The service does it by itself too."""
     from opslab import canary
     from opslab.runtime import Runtime
 
