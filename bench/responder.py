@@ -2,9 +2,12 @@
 spinning on both cores for the whole column), every scenario N times, the figures per scenario as median
 and spread beside the targets (>= 90 % resolved, 0 false actions, recovery <= 30 s, 0 actions on the
 controls); then the faults from outside the chaos server (a process killed or stopped by hand, a lock on
-the target's database, latency on the network path), each on a world of its own, on both machines too.
+the target's database, latency on the network path), each on a world of its own, on both machines too;
+then the traffic-beside-faults rows: the suite's faults and controls again with something running beside
+each (``sandbox.beside``: the target's own A/B canary, a 5x burst, the kill switch for 10 s, the same fault
+again once fixed), quiet and busy — each fault resolved, no false action.
 
-    python -m bench.responder [--repeat 1] [--poll-interval 1] [--drills] [--no-outside]
+    python -m bench.responder [--repeat 1] [--poll-interval 1] [--drills] [--no-outside] [--no-beside]
 """
 
 from __future__ import annotations
@@ -21,7 +24,39 @@ from typing import Any
 from bench._common import write_result
 from bench._responder_outside import DRILLS, run_drill
 from opslab.sandbox import ScenarioScore, run_suite, suite_scenarios
+from opslab.sandbox.beside import Beside
 from opslab.sandbox.harm import busy_cpus
+
+BESIDE_MODES: tuple[Beside, ...] = ("canary", "burst", "kill_switch", "repeat")
+BESIDE_SCENARIOS = [
+    "db-pool-exhaustion",
+    "memory-leak",
+    "latency-flag",
+    "bad-deploy",
+    "dependency-outage",
+    "no-fault",
+    "traffic-spike",
+]
+
+
+def beside_row(args: argparse.Namespace, mode: Beside, busy: bool) -> dict[str, Any]:
+    started = time.monotonic()
+    load = busy_cpus() if busy else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="opslab-bench-beside-") as tmp, load:
+        result = run_suite(
+            Path(tmp),
+            poll_interval_s=args.poll_interval,
+            repeat=args.repeat,
+            scenarios=suite_scenarios(only=BESIDE_SCENARIOS),
+            beside=mode,
+        )
+    return {
+        "beside": mode,
+        "machine_load": "busy" if busy else "quiet",
+        "seconds": round(time.monotonic() - started),
+        "summary": result.summary.model_dump(mode="json"),
+        "scenarios": per_scenario(result.scenarios),
+    }
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -96,8 +131,19 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=1.0)
     parser.add_argument("--drills", action="store_true")
     parser.add_argument("--no-outside", dest="outside", action="store_false")
+    parser.add_argument("--no-beside", dest="beside", action="store_false")
+    parser.add_argument("--only-beside", action="store_true", help="only the traffic-beside-faults rows")
     args = parser.parse_args()
-    columns = {"quiet": column(args, busy=False), "busy": column(args, busy=True)}
+    columns = {} if args.only_beside else {"quiet": column(args, busy=False), "busy": column(args, busy=True)}
+    beside = (
+        {
+            f"{mode}/{'busy' if busy else 'quiet'}": beside_row(args, mode, busy)
+            for mode in BESIDE_MODES
+            for busy in (False, True)
+        }
+        if args.beside or args.only_beside
+        else {}
+    )
     write_result(
         "responder",
         {
@@ -111,7 +157,8 @@ def main() -> None:
                 "control_actions": 0,
             },
             **columns,
-            "summary": columns["quiet"]["summary"],  # the quiet column, as results before this one
+            **({"summary": columns["quiet"]["summary"]} if columns else {}),  # as results before this one
+            "beside_faults": beside,
         },
     )
 

@@ -426,7 +426,16 @@ class Settings(BaseSettings):
     )
     responder_max_actions: int = Field(default=3, ge=1, le=20, description="Most actions per incident.")
     responder_cooldown_s: float = Field(
-        default=60.0, ge=0, description="Least time between two runs of the same action."
+        default=60.0,
+        ge=0,
+        description="Least time between two runs of the same action; an incident that needs it meanwhile "
+        "waits (held) and is acted on when it ends, if its fault goes on.",
+    )
+    responder_confirm_s: float = Field(
+        default=15.0,
+        ge=0,
+        description="How long a high-risk action (a restart) on soft evidence only (a trend, slowness) or an "
+        "unsure diagnosis waits before it runs, and runs only if the fault outlives the wait.",
     )
     responder_webhook_url: str | None = Field(
         default=None,

@@ -9,6 +9,7 @@ factory and passes itself as their deps (it satisfies every capability's deps Pr
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -325,7 +326,13 @@ class Runtime:
 
     def _build_responder(self) -> Responder:
         from opslab.knowledge import KnowledgeBase
-        from opslab.responder import HttpActionExecutor, HttpTargetProbe, Responder, WebhookNotifier
+        from opslab.responder import (
+            CanaryHolds,
+            HttpActionExecutor,
+            HttpTargetProbe,
+            Responder,
+            WebhookNotifier,
+        )
 
         s = self.settings
         target, actions, token = responder_endpoints(s)
@@ -352,6 +359,7 @@ class Runtime:
             record_run=record_run,
             on_progress=notify,
             shared_knowledge=SqlSharedKnowledge(self.engine),
+            experiments=CanaryHolds(self.leases, target),
         )
         if s.responder_kill_switch:
             responder.halt(reason="started with OPSLAB_RESPONDER_KILL_SWITCH=true")
@@ -407,6 +415,9 @@ class FencedActions:
                 return ActionResult(action=name, params=params, status="error", detail=f"not executed: {exc}")
         return self.inner.execute(name, params, key=key)
 
+    def recorded(self, key: str) -> ActionResult | None:
+        return self.inner.recorded(key)
+
     def verify(self) -> dict[str, JsonValue]:
         return self.inner.verify()
 
@@ -450,6 +461,8 @@ def responder_config(settings: Settings) -> ResponderConfig:
         approval_risk=None if s.responder_approval_risk == "none" else s.responder_approval_risk,
         max_actions=s.responder_max_actions,
         cooldown_s=s.responder_cooldown_s,
+        confirm_s=s.responder_confirm_s,
+        settle_polls=max(3, math.ceil(15.0 / poll)),  # a change settles after ~15 s of healthy polls
     )
 
 

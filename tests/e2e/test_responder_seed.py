@@ -123,3 +123,41 @@ def test_break_the_pool_and_the_responder_fixes_it_by_itself(
     assert len(runs) == 1 and runs[0]["status"] == "success"
     listed = run_cli("responder", "incidents", "--url", svc.url, "--json", env=clean_env(), timeout=60)
     assert json.loads(listed.stdout)["incidents"][0]["status"] == "resolved"
+
+
+def test_responder_run_shows_what_each_poll_saw_and_an_experiment_the_target_announces(
+    tmp_path: Path, sandbox: dict[str, str]
+) -> None:
+    env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"))
+    once = run_cli("responder", "run", "--once", "--json", env=env)
+    assert once.returncode == 0, once.stderr
+    out = json.loads(once.stdout)
+    assert out["incident"] is None and out["poll"]["health_status"] == "healthy"
+    assert out["poll"]["verdict"] in ("quiet", "anomalous") and out["poll"]["experiments"] == []
+    # The target runs an A/B experiment on itself: its health says so, and so does the responder's poll.
+    started = httpx.post(
+        sandbox["target"] + "/api/lab/run",
+        json={"candidate_flags": {}, "qps": 5, "window_sec": 30, "rounds": 1},
+        timeout=10,
+    )
+    assert started.status_code == 202, started.text
+    seen = json.loads(run_cli("responder", "run", "--once", "--json", env=env).stdout)
+    assert "A/B experiment" in seen["poll"]["experiments"][0]
+    # Watching: a line per poll, as it happens.
+    proc = subprocess.Popen(
+        [OPSLAB, "responder", "run", "--poll-interval", "0.5", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [json.loads(proc.stdout.readline()) for _ in range(3)]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert all("poll" in line and line["poll"]["verdict"] for line in lines)
+    text = run_cli("responder", "run", "--once", env=env)
+    assert text.returncode == 0 and " poll " in text.stdout and "health healthy" in text.stdout

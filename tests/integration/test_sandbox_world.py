@@ -310,6 +310,28 @@ def test_the_action_server_refuses_without_acting_and_audits_what_it_does(world:
     assert json.loads(new[0])["claimed_caller"] == "pytest"
     records = world.actions.get("/audit?limit=3").json()["records"]
     assert records[-1]["id"] == first["id"] and records[-1]["status"] == "success"
+    # A refused call keeps what was sent; a call is found again by its key.
+    assert refusals[2]["params"] == {"size": 0} and refusals[3]["params"] == {"size": 5, "color": "red"}
+    keyed = world.actions.get("/audit", params={"idempotency_key": "k-1"}).json()["records"]
+    assert [r["id"] for r in keyed] == [first["id"]] and keyed[0]["idempotency_key"] == "k-1"
+
+
+def test_a_timed_out_action_is_read_back_not_guessed_and_never_run_twice(world: Handles) -> None:
+    from opslab.responder import HttpActionExecutor
+
+    audit = world.world.files.audit
+    executor = HttpActionExecutor(world.world.url("actions"), world.world.action_token, timeout_s=0.005)
+    try:
+        result = executor.execute("recycle-pool", {}, key="inc-x:1:recycle-pool")
+        again = executor.execute("recycle-pool", {}, key="inc-x:1:recycle-pool")
+        found = executor.recorded("inc-x:1:recycle-pool")
+    finally:
+        executor.close()
+    assert result.status == "success" and again.status == "success" and found is not None
+    assert result.id == again.id == found.id
+    ran = [json.loads(line) for line in audit.read_text().splitlines()]
+    mine = [r for r in ran if r.get("idempotency_key") == "inc-x:1:recycle-pool"]
+    assert len(mine) == 1 and mine[0]["claimed_caller"] == "opslab-responder"
 
 
 def test_run_method_performs_a_scenario_on_the_chaos_server(world: Handles) -> None:

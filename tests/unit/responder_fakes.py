@@ -233,6 +233,9 @@ class FakeExecutor:
             self.by_key[key] = result
         return result
 
+    def recorded(self, key: str) -> ActionResult | None:
+        return self.by_key.get(key)
+
     def liveness(self) -> Liveness | None:
         return None  # this fake world has no processes to report on
 

@@ -113,18 +113,24 @@ def test_dry_run_plans_but_never_executes() -> None:
     assert responder.status().dry_run
 
 
-def test_the_kill_switch_stops_every_action() -> None:
+def test_the_kill_switch_stops_every_action_and_its_release_resumes_the_incident() -> None:
     world = World(FakeClock())
     responder, executor, store = make_responder(world, checkpointer=InMemorySaver())
     responder.halt(reason="maintenance")
     incident = open_incident(world, responder, "db_pool")
-    assert (
-        executor.calls == [] and incident.status == "escalated" and "kill switch" in incident.recommendation
-    )
+    assert executor.calls == [] and incident.status == "open" and "kill switch" in incident.recommendation
+    assert incident.held is not None and incident.held.reason == "kill_switch"
     assert responder.status().state == "halted"
+    for _ in range(3):  # while it stays on, the fault goes on and nothing acts, nothing new opens
+        responder.clock.sleep(30)
+        assert responder.poll_once() is None
+    assert executor.calls == [] and [i.id for i in store.list()] == [incident.id]
     responder.unhalt()
     assert responder.status().state == "watching"
-    assert responder.trigger() is not None and executor.calls  # once unhalted, it acts
+    responder.clock.sleep(30)
+    resumed = responder.poll_once()  # the next poll: the hold is over and the fault still there
+    assert resumed is not None and resumed.id == incident.id and resumed.status == "resolved"
+    assert executor.calls and resumed.held is None and [i.id for i in store.list()] == [incident.id]
 
 
 def test_trigger_responds_before_confirmation_and_not_when_healthy() -> None:

@@ -73,11 +73,23 @@ def chaos_suite(
             "actions must break a fault on the chaos server (`<any host>/api/v1/break/<fault>`).",
         ),
     ] = None,
+    beside: Annotated[
+        str,
+        typer.Option(
+            help="What runs beside each fault: none, canary (the target's own A/B load), burst (5x "
+            "traffic), kill_switch (the responder halted for 10 s), repeat (the fault again once fixed)."
+        ),
+    ] = "none",
     out: Annotated[Path | None, typer.Option(help="Also write the JSON result to this file.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every chaos scenario against the blind responder on a world of its own (free ports), scored by
     each scenario's hidden key: detected, time to detect, diagnosis, resolved, time to recover, actions."""
+    from opslab.errors import InvalidInput
+    from opslab.sandbox.beside import BESIDE
+
+    if beside not in BESIDE:
+        raise InvalidInput.for_field("--beside", f"{beside!r}: expected one of {', '.join(BESIDE)}")
     import tempfile
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -111,7 +123,12 @@ def chaos_suite(
             )
 
         result = run_suite(
-            work, poll_interval_s=poll_interval, repeat=repeat, scenarios=chosen, progress=progress
+            work,
+            poll_interval_s=poll_interval,
+            repeat=repeat,
+            scenarios=chosen,
+            progress=progress,
+            beside=beside,  # checked against BESIDE above
         )
     data = result.model_dump(mode="json")
     if out is not None:

@@ -7,6 +7,7 @@ database, or on a service with ``--url``/``OPSLAB_URL``.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,7 +27,7 @@ from opslab.cli.tables import Column, WideOption, print_table
 
 if TYPE_CHECKING:
     from opslab.config import Settings
-    from opslab.responder import Incident, ProgressEvent
+    from opslab.responder import Assessment, Incident, Observation, ProgressEvent
     from opslab.runtime import Runtime
 
 responder_app = typer.Typer(
@@ -49,6 +50,58 @@ def _runtime(s: Settings) -> Runtime:
 
 def _remote(url: str | None) -> bool:
     return bool(url or settings().url)
+
+
+def poll_line(obs: Observation, assessment: Assessment) -> str:
+    """One poll as a line: what was seen, and the verdict (quiet, anomalous, explained by …, incident)."""
+    seen = [f"health {obs.health_status}"]
+    if obs.latency_p95_ms is not None:
+        seen.append(f"p95 {obs.latency_p95_ms:.0f} ms")
+    if obs.error_rate is not None:
+        seen.append(f"errors {obs.error_rate:.1f}%")
+    if obs.memory_rss_mb is not None:
+        seen.append(f"rss {obs.memory_rss_mb:.0f} MB")
+    if obs.pool is not None:
+        seen.append(f"pool {obs.pool.pool_health}")
+    if obs.experiments:
+        seen.append(f"experiment: {'; '.join(obs.experiments)}")
+    if assessment.is_incident:
+        verdict = f"incident: {'; '.join(assessment.reasons)}"
+    elif assessment.signals:
+        verdict = f"anomalous ({assessment.consecutive} in a row): {'; '.join(assessment.reasons)}"
+    elif assessment.explained:
+        verdict = f"explained: {'; '.join(assessment.explained)}"
+    else:
+        verdict = "quiet"
+    return f"{obs.timestamp:%H:%M:%S} poll        {' · '.join(seen)} → {verdict}"
+
+
+def _print_poll(obs: Observation, assessment: Assessment) -> None:
+    console.print(escape(poll_line(obs, assessment)), highlight=False)
+
+
+def poll_json(obs: Observation, assessment: Assessment) -> dict[str, Any]:
+    """One poll as JSON: the seed's symptoms, the experiments seen, and the verdict."""
+    from opslab.responder.nodes import symptoms_of
+
+    verdict = (
+        "incident"
+        if assessment.is_incident
+        else "anomalous"
+        if assessment.signals
+        else "explained"
+        if assessment.explained
+        else "quiet"
+    )
+    return symptoms_of(obs, assessment) | {"experiments": obs.experiments, "verdict": verdict}
+
+
+def _print_poll_json(obs: Observation, assessment: Assessment) -> None:
+    typer.echo(json.dumps({"poll": poll_json(obs, assessment)}, default=str))  # a line as it happens
+
+
+def _print_event_json(event: ProgressEvent) -> None:
+    typer.echo(json.dumps({"event": event.model_dump(mode="json")}))
 
 
 def _print_event(event: ProgressEvent) -> None:
@@ -97,18 +150,25 @@ def run(
     try:
         responder = rt.responder()
         if not as_json:
+            responder.add_poll_listener(_print_poll)
             responder.add_progress_listener(_print_event)
         for resumed in responder.resume_unfinished():
             _report(resumed, as_json)
         if once:
+            polls: list[dict[str, Any]] = []
+            responder.add_poll_listener(lambda o, a: polls.append(poll_json(o, a)))
             found = responder.trigger() if trigger else responder.poll_once()
-            if found is not None:
+            if as_json:
+                incident = found.model_dump(mode="json") if found is not None else None
+                print_json({"incident": incident, "poll": polls[-1] if polls else None})
+            elif found is not None:
                 _report(found, as_json)
-            elif as_json:
-                print_json({"incident": None})
             else:
-                console.print("target healthy: no incident")
+                console.print("no incident")
             return
+        if as_json:  # JSON lines: each poll and each step of an incident as it happens
+            responder.add_poll_listener(_print_poll_json)
+            responder.add_progress_listener(_print_event_json)
         mode = " (dry run)" if s.responder_dry_run else ""
         err_console.print(f"responder watching every {s.responder_poll_interval_s:g} s{mode}; Ctrl-C to stop")
         stop = threading.Event()

@@ -11,6 +11,7 @@ from opslab.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from opslab.responder.actions import HttpActionExecutor
+    from opslab.responder.changes import CanaryHolds, WithExperiments
     from opslab.responder.commands import COMMAND, Command, Outcome, command_work
     from opslab.responder.config import ResponderConfig
     from opslab.responder.detect import Baseline, Detector, check
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         Category,
         Diagnosis,
         Evidence,
+        Hold,
         Incident,
         IncidentStatus,
         PlannedAction,
@@ -75,6 +77,9 @@ __all__ = [
     "Outcome",
     "command_work",
     "AgentStatus",
+    "CanaryHolds",
+    "WithExperiments",
+    "Hold",
     "Approval",
     "AuditList",
     "IncidentList",

@@ -14,7 +14,7 @@ from langgraph.types import interrupt
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import check
 from opslab.responder.learn import learn_incident
-from opslab.responder.model import AgentState, PlannedAction
+from opslab.responder.model import ActionResult, AgentState, Hold, Incident, PlannedAction
 from opslab.responder.nodes import NodeKit, State
 from opslab.responder.observation import Observation
 from opslab.responder.plan import plan_next
@@ -22,6 +22,7 @@ from opslab.responder.precondition import still_holds
 
 # What an action must never bring about where it was not before: the target failing, silent or gone.
 WORSE = frozenset({"unreachable", "unresponsive", "hung", "health", "error_rate"})
+SILENT = frozenset({"unreachable", "unresponsive", "hung"})
 
 
 def verify_rounds(config: ResponderConfig, window_s: float | None) -> int:
@@ -48,6 +49,19 @@ def slow_only_on_a_busy_host(
     )
 
 
+def replaced_then_gone(before: Observation, seen: list[Observation]) -> str | None:
+    """The action replaced the target's process (another pid than before it), and that new process has
+    exited since: what to say of it, or None."""
+    if not seen:
+        return None
+    last = seen[-1]
+    old = before.pid or (before.liveness.pid if before.liveness else None)
+    live = last.liveness
+    if old is None or live is None or live.pid is None or live.pid == old or live.alive is not False:
+        return None
+    return f"the action replaced process {old} with {live.pid}, which has since exited (a new fault)"
+
+
 class ActingNodes(NodeKit):
     def plan(self, state: AgentState) -> State:
         inc = self.incident(state)
@@ -69,8 +83,46 @@ class ActingNodes(NodeKit):
             last_run=self._last_runs(),
             now=self.now(),
             config=self.deps.config,
+            waited=list(state.get("waited", [])),
+            hard=self.assessment(state).hard,
         )
+        if decision.action is None and decision.hold is not None:
+            inc.held = Hold(
+                reason=decision.hold,
+                action=decision.held_action,
+                since=self.now(),
+                until=decision.retry_at,
+                detail=decision.reason,
+            )
+            inc.recommendation = decision.reason
+            self.audit(inc, "deferred", decision.reason)
+            waited = list(state.get("waited", []))
+            if decision.hold == "confirm" and decision.held_action:
+                waited.append(decision.held_action)
+            return {
+                "incident": self.step(inc, "plan", f"holding: {decision.reason}"),
+                "outcome": "deferred",
+                "recommendation": decision.reason,
+                "next_action": None,
+                "waited": waited,
+            }
+        worse = state.get("worse_category")
+        if worse is not None and worse == diagnosis.category:
+            # The last action made this very problem worse: nothing more is tried on it.
+            why = f"{state.get('recommendation') or 'the last action left the target worse'}: stopping"
+            self.audit(inc, "no_action", why)
+            return {
+                "incident": self.step(inc, "plan", why),
+                "outcome": "exhausted",
+                "recommendation": why,
+                "next_action": None,
+                "worse_category": None,
+            }
         if decision.action is None:
+            if worse is not None:  # a new problem showed after an action that made things worse
+                decision = decision.model_copy(
+                    update={"reason": f"{state.get('recommendation')}; then {decision.reason}"}
+                )
             self.audit(inc, "no_action", decision.reason)
             return {
                 "incident": self.step(inc, "plan", decision.reason),
@@ -104,6 +156,7 @@ class ActingNodes(NodeKit):
             )
         return {
             "incident": self.step(inc, "plan", decision.reason, status=status),  # type: ignore[arg-type]
+            "worse_category": None,
             "outcome": "planned",
             "action_plan": plan,
             "next_action": action.model_dump(mode="json"),
@@ -140,14 +193,25 @@ class ActingNodes(NodeKit):
         else:
             inc = self.incident(state)
         if self.deps.halted():
-            why = f"kill switch on: {action.key} not executed"
+            why = (
+                f"kill switch on: {action.key} not executed; acting when it is released if the fault goes on"
+            )
+            inc.held = Hold(reason="kill_switch", action=action.key, since=self.now(), detail=why)
+            inc.recommendation = why
             self.audit(inc, "halted", why, action=action.name, params=action.params)
             return {
-                "incident": self.step(inc, "execute", why),
-                "outcome": "halted",
+                "incident": self.step(inc, "execute", f"holding: {why}"),
+                "outcome": "deferred",
                 "recommendation": why,
                 "needs_approval": False,
             }
+        tried = list(state.get("tried", []))
+        attempt = len(tried) + 1
+        key = f"{inc.id}:{attempt}:{action.key}"
+        done = self.deps.actions.recorded(key)
+        if done is not None:
+            # This step ran before (another replica, or this one before a crash): what it did stands.
+            return self._executed(state, inc, action, done, attempt, note="read back: it ran before")
         fresh = self.observe()
         self.tool(inc, "execute", "probe_target", ok=not fresh.errors, detail="; ".join(fresh.errors))
         holds, why = still_holds(
@@ -161,10 +225,22 @@ class ActingNodes(NodeKit):
                 "outcome": "precondition_failed",
                 "needs_approval": False,
             }
+        result = self.deps.actions.execute(action.name, action.params, key=key)
+        return self._executed(state, inc, action, result, attempt)
+
+    def _executed(
+        self,
+        state: AgentState,
+        inc: Incident,
+        action: PlannedAction,
+        result: ActionResult,
+        attempt: int,
+        note: str = "",
+    ) -> State:
         tried = list(state.get("tried", []))
-        attempt = len(tried) + 1
-        result = self.deps.actions.execute(action.name, action.params, key=f"{inc.id}:{attempt}:{action.key}")
         result = result.model_copy(update={"attempt": attempt, "risk": action.risk})
+        if note:
+            result = result.model_copy(update={"detail": f"{result.detail} ({note})".strip()})
         inc.actions.append(result)
         self.tool(
             inc,
@@ -219,13 +295,23 @@ class ActingNodes(NodeKit):
         inc.attempts = attempts
         before = set(self.assessment(state).signals)
         acted = state.get("outcome") == "executed"
+        replaced = replaced_then_gone(self.observation(state), seen) if acted and not resolved else None
+        if replaced is not None:
+            # The action did its job (a new process answered) and that process died since: a new fault,
+            # for an incident of its own, not this action leaving the target worse.
+            resolved, problems, still = True, [], []
+        elif acted and not resolved and before and before <= SILENT and seen and seen[-1].answered:
+            # The incident was for a target that did not answer; it answers again. What it shows now is
+            # another fault, for an incident of its own.
+            replaced = f"the target answers again; what it shows now ({', '.join(still)}) is another fault"
+            resolved, problems, still = True, [], []
         worse = sorted((set(still) - before) & WORSE) if acted and not resolved else []
         message = "recovered" if resolved else "not recovered: " + "; ".join(problems)
+        if replaced is not None:
+            message = f"recovered: {replaced}"
         if worse:
             last = inc.actions[-1].action if inc.actions else "the last action"
-            message = (
-                f"{last} left the target worse ({', '.join(worse)} now, not before): stopping; " + message
-            )
+            message = f"{last} left the target worse ({', '.join(worse)} now, not before); " + message
         self.audit(inc, "verified" if resolved else "not_recovered", message)
         history = [*state.get("history", []), *(o.model_dump(mode="json") for o in seen)]
         return {
@@ -238,6 +324,8 @@ class ActingNodes(NodeKit):
             "verify_signals": still,
             "verify_reasons": problems,
             "verify_worse": bool(worse),
+            # What the action was for: a re-diagnosis that finds the same problem stops there.
+            "worse_category": inc.category if worse else None,
         }
 
     def learn(self, state: AgentState) -> State:

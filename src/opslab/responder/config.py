@@ -38,6 +38,12 @@ class ResponderConfig(BaseModel):
     consecutive: int = Field(2, ge=1, description="Anomalous polls in a row before an incident opens.")
     baseline_polls: int = Field(20, ge=3, description="Healthy polls the baseline is computed over.")
     min_baseline: int = Field(3, ge=1, description="Healthy polls before relative thresholds apply.")
+    settle_polls: int = Field(
+        5,
+        ge=1,
+        description="Healthy polls in a row a changed version or flag must be seen with before the baseline "
+        "takes it (the first poll after a flip is not yet its effect).",
+    )
     history_size: int = Field(30, ge=3, description="Observations kept in the incident state.")
     settle_s: float = Field(10.0, ge=0, description="Wait after an action before verifying.")
     verify_polls: int = Field(2, ge=1, description="Clean polls in a row that verify a recovery.")
@@ -59,3 +65,11 @@ class ResponderConfig(BaseModel):
     min_confidence: float = Field(
         0.3, ge=0, le=1, description="Below this diagnosis confidence nothing is executed."
     )
+    high_risk_confidence: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Below this confidence a high-risk action (a restart) first waits ``confirm_s`` and runs "
+        "only if the fault outlives the wait: a confidence just over ``min_confidence`` is not enough.",
+    )
+    confirm_s: float = Field(15.0, ge=0, description="How long a high-risk action waits to be confirmed.")

@@ -15,7 +15,13 @@ enters nothing. Signals are independent, each measured against an absolute bound
 
 What a busy host explains is set aside, not signalled: slow answers (or none in time) while every core
 is busy, the process is alive and running, and nothing about the service changed (version, flags) are
-the host's doing, and nothing the responder could do would help (``Assessment.explained``).
+the host's doing, and nothing the responder could do would help (``Assessment.explained``). So is what
+an experiment in progress on the target explains (a canary holding it, or one the target announces):
+its load, its flags and the memory they take are the experiment's, and the experiment judges them —
+every soft signal (latency, errors under the absolute threshold, memory growing but under its limit)
+is reported against it. Hard ones (gone, hung, failing checks, memory at its limit, errors over the
+threshold, the pool critical) are never explained away. The memory trend skips polls taken during an
+experiment, so growth it caused is not read as a leak after it ends.
 
 Request rate is never a signal. One bad poll is not an incident either: ``consecutive`` anomalous polls
 in a row are, and they must agree (share a signal); latency or silence alone needs one poll more.
@@ -33,6 +39,7 @@ from pydantic import BaseModel, Field
 from opslab.responder.config import ResponderConfig
 from opslab.responder.model import Assessment, Signal
 from opslab.responder.observation import Observation
+from opslab.responder.settled import Settled
 
 _MIN_TREND_POINTS = 3
 WEAK: frozenset[Signal] = frozenset({"latency", "unresponsive"})
@@ -94,11 +101,13 @@ class Findings:
     signals: list[Signal] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     explained: list[str] = field(default_factory=list)
+    hard: bool = False  # a signal no load or experiment explains
 
-    def flag(self, signal: Signal, reason: str) -> None:
+    def flag(self, signal: Signal, reason: str, *, hard: bool = False) -> None:
         if signal not in self.signals:
             self.signals.append(signal)
         self.reasons.append(reason)
+        self.hard = self.hard or hard
 
 
 def changed_since(obs: Observation, baseline: Baseline) -> list[str]:
@@ -131,24 +140,31 @@ def examine(
     """The signals ``obs`` raises against ``baseline``, and what a busy host explains (pure)."""
     f = Findings()
     if obs.reachability == "refused":
-        f.flag("unreachable", f"target refuses connections ({'; '.join(obs.errors[:1]) or 'no answer'})")
+        f.flag(
+            "unreachable",
+            f"target refuses connections ({'; '.join(obs.errors[:1]) or 'no answer'})",
+            hard=True,
+        )
         return f
     if not obs.answered:
         live = obs.liveness
         if live is not None and live.state == "stopped":
-            f.flag("hung", f"target does not answer and its process {live.pid} is stopped")
+            f.flag("hung", f"target does not answer and its process {live.pid} is stopped", hard=True)
         elif live is not None and live.alive is False:
-            f.flag("unreachable", f"target does not answer and its process is {live.state or 'gone'}")
+            f.flag(
+                "unreachable", f"target does not answer and its process is {live.state or 'gone'}", hard=True
+            )
         else:
             f.flag("unresponsive", f"target did not answer its health check ({obs.reachability})")
-        _explain(f, obs, baseline)
+        if not _during_experiment(f, obs):
+            _explain(f, obs, baseline)
         return f
     if obs.health_status == "unhealthy":
-        f.flag("health", "health status unhealthy")
+        f.flag("health", "health status unhealthy", hard=True)
     enough = baseline.samples >= config.min_baseline
     err, err_base = obs.error_rate, baseline.error_rate if enough else None
     if err is not None and err >= config.error_rate_threshold:
-        f.flag("error_rate", f"error rate {err:.1f}% >= {config.error_rate_threshold:.1f}%")
+        f.flag("error_rate", f"error rate {err:.1f}% >= {config.error_rate_threshold:.1f}%", hard=True)
     elif err is not None and err_base is not None:
         bound = err_base.median + max(config.error_rate_margin, 6 * err_base.mad)
         if err > bound:
@@ -161,21 +177,35 @@ def examine(
     elif p95 is not None and p95 > config.latency_absolute_ms:
         f.flag("latency", f"p95 {p95:.0f} ms > {config.latency_absolute_ms:.0f} ms")
     if obs.pool is not None and obs.pool.pool_health == "critical":
-        f.flag("pool", f"pool critical (utilization {obs.pool.utilization:.0%})")
+        f.flag("pool", f"pool critical (utilization {obs.pool.utilization:.0%})", hard=True)
     for name, c in obs.checks.items():
         if not c.ok:
-            f.flag(_CHECK_SIGNALS.get(name, "health"), f"health check {name} failing: {c.detail}")
+            f.flag(_CHECK_SIGNALS.get(name, "health"), f"health check {name} failing: {c.detail}", hard=True)
     rss, limit = obs.memory_rss_mb, obs.memory_limit_mb
     if rss is not None and limit and rss >= config.memory_ratio * limit:
-        f.flag("memory", f"memory {rss:.0f} MB of {limit:.0f} MB")
-    growth = slope_per_min([*recent, obs])
+        f.flag("memory", f"memory {rss:.0f} MB of {limit:.0f} MB", hard=True)
+    # The trend of the service's own memory: polls taken during an experiment measure the experiment.
+    growth = None if obs.experiments else slope_per_min([p for p in (*recent, obs) if not p.experiments])
     if growth is not None and growth > config.memory_growth_mb_per_min:
         f.flag("memory", f"memory growing {growth:.0f} MB/min")
     floor, avail = memory_floor_mb(obs, config), obs.host_mem_available_mb
     if floor is not None and avail is not None and avail < floor:
-        f.flag("host_memory", f"host memory available {avail:.0f} MB < {floor:.0f} MB")
-    _explain(f, obs, baseline)
+        f.flag("host_memory", f"host memory available {avail:.0f} MB < {floor:.0f} MB", hard=True)
+    if not _during_experiment(f, obs):
+        _explain(f, obs, baseline)
     return f
+
+
+def _during_experiment(f: Findings, obs: Observation) -> bool:
+    """Soft signals while an experiment holds the target: reported against it, not acted on."""
+    if not f.signals or not obs.experiments or f.hard:
+        return False
+    during = "; ".join(obs.experiments)
+    f.explained = [
+        f"{r}: during {during}, whose load and flags it is; reported to it, not acting" for r in f.reasons
+    ]
+    f.signals, f.reasons = [], []
+    return True
 
 
 def _explain(f: Findings, obs: Observation, baseline: Baseline) -> None:
@@ -222,6 +252,7 @@ class Detector:
         self._recent: deque[Observation] = deque(maxlen=max(_MIN_TREND_POINTS + 3, 8))
         self._consecutive = 0
         self._agreed: set[Signal] = set()
+        self._settled = Settled(config.settle_polls)
 
     @property
     def consecutive(self) -> int:
@@ -239,6 +270,8 @@ class Detector:
             self._consecutive, self._agreed = 0, set()
             if not found.explained and obs.answered:
                 self._healthy.append(obs)
+        if obs.answered:
+            self._settled.see(obs, healthy=not found.signals and not found.explained)
         needed = self.config.consecutive + (1 if self._agreed <= WEAK else 0)
         return Assessment(
             signals=found.signals,
@@ -246,6 +279,7 @@ class Detector:
             explained=found.explained,
             consecutive=self._consecutive,
             is_incident=bool(found.signals) and self._consecutive >= needed,
+            hard=found.hard and bool(found.signals),
         )
 
     def reset(self) -> None:
@@ -256,7 +290,7 @@ class Detector:
         polls = list(self._healthy)
         if not polls:
             return Baseline()
-        last = polls[-1]
+        settled = self._settled
         return Baseline(
             samples=len(polls),
             error_rate=robust([p.error_rate for p in polls]),
@@ -264,6 +298,6 @@ class Detector:
             memory_rss_mb=robust([p.memory_rss_mb for p in polls]),
             request_rate=robust([p.request_rate for p in polls]),
             dependency_latency_ms=robust([p.dependency_latency_ms for p in polls]),
-            version=last.version,
-            flags=dict(last.flags),
+            version=settled.version,
+            flags=dict(settled.flags),
         )

@@ -68,6 +68,11 @@ class Assessment(BaseModel):
     )
     consecutive: int = 0
     is_incident: bool = False
+    hard: bool = Field(
+        False,
+        description="A signal no load or experiment explains (gone, hung, failing checks, memory at its "
+        "limit, errors over the threshold); without one, a high-risk action first waits for confirmation.",
+    )
 
     @property
     def anomalous(self) -> bool:
@@ -160,6 +165,20 @@ class AuditRecord(BaseModel):
     params: dict[str, JsonValue] = Field(default_factory=dict)
 
 
+class Hold(BaseModel):
+    """Why an incident's response waits, and until when: a delay, never a verdict. When it ends and the
+    fault is still there, the responder acts on the incident again."""
+
+    reason: Literal["cooldown", "kill_switch", "confirm"] = Field(
+        description="cooldown: the action ran lately; kill_switch: the responder is halted; confirm: a "
+        "high-risk action on a diagnosis not yet sure enough waits to see the fault outlive it."
+    )
+    action: str | None = Field(None, description="The action waited for (its key).")
+    since: datetime
+    until: datetime | None = Field(None, description="None: until the kill switch is released.")
+    detail: str = ""
+
+
 class Incident(BaseModel):
     schema_version: int = INCIDENT_SCHEMA_VERSION
     id: str
@@ -173,6 +192,7 @@ class Incident(BaseModel):
     root_cause: str = ""
     actions: list[ActionResult] = Field(default_factory=list)
     pending_action: PlannedAction | None = None
+    held: Hold | None = Field(None, description="Set while the response waits (a cooldown, the kill switch).")
     recommendation: str = ""
     signals: list[Signal] = Field(default_factory=list)
     opened_at: datetime
@@ -232,6 +252,8 @@ class AgentState(TypedDict, total=False):
     verify_signals: list[str]
     verify_reasons: list[str]
     verify_worse: bool
+    worse_category: str | None  # the problem the last action made worse (re-diagnosed before planning)
+    waited: list[str]  # high-risk actions whose confirmation wait was served
 
 
 class ResponderStatus(BaseModel):

@@ -83,6 +83,11 @@ class Observation(BaseModel):
     liveness: Liveness | None = None
     pool: PoolStatus | None = None
     flags: dict[str, bool] = Field(default_factory=dict)
+    experiments: list[str] = Field(
+        default_factory=list,
+        description="Experiments in progress on the target: one it announces in its health, a canary "
+        "holding it (registered in the same database).",
+    )
     logs: list[LogLine] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
 

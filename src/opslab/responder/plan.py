@@ -6,13 +6,20 @@ action server does not offer it, or while it cools down (it ran less than ``cool
 incident). Its risk is what the action server's catalog says: the system that owns an action declares
 what it risks there, and neither a runbook nor a learned incident can lower it. At ``approval_risk`` or
 above (a policy the user turns on; off by default) it waits for a human unless ``auto_approve``. No more
-than ``max_actions`` run per incident; with nothing left the incident is escalated.
+than ``max_actions`` run per incident.
+
+A wait is a delay, never a verdict: when the only candidates left are cooling down, the decision is to
+wait until the first cooldown ends (``retry_at``), and a high-risk action on a diagnosis under
+``high_risk_confidence``, or resting on soft signals only (a trend, slowness: what a load burst or an
+experiment also brings), waits ``confirm_s`` once, to run only if the fault outlives the wait. With
+nothing left to try at all the incident is escalated.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +33,9 @@ RISK_RANK: dict[Risk, int] = {"low": 0, "medium": 1, "high": 2}
 class PlanDecision(BaseModel):
     action: PlannedAction | None = None
     needs_approval: bool = False
+    retry_at: datetime | None = Field(None, description="Nothing to run now: plan again at this time.")
+    hold: Literal["cooldown", "confirm"] | None = None
+    held_action: str | None = None
     remaining: list[PlannedAction] = Field(default_factory=list, description="Later candidates, in order.")
     skipped: list[str] = Field(default_factory=list)
     reason: str = ""
@@ -62,7 +72,11 @@ def plan_next(
     last_run: Mapping[str, datetime],
     now: datetime,
     config: ResponderConfig,
+    waited: Sequence[str] = (),
+    hard: bool = True,
 ) -> PlanDecision:
+    """The next action; ``hard``: the incident rests on a hard signal (``Assessment.hard``), ``waited``:
+    the high-risk actions whose confirmation wait was served."""
     if diagnosis.category == "unknown" or runbook is None:
         return PlanDecision(reason=f"no runbook for {diagnosis.category}: a human must look")
     if diagnosis.confidence < config.min_confidence:
@@ -74,6 +88,7 @@ def plan_next(
     offered = {a.name: a for a in catalog}
     chosen: list[PlannedAction] = []
     skipped: list[str] = []
+    cooling: list[tuple[datetime, str]] = []
     for rem, source in candidates(runbook, similar):
         planned = PlannedAction(
             name=rem.name,
@@ -92,8 +107,18 @@ def plan_next(
         ran = last_run.get(rem.name)
         if ran is not None and now - ran < timedelta(seconds=config.cooldown_s):
             skipped.append(f"{planned.key}: cooling down (ran {(now - ran).total_seconds():.0f}s ago)")
+            cooling.append((ran + timedelta(seconds=config.cooldown_s), planned.key))
             continue
         chosen.append(planned.model_copy(update={"risk": spec.risk}))
+    if not chosen and cooling:
+        until, key = min(cooling)
+        return PlanDecision(
+            skipped=skipped,
+            retry_at=until,
+            hold="cooldown",
+            held_action=key,
+            reason=f"{key} cools down until {until:%H:%M:%S}: acting then if the fault goes on",
+        )
     if not chosen:
         if skipped:
             return PlanDecision(skipped=skipped, reason=f"nothing left to try ({'; '.join(skipped)})")
@@ -102,6 +127,20 @@ def plan_next(
             reason=f"nothing the action server offers fixes this: {runbook.title} — {runbook.summary}"
         )
     first = chosen[0]
+    unsure = not hard or diagnosis.confidence < config.high_risk_confidence
+    if first.risk == "high" and unsure and first.key not in waited:
+        until = now + timedelta(seconds=config.confirm_s)
+        return PlanDecision(
+            skipped=skipped,
+            retry_at=until,
+            hold="confirm",
+            held_action=first.key,
+            reason=(
+                f"{first.key} is high risk and the diagnosis ({diagnosis.confidence:.2f}) "
+                f"{'rests on trends only' if not hard else 'is unsure'}: acting at {until:%H:%M:%S} if "
+                "the fault outlives the wait"
+            ),
+        )
     return PlanDecision(
         action=first,
         needs_approval=needs_approval(first.risk, config),

@@ -33,6 +33,11 @@ class ActionExecutor(Protocol):
         twice acts once (the action server's ``Idempotency-Key``), so a resumed step is safe to repeat."""
         ...
 
+    def recorded(self, key: str) -> ActionResult | None:
+        """What was done under idempotency ``key`` already (the action server's record), if anything:
+        a step resumed after a failover reads what its first run did instead of guessing."""
+        ...
+
     def verify(self) -> dict[str, JsonValue]:
         """The action server's view of the target (``is_healthy`` …); unreachable is not healthy."""
         ...

@@ -155,9 +155,22 @@ def _observation(
         host_mem_total_mb=_num(host.get("mem_total_mb")),
         pool=PoolStatus.model_validate(pool) if pool is not None else None,
         flags={str(k): bool(v) for k, v in flags.items()} if isinstance(flags, dict) else {},
+        experiments=_announced(health.get("experiment")),
         logs=_keep_lines((logs or {}).get("logs") or []),
         errors=errors,
     )
+
+
+def _announced(value: Any) -> list[str]:
+    """The experiment a target announces in its health (``"experiment": {"name", "started_at"}`` or a
+    string), as one line; untrusted text, so bounded."""
+    if isinstance(value, str) and value.strip():
+        return [value.strip()[:200]]
+    if isinstance(value, dict) and value:
+        name = str(value.get("name") or value.get("kind") or "an experiment")[:160]
+        since = value.get("started_at")
+        return [f"{name} (since {str(since)[:40]})" if since else name]
+    return []
 
 
 def _keep_lines(raw: list[Any]) -> list[LogLine]:

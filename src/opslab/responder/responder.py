@@ -23,8 +23,10 @@ from langgraph.types import Command
 
 from opslab.errors import Conflict, NotFound
 from opslab.knowledge import Document, KnowledgeBase
+from opslab.responder.changes import WithExperiments
 from opslab.responder.config import ResponderConfig
 from opslab.responder.detect import Detector
+from opslab.responder.holds import HeldIncidents
 from opslab.responder.model import (
     Assessment,
     AuditRecord,
@@ -55,7 +57,7 @@ from opslab.telemetry import AgentRunIn
 log = logging.getLogger("opslab.responder")
 
 
-class Responder:
+class Responder(HeldIncidents):
     def __init__(
         self,
         *,
@@ -72,7 +74,10 @@ class Responder:
         record_run: Callable[[AgentRunIn], None] | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
         shared_knowledge: SharedKnowledge | None = None,
+        experiments: Callable[[], list[str]] | None = None,
     ) -> None:
+        if experiments is not None:
+            probe = WithExperiments(probe, experiments)
         self.probe, self.actions, self.config = probe, actions, config
         self.store = VersionedIncidents(store)
         self.clock: Clock = clock or SystemClock()
@@ -82,6 +87,7 @@ class Responder:
         self.record_run = record_run
         self.shared_knowledge = shared_knowledge
         self._listeners: list[Callable[[ProgressEvent], None]] = [on_progress] if on_progress else []
+        self._poll_listeners: list[Callable[[Observation, Assessment], None]] = []
         self.detector = Detector(config)
         self._knowledge = knowledge
         self._halted = threading.Event()
@@ -110,6 +116,10 @@ class Responder:
         """Also tell ``listener`` each step of every incident (the CLI prints them)."""
         self._listeners.append(listener)
 
+    def add_poll_listener(self, listener: Callable[[Observation, Assessment], None]) -> None:
+        """Also tell ``listener`` what each poll saw and made of it (the CLI's live line)."""
+        self._poll_listeners.append(listener)
+
     def _progress(self, event: ProgressEvent) -> None:
         for listener in list(self._listeners):
             try:
@@ -130,12 +140,16 @@ class Responder:
             obs, assessment = self._observe()
             if self._ongoing.incident_id is not None:
                 held = self._ongoing.incident_id
+                resumed = self._resume_if_due(held, obs, assessment)
+                if resumed is not None:
+                    return resumed
                 note = self._ongoing.see(assessment)
                 if note:
                     self._note(held, note)
                 if self._ongoing.incident_id is not None:
                     self.detector.reset()
                     return None
+                self._close_held(held)
             if not assessment.is_incident or self._awaiting():
                 return None
             self.detector.reset()
@@ -185,6 +199,12 @@ class Responder:
                     continue
                 log.info("resuming incident %s at %s", thread_id, ", ".join(snapshot.next))
                 resumed.append(self._run(thread_id, None))
+            # An incident the previous holder held back waits on with this one: its hold still ends.
+            waiting = [i for i in self.store.list(limit=100) if i.status == "open" and i.held is not None]
+            if waiting and self._ongoing.incident_id is None:
+                latest = max(waiting, key=lambda i: i.opened_at)
+                self.store.take_over(latest)
+                self._ongoing.hold(latest)
         return resumed
 
     def incident(self, incident_id: str) -> Incident:
@@ -229,6 +249,11 @@ class Responder:
         assessment = self.detector.assess(obs)
         self._history.append(obs)
         self._last = (obs, assessment)
+        for listener in list(self._poll_listeners):
+            try:
+                listener(obs, assessment)
+            except Exception:  # noqa: BLE001 - a listener's failure never stops a poll
+                log.exception("poll listener failed")
         return obs, assessment
 
     def _note(self, incident_id: str, message: str) -> None:

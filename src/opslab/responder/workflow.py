@@ -3,11 +3,14 @@
     START -> monitor -> detect --confirmed--> gather -> diagnose -> investigate -> plan
                 ^          |--anomalous, not yet confirmed (poll again after the interval)
                 +----------+          healthy --> END
-    plan    -> execute | escalate (nothing left, dry run)
-    execute -> verify | plan (the action failed) | escalate (rejected, kill switch)
+    plan    -> execute | escalate (nothing left, dry run) | END (held: a cooldown, a confirmation wait)
+    execute -> verify | plan (the action failed) | escalate (rejected) | END (held: the kill switch)
                (a high-risk action pauses here with ``interrupt()``; ``Command(resume=...)`` goes on)
     verify  -> learn (resolved) | plan (another approach, up to max_attempts) | escalate
     learn   -> END;  escalate -> END
+
+A held incident (``Incident.held``) ends its thread open; the responder puts the thread back at
+``detect`` when the hold ends and the fault is still there, so the same incident acts then.
 
 The compiled graph checkpoints after every step under ``thread_id = incident id``: a process killed
 mid-incident is resumed with ``graph.invoke(None, config)`` from the step it was in. Actions carry an
@@ -130,22 +133,30 @@ class IncidentWorkflow(SensingNodes, ActingNodes):
         return "monitor" if assessment.get("signals") else "__end__"
 
     @staticmethod
-    def after_plan(state: AgentState) -> Literal["execute", "escalate"]:
+    def after_plan(state: AgentState) -> Literal["execute", "escalate", "__end__"]:
+        if state.get("outcome") == "deferred":
+            return "__end__"
         return "execute" if state.get("next_action") else "escalate"
 
     @staticmethod
-    def after_execute(state: AgentState) -> Literal["verify", "plan", "escalate"]:
+    def after_execute(state: AgentState) -> Literal["verify", "plan", "escalate", "__end__"]:
         outcome = state.get("outcome")
         if outcome in ("executed", "precondition_failed"):
             return "verify"
+        if outcome == "deferred":
+            return "__end__"
         return "plan" if outcome == "action_failed" else "escalate"
 
     def after_verify(self, state: AgentState) -> Literal["learn", "plan", "gather", "escalate"]:
         """Not resolved: plan again with a different approach; when the symptoms changed (the action fixed
-        one problem and a second shows), gather and diagnose again first."""
+        one problem and a second shows), gather and diagnose again first. Symptoms the action seems to
+        have made worse are diagnosed too: the same problem again stops the plan (``plan``); another one
+        (a fault from outside arriving meanwhile) is a problem of its own."""
         if state.get("is_resolved"):
             return "learn"
-        if state.get("verify_worse") or int(state.get("attempts", 0)) >= self.deps.config.max_attempts:
+        if state.get("verify_worse"):
+            return "gather"
+        if int(state.get("attempts", 0)) >= self.deps.config.max_attempts:
             return "escalate"
         before = set((state.get("assessment") or {}).get("signals") or [])
         now = set(state.get("verify_signals") or [])
@@ -165,8 +176,8 @@ def build_workflow(
     graph.add_edge("gather", "diagnose")
     graph.add_edge("diagnose", "investigate")
     graph.add_edge("investigate", "plan")
-    graph.add_conditional_edges("plan", wf.after_plan, ["execute", "escalate"])
-    graph.add_conditional_edges("execute", wf.after_execute, ["verify", "plan", "escalate"])
+    graph.add_conditional_edges("plan", wf.after_plan, ["execute", "escalate", END])
+    graph.add_conditional_edges("execute", wf.after_execute, ["verify", "plan", "escalate", END])
     graph.add_conditional_edges("verify", wf.after_verify, ["learn", "plan", "gather", "escalate"])
     graph.add_edge("learn", END)
     graph.add_edge("escalate", END)

@@ -30,6 +30,7 @@ from opslab.responder import (
     Responder,
     ResponderConfig,
 )
+from opslab.sandbox.beside import REPEAT_COOLDOWN_S, Alongside, Beside
 from opslab.sandbox.chaos import Scenario, load_scenario, load_scenarios, run_method, scenarios_folder
 from opslab.sandbox.suite_model import ScenarioScore, SuiteResult, fault_label, score, summarize
 from opslab.sandbox.supervisor import TargetOptions, World, WorldPorts
@@ -76,7 +77,9 @@ def run_suite(
     repeat: int = 1,
     scenarios: list[Scenario] | None = None,
     progress: Progress | None = None,
+    beside: Beside = "none",
 ) -> SuiteResult:
+    """Every scenario ``repeat`` times, each with ``beside`` running alongside (``sandbox.beside``)."""
     chosen = scenarios if scenarios is not None else suite_scenarios()
     started = datetime.now(UTC)
     # A metrics window of three polls: short enough that a fix shows within seconds, long enough to smooth.
@@ -97,12 +100,14 @@ def run_suite(
                     poll_interval_s=poll_interval_s,
                     window_s=window_s,
                     repeat=r,
+                    beside=beside,
                 )
                 scores.append(result)
                 if progress:
                     progress(scenario.name, result)
     return SuiteResult(
         started_at=started,
+        beside=beside,
         poll_interval_s=poll_interval_s,
         repeat=repeat,
         scenarios=scores,
@@ -110,13 +115,14 @@ def run_suite(
     )
 
 
-def responder_config(poll_interval_s: float, window_s: float) -> ResponderConfig:
+def responder_config(poll_interval_s: float, window_s: float, cooldown_s: float = 0.0) -> ResponderConfig:
     return ResponderConfig(
         poll_interval_s=poll_interval_s,
         settle_s=window_s + poll_interval_s,  # the metrics window must no longer hold pre-fix requests
         verify_polls=2,
         verify_interval_s=poll_interval_s,
-        cooldown_s=0.0,
+        cooldown_s=cooldown_s,
+        settle_polls=max(3, round(15 / poll_interval_s)),
     )
 
 
@@ -128,6 +134,7 @@ def _run_scenario(
     poll_interval_s: float,
     window_s: float,
     repeat: int,
+    beside: Beside = "none",
 ) -> ScenarioScore:
     from langgraph.checkpoint.memory import InMemorySaver
 
@@ -140,21 +147,42 @@ def _run_scenario(
         knowledge=KnowledgeBase.load(knowledge_dir),
         knowledge_dir=knowledge_dir,
         checkpointer=InMemorySaver(),
-        config=responder_config(poll_interval_s, window_s),
+        config=responder_config(poll_interval_s, window_s, REPEAT_COOLDOWN_S if beside == "repeat" else 0.0),
     )
+    along = Alongside(beside, world.url("target"), responder)
+    try:
+        return _drive(world, scenario, responder, store, actions, along, poll_interval_s, repeat)
+    finally:
+        along.stop()
+        _stop_breaks(world)
+
+
+def _drive(
+    world: World,
+    scenario: Scenario,
+    responder: Responder,
+    store: InMemoryIncidentStore,
+    actions: HttpActionExecutor,
+    along: Alongside,
+    poll_interval_s: float,
+    repeat: int,
+) -> ScenarioScore:
     polls = 0
     for _ in range(WARMUP_POLLS):
         responder.poll_once()
         polls += 1
         time.sleep(poll_interval_s)
     warmup = store.list()
+    along.start()
     injected_at = datetime.now(UTC)
     run_method(scenario, world.url("chaos"), world.chaos_token)
+    along.injected()
     control = scenario.expected.control
     deadline = time.monotonic() + FAULT_DEADLINE_S
     healthy_tail = 0
     for n in range(10_000):
         time.sleep(poll_interval_s)
+        along.tick()
         responder.poll_once()
         polls += 1
         incidents = store.list()
@@ -166,6 +194,13 @@ def _run_scenario(
         if finished and incidents[0].status == "escalated" and scenario.expected.outcome == "escalated":
             break
         healthy_tail = healthy_tail + 1 if finished and _healthy(actions) else 0
+        if healthy_tail >= HEALTHY_TAIL_POLLS and along.repeats_left:
+            # Fixed: the same fault again at once, while the action that fixed it cools down.
+            along.repeats_left -= 1
+            _stop_breaks(world)
+            run_method(scenario, world.url("chaos"), world.chaos_token)
+            healthy_tail, deadline = 0, time.monotonic() + FAULT_DEADLINE_S
+            continue
         if healthy_tail >= HEALTHY_TAIL_POLLS or time.monotonic() > deadline:
             break
     result = score(
@@ -176,9 +211,9 @@ def _run_scenario(
         repeat=repeat,
         polls=polls,
     )
+    result.beside = along.mode
     if warmup:
         result.note = f"{len(warmup)} incident(s) opened during the warm-up, before any fault"
-    _stop_breaks(world)
     return result
 
 

@@ -25,6 +25,7 @@ class ScenarioScore(BaseModel):
     )
     control: bool
     repeat: int = 0
+    beside: str = Field("none", description="What ran beside the fault (``sandbox.beside``).")
     expected_category: str | None
     expected_outcome: str
     detected: bool
@@ -63,6 +64,7 @@ class SuiteSummary(BaseModel):
 class SuiteResult(BaseModel):
     schema_version: int = SUITE_SCHEMA_VERSION
     started_at: datetime
+    beside: str = "none"
     poll_interval_s: float
     repeat: int
     scenarios: list[ScenarioScore]

@@ -40,20 +40,29 @@ def create_action_app(
     app = create_service_app("actions")
     ctx = ActionContext(target=AdminClient(target_url, sandbox_token, part="target"), processes=processes)
     audit, memo = AuditLog(audit_path), Idempotency()
+    memo.load(audit.all())
     one_at_a_time = threading.Lock()
 
-    def refuse(request: Request, exc: OpslabError, caller: str, claimed: str | None) -> None:
+    def refuse(
+        request: Request,
+        exc: OpslabError,
+        caller: str,
+        claimed: str | None,
+        params: dict[str, JsonValue] | None = None,
+        key: str | None = None,
+    ) -> None:
         name = request.path_params.get("name") or request.url.path
         audit.append(
             AuditRecord(
                 at=datetime.now(UTC),
                 id=uuid.uuid4().hex[:12],
                 action=str(name),
-                params={},
+                params=params if params is not None else dict(query_params(request)),
                 status="refused",
                 detail=f"HTTP {exc.http_status}: {exc.message}"[:500],
                 caller=caller,
-                claimed_caller=claimed,
+                claimed_caller=claimed[:200] if claimed else None,
+                idempotency_key=key[:200] if key else None,
             )
         )
 
@@ -99,6 +108,8 @@ def create_action_app(
         idempotency_key: Annotated[str | None, Header()] = None,
         x_caller: Annotated[str | None, Header()] = None,
     ) -> dict[str, JsonValue]:
+        sent: dict[str, JsonValue] = {}
+        params: dict[str, JsonValue] = {}
         try:
             spec = ACTIONS.get(name)
             if spec is None:
@@ -109,10 +120,13 @@ def create_action_app(
                         "known": list(ACTIONS),
                     },
                 )
-            params = {**parse_json_object(await request.body()), **query_params(request)}
+            params = dict(query_params(request))
+            body = await request.body()
+            sent = _sent(body)  # what was sent, kept in the audit even when it is refused
+            params = {**parse_json_object(body), **params}
             spec.validate(params)
         except OpslabError as exc:
-            refuse(request, exc, caller, x_caller)
+            refuse(request, exc, caller, x_caller, {**sent, **params}, idempotency_key)
             raise
 
         def run() -> ActionResult:
@@ -130,7 +144,7 @@ def create_action_app(
                     started_at=started,
                     ended_at=datetime.now(UTC),
                 )
-                audit.append(AuditRecord.of(result, caller, claimed=x_caller))
+                audit.append(AuditRecord.of(result, caller, claimed=x_caller, key=idempotency_key))
                 if idempotency_key:
                     memo.put(idempotency_key, result)
                 return result
@@ -138,10 +152,28 @@ def create_action_app(
         return (await anyio.to_thread.run_sync(run)).model_dump(mode="json")
 
     @app.get("/audit")
-    def read_audit(limit: Annotated[int, Query(ge=1, le=10000)] = 100) -> dict[str, JsonValue]:
+    def read_audit(
+        limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+        idempotency_key: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, JsonValue]:
+        """The last records, oldest first; ``idempotency_key``: the call made with that key, if any (how a
+        caller whose call timed out reads what it did)."""
+        if idempotency_key is not None:
+            found = [r for r in audit.all() if r.idempotency_key == idempotency_key][-limit:]
+            return {"records": [r.model_dump(mode="json") for r in found]}
         return {"records": [r.model_dump(mode="json") for r in audit.tail(limit)]}
 
     return app
+
+
+def _sent(body: bytes) -> dict[str, JsonValue]:
+    """A refused call's body as far as it reads (a JSON object), else its first bytes: for the audit."""
+    if not body:
+        return {}
+    try:
+        return parse_json_object(body)
+    except OpslabError:
+        return {"_body": body[:200].decode("utf-8", errors="replace")}
 
 
 def query_params(request: Request) -> dict[str, JsonValue]:

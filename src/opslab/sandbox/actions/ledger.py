@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from collections import deque
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -39,14 +40,33 @@ class AuditRecord(BaseModel):
     detail: str
     caller: str
     claimed_caller: str | None = None
+    idempotency_key: str | None = None
+    started_at: datetime | None = None
 
     @classmethod
-    def of(cls, result: ActionResult, caller: str, *, claimed: str | None = None) -> AuditRecord:
+    def of(
+        cls, result: ActionResult, caller: str, *, claimed: str | None = None, key: str | None = None
+    ) -> AuditRecord:
         return cls(
             at=result.ended_at,
             caller=caller,
             claimed_caller=claimed,
-            **result.model_dump(exclude={"started_at", "ended_at"}),
+            idempotency_key=key,
+            **result.model_dump(exclude={"ended_at"}),
+        )
+
+    def result(self) -> ActionResult | None:
+        """The action's result as it was answered (None for a refused call)."""
+        if self.status == "refused":
+            return None
+        return ActionResult(
+            id=self.id,
+            action=self.action,
+            params=self.params,
+            status=self.status,
+            detail=self.detail,
+            started_at=self.started_at or self.at,
+            ended_at=self.at,
         )
 
 
@@ -71,21 +91,39 @@ class AuditLog:
             return []
         with self._lock, self.path.open(encoding="utf-8") as f:
             lines = deque(f, maxlen=limit)
-        records: list[AuditRecord] = []
-        for line in lines:
-            try:
-                records.append(AuditRecord.model_validate_json(line))
-            except ValidationError:
-                continue
-        return records
+        return _parsed(lines)
+
+    def all(self) -> list[AuditRecord]:
+        """Every record, oldest first (to rebuild the idempotency keys when the server starts)."""
+        if not self.path.exists():
+            return []
+        with self._lock, self.path.open(encoding="utf-8") as f:
+            return _parsed(f)
+
+
+def _parsed(lines: Iterable[str]) -> list[AuditRecord]:
+    records: list[AuditRecord] = []
+    for line in lines:
+        try:
+            records.append(AuditRecord.model_validate_json(line))
+        except ValidationError:
+            continue
+    return records
 
 
 class Idempotency:
-    """The first result per ``Idempotency-Key`` (in memory: the keys live as long as the server)."""
+    """The first result per ``Idempotency-Key``: in memory, rebuilt from the audit when the server starts
+    (``load``), so a key used before a restart still answers its first result and acts no more."""
 
     def __init__(self) -> None:
         self._results: dict[str, ActionResult] = {}
         self._lock = threading.Lock()
+
+    def load(self, records: Iterable[AuditRecord]) -> None:
+        for record in records:
+            result = record.result()
+            if record.idempotency_key and result is not None:
+                self.put(record.idempotency_key, result)
 
     def get(self, key: str, action: str, params: dict[str, JsonValue]) -> ActionResult | None:
         with self._lock:

@@ -103,7 +103,7 @@ def create_target_app(
 
     app.add_route("/api/search", search, methods=["GET"])
     add_experiment_routes(app, state)
-    add_ops_routes(app, world, ops.token)
+    add_ops_routes(app, world, ops.token, experiment=lambda: state.experiment)
 
     @app.get("/api/flags")
     def get_flags() -> dict[str, JsonValue]:

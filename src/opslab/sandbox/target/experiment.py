@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import FastAPI, Request, Response
@@ -101,6 +102,14 @@ def add_experiment_routes(app: FastAPI, state: TargetState) -> None:
 def _experiment(base: str, run: LabRun, candidate: TargetFlags, state: TargetState, lab: Lab) -> None:
     target = SelfTarget(base, state)
     previous = state.flags
+    state.experiment = {
+        "kind": "ab",
+        "name": "the target's own A/B experiment (POST /api/lab/run)",
+        "started_at": datetime.now(UTC).isoformat(),
+        "rounds": run.rounds,
+        "window_sec": run.window_sec,
+        "qps": run.qps,
+    }
     try:
         plan = parse_plan(
             {
@@ -123,4 +132,5 @@ def _experiment(base: str, run: LabRun, candidate: TargetFlags, state: TargetSta
         lab.error = f"{type(exc).__name__}: {exc}"
     finally:
         state.flags = previous
+        state.experiment = None
         lab.status = "done"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
@@ -88,6 +88,8 @@ class TargetState:
     flags: Flags = field(default_factory=Flags)
     faults: Faults = field(default_factory=Faults)
     health: dict[str, bool] = field(default_factory=lambda: {"redis": True, "qdrant": True})
+    # The experiment the target runs on itself now (announced in its health), or None.
+    experiment: dict[str, Any] | None = None
 
     def draw(self) -> tuple[float, bool]:
         """One request's latency (seconds) and whether it fails, from the model at the current flags."""

@@ -83,7 +83,13 @@ def token_first(guard: params.Depends) -> type[APIRoute]:
     return TokenFirst
 
 
-def add_ops_routes(app: FastAPI, world: OpsWorld, token: str | None) -> None:
+def add_ops_routes(
+    app: FastAPI,
+    world: OpsWorld,
+    token: str | None,
+    experiment: Callable[[], dict[str, JsonValue] | None] = lambda: None,
+) -> None:
+    """``experiment()``: the experiment the target runs on itself now, announced in its health."""
     Admin = admin_guard(token)
     # The guard stays a dependency too, so the OpenAPI document names the header the routes take.
     admin = APIRouter(route_class=token_first(Admin), dependencies=[Admin])
@@ -95,7 +101,9 @@ def add_ops_routes(app: FastAPI, world: OpsWorld, token: str | None) -> None:
 
     @app.get("/api/v1/health")
     async def health() -> dict[str, JsonValue]:
-        return await world.health()
+        body = await world.health()
+        running = experiment()
+        return {**body, "experiment": running} if running else body
 
     @app.get("/api/v1/metrics")
     def metrics() -> dict[str, JsonValue]:
