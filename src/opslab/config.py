@@ -333,7 +333,8 @@ class Settings(BaseSettings):
         ge=1,
         le=3600,
         description="A canary holds its target under a lease renewed every third of this; a canary that died "
-        "(its lease lapsed) has its target's baseline flags restored by whichever process looks next.",
+        "(its lease lapsed, or at once when its process is provably gone on the same host) has its target's "
+        "baseline flags restored by whichever process looks next.",
     )
 
     llm_base_url: str | None = Field(
