@@ -86,7 +86,7 @@ def chaos_suite(
     """Every chaos scenario against the blind responder on a world of its own (free ports), scored by
     each scenario's hidden key: detected, time to detect, diagnosis, resolved, time to recover, actions."""
     from opslab.errors import InvalidInput
-    from opslab.sandbox.beside import BESIDE
+    from opslab.sandbox import BESIDE
 
     if beside not in BESIDE:
         raise InvalidInput.for_field("--beside", f"{beside!r}: expected one of {', '.join(BESIDE)}")

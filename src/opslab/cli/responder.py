@@ -82,7 +82,7 @@ def _print_poll(obs: Observation, assessment: Assessment) -> None:
 
 def poll_json(obs: Observation, assessment: Assessment) -> dict[str, Any]:
     """One poll as JSON: the seed's symptoms, the experiments seen, and the verdict."""
-    from opslab.responder.nodes import symptoms_of
+    from opslab.responder import symptoms_of
 
     verdict = (
         "incident"

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
         Step,
         ToolUse,
     )
-    from opslab.responder.nodes import WorkflowDeps
+    from opslab.responder.nodes import WorkflowDeps, symptoms_of
     from opslab.responder.notify import WebhookNotifier
     from opslab.responder.observation import Check, Liveness, LogLine, Observation, PoolStatus
     from opslab.responder.plan import PlanDecision, plan_next
@@ -131,6 +131,7 @@ __all__ = [
     "TargetProbe",
     "ToolUse",
     "WorkflowDeps",
+    "symptoms_of",
     "build_workflow",
     "check",
     "gather_evidence",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from opslab.sandbox.actions import ACTION_NAMES, ActionResult, AuditRecord, Processes, create_action_app
 from opslab.sandbox.app import TOKEN_HEADER, create_service_app, run_app
+from opslab.sandbox.beside import BESIDE, Beside
 from opslab.sandbox.chaos import (
     FAULT_NAMES,
     Break,
@@ -48,6 +49,8 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ACTION_NAMES",
+    "BESIDE",
+    "Beside",
     "FAULT_NAMES",
     "PARTS",
     "TOKEN_HEADER",
