@@ -121,7 +121,18 @@ def lab(console: Console, workdir: Path, url: str) -> Shown:
     (proj / "data").mkdir(exist_ok=True)
     (proj / "harness.py").write_text((src / "harness.py").read_text())
     (proj / "data" / "tasks.jsonl").write_text((src / "data" / "tasks.jsonl").read_text())
-    (proj / ".lab" / "experiment.yaml").write_text((src / "experiment.yaml").read_text())
+    experiment = (src / "experiment.yaml").read_text()
+    unisolated = _no_sandbox()
+    if unisolated:
+        # The demo's own harness, which we wrote: on a machine without the trial sandbox it runs on the
+        # host, and says so. A user's experiment that asks for isolation still fails closed.
+        experiment = experiment.replace("network: {mode: none,", "network: {mode: full,")
+        console.print(
+            f"  [yellow]ran unisolated[/]: {unisolated}. The demo's own harness runs on the host instead; "
+            "install bubblewrap (apt-get install bubblewrap) for the trial sandbox: a namespace, a read-only "
+            "host view and no network for every trial."
+        )
+    (proj / ".lab" / "experiment.yaml").write_text(experiment)
     run = run_experiment(
         proj / ".lab" / "experiment.yaml",
         concurrency=4,
@@ -140,9 +151,17 @@ def lab(console: Console, workdir: Path, url: str) -> Shown:
             f"  {comp['treatment']} vs {comp['baseline']}: success {d['mean_difference']:+.1%} per task "
             f"[{d['ci'][0]:+.1%}, {d['ci'][1]:+.1%}], {pf['test'].split(' (')[0]} p={pf['p_value']:.3g}"
         )
+    how = " (unisolated: no trial sandbox here)" if unisolated else ""
     return Shown(
-        f"{sum(v.n for v in run.variants.values())} trials: " + ", ".join(rates), f"{url}/ui/experiments"
+        f"{sum(v.n for v in run.variants.values())} trials{how}: " + ", ".join(rates), f"{url}/ui/experiments"
     )
+
+
+def _no_sandbox() -> str | None:
+    """Why this machine cannot give a trial the sandbox (bubblewrap missing …), or None when it can."""
+    from opslab.lab import sandbox_problem
+
+    return sandbox_problem(1024, private_network=True)
 
 
 def canary(client: OpslabClient, console: Console, url: str) -> Shown:
