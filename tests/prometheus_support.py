@@ -62,9 +62,15 @@ def prometheus_binary() -> str:
 
 @contextmanager
 def run_prometheus(
-    tmp_path: Path, *, job: str, targets: list[str], scrape_interval: str = "1s"
+    tmp_path: Path,
+    *,
+    job: str,
+    targets: list[str],
+    scrape_interval: str = "1s",
+    scrape: dict[str, Any] | None = None,
 ) -> Iterator[Prometheus]:
-    """Prometheus on a free port scraping ``targets`` (``host:port``, ``/metrics``) as ``job``, ready."""
+    """Prometheus on a free port scraping ``targets`` (``host:port``, ``/metrics``) as ``job``, ready;
+    ``scrape``: more of the job's scrape config (``authorization`` …)."""
     binary = prometheus_binary()
     config = tmp_path / "prometheus.yml"
     config.write_text(
@@ -75,6 +81,7 @@ def run_prometheus(
                     {
                         "job_name": job,
                         "metrics_path": "/metrics",
+                        **(scrape or {}),
                         "static_configs": [{"targets": targets}],
                     }
                 ],

@@ -245,3 +245,16 @@ def test_only_the_api_is_published_beyond_the_host() -> None:
         for port in service.get("ports", []):
             if name != "api":
                 assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_prometheus_gets_the_token_file_its_scrape_config_names() -> None:
+    config = yaml.safe_load(PROMETHEUS_YML.read_text(encoding="utf-8"))
+    files = {
+        job["authorization"]["credentials_file"]
+        for job in config["scrape_configs"]
+        if job["job_name"] in ("opslab", "autoops")
+    }
+    mounted = {s["target"]: s["source"] for s in services()["prometheus"]["secrets"]}
+    assert files and files <= set(mounted)
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert all(compose["secrets"][mounted[f]] == {"environment": "OPSLAB_READ_TOKEN"} for f in files)
