@@ -72,6 +72,11 @@ class OpslabClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        parsed = httpx.URL(base_url) if base_url.strip() else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+            raise errors.InvalidInput.for_field(
+                "--url", f"{base_url!r} is not the service's address: expected http(s)://HOST[:PORT]"
+            )
         headers = {}
         if api_token:
             headers["Authorization"] = f"Bearer {api_token}"

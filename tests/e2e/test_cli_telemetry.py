@@ -53,6 +53,20 @@ def test_cli_against_the_service(
     assert r.returncode == 4 and "not_found" in r.stderr
     r = run_cli("runs", "ingest", "-", env=env, stdin=json.dumps([run_001]))
     assert r.returncode == 0 and "1 updated" in r.stdout
+    # Items count from 1, as lines do, and an item's every wrong field is named.
+    bad = {
+        "run_id": "bad-1",
+        "agent_name": "a",
+        "status": "bogus",
+        "steps": [{"step_id": "s", "status": "x"}],
+    }
+    r = run_cli("runs", "ingest", "-", env=env, stdin=json.dumps([run_001, bad]))
+    assert r.returncode == 2 and "item 2 bad-1:" in r.stderr and "(and " not in r.stderr
+    assert "    status:" in r.stderr and "steps[0].status:" in r.stderr and "started_at:" in r.stderr
+    out = json.loads(run_cli("runs", "ingest", "-", "--json", env=env, stdin=json.dumps([bad])).stdout)
+    assert out["failures"][0]["item"] == 1
+    r = run_cli("runs", "list", "--url", "notaurl", env=clean_env())
+    assert r.returncode == 2 and "--url" in r.stderr and "invalid_input" in r.stderr
 
 
 def test_cli_local_mode_shares_the_database_with_the_service(

@@ -1,6 +1,7 @@
 """The seed's run modes as a user meets them: `run` is local whatever image is configured (`--container`
-uses it), `run-dev` and `run-experiment` refuse without an image, `describe` checks a configured image as
-a container run would, and `clean --init` removes what `init` and `knobs-init` wrote."""
+uses it), `run-dev` and `run-experiment` refuse without an image, `describe --container` checks a
+configured image as a container run would (plain `describe` reports what it lacks), and `clean --init`
+removes what `init` and `knobs-init` wrote."""
 
 from __future__ import annotations
 
@@ -75,15 +76,17 @@ def test_describe_checks_a_configured_image_as_a_container_run_would(tmp_path: P
     if an_engine_runs_containers():
         pytest.skip("an OCI engine runs containers here: the image would be usable")
     proj = project(tmp_path, image=IMAGE)
-    for extra in ((), ("--container",)):
-        code, out = lab("describe", ".lab/experiment.yaml", *extra, cwd=proj)
-        assert code == 6 and out["ok"] is False and out["error"]["code"] == "unavailable", out
-        assert out["error"]["details"]["field"] == "runtime.sandbox.image"
-    assert "run --container" in lab("describe", ".lab/experiment.yaml", cwd=proj)[1]["error"]["message"]
+    code, out = lab("describe", ".lab/experiment.yaml", "--container", cwd=proj)
+    assert code == 6 and out["ok"] is False and out["error"]["code"] == "unavailable", out
+    assert out["error"]["details"]["field"] == "runtime.sandbox.image"
+    # `run` runs locally whatever image is configured: describing it says what the container runs lack.
+    code, out = lab("describe", ".lab/experiment.yaml", cwd=proj)
+    assert code == 0 and out["summary"]["sandbox_mode"] == "local" and out["summary"]["total_trials"] > 0
+    assert "run --container" in out["summary"]["container_error"]
     local = project(tmp_path / "local", image=None)
     code, out = lab("describe", ".lab/experiment.yaml", cwd=local)
     assert code == 0 and out["summary"]["sandbox_mode"] == "local"
-    assert out["summary"]["container_image"] is None
+    assert out["summary"]["container_image"] is None and out["summary"]["container_error"] is None
     code, out = lab("describe", ".lab/experiment.yaml", "--container", cwd=local)
     assert code == 2 and out["error"]["details"]["errors"][0]["field"] == "runtime.sandbox.image"
 

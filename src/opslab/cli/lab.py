@@ -145,6 +145,11 @@ def describe(
                 err_console.print(
                     "[yellow]warning[/yellow]: the harness script does not exist: every trial would fail"
                 )
+            if summary["container_error"]:
+                err_console.print(
+                    f"[yellow]note[/yellow]: `run` runs locally; the container runs could not: "
+                    f"{escape(summary['container_error'])}"
+                )
             console.print(summary["isolation"]["note"])
         return {"summary": summary}
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from opslab.cli.context import JsonOption, UrlOption, console, err_console, print_json, settings
@@ -68,7 +76,7 @@ def ingest(
             else:
                 failures.append(
                     {
-                        "item": batch_index[item["index"]],
+                        "item": batch_index[item["index"]] + 1,
                         "run_id": item.get("run_id"),
                         "error": item.get("error"),
                     }
@@ -76,10 +84,12 @@ def ingest(
         batch.clear()
         batch_index.clear()
 
+    # A file is read as bytes (its size is the total); stdin has no size: the bar counts its items.
     progress = Progress(
         TextColumn("ingest"),
         BarColumn(),
-        MofNCompleteColumn(),
+        DownloadColumn() if total_bytes is not None else MofNCompleteColumn(),
+        TextColumn("read") if total_bytes is not None else TextColumn("items"),
         TimeRemainingColumn(),
         console=err_console.rich,
         transient=True,
@@ -92,7 +102,7 @@ def ingest(
                 if isinstance(item, BadLine):
                     failures.append(
                         {
-                            "item": index,
+                            "item": index + 1,
                             "line": item.lineno,
                             "error": {
                                 "code": "invalid_input",
@@ -106,10 +116,11 @@ def ingest(
                     if len(batch) >= BATCH:
                         flush()
                 index += 1
-                progress.update(task, completed=done)
+                progress.update(task, completed=done if total_bytes is not None else index)
             flush()
     finally:
         backend.close()
+    failures.sort(key=lambda f: int(f["item"]))
     summary = {"created": created, "updated": updated, "failed": len(failures), "failures": failures[:50]}
     if as_json:
         print_json(summary)
@@ -120,9 +131,20 @@ def ingest(
         )
         for f in failures[:20]:
             who = escape(str(f.get("run_id") or ""))
-            err_console.print(
-                f"  [red]item {f['item']}[/red] {who}: {escape(f['error']['message'])}", soft_wrap=True
-            )
+            fields = ((f["error"] or {}).get("details") or {}).get("errors") or []
+            if len(fields) > 1:  # every field the item got wrong, not the first and "and N more"
+                err_console.print(f"  [red]item {f['item']}[/red] {who}:", soft_wrap=True)
+                for e in fields:
+                    field = re.sub(
+                        r"^\[\d+\]\.?", "", str(e.get("field"))
+                    )  # the batch's index, not the file's
+                    err_console.print(f"    {escape(field)}: {escape(str(e.get('message')))}", soft_wrap=True)
+            else:
+                err_console.print(
+                    f"  [red]item {f['item']}[/red] {who}: {escape(f['error']['message'])}", soft_wrap=True
+                )
+        if len(failures) > 20:
+            err_console.print(f"  … {len(failures) - 20} more failed item(s): --json lists up to 50")
     if failures:
         raise typer.Exit(InvalidInput.exit_code)
 

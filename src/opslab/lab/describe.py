@@ -1,9 +1,10 @@
 """The resolved experiment as `opslab lab describe` reports it (the seed's SDK reads `total_trials`).
 
 Describe is the seed's pre-flight check, so the isolation is checked on this machine as a run checks it:
-the plan of ``run`` (or ``run --container``) must be establishable, and a configured image must be one
-this machine can run (``run --container``, ``run-dev`` and ``run-experiment`` use it), else describe
-refuses with the error the run would give."""
+the plan of ``run`` (or ``run --container``) must be establishable, else describe refuses with the error
+the run would give. A configured image is checked too (``run --container``, ``run-dev`` and
+``run-experiment`` use it): one this machine cannot run is reported (``container_error``), not refused,
+when describing ``run``, which runs locally whatever image is configured."""
 
 from __future__ import annotations
 
@@ -30,24 +31,25 @@ def harness_script(command: list[str]) -> str | None:
     return command[0] if "/" in command[0] else None
 
 
-def checked_plan(resolved: Resolved, *, container: bool = False) -> IsolationPlan:
+def checked_plan(resolved: Resolved, *, container: bool = False) -> tuple[IsolationPlan, str | None]:
     """The isolation ``run`` (``container``: ``run --container``) would give, checked as the run checks
-    it; a configured image is checked too, whichever the mode: the container runs use it."""
+    it; and, when an image is configured and the local run is described, why the container runs could not
+    use it here (None when they could)."""
     plan = plan_of(resolved, force_container=container)
     preflight(plan)
+    image_problem = None
     if resolved.config.runtime.sandbox.image and not container:
         try:
             preflight(plan_of(resolved, force_container=True))
         except OpslabError as exc:
-            message = f"runtime.sandbox.image (used by {IMAGE_USERS}): {exc.message}"
-            raise type(exc)(message, details=exc.details) from None
-    return plan
+            image_problem = f"runtime.sandbox.image (used by {IMAGE_USERS}): {exc.message}"
+    return plan, image_problem
 
 
 def describe(resolved: Resolved, applied: dict[str, Any], *, container: bool = False) -> dict[str, Any]:
     """What `opslab lab describe` shows: the resolved config, the trial plan, the harness as it will run
     (with ``run``, or ``run --container``), after the isolation checks a run makes."""
-    plan = checked_plan(resolved, container=container)
+    plan, container_error = checked_plan(resolved, container=container)
     cfg = resolved.config
     dataset_error = None
     if not resolved.tasks:  # resolved without requiring them: say why there are none
@@ -82,6 +84,7 @@ def describe(resolved: Resolved, applied: dict[str, Any], *, container: bool = F
         "allowed_hosts": cfg.runtime.network.allowed_hosts,
         "sandbox_mode": "local" if plan.sandbox == "local" else "container",
         "container_image": cfg.runtime.sandbox.image,
+        "container_error": container_error,
         "isolation": isolation_note(resolved, plan).model_dump(mode="json"),
         "overrides": applied,
         "first_trials": [
