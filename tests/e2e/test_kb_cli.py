@@ -1,4 +1,5 @@
-"""`opslab kb` as a user runs it: the shipped runbooks, adding your own, refusals and --json."""
+"""`opslab kb` as a user runs it: the shipped runbooks, adding your own (front matter or the AutoOps seed's
+plain incidents.md), the seed's knowledge base read from the project folder, refusals and --json."""
 
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def test_add_a_runbook_then_find_it_by_search(tmp_path: Path) -> None:
         "title": "Disk full on the vector store",
         "kind": "runbook",
         "path": str(stored),
+        "documents": [{"id": "disk-full", "title": "Disk full on the vector store", "kind": "runbook"}],
     }
     assert stored.read_text() == NEW_RUNBOOK
     code, out, _ = _json("search", "indexer", "cannot", "write:", "no", "space", "left", env=env)
@@ -111,3 +113,78 @@ def test_knowledge_dir_setting_chooses_the_folder(tmp_path: Path) -> None:
 def test_an_empty_query_exits_2_naming_query(tmp_path: Path) -> None:
     r = run_cli("kb", "search", "  ", env=_env(tmp_path), timeout=60)
     assert r.returncode == 2 and "query" in r.stderr
+
+
+# The AutoOps seed's agents/responder_agent/knowledge_base/incidents.md: headings and text, no front matter.
+SEED_INCIDENTS = """# Build Incidents
+
+## Gradle daemon crash
+Error: The Gradle Daemon disappeared unexpectedly (it may have been killed or may have crashed)
+Fix: raise org.gradle.jvmargs -Xmx and disable the daemon on CI runners.
+
+## Flux reconcile stuck
+Error: kustomization path not found
+Fix: check the path in the Kustomization spec.
+"""
+
+
+def test_add_a_plain_incidents_file_then_search_finds_each_section(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    source = tmp_path / "incidents.md"
+    source.write_text(SEED_INCIDENTS)
+    r = run_cli("kb", "add", str(source), env=env, timeout=60)
+    stored = tmp_path / "data" / "knowledge" / "incidents.md"
+    assert r.returncode == 0, r.stderr
+    assert "added 2 incidents" in r.stdout and "incidents-flux-reconcile-stuck" in r.stdout
+    assert stored.read_text() == SEED_INCIDENTS
+    code, out, err = _json("search", "The", "Gradle", "Daemon", "disappeared", "unexpectedly", env=env)
+    assert code == 0, err
+    top = out["hits"][0]
+    assert (top["id"], top["kind"], top["source"], top["path"]) == (
+        "incidents-gradle-daemon-crash",
+        "incident",
+        "user",
+        str(stored),
+    )
+    assert "Gradle Daemon disappeared" in top["snippet"]
+    code, out, _ = _json("search", "kustomization", "path", "not", "found", "--k", "1", env=env)
+    assert out["hits"][0]["id"] == "incidents-flux-reconcile-stuck"
+    code, out, _ = _json("show", "incidents-flux-reconcile-stuck", env=env)
+    assert out["signals"] == ["kustomization path not found"] and out["remediation"] == []
+    assert [a["title"] for a in out["actions"]] == ["Check the path in the Kustomization spec"]
+    again = run_cli("kb", "add", str(source), env=env, timeout=60)
+    assert again.returncode == 5 and "already exists" in again.stderr
+
+
+def test_add_plain_json_lists_every_document(tmp_path: Path) -> None:
+    source = tmp_path / "incidents.md"
+    source.write_text(SEED_INCIDENTS)
+    code, out, err = _json("add", str(source), env=_env(tmp_path))
+    assert code == 0, err
+    assert out["ok"] and out["id"] == "incidents-gradle-daemon-crash"
+    assert out["path"] == str(tmp_path / "data" / "knowledge" / "incidents.md")
+    assert out["documents"] == [
+        {"id": "incidents-gradle-daemon-crash", "title": "Gradle daemon crash", "kind": "incident"},
+        {"id": "incidents-flux-reconcile-stuck", "title": "Flux reconcile stuck", "kind": "incident"},
+    ]
+
+
+def test_add_an_empty_file_exits_2_naming_it(tmp_path: Path) -> None:
+    source = tmp_path / "incidents.md"
+    source.write_text("")
+    r = run_cli("kb", "add", str(source), env=_env(tmp_path), timeout=60)
+    assert r.returncode == 2 and "incidents.md: file: empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_seed_knowledge_base_in_the_project_folder_is_searched(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    seed = project / "agents" / "responder_agent" / "knowledge_base" / "incidents.md"
+    seed.parent.mkdir(parents=True)
+    seed.write_text(SEED_INCIDENTS)
+    env = _env(tmp_path)
+    r = run_cli("kb", "search", "flux", "kustomization", "path", "--json", env=env, cwd=project, timeout=60)
+    assert r.returncode == 0, r.stderr
+    top = json.loads(r.stdout)["hits"][0]
+    assert (top["id"], top["source"], top["path"]) == ("incidents-flux-reconcile-stuck", "user", str(seed))
+    elsewhere = run_cli("kb", "list", "--kind", "incident", "--json", env=env, cwd=tmp_path, timeout=60)
+    assert elsewhere.returncode == 0 and json.loads(elsewhere.stdout)["documents"] == []

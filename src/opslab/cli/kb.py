@@ -1,8 +1,9 @@
 """``opslab kb …``: search, add, list and show runbooks and past incidents.
 
 The knowledge base is the runbooks shipped with opslab plus the user folder
-(``OPSLAB_KNOWLEDGE_DIR``, default ``<data_dir>/knowledge``). The domain lives in
-``opslab.knowledge``; these commands parse arguments and print.
+(``OPSLAB_KNOWLEDGE_DIR``, default ``<data_dir>/knowledge``), and the AutoOps seed's
+``agents/responder_agent/knowledge_base/incidents.md`` when the working directory has it. The domain
+lives in ``opslab.knowledge``; these commands parse arguments and print.
 """
 
 from __future__ import annotations
@@ -100,18 +101,37 @@ def search(
 @kb_app.command("add")
 def add(
     file: Annotated[
-        Path, typer.Argument(help="A Markdown file with YAML front matter (see docs/knowledge.md).")
+        Path,
+        typer.Argument(
+            help="A Markdown file: with YAML front matter (one document), or plain Markdown such as the "
+            "AutoOps seed's incidents.md (one incident per '##' section). See docs/knowledge.md."
+        ),
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Validate FILE and add it to your knowledge folder (refuses an id already in use)."""
-    from opslab.knowledge import add_document
+    """Validate FILE and add it to your knowledge folder (refuses an id or a file name already in use)."""
+    from opslab.knowledge import add_documents
 
-    doc = add_document(file, settings().resolved_knowledge_dir)
+    docs = add_documents(file, settings().resolved_knowledge_dir)
+    first, path = docs[0], str(docs[0].path)
     if as_json:
-        print_json({"ok": True, "id": doc.id, "title": doc.title, "kind": doc.kind, "path": str(doc.path)})
+        print_json(
+            {
+                "ok": True,
+                "id": first.id,
+                "title": first.title,
+                "kind": first.kind,
+                "path": path,
+                "documents": [{"id": d.id, "title": d.title, "kind": d.kind} for d in docs],
+            }
+        )
         return
-    console.print(f"added {doc.kind} [bold]{escape(doc.id)}[/bold] ({escape(doc.title)}) -> {doc.path}")
+    if len(docs) == 1:
+        console.print(f"added {first.kind} [bold]{escape(first.id)}[/bold] ({escape(first.title)}) -> {path}")
+        return
+    console.print(f"added {len(docs)} {first.kind}s from {escape(file.name)} -> {path}")
+    for d in docs:
+        console.print(f"  [bold]{escape(d.id)}[/bold] ({escape(d.title)})")
 
 
 @kb_app.command("list")
@@ -151,6 +171,11 @@ def show(doc_id: Annotated[str, typer.Argument(metavar="ID")], as_json: JsonOpti
     console.print(f"[bold]{escape(doc.title)}[/bold]  ({doc.kind} {doc.id}, {_source(kb, doc)})")
     if doc.categories:
         console.print(f"categories: {', '.join(doc.categories)}")
+    for label, lines in (("symptoms", doc.symptoms), ("signals", doc.signals)):
+        if lines:
+            console.print(f"{label}:")
+            for line in lines:
+                console.print(f"  - {escape(line)}")
     if doc.verification_steps:
         console.print("verify:")
         for step in doc.verification_steps:

@@ -2,9 +2,10 @@
 per ``##`` section), indexed for BM25 retrieval (optionally dense embeddings, or both fused).
 
 Pure domain: files in, typed documents out. ``KnowledgeBase.load(folder)`` reads the runbooks shipped
-with opslab plus a user folder; ``search`` ranks them for a free-text symptom — errors normalised and
-their known wordings mapped to shared concepts (``analyze``) — ``by_category`` gives the runbook an RCA
-category cites, and ``add_document`` stores a validated new document atomically.
+with opslab plus a user folder, and the AutoOps seed's ``SEED_INCIDENTS`` file when the working directory
+has it; ``search`` ranks them for a free-text symptom — errors normalised and their known wordings mapped
+to shared concepts (``analyze``) — ``by_category`` gives the runbook an RCA category cites, and
+``add_document`` / ``add_documents`` store a validated new file atomically.
 """
 
 from opslab.knowledge.analysis import analyze, normalize, tokenize
@@ -19,18 +20,13 @@ from opslab.knowledge.document import (
     parse_document,
     read_document,
 )
-from opslab.knowledge.index import (
-    Hit,
-    KnowledgeBase,
-    Retrieval,
-    add_document,
-    builtin_documents,
-    read_documents,
-)
+from opslab.knowledge.index import Hit, KnowledgeBase, Retrieval, add_document, add_documents
 from opslab.knowledge.plain import parse_plain
+from opslab.knowledge.sources import SEED_INCIDENTS, builtin_documents, read_documents
 
 __all__ = [
     "DOCUMENT_SCHEMA_VERSION",
+    "SEED_INCIDENTS",
     "ActionType",
     "Document",
     "DocumentKind",
@@ -40,6 +36,7 @@ __all__ = [
     "Retrieval",
     "RunbookAction",
     "add_document",
+    "add_documents",
     "analyze",
     "builtin_documents",
     "dense_available",

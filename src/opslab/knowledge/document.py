@@ -119,12 +119,20 @@ def parse_document(text: str, *, source: str = "<text>", path: Path | None = Non
     try:
         metadata, content = frontmatter.parse(text)
     except yaml.YAMLError as exc:
-        raise _invalid(source, "front_matter", f"not valid YAML ({_first_line(exc)})") from None
+        raise invalid(source, "front_matter", f"not valid YAML ({_first_line(exc)})") from None
     if not metadata:
-        raise _invalid(source, "front_matter", "missing: start the file with a '---' YAML block")
+        if text.lstrip("\ufeff").lstrip().startswith("---"):
+            # frontmatter reads an unclosed block, an empty one or a YAML list alike as "no metadata"
+            raise invalid(
+                source,
+                "front_matter",
+                "the '---' block holds no fields: close it with a second '---' line and write `key: value` "
+                "lines (id, title, kind) in it, or do not start a plain Markdown file with '---'",
+            )
+        raise invalid(source, "front_matter", "missing: start the file with a '---' YAML block")
     for key in _RESERVED:
         if key in metadata:
-            raise _invalid(source, key, "set by opslab from the file, not in front matter")
+            raise invalid(source, key, "set by opslab from the file, not in front matter")
     try:
         return Document.model_validate({**metadata, "body": content, "path": path})
     except ValidationError as exc:
@@ -142,10 +150,11 @@ def read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _invalid(str(path), "file", f"cannot read ({exc})") from None
+        raise invalid(str(path), "file", f"cannot read ({exc})") from None
 
 
-def _invalid(source: str, field: str, message: str) -> InvalidInput:
+def invalid(source: str, field: str, message: str) -> InvalidInput:
+    """``InvalidInput`` naming the file (``source``) and the field: ``incidents.md: file: empty``."""
     return InvalidInput(
         f"{source}: {field}: {message}",
         details={"errors": [{"field": field, "message": message}], "source": source},

@@ -1,16 +1,18 @@
-"""The knowledge base: the runbooks shipped with opslab plus a user folder; lookup, search, adding.
+"""The knowledge base: the runbooks shipped with opslab plus the user's folders; lookup, search, adding.
 
-Built-in runbooks live in ``opslab/knowledge/runbooks/*.md`` and are read through
-``importlib.resources``, so they are found in a wheel as in a source tree. User documents are the
-``*.md`` files of one folder (``Settings.resolved_knowledge_dir``). Ids are unique across both: a
-user document cannot silently shadow a built-in one.
+What is read, and from where, is ``knowledge.sources``: the built-in runbooks, the knowledge folder
+(``Settings.resolved_knowledge_dir``) and any extra ones, and the AutoOps seed's ``incidents.md`` when
+the working directory has it. Ids are unique across all of them: a user document cannot silently
+shadow a built-in one.
 
-Loading only parses front matter; the BM25 index is built on the first ``search`` (and kept), so
+Loading only parses the files; the BM25 index is built on the first ``search`` (and kept), so
 callers that only look documents up, like the RCA, never import the retrieval library.
 
-``add_document`` writes a new document to a temporary name in the folder, flushes it to disk and
-renames it over ``<id>.md`` with ``os.replace``: a reader (or a crash) sees no document or the
-whole one, never half of it. The temporary name ends in ``.md.tmp``, so loaders skip it.
+``add_document`` (front matter) and ``add_documents`` (any Markdown file: front matter, or plain with
+one incident per ``##`` section) write the file to a temporary name in the folder, flush it to disk and
+rename it over ``<id>.md`` (a plain file: its own name) with ``os.replace``: a reader (or a crash) sees
+no document or the whole one, never half of it. The temporary name ends in ``.md.tmp``, so loaders
+skip it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -29,13 +30,10 @@ from pydantic import BaseModel, Field
 
 from opslab.errors import Conflict, InvalidInput, NotFound
 from opslab.knowledge.dense import DenseIndex, fuse
-from opslab.knowledge.document import Document, DocumentKind, parse_document, read_text
+from opslab.knowledge.document import Document, DocumentKind, invalid, parse_document, read_text
 from opslab.knowledge.plain import is_plain, parse_plain
 from opslab.knowledge.retrieval import Bm25Index, snippet
-
-_BUILTIN_PACKAGE = "opslab.knowledge"
-_BUILTIN_FOLDER = "runbooks"
-
+from opslab.knowledge.sources import DEFAULT_FILES, builtin_documents, user_documents
 
 Retrieval = Literal["bm25", "dense", "hybrid"]
 
@@ -47,32 +45,6 @@ class Hit(BaseModel):
     score: float = Field(description="BM25, cosine or fused score (only comparable within one search).")
     rank: int = Field(ge=1)
     snippet: str
-
-
-def builtin_documents() -> list[Document]:
-    """The runbooks shipped inside the package, in file-name order."""
-    folder = resources.files(_BUILTIN_PACKAGE).joinpath(_BUILTIN_FOLDER)
-    entries = sorted((e for e in folder.iterdir() if e.name.endswith(".md")), key=lambda e: e.name)
-    return [parse_document(e.read_text(encoding="utf-8"), source=e.name, path=Path(str(e))) for e in entries]
-
-
-def folder_documents(folder: Path) -> list[Document]:
-    """The ``*.md`` documents of a user folder (none when it does not exist yet), in file-name order: one
-    per file with front matter, one per ``##`` section of a plain Markdown file (``knowledge.plain``)."""
-    if not folder.exists():
-        return []
-    if not folder.is_dir():
-        raise InvalidInput.for_field("knowledge_dir", f"{folder} is not a folder")
-    files = sorted(p for p in folder.glob("*.md") if p.is_file() and not p.name.startswith("."))
-    return [doc for p in files for doc in read_documents(p)]
-
-
-def read_documents(path: Path) -> list[Document]:
-    """The documents of one file: itself when it has front matter, its sections when it is plain."""
-    text = read_text(path)
-    if is_plain(text):
-        return parse_plain(text, name=path.name, path=path)
-    return [parse_document(text, source=path.name, path=path)]
 
 
 class KnowledgeBase:
@@ -104,14 +76,21 @@ class KnowledgeBase:
 
     @classmethod
     def load(
-        cls, folder: Path | None = None, *, extra: Sequence[Path] = (), retrieval: Retrieval = "bm25"
+        cls,
+        folder: Path | None = None,
+        *,
+        extra: Sequence[Path] = (),
+        files: Sequence[Path] = DEFAULT_FILES,
+        retrieval: Retrieval = "bm25",
     ) -> KnowledgeBase:
         """The built-in runbooks, plus the documents of ``folder`` when given and of each ``extra`` folder
-        (e.g. the responder's ``RUNBOOKS_PATH``); ``retrieval`` picks how ``search`` ranks."""
+        (e.g. the responder's ``RUNBOOKS_PATH``), plus each of ``files`` that exists — by default the
+        AutoOps seed's ``agents/responder_agent/knowledge_base/incidents.md`` in the working directory,
+        never in a folder's place (``knowledge.sources``); ``files=()`` reads none. ``retrieval`` picks
+        how ``search`` ranks."""
         shipped = builtin_documents()
-        user = folder_documents(folder) if folder is not None else []
-        for more in extra:
-            user.extend(folder_documents(more))
+        folders = [*([folder] if folder is not None else []), *extra]
+        user = user_documents(folders, files)
         return cls([*shipped, *user], builtin_ids=(d.id for d in shipped), retrieval=retrieval)
 
     def __len__(self) -> int:
@@ -194,7 +173,8 @@ def _snippet_lines(doc: Document) -> Sequence[str]:
 
 
 def add_document(source: Path | str, folder: Path) -> Document:
-    """Validate ``source`` (a file path, or the document's text itself) and store it as ``folder/<id>.md``.
+    """Validate ``source`` (a file path, or the document's text itself) — Markdown with front matter —
+    and store it as ``folder/<id>.md``.
 
     Raises ``InvalidInput`` naming the field when the document is invalid and ``Conflict`` when its
     id is already used by a built-in runbook or a document of the folder; nothing is written then.
@@ -205,15 +185,47 @@ def add_document(source: Path | str, folder: Path) -> Document:
     else:
         text = source
         doc = parse_document(text)
-    existing = KnowledgeBase.load(folder)
-    if doc.id in existing:
-        where = "a built-in runbook" if existing.is_builtin(doc.id) else str(existing.get(doc.id).path)
-        raise Conflict(f"document id {doc.id!r} already exists ({where})", details={"id": doc.id})
     dest = folder / f"{doc.id}.md"
-    if dest.exists():
-        raise Conflict(f"{dest} already exists", details={"id": doc.id, "path": str(dest)})
-    _write_atomically(dest, text if text.endswith("\n") else text + "\n")
+    _store(text, [doc], dest)
     return doc.model_copy(update={"path": dest})
+
+
+def add_documents(source: Path, folder: Path) -> list[Document]:
+    """Validate the Markdown file ``source`` and store it in ``folder``; the documents added.
+
+    A file with front matter is one document, stored as ``<id>.md`` (``add_document``). A plain Markdown
+    file is stored under its own name (``incidents.md``) and adds one incident per ``##`` section, ids
+    ``<name>-<heading>``; an empty one, or one with nothing but a title, is ``InvalidInput`` naming it.
+    ``Conflict`` when an id or the file name is already taken; nothing is written then.
+    """
+    text = read_text(source)
+    if not is_plain(text):
+        return [add_document(source, folder)]
+    if not text.lstrip("\ufeff").strip():
+        raise invalid(source.name, "file", "empty: nothing to add")
+    # Stored under its own name, which the loader derives the same ids from; never hidden (loaders skip
+    # dot files) and always ``.md`` (loaders read no other).
+    dest = folder / f"{source.stem.lstrip('.') or 'notes'}.md"
+    docs = parse_plain(text, name=dest.name, path=dest)
+    if not docs:
+        message = "no text under its title: write the incident below it, or one per '##' section"
+        raise invalid(source.name, "file", message)
+    _store(text, docs, dest)
+    return docs
+
+
+def _store(text: str, docs: Sequence[Document], dest: Path) -> None:
+    """Write ``text`` as ``dest`` when no document id of ``docs`` nor ``dest`` itself is taken. Only the
+    folder and the built-in runbooks count: a file read from the working directory (``files``) gives way
+    to what is added."""
+    existing = KnowledgeBase.load(dest.parent, files=())
+    for doc in docs:
+        if doc.id in existing:
+            where = "a built-in runbook" if existing.is_builtin(doc.id) else str(existing.get(doc.id).path)
+            raise Conflict(f"document id {doc.id!r} already exists ({where})", details={"id": doc.id})
+    if dest.exists():
+        raise Conflict(f"{dest} already exists", details={"id": docs[0].id, "path": str(dest)})
+    _write_atomically(dest, text if text.endswith("\n") else text + "\n")
 
 
 def _write_atomically(dest: Path, text: str) -> None:
