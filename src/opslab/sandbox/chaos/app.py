@@ -1,7 +1,9 @@
 """The chaos server: breaks the world on request (``POST /api/v1/break/{fault}``), for a human, a drill or
-a test. It is never given to the responder: endpoints.json does not name it. Every route but ``/healthz``
-needs ``Authorization: Bearer <chaos-token>`` (``<data dir>/sandbox/chaos-token``): whoever can reach the
-port must not be able to break the world.
+a test, and stops a break (``POST /api/v1/break/{fault}/{id}/stop``) or every active break of a fault
+(``POST /api/v1/break/{fault}/stop``: an experiment's rollback, which does not know its breaks' ids). It
+is never given to the responder: endpoints.json does not name it. Every route but ``/healthz`` needs
+``Authorization: Bearer <chaos-token>`` (``<data dir>/sandbox/chaos-token``): whoever can reach the port
+must not be able to break the world.
 
 A break's body is JSON (``{"duration_s", "params"}``) or, as chaostoolkit's HTTP provider sends its
 ``arguments`` by default, a form with the same fields."""
@@ -53,6 +55,12 @@ def create_chaos_app(*, target_url: str, dependency_url: str, token: str, chaos_
             lambda: breaks.start(fault, duration_s=req.duration_s, params=req.params)
         )
         return brk.model_dump(mode="json")
+
+    @app.post("/api/v1/break/{fault}/stop")
+    async def stop_fault(fault: str) -> dict[str, JsonValue]:
+        """Stop every active break of ``fault`` (an experiment's rollback); ``stopped`` lists them."""
+        stopped = await anyio.to_thread.run_sync(lambda: breaks.stop_fault(fault))
+        return {"stopped": [b.model_dump(mode="json") for b in stopped]}
 
     @app.post("/api/v1/break/{fault}/{break_id}/stop")
     async def stop(fault: str, break_id: str) -> dict[str, JsonValue]:

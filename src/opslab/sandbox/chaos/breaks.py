@@ -61,6 +61,16 @@ FAULTS: dict[str, Fault] = {
 FAULT_NAMES: tuple[str, ...] = tuple(FAULTS)
 
 
+def _fault(name: str) -> Fault:
+    spec = FAULTS.get(name)
+    if spec is None:
+        raise NotFound(
+            f"fault: no fault {name!r}",
+            details={"errors": [{"field": "fault", "message": "unknown fault"}], "known": list(FAULT_NAMES)},
+        )
+    return spec
+
+
 class Break(BaseModel):
     id: str
     fault: str
@@ -82,15 +92,7 @@ class Breaks:
         self._lock = threading.Lock()
 
     def start(self, fault: str, *, duration_s: float | None, params: Params) -> Break:
-        spec = FAULTS.get(fault)
-        if spec is None:
-            raise NotFound(
-                f"fault: no fault {fault!r}",
-                details={
-                    "errors": [{"field": "fault", "message": "unknown fault"}],
-                    "known": list(FAULT_NAMES),
-                },
-            )
+        spec = _fault(fault)
         reassert = params.get("reassert_s")
         if reassert is not None and not (isinstance(reassert, int | float) and 0.2 <= reassert <= 3600):
             raise InvalidInput.for_field("params.reassert_s", "expected seconds between 0.2 and 3600")
@@ -127,6 +129,10 @@ class Breaks:
                 return
             try:
                 spec.start(self.target, self.dependency, brk.params)
+                with self._lock:
+                    stopped = self._breaks[break_id].status != "active"
+                if stopped:  # stopped while this re-applied it: its stop may have landed first
+                    spec.stop(self.target, self.dependency, brk.params)
             except OpslabError as exc:
                 log.warning("re-applying break %s: %s", break_id, exc.message)
 
@@ -148,6 +154,14 @@ class Breaks:
             timer.cancel()
         FAULTS[brk.fault].stop(self.target, self.dependency, brk.params)
         return brk
+
+    def stop_fault(self, fault: str) -> list[Break]:
+        """Stop every active break of ``fault``: what an experiment's rollback asks, as it does not know the
+        ids its method's breaks were given."""
+        _fault(fault)
+        with self._lock:
+            active = [b.id for b in self._breaks.values() if b.fault == fault and b.status == "active"]
+        return [self.stop(break_id, fault=fault) for break_id in active]
 
     def _expire(self, break_id: str) -> None:
         try:

@@ -3,15 +3,18 @@ extension carries the ``expected`` outcome a scorer alone reads.
 
 A scenario file is a standard experiment: ``version``, ``title``, ``description``, ``configuration``
 (the chaos server's and the target's URLs, each from the environment with a default), ``secrets`` (the
-chaos server's token from ``SANDBOX_CHAOS_TOKEN``), ``steady-state-hypothesis``, ``method`` and
-``rollbacks`` of HTTP activities with absolute URLs, JSON bodies (``Content-Type: application/json``)
-and the token in an ``Authorization`` header, and ``extensions: [{name: opslab, expected: ...}]``.
+chaos server's token from ``SANDBOX_CHAOS_TOKEN``), a ``steady-state-hypothesis`` (probes of the
+target's health and latency), a ``method`` and ``rollbacks`` of HTTP activities with absolute URLs, JSON
+bodies (``Content-Type: application/json``) and the token in an ``Authorization`` header, and
+``extensions: [{name: opslab, expected: ...}]``.
 Older files with a top-level ``expected`` and relative URLs still load.
 
 ``load_scenarios()`` reads and validates every ``*.yaml`` of a folder (the packaged ``scenarios/`` by
 default); a bad file is an ``InvalidInput`` naming the file and the field. ``run_method`` performs a
 scenario's method against a given chaos server (its URL and token replace the file's) and returns the
-ids of the breaks it started."""
+ids of the breaks it started. It neither judges the steady-state hypothesis (its probes may be HTTP calls
+or the ``python`` probes of ``chaos.probes``) nor plays the ``rollbacks`` (each stops its method's breaks:
+``POST <chaos url>/api/v1/break/<fault>/stop``): its caller watches the target and stops the breaks."""
 
 from __future__ import annotations
 
@@ -71,12 +74,22 @@ class HttpProvider(_Model):
         return match.group(0) if match else self.url
 
 
+class PythonProvider(_Model):
+    """A function chaostoolkit imports and calls (the packaged scenarios' probes: ``chaos.probes``)."""
+
+    type: Literal["python"]
+    module: str
+    func: str
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+
+
 class Probe(_Model):
     type: Literal["probe"] = "probe"
     name: str
     tolerance: JsonValue = None
-    provider: HttpProvider
+    provider: HttpProvider | PythonProvider
     secrets: list[str] = Field(default_factory=list)
+    pauses: Pauses = Field(default_factory=Pauses)
 
 
 class SteadyState(_Model):
@@ -212,8 +225,9 @@ def run_method(scenario: Scenario, chaos_url: str, token: str) -> list[str]:
     host and credentials the file names); the ids of the breaks started."""
     ids: list[str] = []
     headers = {"Authorization": f"Bearer {token}"}
+    last = len(scenario.method) - 1
     with httpx.Client(base_url=chaos_url.rstrip("/"), headers=headers) as client:
-        for activity in scenario.method:
+        for n, activity in enumerate(scenario.method):
             time.sleep(activity.pauses.before)
             p = activity.provider
             timeout = p.timeout if isinstance(p.timeout, float | int) else max(p.timeout)
@@ -227,5 +241,8 @@ def run_method(scenario: Scenario, chaos_url: str, token: str) -> list[str]:
             if not isinstance(brk, dict) or "id" not in brk:
                 raise OperationFailed(f"{activity.name}: the chaos server answered no break id")
             ids.append(str(brk["id"]))
-            time.sleep(activity.pauses.after)
+            if n < last:
+                # The last pause only gives the fault time to show before chaostoolkit's after-hypothesis;
+                # whoever calls this watches the target from the moment the breaks are in.
+                time.sleep(activity.pauses.after)
     return ids
