@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.conftest import needs_sandbox
 from tests.e2e.conftest import Service, clean_env, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,6 +137,7 @@ def test_chaos_scenarios(tmp_path: Path) -> None:
     assert r.returncode == 0 and "bad-deploy-of-the-release-with-a-long-name" in r.stdout, r.stdout
 
 
+@needs_sandbox
 @pytest.mark.parametrize("command", ["run", "query", "compare"])
 def test_lab_runs_trials_and_comparisons(tmp_path: Path, command: str) -> None:
     project = tmp_path / "proj"

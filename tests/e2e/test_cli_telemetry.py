@@ -10,10 +10,11 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, needs_curl
 from tests.e2e.conftest import Service, clean_env, run_cli
 
 
+@needs_curl
 def test_seed_curl_commands_work_verbatim(start_service: Callable[..., Service], tmp_path: Path) -> None:
     svc = start_service()
     script = (FIXTURES / "seed_workflows.sh").read_text().replace("http://localhost:8000", svc.url)

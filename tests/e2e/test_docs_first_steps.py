@@ -22,6 +22,7 @@ import pytest
 
 from opslab.api.server import free_port
 from opslab.config import seed_aliases
+from tests.conftest import needs_sandbox
 from tests.e2e.conftest import OPSLAB, clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +165,9 @@ def test_every_capability_page_has_first_steps() -> None:
         assert first_steps(ROOT / "docs" / f"{name}.md"), name
 
 
-@pytest.mark.parametrize("name", CAPABILITY_PAGES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=needs_sandbox) if n == "lab" else n for n in CAPABILITY_PAGES]
+)
 def test_a_pages_first_steps_run_on_a_fresh_data_dir(tmp_path: Path, name: str) -> None:
     root = tmp_path / "repo"
     root.mkdir()

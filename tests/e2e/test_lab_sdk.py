@@ -16,9 +16,12 @@ from opslab.config import Settings
 from opslab.errors import Conflict, InvalidInput
 from opslab.lab import ExperimentBuilder, LabClient, LabRunnerError, TrialRecord
 from opslab.lab.sdk import RunResult
+from tests.conftest import needs_sandbox
 from tests.e2e.conftest import OPSLAB
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "lab-python"
+
+pytestmark = needs_sandbox  # the SDK's runs use the default network: none
 
 
 def scenario() -> ExperimentBuilder:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, needs_sandbox
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
 
 LAB = str(Path(OPSLAB).with_name("lab"))
@@ -51,6 +51,7 @@ def test_init_writes_an_executable_lab_that_runs_opslab_lab(tmp_path: Path) -> N
     assert out["command"] == "run" and out["run"]["total_trials"] == 3
 
 
+@needs_sandbox
 def test_describe_right_after_init_answers_with_what_is_missing(tmp_path: Path) -> None:
     assert run_cli("lab", "init", env=clean_env(), cwd=tmp_path).returncode == 0
     code, out = envelope(["./lab", "describe", ".lab/experiment.yaml", "--json"], tmp_path)

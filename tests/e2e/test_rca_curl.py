@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, needs_curl
 from tests.e2e.conftest import Service, clean_env, run_cli
 
 # A licensed subset of the real AgentRx traces (tests/fixtures/agentrx/SOURCE.md): the eval end to end.
@@ -22,6 +22,7 @@ def curl(*args: str) -> str:
     ).stdout
 
 
+@needs_curl
 def test_workflows_1_and_2_with_curl(start_service: Callable[..., Service], tmp_path: Path) -> None:
     svc = start_service()
     for name in ("run-001-sufficient", "run-002-insufficient"):

@@ -87,7 +87,9 @@ def results(proj: Path, **kwargs: object) -> list[dict[str, object]]:
 
 
 @needs_netns
-@pytest.mark.parametrize(("mode", "reaches"), [("none", False), ("full", True)])
+@pytest.mark.parametrize(
+    ("mode", "reaches"), [pytest.param("none", False, marks=needs_bwrap), ("full", True)]
+)
 def test_network_none_cannot_reach_the_hosts_loopback_and_full_can(
     tmp_path: Path, servers: tuple[int, int], mode: str, reaches: bool
 ) -> None:
@@ -100,6 +102,7 @@ def test_network_none_cannot_reach_the_hosts_loopback_and_full_can(
 
 
 @needs_netns
+@needs_bwrap
 def test_allowlist_reaches_an_allowed_host_through_the_proxy_and_not_a_forbidden_one(
     tmp_path: Path, servers: tuple[int, int]
 ) -> None:
@@ -137,6 +140,7 @@ def test_allowlist_without_hosts_is_refused(tmp_path: Path) -> None:
 
 
 @needs_netns
+@needs_bwrap
 def test_env_allow_passes_a_secret_and_no_artifact_holds_it(tmp_path: Path) -> None:
     proj = make_project(
         tmp_path, network="none", env_allow=["LAB_API_KEY"], tasks=[{"task_id": "t", "urls": {}}]
@@ -364,7 +368,10 @@ json.dump({"outcome": "success"}, open(a.output, "w"))
 
 
 @needs_netns
-@pytest.mark.parametrize("network", ["none", "allowlist_enforced", "full"])
+@pytest.mark.parametrize(
+    "network",
+    [pytest.param("none", marks=needs_bwrap), pytest.param("allowlist_enforced", marks=needs_bwrap), "full"],
+)
 def test_otel_spans_reach_the_runner_from_every_network_mode(tmp_path: Path, network: str) -> None:
     import sys
 
