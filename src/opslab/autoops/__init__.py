@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from opslab.autoops.dqn import DqnOptimizer, dqn_available
     from opslab.autoops.dqn import observation as dqn_observation
     from opslab.autoops.fixes import suggest_fix
-    from opslab.autoops.metrics import SERIES, BuildMetrics
+    from opslab.autoops.metrics import SERIES, BuildFigures, BuildGroup, BuildMetrics, StoreFigures
     from opslab.autoops.model import (
         ACTIONS,
         ERROR_CLASSES,
@@ -44,7 +44,14 @@ if TYPE_CHECKING:
         expected_duration,
         failure_probabilities,
     )
-    from opslab.autoops.suggestion import FixAction, FixRequest, FixSuggestion, RefusedAdvice
+    from opslab.autoops.suggestion import (
+        FixAction,
+        FixOutcome,
+        FixRequest,
+        FixSuggestion,
+        NearestDocument,
+        RefusedAdvice,
+    )
     from opslab.autoops.views import (
         AutoOpsStatus,
         BuildAccepted,
@@ -73,10 +80,12 @@ __all__ = [
     "BuildRecord",
     "BuildRunner",
     "FixAction",
+    "FixOutcome",
     "FixRequest",
     "FixSuggestion",
     "LoopIn",
     "LoopState",
+    "NearestDocument",
     "PipelinePass",
     "RefusedAdvice",
     "SimulateBuildIn",
@@ -93,6 +102,8 @@ __all__ = [
     "BanditStateStore",
     "BuildConfig",
     "BuildContext",
+    "BuildFigures",
+    "BuildGroup",
     "BuildMetrics",
     "BuildResult",
     "BuildStatus",
@@ -102,6 +113,7 @@ __all__ = [
     "InMemoryBanditStore",
     "Optimizer",
     "OptimizerKind",
+    "StoreFigures",
     "ThompsonOptimizer",
     "bucket_chain",
     "dqn_available",

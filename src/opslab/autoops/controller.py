@@ -6,13 +6,14 @@ any object with the same two methods); every build, simulated or reported by a r
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from pydantic import BaseModel, Field
 
 from opslab.autoops.fixes import suggest_fix
+from opslab.autoops.metrics import BuildFigures, BuildGroup, StoreFigures
 from opslab.autoops.model import (
     ACTIONS,
     Action,
@@ -47,10 +48,17 @@ class BuildLog(Protocol):
 
     def count(self) -> dict[str, int]: ...
 
+    def tally(self, bounds: Sequence[float]) -> list[BuildGroup]:
+        """Every build kept, grouped by status and error class, with how many took at most each bound."""
+        ...
+
 
 class Observer(Protocol):
+    """The build monitor's series: told of each build and choice, and given the shared figures to report."""
+
     def observe(self, result: BuildResult) -> None: ...
     def set_confidence(self, value: float) -> None: ...
+    def attach(self, figures: BuildFigures) -> None: ...
 
 
 class PipelinePass(BaseModel):
@@ -76,6 +84,10 @@ class AutoOps:
     ) -> None:
         self.runner, self.optimizer, self.knowledge, self.builds = runner, optimizer, knowledge, builds
         self.observer, self.chat = observer, chat
+        # What `opslab autoops status` and /metrics report: the store's figures, not this process's.
+        self.figures = StoreFigures(builds, optimizer)
+        if observer is not None:
+            observer.attach(self.figures)
 
     def simulate(
         self,

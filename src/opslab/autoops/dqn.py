@@ -93,6 +93,7 @@ class DqnOptimizer:
         self.actions = tuple(actions)
         self._index = {a.action_id: i for i, a in enumerate(self.actions)}
         self._store, self._autosave = store, autosave
+        self._seed, self._buffer_size = seed, buffer_size
         self._rng = np.random.default_rng(seed)
         self._torch = torch
         self._exploration, self._final = exploration_builds, final_epsilon
@@ -191,6 +192,20 @@ class DqnOptimizer:
 
     def save(self) -> None:
         self._store.save(self.state())
+
+    def reloaded(self) -> DqnOptimizer:
+        """A new optimizer from the state saved now, seeded as this one was (it saves nothing itself).
+        Builds a network: ``/metrics`` pays it at every scrape with the DQN."""
+        return DqnOptimizer(
+            self.actions,
+            store=self._store,
+            seed=self._seed,
+            exploration_builds=self._exploration,
+            final_epsilon=self._final,
+            learning_starts=self._starts,
+            buffer_size=self._buffer_size,
+            autosave=False,
+        )
 
     def _save(self) -> None:
         if self._autosave:

@@ -60,6 +60,7 @@ class ThompsonOptimizer:
         if len(self._index) != len(self.actions):
             raise InvalidInput.for_field("actions", "action ids must be unique")
         self._store = store
+        self._seed = seed
         self._rng = np.random.default_rng(seed)
         self._shrinkage = shrinkage
         self._samples = confidence_samples
@@ -145,6 +146,17 @@ class ThompsonOptimizer:
     def save(self) -> None:
         """Save now (with ``autosave=False`` nothing is saved otherwise)."""
         self._store.save(self.state())
+
+    def reloaded(self) -> ThompsonOptimizer:
+        """A new optimizer from the state saved now, seeded as this one was (it saves nothing itself)."""
+        return ThompsonOptimizer(
+            self.actions,
+            store=self._store,
+            seed=self._seed,
+            shrinkage=self._shrinkage,
+            confidence_samples=self._samples,
+            autosave=False,
+        )
 
     def _restore(self, state: BanditState) -> None:
         # Columns follow action ids, so a catalog that gained or lost actions keeps what it can.

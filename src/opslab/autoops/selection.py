@@ -33,6 +33,12 @@ class Optimizer(Protocol):
 
     def save(self) -> None: ...
 
+    def reloaded(self) -> Optimizer:
+        """A new optimizer over the same store, from the state saved there now (another process may have
+        learned since), sampling as a new process does (the same seed): what ``opslab autoops status``
+        answers, and ``/metrics`` with it."""
+        ...
+
 
 def state_name(kind: OptimizerKind) -> str:
     """The name an optimizer's state is stored under (the bandit's predates the choice: ``default``)."""

@@ -45,10 +45,41 @@ class RefusedAdvice(BaseModel):
     reason: str = Field(description="Why it was refused, e.g. force-push.")
 
 
+FixOutcome = Literal["fix", "no_known_fix", "nothing_to_fix"]
+
+
+class NearestDocument(BaseModel):
+    """The document retrieval matched best when it did not match well enough for its fix to be offered:
+    context for the person the failure is escalated to, not a fix."""
+
+    document_id: str
+    title: str
+    score: float = Field(description="Its retrieval score (BM25).")
+    confidence: float = Field(
+        ge=0, le=1, description="How surely it covers the error (below min_confidence)."
+    )
+    min_confidence: float = Field(ge=0, le=1, description="The confidence a document's fix needs.")
+
+
 class FixSuggestion(BaseModel):
     suggestion: str
     document_id: str | None = Field(description="The runbook or incident the suggestion comes from.")
     score: float = Field(description="Retrieval score of that document (BM25; 0 when none).")
+    outcome: FixOutcome = Field(
+        "fix",
+        description='"fix" (from document_id), "no_known_fix" (nothing matches well enough: see nearest) or '
+        '"nothing_to_fix" (the build succeeded).',
+    )
+    confidence: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="How surely document_id covers this error: 1 when the error names the failure it is "
+        "about (or its error_class does), else retrieval's weight on it among every document.",
+    )
+    nearest: NearestDocument | None = Field(
+        None, description="With no known fix: the closest document and its score, as context (not a fix)."
+    )
     config_change: dict[str, JsonValue] | None = Field(
         None, description="Build settings the document recommends (a prior for the optimizer)."
     )

@@ -1,5 +1,5 @@
-"""``opslab autoops run|serve|import|status``: the seed's single demo, its continuous mode on port 9000,
-and builds from a real CI's history."""
+"""``opslab autoops run|serve|suggest|import|status``: the seed's single demo, its continuous mode on port
+9000, the fix responder asked directly, and builds from a real CI's history."""
 
 from __future__ import annotations
 
@@ -15,8 +15,11 @@ from rich.markup import escape
 from opslab.cli.context import JsonOption, console, err_console, print_json, settings
 
 if TYPE_CHECKING:
+    from opslab.autoops import FixSuggestion
     from opslab.config import Settings
     from opslab.runtime import Runtime
+
+MAX_PROBLEMS = 50  # bad fields named by a refused import (the count says how many lines were bad)
 
 autoops_app = typer.Typer(
     help="Build pipeline agents: monitor, configuration optimizer, fix responder, controller.",
@@ -107,6 +110,8 @@ def run(
                 "suggestion": p.responder.suggestion,
                 "source": p.responder.document_id,
             }
+            if p.responder.nearest is not None:
+                responder["nearest"] = _nearest(p.responder)
         else:
             responder = {"suggestion": None, "reason": "the build succeeded"}
         console.print(f"[Monitor]  -> {escape(_seed_repr(p.monitor))}", highlight=False, soft_wrap=True)
@@ -152,6 +157,77 @@ def serve(
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
+@autoops_app.command("suggest")
+def suggest(
+    error: Annotated[list[str], typer.Argument(help="The failed build's error text (words are joined).")],
+    error_class: Annotated[
+        str | None,
+        typer.Option(
+            "--error-class",
+            help="The CI's own classification: oom, image_pull, dependency_resolution, flaky_test, timeout.",
+            show_default=False,
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option("--log", help="The build log; its last 20 lines are searched too.", show_default=False),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The fix responder, asked directly (POST /suggest_fix's answer): the runbook's fix and its steps, or
+    "no known fix" with the nearest document as context when nothing covers the error surely enough."""
+    from pydantic import ValidationError
+
+    from opslab.autoops import FixRequest
+    from opslab.errors import InvalidInput, invalid_from_pydantic
+
+    logs: list[str] = []
+    if log_file is not None:
+        try:
+            logs = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+        except OSError as exc:
+            raise InvalidInput.for_field("--log", f"cannot read {log_file}: {exc}") from None
+    try:
+        request = FixRequest.model_validate(
+            {"error": " ".join(error), "error_class": error_class, "logs": logs}
+        )
+    except ValidationError as exc:
+        raise invalid_from_pydantic(list(exc.errors(include_url=False))) from None
+    rt = _runtime()
+    try:
+        fix = rt.autoops().suggest(request)
+    finally:
+        rt.close()
+    if as_json:
+        print_json(fix.model_dump(mode="json"))
+        return
+    if fix.outcome != "fix":
+        console.print(escape(fix.suggestion), highlight=False, soft_wrap=True)
+        if fix.nearest is not None:
+            console.print(f"nearest, not a fix: {escape(_nearest(fix))}", highlight=False, soft_wrap=True)
+        return
+    console.print(
+        f"{escape(fix.suggestion)}  [dim]({escape(str(fix.document_id))}, confidence "
+        f"{fix.confidence if fix.confidence is not None else 0:.2f})[/dim]",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for n, step in enumerate(fix.actions, start=1):
+        note = f" ({step.note})" if step.note else ""
+        console.print(f"  {n}. {escape(step.text + note)}", highlight=False, soft_wrap=True)
+
+
+def _nearest(fix: FixSuggestion) -> str:
+    """The nearest document of a "no known fix", in one line: context, not a fix."""
+    n = fix.nearest
+    if n is None:
+        return ""
+    return (
+        f"{n.document_id} ({n.title!r}: score {n.score:.2f}, confidence {n.confidence:.2f} "
+        f"< {n.min_confidence:.2f})"
+    )
+
+
 @autoops_app.command("import")
 def import_builds(
     file: Annotated[
@@ -159,8 +235,8 @@ def import_builds(
     ],
     as_json: JsonOption = False,
 ) -> None:
-    """Teach the optimizer from a real CI's history. Every line is checked first; one bad line refuses the
-    file (naming the line and field) and nothing is stored."""
+    """Teach the optimizer from a real CI's history. Every line is checked first; a bad line refuses the
+    file and nothing is stored: each bad line is named (FILE:LINE: field: reason), exit code 2."""
     from pydantic import ValidationError
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
@@ -172,16 +248,33 @@ def import_builds(
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput.for_field("FILE", f"cannot read {file}: {exc}") from None
     builds: list[BuildIn] = []
+    problems: list[dict[str, Any]] = []  # every field of every bad line, each with its line
+
+    def problem(n: int, field: str, message: str) -> dict[str, Any]:
+        # The plain-text report prints fields, not lines: there the field says where ("FILE:3: duration").
+        return {"field": field if as_json else f"{file}:{n}: {field}", "message": message, "line": n}
+
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            builds.append(BuildIn.model_validate_json(line))
+            build = BuildIn.model_validate_json(line)
         except ValidationError as exc:
-            err = invalid_from_pydantic(list(exc.errors(include_url=False)))
-            raise InvalidInput(f"{file}:{n}: {err.message}", details={"line": n, **err.details}) from None
-        if builds[-1].status == "failed" and not builds[-1].error:
-            raise InvalidInput(f"{file}:{n}: error: a failed build needs its error text", details={"line": n})
+            found = invalid_from_pydantic(list(exc.errors(include_url=False))).details["errors"]
+            problems.extend(problem(n, p["field"], p["message"]) for p in found)
+            continue
+        if build.status == "failed" and not build.error:
+            problems.append(problem(n, "error", "a failed build needs its error text"))
+            continue
+        builds.append(build)
+    if problems:
+        first, bad = problems[0], sorted({p["line"] for p in problems})
+        where = f"{file}:{first['line']}: " if as_json else ""  # in plain text the field says it
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise InvalidInput(
+            f"{where}{first['field']}: {first['message']}{more}",
+            details={"errors": problems[:MAX_PROBLEMS], "line": bad[0], "lines": bad[:MAX_PROBLEMS]},
+        )
     rt = _runtime()
     try:
         auto = rt.autoops()
@@ -211,13 +304,11 @@ def import_builds(
 @autoops_app.command("status")
 def status(as_json: JsonOption = False) -> None:
     """Builds kept, by status, and the optimizer's best configuration for a default pipeline."""
-    from opslab.autoops import BuildContext
-
     rt = _runtime()
     try:
         auto = rt.autoops()
         counts = auto.builds.count()
-        best = auto.best(BuildContext())
+        best = auto.figures.best()  # what /metrics reports as autoops_optimizer_confidence
     finally:
         rt.close()
     data = {"builds": counts, "best_action": best.model_dump(mode="json")}

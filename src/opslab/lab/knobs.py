@@ -6,6 +6,8 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,38 +107,117 @@ def _set_pointer(doc: Any, pointer: str, value: Any, field: str) -> None:
     container[key] = value
 
 
-def validate_manifest(manifest: Any) -> dict[str, dict[str, Any]]:
-    """The manifest's knobs by id; each must have an id, a JSON pointer, a known type, sane bounds."""
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("knobs"), list):
-        raise InvalidInput.for_field("manifest", 'expected {"knobs": [...]}')
-    knobs: dict[str, dict[str, Any]] = {}
-    for i, knob in enumerate(manifest["knobs"]):
-        where = f"knobs[{i}]"
-        if not isinstance(knob, dict):
-            raise InvalidInput.for_field(where, "expected an object")
-        knob_id = knob.get("id")
-        if not isinstance(knob_id, str) or not knob_id:
-            raise InvalidInput.for_field(f"{where}.id", "a non-empty string is required")
-        if knob_id in knobs:
-            raise InvalidInput.for_field(f"{where}.id", f"{knob_id!r} is declared twice")
-        _pointer_parts(str(knob.get("json_pointer", "")), f"{where}.json_pointer")
-        if not isinstance(knob.get("type"), str) or knob["type"] not in _TYPES:
-            raise InvalidInput.for_field(
-                f"{where}.type", f"one of {sorted(_TYPES)}, got {knob.get('type')!r}"
-            )
-        for bound in ("minimum", "maximum"):
-            b = knob.get(bound)
-            if bound in knob and (
-                not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b)
-            ):
-                raise InvalidInput.for_field(f"{where}.{bound}", "must be a finite number")
-        if "minimum" in knob and "maximum" in knob and knob["minimum"] > knob["maximum"]:
-            raise InvalidInput.for_field(f"{where}.minimum", "is above the maximum")
-        for key, allowed in (("role", ROLES), ("scientific_role", SCIENTIFIC_ROLES)):
-            if key in knob and knob[key] not in allowed:
-                raise InvalidInput.for_field(f"{where}.{key}", f"one of {list(allowed)}, got {knob[key]!r}")
-        knobs[knob_id] = knob
+def validate_manifest(manifest: Any, *, lines: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """The manifest's knobs by id; each must have an id, a JSON pointer, a known type, sane bounds. Every
+    problem of every knob is refused at once, each naming its field (and, given ``lines`` — where each
+    knob starts in the file — its line)."""
+    knobs, problems = manifest_problems(manifest, lines=lines)
+    if problems:
+        raise InvalidInput.for_fields(problems)
     return knobs
+
+
+def manifest_problems(
+    manifest: Any, *, lines: list[int] | None = None
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """The manifest's valid knobs by id, and every problem of the others (``{"field", "message"}``, with
+    ``"line"`` when known)."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("knobs"), list):
+        return {}, [{"field": "manifest", "message": 'expected {"knobs": [...]}'}]
+    knobs: dict[str, dict[str, Any]] = {}
+    problems: list[dict[str, Any]] = []
+    ids: set[str] = set()
+    for i, knob in enumerate(manifest["knobs"]):
+        found = _knob_problems(knob, f"knobs[{i}]", ids)
+        line = lines[i] if lines is not None and i < len(lines) else None
+        for field, message in found:
+            problems.append(
+                {"field": field, "message": f"{message} (line {line})", "line": line}
+                if line is not None
+                else {"field": field, "message": message}
+            )
+        if not found:
+            knobs[knob["id"]] = knob
+    return knobs, problems
+
+
+def _knob_problems(knob: Any, where: str, ids: set[str]) -> list[tuple[str, str]]:
+    """Every problem of one knob, as (field, message); its id joins ``ids``."""
+    if not isinstance(knob, dict):
+        return [(where, "expected an object")]
+    found: list[tuple[str, str]] = []
+    knob_id = knob.get("id")
+    if not isinstance(knob_id, str) or not knob_id:
+        found.append((f"{where}.id", "a non-empty string is required"))
+    elif knob_id in ids:
+        found.append((f"{where}.id", f"{knob_id!r} is declared twice"))
+    else:
+        ids.add(knob_id)
+    try:
+        _pointer_parts(str(knob.get("json_pointer", "")), f"{where}.json_pointer")
+    except InvalidInput as exc:
+        found.append((f"{where}.json_pointer", exc.message.removeprefix(f"{where}.json_pointer: ")))
+    if not isinstance(knob.get("type"), str) or knob["type"] not in _TYPES:
+        found.append((f"{where}.type", f"one of {sorted(_TYPES)}, got {knob.get('type')!r}"))
+    finite = True
+    for bound in ("minimum", "maximum"):
+        b = knob.get(bound)
+        if bound in knob and (not isinstance(b, int | float) or isinstance(b, bool) or not math.isfinite(b)):
+            found.append((f"{where}.{bound}", "must be a finite number"))
+            finite = False
+    if finite and "minimum" in knob and "maximum" in knob and knob["minimum"] > knob["maximum"]:
+        found.append((f"{where}.minimum", "is above the maximum"))
+    for key, allowed in (("role", ROLES), ("scientific_role", SCIENTIFIC_ROLES)):
+        if key in knob and knob[key] not in allowed:
+            found.append((f"{where}.{key}", f"one of {list(allowed)}, got {knob[key]!r}"))
+    return found
+
+
+def knob_lines(text: str) -> list[int] | None:
+    """The line each element of the top-level ``"knobs"`` array starts on in a manifest's JSON text
+    (``None`` when the text is not such an object)."""
+    decoder = json.JSONDecoder()
+    space = re.compile(r"\s*")
+
+    def skip(pos: int) -> int:
+        match = space.match(text, pos)
+        return match.end() if match else pos
+
+    try:
+        pos = skip(0)
+        if text[pos : pos + 1] != "{":
+            return None
+        pos += 1
+        while True:
+            pos = skip(pos)
+            if text[pos : pos + 1] != '"':
+                return None
+            key, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if text[pos : pos + 1] != ":":
+                return None
+            pos = skip(pos + 1)
+            if key == "knobs" and text[pos : pos + 1] == "[":
+                return _element_lines(text, pos + 1, decoder, skip)
+            _, pos = decoder.raw_decode(text, pos)
+            pos = skip(pos)
+            if text[pos : pos + 1] != ",":
+                return None
+            pos += 1
+    except ValueError:
+        return None
+
+
+def _element_lines(text: str, pos: int, decoder: json.JSONDecoder, skip: Callable[[int], int]) -> list[int]:
+    lines: list[int] = []
+    pos = skip(pos)
+    while text[pos : pos + 1] not in ("]", ""):
+        lines.append(text.count("\n", 0, pos) + 1)
+        _, pos = decoder.raw_decode(text, pos)
+        pos = skip(pos)
+        if text[pos : pos + 1] == ",":
+            pos = skip(pos + 1)
+    return lines
 
 
 def _check_value(knob: dict[str, Any], value: Any, field: str) -> None:
@@ -180,11 +261,19 @@ def load_overrides(
                 "manifest_path",
                 f"{manifest_path}: no such file (relative paths resolve against the project root {root})",
             )
-    knobs = validate_manifest(_read(manifest_path, "--manifest" if manifest else "manifest_path"))
+    what = "--manifest" if manifest else "manifest_path"
+    knobs = validate_manifest(_read(manifest_path, what), lines=knob_lines(manifest_path.read_text()))
+    problems: list[dict[str, Any]] = []
     for knob_id, value in overrides["values"].items():
-        if knob_id not in knobs:
-            raise InvalidInput.for_field(f"values.{knob_id}", "not declared in the knob manifest")
-        _check_value(knobs[knob_id], value, f"values.{knob_id}")
+        field = f"values.{knob_id}"
+        try:
+            if knob_id not in knobs:
+                raise InvalidInput.for_field(field, "not declared in the knob manifest")
+            _check_value(knobs[knob_id], value, field)
+        except InvalidInput as exc:
+            problems.extend(exc.details["errors"])
+    if problems:
+        raise InvalidInput.for_fields(problems)
     return manifest_path, knobs, dict(overrides["values"])
 
 
@@ -210,8 +299,14 @@ def apply_overrides(
 def check_pointers(config: dict[str, Any], knobs: dict[str, dict[str, Any]]) -> None:
     """Every knob points into the experiment (its parent exists), so an override can never go astray."""
     probe = copy.deepcopy(config)
+    problems: list[dict[str, Any]] = []
     for knob_id, knob in knobs.items():
-        _set_pointer(probe, str(knob["json_pointer"]), None, f"{knob_id}.json_pointer")
+        try:
+            _set_pointer(probe, str(knob["json_pointer"]), None, f"{knob_id}.json_pointer")
+        except InvalidInput as exc:
+            problems.extend(exc.details["errors"])
+    if problems:
+        raise InvalidInput.for_fields(problems)
 
 
 def init_files(*, force: bool) -> list[str]:

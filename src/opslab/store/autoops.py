@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, case, func, insert, select, update
 
-from opslab.autoops import BuildRecord, BuildStatus
+from opslab.autoops import BuildGroup, BuildRecord, BuildStatus
 from opslab.store.engine import write_tx
 from opslab.store.tables import autoops_builds, autoops_state
 
@@ -80,3 +81,25 @@ class SqlBuildLog:
         query = select(autoops_builds.c.status, func.count()).group_by(autoops_builds.c.status)
         with self.engine.connect() as conn:
             return {str(status): int(n) for status, n in conn.execute(query).all()}
+
+    def tally(self, bounds: Sequence[float]) -> list[BuildGroup]:
+        """Every build, grouped by status and error class, with how many took at most each bound: one
+        aggregate query (what ``/metrics`` reads at each scrape)."""
+        b = autoops_builds.c
+        duration = b.record[("result", "duration")].as_float()
+        within = [func.sum(case((duration <= bound, 1), else_=0)) for bound in bounds]
+        query = select(
+            b.status, b.error_class, func.count(), func.coalesce(func.sum(duration), 0.0), *within
+        ).group_by(b.status, b.error_class)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            BuildGroup(
+                status=cast(BuildStatus, status),
+                error_class=error_class,
+                count=int(n),
+                duration_sum=float(total),
+                within=tuple(int(w or 0) for w in counts),
+            )
+            for status, error_class, n, total, *counts in rows
+        ]

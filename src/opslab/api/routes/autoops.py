@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from anyio import to_thread
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, FastAPI, Query, Request
 
 from opslab.api.background import AutoOpsLoop
 from opslab.api.deps import RuntimeDep, service_handle
@@ -26,9 +29,23 @@ from opslab.autoops import (
     SimulateBuildIn,
     SimulatedBuild,
 )
-from opslab.errors import InvalidInput
+from opslab.errors import InvalidInput, OpslabError
 
-router = APIRouter(tags=["autoops"])
+log = logging.getLogger("opslab.autoops")
+
+
+@asynccontextmanager
+async def _monitor(app: FastAPI) -> AsyncIterator[None]:
+    """The controller starts with the service, so /metrics reports the builds and the optimizer from the
+    database from the first scrape, not from this process's first build."""
+    try:
+        await to_thread.run_sync(app.state.runtime.autoops)
+    except OpslabError as exc:  # e.g. the dqn optimizer without its extra: its routes say so when asked
+        log.warning("autoops not started: %s", exc)
+    yield
+
+
+router = APIRouter(tags=["autoops"], lifespan=_monitor)
 
 
 @router.post("/simulate_build")
