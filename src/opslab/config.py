@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         description="Folders of lab runs the dashboard lists (a JSON list or comma-separated; each a project "
         "root, its .lab/runs, or a folder of run directories); the data dir's lab/runs is always listed.",
     )
+    lab_trial_zygote: bool = Field(
+        default=True,
+        description="Isolated trials start in fresh namespaces inside one sandbox per worker (a zygote), not "
+        "in a new bubblewrap sandbox each; false: a sandbox per trial (slower, the same guarantees).",
+    )
     lab_allowed_roots: ListSetting[Path] = Field(
         default_factory=list,
         description="Folders the service may run lab experiments from (POST /lab/runs; a JSON list or "

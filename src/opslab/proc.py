@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Protocol
 
 from opslab.capped_log import LAST_READ, CappedLog, drain
 from opslab.errors import Unavailable
@@ -58,6 +58,7 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
 
 
 _running: set[subprocess.Popen[bytes]] = set()
+_remotes: set[Remote] = set()  # ``run_remote``'s processes still running
 _running_lock = threading.Lock()
 
 
@@ -73,6 +74,8 @@ def kill_running() -> None:
     for p in list(_running):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(p.pid, signal.SIGKILL)
+    for remote in list(_remotes):
+        remote.kill()
 
 
 def run(
@@ -138,6 +141,85 @@ def run(
     if timed_out:
         return ProcResult(tuple(argv), None, duration, timed_out=True)
     return ProcResult(tuple(argv), code, duration)
+
+
+class Remote(Protocol):
+    """A process started elsewhere for this one (a sandbox's zygote), waiting until ``go``."""
+
+    pid: int  # this machine's pid
+    error: str | None  # why it could not run, once ``wait`` returned
+
+    def go(self) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self) -> int | None: ...
+    def close(self) -> None: ...
+
+
+def run_remote(
+    label: str,
+    begin: Callable[[int, int], Remote],
+    *,
+    timeout_s: float,
+    stdout: CappedLog | None = None,
+    stderr: CappedLog | None = None,
+    started: Callable[[int], None] | None = None,
+) -> ProcResult:
+    """``run`` for a process that ``begin(stdout_fd, stderr_fd)`` has started elsewhere: ``started`` runs
+    with its pid before it is let go, its streams are kept as ``run`` keeps them, and at ``timeout_s`` it
+    is killed (with it, what it started: its starter ends the rest)."""
+    start = time.perf_counter()
+    capped = _Capped(stdout or subprocess.DEVNULL, stderr or subprocess.DEVNULL)
+    with capped, _opened(capped.stdout) as out, _opened(capped.stderr) as err:
+        try:
+            remote = begin(_fileno(out), _fileno(err))
+        except OSError as exc:
+            return ProcResult((label,), None, 0.0, start_error=f"could not start {label!r}: {exc}")
+        capped.started()
+        timed_out: list[bool] = []
+
+        def expire() -> None:
+            timed_out.append(True)
+            remote.kill()
+
+        ticket = WATCHDOG.arm(timeout_s, expire)
+        failed: str | None = None
+        with _running_lock:
+            _remotes.add(remote)
+        try:
+            try:
+                if started is not None:
+                    started(remote.pid)
+                remote.go()
+            except Exception as exc:  # noqa: BLE001 - a value: the process never runs unprepared
+                failed = f"could not start {label!r}: {exc}"
+                remote.kill()
+            if capped.logs and failed is None:
+                capped.pump(remote.pid)
+            code = remote.wait()
+        finally:
+            WATCHDOG.disarm(ticket)
+            with _running_lock:
+                _remotes.discard(remote)
+            remote.close()
+    duration = time.perf_counter() - start
+    if failed is None and remote.error is not None:
+        failed = f"could not start {label!r}: {remote.error}"
+    if failed is not None:
+        return ProcResult((label,), None, duration, start_error=failed)
+    if timed_out:
+        return ProcResult((label,), None, duration, timed_out=True)
+    return ProcResult((label,), code, duration)
+
+
+def _fileno(sink: int | IO[bytes] | None) -> int:
+    if sink is None or (isinstance(sink, int) and sink < 0):
+        return _devnull_w()
+    return sink if isinstance(sink, int) else sink.fileno()
+
+
+@functools.cache
+def _devnull_w() -> int:
+    return os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
 
 
 class Child:

@@ -127,21 +127,28 @@ def run_harness(
     pass_fds: Sequence[int] = (),
     started: Callable[[int], None] | None = None,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
+    remote: Callable[[int, int], proc.Remote] | None = None,
 ) -> HarnessResult:
-    """Run the harness; its output file is read as untrusted data (``untrusted``), at most
-    ``max_output_bytes`` of it."""
-    res = proc.run(
-        argv,
-        timeout_s=timeout_s,
-        cwd=cwd,
-        env=env,
-        stdout=stdout,
-        stderr=stderr,
-        tie_to_parent=tie_to_parent,
-        pre_exec=pre_exec,
-        pass_fds=pass_fds,
-        started=started,
-    )
+    """Run the harness (``remote``: started by a sandbox's zygote, see ``isolation.zygote``); its output
+    file is read as untrusted data (``untrusted``), at most ``max_output_bytes`` of it."""
+    if remote is not None:
+        assert isinstance(stdout, CappedLog) and isinstance(stderr, CappedLog)
+        res = proc.run_remote(
+            argv[0], remote, timeout_s=timeout_s, stdout=stdout, stderr=stderr, started=started
+        )
+    else:
+        res = proc.run(
+            argv,
+            timeout_s=timeout_s,
+            cwd=cwd,
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            tie_to_parent=tie_to_parent,
+            pre_exec=pre_exec,
+            pass_fds=pass_fds,
+            started=started,
+        )
     duration = res.duration_s * 1000
     if res.start_error:
         return HarnessResult("error", {}, None, 0.0, f"harness: {res.start_error}")

@@ -205,8 +205,8 @@ def execute(
                 # Records are made durable here, a batch at a time, not by each trial.
                 ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
                 pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate, stop)
-            # The pool is closed at once on an interrupt: that stops the trials.
-            with contextlib.closing(pool), RecordLog(run_dir) as log:
+            # The pool is closed at once on an interrupt: that stops the trials (and their workers' zygotes).
+            with contextlib.closing(pool), _closing_workers(isolation), RecordLog(run_dir) as log:
                 for batch in pool:
                     log.commit(
                         (done.trial_id for done in batch),
@@ -223,6 +223,15 @@ def execute(
             raise RunInterrupted(name, run_dir=run_dir, status=status) from None
     stopped = tally.done < total and gate.stopped()  # trials left that the stop kept from starting
     return _set_status(manifest_path, "stopped" if stopped else "completed")
+
+
+@contextlib.contextmanager
+def _closing_workers(isolation: IsolationPlan | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if isolation is not None:
+            isolation.close()
 
 
 def _set_status(manifest_path: Path, status: RunStatus) -> Manifest:

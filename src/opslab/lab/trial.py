@@ -197,6 +197,7 @@ def run_trial_written(
             trainer=cfg.experiment.workload_type == "trainer",
             tie_to_parent=ctx.tie_to_runner,
             max_output_bytes=limits.output_mb * MIB,
+            remote=launch.remote,
         )
     finally:
         launch.close()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from opslab.lab.isolation.sandbox import Admission
+from opslab.proc import Remote
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Launch:
     release: Callable[[], None] | None = None  # ends what is left of the trial (its pids group)
     admission: Admission | None = None
     on_start: Callable[[int], None] | None = None  # a host process's admission: its group, its limits
+    remote: Callable[[int, int], Remote] | None = None  # started by the worker's zygote, not executed here
 
     @property
     def pass_fds(self) -> tuple[int, ...]:

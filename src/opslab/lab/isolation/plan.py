@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opslab.config import Settings
 from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
 from opslab.lab.isolation import engine as oci
-from opslab.lab.isolation import limits, netns, pids, privilege, sandbox
+from opslab.lab.isolation import limits, netns, pids, privilege, sandbox, zygote
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.limits import TrialLimits
@@ -78,6 +79,7 @@ class IsolationPlan:
     host_group: bool = False  # a host trial gets a cgroup (the experiment limits its pids or memory)
     # The process that made the plan: a trial thread in another one is in a worker forked for this run.
     owner_pid: int = field(default_factory=os.getpid)
+    _zygotes: zygote.Zygotes = field(default_factory=zygote.Zygotes, repr=False, compare=False)
 
     @property
     def private_network(self) -> bool:
@@ -117,6 +119,24 @@ class IsolationPlan:
         if self.sandbox == "oci":
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
+        elif self.sandboxed and (zyg := self._zygote(argv, ws, out_dir, env, forwards)) is not None:
+            group = self._group(pids.hierarchy() if self.pids_limit else None)
+            rlimits = self.limits.rlimits(memory_in_cgroup=group is not None and group.memory_limited)
+            request = {
+                "uid": os.getuid(),
+                "gid": os.getgid(),
+                "mounts": [
+                    *sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=self.limits.tmp_bytes)[0],
+                    *(["tmpfs", path, "mode=755"] for path in zyg.covered),
+                ],
+                "cwd": ws,
+                "argv": argv,
+                "env": env,
+            }
+            remote = functools.partial(zyg.start, request)
+            on_start = _Starter(group, rlimits)
+            release = group.release if group is not None else None
+            return Launch(argv, ws, env, None, in_seen, out_seen, (), release, None, on_start, remote)
         elif self.sandboxed:
             base = pids.hierarchy() if self.pids_limit else None
             group = self._group(base)
@@ -167,6 +187,45 @@ class IsolationPlan:
                 *argv,
             ]
         return Launch(argv, ws, env, pre_exec, in_seen, out_seen, fds, release, admission, on_start)
+
+    def close(self) -> None:
+        """End the workers' zygotes (made again if a trial comes after)."""
+        self._zygotes.close()
+
+    def _zygote(
+        self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], forwards: list[str]
+    ) -> zygote.Zygote | None:
+        """The worker's zygote for a local sandbox of its own network (``zygote``), or None: a sandbox
+        per trial (an image, the bridge's services, a zygote this machine cannot have, or
+        ``OPSLAB_LAB_TRIAL_ZYGOTE=false``)."""
+        if self.sandbox != "local" or forwards or not self.private_network or not _zygote_enabled():
+            return None
+        python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
+        tmp = self.limits.tmp_bytes
+        view = sandbox.host_view(argv[0], env.get("PATH", ""), python_path, self.read_only, tmp)
+        trials = os.path.dirname(os.path.dirname(ws))
+        _, outside = sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=None)
+        key = (view, trials, outside)
+        args = [
+            *sandbox.namespaces(),
+            "--cap-add",
+            "CAP_SETFCAP",  # so that the trial's own user namespace may map root: it drops it again
+            "--unshare-net",
+            "--as-pid-1",
+            *view,
+            *zygote.interpreter_view(view),
+            "--bind",
+            trials,
+            trials,
+            *(arg for path in outside if not path.startswith("/tmp/") for arg in ("--dir", path)),
+            "--remount-ro",
+            "/dev",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/",
+        ]
+        return self._zygotes.for_thread(key, args, zygote.covered(view))
 
     def _group(self, base: str | None) -> pids.TrialGroup | None:
         if base is None:
@@ -317,6 +376,11 @@ def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPl
         limits=TrialLimits.of(rt.limits),
         host_group=rt.limits.pids is not None or rt.limits.memory_mb is not None,
     )
+
+
+@functools.cache
+def _zygote_enabled() -> bool:
+    return Settings.load().lab_trial_zygote
 
 
 class _Starter:

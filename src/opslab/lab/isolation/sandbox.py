@@ -175,6 +175,29 @@ def trial_mounts(
     return [*args, "--chdir", ws_at]
 
 
+def zygote_mounts(
+    *, ws: str, out: str, env: Mapping[str, str], tmp_bytes: int | None
+) -> tuple[list[list[str]], tuple[str, ...]]:
+    """``trial_mounts`` as a worker's zygote makes them in the trial's own mount namespace (``zygote``):
+    a fresh ``/tmp``, ``/run`` and ``/dev/shm``, the run's trial folders covered and this trial's own
+    bound back. Also the folders outside the trial's that it gets as an empty tmpfs (home, TMPDIR),
+    which the worker's sandbox must hold as mount points."""
+    size = f",size={tmp_bytes}" if tmp_bytes else ""
+    ops = [["tmpfs", "/tmp", f"mode=1777{size}"], ["tmpfs", "/run", "mode=755"]]
+    ops.append(["tmpfs", "/dev/shm", "mode=1777"])
+    trial_dir = os.path.dirname(ws)
+    binds, outside = [["bind", ws, ws], ["bind", out, out]], []
+    for path in dict.fromkeys(env.get(var, "") for var in ("HOME", "TMPDIR")):
+        if not os.path.isabs(path) or path in ("/", "/tmp") or _under(path, SYSTEM_DIRS):
+            continue
+        if _under(path, (trial_dir,)) and os.path.isdir(path):
+            binds.append(["bind", path, path])
+        elif not _under(path, (trial_dir,)):
+            ops.append(["tmpfs", path, "mode=755"])
+            outside.append(path)
+    return [*ops, ["tmpfs", os.path.dirname(trial_dir), "mode=755"], *binds], tuple(outside)
+
+
 class Admission:
     """How a trial's sandbox enters its pids group and gets its resource limits without a ``pre_exec``
     (which would cost a fork of the runner's worker per trial, where a vfork does): bubblewrap names its
