@@ -258,6 +258,17 @@ def lab_isolation(r: dict[str, Any]) -> list[Row]:
         if name == "host_none" and limit is not None:
             row.target, row.met = f"≤ {_num(limit, ' ms')}", bool(_g(r, "budget", "met"))
         rows.append(row)
+        floor_s = _g(r, "floor", "wall_s")
+        if m.get("ratio_to_xargs") is not None and floor_s is not None:
+            row = Row(
+                f"{r.get('trials')} no-op trials, {name}, concurrency {r.get('concurrency')}: wall",
+                _num(m.get("wall_s"), " s", 2),
+                f"xargs -P {r.get('concurrency')} of the same harness {_num(floor_s, ' s', 2)}",
+                _num(m.get("ratio_to_xargs"), "×", 2),
+            )
+            if name == "host_none":
+                row.target, row.met = "≤ 3×", m["ratio_to_xargs"] <= 3
+            rows.append(row)
     return rows
 
 

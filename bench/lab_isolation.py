@@ -1,11 +1,14 @@
 """What isolation costs per trial: the same no-op harness under every isolation mode, side by side in the
-same run, each against the unisolated host run (network ``full``, no sandbox) as its peer.
+same run, each against the unisolated host run (network ``full``, no sandbox) as its peer and against
+the floor, ``xargs -P <concurrency>`` running the same script (measured in every round).
 
-Modes: ``none`` (the trial sandbox: bubblewrap in a private network namespace), ``allowlist_enforced``
-(the same, the bridge and the runner's egress proxy), and the sandbox over a busybox root filesystem with
-network ``none``; the peer runs on the host without capabilities. Reports wall time per trial, the cost
-over the peer in ms per trial and the ratio, and the CPU time per trial (the runner and everything it
-started), which a busy machine disturbs far less than wall time. ``--reference-ms`` (default: host_none
+Modes: ``none`` (the trial sandbox: a worker's zygote, each trial in fresh namespaces inside it),
+``none`` with a sandbox per trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before
+the zygote), ``allowlist_enforced`` (a sandbox per trial, the bridge and the runner's egress proxy), and
+the sandbox over a busybox root filesystem with network ``none``; the peer runs on the host without
+capabilities. Reports wall time per trial, the cost over the peer in ms per trial and the ratios to the
+peer and to xargs, and the CPU time per trial (the runner and everything it started), which a busy
+machine disturbs far less than wall time. ``--reference-ms`` (default: host_none
 as measured before the sandbox, 7.1 ms) and ``--budget`` (2.0) say whether host_none stays within
 budget × reference per trial.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -35,6 +39,7 @@ REFERENCE_HOST_NONE_MS, BUDGET = 7.1, 2.0
 MODES: dict[str, dict[str, Any]] = {
     "host_full (peer)": {"network": "full"},
     "host_none": {"network": "none"},
+    "host_none_sandbox_per_trial": {"network": "none", "env": {"OPSLAB_LAB_TRIAL_ZYGOTE": "false"}},
     "host_allowlist": {"network": "allowlist_enforced", "allowed_hosts": ["example.invalid"]},
     "rootfs_none": {"network": "none", "image": "image"},
 }
@@ -97,6 +102,7 @@ def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> tupl
         cwd=proj,
         capture_output=True,
         text=True,
+        env={**os.environ, **mode.get("env", {})},
     )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -107,10 +113,24 @@ def one(root: Path, trials: int, concurrency: int, mode: dict[str, Any]) -> tupl
     return wall, cpu
 
 
+def floor(root: Path, trials: int, concurrency: int) -> float:
+    """Wall seconds of ``xargs -P concurrency`` running the harness once per trial."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "noop.sh").write_text(NOOP)
+    start = time.perf_counter()
+    script = f"/bin/sh {root}/noop.sh --input x --output {root}/o{{}}.json"
+    subprocess.run(
+        f"seq {trials} | xargs -P {concurrency} -I{{}} {script}",
+        shell=True,  # noqa: S602 - the floor is xargs itself
+        check=True,
+    )
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=300)
-    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--trials", type=int, default=400)
+    ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="Rounds over every mode; medians are reported.")
     ap.add_argument("--reference-ms", type=float, default=REFERENCE_HOST_NONE_MS)
     ap.add_argument("--budget", type=float, default=BUDGET)
@@ -118,11 +138,14 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="opslab-bench-iso-"))
     walls: dict[str, list[float]] = {name: [] for name in MODES}
     cpus: dict[str, list[float]] = {name: [] for name in MODES}
+    floors: list[float] = []
     for r in range(args.repeat):
+        floors.append(floor(root / f"r{r}_xargs", args.trials, args.concurrency))
         for i, (name, mode) in enumerate(MODES.items()):
             wall, cpu = one(root / f"r{r}_{i}", args.trials, args.concurrency, mode)
             walls[name].append(wall)
             cpus[name].append(cpu)
+    xargs_s = statistics.median(floors)
     peer = statistics.median(walls["host_full (peer)"])
     peer_cpu = statistics.median(cpus["host_full (peer)"])
     modes = {}
@@ -133,6 +156,7 @@ def main() -> None:
             "per_trial_ms": round(1000 * wall / args.trials, 2),
             "over_peer_ms_per_trial": round(1000 * (wall - peer) / args.trials, 2),
             "ratio_to_peer": round(wall / peer, 2),
+            "ratio_to_xargs": round(wall / xargs_s, 2),
             "cpu_ms_per_trial": round(1000 * cpu / args.trials, 2),
             "cpu_ratio_to_peer": round(cpu / peer_cpu, 2),
         }
@@ -143,7 +167,14 @@ def main() -> None:
         "host_none_ms": host_none,
         "met": host_none <= args.budget * args.reference_ms,
     }
-    result = {"trials": args.trials, "concurrency": args.concurrency, "budget": budget, "modes": modes}
+    result = {
+        "trials": args.trials,
+        "concurrency": args.concurrency,
+        "floor": {"what": f"xargs -P {args.concurrency} of the same harness", "wall_s": round(xargs_s, 3)},
+        "target": "host_none ratio_to_xargs <= 3 (moonshot 2)",
+        "budget": budget,
+        "modes": modes,
+    }
     write_result("lab_isolation", result)
 
 
