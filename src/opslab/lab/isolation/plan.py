@@ -120,11 +120,12 @@ class IsolationPlan:
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
         elif self.sandboxed and (zyg := self._zygote(argv, ws, out_dir, env, forwards)) is not None:
-            group = self._group(pids.hierarchy() if self.pids_limit else None)
+            group = zyg.group  # the worker's: the zygote is in it, so each trial is born in it
             rlimits = self.limits.rlimits(memory_in_cgroup=group is not None and group.memory_limited)
             request = {
                 "uid": os.getuid(),
                 "gid": os.getgid(),
+                "rlimits": rlimits,
                 "mounts": [
                     *sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=self.limits.tmp_bytes)[0],
                     *(["tmpfs", path, "mode=755"] for path in zyg.covered),
@@ -134,9 +135,7 @@ class IsolationPlan:
                 "env": env,
             }
             remote = functools.partial(zyg.start, request)
-            on_start = _Starter(group, rlimits)
-            release = group.release if group is not None else None
-            return Launch(argv, ws, env, None, in_seen, out_seen, (), release, None, on_start, remote)
+            return Launch(argv, ws, env, None, in_seen, out_seen, (), None, None, None, remote)
         elif self.sandboxed:
             base = pids.hierarchy() if self.pids_limit else None
             group = self._group(base)
@@ -225,7 +224,15 @@ class IsolationPlan:
             "--chdir",
             "/",
         ]
-        return self._zygotes.for_thread(key, args, zygote.covered(view))
+
+        # The worker's cgroup holds the zygote (one task) and one trial at a time.
+        def group() -> pids.TrialGroup | None:
+            base = pids.hierarchy() if self.pids_limit else None
+            if base is None:
+                return None
+            return pids.TrialGroup(base, self.pids_limit + 1, memory_bytes=self.limits.memory_bytes)
+
+        return self._zygotes.for_thread(key, args, zygote.covered(view), group)
 
     def _group(self, base: str | None) -> pids.TrialGroup | None:
         if base is None:

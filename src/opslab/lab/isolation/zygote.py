@@ -28,10 +28,11 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from opslab import proc
-from opslab.lab.isolation import sandbox
+from opslab.lab.isolation import pids, sandbox
 
 SOURCE = Path(__file__).with_name("zygote_init.py")
 START_TIMEOUT_S = 30.0  # for a trial's first process to be ready (its mounts made)
@@ -125,9 +126,16 @@ class Remote:
 class Zygote:
     """A worker's sandbox with the zygote in it; ``start`` a trial, one at a time."""
 
-    def __init__(self, bwrap_args: list[str], key: object, covered: tuple[str, ...] = ()) -> None:
-        self.key, self.covered = key, covered
+    def __init__(
+        self,
+        bwrap_args: list[str],
+        key: object,
+        covered: tuple[str, ...] = (),
+        group: pids.TrialGroup | None = None,
+    ) -> None:
+        self.key, self.covered, self.group = key, covered, group
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         seccomp, program = sandbox.seccomp_fd(), _program_fd()
         argv = [
             *bwrap_args,
@@ -152,6 +160,24 @@ class Zygote:
             os.close(program)
             os.close(err_write)
 
+    def admit(self) -> None:
+        """Into the worker's cgroup before the zygote starts anything (OSError if it cannot be)."""
+        self._control.settimeout(START_TIMEOUT_S)
+        try:
+            msg, ancillary, _, _ = self._control.recvmsg(1, socket.CMSG_SPACE(12))
+        except TimeoutError:
+            raise OSError("the zygote did not start") from None
+        if msg != b"H":
+            raise OSError(f"the zygote did not start: {self.failure()}")
+        pid = _sender(ancillary)
+        if self.group is not None:
+            self.group.admit(pid)
+            # A trial over its memory is the one the kernel kills, never the zygote.
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/oom_score_adj", "w") as f:  # noqa: PTH123
+                f.write("-1000")
+        self._control.settimeout(None)
+        self._control.send(b"G")
+
     def start(self, request: dict[str, object], stdout: int, stderr: int) -> Remote:
         """The trial's first process, ready and waiting for ``go``; OSError when it cannot be had."""
         body = json.dumps(request).encode()
@@ -170,12 +196,7 @@ class Zygote:
             if msg[:1] != b"R":
                 reason = msg[1:].decode(errors="replace") if msg[:1] == b"E" else "the zygote is gone"
                 raise OSError(f"the trial could not be started in its sandbox: {reason}")
-            pid = next(
-                struct.unpack("iII", data[:12])[0]
-                for level, kind, data in ancillary
-                if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS
-            )
-            return Remote(mine, pid)
+            return Remote(mine, _sender(ancillary))
         except BaseException:
             theirs.close()
             mine.close()
@@ -214,6 +235,16 @@ class Zygote:
         if self._proc.wait(5) is None:
             self._proc.stop(grace_s=0)
         os.close(self._err_read)
+        if self.group is not None:
+            self.group.release()
+
+
+def _sender(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The sending process's pid (this machine's) from a message's credentials."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+            return int(struct.unpack("iII", data[:12])[0])
+    raise OSError("no credentials came with the message")
 
 
 _PROBE: dict[str, object] = {
@@ -244,7 +275,13 @@ class Zygotes:
         self._lock = threading.Lock()
         self._all: list[Zygote] = []
 
-    def for_thread(self, key: object, bwrap_args: list[str], covered: tuple[str, ...] = ()) -> Zygote | None:
+    def for_thread(
+        self,
+        key: object,
+        bwrap_args: list[str],
+        covered: tuple[str, ...] = (),
+        group: Callable[[], pids.TrialGroup | None] = lambda: None,
+    ) -> Zygote | None:
         if self.unavailable is not None:
             return None
         if self._pid != os.getpid():  # a forked worker: the zygotes it inherited are its parent's
@@ -254,8 +291,9 @@ class Zygotes:
             return current
         if current is not None:
             self._drop(current)
-        made = Zygote(bwrap_args, key, covered)
+        made = Zygote(bwrap_args, key, covered, group())
         try:
+            made.admit()
             made.probe()
         except OSError as exc:
             self.unavailable = str(exc) or made.failure()

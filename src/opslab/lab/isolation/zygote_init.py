@@ -11,15 +11,18 @@ Per trial (one request on the control socket: the trial's socket and its stdout 
                 namespace (so the trial's mounts are its own) and an IPC namespace
               - covers the run's trial folders and binds back only its own, mounts a fresh /tmp, /run,
                 /dev/shm and home, and changes to its workspace
-              - says it is ready (the runner reads its pid from the socket's credentials, moves it into
-                the trial's cgroup and sets its limits) and waits for the runner's go
+              - sets the trial's resource limits, says it is ready (the runner reads its pid from the
+                socket's credentials) and waits for the runner's go
               - enters a cgroup namespace, drops every capability (bounding, ambient, permitted), sets
                 no_new_privs, installs the seccomp filter and executes the harness
     wait      for it (and reap what it leaves), then SIGKILL every other process of the worker's PID
               namespace (``kill(-1)`` from PID 1 spares only PID 1) and report the exit status
 
-The zygote is not dumpable (no trial can read or write its memory through ``/proc``) and, as PID 1, takes
-no signal from inside its namespace that it has no handler for: a trial cannot stop it.
+The zygote is in the worker's cgroup (the runner puts it there before the first trial), so every trial
+is born in it: its pids and memory limits hold from the first instruction, without moving a process
+between cgroups per trial (which stalls every fork on the machine). The zygote is not dumpable (no
+trial can read or write its memory through ``/proc``) and, as PID 1, takes no signal from inside its
+namespace that it has no handler for: a trial cannot stop it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import contextlib
 import ctypes
 import json
 import os
+import resource
 import signal
 import socket
 import struct
@@ -123,6 +127,8 @@ def start_trial(request: dict[str, Any], conn: socket.socket, out: int, err: int
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
+        for which, value in request.get("rlimits", []):
+            resource.setrlimit(which, (value, value))
         conn.send(b"R")  # the runner reads this process's pid from the message's credentials
         if conn.recv(1) != b"G":
             os._exit(125)
@@ -206,6 +212,9 @@ def main() -> None:
         seccomp = f.read()
     control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=control_fd)
     os.set_inheritable(control_fd, False)
+    control.send(b"H")  # the runner reads this process's pid and puts it in the worker's cgroup
+    if control.recv(1) != b"G":
+        return
     serve(control, seccomp)
 
 
