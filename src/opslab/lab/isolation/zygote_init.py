@@ -136,7 +136,7 @@ def start_trial(request: dict[str, Any], conn: socket.socket, out: int, err: int
         drop_privileges(seccomp)
         if request.get("probe"):
             os._exit(0)
-        os.execve(request["argv"][0], request["argv"], request["env"])
+        os.execvpe(request["argv"][0], request["argv"], request["env"])  # PATH searched, as bubblewrap does
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the runner is told and the trial ends
         with_reason = f"E{type(exc).__name__}: {exc}"[:4000]
         try:
