@@ -5,23 +5,12 @@ failure counts for RCA."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal, NamedTuple
 
-from sqlalchemy import (
-    Connection,
-    Row,
-    TextClause,
-    and_,
-    bindparam,
-    case,
-    func,
-    literal,
-    select,
-    text,
-    union_all,
-)
+from sqlalchemy import Connection, TextClause, and_, bindparam, case, func, select, text, tuple_
 
 from opslab.store.tables import agent_runs, run_steps, tool_calls
 from opslab.store.types import UTCDateTime
@@ -103,154 +92,183 @@ Unit = Literal["hour", "day"]
 TOP_SHARES = 8
 
 
-def series(*, conn: Connection, since: datetime, hours: int) -> FleetSeries:
+@dataclass(slots=True)
+class _Tally:
+    """Runs, successes and cost of a bucket, or of a (model, agent) pair, over the window."""
+
+    runs: int = 0
+    successes: int = 0
+    cost: float = 0.0
+
+    def add(self, runs: int, successes: int, cost: float) -> None:
+        self.runs += runs
+        self.successes += successes
+        self.cost += cost
+
+
+Buckets = list[tuple[str, _Tally]]  # by start (text), oldest first
+Pairs = list[tuple[str | None, str, _Tally]]  # by model and agent
+
+# SQLite sums each (bucket, pair) cell of the window as one range of ix_agent_runs_pair: every run is
+# read once, and no statement groups or sorts. A cell costs a seek even when empty, so past this many
+# cells (about 2 ms of seeks) it reads the window twice instead: per bucket, then per pair.
+_ONE_PASS_CELLS = 1000
+
+
+def series(
+    *, conn: Connection, since: datetime, hours: int, one_pass_cells: int = _ONE_PASS_CELLS
+) -> FleetSeries:
     """Runs, successes and cost per hour over two days or less, per day beyond; cost by model and agent.
 
-    PostgreSQL groups the window's runs by hashing. SQLite has no hash aggregate: it groups by sorting
-    unless rows come in the grouping's order, and sorting a large window costs it several times the scan
-    (then spills to disk). So on SQLite the series walks indexes instead (``_sqlite_points``,
-    ``_sqlite_shares``): same results, no sort of the window's runs, no dependence on ANALYZE."""
+    Both databases tally the window per bucket and per (model, agent) pair in SQL; the shares are summed
+    from the pairs. PostgreSQL hashes both groupings in one scan. SQLite has no hash aggregate (a GROUP
+    BY no index orders sorts every run of the window, then spills to disk), so it sums index ranges
+    instead (``_sqlite_tally``): no sort, and no dependence on ANALYZE."""
     unit: Unit = "hour" if hours <= 48 else "day"
     if conn.dialect.name == "sqlite":
-        buckets = conn.execute(_SQLITE_POINTS[unit], {"since": since}).all()
-        by_model, by_agent = (
-            _shares(conn.execute(_SQLITE_SHARES[column], {"since": since}))
-            for column in ("model", "agent_name")
-        )
+        buckets, pairs = _sqlite_tally(conn, since, unit, one_pass_cells=one_pass_cells)
     else:
-        buckets = _hashed_points(conn, since, unit)
-        by_model, by_agent = _hashed_shares(conn, since)
-    points = []
-    for at, n, ok, spent in buckets:
-        points.append(
-            SeriesPoint(
-                at=datetime.strptime(at, "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d").replace(tzinfo=UTC),
-                runs=n,
-                successes=ok,
-                success_rate=round(100.0 * ok / n, 2),
-                cost_usd=round(spent, 6),
-            )
+        buckets, pairs = _hashed_tally(conn, since, unit)
+    fmt = "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d"
+    points = [
+        SeriesPoint(
+            at=datetime.strptime(at, fmt).replace(tzinfo=UTC),
+            runs=t.runs,
+            successes=t.successes,
+            success_rate=round(100.0 * t.successes / t.runs, 2),
+            cost_usd=round(t.cost, 6),
         )
+        for at, t in buckets
+    ]
     return FleetSeries(
         hours=hours,
         bucket=unit,
         points=points,
-        cost_by_model=by_model,
-        cost_by_agent=by_agent,
+        cost_by_model=_top((model if model is not None else "(none)", t) for model, _, t in pairs),
+        cost_by_agent=_top((agent, t) for _, agent, t in pairs),
     )
 
 
-def _shares(rows: Iterable[Sequence[Any]]) -> list[CostShare]:
-    return [CostShare(key=key, runs=int(n), cost_usd=round(spent, 6)) for key, n, spent in rows]
+def _top(tallies: Iterable[tuple[str, _Tally]]) -> list[CostShare]:
+    """The TOP_SHARES keys with runs in the window, by cost then by key."""
+    by_key: dict[str, _Tally] = {}
+    for key, t in tallies:
+        by_key.setdefault(key, _Tally()).add(t.runs, t.successes, t.cost)
+    ranked = sorted((kt for kt in by_key.items() if kt[1].runs), key=lambda kt: (-kt[1].cost, kt[0]))
+    return [CostShare(key=k, runs=t.runs, cost_usd=round(t.cost, 6)) for k, t in ranked[:TOP_SHARES]]
 
 
-def _sqlite_points(unit: Unit) -> TextClause:
-    """Per bucket: its start (text), runs, successes, cost. Walks the non-empty buckets one index seek
-    apart (the first run at or after the next bucket's start) and sums each bucket's range of
-    ``ix_agent_runs_window``: no sort, and no statistics needed. Stored times are naive-UTC text
-    'YYYY-MM-DD HH:MM:SS.ffffff', so a bucket is a prefix and its bounds compare as text."""
+def _hashed_tally(conn: Connection, since: datetime, unit: Unit) -> tuple[Buckets, Pairs]:
+    """One scan of the window, grouped per bucket and per (model, agent) at once (GROUPING SETS).
+    ``date_trunc`` per run, ``to_char`` per bucket (formatting every run costs more than the scan)."""
+    c = agent_runs.c
+    key = func.date_trunc(unit, func.timezone("UTC", c.started_at))
+    fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
+    rows = conn.execute(
+        select(
+            func.grouping(c.model, c.agent_name),  # 0 on a pair's row, 3 on a bucket's
+            func.to_char(key, fmt),
+            c.model,
+            c.agent_name,
+            func.count(),
+            func.count().filter(c.status == "success"),
+            func.coalesce(func.sum(c.total_cost_usd), 0.0),
+        )
+        .where(c.started_at >= since)
+        .group_by(func.grouping_sets(key, tuple_(c.model, c.agent_name)))
+        .order_by(key)
+    ).all()
+    buckets = [(at, _Tally(n, ok, spent)) for g, at, _, _, n, ok, spent in rows if g]
+    pairs = [(model, agent, _Tally(n, ok, spent)) for g, _, model, agent, n, ok, spent in rows if not g]
+    return buckets, pairs
+
+
+class _Range(NamedTuple):
+    """An index range of runs whose sums go to ``into`` (a cell's to its bucket and its pair)."""
+
+    sql: str
+    values: tuple[str | None, ...]
+    into: tuple[_Tally, ...]
+
+
+_SUMS = (
+    "SELECT ?, count(*), count(*) FILTER (WHERE status = 'success'), total(total_cost_usd) FROM agent_runs"
+)
+_OF_PAIR = f"{_SUMS} INDEXED BY ix_agent_runs_pair WHERE model IS ? AND agent_name = ? AND started_at >= ?"
+_OF_CELL = f"{_OF_PAIR} AND started_at < ?"
+_OF_BUCKET = f"{_SUMS} INDEXED BY ix_agent_runs_window WHERE started_at >= ? AND started_at < ?"
+# Ranges summed per statement: a compound SELECT has at most 500 terms, and a statement 999 variables
+# before SQLite 3.32.
+_RANGES_PER_STATEMENT = 100
+
+
+def _sqlite_tally(
+    conn: Connection, since: datetime, unit: Unit, *, one_pass_cells: int
+) -> tuple[Buckets, Pairs]:
+    """The window's tallies as sums of index ranges, up to _RANGES_PER_STATEMENT in one statement."""
+    spans = conn.execute(_SQLITE_BUCKETS[unit], {"since": since}).all()
+    if not spans:
+        return [], []
+    buckets: Buckets = [(at, _Tally()) for at, _, _ in spans]
+    pairs: Pairs = [(model, agent, _Tally()) for model, agent in conn.execute(_SQLITE_PAIRS)]
+    if len(buckets) * len(pairs) <= one_pass_cells:
+        ranges = [
+            _Range(_OF_CELL, (model, agent, lo, hi), (bucket, pair))
+            for (_, lo, hi), (_, bucket) in zip(spans, buckets, strict=True)
+            for model, agent, pair in pairs
+        ]
+    else:
+        ranges = [
+            _Range(_OF_BUCKET, (lo, hi), (bucket,))
+            for (_, lo, hi), (_, bucket) in zip(spans, buckets, strict=True)
+        ]
+        since_text = spans[0].lo  # where the window's first run is
+        ranges += [_Range(_OF_PAIR, (model, agent, since_text), (pair,)) for model, agent, pair in pairs]
+    for first in range(0, len(ranges), _RANGES_PER_STATEMENT):
+        chunk = ranges[first : first + _RANGES_PER_STATEMENT]
+        sql = " UNION ALL ".join(r.sql for r in chunk)
+        params = tuple(v for i, r in enumerate(chunk, first) for v in (i, *r.values))
+        for i, n, ok, spent in conn.exec_driver_sql(sql, params):
+            for tally in ranges[i].into:
+                tally.add(n, ok, spent)
+    return buckets, pairs
+
+
+def _sqlite_buckets(unit: Unit) -> TextClause:
+    """The window's non-empty buckets: each one's start (text) and the bounds of its runs in the window.
+    Walks them one index seek apart (the first run at or after the next bucket's start). Stored times are
+    naive-UTC text 'YYYY-MM-DD HH:MM:SS.ffffff', so a bucket is a prefix and its bounds compare as text."""
     # The next bucket's start, as text (the backslash keeps text() from taking ":00" for a parameter).
     after = r"strftime('%Y-%m-%d %H', at || '\:00', '+1 hour')" if unit == "hour" else "date(at, '+1 day')"
     width = 13 if unit == "hour" else 10
-    in_bucket = "FROM agent_runs WHERE started_at >= lo AND started_at < hi"
     sql = f"""
         WITH RECURSIVE bucket(at) AS (
             SELECT substr(min(started_at), 1, {width}) FROM agent_runs WHERE started_at >= :since
             UNION ALL
             SELECT substr((SELECT min(started_at) FROM agent_runs WHERE started_at >= {after}), 1, {width})
             FROM bucket WHERE at IS NOT NULL
-        ),
-        span(at, lo, hi) AS (SELECT at, max(at, :since), {after} FROM bucket WHERE at IS NOT NULL)
-        SELECT at,
-            (SELECT count(*) {in_bucket}),
-            (SELECT count(*) {in_bucket} AND status = 'success'),
-            (SELECT total(total_cost_usd) {in_bucket})
-        FROM span ORDER BY at"""
+        )
+        SELECT at, max(at, :since) AS lo, {after} AS hi FROM bucket WHERE at IS NOT NULL ORDER BY at"""
     return text(sql).bindparams(bindparam("since", type_=UTCDateTime()))
 
 
-def _sqlite_shares(column: str) -> TextClause:
-    """The top models (agents) by cost in the window. Steps through the distinct values one seek apart on
-    ``ix_agent_runs_model_cost`` (``ix_agent_runs_agent_cost``), then reads each value's runs since the
-    window's start as one range of it: fed the values in order, the GROUP BY follows the index (no sort
-    of the window's runs), whatever the statistics. One seek per value ever stored."""
-    # Runs without a value (a model is optional) are their own share, "(none)", as IN never matches NULL.
-    unset = (
-        f"UNION ALL SELECT NULL, count(*), sum(total_cost_usd) FROM agent_runs"
-        f" WHERE {column} IS NULL AND started_at >= :since"
-        if agent_runs.c[column].nullable
-        else ""
+_SQLITE_BUCKETS: dict[Unit, TextClause] = {u: _sqlite_buckets(u) for u in ("hour", "day")}
+_PAIR_INDEX = "agent_runs INDEXED BY ix_agent_runs_pair"
+# Every (model, agent) pair ever stored, one seek apart: the models, then each model's agents from its
+# first on (runs without a model are one more model, hence "IS").
+_SQLITE_PAIRS = text(f"""
+    WITH RECURSIVE models(m) AS (
+        SELECT min(model) FROM {_PAIR_INDEX}
+        UNION ALL
+        SELECT (SELECT min(model) FROM {_PAIR_INDEX} WHERE model > models.m) FROM models WHERE m IS NOT NULL
+    ),
+    pairs(m, a) AS (
+        SELECT NULL, (SELECT min(agent_name) FROM {_PAIR_INDEX} WHERE model IS NULL)
+        UNION ALL
+        SELECT m, (SELECT min(agent_name) FROM {_PAIR_INDEX} WHERE model = models.m)
+        FROM models WHERE m IS NOT NULL
+        UNION ALL
+        SELECT m, (SELECT min(agent_name) FROM {_PAIR_INDEX} WHERE model IS pairs.m AND agent_name > pairs.a)
+        FROM pairs WHERE a IS NOT NULL
     )
-    sql = f"""
-        WITH RECURSIVE k(v) AS (
-            SELECT min({column}) FROM agent_runs
-            UNION ALL
-            SELECT (SELECT min({column}) FROM agent_runs WHERE {column} > k.v) FROM k WHERE v IS NOT NULL
-        ),
-        share(v, n, cost) AS (
-            SELECT {column}, count(*), sum(total_cost_usd) FROM agent_runs
-            WHERE {column} IN (SELECT v FROM k) AND started_at >= :since GROUP BY {column}
-            {unset}
-        )
-        SELECT coalesce(v, '(none)') AS name, sum(n), coalesce(sum(cost), 0.0) AS spent
-        FROM share WHERE n > 0 GROUP BY name ORDER BY spent DESC, name LIMIT {TOP_SHARES}"""
-    return text(sql).bindparams(bindparam("since", type_=UTCDateTime()))
-
-
-_SQLITE_POINTS: dict[Unit, TextClause] = {u: _sqlite_points(u) for u in ("hour", "day")}
-_SQLITE_SHARES = {c: _sqlite_shares(c) for c in ("model", "agent_name")}
-
-
-def _hashed_points(conn: Connection, since: datetime, unit: Unit) -> Sequence[Row[Any]]:
-    """Per bucket: its start as text, runs, successes, cost. ``date_trunc`` per run, ``to_char`` per
-    group (formatting every run costs more than the scan)."""
-    key = func.date_trunc(unit, func.timezone("UTC", agent_runs.c.started_at))
-    fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
-    success = func.count().filter(agent_runs.c.status == "success")
-    cost = func.coalesce(func.sum(agent_runs.c.total_cost_usd), 0.0)
-    return conn.execute(
-        select(func.to_char(key, fmt), func.count(), success, cost)
-        .where(agent_runs.c.started_at >= since)
-        .group_by(key)
-        .order_by(key)
-    ).all()
-
-
-def _hashed_shares(conn: Connection, since: datetime) -> tuple[list[CostShare], list[CostShare]]:
-    """The top models and agents by cost, from one pass grouping the window by (model, agent)."""
-    pairs = (
-        select(
-            agent_runs.c.model,
-            agent_runs.c.agent_name,
-            func.count().label("runs"),
-            func.sum(agent_runs.c.total_cost_usd).label("cost"),
-        )
-        .where(agent_runs.c.started_at >= since)
-        .group_by(agent_runs.c.model, agent_runs.c.agent_name)
-        .cte("pairs")
-    )
-
-    def top(kind: str, column: Any) -> Any:
-        key = func.coalesce(column, "(none)")
-        spent = func.coalesce(func.sum(pairs.c.cost), 0.0)
-        ranked = (
-            select(
-                literal(kind).label("kind"),
-                key.label("key"),
-                func.sum(pairs.c.runs).label("runs"),
-                spent.label("cost"),
-                func.row_number().over(order_by=(spent.desc(), key)).label("rank"),
-            )
-            .group_by(key)
-            .order_by(spent.desc(), key)
-            .limit(TOP_SHARES)
-            .subquery(kind)
-        )
-        return select(ranked)
-
-    both = union_all(top("model", pairs.c.model), top("agent", pairs.c.agent_name)).subquery("shares")
-    rows = conn.execute(
-        select(both.c.kind, both.c.key, both.c.runs, both.c.cost).order_by(both.c.kind, both.c.rank)
-    ).all()
-    by_model, by_agent = (_shares(r[1:] for r in rows if r.kind == kind) for kind in ("model", "agent"))
-    return by_model, by_agent
+    SELECT m, a FROM pairs WHERE a IS NOT NULL""")

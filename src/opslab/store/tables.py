@@ -62,11 +62,10 @@ agent_runs = Table(
     Index("ix_agent_runs_agent", "agent_name", "agent_version"),
     # Covering index: the fleet overview's count/success/cost over a window never touches the table.
     Index("ix_agent_runs_window", "started_at", "status", "total_cost_usd"),
-    # The fleet series' cost by model and by agent on SQLite, which would otherwise sort the window: one
-    # seek from a value to the next, then the value's runs in the window as one covering range.
-    # (PostgreSQL hashes instead and does not read them; they are there because the schema is one.)
-    Index("ix_agent_runs_model_cost", "model", "started_at", "total_cost_usd"),
-    Index("ix_agent_runs_agent_cost", "agent_name", "started_at", "total_cost_usd"),
+    # The fleet series on SQLite, which would otherwise sort the window: each (model, agent) pair's runs
+    # in a bucket are one covering range, and the pairs are one seek apart.
+    # (PostgreSQL hashes instead and does not read it; it is there because the schema is one.)
+    Index("ix_agent_runs_pair", "model", "agent_name", "started_at", "status", "total_cost_usd"),
 )
 
 run_steps = Table(
