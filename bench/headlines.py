@@ -100,6 +100,18 @@ def overview(r: dict[str, Any]) -> list[Row]:
                     p50 < 200,
                 )
             )
+        pair = _g(r, db, "runs_only", "168h")
+        if isinstance(pair, dict) and pair.get("series_over_overview") is not None:
+            rows.append(
+                Row(
+                    f"{db}: fleet series over 100,000 runs (last 168 h), p50",
+                    _num(pair.get("series_ms_p50"), " ms"),
+                    f"the fleet overview over the same runs {_num(pair.get('overview_ms_p50'), ' ms')}",
+                    _num(pair.get("series_over_overview"), "×", 2),
+                    "≤ 2×",
+                    pair["series_over_overview"] <= 2,
+                )
+            )
     return rows
 
 
