@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from opslab.knowledge import KnowledgeBase
 from opslab.responder import Diagnosis, ResponderConfig, plan_next
+from opslab.responder.plan import MORE_EVIDENCE
 from tests.unit.responder_fakes import CATALOG, T0
 
 KB = KnowledgeBase.load()
@@ -134,3 +135,18 @@ def test_a_learned_incident_keeps_the_catalogs_risk_and_the_approval_gate(tmp_pa
     decision = plan(similar=[claims_low], config=ResponderConfig(approval_risk="high"))
     assert decision.action is not None and decision.action.name == "remediate-db-pool-exhaustion"
     assert decision.action.risk == "high" and decision.needs_approval
+
+
+def test_an_unsure_diagnosis_on_trends_only_is_made_again_once_before_a_human_is_called() -> None:
+    unsure = POOL.model_copy(update={"confidence": 0.2})
+    # Hard evidence (the target down, errors) and still unsure: a human must look, at once.
+    assert plan(diagnosis=unsure).hold is None and "not acting" in plan(diagnosis=unsure).reason
+    # Trends only (memory growing, latency creeping): a fault that goes on shows more; diagnose again.
+    waiting = plan(diagnosis=unsure, hard=False)
+    assert waiting.action is None and waiting.hold == "confirm" and waiting.held_action == MORE_EVIDENCE
+    assert waiting.retry_at == T0 + timedelta(seconds=ResponderConfig().confirm_s)
+    # Once: after the wait, still unsure is still not acting.
+    again = plan(diagnosis=unsure, hard=False, waited=[MORE_EVIDENCE])
+    assert again.hold is None and again.action is None and "not acting" in again.reason
+    # Sure enough after the wait: it acts.
+    assert plan(hard=False, waited=[MORE_EVIDENCE]).action is not None

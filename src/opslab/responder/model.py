@@ -171,7 +171,8 @@ class Hold(BaseModel):
 
     reason: Literal["cooldown", "kill_switch", "confirm"] = Field(
         description="cooldown: the action ran lately; kill_switch: the responder is halted; confirm: a "
-        "high-risk action on a diagnosis not yet sure enough waits to see the fault outlive it."
+        "high-risk action on a diagnosis not yet sure enough, or a diagnosis on trends only too unsure to "
+        "act on (action `more-evidence`), waits to see the fault outlive it."
     )
     action: str | None = Field(None, description="The action waited for (its key).")
     since: datetime

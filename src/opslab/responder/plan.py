@@ -61,6 +61,9 @@ def candidates(runbook: Document | None, similar: Sequence[Document]) -> list[tu
     return out
 
 
+MORE_EVIDENCE = "more-evidence"  # the confirmation wait of a diagnosis too unsure to act on
+
+
 def plan_next(
     *,
     diagnosis: Diagnosis,
@@ -80,6 +83,19 @@ def plan_next(
     if diagnosis.category == "unknown" or runbook is None:
         return PlanDecision(reason=f"no runbook for {diagnosis.category}: a human must look")
     if diagnosis.confidence < config.min_confidence:
+        if not hard and MORE_EVIDENCE not in waited:
+            # Trends only, and too little to go on yet: a fault that goes on shows more (a leak reaches its
+            # limit, errors follow), so the diagnosis is made again once, after the confirmation wait.
+            until = now + timedelta(seconds=config.confirm_s)
+            return PlanDecision(
+                retry_at=until,
+                hold="confirm",
+                held_action=MORE_EVIDENCE,
+                reason=(
+                    f"confidence {diagnosis.confidence:.2f} below {config.min_confidence:.2f} on trends "
+                    f"only: diagnosing again at {until:%H:%M:%S} if the fault goes on"
+                ),
+            )
         return PlanDecision(
             reason=f"confidence {diagnosis.confidence:.2f} below {config.min_confidence:.2f}: not acting"
         )
