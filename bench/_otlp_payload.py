@@ -1,9 +1,14 @@
-"""OTLP trace exports for bench/ingest.py: agent traces as an OpenAI-instrumented agent sends them."""
+"""OTLP trace exports for bench/ingest.py (agent traces as an OpenAI-instrumented agent sends them), and the
+floor of storing spans at all."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
@@ -91,3 +96,65 @@ def payloads(requests: int, traces_per_request: int, encoding: str, *, first_tra
         raw = req.SerializeToString() if encoding == "protobuf" else as_json(req)
         out.append(gzip.compress(raw, compresslevel=6))
     return out
+
+
+def agent_exports(requests: int, traces: int, spans: int, *, seed: int = 7) -> list[bytes]:
+    """Uncompressed protobuf exports of ``traces`` fresh traces each: one ``invoke_agent`` root span and
+    ``spans - 1`` ``chat`` children, one attribute a span (the shape of the acceptance check's OTLP
+    figure)."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(requests):
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        for _ in range(traces):
+            trace_id, root = rnd.randbytes(16), rnd.randbytes(8)
+            for k in range(spans):
+                s = ss.spans.add()
+                s.trace_id, s.span_id, s.name = trace_id, root if k == 0 else rnd.randbytes(8), f"step-{k}"
+                if k:
+                    s.parent_span_id = root
+                s.start_time_unix_nano = T0 + k * 1000
+                s.end_time_unix_nano = T0 + k * 1000 + 500
+                s.attributes.append(_kv("gen_ai.operation.name", "chat" if k else "invoke_agent"))
+        out.append(req.SerializeToString())
+    return out
+
+
+def floor_rows(bodies: list[bytes]) -> dict[str, Any]:
+    """Decoding the exports and writing one row per span with raw sqlite3 ``executemany``, a transaction
+    per export: the floor of storing spans at all (the acceptance check's)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    with tempfile.TemporaryDirectory(prefix="opslab-bench-otlp-floor-") as tmp:
+        db = sqlite3.connect(Path(tmp) / "floor.db")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(
+            "CREATE TABLE spans (trace_id TEXT, span_id TEXT, parent TEXT, name TEXT, start INTEGER,"
+            " end INTEGER, attrs TEXT)"
+        )
+        start, spans = time.perf_counter(), 0
+        for body in bodies:
+            req = ExportTraceServiceRequest.FromString(body)
+            rows = [
+                (
+                    s.trace_id.hex(),
+                    s.span_id.hex(),
+                    s.parent_span_id.hex(),
+                    s.name,
+                    s.start_time_unix_nano,
+                    s.end_time_unix_nano,
+                    str([(a.key, a.value.string_value) for a in s.attributes]),
+                )
+                for rs in req.resource_spans
+                for ss in rs.scope_spans
+                for s in ss.spans
+            ]
+            with db:
+                db.executemany("INSERT INTO spans VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            spans += len(rows)
+        wall = time.perf_counter() - start
+        db.close()
+    return {"spans": spans, "wall_s": round(wall, 3), "spans_per_s": round(spans / wall, 1)}

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     api_metrics = ApiMetrics()
 
     def count_ingested(runs: Sequence[PreparedRun]) -> None:
-        counts = Counter((p.run.status, p.source) for p in runs)  # one increment per label pair
+        counts = Counter((p.status, p.source) for p in runs)  # one increment per label pair
         for (status, source), n in counts.items():
             api_metrics.ingested.labels(status, source).inc(n)
 

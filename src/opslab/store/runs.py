@@ -304,8 +304,8 @@ class SqlRunRepository:
             decided = plan(stored)
             if decided.spans:
                 keys = {(t, s.span_id) for t, found in stored.items() for s in found}
-                add_spans(conn=conn, spans=decided.spans, stored=keys)
-            keep = {p.run.run_id for p in decided.runs}
+                add_spans(conn=conn, spans=decided.spans, payloads=decided.payloads, stored=keys)
+            keep = {p.run_id for p in decided.runs}
             drop_stale_trace_runs(conn=conn, trace_ids=sorted(decided.traces), keep=keep)
             return upsert_runs(conn=conn, runs=decided.runs) if decided.runs else {}
 

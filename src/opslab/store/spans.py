@@ -6,30 +6,36 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, delete, insert, select
+from pydantic_core import to_json
+from sqlalchemy import Connection, insert, select
 
+from opslab.store.bulk import bulk_insert, datetime_param
 from opslab.store.tables import otel_logs, otel_spans
 from opslab.telemetry import LogRecord, Span
 
 
 def add_spans(
-    *, conn: Connection, spans: Sequence[Span], stored: set[tuple[str, str]] | None = None
+    *,
+    conn: Connection,
+    spans: Sequence[Span],
+    payloads: Sequence[str] | None = None,
+    stored: set[tuple[str, str]] | None = None,
 ) -> set[str]:
-    """Keep ``spans``, each replacing a stored copy; ``stored`` (the keys already kept, when the caller
-    read them in this transaction) spares a delete per new span."""
-    keys = {(s.trace_id, s.span_id): s for s in spans}
-    for trace_id, span_id in keys if stored is None else keys.keys() & stored:
-        conn.execute(
-            delete(otel_spans).where(otel_spans.c.trace_id == trace_id, otel_spans.c.span_id == span_id)
+    """Keep ``spans``, each replacing a stored copy (the last of a span sent twice wins); ``payloads``
+    are their JSON texts when the caller made them already; ``stored`` (the keys already kept, when the
+    caller read them in this transaction) spares a delete per new span."""
+    texts = payloads if payloads is not None else [to_json(s.to_json()).decode() for s in spans]
+    keys = {(s.trace_id, s.span_id): text for s, text in zip(spans, texts, strict=True)}
+    replaced = list(keys if stored is None else keys.keys() & stored)
+    if replaced:
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        conn.exec_driver_sql(
+            f"DELETE FROM {otel_spans.name} WHERE trace_id = {mark} AND span_id = {mark}", replaced
         )
-    now = datetime.now(UTC)
     if keys:
-        conn.execute(
-            insert(otel_spans),
-            [
-                {"trace_id": t, "span_id": sid, "payload": s.to_json(), "received_at": now}
-                for (t, sid), s in keys.items()
-            ],
+        now = datetime_param(conn)(datetime.now(UTC))
+        bulk_insert(
+            conn=conn, table=otel_spans, rows=[(t, sid, text, now) for (t, sid), text in keys.items()]
         )
     return {t for t, _ in keys}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,17 +20,50 @@ from opslab.telemetry.schema import (
     ID_PATTERN_MESSAGE,
     AgentRunIn,
     RunOrigin,
+    RunStatus,
     check_run,
     free_form_values,
     storable_json,
 )
 
 
-@dataclass(frozen=True, slots=True)
 class PreparedRun:
-    run: AgentRunIn
-    content_hash: str
-    source: RunOrigin = "native"
+    """A run checked, redacted and fingerprinted, ready to upsert: its model, or (runs mapped from spans,
+    ``document_ingest``) the document the model validates from, the model made only when asked for."""
+
+    __slots__ = ("_run", "content_hash", "doc", "run_id", "source", "status")
+
+    def __init__(
+        self,
+        run: AgentRunIn | None = None,
+        content_hash: str = "",
+        source: RunOrigin = "native",
+        *,
+        doc: dict[str, Any] | None = None,
+    ) -> None:
+        # The run's id and status, read without making the model (an observer counting runs needs no more).
+        self.run_id: str
+        self.status: RunStatus
+        if run is not None and doc is None:
+            self.run_id, self.status = run.run_id, run.status
+        elif run is None and doc is not None:
+            self.run_id, self.status = doc["run_id"], doc["status"]
+        else:
+            raise TypeError("a PreparedRun holds a run or its document")
+        self._run, self.doc, self.content_hash, self.source = run, doc, content_hash, source
+
+    @property
+    def run(self) -> AgentRunIn:
+        """The model, made from the document when first asked for (a model per step is a sizeable share
+        of an OTLP export's ingest: ``run_id`` and ``status`` need none)."""
+        if self._run is None:
+            self._run = AgentRunIn.model_validate(self.doc)
+        return self._run
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedRun(run_id={self.run_id!r}, content_hash={self.content_hash!r}, source={self.source!r})"
+        )
 
 
 def parse_run(data: Any, *, loc_prefix: tuple[Any, ...] = ()) -> AgentRunIn:

@@ -43,6 +43,8 @@ def span_messages(span: Span) -> tuple[list[Message], list[Message]]:
     """The input and output messages of an LLM span (both empty when it has none). A span that cannot
     be read as messages has none: its attributes are still shown as they are."""
     a = span.attributes
+    if not span.events and _MESSAGE_KEYS.isdisjoint(a) and not _prefixed(a):
+        return [], []  # no reader below would find any (most spans): spare each its look
     for read in (_genai, _openinference, _openllmetry, _langfuse, _genai_events):
         try:
             found = read(a, span)
@@ -51,6 +53,18 @@ def span_messages(span: Span) -> tuple[list[Message], list[Message]]:
         if found[0] or found[1]:
             return found
     return [], []
+
+
+# Every key a reader below takes messages from, or needs to look further (events aside).
+_MESSAGE_KEYS = frozenset({"gen_ai.input.messages", "gen_ai.output.messages", "langfuse.observation.type"})
+_MESSAGE_PREFIXES = ("llm.input_messages.", "llm.output_messages.", "gen_ai.prompt.", "gen_ai.completion.")
+
+
+def _prefixed(a: Mapping[str, Any]) -> bool:
+    for key in a:  # noqa: SIM110 (a plain loop: half the cost of any() over a generator, on every LLM span)
+        if key.startswith(_MESSAGE_PREFIXES):
+            return True
+    return False
 
 
 def text_of(messages: list[Message], *, role: str | None = None, last: bool = False) -> str | None:

@@ -26,9 +26,11 @@ UpsertStatus = Literal["created", "updated"]
 
 @dataclass
 class TracePlan:
-    """What an OTLP export changes: the spans to keep, and the runs its traces make now."""
+    """What an OTLP export changes: the spans to keep (``payloads``: each one's JSON text, as stored), and
+    the runs its traces make now."""
 
     spans: list[Span] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
     runs: list[PreparedRun] = field(default_factory=list)
     traces: set[str] = field(default_factory=set)
 

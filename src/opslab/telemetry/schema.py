@@ -52,13 +52,17 @@ ID_PATTERN_MESSAGE = "must not contain path separators or control characters"
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=ID_PATTERN)]
 # No NUL: PostgreSQL text cannot hold it (checked by the Rust pattern engine, no Python call per field).
 NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, Field(max_length=100_000, pattern=NO_NUL)]
+MAX_TEXT = 100_000
+Text = Annotated[str, Field(max_length=MAX_TEXT, pattern=NO_NUL)]
 Name = Annotated[str, Field(max_length=MAX_ID_LEN, pattern=NO_NUL)]
 Tag = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=NO_NUL)]
 INT_MAX = 2**31 - 1  # the database's INTEGER columns
 Count = Annotated[StrictInt, Field(ge=0, le=INT_MAX)]
-Millis = Annotated[StrictFloat, Field(ge=0, le=1e12, allow_inf_nan=False)]  # up to ~31 years
+MAX_MILLIS = 1e12  # up to ~31 years; a cost's bound too
+Millis = Annotated[StrictFloat, Field(ge=0, le=MAX_MILLIS, allow_inf_nan=False)]
 MIN_YEAR, MAX_YEAR = 1970, 9999
+MAX_MESSAGES = 200  # a side of an LLM call
+MAX_PARTS = 100_000  # steps, tool calls, guardrail events of a run
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -165,10 +169,10 @@ class StepIn(_Model):
     tokens_prompt: Count | None = None
     tokens_completion: Count | None = None
     input_messages: list[Message] = Field(
-        default_factory=list, max_length=200, description="An LLM call's prompt, as messages."
+        default_factory=list, max_length=MAX_MESSAGES, description="An LLM call's prompt, as messages."
     )
     output_messages: list[Message] = Field(
-        default_factory=list, max_length=200, description="An LLM call's completion, as messages."
+        default_factory=list, max_length=MAX_MESSAGES, description="An LLM call's completion, as messages."
     )
 
 
@@ -201,7 +205,7 @@ class GuardrailEventIn(_Model):
 class CostIn(_Model):
     tokens_prompt: Count | None = None
     tokens_completion: Count | None = None
-    total_cost_usd: Annotated[StrictFloat, Field(ge=0, le=1e12, allow_inf_nan=False)] | None = None
+    total_cost_usd: Annotated[StrictFloat, Field(ge=0, le=MAX_MILLIS, allow_inf_nan=False)] | None = None
 
 
 # The rules across fields that JSON Schema cannot state, each a 422 naming the field (check_semantics);
@@ -232,9 +236,9 @@ class AgentRunIn(_Model):
     error_message: Text | None = None
     trace_id: Name | None = None
     correlation_ids: list[Name] = Field(default_factory=list)
-    steps: list[StepIn] = Field(default_factory=list, max_length=100_000)
-    tool_calls: list[ToolCallIn] = Field(default_factory=list, max_length=100_000)
-    guardrail_events: list[GuardrailEventIn] = Field(default_factory=list, max_length=100_000)
+    steps: list[StepIn] = Field(default_factory=list, max_length=MAX_PARTS)
+    tool_calls: list[ToolCallIn] = Field(default_factory=list, max_length=MAX_PARTS)
+    guardrail_events: list[GuardrailEventIn] = Field(default_factory=list, max_length=MAX_PARTS)
     cost: CostIn = Field(default_factory=CostIn)
     attributes: dict[str, Any] = Field(default_factory=dict, description="Free-form extension data.")
     session_id: Name | None = Field(None, description="The conversation or session the run belongs to.")
@@ -279,6 +283,18 @@ def storable_json(value: Any) -> bytes | None:
     ``unstorable`` of each part."""
     text = _json_text(value)
     return text if text is not None and _plainly_storable(text) else None
+
+
+def storable_texts(values: list[Any]) -> list[bytes] | None:
+    """Each value as JSON when those texts, looked at together, show every value storable; else None:
+    then ask ``storable_json`` (or ``unstorable``) of each."""
+    texts: list[bytes] = []
+    for value in values:
+        text = _json_text(value)
+        if text is None:
+            return None
+        texts.append(text)
+    return texts if _plainly_storable(b"".join(texts)) else None  # no pattern spans "}{"
 
 
 def _json_text(value: Any) -> bytes | None:

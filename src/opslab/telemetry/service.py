@@ -25,7 +25,8 @@ from opslab.telemetry.ingest import (
     prepare_many_json,
     prepare_run,
 )
-from opslab.telemetry.otlp import parse_request
+from opslab.telemetry.otlp import Span, parse_request
+from opslab.telemetry.otlp_protobuf import decode_spans
 from opslab.telemetry.ports import RunRepository, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.reads import RunReads, possible_id
@@ -163,7 +164,7 @@ class TelemetryService(RunReads):
     def _observe(self, prepared: Sequence[PreparedRun], statuses: Mapping[str, UpsertStatus]) -> None:
         """Tell the observers (the ingest counter) of the runs stored for the first time: a run re-sent,
         or re-mapped when a late span of its trace arrives, is counted once."""
-        created = [p for p in prepared if statuses.get(p.run.run_id) == "created"]
+        created = [p for p in prepared if statuses.get(p.run_id) == "created"]
         if created and self._on_ingest:
             self._on_ingest(created)
 
@@ -219,19 +220,28 @@ class TelemetryService(RunReads):
 
     @_ingest_entry
     def ingest_otlp(self, body: Any) -> OtlpResult:
-        """Keep the spans, then (re)map every trace they touch (children often arrive before parents):
-        spans and the runs they make are written in one transaction; a bad span is refused alone."""
+        """An OTLP/JSON trace export (its JSON mapping, decoded): see ``ingest_spans``."""
         spans, rejected = parse_request(body, max_spans=self.limits.max_otlp_spans)
+        return self.ingest_spans(spans, rejected)
 
-        def prepare(runs: Sequence[AgentRunIn]) -> list[PreparedRun]:
-            return [prepare_run(r, redactor=self.redactor, source="otlp") for r in runs]
+    def ingest_otlp_protobuf(self, raw: bytes) -> OtlpResult:
+        """An OTLP/protobuf trace export, read straight into spans (before waiting for the one writer,
+        so a body that is no export is refused at once): see ``ingest_spans``."""
+        with _cyclic_gc_paused():
+            spans, rejected = decode_spans(raw, max_spans=self.limits.max_otlp_spans)
+            return self.ingest_spans(spans, rejected)
 
+    @_ingest_entry
+    def ingest_spans(self, spans: list[Span], rejected: list[str]) -> OtlpResult:
+        """Keep the spans, then (re)map every trace they touch (children often arrive before parents):
+        spans and the runs they make are written in one transaction; a bad span is refused alone
+        (``rejected`` holds those refused already)."""
         kept, prepared, statuses = write_export(
-            self.repo, spans, rejected, prices=self.prices, prepare=prepare
+            self.repo, spans, rejected, prices=self.prices, redactor=self.redactor
         )
         self._observe(prepared, statuses)
         runs = [
-            IngestResult(run_id=p.run.run_id, status=statuses[p.run.run_id], content_hash=p.content_hash)
+            IngestResult(run_id=p.run_id, status=statuses[p.run_id], content_hash=p.content_hash)
             for p in prepared
         ]
         return OtlpResult(

@@ -52,8 +52,11 @@ class Trace:
     def own_usage(self, span_id: str) -> Usage:
         f = self.facts[span_id]
         cost = f.cost_usd
-        if cost is None and f.has_usage and (f.kind in MODEL_KINDS or f.model):
-            cost = self.prices.cost(f.model, f.tokens_in, f.tokens_out)
+        if cost is None:
+            if f.tokens_in is None and f.tokens_out is None:
+                return NO_USAGE  # most spans
+            if f.kind in MODEL_KINDS or f.model:
+                cost = self.prices.cost(f.model, f.tokens_in, f.tokens_out)
         return Usage(f.tokens_in, f.tokens_out, cost)
 
     def subtree(self, root: Span) -> list[Span]:
@@ -69,13 +72,18 @@ class Trace:
             stack.extend(reversed(self.children.get(s.span_id, [])))
         return out
 
-    def usage(self, root: Span) -> dict[str, Usage]:
-        """Each span of ``root``'s subtree -> its subtree's usage, counted once."""
+    def usage(self, root: Span, members: list[Span] | None = None) -> dict[str, Usage]:
+        """Each span of ``root``'s subtree (``members``, when the caller has it) -> its subtree's usage,
+        counted once."""
         totals: dict[str, Usage] = {}
-        for s in reversed(self.subtree(root)):  # children before parents
-            below = [totals[c.span_id] for c in self.children.get(s.span_id, []) if c.span_id in totals]
-            counted = [u for u in below if u.any]
+        for s in reversed(members if members is not None else self.subtree(root)):  # children first
             own = self.own_usage(s.span_id)
+            kids = self.children.get(s.span_id)
+            if not kids:
+                totals[s.span_id] = own
+                continue
+            below = [totals[c.span_id] for c in kids if c.span_id in totals]
+            counted = [u for u in below if u.any]
             if not counted:
                 totals[s.span_id] = own
                 continue
@@ -108,6 +116,9 @@ class Trace:
                 s for s in self.spans.values() if not s.parent_span_id or s.parent_span_id not in self.spans
             ]
         return sorted(roots, key=lambda s: (s.start_ns, s.span_id))
+
+
+NO_USAGE = Usage()
 
 
 def _sum(values: Iterable[int | None]) -> int | None:

@@ -3,7 +3,6 @@ trace's spans with the run each belongs to. JSON or protobuf, gzip or deflate.""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -103,12 +102,13 @@ async def _json_or_protobuf(request: Request, decode: Callable[[bytes], dict[str
 async def ingest_traces(request: Request, svc: TelemetryDep) -> Response:
     """OTLP/HTTP trace export (JSON or protobuf, optionally gzip/deflate) in any of the conventions
     docs/telemetry.md lists. A span that cannot be taken is refused alone (``partialSuccess``)."""
-    decode = functools.partial(decode_protobuf, max_spans=svc.limits.max_otlp_spans)
-    body = await _json_or_protobuf(request, decode)
-    result = await to_thread.run_sync(svc.ingest_otlp, body)
     if _is_protobuf(request):
+        raw = await read_body(request)
+        result = await to_thread.run_sync(svc.ingest_otlp_protobuf, raw)
         answer = encode_export_response(result.rejected_spans, "; ".join(result.errors))
         return Response(content=answer, media_type="application/x-protobuf")
+    body = await _json_or_protobuf(request, decode_protobuf)
+    result = await to_thread.run_sync(svc.ingest_otlp, body)
     partial = (
         PartialSuccess(rejectedSpans=result.rejected_spans, errorMessage="; ".join(result.errors))
         if result.rejected_spans

@@ -19,6 +19,8 @@ _GENAI_KINDS: dict[str, SpanKind] = {
 
 
 def read_genai(span: Span, convention: Convention) -> SpanFacts:
+    """Every GenAI fact of ``span``. A group of attributes none of whose keys the span has is not read
+    at all (most spans carry a few of these keys): what it would give is the field's default."""
     a = span.attributes
     op = as_str(a.get("gen_ai.operation.name")) or span.name.split(" ", 1)[0]
     kind: SpanKind = _GENAI_KINDS.get(op, "span")
@@ -28,8 +30,8 @@ def read_genai(span: Span, convention: Convention) -> SpanFacts:
         and "gen_ai.request.model" in a
     ):
         kind = "llm"
-    status_code = as_int(a.get("http.response.status_code"))
-    error_type = as_str(a.get("error.type"))
+    facts = SpanFacts(convention=convention, kind=kind)
+    error_type = as_str(a.get("error.type")) if "error.type" in a else None
     if span.error and not error_type:
         error_type = next(
             (
@@ -39,29 +41,45 @@ def read_genai(span: Span, convention: Convention) -> SpanFacts:
             ),
             None,
         )
-    return SpanFacts(
-        convention=convention,
-        kind=kind,
-        model=as_str(first(a, "gen_ai.response.model", "gen_ai.request.model")),
-        tokens_in=as_int(first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
-        tokens_out=as_int(first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")),
-        cost_usd=as_float(a.get("gen_ai.usage.cost")),
-        input=first(a, "gen_ai.input.messages", "gen_ai.prompt", "input.value"),
-        output=first(a, "gen_ai.output.messages", "gen_ai.completion", "output.value"),
-        agent_name=as_str(a.get("gen_ai.agent.name")),
-        agent_version=as_str(a.get("gen_ai.agent.version")),
-        tool_name=as_str(a.get("gen_ai.tool.name")),
-        tool_call_id=as_str(a.get("gen_ai.tool.call.id")),
-        tool_args=parse_json_text(a.get("gen_ai.tool.call.arguments")),
-        tool_result=a.get("gen_ai.tool.call.result"),
-        error_type=error_type,
-        failed=span.error or bool(error_type),
-        status_code=status_code if status_code is not None and status_code <= 999 else None,
-        session_id=as_str(first(a, "session.id", "gen_ai.conversation.id")),
-        user_id=as_str(first(a, "user.id", "enduser.id")),
-        conversation_id=as_str(a.get("gen_ai.conversation.id")),
-        environment=as_str(
-            first(span.resource, "deployment.environment.name", "deployment.environment")
+    facts.error_type = error_type
+    facts.failed = span.error or bool(error_type)
+    if "http.response.status_code" in a:
+        status_code = as_int(a["http.response.status_code"])
+        facts.status_code = status_code if status_code is not None and status_code <= 999 else None
+    if "gen_ai.response.model" in a or "gen_ai.request.model" in a:
+        facts.model = as_str(first(a, "gen_ai.response.model", "gen_ai.request.model"))
+    if "gen_ai.usage.input_tokens" in a or "gen_ai.usage.prompt_tokens" in a:
+        facts.tokens_in = as_int(first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"))
+    if "gen_ai.usage.output_tokens" in a or "gen_ai.usage.completion_tokens" in a:
+        facts.tokens_out = as_int(first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"))
+    if "gen_ai.usage.cost" in a:
+        facts.cost_usd = as_float(a["gen_ai.usage.cost"])
+    if "gen_ai.input.messages" in a or "gen_ai.prompt" in a or "input.value" in a:
+        facts.input = first(a, "gen_ai.input.messages", "gen_ai.prompt", "input.value")
+    if "gen_ai.output.messages" in a or "gen_ai.completion" in a or "output.value" in a:
+        facts.output = first(a, "gen_ai.output.messages", "gen_ai.completion", "output.value")
+    if "gen_ai.agent.name" in a:
+        facts.agent_name = as_str(a["gen_ai.agent.name"])
+    if "gen_ai.agent.version" in a:
+        facts.agent_version = as_str(a["gen_ai.agent.version"])
+    if "gen_ai.tool.name" in a:
+        facts.tool_name = as_str(a["gen_ai.tool.name"])
+    if "gen_ai.tool.call.id" in a:
+        facts.tool_call_id = as_str(a["gen_ai.tool.call.id"])
+    if "gen_ai.tool.call.arguments" in a:
+        facts.tool_args = parse_json_text(a["gen_ai.tool.call.arguments"])
+    if "gen_ai.tool.call.result" in a:
+        facts.tool_result = a["gen_ai.tool.call.result"]
+    if "session.id" in a or "gen_ai.conversation.id" in a:
+        facts.session_id = as_str(first(a, "session.id", "gen_ai.conversation.id"))
+    if "user.id" in a or "enduser.id" in a:
+        facts.user_id = as_str(first(a, "user.id", "enduser.id"))
+    if "gen_ai.conversation.id" in a:
+        facts.conversation_id = as_str(a["gen_ai.conversation.id"])
+    r = span.resource
+    if r or "deployment.environment.name" in a:
+        facts.environment = as_str(
+            first(r, "deployment.environment.name", "deployment.environment")
             or a.get("deployment.environment.name")
-        ),
-    )
+        )
+    return facts

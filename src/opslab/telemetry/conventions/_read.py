@@ -16,11 +16,18 @@ from opslab.telemetry.otlp import Span
 def convention_of(attributes: Mapping[str, Any]) -> Convention:
     if "openinference.span.kind" in attributes:
         return "openinference"
-    if any(k.startswith("langfuse.") for k in attributes):
-        return "langfuse"
-    if any(k.startswith("traceloop.") for k in attributes) or "llm.request.type" in attributes:
+    traceloop = False
+    for key in attributes:  # one look at each key (a plain loop: the cheapest for a few keys)
+        if key.startswith(_MARKS):
+            if key.startswith("langfuse."):
+                return "langfuse"
+            traceloop = True
+    if traceloop or "llm.request.type" in attributes:
         return "openllmetry"
     return "genai"
+
+
+_MARKS = ("langfuse.", "traceloop.")
 
 
 def read_span(span: Span) -> SpanFacts:

@@ -1,0 +1,238 @@
+"""OTLP ingest on SQLite and PostgreSQL: late spans re-map their trace (and only it), a trace named twice in
+one export is stored once, and runs prepared as documents are the runs the models make, row for row."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from pydantic import ValidationError
+from sqlalchemy import Engine, select
+
+from opslab.errors import InvalidInput
+from opslab.store import SqlRunRepository
+from opslab.store.rows import RunRows
+from opslab.store.tables import agent_runs, otel_spans, run_steps
+from opslab.telemetry import (
+    PreparedRun,
+    Redactor,
+    Span,
+    TelemetryService,
+    check_semantics,
+    load_prices,
+    map_trace,
+    prepare_run,
+)
+from opslab.telemetry.document_ingest import prepare_documents
+from opslab.telemetry.traces import map_trace_documents
+from tests.conftest import examples
+
+T0 = int((datetime.now(UTC) - timedelta(hours=1)).timestamp()) * 10**9
+TRACE, OTHER = (
+    bytes.fromhex("5b8efff798038103d269b633813fc60c"),
+    bytes.fromhex("0af7651916cd43dd8448eb211c80319c"),
+)
+ROOT = bytes.fromhex("00000000000000a1")
+
+
+def _kv(key: str, value: str | int) -> KeyValue:
+    v = AnyValue(int_value=value) if isinstance(value, int) else AnyValue(string_value=value)
+    return KeyValue(key=key, value=v)
+
+
+def _span(req: ExportTraceServiceRequest, trace: bytes, sid: int, parent: bytes | None, **attrs: Any) -> None:
+    rs = req.resource_spans[-1] if req.resource_spans else req.resource_spans.add()
+    s = (rs.scope_spans[-1] if rs.scope_spans else rs.scope_spans.add()).spans.add()
+    s.trace_id, s.span_id, s.name = trace, ROOT if sid == 0 else sid.to_bytes(8, "big"), f"span-{sid}"
+    if parent:
+        s.parent_span_id = parent
+    s.start_time_unix_nano, s.end_time_unix_nano = T0 + sid * 1_000_000, T0 + sid * 1_000_000 + 500_000
+    s.attributes.extend(_kv(k.replace("__", "."), v) for k, v in attrs.items())
+
+
+def _chats(req: ExportTraceServiceRequest, trace: bytes, n: int) -> None:
+    for sid in range(1, n + 1):
+        _span(req, trace, sid, ROOT, gen_ai__operation__name="chat", gen_ai__usage__input_tokens=10 * sid)
+
+
+def _agent(req: ExportTraceServiceRequest, trace: bytes) -> None:
+    _span(req, trace, 0, None, gen_ai__operation__name="invoke_agent", gen_ai__agent__name="support")
+
+
+@pytest.fixture
+def svc(engine: Engine) -> TelemetryService:
+    return TelemetryService(SqlRunRepository(engine), redactor=Redactor())
+
+
+def test_a_late_root_span_remaps_its_trace_and_only_it(svc: TelemetryService, engine: Engine) -> None:
+    early = ExportTraceServiceRequest()
+    _chats(early, TRACE, 3)
+    _agent(early, OTHER)
+    first = svc.ingest_otlp_protobuf(early.SerializeToString())
+    assert first.spans == 4 and first.rejected_spans == 0
+    # No root yet: each top-most span of TRACE is a run of its own.
+    assert sorted(r.run_id for r in first.runs) == sorted(
+        [OTHER.hex(), *(f"{TRACE.hex()}-{sid.to_bytes(8, 'big').hex()}" for sid in (1, 2, 3))]
+    )
+    with engine.connect() as conn:
+        other_before = conn.execute(select(agent_runs).where(agent_runs.c.run_id == OTHER.hex())).one()
+
+    late = ExportTraceServiceRequest()
+    _agent(late, TRACE)
+    second = svc.ingest_otlp_protobuf(late.SerializeToString())
+    assert [(r.run_id, r.status) for r in second.runs] == [(TRACE.hex(), "created")]
+    with engine.connect() as conn:
+        runs = dict(conn.execute(select(agent_runs.c.run_id, agent_runs.c.content_hash)).all())
+        steps = conn.scalars(select(run_steps.c.step_id).where(run_steps.c.run_id == TRACE.hex())).all()
+        other_after = conn.execute(select(agent_runs).where(agent_runs.c.run_id == OTHER.hex())).one()
+    assert set(runs) == {TRACE.hex(), OTHER.hex()}  # the runs the root merged are gone
+    assert sorted(steps) == sorted(sid.to_bytes(8, "big").hex() for sid in (1, 2, 3))
+    assert other_after == other_before  # a trace the export did not touch is not written again
+    stored = svc.repo.trace_spans(TRACE.hex())
+    expected = prepare_run(map_trace(stored, prices=svc.prices).runs[0], redactor=svc.redactor)
+    assert runs[TRACE.hex()] == second.runs[0].content_hash == expected.content_hash
+    assert svc.summary(TRACE.hex()).cost.tokens_prompt == 60
+
+
+def test_an_export_naming_a_trace_twice_stores_it_once(svc: TelemetryService, engine: Engine) -> None:
+    req = ExportTraceServiceRequest()
+    _agent(req, TRACE)
+    _chats(req, TRACE, 2)
+    req.resource_spans.add()  # the same trace again, under another resource, one span sent twice
+    _chats(req, TRACE, 2)
+    _chats(req, OTHER, 1)
+    raw = req.SerializeToString()
+
+    first = svc.ingest_otlp_protobuf(raw)
+    assert (first.spans, first.traces, first.rejected_spans) == (6, 2, 0)
+    assert sorted((r.run_id, r.status) for r in first.runs) == sorted(
+        [(TRACE.hex(), "created"), (OTHER.hex(), "created")]
+    )
+    again = svc.ingest_otlp_protobuf(raw)  # an SDK retrying the export
+    assert {r.status for r in again.runs} == {"updated"}
+    assert {r.content_hash for r in again.runs} == {r.content_hash for r in first.runs}
+    with engine.connect() as conn:
+        kept = conn.execute(select(otel_spans.c.trace_id, otel_spans.c.span_id)).all()
+        steps = conn.scalars(select(run_steps.c.step_id).where(run_steps.c.run_id == TRACE.hex())).all()
+    assert len(kept) == len(set(kept)) == 4
+    assert len(steps) == 2
+
+
+# --- the document path against the models ---------------------------------------------------------------
+
+VALUES: dict[str, list[Any]] = {
+    "gen_ai.operation.name": ["invoke_agent", "chat", "execute_tool", "embeddings", "weird"],
+    "gen_ai.request.model": ["gpt-4o", "gpt-4o-mini", "x" * 250, "nul\x00model"],
+    "gen_ai.usage.input_tokens": [12, 2**40, -3, "7"],
+    "gen_ai.usage.output_tokens": [5, 2**31],
+    "gen_ai.usage.cost": [0.002, 1e13, "0.5"],
+    "gen_ai.agent.name": ["support", "a/b", ""],
+    "gen_ai.tool.name": ["lookup", ""],
+    "gen_ai.tool.call.id": ["call_1", "..", "x/y"],
+    "gen_ai.tool.call.arguments": ['{"q": 1, "api_key": "abc123"}', "[1, 2]", "not json", '{"x": NaN}'],
+    "gen_ai.conversation.id": ["conv-1"],
+    "gen_ai.input.messages": ['[{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]'],
+    "input.value": ["Where is my order?", "password: hunter2"],
+    "output.value": ["It ships tomorrow", "sk-abcdefghijklmnopqrstuvwxyz"],
+    "error.type": ["TimeoutError"],
+    "http.response.status_code": [200, 1200],
+    "openinference.span.kind": ["AGENT", "LLM", "TOOL", "GUARDRAIL"],
+    "langfuse.observation.type": ["generation", "span"],
+    "traceloop.span.kind": ["workflow", "task"],
+    "tag.tags": ['["a", "b", "a"]'],
+    "user.id": ["u-1"],
+}
+NS = [T0, T0 + 1, T0 + 1000, T0 + 10**18 * 5, T0 - 1]
+
+
+@st.composite
+def traces(draw: st.DrawFn) -> list[Span]:
+    n = draw(st.integers(1, 7))
+    ids = [f"{i + 1:016x}" for i in range(n)]
+    spans = []
+    for i, sid in enumerate(ids):
+        keys = draw(st.lists(st.sampled_from(sorted(VALUES)), max_size=5, unique=True))
+        start = draw(st.sampled_from(NS[:3]))
+        events = draw(
+            st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": st.sampled_from(["exception", "guardrail", "gen_ai.user.message"]),
+                        "time_ns": st.just(start),
+                        "attributes": st.just({"exception.type": "ValueError", "content": "hey"}),
+                    }
+                ),
+                max_size=1,
+            )
+        )
+        spans.append(
+            Span(
+                trace_id=TRACE.hex(),
+                span_id=sid,
+                parent_span_id=None if i == 0 else draw(st.sampled_from([*ids[:i], "ffffffffffffffff"])),
+                name=draw(st.sampled_from(["invoke_agent support", "chat gpt-4o", "step", "", "n\x00"])),
+                start_ns=start,
+                end_ns=draw(st.sampled_from([0, *NS])),
+                attributes={k: draw(st.sampled_from(VALUES[k])) for k in keys},
+                resource=draw(st.sampled_from([{}, {"service.name": "svc"}])),
+                error=draw(st.booleans()),
+                status_message=draw(st.sampled_from(["", "boom"])),
+                events=events,
+            )
+        )
+    return spans
+
+
+def _rows(engine: Engine, prepared: list[PreparedRun]) -> dict[str, list[tuple[Any, ...]]]:
+    with engine.connect() as conn:
+        rows = RunRows.of(conn, prepared)
+    ingested_at = [c.name for c in agent_runs.columns].index("ingested_at")
+    return {
+        "runs": [r[:ingested_at] + r[ingested_at + 1 :] for r in rows.runs],
+        "steps": rows.steps,
+        "calls": rows.calls,
+        "guards": rows.guards,
+        "tags": rows.tags,
+    }
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=list(HealthCheck))
+@given(traces())
+def test_runs_prepared_as_documents_are_the_runs_the_models_make(engine: Engine, spans: list[Span]) -> None:
+    prices, redactor, now = load_prices(), Redactor(enabled=True), datetime.now(UTC)
+    try:
+        prepared = prepare_documents(map_trace_documents(spans, prices=prices), redactor=redactor, now=now)
+    except Exception:  # the ingest path then maps the trace through the models
+        prepared = None
+    if prepared is None:
+        return
+    try:
+        runs = map_trace(spans, prices=prices).runs
+        for run in runs:
+            check_semantics(run, now=now)
+    except (ValidationError, InvalidInput) as exc:
+        pytest.fail(f"documents taken that the models refuse: {exc}")
+    models = [prepare_run(r, redactor=redactor, source="otlp") for r in runs]
+    assert [p.content_hash for p in prepared] == [m.content_hash for m in models]
+    assert [p.run.model_dump() for p in prepared] == [m.run.model_dump() for m in models]
+    assert _rows(engine, prepared) == _rows(engine, models)
+
+
+def test_a_plain_genai_trace_is_prepared_without_a_model_per_step() -> None:
+    root = Span(TRACE.hex(), "a1", None, "invoke_agent support", T0, T0 + 9000, {}, {}, False, "", [])
+    root.attributes["gen_ai.operation.name"] = "invoke_agent"
+    chats = [
+        Span(TRACE.hex(), f"c{i}", "a1", "chat gpt-4o", T0 + i, T0 + i + 5, {}, {}, False, "", [])
+        for i in range(3)
+    ]
+    for c in chats:
+        c.attributes.update({"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10})
+    docs = map_trace_documents([root, *chats], prices=load_prices())
+    prepared = prepare_documents(docs, redactor=Redactor(enabled=True), now=datetime.now(UTC))
+    assert prepared is not None and prepared[0].doc is not None
+    assert prepared[0].run.cost.tokens_prompt == 30 and len(prepared[0].run.steps) == 3
