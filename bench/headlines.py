@@ -81,6 +81,19 @@ def ingest(r: dict[str, Any]) -> list[Row]:
                         _ratio(spans, decode, 3),
                     )
                 )
+    over = r.get("otlp_over_floor")
+    if isinstance(over, dict) and over.get("over_floor") is not None:
+        rows.append(
+            Row(
+                "sqlite: OTLP protobuf exports one after another (40,000 spans in 20), spans/s",
+                _num(over.get("spans_per_s"), digits=0),
+                "decode + raw sqlite3 executemany of a row per span "
+                + _num(over.get("floor_spans_per_s"), digits=0),
+                _num(over["over_floor"], "×", 3),
+                "≥ 0.2× floor",
+                over["over_floor"] >= 0.2,
+            )
+        )
     return rows
 
 
