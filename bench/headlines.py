@@ -418,6 +418,26 @@ def responder(r: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def responder_beside(r: dict[str, Any]) -> list[Row]:
+    """The suite's faults with something running beside each (``sandbox.beside``), quiet and busy."""
+    rows = []
+    for name, row in (r.get("beside_faults") or {}).items():
+        s = row.get("summary") or {}
+        if not s:
+            continue
+        false = s.get("false_actions", 0) + s.get("control_actions", 0)
+        rows.append(
+            Row(
+                f"faults resolved with {name.replace('/', ' beside, machine ')}; false actions",
+                f"{s.get('resolved_rate', 0):.0%}; {false}",
+                f"median time to resolve {_num(s.get('median_mttr_s'), ' s')}",
+                target="≥ 90 %; 0",
+                met=s.get("resolved_rate", 0) >= 0.9 and false == 0,
+            )
+        )
+    return rows
+
+
 def autoops(r: dict[str, Any]) -> list[Row]:
     ts, dqn = _g(r, "policies", "thompson"), _g(r, "policies", "dqn")
     if not ts:
@@ -479,5 +499,6 @@ HEADLINES: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "canary": canary,
     "canary_aa": canary_aa,
     "responder": responder,
+    "responder_beside": responder_beside,
     "autoops": autoops,
 }

@@ -145,7 +145,7 @@ def main() -> None:
         else {}
     )
     write_result(
-        "responder",
+        "responder_beside" if args.only_beside else "responder",
         {
             "poll_interval_s": args.poll_interval,
             "repeat": args.repeat,
