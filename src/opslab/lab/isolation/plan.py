@@ -119,7 +119,8 @@ class IsolationPlan:
         if self.sandbox == "oci":
             assert self.engine and self.image
             argv, env = oci.argv(self.engine, self.image, argv, ws, out_dir, env, self._oci_options())
-        elif self.sandboxed and (zyg := self._zygote(argv, ws, out_dir, env, forwards)) is not None:
+        elif self.sandboxed and (found := self._zygote(argv, ws, out_dir, env, forwards)) is not None:
+            zyg, trial_mounts = found
             group = zyg.group  # the worker's: the zygote is in it, so each trial is born in it
             rlimits = self.limits.rlimits(memory_in_cgroup=group is not None and group.memory_limited)
             request = {
@@ -127,7 +128,7 @@ class IsolationPlan:
                 "gid": os.getgid(),
                 "rlimits": rlimits,
                 "mounts": [
-                    *sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=self.limits.tmp_bytes)[0],
+                    *trial_mounts,
                     *(["tmpfs", path, "mode=755"] for path in zyg.covered),
                 ],
                 "cwd": ws,
@@ -193,17 +194,17 @@ class IsolationPlan:
 
     def _zygote(
         self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], forwards: list[str]
-    ) -> zygote.Zygote | None:
+    ) -> tuple[zygote.Zygote, list[list[str]]] | None:
         """The worker's zygote for a local sandbox of its own network (``zygote``), or None: a sandbox
         per trial (an image, the bridge's services, a zygote this machine cannot have, or
-        ``OPSLAB_LAB_TRIAL_ZYGOTE=false``)."""
+        ``OPSLAB_LAB_TRIAL_ZYGOTE=false``), with the trial's own mounts for it."""
         if self.sandbox != "local" or forwards or not self.private_network or not _zygote_enabled():
             return None
         python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
         tmp = self.limits.tmp_bytes
         view = sandbox.host_view(argv[0], env.get("PATH", ""), python_path, self.read_only, tmp)
+        mounts, outside = sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=tmp)
         trials = os.path.dirname(os.path.dirname(ws))
-        _, outside = sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=None)
         key = (view, trials, outside)
         args = [
             *sandbox.namespaces(),
@@ -232,7 +233,8 @@ class IsolationPlan:
                 return None
             return pids.TrialGroup(base, self.pids_limit + 1, memory_bytes=self.limits.memory_bytes)
 
-        return self._zygotes.for_thread(key, args, zygote.covered(view), group)
+        made = self._zygotes.for_thread(key, args, zygote.covered(view), group)
+        return (made, mounts) if made is not None else None
 
     def _group(self, base: str | None) -> pids.TrialGroup | None:
         if base is None:

@@ -247,9 +247,15 @@ class Admission:
 def seccomp_fd() -> int:
     """A fresh descriptor holding the filter for one trial (bubblewrap reads it to its end, then the
     runner closes it); close-on-exec, so only the child it is passed to inherits it."""
-    fd = os.memfd_create("opslab-seccomp", os.MFD_CLOEXEC)
+    return memory_fd("opslab-seccomp", _program())
+
+
+def memory_fd(name: str, data: bytes) -> int:
+    """A close-on-exec descriptor of an in-memory file holding ``data``, read from its start (what a
+    child is handed at a number of its own: ``pass_fds``)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
-        os.write(fd, _program())
+        os.write(fd, data)
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

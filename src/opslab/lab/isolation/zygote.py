@@ -48,17 +48,6 @@ def _program() -> bytes:
     return SOURCE.read_bytes()
 
 
-def _program_fd() -> int:
-    fd = os.memfd_create("opslab-zygote", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, _program())
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
-
-
 def interpreter_view(view: tuple[str, ...]) -> list[str]:
     """The read-only binds the zygote's interpreter needs beyond ``view`` (a Python installed outside the
     system directories); each trial gets an empty folder there instead (``covered``)."""
@@ -136,7 +125,7 @@ class Zygote:
         self.key, self.covered, self.group = key, covered, group
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        seccomp, program = sandbox.seccomp_fd(), _program_fd()
+        seccomp, program = sandbox.seccomp_fd(), sandbox.memory_fd("opslab-zygote", _program())
         argv = [
             *bwrap_args,
             "--",
