@@ -86,11 +86,18 @@ def wait_for(fetch: Callable[[], Any], ok: Callable[[Any], bool], seconds: float
 def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
     started: list[Service] = []
 
-    def start(*args: str, env: dict[str, str] | None = None, name: str = "serve") -> Service:
+    def start(
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str = "serve",
+        command: tuple[str, ...] = ("serve",),
+        ready: str = "/",
+    ) -> Service:
+        """``opslab <command> --host … --port … <args>``, answering on ``ready`` before it is returned."""
         port = free_port()
         log = tmp_path / f"{name}-{port}.log"
         proc = subprocess.Popen(
-            [OPSLAB, "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+            [OPSLAB, *command, "--host", "127.0.0.1", "--port", str(port), *args],
             env=env or clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data")),
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -98,7 +105,7 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
         )
         svc = Service(proc, f"http://127.0.0.1:{port}", log)
         started.append(svc)
-        wait_http(svc.url + "/", proc, log)
+        wait_http(svc.url + ready, proc, log)
         return svc
 
     yield start

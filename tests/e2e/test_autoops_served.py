@@ -7,17 +7,15 @@ same in plain text."""
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from opslab.api.server import free_port
 from tests.conftest import ROOT
-from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_for, wait_http
+from tests.e2e.conftest import Service, clean_env, run_cli, wait_for
 
 SSH_TIMEOUT = "ssh: connect to host git.internal port 22: Connection timed out"
 GRADLE = "The Gradle Daemon disappeared unexpectedly (it may have been killed or may have crashed)"
@@ -29,27 +27,9 @@ def data(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def serve(tmp_path: Path, data: Path) -> Iterator[Callable[..., Service]]:
-    started: list[Service] = []
-
-    def start(*command: str) -> Service:
-        port = free_port()
-        log = tmp_path / f"{'-'.join(command)}-{port}.log"
-        proc = subprocess.Popen(
-            [OPSLAB, *command, "--host", "127.0.0.1", "--port", str(port)],
-            env=clean_env(OPSLAB_DATA_DIR=str(data)),
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        svc = Service(proc, f"http://127.0.0.1:{port}", log)
-        started.append(svc)
-        wait_http(svc.url + "/metrics", proc, log)
-        return svc
-
-    yield start
-    for svc in started:
-        svc.stop()
+def serve(start_service: Callable[..., Service]) -> Callable[..., Service]:
+    """``serve("autoops", "serve")`` or ``serve("serve")`` on the test's data folder."""
+    return lambda *command: start_service(command=command, ready="/metrics", name="-".join(command))
 
 
 def series(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
