@@ -206,25 +206,27 @@ class IsolationPlan:
         mounts, outside = sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=tmp)
         trials = os.path.dirname(os.path.dirname(ws))
         key = (view, trials, outside)
-        args = [
-            *sandbox.namespaces(),
-            "--cap-add",
-            "CAP_SETFCAP",  # so that the trial's own user namespace may map root: it drops it again
-            "--unshare-net",
-            "--as-pid-1",
-            *view,
-            *zygote.interpreter_view(view),
-            "--bind",
-            trials,
-            trials,
-            *(arg for path in outside if not path.startswith("/tmp/") for arg in ("--dir", path)),
-            "--remount-ro",
-            "/dev",
-            "--remount-ro",
-            "/",
-            "--chdir",
-            "/",
-        ]
+
+        def args() -> list[str]:  # made once per worker: not for each trial
+            return [
+                *sandbox.namespaces(),
+                "--cap-add",
+                "CAP_SETFCAP",  # so that the trial's own user namespace may map root: it drops it again
+                "--unshare-net",
+                "--as-pid-1",
+                *view,
+                *zygote.interpreter_view(view),
+                "--bind",
+                trials,
+                trials,
+                *(arg for path in outside if not path.startswith("/tmp/") for arg in ("--dir", path)),
+                "--remount-ro",
+                "/dev",
+                "--remount-ro",
+                "/",
+                "--chdir",
+                "/",
+            ]
 
         # The worker's cgroup holds the zygote (one task) and one trial at a time.
         def group() -> pids.TrialGroup | None:

@@ -57,8 +57,9 @@ def interpreter_view(view: tuple[str, ...]) -> list[str]:
     return args
 
 
+@functools.lru_cache(maxsize=64)
 def covered(view: tuple[str, ...]) -> tuple[str, ...]:
-    """The interpreter's installation where ``view`` does not hold it."""
+    """The interpreter's installation where ``view`` does not hold it (asked for each trial: kept)."""
     held = [view[i + 2] for i, arg in enumerate(view) if arg == "--ro-bind" and i + 2 < len(view)]
     held += list(sandbox.SYSTEM_DIRS)
     prefixes = sandbox.outermost([sys.base_prefix, *sandbox.install_roots(os.path.realpath(sys.executable))])
@@ -267,7 +268,7 @@ class Zygotes:
     def for_thread(
         self,
         key: object,
-        bwrap_args: list[str],
+        bwrap_args: Callable[[], list[str]],
         covered: tuple[str, ...] = (),
         group: Callable[[], pids.TrialGroup | None] = lambda: None,
     ) -> Zygote | None:
@@ -280,7 +281,7 @@ class Zygotes:
             return current
         if current is not None:
             self._drop(current)
-        made = Zygote(bwrap_args, key, covered, group())
+        made = Zygote(bwrap_args(), key, covered, group())
         try:
             made.admit()
             made.probe()

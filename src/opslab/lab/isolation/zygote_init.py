@@ -30,6 +30,7 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import resource
@@ -212,6 +213,10 @@ def main() -> None:
         seccomp = f.read()
     control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, fileno=control_fd)
     os.set_inheritable(control_fd, False)
+    # No collection in the zygote or its children: it makes no cycles, and a collection in a forked child
+    # would write to every object's header (a copy of each page the parent shares with it).
+    gc.disable()
+    gc.freeze()
     control.send(b"H")  # the runner reads this process's pid and puts it in the worker's cgroup
     if control.recv(1) != b"G":
         return
