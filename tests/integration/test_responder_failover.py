@@ -123,7 +123,10 @@ def test_the_active_replica_killed_mid_incident_leaves_it_to_the_other_to_finish
                 )
 
             listed = wait_for(finished, 120, lambda: f"not finished\n{logs()}")
-            assert [(i["id"], i["status"]) for i in listed] == [(incident["id"], "resolved")]
+            details = [get(base + "/agent/incidents/" + i["id"]) for i in listed]
+            assert [(i["id"], i["status"]) for i in listed] == [(incident["id"], "resolved")], (
+                f"{details}\n{logs()}"
+            )
             final = get(f"{base}/agent/incidents/{incident['id']}")
             nodes = [s["node"] for s in final["steps"]]
             assert nodes.count("verify") >= 1 and nodes.count("learn") == 1, nodes
