@@ -77,6 +77,9 @@ class IsolationPlan:
     read_only: tuple[str, ...] = ()
     limits: TrialLimits = field(default_factory=TrialLimits)
     host_group: bool = False  # a host trial gets a cgroup (the experiment limits its pids or memory)
+    # Sandboxed trials may start in a worker's zygote (``lab_trial_zygote``): read once, where the plan is
+    # made, not by each worker thread of each forked worker (loading the settings costs ~30 ms).
+    use_zygote: bool = False
     # The process that made the plan: a trial thread in another one is in a worker forked for this run.
     owner_pid: int = field(default_factory=os.getpid)
     _zygotes: zygote.Zygotes = field(default_factory=zygote.Zygotes, repr=False, compare=False)
@@ -198,7 +201,7 @@ class IsolationPlan:
         """The worker's zygote for a local sandbox of its own network (``zygote``), or None: a sandbox
         per trial (an image, the bridge's services, a zygote this machine cannot have, or
         ``OPSLAB_LAB_TRIAL_ZYGOTE=false``), with the trial's own mounts for it."""
-        if self.sandbox != "local" or forwards or not self.private_network or not _zygote_enabled():
+        if self.sandbox != "local" or forwards or not self.private_network or not self.use_zygote:
             return None
         python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
         tmp = self.limits.tmp_bytes
@@ -364,6 +367,7 @@ def plan_for(
         limits=limits or TrialLimits(),
         host_group=host_group,
     )
+    plan.use_zygote = plan.sandbox == "local" and plan.private_network and _zygote_enabled()
     if ref.kind == "rootfs":
         plan.rootfs = rootfs_of(ref, project_root / ".lab" / "images")
     elif ref.kind == "oci":
