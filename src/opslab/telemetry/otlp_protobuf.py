@@ -15,6 +15,7 @@ from opslab.errors import InvalidInput
 from opslab.telemetry.otlp import Span, check_span_count, parse_message
 
 _MAX_ID_BYTES = 32  # 64 hex digits, as ``otlp.parse_request`` takes them
+_NO_ID = frozenset(bytes(n) for n in range(_MAX_ID_BYTES + 1))  # absent (empty), or all zeros
 
 
 def decode_spans(raw: bytes, *, max_spans: int | None = None) -> tuple[list[Span], list[str]]:
@@ -48,17 +49,24 @@ def decode_spans(raw: bytes, *, max_spans: int | None = None) -> tuple[list[Span
 
 def _span(sp: Any, resource: dict[str, Any], ri: int, si: int, pi: int) -> Span:
     trace_id, span_id = sp.trace_id, sp.span_id
-    if not (
-        0 < len(trace_id) <= _MAX_ID_BYTES
-        and 0 < len(span_id) <= _MAX_ID_BYTES
-        and trace_id.strip(b"\0")
-        and span_id.strip(b"\0")
+    # One set lookup each answers "present, and not all zeros" (hashes of bytes are cached).
+    if (
+        len(trace_id) > _MAX_ID_BYTES
+        or len(span_id) > _MAX_ID_BYTES
+        or trace_id in _NO_ID
+        or span_id in _NO_ID
     ):
         raise _id_problem(trace_id, span_id, ri, si, pi)
-    events = [
-        {"name": ev.name, "time_ns": ev.time_unix_nano, "attributes": _attributes(ev.attributes)}
-        for ev in sp.events
-    ]
+    # ``len`` before iterating: most spans have no events, and iterating an empty repeated field costs
+    # more than asking its length.
+    events = (
+        [
+            {"name": ev.name, "time_ns": ev.time_unix_nano, "attributes": _attributes(ev.attributes)}
+            for ev in sp.events
+        ]
+        if len(sp.events)
+        else []
+    )
     parent = sp.parent_span_id
     if len(parent) > _MAX_ID_BYTES:
         raise InvalidInput.for_field(f"{_where(ri, si, pi)}.parentSpanId", "expected a hex id")
@@ -67,7 +75,11 @@ def _span(sp: Any, resource: dict[str, Any], ri: int, si: int, pi: int) -> Span:
         raise InvalidInput.for_field(
             f"{_where(ri, si, pi)}.startTimeUnixNano", "required, nanoseconds after 1970"
         )
-    status = sp.status
+    if sp.HasField("status"):
+        status = sp.status
+        failed, message = status.code == 2, status.message  # STATUS_CODE_ERROR
+    else:
+        failed, message = False, ""
     return Span(
         trace_id.hex(),
         span_id.hex(),
@@ -75,10 +87,10 @@ def _span(sp: Any, resource: dict[str, Any], ri: int, si: int, pi: int) -> Span:
         sp.name,
         start_ns,
         sp.end_time_unix_nano,  # fixed64: never negative
-        _attributes(sp.attributes),
+        _attributes(sp.attributes) if len(sp.attributes) else {},
         resource,
-        status.code == 2,  # STATUS_CODE_ERROR
-        status.message,
+        failed,
+        message,
         events,
     )
 
