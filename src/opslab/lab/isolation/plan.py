@@ -201,7 +201,7 @@ class IsolationPlan:
         """The worker's zygote for a local sandbox of its own network (``zygote``), or None: a sandbox
         per trial (an image, the bridge's services, a zygote this machine cannot have, or
         ``OPSLAB_LAB_TRIAL_ZYGOTE=false``), with the trial's own mounts for it."""
-        if self.sandbox != "local" or forwards or not self.private_network or not self.use_zygote:
+        if forwards or not self.use_zygote:  # use_zygote: a local sandbox of its own network
             return None
         python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
         tmp = self.limits.tmp_bytes
