@@ -7,11 +7,16 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from opslab import proc
 from opslab.errors import InvalidInput, PolicyViolation, Unavailable
 from opslab.lab.isolation import netns, pids, privilege, sandbox, seccomp
 from opslab.lab.isolation.plan import IsolationPlan
+
+T = TypeVar("T")
 
 ENGINE_PROBE_S = 20.0
 PROBE_S = 30.0
@@ -27,18 +32,52 @@ def preflight(plan: IsolationPlan) -> None:
         _check_engine(plan)
         return
     field = "runtime.sandbox.image" if plan.sandbox == "rootfs" else "runtime.network.mode"
-    if plan.private_network:
-        problem = netns.probe()
-        if problem:
-            raise Unavailable(problem, details={"field": "runtime.network.mode", "mode": plan.network})
-    if plan.sandboxed:
-        problem = sandbox_problem(plan.pids_limit, private_network=plan.private_network)
-        if problem:
-            raise Unavailable(problem, details={"field": field, "layer": "sandbox"})
-    else:
-        problem = privilege_problem()
-        if problem:
-            raise Unavailable(problem, details={"field": field, "layer": "privilege"})
+    # The two probes are processes of their own: run at once, not one after the other (the run's
+    # start-up waits for both). The network's refusal, if any, is still the one reported first.
+    network = _Background(netns.probe) if plan.private_network else None
+    try:
+        problem = (
+            sandbox_problem(plan.pids_limit, private_network=plan.private_network)
+            if plan.sandboxed
+            else privilege_problem()
+        )
+    finally:
+        network_problem = network.result() if network is not None else None
+    if network_problem:
+        raise Unavailable(network_problem, details={"field": "runtime.network.mode", "mode": plan.network})
+    if problem:
+        layer = "sandbox" if plan.sandboxed else "privilege"
+        raise Unavailable(problem, details={"field": field, "layer": layer})
+
+
+def preflight_started(plan: IsolationPlan) -> Callable[[], None]:
+    """``preflight`` on a thread of its own (its probes are processes: the caller's thread may work
+    meanwhile); call the result to wait for it, which raises the refusal if there is one."""
+    running = _Background(lambda: preflight(plan))
+    return running.result
+
+
+class _Background(Generic[T]):
+    """A call run on a thread of its own; ``result`` waits for it and raises what it raised."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        self._call = call
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="opslab-preflight", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._call()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the caller's thread
+            self._error = exc
+
+    def result(self) -> T | None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _check_engine(plan: IsolationPlan) -> None:
