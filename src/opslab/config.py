@@ -221,6 +221,12 @@ class Settings(BaseSettings):
         description="Isolated trials start in fresh namespaces inside one sandbox per worker (a zygote), not "
         "in a new bubblewrap sandbox each; false: a sandbox per trial (slower, the same guarantees).",
     )
+    lab_trial_zygote_native: bool = Field(
+        default=True,
+        description="The zygote is a small C program, compiled on first use with `$CC` (else `cc`) and "
+        "cached under the user's cache folder; false, no compiler or a failed build: the Python zygote "
+        "(slower, the same steps).",
+    )
     lab_allowed_roots: ListSetting[Path] = Field(
         default_factory=list,
         description="Folders the service may run lab experiments from (POST /lab/runs; a JSON list or "

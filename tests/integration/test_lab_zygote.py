@@ -1,13 +1,18 @@
 """Isolated trials through a worker's zygote (``lab.isolation.zygote``): one sandbox per worker, each
 trial in fresh namespaces of its own. What one trial leaves, the next trial of the same worker never
 sees; no trial sees another's folder; the zygote (PID 1 of the worker's sandbox) can be neither read nor
-stopped by a trial; the trial runs with no capability, no_new_privs and the seccomp filter."""
+stopped by a trial; the trial runs with no capability, no_new_privs and the seccomp filter. Each of these
+holds for both zygotes: the native one (``zygote.c``, compiled) and the Python one (its fallback). Both
+read the request's wire format (``zygote.encode``) and refuse what is not one."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +20,43 @@ import pytest
 
 from opslab.lab import load_outputs, run_experiment
 from opslab.lab.isolation import plan as isolation_plan
+from opslab.lab.isolation import sandbox, zygote, zygote_build, zygote_init
 from opslab.lab.records import TrialRecord
 from tests.conftest import FIXTURES, REQUIRE
 
-pytestmark = pytest.mark.skipif(
+needs_bwrap = pytest.mark.skipif(
     shutil.which("bwrap") is None and not REQUIRE, reason="bubblewrap is not installed"
 )
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None and not REQUIRE, reason="no C compiler (cc)")
+# Python's own start ignores SIGPIPE (13) and SIGXFSZ (25); after the zygote, nothing else is ignored or
+# blocked.
+PYTHON_IGNORES = f"{(1 << 12) | (1 << 24):016x}"
+
+
+@pytest.fixture(params=["native", "python"])
+def kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Which zygote the trials start in (``OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE``)."""
+    if request.param == "native" and shutil.which("cc") is None and not REQUIRE:
+        pytest.skip("no C compiler (cc)")
+    monkeypatch.setenv("OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE", str(request.param == "native").lower())
+    isolation_plan._zygote_settings.cache_clear()
+    yield request.param
+    isolation_plan._zygote_settings.cache_clear()
+
+
+@pytest.fixture
+def no_compiler(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("CC", "opslab-test-no-such-cc")
+    zygote_build._native_build.cache_clear()
+    yield
+    zygote_build._native_build.cache_clear()
+
+
+def started_in(processes: dict[str, str]) -> str:
+    """Which zygote PID 1 is, from its command line."""
+    first = processes["1"]
+    assert "opslab-zygote" in first, processes  # the trials ran in the worker's zygote
+    return "native" if first.startswith("/proc/self/fd/") else "python"
 
 
 def project(tmp_path: Path, steps: list[str]) -> Path:
@@ -59,10 +95,11 @@ def result(record: TrialRecord) -> dict[str, Any]:
     return record.result
 
 
-def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: Path) -> None:
+@needs_bwrap
+def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: Path, kind: str) -> None:
     leave, look = (result(r) for r in run(project(tmp_path, ["leave", "look"]), concurrency=1))
+    assert started_in(leave["processes"]) == kind
     zygote = leave["processes"]["1"]
-    assert "opslab-zygote" in zygote, leave["processes"]  # the trials ran in the worker's zygote
     assert look["processes"]["1"] == zygote  # the same one, for both
     # Its daemon (a session of its own) ended with it; its files in /tmp and /dev/shm went with its mounts.
     assert not any("sleep" in cmd for cmd in look["processes"].values()), look["processes"]
@@ -77,18 +114,186 @@ def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: P
         assert {status[k] for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")} == {"0000000000000000"}
         assert status["NoNewPrivs"] == "1" and status["Seccomp"] == "2"
         assert len(seen["trial_folders"]) == 1  # the run's other trial folders are covered
+        # The zygote's own: stdin on /dev/null, a session of its own, every signal back to its default.
+        assert seen["stdin"] == "/dev/null" and seen["session_leader"]
+        assert seen["signals"] == {"SigBlk": "0" * 16, "SigIgn": PYTHON_IGNORES}
 
 
-def test_trials_of_parallel_workers_see_only_their_own_folder(tmp_path: Path) -> None:
+@needs_bwrap
+def test_trials_of_parallel_workers_see_only_their_own_folder(tmp_path: Path, kind: str) -> None:
     records = run(project(tmp_path, ["look"] * 4), concurrency=2)
     for record in records:
+        assert started_in(result(record)["processes"]) == kind
         assert result(record)["trial_folders"] == [record.trial_id]
 
 
+@needs_bwrap
+def test_without_a_compiler_trials_start_in_the_python_zygote(
+    tmp_path: Path, kind: str, no_compiler: None
+) -> None:
+    records = run(project(tmp_path, ["look"]), concurrency=1)
+    assert started_in(result(records[0])["processes"]) == "python"
+
+
+@needs_bwrap
 def test_without_the_zygote_each_trial_has_a_sandbox_of_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(isolation_plan, "_zygote_enabled", lambda: False)
+    monkeypatch.setattr(isolation_plan, "_zygote_settings", lambda: (False, True))
     leave, look = (result(r) for r in run(project(tmp_path, ["leave", "look"]), concurrency=1))
     assert "opslab-zygote" not in leave["processes"]["1"]
     assert look["left"] == [] and len(look["trial_folders"]) == 1
+
+
+@pytest.fixture
+def live(kind: str) -> Iterator[zygote.Zygote]:
+    """A zygote of ``kind`` in a sandbox over the host's root (read-only), admitted, no cgroup."""
+    program = zygote_build.python_program() if kind == "python" else zygote_build.native_program()
+    assert isinstance(program, zygote_build.Program), program
+    args = [*sandbox.namespaces(), "--cap-add", "CAP_SETFCAP", "--unshare-net", "--as-pid-1"]
+    args += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run"]
+    made = zygote.Zygote(args, key=None, program=program)
+    try:
+        made.admit()
+        yield made
+    finally:
+        made.close()
+
+
+def trial(made: zygote.Zygote, **request: object) -> tuple[int | None, str | None]:
+    """One trial through ``made``: its exit code and the zygote's error, if any."""
+    with open(os.devnull, "wb") as null:
+        remote = made.start(
+            {**zygote._PROBE, "probe": False, "mounts": [], **request}, null.fileno(), null.fileno()
+        )
+    try:
+        remote.go()
+        return remote.wait(), remote.error
+    finally:
+        remote.close()
+
+
+@needs_bwrap
+def test_a_zygote_refuses_what_is_not_a_request_and_serves_the_next(live: zygote.Zygote) -> None:
+    valid = zygote.encode(zygote._PROBE)
+    for body in malformed(valid):
+        with pytest.raises(OSError, match="the zygote is gone"):
+            live.start_encoded(body, 1, 2)
+        assert live.alive
+    live.probe()  # the next trial through every step
+
+
+@needs_bwrap
+def test_the_harness_is_searched_on_the_requests_path_not_the_zygotes(
+    live: zygote.Zygote, tmp_path: Path
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    harness = bin_dir / "opslab-test-harness"
+    harness.write_text("#!/bin/sh\nexit 7\n")
+    harness.chmod(0o755)
+    argv = ["opslab-test-harness"]
+    assert trial(live, argv=argv, env={"PATH": f"/nonexistent:{bin_dir}"}) == (7, None)
+    code, error = trial(live, argv=argv, env={})  # the default path: /bin:/usr/bin
+    assert code is None and error is not None
+    assert error.startswith("FileNotFoundError: [Errno 2]") and "/usr/bin/opslab-test-harness" in error, error
+    harness.chmod(0o644)  # found, not executable: that error, not the last "not found"
+    code, error = trial(live, argv=argv, env={"PATH": f"{bin_dir}:/usr/bin"})
+    assert code is None and error is not None and error.startswith("PermissionError"), error
+    assert trial(live, argv=["true"], env={}) == (0, None)
+    assert trial(live, argv=["sh", "-c", "exit 3"], env={"PATH": "/usr/bin:/bin"}, cwd="/") == (3, None)
+
+
+def malformed(valid: bytes) -> list[bytes]:
+    fields = valid.split(b"\0")[:-1]
+    with_count = fields[:]
+    with_count[5] = b"99"  # more rlimits than there are
+    return [
+        b"",
+        b"{}",
+        valid[:-1],  # its last NUL missing
+        valid + b"extra\0",
+        valid.replace(b"opslab-zygote/1", b"opslab-zygote/9"),
+        b"\0".join(with_count) + b"\0",
+        valid.replace(b"\0tmpfs\0", b"\0overlay\0"),
+        b"\0".join([*fields[:2], b"-1", *fields[3:]]) + b"\0",  # a negative uid
+        b"\0".join([*fields[:2], b"99999999999999999999999", *fields[3:]]) + b"\0",
+    ]
+
+
+def test_the_wire_format_round_trips_through_the_python_decoder() -> None:
+    request = {
+        "probe": False,
+        "uid": 1000,
+        "gid": 100,
+        "cwd": "/work/ws",
+        "rlimits": [(0, 7), (1, 1 << 40)],
+        "mounts": [["tmpfs", "/tmp", "mode=1777,size=1024"], ["bind", "/trials/a b", "/trials/a b"]],
+        "argv": ["python3", "./probe.py", "", "--é", os.fsdecode(b"\xff-raw")],
+        "env": {"PATH": "/usr/bin:/bin", "EMPTY": "", "EQ": "a=b=c", "UNI": "ü"},
+    }
+    decoded = zygote_init.decode(zygote.encode(request))
+    assert decoded == {**request, "rlimits": [tuple(p) for p in request["rlimits"]]}
+    assert zygote_init.decode(zygote.encode(zygote._PROBE))["probe"] is True
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        ({"argv": ["a\0b"]}, "NUL byte"),
+        ({"env": {"A=B": "x"}}, "name"),
+        ({"env": {"": "x"}}, "name"),
+        ({"uid": -1}, "not a field"),
+        ({"mounts": [["tmpfs", "/tmp"]]}, "exactly 3"),
+        ({"argv": ["x" * (zygote.REQUEST_MAX + 1)]}, "too large"),
+    ],
+)
+def test_a_request_the_wire_cannot_carry_is_refused_before_it_is_sent(
+    change: dict[str, Any], what: str
+) -> None:
+    with pytest.raises(OSError, match=what):
+        zygote.encode({**zygote._PROBE, **change})
+
+
+@pytest.mark.parametrize("body", malformed(zygote.encode(zygote._PROBE)))
+def test_the_python_decoder_refuses_what_is_not_a_request(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        zygote_init.decode(body)
+
+
+def test_without_a_compiler_the_build_says_so(tmp_path: Path) -> None:
+    built = zygote_build.build(["opslab-test-no-such-cc"], tmp_path / "cache")
+    assert built.binary is None and built.reason == "no C compiler: 'opslab-test-no-such-cc' is not on PATH"
+    assert not (tmp_path / "cache").exists()
+
+
+@needs_cc
+def test_a_failed_build_names_the_compilers_complaint_and_leaves_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "broken.c"
+    source.write_text("int main(void) { return missing; }\n")
+    built = zygote_build.build(["cc"], tmp_path / "cache", source)
+    assert built.binary is None and "could not build" in built.reason and "missing" in built.reason
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+@needs_cc
+def test_the_build_is_cached_once_in_a_private_folder(tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "opslab"
+    first = zygote_build.build(["cc"], cache)
+    (binary,) = cache.iterdir()
+    assert first.binary is not None and first.binary == binary.read_bytes()
+    assert binary.name.startswith("zygote-") and stat.S_IMODE(cache.stat().st_mode) == 0o700
+    mtime = binary.stat().st_mtime_ns
+    assert zygote_build.build(["cc"], cache) == first  # not built again
+    assert binary.stat().st_mtime_ns == mtime
+    zygote_build.build(["cc", "-DOTHER"], cache)  # another compiler's identity: a binary of its own
+    assert len(list(cache.iterdir())) == 2
+
+
+@needs_cc
+def test_processes_that_build_at_once_share_one_whole_binary(tmp_path: Path) -> None:
+    cache = tmp_path / "opslab"
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        builds = list(pool.map(lambda _: zygote_build.build(["cc"], cache), range(4)))
+    (binary,) = cache.iterdir()  # one binary, no temporary file left
+    assert all(b.binary == binary.read_bytes() for b in builds)

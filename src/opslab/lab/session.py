@@ -8,6 +8,7 @@ reporter is given), analyses the run and returns a ``LabRun``. It prints nothing
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -21,7 +22,7 @@ from opslab.lab.artifacts import read_model
 from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved, project_root_of, read_yaml, resolve
 from opslab.lab.control import RunStop
-from opslab.lab.isolation import IsolationPlan, plan_of, preflight
+from opslab.lab.isolation import IsolationPlan, plan_of, preflight_started
 from opslab.lab.knobs import apply_overrides
 from opslab.lab.pool import TrialDone
 from opslab.lab.preflight import check_harness
@@ -132,8 +133,19 @@ def effective(mode: RunMode, resolved: Resolved) -> Resolved:
 def isolation_for(mode: RunMode, resolved: Resolved, *, container: bool = False) -> IsolationPlan:
     """The run's isolation plan, checked on this machine: ``run-dev``, ``run-experiment`` and
     ``--container`` need an image and refuse without one; a plan that cannot be established refuses."""
-    plan = plan_of(resolved, force_container=container or mode in ("run-dev", "run-experiment"))
-    preflight(plan)
+    forced = container or mode in ("run-dev", "run-experiment")
+    plan = plan_of(resolved, force_container=forced, zygote_settings=False)
+    # The preflight's probes are processes: they run while this thread reads the settings (whether trials
+    # start in zygotes; pydantic-settings takes ~25 ms to load), not after it. A settings error still
+    # comes first, as it did when the plan read them.
+    checked = preflight_started(plan)
+    try:
+        plan.read_zygote_settings()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            checked()
+        raise
+    checked()
     return plan
 
 

@@ -8,7 +8,7 @@ cannot establish (naming the layer), and ``IsolationPlan.launch`` wraps each tri
 of runners that died.
 """
 
-from opslab.lab.isolation.checks import preflight
+from opslab.lab.isolation.checks import preflight, preflight_started
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify
 from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.pids import sweep as sweep_groups
@@ -28,6 +28,7 @@ __all__ = [
     "plan_for",
     "plan_of",
     "preflight",
+    "preflight_started",
     "sweep",
     "sweep_groups",
 ]

@@ -29,11 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from opslab.config import Settings
 from opslab.errors import InvalidInput, Unavailable
 from opslab.lab.config import Resolved
 from opslab.lab.isolation import engine as oci
-from opslab.lab.isolation import limits, netns, pids, privilege, sandbox, zygote
+from opslab.lab.isolation import limits, netns, pids, privilege, sandbox, zygote, zygote_build
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.limits import TrialLimits
@@ -77,9 +76,9 @@ class IsolationPlan:
     read_only: tuple[str, ...] = ()
     limits: TrialLimits = field(default_factory=TrialLimits)
     host_group: bool = False  # a host trial gets a cgroup (the experiment limits its pids or memory)
-    # Sandboxed trials may start in a worker's zygote (``lab_trial_zygote``): read once, where the plan is
-    # made, not by each worker thread of each forked worker (loading the settings costs ~30 ms).
+    # Sandboxed trials may start in a worker's zygote (``read_zygote_settings``).
     use_zygote: bool = False
+    native_zygote: bool = True  # the zygote compiled from C where it can be (``lab_trial_zygote_native``)
     # The process that made the plan: a trial thread in another one is in a worker forked for this run.
     owner_pid: int = field(default_factory=os.getpid)
     _zygotes: zygote.Zygotes = field(default_factory=zygote.Zygotes, repr=False, compare=False)
@@ -87,6 +86,18 @@ class IsolationPlan:
     @property
     def private_network(self) -> bool:
         return self.network != "full"
+
+    @property
+    def zygote_capable(self) -> bool:
+        """Its trials could start in zygotes (a local sandbox with a network of its own)."""
+        return self.sandbox == "local" and self.private_network
+
+    def read_zygote_settings(self) -> None:
+        """``use_zygote`` and ``native_zygote`` as the settings say: read here, once, not by each worker
+        thread of each forked worker."""
+        enabled, native = _zygote_settings()
+        self.use_zygote = self.zygote_capable and enabled
+        self.native_zygote = native
 
     @property
     def sandboxed(self) -> bool:
@@ -210,7 +221,7 @@ class IsolationPlan:
         trials = os.path.dirname(os.path.dirname(ws))
         key = (view, trials, outside)
 
-        def args() -> list[str]:  # made once per worker: not for each trial
+        def args(program: zygote_build.Program) -> list[str]:  # made once per worker: not for each trial
             return [
                 *sandbox.namespaces(),
                 "--cap-add",
@@ -218,7 +229,7 @@ class IsolationPlan:
                 "--unshare-net",
                 "--as-pid-1",
                 *view,
-                *zygote.interpreter_view(view),
+                *(zygote.interpreter_view(view) if program.kind == "python" else ()),
                 "--bind",
                 trials,
                 trials,
@@ -238,7 +249,7 @@ class IsolationPlan:
                 return None
             return pids.TrialGroup(base, self.pids_limit + 1, memory_bytes=self.limits.memory_bytes)
 
-        made = self._zygotes.for_thread(key, args, zygote.covered(view), group)
+        made = self._zygotes.for_thread(key, args, zygote.covered(view), group, native=self.native_zygote)
         return (made, mounts) if made is not None else None
 
     def _group(self, base: str | None) -> pids.TrialGroup | None:
@@ -346,9 +357,11 @@ def plan_for(
     read_only: tuple[str, ...] = (),
     limits: TrialLimits | None = None,
     host_group: bool = False,
+    zygote_settings: bool = True,
 ) -> IsolationPlan:
     """The run's isolation plan from its config (``force_container``: ``--container``, ``run-dev`` and
-    ``run-experiment``, which refuse to run without an image)."""
+    ``run-experiment``, which refuse to run without an image). ``zygote_settings`` false: the caller
+    calls ``read_zygote_settings`` later (trials start in no zygote until then)."""
     ref: ImageRef = classify(image, project_root)
     if force_container and ref.kind == "local":
         raise InvalidInput.for_field(
@@ -367,7 +380,8 @@ def plan_for(
         limits=limits or TrialLimits(),
         host_group=host_group,
     )
-    plan.use_zygote = plan.sandbox == "local" and plan.private_network and _zygote_enabled()
+    if zygote_settings:
+        plan.read_zygote_settings()
     if ref.kind == "rootfs":
         plan.rootfs = rootfs_of(ref, project_root / ".lab" / "images")
     elif ref.kind == "oci":
@@ -375,7 +389,9 @@ def plan_for(
     return plan
 
 
-def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPlan:
+def plan_of(
+    resolved: Resolved, *, force_container: bool = False, zygote_settings: bool = True
+) -> IsolationPlan:
     """``plan_for`` with an experiment's own runtime settings. The image is used only for a container run
     (``force_container``): as the seed says, ``run`` is local unless asked for ``--container``."""
     rt = resolved.config.runtime
@@ -390,12 +406,19 @@ def plan_of(resolved: Resolved, *, force_container: bool = False) -> IsolationPl
         read_only=tuple(rt.sandbox.read_only),
         limits=TrialLimits.of(rt.limits),
         host_group=rt.limits.pids is not None or rt.limits.memory_mb is not None,
+        zygote_settings=zygote_settings,
     )
 
 
 @functools.cache
-def _zygote_enabled() -> bool:
-    return Settings.load().lab_trial_zygote
+def _zygote_settings() -> tuple[bool, bool]:
+    """``lab_trial_zygote`` and ``lab_trial_zygote_native``, loaded once per process."""
+    # Imported here: pydantic-settings costs ~25 ms, which a run spends while its preflight probes run
+    # (``session.isolation_for``), not before.
+    from opslab.config import Settings
+
+    settings = Settings.load()
+    return settings.lab_trial_zygote, settings.lab_trial_zygote_native
 
 
 class _Starter:

@@ -14,6 +14,14 @@ filter.
 
 A zygote that cannot be made or fails its probe is not used: the plan falls back to a sandbox per trial
 (the reason is kept in ``unavailable``).
+
+The zygote's program is ``zygote.c``, compiled (``zygote_build``), else ``zygote_init.py`` run by this
+interpreter: no compiler, a failed build, a native zygote that fails its probe, or
+``lab_trial_zygote_native`` false. Both take the same steps and speak the same protocol; the request's
+wire format is ``encode``'s. ``Zygotes`` keeps why the native one is not used (``native_unavailable``); a
+worker's zygote shows which one it is in the process list (``/proc/self/fd/N opslab-zygote …``, or the
+interpreter's ``-c`` with ``opslab-zygote``). The native one needs no interpreter in the worker's
+sandbox: its trials get no cover over the interpreter's installation (``covered``).
 """
 
 from __future__ import annotations
@@ -21,31 +29,77 @@ from __future__ import annotations
 import array
 import contextlib
 import functools
-import json
 import os
 import signal
 import socket
 import struct
 import sys
 import threading
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 
 from opslab import proc
 from opslab.lab.isolation import pids, sandbox
+from opslab.lab.isolation.zygote_build import Program, native_program, python_program
 
-SOURCE = Path(__file__).with_name("zygote_init.py")
 START_TIMEOUT_S = 30.0  # for a trial's first process to be ready (its mounts made)
 REQUEST_MAX = 1 << 20
+WIRE_VERSION = "opslab-zygote/1"
+RLIMITS_MAX, MOUNTS_MAX, STRINGS_MAX = 16, 1024, 1 << 16  # as both zygotes read it
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()  # os.fsencode's
 
 
-# The zygote's program comes on a descriptor (its command line would show it to every trial).
-LOADER = "import os,sys;exec(compile(os.fdopen(int(sys.argv.pop(1))).read(),'opslab-zygote','exec'))"
+def encode(request: Mapping[str, object]) -> bytes:
+    """The request on the wire, version 1 (read by ``zygote_init.decode`` and ``zygote.c``): fields each
+    ended by a NUL byte, numbers in decimal, nothing after the last.
+
+        "opslab-zygote/1"  flags ("" or "probe")  uid  gid  cwd
+        N  (resource  limit) x N          rlimits, soft = hard
+        N  (kind  first  second) x N      mounts: "bind" source target, "tmpfs" target options
+        N  (arg) x N                      argv
+        N  (NAME=value) x N               environment
+
+    OSError if the request cannot be written so (a NUL byte in a field, a name with ``=``, too many)."""
+    rlimits = _items(request.get("rlimits", ()), RLIMITS_MAX)
+    mounts = _items(request["mounts"], MOUNTS_MAX)
+    argv = _items(request["argv"], STRINGS_MAX)
+    env = request["env"]
+    if not isinstance(env, Mapping) or len(env) > STRINGS_MAX:
+        raise OSError("the trial's environment is not a mapping of at most 65,536 names")
+    fields: list[object] = ["probe" if request.get("probe") else "", request["uid"], request["gid"]]
+    fields += [request["cwd"], len(rlimits)]
+    for pair in rlimits:
+        fields += _items(pair, 2, exactly=True)
+    fields.append(len(mounts))
+    for op in mounts:
+        fields += _items(op, 3, exactly=True)
+    fields += [len(argv), *argv, len(env)]
+    for name, value in env.items():
+        if not isinstance(name, str) or not name or "=" in name:
+            raise OSError(f"not an environment variable's name: {name!r}")
+        fields.append(f"{name}={value}")
+    texts = [WIRE_VERSION]
+    for field in fields:
+        if isinstance(field, str):
+            texts.append(field)
+        elif isinstance(field, int) and not isinstance(field, bool) and field >= 0:
+            texts.append(str(field))
+        else:
+            raise OSError(f"not a field of the trial's request: {field!r}")
+    # One encoding of the whole (as os.fsencode would each field): a trial's environment alone is ~40
+    # fields, and this runs for every trial. A NUL byte inside a field shows as one NUL too many.
+    out = "\0".join(texts).encode(_FS_ENCODING, _FS_ERRORS) + b"\0"
+    if out.count(0) != len(texts):
+        held = next(f for f in texts if "\0" in f)
+        raise OSError(f"a field of the trial's request holds a NUL byte: {held[:80]!r}")
+    if len(out) > REQUEST_MAX:
+        raise OSError("the trial's request is too large for the zygote")
+    return out
 
 
-@functools.cache
-def _program() -> bytes:
-    return SOURCE.read_bytes()
+def _items(value: object, most: int, *, exactly: bool = False) -> list[object]:
+    if not isinstance(value, list | tuple) or len(value) > most or exactly and len(value) != most:
+        raise OSError(f"not {'exactly' if exactly else 'at most'} {most} items of the trial's request")
+    return list(value)
 
 
 def interpreter_view(view: tuple[str, ...]) -> list[str]:
@@ -122,32 +176,24 @@ class Zygote:
         key: object,
         covered: tuple[str, ...] = (),
         group: pids.TrialGroup | None = None,
+        program: Program | None = None,
     ) -> None:
         self.key, self.covered, self.group = key, covered, group
+        self.program = program or python_program()
+        code = self.program.memory_fd()
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        seccomp, program = sandbox.seccomp_fd(), sandbox.memory_fd("opslab-zygote", _program())
-        argv = [
-            *bwrap_args,
-            "--",
-            os.path.realpath(sys.executable),
-            "-I",
-            "-S",
-            "-c",
-            LOADER,
-            str(program),
-            str(theirs.fileno()),
-            str(seccomp),
-        ]
+        seccomp = sandbox.seccomp_fd()
+        argv = [*bwrap_args, "--", *self.program.argv(code, theirs.fileno(), seccomp)]
         self._err_read, err_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._proc = proc.spawn(
-                argv, stderr=err_write, tie_to_parent=False, pass_fds=(program, theirs.fileno(), seccomp)
+                argv, stderr=err_write, tie_to_parent=False, pass_fds=(code, theirs.fileno(), seccomp)
             )
         finally:
             theirs.close()
             os.close(seccomp)
-            os.close(program)
+            os.close(code)
             os.close(err_write)
 
     def admit(self) -> None:
@@ -168,11 +214,12 @@ class Zygote:
         self._control.settimeout(None)
         self._control.send(b"G")
 
-    def start(self, request: dict[str, object], stdout: int, stderr: int) -> Remote:
+    def start(self, request: Mapping[str, object], stdout: int, stderr: int) -> Remote:
         """The trial's first process, ready and waiting for ``go``; OSError when it cannot be had."""
-        body = json.dumps(request).encode()
-        if len(body) > REQUEST_MAX:
-            raise OSError("the trial's request is too large for the zygote")
+        return self.start_encoded(encode(request), stdout, stderr)
+
+    def start_encoded(self, body: bytes, stdout: int, stderr: int) -> Remote:
+        """``start`` with the request as it goes on the wire (``encode``)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             mine.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
@@ -257,6 +304,7 @@ class Zygotes:
 
     def __init__(self) -> None:
         self.unavailable: str | None = None
+        self.native_unavailable: str | None = None  # why the zygotes run the Python program
         self._reset()
 
     def _reset(self) -> None:
@@ -268,10 +316,14 @@ class Zygotes:
     def for_thread(
         self,
         key: object,
-        bwrap_args: Callable[[], list[str]],
+        bwrap_args: Callable[[Program], list[str]],
         covered: tuple[str, ...] = (),
         group: Callable[[], pids.TrialGroup | None] = lambda: None,
+        *,
+        native: bool = True,
     ) -> Zygote | None:
+        """This thread's zygote for ``key``, made if it has none: of the native program unless ``native``
+        is false or it cannot be had; ``bwrap_args`` for the program, ``covered`` for a Python one."""
         if self.unavailable is not None:
             return None
         if self._pid != os.getpid():  # a forked worker: the zygotes it inherited are its parent's
@@ -281,18 +333,59 @@ class Zygotes:
             return current
         if current is not None:
             self._drop(current)
-        made = Zygote(bwrap_args(), key, covered, group())
-        try:
-            made.admit()
-            made.probe()
-        except OSError as exc:
-            self.unavailable = str(exc) or made.failure()
-            made.close()
+        made = self._make(key, bwrap_args, covered, group, native)
+        if made is None:
             return None
         with self._lock:
             self._all.append(made)
         self._local.zygote = made
         return made
+
+    def _make(
+        self,
+        key: object,
+        bwrap_args: Callable[[Program], list[str]],
+        covered: tuple[str, ...],
+        group: Callable[[], pids.TrialGroup | None],
+        native: bool,
+    ) -> Zygote | None:
+        """A zygote of the native program, else of the Python one, that passed its probe (or None)."""
+        for program in self._programs(native):
+            worker_group = group()
+            cover = covered if program.kind == "python" else ()  # no interpreter in a native one's sandbox
+            try:
+                made = Zygote(bwrap_args(program), key, cover, worker_group, program)
+            except OSError as exc:
+                if worker_group is not None:
+                    worker_group.release()
+                if program.kind == "python":
+                    raise
+                self.native_unavailable = f"the native zygote could not be started: {exc}"
+                continue
+            try:
+                made.admit()
+                made.probe()
+            except OSError as exc:
+                reason = str(exc) or made.failure()
+                made.close()
+                if program.kind == "python":
+                    self.unavailable = reason
+                else:
+                    self.native_unavailable = f"the native zygote failed its probe: {reason}"
+                continue
+            return made
+        return None
+
+    def _programs(self, native: bool) -> Iterator[Program]:
+        if not native:
+            self.native_unavailable = "lab_trial_zygote_native is false"
+        if self.native_unavailable is None:
+            program = native_program()
+            if isinstance(program, Program):
+                yield program
+            else:
+                self.native_unavailable = program
+        yield python_program()
 
     def _drop(self, zygote: Zygote) -> None:
         with self._lock:

@@ -5,7 +5,7 @@ its own, and never runs anything of theirs itself.
 Per trial (one request on the control socket: the trial's socket and its stdout and stderr):
 
     read      the request (argv, environment, working directory, mounts, uid and gid) from the trial's
-              socket; nothing of it is executed here
+              socket (``decode``: the wire format ``zygote.encode`` writes); nothing of it is executed here
     fork      the trial's first process, which
               - enters a user namespace of its own (root inside is the worker's user outside), a mount
                 namespace (so the trial's mounts are its own) and an IPC namespace
@@ -23,6 +23,9 @@ is born in it: its pids and memory limits hold from the first instruction, witho
 between cgroups per trial (which stalls every fork on the machine). The zygote is not dumpable (no
 trial can read or write its memory through ``/proc``) and, as PID 1, takes no signal from inside its
 namespace that it has no handler for: a trial cannot stop it.
+
+``zygote.c`` is the same program compiled (the one used where there is a C compiler): a change to one is
+a change to both.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import array
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import resource
 import signal
@@ -47,6 +49,8 @@ PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 REQUEST_MAX = 1 << 20
+WIRE_VERSION = b"opslab-zygote/1"
+RLIMITS_MAX, MOUNTS_MAX, STRINGS_MAX = 16, 1024, 1 << 16
 CAP_LAST = 63  # set by main from /proc/sys/kernel/cap_last_cap
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -74,6 +78,45 @@ def write(path: str, text: str) -> None:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """A request from its wire form (see ``zygote.encode``); ValueError if it is not one."""
+    fields = body.split(b"\0")
+    if len(fields) < 2 or fields.pop() != b"" or fields[0] != WIRE_VERSION:
+        raise ValueError("not a request")
+    at = 1
+
+    def take() -> str:
+        nonlocal at
+        if at >= len(fields):
+            raise ValueError("the request ends early")
+        at += 1
+        return os.fsdecode(fields[at - 1])
+
+    def number(most: int) -> int:
+        text = take()
+        if not (text.isascii() and text.isdigit()) or int(text) > most:
+            raise ValueError(f"not a number of at most {most}: {text[:40]!r}")
+        return int(text)
+
+    flags = take()
+    if flags not in ("", "probe"):
+        raise ValueError(f"unknown flags {flags[:40]!r}")
+    request: dict[str, Any] = {"probe": flags == "probe", "uid": number(2**32 - 2), "gid": number(2**32 - 2)}
+    request["cwd"] = take()
+    request["rlimits"] = [(number(RLIMITS_MAX - 1), number(2**64 - 1)) for _ in range(number(RLIMITS_MAX))]
+    request["mounts"] = [[take(), take(), take()] for _ in range(number(MOUNTS_MAX))]
+    if any(kind not in ("bind", "tmpfs") for kind, _, _ in request["mounts"]):
+        raise ValueError("a mount of an unknown kind")
+    request["argv"] = [take() for _ in range(number(STRINGS_MAX))]
+    env = [take().partition("=") for _ in range(number(STRINGS_MAX))]
+    if any(not name or not eq for name, eq, _ in env):
+        raise ValueError("an environment entry without a name")
+    request["env"] = {name: value for name, _, value in env}
+    if at != len(fields):
+        raise ValueError("fields after the request")
+    return request
 
 
 def enter_namespaces(uid: int, gid: int) -> None:
@@ -128,14 +171,14 @@ def start_trial(request: dict[str, Any], conn: socket.socket, out: int, err: int
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(err, 2)
-        for which, value in request.get("rlimits", []):
+        for which, value in request["rlimits"]:
             resource.setrlimit(which, (value, value))
         conn.send(b"R")  # the runner reads this process's pid from the message's credentials
         if conn.recv(1) != b"G":
             os._exit(125)
         check(libc.unshare(CLONE_NEWCGROUP), "unshare cgroup")
         drop_privileges(seccomp)
-        if request.get("probe"):
+        if request["probe"]:
             os._exit(0)
         os.execvpe(request["argv"][0], request["argv"], request["env"])  # PATH searched, as bubblewrap does
     except BaseException as exc:  # noqa: BLE001 - whatever it was, the runner is told and the trial ends
@@ -170,7 +213,10 @@ def serve(control: socket.socket, seccomp: bytes) -> None:
 def run_one(conn: socket.socket, out: int, err: int, seccomp: bytes) -> None:
     with conn:
         try:
-            request = json.loads(conn.recv(REQUEST_MAX))
+            body, _, flags, _ = conn.recvmsg(REQUEST_MAX)
+            if flags & socket.MSG_TRUNC:
+                raise ValueError("the request is over REQUEST_MAX")
+            request = decode(body)
         except (OSError, ValueError):
             os.close(out)
             os.close(err)
@@ -205,6 +251,8 @@ def reap(pid: int | None) -> int:
 def main() -> None:
     global CAP_LAST
     control_fd, seccomp_fd = int(sys.argv[1]), int(sys.argv[2])
+    if os.getpid() != 1:  # kill(-1) after each trial is safe only as PID 1 of the sandbox's namespace
+        sys.exit("opslab-zygote: not PID 1 of its own namespace")
     prctl(PR_SET_DUMPABLE, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # PID 1 takes only the signals it handles: none
     with open("/proc/sys/kernel/cap_last_cap") as f:  # noqa: PTH123 - the standard library only

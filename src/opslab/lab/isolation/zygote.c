@@ -1,0 +1,735 @@
+/*
+ * The trial zygote, compiled: what zygote_init.py does, step by step, without an interpreter to fork
+ * per trial (its copy-on-write faults, page tables and teardown on exec were most of a trial's CPU).
+ * zygote.py compiles this file on first need and runs it, like the Python program, as PID 1 of a
+ * worker's bubblewrap sandbox:
+ *
+ *     zygote opslab-zygote PROGRAM_FD CONTROL_FD SECCOMP_FD
+ *
+ * PROGRAM_FD is the descriptor it was executed from (closed at once), CONTROL_FD the runner's control
+ * socket, SECCOMP_FD the trial's seccomp filter (read to its end, then closed).
+ *
+ * Control socket: "H" (the runner reads this process's pid from the credentials the kernel attaches),
+ * then "G" from the runner; then per trial a 1-byte message carrying 3 descriptors (SCM_RIGHTS): the
+ * trial's SOCK_SEQPACKET socket, its stdout and its stderr. On the trial's socket: the request (the
+ * wire format below), then from the trial's first process "R" (its pid in the credentials), "G" from
+ * the runner, "E<Type>: message" if a step fails (exit 127); after the trial ends and every other
+ * process of the namespace is killed and reaped, "X<wait status>" from the zygote.
+ *
+ * The request, version 1 (zygote.encode writes it, zygote_init.decode reads it too): NUL-terminated
+ * fields, numbers in decimal, nothing after the last.
+ *
+ *     "opslab-zygote/1"  flags ("" or "probe")  uid  gid  cwd
+ *     N  (resource  limit) x N                   rlimits, soft = hard
+ *     N  (kind  first  second) x N               mounts: "bind" source target, "tmpfs" target options
+ *     N  (arg) x N                               argv
+ *     N  (NAME=value) x N                        environment
+ *
+ * It is built by the runner, but read as if it were not: every length and count is checked.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define WIRE_VERSION "opslab-zygote/1"
+#define DEFAULT_PATH "/bin:/usr/bin" /* Python's os.defpath: what os.execvpe searches without PATH */
+#define REQUEST_MAX (1 << 20)
+#define REASON_MAX 4000
+#define RLIMITS_MAX 16
+#define MOUNTS_MAX 1024
+#define STRINGS_MAX (1 << 16)
+
+struct mount_op {
+    bool bind;
+    char *first;  /* bind: the source; tmpfs: the target */
+    char *second; /* bind: the target; tmpfs: its options */
+};
+
+struct request {
+    bool probe;
+    uid_t uid;
+    gid_t gid;
+    char *cwd;
+    size_t n_rlimits;
+    struct {
+        int resource;
+        rlim_t value;
+    } rlimits[RLIMITS_MAX];
+    size_t n_mounts;
+    struct mount_op *mounts;
+    char **argv; /* NULL-terminated, pointing into the request's buffer */
+    char **env;
+};
+
+/* Read once at start: the trials' filter and the highest capability of this kernel. */
+static struct sock_filter filter[BPF_MAXINSNS];
+static unsigned short filter_len;
+static int cap_last;
+
+/* The request as received; the fields point into it. A forked trial only reads it (no page copied). */
+static char request_buf[REQUEST_MAX];
+
+static void fatal(const char *what)
+{
+    fprintf(stderr, "opslab-zygote: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The request */
+
+struct reader {
+    char *at;
+    char *end;
+};
+
+/* The next NUL-terminated field, or NULL when the message ends first. */
+static char *next_field(struct reader *r)
+{
+    if (r->at >= r->end)
+        return NULL;
+    char *nul = memchr(r->at, '\0', (size_t)(r->end - r->at));
+    if (nul == NULL)
+        return NULL;
+    char *field = r->at;
+    r->at = nul + 1;
+    return field;
+}
+
+/* A decimal number of at most max: digits only, no sign, no overflow. */
+static bool parse_number(const char *text, unsigned long long max, unsigned long long *out)
+{
+    unsigned long long value = 0;
+    if (*text == '\0')
+        return false;
+    for (; *text != '\0'; text++) {
+        if (*text < '0' || *text > '9')
+            return false;
+        unsigned digit = (unsigned)(*text - '0');
+        if (value > (max - digit) / 10)
+            return false;
+        value = value * 10 + digit;
+    }
+    *out = value;
+    return true;
+}
+
+static bool next_number(struct reader *r, unsigned long long max, unsigned long long *out)
+{
+    const char *field = next_field(r);
+    return field != NULL && parse_number(field, max, out);
+}
+
+/* A count of fields, then that many fields as a NULL-terminated array (NULL if malformed). */
+static char **next_strings(struct reader *r, bool assignments)
+{
+    unsigned long long count;
+    if (!next_number(r, STRINGS_MAX, &count))
+        return NULL;
+    char **list = calloc((size_t)count + 1, sizeof *list);
+    if (list == NULL)
+        return NULL;
+    for (size_t i = 0; i < count; i++) {
+        list[i] = next_field(r);
+        if (list[i] == NULL || (assignments && (list[i][0] == '=' || strchr(list[i], '=') == NULL))) {
+            free(list);
+            return NULL;
+        }
+    }
+    return list;
+}
+
+static void free_request(struct request *req)
+{
+    free(req->mounts);
+    free(req->argv);
+    free(req->env);
+    req->mounts = NULL;
+    req->argv = req->env = NULL;
+}
+
+/* The request in request_buf[0..len) into req; false (nothing held) if it is not one. */
+static bool parse_request(size_t len, struct request *req)
+{
+    struct reader r = {request_buf, request_buf + len};
+    unsigned long long number, count;
+    memset(req, 0, sizeof *req);
+
+    const char *version = next_field(&r);
+    const char *flags = next_field(&r);
+    if (version == NULL || strcmp(version, WIRE_VERSION) != 0 || flags == NULL)
+        return false;
+    if (strcmp(flags, "probe") == 0)
+        req->probe = true;
+    else if (flags[0] != '\0')
+        return false;
+    if (!next_number(&r, (uid_t)-2, &number))
+        return false;
+    req->uid = (uid_t)number;
+    if (!next_number(&r, (gid_t)-2, &number))
+        return false;
+    req->gid = (gid_t)number;
+    if ((req->cwd = next_field(&r)) == NULL)
+        return false;
+
+    if (!next_number(&r, RLIMITS_MAX, &count))
+        return false;
+    req->n_rlimits = (size_t)count;
+    for (size_t i = 0; i < req->n_rlimits; i++) {
+        if (!next_number(&r, RLIM_NLIMITS - 1, &number))
+            return false;
+        req->rlimits[i].resource = (int)number;
+        if (!next_number(&r, RLIM_INFINITY, &number))
+            return false;
+        req->rlimits[i].value = (rlim_t)number;
+    }
+
+    if (!next_number(&r, MOUNTS_MAX, &count))
+        return false;
+    req->n_mounts = (size_t)count;
+    req->mounts = calloc(req->n_mounts + 1, sizeof *req->mounts);
+    if (req->mounts == NULL)
+        return false;
+    for (size_t i = 0; i < req->n_mounts; i++) {
+        struct mount_op *op = &req->mounts[i];
+        const char *kind = next_field(&r);
+        op->first = next_field(&r);
+        op->second = next_field(&r);
+        if (kind == NULL || op->second == NULL)
+            goto malformed;
+        if (strcmp(kind, "bind") == 0)
+            op->bind = true;
+        else if (strcmp(kind, "tmpfs") != 0)
+            goto malformed;
+    }
+
+    if ((req->argv = next_strings(&r, false)) == NULL)
+        goto malformed;
+    if ((req->env = next_strings(&r, true)) == NULL)
+        goto malformed;
+    if (r.at != r.end)
+        goto malformed;
+    return true;
+
+malformed:
+    free_request(req);
+    return false;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The trial's first process */
+
+/* The name of the Python exception os.* would raise for err (the runner shows it as the reason). */
+static const char *error_type(int err)
+{
+    switch (err) {
+    case ENOENT:
+        return "FileNotFoundError";
+    case EACCES:
+    case EPERM:
+        return "PermissionError";
+    case ENOTDIR:
+        return "NotADirectoryError";
+    case EISDIR:
+        return "IsADirectoryError";
+    case EEXIST:
+        return "FileExistsError";
+    case EAGAIN:
+        return "BlockingIOError";
+    default:
+        return "OSError";
+    }
+}
+
+/* Tell the runner why the trial cannot run ("E<Type>: [Errno N] what: reason") and end it. */
+__attribute__((format(printf, 3, 4), noreturn)) static void fail(int conn, int err, const char *fmt, ...)
+{
+    char what[REASON_MAX];
+    char reason[REASON_MAX];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(what, sizeof what, fmt, args);
+    va_end(args);
+    int len = snprintf(reason, sizeof reason, "E%s: [Errno %d] %s: %s", error_type(err), err, what,
+                       strerror(err));
+    if (len > 0)
+        (void)send(conn, reason, (size_t)len < sizeof reason ? (size_t)len : sizeof reason - 1,
+                   MSG_NOSIGNAL);
+    _exit(127);
+}
+
+static void write_file(int conn, const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        fail(conn, errno, "open '%s'", path);
+    size_t len = strlen(text);
+    ssize_t written = write(fd, text, len);
+    if (written < 0)
+        fail(conn, errno, "write '%s'", path);
+    if ((size_t)written != len)
+        fail(conn, EIO, "write '%s' (short)", path);
+    if (close(fd) != 0)
+        fail(conn, errno, "close '%s'", path);
+}
+
+/* A user, mount and IPC namespace of this process's own; uid and gid stay what they were. */
+static void enter_namespaces(int conn, uid_t uid, gid_t gid)
+{
+    char map[64];
+    if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWIPC) != 0)
+        fail(conn, errno, "unshare");
+    write_file(conn, "/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "%u %u 1", (unsigned)uid, (unsigned)uid);
+    write_file(conn, "/proc/self/uid_map", map);
+    snprintf(map, sizeof map, "%u %u 1", (unsigned)gid, (unsigned)gid);
+    write_file(conn, "/proc/self/gid_map", map);
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        fail(conn, errno, "mount /");
+}
+
+/* mkdir -p (Python's os.makedirs(path, exist_ok=True)): 0 or -1 with errno. */
+static int make_dirs(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    if (len == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0; /* the usual case: no mkdir for each of its parents */
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char kept = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return -1;
+        buf[i] = kept;
+    }
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = EEXIST;
+        return -1;
+    }
+    return 0;
+}
+
+/* The trial's mounts in order; bind sources are opened before anything is covered. */
+static void place(int conn, const struct request *req)
+{
+    static int sources[MOUNTS_MAX];
+    char source[64];
+    for (size_t i = 0; i < req->n_mounts; i++) {
+        sources[i] = -1;
+        if (req->mounts[i].bind && (sources[i] = open(req->mounts[i].first, O_PATH | O_CLOEXEC)) < 0)
+            fail(conn, errno, "open '%s'", req->mounts[i].first);
+    }
+    for (size_t i = 0; i < req->n_mounts; i++) {
+        const struct mount_op *op = &req->mounts[i];
+        if (!op->bind) {
+            if (make_dirs(op->first) != 0)
+                fail(conn, errno, "makedirs '%s'", op->first);
+            if (mount("tmpfs", op->first, "tmpfs", MS_NOSUID | MS_NODEV, op->second) != 0)
+                fail(conn, errno, "mount %s", op->first);
+        } else {
+            if (make_dirs(op->second) != 0)
+                fail(conn, errno, "makedirs '%s'", op->second);
+            snprintf(source, sizeof source, "/proc/self/fd/%d", sources[i]);
+            if (mount(source, op->second, NULL, MS_BIND, NULL) != 0)
+                fail(conn, errno, "mount %s", op->second);
+        }
+    }
+    for (size_t i = 0; i < req->n_mounts; i++)
+        if (sources[i] >= 0 && close(sources[i]) != 0)
+            fail(conn, errno, "close");
+}
+
+/* No capability left in any set, no_new_privs, then the seccomp filter (as bubblewrap's order). */
+static void drop_privileges(int conn)
+{
+    for (int cap = 0; cap <= cap_last; cap++)
+        if (prctl(PR_CAPBSET_DROP, (unsigned long)cap, 0UL, 0UL, 0UL) != 0)
+            fail(conn, errno, "prctl(PR_CAPBSET_DROP, %d)", cap);
+    if (prctl(PR_CAP_AMBIENT, (unsigned long)PR_CAP_AMBIENT_CLEAR_ALL, 0UL, 0UL, 0UL) != 0)
+        fail(conn, errno, "ambient capabilities");
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+    memset(data, 0, sizeof data); /* effective, permitted, inheritable: empty */
+    if (syscall(SYS_capset, &header, data) != 0)
+        fail(conn, errno, "capset");
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1UL, 0UL, 0UL, 0UL) != 0)
+        fail(conn, errno, "prctl(PR_SET_NO_NEW_PRIVS)");
+    struct sock_fprog program = {.len = filter_len, .filter = filter};
+    if (prctl(PR_SET_SECCOMP, (unsigned long)SECCOMP_MODE_FILTER, (unsigned long)&program, 0UL, 0UL) != 0)
+        fail(conn, errno, "seccomp");
+}
+
+/* Python's os.execvpe(argv[0], argv, env): a name without "/" is searched in the PATH of env (not
+ * this process's), else in the default path; no shell for a file that is not executable as is. The
+ * error raised is the first that is not "not found" (ENOENT, ENOTDIR), else the last. */
+__attribute__((noreturn)) static void exec_harness(int conn, char *const argv[], char *const env[])
+{
+    const char *file = argv[0];
+    if (file == NULL)
+        fail(conn, EINVAL, "the request has no argv");
+    if (strchr(file, '/') != NULL) {
+        execve(file, argv, env);
+        fail(conn, errno, "execve '%s'", file);
+    }
+    const char *path = DEFAULT_PATH;
+    for (char *const *entry = env; *entry != NULL; entry++) {
+        if (strncmp(*entry, "PATH=", 5) == 0) {
+            path = *entry + 5;
+            break;
+        }
+    }
+    static char tried[PATH_MAX], saved[PATH_MAX];
+    int last_err = ENOENT, saved_err = 0;
+    size_t file_len = strlen(file);
+    for (const char *dir = path;; dir++) {
+        const char *end = strchrnul(dir, ':');
+        size_t dir_len = (size_t)(end - dir);
+        bool slash = dir_len > 0 && dir[dir_len - 1] != '/';
+        int err;
+        if (dir_len + slash + file_len >= sizeof tried) {
+            snprintf(tried, sizeof tried, "%.*s", (int)(dir_len > 256 ? 256 : dir_len), dir);
+            err = ENAMETOOLONG;
+        } else {
+            memcpy(tried, dir, dir_len);
+            if (slash)
+                tried[dir_len] = '/';
+            memcpy(tried + dir_len + slash, file, file_len + 1);
+            execve(tried, argv, env);
+            err = errno;
+        }
+        last_err = err;
+        if (err != ENOENT && err != ENOTDIR && saved_err == 0) {
+            saved_err = err;
+            memcpy(saved, tried, sizeof saved);
+        }
+        if (*end == '\0')
+            break;
+        dir = end;
+    }
+    if (saved_err != 0)
+        fail(conn, saved_err, "execve '%s'", saved);
+    fail(conn, last_err, "execve '%s'", tried);
+}
+
+/* In the trial's first process: never returns. */
+__attribute__((noreturn)) static void start_trial(const struct request *req, int conn, int out, int err)
+{
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, NULL) != 0 && errno != EINVAL)
+            fail(conn, errno, "sigaction(%d)", sig); /* EINVAL: a signal the C library keeps */
+    sigset_t none;
+    sigemptyset(&none);
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+        fail(conn, errno, "sigprocmask");
+    if (prctl(PR_SET_PDEATHSIG, (unsigned long)SIGKILL, 0UL, 0UL, 0UL) != 0)
+        fail(conn, errno, "prctl(PR_SET_PDEATHSIG)");
+    enter_namespaces(conn, req->uid, req->gid);
+    place(conn, req);
+    if (chdir(req->cwd) != 0)
+        fail(conn, errno, "chdir '%s'", req->cwd);
+    if (setsid() < 0)
+        fail(conn, errno, "setsid");
+    int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null < 0)
+        fail(conn, errno, "open '/dev/null'");
+    if (dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+        fail(conn, errno, "dup2");
+    for (size_t i = 0; i < req->n_rlimits; i++) {
+        struct rlimit limit = {req->rlimits[i].value, req->rlimits[i].value};
+        if (setrlimit(req->rlimits[i].resource, &limit) != 0)
+            fail(conn, errno, "setrlimit(%d)", req->rlimits[i].resource);
+    }
+    /* The runner reads this process's pid from the message's credentials. */
+    if (send(conn, "R", 1, MSG_NOSIGNAL) != 1)
+        fail(conn, errno, "send");
+    char go;
+    ssize_t n;
+    while ((n = recv(conn, &go, 1, 0)) < 0 && errno == EINTR)
+        continue;
+    if (n < 0)
+        fail(conn, errno, "recv");
+    if (n != 1 || go != 'G')
+        _exit(125);
+    if (unshare(CLONE_NEWCGROUP) != 0)
+        fail(conn, errno, "unshare cgroup");
+    drop_privileges(conn);
+    if (req->probe)
+        _exit(0);
+    exec_harness(conn, req->argv, req->env);
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* The zygote */
+
+/* Wait for pid (reaping every other child meanwhile) and return its wait status; with -1, reap until
+ * no child is left. */
+static int reap(pid_t pid)
+{
+    for (;;) {
+        int status;
+        pid_t done = waitpid(-1, &status, 0);
+        if (done < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == ECHILD)
+                return 0;
+            fatal("waitpid");
+        }
+        if (pid > 0 && done == pid)
+            return status;
+    }
+}
+
+static void close_all(const int *fds, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (close(fds[i]) != 0)
+            fatal("close");
+}
+
+static void run_one(int conn, int out, int err)
+{
+    struct request req;
+    ssize_t len;
+    /* MSG_TRUNC: the message's real length, so that one over REQUEST_MAX is refused, not cut. */
+    while ((len = recv(conn, request_buf, sizeof request_buf, MSG_TRUNC)) < 0 && errno == EINTR)
+        continue;
+    if (len <= 0 || (size_t)len > sizeof request_buf || !parse_request((size_t)len, &req)) {
+        int fds[] = {out, err, conn};
+        close_all(fds, 3); /* the runner reads EOF: the trial could not be started */
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0)
+        start_trial(&req, conn, out, err);
+    int fds[] = {out, err};
+    close_all(fds, 2);
+    free_request(&req);
+    if (pid < 0) {
+        close_all(&conn, 1);
+        return;
+    }
+    int status = reap(pid);
+    if (kill(-1, SIGKILL) != 0 && errno != ESRCH) /* from PID 1: every process of the namespace but it */
+        fatal("kill");
+    reap(-1);
+    char done[32];
+    int n = snprintf(done, sizeof done, "X%d", status);
+    (void)send(conn, done, (size_t)n, MSG_NOSIGNAL); /* the runner may be gone: nothing to tell */
+    close_all(&conn, 1);
+}
+
+static void serve(int control)
+{
+    for (;;) {
+        char byte;
+        union {
+            char buf[CMSG_SPACE(3 * sizeof(int))];
+            struct cmsghdr align;
+        } space;
+        struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+        struct msghdr msg = {
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = space.buf,
+            .msg_controllen = sizeof space.buf,
+        };
+        ssize_t n = recvmsg(control, &msg, MSG_CMSG_CLOEXEC);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fatal("recvmsg");
+        }
+        if (n == 0)
+            return; /* the runner closed its end: the worker is done */
+        int fds[3];
+        size_t count = 0;
+        bool malformed = (msg.msg_flags & MSG_CTRUNC) != 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                continue;
+            size_t held = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            size_t room = (size_t)((char *)msg.msg_control + msg.msg_controllen - (char *)CMSG_DATA(c));
+            if (held > room / sizeof(int)) {
+                held = room / sizeof(int);
+                malformed = true;
+            }
+            for (size_t i = 0; i < held; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(c) + i * sizeof fd, sizeof fd);
+                if (count < 3) {
+                    fds[count++] = fd;
+                    continue;
+                }
+                malformed = true; /* more than a trial's three */
+                if (close(fd) != 0)
+                    fatal("close");
+            }
+        }
+        if (malformed || count != 3) {
+            close_all(fds, count);
+            continue;
+        }
+        run_one(fds[0], fds[1], fds[2]);
+    }
+}
+
+static int parse_fd(const char *text)
+{
+    unsigned long long fd;
+    if (!parse_number(text, 1 << 20, &fd)) {
+        fprintf(stderr, "opslab-zygote: not a descriptor: %s\n", text);
+        exit(2);
+    }
+    return (int)fd;
+}
+
+/* 0, 1 and 2 open (on /dev/null if they were not), so that no descriptor received later takes one. */
+static void keep_standard_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0)
+            continue;
+        if (errno != EBADF)
+            fatal("fcntl");
+        int null = open("/dev/null", O_RDWR);
+        if (null < 0)
+            fatal("open /dev/null");
+        if (null != fd)
+            fatal("open /dev/null (standard descriptor)");
+    }
+}
+
+static void read_seccomp(int fd)
+{
+    size_t got = 0;
+    char *into = (char *)filter;
+    for (;;) {
+        ssize_t n = read(fd, into + got, sizeof filter - got);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fatal("read the seccomp filter");
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+        if (got == sizeof filter) {
+            char more;
+            if (read(fd, &more, 1) != 0) {
+                errno = E2BIG;
+                fatal("read the seccomp filter");
+            }
+            break;
+        }
+    }
+    if (close(fd) != 0)
+        fatal("close the seccomp filter");
+    if (got == 0 || got % sizeof filter[0] != 0) {
+        errno = EINVAL;
+        fatal("the seccomp filter");
+    }
+    filter_len = (unsigned short)(got / sizeof filter[0]);
+}
+
+static void read_cap_last(void)
+{
+    char text[16];
+    int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        fatal("open /proc/sys/kernel/cap_last_cap");
+    ssize_t n = read(fd, text, sizeof text - 1);
+    if (n < 0)
+        fatal("read /proc/sys/kernel/cap_last_cap");
+    if (close(fd) != 0)
+        fatal("close /proc/sys/kernel/cap_last_cap");
+    text[n] = '\0';
+    if (n > 0 && text[n - 1] == '\n')
+        text[n - 1] = '\0';
+    unsigned long long value;
+    if (!parse_number(text, 63, &value)) {
+        errno = EINVAL;
+        fatal("/proc/sys/kernel/cap_last_cap");
+    }
+    cap_last = (int)value;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s opslab-zygote PROGRAM_FD CONTROL_FD SECCOMP_FD\n", argv[0]);
+        return 2;
+    }
+    int program = parse_fd(argv[2]), control = parse_fd(argv[3]), seccomp = parse_fd(argv[4]);
+    if (getpid() != 1) {
+        /* kill(-1) after each trial is safe only as PID 1 of a namespace of the sandbox's own. */
+        fprintf(stderr, "opslab-zygote: not PID 1 of its own namespace\n");
+        return 2;
+    }
+    if (close(program) != 0)
+        fatal("close the program's descriptor");
+    keep_standard_fds();
+    if (prctl(PR_SET_DUMPABLE, 0UL, 0UL, 0UL, 0UL) != 0)
+        fatal("prctl(PR_SET_DUMPABLE)");
+    if (prctl(PR_SET_NAME, (unsigned long)"opslab-zygote", 0UL, 0UL, 0UL) != 0)
+        fatal("prctl(PR_SET_NAME)");
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    if (sigaction(SIGINT, &ignore, NULL) != 0) /* PID 1 takes only the signals it handles: none */
+        fatal("sigaction");
+    if (fcntl(control, F_SETFD, FD_CLOEXEC) != 0)
+        fatal("fcntl(control)");
+    read_cap_last();
+    read_seccomp(seccomp);
+    /* The runner reads this process's pid and puts it in the worker's cgroup. */
+    if (send(control, "H", 1, MSG_NOSIGNAL) != 1)
+        fatal("send");
+    char go;
+    ssize_t n;
+    while ((n = recv(control, &go, 1, 0)) < 0 && errno == EINTR)
+        continue;
+    if (n < 0)
+        fatal("recv");
+    if (n != 1 || go != 'G')
+        return 0;
+    serve(control);
+    return 0;
+}

@@ -1,0 +1,169 @@
+"""The program a worker's zygote runs (``zygote``): ``zygote.c`` compiled for this machine (``native``),
+else ``zygote_init.py`` run by this interpreter. The native one is built once with the C compiler and
+cached under the user's cache folder (``build``); no compiler or a failed build leaves the Python one.
+Either is handed to bubblewrap on a sealed memory file, never as a path a trial could see."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import hashlib
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from opslab import proc
+from opslab.lab.isolation import sandbox
+
+SOURCE = Path(__file__).with_name("zygote_init.py")
+NATIVE_SOURCE = Path(__file__).with_name("zygote.c")
+NAME = "opslab-zygote"
+CFLAGS = ("-std=gnu99", "-O2", "-Wall", "-Wextra", "-Werror")
+BUILD_TIMEOUT_S = 120.0
+MFD_EXEC = 0x0010  # memfd_create: executable even where vm.memfd_noexec says otherwise (Linux 6.3)
+
+
+# The zygote's program comes on a descriptor (its command line would show it to every trial).
+LOADER = "import os,sys;exec(compile(os.fdopen(int(sys.argv.pop(1))).read(),'opslab-zygote','exec'))"
+
+
+@dataclass(frozen=True)
+class Program:
+    """What a worker's zygote runs: ``zygote.c`` compiled (``native``) or ``zygote_init.py``."""
+
+    kind: Literal["native", "python"]
+    code: bytes
+
+    def argv(self, fd: int, control: int, seccomp: int) -> list[str]:
+        """Its command line in the worker's sandbox, executed from the descriptor ``fd`` (never from a
+        path of the host, which a trial would see: its ``/proc`` is the sandbox's)."""
+        if self.kind == "native":
+            return [f"/proc/self/fd/{fd}", NAME, str(fd), str(control), str(seccomp)]
+        interpreter = os.path.realpath(sys.executable)
+        return [interpreter, "-I", "-S", "-c", LOADER, str(fd), str(control), str(seccomp)]
+
+    def memory_fd(self) -> int:
+        """A descriptor holding the program, to pass to bubblewrap."""
+        if self.kind == "python":
+            return sandbox.memory_fd(NAME, self.code)
+        return _sealed_executable(NAME, self.code)
+
+
+@functools.cache
+def python_program() -> Program:
+    return Program("python", SOURCE.read_bytes())
+
+
+def native_program() -> Program | str:
+    """The native zygote's program, or why the Python one runs instead."""
+    built = native_build()
+    return Program("native", built.binary) if built.binary is not None else built.reason
+
+
+@dataclass(frozen=True)
+class Build:
+    """The native zygote's binary, or why there is none."""
+
+    binary: bytes | None
+    reason: str = ""
+
+
+_build_lock = threading.Lock()
+
+
+def native_build() -> Build:
+    """``zygote.c`` built for this machine (``build``), once per process: ``$CC`` (else ``cc``), cached
+    in ``$XDG_CACHE_HOME/opslab`` (else ``~/.cache/opslab``)."""
+    with _build_lock:  # the first trial of each worker thread asks at once: one build, not one each
+        return _native_build()
+
+
+@functools.cache
+def _native_build() -> Build:
+    environ = os.environ  # noqa: TID251 - the C toolchain's and the XDG cache's variables, not opslab's
+    try:
+        compiler = shlex.split(environ.get("CC", "")) or ["cc"]
+    except ValueError as exc:
+        return Build(None, f"CC is not a command ({exc})")
+    cache = environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
+    return build(compiler, base / "opslab")
+
+
+def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE) -> Build:
+    """``source`` compiled by ``compiler`` into ``cache_dir`` (made 0700) as ``zygote-<SHA-256 of the
+    source and the compiler's identity>``: its command, resolved path, size and modification time (no
+    process started to ask it). A binary already there is used as is. Written to a temporary file, then
+    renamed: processes that build at once each get a whole binary, and the same one."""
+    found = shutil.which(compiler[0]) if compiler else None
+    if found is None:
+        return Build(None, f"no C compiler: {compiler[0] if compiler else 'cc'!r} is not on PATH")
+    resolved = os.path.realpath(found)
+    try:
+        code, made = source.read_bytes(), os.stat(resolved)
+    except OSError as exc:
+        return Build(None, f"cannot build the native zygote: {exc}")
+    identity = [*compiler, resolved, str(made.st_size), str(made.st_mtime_ns), *CFLAGS, platform.machine()]
+    digest = hashlib.sha256(code + b"\0" + "\0".join(identity).encode()).hexdigest()
+    target = cache_dir / f"zygote-{digest}"
+    try:
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder = cache_dir.stat()
+        if folder.st_uid != os.getuid() or folder.st_mode & 0o022:  # another user could swap the binary
+            return Build(None, f"the native zygote's cache {cache_dir} is not this user's alone")
+        with contextlib.suppress(FileNotFoundError):
+            return Build(target.read_bytes())
+        fd, temporary = tempfile.mkstemp(prefix=".zygote-", dir=cache_dir)
+        os.close(fd)
+    except OSError as exc:
+        return Build(None, f"cannot write the native zygote's cache {cache_dir}: {exc}")
+    try:
+        with tempfile.TemporaryFile() as said:
+            result = proc.run(
+                [*compiler, *CFLAGS, "-o", temporary, str(source)], timeout_s=BUILD_TIMEOUT_S, stderr=said
+            )
+            said.seek(0)
+            lines = said.read()[-4000:].decode(errors="replace").strip().splitlines()
+        if not result.ok:
+            why = result.start_error or ("timed out" if result.timed_out else "; ".join(lines[-3:]))
+            return Build(None, f"the C compiler could not build the native zygote: {why}")
+        os.chmod(temporary, 0o700)
+        os.replace(temporary, target)
+        return Build(target.read_bytes())
+    except OSError as exc:
+        return Build(None, f"cannot build the native zygote: {exc}")
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _sealed_executable(name: str, data: bytes) -> int:
+    """``sandbox.memory_fd`` sealed (no one can change the program once it is handed over) and executable
+    where the kernel makes memory files non-executable by default."""
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
+    try:
+        fd = os.memfd_create(name, flags | MFD_EXEC)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        fd = os.memfd_create(name, flags)  # before Linux 6.3: executable, and no MFD_EXEC
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.EIO, f"short write to the {name} memory file")
+        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
