@@ -268,12 +268,18 @@ def test_without_a_compiler_the_build_says_so(tmp_path: Path) -> None:
 
 
 @needs_cc
-def test_a_failed_build_names_the_compilers_complaint_and_leaves_nothing(tmp_path: Path) -> None:
+def test_a_failed_build_names_the_compilers_complaint_and_is_not_tried_again(tmp_path: Path) -> None:
     source = tmp_path / "broken.c"
     source.write_text("int main(void) { return missing; }\n")
     built = zygote_build.build(["cc"], tmp_path / "cache", source)
     assert built.binary is None and "could not build" in built.reason and "missing" in built.reason
-    assert list((tmp_path / "cache").iterdir()) == []
+    (marker,) = (tmp_path / "cache").iterdir()  # no binary, no temporary file: the failure, noted
+    assert marker.name.endswith(".failed")
+    mtime = marker.stat().st_mtime_ns
+    assert zygote_build.build(["cc"], tmp_path / "cache", source) == built  # known: not compiled again
+    assert marker.stat().st_mtime_ns == mtime
+    source.write_text("int main(void) { return 0; }\n")  # a new source is a new build
+    assert zygote_build.build(["cc"], tmp_path / "cache", source).binary is not None
 
 
 @needs_cc
@@ -297,3 +303,13 @@ def test_processes_that_build_at_once_share_one_whole_binary(tmp_path: Path) -> 
         builds = list(pool.map(lambda _: zygote_build.build(["cc"], cache), range(4)))
     (binary,) = cache.iterdir()  # one binary, no temporary file left
     assert all(b.binary == binary.read_bytes() for b in builds)
+
+
+@needs_cc
+def test_a_cache_others_could_write_is_refused(tmp_path: Path) -> None:
+    cache = tmp_path / "opslab"
+    cache.mkdir()
+    cache.chmod(0o777)  # anyone could swap the binary between its build and its use
+    built = zygote_build.build(["cc"], cache)
+    assert built.binary is None and "not this user's alone" in built.reason
+    assert list(cache.iterdir()) == []

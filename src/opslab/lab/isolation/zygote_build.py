@@ -11,7 +11,6 @@ import fcntl
 import functools
 import hashlib
 import os
-import platform
 import shlex
 import shutil
 import sys
@@ -104,7 +103,9 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
     """``source`` compiled by ``compiler`` into ``cache_dir`` (made 0700) as ``zygote-<SHA-256 of the
     source and the compiler's identity>``: its command, resolved path, size and modification time (no
     process started to ask it). A binary already there is used as is. Written to a temporary file, then
-    renamed: processes that build at once each get a whole binary, and the same one."""
+    renamed: processes that build at once each get a whole binary, and the same one. A build that failed
+    leaves ``zygote-<digest>.failed`` with the compiler's words: later runs use the Python zygote at once
+    (a new compiler or source is a new digest, so a fixed machine builds again)."""
     found = shutil.which(compiler[0]) if compiler else None
     if found is None:
         return Build(None, f"no C compiler: {compiler[0] if compiler else 'cc'!r} is not on PATH")
@@ -113,9 +114,9 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
         code, made = source.read_bytes(), os.stat(resolved)
     except OSError as exc:
         return Build(None, f"cannot build the native zygote: {exc}")
-    identity = [*compiler, resolved, str(made.st_size), str(made.st_mtime_ns), *CFLAGS, platform.machine()]
+    identity = [*compiler, resolved, str(made.st_size), str(made.st_mtime_ns), *CFLAGS, os.uname().machine]
     digest = hashlib.sha256(code + b"\0" + "\0".join(identity).encode()).hexdigest()
-    target = cache_dir / f"zygote-{digest}"
+    target, failed = cache_dir / f"zygote-{digest}", cache_dir / f"zygote-{digest}.failed"
     try:
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder = cache_dir.stat()
@@ -123,6 +124,8 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
             return Build(None, f"the native zygote's cache {cache_dir} is not this user's alone")
         with contextlib.suppress(FileNotFoundError):
             return Build(target.read_bytes())
+        with contextlib.suppress(FileNotFoundError):
+            return Build(None, failed.read_text(errors="replace")[:4000])
         fd, temporary = tempfile.mkstemp(prefix=".zygote-", dir=cache_dir)
         os.close(fd)
     except OSError as exc:
@@ -136,7 +139,10 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
             lines = said.read()[-4000:].decode(errors="replace").strip().splitlines()
         if not result.ok:
             why = result.start_error or ("timed out" if result.timed_out else "; ".join(lines[-3:]))
-            return Build(None, f"the C compiler could not build the native zygote: {why}")
+            reason = f"the C compiler could not build the native zygote: {why}"
+            if not result.timed_out:  # a busy machine's timeout says nothing of the next try
+                failed.write_text(reason)
+            return Build(None, reason)
         os.chmod(temporary, 0o700)
         os.replace(temporary, target)
         return Build(target.read_bytes())
