@@ -2,8 +2,9 @@
 same run, each against the unisolated host run (network ``full``, no sandbox) as its peer and against
 the floor, ``xargs -P <concurrency>`` running the same script (measured in every round).
 
-Modes: ``none`` (the trial sandbox: a worker's zygote, each trial in fresh namespaces inside it),
-``none`` with a sandbox per trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before
+Modes: ``none`` (the trial sandbox: a worker's zygote, each trial in fresh namespaces inside it; the
+native zygote, compiled from ``zygote.c``), ``none`` with the Python zygote
+(``OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE=false``, where there is no C compiler), ``none`` with a sandbox per trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before
 the zygote), ``allowlist_enforced`` (a sandbox per trial, the bridge and the runner's egress proxy), and
 the sandbox over a busybox root filesystem with network ``none``; the peer runs on the host without
 capabilities. Reports wall time per trial, the cost over the peer in ms per trial and the ratios to the
@@ -39,6 +40,7 @@ REFERENCE_HOST_NONE_MS, BUDGET = 7.1, 2.0
 MODES: dict[str, dict[str, Any]] = {
     "host_full (peer)": {"network": "full"},
     "host_none": {"network": "none"},
+    "host_none_python_zygote": {"network": "none", "env": {"OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE": "false"}},
     "host_none_sandbox_per_trial": {"network": "none", "env": {"OPSLAB_LAB_TRIAL_ZYGOTE": "false"}},
     "host_allowlist": {"network": "allowlist_enforced", "allowed_hosts": ["example.invalid"]},
     "rootfs_none": {"network": "none", "image": "image"},
