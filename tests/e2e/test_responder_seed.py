@@ -119,7 +119,13 @@ def test_break_the_pool_and_the_responder_fixes_it_by_itself(
         "remediate-db-pool-exhaustion",
     ]
 
-    runs = http.get("/agent-runs", params={"agent_name": "opslab-responder"}).json()["items"]
+    # The responder records its run once the incident has ended (right after its last step is saved).
+    runs = wait_for(
+        lambda: http.get("/agent-runs", params={"agent_name": "opslab-responder"}).json()["items"],
+        bool,
+        30,
+        "the responder's own agent run",
+    )
     assert len(runs) == 1 and runs[0]["status"] == "success"
     listed = run_cli("responder", "incidents", "--url", svc.url, "--json", env=clean_env(), timeout=60)
     assert json.loads(listed.stdout)["incidents"][0]["status"] == "resolved"

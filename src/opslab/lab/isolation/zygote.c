@@ -59,6 +59,15 @@
 #define MOUNTS_MAX 1024
 #define STRINGS_MAX (1 << 16)
 
+/* The kernel's own struct sigaction (rt_sigaction(2)), as on x86-64 and arm64, and its signals. */
+struct kernel_sigaction {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+#define KERNEL_NSIG 64
+
 struct mount_op {
     bool bind;
     char *first;  /* bind: the source; tmpfs: the target */
@@ -448,12 +457,15 @@ __attribute__((noreturn)) static void exec_harness(int conn, char *const argv[],
 /* In the trial's first process: never returns. */
 __attribute__((noreturn)) static void start_trial(const struct request *req, int conn, int out, int err)
 {
-    struct sigaction dfl;
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < NSIG; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, NULL) != 0 && errno != EINVAL)
-            fail(conn, errno, "sigaction(%d)", sig); /* EINVAL: a signal the C library keeps */
+    /* Every signal back to its default, those the C library keeps for itself (32, 33) included: its
+     * sigaction refuses them, the kernel does not, and an ignored one is inherited through exec (make
+     * ignores them, for one). */
+    struct kernel_sigaction dfl;
+    memset(&dfl, 0, sizeof dfl); /* SIG_DFL, no flags, an empty mask */
+    for (int sig = 1; sig <= KERNEL_NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP
+            && syscall(SYS_rt_sigaction, sig, &dfl, NULL, sizeof dfl.mask) != 0)
+            fail(conn, errno, "rt_sigaction(%d)", sig);
     sigset_t none;
     sigemptyset(&none);
     if (sigprocmask(SIG_SETMASK, &none, NULL) != 0)

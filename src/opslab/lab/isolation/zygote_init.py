@@ -47,6 +47,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 163
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 4, 24, 38
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 22, 2, 47, 4
 SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+SYS_RT_SIGACTION, KERNEL_NSIG = {"x86_64": 13, "aarch64": 134}, 64
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 REQUEST_MAX = 1 << 20
 WIRE_VERSION = b"opslab-zygote/1"
@@ -157,11 +158,22 @@ def drop_privileges(seccomp: bytes) -> None:
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0), "seccomp")
 
 
+def default_signals() -> None:
+    """Every signal back to its default and none blocked, those the C library keeps for itself (32, 33)
+    included: Python's ``signal`` refuses them, the kernel does not, and an ignored one is inherited
+    through exec (make ignores them, for one)."""
+    dfl = ctypes.create_string_buffer(32)  # the kernel's struct sigaction: SIG_DFL, no flags, no mask
+    number = SYS_RT_SIGACTION[os.uname().machine]
+    for sig in range(1, KERNEL_NSIG + 1):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            check(libc.syscall(number, sig, dfl, None, 8), f"rt_sigaction({sig})")
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 def start_trial(request: dict[str, Any], conn: socket.socket, out: int, err: int, seccomp: bytes) -> None:
     """In the trial's first process: never returns."""
     try:
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGCHLD, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+        default_signals()
         prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))
         enter_namespaces(request["uid"], request["gid"])
         place(request["mounts"])
