@@ -4,8 +4,9 @@ the floor, ``xargs -P <concurrency>`` running the same script (measured in every
 
 Modes: ``none`` (the trial sandbox: a worker's zygote, each trial in fresh namespaces inside it; the
 native zygote, compiled from ``zygote.c``), ``none`` with the Python zygote
-(``OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE=false``, where there is no C compiler), ``none`` with a sandbox per trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before
-the zygote), ``allowlist_enforced`` (a sandbox per trial, the bridge and the runner's egress proxy), and
+(``OPSLAB_LAB_TRIAL_ZYGOTE_NATIVE=false``, where there is no C compiler), ``none`` with a sandbox per
+trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before the zygote),
+``allowlist_enforced`` (a sandbox per trial, the bridge and the runner's egress proxy), and
 the sandbox over a busybox root filesystem with network ``none``; the peer runs on the host without
 capabilities. Reports wall time per trial, the cost over the peer in ms per trial and the ratios to the
 peer and to xargs, and the CPU time per trial (the runner and everything it started), which a busy
