@@ -267,12 +267,13 @@ def spawn(
     stderr: Sink = subprocess.DEVNULL,
     tie_to_parent: bool = True,
     pass_fds: Sequence[int] = (),
+    pre_exec: Callable[[], None] | None = None,
 ) -> Child:
     """Start a long-lived child in a new process group; by default it dies with this process.
-    ``pass_fds`` as for ``run``."""
+    ``pass_fds`` and ``pre_exec`` as for ``run``."""
     with _opened(stdout, mode="ab") as out, _opened(stderr, mode="ab") as err:
         try:
-            popen = _popen(argv, cwd, env, out, err, tie_to_parent, pass_fds=pass_fds)
+            popen = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec=pre_exec, pass_fds=pass_fds)
         except OSError as exc:
             raise Unavailable(f"could not start {argv[0]!r}: {exc}", details={"argv": list(argv)}) from None
     return Child(popen)

@@ -59,7 +59,7 @@ def started_in(processes: dict[str, str]) -> str:
     return "native" if first.startswith("/proc/self/fd/") else "python"
 
 
-def project(tmp_path: Path, steps: list[str]) -> Path:
+def project(tmp_path: Path, steps: list[str], network: dict[str, Any] | None = None) -> Path:
     proj = tmp_path / "proj"
     (proj / ".lab").mkdir(parents=True)
     (proj / "data").mkdir()
@@ -72,7 +72,7 @@ def project(tmp_path: Path, steps: list[str]) -> Path:
         "design": {"replications": 1, "random_seed": 1, "trial_timeout_s": 120},
         "runtime": {
             "harness": {"command": ["python3", "./probe.py"], "integration_level": "cli_basic"},
-            "network": {"mode": "none"},
+            "network": network or {"mode": "none"},
         },
         "variants": {"baseline": {"id": "control", "bindings": {}}},
     }
@@ -117,6 +117,20 @@ def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: P
         # The zygote's own: stdin on /dev/null, a session of its own, every signal back to its default.
         assert seen["stdin"] == "/dev/null" and seen["session_leader"]
         assert seen["signals"] == {"SigBlk": "0" * 16, "SigIgn": PYTHON_IGNORES}
+
+
+@needs_bwrap
+def test_an_allowlist_runs_trials_in_the_zygote_through_one_bridge_to_the_proxy(
+    tmp_path: Path, kind: str
+) -> None:
+    network = {"mode": "allowlist_enforced", "allowed_hosts": ["example.invalid"]}
+    first, second = (result(r) for r in run(project(tmp_path, ["proxy", "proxy"], network), concurrency=1))
+    assert started_in(first["processes"]) == kind
+    assert second["processes"]["1"] == first["processes"]["1"]  # one zygote, one bridge for the worker
+    for seen in (first, second):
+        # The proxy answered both (an HTTP status, not a connection error): the host not allowed refused;
+        # the allowed one, an .invalid name with no public address, refused too.
+        assert seen["forbidden.test"] == 403 and isinstance(seen["example.invalid"], int), seen
 
 
 @needs_bwrap

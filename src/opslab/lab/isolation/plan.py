@@ -210,23 +210,33 @@ class IsolationPlan:
         self, argv: list[str], ws: str, out_dir: str, env: dict[str, str], forwards: list[str]
     ) -> tuple[zygote.Zygote, list[list[str]]] | None:
         """The worker's zygote for a local sandbox of its own network (``zygote``), or None: a sandbox
-        per trial (an image, the bridge's services, a zygote this machine cannot have, or
-        ``OPSLAB_LAB_TRIAL_ZYGOTE=false``), with the trial's own mounts for it."""
-        if forwards or not self.use_zygote:  # use_zygote: a local sandbox of its own network
+        per trial (an image, a run control file to mount, a zygote this machine cannot have, or
+        ``OPSLAB_LAB_TRIAL_ZYGOTE=false``), with the trial's own mounts for it. The run's services
+        (``forwards``: the egress proxy, the collector) are the same for every trial: the worker's
+        bridge forwards them for all of its trials."""
+        if not self.use_zygote or self.integration_level in CONTROL_LEVELS:  # use_zygote: local, own network
             return None
         python_path = os.pathsep.join(env.get(v, "") for v in ("PYTHONPATH", "VIRTUAL_ENV"))
         tmp = self.limits.tmp_bytes
         view = sandbox.host_view(argv[0], env.get("PATH", ""), python_path, self.read_only, tmp)
         mounts, outside = sandbox.zygote_mounts(ws=ws, out=out_dir, env=env, tmp_bytes=tmp)
         trials = os.path.dirname(os.path.dirname(ws))
-        key = (view, trials, outside)
+        key = (view, trials, outside, tuple(forwards))
+        bridge = (
+            zygote.Bridge(
+                (sys.executable, "-I", "-S", BRIDGE, *(f"--forward={f}" for f in forwards)),
+                netns.enter_private_network,
+            )
+            if forwards
+            else None
+        )
 
         def args(program: zygote_build.Program) -> list[str]:  # made once per worker: not for each trial
             return [
                 *sandbox.namespaces(),
                 "--cap-add",
                 "CAP_SETFCAP",  # so that the trial's own user namespace may map root: it drops it again
-                "--unshare-net",
+                *(() if bridge else ("--unshare-net",)),  # the bridge made the private network
                 "--as-pid-1",
                 *view,
                 *(zygote.interpreter_view(view) if program.kind == "python" else ()),
@@ -249,7 +259,9 @@ class IsolationPlan:
                 return None
             return pids.TrialGroup(base, self.pids_limit + 1, memory_bytes=self.limits.memory_bytes)
 
-        made = self._zygotes.for_thread(key, args, zygote.covered(view), group, native=self.native_zygote)
+        made = self._zygotes.for_thread(
+            key, args, zygote.covered(view), group, native=self.native_zygote, bridge=bridge
+        )
         return (made, mounts) if made is not None else None
 
     def _group(self, base: str | None) -> pids.TrialGroup | None:

@@ -36,6 +36,7 @@ import struct
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 from opslab import proc
 from opslab.lab.isolation import pids, sandbox
@@ -167,6 +168,15 @@ class Remote:
         self.conn.close()
 
 
+@dataclass(frozen=True)
+class Bridge:
+    """The run's services a worker's trials reach through the bridge (``bridge.py``, ``argv`` up to its
+    command): it is started in the worker's private network (``pre_exec``) and starts the sandbox."""
+
+    argv: tuple[str, ...]
+    pre_exec: Callable[[], None]
+
+
 class Zygote:
     """A worker's sandbox with the zygote in it; ``start`` a trial, one at a time."""
 
@@ -177,6 +187,7 @@ class Zygote:
         covered: tuple[str, ...] = (),
         group: pids.TrialGroup | None = None,
         program: Program | None = None,
+        bridge: Bridge | None = None,
     ) -> None:
         self.key, self.covered, self.group = key, covered, group
         self.program = program or python_program()
@@ -184,11 +195,18 @@ class Zygote:
         self._control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._control.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         seccomp = sandbox.seccomp_fd()
-        argv = [*bwrap_args, "--", *self.program.argv(code, theirs.fileno(), seccomp)]
+        fds = (code, theirs.fileno(), seccomp)
+        argv = [*bwrap_args, "--", *self.program.argv(*fds)]
+        if bridge is not None:  # in the worker's network, in front of its sandbox: its trials share it
+            argv = [*bridge.argv, *(f"--pass-fd={fd}" for fd in fds), "--", *argv]
         self._err_read, err_write = os.pipe2(os.O_CLOEXEC)
         try:
             self._proc = proc.spawn(
-                argv, stderr=err_write, tie_to_parent=False, pass_fds=(code, theirs.fileno(), seccomp)
+                argv,
+                stderr=err_write,
+                tie_to_parent=False,
+                pass_fds=fds,
+                pre_exec=bridge.pre_exec if bridge is not None else None,
             )
         finally:
             theirs.close()
@@ -321,6 +339,7 @@ class Zygotes:
         group: Callable[[], pids.TrialGroup | None] = lambda: None,
         *,
         native: bool = True,
+        bridge: Bridge | None = None,
     ) -> Zygote | None:
         """This thread's zygote for ``key``, made if it has none: of the native program unless ``native``
         is false or it cannot be had; ``bwrap_args`` for the program, ``covered`` for a Python one."""
@@ -333,7 +352,7 @@ class Zygotes:
             return current
         if current is not None:
             self._drop(current)
-        made = self._make(key, bwrap_args, covered, group, native)
+        made = self._make(key, bwrap_args, covered, group, native, bridge)
         if made is None:
             return None
         with self._lock:
@@ -348,13 +367,14 @@ class Zygotes:
         covered: tuple[str, ...],
         group: Callable[[], pids.TrialGroup | None],
         native: bool,
+        bridge: Bridge | None,
     ) -> Zygote | None:
         """A zygote of the native program, else of the Python one, that passed its probe (or None)."""
         for program in self._programs(native):
             worker_group = group()
             cover = covered if program.kind == "python" else ()  # no interpreter in a native one's sandbox
             try:
-                made = Zygote(bwrap_args(program), key, cover, worker_group, program)
+                made = Zygote(bwrap_args(program), key, cover, worker_group, program, bridge)
             except OSError as exc:
                 if worker_group is not None:
                     worker_group.release()
