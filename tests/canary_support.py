@@ -32,6 +32,16 @@ def reached_every_round(windows: Sequence[WindowSummary]) -> bool:
     )
 
 
+def client_stalled(windows: Sequence[WindowSummary], factor: float = 1.5) -> bool:
+    """Whether the load generator's own delays moved a window: its p95 over ``factor`` times the p95 the
+    target timed itself in that window. Requests that waited on a busy machine, not in the target, can
+    make an arm look slower to the client alone; a judge of the client's figures is then fooled by them."""
+    return any(
+        w.p95_ms is not None and w.served_p95_ms is not None and w.p95_ms > factor * w.served_p95_ms
+        for w in windows
+    )
+
+
 def _faster(b: float | None, a: float | None) -> bool:
     return a is not None and b is not None and b < a
 
