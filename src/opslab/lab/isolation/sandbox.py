@@ -25,6 +25,8 @@ is computed once per run.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import json
 import os
@@ -250,12 +252,26 @@ def seccomp_fd() -> int:
     return memory_fd("opslab-seccomp", _program())
 
 
-def memory_fd(name: str, data: bytes) -> int:
+MFD_EXEC = 0x0010  # memfd_create: executable even where vm.memfd_noexec says otherwise (Linux 6.3)
+
+
+def memory_fd(name: str, data: bytes, *, executable: bool = False) -> int:
     """A close-on-exec descriptor of an in-memory file holding ``data``, read from its start (what a
-    child is handed at a number of its own: ``pass_fds``)."""
-    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    child is handed at a number of its own: ``pass_fds``), sealed: no one can change it once it is
+    handed over. ``executable``: a program to run from it, where the kernel makes memory files
+    non-executable by default too."""
+    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
     try:
-        os.write(fd, data)
+        fd = os.memfd_create(name, flags | (MFD_EXEC if executable else 0))
+    except OSError as exc:
+        if not executable or exc.errno != errno.EINVAL:
+            raise
+        fd = os.memfd_create(name, flags)  # before Linux 6.3: executable, and no MFD_EXEC
+    try:
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.EIO, f"short write to the {name} memory file")
+        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
         os.lseek(fd, 0, os.SEEK_SET)
     except BaseException:
         os.close(fd)

@@ -6,8 +6,6 @@ Either is handed to bubblewrap on a sealed memory file, never as a path a trial 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import functools
 import hashlib
 import os
@@ -29,7 +27,6 @@ NATIVE_SOURCE = Path(__file__).with_name("zygote.c")
 NAME = "opslab-zygote"
 CFLAGS = ("-std=gnu99", "-O2", "-Wall", "-Wextra", "-Werror")
 BUILD_TIMEOUT_S = 120.0
-MFD_EXEC = 0x0010  # memfd_create: executable even where vm.memfd_noexec says otherwise (Linux 6.3)
 
 
 # The zygote's program comes on a descriptor (its command line would show it to every trial).
@@ -53,9 +50,7 @@ class Program:
 
     def memory_fd(self) -> int:
         """A descriptor holding the program, to pass to bubblewrap."""
-        if self.kind == "python":
-            return sandbox.memory_fd(NAME, self.code)
-        return _sealed_executable(NAME, self.code)
+        return sandbox.memory_fd(NAME, self.code, executable=self.kind == "native")
 
 
 @functools.cache
@@ -151,25 +146,3 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-
-
-def _sealed_executable(name: str, data: bytes) -> int:
-    """``sandbox.memory_fd`` sealed (no one can change the program once it is handed over) and executable
-    where the kernel makes memory files non-executable by default."""
-    flags = os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING
-    try:
-        fd = os.memfd_create(name, flags | MFD_EXEC)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        fd = os.memfd_create(name, flags)  # before Linux 6.3: executable, and no MFD_EXEC
-    try:
-        if os.write(fd, data) != len(data):
-            raise OSError(errno.EIO, f"short write to the {name} memory file")
-        seals = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
-        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
-        os.lseek(fd, 0, os.SEEK_SET)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
