@@ -9,7 +9,8 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from concurrent.futures import Future
+from typing import TypeVar
 
 from opslab import proc
 from opslab.errors import InvalidInput, PolicyViolation, Unavailable
@@ -34,7 +35,7 @@ def preflight(plan: IsolationPlan) -> None:
     field = "runtime.sandbox.image" if plan.sandbox == "rootfs" else "runtime.network.mode"
     # The two probes are processes of their own: run at once, not one after the other (the run's
     # start-up waits for both). The network's refusal, if any, is still the one reported first.
-    network = _Background(netns.probe) if plan.private_network else None
+    network = _started(netns.probe) if plan.private_network else None
     try:
         problem = (
             sandbox_problem(plan.pids_limit, private_network=plan.private_network)
@@ -53,31 +54,21 @@ def preflight(plan: IsolationPlan) -> None:
 def preflight_started(plan: IsolationPlan) -> Callable[[], None]:
     """``preflight`` on a thread of its own (its probes are processes: the caller's thread may work
     meanwhile); call the result to wait for it, which raises the refusal if there is one."""
-    running = _Background(lambda: preflight(plan))
-    return running.result
+    return _started(lambda: preflight(plan)).result
 
 
-class _Background(Generic[T]):
-    """A call run on a thread of its own; ``result`` waits for it and raises what it raised."""
+def _started(call: Callable[[], T]) -> Future[T]:
+    """``call`` on a thread of its own; the future's ``result`` waits for it (raising what it raised)."""
+    future: Future[T] = Future()
 
-    def __init__(self, call: Callable[[], T]) -> None:
-        self._call = call
-        self._value: T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="opslab-preflight", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
+    def run() -> None:
         try:
-            self._value = self._call()
+            future.set_result(call())
         except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the caller's thread
-            self._error = exc
+            future.set_exception(exc)
 
-    def result(self) -> T | None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    threading.Thread(target=run, name="opslab-preflight", daemon=True).start()
+    return future
 
 
 def _check_engine(plan: IsolationPlan) -> None:
