@@ -118,6 +118,45 @@ def test_an_interrupted_runner_stops_the_running_trials_and_they_leave_no_record
     assert (tmp_path / "trials" / "trial_1").is_dir() and not (tmp_path / "trials" / "trial_2").exists()
 
 
+class SlowWorkerBatch(FakeBatch):
+    """A worker still writing into its trial's folder when the runner sees the task end (it was slow to
+    stop, or the queue gave up on it): its writes land in the folder, if the folder is still there."""
+
+    def __init__(self, folder: Path, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.folder = folder
+        self.failed_writes = 0
+
+    def wait(self, timeout_s: float) -> list[TaskEnd]:
+        ends = super().wait(timeout_s)
+        if self.stopped:
+            try:
+                (self.folder / "out" / "stdout.log").write_text("still writing\n")
+                (self.folder / "trial_output.json").write_text('{"outcome": "error"}\n')
+            except FileNotFoundError:
+                self.failed_writes += 1
+        return ends
+
+
+def test_a_stopped_trial_leaves_no_folder_even_when_its_worker_writes_on(tmp_path: Path) -> None:
+    trials_dir = tmp_path / "trials"
+    batch = SlowWorkerBatch(
+        trials_dir / "trial_1", ends=[TaskEnd("trial_3", 1, result="success")], running={"trial_1", "trial_2"}
+    )
+    (trials_dir / "trial_1" / "out").mkdir(parents=True)
+    (trials_dir / "trial_2").mkdir()
+    (trials_dir / "trial_2" / "trial_output.json").write_text('{"outcome": "success"}\n')  # just finished
+    (trials_dir / "trial_3").mkdir()
+    ids = ("trial_1", "trial_2", "trial_3")
+    pool = run_queued(tmp_path, trials(3), dict.fromkeys(ids, 1), FakeQueue(batch))
+    assert next(pool) == TrialDone("trial_3", "success")
+    pool.close()  # the runner interrupted
+    assert batch.stopped and batch.failed_writes >= 1
+    assert not (trials_dir / "trial_1").exists()
+    # A record written before the stop stands (its trial is not run again on --resume); no attic is left.
+    assert sorted(p.name for p in trials_dir.iterdir()) == ["trial_2", "trial_3"]
+
+
 def test_the_lab_jobs_progress_says_trials_done_and_pass_rates() -> None:
     reports: list[tuple[str, float, str | None]] = []
     variant_of = {t.trial_id: t.variant_id for t in trials(4)}

@@ -3,7 +3,8 @@ processes, each a job of kind ``task`` in one batch (``group_id``), awaited toge
 submitted them.
 
 A task is a call by import path (``module:function``, only within ``opslab``) with string arguments, called
-as ``function(*args, attempt=n)``. Being jobs, tasks get everything jobs have — ownership by the database
+as ``function(*args, attempt=n, cancelled=event)`` (``event`` is set once the task is cancelled, before its
+programs are killed). Being jobs, tasks get everything jobs have — ownership by the database
 (RQ carries only ids), heartbeats, a lost task retried ahead of new work (``max_attempts`` 2: once), a task
 lost on every attempt ended as ``crashed`` — with no lease protocol of their own. Stopping a batch cancels
 its tasks: a worker running one kills that call's programs at its next heartbeat, and a task not yet
@@ -66,7 +67,7 @@ def _perform(task: TaskPayload, ctx: WorkContext) -> TaskOutcome:
     watcher = threading.Thread(target=watch, daemon=True, name=f"task-cancel:{task.task_id}")
     watcher.start()
     try:
-        return TaskOutcome(value=str(fn(*task.args, attempt=ctx.attempt)))
+        return TaskOutcome(value=str(fn(*task.args, attempt=ctx.attempt, cancelled=ctx.cancelled)))
     finally:
         done.set()
 

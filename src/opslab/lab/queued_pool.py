@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import time
 from collections.abc import Generator, Sequence
 from datetime import UTC, datetime
@@ -31,7 +30,7 @@ from opslab.lab.isolation.plan import OTEL_LEVELS
 from opslab.lab.plan import Trial
 from opslab.lab.pool import TrialDone
 from opslab.lab.records import SCHEMA_VERSION, TrialRecord
-from opslab.lab.thread_pool import STOP_GRACE_S, failed
+from opslab.lab.thread_pool import STOP_GRACE_S, Attic, failed
 
 if TYPE_CHECKING:  # opslab.jobs is not loaded by a local run: start-up time counts per run
     from opslab.jobs import TaskEnd
@@ -126,21 +125,20 @@ def queued_batches(
 
 
 def _stop(run_dir: Path, batch: TaskBatch, outstanding: set[str]) -> None:
-    """As the local pool stops: the running trials' harnesses are killed and they leave no record (each
-    runs again on ``--resume``). Their tasks are cancelled; each that ends within ``STOP_GRACE_S`` without
-    a record of its own has its folder removed. One that does not (its worker gone silent) is left as it
-    is."""
+    """As the local pool stops: the running trials leave no record (each runs again on ``--resume``). Their
+    folders are moved out of ``trials/`` before their tasks are cancelled (a worker kills a cancelled
+    task's harness and writes no record for it), and again while the tasks end, within ``STOP_GRACE_S``:
+    a worker that is slow to stop, or one the queue gave up on, cannot leave a folder behind by writing on.
+    A trial whose record was written before the stop keeps it."""
+    attic = Attic(run_dir / "trials", outstanding)
+    attic.move_aside()
     batch.stop()
-    ended: list[str] = []
     deadline = time.monotonic() + STOP_GRACE_S
     while outstanding and time.monotonic() < deadline:
         for end in batch.wait(0.2):
-            if end.task_id in outstanding:
-                outstanding.discard(end.task_id)
-                if end.result is None:
-                    ended.append(end.task_id)
-    for trial_id in ended:
-        shutil.rmtree(run_dir / "trials" / trial_id, ignore_errors=True)
+            outstanding.discard(end.task_id)
+        attic.move_aside()
+    attic.clear()
 
 
 def _lost(run_dir: Path, t: Trial, attempt: int) -> TrialRecord:

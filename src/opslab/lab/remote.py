@@ -30,14 +30,23 @@ _lock = threading.Lock()
 _runs: OrderedDict[str, tuple[TrialContext, dict[str, Trial]]] = OrderedDict()
 
 
-def perform_trial(run_dir: str, trial_id: str, first_attempt: str, *, attempt: int = 1) -> str:
+def perform_trial(
+    run_dir: str,
+    trial_id: str,
+    first_attempt: str,
+    *,
+    attempt: int = 1,
+    cancelled: threading.Event | None = None,
+) -> str:
     """Run trial ``trial_id`` of the run at ``run_dir``; its outcome. ``first_attempt`` is the trial's
-    attempt number when it was queued, ``attempt`` the task's (2 when a lost worker's task runs again)."""
+    attempt number when it was queued, ``attempt`` the task's (2 when a lost worker's task runs again).
+    A trial whose task is ``cancelled`` (its runner stopped) writes no record: ``TrialAbandoned``, as a
+    local pool's stopped trial."""
     ctx, trials = _run(run_dir)
     trial = trials.get(trial_id)
     if trial is None:
         raise NotFound(f"no trial {trial_id!r} in run {run_dir}", details={"trial_id": trial_id})
-    return run_trial_written(ctx, trial, attempt=int(first_attempt) + attempt - 1)[0]
+    return run_trial_written(ctx, trial, attempt=int(first_attempt) + attempt - 1, abandoned=cancelled)[0]
 
 
 def _run(run_dir: str) -> tuple[TrialContext, dict[str, Trial]]:

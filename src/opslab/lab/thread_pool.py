@@ -12,7 +12,7 @@ import shutil
 import threading
 import time
 import traceback
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 
 from opslab import proc
 from opslab.errors import OperationFailed
@@ -93,34 +93,47 @@ def run_threads(
 
 
 def _abandon(ctx: TrialContext, feed: _Feed, pool: list[threading.Thread]) -> None:
-    """Stop the threads' trials so that none leaves a record: each running trial's folder is moved out of
-    ``trials/`` (its remaining writes fail) before its harness is killed; a trial whose record was already
-    written keeps it. Repeated until every thread has ended (one may have been creating its folder), and
-    once more after."""
-    running = feed.stop()
-    trials_dir = os.path.join(ctx.run_dir, "trials")
-    doomed = [t for t in running if not os.path.exists(os.path.join(trials_dir, t, "trial_output.json"))]
-    attic = os.path.join(trials_dir, f".interrupted-{secrets.token_hex(4)}")
-    os.makedirs(attic, exist_ok=True)
-    moves = 0
-
-    def move_aside() -> None:
-        nonlocal moves
-        for trial_id in doomed:
-            moves += 1
-            with contextlib.suppress(FileNotFoundError):
-                os.rename(os.path.join(trials_dir, trial_id), os.path.join(attic, f"{trial_id}.{moves}"))
-
+    """Stop the threads' trials so that none leaves a record (``Attic``): their folders moved aside and
+    their harnesses killed until every thread has ended."""
+    attic = Attic(os.path.join(ctx.run_dir, "trials"), feed.stop())
     deadline = time.monotonic() + STOP_GRACE_S
     while True:
-        move_aside()
+        attic.move_aside()
         proc.kill_running()
         alive = [th for th in pool if th.is_alive()]
         if not alive or time.monotonic() > deadline:
             break
         alive[0].join(0.05)
-    move_aside()
-    shutil.rmtree(attic, ignore_errors=True)
+    attic.clear()
+
+
+class Attic:
+    """Where stopped trials' folders go: out of ``trials/`` before their harnesses are killed, so that what
+    they still write fails instead of leaving a record (each runs again on ``--resume``). A trial whose
+    record was written before the stop keeps it. ``move_aside`` is repeated while the trials end (one may
+    be creating its folder); ``clear`` moves them once more, then deletes them."""
+
+    def __init__(self, trials_dir: str | os.PathLike[str], running: Iterable[str]) -> None:
+        self.trials_dir = os.fspath(trials_dir)
+        self.doomed = [
+            t for t in running if not os.path.exists(os.path.join(self.trials_dir, t, "trial_output.json"))
+        ]
+        self.path = os.path.join(self.trials_dir, f".interrupted-{secrets.token_hex(4)}")
+        os.makedirs(self.path, exist_ok=True)
+        self._moves = 0
+
+    def move_aside(self) -> None:
+        for trial_id in self.doomed:
+            self._moves += 1
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(
+                    os.path.join(self.trials_dir, trial_id),
+                    os.path.join(self.path, f"{trial_id}.{self._moves}"),
+                )
+
+    def clear(self) -> None:
+        self.move_aside()
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 class _Feed:
