@@ -1,6 +1,6 @@
 """Schemathesis over the live service's own OpenAPI document, on SQLite and PostgreSQL, open and with its
 credentials set (the fuzzer then sends the token and the ingest secret, so the routes' own checks are
-reached, not only the guard's 401): every operation,
+reached, not only the guard's 401; ``PAIRS`` says which database runs which): every operation,
 every check (two reasoned exceptions in schemathesis.toml beside this file), stateful links where it
 finds them. No response may be >= 500, every error must carry the JSON error body, every answer must
 match the document.
@@ -30,7 +30,18 @@ EXAMPLES = os.environ.get("OPSLAB_FUZZ_EXAMPLES") or ("24" if DEEP else "4")
 TOKEN, SECRET = "Fz7qLm2Vx9Rt4Kp8Wd3N", "Hy6sPq1Zc8Ub5Mn2Xe7J"
 
 
-@pytest.mark.parametrize("auth", [False, True], ids=["open", "with-credentials"])
+# Each database with each way in: SQLite open, PostgreSQL with credentials (every route's logic runs on both
+# databases, and both the open and the guarded service are fuzzed); the other two pairs with
+# HYPOTHESIS_PROFILE=deep (`make test-deep`). A pass is ~50 s of a client generating data.
+PAIRS = [("sqlite", False), ("postgres", True)] + ([("sqlite", True), ("postgres", False)] if DEEP else [])
+
+
+@pytest.mark.parametrize(
+    ("db_url", "auth"),
+    PAIRS,
+    indirect=["db_url"],
+    ids=[f"{db}-{'with-credentials' if auth else 'open'}" for db, auth in PAIRS],
+)
 def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path, auth: bool) -> None:
     credentials = {"api_token": TOKEN, "ingest_secret": SECRET} if auth else {}
     settings = Settings(
