@@ -31,7 +31,7 @@ def test_the_suite_scores_a_fault_and_a_control(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "suite.json").read_text()) == result
     by = {s["name"]: s for s in result["scenarios"]}
     flag = by["latency-flag"]
-    assert flag["detected"] and flag["diagnosis_correct"] and flag["resolved"], flag
+    assert flag["detected"] and flag["diagnosis_correct"] and flag["resolved"], json.dumps(flag, indent=1)
     assert flag["action_names"] == ["disable-flag"] and flag["false_actions"] == 0
     assert flag["mttd_s"] < 10 and flag["mttr_s"] < 30
     quiet = by["no-fault"]
