@@ -21,9 +21,10 @@ $(BIN)/opslab: pyproject.toml uv.lock
 	$(BIN)/python -m compileall -q src
 	@touch $@
 
-# Tests that restart a shared service (PostgreSQL) run alone first; the rest in parallel (pytest-xdist),
-# latency measurements included (each holds its figures to what the same run measured, so a busy machine
-# does not fail them): they wait on real processes and servers more than they compute, hence more workers
+# Tests that need the machine to themselves (restarting a shared service, or holding an absolute latency
+# bound under load) run alone first; the rest in parallel (pytest-xdist), relative latency measurements
+# included (each holds its figures to what the same run measured, so a busy machine does not fail them):
+# they wait on real processes and servers more than they compute, hence more workers
 # than cores. TEST_JOBS=1 runs them in one process.
 # Every phase runs even when an earlier one failed, so one run reports every failure; the JUnit reports
 # and the slowest tests are kept in test-results/ (CI keeps it as an artefact).

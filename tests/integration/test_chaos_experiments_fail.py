@@ -138,7 +138,16 @@ def test_a_rollback_stops_every_active_break_of_its_fault_and_only_those(world: 
     assert [b for b in breaks(world) if b["status"] == "active"] == []
 
 
-@pytest.mark.parametrize("experiment", EXAMPLES + PACKAGED, ids=lambda p: p.stem)
+def _case(path: Path) -> Any:
+    """A control that adds load (a traffic spike) holds its steady state's absolute latency bound only
+    where the machine has room to spare: beside the parallel suite, a saturated machine alone pushed the
+    target's p95 past it (326 and 722 ms, against 300). It runs alone, in the serial phase."""
+    scenario = load_scenario(path)
+    alone = scenario.expected.control and "traffic_spike" in scenario.faults
+    return pytest.param(path, id=path.stem, marks=[pytest.mark.serial] if alone else [])
+
+
+@pytest.mark.parametrize("experiment", [_case(p) for p in EXAMPLES + PACKAGED])
 def test_chaos_run_deviates_with_nobody_to_repair_and_its_rollbacks_stop_every_break(
     world: World, experiment: Path, tmp_path: Path
 ) -> None:
