@@ -57,7 +57,9 @@ def test_a_30_percent_faster_candidate_passes_is_applied_with_put_and_no_token_i
 ) -> None:
     with flag_service() as svc:
         r = canary(tmp_path, svc)
-        passed = judged_as_an_improvement(r.decision, r.applied, r.delta_p95_pct, r.reason)
+        # With the windows: a round whose improvement a busy machine's stall hid may be judged as measured
+        # (never applied unless a PASS), as tests/canary_support.py says.
+        passed = judged_as_an_improvement(r.decision, r.applied, r.delta_p95_pct, r.reason, r.windows)
         assert svc.flags == ({"cache_mode": "warm", "pool": 4} if passed else BASELINE)
         assert r.previous_flags == BASELINE and svc.hits["/v1/query"] > 300
     # The service sleeps 30 % less on B and times itself (Server-Timing): each window's served p95 is its
