@@ -422,11 +422,18 @@ def plan_of(
     )
 
 
+_ZYGOTE_SETTINGS = ("lab_trial_zygote", "lab_trial_zygote_native")
+
+
 @functools.cache
 def _zygote_settings() -> tuple[bool, bool]:
     """``lab_trial_zygote`` and ``lab_trial_zygote_native``, loaded once per process."""
-    # Imported here: pydantic-settings costs ~25 ms, which a run spends while its preflight probes run
-    # (``session.isolation_for``), not before.
+    # Unset (no variable, no .env file: the usual case), they are the defaults, told without loading the
+    # settings: importing pydantic-settings and building ``Settings`` costs a run ~0.2 s on a slow machine.
+    from opslab import config_sources
+
+    if not any(config_sources.may_be_set(f"OPSLAB_{name.upper()}") for name in _ZYGOTE_SETTINGS):
+        return True, True
     from opslab.config import Settings
 
     settings = Settings.load()
