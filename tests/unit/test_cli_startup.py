@@ -64,3 +64,26 @@ def test_the_lab_command_starts_without_importlib_metadata() -> None:
         ).splitlines()[-1]
         == "False"
     )
+
+
+def test_a_set_up_runs_with_the_collector_paused_then_freezes_what_it_made() -> None:
+    assert (
+        _python(
+            """
+            import gc
+            from opslab.cli.startup import setting_up
+
+            gc.enable()
+            frozen = gc.get_freeze_count()
+            with setting_up():
+                paused = not gc.isenabled()
+                made = [[i] for i in range(1000)]  # containers the collector tracks
+            print(paused, gc.isenabled(), gc.get_freeze_count() >= frozen + len(made))
+            gc.disable()
+            with setting_up():  # a collector paused before stays paused
+                pass
+            print(gc.isenabled())
+            """
+        )
+        == "True True True\nFalse"
+    )

@@ -8,6 +8,7 @@ import typer
 
 from opslab.cli.context import console, settings
 from opslab.cli.serve import startup_lines
+from opslab.cli.startup import setting_up
 from opslab.errors import InvalidInput
 
 
@@ -23,10 +24,11 @@ def worker(
             "OPSLAB_REDIS_URL",
             "`opslab worker` needs Redis; the embedded backend runs jobs inside `opslab serve`",
         )
-    from opslab.jobs import RqBackend, run_worker
-    from opslab.runtime import Runtime
+    with setting_up():
+        from opslab.jobs import RqBackend, run_worker
+        from opslab.runtime import Runtime
 
-    rt = Runtime.build(s, migrate=True)
+        rt = Runtime.build(s, migrate=True)
     assert isinstance(rt.backend, RqBackend)
     runner, reaper = rt.worker_runner()
     console.print(f"opslab worker on {s.redis_url} ({runner.owner})")

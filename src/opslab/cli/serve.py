@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import gc
 import logging
 import socket
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from opslab.cli.context import err_console, settings
+from opslab.cli.startup import setting_up
 from opslab.credentials import is_loopback
 from opslab.errors import Conflict, InvalidInput
 
@@ -51,26 +51,26 @@ def serve(
         raise InvalidInput.for_field("--log-level", f"{log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
     listening = bind(host, port or s.port)
 
-    import uvicorn
+    # Everything built here (modules, the app, the runtime) lives as long as the process: made with the
+    # collector paused, then frozen out of its sight, so a collection during a large batch walks only the
+    # batch's objects (full collections over the start-up heap cost batch ingest more than its validation).
+    with setting_up():
+        import uvicorn
 
-    from opslab.api import create_app
-    from opslab.store import upgrade
+        from opslab.api import create_app
+        from opslab.store import upgrade
 
-    app = create_app(s, migrate=False)
-    # Migrated here, not in the app's start-up: an unreachable database is then one line, not a traceback.
-    upgrade(app.state.runtime.engine)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port or s.port,
-        log_level=level,
-        log_config=log_config(level),
-        access_log=False,
-    )
-    # Everything built so far (modules, the app, the runtime) lives as long as the process: out of the
-    # cyclic collector's sight, so a collection during a large batch walks only the batch's objects
-    # (full collections over the start-up heap cost batch ingest more than its validation).
-    gc.freeze()
+        app = create_app(s, migrate=False)
+        # Migrated here, not in the app's start-up: an unreachable database is one line, not a traceback.
+        upgrade(app.state.runtime.engine)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port or s.port,
+            log_level=level,
+            log_config=log_config(level),
+            access_log=False,
+        )
     for level_no, line in startup_lines(s):
         log.log(level_no, line)
     shown = f"[{host}]" if ":" in host else host

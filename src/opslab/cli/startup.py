@@ -1,5 +1,5 @@
 """What the ``opslab`` command does first, so that it starts fast: pydantic answers "no plugins" without
-looking for any.
+looking for any; a long-lived command sets itself up with the cyclic GC paused (``setting_up``).
 
 pydantic asks its plugin loader (``pydantic.plugin._loader``) for plugins when it builds its first model;
 the loader imports ``importlib.metadata`` and scans the entry points of every installed distribution: a
@@ -9,9 +9,12 @@ would reach every child process too."""
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 PLUGIN_LOADER = "pydantic.plugin._loader"
@@ -41,3 +44,20 @@ def without_pydantic_plugins() -> None:
         return
     elif getattr(loaded, "_plugins", {}) is None:  # already loaded, nothing scanned yet: none to find
         loaded._plugins = {}  # type: ignore[attr-defined]
+
+
+@contextmanager
+def setting_up() -> Iterator[None]:
+    """A long-lived command's set-up (``opslab serve`` importing and building the service, ``opslab
+    worker`` its runtime) with the cyclic GC paused: imports make many objects and no garbage, and the
+    collector walking them again and again cost ~13 % of the service's start-up. What the set-up made then
+    lives as long as the process: it is frozen, out of the collector's sight, and the collector resumes as
+    it was."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was_enabled:
+            gc.enable()
