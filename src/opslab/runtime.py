@@ -39,6 +39,7 @@ from opslab.jobs import (
     ServiceRouting,
     TaskQueue,
     WorkFactory,
+    Works,
     owner_id,
 )
 from opslab.store import (
@@ -109,7 +110,7 @@ class Runtime:
     bus: ProgressBus
     backend: Backend
     routing: ServiceRouting
-    works: dict[str, AnyWork]
+    works: Works
     leases: SqlLeaseStore
     service_states: SqlServiceState
     ingest_observers: list[IngestObserver] = field(default_factory=list)
@@ -151,8 +152,9 @@ class Runtime:
             ),
         )
         job_store = SqlJobStore(engine)
-        works: dict[str, AnyWork] = {}
-        service_kinds: set[str] = set()  # filled below: the work leased services take themselves
+        # Made from the capabilities' factories when first asked for, with this runtime as their deps.
+        works = Works(lambda: [factory(rt) for factory in work_factories()])
+        service_kinds = works.services  # the work leased services take themselves
         backend: Backend
         bus: ProgressBus
         reaper: Reaper
@@ -198,11 +200,6 @@ class Runtime:
             service_states=SqlServiceState(engine),
             ingest_observers=observers,
         )
-        for factory in work_factories():
-            work = factory(rt)
-            works[work.kind] = work
-            if work.spec.service:
-                service_kinds.add(work.kind)
         return rt
 
     def chat_model(self) -> ChatClient | None:

@@ -31,6 +31,7 @@ from opslab.telemetry import PreparedRun
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     settings = settings or Settings.load()
     runtime = Runtime.build(settings)
+    runtime.works.load()  # the service runs every kind of work: made now, not on its first job
     api_metrics = ApiMetrics()
 
     def count_ingested(runs: Sequence[PreparedRun]) -> None:

@@ -29,6 +29,7 @@ def worker(
         from opslab.runtime import Runtime
 
         rt = Runtime.build(s, migrate=True)
+        rt.works.load()
     assert isinstance(rt.backend, RqBackend)
     runner, reaper = rt.worker_runner()
     console.print(f"opslab worker on {s.redis_url} ({runner.owner})")

@@ -36,7 +36,17 @@ from opslab.jobs.runner import JobRunner, Reaper, owner_id
 from opslab.jobs.service import JobService, ServiceRouting
 from opslab.jobs.tasks import TASK, TaskBatch, TaskEnd, TaskQueue, task_work
 from opslab.jobs.views import job_fields
-from opslab.jobs.work import AnyWork, Cancelled, Payload, Work, WorkContext, WorkDeps, WorkFactory, WorkKind
+from opslab.jobs.work import (
+    AnyWork,
+    Cancelled,
+    Payload,
+    Work,
+    WorkContext,
+    WorkDeps,
+    WorkFactory,
+    WorkKind,
+    Works,
+)
 from opslab.wire.jobs import WIRE_TERMINAL, ErrorBody, JobEvent, JobView, WireStatus
 
 __all__ = [
@@ -82,6 +92,7 @@ __all__ = [
     "WorkDeps",
     "WorkFactory",
     "WorkKind",
+    "Works",
     "owner_id",
     "run_worker",
     "task_work",

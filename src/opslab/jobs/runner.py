@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,7 +97,7 @@ class JobRunner:
         *,
         store: JobStore,
         bus: ProgressBus,
-        works: dict[str, AnyWork],
+        works: Mapping[str, AnyWork],
         owner: str,
         lease_s: float,
         resubmit: Resubmit,

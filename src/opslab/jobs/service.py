@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 
 from anyio import to_thread
 
@@ -116,7 +116,7 @@ class ServiceRouting:
     """A backend that leaves the work of leased services (``WorkKind.service``) alone: no worker takes it,
     the lease holder does (it lists its queued jobs); everything else goes to ``backend``."""
 
-    def __init__(self, backend: Backend, service_kinds: set[str]) -> None:
+    def __init__(self, backend: Backend, service_kinds: Container[str]) -> None:
         self.backend, self.service_kinds = backend, service_kinds
 
     def submit(self, job: Job, front: bool = False) -> str | None:

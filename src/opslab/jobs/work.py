@@ -24,7 +24,7 @@ environment itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -184,3 +184,48 @@ class WorkDeps(Protocol):
 
 AnyWork = Work[Any, Any]
 WorkFactory = Callable[[Any], AnyWork]  # each factory types its own deps (a WorkDeps or more)
+
+
+class Works(Mapping[str, AnyWork]):
+    """The work kinds by name, made by ``make`` when first asked for (once, whichever thread asks first): a
+    process that runs and routes no job (``opslab runs list``) never imports the capabilities' work — the
+    RCA's scorer, the lab's runner, the canary — which cost such a command a sixth of its start-up."""
+
+    def __init__(self, make: Callable[[], Iterable[AnyWork]]) -> None:
+        self._make = make
+        self._made: dict[str, AnyWork] | None = None
+        self._lock = threading.Lock()
+        self.services = _ServiceKinds(self)
+
+    def load(self) -> None:
+        """Make them now (a long-lived process, in its set-up)."""
+        self._kinds()
+
+    def _kinds(self) -> dict[str, AnyWork]:
+        made = self._made
+        if made is None:
+            with self._lock:
+                if self._made is None:
+                    self._made = {work.kind: work for work in self._make()}
+                made = self._made
+        return made
+
+    def __getitem__(self, kind: str) -> AnyWork:
+        return self._kinds()[kind]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._kinds())
+
+    def __len__(self) -> int:
+        return len(self._kinds())
+
+
+class _ServiceKinds:
+    """The kinds a leased service takes itself (``WorkKind.service``), asked of ``Works`` when routed."""
+
+    def __init__(self, works: Works) -> None:
+        self._works = works
+
+    def __contains__(self, kind: object) -> bool:
+        work = self._works.get(kind) if isinstance(kind, str) else None
+        return work is not None and bool(work.spec.service)
