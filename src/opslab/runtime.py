@@ -43,16 +43,11 @@ from opslab.jobs import (
     owner_id,
 )
 from opslab.store import (
-    SqlCanaryHistory,
-    SqlIncidentStore,
     SqlJobStore,
-    SqlLabRunIndex,
     SqlLeaseStore,
     SqlRunRepository,
     SqlServiceState,
-    SqlSharedKnowledge,
     make_engine,
-    open_checkpointer,
     upgrade,
 )
 from opslab.telemetry import IngestLimits, PreparedRun, Redactor, TelemetryService, load_prices
@@ -82,6 +77,7 @@ if TYPE_CHECKING:
         Responder,
         ResponderConfig,
     )
+    from opslab.store import SqlIncidentStore, SqlLabRunIndex
     from opslab.telemetry import AgentRunIn
 
 IngestObserver = Callable[[Sequence[PreparedRun]], None]
@@ -237,9 +233,13 @@ class Runtime:
             yield held
 
     def canary_index(self, target: str, record: HistoryRecord) -> None:
+        from opslab.store import SqlCanaryHistory
+
         SqlCanaryHistory(self.engine).append(target, record)
 
     def canary_history(self, *, limit: int = 1000) -> list[HistoryRecord]:
+        from opslab.store import SqlCanaryHistory
+
         return SqlCanaryHistory(self.engine).read(limit=limit)
 
     def recover_canaries(self, *, name: str | None = None) -> list[Recovery]:
@@ -277,6 +277,8 @@ class Runtime:
 
     @property
     def lab_index(self) -> SqlLabRunIndex:
+        from opslab.store import SqlLabRunIndex
+
         return SqlLabRunIndex(self.engine)
 
     def index_lab_run(self, run_dir: Path) -> None:
@@ -311,6 +313,8 @@ class Runtime:
 
     @property
     def incidents(self) -> SqlIncidentStore:
+        from opslab.store import SqlIncidentStore
+
         return SqlIncidentStore(self.engine)
 
     def responder(self) -> Responder:
@@ -330,6 +334,7 @@ class Runtime:
             Responder,
             WebhookNotifier,
         )
+        from opslab.store import SqlSharedKnowledge, open_checkpointer
 
         s = self.settings
         target, actions, token = responder_endpoints(s)

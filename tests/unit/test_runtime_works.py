@@ -18,7 +18,7 @@ def test_work_is_made_on_first_use_and_routes_as_before(tmp_path: Path) -> None:
         from opslab.runtime import Runtime
 
         rt = Runtime.build(Settings(data_dir={str(tmp_path)!r}), migrate=True)
-        heavy = ("opslab.rca.analyze", "opslab.canary.job", "opslab.lab.job", "opslab.responder.commands")
+        heavy = ("opslab.rca.analyze", "opslab.canary.job", "opslab.lab.job", "opslab.responder")
         print(sorted(m for m in heavy if m in sys.modules))
         print(sorted(rt.works))
         print([m for m in heavy if m not in sys.modules])
