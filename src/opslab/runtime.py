@@ -3,8 +3,9 @@ worker; nothing else constructs these.
 
 Every capability that runs long work has a ``job.py`` with its ``WorkKind`` and a factory
 ``…_work(deps) -> Work``, declared in ``opslab.capabilities`` (``work``); the runtime builds every declared
-factory and passes itself as their deps (it satisfies every capability's deps Protocol:
-``jobs.WorkDeps``, ``canary.CanaryDeps``, ``lab.LabDeps``)."""
+factory when its work is first asked for (``jobs.Works``: a command that runs no job imports none of it)
+and passes itself as their deps (it satisfies every capability's deps Protocol: ``jobs.WorkDeps``,
+``canary.CanaryDeps``, ``lab.LabDeps``)."""
 
 from __future__ import annotations
 
