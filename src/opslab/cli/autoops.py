@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+from opslab.cli.context import JsonOption, console, err_console, local_runtime, print_json, settings
 
 if TYPE_CHECKING:
     from opslab.autoops import FixSuggestion
@@ -45,9 +45,7 @@ OptimizerOption = Annotated[
 
 
 def _runtime(s: Settings | None = None) -> Runtime:
-    from opslab.runtime import Runtime
-
-    return Runtime.build(s or settings(), migrate=True)
+    return local_runtime(s)
 
 
 def _with_optimizer(s: Settings, optimizer: OptimizerName | None) -> Settings:

@@ -34,9 +34,9 @@ class TelemetryBackend(Protocol):
 
 class LocalBackend:
     def __init__(self, settings: Settings) -> None:
-        from opslab.runtime import Runtime
+        from opslab.cli.context import local_runtime
 
-        self.runtime = Runtime.build(settings, migrate=True)
+        self.runtime = local_runtime(settings)
         self.svc = self.runtime.telemetry
 
     def ingest_batch(self, items: list[Any]) -> BatchResult:

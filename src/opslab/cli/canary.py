@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from opslab.cli.canary_live import RunDisplay, echo_unwrapped, run_in_thread, stop_on_signals
-from opslab.cli.context import JsonOption, console, err_console, print_json, settings
+from opslab.cli.context import JsonOption, console, err_console, local_runtime, print_json, settings
 from opslab.cli.tables import Column, WideOption, print_table
 
 if TYPE_CHECKING:
@@ -49,9 +49,7 @@ def _held(
     same database): a canary that dies is put back by whoever looks next. A lapsed hold stops the run."""
     import uuid
 
-    from opslab.runtime import Runtime
-
-    rt = Runtime.build(settings(), migrate=True)
+    rt = local_runtime()
     try:
         with rt.canary_hold(plan, target, run_key=uuid.uuid4().hex[:12]) as held:
             done = threading.Event()
@@ -280,9 +278,8 @@ def recover(
     """Put back the baseline flags of targets whose canary died mid-run (its process provably gone: at once;
     else once its hold lapsed), each with an INTERRUPTED history row. The service does it by itself too."""
     from opslab import canary
-    from opslab.runtime import Runtime
 
-    rt = Runtime.build(settings(), migrate=True)
+    rt = local_runtime()
     try:
         name = canary.lease_name(target_url) if target_url else None
         done = rt.recover_canaries(name=name)

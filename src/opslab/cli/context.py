@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from opslab.config import Settings
+    from opslab.runtime import Runtime
 
 
 class LazyConsole:
@@ -48,6 +49,17 @@ def settings() -> Settings:
     from opslab.config import Settings
 
     return Settings.load()
+
+
+def local_runtime(s: Settings | None = None) -> Runtime:
+    """The runtime of a command that works on this data dir's database (migrated first): its imports and
+    wiring made with the cyclic GC paused (``startup.setting_up``), a fifth of such a command's CPU."""
+    from opslab.cli.startup import setting_up
+
+    with setting_up():
+        from opslab.runtime import Runtime
+
+        return Runtime.build(s or settings(), migrate=True)
 
 
 def service_url() -> str | None:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from opslab.cli.context import err_console, settings
+from opslab.cli.context import err_console, local_runtime, settings
 from opslab.cli.lab_display import print_run
 from opslab.errors import InvalidInput, OperationFailed
 
@@ -31,9 +31,7 @@ def trial_queue(executor: Executor) -> Iterator[TrialQueue | None]:
         raise InvalidInput.for_field(
             "--executor", "rq needs OPSLAB_REDIS_URL: the Redis your `opslab worker` processes listen on"
         )
-    from opslab.runtime import Runtime
-
-    rt = Runtime.build(s, migrate=True)
+    rt = local_runtime(s)
     try:
         yield rt.trial_queue()
     finally:

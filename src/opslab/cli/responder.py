@@ -20,6 +20,7 @@ from opslab.cli.context import (
     UrlOption,
     console,
     err_console,
+    local_runtime,
     print_json,
     settings,
 )
@@ -43,9 +44,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _runtime(s: Settings) -> Runtime:
-    from opslab.runtime import Runtime
-
-    return Runtime.build(s, migrate=True)
+    return local_runtime(s)
 
 
 def _remote(url: str | None) -> bool:
