@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
+from opslab.cli.context import local_runtime
 from opslab.telemetry import (
     BatchResult,
     Overview,
@@ -34,8 +35,6 @@ class TelemetryBackend(Protocol):
 
 class LocalBackend:
     def __init__(self, settings: Settings) -> None:
-        from opslab.cli.context import local_runtime
-
         self.runtime = local_runtime(settings)
         self.svc = self.runtime.telemetry
 

@@ -51,15 +51,19 @@ def settings() -> Settings:
     return Settings.load()
 
 
-def local_runtime(s: Settings | None = None) -> Runtime:
+def local_runtime(s: Settings | None = None, *, all_work: bool = False) -> Runtime:
     """The runtime of a command that works on this data dir's database (migrated first): its imports and
-    wiring made with the cyclic GC paused (``startup.setting_up``), a fifth of such a command's CPU."""
+    wiring made with the cyclic GC paused (``startup.setting_up``), a fifth of such a command's CPU.
+    ``all_work``: every kind of work made now too (a process that runs jobs), not when first asked for."""
     from opslab.cli.startup import setting_up
 
     with setting_up():
         from opslab.runtime import Runtime
 
-        return Runtime.build(s or settings(), migrate=True)
+        rt = Runtime.build(s or settings(), migrate=True)
+        if all_work:
+            rt.works.load()
+        return rt
 
 
 def service_url() -> str | None:

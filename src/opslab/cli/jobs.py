@@ -6,9 +6,8 @@ from typing import Annotated
 
 import typer
 
-from opslab.cli.context import console, settings
+from opslab.cli.context import console, local_runtime, settings
 from opslab.cli.serve import startup_lines
-from opslab.cli.startup import setting_up
 from opslab.errors import InvalidInput
 
 
@@ -24,12 +23,9 @@ def worker(
             "OPSLAB_REDIS_URL",
             "`opslab worker` needs Redis; the embedded backend runs jobs inside `opslab serve`",
         )
-    with setting_up():
-        from opslab.jobs import RqBackend, run_worker
-        from opslab.runtime import Runtime
+    from opslab.jobs import RqBackend, run_worker
 
-        rt = Runtime.build(s, migrate=True)
-        rt.works.load()
+    rt = local_runtime(s, all_work=True)
     assert isinstance(rt.backend, RqBackend)
     runner, reaper = rt.worker_runner()
     console.print(f"opslab worker on {s.redis_url} ({runner.owner})")
