@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from opslab.api.server import free_port
+from tests.ports import free_port
 
 TOKEN = "tok-test-8d0c6e1f4b2a"
 BASELINE = {"cache_mode": "cold", "pool": 4}

@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from opslab import proc
-from opslab.api import free_port
 from tests.conftest import REQUIRE
+from tests.ports import free_port
 
 T = TypeVar("T")
 TIMEOUT_S = 30.0

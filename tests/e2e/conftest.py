@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import free_port
+from tests.ports import free_port
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from opslab.api.server import free_port
 from tests.conftest import FIXTURES, ROOT
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_for, wait_http
+from tests.ports import free_port
 
 TRANSCRIPT = FIXTURES / "agentrx" / "magentic_dataset"
 

@@ -15,11 +15,11 @@ from typing import Any
 import httpx
 import yaml
 
-from opslab.api.server import free_port
 from opslab.canary import EXIT_BLOCKED, EXIT_EDGE, EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, read_history
 from tests.canary_support import documented_exit_code
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
 from tests.flag_service import BASELINE, TOKEN, flag_service, real_service_plan, serve
+from tests.ports import free_port
 
 
 def write_plan(tmp_path: Path, plan: dict[str, Any]) -> Path:

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import free_port
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli
+from tests.ports import free_port
 
 GOOD_TOKEN = "0f3a9c7e5b1d4a2f8c6e"
 OTHER_TOKEN = "9d2b7f4e1a6c3b8d5e0f"

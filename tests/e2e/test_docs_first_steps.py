@@ -20,10 +20,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opslab.api.server import free_port
 from opslab.config import seed_aliases
 from tests.conftest import needs_sandbox
 from tests.e2e.conftest import OPSLAB, clean_env
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPABILITY_PAGES = ("telemetry", "rca", "lab", "canary", "responder", "autoops", "knowledge")
@@ -131,7 +131,8 @@ class Newcomer:
             ["bash", "-c", command], cwd=self.cwd, env=self.env, capture_output=True, text=True, timeout=300
         )
         allowed = next((codes for prefix, codes in VERDICTS.items() if command.startswith(prefix)), {0})
-        shown = f"$ {line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+        background = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+        shown = f"$ {line}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}\n--- in the background:\n{background}"
         assert r.returncode in allowed, shown
         assert "Traceback" not in r.stdout + r.stderr, shown
 

@@ -14,10 +14,11 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread, free_port
+from opslab.api.server import ServerThread
 from opslab.config import Settings
 from opslab.store import SqlRunRepository, make_engine
 from tests.e2e.conftest import clean_env, run_cli
+from tests.ports import free_port
 
 # steady: always right. flaky: task t2 crashes after a tool call failed (a traceback on stderr), task t3
 # gives a wrong answer (outcome failure with an error object); the rest succeed.

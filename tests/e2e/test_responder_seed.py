@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import free_port
 from opslab.responder import NODES
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_for, wait_http
+from tests.ports import free_port
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opslab.api.server import free_port
 from tests.e2e.conftest import OPSLAB, Service, clean_env, run_cli, wait_http
+from tests.ports import free_port
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

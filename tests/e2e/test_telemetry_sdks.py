@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import ServerThread, free_port
+from opslab.api.server import ServerThread
 from opslab.llm.fake import fake_chat_app, usage_of
 from tests.e2e.conftest import OPSLAB, Service, clean_env, wait_for, wait_http
+from tests.ports import free_port
 
 AGENTS = Path(__file__).parent / "sdk_agents"
 SECRET = "ingest-secret-for-the-sdk-tests"

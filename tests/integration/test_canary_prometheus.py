@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 from opslab import proc
-from opslab.api import free_port
 from opslab.canary import HttpTarget, measure, parse_plan, run_canary
 from opslab.canary.metrics_plan import CustomMetric, PrometheusSpec
 from opslab.canary.prometheus import PrometheusSource, WindowMetrics, WindowSpan
@@ -32,6 +31,7 @@ from tests.canary_support import (
     served_delta_pct,
 )
 from tests.e2e.conftest import OPSLAB
+from tests.ports import free_port
 from tests.prometheus_support import Prometheus, prometheus_binary, run_prometheus
 
 TOKEN_HEADER = "X-Sandbox-Token"

@@ -15,10 +15,10 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import free_port
 from opslab.canary import CanaryResult, HttpTarget, SweepResult, parse_plan, read_history, run_canary
 from tests.canary_support import judged_as_an_improvement, judged_as_no_effect, served_delta_pct
 from tests.e2e.conftest import OPSLAB, wait_http
+from tests.ports import free_port
 
 BASE_FLAGS = {
     "control": {"flow_policy": "static", "target_p95": 1200},

@@ -25,7 +25,7 @@ import pytest
 
 from opslab.sandbox import TargetOptions, World, WorldPorts, load_scenario, scenarios_folder
 from opslab.sandbox.chaos.probes import health_status, p95_latency_ms
-from opslab.sandbox.server import free_port
+from tests.ports import free_port
 
 CHAOS = shutil.which("chaos", path=str(Path(sys.executable).parent))
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples" / "chaos").glob("*.yaml"))

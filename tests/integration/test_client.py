@@ -9,11 +9,12 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api import ServerThread, create_app, free_port
+from opslab.api import ServerThread, create_app
 from opslab.client import OpslabClient
 from opslab.config import Settings
 from opslab.errors import InvalidInput, NotFound, Unauthorized, Unavailable
 from opslab.telemetry import RunFilter
+from tests.ports import free_port
 
 
 @pytest.fixture

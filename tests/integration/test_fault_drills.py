@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from opslab import proc
-from opslab.api import free_port
 from tests.conftest import REQUIRE
+from tests.ports import free_port
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
 

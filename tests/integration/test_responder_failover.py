@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from opslab import proc
-from opslab.api import free_port
 from opslab.sandbox import TargetOptions, World, WorldPorts
 from tests.conftest import fresh_postgres_database
 from tests.integration.responder_outside import wait_healthy
+from tests.ports import free_port
 from tests.workers import OPSLAB
 
 LEASE_S = 4  # the takeover is asserted within three lease periods and a busy machine's slack

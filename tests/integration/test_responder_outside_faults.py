@@ -16,12 +16,12 @@ import pytest
 
 from opslab.sandbox import TargetOptions, WorldPorts
 from opslab.sandbox.harm import DelayProxy, busy_cpus
-from opslab.sandbox.server import free_port
 from tests.integration.responder_outside import (
     WINDOW_S,
     memory_hog,
     watched_world,
 )
+from tests.ports import free_port
 
 
 def test_the_dependency_killed_by_hand_is_restarted(tmp_path: Path) -> None:

@@ -84,8 +84,8 @@ def test_the_target_alone_starts_in_a_fresh_data_dir(tmp_path: Path) -> None:
 
     import httpx
 
-    from opslab.sandbox.server import free_port
     from tests.e2e.conftest import OPSLAB, Service, wait_http
+    from tests.ports import free_port
 
     port, log = free_port(), tmp_path / "target.log"
     env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "fresh"))
@@ -103,7 +103,7 @@ def test_the_target_alone_starts_in_a_fresh_data_dir(tmp_path: Path) -> None:
 
 
 def test_a_server_that_takes_orders_refuses_to_bind_beyond_loopback_without_its_token(tmp_path: Path) -> None:
-    from opslab.sandbox.server import free_port
+    from tests.ports import free_port
 
     env = clean_env(OPSLAB_DATA_DIR=str(tmp_path))
     refused = run_cli(

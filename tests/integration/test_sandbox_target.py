@@ -3,6 +3,7 @@ error body for every refusal, naming the field, and its own experiment refusing 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -41,7 +42,7 @@ def refused(r: httpx.Response, status: int, field: str | None = None) -> dict[st
 
 
 def test_health_flags_and_the_latency_model(target: httpx.Client) -> None:
-    assert target.get("/healthz").json() == {"ok": True, "service": "target"}
+    assert target.get("/healthz").json() == {"ok": True, "service": "target", "pid": os.getpid()}
     assert target.get("/api/lab/config").json()["ok"] is True
     changed = target.post("/api/flags", json={"routing": {"mode": "rules"}}).json()
     assert (

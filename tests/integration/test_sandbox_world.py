@@ -356,6 +356,21 @@ def test_a_world_that_cannot_start_says_which_part_and_where_its_log_is(tmp_path
     assert err.value.details["part"] == "dependency"
 
 
+def test_a_world_is_not_fooled_by_another_server_answering_on_its_port(tmp_path: Path) -> None:
+    """Another healthy sandbox already holds the port: its ``/healthz`` answers 200, but the world waits for
+    its own child, which cannot bind, and says so instead of reporting a world that is not its own."""
+    from opslab.api.server import ServerThread
+    from opslab.errors import Unavailable
+    from opslab.sandbox.app import create_service_app
+
+    with ServerThread(create_service_app("dependency")) as other:
+        assert httpx.get(f"{other.url}/healthz").json()["service"] == "dependency"
+        with pytest.raises(Unavailable) as err:
+            ports = WorldPorts(0, other.port, 0, 0)
+            World.start(tmp_path, ports=ports, only="dependency", ready_timeout_s=30)
+    assert "dependency" in err.value.message and err.value.details["part"] == "dependency"
+
+
 def test_the_chaos_server_takes_orders_only_with_its_token_and_small_bodies(world: Handles) -> None:
     anon = httpx.Client(base_url=world.world.url("chaos"), timeout=10)
     assert anon.get("/healthz").status_code == 200

@@ -20,11 +20,11 @@ import httpx
 import pytest
 
 from opslab import proc
-from opslab.api import free_port
 from opslab.store import make_engine
 from opslab.store.jobs import SqlJobStore
 from tests.conftest import REQUIRE
 from tests.integration.test_fault_drills import OPSLAB, PrivateRedis
+from tests.ports import free_port
 
 
 def wait_for(what: Callable[[], bool], seconds: float, why: str) -> None:

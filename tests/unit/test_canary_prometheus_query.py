@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from opslab.api import ServerThread, free_port
+from opslab.api import ServerThread
 from opslab.canary.metrics_plan import CustomMetric, PrometheusSpec
 from opslab.canary.prometheus import (
     PrometheusSource,
@@ -27,6 +27,7 @@ from opslab.canary.prometheus import (
     render_query,
 )
 from opslab.errors import Unavailable
+from tests.ports import free_port
 
 SPAN = WindowSpan(arm="B", start=1700000000.0, counted_from=1700000002.0, end=1700000039.25)
 

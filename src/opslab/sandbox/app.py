@@ -8,6 +8,7 @@ A sandbox service raises ``opslab.errors`` exceptions (``InvalidInput.for_field`
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -71,8 +72,9 @@ def create_service_app(name: str, *, lifespan: Lifespan | None = None) -> FastAP
 
     @app.get("/healthz")
     def healthz() -> dict[str, JsonValue]:
-        """The service is up (its dependencies are its own business: see its own routes)."""
-        return {"ok": True, "service": name}
+        """The service is up (its dependencies are its own business: see its own routes), and which process
+        answers: a supervisor tells its own child from another server holding the port."""
+        return {"ok": True, "service": name, "pid": os.getpid()}
 
     return app
 

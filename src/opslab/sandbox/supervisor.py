@@ -238,10 +238,12 @@ class World:
                     details={"part": part, "log": str(log)},
                 )
             try:
-                if httpx.get(url, timeout=0.5).status_code == 200:
-                    return
+                answer = httpx.get(url, timeout=0.5)
             except httpx.HTTPError:
-                pass
+                answer = None
+            # Another server may hold the port and answer: our child then cannot bind, and exits (above).
+            if answer is not None and answer.status_code == 200 and _answered_by(answer, child.pid):
+                return
             time.sleep(0.05)
         raise Unavailable(
             f"the sandbox {part} did not answer {url} within {self.ready_timeout_s:g} s; see {log}",
@@ -291,3 +293,12 @@ class World:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _answered_by(answer: httpx.Response, pid: int) -> bool:
+    """Whether a ``/healthz`` answer comes from the process ``pid`` (and not another server on the port)."""
+    try:
+        body = answer.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("pid") == pid
