@@ -103,6 +103,24 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     return app
 
 
+def settle_routes(app: FastAPI) -> int:
+    """Build now what FastAPI builds at the first request that walks an included router (each route's
+    parameter and body models): ~0.15 s of CPU the service's first requests would otherwise wait on (an
+    OTLP export's first answer took twice its usual time). Returns how many routes it visited. FastAPI's
+    included routers build on ``effective_candidates()`` and ``effective_low_priority_routes()``; a
+    FastAPI without them is left to build lazily, as before."""
+    pending: list[Any] = list(app.router.routes)
+    visited = 0
+    while pending:
+        route = pending.pop()
+        visited += 1
+        for name in ("effective_candidates", "effective_low_priority_routes"):
+            build = getattr(route, name, None)
+            if callable(build):
+                pending.extend(build())
+    return visited
+
+
 def _service_factory(ref: str) -> Callable[[Runtime], Service]:
     factory = load(ref)
     if not callable(factory):

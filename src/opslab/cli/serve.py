@@ -57,10 +57,11 @@ def serve(
     with setting_up():
         import uvicorn
 
-        from opslab.api import create_app
+        from opslab.api import create_app, settle_routes
         from opslab.store import upgrade
 
         app = create_app(s, migrate=False)
+        settle_routes(app)  # built here, not while the first requests wait
         # Migrated here, not in the app's start-up: an unreachable database is one line, not a traceback.
         upgrade(app.state.runtime.engine)
         config = uvicorn.Config(
