@@ -60,6 +60,22 @@ def die_with_parent(sig: signal.Signals = signal.SIGKILL) -> None:
 _running: set[subprocess.Popen[bytes]] = set()
 _remotes: set[Remote] = set()  # ``run_remote``'s processes still running
 _running_lock = threading.Lock()
+# Held while ``run`` starts a child and records it: once ``close_spawning`` holds it, every child this
+# process started is in ``_running`` (or among its children), and no other starts. Re-entrant: a signal
+# handler may run on a thread that is between those two steps.
+_spawning = threading.RLock()
+_spawning_closed = False
+
+
+def close_spawning() -> None:
+    """From now on ``run`` starts nothing (its callers get a ``start_error``); a start under way on another
+    thread completes first, so that its child is there to be killed. For a dying worker's handler, before
+    ``kill_running``: without it, a child forked between the kill and the worker's exit could outlive it
+    (``setpriv --pdeathsig`` arms the death signal only once it runs; a parent gone before that is missed).
+    Holds the lock for the rest of the process's life."""
+    global _spawning_closed
+    _spawning.acquire()
+    _spawning_closed = True
 
 
 def running_pids() -> set[int]:
@@ -106,13 +122,16 @@ def run(
     start = time.perf_counter()
     capped = _Capped(stdout, stderr)
     with capped, _opened(capped.stdout) as out, _opened(capped.stderr) as err:
-        try:
-            proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec, pass_fds)
-        except (OSError, subprocess.SubprocessError) as exc:
-            return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
+        with _spawning:
+            if _spawning_closed:
+                return ProcResult(tuple(argv), None, 0.0, start_error=f"not started {argv[0]!r}: stopping")
+            try:
+                proc = _popen(argv, cwd, env, out, err, tie_to_parent, pre_exec, pass_fds)
+            except (OSError, subprocess.SubprocessError) as exc:
+                return ProcResult(tuple(argv), None, 0.0, start_error=f"could not start {argv[0]!r}: {exc}")
+            with _running_lock:
+                _running.add(proc)
         capped.started()
-        with _running_lock:
-            _running.add(proc)
         timed_out: list[bool] = []  # set by the watchdog's thread (an Event costs a Condition per child)
 
         def expire() -> None:

@@ -262,6 +262,7 @@ _RUNNER_GONE = threading.Event()
 
 def _runner_gone(signum: int, frame: object) -> None:
     _RUNNER_GONE.set()
+    proc.close_spawning()  # a harness being started now is there to be killed below; none after
     proc.kill_running()
     _kill_children()
     os._exit(1)
