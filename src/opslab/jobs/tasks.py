@@ -61,8 +61,10 @@ def _perform(task: TaskPayload, ctx: WorkContext) -> TaskOutcome:
     def watch() -> None:
         while not done.is_set():
             if ctx.cancelled.wait(0.2) or ctx.stopping.is_set():
-                proc.kill_running()  # the submitter stopped the batch: this call's programs end now
-                return
+                # The submitter stopped the batch: this call's programs end now, and again until the call
+                # returns (a program it was starting as the cancel came is not spared).
+                proc.kill_running()
+                done.wait(0.05)
 
     watcher = threading.Thread(target=watch, daemon=True, name=f"task-cancel:{task.task_id}")
     watcher.start()

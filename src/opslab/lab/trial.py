@@ -174,6 +174,8 @@ def run_trial_written(
     argv = build_argv(cfg.runtime.harness.command, *plan.seen_paths(out_dir))
     if plan.sandbox == "local":
         argv[0] = resolve_program(argv[0], env.get("PATH", ""))
+    if abandoned is not None and abandoned.is_set():  # stopped while this trial was laid out: no harness
+        raise TrialAbandoned(t.trial_id)
     launch = plan.launch(argv, ws=ws, out_dir=out_dir, env=env, trial_id=t.trial_id)
     # A host process with no group to end it with (not root): what it leaves running comes to this
     # process, which ends it with the trial (``reaper``).
