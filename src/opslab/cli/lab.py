@@ -169,6 +169,12 @@ def _run(
     setup: str | None = None,
     executor: Executor = "local",
 ) -> None:
+    if not container and resume is None:
+        # The default plan's sandbox probes run while the lab's modules import and the experiment
+        # resolves (a plan that turns out to need other probes makes its own).
+        from opslab.lab import probe_ahead
+
+        probe_ahead()
     from opslab.lab import run_experiment
 
     clients: list[OpslabClient] = []

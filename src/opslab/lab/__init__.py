@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from opslab.lab.finish import RunAnalysis, analyse_run
     from opslab.lab.fork import Fork, fork_trial, parse_sets
     from opslab.lab.hooks import HarnessManifest, validate_hooks
-    from opslab.lab.isolation.checks import sandbox_problem
+    from opslab.lab.isolation.checks import probe_ahead, sandbox_problem
     from opslab.lab.job import KIND, LabDeps, lab_work, new_lab_job
     from opslab.lab.knobs import apply_overrides, check_pointers, load_overrides
     from opslab.lab.knobs import init_files as init_knob_files
@@ -83,6 +83,7 @@ else:
     __getattr__ = lazy_exports(__name__)
 
 __all__ = [
+    "probe_ahead",
     "sandbox_problem",
     "RunList",
     "RunListing",
