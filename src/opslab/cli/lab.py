@@ -169,7 +169,7 @@ def _run(
     setup: str | None = None,
     executor: Executor = "local",
 ) -> None:
-    if not container and resume is None:
+    if mode == "run" and not container and resume is None:
         # The default plan's sandbox probes run while the lab's modules import and the experiment
         # resolves (a plan that turns out to need other probes makes its own).
         from opslab.lab import probe_ahead
