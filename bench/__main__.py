@@ -27,7 +27,7 @@ SUITE: tuple[tuple[str, tuple[str, ...], float, str | None], ...] = (
     ("ui", ("--repeats", "7"), 600, None),
     ("soak", ("--seconds", "30"), 400, None),
     ("lab_overhead", ("--repeat", "3"), 400, None),
-    ("lab_isolation", ("--trials", "100", "--repeat", "1"), 300, None),
+    ("lab_isolation", ("--trials", "400", "--repeat", "3"), 300, None),  # the acceptance check's 400 trials
     ("canary", ("--seconds", "10", "--seeds", "3"), 600, None),
     ("canary_aa", ("--runs", "20"), 1500, None),
     ("responder", ("--repeat", "1"), 1800, None),

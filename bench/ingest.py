@@ -94,6 +94,11 @@ def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
                     s["latency_ms"],
                     None,
                     r["started_at"],
+                    None,  # kind, model, tokens_prompt, tokens_completion, messages (migration 0015)
+                    None,
+                    None,
+                    None,
+                    None,
                 )
             )
         for seq, c in enumerate(r["tool_calls"]):
@@ -132,10 +137,14 @@ def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
                 )
             )
     with conn:
-        conn.executemany("INSERT INTO agent_runs VALUES (" + ",".join("?" * 25) + ")", run_rows)
-        conn.executemany("INSERT INTO run_steps VALUES (" + ",".join("?" * 13) + ")", step_rows)
-        conn.executemany("INSERT INTO tool_calls VALUES (" + ",".join("?" * 17) + ")", call_rows)
-        conn.executemany("INSERT INTO guardrail_events VALUES (" + ",".join("?" * 8) + ")", guard_rows)
+        for table, rows in (
+            ("agent_runs", run_rows),
+            ("run_steps", step_rows),
+            ("tool_calls", call_rows),
+            ("guardrail_events", guard_rows),
+        ):  # every column of the table, as opslab's migrations made it
+            if rows:
+                conn.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     conn.close()
     return {
