@@ -3,6 +3,9 @@ left out of either, and the page renders from the stored results."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 from bench.__main__ import SUITE
 from bench.headlines import HEADLINES
 from bench.performance import render
@@ -35,3 +38,15 @@ def test_the_page_lists_each_benchmark_beside_its_floor_or_peer() -> None:
     for name in HEADLINES:
         assert f"| {name} |" in page
     assert "JSON API, same filter" in page and "xargs -P" in page
+
+
+def test_the_ingest_floor_writes_the_rows_opslab_stores(tmp_path: Path) -> None:
+    """The raw-SQLite floor inserts into opslab's own migrated tables: a migration that adds a column
+    must not leave it failing before it measures (run_steps grew from 13 to 18 columns)."""
+    from bench.ingest import floor_sqlite
+
+    floor = floor_sqlite(3, tmp_path)
+    assert floor["runs"] == 3 and floor["runs_per_s"] > 0
+    with sqlite3.connect(tmp_path / "floor-0.db") as db:
+        counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("agent_runs", "run_steps")]
+    assert counts == [3, 12]  # the seed run: four steps each
