@@ -13,6 +13,7 @@ import yaml
 from opslab.errors import InvalidInput
 from opslab.lab import apply_overrides, expand_trials, project_root_of, resolve
 from opslab.lab.config import SKELETON, read_yaml
+from opslab.lab.plan import trial_ids
 from tests.conftest import FIXTURES
 
 
@@ -84,6 +85,7 @@ def test_plan_is_deterministic_with_derived_seeds(proj: Path) -> None:
     assert (trials[0].variant_id, trials[0].task_id, trials[0].replication) == ("normal", "t1", 1)
     assert (trials[1].variant_id, trials[1].task_id, trials[1].replication) == ("normal", "t1", 2)
     assert trials == expand_trials(resolve(path))
+    assert trial_ids(resolve(path)) == [t.trial_id for t in trials]  # the ids alone, unplanned
     assert len({t.seed for t in trials}) == len(trials)
     reseeded = expand_trials(resolve(write(proj, lambda d: d["design"].update(random_seed=99))))
     assert [t.seed for t in reseeded] != [t.seed for t in trials]

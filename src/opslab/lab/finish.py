@@ -20,7 +20,7 @@ from opslab.lab.artifacts import (
 )
 from opslab.lab.commit import WrittenRecords
 from opslab.lab.config import Resolved
-from opslab.lab.plan import expand_trials
+from opslab.lab.plan import trial_ids
 from opslab.lab.records import (
     Attestation,
     LabRunPredicate,
@@ -46,7 +46,7 @@ def analyse_run(resolved: Resolved, run_dir: Path, written: WrittenRecords | Non
     ``written``: records the caller holds as their files hold them (see ``read_records``), with their
     canonical JSON."""
     cfg = resolved.config
-    records = read_records(run_dir, [t.trial_id for t in expand_trials(resolved)], written)
+    records = read_records(run_dir, trial_ids(resolved), written)
     outputs = [record for record, _ in records]
     variants = [v.id for v in cfg.variants.all()]
     tables = build_tables(run_dir, outputs, variants)
