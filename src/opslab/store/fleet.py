@@ -10,7 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
-from sqlalchemy import Connection, TextClause, and_, bindparam, case, func, select, text, tuple_
+from sqlalchemy import (
+    Connection,
+    TextClause,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
 
 from opslab.store.tables import agent_runs, run_steps, tool_calls
 from opslab.store.types import UTCDateTime
@@ -160,9 +171,11 @@ def _top(tallies: Iterable[tuple[str, _Tally]]) -> list[CostShare]:
 
 def _hashed_tally(conn: Connection, since: datetime, unit: Unit) -> tuple[Buckets, Pairs]:
     """One scan of the window, grouped per bucket and per (model, agent) at once (GROUPING SETS).
-    ``date_trunc`` per run, ``to_char`` per bucket (formatting every run costs more than the scan)."""
+    ``date_trunc`` per run, ``to_char`` per bucket (formatting every run costs more than the scan). The
+    bucket is written with literals, as migration 0017's statistics name it: they tell the planner how
+    few buckets there are, so that it hashes them rather than sort the window."""
     c = agent_runs.c
-    key = func.date_trunc(unit, func.timezone("UTC", c.started_at))
+    key = func.date_trunc(literal_column(f"'{unit}'"), func.timezone(literal_column("'UTC'"), c.started_at))
     fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
     rows = conn.execute(
         select(
