@@ -42,10 +42,15 @@ def count_trials(resolved: Resolved) -> int:
     return len(cfg.variants.all()) * len(resolved.tasks) * cfg.design.replications
 
 
+def trial_id(n: int) -> str:
+    """The id of the plan's ``n``-th trial (from 1)."""
+    return f"trial_{n}"
+
+
 def trial_ids(resolved: Resolved) -> list[str]:
     """``[t.trial_id for t in expand_trials(resolved)]``, without planning them (the analysis after a
     run needs the ids alone)."""
-    return [f"trial_{n}" for n in range(1, count_trials(resolved) + 1)]
+    return [trial_id(n) for n in range(1, count_trials(resolved) + 1)]
 
 
 def expand_trials(resolved: Resolved) -> list[Trial]:
@@ -60,7 +65,7 @@ def expand_trials(resolved: Resolved) -> list[Trial]:
                 # its trials more than once, thousands each time).
                 trials.append(
                     Trial.model_construct(
-                        trial_id=f"trial_{n}",  # as ``trial_ids`` names them
+                        trial_id=trial_id(n),
                         index=n,
                         variant_id=variant.id,
                         bindings=variant.bindings,

@@ -36,7 +36,7 @@ def preflight(plan: IsolationPlan) -> None:
     field = "runtime.sandbox.image" if plan.sandbox == "rootfs" else "runtime.network.mode"
     # The two probes are processes of their own: run at once, not one after the other (the run's
     # start-up waits for both). The network's refusal, if any, is still the one reported first.
-    network = (_take("network") or _started(netns.probe)) if plan.private_network else None
+    network = _probed("network", netns.probe) if plan.private_network else None
     try:
         problem = (
             sandbox_problem(plan.pids_limit, private_network=plan.private_network)
@@ -70,10 +70,12 @@ _ahead: dict[str, Future[Any]] = {}  # probes started before their plan was know
 _ahead_lock = threading.Lock()
 
 
-def _take(key: str) -> Future[Any] | None:
-    """The probe started ahead for ``key``, once (a later plan probes again)."""
+def _probed(key: str, probe: Callable[[], T]) -> Future[T]:
+    """The probe started ahead for ``key``, taken once (a later plan probes again), else ``probe`` started
+    now."""
     with _ahead_lock:
-        return _ahead.pop(key, None)
+        ahead = _ahead.pop(key, None)
+    return ahead if ahead is not None else _started(probe)
 
 
 def preflight_started(plan: IsolationPlan) -> Callable[[], None]:
@@ -166,8 +168,7 @@ def _sandbox_works(pids_limit: int, private_network: bool) -> bool:
     key = _sandbox_key(pids_limit, private_network)
     if key in _worked:
         return True
-    ahead = _take(key)
-    return bool(ahead.result()) if ahead is not None else _sandbox_probe(pids_limit, private_network)
+    return bool(_probed(key, lambda: _sandbox_probe(pids_limit, private_network)).result())
 
 
 def _sandbox_probe(pids_limit: int, private_network: bool) -> bool:
