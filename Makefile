@@ -24,8 +24,9 @@ $(BIN)/opslab: pyproject.toml uv.lock
 # Tests that need the machine to themselves (restarting a shared service, or holding an absolute latency
 # bound under load) run alone first; the rest in parallel (pytest-xdist), relative latency measurements
 # included (each holds its figures to what the same run measured, so a busy machine does not fail them):
-# they wait on real processes and servers more than they compute, hence more workers
-# than cores. TEST_JOBS=1 runs them in one process.
+# many wait on real processes and servers, hence more workers than cores. On 2 cores the phase is bound by
+# CPU all the same: 4 workers keep the cores ~87 % busy (618–625 s), 6 workers 97.5 % (595 s); its
+# ~1,000 s of CPU are the tests' subprocesses' for three quarters. TEST_JOBS=1 runs them in one process.
 # Every phase runs even when an earlier one failed, so one run reports every failure; the JUnit reports
 # and the slowest tests are kept in test-results/ (CI keeps it as an artefact).
 # EXTRAS="dense dqn" first installs those optional extras (large: torch) and runs their tests in the same

@@ -102,6 +102,20 @@ def fill_runs(url: str, runs: int, synth: Callable[..., list[Any]]) -> float:
     return time.perf_counter() - start
 
 
+def cpu_model() -> str | None:
+    """The processor's name as the kernel gives it (Linux), or None: a ratio to ``xargs`` or to a floor
+    moves with it (the lab's isolated trials measured 3.0× on one 2-core machine, 3.8× on another)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
 def write_result(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     result = {
@@ -109,6 +123,7 @@ def write_result(name: str, result: dict[str, Any]) -> Path:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },

@@ -37,8 +37,10 @@ def render() -> str:
             lines.append(f"| {name} | not run yet | | | | | | |")
             continue
         m = result.get("machine") or {}
+        model = f" ({m['cpu_model']})" if m.get("cpu_model") else ""
         where = (
-            f"{str(result.get('date', ''))[:10]}, {m.get('cpus', '?')} CPUs, Python {m.get('python', '?')}"
+            f"{str(result.get('date', ''))[:10]}, {m.get('cpus', '?')} CPUs{model}, "
+            f"Python {m.get('python', '?')}"
         )
         for row in headline(result):
             met = "—" if row.met is None else "yes" if row.met else "**no**"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from bench.__main__ import SUITE
 from bench.headlines import HEADLINES
 from bench.performance import render
@@ -50,3 +51,27 @@ def test_the_ingest_floor_writes_the_rows_opslab_stores(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "floor-0.db") as db:
         counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("agent_runs", "run_steps")]
     assert counts == [3, 12]  # the seed run: four steps each
+
+
+def test_a_figure_names_the_processor_it_was_measured_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ratio to a floor moves with the machine's processor: the page says which one, when the result
+    recorded it (results from before it did still render)."""
+    import bench.performance as performance
+
+    stored = {
+        "lab_isolation": {
+            "date": "2026-11-26T20:00:00+00:00",
+            "machine": {"cpus": 2, "cpu_model": "AMD EPYC", "python": "3.11.7"},
+        },
+        "rca": {"date": "2026-11-24T20:00:00+00:00", "machine": {"cpus": 2, "python": "3.11.7"}},
+    }
+    real = performance.newest
+    monkeypatch.setattr(performance, "newest", lambda name: {**(real(name) or {}), **stored.get(name, {})})
+    rows = [line for line in render().splitlines() if line.startswith(("| lab_isolation |", "| rca |"))]
+    assert rows
+    for row in rows:
+        where = row.rstrip(" |").rsplit("| ", 1)[1]
+        if row.startswith("| lab_isolation |"):
+            assert where == "2026-11-26, 2 CPUs (AMD EPYC), Python 3.11.7"
+        else:  # recorded before results named the processor
+            assert where == "2026-11-24, 2 CPUs, Python 3.11.7"
