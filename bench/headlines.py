@@ -34,20 +34,30 @@ def _ratio(a: Any, b: Any, digits: int = 2) -> str:
     return f"{a / b:.{digits}f}×" if isinstance(a, int | float) and isinstance(b, int | float) and b else "—"
 
 
+def _ingest_floor(r: dict[str, Any], db: str) -> str:
+    """Whose floor a database's batch ingest stands beside: its own driver's since results say which
+    (``floor.how``), raw SQLite's before."""
+    how = _g(r, db, "floor", "how")
+    return {
+        "sqlite3 executemany": "raw SQLite executemany",
+        "psycopg executemany": "raw PostgreSQL executemany (psycopg)",
+    }.get(how, "raw SQLite executemany")
+
+
 def ingest(r: dict[str, Any]) -> list[Row]:
-    floor = _g(r, "floor_sqlite_executemany", "runs_per_s")
     rows = []
     for db in ("sqlite", "postgres"):
         batch = _g(r, db, "batch", "runs_per_s")
         if batch is None:
             continue
+        floor = _g(r, db, "floor", "runs_per_s") or _g(r, "floor_sqlite_executemany", "runs_per_s")
         # Median of the rounds' ratios when the result has rounds (batch and floor measured alternately).
         ratio = _g(r, db, "batch_over_floor") or (batch / floor if floor else None)
         rows.append(
             Row(
                 f"{db}: batch ingest, runs/s",
                 _num(batch, digits=0),
-                f"raw SQLite executemany {_num(floor, digits=0)}",
+                f"{_ingest_floor(r, db)} {_num(floor, digits=0)}",
                 f"{ratio:.2f}×" if ratio else "—",
                 "≥ 2,000 runs/s and ≥ 0.3× floor",
                 batch >= 2000 and ratio is not None and ratio >= 0.3,
@@ -62,7 +72,7 @@ def ingest(r: dict[str, Any]) -> list[Row]:
                 Row(
                     f"{db}: batch ingest, server CPU per run",
                     _num(server_cpu, " µs"),
-                    f"raw SQLite executemany {_num(floor_cpu, ' µs')}",
+                    f"{_ingest_floor(r, db)} {_num(floor_cpu, ' µs')}",
                     f"{cpu_ratio:.2f}×",
                     "≥ 0.3× floor (CPU time: unstretched by the machine's load)",
                     cpu_ratio >= 0.3,

@@ -4,8 +4,9 @@ OTLP protobuf exports sent one after another to a fresh service (SQLite), beside
 one row per span with raw sqlite3 (``otlp_over_floor``, the acceptance check's figure).
 
 The service runs as `opslab serve` (one uvicorn worker); load comes from a separate process (the
-sequential OTLP exports from this one). The floor is raw sqlite3 `executemany` of the same rows into the
-same schema, in the same run on the same machine. Figures and their floors are measured in alternating
+sequential OTLP exports from this one). Each database's floor is its own driver's raw `executemany` of the
+same rows into the same schema (sqlite3; psycopg into a scratch database of the same PostgreSQL server),
+in the same run on the same machine. Figures and their floors are measured in alternating
 rounds and the ratio is the median of the rounds' ratios: on a shared machine the load changes between
 one measurement and the next.
 Targets: batch >= 2,000 runs/s and >= 0.3 of the floor; OTLP spans >= 0.2 of their floor.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench._common import ROOT, cpu_seconds, scratch_postgres, seed_run, service, write_result
 from bench._otlp_payload import SPANS_PER_TRACE
@@ -33,19 +35,61 @@ from bench._otlp_payload import agent_exports as otlp_agent_exports
 from bench._otlp_payload import floor_rows as floor_otlp_rows
 from bench._otlp_payload import payloads as otlp_payloads
 from opslab.store import make_engine, upgrade
+from opslab.store.engine import scratch_database
 
 
 def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
-    """Raw executemany of the rows one seed run becomes (1 run + 4 steps + 3 tool calls + 1 guardrail)."""
+    """Raw sqlite3 executemany of the rows one seed run becomes (1 run + 4 steps + 3 tool calls + 1
+    guardrail), into opslab's migrated tables."""
     db = workdir / f"floor-{round_no}.db"
     engine = make_engine(f"sqlite:///{db}")
     upgrade(engine)
     engine.dispose()
-    r = seed_run()
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     start, cpu_start = time.perf_counter(), time.process_time()
+    with conn:
+        for table, rows in _floor_rows(runs):
+            conn.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    conn.close()
+    return _floor_figures(runs, wall, cpu, "sqlite3 executemany")
+
+
+def floor_postgres(runs: int, database_url: str) -> dict[str, Any]:
+    """``floor_sqlite`` on PostgreSQL: psycopg's executemany (pipelined) of the same rows, one
+    transaction, into opslab's tables, migrated first in ``database_url`` (an empty database)."""
+    import psycopg
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    engine.dispose()
+    plain = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(plain) as conn:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        with conn.cursor() as cur:
+            for table, rows in _floor_rows(runs):
+                cur.executemany(f"INSERT INTO {table} VALUES ({','.join(['%s'] * len(rows[0]))})", rows)
+        conn.commit()
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    return _floor_figures(runs, wall, cpu, "psycopg executemany")
+
+
+def _floor_figures(runs: int, wall: float, cpu: float, how: str) -> dict[str, Any]:
+    return {
+        "runs": runs,
+        "how": how,
+        "wall_s": round(wall, 3),
+        "runs_per_s": round(runs / wall, 1),
+        "cpu_us_per_run": round(cpu / runs * 1e6, 1),
+    }
+
+
+def _floor_rows(runs: int) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Each table's rows for ``runs`` copies of the seed run, every column in the table's order (as
+    opslab's migrations made it), values as the seed gives them (timestamps as ISO text)."""
+    r = seed_run()
     run_rows, step_rows, call_rows, guard_rows = [], [], [], []
     for i in range(runs):
         rid = f"f-{i}"
@@ -136,23 +180,13 @@ def floor_sqlite(runs: int, workdir: Path, round_no: int = 0) -> dict[str, Any]:
                     g["created_at"],
                 )
             )
-    with conn:
-        for table, rows in (
-            ("agent_runs", run_rows),
-            ("run_steps", step_rows),
-            ("tool_calls", call_rows),
-            ("guardrail_events", guard_rows),
-        ):  # every column of the table, as opslab's migrations made it
-            if rows:
-                conn.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(rows[0]))})", rows)
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    conn.close()
-    return {
-        "runs": runs,
-        "wall_s": round(wall, 3),
-        "runs_per_s": round(runs / wall, 1),
-        "cpu_us_per_run": round(cpu / runs * 1e6, 1),
-    }
+    tables = (
+        ("agent_runs", run_rows),
+        ("run_steps", step_rows),
+        ("tool_calls", call_rows),
+        ("guardrail_events", guard_rows),
+    )
+    return [(table, rows) for table, rows in tables if rows]
 
 
 # Single-run posts need many connections to keep the server busy; 500-run batches need only two
@@ -270,7 +304,12 @@ def measure(
         load(url, "batch", 500, "warm")  # warm-up: connection pools, caches
         single = load(url, "single", single_runs, "s")
         for k in range(rounds):
-            floor = floor_sqlite(batch_runs, data_dir.parent, round_no=k + (100 if db_url else 0))
+            # Each database beside its own floor: the same rows through its own driver.
+            if db_url:
+                with scratch_database(db_url, "opslab_bench_floor") as floor_url:
+                    floor = floor_postgres(batch_runs, floor_url)
+            else:
+                floor = floor_sqlite(batch_runs, data_dir.parent, k)
             cpu_before = cpu_seconds(pids[0])
             batch = load(url, "batch", batch_runs, f"m{k}")
             batch["server_cpu_us_per_run"] = round((cpu_seconds(pids[0]) - cpu_before) / batch_runs * 1e6, 1)
@@ -330,6 +369,7 @@ def main() -> None:
         "server": "opslab serve, one uvicorn worker; load from a separate process",
         "connections": CONCURRENCY,
         "floor_sqlite_executemany": sqlite["floor"],
+        "floor_postgres_executemany": postgres["floor"] if postgres else None,
         "floor_otlp_protobuf_decode": otlp_floor,
         "otlp_over_floor": otlp_rows,
         "sqlite": sqlite,

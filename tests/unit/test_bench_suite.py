@@ -10,8 +10,9 @@ import pytest
 from bench.__main__ import SUITE
 from bench.headlines import HEADLINES
 from bench.performance import render
+from sqlalchemy import create_engine, text
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, fresh_postgres_database
 
 HELPERS = {
     "__init__",
@@ -51,6 +52,43 @@ def test_the_ingest_floor_writes_the_rows_opslab_stores(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "floor-0.db") as db:
         counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("agent_runs", "run_steps")]
     assert counts == [3, 12]  # the seed run: four steps each
+
+
+def test_postgres_ingest_stands_beside_a_postgres_floor() -> None:
+    """PostgreSQL's batch ingest is measured against psycopg writing the same rows into the same server,
+    not against SQLite's floor (which made a PostgreSQL figure look short of a target set for SQLite)."""
+    from bench.headlines import ingest
+    from bench.ingest import floor_postgres
+
+    with fresh_postgres_database("opslab_bench_t") as url:
+        floor = floor_postgres(3, url)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                counts = [conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in ("agent_runs", "run_steps")]
+        finally:
+            engine.dispose()
+    assert counts == [3, 12] and floor["how"] == "psycopg executemany" and floor["runs_per_s"] > 0
+    result = {
+        "floor_sqlite_executemany": {"runs_per_s": 14000.0},
+        "sqlite": {
+            "batch": {"runs_per_s": 5000.0},
+            "floor": {"runs_per_s": 14000.0, "how": "sqlite3 executemany"},
+        },
+        "postgres": {
+            "batch": {"runs_per_s": 2900.0},
+            "floor": {"runs_per_s": 5800.0, "how": "psycopg executemany"},
+        },
+    }
+    shown = {row.figure: row for row in ingest(result)}
+    pg = shown["postgres: batch ingest, runs/s"]
+    assert pg.peer == "raw PostgreSQL executemany (psycopg) 5,800" and pg.ratio == "0.50×" and pg.met
+    assert shown["sqlite: batch ingest, runs/s"].peer == "raw SQLite executemany 14,000"
+    older = {
+        "floor_sqlite_executemany": {"runs_per_s": 14000.0},
+        "postgres": {"batch": {"runs_per_s": 2900.0}},
+    }
+    assert ingest(older)[0].peer == "raw SQLite executemany 14,000"  # results from before name SQLite's
 
 
 def test_a_figure_names_the_processor_it_was_measured_on(monkeypatch: pytest.MonkeyPatch) -> None:
