@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Literal, NamedTuple
 
 from sqlalchemy import (
+    ColumnClause,
     Connection,
     TextClause,
     and_,
@@ -101,6 +102,9 @@ def version_stats(*, conn: Connection, agent_name: str) -> list[VersionStat]:
 
 Unit = Literal["hour", "day"]
 TOP_SHARES = 8
+# Each unit as the SQL literal the series groups by (never text built from a value at query time).
+_UNIT_SQL: dict[str, ColumnClause[str]] = {"hour": literal_column("'hour'"), "day": literal_column("'day'")}
+_UTC_SQL: ColumnClause[str] = literal_column("'UTC'")
 
 
 @dataclass(slots=True)
@@ -175,7 +179,7 @@ def _hashed_tally(conn: Connection, since: datetime, unit: Unit) -> tuple[Bucket
     bucket is written with literals, as migration 0017's statistics name it: they tell the planner how
     few buckets there are, so that it hashes them rather than sort the window."""
     c = agent_runs.c
-    key = func.date_trunc(literal_column(f"'{unit}'"), func.timezone(literal_column("'UTC'"), c.started_at))
+    key = func.date_trunc(_UNIT_SQL[unit], func.timezone(_UTC_SQL, c.started_at))
     fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
     rows = conn.execute(
         select(
