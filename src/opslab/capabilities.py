@@ -107,7 +107,7 @@ CAPABILITIES: tuple[Capability, ...] = (
             "guardrail_events",
             "run_tags",
             "run_scores",
-            "otel_spans",
+            "otel_traces",
             "otel_logs",
         ),
     ),

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from opslab.errors import InvalidInput
 from opslab.store import SqlRunRepository
 from opslab.store.rows import RunRows
-from opslab.store.tables import agent_runs, otel_spans, run_steps
+from opslab.store.tables import agent_runs, otel_traces, run_steps
 from opslab.telemetry import (
     PreparedRun,
     Redactor,
@@ -117,8 +117,10 @@ def test_an_export_naming_a_trace_twice_stores_it_once(svc: TelemetryService, en
     assert {r.status for r in again.runs} == {"updated"}
     assert {r.content_hash for r in again.runs} == {r.content_hash for r in first.runs}
     with engine.connect() as conn:
-        kept = conn.execute(select(otel_spans.c.trace_id, otel_spans.c.span_id)).all()
+        rows = conn.execute(select(otel_traces.c.trace_id, otel_traces.c.spans)).all()
         steps = conn.scalars(select(run_steps.c.step_id).where(run_steps.c.run_id == TRACE.hex())).all()
+    assert sorted(t for t, _ in rows) == sorted([TRACE.hex(), OTHER.hex()])  # a row a trace
+    kept = [(t, span["span_id"]) for t, spans in rows for span in spans]
     assert len(kept) == len(set(kept)) == 4
     assert len(steps) == 2
 

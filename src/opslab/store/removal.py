@@ -17,7 +17,7 @@ from opslab.store.tables import (
     job_events,
     jobs,
     otel_logs,
-    otel_spans,
+    otel_traces,
     run_scores,
 )
 
@@ -54,7 +54,7 @@ def delete_runs(*, conn: Connection, run_ids: Sequence[str]) -> list[str]:
         kept = set(conn.scalars(select(agent_runs.c.trace_id).where(agent_runs.c.trace_id.in_(chunk))))
         gone = [t for t in chunk if t not in kept]
         if gone:
-            conn.execute(delete(otel_spans).where(otel_spans.c.trace_id.in_(gone)))
+            conn.execute(delete(otel_traces).where(otel_traces.c.trace_id.in_(gone)))
             conn.execute(delete(otel_logs).where(otel_logs.c.trace_id.in_(gone)))
     return ids
 

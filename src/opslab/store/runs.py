@@ -303,8 +303,7 @@ class SqlRunRepository:
             stored = spans_of_traces(conn=conn, trace_ids=list(trace_ids))
             decided = plan(stored)
             if decided.spans:
-                keys = {(t, s.span_id) for t, found in stored.items() for s in found}
-                add_spans(conn=conn, spans=decided.spans, payloads=decided.payloads, stored=keys)
+                add_spans(conn=conn, spans=decided.spans, payloads=decided.payloads, stored=stored)
             keep = {p.run_id for p in decided.runs}
             drop_stale_trace_runs(conn=conn, trace_ids=sorted(decided.traces), keep=keep)
             return upsert_runs(conn=conn, runs=decided.runs) if decided.runs else {}

@@ -1,16 +1,17 @@
-"""OpenTelemetry spans kept per trace, so a trace is re-mapped whenever a late span of it arrives, and the
-OTLP log records that name a trace."""
+"""OpenTelemetry spans kept per trace, one row a trace (``otel_traces``), so a trace is re-mapped whenever a
+late span of it arrives; and the OTLP log records that name a trace."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 from sqlalchemy import Connection, insert, select
 
 from opslab.store.bulk import bulk_insert, datetime_param
-from opslab.store.tables import otel_logs, otel_spans
+from opslab.store.tables import otel_logs, otel_traces
 from opslab.telemetry import LogRecord, Span
 
 
@@ -19,30 +20,49 @@ def add_spans(
     conn: Connection,
     spans: Sequence[Span],
     payloads: Sequence[str] | None = None,
-    stored: set[tuple[str, str]] | None = None,
+    stored: dict[str, list[Span]] | None = None,
 ) -> set[str]:
-    """Keep ``spans``, each replacing a stored copy (the last of a span sent twice wins); ``payloads``
-    are their JSON texts when the caller made them already; ``stored`` (the keys already kept, when the
-    caller read them in this transaction) spares a delete per new span."""
+    """Keep ``spans`` with their traces' stored ones, each replacing a stored copy (the last of a span
+    sent twice wins); ``payloads`` are their JSON texts when the caller made them already; ``stored`` is
+    what ``spans_of_traces`` read of their traces in this transaction (read here when not given).
+
+    A trace new to the store is one new row; a trace with spans stored has its row rewritten whole, its
+    spans in span-id order."""
     texts = payloads if payloads is not None else [to_json(s.to_json()).decode() for s in spans]
-    keys = {(s.trace_id, s.span_id): text for s, text in zip(spans, texts, strict=True)}
-    replaced = list(keys if stored is None else keys.keys() & stored)
-    if replaced:
+    by_trace: dict[str, dict[str, str]] = {}
+    for span, text in zip(spans, texts, strict=True):
+        by_trace.setdefault(span.trace_id, {})[span.span_id] = text
+    if stored is None:
+        stored = spans_of_traces(conn=conn, trace_ids=sorted(by_trace))
+    now = datetime_param(conn)(datetime.now(UTC))
+    new: list[tuple[str, str, Any]] = []
+    grown: list[tuple[str, Any, str]] = []
+    for trace_id, kept in by_trace.items():
+        before = stored.get(trace_id)
+        if before:
+            kept = {**{s.span_id: to_json(s.to_json()).decode() for s in before}, **kept}
+        text = _array(text for _, text in sorted(kept.items()))  # in span-id order, as ever
+        if before:
+            grown.append((text, now, trace_id))
+        else:
+            new.append((trace_id, text, now))
+    if new:
+        bulk_insert(conn=conn, table=otel_traces, rows=new)
+    if grown:
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         conn.exec_driver_sql(
-            f"DELETE FROM {otel_spans.name} WHERE trace_id = {mark} AND span_id = {mark}", replaced
+            f"UPDATE {otel_traces.name} SET spans = {mark}, received_at = {mark} WHERE trace_id = {mark}",
+            grown,
         )
-    if keys:
-        now = datetime_param(conn)(datetime.now(UTC))
-        bulk_insert(
-            conn=conn, table=otel_spans, rows=[(t, sid, text, now) for (t, sid), text in keys.items()]
-        )
-    return {t for t, _ in keys}
+    return set(by_trace)
+
+
+def _array(texts: Iterable[str]) -> str:
+    return f"[{','.join(texts)}]"
 
 
 def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
-    rows = conn.scalars(select(otel_spans.c.payload).where(otel_spans.c.trace_id == trace_id))
-    return [Span.from_json(p) for p in rows]
+    return spans_of_traces(conn=conn, trace_ids=[trace_id])[trace_id]
 
 
 def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
@@ -50,10 +70,12 @@ def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, 
     for i in range(0, len(trace_ids), 500):
         chunk = trace_ids[i : i + 500]
         rows = conn.execute(
-            select(otel_spans.c.trace_id, otel_spans.c.payload).where(otel_spans.c.trace_id.in_(chunk))
+            select(otel_traces.c.trace_id, otel_traces.c.spans).where(otel_traces.c.trace_id.in_(chunk))
         )
-        for trace_id, payload in rows:
-            out[trace_id].append(Span.from_json(payload))
+        for trace_id, spans in rows:
+            out[trace_id] = [
+                Span.from_json(s) for s in (from_json(spans) if isinstance(spans, str) else spans)
+            ]
     return out
 
 

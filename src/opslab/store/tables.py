@@ -169,12 +169,13 @@ otel_logs = Table(
     Index("ix_otel_logs_trace", "trace_id", "at"),
 )
 
-otel_spans = Table(
-    "otel_spans",
+# A trace's spans, one JSON array a trace (each span as ``telemetry.Span.to_json`` writes it): they are
+# only ever read and written together, an export re-mapping every trace it touches (store/spans.py).
+otel_traces = Table(
+    "otel_traces",
     metadata,
     Column("trace_id", String(64), primary_key=True),
-    Column("span_id", String(64), primary_key=True),
-    Column("payload", JSON, nullable=False),
+    Column("spans", JSON, nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
 )
 
