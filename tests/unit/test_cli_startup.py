@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 
 def _python(code: str) -> str:
@@ -87,3 +88,39 @@ def test_a_set_up_runs_with_the_collector_paused_then_freezes_what_it_made() -> 
         )
         == "True True True\nFalse"
     )
+
+
+def test_a_capability_command_builds_that_command_alone() -> None:
+    from typer.main import get_command
+
+    from opslab.cli.app import _capability_commands, _named, _root, _typer_app
+
+    lab = _typer_app(_capability_commands()["lab"])
+
+    def commands(word: list[str]) -> list[str]:
+        root = _root()
+        root.add_typer(_named(lab, word), name="lab")
+        group = get_command(root).commands["lab"]  # type: ignore[attr-defined]
+        return sorted(group.commands)
+
+    assert commands(["run"]) == ["run"]
+    assert commands(["knobs-validate"]) == ["knobs-validate"]  # a function's name, dashed as Typer does
+    whole = commands([])
+    assert len(whole) > 10 and "run" in whole
+    assert commands(["--help"]) == commands(["runx"]) == whole  # the group's help, an unknown command
+
+
+def test_a_command_line_parses_the_same_with_the_command_alone(tmp_path: Path) -> None:
+    opslab = str(Path(sys.executable).with_name("opslab"))
+    usage = subprocess.run([opslab, "lab", "run", "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "opslab lab run [OPTIONS]" in usage.stdout
+    unknown = subprocess.run([opslab, "lab", "runx"], capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "No such command 'runx'" in unknown.stderr
+    bad = subprocess.run(
+        [opslab, "lab", "run", str(tmp_path / "missing.yaml"), "--bogus", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert '"field": "--bogus"' in bad.stdout
