@@ -103,7 +103,7 @@ def version_stats(*, conn: Connection, agent_name: str) -> list[VersionStat]:
 Unit = Literal["hour", "day"]
 TOP_SHARES = 8
 # Each unit as the SQL literal the series groups by (never text built from a value at query time).
-_UNIT_SQL: dict[str, ColumnClause[str]] = {"hour": literal_column("'hour'"), "day": literal_column("'day'")}
+_UNIT_SQL: dict[Unit, ColumnClause[str]] = {"hour": literal_column("'hour'"), "day": literal_column("'day'")}
 _UTC_SQL: ColumnClause[str] = literal_column("'UTC'")
 
 

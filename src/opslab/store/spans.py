@@ -3,11 +3,11 @@ late span of it arrives; and the OTLP log records that name a trace."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import from_json, to_json
+from pydantic_core import to_json
 from sqlalchemy import Connection, insert, select
 
 from opslab.store.bulk import bulk_insert, datetime_param
@@ -19,33 +19,28 @@ def add_spans(
     *,
     conn: Connection,
     spans: Sequence[Span],
-    payloads: Sequence[str] | None = None,
-    stored: dict[str, list[Span]] | None = None,
-) -> set[str]:
-    """Keep ``spans`` with their traces' stored ones, each replacing a stored copy (the last of a span
-    sent twice wins); ``payloads`` are their JSON texts when the caller made them already; ``stored`` is
-    what ``spans_of_traces`` read of their traces in this transaction (read here when not given).
+    payloads: Sequence[str],
+    stored: Mapping[str, list[Span]],
+) -> None:
+    """Keep ``spans`` (``payloads``: their JSON texts) with their traces' ``stored`` ones (what
+    ``spans_of_traces`` read of them in this transaction), each replacing a stored copy: the last of a
+    span sent twice wins.
 
     A trace new to the store is one new row; a trace with spans stored has its row rewritten whole, its
     spans in span-id order."""
-    texts = payloads if payloads is not None else [to_json(s.to_json()).decode() for s in spans]
     by_trace: dict[str, dict[str, str]] = {}
-    for span, text in zip(spans, texts, strict=True):
+    for span, text in zip(spans, payloads, strict=True):
         by_trace.setdefault(span.trace_id, {})[span.span_id] = text
-    if stored is None:
-        stored = spans_of_traces(conn=conn, trace_ids=sorted(by_trace))
     now = datetime_param(conn)(datetime.now(UTC))
     new: list[tuple[str, str, Any]] = []
     grown: list[tuple[str, Any, str]] = []
     for trace_id, kept in by_trace.items():
         before = stored.get(trace_id)
-        if before:
-            kept = {**{s.span_id: to_json(s.to_json()).decode() for s in before}, **kept}
-        text = _array(text for _, text in sorted(kept.items()))  # in span-id order, as ever
-        if before:
-            grown.append((text, now, trace_id))
-        else:
-            new.append((trace_id, text, now))
+        if not before:
+            new.append((trace_id, _array(kept), now))
+            continue
+        merged = {**{s.span_id: to_json(s.to_json()).decode() for s in before}, **kept}
+        grown.append((_array(merged), now, trace_id))
     if new:
         bulk_insert(conn=conn, table=otel_traces, rows=new)
     if grown:
@@ -54,11 +49,11 @@ def add_spans(
             f"UPDATE {otel_traces.name} SET spans = {mark}, received_at = {mark} WHERE trace_id = {mark}",
             grown,
         )
-    return set(by_trace)
 
 
-def _array(texts: Iterable[str]) -> str:
-    return f"[{','.join(texts)}]"
+def _array(texts: Mapping[str, str]) -> str:
+    """The spans' JSON texts (by span id) as one JSON array, in span-id order."""
+    return f"[{','.join(texts[span_id] for span_id in sorted(texts))}]"
 
 
 def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
@@ -72,10 +67,8 @@ def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, 
         rows = conn.execute(
             select(otel_traces.c.trace_id, otel_traces.c.spans).where(otel_traces.c.trace_id.in_(chunk))
         )
-        for trace_id, spans in rows:
-            out[trace_id] = [
-                Span.from_json(s) for s in (from_json(spans) if isinstance(spans, str) else spans)
-            ]
+        for trace_id, spans in rows:  # the JSON column gives the array parsed
+            out[trace_id] = [Span.from_json(s) for s in spans]
     return out
 
 
