@@ -124,3 +124,18 @@ def test_a_command_line_parses_the_same_with_the_command_alone(tmp_path: Path) -
     )
     assert bad.returncode == 2
     assert '"field": "--bogus"' in bad.stdout
+
+
+def test_the_sandbox_probes_start_before_the_experiments_models_import() -> None:
+    # ``opslab lab run`` starts them first, to run on the other core while pydantic, PyYAML and the
+    # experiment's models import: their module must not pull those in.
+    assert (
+        _python(
+            """
+        import sys
+        from opslab.lab import probe_ahead
+        print(sorted(m for m in ("pydantic", "yaml", "opslab.lab.config") if m in sys.modules))
+        """
+        )
+        == "[]"
+    )

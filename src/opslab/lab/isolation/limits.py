@@ -18,8 +18,10 @@ from __future__ import annotations
 import os
 import resource
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from opslab.lab.config import Limits
+if TYPE_CHECKING:  # a type here: the sandbox's probes import this module before the experiment's models
+    from opslab.lab.config import Limits
 
 MIB = 1024 * 1024
 

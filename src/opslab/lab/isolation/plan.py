@@ -28,15 +28,18 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opslab.errors import InvalidInput, Unavailable
-from opslab.lab.config import Resolved
 from opslab.lab.isolation import engine as oci
 from opslab.lab.isolation import limits, netns, pids, privilege, sandbox, zygote, zygote_build
 from opslab.lab.isolation.image import ImageRef, SandboxKind, classify, rootfs_of
 from opslab.lab.isolation.launch import Launch
 from opslab.lab.isolation.limits import TrialLimits
 from opslab.lab.isolation.sandbox import DEFAULT_PIDS_LIMIT
+
+if TYPE_CHECKING:  # a type here: the sandbox's probes import this package before the experiment's models
+    from opslab.lab.config import Resolved
 
 PROXY_PORT = 3128
 # The collector inside a private network: its own loopback address, so NO_PROXY can name it exactly
