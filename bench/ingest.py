@@ -34,6 +34,7 @@ from bench._otlp_payload import SPANS_PER_TRACE
 from bench._otlp_payload import agent_exports as otlp_agent_exports
 from bench._otlp_payload import floor_rows as floor_otlp_rows
 from bench._otlp_payload import payloads as otlp_payloads
+from bench._otlp_schema_floor import schema_floor as otlp_schema_floor
 from opslab.store import make_engine, upgrade
 from opslab.store.engine import scratch_database
 
@@ -245,7 +246,9 @@ def floor_otlp(traces: int) -> dict[str, Any]:
 def otlp_over_floor(rounds: int, requests: int = 20, traces: int = 200, spans: int = 10) -> dict[str, Any]:
     """OTLP protobuf exports posted one after another to a fresh `opslab serve` (SQLite), against the
     floor of decoding them and writing a row per span (``floor_otlp_rows``), floor and service in
-    alternating rounds; the ratio is the median of the rounds' ratios."""
+    alternating rounds; the ratio is the median of the rounds' ratios. Each round also measures the floor
+    with the store's schema (``otlp_schema_floor``: the same exports as the rows kept for them, by a
+    minimal writer): what the tables alone allow against the first floor."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
     bodies = otlp_agent_exports(requests, traces, spans)
@@ -253,6 +256,7 @@ def otlp_over_floor(rounds: int, requests: int = 20, traces: int = 200, spans: i
     measured = []
     for k in range(rounds):
         floor = floor_otlp_rows(bodies)
+        schema = otlp_schema_floor(bodies)
         with tempfile.TemporaryDirectory(prefix="opslab-bench-otlp-") as tmp:
             data = Path(tmp) / "data"
             pids: list[int] = []
@@ -275,6 +279,8 @@ def otlp_over_floor(rounds: int, requests: int = 20, traces: int = 200, spans: i
                 "spans_per_s": round(stored / wall, 1),
                 "floor_spans_per_s": floor["spans_per_s"],
                 "ratio": round(stored / wall / floor["spans_per_s"], 3),
+                "schema_floor_spans_per_s": schema["spans_per_s"],
+                "schema_floor_ratio": round(schema["spans_per_s"] / floor["spans_per_s"], 3),
                 "server_cpu_ms_per_request": round(cpu / requests * 1000, 1),
             }
         )
@@ -287,6 +293,8 @@ def otlp_over_floor(rounds: int, requests: int = 20, traces: int = 200, spans: i
         "spans_per_s": pick["spans_per_s"],
         "floor_spans_per_s": pick["floor_spans_per_s"],
         "over_floor": round(median, 3),
+        "schema_floor_spans_per_s": pick["schema_floor_spans_per_s"],
+        "schema_floor_over_floor": statistics.median(m["schema_floor_ratio"] for m in measured),
         "rounds": measured,
     }
 

@@ -20,6 +20,7 @@ HELPERS = {
     "_common",
     "_ingest_load",
     "_otlp_payload",
+    "_otlp_schema_floor",
     "_responder_outside",
     "headlines",
     "performance",
@@ -52,6 +53,30 @@ def test_the_ingest_floor_writes_the_rows_opslab_stores(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "floor-0.db") as db:
         counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("agent_runs", "run_steps")]
     assert counts == [3, 12]  # the seed run: four steps each
+
+
+def test_the_otlp_schema_floor_writes_the_rows_opslab_keeps_for_a_trace(tmp_path: Path) -> None:
+    """The minimal writer of the store's own tables (the OTLP figure's second floor) writes what the
+    service writes for the same export: a trace row, a run per trace, a step per span below its root."""
+    from bench._otlp_payload import agent_exports
+    from bench._otlp_schema_floor import schema_floor
+    from bench.headlines import ingest
+
+    found = schema_floor(agent_exports(2, 3, 4), tmp_path)
+    assert found["spans"] == 24 and found["spans_per_s"] > 0
+    with sqlite3.connect(tmp_path / "opslab.db") as db:
+        tables = ("otel_traces", "agent_runs", "run_steps")
+        counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+    assert counts == [6, 6, 18]
+    over = {
+        "over_floor": 0.13,
+        "spans_per_s": 36000.0,
+        "floor_spans_per_s": 280000.0,
+        "schema_floor_spans_per_s": 65000.0,
+        "schema_floor_over_floor": 0.232,
+    }
+    shown = [row for row in ingest({"otlp_over_floor": over}) if "minimal raw-sqlite3 writer" in row.figure]
+    assert [(row.value, row.ratio, row.met) for row in shown] == [("65,000", "0.232×", None)]
 
 
 def test_postgres_ingest_stands_beside_a_postgres_floor() -> None:
