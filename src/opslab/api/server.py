@@ -26,12 +26,23 @@ class ServerThread:
     def __init__(
         self, app: ASGIApp, *, host: str = "127.0.0.1", port: int | None = None, log_level: str = "warning"
     ) -> None:
-        self.host, self.port = host, port or free_port(host)
+        # With no port given, the socket is bound here, on a port the kernel picks, and handed to uvicorn
+        # open: a port picked, closed and bound again later could be taken in between by another
+        # process doing the same (parallel tests did: "address already in use").
+        self._socket: socket.socket | None = None
+        if port is None:
+            self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self._socket.bind((host, 0))
+            port = int(self._socket.getsockname()[1])
+        self.host, self.port = host, port
         config = uvicorn.Config(
             app, host=self.host, port=self.port, log_level=log_level, access_log=False, lifespan="on"
         )
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, name=f"uvicorn:{self.port}", daemon=True)
+        sockets = [self._socket] if self._socket is not None else None
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": sockets}, name=f"uvicorn:{self.port}", daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -49,6 +60,8 @@ class ServerThread:
     def stop(self, timeout: float = 15.0) -> None:
         self.server.should_exit = True
         self._thread.join(timeout)
+        if self._socket is not None and not self._thread.is_alive():
+            self._socket.close()
 
     def __enter__(self) -> ServerThread:
         return self.start()
