@@ -36,3 +36,16 @@ def test_a_given_port_is_bound_by_the_server_itself() -> None:
         port = probe.getsockname()[1]
     with ServerThread(_app(), port=port) as server:
         assert server.port == port and httpx.get(server.url + "/", timeout=10).text == "ok"
+
+
+# uvicorn ends its thread with SystemExit when its startup fails: that is the failure this test makes.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_server_that_cannot_start_releases_the_port_it_held() -> None:
+    async def refuse(scope: object, receive: object, send: object) -> None:  # a lifespan that fails
+        raise RuntimeError("no")
+
+    server = ServerThread(refuse)  # type: ignore[arg-type]
+    with pytest.raises(Exception, match="did not start"):
+        server.start(timeout=10)
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", server.port))

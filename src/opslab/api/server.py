@@ -53,6 +53,7 @@ class ServerThread:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop(timeout=1.0)  # its socket with it, once the thread has ended
                 raise Unavailable(f"server on {self.url} did not start")
             time.sleep(0.01)
         return self
