@@ -67,7 +67,9 @@ def test_the_otlp_schema_floor_writes_the_rows_opslab_keeps_for_a_trace(tmp_path
     with sqlite3.connect(tmp_path / "opslab.db") as db:
         tables = ("otel_traces", "agent_runs", "run_steps")
         counts = [db.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+        started = db.execute("SELECT started_at FROM agent_runs LIMIT 1").fetchone()[0]
     assert counts == [6, 6, 18]
+    assert started == "2025-11-23 12:13:20.000000"  # bench's T0, as the store's SQLite columns hold it
     over = {
         "over_floor": 0.13,
         "spans_per_s": 36000.0,
