@@ -24,3 +24,24 @@ def left_behind(session: int, proj: Path) -> list[int]:
         if int(stat[3]) == session or Path(cwd).is_relative_to(proj):
             found.append(int(entry.name))
     return found
+
+
+def describe(pids: list[int]) -> list[str]:
+    """What each of ``pids`` is, for a failure message: its state, parent, kernel wait channel, threads'
+    states and command line (a leftover named by its pid alone says nothing once the test is over)."""
+    out = []
+    for pid in pids:
+        base = Path("/proc") / str(pid)
+        try:
+            stat = (base / "stat").read_text().rsplit(")", 1)[1].split()
+            cmd = (base / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            wchan = (base / "wchan").read_text()
+            threads = sorted(
+                (t / "stat").read_text().rsplit(")", 1)[1].split()[0] + ":" + (t / "wchan").read_text()
+                for t in (base / "task").iterdir()
+            )
+        except OSError:
+            out.append(f"{pid} (gone)")
+            continue
+        out.append(f"{pid} state={stat[0]} ppid={stat[1]} wchan={wchan} threads={threads} cmd={cmd[:200]}")
+    return out

@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
-from tests.processes import left_behind
+from tests.processes import describe, left_behind
 
 
 def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -112,7 +112,7 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     # Whatever the kill orphaned (pool workers, harnesses) ends: then no trial can start any more.
     deadline = time.monotonic() + 60
     while left := left_behind(proc.pid, proj):
-        assert time.monotonic() < deadline, f"processes outlived the killed runner: {left}"
+        assert time.monotonic() < deadline, f"processes outlived the killed runner: {describe(left)}"
         time.sleep(0.05)
     code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
     assert code == 0 and out["run"]["run_id"] == run_dir.name and out["run"]["total_trials"] == 24
