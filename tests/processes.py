@@ -4,12 +4,22 @@ more by finding nothing alive, never by sleeping and looking."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
+_TICKS = os.sysconf("SC_CLK_TCK")
 
-def left_behind(session: int, proj: Path) -> list[int]:
-    """Processes still alive of a runner killed with -9: its session (the pool's workers) or working in
-    its project (harnesses, which run in sessions of their own)."""
+
+def boot_clock() -> float:
+    """Now, on the clock /proc states process start times in (seconds since boot)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def left_behind(session: int, proj: Path, *, stopped_at: float) -> list[int]:
+    """Processes still alive of a runner stopped at ``stopped_at`` (``boot_clock``): its session (the
+    pool's workers) or working in its project (harnesses, which run in sessions of their own). A process
+    of that session born after the stop is not the runner's: its number, free again, was given to a
+    process of another test that leads a session of its own (pids wrap at 32768 on a busy host)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -21,7 +31,8 @@ def left_behind(session: int, proj: Path) -> list[int]:
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        if int(stat[3]) == session or Path(cwd).is_relative_to(proj):
+        born_by_then = int(stat[19]) / _TICKS <= stopped_at  # start times are whole ticks, rounded down
+        if Path(cwd).is_relative_to(proj) or (int(stat[3]) == session and born_by_then):
             found.append(int(entry.name))
     return found
 

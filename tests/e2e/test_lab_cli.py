@@ -16,7 +16,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
-from tests.processes import describe, left_behind
+from tests.processes import boot_clock, describe, left_behind
 
 
 def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -104,6 +104,7 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
             run_dir = runs[0].parents[2]
             break
         time.sleep(0.05)
+    killed_at = boot_clock()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert run_dir is not None
@@ -111,7 +112,7 @@ def test_kill_9_then_resume_runs_every_trial_exactly_once(tmp_path: Path) -> Non
     assert 6 <= len(finished_before) < 24
     # Whatever the kill orphaned (pool workers, harnesses) ends: then no trial can start any more.
     deadline = time.monotonic() + 60
-    while left := left_behind(proc.pid, proj):
+    while left := left_behind(proc.pid, proj, stopped_at=killed_at):
         assert time.monotonic() < deadline, f"processes outlived the killed runner: {describe(left)}"
         time.sleep(0.05)
     code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)

@@ -21,7 +21,7 @@ from opslab.lab import held_slots
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env
 from tests.integration.test_lab_control_derived import cli
-from tests.processes import left_behind
+from tests.processes import boot_clock, left_behind
 
 TRIALS = 12  # 3 tasks x 4 replications
 
@@ -102,6 +102,7 @@ def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
     wait_for(lambda: len(recorded(proj)) >= 2 and len(ledger_of(ledger)[0]) > len(recorded(proj)))
     runner.send_signal(sig)
     code, out = envelope(runner)
+    stopped_at = boot_clock()
     run_dir = next((proj / ".lab" / "runs").iterdir())
     assert code == 130 and out["ok"] is False and out["command"] == "run"
     error = out["error"]
@@ -117,7 +118,7 @@ def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
     assert len(before) < TRIALS
     assert not list(run_dir.glob("trials/.interrupted-*"))
     # The runner and its pool are gone and no harness of theirs is alive: no trial can start any more.
-    wait_for(lambda: not left_behind(runner.pid, proj))
+    wait_for(lambda: not left_behind(runner.pid, proj, stopped_at=stopped_at))
     assert ledger_of(ledger)[0] == starts, "a trial started after the runner stopped"
 
     code, out = cli("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
