@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from opslab.api.server import ServerThread
+from opslab.errors import Unavailable
 
 
 def _app() -> Starlette:
@@ -44,8 +45,9 @@ def test_a_server_that_cannot_start_releases_the_port_it_held() -> None:
     async def refuse(scope: object, receive: object, send: object) -> None:  # a lifespan that fails
         raise RuntimeError("no")
 
-    server = ServerThread(refuse)  # type: ignore[arg-type]
-    with pytest.raises(Exception, match="did not start"):
+    server = ServerThread(refuse, name="chaos")  # type: ignore[arg-type]
+    with pytest.raises(Unavailable, match="the chaos server on .* did not start") as refused:
         server.start(timeout=10)
+    assert refused.value.details == {"url": server.url, "part": "chaos"}
     with socket.socket() as again:
         again.bind(("127.0.0.1", server.port))

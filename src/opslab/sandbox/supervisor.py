@@ -30,7 +30,7 @@ from opslab.sandbox.chaos import create_chaos_app
 from opslab.sandbox.files import Endpoints, SandboxFiles, ensure_token
 from opslab.sandbox.guard import check_bind
 from opslab.sandbox.hoststat import CpuMeter, HostStats, ProcessStats
-from opslab.sandbox.server import ServiceThread, free_port
+from opslab.serving import ServerThread, free_port
 
 Part = Literal["target", "dependency", "chaos", "actions"]
 PARTS: tuple[Part, ...] = ("target", "dependency", "chaos", "actions")
@@ -95,7 +95,7 @@ class World:
         self.host, self.parts, self.target_options, self.ready_timeout_s = host, only, target, ready_timeout_s
         self.ports = replace(ports, **{p: free_port(host) for p in PARTS if ports.of(p) == 0})
         self.children: dict[str, proc.Child] = {}
-        self.services: dict[Part, ServiceThread] = {}
+        self.services: dict[Part, ServerThread] = {}
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawner")
         self._restarting = threading.Lock()
         self._cpu = CpuMeter()
@@ -170,7 +170,7 @@ class World:
                 token=sandbox_token,
                 chaos_token=chaos_token,
             )
-            self.services["chaos"] = ServiceThread(
+            self.services["chaos"] = ServerThread(
                 app, name="chaos", host=self.host, port=self.ports.chaos
             ).start()
         if "actions" in self.parts:
@@ -181,7 +181,7 @@ class World:
                 audit_path=self.files.audit,
                 processes=self,
             )
-            self.services["actions"] = ServiceThread(
+            self.services["actions"] = ServerThread(
                 app, name="actions", host=self.host, port=self.ports.actions
             ).start()
         self.files.write_endpoints(
