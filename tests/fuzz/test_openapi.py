@@ -52,7 +52,11 @@ def test_every_operation_holds_its_contract(db_url: str, tmp_path: Path, auth: b
         **credentials,
     )
     headers = ["-H", f"Authorization: Bearer {TOKEN}", "-H", f"X-Ingest-Secret: {SECRET}"] if auth else []
-    with ServerThread(create_app(settings)) as server:
+    app = create_app(settings)
+    # The document built here, with no deadline, not on schemathesis's first request: building it takes
+    # seconds on a slow, busy host, and schemathesis gives up loading a schema after 10 s.
+    app.openapi()
+    with ServerThread(app) as server:
         r = subprocess.run(
             [
                 SCHEMATHESIS,
