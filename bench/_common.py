@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import text
 
 from opslab import proc
-from opslab.api.server import free_port
+from opslab.serving import free_port
 from opslab.store.engine import scratch_database
 
 ROOT = Path(__file__).resolve().parent.parent

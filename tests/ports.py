@@ -1,6 +1,6 @@
 """Ports for the servers a test starts, above all in child processes that bind them seconds later.
 
-``opslab.api.server.free_port`` asks the kernel for a free port and lets it go: the kernel may hand the same
+``opslab.serving.free_port`` asks the kernel for a free port and lets it go: the kernel may hand the same
 number to any other socket meanwhile (another test's server, or the local end of an outgoing connection),
 and a child that binds it a few seconds later then fails or, worse, a health check is answered by somebody
 else. Here each pytest worker takes its ports from its own slice below the kernel's ephemeral range, which
@@ -15,7 +15,7 @@ import socket
 import threading
 from pathlib import Path
 
-from opslab.api.server import free_port as kernel_port
+from opslab.serving import free_port as kernel_port
 
 BASE, SPAN, SLICES = 20_000, 600, 20  # 20,000–31,999: below Linux's default ephemeral range (32,768–60,999)
 

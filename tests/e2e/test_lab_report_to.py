@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 from opslab.store import SqlRunRepository, make_engine
 from tests.e2e.conftest import clean_env, run_cli
 from tests.ports import free_port

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from opslab.api.server import ServerThread
 from opslab.llm.fake import fake_chat_app, usage_of
+from opslab.serving import ServerThread
 from tests.e2e.conftest import OPSLAB, Service, clean_env, wait_for, wait_http
 from tests.ports import free_port
 

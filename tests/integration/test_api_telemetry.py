@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 from opslab.telemetry import load_prices
 
 

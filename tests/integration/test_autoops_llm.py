@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.autoops import FixRequest, FixSuggestion, suggest_fix
 from opslab.config import Settings
 from opslab.knowledge import KnowledgeBase
 from opslab.llm import ChatClient
 from opslab.llm.fake import fake_chat_app
+from opslab.serving import ServerThread
 
 Script = Callable[[list[dict[str, Any]]], str | None]
 OOM_ERROR = "Out of memory during build"

@@ -148,8 +148,8 @@ def test_unhealthy_dependency_blocks_before_any_change(sandbox: str, tmp_path: P
 
 def test_canary_runs_as_a_job_through_the_api(sandbox: str, tmp_path: Path) -> None:
     from opslab.api import create_app
-    from opslab.api.server import ServerThread
     from opslab.config import Settings
+    from opslab.serving import ServerThread
 
     httpx.post(f"{sandbox}/api/flags", json=BASE_FLAGS, timeout=30).raise_for_status()
     plan = plan_for(sandbox, routing_mode="rules", topk_threshold=20).model_dump(mode="json")

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.artifacts import FsspecArtifactStore, LocalArtifactStore, check_key
 from opslab.config import Settings
 from opslab.errors import InvalidInput
+from opslab.serving import ServerThread
 from tests.integration.test_lab_jobs_api import project, wait_done
 
 

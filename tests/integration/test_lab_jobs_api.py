@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.client import OpslabClient
 from opslab.config import Settings
 from opslab.errors import PolicyViolation
+from opslab.serving import ServerThread
 from tests.conftest import FIXTURES
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")

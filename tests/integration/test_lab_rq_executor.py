@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.client import OpslabClient
 from opslab.config import Settings
 from opslab.lab import LabClient
+from opslab.serving import ServerThread
 from tests.conftest import FIXTURES
 from tests.workers import start_workers, stop_workers, worker_env
 

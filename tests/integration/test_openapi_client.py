@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 
 PACKAGE = "opslab_generated_client"
 DONE = ("done", "failed")

@@ -12,8 +12,8 @@ import yaml
 from pydantic import SecretStr
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 from tests.prometheus_support import run_prometheus
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus.yml"

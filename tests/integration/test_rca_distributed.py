@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
 from opslab.llm.fake import fake_chat_app
+from opslab.serving import ServerThread
 from tests.integration.test_rca_jobs import wait_done
 from tests.workers import start_workers, stop_workers, worker_env
 

@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
 from opslab.rca import RCA, RcaPayload
+from opslab.serving import ServerThread
 from opslab.store import make_engine
 from opslab.store.jobs import SqlJobStore
 

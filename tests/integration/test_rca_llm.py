@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opslab.api.server import ServerThread
 from opslab.llm import ChatClient
 from opslab.llm.fake import evidence_ids_in_prompt, fake_chat_app
 from opslab.rca import analyze_run
 from opslab.rca.llm import LlmEnhancer
+from opslab.serving import ServerThread
 from opslab.telemetry import parse_run
 
 

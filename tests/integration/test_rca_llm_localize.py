@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from opslab.api.server import ServerThread
 from opslab.llm import ChatClient
 from opslab.llm.fake import fake_chat_app
 from opslab.rca import analyze_run
 from opslab.rca.llm_localize import LlmLocalizer
 from opslab.rca.model import RcaReport
+from opslab.serving import ServerThread
 from tests.unit.test_rca_transcripts import transcript
 
 # A lead that keeps sending its worker to the wrong site; the worker is finally blocked.

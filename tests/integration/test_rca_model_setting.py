@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
 from opslab.errors import InvalidInput
 from opslab.rca.scoring import shipped
+from opslab.serving import ServerThread
 from tests.unit.test_rca_transcripts import MAGENTIC, transcript
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from opslab.api.server import ServerThread
 from opslab.llm import ChatClient
 from opslab.llm.fake import fake_chat_app
 from opslab.responder import Incident
+from opslab.serving import ServerThread
 from tests.unit.responder_fakes import FakeClock, World, make_responder, warm_up
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from opslab.api.server import ServerThread
 from opslab.sandbox import TOKEN_HEADER, LatencyModel, OpsOptions, create_target_app
+from opslab.serving import ServerThread
 
 ADMIN_TOKEN = "tok-target-admin-4c9e2a7f1b"
 ADMIN_BODY_ROUTES = [

@@ -359,9 +359,9 @@ def test_a_world_that_cannot_start_says_which_part_and_where_its_log_is(tmp_path
 def test_a_world_is_not_fooled_by_another_server_answering_on_its_port(tmp_path: Path) -> None:
     """Another healthy sandbox already holds the port: its ``/healthz`` answers 200, but the world waits for
     its own child, which cannot bind, and says so instead of reporting a world that is not its own."""
-    from opslab.api.server import ServerThread
     from opslab.errors import Unavailable
     from opslab.sandbox.app import create_service_app
+    from opslab.serving import ServerThread
 
     with ServerThread(create_service_app("dependency")) as other:
         assert httpx.get(f"{other.url}/healthz").json()["service"] == "dependency"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 from tests.otlp_json import T0, export, span
 
 OI = "0af7651916cd43dd8448eb211c80319c"

@@ -16,8 +16,8 @@ import pytest
 from pydantic import SecretStr
 
 from opslab.api import create_app
-from opslab.api.server import ServerThread
 from opslab.config import Settings
+from opslab.serving import ServerThread
 from tests.integration.test_auth_and_egress import plan
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -12,8 +12,8 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from opslab.api.server import ServerThread
 from opslab.errors import Unavailable
+from opslab.serving import ServerThread
 
 
 def _app() -> Starlette:

@@ -2,6 +2,6 @@
 capability, one exception handler."""
 
 from opslab.api.app import create_app, settle_routes
-from opslab.api.server import ServerThread, free_port
+from opslab.serving import ServerThread, free_port
 
 __all__ = ["ServerThread", "create_app", "free_port", "settle_routes"]
