@@ -22,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from pydantic_core import to_json
 
 from opslab.store import make_engine, upgrade
-from opslab.store.engine import WAL_CHECKPOINT_PAGES
+from opslab.store.engine import WAL_CHECKPOINT_BYTES
 
 _RUN_COLUMNS = (
     "run_id, agent_name, started_at, ended_at, status, trace_id, correlation_ids, attributes, source, "
@@ -63,10 +63,11 @@ def _measure(bodies: list[bytes], path: Path) -> dict[str, Any]:
     upgrade(engine)
     engine.dispose()
     db = sqlite3.connect(path, isolation_level=None)
+    page_size = db.execute("PRAGMA page_size").fetchone()[0]  # the store's, as it made the database
     for pragma in (
         "journal_mode=WAL",
         "synchronous=NORMAL",
-        f"wal_autocheckpoint={WAL_CHECKPOINT_PAGES}",
+        f"wal_autocheckpoint={WAL_CHECKPOINT_BYTES // page_size}",
     ):
         db.execute(f"PRAGMA {pragma}")
     db.execute("PRAGMA foreign_keys=ON")

@@ -67,6 +67,7 @@ PLATFORM = Capability(
         "max_body_bytes",
         "max_batch_items",
         "max_otlp_spans",
+        "otlp_sidecar",
         "max_in_flight",
         "access_log",
         "job_",

@@ -249,6 +249,13 @@ class Settings(BaseSettings):
         "OpenTelemetry SDK's batch processor sends 512 at most, a collector's batch processor what it is "
         "told to (`send_batch_max_size`).",
     )
+    otlp_sidecar: bool = Field(
+        default=True,
+        description="Plan the traces of large OTLP exports (256 spans and more) on a second core: the "
+        "service forks one helper process when it starts, which maps three quarters of such an export's "
+        "traces while the service maps and writes the rest (the service writes every row, in one "
+        "transaction). Off, or on a one-core machine, the service maps them all itself.",
+    )
     max_in_flight: int = Field(
         default=64,
         ge=1,

@@ -9,8 +9,10 @@ and passes itself as their deps (it satisfies every capability's deps Protocol: 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -51,7 +53,14 @@ from opslab.store import (
     make_engine,
     upgrade,
 )
-from opslab.telemetry import IngestLimits, PreparedRun, Redactor, TelemetryService, load_prices
+from opslab.telemetry import (
+    IngestLimits,
+    PreparedRun,
+    Redactor,
+    TelemetryService,
+    load_prices,
+    plan_share,
+)
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -392,8 +401,19 @@ class Runtime:
                 )
             return self._autoops
 
+    def start_ingest_sidecar(self) -> None:
+        """The service's helper for large OTLP exports (``store.traces``), where the settings and the
+        machine allow one: forked now, so call it before this process starts threads (the service's
+        start). It plans with this runtime's price table and redactor; ``close`` ends it."""
+        if self.settings.otlp_sidecar and (os.cpu_count() or 1) > 1:
+            telemetry = self.telemetry
+            self.runs.start_sidecar(
+                functools.partial(plan_share, prices=telemetry.prices, redactor=telemetry.redactor)
+            )
+
     def close(self) -> None:
         self._closing.close()
+        self.runs.close_sidecar()
         self.engine.dispose()
 
 

@@ -3,7 +3,11 @@ one export is stored once, and runs prepared as documents are the runs the model
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,25 +16,29 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from opslab.errors import InvalidInput
 from opslab.store import SqlRunRepository
 from opslab.store.rows import RunRows
-from opslab.store.tables import agent_runs, otel_traces, run_steps
+from opslab.store.tables import agent_runs, otel_traces, run_steps, tool_calls
+from opslab.store.traces import CHUNKS, SIDECAR_MIN_SPANS
 from opslab.telemetry import (
+    ExportShare,
     PreparedRun,
     Redactor,
     Span,
     TelemetryService,
+    TracePlan,
     check_semantics,
     load_prices,
     map_trace,
+    plan_share,
     prepare_run,
 )
 from opslab.telemetry.document_ingest import prepare_documents
 from opslab.telemetry.traces import map_trace_documents
-from tests.conftest import examples
+from tests.conftest import _truncate, examples
 
 T0 = int((datetime.now(UTC) - timedelta(hours=1)).timestamp()) * 10**9
 TRACE, OTHER = (
@@ -192,7 +200,7 @@ def traces(draw: st.DrawFn) -> list[Span]:
 
 def _rows(engine: Engine, prepared: list[PreparedRun]) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as conn:
-        rows = RunRows.of(conn, prepared)
+        rows = RunRows.of(conn.dialect.name, prepared)
     ingested_at = [c.name for c in agent_runs.columns].index("ingested_at")
     return {
         "runs": [r[:ingested_at] + r[ingested_at + 1 :] for r in rows.runs],
@@ -238,3 +246,130 @@ def test_a_plain_genai_trace_is_prepared_without_a_model_per_step() -> None:
     prepared = prepare_documents(docs, redactor=Redactor(enabled=True), now=datetime.now(UTC))
     assert prepared is not None and prepared[0].doc is not None
     assert prepared[0].run.cost.tokens_prompt == 30 and len(prepared[0].run.steps) == 3
+
+
+# --- a large export planned on two cores -------------------------------------------------------------------
+
+
+def _export(traces: range, *, late_roots: range = range(0), grown: range = range(0)) -> bytes:
+    """Agent traces as an instrumented agent sends them: an agent, two chats with usage, a tool (every
+    third one failing), for each trace id in ``traces``; the root alone of ``late_roots`` (their children
+    came before); one more chat for each of ``grown``. Trace 7's second chat carries a NaN (refused alone)
+    and the first span of trace 11 no start time (refused when decoded)."""
+    req = ExportTraceServiceRequest()
+    for n in traces:
+        trace = n.to_bytes(16, "big")
+        if n not in late_roots:
+            _span(
+                req, trace, 0, None, gen_ai__operation__name="invoke_agent", gen_ai__agent__name=f"a{n % 5}"
+            )
+        for sid in (1, 2):
+            _span(
+                req,
+                trace,
+                sid,
+                ROOT,
+                gen_ai__operation__name="chat",
+                gen_ai__request__model="gpt-4o-mini",
+                gen_ai__usage__input_tokens=10 * sid + n,
+                gen_ai__usage__output_tokens=sid,
+            )
+        _span(
+            req,
+            trace,
+            3,
+            ROOT,
+            gen_ai__operation__name="execute_tool",
+            gen_ai__tool__name="lookup",
+            gen_ai__tool__call__arguments=f'{{"order": {n}}}',
+        )
+        if n % 3 == 0:
+            last = req.resource_spans[-1].scope_spans[-1].spans[-1]
+            last.status.code, last.status.message = 2, "lookup failed"
+    for n in late_roots:
+        _span(req, n.to_bytes(16, "big"), 0, None, gen_ai__operation__name="invoke_agent")
+    for n in grown:
+        _span(
+            req, n.to_bytes(16, "big"), 4, ROOT, gen_ai__operation__name="chat", gen_ai__usage__input_tokens=1
+        )
+    for s in req.resource_spans[-1].scope_spans[-1].spans:
+        if s.trace_id == (7).to_bytes(16, "big") and s.span_id == (2).to_bytes(8, "big"):
+            s.attributes.add(key="weird", value=AnyValue(double_value=float("nan")))
+        if s.trace_id == (11).to_bytes(16, "big") and s.span_id == ROOT:
+            s.start_time_unix_nano = 0
+    return req.SerializeToString()
+
+
+def _stored(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row an OTLP export writes, but the times it was written at."""
+    skip = {"ingested_at", "received_at"}
+    out = {}
+    with engine.connect() as conn:
+        for table in (agent_runs, run_steps, tool_calls, otel_traces):
+            cols = [c for c in table.columns if c.name not in skip]
+            out[table.name] = sorted(conn.execute(select(*cols)).all(), key=repr)
+    return out
+
+
+def test_an_export_planned_on_two_cores_is_stored_as_one_process_stores_it(engine: Engine) -> None:
+    exports = [
+        _export(range(1, 301), late_roots=range(290, 301)),  # trees of 290 traces, children of 11 more
+        _export(range(301, 451), late_roots=range(290, 301), grown=range(1, 40)),  # roots, late spans
+    ]
+    seen = {}
+    for two_cores in (True, False):
+        repo = SqlRunRepository(engine)
+        svc = TelemetryService(repo, redactor=Redactor(enabled=True), prices=load_prices())
+        if two_cores:
+            repo.start_sidecar(partial(plan_share, prices=svc.prices, redactor=svc.redactor))
+        try:
+            results = [svc.ingest_otlp_protobuf(raw) for raw in exports]
+            if two_cores:
+                assert repo.sidecar is not None and repo.sidecar.alive
+                assert repo.sidecar.done == 2 * CHUNKS  # both exports: three quarters of it planned there
+        finally:
+            repo.close_sidecar()
+        seen[two_cores] = ([r.model_dump() for r in results], _stored(engine))
+        _truncate(engine)
+    assert seen[True] == seen[False]
+    results, stored = seen[True]
+    assert results[0]["rejected_spans"] == 2 and results[1]["rejected_spans"] == 0
+    assert any("finite" in e for e in results[0]["errors"]) and any(
+        "startTime" in e for e in results[0]["errors"]
+    )
+    assert {r["status"] for r in results[1]["runs"]} == {"created", "updated"}
+    # Trace 11's root was refused: each of its top-most spans is a run (three, and a late fourth).
+    assert len(stored["agent_runs"]) == 449 + 4
+
+
+def test_an_export_is_stored_whole_when_the_sidecar_dies_under_it(engine: Engine) -> None:
+    repo = SqlRunRepository(engine)
+    svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
+
+    def dies(share: ExportShare, stored: Mapping[str, list[Span]]) -> TracePlan:
+        os.kill(os.getpid(), signal.SIGKILL)  # in the sidecar, on its first chunk
+        raise AssertionError("unreachable")
+
+    repo.start_sidecar(dies)
+    try:
+        result = svc.ingest_otlp_protobuf(_export(range(1, 201)))
+        assert repo.sidecar is not None and not repo.sidecar.alive
+        again = svc.ingest_otlp_protobuf(_export(range(201, 301)))  # planned here from now on
+    finally:
+        repo.close_sidecar()
+    assert (result.spans, result.traces, len(result.runs)) == (200 * 4 - 2, 200, 199 + 3)
+    assert (again.spans, again.traces) == (400, 100)
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(agent_runs)) == 299 + 3  # trace 11: three runs
+        assert conn.scalar(select(func.count()).select_from(otel_traces)) == 300
+
+
+def test_a_small_export_is_planned_here_alone(engine: Engine) -> None:
+    repo = SqlRunRepository(engine)
+    svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
+    repo.start_sidecar(partial(plan_share, prices=svc.prices, redactor=svc.redactor))
+    try:
+        svc.ingest_otlp_protobuf(_export(range(1, (SIDECAR_MIN_SPANS // 4) - 1)))
+        assert repo.sidecar is not None and repo.sidecar.done == 0
+    finally:
+        repo.close_sidecar()

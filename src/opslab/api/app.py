@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start_ingest_sidecar()  # forked first, while this process runs one thread
         if migrate:
             await to_thread.run_sync(upgrade, runtime.engine)
         await to_thread.run_sync(runtime.backend.start)

@@ -19,14 +19,14 @@ def json_param(value: Any) -> str | None:
     return None if value is None else to_json(value).decode()
 
 
-def datetime_param(conn: Connection, values: Iterable[datetime | None] = ()) -> DatetimeParam:
+def datetime_param(dialect: str, values: Iterable[datetime | None] = ()) -> DatetimeParam:
     """How a datetime is bound: as is (PostgreSQL), or as the text SQLAlchemy's SQLite DATETIME type
     writes (naive UTC, ``YYYY-MM-DD HH:MM:SS.ffffff``), so both write paths read back alike.
 
     On SQLite ``values`` (the batch's timestamps) are formatted together, by pydantic-core's serializer
     in one call, rather than one ``isoformat`` (and ``utcoffset``) each: they are most of the per-row
     work."""
-    if conn.dialect.name != "sqlite":
+    if dialect != "sqlite":
         return lambda value: value
     present = [v for v in values if v is not None]
     # ["2024-01-15T10:30:00Z", "2024-01-15T10:30:00.100000Z", ...]: when every one is in UTC (the

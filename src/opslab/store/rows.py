@@ -30,8 +30,9 @@ class RunRows:
     tags: list[Row] = field(default_factory=list)
 
     @classmethod
-    def of(cls, conn: Connection, prepared: Sequence[PreparedRun]) -> RunRows:
-        dt = datetime_param(conn, (t for p in prepared for t in _timestamps(p)))
+    def of(cls, dialect: str, prepared: Sequence[PreparedRun]) -> RunRows:
+        """The rows of ``prepared`` as ``dialect``'s (``Connection.dialect.name``) columns take them."""
+        dt = datetime_param(dialect, (t for p in prepared for t in _timestamps(p)))
         now = dt(datetime.now(UTC))
         out = cls()
         for p in prepared:

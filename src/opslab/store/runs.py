@@ -12,18 +12,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from opslab.errors import InvalidInput
+from opslab.sidecar import Sidecar
 from opslab.store.engine import write_tx
 from opslab.store.fleet import FAILED_TOOL_STATUSES, overview, series, version_stats
-from opslab.store.locks import TRACES, lock_keys
 from opslab.store.removal import delete_runs, runs_started_before
 from opslab.store.scores import add_score, score_stats, scores_of
-from opslab.store.spans import add_logs, add_spans, spans_of_traces, trace_logs, trace_spans
+from opslab.store.spans import add_logs, trace_logs, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_scores, run_steps, run_tags, tool_calls
-from opslab.store.upsert import drop_stale_trace_runs, upsert_runs
+from opslab.store.traces import SharePlanner, share_work, write_traces
+from opslab.store.upsert import upsert_runs
 from opslab.telemetry import (
     MAX_YEAR,
     MIN_YEAR,
     AgentRunIn,
+    ExportPlanner,
     FleetSeries,
     LogRecord,
     Overview,
@@ -35,7 +37,7 @@ from opslab.telemetry import (
     ScoreIn,
     ScoreView,
     Span,
-    TracePlanner,
+    TracePlan,
     UpsertStatus,
     VersionStat,
 )
@@ -270,6 +272,7 @@ class SqlRunRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.one_writer = engine.dialect.name == "sqlite"
+        self.sidecar: Sidecar | None = None
 
     def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:
@@ -297,16 +300,20 @@ class SqlRunRepository:
         with self.engine.connect() as conn:
             return series(conn=conn, since=since, hours=hours)
 
-    def write_traces(self, trace_ids: Sequence[str], plan: TracePlanner) -> dict[str, UpsertStatus]:
+    def write_traces(self, export: ExportPlanner) -> tuple[TracePlan, dict[str, UpsertStatus]]:
         with write_tx(self.engine) as conn:
-            lock_keys(conn=conn, kind=TRACES, keys=trace_ids)
-            stored = spans_of_traces(conn=conn, trace_ids=list(trace_ids))
-            decided = plan(stored)
-            if decided.spans:
-                add_spans(conn=conn, spans=decided.spans, payloads=decided.payloads, stored=stored)
-            keep = {p.run_id for p in decided.runs}
-            drop_stale_trace_runs(conn=conn, trace_ids=sorted(decided.traces), keep=keep)
-            return upsert_runs(conn=conn, runs=decided.runs) if decided.runs else {}
+            return write_traces(conn, export, self.sidecar)
+
+    def start_sidecar(self, planner: SharePlanner) -> None:
+        """Fork the sidecar that plans a share of large OTLP exports (``store.traces``); call it while
+        this process runs one thread (the service's start). ``close_sidecar`` ends it."""
+        if self.sidecar is None:
+            self.sidecar = Sidecar(share_work(planner), name="opslab-ingest")
+
+    def close_sidecar(self) -> None:
+        if self.sidecar is not None:
+            self.sidecar.close()
+            self.sidecar = None
 
     def add_logs(self, records: Sequence[LogRecord]) -> int:
         with write_tx(self.engine) as conn:

@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import to_json
 from sqlalchemy import Connection, insert, select
 
 from opslab.store.bulk import bulk_insert, datetime_param
@@ -15,32 +14,17 @@ from opslab.store.tables import otel_logs, otel_traces
 from opslab.telemetry import LogRecord, Span
 
 
-def add_spans(
-    *,
-    conn: Connection,
-    spans: Sequence[Span],
-    payloads: Sequence[str],
-    stored: Mapping[str, list[Span]],
-) -> None:
-    """Keep ``spans`` (``payloads``: their JSON texts) with their traces' ``stored`` ones (what
-    ``spans_of_traces`` read of them in this transaction), each replacing a stored copy: the last of a
-    span sent twice wins.
-
-    A trace new to the store is one new row; a trace with spans stored has its row rewritten whole, its
-    spans in span-id order."""
-    by_trace: dict[str, dict[str, str]] = {}
-    for span, text in zip(spans, payloads, strict=True):
-        by_trace.setdefault(span.trace_id, {})[span.span_id] = text
-    now = datetime_param(conn)(datetime.now(UTC))
+def add_spans(*, conn: Connection, traces: Mapping[str, str], stored: Mapping[str, list[Span]]) -> None:
+    """Keep each trace's spans as ``traces`` gives them (its row's JSON array, ``telemetry.TracePlan``): a
+    trace new to the store is one new row, one with spans ``stored`` has its row rewritten whole."""
+    now = datetime_param(conn.dialect.name)(datetime.now(UTC))
     new: list[tuple[str, str, Any]] = []
     grown: list[tuple[str, Any, str]] = []
-    for trace_id, kept in by_trace.items():
-        before = stored.get(trace_id)
-        if not before:
-            new.append((trace_id, _array(kept), now))
-            continue
-        merged = {**{s.span_id: to_json(s.to_json()).decode() for s in before}, **kept}
-        grown.append((_array(merged), now, trace_id))
+    for trace_id, text in traces.items():
+        if stored.get(trace_id):
+            grown.append((text, now, trace_id))
+        else:
+            new.append((trace_id, text, now))
     if new:
         bulk_insert(conn=conn, table=otel_traces, rows=new)
     if grown:
@@ -49,11 +33,6 @@ def add_spans(
             f"UPDATE {otel_traces.name} SET spans = {mark}, received_at = {mark} WHERE trace_id = {mark}",
             grown,
         )
-
-
-def _array(texts: Mapping[str, str]) -> str:
-    """The spans' JSON texts (by span id) as one JSON array, in span-id order."""
-    return f"[{','.join(texts[span_id] for span_id in sorted(texts))}]"
 
 
 def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:

@@ -21,7 +21,11 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
-    ids = [p.run_id for p in runs]
+    return upsert_rows(conn=conn, ids=[p.run_id for p in runs], rows=RunRows.of(conn.dialect.name, runs))
+
+
+def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: RunRows) -> dict[str, UpsertStatus]:
+    """Write the runs ``ids`` as ``rows`` holds them, each replacing what is stored of it."""
     lock_keys(conn=conn, kind=RUNS, keys=ids)  # before reading which exist: see store.locks
     existing: set[str] = set()
     for chunk in _chunks(ids):
@@ -30,7 +34,7 @@ def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, U
         for chunk in _chunks(sorted(existing)):
             for table in (*CHILD_TABLES, agent_runs):
                 conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-    RunRows.of(conn, runs).insert(conn)
+    rows.insert(conn)
     return {i: ("updated" if i in existing else "created") for i in ids}
 
 

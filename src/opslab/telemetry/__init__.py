@@ -6,10 +6,11 @@ dataset or produced by a lab trial, becomes one ``AgentRunIn``.
 
 from opslab.telemetry.conventions import SpanFacts, convention_of, read_span
 from opslab.telemetry.detail import NodeDetail
+from opslab.telemetry.exports import plan_share
 from opslab.telemetry.importers import FORMATS, Format, agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
-from opslab.telemetry.ports import RunRepository, TracePlan, TracePlanner, UpsertStatus
+from opslab.telemetry.ports import ExportPlanner, ExportShare, RunRepository, TracePlan, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.reads import MAX_HOURS
 from opslab.telemetry.redact import Redactor
@@ -88,6 +89,8 @@ __all__ = [
     "BatchResult",
     "CostIn",
     "CostShare",
+    "ExportPlanner",
+    "ExportShare",
     "FailingTool",
     "FleetSeries",
     "GuardrailEventIn",
@@ -124,7 +127,6 @@ __all__ = [
     "TimelineItem",
     "ToolCallIn",
     "TracePlan",
-    "TracePlanner",
     "TraceRuns",
     "TraceSpanView",
     "TraceView",
@@ -156,6 +158,7 @@ __all__ = [
     "map_trace",
     "parse_logs",
     "parse_request",
+    "plan_share",
     "parse_run",
     "prepare_many",
     "prepare_run",

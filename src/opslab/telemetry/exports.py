@@ -7,12 +7,15 @@ spans are read inside the writing transaction, so two exports of one trace never
 Only the traces an export touches are mapped again. Their runs are prepared as documents when those are
 surely valid (``document_ingest``: the usual case, no model per step), through the models otherwise (which
 then name what is wrong); either way the same rows are written.
+
+Traces are planned independently of each other (``plan_share``), so the store may plan a share of a large
+export's traces in another process (``Export.share``: picklable) while this one plans the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,42 +26,66 @@ from opslab.errors import InvalidInput
 from opslab.telemetry.document_ingest import prepare_documents
 from opslab.telemetry.ingest import PreparedRun, check_semantics, prepare_run
 from opslab.telemetry.otlp import Span
-from opslab.telemetry.ports import RunRepository, TracePlan, UpsertStatus
+from opslab.telemetry.ports import ExportShare, RunRepository, TracePlan, UpsertStatus
 from opslab.telemetry.prices import PriceTable
 from opslab.telemetry.redact import Redactor
-from opslab.telemetry.schema import AgentRunIn, storable_json, storable_texts, unstorable, utcnow
+from opslab.telemetry.schema import AgentRunIn, storable_json, unstorable, utcnow
 from opslab.telemetry.traces import map_trace, map_trace_documents
 
 
 def write_export(
-    repo: RunRepository,
-    spans: list[Span],
-    rejected: list[str],
-    *,
-    prices: PriceTable,
-    redactor: Redactor,
-) -> tuple[list[Span], list[PreparedRun], dict[str, UpsertStatus]]:
-    """Keep the admissible ``spans`` and (re)make the runs of their traces; refused spans are added to
-    ``rejected`` with the reason. Returns the spans kept, the runs written and their statuses."""
+    repo: RunRepository, spans: list[Span], *, prices: PriceTable, redactor: Redactor
+) -> tuple[TracePlan, dict[str, UpsertStatus]]:
+    """Keep the admissible ``spans`` and (re)make the runs of their traces. Returns what was planned (the
+    spans kept, the runs written, why each other span was refused) and the runs' statuses."""
     by_trace: dict[str, list[Span]] = {}
     for span in spans:
         by_trace.setdefault(span.trace_id, []).append(span)
-    outcome = TracePlan()
-    mapper = _Mapper(prices, redactor, utcnow())
+    if not by_trace:
+        return TracePlan(), {}
+    return repo.write_traces(Export(by_trace, prices, redactor, utcnow()))
 
-    def plan(stored: Mapping[str, list[Span]]) -> TracePlan:
-        for trace_id in sorted(by_trace):
-            known = {s.span_id: s for s in stored.get(trace_id, [])}
-            kept, payloads, trace_runs = _admit(known, by_trace[trace_id], rejected, mapper)
-            if kept:
-                outcome.spans.extend(kept)
-                outcome.payloads.extend(payloads)
-                outcome.traces.add(trace_id)
-                outcome.runs.extend(trace_runs)
-        return outcome
 
-    statuses = repo.write_traces(sorted(by_trace), plan) if by_trace else {}
-    return outcome.spans, outcome.runs, statuses
+@dataclass(frozen=True, slots=True)
+class Export:
+    """An export's new spans by trace, planned here (``plan``) or, a share of its traces, elsewhere
+    (``share``, planned there by ``plan_share`` with the same price table and redactor)."""
+
+    by_trace: dict[str, list[Span]]
+    prices: PriceTable
+    redactor: Redactor
+    now: datetime
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return sorted(self.by_trace)
+
+    @property
+    def spans(self) -> int:
+        return sum(map(len, self.by_trace.values()))
+
+    def share(self, trace_ids: Sequence[str]) -> ExportShare:
+        return ExportShare({t: self.by_trace[t] for t in trace_ids}, self.now)
+
+    def plan(self, stored: Mapping[str, list[Span]], trace_ids: Sequence[str]) -> TracePlan:
+        return plan_share(self.share(trace_ids), stored, prices=self.prices, redactor=self.redactor)
+
+
+def plan_share(
+    share: ExportShare, stored: Mapping[str, list[Span]], *, prices: PriceTable, redactor: Redactor
+) -> TracePlan:
+    """The share's traces, in trace-id order, merged with what is ``stored`` of them: the spans each keeps
+    (as its row of spans will hold them), its runs, and why each refused span was refused."""
+    mapper = _Mapper(prices, redactor, share.now)
+    plan = TracePlan()
+    for trace_id in sorted(share.by_trace):
+        known = {s.span_id: s for s in stored.get(trace_id, [])}
+        kept, text, runs = _admit(known, share.by_trace[trace_id], plan.rejected, mapper)
+        if kept:
+            plan.spans += kept
+            plan.traces[trace_id] = text
+            plan.runs.extend(runs)
+    return plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,49 +146,62 @@ def _fields_of(exc: ValidationError) -> str:
 
 def _admit(
     stored: dict[str, Span], new: list[Span], rejected: list[str], mapper: _Mapper
-) -> tuple[list[Span], list[str], list[PreparedRun]]:
-    """The new spans of one trace that can be stored and keep the trace mappable, their JSON texts, and
-    the trace's runs then."""
-    candidates: list[Span] = []
-    texts: dict[int, str] = {}
-    plain = storable_texts([span.to_json() for span in new])  # the usual case: one look for them all
-    for i, span in enumerate(new):
-        text, problem = (plain[i].decode(), None) if plain is not None else _payload(span)
-        if problem:
-            rejected.append(f"span {span.span_id}: {problem}")
-        else:
-            candidates.append(span)
-            texts[id(span)] = text
-    merged = {**stored, **{s.span_id: s for s in candidates}}
+) -> tuple[int, str, list[PreparedRun]]:
+    """How many of one trace's new spans can be stored and keep the trace mappable, the trace's spans then
+    (its row's JSON array), and its runs."""
+    text: str | None = None
+    if not stored:  # the usual case, a trace new to the store: one serialisation for the check and the row
+        merged = {s.span_id: s for s in new}
+        text = _array_json(merged)
+    candidates = new if text is not None else _storable(new, rejected)
+    if text is None:
+        merged = {**stored, **{s.span_id: s for s in candidates}}
     try:
-        return candidates, [texts[id(s)] for s in candidates], mapper.runs(merged)
+        runs = mapper.runs(merged)
+        return len(candidates), text or _spans_text(merged), runs
     except ValueError:
         pass
     # Some new span breaks the trace: admit them one by one, keeping those the trace survives.
-    kept: list[Span] = []
+    kept = 0
     current = dict(stored)
-    runs: list[AgentRunIn] = []
+    mapped: list[AgentRunIn] = []
     with contextlib.suppress(ValueError):
-        runs = _mapped(current, mapper.prices)
+        mapped = _mapped(current, mapper.prices)
     for span in candidates:
         trial = {**current, span.span_id: span}
         try:
-            runs = _mapped(trial, mapper.prices)
+            mapped = _mapped(trial, mapper.prices)
         except ValueError as exc:
             rejected.append(f"span {span.span_id}: {exc}")
             continue
         current = trial
-        kept.append(span)
-    prepared = [prepare_run(r, redactor=mapper.redactor, source="otlp") for r in runs]
-    return kept, [texts[id(s)] for s in kept], prepared
+        kept += 1
+    prepared = [prepare_run(r, redactor=mapper.redactor, source="otlp") for r in mapped]
+    return kept, _spans_text(current), prepared
 
 
-def _payload(span: Span) -> tuple[str, str | None]:
-    """A span's JSON text as it is stored, or why it cannot be stored alike on every database: one
-    serialisation answers both for almost every span (``schema.storable_json``)."""
-    data = span.to_json()
-    text = storable_json(data)
-    if text is not None:
-        return text.decode(), None
-    problem = unstorable(data)
-    return ("", problem) if problem else (to_json(data, inf_nan_mode="constants").decode(), None)
+def _array_json(spans: Mapping[str, Span]) -> str | None:
+    """The spans as their row holds them (a JSON array in span-id order), when that one serialisation shows
+    every one of them storable alike on every database (``schema.storable_json``); else None."""
+    text = storable_json([spans[span_id].to_json() for span_id in sorted(spans)])
+    return text.decode() if text is not None else None
+
+
+def _spans_text(spans: Mapping[str, Span]) -> str:
+    """The row's JSON array of spans known storable (each was stored, or shown storable on its own)."""
+    text = to_json([spans[span_id].to_json() for span_id in sorted(spans)], inf_nan_mode="constants")
+    return text.decode()
+
+
+def _storable(new: list[Span], rejected: list[str]) -> list[Span]:
+    """The new spans that can be stored alike on every database; each other one is rejected, with why."""
+    data = [span.to_json() for span in new]
+    if storable_json(data) is not None:
+        return new
+    kept = []
+    for span, item in zip(new, data, strict=True):
+        if storable_json(item) is not None or (problem := unstorable(item)) is None:
+            kept.append(span)
+        else:
+            rejected.append(f"span {span.span_id}: {problem}")
+    return kept

@@ -52,11 +52,24 @@ class PreparedRun:
             raise TypeError("a PreparedRun holds a run or its document")
         self._run, self.doc, self.content_hash, self.source = run, doc, content_hash, source
 
+    @classmethod
+    def summary(cls, run_id: str, status: RunStatus, content_hash: str, source: RunOrigin) -> PreparedRun:
+        """A run prepared, and made into rows, in another process (a share of an OTLP export planned
+        there): what the caller and the observers need of it, without its model or document."""
+        made = cls.__new__(cls)
+        made.run_id, made.status, made.content_hash, made.source = run_id, status, content_hash, source
+        made._run, made.doc = None, None
+        return made
+
     @property
     def run(self) -> AgentRunIn:
         """The model, made from the document when first asked for (a model per step is a sizeable share
         of an OTLP export's ingest: ``run_id`` and ``status`` need none)."""
         if self._run is None:
+            if self.doc is None:
+                raise LookupError(
+                    f"run {self.run_id} was prepared in another process: only its summary is here"
+                )
             self._run = AgentRunIn.model_validate(self.doc)
         return self._run
 

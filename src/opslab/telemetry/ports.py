@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -26,16 +26,50 @@ UpsertStatus = Literal["created", "updated"]
 
 @dataclass
 class TracePlan:
-    """What an OTLP export changes: the spans to keep (``payloads``: each one's JSON text, as stored), and
-    the runs its traces make now."""
+    """What an OTLP export (or a share of its traces) changes: each changed trace's spans as they are to be
+    stored (``traces``: one JSON array a trace, in span-id order), how many new spans it keeps, the runs
+    its traces make now, and why each refused span was refused."""
 
-    spans: list[Span] = field(default_factory=list)
-    payloads: list[str] = field(default_factory=list)
+    spans: int = 0
+    traces: dict[str, str] = field(default_factory=dict)
     runs: list[PreparedRun] = field(default_factory=list)
-    traces: set[str] = field(default_factory=set)
+    rejected: list[str] = field(default_factory=list)
+
+    def extend(self, other: TracePlan) -> None:
+        self.spans += other.spans
+        self.traces.update(other.traces)
+        self.runs.extend(other.runs)
+        self.rejected.extend(other.rejected)
 
 
-TracePlanner = Callable[[Mapping[str, list[Span]]], TracePlan]
+@dataclass(frozen=True, slots=True)
+class ExportShare:
+    """Some of an export's traces with their new spans, and the time the export is judged at: what
+    planning them needs besides the stored spans, the price table and the redactor (picklable)."""
+
+    by_trace: dict[str, list[Span]]
+    now: datetime
+
+
+class ExportPlanner(Protocol):
+    """An export's new spans, by trace, planned against what is stored of those traces. Traces are
+    planned independently of each other, so a share of them may be planned elsewhere (``share``)."""
+
+    @property
+    def trace_ids(self) -> list[str]:
+        """The export's traces, sorted: the order they are planned and written in."""
+        ...
+
+    @property
+    def spans(self) -> int:
+        """How many new spans the export brings."""
+        ...
+
+    def plan(self, stored: Mapping[str, list[Span]], trace_ids: Sequence[str]) -> TracePlan:
+        """Plan ``trace_ids`` (``stored``: what the store holds of them, read under the write lock)."""
+        ...
+
+    def share(self, trace_ids: Sequence[str]) -> ExportShare: ...
 
 
 class RunRepository(Protocol):
@@ -47,10 +81,11 @@ class RunRepository(Protocol):
         """Write all runs in one transaction; a re-ingested run's children are replaced atomically."""
         ...
 
-    def write_traces(self, trace_ids: Sequence[str], plan: TracePlanner) -> dict[str, UpsertStatus]:
-        """In one transaction: read the stored spans of ``trace_ids`` (no other writer of those traces
-        runs meanwhile), let ``plan`` decide, keep its spans, and make its runs the OTLP runs of its
-        traces (a run the traces no longer make is removed)."""
+    def write_traces(self, export: ExportPlanner) -> tuple[TracePlan, dict[str, UpsertStatus]]:
+        """In one transaction: read the stored spans of the export's traces (no other writer of those
+        traces runs meanwhile), plan them, keep their spans, and make their runs the OTLP runs of those
+        traces (a run the traces no longer make is removed). Returns the plan (its runs may be
+        summaries only, for a share planned in another process) and the runs' statuses."""
         ...
 
     def get_summary(self, run_id: str) -> RunSummary | None: ...

@@ -236,20 +236,18 @@ class TelemetryService(RunReads):
         """Keep the spans, then (re)map every trace they touch (children often arrive before parents):
         spans and the runs they make are written in one transaction; a bad span is refused alone
         (``rejected`` holds those refused already)."""
-        kept, prepared, statuses = write_export(
-            self.repo, spans, rejected, prices=self.prices, redactor=self.redactor
-        )
-        self._observe(prepared, statuses)
-        runs = [
-            IngestResult(run_id=p.run_id, status=statuses[p.run_id], content_hash=p.content_hash)
-            for p in prepared
-        ]
+        plan, statuses = write_export(self.repo, spans, prices=self.prices, redactor=self.redactor)
+        self._observe(plan.runs, statuses)
+        refused = [*rejected, *plan.rejected]
         return OtlpResult(
-            spans=len(kept),
-            traces=len({s.trace_id for s in kept}),
-            runs=runs,
-            rejected_spans=len(rejected),
-            errors=rejected[:20],
+            spans=plan.spans,
+            traces=len(plan.traces),
+            runs=[
+                IngestResult(run_id=p.run_id, status=statuses[p.run_id], content_hash=p.content_hash)
+                for p in plan.runs
+            ],
+            rejected_spans=len(refused),
+            errors=refused[:20],
         )
 
     @_ingest_entry

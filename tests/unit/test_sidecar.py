@@ -1,0 +1,158 @@
+"""The sidecar: a forked child running one function on jobs, results in order, and every way it can end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+import pytest
+
+from opslab.sidecar import Sidecar, SidecarError, SidecarGone
+
+
+def _work(job: Any) -> Any:
+    kind, value = job
+    if kind == "raise":
+        raise ValueError(f"no good: {value}")
+    if kind == "pid":
+        return os.getpid()
+    if kind == "sleep":
+        time.sleep(value)
+        return value
+    if kind == "big":
+        return b"x" * value
+    return value * 2
+
+
+@pytest.fixture
+def sidecar() -> Any:
+    made = Sidecar(_work, name="opslab-test")
+    yield made
+    made.close()
+
+
+def test_results_come_back_in_order_from_another_process(sidecar: Sidecar) -> None:
+    with sidecar.claim() as ours:
+        assert ours
+        for n in range(5):
+            sidecar.submit(("double", n))
+        sidecar.submit(("pid", None))
+        assert [sidecar.result() for _ in range(5)] == [0, 2, 4, 6, 8]
+        child = sidecar.result()
+    assert child == sidecar.pid != os.getpid()
+    with open(f"/proc/{child}/comm") as f:  # noqa: PTH123
+        assert f.read().strip() == "opslab-test"
+
+
+def test_a_job_that_raises_is_an_error_and_the_next_ones_still_run(sidecar: Sidecar) -> None:
+    with sidecar.claim():
+        sidecar.submit(("raise", "first"))
+        sidecar.submit(("double", 21))
+        with pytest.raises(SidecarError, match="ValueError: no good: first"):
+            sidecar.result()
+        assert sidecar.result() == 42
+    assert sidecar.alive
+
+
+def test_jobs_and_results_larger_than_the_pipes_do_not_deadlock(sidecar: Sidecar) -> None:
+    big = 6 << 20  # each result several times the pipe's buffer, sent while jobs are still being sent
+    with sidecar.claim():
+        for _ in range(4):
+            sidecar.submit(("big", big))
+        sidecar.submit(("double", "y" * (5 << 20)))  # a job larger than the pipe too
+        assert [len(sidecar.result()) for _ in range(4)] == [big] * 4
+        assert len(sidecar.result()) == 10 << 20
+
+
+def test_a_killed_child_fails_its_pending_results_and_the_sidecar_is_done(sidecar: Sidecar) -> None:
+    with sidecar.claim():
+        sidecar.submit(("sleep", 30))
+        os.kill(sidecar.pid, signal.SIGKILL)
+        with pytest.raises(SidecarGone):
+            sidecar.result()
+    assert not sidecar.alive
+    with pytest.raises(SidecarGone):
+        sidecar.submit(("double", 1))
+    with sidecar.claim() as ours:
+        assert not ours
+
+
+def test_one_caller_at_a_time_and_one_that_leaves_results_unread_ends_it(sidecar: Sidecar) -> None:
+    with sidecar.claim() as first:
+        assert first
+        with sidecar.claim() as second:
+            assert not second  # busy: that caller does its work itself
+        sidecar.submit(("double", 1))
+    # Its result was never read: the next caller could not tell its results from that one's.
+    assert not sidecar.alive
+    assert not _exists(sidecar.pid)
+
+
+def test_a_result_too_late_is_taken_for_a_stuck_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("opslab.sidecar.RESULT_TIMEOUT_S", 0.5)
+    made = Sidecar(_work, name="opslab-test")
+    try:
+        with made.claim():
+            made.submit(("sleep", 30))
+            with pytest.raises(SidecarGone, match="no result"):
+                made.result()
+        assert not _exists(made.pid)
+    finally:
+        made.close()
+
+
+def test_the_child_keeps_none_of_the_parents_signal_handling() -> None:
+    """A service's event loop handles SIGTERM in Python and is woken through a descriptor: a signal sent
+    to the child must end the child, and neither run the parent's handler there nor wake the parent."""
+    seen: list[int] = []
+    wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    previous = signal.signal(signal.SIGTERM, lambda sig, _frame: seen.append(sig))
+    old_wakeup = signal.set_wakeup_fd(wake_write)
+    try:
+        made = Sidecar(_work, name="opslab-test")
+        with made.claim():
+            made.submit(("double", 2))
+            assert made.result() == 4
+        os.kill(made.pid, signal.SIGTERM)
+        status = _wait(made.pid, 10.0)
+        assert status is not None, "the child outlived a SIGTERM"
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        with pytest.raises(BlockingIOError):
+            os.read(wake_read, 64)  # nothing woke this process's loop
+        assert seen == []
+        made.close()  # already gone: no error
+    finally:
+        signal.set_wakeup_fd(old_wakeup)
+        signal.signal(signal.SIGTERM, previous)
+        os.close(wake_read)
+        os.close(wake_write)
+
+
+def test_close_ends_the_child(sidecar: Sidecar) -> None:
+    with sidecar.claim():
+        sidecar.submit(("double", 2))
+        assert sidecar.result() == 4
+    sidecar.close()
+    assert not sidecar.alive and not _exists(sidecar.pid)
+
+
+def _wait(pid: int, seconds: float) -> int | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return None
+
+
+def _exists(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:  # noqa: PTH123
+            return f.read().split(") ")[-1][:1] != "Z"
+    except FileNotFoundError:
+        return False
