@@ -15,6 +15,7 @@ export's traces in another process (``Export.share``: picklable) while this one 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,7 @@ from opslab.errors import InvalidInput
 from opslab.telemetry.document_ingest import prepare_documents
 from opslab.telemetry.ingest import PreparedRun, check_semantics, prepare_run
 from opslab.telemetry.otlp import Span
+from opslab.telemetry.otlp_protobuf import ExportIndex, index_export
 from opslab.telemetry.ports import ExportShare, RunRepository, TracePlan, UpsertStatus
 from opslab.telemetry.prices import PriceTable
 from opslab.telemetry.redact import Redactor
@@ -44,6 +46,50 @@ def write_export(
     if not by_trace:
         return TracePlan(), {}
     return repo.write_traces(Export(by_trace, prices, redactor, utcnow()))
+
+
+def write_protobuf_export(
+    repo: RunRepository, raw: bytes, index: ExportIndex, *, prices: PriceTable, redactor: Redactor
+) -> tuple[TracePlan, dict[str, UpsertStatus]]:
+    """``write_export`` of a protobuf export (``raw``, indexed): each span is converted by the share of
+    traces that plans it, here or in the store's sidecar (from the same bytes)."""
+    if not index.by_trace:
+        return TracePlan(), {}
+    return repo.write_traces(ProtobufExport(raw, index, prices, redactor, utcnow()))
+
+
+@dataclass(frozen=True, slots=True)
+class SpansShare:
+    """A share of an export whose spans were read already (OTLP/JSON): they go with it."""
+
+    by_trace: dict[str, list[Span]]
+    now: datetime
+
+    def read(self) -> tuple[dict[str, list[Span]], list[tuple[int, str]]]:
+        return self.by_trace, []
+
+
+@dataclass(frozen=True, slots=True)
+class RawShare:
+    """A share of a protobuf export: the export's bytes, read again where the share is planned (one
+    parse per process and export, ``_indexed``), and the traces to convert of it."""
+
+    raw: bytes
+    trace_ids: tuple[str, ...]
+    now: datetime
+
+    def read(self) -> tuple[dict[str, list[Span]], list[tuple[int, str]]]:
+        spans, refused = _indexed(self.raw).decode(self.trace_ids)
+        by_trace: dict[str, list[Span]] = {}
+        for _, span in spans:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        return by_trace, refused
+
+
+@functools.lru_cache(maxsize=1)
+def _indexed(raw: bytes) -> ExportIndex:
+    """The export a process plans shares of, parsed once for all of them (the sidecar's chunks)."""
+    return index_export(raw)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +111,41 @@ class Export:
         return sum(map(len, self.by_trace.values()))
 
     def share(self, trace_ids: Sequence[str]) -> ExportShare:
-        return ExportShare({t: self.by_trace[t] for t in trace_ids}, self.now)
+        return SpansShare({t: self.by_trace[t] for t in trace_ids}, self.now)
 
     def plan(self, stored: Mapping[str, list[Span]], trace_ids: Sequence[str]) -> TracePlan:
         return plan_share(self.share(trace_ids), stored, prices=self.prices, redactor=self.redactor)
+
+
+@dataclass(frozen=True, slots=True)
+class ProtobufExport:
+    """A protobuf export, its spans converted by the share that plans them (``RawShare``)."""
+
+    raw: bytes
+    index: ExportIndex
+    prices: PriceTable
+    redactor: Redactor
+    now: datetime
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return self.index.trace_ids
+
+    @property
+    def spans(self) -> int:
+        return self.index.spans
+
+    def share(self, trace_ids: Sequence[str]) -> ExportShare:
+        return RawShare(self.raw, tuple(trace_ids), self.now)
+
+    def plan(self, stored: Mapping[str, list[Span]], trace_ids: Sequence[str]) -> TracePlan:
+        spans, refused = self.index.decode(trace_ids)
+        by_trace: dict[str, list[Span]] = {}
+        for _, span in spans:
+            by_trace.setdefault(span.trace_id, []).append(span)
+        plan = plan_share(SpansShare(by_trace, self.now), stored, prices=self.prices, redactor=self.redactor)
+        plan.refused.extend(refused)
+        return plan
 
 
 def plan_share(
@@ -76,11 +153,12 @@ def plan_share(
 ) -> TracePlan:
     """The share's traces, in trace-id order, merged with what is ``stored`` of them: the spans each keeps
     (as its row of spans will hold them), its runs, and why each refused span was refused."""
+    by_trace, refused = share.read()
     mapper = _Mapper(prices, redactor, share.now)
-    plan = TracePlan()
-    for trace_id in sorted(share.by_trace):
+    plan = TracePlan(refused=refused)
+    for trace_id in sorted(by_trace):
         known = {s.span_id: s for s in stored.get(trace_id, [])}
-        kept, text, runs = _admit(known, share.by_trace[trace_id], plan.rejected, mapper)
+        kept, text, runs = _admit(known, by_trace[trace_id], plan.rejected, mapper)
         if kept:
             plan.spans += kept
             plan.traces[trace_id] = text

@@ -9,6 +9,8 @@ the intermediate JSON mapping, a dictionary per span and per value, is never bui
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from opslab.errors import InvalidInput
@@ -21,13 +23,58 @@ _NO_ID = frozenset(bytes(n) for n in range(_MAX_ID_BYTES + 1))  # absent (empty)
 def decode_spans(raw: bytes, *, max_spans: int | None = None) -> tuple[list[Span], list[str]]:
     """An ``ExportTraceServiceRequest`` (protobuf) -> its spans, and why each refused span was refused;
     more than ``max_spans`` spans are refused (``PayloadTooLarge``) before any is converted."""
+    index = index_export(raw, max_spans=max_spans)
+    spans, refused = index.decode(index.trace_ids)
+    return [s for _, s in sorted(spans)], [why for _, why in sorted([*index.refused, *refused])]
+
+
+Placed = tuple[int, Any, dict[str, Any], int, int, int]  # a span's place in the export, with its message
+
+
+@dataclass(frozen=True, slots=True)
+class ExportIndex:
+    """A protobuf export parsed once, its spans grouped by trace and each converted only when its trace is
+    asked for (``decode``): a share of an export's traces is read where it is planned. A span's place is
+    its position among the export's spans, which orders spans and refusals as the export has them."""
+
+    by_trace: dict[str, list[Placed]]  # trace id (hex) -> its spans, in the export's order
+    refused: list[tuple[int, str]]  # the spans whose ids refuse them already (their place, why)
+    spans: int
+
+    @property
+    def trace_ids(self) -> list[str]:
+        return sorted(self.by_trace)
+
+    def decode(self, trace_ids: Iterable[str]) -> tuple[list[tuple[int, Span]], list[tuple[int, str]]]:
+        """The spans of ``trace_ids`` (each with its place), and why each refused one was refused."""
+        spans: list[tuple[int, Span]] = []
+        refused: list[tuple[int, str]] = []
+        for trace_id in trace_ids:
+            for place, sp, resource, ri, si, pi in self.by_trace[trace_id]:
+                try:
+                    spans.append((place, _span(sp, resource, ri, si, pi)))
+                except InvalidInput as exc:
+                    refused.append((place, exc.message))
+                except (KeyError, RecursionError) as exc:
+                    where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+                    refused.append((place, f"{where}: malformed span: {str(exc)[:200]}"))
+        return spans, refused
+
+
+def index_export(raw: bytes, *, max_spans: int | None = None) -> ExportIndex:
+    """``raw`` parsed and its spans grouped by trace; a body that is no export, or one of more than
+    ``max_spans`` spans, is refused (``InvalidInput``, ``PayloadTooLarge``) before any span is converted,
+    and so is one whose resource cannot be read. A span whose trace or span id is missing, all zeros or
+    too long is refused here, as converting it would."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     msg = parse_message(ExportTraceServiceRequest(), raw)
+    count = sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans)
     if max_spans is not None:
-        check_span_count(sum(len(ss.spans) for rs in msg.resource_spans for ss in rs.scope_spans), max_spans)
-    spans: list[Span] = []
-    refused: list[str] = []
+        check_span_count(count, max_spans)
+    by_trace: dict[str, list[Placed]] = {}
+    refused: list[tuple[int, str]] = []
+    place = 0
     for ri, rs in enumerate(msg.resource_spans):
         try:
             resource = _attributes(rs.resource.attributes)
@@ -37,14 +84,13 @@ def decode_spans(raw: bytes, *, max_spans: int | None = None) -> tuple[list[Span
             ) from None
         for si, ss in enumerate(rs.scope_spans):
             for pi, sp in enumerate(ss.spans):
-                try:
-                    spans.append(_span(sp, resource, ri, si, pi))
-                except InvalidInput as exc:
-                    refused.append(exc.message)
-                except (KeyError, RecursionError) as exc:
-                    where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
-                    refused.append(f"{where}: malformed span: {str(exc)[:200]}")
-    return spans, refused
+                trace_id = sp.trace_id
+                if len(trace_id) > _MAX_ID_BYTES or trace_id in _NO_ID:
+                    refused.append((place, _id_problem(trace_id, sp.span_id, ri, si, pi).message))
+                else:
+                    by_trace.setdefault(trace_id.hex(), []).append((place, sp, resource, ri, si, pi))
+                place += 1
+    return ExportIndex(by_trace, refused, count)
 
 
 def _span(sp: Any, resource: dict[str, Any], ri: int, si: int, pi: int) -> Span:

@@ -28,27 +28,33 @@ UpsertStatus = Literal["created", "updated"]
 class TracePlan:
     """What an OTLP export (or a share of its traces) changes: each changed trace's spans as they are to be
     stored (``traces``: one JSON array a trace, in span-id order), how many new spans it keeps, the runs
-    its traces make now, and why each refused span was refused."""
+    its traces make now, and why each refused span was refused: as the export was read (``refused``,
+    each with the span's place in the export, when the plan read them) or as its trace was mapped."""
 
     spans: int = 0
     traces: dict[str, str] = field(default_factory=dict)
     runs: list[PreparedRun] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    refused: list[tuple[int, str]] = field(default_factory=list)
 
     def extend(self, other: TracePlan) -> None:
         self.spans += other.spans
         self.traces.update(other.traces)
         self.runs.extend(other.runs)
         self.rejected.extend(other.rejected)
+        self.refused.extend(other.refused)
 
 
-@dataclass(frozen=True, slots=True)
-class ExportShare:
-    """Some of an export's traces with their new spans, and the time the export is judged at: what
-    planning them needs besides the stored spans, the price table and the redactor (picklable)."""
+class ExportShare(Protocol):
+    """Some of an export's traces, as another process plans them (picklable): their new spans, and the
+    time the export is judged at."""
 
-    by_trace: dict[str, list[Span]]
-    now: datetime
+    @property
+    def now(self) -> datetime: ...
+
+    def read(self) -> tuple[dict[str, list[Span]], list[tuple[int, str]]]:
+        """The share's spans by trace, and the spans refused as they were read (their place, why)."""
+        ...
 
 
 class ExportPlanner(Protocol):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from opslab.errors import InvalidInput, NotFound, PayloadTooLarge, invalid_from_pydantic
-from opslab.telemetry.exports import write_export
+from opslab.telemetry.exports import write_export, write_protobuf_export
 from opslab.telemetry.ingest import (
     PreparedRun,
     check_semantics,
@@ -26,8 +26,8 @@ from opslab.telemetry.ingest import (
     prepare_run,
 )
 from opslab.telemetry.otlp import Span, parse_request
-from opslab.telemetry.otlp_protobuf import decode_spans
-from opslab.telemetry.ports import RunRepository, UpsertStatus
+from opslab.telemetry.otlp_protobuf import ExportIndex, index_export
+from opslab.telemetry.ports import RunRepository, TracePlan, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.reads import RunReads, possible_id
 from opslab.telemetry.redact import Redactor
@@ -225,11 +225,19 @@ class TelemetryService(RunReads):
         return self.ingest_spans(spans, rejected)
 
     def ingest_otlp_protobuf(self, raw: bytes) -> OtlpResult:
-        """An OTLP/protobuf trace export, read straight into spans (before waiting for the one writer,
-        so a body that is no export is refused at once): see ``ingest_spans``."""
+        """An OTLP/protobuf trace export, indexed by trace (before waiting for the one writer, so a body
+        that is no export is refused at once) and each span converted by the share of traces that plans
+        it (``exports.write_protobuf_export``): see ``ingest_spans``."""
         with _cyclic_gc_paused():
-            spans, rejected = decode_spans(raw, max_spans=self.limits.max_otlp_spans)
-            return self.ingest_spans(spans, rejected)
+            index = index_export(raw, max_spans=self.limits.max_otlp_spans)
+            return self._ingest_indexed(raw, index)
+
+    @_ingest_entry
+    def _ingest_indexed(self, raw: bytes, index: ExportIndex) -> OtlpResult:
+        plan, statuses = write_protobuf_export(
+            self.repo, raw, index, prices=self.prices, redactor=self.redactor
+        )
+        return self._otlp_result(plan, statuses, [why for _, why in sorted([*index.refused, *plan.refused])])
 
     @_ingest_entry
     def ingest_spans(self, spans: list[Span], rejected: list[str]) -> OtlpResult:
@@ -237,8 +245,15 @@ class TelemetryService(RunReads):
         spans and the runs they make are written in one transaction; a bad span is refused alone
         (``rejected`` holds those refused already)."""
         plan, statuses = write_export(self.repo, spans, prices=self.prices, redactor=self.redactor)
+        return self._otlp_result(plan, statuses, rejected)
+
+    def _otlp_result(
+        self, plan: TracePlan, statuses: Mapping[str, UpsertStatus], refused_reading: list[str]
+    ) -> OtlpResult:
+        """``refused_reading``: the spans refused as the export was read, before those refused as their
+        traces were mapped."""
         self._observe(plan.runs, statuses)
-        refused = [*rejected, *plan.rejected]
+        refused = [*refused_reading, *plan.rejected]
         return OtlpResult(
             spans=plan.spans,
             traces=len(plan.traces),
