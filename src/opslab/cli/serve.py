@@ -59,9 +59,11 @@ def serve(
 
         from opslab.api import create_app, settle_routes
         from opslab.store import upgrade
+        from opslab.telemetry.otlp_protobuf import load_messages
 
         app = create_app(s, migrate=False)
         settle_routes(app)  # built here, not while the first requests wait
+        load_messages()  # so are the OTLP messages, before the sidecar is forked (the app's start)
         # Migrated here, not in the app's start-up: an unreachable database is one line, not a traceback.
         upgrade(app.state.runtime.engine)
         config = uvicorn.Config(

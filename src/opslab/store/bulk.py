@@ -51,43 +51,56 @@ def datetime_param(dialect: str, values: Iterable[datetime | None] = ()) -> Date
     return sqlite_text
 
 
+# Rows of one table with the same columns present: (table name, those columns, the rows of their values).
+Batch = tuple[str, tuple[str, ...], list[Row]]
+
+
 def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[Row]) -> None:
-    """``executemany`` straight on the driver, rows as tuples in the table's column order.
+    """``executemany`` straight on the driver, rows as tuples in the table's column order (``batches``)."""
+    insert_batches(conn, batches(table, rows))
+
+
+def batches(table: Table, rows: Sequence[Row]) -> list[Batch]:
+    """``rows`` grouped for ``executemany``, each value converted already (``datetime_param``,
+    ``json_param``).
 
     Core's per-value bind processing costs several times the database's own insert time on
-    ingest-sized batches; callers convert values once (``datetime_param``, ``json_param``). A NULL is
-    not bound at all: rows are grouped by which of their values are NULL, and each group's statement
-    names only the others (a column left out is NULL, none having a server default), which spares the
-    driver a third of its binding on sparse tables such as ``run_steps``.
+    ingest-sized batches, hence the driver's ``executemany``. A NULL is not bound at all: rows are
+    grouped by which of their values are NULL, and each group's statement names only the others (a
+    column left out is NULL, none having a server default), which spares the driver a third of its
+    binding on sparse tables such as ``run_steps``. Made apart from the statement's execution, so that
+    another process may group the rows it made (``store.traces``).
     """
     if not rows:
-        return
-    names = [c.name for c in table.columns]
+        return []
+    names = tuple(c.name for c in table.columns)
     if len(rows[0]) != len(names):
         raise ValueError(f"{table.name}: rows have {len(rows[0])} values for {len(names)} columns")
     omissible = [c.nullable and c.server_default is None for c in table.columns]
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     if not any(omissible):
-        sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join([mark] * len(names))})"
-        conn.exec_driver_sql(sql, list(rows))
-        return
+        return [(table.name, names, list(rows))]
     groups: dict[tuple[bool, ...], list[Row]] = {}
     for row in rows:
         groups.setdefault(tuple(map(is_not, row, _NONES)), []).append(row)
+    out: list[Batch] = []
     for present, group in groups.items():
         keep = [
             i
             for i, (there, optional) in enumerate(zip(present, omissible, strict=True))
             if there or not optional
         ]
-        sql = (
-            f"INSERT INTO {table.name} ({', '.join(names[i] for i in keep)}) "
-            f"VALUES ({', '.join([mark] * len(keep))})"
-        )
         if len(keep) < len(names):
             pick = itemgetter(*keep)  # len(keep) > 1: every table has two columns that are never NULL
             group = [pick(row) for row in group]
-        conn.exec_driver_sql(sql, group)
+        out.append((table.name, tuple(names[i] for i in keep), group))
+    return out
+
+
+def insert_batches(conn: Connection, grouped: Iterable[Batch]) -> None:
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    for table, columns, rows in grouped:
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+        conn.exec_driver_sql(sql, rows)
 
 
 _NONES = repeat(None)

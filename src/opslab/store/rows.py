@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from opslab.store.bulk import DatetimeParam, Row, bulk_insert, datetime_param, json_param
+from opslab.store.bulk import Batch, DatetimeParam, Row, batches, datetime_param, insert_batches, json_param
 from opslab.store.tables import agent_runs, guardrail_events, run_steps, run_tags, tool_calls
 from opslab.telemetry import AgentRunIn, Message, PreparedRun
 
@@ -43,14 +43,21 @@ class RunRows:
         return out
 
     def insert(self, conn: Connection) -> None:
-        for table, rows in (
-            (agent_runs, self.runs),
-            (run_steps, self.steps),
-            (tool_calls, self.calls),
-            (guardrail_events, self.guards),
-            (run_tags, self.tags),
-        ):
-            bulk_insert(conn=conn, table=table, rows=rows)
+        insert_batches(conn, self.batches())
+
+    def batches(self) -> list[Batch]:
+        """The rows grouped for the driver (``bulk.batches``), a run's before its parts'."""
+        return [
+            batch
+            for table, rows in (
+                (agent_runs, self.runs),
+                (run_steps, self.steps),
+                (tool_calls, self.calls),
+                (guardrail_events, self.guards),
+                (run_tags, self.tags),
+            )
+            for batch in batches(table, rows)
+        ]
 
     def _add_model(self, p: PreparedRun, r: AgentRunIn, dt: DatetimeParam, now: Any) -> None:
         rid, js, run_at = r.run_id, json_param, dt(r.started_at)

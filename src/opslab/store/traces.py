@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from opslab.sidecar import Sidecar, SidecarError, SidecarGone
+from opslab.store.bulk import Batch
 from opslab.store.locks import TRACES, lock_keys
 from opslab.store.rows import RunRows
 from opslab.store.spans import add_spans, spans_of_traces
@@ -54,7 +55,7 @@ class ShareRows:
     rejected: list[str]
     refused: list[tuple[int, str]]
     runs: list[tuple[str, str, str, str]]  # run id, status, content hash, source
-    rows: RunRows
+    rows: list[Batch]  # their rows, grouped for the driver
 
     def plan(self) -> TracePlan:
         summaries = [PreparedRun.summary(*run) for run in self.runs]  # type: ignore[arg-type]
@@ -72,7 +73,7 @@ def share_work(planner: SharePlanner) -> Callable[[ShareJob], ShareRows]:
             plan.rejected,
             plan.refused,
             [(p.run_id, p.status, p.content_hash, p.source) for p in plan.runs],
-            RunRows.of(job.dialect, plan.runs),
+            RunRows.of(job.dialect, plan.runs).batches(),
         )
 
     return work
@@ -136,7 +137,7 @@ def _submit(
 def _write(
     conn: Connection,
     part: TracePlan,
-    rows: RunRows | None,
+    rows: list[Batch] | None,
     stored: Mapping[str, list[Span]],
     plan: TracePlan,
     statuses: dict[str, UpsertStatus],

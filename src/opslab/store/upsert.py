@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, delete, select
 
+from opslab.store.bulk import Batch, insert_batches
 from opslab.store.locks import RUNS, lock_keys
 from opslab.store.rows import RunRows
 from opslab.store.tables import CHILD_TABLES, agent_runs
@@ -21,11 +22,14 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
 
 
 def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
-    return upsert_rows(conn=conn, ids=[p.run_id for p in runs], rows=RunRows.of(conn.dialect.name, runs))
+    return upsert_rows(
+        conn=conn, ids=[p.run_id for p in runs], rows=RunRows.of(conn.dialect.name, runs).batches()
+    )
 
 
-def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: RunRows) -> dict[str, UpsertStatus]:
-    """Write the runs ``ids`` as ``rows`` holds them, each replacing what is stored of it."""
+def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: Sequence[Batch]) -> dict[str, UpsertStatus]:
+    """Write the runs ``ids`` as ``rows`` holds them (``RunRows.batches``), each replacing what is
+    stored of it."""
     lock_keys(conn=conn, kind=RUNS, keys=ids)  # before reading which exist: see store.locks
     existing: set[str] = set()
     for chunk in _chunks(ids):
@@ -34,7 +38,7 @@ def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: RunRows) -> dict[
         for chunk in _chunks(sorted(existing)):
             for table in (*CHILD_TABLES, agent_runs):
                 conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
-    rows.insert(conn)
+    insert_batches(conn, rows)
     return {i: ("updated" if i in existing else "created") for i in ids}
 
 

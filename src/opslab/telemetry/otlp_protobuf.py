@@ -20,6 +20,15 @@ _MAX_ID_BYTES = 32  # 64 hex digits, as ``otlp.parse_request`` takes them
 _NO_ID = frozenset(bytes(n) for n in range(_MAX_ID_BYTES + 1))  # absent (empty), or all zeros
 
 
+def load_messages() -> None:
+    """Import the OTLP/protobuf messages the receivers read now, not on the first export (~15 ms of
+    the service's first answer, and of its sidecar's first share): a service calls it as it starts.
+    Commands that never read an export never import them."""
+    import opentelemetry.proto.collector.logs.v1.logs_service_pb2
+    import opentelemetry.proto.collector.metrics.v1.metrics_service_pb2
+    import opentelemetry.proto.collector.trace.v1.trace_service_pb2  # noqa: F401
+
+
 def decode_spans(raw: bytes, *, max_spans: int | None = None) -> tuple[list[Span], list[str]]:
     """An ``ExportTraceServiceRequest`` (protobuf) -> its spans, and why each refused span was refused;
     more than ``max_spans`` spans are refused (``PayloadTooLarge``) before any is converted."""
