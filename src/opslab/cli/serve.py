@@ -59,7 +59,7 @@ def serve(
 
         from opslab.api import create_app, settle_routes
         from opslab.store import upgrade
-        from opslab.telemetry.otlp_protobuf import load_messages
+        from opslab.telemetry import load_messages
 
         app = create_app(s, migrate=False)
         settle_routes(app)  # built here, not while the first requests wait

@@ -10,6 +10,7 @@ from opslab.telemetry.exports import plan_share
 from opslab.telemetry.importers import FORMATS, Format, agent_name, import_runs
 from opslab.telemetry.ingest import PreparedRun, check_semantics, parse_run, prepare_many, prepare_run
 from opslab.telemetry.otlp import Span, decode_protobuf, encode_export_response, parse_request
+from opslab.telemetry.otlp_protobuf import load_messages
 from opslab.telemetry.ports import ExportPlanner, ExportShare, RunRepository, TracePlan, UpsertStatus
 from opslab.telemetry.prices import PriceTable, load_prices
 from opslab.telemetry.reads import MAX_HOURS
@@ -154,6 +155,7 @@ __all__ = [
     "import_runs",
     "FORMATS",
     "Format",
+    "load_messages",
     "load_prices",
     "map_trace",
     "parse_logs",
