@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -38,7 +39,7 @@ class SpanFacts:
     user_id: str | None = None
     conversation_id: str | None = None
     environment: str | None = None
-    tags: list[str] = field(default_factory=list)
+    tags: Sequence[str] = ()  # never changed in place (a reader assigns new ones): no list for each span
     metadata: dict[str, Any] = field(default_factory=dict)
     prompt: str | None = None
 
