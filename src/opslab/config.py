@@ -252,7 +252,7 @@ class Settings(BaseSettings):
     otlp_sidecar: bool = Field(
         default=True,
         description="Plan the traces of large OTLP exports (256 spans and more) on a second core: the "
-        "service forks one helper process when it starts, which maps three quarters of such an export's "
+        "service forks one helper process when it starts, which maps three fifths of such an export's "
         "traces while the service maps and writes the rest (the service writes every row, in one "
         "transaction). Off, or on a one-core machine, the service maps them all itself.",
     )
