@@ -86,16 +86,18 @@ class Sidecar:
 
     @contextlib.contextmanager
     def claim(self) -> Any:
-        """Yields whether this caller has the sidecar to itself (False: busy with another, or gone). A
-        caller that leaves with results pending leaves the sidecar gone (their order is lost)."""
+        """Yields whether this caller has the sidecar to itself (False: busy with another, or gone). The
+        results a caller leaves unread (it failed, or was interrupted) are read and dropped as it leaves,
+        so that the next caller's results are its own."""
         if self.gone is not None or not self._claimed.acquire(blocking=False):
             yield False
             return
         try:
             yield True
         finally:
-            if self._pending:
-                self._stop(f"{self._pending} results left unread")
+            while self._pending and self.gone is None:
+                with contextlib.suppress(SidecarError, SidecarGone):
+                    self.result()
             self._claimed.release()
 
     def submit(self, job: Any) -> None:

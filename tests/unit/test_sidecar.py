@@ -79,15 +79,31 @@ def test_a_killed_child_fails_its_pending_results_and_the_sidecar_is_done(sideca
         assert not ours
 
 
-def test_one_caller_at_a_time_and_one_that_leaves_results_unread_ends_it(sidecar: Sidecar) -> None:
+def test_one_caller_at_a_time_and_the_results_one_leaves_unread_are_not_the_next_ones(
+    sidecar: Sidecar,
+) -> None:
     with sidecar.claim() as first:
         assert first
         with sidecar.claim() as second:
             assert not second  # busy: that caller does its work itself
         sidecar.submit(("double", 1))
-    # Its result was never read: the next caller could not tell its results from that one's.
-    assert not sidecar.alive
-    assert not _exists(sidecar.pid)
+        sidecar.submit(("raise", "left"))
+    with sidecar.claim() as third:  # what the first left unread is gone: this one reads its own
+        assert third
+        sidecar.submit(("double", 5))
+        assert sidecar.result() == 10
+    assert sidecar.alive
+
+
+def test_a_caller_failing_midway_leaves_the_sidecar_working(sidecar: Sidecar) -> None:
+    with pytest.raises(RuntimeError), sidecar.claim():
+        for n in range(3):
+            sidecar.submit(("double", n))
+        sidecar.result()
+        raise RuntimeError("the caller's own failure, two results still on their way")
+    with sidecar.claim():
+        sidecar.submit(("double", 7))
+        assert sidecar.result() == 14
 
 
 def test_a_result_too_late_is_taken_for_a_stuck_child(monkeypatch: pytest.MonkeyPatch) -> None:
