@@ -4,7 +4,7 @@ this process would do itself, done on another core (a share of an OTLP export's 
 Forked, not spawned: it starts with everything this process has imported and built (the function and
 what it closes over: a price table, a redactor's patterns) at no cost, and no function is pickled. Fork
 it while this process runs one thread (a service's start): a lock another thread held at the fork would
-stay held in the child. It dies with this process (``PR_SET_PDEATHSIG``), ends when its socket closes,
+stay held in the child. It dies with this process (``PR_SET_PDEATHSIG``), ends when its pipe of jobs closes,
 and touches nothing it inherited but the function: not this process's database connections, not its
 signal handling (an event loop's wake-up descriptor is left alone).
 

@@ -12,9 +12,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
-
-from opslab.store.bulk import Batch, DatetimeParam, Row, batches, datetime_param, insert_batches, json_param
+from opslab.store.bulk import Batch, DatetimeParam, Row, batches, datetime_param, json_param
 from opslab.store.tables import agent_runs, guardrail_events, run_steps, run_tags, tool_calls
 from opslab.telemetry import AgentRunIn, Message, PreparedRun
 
@@ -41,9 +39,6 @@ class RunRows:
             else:
                 out._add_model(p, p.run, dt, now)
         return out
-
-    def insert(self, conn: Connection) -> None:
-        insert_batches(conn, self.batches())
 
     def batches(self) -> list[Batch]:
         """The rows grouped for the driver (``bulk.batches``), a run's before its parts'."""

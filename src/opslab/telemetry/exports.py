@@ -79,11 +79,7 @@ class RawShare:
     now: datetime
 
     def read(self) -> tuple[dict[str, list[Span]], list[tuple[int, str]]]:
-        spans, refused = _indexed(self.raw).decode(self.trace_ids)
-        by_trace: dict[str, list[Span]] = {}
-        for _, span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
-        return by_trace, refused
+        return _indexed(self.raw).read(self.trace_ids)
 
 
 @functools.lru_cache(maxsize=1)
@@ -139,13 +135,8 @@ class ProtobufExport:
         return RawShare(self.raw, tuple(trace_ids), self.now)
 
     def plan(self, stored: Mapping[str, list[Span]], trace_ids: Sequence[str]) -> TracePlan:
-        spans, refused = self.index.decode(trace_ids)
-        by_trace: dict[str, list[Span]] = {}
-        for _, span in spans:
-            by_trace.setdefault(span.trace_id, []).append(span)
-        plan = plan_share(SpansShare(by_trace, self.now), stored, prices=self.prices, redactor=self.redactor)
-        plan.refused.extend(refused)
-        return plan
+        by_trace, refused = self.index.read(trace_ids)
+        return _plan(by_trace, refused, stored, _Mapper(self.prices, self.redactor, self.now))
 
 
 def plan_share(
@@ -154,7 +145,15 @@ def plan_share(
     """The share's traces, in trace-id order, merged with what is ``stored`` of them: the spans each keeps
     (as its row of spans will hold them), its runs, and why each refused span was refused."""
     by_trace, refused = share.read()
-    mapper = _Mapper(prices, redactor, share.now)
+    return _plan(by_trace, refused, stored, _Mapper(prices, redactor, share.now))
+
+
+def _plan(
+    by_trace: Mapping[str, list[Span]],
+    refused: list[tuple[int, str]],
+    stored: Mapping[str, list[Span]],
+    mapper: _Mapper,
+) -> TracePlan:
     plan = TracePlan(refused=refused)
     for trace_id in sorted(by_trace):
         known = {s.span_id: s for s in stored.get(trace_id, [])}

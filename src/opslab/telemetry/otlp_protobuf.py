@@ -59,15 +59,30 @@ class ExportIndex:
         spans: list[tuple[int, Span]] = []
         refused: list[tuple[int, str]] = []
         for trace_id in trace_ids:
-            for place, sp, resource, ri, si, pi in self.by_trace[trace_id]:
-                try:
-                    spans.append((place, _span(sp, resource, ri, si, pi)))
-                except InvalidInput as exc:
-                    refused.append((place, exc.message))
-                except (KeyError, RecursionError) as exc:
-                    where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
-                    refused.append((place, f"{where}: malformed span: {str(exc)[:200]}"))
+            self._convert(trace_id, spans, refused)
         return spans, refused
+
+    def read(self, trace_ids: Iterable[str]) -> tuple[dict[str, list[Span]], list[tuple[int, str]]]:
+        """``decode`` by trace: each trace's spans in the export's order (a trace none of whose spans is
+        kept is left out)."""
+        by_trace: dict[str, list[Span]] = {}
+        refused: list[tuple[int, str]] = []
+        for trace_id in trace_ids:
+            placed: list[tuple[int, Span]] = []
+            self._convert(trace_id, placed, refused)
+            if placed:
+                by_trace[trace_id] = [span for _, span in placed]
+        return by_trace, refused
+
+    def _convert(self, trace_id: str, spans: list[tuple[int, Span]], refused: list[tuple[int, str]]) -> None:
+        for place, sp, resource, ri, si, pi in self.by_trace[trace_id]:
+            try:
+                spans.append((place, _span(sp, resource, ri, si, pi)))
+            except InvalidInput as exc:
+                refused.append((place, exc.message))
+            except (KeyError, RecursionError) as exc:
+                where = f"resourceSpans[{ri}].scopeSpans[{si}].spans[{pi}]"
+                refused.append((place, f"{where}: malformed span: {str(exc)[:200]}"))
 
 
 def index_export(raw: bytes, *, max_spans: int | None = None) -> ExportIndex:
