@@ -152,7 +152,9 @@ class IsolationPlan:
                 "argv": argv,
                 "env": env,
             }
-            remote = functools.partial(zyg.start, request)
+            # Born in the worker's cgroup, under limits the zygote sets: nothing to do with its pid before
+            # it runs, so it is let go with its request.
+            remote = functools.partial(zyg.start, request, go=True)
             return Launch(argv, ws, env, None, in_seen, out_seen, (), None, None, None, remote)
         elif self.sandboxed:
             base = pids.hierarchy() if self.pids_limit else None

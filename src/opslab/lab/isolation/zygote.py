@@ -123,25 +123,34 @@ def covered(view: tuple[str, ...]) -> tuple[str, ...]:
 
 class Remote:
     """One trial's first process in a zygote, from the runner: ``pid`` (this machine's), ``go`` once it
-    is in its cgroup, ``wait`` for its exit code (negative: the signal; None: the zygote is gone),
-    ``kill``."""
+    is in its cgroup (``gone``: it was let go with its request), ``wait`` for its exit code (negative:
+    the signal; None: the zygote is gone), ``kill``."""
 
-    def __init__(self, conn: socket.socket, pid: int) -> None:
-        self.conn, self.pid = conn, pid
+    def __init__(self, conn: socket.socket, pid: int, *, gone: bool = False) -> None:
+        self.conn, self.pid, self.gone = conn, pid, gone
         self.error: str | None = None
         self._closed = False
+        self._ended = False  # let go with its request, it ended before a handle on it could be had
         self._pidfd: int | None = None
-        with contextlib.suppress(OSError):
+        # Let go with its request, it may have run and ended by now; its zygote reaps it only after it
+        # ended, so this pid is still its own or no one's (pids are handed out in turn, not reused at once).
+        try:
             self._pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self._ended = True
+        except OSError:
+            pass
 
     def go(self) -> None:
-        self.conn.send(b"G")
+        if not self.gone:
+            self.conn.send(b"G")
+            self.gone = True
 
     def kill(self) -> None:
         with contextlib.suppress(OSError):
             if self._pidfd is not None:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            elif not self._closed:  # no pidfd on this kernel: by pid, while it is known to be ours
+            elif not self._closed and not self._ended:  # no pidfd on this kernel: by pid, while ours
                 os.kill(self.pid, signal.SIGKILL)
 
     def wait(self) -> int | None:
@@ -232,26 +241,34 @@ class Zygote:
         self._control.settimeout(None)
         self._control.send(b"G")
 
-    def start(self, request: Mapping[str, object], stdout: int, stderr: int) -> Remote:
-        """The trial's first process, ready and waiting for ``go``; OSError when it cannot be had."""
-        return self.start_encoded(encode(request), stdout, stderr)
+    def start(self, request: Mapping[str, object], stdout: int, stderr: int, *, go: bool = False) -> Remote:
+        """The trial's first process, ready and waiting for ``go``; OSError when it cannot be had. With
+        ``go``, it is let go with its request: it runs as soon as it is ready (nothing to do with its pid
+        before it runs; the runner still has it, and a handle on it, before ``start`` returns)."""
+        return self.start_encoded(encode(request), stdout, stderr, go=go)
 
-    def start_encoded(self, body: bytes, stdout: int, stderr: int) -> Remote:
+    def start_encoded(self, body: bytes, stdout: int, stderr: int, *, go: bool = False) -> Remote:
         """``start`` with the request as it goes on the wire (``encode``)."""
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             mine.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
             mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(body) + 4096)
+            # The request (and the go) are waiting on the trial's socket when the zygote is woken for
+            # it: one wake-up of the zygote a trial, not one for the socket and another for its request.
+            mine.send(body)
+            gone = False
+            if go:
+                with contextlib.suppress(BlockingIOError):  # no room: sent once it is ready, as without go
+                    gone = mine.send(b"G", socket.MSG_DONTWAIT) == 1
             fds = array.array("i", [theirs.fileno(), stdout, stderr])
             self._control.sendmsg([b"t"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
             theirs.close()
-            mine.send(body)
             mine.settimeout(START_TIMEOUT_S)
             msg, ancillary, _, _ = mine.recvmsg(8192, socket.CMSG_SPACE(12))
             if msg[:1] != b"R":
                 reason = msg[1:].decode(errors="replace") if msg[:1] == b"E" else "the zygote is gone"
                 raise OSError(f"the trial could not be started in its sandbox: {reason}")
-            return Remote(mine, _sender(ancillary))
+            return Remote(mine, _sender(ancillary), gone=gone)
         except BaseException:
             theirs.close()
             mine.close()
