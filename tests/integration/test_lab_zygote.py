@@ -327,3 +327,38 @@ def test_a_cache_others_could_write_is_refused(tmp_path: Path) -> None:
     built = zygote_build.build(["cc"], cache)
     assert built.binary is None and "not this user's alone" in built.reason
     assert list(cache.iterdir()) == []
+
+
+@needs_bwrap
+def test_a_trial_let_go_with_its_request_runs_without_waiting_and_is_never_signalled_by_pid(
+    live: zygote.Zygote, tmp_path: Path
+) -> None:
+    out = tmp_path / "stdout"
+    request = {**zygote._PROBE, "probe": False, "argv": ["sh", "-c", "echo ran; exit 5"]}
+    request["env"] = {"PATH": "/usr/bin:/bin"}
+    with out.open("wb") as stdout:
+        remote = live.start(request, stdout.fileno(), stdout.fileno(), go=True)
+    try:
+        assert remote.gone  # no go of the runner's is waited for
+        assert remote.wait() == 5 and remote.error is None and out.read_text() == "ran\n"
+        remote.kill()  # ended and reaped: a handle, or nothing, but never a pid that may be another's
+    finally:
+        remote.close()
+    assert live.alive
+    assert trial(live, argv=["true"], env={}) == (0, None)  # the next, let go by the runner as before
+
+
+@needs_bwrap
+def test_a_binds_target_is_made_below_the_deepest_folder_there_is(
+    live: zygote.Zygote, tmp_path: Path
+) -> None:
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "seen").write_text("x")
+    cover = tmp_path / "cover"
+    cover.mkdir()
+    target = cover / "a" / "b" / "c"  # not there: made on the tmpfs that covers its parent
+    mounts = [["tmpfs", str(cover), "mode=755"], ["bind", str(source), str(target)]]
+    argv = ["sh", "-c", f"test -f {target}/seen && test -d {cover}/a/b"]
+    assert trial(live, argv=argv, env={"PATH": "/usr/bin:/bin"}, mounts=mounts) == (0, None)
+    assert not (cover / "a").exists()  # made in the trial's own mount namespace only
