@@ -317,6 +317,16 @@ def lab_isolation(r: dict[str, Any]) -> list[Row]:
             if name == "host_none":
                 row.target, row.met = "≤ 3×", m["ratio_to_xargs"] <= 3
             rows.append(row)
+        floor_cpu = _g(r, "floor", "cpu_ms_per_trial")
+        if name == "host_none" and m.get("cpu_ms_per_trial") is not None and floor_cpu:
+            rows.append(
+                Row(
+                    f"no-op trial, {name}: the machine's CPU per trial",
+                    _num(m["cpu_ms_per_trial"], " ms", 2),
+                    f"xargs -P {r.get('concurrency')} of the same harness {_num(floor_cpu, ' ms', 2)}",
+                    _num(m["cpu_ms_per_trial"] / floor_cpu, "×", 2),
+                )
+            )
     return rows
 
 

@@ -13,8 +13,9 @@
  * then "G" from the runner; then per trial a 1-byte message carrying 3 descriptors (SCM_RIGHTS): the
  * trial's SOCK_SEQPACKET socket, its stdout and its stderr. On the trial's socket: the request (the
  * wire format below), then from the trial's first process "R" (its pid in the credentials), "G" from
- * the runner, "E<Type>: message" if a step fails (exit 127); after the trial ends and every other
- * process of the namespace is killed and reaped, "X<wait status>" from the zygote.
+ * the runner (which may be waiting already, sent with the request: the process then runs at once),
+ * "E<Type>: message" if a step fails (exit 127); after the trial ends and every other process of the
+ * namespace is killed and reaped, "X<wait status>" from the zygote.
  *
  * The request, version 1 (zygote.encode writes it, zygote_init.decode reads it too): NUL-terminated
  * fields, numbers in decimal, nothing after the last.
