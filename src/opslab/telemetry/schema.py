@@ -285,18 +285,6 @@ def storable_json(value: Any) -> bytes | None:
     return text if text is not None and _plainly_storable(text) else None
 
 
-def storable_texts(values: list[Any]) -> list[bytes] | None:
-    """Each value as JSON when those texts, looked at together, show every value storable; else None:
-    then ask ``storable_json`` (or ``unstorable``) of each."""
-    texts: list[bytes] = []
-    for value in values:
-        text = _json_text(value)
-        if text is None:
-            return None
-        texts.append(text)
-    return texts if _plainly_storable(b"".join(texts)) else None  # no pattern spans "}{"
-
-
 def _json_text(value: Any) -> bytes | None:
     try:
         return to_json(value, inf_nan_mode="constants", fallback=str)

@@ -273,7 +273,7 @@ static const char *error_type(int err)
     }
 }
 
-/* Tell the runner why the trial cannot run ("E<Type>: [Errno N] what: reason") and end it. */
+/* Tell the runner why the trial cannot run: "E<Type>: [Errno N] what: reason". */
 static void send_reason(int conn, int err, const char *fmt, va_list args)
 {
     char what[REASON_MAX];
@@ -286,7 +286,7 @@ static void send_reason(int conn, int err, const char *fmt, va_list args)
                    MSG_NOSIGNAL);
 }
 
-/* The step that failed, to the runner: from the zygote (``report``), or from the trial's first process,
+/* The step that failed, told the runner: by the zygote (``report``), or by the trial's first process,
  * which then ends (``fail``). */
 __attribute__((format(printf, 3, 4))) static void report(int conn, int err, const char *fmt, ...)
 {
@@ -584,8 +584,8 @@ static pid_t spawn_trial(const struct request *req, int conn, int out, int err)
     static bool clone_refused;
     if (!clone_refused) {
         struct trial_start start = {req, conn, out, err};
-        pid_t pid = clone(trial_main, stack + sizeof stack, CLONE_VM | CLONE_VFORK | TRIAL_NAMESPACES | SIGCHLD,
-                          &start);
+        int flags = CLONE_VM | CLONE_VFORK | TRIAL_NAMESPACES | SIGCHLD;
+        pid_t pid = clone(trial_main, stack + sizeof stack, flags, &start);
         if (pid >= 0)
             return pid;
         if (errno != EINVAL) {
