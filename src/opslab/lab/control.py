@@ -48,7 +48,7 @@ POLL_S = 0.2  # how often a paused runner looks at the file again
 class ControlFile(BaseModel):
     """``control.json``: the state the user asked for, when, and why."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     schema_version: int = 1
     state: ControlState = "running"

@@ -50,7 +50,8 @@ PreciseTimestamp = Annotated[AwareDatetime, PlainSerializer(timestamp_ms, return
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    # Built when first used (see ``config._M``): a run's start-up writes a manifest and reads no record.
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 class VariantRef(_Record):
@@ -245,7 +246,11 @@ class Attestation(_Record):
     ``trials/<id>/trial_output.json``, by SHA-256 of the file) and whose predicate is ``LabRunPredicate``."""
 
     model_config = ConfigDict(
-        extra="allow", serialize_by_alias=True, validate_by_name=True, validate_by_alias=True
+        extra="allow",
+        defer_build=True,
+        serialize_by_alias=True,
+        validate_by_name=True,
+        validate_by_alias=True,
     )
 
     statement_type: StatementType = Field(STATEMENT_TYPE, alias="_type")

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from opslab.errors import InvalidInput, PolicyViolation
 from opslab.lab.artifacts import read_model
@@ -51,6 +51,8 @@ RunMode = Literal["run", "run-dev", "run-experiment"]
 class VariantResult(BaseModel):
     """One variant's line of the run's table: trials, successes (with a Wilson 95% interval), errors."""
 
+    model_config = ConfigDict(defer_build=True)  # built once a run ends, not as every command starts
+
     n: int
     successes: int
     errors: int
@@ -60,6 +62,8 @@ class VariantResult(BaseModel):
 
 class LabRun(BaseModel):
     """A finished lab run, as ``opslab lab run --json`` reports it (less ``variants``, ``comparisons``)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     run_id: str
     run_dir: Path
