@@ -104,6 +104,14 @@ def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: P
     # Its daemon (a session of its own) ended with it; its files in /tmp and /dev/shm went with its mounts.
     assert not any("sleep" in cmd for cmd in look["processes"].values()), look["processes"]
     assert look["left"] == []
+    # Its System V objects and POSIX message queue (mode 0 among them) were removed: the native zygote's
+    # trials share the sandbox's IPC namespace, cleaned after each; the Python one's each have their own.
+    assert set(leave["ipc_made"].values()) == {"done"}, leave["ipc_made"]
+    assert (leave["ipc"]["shm"], leave["ipc"]["sem"], leave["ipc"]["msg"]) == (2, 2, 2)
+    assert leave["ipc"]["keyed"] == ["shm", "sem", "msg"] and leave["ipc"]["mqueue"]
+    assert (look["ipc"]["shm"], look["ipc"]["sem"], look["ipc"]["msg"]) == (0, 0, 0)
+    assert look["ipc"]["keyed"] == [] and not look["ipc"]["mqueue"]
+    assert (look["ipc"]["namespace"] == leave["ipc"]["namespace"]) == (kind == "native")
     assert leave["tmp"] == leave["shm"] == "done"  # its own, writable
     assert leave["root"] == leave["dev"] == "OSError"  # read-only: nothing there outlives the trial
     # The zygote can be neither read nor stopped.

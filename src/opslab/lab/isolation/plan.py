@@ -249,6 +249,9 @@ class IsolationPlan:
                 trials,
                 trials,
                 *(arg for path in outside if not path.startswith("/tmp/") for arg in ("--dir", path)),
+                # The sandbox's message queues, for the native zygote to list and remove what each trial
+                # leaves: its trials then share the sandbox's IPC namespace (zygote.c).
+                *(("--mqueue", "/dev/mqueue") if program.kind == "native" else ()),
                 "--remount-ro",
                 "/dev",
                 "--remount-ro",
