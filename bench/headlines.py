@@ -327,6 +327,18 @@ def lab_isolation(r: dict[str, Any]) -> list[Row]:
                     _num(m["cpu_ms_per_trial"] / floor_cpu, "×", 2),
                 )
             )
+    split = r.get("split") or {}
+    if split.get("marginal_ms_per_trial") is not None and split.get("xargs_ms_per_trial"):
+        rows.append(
+            Row(
+                f"host_none: each trial past the first (the run's fixed cost "
+                f"{_num(split.get('one_trial_wall_s'), ' s', 2)}, "
+                f"{_num(split.get('fixed_share'), '', 2)} of its wall)",
+                _num(split["marginal_ms_per_trial"], " ms", 2),
+                f"xargs -P {r.get('concurrency')}, per trial {_num(split['xargs_ms_per_trial'], ' ms', 2)}",
+                _num(split["marginal_ms_per_trial"] / split["xargs_ms_per_trial"], "×", 2),
+            )
+        )
     return rows
 
 

@@ -10,7 +10,9 @@ trial (``OPSLAB_LAB_TRIAL_ZYGOTE=false``: a bubblewrap per trial, as before the 
 the sandbox over a busybox root filesystem with network ``none``; the peer runs on the host without
 capabilities. Reports wall time per trial, the cost over the peer in ms per trial and the ratios to the
 peer and to xargs, and the CPU time per trial (the machine's busy time over the run: the runner, its
-sandboxes and the kernel's work for them), which a busy machine disturbs. ``--reference-ms``
+sandboxes and the kernel's work for them), which a busy machine disturbs. The default mode's ratio is
+also split into the run's fixed cost (a run of one trial: start-up, the workers' zygotes, the analysis)
+and what each further trial adds, beside ``xargs``'s per trial (``split``). ``--reference-ms``
 (default: host_none as measured before the sandbox, 7.1 ms) and ``--budget`` (2.0) say whether
 host_none stays within budget × reference per trial.
 """
@@ -158,10 +160,12 @@ def main() -> None:
     cpus: dict[str, list[float]] = {name: [] for name in MODES}
     floors: list[float] = []
     floor_cpus: list[float] = []
+    single: list[float] = []  # host_none with one trial: the run's fixed cost
     for r in range(args.repeat):
         floor_wall, floor_cpu = floor(root / f"r{r}_xargs", args.trials, args.concurrency)
         floors.append(floor_wall)
         floor_cpus.append(floor_cpu)
+        single.append(one(root / f"r{r}_single", 1, args.concurrency, MODES["host_none"])[0])
         for i, (name, mode) in enumerate(MODES.items()):
             wall, cpu = one(root / f"r{r}_{i}", args.trials, args.concurrency, mode)
             walls[name].append(wall)
@@ -188,6 +192,15 @@ def main() -> None:
         "host_none_ms": host_none,
         "met": host_none <= args.budget * args.reference_ms,
     }
+    fixed_s = statistics.median(single)
+    split = {
+        "one_trial_wall_s": round(fixed_s, 3),
+        "fixed_share": round(fixed_s / modes["host_none"]["wall_s"], 2),
+        "marginal_ms_per_trial": round(
+            1000 * (modes["host_none"]["wall_s"] - fixed_s) / (args.trials - 1), 2
+        ),
+        "xargs_ms_per_trial": round(1000 * xargs_s / args.trials, 2),
+    }
     result = {
         "trials": args.trials,
         "concurrency": args.concurrency,
@@ -198,6 +211,7 @@ def main() -> None:
         },
         "target": "host_none ratio_to_xargs <= 3 (moonshot 2)",
         "budget": budget,
+        "split": split,
         "modes": modes,
     }
     write_result("lab_isolation", result)
