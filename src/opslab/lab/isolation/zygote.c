@@ -575,21 +575,21 @@ union semun { /* semctl(2)'s fourth argument: the caller defines it */
 };
 
 /* How many objects of System V ``kind`` ('m' shared memory, 's' semaphore sets, 'q' message queues)
- * the namespace holds; *top: the highest index in use. */
+ * the namespace holds; *top: the highest index in use (the zygote ends if it cannot be asked). */
 static int sysv_count(char kind, int *top)
 {
     int in_use = 0;
     if (kind == 'm') {
-        struct shm_info info;
+        struct shm_info info = {0};
         *top = shmctl(0, SHM_INFO, (struct shmid_ds *)(void *)&info);
         in_use = info.used_ids;
     } else if (kind == 's') {
-        struct seminfo info;
+        struct seminfo info = {0};
         union semun arg = {.info = &info};
         *top = semctl(0, 0, SEM_INFO, arg);
         in_use = info.semusz;
     } else {
-        struct msginfo info;
+        struct msginfo info = {0};
         *top = msgctl(0, MSG_INFO, (struct msqid_ds *)(void *)&info);
         in_use = info.msgpool;
     }
