@@ -197,7 +197,7 @@ def main() -> None:
         "one_trial_wall_s": round(fixed_s, 3),
         "fixed_share": round(fixed_s / modes["host_none"]["wall_s"], 2),
         "marginal_ms_per_trial": round(
-            1000 * (modes["host_none"]["wall_s"] - fixed_s) / (args.trials - 1), 2
+            1000 * (modes["host_none"]["wall_s"] - fixed_s) / max(1, args.trials - 1), 2
         ),
         "xargs_ms_per_trial": round(1000 * xargs_s / args.trials, 2),
     }
