@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -271,3 +272,18 @@ def test_the_records_digest_made_record_by_record_is_the_canonical_digest_of_the
     assert records_digest(records, written.canonical) == expected
     assert records_digest(records, {}) == expected  # records the runner did not hand over: made at the end
     assert records_digest([], {}) == canonical_digest([])
+
+
+def test_the_analysis_models_are_built_while_the_trials_run_not_as_the_run_ends() -> None:
+    # A fresh interpreter: another test may have built them already in this one.
+    probe = (
+        "from opslab.lab.finish import ANALYSIS_MODELS, build_models\n"
+        "from opslab.lab.session import LabRun, VariantResult, _import_analysis\n"
+        "models = (*ANALYSIS_MODELS, LabRun, VariantResult)\n"
+        "assert not any(m.__pydantic_complete__ for m in models), 'built as the command starts'\n"
+        "_import_analysis(numpy=False)\n"
+        "print(sorted(m.__name__ for m in models if not m.__pydantic_complete__))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -41,6 +41,17 @@ class RunAnalysis:
     outcomes: dict[str, int]
 
 
+# The models the analysis validates or builds, made when first used (``defer_build``): ``build_models``.
+ANALYSIS_MODELS = (TrialRecord, ResourceDescriptor, RunnerRef, LabRunPredicate, Attestation)
+
+
+def build_models() -> None:
+    """The analysis's models built now: the runner calls this on a thread while its trials run, so that
+    the run's end, which waits for the analysis, does not also wait for their schemas."""
+    for model in ANALYSIS_MODELS:
+        model.model_rebuild()
+
+
 def analyse_run(resolved: Resolved, run_dir: Path, written: WrittenRecords | None = None) -> RunAnalysis:
     """Analyse a run whose trials are all on disk: tables, comparison, report and attestation.
     ``written``: records the caller holds as their files hold them (see ``read_records``), with their

@@ -292,7 +292,10 @@ def _analysis_needs_numpy(resolved: Resolved) -> bool:
 def _import_analysis(numpy: bool) -> None:
     # At the runner's own priority: every run's analysis needs it, so it costs the same CPU now or later;
     # a niced import was starved by the trials and then made the analysis wait for it at the end.
-    import opslab.lab.finish  # noqa: F401
+    from opslab.lab.finish import build_models
 
+    build_models()
+    for model in (VariantResult, LabRun):  # the run's result, made once the analysis is done
+        model.model_rebuild()
     if numpy:
         import numpy as _  # noqa: F401
