@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from opslab.store import (
     CHECKPOINT_TABLES,
     SqlRunRepository,
+    bulk,
     current_revision,
     head_revision,
     newest_revision,
@@ -82,6 +83,29 @@ def test_a_failing_write_leaves_nothing_behind(
 def test_load_run_round_trips(svc: TelemetryService, run_001: dict[str, Any]) -> None:
     svc.ingest(run_001)
     assert svc.run("run-001-sufficient") == parse_run(run_001)
+
+
+def test_runs_written_in_statements_of_many_rows_read_back_as_sent(
+    svc: TelemetryService, monkeypatch: pytest.MonkeyPatch, run_001: dict[str, Any]
+) -> None:
+    # SQLite writes a batch's rows as statements of many rows: made small here, so that a batch spans
+    # several statements (a last one shorter), under a limit of bound values that cuts them shorter still,
+    # with rows of different NULL patterns (each pattern its own batch). PostgreSQL's executemany alike.
+    monkeypatch.setattr(bulk, "SQLITE_ROWS", 3)
+    monkeypatch.setattr(bulk, "_sqlite_variables", lambda conn: 40)
+    runs = []
+    for i in range(7):
+        run = copy.deepcopy(run_001)
+        run["run_id"] = f"many-{i}"
+        for k, step in enumerate(run["steps"]):
+            if (i + k) % 2:
+                step.pop("latency_ms", None)
+                step["input_summary"] = f"input {i}/{k}"
+        runs.append(run)
+    result = svc.ingest_batch(runs)
+    assert [r.status for r in result.results] == ["created"] * 7
+    for run in runs:
+        assert svc.run(run["run_id"]) == parse_run(run)
 
 
 def _runs(n: int, start: datetime) -> list[dict[str, Any]]:
