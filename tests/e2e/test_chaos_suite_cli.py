@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import clean_env, run_cli
 
 
+# The responder's verdicts and its times (detected within 10 s, resolved within 30) are judged against the
+# host it runs on: beside the parallel suite, a saturated machine once left the latency flag diagnosed but
+# not acted on within the scenario (131 s against 46 alone). It runs alone, in the serial phase.
+@pytest.mark.serial
 def test_the_suite_scores_a_fault_and_a_control(tmp_path: Path) -> None:
     env = clean_env(OPSLAB_DATA_DIR=str(tmp_path / "data"))
     r = run_cli(
