@@ -63,15 +63,15 @@ def bulk_insert(*, conn: Connection, table: Table, rows: Sequence[Row]) -> None:
 
 
 def batches(table: Table, rows: Sequence[Row]) -> list[Batch]:
-    """``rows`` grouped for ``executemany``, each value converted already (``datetime_param``,
-    ``json_param``).
+    """``rows`` grouped for the driver (``insert_batches``), each value converted already
+    (``datetime_param``, ``json_param``).
 
     Core's per-value bind processing costs several times the database's own insert time on
-    ingest-sized batches, hence the driver's ``executemany``. A NULL is not bound at all: rows are
-    grouped by which of their values are NULL, and each group's statement names only the others (a
-    column left out is NULL, none having a server default), which spares the driver a third of its
-    binding on sparse tables such as ``run_steps``. Made apart from the statement's execution, so that
-    another process may group the rows it made (``store.traces``).
+    ingest-sized batches, hence the driver itself. A NULL is not bound at all: rows are grouped by which
+    of their values are NULL, and each group's statement names only the others (a column left out is
+    NULL, none having a server default), which spares the driver a third of its binding on sparse
+    tables such as ``run_steps``. Made apart from the statement's execution, so that another process
+    may group the rows it made (``store.traces``).
     """
     if not rows:
         return []
@@ -98,17 +98,20 @@ def batches(table: Table, rows: Sequence[Row]) -> list[Batch]:
     return out
 
 
+# Rows of one SQLite statement at most: past a few hundred, more gain nothing (and cost a longer SQL text).
+SQLITE_ROWS = 500
+
+
 def insert_batches(conn: Connection, grouped: Iterable[Batch]) -> None:
     """Each batch's rows inserted: on SQLite as statements of many rows each (``INSERT … VALUES (…),
     (…), …``, up to ``SQLITE_ROWS`` rows and the connection's limit of bound values), which SQLite
     inserts ~20 % faster than the same rows one ``executemany`` step each; elsewhere by the driver's
     ``executemany`` (psycopg pipelines it)."""
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sqlite = conn.dialect.name == "sqlite"
     for table, columns, rows in grouped:
         head = f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
         one = f"({', '.join([mark] * len(columns))})"
-        if not sqlite or len(rows) < 2:
+        if conn.dialect.name != "sqlite":
             conn.exec_driver_sql(head + one, rows)
             continue
         per = max(1, min(SQLITE_ROWS, _sqlite_variables(conn) // len(columns)))
@@ -117,17 +120,10 @@ def insert_batches(conn: Connection, grouped: Iterable[Batch]) -> None:
             conn.exec_driver_sql(head + ", ".join([one] * len(chunk)), tuple(chain.from_iterable(chunk)))
 
 
-SQLITE_ROWS = 500  # rows of one statement: past a few hundred, more gain nothing (and cost a longer SQL text)
-_SQLITE_VARIABLES_AT_LEAST = 999  # SQLITE_MAX_VARIABLE_NUMBER before SQLite 3.32
-
-
 def _sqlite_variables(conn: Connection) -> int:
     """How many values one statement may bind on this connection (SQLite's build decides)."""
-    driver = conn.connection.dbapi_connection
-    getlimit = getattr(driver, "getlimit", None)  # Python 3.11's sqlite3
-    if getlimit is None:
-        return _SQLITE_VARIABLES_AT_LEAST
-    return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    driver: sqlite3.Connection = conn.connection.dbapi_connection  # type: ignore[assignment]
+    return driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
 
 
 _NONES = repeat(None)
