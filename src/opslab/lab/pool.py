@@ -30,7 +30,7 @@ import select
 import signal
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, NamedTuple
 
 from opslab import proc
@@ -66,16 +66,20 @@ def run_pool(
     concurrency: int,
     gate: Gate | None = None,
     stop: RunStop | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Generator[list[TrialDone], None, None]:
     """Run ``trials`` with at most ``concurrency`` at once; yield them in batches as they finish (see
     ``BATCH_WAIT_S``). Close the iterator to stop early (see the module docstring); once ``stop`` is set,
-    it raises ``RunInterrupted`` and stops the same way."""
+    it raises ``RunInterrupted`` and stops the same way. ``started`` is called once the trials' workers
+    are forked (or, with no fork, as they start): from then on this process may start threads."""
     if not trials:
         return
     slots = min(concurrency, len(trials))
     if slots > 1 and "fork" in multiprocessing.get_all_start_methods():
-        yield from _processes(ctx, trials, attempts, slots, gate, stop)
+        yield from _processes(ctx, trials, attempts, slots, gate, stop, started)
     else:
+        if started is not None:
+            started()
         threads = run_threads(ctx, trials, attempts, slots, gate, BATCH_WAIT_S, stop)
         with contextlib.closing(threads) as done:
             for batch in done:
@@ -89,6 +93,7 @@ def _processes(
     slots: int,
     gate: Gate | None,
     stop: RunStop | None,
+    started: Callable[[], None] | None,
 ) -> Iterator[list[TrialDone]]:
     mp = multiprocessing.get_context("fork")
     processes = min(slots, PROCESSES_PER_CPU * (os.cpu_count() or 1))
@@ -114,6 +119,8 @@ def _processes(
             w.start()
     finally:
         os.close(write_fd)  # from here on, EOF on the pipe means every worker has exited
+    if started is not None:
+        started()
     failure: str | None = None
     reported = 0
     aborted = False

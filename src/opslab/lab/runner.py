@@ -151,6 +151,7 @@ def execute(
     isolation: IsolationPlan | None = None,
     queue: TrialQueue | None = None,
     stop: RunStop | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Manifest:
     """Run every trial of the plan without a record yet (and, with ``retry_errors``, those that errored).
     ``on_trial`` hears of each trial as it finishes, in this process; ``isolation`` is the run's plan
@@ -162,7 +163,8 @@ def execute(
     ``stop`` is set (a job's cancel), the running harnesses are killed, the manifest says ``interrupted``
     (``paused`` if the run was paused) and ``RunInterrupted`` is raised; ``--resume`` continues. With a
     ``queue`` the trials run on its workers (``queued_pool``) instead of this process's pool;
-    ``concurrency`` is then theirs to decide."""
+    ``concurrency`` is then theirs to decide. ``started`` is called once this process's trial workers
+    run (``run_pool``): work of the caller's that may overlap the trials starts then."""
     trials = expand_trials(resolved)
     manifest_path = run_dir / "manifest.json"
     manifest = read_model(manifest_path, Manifest)
@@ -204,7 +206,7 @@ def execute(
             else:
                 # Records are made durable here, a batch at a time, not by each trial.
                 ctx = TrialContext(resolved, run_dir, env_base, isolation=isolation, sync_records=False)
-                pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate, stop)
+                pool = run_pool(ctx, pending, attempts, max(1, concurrency), gate, stop, started)
             # The pool is closed at once on an interrupt: that stops the trials (and their workers' zygotes).
             with contextlib.closing(pool), _closing_workers(isolation), RecordLog(run_dir) as log:
                 for batch in pool:

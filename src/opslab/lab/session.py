@@ -209,7 +209,7 @@ def run_experiment(
         if progress:
             progress(p)
         if p.message != "starting":
-            prefetch.start()  # the workers are forked by now: import the analysis while trials run
+            prefetch.start()  # trials run elsewhere (a queue's workers): import the analysis meanwhile
 
     reports = None if reporter is None else ReportQueue(reporter, _trial_source(resolved, run_dir))
     written = WrittenRecords()
@@ -233,6 +233,9 @@ def run_experiment(
                 isolation=services,
                 queue=queue,
                 stop=stop,
+                # Once the workers are forked, this process waits for their sandboxes to start the first
+                # trials: the analysis imports then, on a core the trials do not use yet.
+                started=prefetch.start,
             )
             from opslab.lab.finish import analyse_run  # NumPy: imported while the trials ran
 
