@@ -19,9 +19,10 @@ from sqlalchemy import (
     case,
     func,
     literal_column,
+    null,
     select,
     text,
-    tuple_,
+    union_all,
 )
 
 from opslab.store.tables import agent_runs, run_steps, tool_calls
@@ -136,14 +137,15 @@ def series(
     """Runs, successes and cost per hour over two days or less, per day beyond; cost by model and agent.
 
     Both databases tally the window per bucket and per (model, agent) pair in SQL; the shares are summed
-    from the pairs. PostgreSQL hashes both groupings in one scan. SQLite has no hash aggregate (a GROUP
-    BY no index orders sorts every run of the window, then spills to disk), so it sums index ranges
-    instead (``_sqlite_tally``): no sort, and no dependence on ANALYZE."""
+    from the pairs. PostgreSQL tallies each (bucket, model, agent) cell in one scan (``_cell_tally``).
+    SQLite has no hash aggregate (a GROUP BY no index
+    orders sorts every run of the window, then spills to disk), so it sums index ranges instead
+    (``_sqlite_tally``): no sort, and no dependence on ANALYZE."""
     unit: Unit = "hour" if hours <= 48 else "day"
     if conn.dialect.name == "sqlite":
         buckets, pairs = _sqlite_tally(conn, since, unit, one_pass_cells=one_pass_cells)
     else:
-        buckets, pairs = _hashed_tally(conn, since, unit)
+        buckets, pairs = _cell_tally(conn, since, unit)
     fmt = "%Y-%m-%d %H" if unit == "hour" else "%Y-%m-%d"
     points = [
         SeriesPoint(
@@ -173,30 +175,47 @@ def _top(tallies: Iterable[tuple[str, _Tally]]) -> list[CostShare]:
     return [CostShare(key=k, runs=t.runs, cost_usd=round(t.cost, 6)) for k, t in ranked[:TOP_SHARES]]
 
 
-def _hashed_tally(conn: Connection, since: datetime, unit: Unit) -> tuple[Buckets, Pairs]:
-    """One scan of the window, grouped per bucket and per (model, agent) at once (GROUPING SETS).
-    ``date_trunc`` per run, ``to_char`` per bucket (formatting every run costs more than the scan). The
-    bucket is written with literals, as migration 0017's statistics name it: they tell the planner how
-    few buckets there are, so that it hashes them rather than sort the window."""
+def _cell_tally(conn: Connection, since: datetime, unit: Unit) -> tuple[Buckets, Pairs]:
+    """PostgreSQL: one scan of the window, each run counted in its (bucket, model, agent) cell, then the
+    cells summed per bucket and per pair (a day by the hour has thousands of cells: summed here too). One
+    grouping, which parallel workers share, where hashing the bucket and the pair groupings at once
+    (``GROUPING SETS``) takes one process, and twice the time on two cores. ``date_trunc`` per run,
+    ``to_char`` per bucket; the bucket is written with literals, as migration 0017's statistics name it,
+    so that the planner expects a cell per bucket and pair, not one per run, and hashes them rather than
+    sort the window."""
     c = agent_runs.c
     key = func.date_trunc(_UNIT_SQL[unit], func.timezone(_UTC_SQL, c.started_at))
-    fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
-    rows = conn.execute(
+    cells = (
         select(
-            func.grouping(c.model, c.agent_name),  # 0 on a pair's row, 3 on a bucket's
-            func.to_char(key, fmt),
+            key.label("at"),
             c.model,
             c.agent_name,
-            func.count(),
-            func.count().filter(c.status == "success"),
-            func.coalesce(func.sum(c.total_cost_usd), 0.0),
+            func.count().label("n"),
+            func.count().filter(c.status == "success").label("ok"),
+            func.coalesce(func.sum(c.total_cost_usd), 0.0).label("spent"),
         )
         .where(c.started_at >= since)
-        .group_by(func.grouping_sets(key, tuple_(c.model, c.agent_name)))
-        .order_by(key)
+        .group_by(key, c.model, c.agent_name)
+        .cte("cells")
+    )
+    fmt = "YYYY-MM-DD HH24" if unit == "hour" else "YYYY-MM-DD"
+    sums = (func.sum(cells.c.n), func.sum(cells.c.ok), func.sum(cells.c.spent))
+    pair = (cells.c.model, cells.c.agent_name)
+    rows = conn.execute(
+        union_all(
+            select(func.to_char(cells.c.at, fmt), null(), null(), *sums).group_by(cells.c.at),
+            select(null(), *pair, *sums).group_by(*pair),
+        )
     ).all()
-    buckets = [(at, _Tally(n, ok, spent)) for g, at, _, _, n, ok, spent in rows if g]
-    pairs = [(model, agent, _Tally(n, ok, spent)) for g, _, model, agent, n, ok, spent in rows if not g]
+    buckets: Buckets = []
+    pairs: Pairs = []
+    for at, model, agent, n, ok, spent in rows:
+        tally = _Tally(int(n), int(ok), float(spent))
+        if at is None:  # a pair's row
+            pairs.append((model, agent, tally))
+        else:
+            buckets.append((at, tally))
+    buckets.sort(key=lambda b: b[0])
     return buckets, pairs
 
 
