@@ -107,8 +107,9 @@ def test_postgresql_hashes_the_cells_of_an_analysed_table() -> None:
     """Once ANALYZE has run, the planner must not take each run of the window for a cell of its own and
     sort them all: migration 0017's statistics name the series' bucket expressions, so it expects a cell
     per day and (model, agent) pair. 20,000 runs over the month before NOW, with the least hash memory
-    PostgreSQL allows (64 kB), where a sort wins unless the planner knows how few cells there are. One
-    grouping of the window (parallel workers can share it), never two at once (``GROUPING SETS``)."""
+    PostgreSQL allows (64 kB), where a sort wins unless the planner knows how few cells there are; and
+    two days by the hour. One grouping of the window (parallel workers can share it), never two at once
+    (``GROUPING SETS``)."""
     statements: list[tuple[str, Any]] = []
     with fresh_postgres_database("opslab_series") as url:
         engine = make_engine(url)
@@ -131,17 +132,22 @@ def test_postgresql_hashes_the_cells_of_an_analysed_table() -> None:
         def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
             statements.append((statement, parameters))
 
-        hours = 24 * 30
-        with engine.connect() as conn:
-            event.listen(conn, "before_cursor_execute", seen)
-            found = series(conn=conn, since=NOW - timedelta(hours=hours), hours=hours)
-            event.remove(conn, "before_cursor_execute", seen)
-            conn.execute(text("SET LOCAL work_mem = '64kB'"))
-            statement, parameters = statements[-1]
-            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
-        assert sum(p.runs for p in found.points) == 20_000
-        cells = plan.split("CTE cells", 1)[1].split("\n")
-        assert "HashAggregate" in cells[1], plan
-        assert "Group Key: date_trunc('day'" in cells[2], plan
-        assert "MixedAggregate" not in plan and "Sort Key: (date_trunc" not in plan, plan
+        # The month by the day with 64 kB; two days by the hour (about a cell a run there) with the default.
+        for hours, unit, work_mem in ((24 * 30, "day", "64kB"), (48, "hour", None)):
+            statements.clear()
+            with engine.connect() as conn:
+                event.listen(conn, "before_cursor_execute", seen)
+                found = series(conn=conn, since=NOW - timedelta(hours=hours), hours=hours)
+                event.remove(conn, "before_cursor_execute", seen)
+                if work_mem:
+                    conn.execute(text(f"SET LOCAL work_mem = '{work_mem}'"))
+                statement, parameters = statements[-1]
+                plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, parameters))
+            assert found.points
+            if unit == "day":
+                assert sum(p.runs for p in found.points) == 20_000
+            cells = plan.split("CTE cells", 1)[1].split("\n")
+            assert "HashAggregate" in cells[1], plan
+            assert f"Group Key: date_trunc('{unit}'" in cells[2], plan
+            assert "MixedAggregate" not in plan and "Sort Key: (date_trunc" not in plan, plan
         engine.dispose()
