@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic_core import from_json
 from sqlalchemy import Connection, insert, select
 
 from opslab.store.bulk import bulk_insert, datetime_param
+from opslab.store.keyed import chunks, select_in
 from opslab.store.tables import otel_logs, otel_traces
 from opslab.telemetry import LogRecord, Span
 
@@ -41,13 +43,11 @@ def trace_spans(*, conn: Connection, trace_id: str) -> list[Span]:
 
 def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[Span]]:
     out: dict[str, list[Span]] = {t: [] for t in trace_ids}
-    for i in range(0, len(trace_ids), 500):
-        chunk = trace_ids[i : i + 500]
-        rows = conn.execute(
-            select(otel_traces.c.trace_id, otel_traces.c.spans).where(otel_traces.c.trace_id.in_(chunk))
-        )
-        for trace_id, spans in rows:  # the JSON column gives the array parsed
-            out[trace_id] = [Span.from_json(s) for s in spans]
+    for chunk in chunks(trace_ids):
+        for trace_id, spans in select_in(conn, "trace_id, spans", otel_traces.name, "trace_id", chunk):
+            # The driver's own value: the JSON text on SQLite, the array parsed already by psycopg.
+            data = from_json(spans) if isinstance(spans, str | bytes) else spans
+            out[trace_id] = [Span.from_json(s) for s in data]
     return out
 
 

@@ -3,22 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection
 
 from opslab.store.bulk import Batch, insert_batches
+from opslab.store.keyed import chunks, delete_in, select_in
 from opslab.store.locks import RUNS, lock_keys
 from opslab.store.rows import RunRows
 from opslab.store.tables import CHILD_TABLES, agent_runs
 from opslab.telemetry import PreparedRun, UpsertStatus
-
-_CHUNK = 500
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
 
 
 def upsert_runs(*, conn: Connection, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
@@ -32,12 +26,9 @@ def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: Sequence[Batch]) 
     stored of it."""
     lock_keys(conn=conn, kind=RUNS, keys=ids)  # before reading which exist: see store.locks
     existing: set[str] = set()
-    for chunk in _chunks(ids):
-        existing.update(conn.scalars(select(agent_runs.c.run_id).where(agent_runs.c.run_id.in_(chunk))))
-    if existing:
-        for chunk in _chunks(sorted(existing)):
-            for table in (*CHILD_TABLES, agent_runs):
-                conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    for chunk in chunks(ids):
+        existing.update(r for (r,) in select_in(conn, "run_id", agent_runs.name, "run_id", chunk))
+    _delete_runs(conn, sorted(existing))
     insert_batches(conn, rows)
     return {i: ("updated" if i in existing else "created") for i in ids}
 
@@ -45,12 +36,15 @@ def upsert_rows(*, conn: Connection, ids: Sequence[str], rows: Sequence[Batch]) 
 def drop_stale_trace_runs(*, conn: Connection, trace_ids: Sequence[str], keep: set[str]) -> list[str]:
     """Remove the OTLP runs of these traces that they no longer make (a late parent span merged them)."""
     stale: list[str] = []
-    for chunk in _chunks(sorted(set(trace_ids))):
-        found = conn.scalars(
-            select(agent_runs.c.run_id).where(agent_runs.c.trace_id.in_(chunk), agent_runs.c.source == "otlp")
-        )
-        stale.extend(r for r in found if r not in keep)
-    for chunk in _chunks(stale):
-        for table in (*CHILD_TABLES, agent_runs):
-            conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
+    for chunk in chunks(sorted(set(trace_ids))):
+        found = select_in(conn, "run_id, source", agent_runs.name, "trace_id", chunk)
+        stale.extend(r for r, source in found if source == "otlp" and r not in keep)
+    _delete_runs(conn, stale)
     return stale
+
+
+def _delete_runs(conn: Connection, run_ids: Sequence[str]) -> None:
+    """The runs ``run_ids`` and everything kept for them (its children first)."""
+    for chunk in chunks(run_ids):
+        for table in (*CHILD_TABLES, agent_runs):
+            delete_in(conn, table.name, "run_id", chunk)
