@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -20,9 +21,10 @@ from sqlalchemy import Engine, func, select
 
 from opslab.errors import InvalidInput
 from opslab.store import SqlRunRepository
+from opslab.store import traces as store_traces
 from opslab.store.rows import RunRows
 from opslab.store.tables import agent_runs, otel_traces, run_steps, tool_calls
-from opslab.store.traces import CHUNKS, SIDECAR_MIN_SPANS
+from opslab.store.traces import CHUNKS, OWN_SHARE, SIDECAR_MIN_SPANS, ShareBalance
 from opslab.telemetry import (
     ExportShare,
     PreparedRun,
@@ -373,3 +375,44 @@ def test_a_small_export_is_planned_here_alone(engine: Engine) -> None:
         assert repo.sidecar is not None and repo.sidecar.done == 0
     finally:
         repo.close_sidecar()
+
+
+def test_the_split_follows_the_side_that_waits(engine: Engine) -> None:
+    """A sidecar slower than this process (each chunk held 50 ms) leaves it waiting: after its warm-up,
+    each export keeps more traces here. The same exports with a sidecar that plans at once, and a
+    service that sleeps before writing each chunk, send more there."""
+    exports = [_export(range(k * 100 + 1, k * 100 + 101)) for k in range(ShareBalance.WARM_UP + 3)]
+
+    def slow(share: ExportShare, stored: Mapping[str, list[Span]]) -> TracePlan:
+        time.sleep(0.05)
+        return plan_share(share, stored, prices=load_prices(), redactor=Redactor())
+
+    repo = SqlRunRepository(engine)
+    svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
+    repo.start_sidecar(slow)
+    try:
+        for raw in exports:
+            svc.ingest_otlp_protobuf(raw)
+        assert repo.sidecar is not None and repo.sidecar.done == len(exports) * len(CHUNKS)
+    finally:
+        repo.close_sidecar()
+    assert repo.share.own > OWN_SHARE
+    _truncate(engine)
+
+    repo = SqlRunRepository(engine)
+    svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
+    repo.start_sidecar(partial(plan_share, prices=svc.prices, redactor=svc.redactor))
+    real = store_traces._write
+
+    def slow_writes(*args: Any) -> None:
+        time.sleep(0.05)  # the sidecar's chunks wait for this process
+        real(*args)
+
+    store_traces._write = slow_writes  # type: ignore[assignment]
+    try:
+        for raw in exports:
+            svc.ingest_otlp_protobuf(raw)
+    finally:
+        store_traces._write = real  # type: ignore[assignment]
+        repo.close_sidecar()
+    assert repo.share.own < OWN_SHARE

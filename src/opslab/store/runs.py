@@ -19,7 +19,7 @@ from opslab.store.removal import delete_runs, runs_started_before
 from opslab.store.scores import add_score, score_stats, scores_of
 from opslab.store.spans import add_logs, trace_logs, trace_spans
 from opslab.store.tables import agent_runs, guardrail_events, run_scores, run_steps, run_tags, tool_calls
-from opslab.store.traces import SharePlanner, share_work, write_traces
+from opslab.store.traces import ShareBalance, SharePlanner, share_work, write_traces
 from opslab.store.upsert import upsert_runs
 from opslab.telemetry import (
     MAX_YEAR,
@@ -273,6 +273,7 @@ class SqlRunRepository:
         self.engine = engine
         self.one_writer = engine.dialect.name == "sqlite"
         self.sidecar: Sidecar | None = None
+        self.share = ShareBalance()  # how much of a large export this process plans beside its sidecar
 
     def upsert_runs(self, runs: Sequence[PreparedRun]) -> dict[str, UpsertStatus]:
         with write_tx(self.engine) as conn:
@@ -302,7 +303,7 @@ class SqlRunRepository:
 
     def write_traces(self, export: ExportPlanner) -> tuple[TracePlan, dict[str, UpsertStatus]]:
         with write_tx(self.engine) as conn:
-            return write_traces(conn, export, self.sidecar)
+            return write_traces(conn, export, self.sidecar, self.share)
 
     def start_sidecar(self, planner: SharePlanner) -> None:
         """Fork the sidecar that plans a share of large OTLP exports (``store.traces``); call it while
