@@ -123,6 +123,36 @@ def agent_exports(requests: int, traces: int, spans: int, *, seed: int = 7) -> l
     return out
 
 
+def varied_exports(requests: int, *, seed: int = 11) -> list[bytes]:
+    """Uncompressed protobuf exports as agents send them: 30-300 traces each of 2-15 spans (an
+    ``invoke_agent`` root and ``chat`` children), each trace at its own time and each step its own
+    latency, half the steps with a model and token counts. Unlike ``agent_exports``, whose traces all
+    start at one instant, their rows' start times and latencies scatter over the indexes."""
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(requests):
+        req = ExportTraceServiceRequest()
+        ss = req.resource_spans.add().scope_spans.add()
+        for _ in range(rnd.randint(30, 300)):
+            trace_id, root = rnd.randbytes(16), rnd.randbytes(8)
+            start = T0 + rnd.randrange(10**12)
+            for k in range(rnd.randint(2, 15)):
+                s = ss.spans.add()
+                s.trace_id, s.span_id, s.name = trace_id, root if k == 0 else rnd.randbytes(8), f"step-{k}"
+                if k:
+                    s.parent_span_id = root
+                s.start_time_unix_nano = start + k * 1000
+                s.end_time_unix_nano = start + k * 1000 + rnd.randrange(100, 10**9)
+                s.attributes.append(_kv("gen_ai.operation.name", "chat" if k else "invoke_agent"))
+                if k and rnd.random() < 0.5:
+                    s.attributes.append(_kv("gen_ai.request.model", "gpt-4o-mini"))
+                    s.attributes.append(_kv("gen_ai.usage.input_tokens", rnd.randint(1, 5000)))
+        out.append(req.SerializeToString())
+    return out
+
+
 def floor_rows(bodies: list[bytes]) -> dict[str, Any]:
     """Decoding the exports and writing one row per span with raw sqlite3 ``executemany``, a transaction
     per export: the floor of storing spans at all (the acceptance check's)."""
