@@ -30,11 +30,13 @@ def chunks(keys: Sequence[str]) -> Iterator[Sequence[str]]:
 
 
 def select_in(
-    conn: Connection, columns: str, table: str, column: str, keys: Sequence[str]
+    conn: Connection, columns: str, table: str, column: str, keys: Sequence[str], *, also: str = ""
 ) -> Iterable[tuple[Any, ...]]:
-    """``SELECT columns FROM table WHERE column`` is one of ``keys`` (at most ``CHUNK`` of them): its
-    rows, as tuples."""
+    """``SELECT columns FROM table WHERE column`` is one of ``keys`` (at most ``CHUNK`` of them), and
+    ``also`` holds (a condition of ours, without parameters): its rows, as tuples."""
     condition, params = where_in(conn, column, keys)
+    if also:
+        condition = f"{condition} AND {also}"
     rows = conn.exec_driver_sql(f"SELECT {columns} FROM {table} WHERE {condition}", params)
     return cast("Iterable[tuple[Any, ...]]", rows)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, select
 
+from opslab.store.keyed import chunks
 from opslab.store.locks import RUNS, TRACES, lock_keys
 from opslab.store.tables import (
     CHILD_TABLES,
@@ -21,18 +22,16 @@ from opslab.store.tables import (
     run_scores,
 )
 
-_CHUNK = 500
 RCA_KIND = "rca"  # the job kind whose subject is a run (opslab.rca)
 
 
 def delete_runs(*, conn: Connection, run_ids: Sequence[str]) -> list[str]:
     """Delete these runs and what belongs to them (see the module docstring); the ids that existed."""
     found = []
-    for i in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[i : i + _CHUNK])
+    for chunk in chunks(run_ids):
         found += list(
             conn.execute(
-                select(agent_runs.c.run_id, agent_runs.c.trace_id).where(agent_runs.c.run_id.in_(chunk))
+                select(agent_runs.c.run_id, agent_runs.c.trace_id).where(agent_runs.c.run_id.in_(list(chunk)))
             )
         )
     if not found:
@@ -41,16 +40,14 @@ def delete_runs(*, conn: Connection, run_ids: Sequence[str]) -> list[str]:
     traces = sorted({t for _, t in found if t})
     lock_keys(conn=conn, kind=TRACES, keys=traces)
     lock_keys(conn=conn, kind=RUNS, keys=ids)
-    for i in range(0, len(ids), _CHUNK):
-        chunk = ids[i : i + _CHUNK]
+    for chunk in chunks(ids):
         for table in (*CHILD_TABLES, run_scores):
             conn.execute(delete(table).where(table.c.run_id.in_(chunk)))
         reports = select(jobs.c.id).where(jobs.c.kind == RCA_KIND, jobs.c.subject.in_(chunk))
         conn.execute(delete(job_events).where(job_events.c.job_id.in_(reports)))
         conn.execute(delete(jobs).where(jobs.c.kind == RCA_KIND, jobs.c.subject.in_(chunk)))
         conn.execute(delete(agent_runs).where(agent_runs.c.run_id.in_(chunk)))
-    for i in range(0, len(traces), _CHUNK):
-        chunk = traces[i : i + _CHUNK]
+    for chunk in chunks(traces):
         kept = set(conn.scalars(select(agent_runs.c.trace_id).where(agent_runs.c.trace_id.in_(chunk))))
         gone = [t for t in chunk if t not in kept]
         if gone:

@@ -68,7 +68,7 @@ class ShareRows:
     refused: list[tuple[int, str]]
     runs: list[tuple[str, str, str, str]]  # run id, status, content hash, source
     rows: list[Batch]  # their rows, grouped for the driver
-    done_at: float = 0.0  # when the sidecar had them (``time.monotonic``: one clock for both processes)
+    done_at: float  # when the sidecar had them (``time.monotonic``: one clock for both processes)
 
     def plan(self) -> TracePlan:
         summaries = [PreparedRun.summary(*run) for run in self.runs]  # type: ignore[arg-type]
@@ -118,7 +118,7 @@ class ShareBalance:
 
 
 def write_traces(
-    conn: Connection, export: ExportPlanner, sidecar: Sidecar | None, balance: ShareBalance | None = None
+    conn: Connection, export: ExportPlanner, sidecar: Sidecar | None, balance: ShareBalance
 ) -> tuple[TracePlan, dict[str, UpsertStatus]]:
     """``RunRepository.write_traces`` in the transaction ``conn`` holds; ``balance``: the share this
     process plans when the sidecar takes the rest (``ShareBalance``, updated by this export)."""
@@ -129,7 +129,6 @@ def write_traces(
     use = (
         sidecar if sidecar is not None and export.spans >= SIDECAR_MIN_SPANS and len(trace_ids) > 1 else None
     )
-    balance = balance or ShareBalance()
     with use.claim() if use is not None else nullcontext(False) as ours:
         started = time.monotonic()
         own = max(1, round(len(trace_ids) * balance.own)) if ours else len(trace_ids)

@@ -37,8 +37,8 @@ def drop_stale_trace_runs(*, conn: Connection, trace_ids: Sequence[str], keep: s
     """Remove the OTLP runs of these traces that they no longer make (a late parent span merged them)."""
     stale: list[str] = []
     for chunk in chunks(sorted(set(trace_ids))):
-        found = select_in(conn, "run_id, source", agent_runs.name, "trace_id", chunk)
-        stale.extend(r for r, source in found if source == "otlp" and r not in keep)
+        found = select_in(conn, "run_id", agent_runs.name, "trace_id", chunk, also="source = 'otlp'")
+        stale.extend(r for (r,) in found if r not in keep)
     _delete_runs(conn, stale)
     return stale
 
