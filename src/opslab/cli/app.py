@@ -17,6 +17,7 @@ from typer.main import get_command_name
 from typer.models import CommandInfo
 
 from opslab.capabilities import CAPABILITIES, load
+from opslab.cli import codecache
 from opslab.cli.context import err_console, print_json
 from opslab.cli.startup import without_pydantic_plugins
 from opslab.errors import InvalidInput, OpslabError
@@ -26,6 +27,7 @@ def main() -> None:
     # Start-up (imports, the command tree) makes many objects and no garbage: the cyclic GC walking them
     # again and again cost a tenth of it. Collected again once the command runs (``_root``).
     gc.disable()
+    codecache.install()
     without_pydantic_plugins()
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     ref = _capability_commands().get(name)
@@ -39,6 +41,7 @@ def main() -> None:
 
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
+    codecache.install()
     without_pydantic_plugins()
     # Whole: on its own, a Typer of one command and no callback would be that command, not a group.
     _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from opslab.cli import codecache
 from opslab.cli.context import console, err_console, escape, service_url, settings
 from opslab.cli.lab_display import TrialProgress, print_run
 from opslab.cli.lab_remote import Executor, run_remote, trial_queue
@@ -250,6 +251,7 @@ def _finish() -> NoReturn:
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
+    codecache.save()
     os._exit(0)
 
 

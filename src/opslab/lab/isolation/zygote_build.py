@@ -21,6 +21,7 @@ from typing import Literal
 
 from opslab import proc
 from opslab.lab.isolation import sandbox
+from opslab.user_cache import private_folder, user_cache_dir
 
 SOURCE = Path(__file__).with_name("zygote_init.py")
 NATIVE_SOURCE = Path(__file__).with_name("zygote.c")
@@ -84,14 +85,11 @@ def native_build() -> Build:
 
 @functools.cache
 def _native_build() -> Build:
-    environ = os.environ  # noqa: TID251 - the C toolchain's and the XDG cache's variables, not opslab's
     try:
-        compiler = shlex.split(environ.get("CC", "")) or ["cc"]
+        compiler = shlex.split(os.environ.get("CC", "")) or ["cc"]  # noqa: TID251 - the C toolchain's
     except ValueError as exc:
         return Build(None, f"CC is not a command ({exc})")
-    cache = environ.get("XDG_CACHE_HOME", "")
-    base = Path(cache) if os.path.isabs(cache) else Path.home() / ".cache"
-    return build(compiler, base / "opslab")
+    return build(compiler, user_cache_dir())
 
 
 def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE) -> Build:
@@ -113,10 +111,8 @@ def build(compiler: Sequence[str], cache_dir: Path, source: Path = NATIVE_SOURCE
     digest = hashlib.sha256(code + b"\0" + "\0".join(identity).encode()).hexdigest()
     target, failed = cache_dir / f"zygote-{digest}", cache_dir / f"zygote-{digest}.failed"
     try:
-        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = cache_dir.stat()
-        if folder.st_uid != os.getuid() or folder.st_mode & 0o022:  # another user could swap the binary
-            return Build(None, f"the native zygote's cache {cache_dir} is not this user's alone")
+        if (refused := private_folder(cache_dir)) is not None:  # another user could swap the binary
+            return Build(None, f"the native zygote's cache: {refused}")
         with contextlib.suppress(FileNotFoundError):
             return Build(target.read_bytes())
         with contextlib.suppress(FileNotFoundError):

@@ -1,0 +1,112 @@
+"""The start-up's code cache: generated code compiled once, the same behaviour from the cached code, a
+cache that cannot be trusted or read is an empty one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+# Defines, after ``install``, what the command's imports generate: dataclasses (frozen too), a namedtuple,
+# forward references; prints what the cache compiled and how they behave.
+PROGRAM = """
+    import dataclasses, typing
+    from collections import namedtuple
+    from opslab.cli import codecache
+    codecache.install()
+
+    @dataclasses.dataclass(frozen=True)
+    class Point:
+        x: int
+        y: "tuple[str, ...]" = ()
+
+    p = Point(1)
+    assert p == Point(1) and p != Point(2) and hash(p) == hash(Point(1)), p
+    assert repr(p) == "Point(x=1, y=())", repr(p)
+    try:
+        p.x = 2
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("a frozen dataclass took an assignment")
+    # The annotations of the generated __init__ are the types themselves: the cache compiles with the
+    # flags of dataclasses' own exec, not with this module's ``annotations`` future.
+    assert Point.__init__.__annotations__["x"] is int, Point.__init__.__annotations__
+    Pair = namedtuple("Pair", "a b")
+    assert Pair(1, b=2) == (1, 2)
+    assert typing.get_type_hints(Point)["y"] == tuple[str, ...]
+    assert typing.ForwardRef("dict[str, int]")._evaluate(globals(), None, frozenset()) == dict[str, int]
+    print(codecache._cache.added)
+    codecache.save()
+"""
+
+
+def _run(cache: Path, program: str = PROGRAM) -> int:
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def _files(cache: Path) -> list[Path]:
+    return sorted((cache / "opslab").glob("code-*.marshal"))
+
+
+def test_generated_code_is_compiled_once_then_taken_from_the_cache(tmp_path: Path) -> None:
+    assert _run(tmp_path) > 0  # compiled, and saved
+    (saved,) = _files(tmp_path)
+    assert saved.stat().st_mode & 0o077 == 0
+    assert (tmp_path / "opslab").stat().st_mode & 0o777 == 0o700
+    assert _run(tmp_path) == 0  # the same behaviour, nothing compiled again
+    assert _files(tmp_path) == [saved]
+
+
+def test_a_torn_or_foreign_cache_file_is_an_empty_cache(tmp_path: Path) -> None:
+    _run(tmp_path)
+    (saved,) = _files(tmp_path)
+    whole = saved.read_bytes()
+    saved.write_bytes(whole[: len(whole) // 2])  # torn
+    assert _run(tmp_path) > 0
+    saved.write_bytes(b"\0\0\0\0" + whole[4:])  # another interpreter's
+    assert _run(tmp_path) > 0
+    assert _run(tmp_path) == 0  # written whole again by the run before
+
+
+def test_a_cache_folder_others_may_write_to_is_not_used(tmp_path: Path) -> None:
+    _run(tmp_path)
+    folder = tmp_path / "opslab"
+    folder.chmod(0o777)  # anyone could swap the code in it
+    try:
+        assert _run(tmp_path) > 0
+        assert _run(tmp_path) > 0  # nor written to
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_process_forked_after_the_start_does_not_write_the_cache(tmp_path: Path) -> None:
+    program = PROGRAM.replace(
+        "    print(codecache._cache.added)\n    codecache.save()\n",
+        textwrap.indent(
+            textwrap.dedent(
+                """
+                import os
+                pid = os.fork()
+                if pid == 0:
+                    codecache.save()  # a lab worker's copy of the cache
+                    os._exit(0)
+                os.waitpid(pid, 0)
+                print(len(list((codecache._cache.path.parent).glob("code-*"))))
+                """
+            ),
+            "    ",
+        ),
+    )
+    assert _run(tmp_path, program) == 0
