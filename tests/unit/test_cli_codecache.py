@@ -15,7 +15,7 @@ PROGRAM = """
     import dataclasses, typing
     from collections import namedtuple
     from opslab.cli import codecache
-    codecache.install()
+    codecache.install("test")
 
     @dataclasses.dataclass(frozen=True)
     class Point:
@@ -110,3 +110,27 @@ def test_a_process_forked_after_the_start_does_not_write_the_cache(tmp_path: Pat
         ),
     )
     assert _run(tmp_path, program) == 0
+
+
+def test_each_command_keeps_its_own_file(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    for argv in (["version"], ["lab", "--help"], ["no-such-command"]):
+        subprocess.run(
+            [sys.executable, "-m", "opslab", *argv], capture_output=True, env=env, timeout=120, check=False
+        )
+    assert sorted(p.name.rsplit("-", 1)[-1] for p in _files(tmp_path)) == [
+        "lab.marshal",
+        "opslab.marshal",
+        "version.marshal",
+    ]
+
+
+def test_the_root_commands_are_the_services_own() -> None:
+    from opslab.cli.app import ROOT_COMMANDS, _capability_commands, build_app
+
+    names = {
+        info.name or (info.callback.__name__ if info.callback else "")
+        for info in build_app().registered_commands
+    }
+    names |= {info.name for info in build_app().registered_groups if info.name}
+    assert names - set(_capability_commands()) == set(ROOT_COMMANDS)

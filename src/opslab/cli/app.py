@@ -27,10 +27,12 @@ def main() -> None:
     # Start-up (imports, the command tree) makes many objects and no garbage: the cyclic GC walking them
     # again and again cost a tenth of it. Collected again once the command runs (``_root``).
     gc.disable()
-    codecache.install()
-    without_pydantic_plugins()
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     ref = _capability_commands().get(name)
+    # Each command's generated code apart: ``opslab lab run`` loads what the lab's commands compile, not
+    # what the service's thousand classes do.
+    codecache.install(name if ref is not None or name in ROOT_COMMANDS else "opslab")
+    without_pydantic_plugins()
     if ref is None:
         command = build_app()
     else:  # the same root, holding this capability's commands alone (the one named, when one is)
@@ -41,10 +43,14 @@ def main() -> None:
 
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
-    codecache.install()
+    codecache.install("lab")
     without_pydantic_plugins()
     # Whole: on its own, a Typer of one command and no callback would be that command, not a group.
     _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)
+
+
+# The service's commands, beside the capabilities' (``build_app``).
+ROOT_COMMANDS = ("serve", "version", "demo", "db", "worker")
 
 
 @functools.cache

@@ -11,8 +11,10 @@ was ~15 % of a lab run's start-up (measured on a 2-core machine: a one-trial run
 ``eval`` that look the text up first: the same text, compiled with the same flags (none: none of the three
 has a ``__future__`` import), is the same code object, so a cached one behaves exactly as a fresh one.
 
-The cache is one file in the user's cache folder (``user_cache``), by Python's bytecode tag and
-optimisation level, written once a command generated text it did not hold (``save``: at exit, or by a
+The cache is a file per command (``opslab lab …`` one, ``opslab serve`` another: the service's
+start-up generates thrice what a lab run's does, and each start loads its whole file) in the user's
+cache folder (``user_cache``), by Python's bytecode tag and optimisation level, written once a command
+generated text it did not hold (``save``: at exit, or by a
 command that ends with ``os._exit``) — atomically, so commands that start at once each read a whole file.
 A file that cannot be read, or a folder that is not this user's alone, is an empty cache; a file that
 outgrew ``MAX_ENTRIES`` starts again from what the command used."""
@@ -27,6 +29,7 @@ import dataclasses
 import importlib.util
 import marshal
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -35,7 +38,8 @@ from typing import Any
 
 from opslab.user_cache import private_folder, user_cache_dir
 
-MAX_ENTRIES = 4096
+MAX_ENTRIES = 2048
+_COMMAND = re.compile(r"[a-z][a-z0-9-]{0,31}")
 _exec, _compile, _eval = builtins.exec, builtins.compile, builtins.eval
 
 
@@ -81,16 +85,16 @@ class _Cache:
 _cache: _Cache | None = None
 
 
-def install() -> None:
-    """Cache the generated code of dataclasses, forward references and namedtuples from now on (once per
-    process; the cache is saved at exit)."""
+def install(command: str) -> None:
+    """Cache the generated code of dataclasses, forward references and namedtuples from now on, in
+    ``command``'s file (once per process; the cache is saved at exit)."""
     global _cache
     if _cache is not None:
         return
     tag = sys.implementation.cache_tag
-    if tag is None:  # an interpreter without bytecode caching: nothing to key the cache by
+    if tag is None or not _COMMAND.fullmatch(command):  # nothing to key the cache by
         return
-    _cache = _Cache(user_cache_dir() / f"code-{tag}-o{sys.flags.optimize}.marshal")
+    _cache = _Cache(user_cache_dir() / f"code-{tag}-o{sys.flags.optimize}-{command}.marshal")
     dataclasses.exec = _cached_exec  # type: ignore[attr-defined]
     typing.compile = _cached_compile  # type: ignore[attr-defined]
     collections.eval = _cached_eval  # type: ignore[attr-defined]
