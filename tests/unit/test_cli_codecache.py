@@ -134,3 +134,18 @@ def test_the_root_commands_are_the_services_own() -> None:
     }
     names |= {info.name for info in build_app().registered_groups if info.name}
     assert names - set(_capability_commands()) == set(ROOT_COMMANDS)
+
+
+def test_a_process_keeps_a_bounded_cache_and_saves_what_it_used(tmp_path: Path) -> None:
+    program = """
+        import dataclasses
+        from opslab.cli import codecache
+        codecache.MAX_ENTRIES = 8
+        codecache.install("test")
+        for i in range(40):  # a long-lived process generating code as it runs
+            dataclasses.make_dataclass(f"C{i}", [(f"f{i}", int)])
+        assert len(codecache._cache.codes) == 16, len(codecache._cache.codes)
+        codecache.save()
+        print(len(codecache._load(codecache._cache.path)))
+    """
+    assert _run(tmp_path, program) == 8

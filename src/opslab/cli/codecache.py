@@ -17,7 +17,8 @@ cache folder (``user_cache``), by Python's bytecode tag and optimisation level, 
 generated text it did not hold (``save``: at exit, or by a
 command that ends with ``os._exit``) — atomically, so commands that start at once each read a whole file.
 A file that cannot be read, or a folder that is not this user's alone, is an empty cache; a file that
-outgrew ``MAX_ENTRIES`` starts again from what the command used."""
+outgrew ``MAX_ENTRIES`` starts again from what the command used; a process keeps at most twice that
+(the service runs for days: code it generates later is compiled as without the cache)."""
 
 from __future__ import annotations
 
@@ -47,25 +48,29 @@ class _Cache:
     def __init__(self, path: Path) -> None:
         self.path, self.pid = path, os.getpid()
         self.codes: dict[tuple[str, str], CodeType] = _load(path)
-        self.used: set[tuple[str, str]] = set()
+        self.used: dict[tuple[str, str], None] = {}  # in the order first asked for
         self.added = 0
 
     def code(self, source: str, mode: str) -> CodeType:
         key = (mode, source)
-        self.used.add(key)
         found = self.codes.get(key)
         if found is None:
             # The flags of the module the text comes from (dataclasses, typing, collections: none), not
             # this module's ``annotations`` future, which would turn the annotations it holds into strings.
-            found = self.codes[key] = _compile(source, "<string>", mode, dont_inherit=True)
+            found = _compile(source, "<string>", mode, dont_inherit=True)
+            if len(self.codes) >= 2 * MAX_ENTRIES:  # a long-lived process that generates code as it runs
+                return found
+            self.codes[key] = found
             self.added += 1
+        self.used[key] = None
         return found
 
     def save(self) -> None:
         if not self.added or os.getpid() != self.pid:  # nothing new, or a forked worker's copy
             return
         self.added = 0
-        codes = self.codes if len(self.codes) <= MAX_ENTRIES else {k: self.codes[k] for k in self.used}
+        keep = self.codes.keys() if len(self.codes) <= MAX_ENTRIES else list(self.used)[:MAX_ENTRIES]
+        codes = {k: self.codes[k] for k in keep}
         import tempfile  # only by a command that generated new code: not at every start
 
         with contextlib.suppress(OSError):
