@@ -6,16 +6,16 @@ Python writes some functions as source text at run time and compiles them there:
 through ``exec``, every string annotation that typing turns into a ``ForwardRef`` through ``compile``, every
 namedtuple's ``__new__`` through ``eval``. The command's imports (its own dataclasses, pydantic's and
 annotated-types', pydantic's forward references) generate several hundred such snippets; compiling them
-was ~15 % of a lab run's start-up (measured on a 2-core machine: a one-trial run 567 -> 499 ms, medians of
-12 alternated). ``install`` gives those three modules (and only them) an ``exec``, ``compile`` and
+was ~15 % of a lab run's start-up (measured on a 2-core machine: a one-trial run 604 -> 515 ms, medians of
+10 alternated). ``install`` gives those three modules (and only them) an ``exec``, ``compile`` and
 ``eval`` that look the text up first: the same text, compiled with the same flags (none: none of the three
 has a ``__future__`` import), is the same code object, so a cached one behaves exactly as a fresh one.
 
 The cache is a file per command (``opslab lab …`` one, ``opslab serve`` another: the service's
 start-up generates thrice what a lab run's does, and each start loads its whole file) in the user's
 cache folder (``user_cache``), by Python's bytecode tag and optimisation level, written once a command
-generated text it did not hold (``save``: at exit, or by a
-command that ends with ``os._exit``) — atomically, so commands that start at once each read a whole file.
+generated text it did not hold (``save``: at exit, or by a command that ends with ``os._exit``) —
+atomically, so commands that start at once each read a whole file.
 A file that cannot be read, or a folder that is not this user's alone, is an empty cache; a file that
 outgrew ``MAX_ENTRIES`` starts again from what the command used; a process keeps at most twice that
 (the service runs for days: code it generates later is compiled as without the cache)."""
