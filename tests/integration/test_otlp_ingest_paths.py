@@ -3,8 +3,10 @@ one export is stored once, and runs prepared as documents are the runs the model
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
+import struct
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -378,41 +380,84 @@ def test_a_small_export_is_planned_here_alone(engine: Engine) -> None:
 
 
 def test_the_split_follows_the_side_that_waits(engine: Engine) -> None:
-    """A sidecar slower than this process (each chunk held 50 ms) leaves it waiting: after its warm-up,
-    each export keeps more traces here. The same exports with a sidecar that plans at once, and a
-    service that sleeps before writing each chunk, send more there."""
+    """A sidecar that starts each chunk only once this process asks for it (and 20 ms later) leaves this
+    process waiting for every chunk: after its warm-up, each export keeps more traces here. A service
+    that writes nothing of an export until the sidecar has planned all of it never waits, and sends more
+    there. Who waits is made so by the two sides' steps, not by their speeds: on a busy machine either
+    side may run slower than the other by any amount."""
     exports = [_export(range(k * 100 + 1, k * 100 + 101)) for k in range(ShareBalance.WARM_UP + 3)]
+    per_export = len(CHUNKS)
+    counts = _SharedCounts()  # the service's writes (0), the sidecar's planned chunks (1): seen by both
+    real = store_traces._write
 
-    def slow(share: ExportShare, stored: Mapping[str, list[Span]]) -> TracePlan:
-        time.sleep(0.05)
+    def counted_writes(*args: Any) -> None:
+        real(*args)
+        counts.bump(0)
+
+    def on_ask(share: ExportShare, stored: Mapping[str, list[Span]]) -> TracePlan:
+        j = counts.get(1)  # the sidecar's chunk j: the k-th of export e, asked for after the service's
+        e, k = divmod(j, per_export)  # own share and the k chunks before it are written
+        counts.wait(0, e * (per_export + 1) + 1 + k)
+        time.sleep(0.02)
+        counts.bump(1)
         return plan_share(share, stored, prices=load_prices(), redactor=Redactor())
 
     repo = SqlRunRepository(engine)
     svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
-    repo.start_sidecar(slow)
+    repo.start_sidecar(on_ask)
+    store_traces._write = counted_writes  # type: ignore[assignment]
     try:
         for raw in exports:
             svc.ingest_otlp_protobuf(raw)
-        assert repo.sidecar is not None and repo.sidecar.done == len(exports) * len(CHUNKS)
+        assert repo.sidecar is not None and repo.sidecar.done == len(exports) * per_export
     finally:
+        store_traces._write = real  # type: ignore[assignment]
         repo.close_sidecar()
     assert repo.share.own > OWN_SHARE
     _truncate(engine)
 
+    counts = _SharedCounts()
+
+    def planned_at_once(share: ExportShare, stored: Mapping[str, list[Span]]) -> TracePlan:
+        done = plan_share(share, stored, prices=load_prices(), redactor=Redactor())
+        counts.bump(1)
+        return done
+
+    def writes_after_the_sidecar(*args: Any) -> None:
+        e, first = divmod(counts.get(0), per_export + 1)
+        if first == 0:  # this export's own share: not before the sidecar planned every chunk of it
+            counts.wait(1, (e + 1) * per_export)
+        real(*args)
+        counts.bump(0)
+
     repo = SqlRunRepository(engine)
     svc = TelemetryService(repo, redactor=Redactor(), prices=load_prices())
-    repo.start_sidecar(partial(plan_share, prices=svc.prices, redactor=svc.redactor))
-    real = store_traces._write
-
-    def slow_writes(*args: Any) -> None:
-        time.sleep(0.05)  # the sidecar's chunks wait for this process
-        real(*args)
-
-    store_traces._write = slow_writes  # type: ignore[assignment]
+    repo.start_sidecar(planned_at_once)
+    store_traces._write = writes_after_the_sidecar  # type: ignore[assignment]
     try:
         for raw in exports:
             svc.ingest_otlp_protobuf(raw)
+        assert repo.sidecar is not None and repo.sidecar.done == len(exports) * per_export
     finally:
         store_traces._write = real  # type: ignore[assignment]
         repo.close_sidecar()
     assert repo.share.own < OWN_SHARE
+
+
+class _SharedCounts:
+    """Two counters in memory shared with a process forked after it is made (the sidecar); each counter
+    is bumped by one process only."""
+
+    def __init__(self) -> None:
+        self._mem = mmap.mmap(-1, 16)
+
+    def get(self, i: int) -> int:
+        return int(struct.unpack_from("q", self._mem, i * 8)[0])
+
+    def bump(self, i: int) -> None:
+        struct.pack_into("q", self._mem, i * 8, self.get(i) + 1)
+
+    def wait(self, i: int, at_least: int, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while self.get(i) < at_least and time.monotonic() < deadline:
+            time.sleep(0.001)
