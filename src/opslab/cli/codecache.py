@@ -130,22 +130,23 @@ def _load(path: Path) -> dict[tuple[str, str], CodeType]:
     return codes if isinstance(codes, dict) else {}
 
 
-def _cached_exec(source: Any, globals: Any = None, locals: Any = None, /) -> None:  # noqa: A002
-    if _cache is None or type(source) is not str or type(globals) is not dict:
-        if globals is None:  # as exec without a namespace does: the caller's
-            caller = sys._getframe(1)
-            globals, locals = caller.f_globals, caller.f_locals  # noqa: A001
-        return _exec(source, globals, locals)
-    return _exec(_cache.code(source, "exec"), globals, locals)
+def _cached(run: Any, mode: str) -> Any:
+    """``exec`` or ``eval`` (``run``) taking a text's code from the cache; what is not a text with its own
+    namespace runs as ``run`` would run it (no namespace: the caller's)."""
+
+    def cached(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A002
+        if type(source) is not str or type(globals) is not dict:
+            if globals is None:
+                caller = sys._getframe(1)
+                globals, locals = caller.f_globals, caller.f_locals  # noqa: A001
+            return run(source, globals, locals)
+        assert _cache is not None  # installed only with a cache
+        return run(_cache.code(source, mode), globals, locals)
+
+    return cached
 
 
-def _cached_eval(source: Any, globals: Any = None, locals: Any = None, /) -> Any:  # noqa: A002
-    if _cache is None or type(source) is not str or type(globals) is not dict:
-        if globals is None:
-            caller = sys._getframe(1)
-            globals, locals = caller.f_globals, caller.f_locals  # noqa: A001
-        return _eval(source, globals, locals)
-    return _eval(_cache.code(source, "eval"), globals, locals)
+_cached_exec, _cached_eval = _cached(_exec, "exec"), _cached(_eval, "eval")
 
 
 def _cached_compile(
