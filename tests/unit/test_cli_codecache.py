@@ -149,3 +149,70 @@ def test_a_process_keeps_a_bounded_cache_and_saves_what_it_used(tmp_path: Path) 
         print(len(codecache._load(codecache._cache.path)))
     """
     assert _run(tmp_path, program) == 8
+
+
+# A module that compiles its patterns as it is imported, and a pattern built as the program runs; prints how
+# many entries the cache added, after checking each pattern against one compiled without the cache.
+PATTERNS = """
+    import re, sys
+    from opslab.cli import codecache
+    codecache.install("test")
+    sys.path.insert(0, sys.argv[1])
+    import patterns
+    for name in ("WORD", "RAW"):
+        cached = getattr(patterns, name)
+        fresh = codecache._re_compile(cached.pattern, cached.flags)
+        assert (cached.pattern, cached.flags, cached.groups, cached.groupindex) == (
+            fresh.pattern, fresh.flags, fresh.groups, fresh.groupindex
+        ), name
+    m = patterns.WORD.fullmatch("Depth = 12")
+    assert m is not None and m.groupdict() == {"key": "Depth", "value": "12"}, m
+    assert patterns.WORD.fullmatch("depth = x") is None
+    assert patterns.RAW.findall(b"a\\0xb\\0y") == [b"x", b"y"]
+    assert re.compile("runtime-" + sys.argv[2]).match("runtime-" + sys.argv[2])  # from input: never kept
+    kept = [k[3] for k in codecache._cache.codes if k[0] == "re"]
+    assert not any(isinstance(p, str) and p.startswith("runtime-") for p in kept), kept
+    assert patterns.WORD.pattern in kept and patterns.RAW.pattern in kept
+    print(codecache._cache.added)
+    codecache.save()
+"""
+
+MODULE = '''
+import re
+WORD = re.compile(r"""(?P<key>[a-z]+) \\s* = \\s* (?P<value>\\d+)  # a name, a number""", re.VERBOSE | re.I)
+RAW = re.compile(rb"\\0(.)")
+'''
+
+
+def _run_patterns(cache: Path, modules: Path, word: str) -> int:
+    modules.mkdir(exist_ok=True)
+    (modules / "patterns.py").write_text(MODULE)
+    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
+    out = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PATTERNS), str(modules), word],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def test_patterns_compiled_as_a_module_is_imported_come_from_the_cache(tmp_path: Path) -> None:
+    assert _run_patterns(tmp_path, tmp_path / "modules", "first") == 2  # the module's two patterns
+    assert _run_patterns(tmp_path, tmp_path / "modules", "second") == 0  # both from the cache, the same
+
+
+def test_a_pattern_program_the_engine_refuses_is_compiled_afresh(tmp_path: Path) -> None:
+    import marshal
+
+    _run_patterns(tmp_path, tmp_path / "modules", "first")
+    (saved,) = _files(tmp_path)
+    magic, codes = saved.read_bytes()[:4], marshal.loads(saved.read_bytes()[4:])
+    for key, parts in codes.items():
+        if key[0] == "re":
+            codes[key] = (parts[0], [0], *parts[2:])  # not a program: the engine's check refuses it
+    saved.write_bytes(magic + marshal.dumps(codes))
+    assert _run_patterns(tmp_path, tmp_path / "modules", "second") == 2  # right all the same, kept anew
+    assert _run_patterns(tmp_path, tmp_path / "modules", "third") == 0

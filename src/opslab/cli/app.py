@@ -17,10 +17,12 @@ from typer.main import get_command_name
 from typer.models import CommandInfo
 
 from opslab.capabilities import CAPABILITIES, load
-from opslab.cli import codecache
+from opslab.cli import ROOT_COMMANDS, cache_name, codecache
 from opslab.cli.context import err_console, print_json
 from opslab.cli.startup import without_pydantic_plugins
 from opslab.errors import InvalidInput, OpslabError
+
+__all__ = ["ROOT_COMMANDS", "build_app", "lab_main", "main"]
 
 
 def main() -> None:
@@ -29,9 +31,7 @@ def main() -> None:
     gc.disable()
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     ref = _capability_commands().get(name)
-    # Each command's generated code apart: ``opslab lab run`` loads what the lab's commands compile, not
-    # what the service's thousand classes do.
-    codecache.install(name if ref is not None or name in ROOT_COMMANDS else "opslab")
+    codecache.install(cache_name(name))  # installed already when started as ``opslab`` (``opslab.cli``)
     without_pydantic_plugins()
     if ref is None:
         command = build_app()
@@ -47,10 +47,6 @@ def lab_main() -> None:
     without_pydantic_plugins()
     # Whole: on its own, a Typer of one command and no callback would be that command, not a group.
     _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)
-
-
-# The service's commands, beside the capabilities' (``build_app``).
-ROOT_COMMANDS = ("serve", "version", "demo", "db", "worker")
 
 
 @functools.cache
