@@ -43,10 +43,10 @@ PROGRAM = """
 """
 
 
-def _run(cache: Path, program: str = PROGRAM) -> int:
+def _run(cache: Path, program: str = PROGRAM, *argv: str) -> int:
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
     out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(program)],
+        [sys.executable, "-c", textwrap.dedent(program), *argv],
         capture_output=True,
         text=True,
         env=env,
@@ -187,16 +187,7 @@ RAW = re.compile(rb"\\0(.)")
 def _run_patterns(cache: Path, modules: Path, word: str) -> int:
     modules.mkdir(exist_ok=True)
     (modules / "patterns.py").write_text(MODULE)
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
-    out = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(PATTERNS), str(modules), word],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout.strip().splitlines()[-1])
+    return _run(cache, PATTERNS, str(modules), word)
 
 
 def test_patterns_compiled_as_a_module_is_imported_come_from_the_cache(tmp_path: Path) -> None:
