@@ -32,10 +32,12 @@ def run_threads(
     gate: Gate | None,
     batch_wait_s: float = 0.0,
     stop: RunStop | None = None,
+    commit_every_s: float = 0.0,
 ) -> Generator[list[tuple[str, Outcome]], None, None]:
     """``trials`` on ``slots`` threads; yields (trial id, outcome) pairs as they finish, in batches: those
-    that finish within ``batch_wait_s`` of the first of a batch come together. Once ``stop`` is set:
-    ``RunInterrupted``, the running trials stopped as when the iterator is closed."""
+    that finish within ``batch_wait_s`` of the first of a batch, and no sooner than ``commit_every_s``
+    after the batch before, come together. Once ``stop`` is set: ``RunInterrupted``, the running trials
+    stopped as when the iterator is closed."""
     ctx.tie_to_runner = True
     feed = _Feed(trials, gate)
     results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
@@ -61,12 +63,12 @@ def run_threads(
     for th in pool:
         th.start()
     failure: str | None = None
-    ended = 0
+    ended, last = 0, -commit_every_s
     try:
         while ended < len(pool):
             batch: list[tuple[str, Outcome]] = []
             item = results.get()
-            deadline = time.monotonic() + batch_wait_s
+            deadline = max(time.monotonic() + batch_wait_s, last + commit_every_s)
             while True:
                 if item is _STOPPED and stop is not None:
                     raise stop.interrupted()
@@ -84,6 +86,7 @@ def run_threads(
                 except queue.Empty:
                     break
             if batch:
+                last = time.monotonic()
                 yield batch
     except BaseException:  # closed early or interrupted: stop now
         _abandon(ctx, feed, pool)
