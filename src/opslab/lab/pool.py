@@ -49,7 +49,7 @@ PROCESSES_PER_CPU = 1
 # runner syncs its record log once per batch (a sync costs as much CPU as a no-op trial's bookkeeping).
 BATCH_WAIT_S = 0.005
 # At most one batch (one sync of the record log) this often: 400 no-op trials committed ~110 batches, each
-# an fdatasync whose writeback slowed the trials' own file system work (~7 % of the run here); now ~25.
+# an fdatasync (a flush of the device); now ~25.
 # A finished trial is counted and shown at most this much later.
 COMMIT_EVERY_S = 0.05
 
