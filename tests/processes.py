@@ -15,6 +15,27 @@ def boot_clock() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
+def identity(pid: int) -> tuple[int, int] | None:
+    """``pid`` with its start time (clock ticks since boot) while it runs, None once it is gone or a zombie:
+    the pair names one process, where a pid alone names another once it is free again (pids wrap at
+    32768 on a busy host, and a test that waits for a killed process to go may find a new one there)."""
+    try:
+        stat = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if stat[0] == "Z" else (pid, int(stat[19]))
+
+
+def started(fields: list[str]) -> tuple[int, int]:
+    """The ``identity`` a harness wrote of itself on its ledger line (``start TRIAL PID START_TIME``)."""
+    return int(fields[2]), int(fields[3])
+
+
+def running(process: tuple[int, int] | None) -> bool:
+    """The process ``identity`` named still runs."""
+    return process is not None and identity(process[0]) == process
+
+
 def left_behind(session: int, proj: Path, *, stopped_at: float) -> list[int]:
     """Processes still alive of a runner stopped at ``stopped_at`` (``boot_clock``): its session (the
     pool's workers) or working in its project (harnesses, which run in sessions of their own). A process

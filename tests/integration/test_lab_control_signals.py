@@ -21,7 +21,7 @@ from opslab.lab import held_slots
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env
 from tests.integration.test_lab_control_derived import cli
-from tests.processes import boot_clock, left_behind
+from tests.processes import boot_clock, describe, left_behind, running, started
 
 TRIALS = 12  # 3 tasks x 4 replications
 
@@ -66,19 +66,12 @@ def recorded(proj: Path) -> set[str]:
     return {p.parent.name for p in (proj / ".lab" / "runs").glob("*/trials/*/trial_output.json")}
 
 
-def ledger_of(ledger: Path) -> tuple[list[str], list[str], list[int]]:
+def ledger_of(ledger: Path) -> tuple[list[str], list[str], list[tuple[int, int]]]:
+    """The trials started and ended, and each started harness's ``identity`` (its pid and start time)."""
     lines = [line.split() for line in ledger.read_text().splitlines()] if ledger.exists() else []
     starts = [x[1] for x in lines if x[0] == "start"]
     ends = [x[1] for x in lines if x[0] == "end"]
-    return starts, ends, [int(x[2]) for x in lines if x[0] == "start"]
-
-
-def alive(pid: int) -> bool:
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+    return starts, ends, [started(x) for x in lines if x[0] == "start"]
 
 
 def envelope(runner: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
@@ -111,8 +104,9 @@ def test_a_signal_stops_the_run_kills_its_harnesses_and_resume_finishes_it(
     assert f"--resume {run_dir.name}" in error["message"]
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
 
-    starts, ends, pids = ledger_of(ledger)
-    assert not [p for p in pids if alive(p)], "a harness outlived the interrupted runner"
+    starts, ends, harnesses = ledger_of(ledger)
+    left = [h[0] for h in harnesses if running(h)]
+    assert not left, f"a harness outlived the interrupted runner: {describe(left)}"
     before = recorded(proj)
     assert before <= set(ends), "a killed harness's trial was recorded"
     assert len(before) < TRIALS

@@ -24,6 +24,7 @@ from opslab.config import Settings
 from opslab.errors import PolicyViolation
 from opslab.serving import ServerThread
 from tests.conftest import FIXTURES
+from tests.processes import running, started
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
 
@@ -234,7 +235,7 @@ def test_a_running_lab_run_cancelled_through_the_api_stops_its_harnesses_and_res
     assert answer.status_code == 200, answer.text
     body = _wait_status(api, lab_run_id, "cancelled", seconds=30)
     assert "trials finished and kept" in body["message"], body
-    assert not any(_running(pid) for pid in held), "the held harnesses must be killed"
+    assert not any(running(h) for h in held), "the held harnesses must be killed"
     run_dir = next((proj / ".lab" / "runs").iterdir())
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
     kept = [p.parent.name for p in run_dir.glob("trials/*/trial_output.json")]
@@ -246,16 +247,15 @@ def test_a_running_lab_run_cancelled_through_the_api_stops_its_harnesses_and_res
     assert all((run_dir / "trials" / t / "trial_output.json").exists() for t in kept)
 
 
-def _held_harnesses(ledger: Path, *, want: int, seconds: float = 60) -> list[int]:
+def _held_harnesses(ledger: Path, *, want: int, seconds: float = 60) -> list[tuple[int, int]]:
+    """The ``identity`` of each held harness running, once ``want`` are."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if ledger.exists():
-            pids = [
-                int(line.split()[2]) for line in ledger.read_text().splitlines() if line.startswith("start")
-            ]
-            running = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
-            if len(running) >= want:
-                return running
+            lines = [line.split() for line in ledger.read_text().splitlines() if line.startswith("start")]
+            held = [h for h in map(started, lines) if running(h)]
+            if len(held) >= want:
+                return held
         time.sleep(0.05)
     raise AssertionError("no held harness started")
 
@@ -269,11 +269,3 @@ def _wait_status(api: httpx.Client, lab_run_id: str, status: str, *, seconds: fl
             return body
         time.sleep(0.1)
     raise AssertionError(f"lab run {lab_run_id} is {body.get('status')!r} after {seconds} s: {body}")
-
-
-def _running(pid: int) -> bool:
-    """Alive, and not a zombie (a killed harness its worker did not wait for is reaped by init)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -23,6 +23,7 @@ from opslab.config import Settings
 from opslab.lab import LabClient
 from opslab.serving import ServerThread
 from tests.conftest import FIXTURES
+from tests.processes import describe, running, started
 from tests.workers import start_workers, stop_workers, worker_env
 
 OPSLAB = str(Path(sys.executable).parent / "opslab")
@@ -130,14 +131,14 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_once_and_never_duplicat
     proj, runner = _start_held_run(tmp_path, env, ledger, hold)
     try:
         held = _wait_for_held(ledger, proj, want=2)
-        trial_id, harness_pid = held[0]
-        victim = next(w for w in workers if w.pid in _ancestors(harness_pid))
+        trial_id, harness = held[0]
+        victim = next(w for w in workers if w.pid in _ancestors(harness[0]))
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(10)
-        deadline = time.monotonic() + 10
-        while _alive(harness_pid) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 60
+        while running(harness) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(harness_pid), "the killed worker's harness must die with it"
+        assert not running(harness), f"the killed worker's harness must die with it: {describe([harness[0]])}"
         hold.unlink()
         out, err = runner.communicate(timeout=120)
     finally:
@@ -172,7 +173,7 @@ def test_an_interrupted_rq_run_stops_its_trials_on_the_workers_and_resumes(
     body = json.loads(out)
     assert body["error"]["code"] == "interrupted"
     run_dir = next((proj / ".lab" / "runs").iterdir())
-    assert all(not _alive(pid) for _, pid in held), "the held harnesses must be killed"
+    assert not any(running(h) for _, h in held), "the held harnesses must be killed"
     assert all(not (run_dir / "trials" / trial_id).exists() for trial_id, _ in held)
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
     hold.unlink()
@@ -182,16 +183,16 @@ def test_an_interrupted_rq_run_stops_its_trials_on_the_workers_and_resumes(
     assert len({r["trial_id"] for r in rows}) == len(rows) == 12
 
 
-def _wait_for_held(ledger: Path, proj: Path, *, want: int) -> list[tuple[str, int]]:
-    """The held trials running now (trial id, harness pid), once ``want`` are."""
+def _wait_for_held(ledger: Path, proj: Path, *, want: int) -> list[tuple[str, tuple[int, int]]]:
+    """The held trials running now (trial id, the harness's ``identity``), once ``want`` are."""
     deadline = time.monotonic() + 60
-    held: list[tuple[str, int]] = []
+    held: list[tuple[str, tuple[int, int]]] = []
     while time.monotonic() < deadline:
         if ledger.exists():
             held = [
-                (parts[1], int(parts[2]))
+                (parts[1], harness)
                 for parts in (line.split() for line in ledger.read_text().splitlines())
-                if parts[0] == "start" and _is_held(proj, parts[1]) and _alive(int(parts[2]))
+                if parts[0] == "start" and _is_held(proj, parts[1]) and running(harness := started(parts))
             ]
             if len(held) >= want:
                 return held
@@ -203,14 +204,6 @@ def _is_held(proj: Path, trial_id: str) -> bool:
     for path in proj.glob(f".lab/runs/*/trials/{trial_id}/trial_input.json"):
         return bool(json.loads(path.read_text())["variant_id"] == "held")
     return False
-
-
-def _alive(pid: int) -> bool:
-    """Running, and not a zombie (a killed harness its worker did not wait for is reaped by init)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def _ancestors(pid: int) -> set[int]:
@@ -272,10 +265,10 @@ def test_a_cancel_through_the_api_stops_an_rq_run_and_its_trials_on_the_workers(
             time.sleep(0.2)
             view = client.get_lab_run(created.lab_run_id)
     assert view.status == "cancelled", view
-    deadline = time.monotonic() + 15  # the workers' own cancel takes their trials down
-    while any(_alive(pid) for _, pid in held) and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60  # the workers' own cancel takes their trials down
+    while any(running(h) for _, h in held) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(pid) for _, pid in held), "the held harnesses on the workers must be killed"
+    assert not any(running(h) for _, h in held), "the held harnesses on the workers must be killed"
     run_dir = next((proj / ".lab" / "runs").iterdir())
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "interrupted"
 

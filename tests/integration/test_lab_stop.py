@@ -34,8 +34,9 @@ def state():
 at_start = state()
 b = inp["bindings"]
 if b.get("ledger"):
+    started = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]  # as the fixture harness
     with open(b["ledger"], "a") as f:
-        f.write(f"start {inp['trial_id']} {os.getpid()}\\n")
+        f.write(f"start {inp['trial_id']} {os.getpid()} {started}\\n")
 outcome, seen = "success", at_start
 deadline = time.monotonic() + 60
 while b.get("hold") and os.path.exists(b["hold"]) and time.monotonic() < deadline:
