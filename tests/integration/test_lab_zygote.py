@@ -111,7 +111,9 @@ def test_what_a_trial_leaves_the_next_trial_of_its_worker_never_sees(tmp_path: P
     assert leave["ipc"]["keyed"] == ["shm", "sem", "msg"] and leave["ipc"]["mqueue"]
     assert (look["ipc"]["shm"], look["ipc"]["sem"], look["ipc"]["msg"]) == (0, 0, 0)
     assert look["ipc"]["keyed"] == [] and not look["ipc"]["mqueue"]
-    assert (look["ipc"]["namespace"] == leave["ipc"]["namespace"]) == (kind == "native")
+    if kind == "native":  # the same namespace for both (the Python zygote's trials' namespaces are not
+        # told apart by their numbers: a freed namespace's number goes to the next one made)
+        assert look["ipc"]["namespace"] == leave["ipc"]["namespace"]
     assert leave["tmp"] == leave["shm"] == "done"  # its own, writable
     assert leave["root"] == leave["dev"] == "OSError"  # read-only: nothing there outlives the trial
     # The zygote can be neither read nor stopped.
