@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
-from tests.processes import boot_clock, describe, left_behind, running, started
+from tests.processes import boot_clock, describe, identity, left_behind, running, started
 
 
 def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -167,6 +168,36 @@ def test_kill_9_of_the_runner_takes_its_harnesses_down(tmp_path: Path, concurren
     hold.unlink()
     code, out = lab("run", ".lab/experiment.yaml", "--resume", run_dir.name, cwd=proj)
     assert code == 0 and out["run"]["total_trials"] == 12 and out["run"]["outcomes"] == {"success": 12}
+
+
+def test_a_worker_told_many_times_that_its_runner_died_still_takes_its_harness_down(tmp_path: Path) -> None:
+    # The runner's death signal reaches a worker once for each of the runner's threads that dies: a burst.
+    # A handler run again inside itself once waited for its own lock for ever, and the harness ran on.
+    proj, run_dir, hold, runner = _held_run(tmp_path, 2)
+    try:
+        harnesses = [started(line.split()) for line in (tmp_path / "ledger.txt").read_text().splitlines()]
+        pid = _parent_of(harnesses[0][0])
+        assert pid is not None and pid != runner.pid and _parent_of(pid) == runner.pid
+        worker = identity(pid)
+        for _ in range(300):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 60
+        while (running(harnesses[0]) or running(worker)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(harnesses[0]), f"the worker's harness outlived it: {describe([harnesses[0][0]])}"
+        assert not running(worker), f"the worker did not end: {describe([pid])}"
+    finally:
+        hold.unlink()
+        runner.kill()
+        runner.wait()
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
 
 
 def test_a_second_runner_on_the_same_run_is_refused_while_the_first_runs(tmp_path: Path) -> None:

@@ -168,18 +168,20 @@ class RunStop:
     wait on ``fileno`` (readable once set) beside their trials, so none polls for it."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._set = False
         self.reason: str | None = None
         self._read, self._write = os.pipe2(os.O_CLOEXEC)
         self._callbacks: list[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        # Re-entrant, and no Event: a signal's handler sets the stop in the main thread, maybe while that
+        # thread is inside ``set`` or ``notify`` already (a plain lock would then wait for itself).
+        self._lock = threading.RLock()
 
     def set(self, reason: str) -> None:
         with self._lock:
-            if self._event.is_set():
+            if self._set:
                 return
             self.reason = reason
-            self._event.set()
+            self._set = True
             callbacks = list(self._callbacks)
         with contextlib.suppress(OSError):  # closed: the run is over
             os.write(self._write, b"x")
@@ -189,13 +191,13 @@ class RunStop:
     def notify(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when the stop is set (at once if it is)."""
         with self._lock:
-            if not self._event.is_set():
+            if not self._set:
                 self._callbacks.append(callback)
                 return
         callback()
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._set
 
     def fileno(self) -> int:
         return self._read

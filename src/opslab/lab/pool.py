@@ -267,12 +267,32 @@ def _worker_main(
         th.join()
 
 
+class _Flag:
+    """``threading.Event``'s ``set`` and ``is_set`` without its lock, for a signal handler: the runner's
+    death signal comes once for each of its threads that dies, and a second one arriving while the handler
+    held an Event's lock ran the handler again inside it, which then waited for that lock for ever — the
+    worker hung and its harnesses ran on (seen: four nested handlers after a ``kill -9`` of the runner)."""
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+
+
 # Set in a worker when its runner goes, before the harnesses are killed: a thread whose harness dies of
 # that must not record its trial (the other threads run on while the handler kills and exits).
-_RUNNER_GONE = threading.Event()
+_RUNNER_GONE = _Flag()
 
 
 def _runner_gone(signum: int, frame: object) -> None:
+    if _RUNNER_GONE.is_set():  # handled already, or being handled by the frame this signal interrupted
+        return
     _RUNNER_GONE.set()
     proc.close_spawning()  # a harness being started now is there to be killed below; none after
     proc.kill_running()

@@ -7,11 +7,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opslab.capped_log import CappedLog
 from opslab.errors import InvalidInput
@@ -112,6 +111,12 @@ def run_trial(
     return TrialRecord.model_validate_json(run_trial_written(ctx, t, attempt=attempt, extras=extras)[1])
 
 
+class Abandoned(Protocol):
+    """What says a trial's run stopped (a ``threading.Event``, or a worker's flag a signal handler sets)."""
+
+    def is_set(self) -> bool: ...
+
+
 class TrialAbandoned(Exception):
     """The run stopped while the trial ran (its harness killed): it leaves no record, and runs again on
     ``--resume``."""
@@ -123,7 +128,7 @@ def run_trial_written(
     *,
     attempt: int = 1,
     extras: TrialExtras | None = None,
-    abandoned: threading.Event | None = None,
+    abandoned: Abandoned | None = None,
 ) -> tuple[Outcome, str]:
     """``run_trial``'s outcome, and the record's JSON exactly as ``trial_output.json`` holds it (less the
     final newline): a pool hands it to the runner, which commits it without reading the file back. Once
