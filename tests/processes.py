@@ -31,6 +31,14 @@ def started(fields: list[str]) -> tuple[int, int]:
     return int(fields[2]), int(fields[3])
 
 
+def parent_of(pid: int) -> int | None:
+    """``pid``'s parent, None once it is gone."""
+    try:
+        return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
+
+
 def running(process: tuple[int, int] | None) -> bool:
     """The process ``identity`` named still runs."""
     return process is not None and identity(process[0]) == process

@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import FIXTURES
 from tests.e2e.conftest import OPSLAB, clean_env, run_cli
-from tests.processes import boot_clock, describe, identity, left_behind, running, started
+from tests.processes import boot_clock, describe, identity, left_behind, parent_of, running, started
 
 
 def lab(*args: str, cwd: Path) -> tuple[int, dict[str, Any]]:
@@ -176,8 +176,8 @@ def test_a_worker_told_many_times_that_its_runner_died_still_takes_its_harness_d
     proj, run_dir, hold, runner = _held_run(tmp_path, 2)
     try:
         harnesses = [started(line.split()) for line in (tmp_path / "ledger.txt").read_text().splitlines()]
-        pid = _parent_of(harnesses[0][0])
-        assert pid is not None and pid != runner.pid and _parent_of(pid) == runner.pid
+        pid = parent_of(harnesses[0][0])
+        assert pid is not None and pid != runner.pid and parent_of(pid) == runner.pid
         worker = identity(pid)
         for _ in range(300):
             with contextlib.suppress(ProcessLookupError):
@@ -191,13 +191,6 @@ def test_a_worker_told_many_times_that_its_runner_died_still_takes_its_harness_d
         hold.unlink()
         runner.kill()
         runner.wait()
-
-
-def _parent_of(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except OSError:
-        return None
 
 
 def test_a_second_runner_on_the_same_run_is_refused_while_the_first_runs(tmp_path: Path) -> None:

@@ -126,7 +126,8 @@ def test_each_command_keeps_its_own_file(tmp_path: Path) -> None:
 
 
 def test_the_root_commands_are_the_services_own() -> None:
-    from opslab.cli.app import ROOT_COMMANDS, _capability_commands, build_app
+    from opslab.cli import ROOT_COMMANDS
+    from opslab.cli.app import _capability_commands, build_app
 
     names = {
         info.name or (info.callback.__name__ if info.callback else "")

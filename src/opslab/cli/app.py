@@ -17,12 +17,10 @@ from typer.main import get_command_name
 from typer.models import CommandInfo
 
 from opslab.capabilities import CAPABILITIES, load
-from opslab.cli import ROOT_COMMANDS, cache_name, codecache
+from opslab.cli import cache_name, codecache
 from opslab.cli.context import err_console, print_json
 from opslab.cli.startup import without_pydantic_plugins
 from opslab.errors import InvalidInput, OpslabError
-
-__all__ = ["ROOT_COMMANDS", "build_app", "lab_main", "main"]
 
 
 def main() -> None:
