@@ -16,7 +16,12 @@ import httpx
 import pytest
 
 from opslab.canary import CanaryResult, HttpTarget, SweepResult, parse_plan, read_history, run_canary
-from tests.canary_support import judged_as_an_improvement, judged_as_no_effect, served_delta_pct
+from tests.canary_support import (
+    judged_as_an_improvement,
+    judged_as_no_effect,
+    reached_every_round,
+    served_delta_pct,
+)
 from tests.e2e.conftest import OPSLAB, wait_http
 from tests.ports import free_port
 
@@ -229,7 +234,10 @@ def slow_sandbox(tmp_path: Path) -> Iterator[str]:
 
 
 def test_a_sweep_applies_only_its_confirmed_best_pass(slow_sandbox: str, tmp_path: Path) -> None:
-    # Both points are large real improvements (−20 % and −24 %): PASS, robustly.
+    # Both points are large real improvements (−20 % and −24 %): each is a PASS on a quiet machine, never
+    # applied by itself; the best is run again and only that confirmation's PASS is applied. A round a
+    # busy machine stalled (canary_support.reached_every_round) may hide the improvement from one of the
+    # runs: then it may judge what it measured, and nothing but a confirmed PASS is applied.
     sandbox = slow_sandbox
     r = sweep(
         sandbox,
@@ -237,18 +245,32 @@ def test_a_sweep_applies_only_its_confirmed_best_pass(slow_sandbox: str, tmp_pat
         {"routing_mode": {"choices": ["rules"]}, "topk_threshold": {"choices": [12, 20]}},
         2,
     )
-    assert [row.decision for row in r.trials] == ["PASS", "PASS"], [row.reason for row in r.trials]
-    assert not any(row.applied for row in r.trials)
-    best = min(r.trials, key=lambda row: row.delta_p95_pct or 0)
-    assert r.best is not None and r.best.trial == best.trial
-    assert r.confirmation is not None and r.confirmation.decision == "PASS" and r.applied is True
-    flags = httpx.get(f"{sandbox}/api/flags", timeout=30).json()
-    assert flags["routing"] == {"mode": "rules", "topk_threshold": best.params["topk_threshold"]}
     rows = read_history(tmp_path / "history.jsonl")
-    assert [row.sweep_trial for row in rows] == [1, 2, None]
-    assert [row.applied for row in rows] == [False, False, True]
-    assert rows[-1].sweep_confirmation_of == best.trial
-    assert "flags applied" in (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
+    assert [row.sweep_trial for row in rows[:2]] == [1, 2] and not any(row.applied for row in rows[:2])
+    assert not any(row.applied for row in r.trials)
+    for row in rows[:2]:
+        if reached_every_round(row.windows):
+            assert row.decision == "PASS" and (row.delta_p95_pct or 0) < 0, row.reason
+    passes = [row for row in r.trials if row.decision == "PASS"]
+    if not passes:
+        assert r.best is None and r.confirmation is None and not r.applied and len(rows) == 2
+        assert httpx.get(f"{sandbox}/api/flags", timeout=30).json()["routing"] == BASE_FLAGS["routing"]
+        return
+    best = min(passes, key=lambda row: row.delta_p95_pct or 0)
+    assert r.best is not None and r.best.trial == best.trial
+    confirm = rows[-1]
+    assert len(rows) == 3 and confirm.sweep_trial is None and confirm.sweep_confirmation_of == best.trial
+    passed = judged_as_an_improvement(
+        confirm.decision, confirm.applied, confirm.delta_p95_pct, confirm.reason, confirm.windows
+    )
+    assert r.confirmation is not None and r.confirmation.decision == confirm.decision
+    assert r.applied is passed and r.confirmation.applied is passed
+    flags = httpx.get(f"{sandbox}/api/flags", timeout=30).json()
+    applied = {"mode": "rules", "topk_threshold": best.params["topk_threshold"]}
+    want = applied if passed else BASE_FLAGS["routing"]
+    assert flags["routing"] == want
+    report = (tmp_path / "reports" / "CANARY_SWEEP.md").read_text()
+    assert ("flags applied" if passed else "nothing applied") in report
     assert (tmp_path / "reports" / "sweep" / "trial_1" / "LABOPS_AGENT_SUMMARY.txt").is_file()
 
 

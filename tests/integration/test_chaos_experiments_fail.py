@@ -75,6 +75,14 @@ def reset(world: World) -> None:
             30,
             "the target's health after a reset",
         )
+    # Every experiment's steady state also bounds the orders' p95 (300 ms): a target just restarted on a
+    # busy machine can miss it for a moment, and a run would then find no steady state to start from.
+    wait_until(
+        lambda: p95_latency_ms(f"{target}/api/v1/metrics"),
+        lambda ms: 0 <= ms <= 300,
+        60,
+        "the target's p95 after a reset",
+    )
 
 
 def chaos_run(world: World, experiment: Path, workdir: Path, **extra_env: str) -> dict[str, Any]:
@@ -139,11 +147,11 @@ def test_a_rollback_stops_every_active_break_of_its_fault_and_only_those(world: 
 
 
 def _case(path: Path) -> Any:
-    """A control that adds load (a traffic spike) holds its steady state's absolute latency bound only
+    """A control must hold its steady state's absolute latency bound after its method, which it does only
     where the machine has room to spare: beside the parallel suite, a saturated machine alone pushed the
-    target's p95 past it (326 and 722 ms, against 300). It runs alone, in the serial phase."""
-    scenario = load_scenario(path)
-    alone = scenario.expected.control and "traffic_spike" in scenario.faults
+    target's p95 past it (a traffic spike: 326 and 722 ms, against 300; no fault at all: once). Controls
+    run alone, in the serial phase."""
+    alone = load_scenario(path).expected.control
     return pytest.param(path, id=path.stem, marks=[pytest.mark.serial] if alone else [])
 
 
