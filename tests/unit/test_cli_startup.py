@@ -54,7 +54,7 @@ def test_the_lab_command_starts_without_importlib_metadata() -> None:
             """
         import sys
         sys.argv = ["opslab", "lab", "--help"]
-        from opslab.cli.app import main
+        from opslab.cli import main
         try:
             main()
         except SystemExit:

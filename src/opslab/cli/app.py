@@ -17,7 +17,6 @@ from typer.main import get_command_name
 from typer.models import CommandInfo
 
 from opslab.capabilities import CAPABILITIES, load
-from opslab.cli import cache_name, codecache
 from opslab.cli.context import err_console, print_json
 from opslab.cli.startup import without_pydantic_plugins
 from opslab.errors import InvalidInput, OpslabError
@@ -29,7 +28,6 @@ def main() -> None:
     gc.disable()
     name = sys.argv[1] if len(sys.argv) > 1 else ""
     ref = _capability_commands().get(name)
-    codecache.install(cache_name(name))  # installed already when started as ``opslab`` (``opslab.cli``)
     without_pydantic_plugins()
     if ref is None:
         command = build_app()
@@ -41,7 +39,6 @@ def main() -> None:
 
 def lab_main() -> None:
     """The seed's ``lab`` command: ``opslab lab`` under its own name (``lab run …``, ``./lab run …``)."""
-    codecache.install("lab")
     without_pydantic_plugins()
     # Whole: on its own, a Typer of one command and no callback would be that command, not a group.
     _main(_typer_app(_capability_commands()["lab"]), prog_name="lab", lab_envelope=True)
