@@ -3,6 +3,7 @@ filter fails closed. (What it refuses inside a real sandbox: tests/integration/t
 
 from __future__ import annotations
 
+import errno
 import re
 import struct
 from pathlib import Path
@@ -33,15 +34,59 @@ def test_the_denied_syscalls_have_the_kernels_numbers(arch: str) -> None:
     assert {"setns", "unshare", "mount", "ptrace"} <= set(numbers) & set(table)
 
 
-@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
-def test_the_program_checks_the_architecture_first_and_allows_last(arch: str) -> None:
-    program = seccomp.program(arch)
+def _run(program: bytes, *, arch: int, nr: int, arg0: int = 0) -> tuple[int, int]:
+    """What the filter answers for a call (a classic BPF interpreter of the instructions it uses), and how
+    many instructions it ran."""
     ops = [struct.unpack("=HBBI", program[i : i + 8]) for i in range(0, len(program), 8)]
-    assert ops[0] == (0x20, 0, 0, 4) and ops[1][3] == seccomp.AUDIT_ARCH[arch]
-    assert ops[-1] == (0x06, 0, 0, 0x7FFF0000)
-    denied = {op[3] for op in ops if op[0] == 0x15}
-    assert set(seccomp.DENIED[arch].values()) <= denied
-    assert len(ops) < 4096  # the kernel's limit
+    data = {0: nr, 4: arch, 16: arg0}
+    a, pc, steps = 0, 0, 0
+    while True:
+        code, jt, jf, k = ops[pc]
+        steps += 1
+        if code == 0x20:  # ld [k]
+            a, pc = data[k], pc + 1
+        elif code == 0x06:  # ret k
+            return k, steps
+        else:
+            taken = {0x15: a == k, 0x25: a > k, 0x35: a >= k, 0x45: bool(a & k)}[code]
+            pc += 1 + (jt if taken else jf)
+
+
+ALLOW, EPERM, ENOSYS = 0x7FFF0000, 0x00050000 | errno.EPERM, 0x00050000 | errno.ENOSYS
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_the_filter_answers_every_syscall_number_as_specified(arch: str) -> None:
+    program, audit = seccomp.program(arch), seccomp.AUDIT_ARCH[arch]
+    assert len(program) // 8 < 4096  # the kernel's limit
+    denied = set(seccomp.DENIED[arch].values())
+    longest = 0
+    for nr in range(1200):
+        answer, steps = _run(program, arch=audit, nr=nr)
+        longest = max(longest, steps)
+        if nr in denied:
+            assert answer == EPERM, nr
+        elif nr == seccomp.CLONE3[arch]:
+            assert answer == ENOSYS
+        else:
+            assert answer == ALLOW, nr
+    assert longest <= 16  # a tree, not a list of every number
+    # Another architecture's calls (the same numbers mean other calls there) are refused whole.
+    other = next(a for name, a in seccomp.AUDIT_ARCH.items() if name != arch)
+    assert {_run(program, arch=other, nr=nr)[0] for nr in range(0, 1200, 7)} == {EPERM}
+    if arch == "x86_64":  # the x32 ABI
+        assert _run(program, arch=audit, nr=seccomp.X32_SYSCALL_BIT | 39)[0] == EPERM
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_clone_is_refused_only_when_it_makes_a_namespace(arch: str) -> None:
+    program, audit, clone = seccomp.program(arch), seccomp.AUDIT_ARCH[arch], seccomp.CLONE[arch]
+    thread = 0x00010000 | 0x00000100 | 0x00000800 | 0x00000200  # CLONE_THREAD | VM | SIGHAND | FS
+    for flags in (0, 17, thread, 0x00004000 | 0x00000100):  # a fork, a thread, a vfork
+        assert _run(program, arch=audit, nr=clone, arg0=flags)[0] == ALLOW
+    for bit in range(32):
+        if seccomp.CLONE_NAMESPACES & (1 << bit):
+            assert _run(program, arch=audit, nr=clone, arg0=17 | (1 << bit))[0] == EPERM
 
 
 def test_an_architecture_without_a_filter_fails_closed() -> None:

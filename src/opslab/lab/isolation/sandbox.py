@@ -30,6 +30,7 @@ import fcntl
 import functools
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from opslab.lab.isolation import limits, pids, seccomp
@@ -45,10 +46,18 @@ CONTROL_DIR, CONTROL_LINK = "/run/opslab-control", "/control.json"
 DEFAULT_PIDS_LIMIT = 1024
 
 
+@functools.cache
+def bwrap() -> str:
+    """bubblewrap's program, looked up in the ``PATH`` once per process (a spawn of the bare name made a
+    failed ``execve`` for each directory before it: eight on a machine with pyenv and cargo)."""
+    return shutil.which("bwrap") or "bwrap"
+
+
 def namespaces() -> list[str]:
-    """bubblewrap's own flags: namespaces and privilege (the network namespace is added by the plan)."""
+    """bubblewrap and its own flags: namespaces and privilege (the network namespace is added by the
+    plan)."""
     return [
-        "bwrap",
+        bwrap(),
         "--die-with-parent",
         "--unshare-user",
         "--unshare-pid",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import platform
 import struct
+from collections.abc import Iterable
 
 AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 # Syscall numbers by architecture (x86-64: asm/unistd_64.h; arm64: the generic table, asm-generic/unistd.h).
@@ -134,9 +135,11 @@ X32_SYSCALL_BIT = 0x40000000
 CLONE_NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000 | 0x40000000
 
 # Classic BPF, as <linux/filter.h> and <linux/seccomp.h> spell it.
-_LD_W_ABS, _JEQ, _JGE, _JSET, _RET = 0x20, 0x15, 0x35, 0x45, 0x06
+_LD_W_ABS, _JEQ, _JGT, _JGE, _JSET, _RET = 0x20, 0x15, 0x25, 0x35, 0x45, 0x06
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
 _NR, _ARCH, _ARG0 = 0, 4, 16  # offsets in struct seccomp_data (args[0]'s low word, little-endian)
+# At most this many ranges of numbers are tested one after another; more are split in two by number.
+_LEAF = 3
 
 
 class UnsupportedArchitecture(RuntimeError):
@@ -148,29 +151,105 @@ def architecture() -> str:
 
 
 def program(arch: str | None = None) -> bytes:
-    """The filter, as the ``struct sock_filter`` array ``bwrap --seccomp`` reads."""
+    """The filter, as the ``struct sock_filter`` array ``bwrap --seccomp`` reads.
+
+    The syscall number is looked up in a binary tree of the ranges of numbers that are not simply
+    allowed (consecutive denied numbers make one range): ~6 comparisons for any call, where a list of
+    every number took ~110 for an allowed one. What a filter costs each process it is installed in
+    grows with how far the kernel must run it: it runs the filter for every syscall number as it
+    installs it (to cache the numbers that are always allowed), and JIT-compiles it; a trial's first
+    process installs it each time (~0.13 ms of CPU with the list, ~0.05 ms with the tree)."""
     arch = arch or architecture()
     if arch not in AUDIT_ARCH:
         raise UnsupportedArchitecture(
             f"no seccomp filter for the {arch} architecture (x86_64 and aarch64 only)"
         )
-    eperm, enosys = _ERRNO | errno.EPERM, _ERRNO | errno.ENOSYS
-    code: list[tuple[int, int, int, int]] = [
-        (_LD_W_ABS, 0, 0, _ARCH),
-        (_JEQ, 1, 0, AUDIT_ARCH[arch]),
-        (_RET, 0, 0, eperm),
-        (_LD_W_ABS, 0, 0, _NR),
-    ]
+    asm = _Assembler()
+    asm.op(_LD_W_ABS, _ARCH)
+    asm.jump(_JEQ, AUDIT_ARCH[arch], false="deny")
+    asm.op(_LD_W_ABS, _NR)
     if arch == "x86_64":
-        code += [(_JGE, 0, 1, X32_SYSCALL_BIT), (_RET, 0, 0, eperm)]
-    for nr in sorted(DENIED[arch].values()):
-        code += [(_JEQ, 0, 1, nr), (_RET, 0, 0, eperm)]
-    code += [(_JEQ, 0, 1, CLONE3[arch]), (_RET, 0, 0, enosys)]
-    code += [
-        (_JEQ, 0, 3, CLONE[arch]),
-        (_LD_W_ABS, 0, 0, _ARG0),
-        (_JSET, 0, 1, CLONE_NAMESPACES),
-        (_RET, 0, 0, eperm),
-        (_RET, 0, 0, _ALLOW),
-    ]
-    return b"".join(struct.pack("=HBBI", *op) for op in code)
+        asm.jump(_JGE, X32_SYSCALL_BIT, true="deny")
+    ranges = [(lo, hi, "deny") for lo, hi in _runs(DENIED[arch].values())]
+    ranges += [(CLONE3[arch], CLONE3[arch], "enosys"), (CLONE[arch], CLONE[arch], "clone")]
+    _tree(asm, sorted(ranges))
+    asm.label("clone")  # allowed unless it makes a namespace
+    asm.op(_LD_W_ABS, _ARG0)
+    asm.jump(_JSET, CLONE_NAMESPACES, true="deny")
+    asm.op(_RET, _ALLOW)
+    asm.label("enosys")
+    asm.op(_RET, _ERRNO | errno.ENOSYS)
+    asm.label("deny")
+    asm.op(_RET, _ERRNO | errno.EPERM)
+    return asm.assemble()
+
+
+def _runs(numbers: Iterable[int]) -> list[tuple[int, int]]:
+    """``numbers`` as ranges of consecutive numbers (first, last), in order."""
+    runs: list[tuple[int, int]] = []
+    for n in sorted(set(numbers)):
+        if runs and runs[-1][1] + 1 == n:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
+
+
+def _tree(asm: _Assembler, ranges: list[tuple[int, int, str]]) -> None:
+    """Code that jumps to each range's label when the number (loaded) is in it, and allows it otherwise:
+    a few ranges tested in turn, more split at the middle one's first number."""
+    if len(ranges) > _LEAF:
+        middle = len(ranges) // 2
+        upper = asm.fresh()
+        asm.jump(_JGE, ranges[middle][0], true=upper)
+        _tree(asm, ranges[:middle])
+        asm.label(upper)
+        _tree(asm, ranges[middle:])
+        return
+    for lo, hi, target in ranges:
+        if lo == hi:
+            asm.jump(_JEQ, lo, true=target)
+            continue
+        past = asm.fresh()
+        asm.jump(_JGE, lo, false=past)
+        asm.jump(_JGT, hi, true=past, false=target)
+        asm.label(past)
+    asm.op(_RET, _ALLOW)
+
+
+class _Assembler:
+    """Classic BPF with named jump targets, resolved to the forward offsets it takes (0-255)."""
+
+    def __init__(self) -> None:
+        self._code: list[tuple[int, str | None, str | None, int]] = []
+        self._labels: dict[str, int] = {}
+        self._made = 0
+
+    def fresh(self) -> str:
+        """A new label's name."""
+        self._made += 1
+        return f"_{self._made}"
+
+    def op(self, code: int, k: int) -> None:
+        self._code.append((code, None, None, k))
+
+    def jump(self, code: int, k: int, *, true: str | None = None, false: str | None = None) -> None:
+        """A conditional jump; a target left out is the next instruction."""
+        self._code.append((code, true, false, k))
+
+    def label(self, name: str) -> None:
+        self._labels[name] = len(self._code)
+
+    def assemble(self) -> bytes:
+        out = []
+        for at, (code, true, false, k) in enumerate(self._code):
+            out.append(struct.pack("=HBBI", code, self._offset(at, true), self._offset(at, false), k))
+        return b"".join(out)
+
+    def _offset(self, at: int, target: str | None) -> int:
+        if target is None:
+            return 0
+        offset = self._labels[target] - at - 1
+        if not 0 <= offset <= 255:
+            raise ValueError(f"a jump of {offset} instructions: classic BPF jumps 0-255 forward")
+        return offset
