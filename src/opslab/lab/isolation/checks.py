@@ -140,7 +140,7 @@ def sandbox_problem(pids_limit: int, *, private_network: bool = False) -> str | 
             "give this runner (no writable pids hierarchy); set runtime.sandbox.pids_limit: 0 to run without"
         )
     layers: list[tuple[str, list[str]]] = [
-        ("bubblewrap", ["bwrap", "--ro-bind", "/", "/"]),
+        ("bubblewrap", [sandbox.bwrap(), "--ro-bind", "/", "/"]),
         ("user, PID, IPC and UTS namespaces", [*sandbox.namespaces(), "--ro-bind", "/", "/"]),
         ("the read-only host view", [*sandbox.namespaces(), *sandbox.system_view(), "--tmpfs", "/tmp"]),
         ("/proc of its own with the kernel's knobs read-only", _full(with_seccomp=False)),

@@ -30,28 +30,30 @@ def hierarchy(controller: str = "pids") -> str | None:
     """The folder under which trial groups of ``controller`` (``pids``, ``memory``) are made (``…/opslab``),
     made on first use; None where this process cannot have one (not root, no such controller, a read-only
     cgroup file system)."""
-    if os.geteuid() != 0:
-        return None
-    mounts = _mounts()
-    for point, kind, options in mounts:
-        if kind == "cgroup" and controller in options.split(","):
-            return _base(point, v2=False, controller=controller)
-    for point, kind, _ in mounts:
-        if kind == "cgroup2" and controller in _read(os.path.join(point, "cgroup.controllers")).split():
-            return _base(point, v2=True, controller=controller)
-    return None
+    found = _mount_of(controller)
+    return _base(found[0], v2=found[1], controller=controller) if found else None
 
 
 def existing(controller: str) -> str | None:
     """``hierarchy``'s folder for ``controller`` where an earlier run made it, without making or probing
     one (a memory group made and removed to see that it can be costs a run's start ~5 ms)."""
+    found = _mount_of(controller)
+    base = os.path.join(found[0], BASE) if found else None
+    return base if base and os.path.isdir(base) else None
+
+
+def _mount_of(controller: str) -> tuple[str, bool] | None:
+    """Where ``controller``'s hierarchy is mounted (cgroup v1 first) and whether it is v2; None for a
+    runner that is not root or a machine without it."""
     if os.geteuid() != 0:
         return None
-    for point, kind, options in _mounts():
-        v1 = kind == "cgroup" and controller in options.split(",")
-        v2 = kind == "cgroup2" and controller in _read(os.path.join(point, "cgroup.controllers")).split()
-        if (v1 or v2) and os.path.isdir(base := os.path.join(point, BASE)):
-            return base
+    mounts = _mounts()
+    for point, kind, options in mounts:
+        if kind == "cgroup" and controller in options.split(","):
+            return point, False
+    for point, kind, _ in mounts:
+        if kind == "cgroup2" and controller in _read(os.path.join(point, "cgroup.controllers")).split():
+            return point, True
     return None
 
 
