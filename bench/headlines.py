@@ -352,6 +352,15 @@ def lab_isolation(r: dict[str, Any]) -> list[Row]:
                 _num(split["marginal_ms_per_trial"] / split["xargs_ms_per_trial"], "×", 2),
             )
         )
+    fs = r.get("filesystem") or {}
+    if fs.get("file_create_us_before") is not None:
+        rows.append(
+            Row(
+                "a file created where the runs are: CPU before / after the runs (a run creates a dozen a "
+                "trial)",
+                f"{_num(fs['file_create_us_before'], ' µs')} / {_num(fs.get('file_create_us_after'), ' µs')}",
+            )
+        )
     return rows
 
 

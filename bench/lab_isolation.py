@@ -12,7 +12,12 @@ capabilities. Reports wall time per trial, the cost over the peer in ms per tria
 peer and to xargs, and the CPU time per trial (the machine's busy time over the run: the runner, its
 sandboxes and the kernel's work for them), which a busy machine disturbs. The default mode's ratio is
 also split into the run's fixed cost (a run of one trial: start-up, the workers' zygotes, the analysis)
-and what each further trial adds, beside ``xargs``'s per trial (``split``). ``--reference-ms``
+and what each further trial adds, beside ``xargs``'s per trial (``split``). ``filesystem`` is the CPU a
+file creation takes where the runs are, before and after (``inode_probe``): a run creates a dozen inodes
+a trial where ``xargs`` creates none after its first round, so a file system that allocates them slowly
+moves the ratio more than anything the runner does (ext4 without a journal skips every inode deleted in
+the last minutes, each at the cost of a buffer lookup: after a mass deletion one creation took
+200-350 µs here instead of 20-30). ``--reference-ms``
 (default: host_none as measured before the sandbox, 7.1 ms) and ``--budget`` (2.0) say whether
 host_none stays within budget × reference per trial.
 """
@@ -88,6 +93,19 @@ def project(root: Path, trials: int, mode: dict[str, Any]) -> Path:
     return proj
 
 
+PROBE_FILES = 300
+
+
+def inode_probe(parent: Path) -> float:
+    """CPU microseconds per file created (empty, then closed) in a new folder under ``parent``: what this
+    file system charges for an inode here, now."""
+    folder = Path(tempfile.mkdtemp(prefix="inode-probe-", dir=parent))
+    start = time.process_time()
+    for i in range(PROBE_FILES):
+        os.close(os.open(folder / f"f{i}", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
+    return round(1e6 * (time.process_time() - start) / PROBE_FILES, 1)
+
+
 def busy_cpu_s() -> float:
     """CPU seconds this machine has spent busy so far (every process and the kernel's own threads), from
     ``/proc/stat``; elsewhere this process's reaped descendants'. A sandboxed trial is reaped by its
@@ -156,6 +174,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=BUDGET)
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="opslab-bench-iso-"))
+    probe_before = inode_probe(root)
     walls: dict[str, list[float]] = {name: [] for name in MODES}
     cpus: dict[str, list[float]] = {name: [] for name in MODES}
     floors: list[float] = []
@@ -170,6 +189,12 @@ def main() -> None:
             wall, cpu = one(root / f"r{r}_{i}", args.trials, args.concurrency, mode)
             walls[name].append(wall)
             cpus[name].append(cpu)
+    filesystem = {
+        "where": str(root),
+        "file_create_us_before": probe_before,
+        "file_create_us_after": inode_probe(root),
+        "note": "CPU per file created where the runs are (see inode_probe); ~20-40 us on a quiet ext4",
+    }
     xargs_s = statistics.median(floors)
     peer = statistics.median(walls["host_full (peer)"])
     peer_cpu = statistics.median(cpus["host_full (peer)"])
@@ -212,6 +237,7 @@ def main() -> None:
         "target": "host_none ratio_to_xargs <= 3 (moonshot 2)",
         "budget": budget,
         "split": split,
+        "filesystem": filesystem,
         "modes": modes,
     }
     write_result("lab_isolation", result)

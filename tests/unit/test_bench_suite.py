@@ -140,3 +140,19 @@ def test_a_figure_names_the_processor_it_was_measured_on(monkeypatch: pytest.Mon
             assert where == "2026-11-26, 2 CPUs (AMD EPYC), Python 3.11.7"
         else:  # recorded before results named the processor
             assert where == "2026-11-24, 2 CPUs, Python 3.11.7"
+
+
+def test_the_isolation_benchmark_says_what_a_file_costs_where_its_runs_are(tmp_path: Path) -> None:
+    """A run creates a dozen inodes a trial where xargs creates none after its first round: the result
+    carries what the file system charged for one, before and after, and the page shows it."""
+    from bench.headlines import lab_isolation
+    from bench.lab_isolation import PROBE_FILES, inode_probe
+
+    cost = inode_probe(tmp_path)
+    assert cost >= 0
+    (probe,) = tmp_path.iterdir()
+    assert len(list(probe.iterdir())) == PROBE_FILES  # made, not deleted: a deletion slows the next
+    rows = lab_isolation({"filesystem": {"file_create_us_before": 25.0, "file_create_us_after": 310.5}})
+    assert [(r.figure.split(":")[0], r.value) for r in rows] == [
+        ("a file created where the runs are", "25.0 µs / 310.5 µs")
+    ]
