@@ -146,12 +146,15 @@ def test_the_isolation_benchmark_says_what_a_file_costs_where_its_runs_are(tmp_p
     """A run creates a dozen inodes a trial where xargs creates none after its first round: the result
     carries what the file system charged for one, before and after, and the page shows it."""
     from bench.headlines import lab_isolation
-    from bench.lab_isolation import PROBE_FILES, inode_probe
+    from bench.lab_isolation import PROBE_FILES, inode_probe, slow_filesystem
 
     cost = inode_probe(tmp_path)
     assert cost >= 0
     (probe,) = tmp_path.iterdir()
     assert len(list(probe.iterdir())) == PROBE_FILES  # made, not deleted: a deletion slows the next
+    assert slow_filesystem(25.0, 31.0) is None
+    warning = slow_filesystem(25.0, 310.5)
+    assert warning is not None and "310 µs" in warning
     rows = lab_isolation({"filesystem": {"file_create_us_before": 25.0, "file_create_us_after": 310.5}})
     assert [(r.figure.split(":")[0], r.value) for r in rows] == [
         ("a file created where the runs are", "25.0 µs / 310.5 µs")
