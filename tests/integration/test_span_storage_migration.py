@@ -1,5 +1,6 @@
 """Migration 0018 moves the spans kept one row a span (``otel_spans``) to one row a trace (``otel_traces``)
-with nothing lost, on both databases, and back on a downgrade; the service reads the moved traces."""
+with nothing lost, on both databases, and back on a downgrade; the service reads the moved traces. Migration
+0019 keeps new rows compact and writes them back in full on a downgrade."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from sqlalchemy import Connection, Engine, text
 from opslab.store import SqlRunRepository
 from opslab.store.engine import make_engine
 from opslab.store.migrate import alembic_config, upgrade
+from opslab.store.spans import add_spans
+from opslab.telemetry import Span
+from opslab.telemetry.exports import _spans_text
 from tests.conftest import fresh_postgres_database
 
 TRACE_A, TRACE_B = "a" * 32, "b" * 32
@@ -101,3 +105,47 @@ def _config(conn: Connection) -> Config:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     return cfg
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A database at the head revision."""
+    sqlite = request.param == "sqlite"
+    with nullcontext(f"sqlite:///{tmp_path / 'new.db'}") if sqlite else fresh_postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+
+
+def test_rows_are_compact_and_a_downgrade_writes_them_in_full(new_engine: Engine) -> None:
+    """Migration 0019: the store writes a trace's row compact (no trace id, no empty fields), reads it
+    back whole beside rows in the full form, and a downgrade writes every row in the full form the
+    code before it reads."""
+    bare = Span.from_json({**SPANS[2], "resource": {}, "attributes": {}})
+    spans = [Span.from_json(s) for s in SPANS[:2]]
+    with new_engine.begin() as conn:
+        add_spans(conn=conn, traces={TRACE_A: _spans_text({s.span_id: s for s in spans})}, stored={})
+        add_spans(conn=conn, traces={TRACE_B: _spans_text({bare.span_id: bare})}, stored={})
+        stored = dict(conn.execute(text("SELECT trace_id, spans FROM otel_traces")).all())
+    rows = {t: json.loads(s) if isinstance(s, str) else s for t, s in stored.items()}
+    assert rows[TRACE_B] == [
+        {"span_id": bare.span_id, "name": bare.name, "start_ns": bare.start_ns, "end_ns": bare.end_ns}
+    ]
+    assert all("trace_id" not in span and "events" not in span for span in rows[TRACE_A])
+    repo = SqlRunRepository(new_engine)
+    by_id = {s.span_id: s for s in repo.trace_spans(TRACE_A)}
+    assert by_id == {s.span_id: s for s in spans}
+    assert repo.trace_spans(TRACE_B) == [bare]
+
+    with new_engine.begin() as conn:
+        command.downgrade(_config(conn), "0018")
+    with new_engine.connect() as conn:
+        back = dict(conn.execute(text("SELECT trace_id, spans FROM otel_traces")).all())
+    full = {t: json.loads(s) if isinstance(s, str) else s for t, s in back.items()}
+    assert full[TRACE_B] == [bare.to_json()]
+    assert sorted(full[TRACE_A], key=lambda s: s["span_id"]) == sorted(SPANS[:2], key=lambda s: s["span_id"])
+    assert all(list(span) == list(bare.to_json()) for span in full[TRACE_A])  # the old reader's keys
+
+    upgrade(new_engine)  # full rows read as they are after an upgrade
+    assert SqlRunRepository(new_engine).trace_spans(TRACE_B) == [bare]

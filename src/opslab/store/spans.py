@@ -47,7 +47,7 @@ def spans_of_traces(*, conn: Connection, trace_ids: Sequence[str]) -> dict[str, 
         for trace_id, spans in select_in(conn, "trace_id, spans", otel_traces.name, "trace_id", chunk):
             # The driver's own value: the JSON text on SQLite, the array parsed already by psycopg.
             data = from_json(spans) if isinstance(spans, str | bytes) else spans
-            out[trace_id] = [Span.from_json(s) for s in data]
+            out[trace_id] = [Span.from_row(trace_id, s) for s in data]
     return out
 
 

@@ -260,13 +260,13 @@ def _admit(
 def _array_json(spans: Mapping[str, Span]) -> str | None:
     """The spans as their row holds them (a JSON array in span-id order), when that one serialisation shows
     every one of them storable alike on every database (``schema.storable_json``); else None."""
-    text = storable_json([spans[span_id].to_json() for span_id in sorted(spans)])
+    text = storable_json([spans[span_id].to_row() for span_id in sorted(spans)])
     return text.decode() if text is not None else None
 
 
 def _spans_text(spans: Mapping[str, Span]) -> str:
     """The row's JSON array of spans known storable (each was stored, or shown storable on its own)."""
-    text = to_json([spans[span_id].to_json() for span_id in sorted(spans)], inf_nan_mode="constants")
+    text = to_json([spans[span_id].to_row() for span_id in sorted(spans)], inf_nan_mode="constants")
     return text.decode()
 
 

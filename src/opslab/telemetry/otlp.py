@@ -50,6 +50,45 @@ class Span:
     def from_json(cls, data: Mapping[str, Any]) -> Span:
         return cls(**{k: data[k] for k in cls.__slots__})
 
+    def to_row(self) -> dict[str, Any]:
+        """The span as its trace's row keeps it (``store.spans``): ``to_json`` less the trace id (the
+        row's key) and the fields that hold their empty value, which ``from_row`` puts back. A trace's
+        row was a third smaller for spans as most instrumentations send them, and so was writing it."""
+        row: dict[str, Any] = {"span_id": self.span_id, "name": self.name, "start_ns": self.start_ns}
+        row["end_ns"] = self.end_ns
+        if self.parent_span_id is not None:
+            row["parent_span_id"] = self.parent_span_id
+        if self.attributes:
+            row["attributes"] = self.attributes
+        if self.resource:
+            row["resource"] = self.resource
+        if self.error:
+            row["error"] = True
+        if self.status_message:
+            row["status_message"] = self.status_message
+        if self.events:
+            row["events"] = self.events
+        return row
+
+    @classmethod
+    def from_row(cls, trace_id: str, data: Mapping[str, Any]) -> Span:
+        """A span of the trace ``trace_id`` from its row (``to_row``'s form, or ``to_json``'s, which rows
+        written before held)."""
+        get = data.get
+        return cls(
+            trace_id,
+            data["span_id"],
+            get("parent_span_id"),
+            data["name"],
+            data["start_ns"],
+            data["end_ns"],
+            get("attributes") or {},
+            get("resource") or {},
+            get("error", False),
+            get("status_message", ""),
+            get("events") or [],
+        )
+
     def __reduce__(self) -> tuple[type[Span], tuple[Any, ...]]:
         # Pickled as its fields in order (a share of an export planned in the store's sidecar): a
         # dataclass's own pickling of its slots costs several times as much.
