@@ -54,8 +54,12 @@ class Span:
         """The span as its trace's row keeps it (``store.spans``): ``to_json`` less the trace id (the
         row's key) and the fields that hold their empty value, which ``from_row`` puts back. A trace's
         row was a third smaller for spans as most instrumentations send them, and so was writing it."""
-        row: dict[str, Any] = {"span_id": self.span_id, "name": self.name, "start_ns": self.start_ns}
-        row["end_ns"] = self.end_ns
+        row: dict[str, Any] = {
+            "span_id": self.span_id,
+            "name": self.name,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+        }
         if self.parent_span_id is not None:
             row["parent_span_id"] = self.parent_span_id
         if self.attributes:

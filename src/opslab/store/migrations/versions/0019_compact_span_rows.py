@@ -24,7 +24,20 @@ depends_on = None
 
 _BATCH = 500  # traces rewritten per statement
 
-# ``Span.to_json``'s keys in its order, with the value a compact row leaves out.
+# ``Span.to_json``'s keys after the trace id, in its order.
+_ORDER = (
+    "span_id",
+    "parent_span_id",
+    "name",
+    "start_ns",
+    "end_ns",
+    "attributes",
+    "resource",
+    "error",
+    "status_message",
+    "events",
+)
+# The value of each field a compact row leaves out when it holds it.
 _EMPTY: dict[str, Any] = {
     "parent_span_id": None,
     "attributes": {},
@@ -33,7 +46,6 @@ _EMPTY: dict[str, Any] = {
     "status_message": "",
     "events": [],
 }
-_ORDER = ("span_id", "parent_span_id", "name", "start_ns", "end_ns", *list(_EMPTY)[1:])
 
 
 def upgrade() -> None:
